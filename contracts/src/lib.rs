@@ -1,1 +1,32 @@
-//! Interpool ledger.
+//! # interpool-contracts
+//!
+//! Interpool's settlement ledger as a pure state machine: transactions and their canonical
+//! encoding, hashing and signing ([`tx`], [`codec`]); customer accounts at member banks,
+//! bank fund pools, net debit caps with payment queues, multilateral netting and settlement
+//! ([`ledger`]); receipts and settlement reports ([`outcome`]); the state commitment
+//! ([`smt`]).
+//!
+//! No I/O, no clock, no randomness: inputs are values (transactions, the block height),
+//! outputs are values (receipts, reports, the state root). The node drives it; tests replay
+//! it. See DESIGN.md, "The payment model", for the rules implemented here.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod error;
+pub mod genesis;
+pub mod keys;
+pub mod ledger;
+pub mod outcome;
+pub mod primitives;
+pub mod smt;
+pub mod testkit;
+pub mod tx;
+
+pub use error::{ErrorView, TxError};
+pub use genesis::{Genesis, GenesisAccount, GenesisBank, GenesisError};
+pub use ledger::{Account, AccountProof, Bank, Ledger, Params};
+pub use outcome::{BlockOutcome, Outcome, QueueEvent, Receipt, SettlementReport};
+pub use primitives::{AccountId, Amount, BankId, Hash};
+pub use tx::{Body, SignedTransaction, Transaction, VerifiedTransaction};

@@ -1,0 +1,104 @@
+//! The canonical binary encoding.
+//!
+//! Everything that is hashed, signed, stored or sent between nodes is encoded with bincode
+//! 1.3 in exactly one configuration:
+//!
+//! * `bincode::DefaultOptions` — little-endian, variable-length integers (LEB128-style
+//!   `varint` as bincode defines it), length-prefixed sequences and strings;
+//! * `reject_trailing_bytes` — an encoding has exactly one valid length;
+//! * a byte limit, checked *before* anything is decoded, so a hostile length prefix can
+//!   never make the decoder allocate more than the limit (bincode also counts every byte it
+//!   reads against the limit, and serde pre-allocates at most 4096 elements per sequence).
+//!
+//! The configuration is part of the protocol: changing it changes every hash and signature.
+//! See `docs/adr/0001-canonical-encoding.md`.
+
+use bincode::Options;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// The input is longer than the limit for this type.
+    #[error("encoding is {got} bytes, the limit is {limit}")]
+    TooLarge {
+        /// Input length.
+        got: usize,
+        /// The limit.
+        limit: u64,
+    },
+    /// The bytes are not a valid encoding (truncated, trailing bytes, bad tag, bad field).
+    #[error("malformed encoding: {0}")]
+    Malformed(String),
+}
+
+fn options(limit: u64) -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_limit(limit)
+        .reject_trailing_bytes()
+}
+
+/// Encodes `value` canonically.
+///
+/// Only values built by this crate are encoded, and they are bounded by construction, so
+/// the only failure is a broken internal invariant.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::DefaultOptions::new()
+        .reject_trailing_bytes()
+        .serialize(value)
+        .expect("in-memory serialization of a ledger value cannot fail")
+}
+
+/// The canonical encoding's length, without allocating it.
+pub fn encoded_len<T: Serialize>(value: &T) -> u64 {
+    bincode::DefaultOptions::new()
+        .serialized_size(value)
+        .expect("in-memory sizing of a ledger value cannot fail")
+}
+
+/// Decodes exactly one `T` from `bytes`, refusing inputs longer than `limit` bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, DecodeError> {
+    if bytes.len() as u64 > limit {
+        return Err(DecodeError::TooLarge {
+            got: bytes.len(),
+            limit,
+        });
+    }
+    options(limit)
+        .deserialize(bytes)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_length_prefix_is_refused_without_allocating() {
+        // A Vec<u8> whose varint length prefix claims u64::MAX elements.
+        let mut bytes = vec![0xff];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        let result = decode::<Vec<u8>>(&bytes, 1024);
+        assert!(
+            matches!(result, Err(DecodeError::Malformed(_))),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_and_oversize_are_rejected() {
+        let mut bytes = encode(&7u32);
+        assert_eq!(decode::<u32>(&bytes, 16), Ok(7));
+        bytes.push(0);
+        assert!(matches!(
+            decode::<u32>(&bytes, 16),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert_eq!(
+            decode::<u32>(&[0; 20], 16),
+            Err(DecodeError::TooLarge { got: 20, limit: 16 })
+        );
+    }
+}

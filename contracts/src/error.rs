@@ -1,0 +1,201 @@
+//! Why a transaction is rejected: one enum, ordered by precedence, each variant with a stable
+//! code string (what the node's API and the wallet show) and a human message.
+//!
+//! Precedence follows the order the checks run in: the stateless checks
+//! ([`crate::tx::SignedTransaction::check_stateless`]) first, then the stateful ones
+//! ([`crate::ledger::Ledger::check`]): who signed, the nonce, expiry, then the body.
+//! A transaction gets the first error that applies, so the same transaction against the same
+//! state always gets the same code.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::primitives::{AccountId, Amount, BankId};
+use crate::tx::BodyKind;
+
+/// A rejected transaction's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum TxError {
+    // --- stateless ---------------------------------------------------------------------
+    /// The canonical encoding is larger than the limit.
+    #[error("transaction is {bytes} bytes, the limit is {limit}")]
+    Oversized {
+        /// Encoded size.
+        bytes: u64,
+        /// [`crate::tx::MAX_TX_BYTES`].
+        limit: u64,
+    },
+    /// Signed for another chain.
+    #[error("transaction is for chain {got:?}, this chain is {expected:?}")]
+    WrongChain {
+        /// This chain's id.
+        expected: String,
+        /// The transaction's chain id.
+        got: String,
+    },
+    /// The signer field is not a usable ed25519 public key.
+    #[error("signer {0} is not a valid ed25519 public key")]
+    InvalidSigner(AccountId),
+    /// The signature does not verify against the signer's key.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// An amount of zero.
+    #[error("amount must be greater than zero")]
+    ZeroAmount,
+    /// The `end_to_end_id` is empty, too long or has characters outside printable ASCII.
+    #[error("end_to_end_id must be 1 to 35 printable ASCII characters")]
+    InvalidEndToEndId,
+    /// The reference is too long or has control characters.
+    #[error("reference must be at most 140 characters with no control characters")]
+    InvalidReference,
+    /// `OpenAccount` for a key that is not a usable ed25519 public key (it could never sign).
+    #[error("owner {0} is not a valid ed25519 public key")]
+    InvalidAccountKey(AccountId),
+    /// A transfer from an account to itself.
+    #[error("a transfer must go to another account")]
+    SelfTransfer,
+
+    // --- stateful: signer, nonce, expiry -------------------------------------------------
+    /// Nobody with this key may sign transactions (no account, no role).
+    #[error("signer {0} has no account and no role on this chain")]
+    UnknownSigner(AccountId),
+    /// The nonce is not the signer's next one.
+    #[error("nonce {got} is not the next nonce {expected}")]
+    BadNonce {
+        /// The signer's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The transaction's `valid_until_height` has passed.
+    #[error("transaction was valid until height {valid_until_height}, this is height {height}")]
+    Expired {
+        /// The transaction's last valid height.
+        valid_until_height: u64,
+        /// The height it was checked at.
+        height: u64,
+    },
+
+    // --- stateful: the body ------------------------------------------------------------
+    /// The signer's role may not submit this kind of transaction.
+    #[error("signer is not authorized to submit {0}")]
+    Unauthorized(BodyKind),
+    /// The bank does not exist.
+    #[error("unknown bank {0}")]
+    UnknownBank(BankId),
+    /// The account does not exist.
+    #[error("unknown account {0}")]
+    UnknownAccount(AccountId),
+    /// The bank operator acts on an account held at another bank.
+    #[error("account {account} is held at bank {holder}, not at the signer's bank")]
+    WrongBank {
+        /// The account.
+        account: AccountId,
+        /// The bank that holds it.
+        holder: BankId,
+    },
+    /// `OpenAccount` for a key that already has an account or a role.
+    #[error("key {0} already has an account or a role")]
+    AccountExists(AccountId),
+    /// The account is frozen by a regulator.
+    #[error("account {0} is frozen")]
+    AccountFrozen(AccountId),
+    /// `Freeze` of a frozen account.
+    #[error("account {0} is already frozen")]
+    AlreadyFrozen(AccountId),
+    /// `Unfreeze` of an account that is not frozen.
+    #[error("account {0} is not frozen")]
+    NotFrozen(AccountId),
+    /// The account's available balance is too small.
+    #[error("insufficient funds: available {available:?}, needed {needed:?}")]
+    InsufficientFunds {
+        /// Available (not reserved) balance.
+        available: Amount,
+        /// Amount needed.
+        needed: Amount,
+    },
+    /// The signer already used this `end_to_end_id`.
+    #[error("end_to_end_id {0:?} was already used by this signer")]
+    DuplicateEndToEndId(String),
+    /// `Redeem` more than the pool holds beyond what the bank owes in this cycle.
+    #[error("bank {bank} can redeem at most {available:?} (pool minus current net debit)")]
+    InsufficientPool {
+        /// The bank.
+        bank: BankId,
+        /// Redeemable amount.
+        available: Amount,
+    },
+    /// The sending bank's queue is full.
+    #[error("bank {0}'s payment queue is full")]
+    QueueFull(BankId),
+    /// A balance or total would exceed `u64::MAX` minor units.
+    #[error("amount would overflow a balance or total")]
+    Overflow,
+}
+
+impl TxError {
+    /// The stable code for this rejection (shown by the API and the wallet).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::Oversized { .. } => "oversized",
+            TxError::WrongChain { .. } => "wrong_chain",
+            TxError::InvalidSigner(_) => "invalid_signer",
+            TxError::BadSignature => "bad_signature",
+            TxError::ZeroAmount => "zero_amount",
+            TxError::InvalidEndToEndId => "invalid_end_to_end_id",
+            TxError::InvalidReference => "invalid_reference",
+            TxError::InvalidAccountKey(_) => "invalid_account_key",
+            TxError::SelfTransfer => "self_transfer",
+            TxError::UnknownSigner(_) => "unknown_signer",
+            TxError::BadNonce { .. } => "bad_nonce",
+            TxError::Expired { .. } => "expired",
+            TxError::Unauthorized(_) => "unauthorized",
+            TxError::UnknownBank(_) => "unknown_bank",
+            TxError::UnknownAccount(_) => "unknown_account",
+            TxError::WrongBank { .. } => "wrong_bank",
+            TxError::AccountExists(_) => "account_exists",
+            TxError::AccountFrozen(_) => "account_frozen",
+            TxError::AlreadyFrozen(_) => "already_frozen",
+            TxError::NotFrozen(_) => "not_frozen",
+            TxError::InsufficientFunds { .. } => "insufficient_funds",
+            TxError::DuplicateEndToEndId(_) => "duplicate_end_to_end_id",
+            TxError::InsufficientPool { .. } => "insufficient_pool",
+            TxError::QueueFull(_) => "queue_full",
+            TxError::Overflow => "overflow",
+        }
+    }
+
+    /// True for errors found without looking at the ledger state. A block containing a
+    /// transaction with such an error is invalid as a whole.
+    pub fn is_stateless(&self) -> bool {
+        matches!(
+            self,
+            TxError::Oversized { .. }
+                | TxError::WrongChain { .. }
+                | TxError::InvalidSigner(_)
+                | TxError::BadSignature
+                | TxError::ZeroAmount
+                | TxError::InvalidEndToEndId
+                | TxError::InvalidReference
+                | TxError::InvalidAccountKey(_)
+                | TxError::SelfTransfer
+        )
+    }
+
+    /// The JSON shape the API and the wallet use for a rejection.
+    pub fn to_view(&self) -> ErrorView {
+        ErrorView {
+            code: self.code().to_string(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// A rejection as shown to clients: `{"code": "...", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorView {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}

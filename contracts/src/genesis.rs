@@ -1,0 +1,173 @@
+//! The genesis state of the ledger: who the banks, the authority and the regulators are,
+//! the chain's parameters, and the opening balances.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::codec;
+use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
+
+/// A member bank at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisBank {
+    /// The bank's id.
+    pub id: BankId,
+    /// Public key of the bank's operator (signs OpenAccount, Deposit, Withdraw).
+    pub operator: AccountId,
+    /// Opening pool balance (settlement money issued at genesis), minor units.
+    pub initial_pool: Amount,
+    /// Net debit cap, minor units.
+    pub net_debit_cap: Amount,
+}
+
+/// A customer account at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    /// The owner's public key (the account id).
+    pub owner: AccountId,
+    /// The bank that holds the account.
+    pub bank: BankId,
+    /// Opening balance, minor units (counts as a deposit at that bank).
+    pub balance: Amount,
+}
+
+fn default_max_queue_per_bank() -> u32 {
+    10_000
+}
+
+fn default_duplicate_window_blocks() -> u64 {
+    86_400
+}
+
+/// The ledger's genesis (JSON in `genesis.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// The chain id every transaction must carry.
+    pub chain_id: String,
+    /// ISO 4217-style currency code, e.g. `EUR`.
+    pub currency: String,
+    /// Minor-unit digits, e.g. 2 for cents.
+    pub decimals: u8,
+    /// Member banks, in any order (the ledger sorts by id).
+    pub banks: Vec<GenesisBank>,
+    /// The settlement authority (central bank) key.
+    pub authority: AccountId,
+    /// Regulator keys.
+    pub regulators: Vec<AccountId>,
+    /// A cycle closes at every height that is a multiple of this.
+    pub cycle_blocks: u64,
+    /// A queued transfer still queued this many blocks after it was queued is refunded.
+    pub queue_expiry_blocks: u64,
+    /// Most transfers one bank may have queued; more are rejected (`queue_full`).
+    #[serde(default = "default_max_queue_per_bank")]
+    pub max_queue_per_bank: u32,
+    /// For how many blocks an `end_to_end_id` is remembered after its transfer.
+    #[serde(default = "default_duplicate_window_blocks")]
+    pub duplicate_window_blocks: u64,
+    /// Opening customer accounts.
+    pub accounts: Vec<GenesisAccount>,
+}
+
+/// Why a genesis is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GenesisError {
+    /// Empty chain id, or longer than 64 bytes.
+    #[error("chain_id must be 1 to 64 characters")]
+    ChainId,
+    /// Currency code is not 3 uppercase letters.
+    #[error("currency must be 3 uppercase letters, got {0:?}")]
+    Currency(String),
+    /// More than 18 decimals.
+    #[error("decimals must be at most 18, got {0}")]
+    Decimals(u8),
+    /// No banks.
+    #[error("genesis needs at least one bank")]
+    NoBanks,
+    /// A bank id appears twice.
+    #[error("bank {0} is listed twice")]
+    DuplicateBank(BankId),
+    /// A key is used twice (by two roles, two banks or two accounts).
+    #[error("key {0} is used more than once (each role and account needs its own key)")]
+    DuplicateKey(AccountId),
+    /// A key is not a valid ed25519 public key.
+    #[error("key {0} is not a valid ed25519 public key")]
+    InvalidKey(AccountId),
+    /// An account's bank is not in `banks`.
+    #[error("account {account} is at unknown bank {bank}")]
+    UnknownBank {
+        /// The account.
+        account: AccountId,
+        /// The bank it names.
+        bank: BankId,
+    },
+    /// A parameter that must be positive is zero.
+    #[error("{0} must be at least 1")]
+    ZeroParameter(&'static str),
+}
+
+impl Genesis {
+    /// Checks everything the ledger relies on.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        if self.chain_id.is_empty() || self.chain_id.len() > 64 {
+            return Err(GenesisError::ChainId);
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(GenesisError::Currency(self.currency.clone()));
+        }
+        if self.decimals > 18 {
+            return Err(GenesisError::Decimals(self.decimals));
+        }
+        if self.banks.is_empty() {
+            return Err(GenesisError::NoBanks);
+        }
+        for (value, name) in [
+            (self.cycle_blocks, "cycle_blocks"),
+            (self.queue_expiry_blocks, "queue_expiry_blocks"),
+            (u64::from(self.max_queue_per_bank), "max_queue_per_bank"),
+            (self.duplicate_window_blocks, "duplicate_window_blocks"),
+        ] {
+            if value == 0 {
+                return Err(GenesisError::ZeroParameter(name));
+            }
+        }
+        let mut bank_ids = BTreeSet::new();
+        for bank in &self.banks {
+            if !bank_ids.insert(bank.id.clone()) {
+                return Err(GenesisError::DuplicateBank(bank.id.clone()));
+            }
+        }
+        let mut keys = BTreeSet::new();
+        let all_keys = std::iter::once(&self.authority)
+            .chain(&self.regulators)
+            .chain(self.banks.iter().map(|b| &b.operator))
+            .chain(self.accounts.iter().map(|a| &a.owner));
+        for key in all_keys {
+            let valid =
+                ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes()).is_ok_and(|k| !k.is_weak());
+            if !valid {
+                return Err(GenesisError::InvalidKey(*key));
+            }
+            if !keys.insert(*key) {
+                return Err(GenesisError::DuplicateKey(*key));
+            }
+        }
+        for account in &self.accounts {
+            if !bank_ids.contains(&account.bank) {
+                return Err(GenesisError::UnknownBank {
+                    account: account.owner,
+                    bank: account.bank.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The genesis hash: SHA-256 over a domain tag and the canonical encoding. Nodes compare
+    /// it before talking to each other.
+    pub fn hash(&self) -> Hash {
+        sha256(&[b"interpool/genesis/v1", &codec::encode(self)])
+    }
+}

@@ -1,0 +1,1317 @@
+//! The ledger state machine: customer accounts, bank pools, net debit positions, payment
+//! queues, multilateral netting and settlement (DESIGN.md, "The payment model").
+//!
+//! [`Ledger::apply_block`] is the only way state changes, and it is deterministic: the same
+//! blocks applied to the same genesis give the same receipts, reports and state root on any
+//! machine. Order of work in a block:
+//!
+//! 1. each transaction in block order: signer and nonce, expiry, then the body's rules; an
+//!    included transaction from a known signer with the right nonce consumes that nonce
+//!    whatever its outcome;
+//! 2. queued transfers are retried, bank by bank in id order, each queue first-in first-out
+//!    (a later transfer that fits may pass an earlier one that does not), until nothing more
+//!    fits;
+//! 3. queued transfers whose time is up are refunded;
+//! 4. if the height is a multiple of `cycle_blocks` or the block held a `SettleCycle`, the
+//!    cycle closes: net positions are computed from the cycle's obligations and each pool
+//!    moves once by its position;
+//! 5. the state root is updated from the entries the block touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::TxError;
+use crate::genesis::{Genesis, GenesisError};
+use crate::outcome::{
+    BankPosition, BlockOutcome, Outcome, QueueEvent, Receipt, SettlementReport, SettlementTrigger,
+};
+use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
+use crate::smt::{Proof, ProofError, SparseMerkleTree};
+use crate::tx::{Body, BodyKind, VerifiedTransaction};
+
+/// The chain's parameters, fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Chain id.
+    pub chain_id: String,
+    /// Currency code.
+    pub currency: String,
+    /// Minor-unit digits.
+    pub decimals: u8,
+    /// Cycle length in blocks.
+    pub cycle_blocks: u64,
+    /// Blocks a transfer may stay queued.
+    pub queue_expiry_blocks: u64,
+    /// Queue capacity per bank.
+    pub max_queue_per_bank: u32,
+    /// Blocks an `end_to_end_id` is remembered.
+    pub duplicate_window_blocks: u64,
+}
+
+/// A customer account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The bank that holds it.
+    pub bank: BankId,
+    /// Available balance.
+    pub balance: Amount,
+    /// Funds reserved by the owner's queued transfers.
+    pub reserved: Amount,
+    /// The owner's next nonce.
+    pub nonce: u64,
+    /// Frozen by a regulator: cannot send or be withdrawn from.
+    pub frozen: bool,
+}
+
+/// Cumulative customer money flows at one bank since genesis; invariant 2 balances against
+/// them. `u128`, so they cannot overflow in any realistic lifetime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerFlows {
+    /// Deposits, opening balances included.
+    pub deposited: u128,
+    /// Withdrawals.
+    pub withdrawn: u128,
+    /// Transfers from other banks' customers.
+    pub transferred_in: u128,
+    /// Transfers to other banks' customers.
+    pub transferred_out: u128,
+}
+
+/// A member bank's settlement-layer state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bank {
+    /// Operator key.
+    pub operator: AccountId,
+    /// Pool balance (settlement money).
+    pub pool: Amount,
+    /// Net debit cap.
+    pub net_debit_cap: Amount,
+    /// Sent to other banks in the current cycle.
+    pub sent: Amount,
+    /// Received from other banks in the current cycle.
+    pub received: Amount,
+    /// Customer money flows since genesis.
+    pub flows: CustomerFlows,
+}
+
+impl Bank {
+    /// Current net debit (`sent − received`, or zero when the bank is a net receiver).
+    pub fn net_debit(&self) -> Amount {
+        self.sent.checked_sub(self.received).unwrap_or(Amount::ZERO)
+    }
+
+    /// Current multilateral position (`received − sent`).
+    pub fn position(&self) -> i128 {
+        i128::from(self.received.0) - i128::from(self.sent.0)
+    }
+
+    /// The most the bank's net debit may reach: `min(cap, pool)`.
+    pub fn debit_limit(&self) -> Amount {
+        self.net_debit_cap.min(self.pool)
+    }
+
+    /// True if sending `amount` more keeps the net debit within [`Self::debit_limit`].
+    pub fn can_send(&self, amount: Amount) -> bool {
+        u128::from(self.sent.0) + u128::from(amount.0)
+            <= u128::from(self.received.0) + u128::from(self.debit_limit().0)
+    }
+}
+
+/// What an official key may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Operator of a bank.
+    Operator(BankId),
+    /// The settlement authority.
+    Authority,
+    /// A regulator.
+    Regulator,
+}
+
+/// A key with a role (not a customer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Official {
+    /// Its role.
+    pub role: Role,
+    /// Its next nonce.
+    pub nonce: u64,
+}
+
+/// A cross-bank transfer waiting for room under its bank's net debit cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedTransfer {
+    /// The transfer's transaction hash.
+    pub tx_hash: Hash,
+    /// Payer (its funds are reserved).
+    pub from: AccountId,
+    /// Payee.
+    pub to: AccountId,
+    /// Payee's bank.
+    pub to_bank: BankId,
+    /// Amount.
+    pub amount: Amount,
+    /// Height it was queued at.
+    pub queued_at_height: u64,
+    /// Last height at whose end it may be released.
+    pub expires_at_height: u64,
+}
+
+/// Issued and redeemed settlement money since genesis (invariant 1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Issued, opening pools included.
+    pub issued: u128,
+    /// Redeemed.
+    pub redeemed: u128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Cycle {
+    number: u64,
+    start_height: u64,
+    /// Gross obligations `(debtor bank, creditor bank) → amount` in this cycle.
+    obligations: BTreeMap<(BankId, BankId), Amount>,
+}
+
+/// Names one entry of the state; the state tree's key is the hash of its encoding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StateKey {
+    /// A customer account.
+    Account(AccountId),
+    /// A bank.
+    Bank(BankId),
+    /// An official key.
+    Official(AccountId),
+    /// A queued transfer: `(sending bank, queue sequence number)`.
+    Queued(BankId, u64),
+    /// A remembered `end_to_end_id` of a signer.
+    EndToEnd(AccountId, String),
+    /// The current cycle's obligation between two banks.
+    Obligation(BankId, BankId),
+    /// The current cycle's number and start.
+    Cycle,
+    /// Issued/redeemed totals.
+    Totals,
+    /// A closed cycle's settlement report.
+    Report(u64),
+}
+
+impl StateKey {
+    /// The key's position in the state tree.
+    pub fn tree_key(&self) -> Hash {
+        sha256(&[b"interpool/state/v1", &codec::encode(self)])
+    }
+}
+
+/// The state-tree value hash of an encodable state entry.
+pub fn value_hash<T: Serialize>(value: &T) -> Hash {
+    sha256(&[&codec::encode(value)])
+}
+
+/// A broken ledger invariant (DESIGN.md, invariants 1–4). Never expected: the node stops.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger invariant violated: {0}")]
+pub struct InvariantViolation(pub String);
+
+/// An account's state with a Merkle proof against a state root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountProof {
+    /// The account id.
+    pub id: AccountId,
+    /// Its state (`None`: the proof shows it does not exist).
+    pub account: Option<Account>,
+    /// The state root the proof is against.
+    pub state_root: Hash,
+    /// The proof.
+    pub proof: Proof,
+}
+
+impl AccountProof {
+    /// Checks the proof against a state root the caller trusts (e.g. one from a block whose
+    /// commit certificate it verified).
+    pub fn verify(&self, trusted_root: &Hash) -> Result<(), ProofError> {
+        if self.state_root != *trusted_root {
+            return Err(ProofError::RootMismatch);
+        }
+        let value = self.account.as_ref().map(value_hash);
+        self.proof.verify(
+            trusted_root,
+            &StateKey::Account(self.id).tree_key(),
+            value.as_ref(),
+        )
+    }
+}
+
+/// Which nonces a check accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NonceRule {
+    /// Exactly the signer's next nonce (execution).
+    Exact,
+    /// The next nonce or a later one (a mempool holding several pending transactions).
+    AtLeastNext,
+}
+
+/// What a valid transaction will do, decided by [`Ledger::plan`] before anything changes.
+#[derive(Debug, Clone)]
+enum Effect {
+    Transfer {
+        from: AccountId,
+        to: AccountId,
+        from_bank: BankId,
+        to_bank: BankId,
+        amount: Amount,
+        end_to_end_id: String,
+        queue: bool,
+    },
+    OpenAccount {
+        owner: AccountId,
+        bank: BankId,
+    },
+    Deposit {
+        account: AccountId,
+        bank: BankId,
+        amount: Amount,
+    },
+    Withdraw {
+        account: AccountId,
+        bank: BankId,
+        amount: Amount,
+    },
+    Issue {
+        bank: BankId,
+        amount: Amount,
+    },
+    Redeem {
+        bank: BankId,
+        amount: Amount,
+    },
+    SetNetDebitCap {
+        bank: BankId,
+        cap: Amount,
+    },
+    SettleCycle,
+    SetFrozen {
+        account: AccountId,
+        frozen: bool,
+    },
+}
+
+/// The ledger. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    params: Params,
+    height: u64,
+    accounts: BTreeMap<AccountId, Account>,
+    banks: BTreeMap<BankId, Bank>,
+    officials: BTreeMap<AccountId, Official>,
+    /// Per sending bank, queued transfers by sequence number (FIFO order).
+    queues: BTreeMap<BankId, BTreeMap<u64, QueuedTransfer>>,
+    next_queue_seq: u64,
+    /// `(signer, end_to_end_id) → last height it is remembered`.
+    end_to_end_ids: BTreeMap<(AccountId, String), u64>,
+    /// The same entries by expiry height, for pruning.
+    end_to_end_expiry: BTreeMap<u64, Vec<(AccountId, String)>>,
+    cycle: Cycle,
+    totals: Totals,
+    reports: BTreeMap<u64, SettlementReport>,
+    tree: SparseMerkleTree,
+    dirty: BTreeSet<StateKey>,
+    state_root: Hash,
+}
+
+fn add(a: Amount, b: Amount) -> Result<Amount, TxError> {
+    a.checked_add(b).ok_or(TxError::Overflow)
+}
+
+impl Ledger {
+    /// Builds the state at height 0 from a validated genesis.
+    pub fn from_genesis(genesis: &Genesis) -> Result<Ledger, GenesisError> {
+        genesis.validate()?;
+        let params = Params {
+            chain_id: genesis.chain_id.clone(),
+            currency: genesis.currency.clone(),
+            decimals: genesis.decimals,
+            cycle_blocks: genesis.cycle_blocks,
+            queue_expiry_blocks: genesis.queue_expiry_blocks,
+            max_queue_per_bank: genesis.max_queue_per_bank,
+            duplicate_window_blocks: genesis.duplicate_window_blocks,
+        };
+        let mut ledger = Ledger {
+            params,
+            height: 0,
+            accounts: BTreeMap::new(),
+            banks: BTreeMap::new(),
+            officials: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            next_queue_seq: 0,
+            end_to_end_ids: BTreeMap::new(),
+            end_to_end_expiry: BTreeMap::new(),
+            cycle: Cycle {
+                number: 1,
+                start_height: 1,
+                obligations: BTreeMap::new(),
+            },
+            totals: Totals::default(),
+            reports: BTreeMap::new(),
+            tree: SparseMerkleTree::new(),
+            dirty: BTreeSet::new(),
+            state_root: Hash::ZERO,
+        };
+        let official = |role| Official { role, nonce: 0 };
+        ledger
+            .officials
+            .insert(genesis.authority, official(Role::Authority));
+        for regulator in &genesis.regulators {
+            ledger
+                .officials
+                .insert(*regulator, official(Role::Regulator));
+        }
+        for bank in &genesis.banks {
+            ledger.totals.issued += u128::from(bank.initial_pool.0);
+            ledger
+                .officials
+                .insert(bank.operator, official(Role::Operator(bank.id.clone())));
+            ledger.banks.insert(
+                bank.id.clone(),
+                Bank {
+                    operator: bank.operator,
+                    pool: bank.initial_pool,
+                    net_debit_cap: bank.net_debit_cap,
+                    sent: Amount::ZERO,
+                    received: Amount::ZERO,
+                    flows: CustomerFlows::default(),
+                },
+            );
+        }
+        for account in &genesis.accounts {
+            if let Some(bank) = ledger.banks.get_mut(&account.bank) {
+                bank.flows.deposited += u128::from(account.balance.0);
+            }
+            ledger.accounts.insert(
+                account.owner,
+                Account {
+                    bank: account.bank.clone(),
+                    balance: account.balance,
+                    reserved: Amount::ZERO,
+                    nonce: 0,
+                    frozen: false,
+                },
+            );
+        }
+        let mut dirty: BTreeSet<StateKey> = BTreeSet::new();
+        dirty.extend(ledger.accounts.keys().map(|id| StateKey::Account(*id)));
+        dirty.extend(ledger.banks.keys().map(|id| StateKey::Bank(id.clone())));
+        dirty.extend(ledger.officials.keys().map(|id| StateKey::Official(*id)));
+        dirty.insert(StateKey::Cycle);
+        dirty.insert(StateKey::Totals);
+        ledger.dirty = dirty;
+        ledger.commit_state();
+        Ok(ledger)
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Queries
+    // ----------------------------------------------------------------------------------
+
+    /// The chain's parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Height of the last applied block (0 at genesis).
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The state root after the last applied block.
+    pub fn state_root(&self) -> Hash {
+        self.state_root
+    }
+
+    /// A customer account.
+    pub fn account(&self, id: &AccountId) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+
+    /// All customer accounts, by id.
+    pub fn accounts(&self) -> impl Iterator<Item = (&AccountId, &Account)> {
+        self.accounts.iter()
+    }
+
+    /// A bank.
+    pub fn bank(&self, id: &BankId) -> Option<&Bank> {
+        self.banks.get(id)
+    }
+
+    /// All banks, by id.
+    pub fn banks(&self) -> impl Iterator<Item = (&BankId, &Bank)> {
+        self.banks.iter()
+    }
+
+    /// An official key's role and nonce.
+    pub fn official(&self, id: &AccountId) -> Option<&Official> {
+        self.officials.get(id)
+    }
+
+    /// The next nonce of any signer (customer or official), or `None` for unknown keys.
+    pub fn next_nonce(&self, signer: &AccountId) -> Option<u64> {
+        self.accounts
+            .get(signer)
+            .map(|a| a.nonce)
+            .or_else(|| self.officials.get(signer).map(|o| o.nonce))
+    }
+
+    /// A bank's queued transfers in FIFO order.
+    pub fn queue(&self, bank: &BankId) -> impl Iterator<Item = &QueuedTransfer> {
+        self.queues.get(bank).into_iter().flat_map(|q| q.values())
+    }
+
+    /// Issued and redeemed totals.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// The current (open) cycle's number.
+    pub fn current_cycle(&self) -> u64 {
+        self.cycle.number
+    }
+
+    /// The settlement report of a closed cycle.
+    pub fn settlement_report(&self, cycle: u64) -> Option<&SettlementReport> {
+        self.reports.get(&cycle)
+    }
+
+    /// The most recent settlement report.
+    pub fn latest_settlement_report(&self) -> Option<&SettlementReport> {
+        self.reports.values().next_back()
+    }
+
+    /// An account's state with a Merkle proof against [`Self::state_root`].
+    pub fn account_proof(&self, id: &AccountId) -> AccountProof {
+        AccountProof {
+            id: *id,
+            account: self.accounts.get(id).cloned(),
+            state_root: self.state_root,
+            proof: self.tree.prove(&StateKey::Account(*id).tree_key()),
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Checks
+    // ----------------------------------------------------------------------------------
+
+    /// Would `tx` be accepted (committed or queued) if it were the next transaction of a
+    /// block at `height`? Changes nothing.
+    pub fn check(&self, tx: &VerifiedTransaction, height: u64) -> Result<(), TxError> {
+        self.plan(tx, height, NonceRule::Exact).map(|_| ())
+    }
+
+    /// Like [`Self::check`] but accepts any nonce from the signer's next one on, for a
+    /// mempool that holds several pending transactions of one signer.
+    pub fn check_pending(&self, tx: &VerifiedTransaction, height: u64) -> Result<(), TxError> {
+        self.plan(tx, height, NonceRule::AtLeastNext).map(|_| ())
+    }
+
+    fn operator_bank(&self, signer: &AccountId, kind: BodyKind) -> Result<&BankId, TxError> {
+        match self.officials.get(signer) {
+            Some(Official {
+                role: Role::Operator(bank),
+                ..
+            }) => Ok(bank),
+            _ => Err(TxError::Unauthorized(kind)),
+        }
+    }
+
+    fn require_role(&self, signer: &AccountId, role: &Role, kind: BodyKind) -> Result<(), TxError> {
+        match self.officials.get(signer) {
+            Some(official) if official.role == *role => Ok(()),
+            _ => Err(TxError::Unauthorized(kind)),
+        }
+    }
+
+    fn known_bank(&self, bank: &BankId) -> Result<&Bank, TxError> {
+        self.banks
+            .get(bank)
+            .ok_or_else(|| TxError::UnknownBank(bank.clone()))
+    }
+
+    fn customer_at(&self, account: &AccountId, bank: &BankId) -> Result<&Account, TxError> {
+        let found = self
+            .accounts
+            .get(account)
+            .ok_or(TxError::UnknownAccount(*account))?;
+        if found.bank != *bank {
+            return Err(TxError::WrongBank {
+                account: *account,
+                holder: found.bank.clone(),
+            });
+        }
+        Ok(found)
+    }
+
+    fn queue_len(&self, bank: &BankId) -> usize {
+        self.queues.get(bank).map_or(0, BTreeMap::len)
+    }
+
+    /// Decides what `tx` does, in the precedence order of [`TxError`], without changing
+    /// anything.
+    fn plan(
+        &self,
+        tx: &VerifiedTransaction,
+        height: u64,
+        rule: NonceRule,
+    ) -> Result<Effect, TxError> {
+        let t = tx.tx();
+        let signer = &t.signer;
+        let expected = self
+            .next_nonce(signer)
+            .ok_or(TxError::UnknownSigner(*signer))?;
+        let nonce_ok = match rule {
+            NonceRule::Exact => t.nonce == expected,
+            NonceRule::AtLeastNext => t.nonce >= expected,
+        };
+        if !nonce_ok {
+            return Err(TxError::BadNonce {
+                expected,
+                got: t.nonce,
+            });
+        }
+        if t.valid_until_height < height {
+            return Err(TxError::Expired {
+                valid_until_height: t.valid_until_height,
+                height,
+            });
+        }
+        let kind = t.body.kind();
+        match &t.body {
+            Body::Transfer {
+                to,
+                amount,
+                end_to_end_id,
+                ..
+            } => {
+                let from = self
+                    .accounts
+                    .get(signer)
+                    .ok_or(TxError::Unauthorized(kind))?;
+                if from.frozen {
+                    return Err(TxError::AccountFrozen(*signer));
+                }
+                let payee = self.accounts.get(to).ok_or(TxError::UnknownAccount(*to))?;
+                if self
+                    .end_to_end_ids
+                    .contains_key(&(*signer, end_to_end_id.clone()))
+                {
+                    return Err(TxError::DuplicateEndToEndId(end_to_end_id.clone()));
+                }
+                if from.balance < *amount {
+                    return Err(TxError::InsufficientFunds {
+                        available: from.balance,
+                        needed: *amount,
+                    });
+                }
+                add(add(payee.balance, payee.reserved)?, *amount)?;
+                let mut queue = false;
+                if from.bank != payee.bank {
+                    let sender_bank = self.known_bank(&from.bank)?;
+                    add(sender_bank.sent, *amount)?;
+                    add(self.known_bank(&payee.bank)?.received, *amount)?;
+                    if !sender_bank.can_send(*amount) {
+                        if self.queue_len(&from.bank) >= self.params.max_queue_per_bank as usize {
+                            return Err(TxError::QueueFull(from.bank.clone()));
+                        }
+                        queue = true;
+                    }
+                }
+                Ok(Effect::Transfer {
+                    from: *signer,
+                    to: *to,
+                    from_bank: from.bank.clone(),
+                    to_bank: payee.bank.clone(),
+                    amount: *amount,
+                    end_to_end_id: end_to_end_id.clone(),
+                    queue,
+                })
+            }
+            Body::OpenAccount { owner } => {
+                let bank = self.operator_bank(signer, kind)?;
+                if self.accounts.contains_key(owner) || self.officials.contains_key(owner) {
+                    return Err(TxError::AccountExists(*owner));
+                }
+                Ok(Effect::OpenAccount {
+                    owner: *owner,
+                    bank: bank.clone(),
+                })
+            }
+            Body::Deposit { account, amount } => {
+                let bank = self.operator_bank(signer, kind)?;
+                let found = self.customer_at(account, bank)?;
+                add(add(found.balance, found.reserved)?, *amount)?;
+                Ok(Effect::Deposit {
+                    account: *account,
+                    bank: bank.clone(),
+                    amount: *amount,
+                })
+            }
+            Body::Withdraw { account, amount } => {
+                let bank = self.operator_bank(signer, kind)?;
+                let found = self.customer_at(account, bank)?;
+                if found.frozen {
+                    return Err(TxError::AccountFrozen(*account));
+                }
+                if found.balance < *amount {
+                    return Err(TxError::InsufficientFunds {
+                        available: found.balance,
+                        needed: *amount,
+                    });
+                }
+                Ok(Effect::Withdraw {
+                    account: *account,
+                    bank: bank.clone(),
+                    amount: *amount,
+                })
+            }
+            Body::Issue { bank, amount } => {
+                self.require_role(signer, &Role::Authority, kind)?;
+                add(self.known_bank(bank)?.pool, *amount)?;
+                Ok(Effect::Issue {
+                    bank: bank.clone(),
+                    amount: *amount,
+                })
+            }
+            Body::Redeem { bank, amount } => {
+                self.require_role(signer, &Role::Authority, kind)?;
+                let found = self.known_bank(bank)?;
+                // The pool must still cover what the bank owes in this cycle, so that
+                // settlement can never fail.
+                let available = found
+                    .pool
+                    .checked_sub(found.net_debit())
+                    .unwrap_or(Amount::ZERO);
+                if *amount > available {
+                    return Err(TxError::InsufficientPool {
+                        bank: bank.clone(),
+                        available,
+                    });
+                }
+                Ok(Effect::Redeem {
+                    bank: bank.clone(),
+                    amount: *amount,
+                })
+            }
+            Body::SetNetDebitCap { bank, cap } => {
+                self.require_role(signer, &Role::Authority, kind)?;
+                self.known_bank(bank)?;
+                Ok(Effect::SetNetDebitCap {
+                    bank: bank.clone(),
+                    cap: *cap,
+                })
+            }
+            Body::SettleCycle => {
+                self.require_role(signer, &Role::Authority, kind)?;
+                Ok(Effect::SettleCycle)
+            }
+            Body::Freeze { account } | Body::Unfreeze { account } => {
+                self.require_role(signer, &Role::Regulator, kind)?;
+                let found = self
+                    .accounts
+                    .get(account)
+                    .ok_or(TxError::UnknownAccount(*account))?;
+                let freeze = kind == BodyKind::Freeze;
+                match (freeze, found.frozen) {
+                    (true, true) => Err(TxError::AlreadyFrozen(*account)),
+                    (false, false) => Err(TxError::NotFrozen(*account)),
+                    _ => Ok(Effect::SetFrozen {
+                        account: *account,
+                        frozen: freeze,
+                    }),
+                }
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Execution
+    // ----------------------------------------------------------------------------------
+
+    /// Executes the block at `height` (which must be the next height) and returns every
+    /// receipt, release, expiry and settlement it produced, with the new state root.
+    ///
+    /// # Panics
+    /// If `height` is not `self.height() + 1` (a bug in the caller), or if an invariant
+    /// breaks (a bug here): continuing would be worse.
+    pub fn apply_block(&mut self, height: u64, txs: &[VerifiedTransaction]) -> BlockOutcome {
+        assert_eq!(
+            height,
+            self.height + 1,
+            "blocks must be applied in height order"
+        );
+        let mut receipts = Vec::with_capacity(txs.len());
+        let mut settle_requested = false;
+        for (index, tx) in txs.iter().enumerate() {
+            let outcome = match self.plan(tx, height, NonceRule::Exact) {
+                Ok(effect) => {
+                    self.consume_nonce(&tx.tx().signer);
+                    if matches!(effect, Effect::SettleCycle) {
+                        settle_requested = true;
+                    }
+                    self.execute(effect, tx.hash(), height)
+                }
+                Err(error) => {
+                    if !matches!(error, TxError::UnknownSigner(_) | TxError::BadNonce { .. }) {
+                        self.consume_nonce(&tx.tx().signer);
+                    }
+                    Outcome::Rejected { error }
+                }
+            };
+            receipts.push(Receipt {
+                tx_hash: tx.hash(),
+                height,
+                index: u32::try_from(index).expect("a block holds fewer than 2^32 transactions"),
+                outcome,
+            });
+        }
+        let released = self.release_queued(height);
+        let expired = self.expire_queued(height);
+        self.forget_end_to_end_ids(height);
+        let trigger = if settle_requested {
+            Some(SettlementTrigger::Authority)
+        } else if height % self.params.cycle_blocks == 0 {
+            Some(SettlementTrigger::Schedule)
+        } else {
+            None
+        };
+        let settlement = trigger.map(|trigger| self.close_cycle(height, trigger));
+        self.height = height;
+        let state_root = self.commit_state();
+        BlockOutcome {
+            height,
+            receipts,
+            released,
+            expired,
+            settlement,
+            state_root,
+        }
+    }
+
+    fn consume_nonce(&mut self, signer: &AccountId) {
+        if let Some(account) = self.accounts.get_mut(signer) {
+            account.nonce += 1;
+            self.dirty.insert(StateKey::Account(*signer));
+        } else if let Some(official) = self.officials.get_mut(signer) {
+            official.nonce += 1;
+            self.dirty.insert(StateKey::Official(*signer));
+        }
+    }
+
+    fn account_mut(&mut self, id: &AccountId) -> &mut Account {
+        self.dirty.insert(StateKey::Account(*id));
+        self.accounts
+            .get_mut(id)
+            .expect("planned effects name existing accounts")
+    }
+
+    fn bank_mut(&mut self, id: &BankId) -> &mut Bank {
+        self.dirty.insert(StateKey::Bank(id.clone()));
+        self.banks
+            .get_mut(id)
+            .expect("planned effects name existing banks")
+    }
+
+    /// Applies a planned effect. Every amount was checked by `plan`, so the `expect`s here
+    /// guard invariants, not input.
+    fn execute(&mut self, effect: Effect, tx_hash: Hash, height: u64) -> Outcome {
+        const CHECKED: &str = "amounts were checked when the effect was planned";
+        match effect {
+            Effect::Transfer {
+                from,
+                to,
+                from_bank,
+                to_bank,
+                amount,
+                end_to_end_id,
+                queue,
+            } => {
+                self.remember_end_to_end_id(from, end_to_end_id, height);
+                if queue {
+                    let payer = self.account_mut(&from);
+                    payer.balance = payer.balance.checked_sub(amount).expect(CHECKED);
+                    payer.reserved = payer.reserved.checked_add(amount).expect(CHECKED);
+                    let expires_at_height = height + self.params.queue_expiry_blocks;
+                    let seq = self.next_queue_seq;
+                    self.next_queue_seq += 1;
+                    self.queues.entry(from_bank.clone()).or_default().insert(
+                        seq,
+                        QueuedTransfer {
+                            tx_hash,
+                            from,
+                            to,
+                            to_bank,
+                            amount,
+                            queued_at_height: height,
+                            expires_at_height,
+                        },
+                    );
+                    self.dirty.insert(StateKey::Queued(from_bank, seq));
+                    Outcome::Queued { expires_at_height }
+                } else {
+                    let payer = self.account_mut(&from);
+                    payer.balance = payer.balance.checked_sub(amount).expect(CHECKED);
+                    self.settle_transfer(&from_bank, to, &to_bank, amount);
+                    Outcome::Committed
+                }
+            }
+            Effect::OpenAccount { owner, bank } => {
+                self.dirty.insert(StateKey::Account(owner));
+                self.accounts.insert(
+                    owner,
+                    Account {
+                        bank,
+                        balance: Amount::ZERO,
+                        reserved: Amount::ZERO,
+                        nonce: 0,
+                        frozen: false,
+                    },
+                );
+                Outcome::Committed
+            }
+            Effect::Deposit {
+                account,
+                bank,
+                amount,
+            } => {
+                let found = self.account_mut(&account);
+                found.balance = found.balance.checked_add(amount).expect(CHECKED);
+                self.bank_mut(&bank).flows.deposited += u128::from(amount.0);
+                Outcome::Committed
+            }
+            Effect::Withdraw {
+                account,
+                bank,
+                amount,
+            } => {
+                let found = self.account_mut(&account);
+                found.balance = found.balance.checked_sub(amount).expect(CHECKED);
+                self.bank_mut(&bank).flows.withdrawn += u128::from(amount.0);
+                Outcome::Committed
+            }
+            Effect::Issue { bank, amount } => {
+                let found = self.bank_mut(&bank);
+                found.pool = found.pool.checked_add(amount).expect(CHECKED);
+                self.totals.issued += u128::from(amount.0);
+                self.dirty.insert(StateKey::Totals);
+                Outcome::Committed
+            }
+            Effect::Redeem { bank, amount } => {
+                let found = self.bank_mut(&bank);
+                found.pool = found.pool.checked_sub(amount).expect(CHECKED);
+                self.totals.redeemed += u128::from(amount.0);
+                self.dirty.insert(StateKey::Totals);
+                Outcome::Committed
+            }
+            Effect::SetNetDebitCap { bank, cap } => {
+                self.bank_mut(&bank).net_debit_cap = cap;
+                Outcome::Committed
+            }
+            Effect::SettleCycle => Outcome::Committed,
+            Effect::SetFrozen { account, frozen } => {
+                self.account_mut(&account).frozen = frozen;
+                Outcome::Committed
+            }
+        }
+    }
+
+    /// Credits the payee of a transfer whose payer was already debited, and records the
+    /// obligation between the banks if they differ.
+    fn settle_transfer(
+        &mut self,
+        from_bank: &BankId,
+        to: AccountId,
+        to_bank: &BankId,
+        amount: Amount,
+    ) {
+        const CHECKED: &str = "credit and position overflow were checked before";
+        let payee = self.account_mut(&to);
+        payee.balance = payee.balance.checked_add(amount).expect(CHECKED);
+        if from_bank == to_bank {
+            return;
+        }
+        let sender = self.bank_mut(from_bank);
+        sender.sent = sender.sent.checked_add(amount).expect(CHECKED);
+        sender.flows.transferred_out += u128::from(amount.0);
+        assert!(
+            sender.net_debit() <= sender.debit_limit(),
+            "a committed transfer never takes a bank past min(cap, pool)"
+        );
+        let receiver = self.bank_mut(to_bank);
+        receiver.received = receiver.received.checked_add(amount).expect(CHECKED);
+        receiver.flows.transferred_in += u128::from(amount.0);
+        let pair = (from_bank.clone(), to_bank.clone());
+        let obligation = self.cycle.obligations.entry(pair.clone()).or_default();
+        *obligation = obligation.checked_add(amount).expect(CHECKED);
+        self.dirty.insert(StateKey::Obligation(pair.0, pair.1));
+    }
+
+    fn remember_end_to_end_id(&mut self, signer: AccountId, id: String, height: u64) {
+        let until = height.saturating_add(self.params.duplicate_window_blocks);
+        self.dirty.insert(StateKey::EndToEnd(signer, id.clone()));
+        self.end_to_end_ids.insert((signer, id.clone()), until);
+        self.end_to_end_expiry
+            .entry(until)
+            .or_default()
+            .push((signer, id));
+    }
+
+    fn forget_end_to_end_ids(&mut self, height: u64) {
+        while let Some(entry) = self.end_to_end_expiry.first_entry() {
+            if *entry.key() > height {
+                break;
+            }
+            let (until, ids) = entry.remove_entry();
+            for key in ids {
+                if self.end_to_end_ids.get(&key) == Some(&until) {
+                    self.end_to_end_ids.remove(&key);
+                    self.dirty.insert(StateKey::EndToEnd(key.0, key.1));
+                }
+            }
+        }
+    }
+
+    /// Retries queued transfers until nothing more fits; returns them in release order.
+    fn release_queued(&mut self, height: u64) -> Vec<QueueEvent> {
+        let mut released = Vec::new();
+        // Banks whose queue may now make progress. A release credits the payee's bank, which
+        // may make room for that bank's own queue, so it goes back on the list.
+        let mut pending: BTreeSet<BankId> = self
+            .queues
+            .iter()
+            .filter(|(_, queue)| !queue.is_empty())
+            .map(|(bank, _)| bank.clone())
+            .collect();
+        while let Some(bank_id) = pending.pop_first() {
+            let seqs: Vec<u64> = self
+                .queues
+                .get(&bank_id)
+                .map(|queue| queue.keys().copied().collect())
+                .unwrap_or_default();
+            for seq in seqs {
+                let ready = self
+                    .queues
+                    .get(&bank_id)
+                    .and_then(|queue| queue.get(&seq))
+                    .is_some_and(|entry| self.releasable(&bank_id, entry));
+                if !ready {
+                    continue;
+                }
+                let entry = self
+                    .queues
+                    .get_mut(&bank_id)
+                    .and_then(|q| q.remove(&seq))
+                    .expect("entry was just read");
+                self.dirty.insert(StateKey::Queued(bank_id.clone(), seq));
+                let payer = self.account_mut(&entry.from);
+                payer.reserved = payer
+                    .reserved
+                    .checked_sub(entry.amount)
+                    .expect("a queued transfer's amount is reserved");
+                self.settle_transfer(&bank_id, entry.to, &entry.to_bank, entry.amount);
+                if self.queue_len(&entry.to_bank) > 0 {
+                    pending.insert(entry.to_bank.clone());
+                }
+                released.push(queue_event(&bank_id, entry, height));
+            }
+        }
+        released
+    }
+
+    fn releasable(&self, bank_id: &BankId, entry: &QueuedTransfer) -> bool {
+        let (Some(payer), Some(payee), Some(bank), Some(payee_bank)) = (
+            self.accounts.get(&entry.from),
+            self.accounts.get(&entry.to),
+            self.banks.get(bank_id),
+            self.banks.get(&entry.to_bank),
+        ) else {
+            return false;
+        };
+        !payer.frozen
+            && bank.can_send(entry.amount)
+            && bank.sent.checked_add(entry.amount).is_some()
+            && payee_bank.received.checked_add(entry.amount).is_some()
+            && payee
+                .balance
+                .checked_add(payee.reserved)
+                .and_then(|b| b.checked_add(entry.amount))
+                .is_some()
+    }
+
+    /// Refunds queued transfers whose last release height has passed.
+    fn expire_queued(&mut self, height: u64) -> Vec<QueueEvent> {
+        let mut expired = Vec::new();
+        let bank_ids: Vec<BankId> = self.queues.keys().cloned().collect();
+        for bank_id in bank_ids {
+            // Sequence numbers grow with the height a transfer was queued at, and every
+            // transfer gets the same expiry window, so the due ones are at the front.
+            loop {
+                let Some(queue) = self.queues.get_mut(&bank_id) else {
+                    break;
+                };
+                let Some(entry) = queue.first_entry() else {
+                    break;
+                };
+                if entry.get().expires_at_height > height {
+                    break;
+                }
+                let (seq, entry) = entry.remove_entry();
+                self.dirty.insert(StateKey::Queued(bank_id.clone(), seq));
+                let payer = self.account_mut(&entry.from);
+                payer.reserved = payer
+                    .reserved
+                    .checked_sub(entry.amount)
+                    .expect("a queued transfer's amount is reserved");
+                payer.balance = payer
+                    .balance
+                    .checked_add(entry.amount)
+                    .expect("balance + reserved fit before the transfer was queued");
+                expired.push(queue_event(&bank_id, entry, height));
+            }
+        }
+        self.queues.retain(|_, queue| !queue.is_empty());
+        expired
+    }
+
+    /// Closes the current cycle: computes the multilateral net positions from the cycle's
+    /// obligations, moves each pool once by its position, and opens the next cycle.
+    fn close_cycle(&mut self, height: u64, trigger: SettlementTrigger) -> SettlementReport {
+        // Positions from the obligations themselves, checked against the running positions
+        // the cap checks used (two computations of one fact must agree).
+        let mut sent: BTreeMap<&BankId, u128> = BTreeMap::new();
+        let mut received: BTreeMap<&BankId, u128> = BTreeMap::new();
+        for ((debtor, creditor), amount) in &self.cycle.obligations {
+            *sent.entry(debtor).or_default() += u128::from(amount.0);
+            *received.entry(creditor).or_default() += u128::from(amount.0);
+        }
+        let mut positions = Vec::with_capacity(self.banks.len());
+        for (id, bank) in &self.banks {
+            let bank_sent = sent.get(id).copied().unwrap_or(0);
+            let bank_received = received.get(id).copied().unwrap_or(0);
+            assert_eq!(
+                bank_sent,
+                u128::from(bank.sent.0),
+                "bank {id}: sent drifted"
+            );
+            assert_eq!(
+                bank_received,
+                u128::from(bank.received.0),
+                "bank {id}: received drifted"
+            );
+            let net = bank.position();
+            let pool_after = if net >= 0 {
+                bank.pool
+                    .checked_add(Amount(u64::try_from(net).expect("position fits u64")))
+            } else {
+                bank.pool
+                    .checked_sub(Amount(u64::try_from(-net).expect("position fits u64")))
+            };
+            let pool_after = pool_after.expect(
+                "settlement cannot fail: net debit <= pool, and credits fit since issued total does",
+            );
+            positions.push(BankPosition {
+                bank: id.clone(),
+                sent: bank.sent,
+                received: bank.received,
+                net,
+                pool_before: bank.pool,
+                pool_after,
+            });
+        }
+        let net_sum: i128 = positions.iter().map(|p| p.net).sum();
+        assert_eq!(net_sum, 0, "net positions of a cycle sum to zero");
+        let gross: u128 = positions.iter().map(|p| u128::from(p.sent.0)).sum();
+        let net_total: i128 = positions.iter().map(|p| p.net.max(0)).sum();
+        for position in &positions {
+            let bank = self.bank_mut(&position.bank);
+            bank.pool = position.pool_after;
+            bank.sent = Amount::ZERO;
+            bank.received = Amount::ZERO;
+        }
+        for (debtor, creditor) in std::mem::take(&mut self.cycle.obligations).into_keys() {
+            self.dirty.insert(StateKey::Obligation(debtor, creditor));
+        }
+        let report = SettlementReport {
+            cycle: self.cycle.number,
+            start_height: self.cycle.start_height,
+            height,
+            trigger,
+            banks: positions,
+            gross_total: Amount(u64::try_from(gross).expect("each bank's sent fits u64, and the sum of a cycle's transfers is bounded by the checked sender totals")),
+            net_total: Amount(u64::try_from(net_total).expect("net total is at most the issued money")),
+        };
+        self.reports.insert(report.cycle, report.clone());
+        self.dirty.insert(StateKey::Report(report.cycle));
+        self.cycle.number += 1;
+        self.cycle.start_height = height + 1;
+        self.dirty.insert(StateKey::Cycle);
+        report
+    }
+
+    /// Writes every entry touched since the last call into the state tree; returns the root.
+    fn commit_state(&mut self) -> Hash {
+        for key in std::mem::take(&mut self.dirty) {
+            let value = self.value_hash_of(&key);
+            let tree_key = key.tree_key();
+            match value {
+                Some(value) => self.tree.insert(tree_key, value),
+                None => self.tree.remove(&tree_key),
+            }
+        }
+        self.state_root = self.tree.root();
+        self.state_root
+    }
+
+    fn value_hash_of(&self, key: &StateKey) -> Option<Hash> {
+        match key {
+            StateKey::Account(id) => self.accounts.get(id).map(value_hash),
+            StateKey::Bank(id) => self.banks.get(id).map(value_hash),
+            StateKey::Official(id) => self.officials.get(id).map(value_hash),
+            StateKey::Queued(bank, seq) => self
+                .queues
+                .get(bank)
+                .and_then(|q| q.get(seq))
+                .map(value_hash),
+            StateKey::EndToEnd(signer, id) => self
+                .end_to_end_ids
+                .get(&(*signer, id.clone()))
+                .map(value_hash),
+            StateKey::Obligation(a, b) => self
+                .cycle
+                .obligations
+                .get(&(a.clone(), b.clone()))
+                .map(value_hash),
+            StateKey::Cycle => Some(value_hash(&(
+                self.cycle.number,
+                self.cycle.start_height,
+                self.next_queue_seq,
+            ))),
+            StateKey::Totals => Some(value_hash(&self.totals)),
+            StateKey::Report(n) => self.reports.get(n).map(value_hash),
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Invariants
+    // ----------------------------------------------------------------------------------
+
+    /// Checks DESIGN.md's invariants 1–4 from scratch (linear in the state size). Tests call
+    /// it after every block; the node may call it as often as it can afford.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let fail = |msg: String| Err(InvariantViolation(msg));
+        // 1. Pool money is conserved.
+        let pools: u128 = self.banks.values().map(|b| u128::from(b.pool.0)).sum();
+        if Some(pools) != self.totals.issued.checked_sub(self.totals.redeemed) {
+            return fail(format!(
+                "pools sum to {pools}, issued {} − redeemed {}",
+                self.totals.issued, self.totals.redeemed
+            ));
+        }
+        // 2. Customer money is conserved, per bank and in total.
+        let mut held: BTreeMap<&BankId, u128> = BTreeMap::new();
+        let mut reserved: BTreeMap<&AccountId, u128> = BTreeMap::new();
+        for (id, account) in &self.accounts {
+            if !self.banks.contains_key(&account.bank) {
+                return fail(format!("account {id} at unknown bank {}", account.bank));
+            }
+            *held.entry(&account.bank).or_default() +=
+                u128::from(account.balance.0) + u128::from(account.reserved.0);
+        }
+        for queue in self.queues.values() {
+            for entry in queue.values() {
+                *reserved.entry(&entry.from).or_default() += u128::from(entry.amount.0);
+            }
+        }
+        for (id, account) in &self.accounts {
+            let queued = reserved.get(id).copied().unwrap_or(0);
+            if u128::from(account.reserved.0) != queued {
+                return fail(format!(
+                    "account {id} reserves {} but has {queued} queued",
+                    account.reserved.0
+                ));
+            }
+        }
+        let (mut total_in, mut total_out) = (0u128, 0u128);
+        for (id, bank) in &self.banks {
+            let f = &bank.flows;
+            let expected =
+                (f.deposited + f.transferred_in).checked_sub(f.withdrawn + f.transferred_out);
+            let actual = held.get(id).copied().unwrap_or(0);
+            if expected != Some(actual) {
+                return fail(format!(
+                    "bank {id}: customers hold {actual}, flows say {expected:?}"
+                ));
+            }
+            total_in += f.deposited;
+            total_out += f.withdrawn;
+        }
+        let total_held: u128 = held.values().sum();
+        if Some(total_held) != total_in.checked_sub(total_out) {
+            return fail(format!(
+                "customers hold {total_held}, deposits − withdrawals = {total_in} − {total_out}"
+            ));
+        }
+        // 3. The open cycle's positions agree with its obligations and sum to zero; every
+        //    bank's net debit is covered (so the next settlement cannot fail).
+        let mut sent: BTreeMap<&BankId, u128> = BTreeMap::new();
+        let mut received: BTreeMap<&BankId, u128> = BTreeMap::new();
+        for ((debtor, creditor), amount) in &self.cycle.obligations {
+            if debtor == creditor || amount.0 == 0 {
+                return fail(format!("bad obligation {debtor}→{creditor}: {}", amount.0));
+            }
+            *sent.entry(debtor).or_default() += u128::from(amount.0);
+            *received.entry(creditor).or_default() += u128::from(amount.0);
+        }
+        let mut position_sum = 0i128;
+        for (id, bank) in &self.banks {
+            if u128::from(bank.sent.0) != sent.get(id).copied().unwrap_or(0)
+                || u128::from(bank.received.0) != received.get(id).copied().unwrap_or(0)
+            {
+                return fail(format!("bank {id}: position does not match obligations"));
+            }
+            if bank.net_debit() > bank.pool {
+                return fail(format!("bank {id}: net debit exceeds its pool"));
+            }
+            position_sum += bank.position();
+        }
+        if position_sum != 0 {
+            return fail(format!("positions sum to {position_sum}"));
+        }
+        for report in self.reports.values() {
+            if report.banks.iter().map(|p| p.net).sum::<i128>() != 0 {
+                return fail(format!("cycle {} nets to non-zero", report.cycle));
+            }
+            for p in &report.banks {
+                if i128::from(p.pool_after.0) - i128::from(p.pool_before.0) != p.net {
+                    return fail(format!(
+                        "cycle {}: bank {} moved by other than its net",
+                        report.cycle, p.bank
+                    ));
+                }
+            }
+        }
+        // 4. Non-negativity is in the types (u64 minor units, checked arithmetic).
+        Ok(())
+    }
+}
+
+fn queue_event(from_bank: &BankId, entry: QueuedTransfer, height: u64) -> QueueEvent {
+    QueueEvent {
+        tx_hash: entry.tx_hash,
+        from: entry.from,
+        to: entry.to,
+        from_bank: from_bank.clone(),
+        to_bank: entry.to_bank,
+        amount: entry.amount,
+        queued_at_height: entry.queued_at_height,
+        height,
+    }
+}

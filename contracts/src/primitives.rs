@@ -1,0 +1,440 @@
+//! The ledger's primitive values: hashes, account and bank identifiers, amounts.
+//!
+//! Each has one canonical binary form (used by the canonical encoding, see [`crate::codec`])
+//! and one human form (hex or decimal strings, used in JSON and on the command line).
+//! Serde picks the form with `is_human_readable()`, so the node's JSON and the wallet read
+//! one definition.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Error parsing a fixed-length hex identifier (hash or account id).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HexError {
+    /// The string does not have exactly the required number of hex characters.
+    #[error("expected {expected} hex characters, got {got}")]
+    Length {
+        /// Required number of characters.
+        expected: usize,
+        /// Characters received.
+        got: usize,
+    },
+    /// A character outside `0-9a-fA-F`.
+    #[error("invalid hex character {0:?}")]
+    Character(char),
+}
+
+/// Lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
+    }
+    out
+}
+
+/// Parses hex (either case) into exactly `N` bytes.
+pub fn from_hex_array<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
+    if text.len() != N * 2 {
+        return Err(HexError::Length {
+            expected: N * 2,
+            got: text.chars().count(),
+        });
+    }
+    let mut out = [0u8; N];
+    let bytes = text.as_bytes();
+    for (i, slot) in out.iter_mut().enumerate() {
+        let hi = hex_value(bytes[2 * i])?;
+        let lo = hex_value(bytes[2 * i + 1])?;
+        *slot = (hi << 4) | lo;
+    }
+    Ok(out)
+}
+
+/// Parses hex of any even length into bytes (at most `max_bytes`, checked before allocating).
+pub fn from_hex_vec(text: &str, max_bytes: usize) -> Result<Vec<u8>, HexError> {
+    if text.len() % 2 != 0 || text.len() / 2 > max_bytes {
+        return Err(HexError::Length {
+            expected: (text.len() / 2).min(max_bytes) * 2,
+            got: text.len(),
+        });
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    for pair in bytes.chunks_exact(2) {
+        out.push((hex_value(pair[0])? << 4) | hex_value(pair[1])?);
+    }
+    Ok(out)
+}
+
+fn hex_value(c: u8) -> Result<u8, HexError> {
+    match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        b'A'..=b'F' => Ok(c - b'A' + 10),
+        _ => Err(HexError::Character(char::from(c))),
+    }
+}
+
+macro_rules! hex_bytes_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// The raw 32 bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// Lowercase hex, 64 characters.
+            pub fn to_hex(&self) -> String {
+                to_hex(&self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // Short form keeps test failures and logs readable.
+                write!(f, "{}({}…)", stringify!($name), &self.to_hex()[..12])
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = HexError;
+            fn from_str(text: &str) -> Result<Self, HexError> {
+                from_hex_array::<32>(text).map(Self)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    serializer.serialize_str(&self.to_hex())
+                } else {
+                    self.0.serialize(serializer)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                    text.parse().map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 32]>::deserialize(deserializer).map(Self)
+                }
+            }
+        }
+    };
+}
+
+hex_bytes_type!(
+    /// A SHA-256 digest.
+    Hash
+);
+
+hex_bytes_type!(
+    /// An account: the owner's ed25519 public key. Shown as 64 hex characters.
+    ///
+    /// Every signer (customer, bank operator, authority, regulator) is identified the same
+    /// way; a customer account's id is the key that signs its transfers.
+    AccountId
+);
+
+impl Hash {
+    /// The all-zero hash, used for "nothing" (the empty state tree, the parent of block 1).
+    pub const ZERO: Hash = Hash([0u8; 32]);
+}
+
+/// SHA-256 over the concatenation of `parts`.
+pub fn sha256(parts: &[&[u8]]) -> Hash {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    Hash(hasher.finalize().into())
+}
+
+/// Error for an invalid [`BankId`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BankIdError {
+    /// Empty, or longer than [`BankId::MAX_LEN`].
+    #[error("bank id must be 1 to 12 characters, got {0}")]
+    Length(usize),
+    /// A character outside `A-Z0-9_`.
+    #[error("bank id may contain only A-Z, 0-9 and _, found {0:?}")]
+    Character(char),
+}
+
+/// A member bank's identifier: 1–12 characters of `A-Z0-9_` (e.g. `BANK_A`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct BankId(String);
+
+impl BankId {
+    /// Longest allowed id, in characters.
+    pub const MAX_LEN: usize = 12;
+
+    /// Validates and wraps `id`.
+    pub fn new(id: impl Into<String>) -> Result<Self, BankIdError> {
+        let id = id.into();
+        let len = id.chars().count();
+        if len == 0 || len > Self::MAX_LEN {
+            return Err(BankIdError::Length(len));
+        }
+        if let Some(bad) = id
+            .chars()
+            .find(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_'))
+        {
+            return Err(BankIdError::Character(bad));
+        }
+        Ok(Self(id))
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BankId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for BankId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BankId({})", self.0)
+    }
+}
+
+impl FromStr for BankId {
+    type Err = BankIdError;
+    fn from_str(text: &str) -> Result<Self, BankIdError> {
+        Self::new(text)
+    }
+}
+
+impl<'de> Deserialize<'de> for BankId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Bounded by the codec's size limit before we get here; validated before use.
+        let text = String::deserialize(deserializer)?;
+        BankId::new(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Error parsing a decimal amount.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AmountError {
+    /// Nothing to parse.
+    #[error("amount is empty")]
+    Empty,
+    /// A leading minus sign.
+    #[error("amount must not be negative")]
+    Negative,
+    /// More fractional digits than the currency has.
+    #[error("amount has {got} decimal places, the currency allows {allowed}")]
+    TooManyDecimals {
+        /// Fractional digits given.
+        got: usize,
+        /// The chain's `decimals`.
+        allowed: u8,
+    },
+    /// Larger than `u64::MAX` minor units.
+    #[error("amount is too large")]
+    Overflow,
+    /// Anything that is not `digits[.digits]`.
+    #[error("amount {0:?} is not a decimal number")]
+    Invalid(String),
+}
+
+/// Money in minor units (e.g. cents). Never negative, never a float; arithmetic is checked.
+///
+/// In JSON an amount is the minor-unit integer; the API and the wallet show decimal strings
+/// formatted with the chain's `decimals` ([`Amount::format`], [`Amount::parse`]).
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Amount(pub u64);
+
+impl Amount {
+    /// Zero minor units.
+    pub const ZERO: Amount = Amount(0);
+
+    /// The number of minor units.
+    pub fn minor_units(self) -> u64 {
+        self.0
+    }
+
+    /// `self + other`, or `None` on overflow.
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).map(Amount)
+    }
+
+    /// `self - other`, or `None` if it would go negative.
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).map(Amount)
+    }
+
+    /// Parses a decimal string such as `"12.34"` into minor units with `decimals` places.
+    pub fn parse(text: &str, decimals: u8) -> Result<Amount, AmountError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AmountError::Empty);
+        }
+        if text.starts_with('-') {
+            return Err(AmountError::Negative);
+        }
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (text, None),
+        };
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        let invalid = || AmountError::Invalid(text.chars().take(40).collect());
+        if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f) || f.is_empty()) {
+            return Err(invalid());
+        }
+        if whole.is_empty() && fraction.is_none() {
+            return Err(invalid());
+        }
+        let fraction = fraction.unwrap_or("");
+        if fraction.len() > usize::from(decimals) {
+            return Err(AmountError::TooManyDecimals {
+                got: fraction.len(),
+                allowed: decimals,
+            });
+        }
+        let mut units: u64 = 0;
+        let digits = whole
+            .bytes()
+            .chain(fraction.bytes())
+            .chain(std::iter::repeat_n(
+                b'0',
+                usize::from(decimals) - fraction.len(),
+            ));
+        for digit in digits {
+            units = units
+                .checked_mul(10)
+                .and_then(|u| u.checked_add(u64::from(digit - b'0')))
+                .ok_or(AmountError::Overflow)?;
+        }
+        Ok(Amount(units))
+    }
+
+    /// Formats as a decimal string with exactly `decimals` fractional digits (`"12.34"`).
+    pub fn format(self, decimals: u8) -> String {
+        let digits = self.0.to_string();
+        let decimals = usize::from(decimals);
+        if decimals == 0 {
+            return digits;
+        }
+        let padded = format!("{:0>width$}", digits, width = decimals + 1);
+        let (whole, fraction) = padded.split_at(padded.len() - decimals);
+        format!("{whole}.{fraction}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amount_parse_and_format_round_trip() {
+        assert_eq!(Amount::parse("12.34", 2), Ok(Amount(1234)));
+        assert_eq!(Amount::parse("12.3", 2), Ok(Amount(1230)));
+        assert_eq!(Amount::parse("12", 2), Ok(Amount(1200)));
+        assert_eq!(Amount::parse("0.01", 2), Ok(Amount(1)));
+        assert_eq!(Amount::parse(".5", 2), Ok(Amount(50)));
+        assert_eq!(Amount::parse("7", 0), Ok(Amount(7)));
+        assert_eq!(Amount(1234).format(2), "12.34");
+        assert_eq!(Amount(5).format(2), "0.05");
+        assert_eq!(Amount(0).format(2), "0.00");
+        assert_eq!(Amount(42).format(0), "42");
+        assert_eq!(Amount(u64::MAX).format(2), "184467440737095516.15");
+        assert_eq!(
+            Amount::parse("184467440737095516.15", 2),
+            Ok(Amount(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn amount_parse_rejects_each_bad_form_specifically() {
+        assert_eq!(Amount::parse("", 2), Err(AmountError::Empty));
+        assert_eq!(Amount::parse("-1", 2), Err(AmountError::Negative));
+        assert_eq!(
+            Amount::parse("1.234", 2),
+            Err(AmountError::TooManyDecimals { got: 3, allowed: 2 })
+        );
+        assert_eq!(
+            Amount::parse("1.5", 0),
+            Err(AmountError::TooManyDecimals { got: 1, allowed: 0 })
+        );
+        assert_eq!(
+            Amount::parse("184467440737095516.16", 2),
+            Err(AmountError::Overflow)
+        );
+        assert_eq!(
+            Amount::parse("99999999999999999999999", 0),
+            Err(AmountError::Overflow)
+        );
+        for garbage in ["abc", "1.2.3", "1e5", "1,00", "+1", ".", "1.", " 1 2"] {
+            assert!(
+                matches!(Amount::parse(garbage, 2), Err(AmountError::Invalid(_))),
+                "{garbage:?} should be invalid"
+            );
+        }
+    }
+
+    #[test]
+    fn bank_id_validation() {
+        assert!(BankId::new("BANK_A").is_ok());
+        assert!(BankId::new("X1").is_ok());
+        assert_eq!(BankId::new(""), Err(BankIdError::Length(0)));
+        assert_eq!(BankId::new("ABCDEFGHIJKLM"), Err(BankIdError::Length(13)));
+        assert_eq!(BankId::new("bank"), Err(BankIdError::Character('b')));
+        assert_eq!(BankId::new("BANK-A"), Err(BankIdError::Character('-')));
+        assert!(serde_json::from_str::<BankId>("\"lower\"").is_err());
+    }
+
+    #[test]
+    fn hex_ids_round_trip_and_reject_bad_input() {
+        let id = AccountId([0xab; 32]);
+        let text = id.to_string();
+        assert_eq!(text.len(), 64);
+        assert_eq!(text.parse::<AccountId>(), Ok(id));
+        assert_eq!(text.to_uppercase().parse::<AccountId>(), Ok(id));
+        assert!(matches!(
+            "abc".parse::<AccountId>(),
+            Err(HexError::Length { .. })
+        ));
+        let bad = format!("{}zz", &text[..62]);
+        assert_eq!(bad.parse::<AccountId>(), Err(HexError::Character('z')));
+        let json = serde_json::to_string(&id).expect("serialize");
+        assert_eq!(json, format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<AccountId>(&json).expect("parse"), id);
+    }
+
+    #[test]
+    fn hex_vec_is_bounded() {
+        assert_eq!(from_hex_vec("00ff", 2), Ok(vec![0, 255]));
+        assert!(from_hex_vec("00ff00", 2).is_err());
+        assert!(from_hex_vec("0", 2).is_err());
+    }
+}

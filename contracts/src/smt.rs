@@ -1,0 +1,452 @@
+//! A compressed sparse Merkle tree over 256-bit keys: the ledger's state commitment.
+//!
+//! Conceptually a binary tree of depth 256 in which a key's path is its bits (most
+//! significant first). To keep it small, a subtree that holds exactly one leaf is replaced
+//! by that leaf (as in Diem's Jellyfish tree), and an empty subtree hashes to zero. So a tree
+//! of `n` random keys is about `log2 n` deep, an update costs `O(log n)` hashes, and a block
+//! that touches `k` entries rehashes only the nodes on those `k` paths: the cost grows with
+//! what the block touched, not with the size of the state.
+//!
+//! Hashes (SHA-256, each node kind with its own prefix byte, so a leaf can never be passed
+//! off as an inner node or the reverse):
+//! * empty subtree: 32 zero bytes;
+//! * leaf: `H(0x00 ‖ key ‖ value_hash)`;
+//! * inner node: `H(0x01 ‖ left ‖ right)`.
+//!
+//! Why our own and not a crate: `interpool-contracts` may depend only on serde, bincode,
+//! ed25519-dalek and sha2 (DESIGN.md), and the well-kept Jellyfish implementations bring
+//! storage traits, `anyhow`, `borsh` and logging with them. This file is the whole tree; its
+//! proofs are checked against an independent recomputation in the tests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::primitives::{sha256, Hash};
+
+const LEAF_PREFIX: &[u8] = &[0x00];
+const INNER_PREFIX: &[u8] = &[0x01];
+
+fn leaf_hash(key: &Hash, value: &Hash) -> Hash {
+    sha256(&[LEAF_PREFIX, key.as_bytes(), value.as_bytes()])
+}
+
+fn inner_hash(left: &Hash, right: &Hash) -> Hash {
+    sha256(&[INNER_PREFIX, left.as_bytes(), right.as_bytes()])
+}
+
+/// Bit `depth` of `key`, most significant bit first: `false` = left, `true` = right.
+fn bit(key: &Hash, depth: usize) -> bool {
+    (key.0[depth / 8] >> (7 - depth % 8)) & 1 == 1
+}
+
+#[derive(Debug, Clone, Default)]
+enum Node {
+    #[default]
+    Empty,
+    Leaf {
+        key: Hash,
+        value: Hash,
+    },
+    Inner(Box<Inner>),
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
+    left: Node,
+    right: Node,
+    /// `None` while a descendant changed since the hash was last computed.
+    hash: Option<Hash>,
+}
+
+/// The tree. Holds only hashes: the values themselves live in the ledger.
+#[derive(Debug, Clone, Default)]
+pub struct SparseMerkleTree {
+    root: Node,
+    len: usize,
+}
+
+impl SparseMerkleTree {
+    /// An empty tree (root = zero hash).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of leaves.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the tree has no leaves.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sets `key`'s value hash, inserting the leaf if needed.
+    pub fn insert(&mut self, key: Hash, value: Hash) {
+        if insert(&mut self.root, 0, key, value) {
+            self.len += 1;
+        }
+    }
+
+    /// Removes `key`'s leaf, if present.
+    pub fn remove(&mut self, key: &Hash) {
+        if remove(&mut self.root, 0, key) {
+            self.len -= 1;
+        }
+    }
+
+    /// The value hash stored under `key`.
+    pub fn get(&self, key: &Hash) -> Option<Hash> {
+        let mut node = &self.root;
+        let mut depth = 0;
+        loop {
+            match node {
+                Node::Empty => return None,
+                Node::Leaf { key: k, value } => return (k == key).then_some(*value),
+                Node::Inner(inner) => {
+                    node = if bit(key, depth) {
+                        &inner.right
+                    } else {
+                        &inner.left
+                    };
+                    depth += 1;
+                }
+            }
+        }
+    }
+
+    /// The root hash, rehashing only the nodes changed since the last call.
+    pub fn root(&mut self) -> Hash {
+        hash(&mut self.root)
+    }
+
+    /// A proof of `key`'s value, or of its absence, against [`Self::root`].
+    ///
+    /// # Panics
+    /// If the tree changed since the last [`Self::root`] call (the ledger computes the root
+    /// at the end of every block, so its tree is always current between blocks).
+    pub fn prove(&self, key: &Hash) -> Proof {
+        let mut siblings = Vec::new();
+        let mut node = &self.root;
+        let mut depth = 0;
+        let terminal = loop {
+            match node {
+                Node::Empty => break None,
+                Node::Leaf { key, value } => break Some((*key, *value)),
+                Node::Inner(inner) => {
+                    let (next, sibling) = if bit(key, depth) {
+                        (&inner.right, &inner.left)
+                    } else {
+                        (&inner.left, &inner.right)
+                    };
+                    siblings.push(cached_hash(sibling));
+                    node = next;
+                    depth += 1;
+                }
+            }
+        };
+        Proof { siblings, terminal }
+    }
+}
+
+/// Inserts; returns true if a new leaf was added (false if an existing one was updated).
+fn insert(node: &mut Node, depth: usize, key: Hash, value: Hash) -> bool {
+    match node {
+        Node::Empty => {
+            *node = Node::Leaf { key, value };
+            true
+        }
+        Node::Leaf {
+            key: existing,
+            value: old,
+        } if *existing == key => {
+            *old = value;
+            false
+        }
+        Node::Leaf { .. } => {
+            let existing = std::mem::take(node);
+            *node = split(existing, Node::Leaf { key, value }, &key, depth);
+            true
+        }
+        Node::Inner(inner) => {
+            inner.hash = None;
+            let child = if bit(&key, depth) {
+                &mut inner.right
+            } else {
+                &mut inner.left
+            };
+            insert(child, depth + 1, key, value)
+        }
+    }
+}
+
+/// Builds the smallest subtree at `depth` holding two leaves with distinct keys.
+fn split(existing: Node, new: Node, new_key: &Hash, depth: usize) -> Node {
+    let existing_key = match &existing {
+        Node::Leaf { key, .. } => *key,
+        _ => unreachable!("split is only called on two leaves"),
+    };
+    assert!(depth < 256, "two distinct keys must differ in some bit");
+    let existing_bit = bit(&existing_key, depth);
+    let new_bit = bit(new_key, depth);
+    let (left, right) = if existing_bit == new_bit {
+        let below = split(existing, new, new_key, depth + 1);
+        if new_bit {
+            (Node::Empty, below)
+        } else {
+            (below, Node::Empty)
+        }
+    } else if new_bit {
+        (existing, new)
+    } else {
+        (new, existing)
+    };
+    Node::Inner(Box::new(Inner {
+        left,
+        right,
+        hash: None,
+    }))
+}
+
+/// Removes; returns true if a leaf was removed. Keeps the compression invariant: an inner
+/// node left with a single leaf below it is replaced by that leaf.
+fn remove(node: &mut Node, depth: usize, key: &Hash) -> bool {
+    match node {
+        Node::Empty => false,
+        Node::Leaf { key: existing, .. } => {
+            if existing == key {
+                *node = Node::Empty;
+                true
+            } else {
+                false
+            }
+        }
+        Node::Inner(inner) => {
+            let child = if bit(key, depth) {
+                &mut inner.right
+            } else {
+                &mut inner.left
+            };
+            if !remove(child, depth + 1, key) {
+                return false;
+            }
+            inner.hash = None;
+            let collapse = match (&inner.left, &inner.right) {
+                (Node::Empty, Node::Empty) => Some(Node::Empty),
+                (Node::Leaf { .. }, Node::Empty) => Some(std::mem::take(&mut inner.left)),
+                (Node::Empty, Node::Leaf { .. }) => Some(std::mem::take(&mut inner.right)),
+                _ => None,
+            };
+            if let Some(replacement) = collapse {
+                *node = replacement;
+            }
+            true
+        }
+    }
+}
+
+fn hash(node: &mut Node) -> Hash {
+    match node {
+        Node::Empty => Hash::ZERO,
+        Node::Leaf { key, value } => leaf_hash(key, value),
+        Node::Inner(inner) => {
+            if let Some(hash) = inner.hash {
+                return hash;
+            }
+            let left = hash(&mut inner.left);
+            let right = hash(&mut inner.right);
+            let computed = inner_hash(&left, &right);
+            inner.hash = Some(computed);
+            computed
+        }
+    }
+}
+
+/// The hash of a node whose cache is known to be current.
+fn cached_hash(node: &Node) -> Hash {
+    match node {
+        Node::Empty => Hash::ZERO,
+        Node::Leaf { key, value } => leaf_hash(key, value),
+        Node::Inner(inner) => inner
+            .hash
+            .expect("prove() requires root() after the last change"),
+    }
+}
+
+/// Why a proof does not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// The recomputed root differs from the trusted one.
+    #[error("proof does not lead to the trusted state root")]
+    RootMismatch,
+    /// The proof shows a different value (or absence) than claimed.
+    #[error("proof is for a different value than claimed")]
+    ValueMismatch,
+    /// More than 256 siblings.
+    #[error("proof is deeper than the key length")]
+    TooDeep,
+    /// The terminal leaf of a non-inclusion proof is not on the key's path.
+    #[error("proof's terminal leaf is not on the key's path")]
+    WrongPath,
+}
+
+/// A Merkle proof: the sibling hashes from the root down, and what the path ends in (the
+/// key's own leaf, another key's leaf, or an empty subtree).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// Sibling hashes, root first.
+    pub siblings: Vec<Hash>,
+    /// The leaf the path ends in, as `(key, value_hash)`; `None` for an empty subtree.
+    pub terminal: Option<(Hash, Hash)>,
+}
+
+impl Proof {
+    /// Checks that under `root`, `key` holds `value` (`Some`) or is absent (`None`).
+    pub fn verify(&self, root: &Hash, key: &Hash, value: Option<&Hash>) -> Result<(), ProofError> {
+        if self.siblings.len() > 256 {
+            return Err(ProofError::TooDeep);
+        }
+        let depth = self.siblings.len();
+        match (&self.terminal, value) {
+            (Some((k, v)), Some(value)) if k == key => {
+                if v != value {
+                    return Err(ProofError::ValueMismatch);
+                }
+            }
+            (Some((k, _)), None) if k != key => {
+                // Another key's leaf sits where `key` would be: it must share the path.
+                if (0..depth).any(|d| bit(k, d) != bit(key, d)) {
+                    return Err(ProofError::WrongPath);
+                }
+            }
+            (None, None) => {}
+            _ => return Err(ProofError::ValueMismatch),
+        }
+        let mut current = match &self.terminal {
+            Some((k, v)) => leaf_hash(k, v),
+            None => Hash::ZERO,
+        };
+        for (d, sibling) in self.siblings.iter().enumerate().rev() {
+            current = if bit(key, d) {
+                inner_hash(sibling, &current)
+            } else {
+                inner_hash(&current, sibling)
+            };
+        }
+        if current == *root {
+            Ok(())
+        } else {
+            Err(ProofError::RootMismatch)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn h(n: u64) -> Hash {
+        sha256(&[&n.to_le_bytes()])
+    }
+
+    /// Independent, obviously-correct recomputation of the root from all leaves.
+    fn reference_root(leaves: &BTreeMap<Hash, Hash>) -> Hash {
+        fn build(items: &[(Hash, Hash)], depth: usize) -> Hash {
+            match items {
+                [] => Hash::ZERO,
+                [(k, v)] => leaf_hash(k, v),
+                _ => {
+                    let split = items.partition_point(|(k, _)| !bit(k, depth));
+                    inner_hash(
+                        &build(&items[..split], depth + 1),
+                        &build(&items[split..], depth + 1),
+                    )
+                }
+            }
+        }
+        let items: Vec<_> = leaves.iter().map(|(k, v)| (*k, *v)).collect();
+        build(&items, 0)
+    }
+
+    #[test]
+    fn empty_and_single_leaf() {
+        let mut tree = SparseMerkleTree::new();
+        assert_eq!(tree.root(), Hash::ZERO);
+        tree.insert(h(1), h(2));
+        assert_eq!(tree.root(), leaf_hash(&h(1), &h(2)));
+        tree.remove(&h(1));
+        assert_eq!(tree.root(), Hash::ZERO);
+        assert!(tree.is_empty());
+    }
+
+    #[test]
+    fn keys_sharing_a_long_prefix() {
+        let mut a = Hash::ZERO;
+        let mut b = Hash::ZERO;
+        a.0[31] = 0b10;
+        b.0[31] = 0b11; // differ only in the last bit
+        let mut tree = SparseMerkleTree::new();
+        tree.insert(a, h(1));
+        tree.insert(b, h(2));
+        let leaves: BTreeMap<_, _> = [(a, h(1)), (b, h(2))].into_iter().collect();
+        let root = tree.root();
+        assert_eq!(root, reference_root(&leaves));
+        let proof = tree.prove(&b);
+        assert_eq!(proof.siblings.len(), 256);
+        assert_eq!(proof.verify(&root, &b, Some(&h(2))), Ok(()));
+        tree.remove(&a);
+        assert_eq!(tree.root(), leaf_hash(&b, &h(2)));
+    }
+
+    proptest! {
+        #[test]
+        fn matches_reference_and_proofs_verify(
+            ops in proptest::collection::vec((0u64..64, proptest::option::of(0u64..1000)), 1..200)
+        ) {
+            let mut tree = SparseMerkleTree::new();
+            let mut model = BTreeMap::new();
+            for (i, (k, v)) in ops.iter().enumerate() {
+                match v {
+                    Some(v) => { tree.insert(h(*k), h(*v)); model.insert(h(*k), h(*v)); }
+                    None => { tree.remove(&h(*k)); model.remove(&h(*k)); }
+                }
+                if i % 17 == 0 {
+                    prop_assert_eq!(tree.root(), reference_root(&model));
+                }
+            }
+            let root = tree.root();
+            prop_assert_eq!(root, reference_root(&model));
+            prop_assert_eq!(tree.len(), model.len());
+            for k in 0..64u64 {
+                let key = h(k);
+                let proof = tree.prove(&key);
+                let value = model.get(&key);
+                prop_assert_eq!(tree.get(&key), value.copied());
+                prop_assert_eq!(proof.verify(&root, &key, value), Ok(()));
+                // A proof never vouches for a different value or for absence of a present key.
+                let wrong = h(5000);
+                prop_assert!(proof.verify(&root, &key, Some(&wrong)).is_err());
+                if value.is_some() {
+                    prop_assert!(proof.verify(&root, &key, None).is_err());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tampered_proof_is_rejected() {
+        let mut tree = SparseMerkleTree::new();
+        for i in 0..100 {
+            tree.insert(h(i), h(i + 1000));
+        }
+        let root = tree.root();
+        let mut proof = tree.prove(&h(7));
+        assert_eq!(proof.verify(&root, &h(7), Some(&h(1007))), Ok(()));
+        proof.siblings[0].0[0] ^= 1;
+        assert_eq!(
+            proof.verify(&root, &h(7), Some(&h(1007))),
+            Err(ProofError::RootMismatch)
+        );
+    }
+}

@@ -1,0 +1,634 @@
+//! Transactions: what they contain, how they are hashed, signed, encoded and checked without
+//! looking at the ledger state.
+//!
+//! * The hash of a transaction is [`Transaction::hash`]: SHA-256 over [`TX_HASH_DOMAIN`] and
+//!   the canonical encoding of the unsigned transaction. It is the transaction's id.
+//! * The signature is ed25519 over that hash ([`Transaction::sign`]), verified with
+//!   `verify_strict` ([`SignedTransaction::check_stateless`]). The domain tag keeps a
+//!   transaction signature from ever being valid as any other message (consensus votes use
+//!   their own tags).
+//! * A [`VerifiedTransaction`] can only be built by the stateless check (or by the batch
+//!   check), so the ledger never executes a transaction whose signature nobody checked, and
+//!   a node verifies each signature once.
+
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::{self, DecodeError};
+use crate::error::TxError;
+use crate::primitives::{from_hex_array, sha256, to_hex, AccountId, Amount, BankId, Hash};
+
+/// Domain-separation tag hashed in front of every transaction.
+pub const TX_HASH_DOMAIN: &[u8] = b"interpool/tx/v1";
+/// Largest canonical encoding of a signed transaction, in bytes.
+pub const MAX_TX_BYTES: u64 = 2048;
+/// Longest `end_to_end_id` (ISO 20022 `Max35Text`).
+pub const MAX_END_TO_END_ID_CHARS: usize = 35;
+/// Longest transfer reference (ISO 20022 unstructured remittance information).
+pub const MAX_REFERENCE_CHARS: usize = 140;
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    /// Customer payment from the signer's account to `to`.
+    Transfer {
+        /// Recipient account.
+        to: AccountId,
+        /// Amount in minor units.
+        amount: Amount,
+        /// The payer's idempotency key: a second transfer from the same signer with the same
+        /// id is rejected as a duplicate, so an uncertain client can safely sign again.
+        end_to_end_id: String,
+        /// Free text for the recipient.
+        reference: String,
+    },
+    /// Bank operator opens an account for `owner` at the operator's bank.
+    OpenAccount {
+        /// The account holder's public key (becomes the account id).
+        owner: AccountId,
+    },
+    /// Bank operator credits a customer account at its bank (cash in).
+    Deposit {
+        /// The account.
+        account: AccountId,
+        /// Amount in minor units.
+        amount: Amount,
+    },
+    /// Bank operator debits a customer account at its bank (cash out).
+    Withdraw {
+        /// The account.
+        account: AccountId,
+        /// Amount in minor units.
+        amount: Amount,
+    },
+    /// Settlement authority issues central-bank money into a bank's pool.
+    Issue {
+        /// The bank.
+        bank: BankId,
+        /// Amount in minor units.
+        amount: Amount,
+    },
+    /// Settlement authority redeems money from a bank's pool.
+    Redeem {
+        /// The bank.
+        bank: BankId,
+        /// Amount in minor units.
+        amount: Amount,
+    },
+    /// Settlement authority sets a bank's net debit cap.
+    SetNetDebitCap {
+        /// The bank.
+        bank: BankId,
+        /// New cap in minor units.
+        cap: Amount,
+    },
+    /// Settlement authority closes the current cycle at the end of this block.
+    SettleCycle,
+    /// Regulator freezes an account: it can no longer send or be withdrawn from.
+    Freeze {
+        /// The account.
+        account: AccountId,
+    },
+    /// Regulator lifts a freeze.
+    Unfreeze {
+        /// The account.
+        account: AccountId,
+    },
+}
+
+/// The kind of a [`Body`], without its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyKind {
+    /// [`Body::Transfer`]
+    Transfer,
+    /// [`Body::OpenAccount`]
+    OpenAccount,
+    /// [`Body::Deposit`]
+    Deposit,
+    /// [`Body::Withdraw`]
+    Withdraw,
+    /// [`Body::Issue`]
+    Issue,
+    /// [`Body::Redeem`]
+    Redeem,
+    /// [`Body::SetNetDebitCap`]
+    SetNetDebitCap,
+    /// [`Body::SettleCycle`]
+    SettleCycle,
+    /// [`Body::Freeze`]
+    Freeze,
+    /// [`Body::Unfreeze`]
+    Unfreeze,
+}
+
+impl fmt::Display for BodyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            BodyKind::Transfer => "transfer",
+            BodyKind::OpenAccount => "open_account",
+            BodyKind::Deposit => "deposit",
+            BodyKind::Withdraw => "withdraw",
+            BodyKind::Issue => "issue",
+            BodyKind::Redeem => "redeem",
+            BodyKind::SetNetDebitCap => "set_net_debit_cap",
+            BodyKind::SettleCycle => "settle_cycle",
+            BodyKind::Freeze => "freeze",
+            BodyKind::Unfreeze => "unfreeze",
+        };
+        f.write_str(name)
+    }
+}
+
+impl Body {
+    /// This body's kind.
+    pub fn kind(&self) -> BodyKind {
+        match self {
+            Body::Transfer { .. } => BodyKind::Transfer,
+            Body::OpenAccount { .. } => BodyKind::OpenAccount,
+            Body::Deposit { .. } => BodyKind::Deposit,
+            Body::Withdraw { .. } => BodyKind::Withdraw,
+            Body::Issue { .. } => BodyKind::Issue,
+            Body::Redeem { .. } => BodyKind::Redeem,
+            Body::SetNetDebitCap { .. } => BodyKind::SetNetDebitCap,
+            Body::SettleCycle => BodyKind::SettleCycle,
+            Body::Freeze { .. } => BodyKind::Freeze,
+            Body::Unfreeze { .. } => BodyKind::Unfreeze,
+        }
+    }
+}
+
+/// An unsigned transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The chain this transaction is for (replay protection across chains).
+    pub chain_id: String,
+    /// The signer's public key.
+    pub signer: AccountId,
+    /// The signer's next nonce; each included transaction consumes one.
+    pub nonce: u64,
+    /// Last block height at which the transaction may be included.
+    pub valid_until_height: u64,
+    /// What it does.
+    pub body: Body,
+}
+
+impl Transaction {
+    /// The transaction's id: SHA-256 over [`TX_HASH_DOMAIN`] and the canonical encoding.
+    /// This is the only definition of a transaction hash.
+    pub fn hash(&self) -> Hash {
+        sha256(&[TX_HASH_DOMAIN, &codec::encode(self)])
+    }
+
+    /// Signs the transaction. `key` must be the signer's key (the signature would not verify
+    /// otherwise).
+    pub fn sign(self, key: &SigningKey) -> SignedTransaction {
+        let signature = Signature(key.sign(self.hash().as_bytes()).to_bytes());
+        SignedTransaction {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+/// An ed25519 signature (64 bytes; hex in JSON).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}…)", &to_hex(&self.0)[..12])
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&to_hex(&self.0))
+        } else {
+            // serde implements arrays only up to 32 elements: two halves.
+            let (a, b) = self.0.split_at(32);
+            let a: &[u8; 32] = a.try_into().map_err(serde::ser::Error::custom)?;
+            let b: &[u8; 32] = b.try_into().map_err(serde::ser::Error::custom)?;
+            (a, b).serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            from_hex_array::<64>(&text)
+                .map(Signature)
+                .map_err(serde::de::Error::custom)
+        } else {
+            let (a, b) = <([u8; 32], [u8; 32])>::deserialize(deserializer)?;
+            let mut out = [0u8; 64];
+            out[..32].copy_from_slice(&a);
+            out[32..].copy_from_slice(&b);
+            Ok(Signature(out))
+        }
+    }
+}
+
+/// A transaction with its signature, as submitted, gossiped and included in blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// The transaction.
+    pub tx: Transaction,
+    /// ed25519 signature over [`Transaction::hash`].
+    pub signature: Signature,
+}
+
+impl SignedTransaction {
+    /// The transaction's id ([`Transaction::hash`]).
+    pub fn hash(&self) -> Hash {
+        self.tx.hash()
+    }
+
+    /// Canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes a canonical encoding, refusing anything longer than [`MAX_TX_BYTES`] before
+    /// decoding. Decoding does not verify anything; call [`Self::check_stateless`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        codec::decode(bytes, MAX_TX_BYTES)
+    }
+
+    /// Every check that needs no ledger state, signature included: size, chain id, the
+    /// signer key, the signature, and the body's own fields. On success returns the
+    /// transaction as a [`VerifiedTransaction`], remembering its hash.
+    pub fn check_stateless(self, chain_id: &str) -> Result<VerifiedTransaction, TxError> {
+        let hash = self.check_fields(chain_id)?;
+        verifying_key(&self.tx.signer)?
+            .verify_strict(
+                hash.as_bytes(),
+                &ed25519_dalek::Signature::from_bytes(&self.signature.0),
+            )
+            .map_err(|_| TxError::BadSignature)?;
+        Ok(VerifiedTransaction { signed: self, hash })
+    }
+
+    /// The stateless checks except the signature; returns the hash.
+    fn check_fields(&self, chain_id: &str) -> Result<Hash, TxError> {
+        let bytes = codec::encoded_len(self);
+        if bytes > MAX_TX_BYTES {
+            return Err(TxError::Oversized {
+                bytes,
+                limit: MAX_TX_BYTES,
+            });
+        }
+        if self.tx.chain_id != chain_id {
+            return Err(TxError::WrongChain {
+                expected: chain_id.to_string(),
+                got: self.tx.chain_id.chars().take(64).collect(),
+            });
+        }
+        check_body_fields(&self.tx)?;
+        Ok(self.tx.hash())
+    }
+}
+
+fn verifying_key(signer: &AccountId) -> Result<VerifyingKey, TxError> {
+    let key =
+        VerifyingKey::from_bytes(signer.as_bytes()).map_err(|_| TxError::InvalidSigner(*signer))?;
+    // Small-order keys can sign "anything"; verify_strict refuses them too, but naming the
+    // problem helps whoever made the key.
+    if key.is_weak() {
+        return Err(TxError::InvalidSigner(*signer));
+    }
+    Ok(key)
+}
+
+fn check_body_fields(tx: &Transaction) -> Result<(), TxError> {
+    match &tx.body {
+        Body::Transfer {
+            to,
+            amount,
+            end_to_end_id,
+            reference,
+        } => {
+            if *amount == Amount::ZERO {
+                return Err(TxError::ZeroAmount);
+            }
+            let id_ok = !end_to_end_id.is_empty()
+                && end_to_end_id.len() <= MAX_END_TO_END_ID_CHARS
+                && end_to_end_id.bytes().all(|b| (0x20..=0x7e).contains(&b));
+            if !id_ok {
+                return Err(TxError::InvalidEndToEndId);
+            }
+            if reference.chars().count() > MAX_REFERENCE_CHARS
+                || reference.chars().any(char::is_control)
+            {
+                return Err(TxError::InvalidReference);
+            }
+            if *to == tx.signer {
+                return Err(TxError::SelfTransfer);
+            }
+        }
+        Body::Deposit { amount, .. }
+        | Body::Withdraw { amount, .. }
+        | Body::Issue { amount, .. }
+        | Body::Redeem { amount, .. } => {
+            if *amount == Amount::ZERO {
+                return Err(TxError::ZeroAmount);
+            }
+        }
+        Body::OpenAccount { owner } => {
+            if verifying_key(owner).is_err() {
+                return Err(TxError::InvalidAccountKey(*owner));
+            }
+        }
+        Body::SetNetDebitCap { .. }
+        | Body::SettleCycle
+        | Body::Freeze { .. }
+        | Body::Unfreeze { .. } => {}
+    }
+    Ok(())
+}
+
+/// Checks many transactions at once, verifying signatures in one ed25519 batch.
+///
+/// The result for each transaction is the same as [`SignedTransaction::check_stateless`]
+/// would give: if the batch equation fails, every signature is re-checked on its own to
+/// find the bad ones. Worth it from a handful of transactions up; the node calls it on its
+/// verification workers.
+pub fn check_stateless_batch(
+    txs: Vec<SignedTransaction>,
+    chain_id: &str,
+) -> Vec<Result<VerifiedTransaction, TxError>> {
+    let mut results: Vec<Result<VerifiedTransaction, TxError>> = Vec::with_capacity(txs.len());
+    let mut keys = Vec::with_capacity(txs.len());
+    for signed in txs {
+        let checked = signed.check_fields(chain_id).and_then(|hash| {
+            let key = verifying_key(&signed.tx.signer)?;
+            Ok((hash, key))
+        });
+        match checked {
+            Ok((hash, key)) => {
+                keys.push(Some(key));
+                results.push(Ok(VerifiedTransaction { signed, hash }));
+            }
+            Err(error) => {
+                keys.push(None);
+                results.push(Err(error));
+            }
+        }
+    }
+    let candidates: Vec<usize> = (0..results.len()).filter(|i| keys[*i].is_some()).collect();
+    let mut messages: Vec<&[u8]> = Vec::with_capacity(candidates.len());
+    let mut signatures = Vec::with_capacity(candidates.len());
+    let mut batch_keys = Vec::with_capacity(candidates.len());
+    for &i in &candidates {
+        if let (Ok(verified), Some(key)) = (&results[i], keys[i]) {
+            messages.push(verified.hash.as_bytes());
+            signatures.push(ed25519_dalek::Signature::from_bytes(
+                &verified.signed.signature.0,
+            ));
+            batch_keys.push(key);
+        }
+    }
+    let batch_ok = !candidates.is_empty()
+        && ed25519_dalek::verify_batch(&messages, &signatures, &batch_keys).is_ok();
+    // dalek's batch equation is cofactorless, like its single verification, and weak keys
+    // were refused above; a signer who deliberately builds a key or an R with a torsion
+    // component could still get a different verdict from a batch than from verify_strict
+    // (docs/adr/0002-signature-verification.md). Such a transaction only hurts its own
+    // sender's chance of inclusion; consensus safety never depends on it.
+    if !batch_ok {
+        for &i in &candidates {
+            let failed = match (&results[i], keys[i]) {
+                (Ok(verified), Some(key)) => key
+                    .verify_strict(
+                        verified.hash.as_bytes(),
+                        &ed25519_dalek::Signature::from_bytes(&verified.signed.signature.0),
+                    )
+                    .is_err(),
+                _ => false,
+            };
+            if failed {
+                results[i] = Err(TxError::BadSignature);
+            }
+        }
+    }
+    results
+}
+
+/// A transaction that passed [`SignedTransaction::check_stateless`] (signature included),
+/// with its hash remembered. Only this type can be executed by the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedTransaction {
+    signed: SignedTransaction,
+    hash: Hash,
+}
+
+impl VerifiedTransaction {
+    /// The signed transaction.
+    pub fn signed(&self) -> &SignedTransaction {
+        &self.signed
+    }
+
+    /// The transaction.
+    pub fn tx(&self) -> &Transaction {
+        &self.signed.tx
+    }
+
+    /// The transaction's hash, computed once at verification.
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    /// Unwraps the signed transaction.
+    pub fn into_signed(self) -> SignedTransaction {
+        self.signed
+    }
+
+    /// Re-admits a transaction that this process verified before and read back from its own
+    /// store (e.g. a committed block at restart). Runs every stateless check except the
+    /// signature. Never use it for bytes from the network or a user.
+    pub fn from_trusted_store(
+        signed: SignedTransaction,
+        chain_id: &str,
+    ) -> Result<VerifiedTransaction, TxError> {
+        let hash = signed.check_fields(chain_id)?;
+        Ok(VerifiedTransaction { signed, hash })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::key;
+
+    fn transfer(signer: &SigningKey, to: AccountId, amount: u64) -> Transaction {
+        Transaction {
+            chain_id: "test".into(),
+            signer: AccountId(signer.verifying_key().to_bytes()),
+            nonce: 0,
+            valid_until_height: 100,
+            body: Body::Transfer {
+                to,
+                amount: Amount(amount),
+                end_to_end_id: "E2E-1".into(),
+                reference: "invoice 7".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn signed_transaction_round_trips_and_verifies() {
+        let alice = key(1);
+        let bob = AccountId(key(2).verifying_key().to_bytes());
+        let signed = transfer(&alice, bob, 500).sign(&alice);
+        let bytes = signed.encode();
+        let decoded = SignedTransaction::decode(&bytes).expect("decode");
+        assert_eq!(decoded, signed);
+        let verified = decoded.check_stateless("test").expect("valid");
+        assert_eq!(verified.hash(), signed.hash());
+    }
+
+    #[test]
+    fn every_stateless_rejection() {
+        let alice = key(1);
+        let bob = AccountId(key(2).verifying_key().to_bytes());
+        let check = |tx: Transaction| tx.sign(&alice).check_stateless("test").map(|_| ());
+
+        let mut wrong_chain = transfer(&alice, bob, 5);
+        wrong_chain.chain_id = "other".into();
+        assert!(matches!(
+            check(wrong_chain),
+            Err(TxError::WrongChain { .. })
+        ));
+
+        assert_eq!(check(transfer(&alice, bob, 0)), Err(TxError::ZeroAmount));
+
+        for bad_id in ["", "x".repeat(36).as_str(), "tab\there", "é"] {
+            let mut tx = transfer(&alice, bob, 5);
+            if let Body::Transfer { end_to_end_id, .. } = &mut tx.body {
+                *end_to_end_id = bad_id.to_string();
+            }
+            assert_eq!(check(tx), Err(TxError::InvalidEndToEndId), "{bad_id:?}");
+        }
+        for bad_ref in ["r".repeat(141), "line\nbreak".to_string()] {
+            let mut tx = transfer(&alice, bob, 5);
+            if let Body::Transfer { reference, .. } = &mut tx.body {
+                *reference = bad_ref;
+            }
+            assert_eq!(check(tx), Err(TxError::InvalidReference));
+        }
+        let me = AccountId(alice.verifying_key().to_bytes());
+        assert_eq!(check(transfer(&alice, me, 5)), Err(TxError::SelfTransfer));
+
+        for body in [
+            Body::Deposit {
+                account: bob,
+                amount: Amount(0),
+            },
+            Body::Withdraw {
+                account: bob,
+                amount: Amount(0),
+            },
+            Body::Issue {
+                bank: BankId::new("B").expect("id"),
+                amount: Amount(0),
+            },
+            Body::Redeem {
+                bank: BankId::new("B").expect("id"),
+                amount: Amount(0),
+            },
+        ] {
+            let mut tx = transfer(&alice, bob, 5);
+            tx.body = body;
+            assert_eq!(check(tx), Err(TxError::ZeroAmount));
+        }
+
+        let mut oversized = transfer(&alice, bob, 5);
+        if let Body::Transfer { reference, .. } = &mut oversized.body {
+            // 140 characters of 4 bytes each stay valid; the size limit is what stops a
+            // bigger chain id.
+            *reference = "€".repeat(140);
+        }
+        oversized.chain_id = "c".repeat(2000);
+        assert!(matches!(
+            oversized.sign(&alice).check_stateless("test"),
+            Err(TxError::Oversized { .. })
+        ));
+    }
+
+    #[test]
+    fn tampering_or_wrong_key_breaks_the_signature() {
+        let alice = key(1);
+        let mallory = key(3);
+        let bob = AccountId(key(2).verifying_key().to_bytes());
+        let mut signed = transfer(&alice, bob, 5).sign(&alice);
+        signed.tx.nonce = 1;
+        assert_eq!(
+            signed.check_stateless("test").map(|_| ()),
+            Err(TxError::BadSignature)
+        );
+
+        let forged = transfer(&alice, bob, 5).sign(&mallory);
+        assert_eq!(
+            forged.check_stateless("test").map(|_| ()),
+            Err(TxError::BadSignature)
+        );
+
+        // An identity point is a weak key and is refused by name.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut weak = transfer(&alice, bob, 5);
+        weak.signer = AccountId(identity);
+        let weak = weak.sign(&alice);
+        assert_eq!(
+            weak.check_stateless("test").map(|_| ()),
+            Err(TxError::InvalidSigner(AccountId(identity)))
+        );
+    }
+
+    #[test]
+    fn batch_check_matches_single_checks() {
+        let bob = AccountId(key(99).verifying_key().to_bytes());
+        let mut txs = Vec::new();
+        for i in 0..20u8 {
+            let signer = key(u64::from(i) + 1);
+            let mut tx = transfer(&signer, bob, 10).sign(&signer);
+            if i % 7 == 3 {
+                tx.tx.nonce += 1; // breaks the signature
+            }
+            if i == 11 {
+                tx.tx.chain_id = "nope".into();
+            }
+            txs.push(tx);
+        }
+        let singles: Vec<_> = txs
+            .iter()
+            .cloned()
+            .map(|t| t.check_stateless("test").map(|v| v.hash()))
+            .collect();
+        let batch: Vec<_> = check_stateless_batch(txs, "test")
+            .into_iter()
+            .map(|r| r.map(|v| v.hash()))
+            .collect();
+        assert_eq!(singles, batch);
+        assert_eq!(batch.iter().filter(|r| r.is_err()).count(), 4);
+    }
+
+    #[test]
+    fn signature_json_is_hex() {
+        let sig = Signature([7u8; 64]);
+        let json = serde_json::to_string(&sig).expect("json");
+        assert_eq!(json.len(), 130);
+        assert_eq!(
+            serde_json::from_str::<Signature>(&json).expect("parse"),
+            sig
+        );
+        let bin = codec::encode(&sig);
+        assert_eq!(bin.len(), 64);
+    }
+}
