@@ -1315,3 +1315,7 @@ fn queue_event(from_bank: &BankId, entry: QueuedTransfer, height: u64) -> QueueE
         height,
     }
 }
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

@@ -1,0 +1,818 @@
+//! Unit tests of the ledger: every body, every stateful rejection, queues and settlement.
+
+use std::collections::HashMap;
+
+use super::*;
+use crate::outcome::Outcome;
+use crate::testkit::{self, account, bank_id, customer_seed, key, operator_seed};
+use crate::tx::{Body, Transaction};
+
+const AUTHORITY: u64 = testkit::AUTHORITY_SEED;
+const REGULATOR: u64 = testkit::REGULATOR_SEED;
+
+fn op(b: usize) -> u64 {
+    operator_seed(b)
+}
+
+fn cust(b: usize, i: usize) -> u64 {
+    customer_seed(b, i)
+}
+
+fn bank(b: usize) -> BankId {
+    bank_id(b)
+}
+
+struct Harness {
+    ledger: Ledger,
+    nonces: HashMap<u64, u64>,
+}
+
+impl Harness {
+    /// 3 banks × 3 customers with 1,000.00 each; pools 10,000.00; caps 500.00.
+    fn new() -> Self {
+        Self::with(testkit::genesis(3, 3, 100_000, 1_000_000, 50_000))
+    }
+
+    fn with(genesis: Genesis) -> Self {
+        let ledger = Ledger::from_genesis(&genesis).expect("valid genesis");
+        ledger.check_invariants().expect("genesis invariants");
+        Self {
+            ledger,
+            nonces: HashMap::new(),
+        }
+    }
+
+    fn tx(&mut self, seed: u64, body: Body) -> VerifiedTransaction {
+        let signer = account(seed);
+        let known = self.ledger.next_nonce(&signer).unwrap_or(0);
+        let next = self.nonces.entry(seed).or_insert(known);
+        *next = (*next).max(known);
+        let nonce = *next;
+        *next += 1;
+        self.tx_with_nonce(seed, nonce, body)
+    }
+
+    fn tx_with_nonce(&self, seed: u64, nonce: u64, body: Body) -> VerifiedTransaction {
+        Transaction {
+            chain_id: "test".into(),
+            signer: account(seed),
+            nonce,
+            valid_until_height: self.ledger.height() + 10,
+            body,
+        }
+        .sign(&key(seed))
+        .check_stateless("test")
+        .expect("test transactions are well-formed")
+    }
+
+    fn block(&mut self, txs: Vec<VerifiedTransaction>) -> BlockOutcome {
+        let height = self.ledger.height() + 1;
+        let outcome = self.ledger.apply_block(height, &txs);
+        self.ledger
+            .check_invariants()
+            .expect("invariants after block");
+        outcome
+    }
+
+    fn run(&mut self, seed: u64, body: Body) -> Outcome {
+        let tx = self.tx(seed, body);
+        self.block(vec![tx]).receipts[0].outcome.clone()
+    }
+
+    fn balance(&self, seed: u64) -> u64 {
+        self.ledger
+            .account(&account(seed))
+            .expect("account")
+            .balance
+            .0
+    }
+
+    fn reserved(&self, seed: u64) -> u64 {
+        self.ledger
+            .account(&account(seed))
+            .expect("account")
+            .reserved
+            .0
+    }
+
+    fn bank(&self, b: usize) -> &Bank {
+        self.ledger.bank(&bank(b)).expect("bank")
+    }
+
+    /// Applies a transaction expected to be rejected with `expected`, and proves the state
+    /// is unchanged except for the signer's nonce (consumed iff `consumes_nonce`).
+    fn expect_rejected(
+        &mut self,
+        tx: VerifiedTransaction,
+        expected: TxError,
+        consumes_nonce: bool,
+    ) {
+        let before = self.ledger.clone();
+        let signer = tx.tx().signer;
+        let outcome = self.block(vec![tx]);
+        assert_eq!(
+            outcome.receipts[0].outcome,
+            Outcome::Rejected {
+                error: expected.clone()
+            }
+        );
+        assert_eq!(
+            self.ledger.next_nonce(&signer),
+            before
+                .next_nonce(&signer)
+                .map(|n| n + u64::from(consumes_nonce)),
+            "nonce consumption for {expected:?}"
+        );
+        // Undo the nonce in a copy: the state root must then equal the one before.
+        let mut undone = self.ledger.clone();
+        if consumes_nonce {
+            if let Some(a) = undone.accounts.get_mut(&signer) {
+                a.nonce -= 1;
+                undone.dirty.insert(StateKey::Account(signer));
+            } else if let Some(o) = undone.officials.get_mut(&signer) {
+                o.nonce -= 1;
+                undone.dirty.insert(StateKey::Official(signer));
+            }
+        }
+        assert_eq!(
+            undone.commit_state(),
+            before.state_root(),
+            "{expected:?} changed state"
+        );
+    }
+}
+
+fn transfer(to: u64, amount: u64, e2e: &str) -> Body {
+    Body::Transfer {
+        to: account(to),
+        amount: Amount(amount),
+        end_to_end_id: e2e.into(),
+        reference: "test".into(),
+    }
+}
+
+#[test]
+fn same_bank_transfer_moves_money_without_obligation() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(0, 1), 2_500, "a")),
+        Outcome::Committed
+    );
+    assert_eq!(h.balance(cust(0, 0)), 97_500);
+    assert_eq!(h.balance(cust(0, 1)), 102_500);
+    assert_eq!(h.bank(0).sent, Amount::ZERO);
+    assert_eq!(h.ledger.next_nonce(&account(cust(0, 0))), Some(1));
+}
+
+#[test]
+fn cross_bank_transfer_creates_obligation_and_positions() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 4_000, "a")),
+        Outcome::Committed
+    );
+    assert_eq!(h.balance(cust(0, 0)), 96_000);
+    assert_eq!(h.balance(cust(1, 0)), 104_000);
+    assert_eq!(h.bank(0).sent, Amount(4_000));
+    assert_eq!(h.bank(1).received, Amount(4_000));
+    assert_eq!(h.bank(0).position(), -4_000);
+    assert_eq!(
+        h.ledger.cycle.obligations.get(&(bank(0), bank(1))),
+        Some(&Amount(4_000))
+    );
+}
+
+#[test]
+fn fifty_one_versus_fifty_nets_to_one() {
+    let mut h = Harness::new();
+    let a = h.tx(cust(0, 0), transfer(cust(1, 0), 5_100, "x-to-y"));
+    let b = h.tx(cust(1, 1), transfer(cust(0, 1), 5_000, "y-to-x"));
+    let settle = h.tx(AUTHORITY, Body::SettleCycle);
+    let outcome = h.block(vec![a, b, settle]);
+    let report = outcome.settlement.expect("cycle closed");
+    assert_eq!(report.cycle, 1);
+    assert_eq!(report.trigger, SettlementTrigger::Authority);
+    assert_eq!(report.gross_total, Amount(10_100));
+    assert_eq!(report.net_total, Amount(100));
+    let x = &report.banks[0];
+    assert_eq!(
+        (x.sent, x.received, x.net),
+        (Amount(5_100), Amount(5_000), -100)
+    );
+    assert_eq!(x.pool_after.0, x.pool_before.0 - 100);
+    let y = &report.banks[1];
+    assert_eq!(y.net, 100);
+    assert_eq!(y.pool_after.0, y.pool_before.0 + 100);
+    assert_eq!(report.banks[2].net, 0);
+    // Positions reset for cycle 2; the report is kept.
+    assert_eq!(h.bank(0).sent, Amount::ZERO);
+    assert_eq!(h.ledger.current_cycle(), 2);
+    assert_eq!(h.ledger.settlement_report(1), Some(&report));
+    assert_eq!(h.ledger.latest_settlement_report(), Some(&report));
+}
+
+#[test]
+fn cycle_closes_on_schedule() {
+    let mut genesis = testkit::genesis(2, 1, 100_000, 1_000_000, 50_000);
+    genesis.cycle_blocks = 3;
+    let mut h = Harness::with(genesis);
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 700, "a")),
+        Outcome::Committed
+    );
+    assert!(h.block(vec![]).settlement.is_none());
+    let report = h
+        .block(vec![])
+        .settlement
+        .expect("height 3 closes the cycle");
+    assert_eq!(report.trigger, SettlementTrigger::Schedule);
+    assert_eq!((report.start_height, report.height), (1, 3));
+    assert_eq!(report.banks[0].net, -700);
+    assert_eq!(h.bank(0).pool, Amount(1_000_000 - 700));
+    assert_eq!(h.bank(1).pool, Amount(1_000_000 + 700));
+    let next = (4..=6).map(|_| h.block(vec![])).last().expect("blocks");
+    let empty = next.settlement.expect("height 6 closes cycle 2");
+    assert_eq!(
+        (empty.cycle, empty.start_height, empty.gross_total),
+        (2, 4, Amount::ZERO)
+    );
+}
+
+#[test]
+fn transfer_over_cap_is_queued_then_released_by_incoming_payment() {
+    let mut h = Harness::new(); // caps 500.00
+    let out = h.run(cust(0, 0), transfer(cust(1, 0), 60_000, "big"));
+    assert!(
+        matches!(
+            out,
+            Outcome::Queued {
+                expires_at_height: 21
+            }
+        ),
+        "{out:?}"
+    );
+    assert_eq!(h.balance(cust(0, 0)), 40_000);
+    assert_eq!(h.reserved(cust(0, 0)), 60_000);
+    assert_eq!(h.balance(cust(1, 0)), 100_000, "payee not credited yet");
+    assert_eq!(h.bank(0).sent, Amount::ZERO);
+    assert_eq!(h.ledger.queue(&bank(0)).count(), 1);
+    // Bank 1 pays bank 0 200.00: bank 0's net debit would be 400.00 ≤ 500.00.
+    let outcome = {
+        let tx = h.tx(cust(1, 1), transfer(cust(0, 1), 20_000, "back"));
+        h.block(vec![tx])
+    };
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    assert_eq!(outcome.released.len(), 1);
+    assert_eq!(outcome.released[0].amount, Amount(60_000));
+    assert_eq!(outcome.released[0].height, 2);
+    assert_eq!(h.reserved(cust(0, 0)), 0);
+    assert_eq!(h.balance(cust(1, 0)), 160_000);
+    assert_eq!(h.bank(0).net_debit(), Amount(40_000));
+    assert_eq!(h.ledger.queue(&bank(0)).count(), 0);
+}
+
+#[test]
+fn queued_transfer_expires_and_is_refunded() {
+    let mut h = Harness::new();
+    assert!(matches!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 60_000, "big")),
+        Outcome::Queued {
+            expires_at_height: 21
+        }
+    ));
+    for height in 2..21 {
+        let outcome = h.block(vec![]);
+        assert!(outcome.expired.is_empty(), "still queued at {height}");
+    }
+    let outcome = h.block(vec![]);
+    assert_eq!(outcome.height, 21);
+    assert_eq!(outcome.expired.len(), 1);
+    assert_eq!(h.balance(cust(0, 0)), 100_000);
+    assert_eq!(h.reserved(cust(0, 0)), 0);
+    assert_eq!(h.ledger.queue(&bank(0)).count(), 0);
+}
+
+#[test]
+fn later_small_payment_may_pass_a_stuck_large_one() {
+    let mut h = Harness::new();
+    let big = h.tx(cust(0, 0), transfer(cust(1, 0), 60_000, "big"));
+    let small = h.tx(cust(0, 1), transfer(cust(1, 1), 1_000, "small"));
+    let outcome = h.block(vec![big, small]);
+    assert!(matches!(
+        outcome.receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
+    assert_eq!(outcome.receipts[1].outcome, Outcome::Committed);
+}
+
+#[test]
+fn frozen_sender_is_not_released_from_queue() {
+    let mut h = Harness::new();
+    h.run(cust(0, 0), transfer(cust(1, 0), 60_000, "big"));
+    assert_eq!(
+        h.run(
+            REGULATOR,
+            Body::Freeze {
+                account: account(cust(0, 0))
+            }
+        ),
+        Outcome::Committed
+    );
+    let tx = h.tx(cust(1, 1), transfer(cust(0, 1), 50_000, "back"));
+    let outcome = h.block(vec![tx]);
+    assert!(outcome.released.is_empty());
+    assert_eq!(
+        h.run(
+            REGULATOR,
+            Body::Unfreeze {
+                account: account(cust(0, 0))
+            }
+        ),
+        Outcome::Committed
+    );
+    assert_eq!(h.reserved(cust(0, 0)), 0, "released once unfrozen");
+}
+
+#[test]
+fn release_cascades_across_banks() {
+    // Bank 0 waits on bank 1, whose own queue waits on bank 2's payment.
+    let mut h = Harness::new();
+    let a = h.tx(cust(0, 0), transfer(cust(1, 0), 60_000, "a"));
+    let b = h.tx(cust(1, 1), transfer(cust(0, 1), 90_000, "b"));
+    let outcome = h.block(vec![a, b]);
+    assert!(matches!(
+        outcome.receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
+    assert!(matches!(
+        outcome.receipts[1].outcome,
+        Outcome::Queued { .. }
+    ));
+    let c = h.tx(cust(2, 0), transfer(cust(1, 2), 45_000, "c"));
+    let outcome = h.block(vec![c]);
+    assert_eq!(outcome.released.len(), 2, "{:?}", outcome.released);
+    h.ledger.check_invariants().expect("invariants");
+}
+
+#[test]
+fn operator_bodies() {
+    let mut h = Harness::new();
+    let newcomer = 777;
+    assert_eq!(
+        h.run(
+            op(0),
+            Body::OpenAccount {
+                owner: account(newcomer)
+            }
+        ),
+        Outcome::Committed
+    );
+    let opened = h
+        .ledger
+        .account(&account(newcomer))
+        .expect("opened")
+        .clone();
+    assert_eq!(
+        (opened.bank.clone(), opened.balance, opened.nonce),
+        (bank(0), Amount::ZERO, 0)
+    );
+    assert_eq!(
+        h.run(
+            op(0),
+            Body::Deposit {
+                account: account(newcomer),
+                amount: Amount(5_000)
+            }
+        ),
+        Outcome::Committed
+    );
+    assert_eq!(h.balance(newcomer), 5_000);
+    assert_eq!(
+        h.run(
+            op(0),
+            Body::Withdraw {
+                account: account(newcomer),
+                amount: Amount(1_500)
+            }
+        ),
+        Outcome::Committed
+    );
+    assert_eq!(h.balance(newcomer), 3_500);
+    assert_eq!(h.bank(0).flows.withdrawn, 1_500);
+    assert_eq!(h.ledger.official(&account(op(0))).map(|o| o.nonce), Some(3));
+}
+
+#[test]
+fn authority_bodies() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.run(
+            AUTHORITY,
+            Body::Issue {
+                bank: bank(1),
+                amount: Amount(500)
+            }
+        ),
+        Outcome::Committed
+    );
+    assert_eq!(h.bank(1).pool, Amount(1_000_500));
+    assert_eq!(
+        h.run(
+            AUTHORITY,
+            Body::Redeem {
+                bank: bank(1),
+                amount: Amount(700)
+            }
+        ),
+        Outcome::Committed
+    );
+    assert_eq!(h.bank(1).pool, Amount(999_800));
+    assert_eq!(
+        (h.ledger.totals().issued, h.ledger.totals().redeemed),
+        (3_000_500, 700)
+    );
+    assert_eq!(
+        h.run(
+            AUTHORITY,
+            Body::SetNetDebitCap {
+                bank: bank(1),
+                cap: Amount(1)
+            }
+        ),
+        Outcome::Committed
+    );
+    assert_eq!(h.bank(1).net_debit_cap, Amount(1));
+    assert!(matches!(
+        h.run(cust(1, 0), transfer(cust(0, 0), 2, "over-new-cap")),
+        Outcome::Queued { .. }
+    ));
+}
+
+#[test]
+fn regulator_bodies_and_frozen_accounts() {
+    let mut h = Harness::new();
+    let target = account(cust(0, 0));
+    assert_eq!(
+        h.run(REGULATOR, Body::Freeze { account: target }),
+        Outcome::Committed
+    );
+    assert!(h.ledger.account(&target).expect("account").frozen);
+    let tx = h.tx(cust(0, 0), transfer(cust(0, 1), 1, "f"));
+    h.expect_rejected(tx, TxError::AccountFrozen(target), true);
+    let tx = h.tx(
+        op(0),
+        Body::Withdraw {
+            account: target,
+            amount: Amount(1),
+        },
+    );
+    h.expect_rejected(tx, TxError::AccountFrozen(target), true);
+    // A frozen account still receives.
+    assert_eq!(
+        h.run(cust(0, 1), transfer(cust(0, 0), 10, "in")),
+        Outcome::Committed
+    );
+    assert_eq!(
+        h.run(REGULATOR, Body::Unfreeze { account: target }),
+        Outcome::Committed
+    );
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(0, 1), 1, "after")),
+        Outcome::Committed
+    );
+}
+
+#[test]
+fn every_stateful_rejection_changes_nothing_but_the_nonce() {
+    let mut h = Harness::new();
+    let stranger = 4242;
+    let c00 = account(cust(0, 0));
+
+    // Unknown signer and wrong nonces consume nothing.
+    let tx = h.tx(stranger, transfer(cust(0, 0), 1, "s"));
+    h.expect_rejected(tx, TxError::UnknownSigner(account(stranger)), false);
+    let tx = h.tx_with_nonce(cust(0, 0), 5, transfer(cust(0, 1), 1, "n"));
+    h.expect_rejected(
+        tx,
+        TxError::BadNonce {
+            expected: 0,
+            got: 5,
+        },
+        false,
+    );
+
+    let mut expired = Transaction {
+        chain_id: "test".into(),
+        signer: c00,
+        nonce: 0,
+        valid_until_height: 0,
+        body: transfer(cust(0, 1), 1, "e"),
+    };
+    expired.valid_until_height = h.ledger.height();
+    let tx = expired
+        .sign(&key(cust(0, 0)))
+        .check_stateless("test")
+        .expect("well-formed");
+    h.expect_rejected(
+        tx,
+        TxError::Expired {
+            valid_until_height: 2,
+            height: 3,
+        },
+        true,
+    );
+    h.nonces.clear();
+
+    let cases: Vec<(u64, Body, TxError)> = vec![
+        (
+            cust(0, 0),
+            Body::Issue {
+                bank: bank(0),
+                amount: Amount(1),
+            },
+            TxError::Unauthorized(BodyKind::Issue),
+        ),
+        (
+            op(0),
+            transfer(cust(0, 0), 1, "x"),
+            TxError::Unauthorized(BodyKind::Transfer),
+        ),
+        (
+            op(0),
+            Body::Freeze { account: c00 },
+            TxError::Unauthorized(BodyKind::Freeze),
+        ),
+        (
+            REGULATOR,
+            Body::Deposit {
+                account: c00,
+                amount: Amount(1),
+            },
+            TxError::Unauthorized(BodyKind::Deposit),
+        ),
+        (
+            AUTHORITY,
+            Body::OpenAccount { owner: account(9) },
+            TxError::Unauthorized(BodyKind::OpenAccount),
+        ),
+        (
+            cust(0, 0),
+            Body::SettleCycle,
+            TxError::Unauthorized(BodyKind::SettleCycle),
+        ),
+        (
+            AUTHORITY,
+            Body::Issue {
+                bank: BankId::new("NOPE").expect("id"),
+                amount: Amount(1),
+            },
+            TxError::UnknownBank(BankId::new("NOPE").expect("id")),
+        ),
+        (
+            AUTHORITY,
+            Body::SetNetDebitCap {
+                bank: BankId::new("NOPE").expect("id"),
+                cap: Amount(1),
+            },
+            TxError::UnknownBank(BankId::new("NOPE").expect("id")),
+        ),
+        (
+            cust(0, 0),
+            transfer(9, 1, "u"),
+            TxError::UnknownAccount(account(9)),
+        ),
+        (
+            op(0),
+            Body::Deposit {
+                account: account(9),
+                amount: Amount(1),
+            },
+            TxError::UnknownAccount(account(9)),
+        ),
+        (
+            REGULATOR,
+            Body::Freeze {
+                account: account(9),
+            },
+            TxError::UnknownAccount(account(9)),
+        ),
+        (
+            op(0),
+            Body::Deposit {
+                account: account(cust(1, 0)),
+                amount: Amount(1),
+            },
+            TxError::WrongBank {
+                account: account(cust(1, 0)),
+                holder: bank(1),
+            },
+        ),
+        (
+            op(0),
+            Body::OpenAccount { owner: c00 },
+            TxError::AccountExists(c00),
+        ),
+        (
+            op(0),
+            Body::OpenAccount {
+                owner: account(AUTHORITY),
+            },
+            TxError::AccountExists(account(AUTHORITY)),
+        ),
+        (
+            REGULATOR,
+            Body::Unfreeze { account: c00 },
+            TxError::NotFrozen(c00),
+        ),
+        (
+            cust(0, 0),
+            transfer(cust(0, 1), 100_001, "big"),
+            TxError::InsufficientFunds {
+                available: Amount(100_000),
+                needed: Amount(100_001),
+            },
+        ),
+        (
+            op(0),
+            Body::Withdraw {
+                account: c00,
+                amount: Amount(100_001),
+            },
+            TxError::InsufficientFunds {
+                available: Amount(100_000),
+                needed: Amount(100_001),
+            },
+        ),
+        (
+            AUTHORITY,
+            Body::Redeem {
+                bank: bank(0),
+                amount: Amount(1_000_001),
+            },
+            TxError::InsufficientPool {
+                bank: bank(0),
+                available: Amount(1_000_000),
+            },
+        ),
+        (
+            op(0),
+            Body::Deposit {
+                account: c00,
+                amount: Amount(u64::MAX),
+            },
+            TxError::Overflow,
+        ),
+        (
+            AUTHORITY,
+            Body::Issue {
+                bank: bank(0),
+                amount: Amount(u64::MAX),
+            },
+            TxError::Overflow,
+        ),
+    ];
+    for (seed, body, error) in cases {
+        let tx = h.tx(seed, body);
+        h.expect_rejected(tx, error, true);
+    }
+
+    assert_eq!(
+        h.run(REGULATOR, Body::Freeze { account: c00 }),
+        Outcome::Committed
+    );
+    let tx = h.tx(REGULATOR, Body::Freeze { account: c00 });
+    h.expect_rejected(tx, TxError::AlreadyFrozen(c00), true);
+}
+
+#[test]
+fn duplicate_end_to_end_id_is_rejected_until_the_window_passes() {
+    let mut genesis = testkit::genesis(1, 2, 100_000, 1_000_000, 50_000);
+    genesis.duplicate_window_blocks = 3;
+    let mut h = Harness::with(genesis);
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(0, 1), 10, "INV-1")),
+        Outcome::Committed
+    );
+    let retry = h.tx(cust(0, 0), transfer(cust(0, 1), 10, "INV-1"));
+    h.expect_rejected(retry, TxError::DuplicateEndToEndId("INV-1".into()), true);
+    // Another signer may use the same id.
+    assert_eq!(
+        h.run(cust(0, 1), transfer(cust(0, 0), 10, "INV-1")),
+        Outcome::Committed
+    );
+    h.block(vec![]); // height 4: the first use (height 1) is remembered until 1 + 3
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(0, 1), 10, "INV-1")),
+        Outcome::Committed
+    );
+}
+
+#[test]
+fn same_transaction_twice_applies_once() {
+    let mut h = Harness::new();
+    let tx = h.tx(cust(0, 0), transfer(cust(0, 1), 10, "once"));
+    let outcome = h.block(vec![tx.clone(), tx.clone()]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    assert!(matches!(
+        outcome.receipts[1].outcome,
+        Outcome::Rejected {
+            error: TxError::BadNonce {
+                expected: 1,
+                got: 0
+            }
+        }
+    ));
+    let outcome = h.block(vec![tx]);
+    assert!(matches!(
+        outcome.receipts[0].outcome,
+        Outcome::Rejected { .. }
+    ));
+    assert_eq!(h.balance(cust(0, 1)), 100_010);
+}
+
+#[test]
+fn redeem_cannot_take_the_pool_below_the_net_debit() {
+    let mut h = Harness::new();
+    h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "a"));
+    let tx = h.tx(
+        AUTHORITY,
+        Body::Redeem {
+            bank: bank(0),
+            amount: Amount(960_001),
+        },
+    );
+    h.expect_rejected(
+        tx,
+        TxError::InsufficientPool {
+            bank: bank(0),
+            available: Amount(960_000),
+        },
+        true,
+    );
+    assert_eq!(
+        h.run(
+            AUTHORITY,
+            Body::Redeem {
+                bank: bank(0),
+                amount: Amount(960_000)
+            }
+        ),
+        Outcome::Committed
+    );
+    // The pool now exactly covers the debit; the cap is min(cap, pool) = 400.00.
+    assert!(matches!(
+        h.run(cust(0, 1), transfer(cust(1, 1), 1, "b")),
+        Outcome::Queued { .. }
+    ));
+    let settle = h.tx(AUTHORITY, Body::SettleCycle);
+    let report = h.block(vec![settle]).settlement.expect("closed");
+    assert_eq!(report.banks[0].pool_after, Amount::ZERO);
+}
+
+#[test]
+fn queue_full_is_rejected() {
+    let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 0);
+    genesis.max_queue_per_bank = 1;
+    let mut h = Harness::with(genesis);
+    assert!(matches!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 5, "a")),
+        Outcome::Queued { .. }
+    ));
+    let tx = h.tx(cust(0, 1), transfer(cust(1, 0), 5, "b"));
+    h.expect_rejected(tx, TxError::QueueFull(bank(0)), true);
+}
+
+#[test]
+fn account_proofs_verify_against_the_root_only() {
+    let mut h = Harness::new();
+    h.run(cust(0, 0), transfer(cust(1, 0), 10, "p"));
+    let root = h.ledger.state_root();
+    let proof = h.ledger.account_proof(&account(cust(0, 0)));
+    assert_eq!(
+        proof.account.as_ref().map(|a| a.balance),
+        Some(Amount(99_990))
+    );
+    assert_eq!(proof.verify(&root), Ok(()));
+    let mut lie = proof.clone();
+    if let Some(a) = lie.account.as_mut() {
+        a.balance = Amount(1_000_000);
+    }
+    assert!(lie.verify(&root).is_err());
+    assert!(proof.verify(&Hash([9; 32])).is_err());
+    let absent = h.ledger.account_proof(&account(31337));
+    assert_eq!(absent.account, None);
+    assert_eq!(absent.verify(&root), Ok(()));
+}
+
+#[test]
+fn state_root_changes_with_state_and_is_reproducible() {
+    let mut a = Harness::new();
+    let mut b = Harness::new();
+    assert_eq!(a.ledger.state_root(), b.ledger.state_root());
+    let genesis_root = a.ledger.state_root();
+    let tx = a.tx(cust(0, 0), transfer(cust(2, 0), 10, "r"));
+    let ra = a.block(vec![tx.clone()]);
+    let rb = b.block(vec![tx]);
+    assert_eq!(ra, rb);
+    assert_ne!(ra.state_root, genesis_root);
+}
