@@ -58,17 +58,24 @@ pub fn encoded_len<T: Serialize>(value: &T) -> u64 {
         .expect("in-memory sizing of a ledger value cannot fail")
 }
 
-/// Decodes exactly one `T` from `bytes`, refusing inputs longer than `limit` bytes.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, DecodeError> {
+/// Decodes exactly one `T` from `bytes`, refusing inputs longer than `limit` bytes, and
+/// refusing any encoding other than the canonical one (bincode accepts, e.g., a small
+/// integer written in a wider varint form; re-encoding catches that), so that every value
+/// has exactly one valid byte string.
+pub fn decode<T: DeserializeOwned + Serialize>(bytes: &[u8], limit: u64) -> Result<T, DecodeError> {
     if bytes.len() as u64 > limit {
         return Err(DecodeError::TooLarge {
             got: bytes.len(),
             limit,
         });
     }
-    options(limit)
+    let value: T = options(limit)
         .deserialize(bytes)
-        .map_err(|e| DecodeError::Malformed(e.to_string()))
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if encode(&value) != bytes {
+        return Err(DecodeError::Malformed("not the canonical encoding".into()));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -85,6 +92,16 @@ mod tests {
             matches!(result, Err(DecodeError::Malformed(_))),
             "{result:?}"
         );
+    }
+
+    #[test]
+    fn non_canonical_varint_is_rejected() {
+        // 5 written as a u16 varint (tag 251) instead of one byte.
+        assert_eq!(decode::<u64>(&[5], 16), Ok(5));
+        assert!(matches!(
+            decode::<u64>(&[251, 5, 0], 16),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -1,0 +1,5 @@
+//! Integration tests of the ledger through its public API.
+
+mod decoding;
+mod netting;
+mod props;
