@@ -1,1 +1,123 @@
-fn main() {}
+//! Ledger benchmarks (criterion; run with `scripts/bench.sh` or `cargo bench -p
+//! interpool-contracts`).
+//!
+//! * `apply_block/10000_transfers`: one block of 10,000 signed, already-verified transfers
+//!   among 10,000 accounts at 4 banks, state-root update included (the goal is at least
+//!   200,000 transfers/s on one core).
+//! * `verify/{single,batch}/64`: ed25519 checks of 64 transactions one by one and as a
+//!   batch.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use interpool_contracts::testkit::{self, account, customer_seed, key};
+use interpool_contracts::tx::check_stateless_batch;
+use interpool_contracts::{
+    Amount, Body, Ledger, SignedTransaction, Transaction, VerifiedTransaction,
+};
+
+const BANKS: usize = 4;
+const ACCOUNTS_PER_BANK: usize = 2_500;
+const TRANSFERS: usize = 10_000;
+
+/// A deterministic permutation step (LCG), so runs are comparable.
+fn next(state: &mut u64) -> u64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    *state >> 33
+}
+
+fn transfers(count: usize) -> Vec<SignedTransaction> {
+    let mut state = 7;
+    let total = BANKS * ACCOUNTS_PER_BANK;
+    (0..count)
+        .map(|i| {
+            // Every account sends once (nonce 0) to a pseudo-random other account.
+            let from = i % total;
+            let mut to = next(&mut state) as usize % total;
+            if to == from {
+                to = (to + 1) % total;
+            }
+            let (fb, fi) = (from / ACCOUNTS_PER_BANK, from % ACCOUNTS_PER_BANK);
+            let (tb, ti) = (to / ACCOUNTS_PER_BANK, to % ACCOUNTS_PER_BANK);
+            let seed = customer_seed(fb, fi);
+            Transaction {
+                chain_id: "test".into(),
+                signer: account(seed),
+                nonce: 0,
+                valid_until_height: 10,
+                body: Body::Transfer {
+                    to: account(customer_seed(tb, ti)),
+                    amount: Amount(1 + next(&mut state) % 10_000),
+                    end_to_end_id: format!("BENCH-{i}"),
+                    reference: "benchmark".into(),
+                },
+            }
+            .sign(&key(seed))
+        })
+        .collect()
+}
+
+fn apply_block(c: &mut Criterion) {
+    // Caps as large as the pools so that nothing queues: this measures the commit path.
+    let genesis = testkit::genesis(
+        BANKS,
+        ACCOUNTS_PER_BANK,
+        1_000_000_000,
+        1_000_000_000_000,
+        1_000_000_000_000,
+    );
+    let ledger = Ledger::from_genesis(&genesis).expect("genesis");
+    let txs: Vec<VerifiedTransaction> = check_stateless_batch(transfers(TRANSFERS), "test")
+        .into_iter()
+        .map(|r| r.expect("valid"))
+        .collect();
+    let mut group = c.benchmark_group("apply_block");
+    group.throughput(Throughput::Elements(TRANSFERS as u64));
+    group.sample_size(20);
+    group.bench_function("10000_transfers", |b| {
+        b.iter_batched(
+            || ledger.clone(),
+            |mut ledger| {
+                let outcome = ledger.apply_block(1, &txs);
+                assert_eq!(outcome.receipts.len(), TRANSFERS);
+                outcome
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn verify(c: &mut Criterion) {
+    let txs = transfers(64);
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Elements(txs.len() as u64));
+    group.bench_function("single/64", |b| {
+        b.iter_batched(
+            || txs.clone(),
+            |txs| {
+                txs.into_iter()
+                    .map(|tx| tx.check_stateless("test").is_ok())
+                    .filter(|ok| *ok)
+                    .count()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("batch/64", |b| {
+        b.iter_batched(
+            || txs.clone(),
+            |txs| {
+                check_stateless_batch(txs, "test")
+                    .iter()
+                    .filter(|r| r.is_ok())
+                    .count()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, apply_block, verify);
+criterion_main!(benches);

@@ -1053,17 +1053,13 @@ impl Ledger {
         for bank_id in bank_ids {
             // Sequence numbers grow with the height a transfer was queued at, and every
             // transfer gets the same expiry window, so the due ones are at the front.
-            loop {
-                let Some(queue) = self.queues.get_mut(&bank_id) else {
-                    break;
-                };
-                let Some(entry) = queue.first_entry() else {
-                    break;
-                };
-                if entry.get().expires_at_height > height {
-                    break;
-                }
-                let (seq, entry) = entry.remove_entry();
+            while let Some(due) = self
+                .queues
+                .get_mut(&bank_id)
+                .and_then(|queue| queue.first_entry())
+                .filter(|first| first.get().expires_at_height <= height)
+            {
+                let (seq, entry) = due.remove_entry();
                 self.dirty.insert(StateKey::Queued(bank_id.clone(), seq));
                 let payer = self.account_mut(&entry.from);
                 payer.reserved = payer
