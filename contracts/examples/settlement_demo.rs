@@ -143,14 +143,12 @@ fn print_report(report: &SettlementReport) {
         "bank", "sent", "received", "net", "pool before", "pool after"
     );
     for p in &report.banks {
-        let magnitude = Amount(u64::try_from(p.net.unsigned_abs()).expect("positions fit u64"));
-        let sign = if p.net < 0 { "-" } else { "" };
         println!(
             "  {:<8} {:>10} {:>10} {:>10} {:>12} {:>12}",
             p.bank.as_str(),
             p.sent.format(DECIMALS),
             p.received.format(DECIMALS),
-            format!("{sign}{}", magnitude.format(DECIMALS)),
+            Amount::format_signed(p.net, DECIMALS),
             p.pool_before.format(DECIMALS),
             p.pool_after.format(DECIMALS)
         );

@@ -338,6 +338,17 @@ impl Amount {
         Ok(Amount(units))
     }
 
+    /// Formats a signed quantity of minor units (a net position) like [`Self::format`], with
+    /// a leading `-` when negative (`"-0.05"`); magnitudes beyond `u64` are shown in minor
+    /// units.
+    pub fn format_signed(value: i128, decimals: u8) -> String {
+        let sign = if value < 0 { "-" } else { "" };
+        match u64::try_from(value.unsigned_abs()) {
+            Ok(magnitude) => format!("{sign}{}", Amount(magnitude).format(decimals)),
+            Err(_) => format!("{value} minor units"),
+        }
+    }
+
     /// Formats as a decimal string with exactly `decimals` fractional digits (`"12.34"`).
     pub fn format(self, decimals: u8) -> String {
         let digits = self.0.to_string();
@@ -367,6 +378,8 @@ mod tests {
         assert_eq!(Amount(5).format(2), "0.05");
         assert_eq!(Amount(0).format(2), "0.00");
         assert_eq!(Amount(42).format(0), "42");
+        assert_eq!(Amount::format_signed(-5, 2), "-0.05");
+        assert_eq!(Amount::format_signed(1234, 2), "12.34");
         assert_eq!(Amount(u64::MAX).format(2), "184467440737095516.15");
         assert_eq!(
             Amount::parse("184467440737095516.15", 2),

@@ -1,0 +1,205 @@
+//! `interpool-node`: the Interpool node.
+//!
+//! This version has the node's execution core without its network: `execute` checks a
+//! sequence of blocks against a genesis exactly as a node does when it commits them
+//! (stateless checks with batch signature verification, then the ledger), and prints every
+//! receipt, queue release and expiry, settlement report and state root. Banks use it to
+//! dry-run a batch of signed transactions; tests use it to drive the ledger as a process.
+//!
+//! ```text
+//! interpool-node execute --genesis genesis.json block1.txt block2.txt ...
+//! ```
+//!
+//! A block file has one transaction a line: its canonical encoding in hex, or the JSON line
+//! `interpool-wallet sign` prints. Blank lines and lines starting with `#` are skipped.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use interpool_contracts::outcome::{BlockOutcome, Outcome};
+use interpool_contracts::primitives::from_hex_vec;
+use interpool_contracts::tx::{check_stateless_batch, MAX_TX_BYTES};
+use interpool_contracts::{Amount, Genesis, Ledger, SignedTransaction, VerifiedTransaction};
+
+/// Most transactions one block file may hold.
+const MAX_BLOCK_TRANSACTIONS: usize = 100_000;
+
+#[derive(Parser)]
+#[command(name = "interpool-node", version, about = "The Interpool node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Execute blocks of signed transactions on top of a genesis, offline.
+    Execute {
+        /// The genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Print one JSON block outcome a line instead of a readable log.
+        #[arg(long)]
+        json: bool,
+        /// Block files, applied at heights 1, 2, ... in order.
+        blocks: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Execute {
+            genesis,
+            json,
+            blocks,
+        } => execute(&genesis, &blocks, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_genesis(path: &Path) -> Result<Genesis> {
+    let text = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a genesis file", path.display()))
+}
+
+/// Reads a block file into verified transactions. Any malformed line or failed stateless
+/// check makes the whole block invalid, as a proposal with such a transaction would be.
+fn read_block(path: &Path, chain_id: &str) -> Result<Vec<VerifiedTransaction>> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut txs = Vec::new();
+    let mut lines = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if txs.len() == MAX_BLOCK_TRANSACTIONS {
+            bail!(
+                "{}: more than {MAX_BLOCK_TRANSACTIONS} transactions",
+                path.display()
+            );
+        }
+        let at = || format!("{}:{}", path.display(), number + 1);
+        let hex = if line.starts_with('{') {
+            let value: serde_json::Value =
+                serde_json::from_str(line).with_context(|| format!("{}: not JSON", at()))?;
+            value
+                .get("tx")
+                .and_then(|tx| tx.as_str())
+                .ok_or_else(|| anyhow!("{}: JSON line has no \"tx\" string", at()))?
+                .to_string()
+        } else {
+            line.to_string()
+        };
+        let bytes = from_hex_vec(&hex, MAX_TX_BYTES as usize)
+            .with_context(|| format!("{}: bad hex", at()))?;
+        let tx = SignedTransaction::decode(&bytes)
+            .with_context(|| format!("{}: not a transaction", at()))?;
+        txs.push(tx);
+        lines.push(at());
+    }
+    check_stateless_batch(txs, chain_id)
+        .into_iter()
+        .zip(lines)
+        .map(|(result, at)| result.map_err(|e| anyhow!("{at}: {e} ({})", e.code())))
+        .collect()
+}
+
+fn execute(genesis_path: &Path, blocks: &[PathBuf], json: bool) -> Result<()> {
+    let genesis = load_genesis(genesis_path)?;
+    let mut ledger = Ledger::from_genesis(&genesis)
+        .with_context(|| format!("{} is invalid", genesis_path.display()))?;
+    if !json {
+        println!(
+            "genesis {}  state root {}",
+            genesis.hash(),
+            ledger.state_root()
+        );
+    }
+    for path in blocks {
+        let txs = read_block(path, &genesis.chain_id)?;
+        let height = ledger.height() + 1;
+        let outcome = ledger.apply_block(height, &txs);
+        ledger
+            .check_invariants()
+            .map_err(|v| anyhow!("after block {height}: {v}"))?;
+        if json {
+            println!("{}", serde_json::to_string(&outcome)?);
+        } else {
+            print_outcome(&outcome, genesis.decimals);
+        }
+    }
+    Ok(())
+}
+
+fn print_outcome(outcome: &BlockOutcome, decimals: u8) {
+    println!(
+        "block {}: {} transactions, state root {}",
+        outcome.height,
+        outcome.receipts.len(),
+        outcome.state_root
+    );
+    for receipt in &outcome.receipts {
+        let status = match &receipt.outcome {
+            Outcome::Committed => "committed".to_string(),
+            Outcome::Queued { expires_at_height } => {
+                format!("queued until height {expires_at_height}")
+            }
+            Outcome::Rejected { error } => format!("rejected {}: {error}", error.code()),
+        };
+        println!("  {}  {status}", receipt.tx_hash);
+    }
+    for (what, events) in [
+        ("released", &outcome.released),
+        ("expired", &outcome.expired),
+    ] {
+        for event in events {
+            println!(
+                "  {what} {} {} {} -> {}",
+                event.tx_hash,
+                event.amount.format(decimals),
+                event.from_bank,
+                event.to_bank
+            );
+        }
+    }
+    if let Some(report) = &outcome.settlement {
+        println!(
+            "  cycle {} settled: gross {}, net {}",
+            report.cycle,
+            report.gross_total.format(decimals),
+            report.net_total.format(decimals)
+        );
+        for p in &report.banks {
+            println!(
+                "    {:<12} net {:>16}  pool {} -> {}",
+                p.bank.as_str(),
+                Amount::format_signed(p.net, decimals),
+                p.pool_before.format(decimals),
+                p.pool_after.format(decimals)
+            );
+        }
+    }
+}

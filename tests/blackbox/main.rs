@@ -1,0 +1,3 @@
+//! Black-box tests of the real binaries.
+
+mod offline;
