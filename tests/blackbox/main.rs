@@ -1,3 +1,4 @@
 //! Black-box tests of the real binaries.
 
+mod dependency_rules;
 mod offline;
