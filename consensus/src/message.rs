@@ -1,0 +1,691 @@
+//! Consensus messages, their signatures, their wire encoding, and the two certificates
+//! (prepared and commit).
+//!
+//! # What is signed
+//!
+//! Every signature is ed25519 (`verify_strict`) over the SHA-256 of a domain tag followed
+//! by fixed-width little-endian fields, so a signature of one kind can never be replayed as
+//! another kind, and a signature never depends on how serde lays out a struct:
+//!
+//! | kind | tag | fields |
+//! |---|---|---|
+//! | proposal | `interpool/consensus/v1/proposal` | height `u64`, round `u32`, SHA-256 of the payload |
+//! | prepare | `interpool/consensus/v1/prepare` | height, round, digest |
+//! | commit | `interpool/consensus/v1/commit` | height, round, digest |
+//! | round change | `interpool/consensus/v1/round-change` | height, round, `0` or `1` ‖ prepared round ‖ prepared digest |
+//!
+//! Attachments that verify on their own are not covered by the sender's signature: the
+//! round-change justification of a proposal (each round change is signed by its sender),
+//! the prepared certificate of a round change (its digest and round are signed, its PREPAREs
+//! are signed by their senders) and the payload a round change carries (checked against
+//! the signed digest).
+//!
+//! # Wire encoding
+//!
+//! bincode 1.3 with `DefaultOptions` (little-endian, varint integers, length-prefixed
+//! sequences), `reject_trailing_bytes`, a byte limit checked before decoding, and a
+//! re-encoding check so every message has exactly one valid encoding.
+
+use bincode::Options;
+use ed25519_dalek::{Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+
+use crate::types::{Digest, Height, PublicKey, Round, Signature, ValidatorSet, MAX_VALIDATORS};
+
+/// Largest payload a proposal may carry (8 MiB).
+pub const MAX_PAYLOAD_BYTES: usize = 8 << 20;
+
+/// Largest encoded [`SignedMessage`]: a maximal payload plus room for a full round-change
+/// justification of [`MAX_VALIDATORS`] round changes, each with a prepared certificate.
+pub const MAX_MESSAGE_BYTES: usize = MAX_PAYLOAD_BYTES + 2 * MAX_VALIDATORS * MAX_VALIDATORS * 100;
+
+const TAG_PROPOSAL: &[u8] = b"interpool/consensus/v1/proposal";
+const TAG_PREPARE: &[u8] = b"interpool/consensus/v1/prepare";
+const TAG_COMMIT: &[u8] = b"interpool/consensus/v1/commit";
+const TAG_ROUND_CHANGE: &[u8] = b"interpool/consensus/v1/round-change";
+
+/// A PREPARE or COMMIT: "I vote for `digest` at `(height, round)`".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Vote {
+    /// Height voted on.
+    pub height: Height,
+    /// Round voted in.
+    pub round: Round,
+    /// Digest of the payload voted for.
+    pub digest: Digest,
+}
+
+/// A PROPOSAL: the proposer of `(height, round)` puts `payload` up for a vote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Height proposed for.
+    pub height: Height,
+    /// Round proposed in.
+    pub round: Round,
+    /// The opaque payload (a block, for the node).
+    pub payload: Vec<u8>,
+    /// For `round > 0`: a quorum of ROUND-CHANGEs for `(height, round)` that justify this
+    /// proposal (QBFT round-change justification). Empty for round 0.
+    pub justification: Vec<SignedRoundChange>,
+}
+
+/// `2f + 1` PREPARE signatures for one `(height, round, digest)`: proof that a quorum
+/// accepted the proposal, carried in ROUND-CHANGEs so that a new proposer re-proposes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedCertificate {
+    /// What was prepared.
+    pub vote: Vote,
+    /// PREPARE signatures, sorted by validator index.
+    pub signatures: Vec<(PublicKey, Signature)>,
+}
+
+/// `2f + 1` COMMIT signatures for one `(height, round, digest)`: proof of finality that
+/// anyone holding the validator set can check with [`CommitCertificate::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitCertificate {
+    /// What was committed.
+    pub vote: Vote,
+    /// COMMIT signatures, sorted by validator index.
+    pub signatures: Vec<(PublicKey, Signature)>,
+}
+
+/// The signed part of a ROUND-CHANGE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundChange {
+    /// Height of the round change.
+    pub height: Height,
+    /// The round the sender moves to.
+    pub round: Round,
+    /// The sender's highest prepared certificate at this height (its lock), if any.
+    pub prepared: Option<PreparedCertificate>,
+}
+
+/// A ROUND-CHANGE with its signature, as carried in a proposal's justification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRoundChange {
+    /// The round change.
+    pub round_change: RoundChange,
+    /// Its sender.
+    pub signer: PublicKey,
+    /// The sender's signature over [`RoundChange::signing_hash`].
+    pub signature: Signature,
+}
+
+/// The body of a consensus message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// PBFT pre-prepare.
+    Proposal(Proposal),
+    /// PBFT prepare.
+    Prepare(Vote),
+    /// PBFT commit.
+    Commit(Vote),
+    /// QBFT round change. The payload of the prepared certificate travels with it so that
+    /// the next proposer can re-propose it.
+    RoundChange {
+        /// The signed round change.
+        round_change: RoundChange,
+        /// The payload whose digest the prepared certificate names (required iff
+        /// `round_change.prepared` is set).
+        prepared_payload: Option<Vec<u8>>,
+    },
+}
+
+/// The four message kinds, for counters and the signing guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MessageKind {
+    /// [`Message::Proposal`].
+    Proposal,
+    /// [`Message::Prepare`].
+    Prepare,
+    /// [`Message::Commit`].
+    Commit,
+    /// [`Message::RoundChange`].
+    RoundChange,
+}
+
+/// A message with its sender and signature: the unit the network carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedMessage {
+    /// The message.
+    pub message: Message,
+    /// The sender's validator key.
+    pub signer: PublicKey,
+    /// The sender's signature over [`Message::signing_hash`].
+    pub signature: Signature,
+}
+
+/// Why bytes are not a valid [`SignedMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// Longer than the limit; refused before decoding.
+    #[error("message is {got} bytes, the limit is {limit}")]
+    TooLarge {
+        /// Input length.
+        got: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a valid canonical encoding.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Why a message does not count.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MessageError {
+    /// The signer is not a validator of this chain.
+    #[error("signer {0} is not a validator")]
+    UnknownSigner(PublicKey),
+    /// The signature does not verify.
+    #[error("bad signature from {0}")]
+    BadSignature(PublicKey),
+    /// A proposal from someone other than the proposer of its round.
+    #[error("proposal for height {height} round {round} is not from its proposer")]
+    WrongProposer {
+        /// Height.
+        height: Height,
+        /// Round.
+        round: Round,
+    },
+    /// A payload over [`MAX_PAYLOAD_BYTES`].
+    #[error("payload is {0} bytes, over the limit")]
+    PayloadTooLarge(usize),
+    /// A round-0 proposal with a justification, or a later one without a valid one.
+    #[error("proposal justification is invalid: {0}")]
+    BadJustification(String),
+    /// A round change whose prepared certificate or payload is invalid.
+    #[error("round change is invalid: {0}")]
+    BadRoundChange(String),
+    /// A prepared or commit certificate that does not verify.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+}
+
+/// Why a certificate does not prove what it claims.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CertificateError {
+    /// The certificate is for another height.
+    #[error("certificate is for height {got}, expected {expected}")]
+    WrongHeight {
+        /// Height in the certificate.
+        got: Height,
+        /// Height asked about.
+        expected: Height,
+    },
+    /// The certificate is for another payload.
+    #[error("certificate is for digest {got}, expected {expected}")]
+    WrongDigest {
+        /// Digest in the certificate.
+        got: Digest,
+        /// Digest asked about.
+        expected: Digest,
+    },
+    /// A signer outside the validator set.
+    #[error("signer {0} is not a validator")]
+    ForeignSigner(PublicKey),
+    /// The same validator signed twice (signatures must be sorted by validator index,
+    /// strictly increasing).
+    #[error("signer {0} appears twice or out of order")]
+    DuplicateSigner(PublicKey),
+    /// A signature that does not verify.
+    #[error("bad signature from {0}")]
+    BadSignature(PublicKey),
+    /// Fewer than a quorum of signatures.
+    #[error("{got} signatures, a quorum is {quorum}")]
+    NotEnoughSignatures {
+        /// Distinct valid signatures.
+        got: usize,
+        /// The quorum.
+        quorum: usize,
+    },
+}
+
+/// Checks ed25519 signatures. The engine calls it for every signature it counts.
+///
+/// The default, [`StrictVerifier`], calls `verify_strict`. A host may wrap it in a cache of
+/// positive results keyed by the exact `(key, hash, signature)` bytes (the simulator shares
+/// one between its honest nodes to save CPU); a cache must never remember a failure as a
+/// success.
+pub trait SignatureVerifier: Send {
+    /// True iff `signature` by `key` over `hash` verifies strictly.
+    fn verify(
+        &mut self,
+        validators: &ValidatorSet,
+        signer: usize,
+        hash: &[u8; 32],
+        signature: &Signature,
+    ) -> bool;
+}
+
+/// Plain `verify_strict`, no cache.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StrictVerifier;
+
+impl SignatureVerifier for StrictVerifier {
+    fn verify(
+        &mut self,
+        validators: &ValidatorSet,
+        signer: usize,
+        hash: &[u8; 32],
+        signature: &Signature,
+    ) -> bool {
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+        validators
+            .verifying_key(signer)
+            .verify_strict(hash, &signature)
+            .is_ok()
+    }
+}
+
+fn tagged_hash(tag: &[u8], height: Height, round: Round, rest: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(tag);
+    hasher.update(height.to_le_bytes());
+    hasher.update(round.to_le_bytes());
+    for part in rest {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+impl Vote {
+    /// Hash signed by a PREPARE (`commit == false`) or COMMIT (`commit == true`).
+    pub fn signing_hash(&self, kind: MessageKind) -> [u8; 32] {
+        let tag = match kind {
+            MessageKind::Prepare => TAG_PREPARE,
+            MessageKind::Commit => TAG_COMMIT,
+            MessageKind::Proposal => TAG_PROPOSAL,
+            MessageKind::RoundChange => TAG_ROUND_CHANGE,
+        };
+        tagged_hash(tag, self.height, self.round, &[&self.digest.0])
+    }
+}
+
+impl RoundChange {
+    /// Hash signed by a ROUND-CHANGE.
+    pub fn signing_hash(&self) -> [u8; 32] {
+        match &self.prepared {
+            None => tagged_hash(TAG_ROUND_CHANGE, self.height, self.round, &[&[0]]),
+            Some(cert) => tagged_hash(
+                TAG_ROUND_CHANGE,
+                self.height,
+                self.round,
+                &[&[1], &cert.vote.round.to_le_bytes(), &cert.vote.digest.0],
+            ),
+        }
+    }
+
+    /// Signs this round change.
+    pub fn sign(self, key: &SigningKey) -> SignedRoundChange {
+        let signature = key.sign(&self.signing_hash()).into();
+        SignedRoundChange {
+            round_change: self,
+            signer: PublicKey::from(&key.verifying_key()),
+            signature,
+        }
+    }
+}
+
+impl Message {
+    /// Height the message is about.
+    pub fn height(&self) -> Height {
+        match self {
+            Message::Proposal(p) => p.height,
+            Message::Prepare(v) | Message::Commit(v) => v.height,
+            Message::RoundChange { round_change, .. } => round_change.height,
+        }
+    }
+
+    /// Round the message is about.
+    pub fn round(&self) -> Round {
+        match self {
+            Message::Proposal(p) => p.round,
+            Message::Prepare(v) | Message::Commit(v) => v.round,
+            Message::RoundChange { round_change, .. } => round_change.round,
+        }
+    }
+
+    /// The message's kind.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Proposal(_) => MessageKind::Proposal,
+            Message::Prepare(_) => MessageKind::Prepare,
+            Message::Commit(_) => MessageKind::Commit,
+            Message::RoundChange { .. } => MessageKind::RoundChange,
+        }
+    }
+
+    /// The hash the sender signs (see the module documentation).
+    pub fn signing_hash(&self) -> [u8; 32] {
+        match self {
+            Message::Proposal(p) => Vote {
+                height: p.height,
+                round: p.round,
+                digest: Digest::of(&p.payload),
+            }
+            .signing_hash(MessageKind::Proposal),
+            Message::Prepare(v) => v.signing_hash(MessageKind::Prepare),
+            Message::Commit(v) => v.signing_hash(MessageKind::Commit),
+            Message::RoundChange { round_change, .. } => round_change.signing_hash(),
+        }
+    }
+
+    /// Signs the message with `key`.
+    pub fn sign(self, key: &SigningKey) -> SignedMessage {
+        let signature = key.sign(&self.signing_hash()).into();
+        SignedMessage {
+            message: self,
+            signer: PublicKey::from(&key.verifying_key()),
+            signature,
+        }
+    }
+}
+
+fn wire_options(limit: usize) -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_limit(limit as u64)
+        .reject_trailing_bytes()
+}
+
+impl SignedMessage {
+    /// The canonical wire encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        wire_options(usize::MAX)
+            .serialize(self)
+            .expect("in-memory serialization of a consensus message cannot fail")
+    }
+
+    /// Decodes a message of at most [`MAX_MESSAGE_BYTES`]. The length is checked before
+    /// decoding and bincode counts every byte against the same limit, so a hostile length
+    /// prefix cannot make it allocate more than the input could hold.
+    pub fn decode(bytes: &[u8]) -> Result<SignedMessage, DecodeError> {
+        SignedMessage::decode_with_limit(bytes, MAX_MESSAGE_BYTES)
+    }
+
+    /// [`SignedMessage::decode`] with a smaller limit (e.g. a node's `max_block_bytes`).
+    pub fn decode_with_limit(bytes: &[u8], limit: usize) -> Result<SignedMessage, DecodeError> {
+        if bytes.len() > limit {
+            return Err(DecodeError::TooLarge {
+                got: bytes.len(),
+                limit,
+            });
+        }
+        let message: SignedMessage = wire_options(limit)
+            .deserialize(bytes)
+            .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        // Varints admit non-minimal forms; only the canonical encoding is accepted.
+        if message.encode() != bytes {
+            return Err(DecodeError::Malformed("non-canonical encoding".into()));
+        }
+        Ok(message)
+    }
+
+    /// Checks everything about the message that does not depend on the receiver's state:
+    /// the signer is a validator, the signature verifies, a proposal comes from the
+    /// proposer of its round and (for round > 0) carries a valid QBFT justification, a round
+    /// change's prepared certificate verifies and its payload matches it.
+    ///
+    /// Returns the signer's validator index.
+    pub fn verify(
+        &self,
+        validators: &ValidatorSet,
+        verifier: &mut dyn SignatureVerifier,
+    ) -> Result<usize, MessageError> {
+        let signer = validators
+            .index_of(&self.signer)
+            .ok_or(MessageError::UnknownSigner(self.signer))?;
+        match &self.message {
+            Message::Proposal(p) => {
+                if p.payload.len() > MAX_PAYLOAD_BYTES {
+                    return Err(MessageError::PayloadTooLarge(p.payload.len()));
+                }
+                if validators.proposer(p.height, p.round) != signer {
+                    return Err(MessageError::WrongProposer {
+                        height: p.height,
+                        round: p.round,
+                    });
+                }
+            }
+            Message::Prepare(_) | Message::Commit(_) => {}
+            Message::RoundChange {
+                round_change,
+                prepared_payload,
+            } => {
+                match (&round_change.prepared, prepared_payload) {
+                    (None, None) => {}
+                    (Some(cert), Some(payload)) => {
+                        if Digest::of(payload) != cert.vote.digest {
+                            return Err(MessageError::BadRoundChange(
+                                "payload does not match the prepared digest".into(),
+                            ));
+                        }
+                    }
+                    (Some(_), None) => {
+                        return Err(MessageError::BadRoundChange(
+                            "prepared certificate without its payload".into(),
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err(MessageError::BadRoundChange(
+                            "payload without a prepared certificate".into(),
+                        ))
+                    }
+                }
+                verify_round_change_content(round_change, validators, verifier)?;
+            }
+        }
+        if !verifier.verify(
+            validators,
+            signer,
+            &self.message.signing_hash(),
+            &self.signature,
+        ) {
+            return Err(MessageError::BadSignature(self.signer));
+        }
+        // The justification is checked last: it is the most expensive part, and a message
+        // with a bad outer signature should not cost a quorum of verifications.
+        if let Message::Proposal(p) = &self.message {
+            verify_justification(p, validators, verifier)?;
+        }
+        Ok(signer)
+    }
+}
+
+/// Checks a round change's prepared certificate (not its signature).
+fn verify_round_change_content(
+    round_change: &RoundChange,
+    validators: &ValidatorSet,
+    verifier: &mut dyn SignatureVerifier,
+) -> Result<(), MessageError> {
+    if let Some(cert) = &round_change.prepared {
+        if cert.vote.height != round_change.height || cert.vote.round >= round_change.round {
+            return Err(MessageError::BadRoundChange(format!(
+                "prepared certificate for height {} round {} in a round change to height {} round {}",
+                cert.vote.height, cert.vote.round, round_change.height, round_change.round
+            )));
+        }
+        verify_signature_set(
+            &cert.vote,
+            MessageKind::Prepare,
+            &cert.signatures,
+            validators,
+            verifier,
+        )?;
+    }
+    Ok(())
+}
+
+/// The highest prepared certificate among round changes, by `(round, digest)`.
+pub(crate) fn highest_prepared<'a>(
+    round_changes: impl IntoIterator<Item = &'a RoundChange>,
+) -> Option<&'a PreparedCertificate> {
+    round_changes
+        .into_iter()
+        .filter_map(|rc| rc.prepared.as_ref())
+        .max_by_key(|cert| (cert.vote.round, cert.vote.digest))
+}
+
+/// QBFT round-change justification of a proposal:
+/// * round 0: no justification;
+/// * round r > 0: a quorum of valid ROUND-CHANGEs for `(height, r)` from distinct
+///   validators; if any carries a prepared certificate, the proposed payload must be the
+///   one of the certificate with the highest prepared round.
+fn verify_justification(
+    proposal: &Proposal,
+    validators: &ValidatorSet,
+    verifier: &mut dyn SignatureVerifier,
+) -> Result<(), MessageError> {
+    if proposal.round == 0 {
+        if proposal.justification.is_empty() {
+            return Ok(());
+        }
+        return Err(MessageError::BadJustification(
+            "a round-0 proposal carries no justification".into(),
+        ));
+    }
+    if proposal.justification.len() > validators.len() {
+        return Err(MessageError::BadJustification(
+            "more round changes than validators".into(),
+        ));
+    }
+    let mut previous: Option<usize> = None;
+    for signed in &proposal.justification {
+        let rc = &signed.round_change;
+        if rc.height != proposal.height || rc.round != proposal.round {
+            return Err(MessageError::BadJustification(format!(
+                "round change for height {} round {} justifies height {} round {}",
+                rc.height, rc.round, proposal.height, proposal.round
+            )));
+        }
+        let index = validators.index_of(&signed.signer).ok_or_else(|| {
+            MessageError::BadJustification(format!("{} is not a validator", signed.signer))
+        })?;
+        // Sorted by validator index, strictly increasing: distinct signers, one encoding.
+        if previous.is_some_and(|p| p >= index) {
+            return Err(MessageError::BadJustification(
+                "round changes not sorted by distinct validator".into(),
+            ));
+        }
+        previous = Some(index);
+        verify_round_change_content(rc, validators, verifier)?;
+        if !verifier.verify(validators, index, &rc.signing_hash(), &signed.signature) {
+            return Err(MessageError::BadJustification(format!(
+                "bad round-change signature from {}",
+                signed.signer
+            )));
+        }
+    }
+    if proposal.justification.len() < validators.quorum() {
+        return Err(MessageError::BadJustification(format!(
+            "{} round changes, a quorum is {}",
+            proposal.justification.len(),
+            validators.quorum()
+        )));
+    }
+    if let Some(cert) = highest_prepared(proposal.justification.iter().map(|s| &s.round_change)) {
+        if Digest::of(&proposal.payload) != cert.vote.digest {
+            return Err(MessageError::BadJustification(format!(
+                "payload differs from the highest prepared payload {} (round {})",
+                cert.vote.digest, cert.vote.round
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `signatures` are at least a quorum of distinct validators' valid signatures
+/// of `kind` over `vote`, sorted by validator index.
+fn verify_signature_set(
+    vote: &Vote,
+    kind: MessageKind,
+    signatures: &[(PublicKey, Signature)],
+    validators: &ValidatorSet,
+    verifier: &mut dyn SignatureVerifier,
+) -> Result<(), CertificateError> {
+    // Cheap structural checks first: no signature is verified for a certificate that
+    // could not count anyway.
+    let mut previous: Option<usize> = None;
+    let mut indices = Vec::with_capacity(signatures.len().min(validators.len()));
+    for (key, _) in signatures {
+        let index = validators
+            .index_of(key)
+            .ok_or(CertificateError::ForeignSigner(*key))?;
+        if previous.is_some_and(|p| p >= index) {
+            return Err(CertificateError::DuplicateSigner(*key));
+        }
+        previous = Some(index);
+        indices.push(index);
+    }
+    if signatures.len() < validators.quorum() {
+        return Err(CertificateError::NotEnoughSignatures {
+            got: signatures.len(),
+            quorum: validators.quorum(),
+        });
+    }
+    let hash = vote.signing_hash(kind);
+    for ((key, signature), index) in signatures.iter().zip(indices) {
+        if !verifier.verify(validators, index, &hash, signature) {
+            return Err(CertificateError::BadSignature(*key));
+        }
+    }
+    Ok(())
+}
+
+impl PreparedCertificate {
+    /// Checks the certificate: a quorum of distinct validators' valid PREPAREs.
+    pub fn verify(&self, validators: &ValidatorSet) -> Result<(), CertificateError> {
+        verify_signature_set(
+            &self.vote,
+            MessageKind::Prepare,
+            &self.signatures,
+            validators,
+            &mut StrictVerifier,
+        )
+    }
+}
+
+impl CommitCertificate {
+    /// Proves that `digest` is final at `height`: the certificate names them, and carries
+    /// COMMIT signatures from a quorum of distinct validators of `validators`, each valid,
+    /// sorted by validator index. Needs nothing but the validator set (observers call it).
+    pub fn verify(
+        &self,
+        validators: &ValidatorSet,
+        height: Height,
+        digest: &Digest,
+    ) -> Result<(), CertificateError> {
+        self.verify_with(validators, height, digest, &mut StrictVerifier)
+    }
+
+    /// [`CommitCertificate::verify`] with a chosen signature verifier.
+    pub fn verify_with(
+        &self,
+        validators: &ValidatorSet,
+        height: Height,
+        digest: &Digest,
+        verifier: &mut dyn SignatureVerifier,
+    ) -> Result<(), CertificateError> {
+        if self.vote.height != height {
+            return Err(CertificateError::WrongHeight {
+                got: self.vote.height,
+                expected: height,
+            });
+        }
+        if self.vote.digest != *digest {
+            return Err(CertificateError::WrongDigest {
+                got: self.vote.digest,
+                expected: *digest,
+            });
+        }
+        verify_signature_set(
+            &self.vote,
+            MessageKind::Commit,
+            &self.signatures,
+            validators,
+            verifier,
+        )
+    }
+}

@@ -1,0 +1,423 @@
+//! Value types shared by the engine, its messages and its certificates: digests, keys,
+//! signatures and the validator set.
+//!
+//! Byte values serialize as lowercase hex in human-readable formats (the node serves
+//! certificates as JSON) and as fixed-size byte tuples in bincode (no length prefix).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::VerifyingKey;
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+
+/// A block height. Height 0 is genesis; consensus starts at height 1.
+pub type Height = u64;
+
+/// A round within one height. Round 0 is the first attempt.
+pub type Round = u32;
+
+/// Largest validator set the engine accepts (bounds every vote collection).
+pub const MAX_VALIDATORS: usize = 256;
+
+/// Why a hex string could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HexError {
+    /// Wrong number of characters.
+    #[error("expected {expected} hex characters, got {got}")]
+    Length {
+        /// Characters expected.
+        expected: usize,
+        /// Characters found.
+        got: usize,
+    },
+    /// A character outside `0-9a-fA-F`.
+    #[error("invalid hex character")]
+    Character,
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+fn hex_decode<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
+    let raw = text.as_bytes();
+    if raw.len() != 2 * N {
+        return Err(HexError::Length {
+            expected: 2 * N,
+            got: raw.len(),
+        });
+    }
+    fn nibble(c: u8) -> Result<u8, HexError> {
+        match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            b'A'..=b'F' => Ok(c - b'A' + 10),
+            _ => Err(HexError::Character),
+        }
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = (nibble(raw[2 * i])? << 4) | nibble(raw[2 * i + 1])?;
+    }
+    Ok(out)
+}
+
+struct ArrayVisitor<const N: usize>;
+
+impl<'de, const N: usize> Visitor<'de> for ArrayVisitor<N> {
+    type Value = [u8; N];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{N} bytes")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
+        let mut out = [0u8; N];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+        }
+        Ok(out)
+    }
+}
+
+macro_rules! byte_array_type {
+    ($(#[$doc:meta])* $name:ident, $len:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            /// Lowercase hex form.
+            pub fn to_hex(&self) -> String {
+                hex_encode(&self.0)
+            }
+
+            /// The raw bytes.
+            pub fn as_bytes(&self) -> &[u8; $len] {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // The short form keeps traces and test failures readable.
+                write!(f, "{}", &self.to_hex()[..8])
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = HexError;
+            fn from_str(text: &str) -> Result<Self, HexError> {
+                hex_decode::<$len>(text).map(Self)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    serializer.serialize_str(&self.to_hex())
+                } else {
+                    let mut tuple = serializer.serialize_tuple($len)?;
+                    for byte in &self.0 {
+                        tuple.serialize_element(byte)?;
+                    }
+                    tuple.end()
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                    text.parse().map_err(de::Error::custom)
+                } else {
+                    deserializer
+                        .deserialize_tuple($len, ArrayVisitor::<$len>)
+                        .map(Self)
+                }
+            }
+        }
+    };
+}
+
+byte_array_type!(
+    /// A SHA-256 digest. Payloads are identified by `Digest::of(payload)`.
+    Digest,
+    32
+);
+
+byte_array_type!(
+    /// A validator's ed25519 public key (compressed form).
+    PublicKey,
+    32
+);
+
+byte_array_type!(
+    /// An ed25519 signature.
+    Signature,
+    64
+);
+
+impl Digest {
+    /// SHA-256 of `bytes` (no domain tag: payloads are identified by their plain digest).
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+}
+
+impl From<&VerifyingKey> for PublicKey {
+    fn from(key: &VerifyingKey) -> PublicKey {
+        PublicKey(key.to_bytes())
+    }
+}
+
+impl From<ed25519_dalek::Signature> for Signature {
+    fn from(signature: ed25519_dalek::Signature) -> Signature {
+        Signature(signature.to_bytes())
+    }
+}
+
+/// Why a list of keys is not a usable validator set.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ValidatorSetError {
+    /// BFT with one tolerated fault needs at least four validators.
+    #[error("a validator set needs at least 4 validators, got {0}")]
+    TooFew(usize),
+    /// More than [`MAX_VALIDATORS`].
+    #[error("a validator set holds at most {MAX_VALIDATORS} validators, got {0}")]
+    TooMany(usize),
+    /// The same key appears twice.
+    #[error("validator key {0} appears twice")]
+    Duplicate(PublicKey),
+    /// The bytes are not a valid ed25519 point.
+    #[error("validator key {0} is not a valid ed25519 public key")]
+    InvalidKey(PublicKey),
+}
+
+/// The ordered validator set of a chain (fixed at genesis).
+///
+/// Its order defines proposer rotation: `proposer(h, r) = validators[(h + r) mod n]`.
+/// It tolerates `f = ⌊(n−1)/3⌋` byzantine validators and every quorum is
+/// `⌊2n/3⌋ + 1` validators, computed only by [`ValidatorSet::quorum`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct ValidatorSet {
+    keys: Vec<PublicKey>,
+    verifying: Vec<VerifyingKey>,
+    index: BTreeMap<PublicKey, usize>,
+    /// Simulation-only sabotage of the quorum size (see
+    /// [`ValidatorSet::with_broken_quorum_for_simulation`]). `None` in every real deployment.
+    broken_quorum: Option<usize>,
+}
+
+impl fmt::Debug for ValidatorSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.keys).finish()
+    }
+}
+
+impl ValidatorSet {
+    /// Builds a set from keys in rotation order.
+    pub fn new(keys: Vec<PublicKey>) -> Result<ValidatorSet, ValidatorSetError> {
+        if keys.len() < 4 {
+            return Err(ValidatorSetError::TooFew(keys.len()));
+        }
+        if keys.len() > MAX_VALIDATORS {
+            return Err(ValidatorSetError::TooMany(keys.len()));
+        }
+        let mut index = BTreeMap::new();
+        let mut verifying = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if index.insert(*key, i).is_some() {
+                return Err(ValidatorSetError::Duplicate(*key));
+            }
+            let point = VerifyingKey::from_bytes(&key.0)
+                .map_err(|_| ValidatorSetError::InvalidKey(*key))?;
+            // Weak (small-order) keys could make signatures ambiguous; refuse them up front.
+            if point.is_weak() {
+                return Err(ValidatorSetError::InvalidKey(*key));
+            }
+            verifying.push(point);
+        }
+        Ok(ValidatorSet {
+            keys,
+            verifying,
+            index,
+            broken_quorum: None,
+        })
+    }
+
+    /// Number of validators `n`.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Always false: a set has at least four validators. Present for API symmetry.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Byzantine validators tolerated: `f = ⌊(n−1)/3⌋`.
+    pub fn f(&self) -> usize {
+        (self.len() - 1) / 3
+    }
+
+    /// The quorum: `⌊2n/3⌋ + 1` distinct validators. The one place this number is computed.
+    ///
+    /// Any two quorums intersect in at least `f + 1` validators, so in at least one honest
+    /// validator (PBFT §4, "quorum intersection").
+    pub fn quorum(&self) -> usize {
+        match self.broken_quorum {
+            Some(quorum) => quorum,
+            None => 2 * self.len() / 3 + 1,
+        }
+    }
+
+    /// `f + 1`: enough validators that at least one of them is honest.
+    pub fn weak_quorum(&self) -> usize {
+        self.f() + 1
+    }
+
+    /// Index of the proposer of `(height, round)`: `(height + round) mod n`.
+    pub fn proposer(&self, height: Height, round: Round) -> usize {
+        let n = self.len() as u64;
+        ((height % n + u64::from(round) % n) % n) as usize
+    }
+
+    /// The keys in rotation order.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// Key of validator `index`, if it exists.
+    pub fn key(&self, index: usize) -> Option<&PublicKey> {
+        self.keys.get(index)
+    }
+
+    /// The index of `key`, if it belongs to the set.
+    pub fn index_of(&self, key: &PublicKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// The decompressed key of validator `index`.
+    pub(crate) fn verifying_key(&self, index: usize) -> &VerifyingKey {
+        &self.verifying[index]
+    }
+
+    /// **Deliberately unsafe, for the simulator's teeth test only**: the same set with its
+    /// quorum replaced by `quorum` (the test uses `2f`, which lets two disjoint-enough
+    /// groups both reach "quorum"). Never use this outside a test: it breaks safety.
+    #[doc(hidden)]
+    pub fn with_broken_quorum_for_simulation(mut self, quorum: usize) -> ValidatorSet {
+        self.broken_quorum = Some(quorum);
+        self
+    }
+}
+
+impl Serialize for ValidatorSet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.keys.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ValidatorSet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let keys = Vec::<PublicKey>::deserialize(deserializer)?;
+        ValidatorSet::new(keys).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn keys(n: usize) -> Vec<PublicKey> {
+        (0..n)
+            .map(|i| PublicKey::from(&SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key()))
+            .collect()
+    }
+
+    fn set(n: usize) -> ValidatorSet {
+        ValidatorSet::new(keys(n)).expect("valid set")
+    }
+
+    #[test]
+    fn quorum_and_f_follow_the_formulas() {
+        for (n, f, q) in [
+            (4, 1, 3),
+            (5, 1, 4),
+            (6, 1, 5),
+            (7, 2, 5),
+            (10, 3, 7),
+            (13, 4, 9),
+        ] {
+            let s = set(n);
+            assert_eq!((s.f(), s.quorum()), (f, q), "n = {n}");
+            // Two quorums intersect in at least f + 1 validators.
+            assert!(2 * s.quorum() - n > s.f());
+        }
+    }
+
+    #[test]
+    fn proposer_rotates_with_height_and_round() {
+        let s = set(4);
+        assert_eq!(s.proposer(1, 0), 1);
+        assert_eq!(s.proposer(1, 3), 0);
+        assert_eq!(
+            s.proposer(u64::MAX, u32::MAX),
+            ((u64::MAX % 4 + 3) % 4) as usize
+        );
+    }
+
+    #[test]
+    fn bad_sets_are_refused() {
+        assert_eq!(
+            ValidatorSet::new(keys(3)),
+            Err(ValidatorSetError::TooFew(3))
+        );
+        let mut keys = set(4).keys().to_vec();
+        keys.push(keys[0]);
+        assert!(matches!(
+            ValidatorSet::new(keys),
+            Err(ValidatorSetError::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn hex_round_trips_in_json_and_bytes_in_bincode() {
+        let d = Digest::of(b"payload");
+        let json = serde_json::to_string(&d).expect("json");
+        assert_eq!(json, format!("\"{}\"", d.to_hex()));
+        assert_eq!(serde_json::from_str::<Digest>(&json).expect("parse"), d);
+        let bin = bincode::serialize(&d).expect("bincode");
+        assert_eq!(bin.len(), 32);
+        assert_eq!(bincode::deserialize::<Digest>(&bin).expect("decode"), d);
+        let s = set(4);
+        let json = serde_json::to_string(&s).expect("json");
+        assert_eq!(
+            serde_json::from_str::<ValidatorSet>(&json).expect("parse"),
+            s
+        );
+        assert!("zz".parse::<Digest>().is_err());
+    }
+}
