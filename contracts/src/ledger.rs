@@ -1154,14 +1154,11 @@ impl Ledger {
 
     /// Writes every entry touched since the last call into the state tree; returns the root.
     fn commit_state(&mut self) -> Hash {
-        for key in std::mem::take(&mut self.dirty) {
-            let value = self.value_hash_of(&key);
-            let tree_key = key.tree_key();
-            match value {
-                Some(value) => self.tree.insert(tree_key, value),
-                None => self.tree.remove(&tree_key),
-            }
-        }
+        let updates = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|key| (key.tree_key(), self.value_hash_of(&key)))
+            .collect();
+        self.tree.update_batch(updates);
         self.state_root = self.tree.root();
         self.state_root
     }

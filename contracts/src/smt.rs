@@ -45,8 +45,18 @@ enum Node {
     Leaf {
         key: Hash,
         value: Hash,
+        /// `leaf_hash(key, value)`, kept so a parent's rehash does not redo it.
+        hash: Hash,
     },
     Inner(Box<Inner>),
+}
+
+fn leaf(key: Hash, value: Hash) -> Node {
+    Node::Leaf {
+        key,
+        value,
+        hash: leaf_hash(&key, &value),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +104,24 @@ impl SparseMerkleTree {
         }
     }
 
+    /// Applies many updates at once: `Some(value)` sets a key, `None` removes it. Sorting
+    /// the keys lets one walk down the tree serve them all, so each node on the changed
+    /// paths is visited once (the ledger's end-of-block update). Of several updates to one
+    /// key, the last wins.
+    pub fn update_batch(&mut self, mut updates: Vec<(Hash, Option<Hash>)>) {
+        // A stable sort keeps each key's updates in call order; keep the last of each run.
+        updates.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(Hash, Option<Hash>)> = Vec::with_capacity(updates.len());
+        for update in updates {
+            match unique.last_mut() {
+                Some(last) if last.0 == update.0 => *last = update,
+                _ => unique.push(update),
+            }
+        }
+        let root = std::mem::take(&mut self.root);
+        self.root = update_sorted(root, 0, &unique, &mut self.len);
+    }
+
     /// The value hash stored under `key`.
     pub fn get(&self, key: &Hash) -> Option<Hash> {
         let mut node = &self.root;
@@ -101,7 +129,7 @@ impl SparseMerkleTree {
         loop {
             match node {
                 Node::Empty => return None,
-                Node::Leaf { key: k, value } => return (k == key).then_some(*value),
+                Node::Leaf { key: k, value, .. } => return (k == key).then_some(*value),
                 Node::Inner(inner) => {
                     node = if bit(key, depth) {
                         &inner.right
@@ -131,7 +159,7 @@ impl SparseMerkleTree {
         let terminal = loop {
             match node {
                 Node::Empty => break None,
-                Node::Leaf { key, value } => break Some((*key, *value)),
+                Node::Leaf { key, value, .. } => break Some((*key, *value)),
                 Node::Inner(inner) => {
                     let (next, sibling) = if bit(key, depth) {
                         (&inner.right, &inner.left)
@@ -152,19 +180,16 @@ impl SparseMerkleTree {
 fn insert(node: &mut Node, depth: usize, key: Hash, value: Hash) -> bool {
     match node {
         Node::Empty => {
-            *node = Node::Leaf { key, value };
+            *node = leaf(key, value);
             true
         }
-        Node::Leaf {
-            key: existing,
-            value: old,
-        } if *existing == key => {
-            *old = value;
+        Node::Leaf { key: existing, .. } if *existing == key => {
+            *node = leaf(key, value);
             false
         }
         Node::Leaf { .. } => {
             let existing = std::mem::take(node);
-            *node = split(existing, Node::Leaf { key, value }, &key, depth);
+            *node = split(existing, leaf(key, value), &key, depth);
             true
         }
         Node::Inner(inner) => {
@@ -175,6 +200,50 @@ fn insert(node: &mut Node, depth: usize, key: Hash, value: Hash) -> bool {
                 &mut inner.left
             };
             insert(child, depth + 1, key, value)
+        }
+    }
+}
+
+/// Applies sorted, distinct-key updates to the subtree `node` at `depth`.
+fn update_sorted(
+    node: Node,
+    depth: usize,
+    updates: &[(Hash, Option<Hash>)],
+    len: &mut usize,
+) -> Node {
+    if updates.is_empty() {
+        return node;
+    }
+    match node {
+        Node::Inner(mut inner) => {
+            let split = updates.partition_point(|(key, _)| !bit(key, depth));
+            let (left, right) = updates.split_at(split);
+            inner.left = update_sorted(std::mem::take(&mut inner.left), depth + 1, left, len);
+            inner.right = update_sorted(std::mem::take(&mut inner.right), depth + 1, right, len);
+            inner.hash = None;
+            // Keep the compression invariant: a subtree with one leaf is that leaf.
+            match (&inner.left, &inner.right) {
+                (Node::Empty, Node::Empty) => Node::Empty,
+                (Node::Leaf { .. }, Node::Empty) => std::mem::take(&mut inner.left),
+                (Node::Empty, Node::Leaf { .. }) => std::mem::take(&mut inner.right),
+                _ => Node::Inner(inner),
+            }
+        }
+        mut node => {
+            // An empty subtree or a single leaf: apply the updates one by one.
+            for (key, value) in updates {
+                let changed_len = match value {
+                    Some(value) => insert(&mut node, depth, *key, *value),
+                    None => remove(&mut node, depth, key),
+                };
+                if changed_len {
+                    match value {
+                        Some(_) => *len += 1,
+                        None => *len -= 1,
+                    }
+                }
+            }
+            node
         }
     }
 }
@@ -247,7 +316,7 @@ fn remove(node: &mut Node, depth: usize, key: &Hash) -> bool {
 fn hash(node: &mut Node) -> Hash {
     match node {
         Node::Empty => Hash::ZERO,
-        Node::Leaf { key, value } => leaf_hash(key, value),
+        Node::Leaf { hash, .. } => *hash,
         Node::Inner(inner) => {
             if let Some(hash) = inner.hash {
                 return hash;
@@ -265,7 +334,7 @@ fn hash(node: &mut Node) -> Hash {
 fn cached_hash(node: &Node) -> Hash {
     match node {
         Node::Empty => Hash::ZERO,
-        Node::Leaf { key, value } => leaf_hash(key, value),
+        Node::Leaf { hash, .. } => *hash,
         Node::Inner(inner) => inner
             .hash
             .expect("prove() requires root() after the last change"),
@@ -418,6 +487,15 @@ mod tests {
             let root = tree.root();
             prop_assert_eq!(root, reference_root(&model));
             prop_assert_eq!(tree.len(), model.len());
+
+            // The same operations applied in batches (of up to 7) give the same tree.
+            let mut batched = SparseMerkleTree::new();
+            for chunk in ops.chunks(7) {
+                batched.update_batch(chunk.iter().map(|(k, v)| (h(*k), v.map(h))).collect());
+                let _ = batched.root();
+            }
+            prop_assert_eq!(batched.root(), root);
+            prop_assert_eq!(batched.len(), model.len());
             for k in 0..64u64 {
                 let key = h(k);
                 let proof = tree.prove(&key);
