@@ -110,7 +110,7 @@ impl SparseMerkleTree {
     /// key, the last wins.
     pub fn update_batch(&mut self, mut updates: Vec<(Hash, Option<Hash>)>) {
         // A stable sort keeps each key's updates in call order; keep the last of each run.
-        updates.sort_by(|a, b| a.0.cmp(&b.0));
+        updates.sort_by_key(|update| update.0);
         let mut unique: Vec<(Hash, Option<Hash>)> = Vec::with_capacity(updates.len());
         for update in updates {
             match unique.last_mut() {
