@@ -6,8 +6,20 @@ use std::process::Command;
 /// Crates whose presence would mean sockets, files, async runtimes, storage, clocks or
 /// operating-system randomness.
 const FORBIDDEN: &[&str] = &[
-    "tokio", "mio", "socket2", "libp2p", "rocksdb", "librocksdb-sys", "hyper", "reqwest",
-    "axum", "getrandom", "rand", "chrono", "time", "tracing",
+    "tokio",
+    "mio",
+    "socket2",
+    "libp2p",
+    "rocksdb",
+    "librocksdb-sys",
+    "hyper",
+    "reqwest",
+    "axum",
+    "getrandom",
+    "rand",
+    "chrono",
+    "time",
+    "tracing",
 ];
 
 fn normal_dependencies(package: &str) -> Vec<String> {
@@ -15,7 +27,9 @@ fn normal_dependencies(package: &str) -> Vec<String> {
     let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let output = Command::new(cargo)
         .current_dir(workspace)
-        .args(["tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args([
+            "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ])
         .args(["--locked", "--offline"])
         .output()
         .expect("run cargo tree");
@@ -34,8 +48,14 @@ fn normal_dependencies(package: &str) -> Vec<String> {
 fn contracts_and_consensus_have_no_io_clock_or_randomness_dependencies() {
     for package in ["interpool-contracts", "interpool-consensus"] {
         let deps = normal_dependencies(package);
-        assert!(deps.iter().any(|d| d == "sha2"), "{package}: tree looks wrong: {deps:?}");
-        let bad: Vec<_> = deps.iter().filter(|d| FORBIDDEN.contains(&d.as_str())).collect();
+        assert!(
+            deps.iter().any(|d| d == "sha2"),
+            "{package}: tree looks wrong: {deps:?}"
+        );
+        let bad: Vec<_> = deps
+            .iter()
+            .filter(|d| FORBIDDEN.contains(&d.as_str()))
+            .collect();
         assert!(bad.is_empty(), "{package} depends on {bad:?}");
     }
 }
