@@ -171,3 +171,95 @@ impl Genesis {
         sha256(&[b"interpool/genesis/v1", &codec::encode(self)])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, account};
+
+    fn valid() -> Genesis {
+        testkit::genesis(2, 2, 100, 1_000, 500)
+    }
+
+    #[test]
+    fn valid_genesis_round_trips_through_json_with_defaults() {
+        let genesis = valid();
+        assert_eq!(genesis.validate(), Ok(()));
+        let mut json: serde_json::Value = serde_json::to_value(&genesis).expect("json");
+        let object = json.as_object_mut().expect("object");
+        object.remove("max_queue_per_bank");
+        object.remove("duplicate_window_blocks");
+        let back: Genesis = serde_json::from_value(json).expect("defaults fill in");
+        assert_eq!(back.max_queue_per_bank, 10_000);
+        assert_eq!(back.duplicate_window_blocks, 86_400);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut json = serde_json::to_value(valid()).expect("json");
+        json["surprise"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<Genesis>(json).is_err());
+    }
+
+    #[test]
+    fn each_invalid_genesis_is_named() {
+        let check = |edit: &dyn Fn(&mut Genesis)| {
+            let mut genesis = valid();
+            edit(&mut genesis);
+            genesis.validate()
+        };
+        assert_eq!(check(&|g| g.chain_id.clear()), Err(GenesisError::ChainId));
+        assert_eq!(
+            check(&|g| g.currency = "eur".into()),
+            Err(GenesisError::Currency("eur".into()))
+        );
+        assert_eq!(check(&|g| g.decimals = 19), Err(GenesisError::Decimals(19)));
+        assert_eq!(check(&|g| g.banks.clear()), Err(GenesisError::NoBanks));
+        assert_eq!(
+            check(&|g| g.cycle_blocks = 0),
+            Err(GenesisError::ZeroParameter("cycle_blocks"))
+        );
+        assert_eq!(
+            check(&|g| g.banks[1].id = g.banks[0].id.clone()),
+            Err(GenesisError::DuplicateBank(g_bank(0)))
+        );
+        assert_eq!(
+            check(&|g| g.regulators.push(g.authority)),
+            Err(GenesisError::DuplicateKey(account(testkit::AUTHORITY_SEED)))
+        );
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(
+            check(&|g| g.accounts[0].owner = AccountId(identity)),
+            Err(GenesisError::InvalidKey(AccountId(identity)))
+        );
+        assert!(matches!(
+            check(&|g| g.accounts[0].bank = BankId::new("NOWHERE").expect("id")),
+            Err(GenesisError::UnknownBank { .. })
+        ));
+        assert_eq!(
+            Ledger::from_genesis(&{
+                let mut g = valid();
+                g.decimals = 30;
+                g
+            })
+            .err(),
+            Some(GenesisError::Decimals(30))
+        );
+    }
+
+    fn g_bank(b: usize) -> BankId {
+        testkit::bank_id(b)
+    }
+
+    #[test]
+    fn hash_depends_on_content() {
+        let a = valid();
+        let mut b = valid();
+        b.cycle_blocks += 1;
+        assert_eq!(a.hash(), valid().hash());
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    use crate::ledger::Ledger;
+}

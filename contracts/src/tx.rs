@@ -548,6 +548,17 @@ mod tests {
             assert_eq!(check(tx), Err(TxError::ZeroAmount));
         }
 
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut open = transfer(&alice, bob, 5);
+        open.body = Body::OpenAccount {
+            owner: AccountId(identity),
+        };
+        assert_eq!(
+            check(open),
+            Err(TxError::InvalidAccountKey(AccountId(identity)))
+        );
+
         let mut oversized = transfer(&alice, bob, 5);
         if let Body::Transfer { reference, .. } = &mut oversized.body {
             // 140 characters of 4 bytes each stay valid; the size limit is what stops a
