@@ -46,6 +46,9 @@ pub struct Config {
     pub round_timeout_base_ms: u64,
     /// The cap on doublings of the round timeout.
     pub round_timeout_max_doublings: u32,
+    /// While a round is undecided, the messages signed in it are re-sent this often (the
+    /// network may lose messages; an identical re-send is always safe).
+    pub retransmit_interval_ms: u64,
     /// PREPAREs and COMMITs are kept for rounds within this distance of the current round;
     /// others are dropped (bounds memory against a flood of far-off rounds).
     pub round_window: Round,
@@ -62,6 +65,7 @@ impl Default for Config {
         Config {
             round_timeout_base_ms: 1_000,
             round_timeout_max_doublings: 6,
+            retransmit_interval_ms: 500,
             round_window: 8,
             future_height_window: 4,
             max_buffered_per_validator: 16,
@@ -112,6 +116,15 @@ impl PersistedState {
     }
 }
 
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// The round's timeout: on expiry the validator moves to the next round.
+    Round,
+    /// Re-send what was signed in the round ([`Config::retransmit_interval_ms`]).
+    Retransmit,
+}
+
 /// An event for the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -128,6 +141,8 @@ pub enum Input {
         height: Height,
         /// Round of the timer.
         round: Round,
+        /// Kind of the timer.
+        kind: TimerKind,
         /// The host's clock (informational).
         now_ms: u64,
     },
@@ -183,6 +198,8 @@ pub enum Action {
         height: Height,
         /// Round.
         round: Round,
+        /// Kind (passed back in the timeout).
+        kind: TimerKind,
         /// Delay from now.
         after_ms: u64,
     },
@@ -213,8 +230,10 @@ pub enum Action {
         /// Proof of finality.
         certificate: CommitCertificate,
     },
-    /// At least `f + 1` validators are ahead, or a decision's payload is missing: fetch
-    /// committed blocks from `height` on, and feed them as [`Input::CommittedViaSync`].
+    /// This validator is behind: `f + 1` validators were seen at higher heights, or a round
+    /// timed out while any validator was at a higher height, or a quorum committed a
+    /// payload it never received. Fetch committed blocks from `height` on (from any peer;
+    /// their certificates prove them) and feed them as [`Input::CommittedViaSync`].
     SyncNeeded {
         /// The first height this validator lacks.
         height: Height,
@@ -243,6 +262,8 @@ pub struct Metrics {
     pub round_changes: u64,
     /// Round timeouts that fired.
     pub timeouts: u64,
+    /// Messages re-sent by the retransmission timer.
+    pub retransmissions: u64,
     /// Jumps to a higher round (f+1 rule or justified future proposal).
     pub round_jumps: u64,
     /// Conflicting messages from one signer.
@@ -466,7 +487,18 @@ impl Engine {
                 self.metrics.messages_received += 1;
                 self.on_message(message);
             }
-            Input::Timeout { height, round, .. } => self.on_timeout(height, round),
+            Input::Timeout {
+                height,
+                round,
+                kind: TimerKind::Round,
+                ..
+            } => self.on_timeout(height, round),
+            Input::Timeout {
+                height,
+                round,
+                kind: TimerKind::Retransmit,
+                ..
+            } => self.on_retransmit(height, round),
             Input::ProposalReady {
                 height,
                 round,
@@ -520,14 +552,13 @@ impl Engine {
         if self.persisted.height == self.height && self.persisted.round == self.round {
             for message in self.persisted.signed.clone() {
                 self.apply_own(&message);
-                // The round change is re-sent by `enter_round` below.
-                if message.message.kind() != MessageKind::RoundChange {
-                    self.actions.push(Action::Broadcast(message));
-                }
+                self.actions.push(Action::Broadcast(message));
             }
         }
+        // No new round change: a lock taken in this round cannot go into a round change
+        // for this same round, and the one sent before the restart was just re-sent.
         let round = self.round;
-        self.enter_round(round, round > 0);
+        self.enter_round(round, false);
     }
 
     fn on_message(&mut self, message: SignedMessage) {
@@ -561,11 +592,39 @@ impl Engine {
             return; // stale timer
         }
         self.metrics.timeouts += 1;
-        if self.validators_ahead() >= self.validators.weak_quorum() {
+        // A round that times out while some validator is at a higher height may be stuck
+        // for want of the validators that already moved on: ask for the missing blocks.
+        // One signer suffices here (the certificates fetched prove themselves), and the
+        // request is rate-limited by the round timeout.
+        if self.validators_ahead() > 0 {
             self.request_sync();
         }
         // QBFT: on round timeout, move to the next round and broadcast ROUND-CHANGE.
         self.enter_round(round.saturating_add(1), true);
+    }
+
+    fn on_retransmit(&mut self, height: Height, round: Round) {
+        if !self.started || height != self.height || round != self.round || self.decided {
+            return; // stale timer
+        }
+        if self.persisted.height == height && self.persisted.round == round {
+            for message in self.persisted.signed.clone() {
+                self.metrics.retransmissions += 1;
+                self.actions.push(Action::Broadcast(message));
+            }
+        }
+        self.set_retransmit_timer();
+    }
+
+    fn set_retransmit_timer(&mut self) {
+        if self.config.retransmit_interval_ms > 0 {
+            self.actions.push(Action::SetTimer {
+                height: self.height,
+                round: self.round,
+                kind: TimerKind::Retransmit,
+                after_ms: self.config.retransmit_interval_ms,
+            });
+        }
     }
 
     fn on_proposal_ready(&mut self, height: Height, round: Round, payload: Vec<u8>) {
@@ -777,8 +836,10 @@ impl Engine {
         self.actions.push(Action::SetTimer {
             height: self.height,
             round,
+            kind: TimerKind::Round,
             after_ms: self.config.round_timeout_ms(round),
         });
+        self.set_retransmit_timer();
         if send_round_change {
             // QBFT: the round change carries our lock (highest prepared certificate).
             let lock = self.lock().cloned();
@@ -1201,3 +1262,7 @@ fn check_persisted(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -73,7 +73,9 @@ pub mod sim;
 pub mod types;
 mod votes;
 
-pub use engine::{Action, Config, Engine, EngineError, Evidence, Input, Metrics, PersistedState};
+pub use engine::{
+    Action, Config, Engine, EngineError, Evidence, Input, Metrics, PersistedState, TimerKind,
+};
 pub use message::{
     CertificateError, CommitCertificate, DecodeError, Message, MessageError, MessageKind,
     PreparedCertificate, Proposal, RoundChange, SignatureVerifier, SignedMessage,

@@ -689,3 +689,99 @@ impl CommitCertificate {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i + 1; 32])
+    }
+
+    fn sample() -> SignedMessage {
+        Message::Proposal(Proposal {
+            height: 7,
+            round: 0,
+            payload: b"payload".to_vec(),
+            justification: vec![],
+        })
+        .sign(&key(0))
+    }
+
+    #[test]
+    fn encoding_round_trips_and_is_canonical() {
+        let message = sample();
+        let bytes = message.encode();
+        assert_eq!(SignedMessage::decode(&bytes), Ok(message));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            SignedMessage::decode(&trailing),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            SignedMessage::decode_with_limit(&bytes, bytes.len() - 1),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        assert!(SignedMessage::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_hostile_length_prefix_does_not_allocate() {
+        // Proposal variant (0), height, round, then a payload length of 2^60.
+        let mut bytes = vec![0u8, 7, 0, 0xff];
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(SignedMessage::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn signatures_are_domain_separated() {
+        let vote = Vote {
+            height: 1,
+            round: 2,
+            digest: Digest::of(b"x"),
+        };
+        let hashes = [
+            vote.signing_hash(MessageKind::Prepare),
+            vote.signing_hash(MessageKind::Commit),
+            vote.signing_hash(MessageKind::Proposal),
+        ];
+        assert_ne!(hashes[0], hashes[1]);
+        assert_ne!(hashes[1], hashes[2]);
+        // A PREPARE's signature relabelled as a COMMIT does not verify.
+        let prepare = Message::Prepare(vote).sign(&key(0));
+        let relabelled = SignedMessage {
+            message: Message::Commit(vote),
+            ..prepare
+        };
+        let keys = (0..4)
+            .map(|i| PublicKey::from(&key(i).verifying_key()))
+            .collect();
+        let set = ValidatorSet::new(keys).expect("set");
+        assert!(matches!(
+            relabelled.verify(&set, &mut StrictVerifier),
+            Err(MessageError::BadSignature(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = SignedMessage::decode(&bytes);
+        }
+
+        #[test]
+        fn flipping_any_byte_never_yields_a_valid_different_message(position in 0usize..200, bit in 0u8..8) {
+            let keys = (0..4).map(|i| PublicKey::from(&key(i).verifying_key())).collect();
+            let set = ValidatorSet::new(keys).expect("set");
+            let original = sample();
+            let mut bytes = original.encode();
+            let position = position % bytes.len();
+            bytes[position] ^= 1 << bit;
+            if let Ok(decoded) = SignedMessage::decode(&bytes) {
+                prop_assert!(decoded.verify(&set, &mut StrictVerifier).is_err() || decoded == original);
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use super::checker::{payload_is_valid, Checker, Violation};
 use super::rng::Rng;
 use super::{add_metrics, Failure, FaultCounts, Scenario, SimOptions, SimReport};
-use crate::engine::{Action, Config, Engine, Input, Metrics, PersistedState};
+use crate::engine::{Action, Config, Engine, Input, Metrics, PersistedState, TimerKind};
 use crate::message::{
     CommitCertificate, Message, Proposal, SignatureVerifier, SignedMessage, StrictVerifier, Vote,
 };
@@ -91,6 +91,7 @@ enum Event {
         incarnation: u64,
         height: Height,
         round: Round,
+        kind: TimerKind,
     },
     ProposalReady {
         node: usize,
@@ -165,6 +166,7 @@ pub(crate) fn sim_config() -> Config {
     Config {
         round_timeout_base_ms: 600,
         round_timeout_max_doublings: 4,
+        retransmit_interval_ms: 400,
         ..Config::default()
     }
 }
@@ -587,15 +589,17 @@ impl Cluster {
                 incarnation,
                 height,
                 round,
+                kind,
             } => {
                 if !self.current(node, incarnation) {
                     return Ok(());
                 }
                 let now_ms = self.now;
-                if self.nodes[node]
-                    .engine
-                    .as_ref()
-                    .is_some_and(|e| e.height() == height && e.round() == round)
+                if kind == TimerKind::Round
+                    && self.nodes[node]
+                        .engine
+                        .as_ref()
+                        .is_some_and(|e| e.height() == height && e.round() == round)
                 {
                     self.log(|| format!("v{node} timeout h{height} r{round}"));
                 }
@@ -604,6 +608,7 @@ impl Cluster {
                     Input::Timeout {
                         height,
                         round,
+                        kind,
                         now_ms,
                     },
                 )
@@ -788,6 +793,7 @@ impl Cluster {
             Action::SetTimer {
                 height,
                 round,
+                kind,
                 after_ms,
             } => {
                 let incarnation = self.nodes[node].incarnation;
@@ -798,6 +804,7 @@ impl Cluster {
                         incarnation,
                         height,
                         round,
+                        kind,
                     },
                 );
             }
@@ -903,6 +910,7 @@ impl Cluster {
             .filter(|&peer| {
                 peer != node
                     && self.reachable(node, peer)
+                    && !self.nodes[peer].byzantine.is_some_and(|b| b.silent)
                     && self.nodes[peer].log.len() as Height >= height
             })
             .collect();

@@ -198,6 +198,7 @@ pub fn add_metrics(total: &mut Metrics, other: &Metrics) {
     total.heights_synced += other.heights_synced;
     total.round_changes += other.round_changes;
     total.timeouts += other.timeouts;
+    total.retransmissions += other.retransmissions;
     total.round_jumps += other.round_jumps;
     total.equivocations += other.equivocations;
     total.invalid_signatures += other.invalid_signatures;
@@ -294,6 +295,9 @@ pub fn trace(options: &SimOptions) -> (Result<SimReport, Box<Failure>>, Vec<Stri
     traced.trace = true;
     let mut cluster = cluster::Cluster::new(traced);
     let result = cluster.run();
-    let lines = cluster.take_trace();
+    let lines = match &result {
+        Ok(_) => cluster.take_trace(),
+        Err(failure) => failure.trace.clone(),
+    };
     (result, lines)
 }
