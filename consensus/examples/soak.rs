@@ -7,8 +7,9 @@
 //!
 //! Options: `--seeds N` (default 1000), `--first-seed S` (default 0), `--validators N`
 //! (default 4; repeatable or comma-separated, e.g. `--validators 4,7`), `--scenario NAME`
-//! (`mixed`, `all-crash`, `majority-down`, `rejoin-behind`, `byzantine`, or `all`; default
-//! `all`, which rotates through them), `--seed S` (one seed), `--trace` (print its trace),
+//! (`mixed`, `all-crash`, `majority-down`, `rejoin-behind`, `byzantine`, `calm` (no
+//! faults: the baseline message count), or `all`; default `all`, which rotates through
+//! the fault scenarios), `--seed S` (one seed), `--trace` (print its trace),
 //! `--broken-quorum` (the teeth knob: quorum 2f, expect violations).
 
 use std::process::ExitCode;
@@ -73,7 +74,7 @@ fn parse() -> Result<Args, String> {
             "--help" | "-h" => {
                 return Err(
                     "usage: soak [--seeds N] [--first-seed S] [--seed S] [--validators 4,7] \
-                     [--scenario mixed|all-crash|majority-down|rejoin-behind|byzantine|all] \
+                     [--scenario mixed|all-crash|majority-down|rejoin-behind|byzantine|calm|all] \
                      [--trace] [--broken-quorum]"
                         .into(),
                 )

@@ -725,3 +725,30 @@ fn message_errors_are_typed() {
         Err(MessageError::UnknownSigner(_))
     ));
 }
+
+#[test]
+fn an_undecided_round_re_sends_what_it_signed() {
+    let (mut e, _) = started(0);
+    e.handle(proposal(1, 0, b"p", vec![]));
+    validate(&mut e, 0, b"p");
+    let tick = |e: &mut Engine, round| {
+        e.handle(Input::Timeout {
+            height: 1,
+            round,
+            kind: TimerKind::Retransmit,
+            now_ms: 500,
+        })
+    };
+    let actions = tick(&mut e, 0);
+    assert!(matches!(broadcasts(&actions)[..], [Message::Prepare(_)]));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::SetTimer {
+            kind: TimerKind::Retransmit,
+            ..
+        }
+    )));
+    assert_eq!(e.metrics().retransmissions, 1);
+    // A retransmission timer of another round is stale.
+    assert!(tick(&mut e, 4).is_empty());
+}

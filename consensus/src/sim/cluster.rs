@@ -423,6 +423,11 @@ impl Cluster {
                 self.make_byzantine(plan, f, true);
                 self.network.loss_per_mille = self.network.loss_per_mille.min(10);
             }
+            Scenario::Calm => {
+                self.network.loss_per_mille = 0;
+                self.network.duplicate_per_mille = 0;
+                self.network.spike_per_mille = 0;
+            }
         }
         let plan_line = format!(
             "plan: n={} f={} quorum={} scenario={} byzantine={:?} heal_at={}ms network={:?}",

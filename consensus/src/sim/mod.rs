@@ -51,10 +51,12 @@ pub enum Scenario {
     RejoinBehind,
     /// f byzantine validators that equivocate as proposer and double-vote, no other fault.
     Byzantine,
+    /// No fault at all and a reliable network: the baseline for message counts.
+    Calm,
 }
 
 impl Scenario {
-    /// All scenarios.
+    /// The fault scenarios (what a soak rotates through).
     pub const ALL: [Scenario; 5] = [
         Scenario::Mixed,
         Scenario::AllCrash,
@@ -71,6 +73,7 @@ impl Scenario {
             Scenario::MajorityDown => "majority-down",
             Scenario::RejoinBehind => "rejoin-behind",
             Scenario::Byzantine => "byzantine",
+            Scenario::Calm => "calm",
         }
     }
 }
@@ -80,6 +83,7 @@ impl FromStr for Scenario {
     fn from_str(text: &str) -> Result<Scenario, String> {
         Scenario::ALL
             .into_iter()
+            .chain([Scenario::Calm])
             .find(|s| s.name() == text)
             .ok_or_else(|| format!("unknown scenario {text:?}"))
     }
