@@ -3,7 +3,10 @@
 use ed25519_dalek::SigningKey;
 
 use super::*;
-use crate::message::{CertificateError, MessageError};
+use crate::message::{
+    CertificateError, Message, MessageError, MessageKind, Proposal, RoundChange, SignedRoundChange,
+    Vote,
+};
 
 const N: usize = 4;
 
