@@ -36,10 +36,13 @@
 //! digests for one height and round — also across restarts, thanks to the
 //! [`PersistedState`] it saves before speaking.
 //!
-//! **Catching up.** A validator that sees `f + 1` validators at higher heights, or a
-//! quorum of COMMITs for a payload it never received, emits [`Action::SyncNeeded`]; the
-//! host fetches committed blocks with certificates and feeds them back as
-//! [`Input::CommittedViaSync`]. Messages for slightly higher heights are buffered (bounded).
+//! **Catching up.** A validator that sees `f + 1` validators at higher heights, times out
+//! while any validator is at a higher height, or sees a quorum of COMMITs for a payload it
+//! never received, emits [`Action::SyncNeeded`]; the host fetches committed blocks with
+//! certificates and feeds them back as [`Input::CommittedViaSync`]. Messages for slightly
+//! higher heights are buffered (bounded). While a round is undecided, a validator re-sends
+//! what it signed in it every [`Config::retransmit_interval_ms`], so lost messages do not
+//! cost whole rounds.
 //!
 //! # Using the engine
 //!

@@ -292,7 +292,8 @@ fn tagged_hash(tag: &[u8], height: Height, round: Round, rest: &[&[u8]]) -> [u8;
 }
 
 impl Vote {
-    /// Hash signed by a PREPARE (`commit == false`) or COMMIT (`commit == true`).
+    /// Hash signed for this vote as a message of `kind` (PREPARE or COMMIT; PROPOSAL signs
+    /// the same fields with its own tag, the digest being the payload's).
     pub fn signing_hash(&self, kind: MessageKind) -> [u8; 32] {
         let tag = match kind {
             MessageKind::Prepare => TAG_PREPARE,
