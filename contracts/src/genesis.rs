@@ -33,6 +33,18 @@ pub struct GenesisAccount {
     pub balance: Amount,
 }
 
+/// A node of the consortium at genesis: a validator (votes) or an observer (follows and
+/// verifies). Its key is its network identity and, for validators, its consensus key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisNode {
+    /// Short name for logs and metrics (`validator-0`, `regulator-observer`): 1–32
+    /// characters of `a-z0-9-_`.
+    pub name: String,
+    /// The node's ed25519 public key.
+    pub key: AccountId,
+}
+
 fn default_max_queue_per_bank() -> u32 {
     10_000
 }
@@ -69,6 +81,13 @@ pub struct Genesis {
     pub duplicate_window_blocks: u64,
     /// Opening customer accounts.
     pub accounts: Vec<GenesisAccount>,
+    /// Validators in proposer-rotation order (the consensus validator set). Empty for a
+    /// ledger run offline.
+    #[serde(default)]
+    pub validators: Vec<GenesisNode>,
+    /// Observer nodes allowed to connect and follow the chain (regulators, auditors).
+    #[serde(default)]
+    pub observers: Vec<GenesisNode>,
 }
 
 /// Why a genesis is invalid.
@@ -103,6 +122,9 @@ pub enum GenesisError {
         /// The bank it names.
         bank: BankId,
     },
+    /// A node name is empty, too long, has other characters than `a-z0-9-_`, or repeats.
+    #[error("node name {0:?} must be 1 to 32 characters of a-z, 0-9, - and _, and unique")]
+    NodeName(String),
     /// A parameter that must be positive is zero.
     #[error("{0} must be at least 1")]
     ZeroParameter(&'static str),
@@ -139,11 +161,28 @@ impl Genesis {
                 return Err(GenesisError::DuplicateBank(bank.id.clone()));
             }
         }
+        let mut names = BTreeSet::new();
+        for node in self.validators.iter().chain(&self.observers) {
+            let valid = !node.name.is_empty()
+                && node.name.len() <= 32
+                && node.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !valid || !names.insert(node.name.as_str()) {
+                return Err(GenesisError::NodeName(node.name.clone()));
+            }
+        }
         let mut keys = BTreeSet::new();
         let all_keys = std::iter::once(&self.authority)
             .chain(&self.regulators)
             .chain(self.banks.iter().map(|b| &b.operator))
-            .chain(self.accounts.iter().map(|a| &a.owner));
+            .chain(self.accounts.iter().map(|a| &a.owner))
+            .chain(
+                self.validators
+                    .iter()
+                    .chain(&self.observers)
+                    .map(|n| &n.key),
+            );
         for key in all_keys {
             let valid =
                 ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes()).is_ok_and(|k| !k.is_weak());
@@ -214,6 +253,26 @@ mod tests {
             Err(GenesisError::Currency("eur".into()))
         );
         assert_eq!(check(&|g| g.decimals = 19), Err(GenesisError::Decimals(19)));
+        let node = |name: &str, seed: u64| GenesisNode {
+            name: name.into(),
+            key: account(seed),
+        };
+        assert_eq!(
+            check(&|g| g.validators = vec![node("v-0", 900), node("v-0", 901)]),
+            Err(GenesisError::NodeName("v-0".into()))
+        );
+        assert_eq!(
+            check(&|g| g.observers = vec![node("Obs", 900)]),
+            Err(GenesisError::NodeName("Obs".into()))
+        );
+        assert_eq!(
+            check(&|g| g.validators = vec![node("v-0", testkit::AUTHORITY_SEED)]),
+            Err(GenesisError::DuplicateKey(account(testkit::AUTHORITY_SEED)))
+        );
+        assert_eq!(
+            check(&|g| g.validators = (0..4).map(|i| node(&format!("v-{i}"), 900 + i)).collect()),
+            Ok(())
+        );
         assert_eq!(check(&|g| g.banks.clear()), Err(GenesisError::NoBanks));
         assert_eq!(
             check(&|g| g.cycle_blocks = 0),

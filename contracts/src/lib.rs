@@ -25,7 +25,7 @@ pub mod testkit;
 pub mod tx;
 
 pub use error::{ErrorView, TxError};
-pub use genesis::{Genesis, GenesisAccount, GenesisBank, GenesisError};
+pub use genesis::{Genesis, GenesisAccount, GenesisBank, GenesisError, GenesisNode};
 pub use ledger::{Account, AccountProof, Bank, Ledger, Params};
 pub use outcome::{BlockOutcome, Outcome, QueueEvent, Receipt, SettlementReport};
 pub use primitives::{AccountId, Amount, BankId, Hash};

@@ -73,5 +73,7 @@ pub fn genesis(banks: usize, customers: usize, balance: u64, pool: u64, cap: u64
                 })
             })
             .collect(),
+        validators: Vec::new(),
+        observers: Vec::new(),
     }
 }

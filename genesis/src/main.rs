@@ -1,24 +1,21 @@
-//! `interpool-genesis`: builds a genesis with fresh keys for a test consortium, and checks
-//! genesis files.
+//! `interpool-genesis`: builds and checks Interpool genesis files.
 //!
 //! ```text
-//! interpool-genesis new --out DIR [--banks 3] [--accounts-per-bank 2] ...
+//! interpool-genesis localnet --validators 4 --observers 1 --banks 4 --accounts-per-bank 3 --out DIR
+//! interpool-genesis build --spec consortium.toml --out genesis.json
 //! interpool-genesis verify genesis.json
 //! ```
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use ed25519_dalek::SigningKey;
-use interpool_contracts::keys::PlainKeyFile;
-use interpool_contracts::testkit::bank_id;
-use interpool_contracts::{AccountId, Amount, Genesis, GenesisAccount, GenesisBank, Ledger};
-use rand::RngCore;
+use interpool_contracts::{Amount, Genesis};
+use interpool_genesis::files::read_genesis;
+use interpool_genesis::localnet::{self, LocalnetOptions};
+use interpool_genesis::spec::{build_genesis, check_genesis, ConsortiumSpec};
 
 #[derive(Parser)]
 #[command(
@@ -33,9 +30,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate a genesis with fresh random keys for every role and sample customer, and
-    /// write it with the key files (owner-only permissions) to DIR.
-    New(NewArgs),
+    /// Generate a local test consortium: genesis, fresh keys for every node, role and sample
+    /// customer (owner-only permissions), a config per node, and the manifest localnet.json.
+    Localnet(LocalnetArgs),
+    /// Build a real consortium's genesis from a spec holding only public keys.
+    Build {
+        /// The consortium spec (TOML).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Where to write genesis.json.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
     /// Check a genesis file fully and print its summary, hash and state root.
     Verify {
         /// The genesis file.
@@ -44,19 +53,28 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct NewArgs {
+struct LocalnetArgs {
     /// Output directory (must be empty or absent unless --force).
     #[arg(long)]
     out: PathBuf,
     /// Overwrite files in a non-empty DIR.
     #[arg(long)]
     force: bool,
+    /// Number of validators (at least 4).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Number of observers.
+    #[arg(long, default_value_t = 1)]
+    observers: usize,
     /// Number of member banks (BANK_A, BANK_B, ...).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=200))]
-    banks: u16,
+    #[arg(long, default_value_t = 4)]
+    banks: usize,
     /// Sample customer accounts per bank.
-    #[arg(long, default_value_t = 2)]
-    accounts_per_bank: u16,
+    #[arg(long, default_value_t = 3)]
+    accounts_per_bank: usize,
+    /// Node i listens for peers on base-port + i and for HTTP on base-port + 1000 + i.
+    #[arg(long, default_value_t = 26_000)]
+    base_port: u16,
     /// Chain id.
     #[arg(long, default_value = "interpool-local")]
     chain_id: String,
@@ -96,7 +114,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::New(args) => new(&args),
+        Command::Localnet(args) => run_localnet(&args),
+        Command::Build { spec, out, force } => build(&spec, &out, force),
         Command::Verify { file } => verify(&file),
     };
     match result {
@@ -108,123 +127,60 @@ fn main() -> ExitCode {
     }
 }
 
-fn fresh_key() -> SigningKey {
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    SigningKey::from_bytes(&seed)
-}
-
-fn public(key: &SigningKey) -> AccountId {
-    AccountId(key.verifying_key().to_bytes())
-}
-
-/// Writes `contents` to a new file readable only by its owner.
-fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn write_key(dir: &Path, name: &str, label: &str, key: &SigningKey) -> Result<()> {
-    let json = serde_json::to_vec_pretty(&PlainKeyFile::new(label, key))?;
-    write_private(&dir.join(format!("{name}.json")), &json)
-}
-
-fn new(args: &NewArgs) -> Result<()> {
+fn run_localnet(args: &LocalnetArgs) -> Result<()> {
     let parse = |text: &str, what: &str| {
         Amount::parse(text, args.decimals).with_context(|| format!("--{what} {text:?}"))
     };
-    let (balance, pool, cap) = (
-        parse(&args.balance, "balance")?,
-        parse(&args.pool, "pool")?,
-        parse(&args.cap, "cap")?,
-    );
-    if args.out.exists() && fs::read_dir(&args.out)?.next().is_some() && !args.force {
-        bail!(
-            "{} is not empty; pass --force to overwrite",
-            args.out.display()
-        );
-    }
-    let keys_dir = args.out.join("keys");
-    fs::create_dir_all(&keys_dir)
-        .with_context(|| format!("cannot create {}", keys_dir.display()))?;
-
-    let authority = fresh_key();
-    write_key(&keys_dir, "authority", "settlement authority", &authority)?;
-    let regulator = fresh_key();
-    write_key(&keys_dir, "regulator", "regulator", &regulator)?;
-    let mut banks = Vec::new();
-    let mut accounts = Vec::new();
-    for b in 0..usize::from(args.banks) {
-        let id = bank_id(b);
-        let operator = fresh_key();
-        write_key(
-            &keys_dir,
-            &format!("operator-{id}"),
-            &format!("operator of {id}"),
-            &operator,
-        )?;
-        banks.push(GenesisBank {
-            id: id.clone(),
-            operator: public(&operator),
-            initial_pool: pool,
-            net_debit_cap: cap,
-        });
-        for i in 0..args.accounts_per_bank {
-            let customer = fresh_key();
-            write_key(
-                &keys_dir,
-                &format!("customer-{id}-{i}"),
-                &format!("customer {i} of {id}"),
-                &customer,
-            )?;
-            accounts.push(GenesisAccount {
-                owner: public(&customer),
-                bank: id.clone(),
-                balance,
-            });
-        }
-    }
-    let genesis = Genesis {
+    let options = LocalnetOptions {
+        out: args.out.clone(),
+        force: args.force,
+        validators: args.validators,
+        observers: args.observers,
+        banks: args.banks,
+        accounts_per_bank: args.accounts_per_bank,
+        base_port: args.base_port,
         chain_id: args.chain_id.clone(),
         currency: args.currency.clone(),
         decimals: args.decimals,
-        banks,
-        authority: public(&authority),
-        regulators: vec![public(&regulator)],
+        balance: parse(&args.balance, "balance")?,
+        pool: parse(&args.pool, "pool")?,
+        cap: parse(&args.cap, "cap")?,
         cycle_blocks: args.cycle_blocks,
         queue_expiry_blocks: args.queue_expiry_blocks,
-        max_queue_per_bank: 10_000,
-        duplicate_window_blocks: 86_400,
-        accounts,
     };
-    let ledger = Ledger::from_genesis(&genesis).context("the generated genesis is invalid")?;
-    let path = args.out.join("genesis.json");
-    fs::write(&path, serde_json::to_vec_pretty(&genesis)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    println!(
-        "wrote {} and {} key files to {}",
-        path.display(),
-        2 + genesis.banks.len() + genesis.accounts.len(),
-        keys_dir.display()
-    );
+    let manifest = localnet::generate(&options)?;
+    println!("local consortium in {}", args.out.display());
+    for node in &manifest.nodes {
+        println!(
+            "  {:<12} {:?}  rpc {}  p2p {}",
+            node.name, node.role, node.rpc_url, node.p2p_address
+        );
+    }
+    println!("  manifest {}", args.out.join("localnet.json").display());
+    Ok(())
+}
+
+fn build(spec_path: &Path, out: &Path, force: bool) -> Result<()> {
+    let text = fs::read_to_string(spec_path)
+        .with_context(|| format!("cannot read {}", spec_path.display()))?;
+    let spec: ConsortiumSpec = toml::from_str(&text)
+        .with_context(|| format!("{} is not a consortium spec", spec_path.display()))?;
+    let genesis = build_genesis(&spec)
+        .with_context(|| format!("{} describes an invalid genesis", spec_path.display()))?;
+    if out.exists() && !force {
+        bail!("{} exists; pass --force to overwrite", out.display());
+    }
+    fs::write(out, serde_json::to_vec_pretty(&genesis)?)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {}", out.display());
     println!("genesis hash {}", genesis.hash());
-    println!("state root   {}", ledger.state_root());
     Ok(())
 }
 
 fn verify(file: &Path) -> Result<()> {
-    let text = fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let genesis: Genesis = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a genesis file", file.display()))?;
+    let genesis: Genesis = read_genesis(file)?;
     let ledger =
-        Ledger::from_genesis(&genesis).with_context(|| format!("{} is invalid", file.display()))?;
+        check_genesis(&genesis).with_context(|| format!("{} is invalid", file.display()))?;
     let d = genesis.decimals;
     let pools: u128 = genesis
         .banks
@@ -238,6 +194,14 @@ fn verify(file: &Path) -> Result<()> {
         .sum();
     println!("chain id       {}", genesis.chain_id);
     println!("currency       {} ({d} decimals)", genesis.currency);
+    println!("validators     {}", genesis.validators.len());
+    for node in &genesis.validators {
+        println!("  {:<14} {}", node.name, node.key);
+    }
+    println!("observers      {}", genesis.observers.len());
+    for node in &genesis.observers {
+        println!("  {:<14} {}", node.name, node.key);
+    }
     println!("banks          {}", genesis.banks.len());
     for bank in &genesis.banks {
         let customers = genesis
@@ -253,8 +217,8 @@ fn verify(file: &Path) -> Result<()> {
         );
     }
     println!("accounts       {}", genesis.accounts.len());
-    println!("pools total    {}", format_u128(pools, d));
-    println!("balances total {}", format_u128(balances, d));
+    println!("pools total    {}", format_total(pools, d));
+    println!("balances total {}", format_total(balances, d));
     println!("cycle blocks   {}", genesis.cycle_blocks);
     println!("genesis hash   {}", genesis.hash());
     println!("state root     {}", ledger.state_root());
@@ -262,7 +226,7 @@ fn verify(file: &Path) -> Result<()> {
 }
 
 /// Formats a total that may exceed one `u64` amount.
-fn format_u128(value: u128, decimals: u8) -> String {
+fn format_total(value: u128, decimals: u8) -> String {
     match u64::try_from(value) {
         Ok(v) => Amount(v).format(decimals),
         Err(_) => format!("{value} minor units"),

@@ -23,9 +23,13 @@ impl Consortium {
         run(
             "interpool-genesis",
             [
-                "new",
+                "localnet",
                 "--out",
                 path(&root),
+                "--validators",
+                "4",
+                "--observers",
+                "1",
                 "--banks",
                 "3",
                 "--accounts-per-bank",
@@ -34,6 +38,8 @@ impl Consortium {
                 "20.00",
                 "--chain-id",
                 "bb-test",
+                "--base-port",
+                "41000",
             ],
         )
         .success();
@@ -132,6 +138,8 @@ fn genesis_keys_and_verify() {
         "{verified}"
     );
     assert!(verified.contains("banks          3"), "{verified}");
+    assert!(verified.contains("validators     4"), "{verified}");
+    assert!(verified.contains("observers      1"), "{verified}");
 }
 
 #[test]
@@ -366,7 +374,7 @@ fn bad_input_is_refused_with_a_specific_error() {
     .failure(1, "cannot read key file");
 
     // The genesis tool will not overwrite a consortium by accident, and refuses bad files.
-    run("interpool-genesis", ["new", "--out", path(&net.root)]).failure(1, "not empty");
+    run("interpool-genesis", ["localnet", "--out", path(&net.root)]).failure(1, "not empty");
     let broken = net.root.join("broken.json");
     fs::write(&broken, "{\"chain_id\": 5}").expect("write");
     run("interpool-genesis", ["verify", path(&broken)]).failure(1, "not a genesis file");

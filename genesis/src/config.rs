@@ -1,0 +1,372 @@
+//! The node's configuration file (TOML), written by `interpool-genesis localnet` and read by
+//! `interpool-node run`. One definition for both sides.
+
+use std::path::{Path, PathBuf};
+
+use interpool_contracts::AccountId;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Votes and proposes blocks.
+    Validator,
+    /// Follows the chain, verifies every certificate, serves reads; never votes.
+    Observer,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// A peer to dial: its genesis name and key, and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's name in genesis.
+    pub name: String,
+    /// The peer's public key (must be in genesis).
+    pub key: AccountId,
+    /// A libp2p multiaddress, e.g. `/ip4/127.0.0.1/tcp/26001`.
+    pub address: String,
+}
+
+/// Peer-to-peer settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Listen multiaddress.
+    pub listen: String,
+    /// Peers to dial.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Largest message accepted from a peer, in bytes.
+    #[serde(default = "defaults::max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Listen address, e.g. `127.0.0.1:27000`.
+    pub listen: String,
+    /// Largest request body, in bytes.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+/// Consensus timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// Round 0 timeout; later rounds wait longer.
+    #[serde(default = "defaults::round_timeout_ms")]
+    pub round_timeout_ms: u64,
+    /// A proposer with an empty mempool proposes an empty block after this long, so that
+    /// cycles by height progress.
+    #[serde(default = "defaults::empty_block_interval_ms")]
+    pub empty_block_interval_ms: u64,
+}
+
+/// Block limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockConfig {
+    /// Most transactions in a block.
+    #[serde(default = "defaults::max_block_transactions")]
+    pub max_transactions: usize,
+    /// Largest block, in bytes.
+    #[serde(default = "defaults::max_block_bytes")]
+    pub max_bytes: usize,
+}
+
+/// Mempool limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Most pending transactions; beyond it submissions get 503.
+    #[serde(default = "defaults::mempool_transactions")]
+    pub max_transactions: usize,
+    /// Most pending transactions of one signer.
+    #[serde(default = "defaults::mempool_per_signer")]
+    pub max_per_signer: usize,
+}
+
+/// A node's whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Validator or observer.
+    pub role: Role,
+    /// The node's name in genesis.
+    pub name: String,
+    /// The node's key file (relative paths are relative to the config file's folder).
+    pub key_file: PathBuf,
+    /// The genesis file (relative to the config file's folder).
+    pub genesis_file: PathBuf,
+    /// Where the node keeps its database (relative to the config file's folder).
+    pub data_dir: PathBuf,
+    /// `text` or `json`.
+    #[serde(default = "defaults::log_format")]
+    pub log_format: LogFormat,
+    /// A tracing env-filter directive, e.g. `info` or `interpool_node=debug`.
+    #[serde(default = "defaults::log_level")]
+    pub log_level: String,
+    /// Peer-to-peer settings.
+    pub p2p: P2pConfig,
+    /// HTTP API settings.
+    pub rpc: RpcConfig,
+    /// Consensus timing.
+    #[serde(default)]
+    pub consensus: ConsensusConfig,
+    /// Block limits.
+    #[serde(default)]
+    pub block: BlockConfig,
+    /// Mempool limits.
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+}
+
+/// Default values, one function each so serde can name them.
+pub mod defaults {
+    use super::LogFormat;
+
+    /// 16 MiB.
+    pub fn max_message_bytes() -> usize {
+        16 << 20
+    }
+    /// 4 MiB.
+    pub fn max_body_bytes() -> usize {
+        4 << 20
+    }
+    /// One second.
+    pub fn round_timeout_ms() -> u64 {
+        1_000
+    }
+    /// One second.
+    pub fn empty_block_interval_ms() -> u64 {
+        1_000
+    }
+    /// 10,000.
+    pub fn max_block_transactions() -> usize {
+        10_000
+    }
+    /// 8 MiB.
+    pub fn max_block_bytes() -> usize {
+        8 << 20
+    }
+    /// 200,000.
+    pub fn mempool_transactions() -> usize {
+        200_000
+    }
+    /// 1,000.
+    pub fn mempool_per_signer() -> usize {
+        1_000
+    }
+    /// Text.
+    pub fn log_format() -> LogFormat {
+        LogFormat::Text
+    }
+    /// `info`.
+    pub fn log_level() -> String {
+        "info".into()
+    }
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self {
+            round_timeout_ms: defaults::round_timeout_ms(),
+            empty_block_interval_ms: defaults::empty_block_interval_ms(),
+        }
+    }
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        Self {
+            max_transactions: defaults::max_block_transactions(),
+            max_bytes: defaults::max_block_bytes(),
+        }
+    }
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_transactions: defaults::mempool_transactions(),
+            max_per_signer: defaults::mempool_per_signer(),
+        }
+    }
+}
+
+/// Why a configuration cannot be used; always names the file and, where it can, the field.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a field has the wrong type, is unknown or is missing.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation (names the field and line).
+        message: String,
+    },
+    /// A field's value is out of range.
+    #[error("config {path}: field `{field}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field, dotted (`rpc.max_body_bytes`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads, parses and checks a config file, and resolves its relative paths against the
+    /// file's folder.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        config.validate(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for file in [
+            &mut config.key_file,
+            &mut config.genesis_file,
+            &mut config.data_dir,
+        ] {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, message: &str| {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                message: message.to_string(),
+            })
+        };
+        if self.name.is_empty() {
+            return invalid("name", "must not be empty");
+        }
+        if !self.p2p.listen.starts_with('/') {
+            return invalid(
+                "p2p.listen",
+                "must be a multiaddress such as /ip4/127.0.0.1/tcp/26000",
+            );
+        }
+        if self.p2p.peers.iter().any(|p| !p.address.starts_with('/')) {
+            return invalid(
+                "p2p.peers.address",
+                "must be a multiaddress such as /ip4/127.0.0.1/tcp/26001",
+            );
+        }
+        if self.rpc.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("rpc.listen", "must be an address such as 127.0.0.1:27000");
+        }
+        let positive: [(&'static str, u64); 7] = [
+            ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64),
+            ("rpc.max_body_bytes", self.rpc.max_body_bytes as u64),
+            (
+                "consensus.round_timeout_ms",
+                self.consensus.round_timeout_ms,
+            ),
+            ("block.max_transactions", self.block.max_transactions as u64),
+            ("block.max_bytes", self.block.max_bytes as u64),
+            (
+                "mempool.max_transactions",
+                self.mempool.max_transactions as u64,
+            ),
+            ("mempool.max_per_signer", self.mempool.max_per_signer as u64),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return invalid(field, "must be at least 1");
+            }
+        }
+        if self.consensus.empty_block_interval_ms == 0 {
+            return invalid("consensus.empty_block_interval_ms", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+role = "validator"
+name = "validator-0"
+key_file = "node-key.json"
+genesis_file = "../genesis.json"
+data_dir = "data"
+
+[p2p]
+listen = "/ip4/127.0.0.1/tcp/26000"
+peers = [{ name = "validator-1", key = "0101010101010101010101010101010101010101010101010101010101010101", address = "/ip4/127.0.0.1/tcp/26001" }]
+
+[rpc]
+listen = "127.0.0.1:27000"
+"#;
+
+    fn load(text: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).expect("write");
+        NodeConfig::load(&path)
+    }
+
+    #[test]
+    fn sample_loads_with_defaults_and_resolved_paths() {
+        let config = load(SAMPLE).expect("valid");
+        assert_eq!(config.role, Role::Validator);
+        assert_eq!(config.block.max_transactions, 10_000);
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.data_dir.is_absolute());
+        assert!(config.genesis_file.ends_with("../genesis.json"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let message = |text: &str| load(text).expect_err("invalid").to_string();
+        assert!(message(&SAMPLE.replace("validator\"\nname", "boss\"\nname")).contains("role"));
+        assert!(message(&format!("{SAMPLE}\nsurprise = 1")).contains("surprise"));
+        assert!(message(&SAMPLE.replace("name = \"validator-0\"\n", "")).contains("name"));
+        assert!(message(&SAMPLE.replace("127.0.0.1:27000", "localhost")).contains("rpc.listen"));
+        assert!(
+            message(&format!("{SAMPLE}\n[block]\nmax_transactions = 0\n"))
+                .contains("block.max_transactions")
+        );
+        let missing = NodeConfig::load(Path::new("/nonexistent/config.toml")).expect_err("missing");
+        assert!(missing.to_string().contains("cannot read config"));
+    }
+}

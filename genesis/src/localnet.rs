@@ -1,0 +1,415 @@
+//! A whole local consortium in one folder: genesis, keys for every role and sample customer,
+//! one folder per node with its config and key, and `localnet.json`, the manifest that
+//! scripts, the wallet and the tests read to find everything.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use interpool_contracts::testkit::bank_id;
+use interpool_contracts::{
+    AccountId, Amount, BankId, Genesis, GenesisAccount, GenesisBank, GenesisNode,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, NodeConfig, P2pConfig, PeerConfig, Role, RpcConfig};
+use crate::files::{fresh_key, public, write_key, write_private};
+use crate::spec::check_genesis;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct LocalnetOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Write into a non-empty folder.
+    pub force: bool,
+    /// Validators (at least 4).
+    pub validators: usize,
+    /// Observers.
+    pub observers: usize,
+    /// Banks.
+    pub banks: usize,
+    /// Sample customers per bank.
+    pub accounts_per_bank: usize,
+    /// First port: node `i` listens for peers on `base_port + i` and for HTTP on
+    /// `base_port + 1000 + i`.
+    pub base_port: u16,
+    /// Chain id.
+    pub chain_id: String,
+    /// Currency code.
+    pub currency: String,
+    /// Minor-unit digits.
+    pub decimals: u8,
+    /// Opening balance of each sample account.
+    pub balance: Amount,
+    /// Opening pool of each bank.
+    pub pool: Amount,
+    /// Net debit cap of each bank.
+    pub cap: Amount,
+    /// Cycle length in blocks.
+    pub cycle_blocks: u64,
+    /// Blocks a queued transfer may wait.
+    pub queue_expiry_blocks: u64,
+}
+
+/// One node in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestNode {
+    /// Name in genesis.
+    pub name: String,
+    /// Validator or observer.
+    pub role: Role,
+    /// Base URL of its HTTP API.
+    pub rpc_url: String,
+    /// Its peer-to-peer multiaddress.
+    pub p2p_address: String,
+    /// Its config file (relative to the manifest's folder).
+    pub config: PathBuf,
+}
+
+/// A sample customer account in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestAccount {
+    /// The account id.
+    pub id: AccountId,
+    /// Its key file.
+    pub key_file: PathBuf,
+}
+
+/// A bank in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestBank {
+    /// The bank id.
+    pub id: BankId,
+    /// Its operator's key file.
+    pub operator_key_file: PathBuf,
+    /// Its sample customer accounts.
+    pub accounts: Vec<ManifestAccount>,
+}
+
+/// `localnet.json`: where everything of a local consortium is. Paths are relative to the
+/// manifest's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Chain id.
+    pub chain_id: String,
+    /// The genesis file.
+    pub genesis: PathBuf,
+    /// Every node, validators first.
+    pub nodes: Vec<ManifestNode>,
+    /// Every bank with its operator and sample customers.
+    pub banks: Vec<ManifestBank>,
+    /// The settlement authority's key file.
+    pub authority_key_file: PathBuf,
+    /// The regulator's key file.
+    pub regulator_key_file: PathBuf,
+}
+
+impl Manifest {
+    /// Reads a manifest.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a localnet manifest", path.display()))
+    }
+}
+
+/// Generates the local consortium described by `options`; returns its manifest.
+pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
+    ensure!(
+        options.validators >= 4,
+        "a consortium needs at least 4 validators (n >= 3f + 1 with f >= 1)"
+    );
+    ensure!(options.banks >= 1, "a consortium needs at least one bank");
+    ensure!(options.banks <= 200, "at most 200 banks");
+    let nodes = options.validators + options.observers;
+    let last_port = u32::from(options.base_port) + 1000 + nodes as u32;
+    ensure!(
+        last_port <= u32::from(u16::MAX),
+        "--base-port {} leaves no room for {nodes} nodes",
+        options.base_port
+    );
+    let out = &options.out;
+    if out.exists() && fs::read_dir(out)?.next().is_some() && !options.force {
+        bail!("{} is not empty; pass --force to overwrite", out.display());
+    }
+    let keys_dir = out.join("keys");
+    fs::create_dir_all(&keys_dir)
+        .with_context(|| format!("cannot create {}", keys_dir.display()))?;
+    let key_path = |name: &str| PathBuf::from("keys").join(format!("{name}.json"));
+
+    let authority = fresh_key();
+    write_key(
+        &out.join(key_path("authority")),
+        "settlement authority",
+        &authority,
+    )?;
+    let regulator = fresh_key();
+    write_key(&out.join(key_path("regulator")), "regulator", &regulator)?;
+
+    let mut banks = Vec::new();
+    let mut accounts = Vec::new();
+    let mut manifest_banks = Vec::new();
+    for b in 0..options.banks {
+        let id = bank_id(b);
+        let operator = fresh_key();
+        let operator_file = key_path(&format!("operator-{id}"));
+        write_key(
+            &out.join(&operator_file),
+            &format!("operator of {id}"),
+            &operator,
+        )?;
+        banks.push(GenesisBank {
+            id: id.clone(),
+            operator: public(&operator),
+            initial_pool: options.pool,
+            net_debit_cap: options.cap,
+        });
+        let mut manifest_accounts = Vec::new();
+        for i in 0..options.accounts_per_bank {
+            let customer = fresh_key();
+            let file = key_path(&format!("customer-{id}-{i}"));
+            write_key(
+                &out.join(&file),
+                &format!("customer {i} of {id}"),
+                &customer,
+            )?;
+            accounts.push(GenesisAccount {
+                owner: public(&customer),
+                bank: id.clone(),
+                balance: options.balance,
+            });
+            manifest_accounts.push(ManifestAccount {
+                id: public(&customer),
+                key_file: file,
+            });
+        }
+        manifest_banks.push(ManifestBank {
+            id,
+            operator_key_file: operator_file,
+            accounts: manifest_accounts,
+        });
+    }
+
+    // Node keys, names and addresses.
+    struct Planned {
+        name: String,
+        role: Role,
+        key: ed25519_dalek::SigningKey,
+        p2p: String,
+        rpc: String,
+    }
+    let planned: Vec<Planned> = (0..nodes)
+        .map(|i| {
+            let (role, name) = if i < options.validators {
+                (Role::Validator, format!("validator-{i}"))
+            } else {
+                (
+                    Role::Observer,
+                    format!("observer-{}", i - options.validators),
+                )
+            };
+            let port = u32::from(options.base_port) + i as u32;
+            Planned {
+                name,
+                role,
+                key: fresh_key(),
+                p2p: format!("/ip4/127.0.0.1/tcp/{port}"),
+                rpc: format!("127.0.0.1:{}", port + 1000),
+            }
+        })
+        .collect();
+    let genesis_node = |p: &Planned| GenesisNode {
+        name: p.name.clone(),
+        key: public(&p.key),
+    };
+    let genesis = Genesis {
+        chain_id: options.chain_id.clone(),
+        currency: options.currency.clone(),
+        decimals: options.decimals,
+        banks,
+        authority: public(&authority),
+        regulators: vec![public(&regulator)],
+        cycle_blocks: options.cycle_blocks,
+        queue_expiry_blocks: options.queue_expiry_blocks,
+        max_queue_per_bank: 10_000,
+        duplicate_window_blocks: 86_400,
+        accounts,
+        validators: planned
+            .iter()
+            .filter(|p| p.role == Role::Validator)
+            .map(genesis_node)
+            .collect(),
+        observers: planned
+            .iter()
+            .filter(|p| p.role == Role::Observer)
+            .map(genesis_node)
+            .collect(),
+    };
+    check_genesis(&genesis).context("the generated genesis is invalid")?;
+    fs::write(
+        out.join("genesis.json"),
+        serde_json::to_vec_pretty(&genesis)?,
+    )
+    .with_context(|| format!("cannot write {}", out.join("genesis.json").display()))?;
+
+    let mut manifest_nodes = Vec::new();
+    for node in &planned {
+        let dir = out.join(&node.name);
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        write_key(&dir.join("node-key.json"), &node.name, &node.key)?;
+        let config = NodeConfig {
+            role: node.role,
+            name: node.name.clone(),
+            key_file: "node-key.json".into(),
+            genesis_file: "../genesis.json".into(),
+            data_dir: "data".into(),
+            log_format: config::LogFormat::Text,
+            log_level: config::defaults::log_level(),
+            p2p: P2pConfig {
+                listen: node.p2p.clone(),
+                // Everyone dials every validator; observers are dialed by no one and dial in.
+                peers: planned
+                    .iter()
+                    .filter(|p| p.name != node.name && p.role == Role::Validator)
+                    .map(|p| PeerConfig {
+                        name: p.name.clone(),
+                        key: public(&p.key),
+                        address: p.p2p.clone(),
+                    })
+                    .collect(),
+                max_message_bytes: config::defaults::max_message_bytes(),
+            },
+            rpc: RpcConfig {
+                listen: node.rpc.clone(),
+                max_body_bytes: config::defaults::max_body_bytes(),
+            },
+            consensus: Default::default(),
+            block: Default::default(),
+            mempool: Default::default(),
+        };
+        let text = toml::to_string_pretty(&config).context("serialize config")?;
+        write_private(&dir.join("config.toml"), text.as_bytes())?;
+        manifest_nodes.push(ManifestNode {
+            name: node.name.clone(),
+            role: node.role,
+            rpc_url: format!("http://{}", node.rpc),
+            p2p_address: node.p2p.clone(),
+            config: PathBuf::from(&node.name).join("config.toml"),
+        });
+    }
+    let manifest = Manifest {
+        chain_id: genesis.chain_id.clone(),
+        genesis: "genesis.json".into(),
+        nodes: manifest_nodes,
+        banks: manifest_banks,
+        authority_key_file: key_path("authority"),
+        regulator_key_file: key_path("regulator"),
+    };
+    fs::write(
+        out.join("localnet.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )
+    .with_context(|| format!("cannot write {}", out.join("localnet.json").display()))?;
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::{read_genesis, read_key};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn options(out: PathBuf) -> LocalnetOptions {
+        LocalnetOptions {
+            out,
+            force: false,
+            validators: 4,
+            observers: 1,
+            banks: 2,
+            accounts_per_bank: 2,
+            base_port: 36_000,
+            chain_id: "unit".into(),
+            currency: "EUR".into(),
+            decimals: 2,
+            balance: Amount(100_000),
+            pool: Amount(10_000_000),
+            cap: Amount(500_000),
+            cycle_blocks: 10,
+            queue_expiry_blocks: 5,
+        }
+    }
+
+    #[test]
+    fn generates_a_consistent_consortium() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("net");
+        let manifest = generate(&options(out.clone())).expect("generate");
+        let genesis = read_genesis(&out.join(&manifest.genesis)).expect("genesis");
+        assert_eq!(genesis.validators.len(), 4);
+        assert_eq!(genesis.observers.len(), 1);
+        assert_eq!(manifest.nodes.len(), 5);
+        for (i, node) in manifest.nodes.iter().enumerate() {
+            let config = NodeConfig::load(&out.join(&node.config)).expect("config loads");
+            let key = read_key(&config.key_file).expect("node key");
+            let in_genesis = genesis
+                .validators
+                .iter()
+                .chain(&genesis.observers)
+                .nth(i)
+                .expect("node");
+            assert_eq!(public(&key), in_genesis.key);
+            assert_eq!(config.name, in_genesis.name);
+            assert_eq!(
+                config.p2p.peers.len(),
+                if config.role == Role::Validator { 3 } else { 4 }
+            );
+            assert_eq!(node.rpc_url, format!("http://{}", config.rpc.listen));
+        }
+        for bank in &manifest.banks {
+            for account in &bank.accounts {
+                let key = read_key(&out.join(&account.key_file)).expect("customer key");
+                assert_eq!(public(&key), account.id);
+                assert!(genesis
+                    .accounts
+                    .iter()
+                    .any(|a| a.owner == account.id && a.bank == bank.id));
+            }
+        }
+        for entry in fs::read_dir(out.join("keys")).expect("keys") {
+            let mode = entry
+                .expect("entry")
+                .metadata()
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0);
+        }
+        assert_eq!(
+            Manifest::load(&out.join("localnet.json")).expect("manifest"),
+            manifest
+        );
+        // A second run refuses to overwrite; with force it replaces everything.
+        assert!(generate(&options(out.clone())).is_err());
+        let again = generate(&LocalnetOptions {
+            force: true,
+            ..options(out)
+        })
+        .expect("forced");
+        assert_ne!(
+            again.banks[0].accounts[0].id,
+            manifest.banks[0].accounts[0].id
+        );
+    }
+
+    #[test]
+    fn refuses_too_few_validators_and_port_overflow() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut opts = options(dir.path().join("a"));
+        opts.validators = 3;
+        assert!(generate(&opts).is_err());
+        let mut opts = options(dir.path().join("b"));
+        opts.base_port = 65_000;
+        assert!(generate(&opts).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! A real consortium's genesis from a spec in which each bank sent only public keys: no
+//! private key ever leaves a bank. And the full check of any genesis.
+
+use anyhow::{bail, Context, Result};
+use interpool_consensus::{PublicKey, ValidatorSet};
+use interpool_contracts::{
+    AccountId, Amount, BankId, Genesis, GenesisAccount, GenesisBank, GenesisNode, Ledger,
+};
+use serde::Deserialize;
+
+/// A bank in the spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecBank {
+    /// Bank id.
+    pub id: BankId,
+    /// The operator's public key.
+    pub operator: AccountId,
+    /// Opening pool, decimal.
+    pub pool: String,
+    /// Net debit cap, decimal.
+    pub net_debit_cap: String,
+}
+
+/// An opening account in the spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecAccount {
+    /// The owner's public key.
+    pub owner: AccountId,
+    /// The holding bank.
+    pub bank: BankId,
+    /// Opening balance, decimal.
+    pub balance: String,
+}
+
+fn default_max_queue_per_bank() -> u32 {
+    10_000
+}
+
+fn default_duplicate_window_blocks() -> u64 {
+    86_400
+}
+
+/// `consortium.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsortiumSpec {
+    /// Chain id.
+    pub chain_id: String,
+    /// Currency code.
+    pub currency: String,
+    /// Minor-unit digits.
+    pub decimals: u8,
+    /// Cycle length in blocks.
+    pub cycle_blocks: u64,
+    /// Blocks a queued transfer may wait.
+    pub queue_expiry_blocks: u64,
+    /// Queue capacity per bank.
+    #[serde(default = "default_max_queue_per_bank")]
+    pub max_queue_per_bank: u32,
+    /// Blocks an end-to-end id is remembered.
+    #[serde(default = "default_duplicate_window_blocks")]
+    pub duplicate_window_blocks: u64,
+    /// The settlement authority's public key.
+    pub authority: AccountId,
+    /// Regulators' public keys.
+    #[serde(default)]
+    pub regulators: Vec<AccountId>,
+    /// Banks.
+    pub banks: Vec<SpecBank>,
+    /// Validators in rotation order.
+    pub validators: Vec<GenesisNode>,
+    /// Observers.
+    #[serde(default)]
+    pub observers: Vec<GenesisNode>,
+    /// Opening accounts.
+    #[serde(default)]
+    pub accounts: Vec<SpecAccount>,
+}
+
+/// Builds and fully checks the genesis a spec describes.
+pub fn build_genesis(spec: &ConsortiumSpec) -> Result<Genesis> {
+    let amount = |text: &str, what: &str| {
+        Amount::parse(text, spec.decimals).with_context(|| format!("{what}: {text:?}"))
+    };
+    let banks = spec
+        .banks
+        .iter()
+        .map(|b| {
+            Ok(GenesisBank {
+                id: b.id.clone(),
+                operator: b.operator,
+                initial_pool: amount(&b.pool, &format!("bank {} pool", b.id))?,
+                net_debit_cap: amount(&b.net_debit_cap, &format!("bank {} net_debit_cap", b.id))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let accounts = spec
+        .accounts
+        .iter()
+        .map(|a| {
+            Ok(GenesisAccount {
+                owner: a.owner,
+                bank: a.bank.clone(),
+                balance: amount(&a.balance, &format!("account {} balance", a.owner))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let genesis = Genesis {
+        chain_id: spec.chain_id.clone(),
+        currency: spec.currency.clone(),
+        decimals: spec.decimals,
+        banks,
+        authority: spec.authority,
+        regulators: spec.regulators.clone(),
+        cycle_blocks: spec.cycle_blocks,
+        queue_expiry_blocks: spec.queue_expiry_blocks,
+        max_queue_per_bank: spec.max_queue_per_bank,
+        duplicate_window_blocks: spec.duplicate_window_blocks,
+        accounts,
+        validators: spec.validators.clone(),
+        observers: spec.observers.clone(),
+    };
+    check_genesis(&genesis)?;
+    Ok(genesis)
+}
+
+/// Checks a genesis fully: the ledger's rules, and that its validators form a valid
+/// consensus validator set. Returns the ledger built from it.
+pub fn check_genesis(genesis: &Genesis) -> Result<Ledger> {
+    let ledger = Ledger::from_genesis(genesis)?;
+    if genesis.validators.is_empty() {
+        bail!("genesis has no validators");
+    }
+    validator_set(genesis)?;
+    Ok(ledger)
+}
+
+/// The consensus validator set of a genesis, in rotation order.
+pub fn validator_set(genesis: &Genesis) -> Result<ValidatorSet> {
+    let keys = genesis
+        .validators
+        .iter()
+        .map(|v| PublicKey(v.key.0))
+        .collect();
+    ValidatorSet::new(keys).context("invalid validator set")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interpool_contracts::testkit::account;
+
+    fn spec_text(validators: usize) -> String {
+        let mut text = format!(
+            r#"
+chain_id = "prod"
+currency = "EUR"
+decimals = 2
+cycle_blocks = 100
+queue_expiry_blocks = 50
+authority = "{}"
+regulators = ["{}"]
+
+[[banks]]
+id = "BANK_A"
+operator = "{}"
+pool = "1000000.00"
+net_debit_cap = "50000.00"
+
+[[accounts]]
+owner = "{}"
+bank = "BANK_A"
+balance = "12.50"
+"#,
+            account(1),
+            account(2),
+            account(3),
+            account(4)
+        );
+        for i in 0..validators {
+            text.push_str(&format!(
+                "\n[[validators]]\nname = \"v-{i}\"\nkey = \"{}\"\n",
+                account(100 + i as u64)
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn builds_from_public_keys_only() {
+        let spec: ConsortiumSpec = toml::from_str(&spec_text(4)).expect("spec");
+        let genesis = build_genesis(&spec).expect("valid");
+        assert_eq!(genesis.accounts[0].balance, Amount(1_250));
+        assert_eq!(genesis.validators.len(), 4);
+    }
+
+    #[test]
+    fn refuses_bad_specs_with_reasons() {
+        let spec: ConsortiumSpec = toml::from_str(&spec_text(3)).expect("spec");
+        let error = format!("{:#}", build_genesis(&spec).expect_err("3 validators"));
+        assert!(error.contains("validator"), "{error}");
+        let spec: ConsortiumSpec =
+            toml::from_str(&spec_text(4).replace("12.50", "12.505")).expect("spec");
+        let error = format!("{:#}", build_genesis(&spec).expect_err("decimals"));
+        assert!(
+            error.contains("balance") && error.contains("decimal"),
+            "{error}"
+        );
+        assert!(toml::from_str::<ConsortiumSpec>(&format!("{}\nextra = 1", spec_text(4))).is_err());
+    }
+}
