@@ -1,0 +1,11 @@
+//! Interpool node internals: storage, mempool, networking, the consensus driver, the API.
+
+pub mod api;
+pub mod chain;
+pub mod driver;
+pub mod mempool;
+pub mod metrics;
+pub mod p2p;
+pub mod service;
+pub mod storage;
+pub mod sync;
