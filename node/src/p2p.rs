@@ -233,6 +233,8 @@ pub struct P2pStats {
     pub send_failures: u64,
     /// Gossip publications that failed (no subscribed peer yet, too large, queues full).
     pub publish_failures: u64,
+    /// Dials of configured peers that failed (each is retried after a backoff).
+    pub dial_failures: u64,
     /// Inbound requests that failed after being read (timeout, closed stream). A frame
     /// refused by the codec is not counted: libp2p drops it before reporting the request.
     pub inbound_failures: u64,
@@ -247,6 +249,7 @@ struct Counters {
     connections_refused: AtomicU64,
     send_failures: AtomicU64,
     publish_failures: AtomicU64,
+    dial_failures: AtomicU64,
     inbound_failures: AtomicU64,
 }
 
@@ -415,6 +418,7 @@ impl P2pHandle {
             connections_refused: get(&c.connections_refused),
             send_failures: get(&c.send_failures),
             publish_failures: get(&c.publish_failures),
+            dial_failures: get(&c.dial_failures),
             inbound_failures: get(&c.inbound_failures),
         }
     }
@@ -907,6 +911,7 @@ impl Network {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, %error, "dial failed");
+                bump(&self.shared.counters.dial_failures);
                 self.schedule_redial(peer_id);
             }
             _ => {}
@@ -969,6 +974,7 @@ impl Network {
                 Ok(()) | Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => {}
                 Err(error) => {
                     tracing::debug!(%peer, %error, "dial failed");
+                    bump(&self.shared.counters.dial_failures);
                     self.schedule_redial(peer);
                 }
             }

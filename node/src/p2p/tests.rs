@@ -30,14 +30,32 @@ fn account(seed: u64) -> AccountId {
 }
 
 async fn node(seed: u64, allowed: &[u64], peers: &[&Node], max_message_bytes: usize) -> Node {
+    let peers = peers.iter().map(|n| (n.id, n.address.clone())).collect();
+    node_at(
+        seed,
+        allowed,
+        peers,
+        "/ip4/127.0.0.1/tcp/0",
+        max_message_bytes,
+    )
+    .await
+}
+
+async fn node_at(
+    seed: u64,
+    allowed: &[u64],
+    peers: Vec<(AccountId, String)>,
+    listen: &str,
+    max_message_bytes: usize,
+) -> Node {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
     let settings = P2pSettings {
         secret_key: key(seed).to_bytes(),
-        listen: "/ip4/127.0.0.1/tcp/0".into(),
-        peers: peers.iter().map(|n| (n.id, n.address.clone())).collect(),
+        listen: listen.into(),
+        peers,
         allowed: allowed.iter().copied().map(account).collect(),
         network_id: "test-chain-0123456789abcdef".into(),
         max_message_bytes,
@@ -366,6 +384,72 @@ async fn messages_over_the_limit_are_refused_without_delivery() {
         _ => false,
     })
     .await;
+}
+
+#[tokio::test]
+async fn configured_peers_are_redialed_until_they_come_up_and_after_they_drop() {
+    let seeds = [71, 72];
+    // A free port for B, which starts only after A has failed to reach it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let b_address = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut a = node_at(
+        71,
+        &seeds,
+        vec![(account(72), b_address.clone())],
+        "/ip4/127.0.0.1/tcp/0",
+        1024,
+    )
+    .await;
+    wait_until("A failed to dial B twice", || async {
+        a.handle.stats().dial_failures >= 2
+    })
+    .await;
+    let b = node_at(72, &seeds, Vec::new(), &b_address, 1024).await;
+    let b_id = b.id;
+    next(&mut a, "A reached B", |e| {
+        matches!(e, P2pEvent::PeerConnected(k) if k == b_id).then_some(())
+    })
+    .await;
+
+    // B goes away (its last handle dropped stops its task and closes its connections) and
+    // comes back on the same address: A notices and redials.
+    drop(b);
+    next(&mut a, "A saw B go", |e| {
+        matches!(e, P2pEvent::PeerDisconnected(k) if k == b_id).then_some(())
+    })
+    .await;
+    assert!(a.handle.connected_peers().await.is_empty());
+    let _b = node_at(72, &seeds, Vec::new(), &b_address, 1024).await;
+    next(&mut a, "A reached B again", |e| {
+        matches!(e, P2pEvent::PeerConnected(k) if k == b_id).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_full_event_queue_drops_consensus_and_answers_sync_busy() {
+    let seeds = [81, 82];
+    let a = node(81, &seeds, &[], 1024).await;
+    // B never reads its events.
+    let b = node(82, &seeds, &[&a], 1024).await;
+    wait_until("A and B connected", || async {
+        a.handle.connected_peers().await == vec![b.id]
+    })
+    .await;
+    wait_until("B's event queue overflowed", || async {
+        for _ in 0..256 {
+            a.handle.send_consensus(b.id, b"prepare".to_vec());
+        }
+        b.handle.stats().consensus_dropped >= 1
+    })
+    .await;
+    // The swarm kept running: a sync request gets a prompt, explicit "busy".
+    let response = a.handle.request(b.id, b"blocks?".to_vec()).await;
+    assert!(matches!(response, Err(P2pError::PeerBusy)), "{response:?}");
+    assert_eq!(b.handle.stats().sync_busy, 1);
 }
 
 #[test]
