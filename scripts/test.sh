@@ -10,17 +10,8 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages: clang and libclang for RocksDB's bindings (the node's storage).
-missing=()
-command -v clang >/dev/null 2>&1 || missing+=(clang)
-dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed" || missing+=(libclang-dev)
-if ((${#missing[@]})); then
-    log "installing Debian packages: ${missing[*]}"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+# Debian packages (clang and libclang for RocksDB's bindings).
+bash scripts/install-deps.sh
 
 # Toolchain components.
 for component in rustfmt clippy; do
@@ -37,8 +28,10 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # The black-box tests run the real binaries from the same target/<profile>/ directory.
-log "building binaries"
-cargo build --workspace --bins --locked
+# --all-targets resolves features exactly as `cargo test` does, so nothing (RocksDB above
+# all) is compiled twice.
+log "building binaries and tests"
+cargo build --workspace --all-targets --locked
 
 log "cargo test"
 cargo test --workspace --locked "$@"

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod block;
 pub mod codec;
 pub mod error;
 pub mod genesis;
@@ -23,7 +24,9 @@ pub mod primitives;
 pub mod smt;
 pub mod testkit;
 pub mod tx;
+pub mod views;
 
+pub use block::{Block, BlockHeader, ChainTip};
 pub use error::{ErrorView, TxError};
 pub use genesis::{Genesis, GenesisAccount, GenesisBank, GenesisError, GenesisNode};
 pub use ledger::{Account, AccountProof, Bank, Ledger, Params};

@@ -148,13 +148,14 @@ pub mod defaults {
     pub fn max_body_bytes() -> usize {
         4 << 20
     }
-    /// One second.
+    /// Two seconds.
     pub fn round_timeout_ms() -> u64 {
-        1_000
+        2_000
     }
-    /// One second.
+    /// Half a second: well inside the round timeout, so that a proposer waiting for
+    /// transactions still proposes in round 0.
     pub fn empty_block_interval_ms() -> u64 {
-        1_000
+        500
     }
     /// 10,000.
     pub fn max_block_transactions() -> usize {
@@ -312,8 +313,13 @@ impl NodeConfig {
                 return invalid(field, "must be at least 1");
             }
         }
-        if self.consensus.empty_block_interval_ms == 0 {
-            return invalid("consensus.empty_block_interval_ms", "must be at least 1");
+        if self.consensus.empty_block_interval_ms == 0
+            || self.consensus.empty_block_interval_ms >= self.consensus.round_timeout_ms
+        {
+            return invalid(
+                "consensus.empty_block_interval_ms",
+                "must be at least 1 and less than consensus.round_timeout_ms",
+            );
         }
         Ok(())
     }

@@ -1,12 +1,13 @@
 //! `interpool-node`: the Interpool node.
 //!
-//! This version has the node's execution core without its network: `execute` checks a
-//! sequence of blocks against a genesis exactly as a node does when it commits them
-//! (stateless checks with batch signature verification, then the ledger), and prints every
-//! receipt, queue release and expiry, settlement report and state root. Banks use it to
-//! dry-run a batch of signed transactions; tests use it to drive the ledger as a process.
+//! * `run --config FILE` runs a validator or an observer (see `interpool_node::service`).
+//! * `execute` checks a sequence of blocks against a genesis offline, exactly as a node
+//!   does when it commits them (stateless checks with batch signature verification, then
+//!   the ledger), and prints every receipt, queue release and expiry, settlement report and
+//!   state root. Banks use it to dry-run a batch of signed transactions.
 //!
 //! ```text
+//! interpool-node run --config validator-0/config.toml
 //! interpool-node execute --genesis genesis.json block1.txt block2.txt ...
 //! ```
 //!
@@ -23,6 +24,8 @@ use interpool_contracts::outcome::{BlockOutcome, Outcome};
 use interpool_contracts::primitives::from_hex_vec;
 use interpool_contracts::tx::{check_stateless_batch, MAX_TX_BYTES};
 use interpool_contracts::{Amount, Genesis, Ledger, SignedTransaction, VerifiedTransaction};
+use interpool_genesis::config::{LogFormat, NodeConfig};
+use interpool_node::service::{self, Overrides};
 
 /// Most transactions one block file may hold.
 const MAX_BLOCK_TRANSACTIONS: usize = 100_000;
@@ -36,6 +39,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a node from its config file (validator or observer).
+    Run {
+        /// The node's config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Overrides `p2p.listen`.
+        #[arg(long)]
+        p2p_listen: Option<String>,
+        /// Overrides `rpc.listen`.
+        #[arg(long)]
+        rpc_listen: Option<String>,
+        /// Overrides `log_level` (a tracing filter such as `info` or `interpool_node=debug`).
+        #[arg(long)]
+        log_level: Option<String>,
+    },
     /// Execute blocks of signed transactions on top of a genesis, offline.
     Execute {
         /// The genesis file.
@@ -62,6 +83,34 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Run {
+            config,
+            data_dir,
+            p2p_listen,
+            rpc_listen,
+            log_level,
+        } => {
+            let config = match NodeConfig::load(&config) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(
+                log_level.as_deref().unwrap_or(&config.log_level),
+                config.log_format,
+            );
+            let overrides = Overrides {
+                data_dir,
+                p2p_listen,
+                rpc_listen,
+            };
+            match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime.block_on(service::run(config, overrides)),
+                Err(error) => Err(anyhow!("cannot start the async runtime: {error}")),
+            }
+        }
         Command::Execute {
             genesis,
             json,
@@ -74,6 +123,19 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -1,4 +1,5 @@
 //! Black-box tests of the real binaries.
 
 mod dependency_rules;
+mod network;
 mod offline;

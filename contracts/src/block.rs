@@ -1,0 +1,252 @@
+//! Blocks: what consensus orders (as opaque bytes) and the ledger executes.
+//!
+//! A block's hash is SHA-256 over its canonical encoding: exactly the digest the consensus
+//! engine certifies, so a commit certificate names the block it finalizes. Each header
+//! carries the state root *after the previous block*, so the certificate of block `h + 1`
+//! also certifies the state after block `h` (what account proofs are checked against).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::codec::{self, DecodeError};
+use crate::primitives::{sha256, AccountId, Hash};
+use crate::tx::SignedTransaction;
+
+/// Hard cap on an encoded block, checked before decoding (the node's configured limit is
+/// usually far lower).
+pub const MAX_BLOCK_BYTES: u64 = 64 << 20;
+
+/// A block header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHeader {
+    /// The chain.
+    pub chain_id: String,
+    /// Height (the first block is 1).
+    pub height: u64,
+    /// Hash of the block at `height − 1` (the genesis hash for block 1).
+    pub parent_hash: Hash,
+    /// The ledger's state root after block `height − 1` (the genesis state root for
+    /// block 1).
+    pub previous_state_root: Hash,
+    /// The proposer's clock when it built the block, in Unix milliseconds. Informational:
+    /// execution never reads it.
+    pub timestamp_ms: u64,
+    /// The proposing validator's key.
+    pub proposer: AccountId,
+}
+
+/// A block: header and transactions in execution order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// The header.
+    pub header: BlockHeader,
+    /// The transactions.
+    pub transactions: Vec<SignedTransaction>,
+}
+
+/// Why a block does not fit where it is proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BlockError {
+    /// Not a decodable block.
+    #[error("block does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// Header for another chain.
+    #[error("block is for chain {got:?}, not {expected:?}")]
+    WrongChain {
+        /// This chain.
+        expected: String,
+        /// The header's chain id.
+        got: String,
+    },
+    /// Header height is not the next one.
+    #[error("block height {got}, expected {expected}")]
+    WrongHeight {
+        /// The next height.
+        expected: u64,
+        /// The header's height.
+        got: u64,
+    },
+    /// Parent hash is not the last block's hash.
+    #[error("block's parent {got} is not the last block {expected}")]
+    WrongParent {
+        /// The last block's hash.
+        expected: Hash,
+        /// The header's parent hash.
+        got: Hash,
+    },
+    /// The previous state root disagrees with this node's.
+    #[error("block says the state root was {got}, this node has {expected}")]
+    WrongStateRoot {
+        /// This node's state root.
+        expected: Hash,
+        /// The header's.
+        got: Hash,
+    },
+    /// The timestamp goes backwards.
+    #[error("block timestamp {got} is before its parent's {parent}")]
+    TimeTravel {
+        /// The parent's timestamp.
+        parent: u64,
+        /// This block's.
+        got: u64,
+    },
+    /// More transactions or bytes than the limit.
+    #[error("block exceeds the limit: {0}")]
+    TooLarge(String),
+}
+
+/// What the next block must build on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTip {
+    /// The chain id.
+    pub chain_id: String,
+    /// Height of the last block (0 before the first).
+    pub height: u64,
+    /// Hash of the last block (the genesis hash before the first).
+    pub hash: Hash,
+    /// State root after the last block.
+    pub state_root: Hash,
+    /// Timestamp of the last block (0 before the first).
+    pub timestamp_ms: u64,
+}
+
+impl Block {
+    /// The canonical encoding (the consensus payload).
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes a block of at most `limit` bytes (and never more than [`MAX_BLOCK_BYTES`]).
+    pub fn decode(bytes: &[u8], limit: u64) -> Result<Block, DecodeError> {
+        codec::decode(bytes, limit.min(MAX_BLOCK_BYTES))
+    }
+
+    /// The block hash of an encoded block: SHA-256 over the bytes (the consensus digest).
+    pub fn hash_of(encoded: &[u8]) -> Hash {
+        sha256(&[encoded])
+    }
+
+    /// This block's hash.
+    pub fn hash(&self) -> Hash {
+        Self::hash_of(&self.encode())
+    }
+
+    /// Checks the header against the tip it claims to extend. Transactions are checked
+    /// separately (their signatures, once per node).
+    pub fn check_extends(&self, tip: &ChainTip) -> Result<(), BlockError> {
+        let header = &self.header;
+        if header.chain_id != tip.chain_id {
+            return Err(BlockError::WrongChain {
+                expected: tip.chain_id.clone(),
+                got: header.chain_id.chars().take(64).collect(),
+            });
+        }
+        if header.height != tip.height + 1 {
+            return Err(BlockError::WrongHeight {
+                expected: tip.height + 1,
+                got: header.height,
+            });
+        }
+        if header.parent_hash != tip.hash {
+            return Err(BlockError::WrongParent {
+                expected: tip.hash,
+                got: header.parent_hash,
+            });
+        }
+        if header.previous_state_root != tip.state_root {
+            return Err(BlockError::WrongStateRoot {
+                expected: tip.state_root,
+                got: header.previous_state_root,
+            });
+        }
+        if header.timestamp_ms < tip.timestamp_ms {
+            return Err(BlockError::TimeTravel {
+                parent: tip.timestamp_ms,
+                got: header.timestamp_ms,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{account, key};
+    use crate::tx::{Body, Transaction};
+
+    fn tip() -> ChainTip {
+        ChainTip {
+            chain_id: "test".into(),
+            height: 4,
+            hash: Hash([4; 32]),
+            state_root: Hash([5; 32]),
+            timestamp_ms: 1_000,
+        }
+    }
+
+    fn block() -> Block {
+        let tx = Transaction {
+            chain_id: "test".into(),
+            signer: account(1),
+            nonce: 0,
+            valid_until_height: 9,
+            body: Body::SettleCycle,
+        }
+        .sign(&key(1));
+        Block {
+            header: BlockHeader {
+                chain_id: "test".into(),
+                height: 5,
+                parent_hash: Hash([4; 32]),
+                previous_state_root: Hash([5; 32]),
+                timestamp_ms: 1_000,
+                proposer: account(7),
+            },
+            transactions: vec![tx],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_hash_is_of_the_bytes() {
+        let block = block();
+        let bytes = block.encode();
+        assert_eq!(Block::decode(&bytes, 1 << 20), Ok(block.clone()));
+        assert_eq!(block.hash(), sha256(&[&bytes]));
+        assert!(Block::decode(&bytes, 10).is_err());
+        assert!(Block::decode(&bytes[..bytes.len() - 1], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn header_must_extend_the_tip() {
+        assert_eq!(block().check_extends(&tip()), Ok(()));
+        let bad = |edit: &dyn Fn(&mut BlockHeader)| {
+            let mut b = block();
+            edit(&mut b.header);
+            b.check_extends(&tip())
+        };
+        assert!(matches!(
+            bad(&|h| h.chain_id = "x".into()),
+            Err(BlockError::WrongChain { .. })
+        ));
+        assert!(matches!(
+            bad(&|h| h.height = 6),
+            Err(BlockError::WrongHeight {
+                expected: 5,
+                got: 6
+            })
+        ));
+        assert!(matches!(
+            bad(&|h| h.parent_hash = Hash::ZERO),
+            Err(BlockError::WrongParent { .. })
+        ));
+        assert!(matches!(
+            bad(&|h| h.previous_state_root = Hash::ZERO),
+            Err(BlockError::WrongStateRoot { .. })
+        ));
+        assert!(matches!(
+            bad(&|h| h.timestamp_ms = 999),
+            Err(BlockError::TimeTravel { .. })
+        ));
+    }
+}

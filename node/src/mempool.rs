@@ -1,0 +1,365 @@
+//! The mempool: verified transactions waiting for a block.
+//!
+//! * Only [`VerifiedTransaction`]s enter (signatures were checked once, in batches, on the
+//!   verification workers); a proposal's transactions found here are not verified again.
+//! * Admission runs the ledger's stateful check with "this nonce or a later one", so a
+//!   signer may have several transactions pending.
+//! * Bounded: at most `max_transactions` in all and `max_per_signer` per signer; beyond
+//!   that a submission is refused (the API answers 503), never queued in memory.
+//! * Blocks are filled in arrival order, except that a signer's transactions always go in
+//!   nonce order and only without gaps (a gap would only earn a `bad_nonce` rejection).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use interpool_contracts::{AccountId, Hash, Ledger, TxError, VerifiedTransaction};
+use thiserror::Error;
+
+/// Why a transaction was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AdmitError {
+    /// Already pending.
+    #[error("transaction is already pending")]
+    Duplicate,
+    /// The mempool is full.
+    #[error("mempool is full ({0} transactions); try again later")]
+    Full(usize),
+    /// The signer has too many pending transactions.
+    #[error("signer has {0} pending transactions, the most allowed")]
+    SignerFull(usize),
+    /// Another pending transaction of the signer has this nonce.
+    #[error("another pending transaction already uses nonce {0}")]
+    NonceTaken(u64),
+    /// The ledger would reject it.
+    #[error("{0}")]
+    Rejected(TxError),
+}
+
+/// Mempool limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolLimits {
+    /// Most pending transactions.
+    pub max_transactions: usize,
+    /// Most pending transactions of one signer.
+    pub max_per_signer: usize,
+}
+
+struct Entry {
+    tx: VerifiedTransaction,
+    encoded_len: usize,
+    arrival: u64,
+}
+
+/// The mempool. See the module documentation.
+pub struct Mempool {
+    limits: MempoolLimits,
+    entries: HashMap<Hash, Entry>,
+    /// Per signer, pending transactions by nonce.
+    by_signer: BTreeMap<AccountId, BTreeMap<u64, Hash>>,
+    /// Pending transactions by last valid height, for pruning.
+    by_expiry: BTreeMap<(u64, u64), Hash>,
+    next_arrival: u64,
+}
+
+impl Mempool {
+    /// An empty mempool.
+    pub fn new(limits: MempoolLimits) -> Self {
+        Self {
+            limits,
+            entries: HashMap::new(),
+            by_signer: BTreeMap::new(),
+            by_expiry: BTreeMap::new(),
+            next_arrival: 0,
+        }
+    }
+
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// True if `hash` is pending.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.entries.contains_key(hash)
+    }
+
+    /// A pending transaction (already verified).
+    pub fn get(&self, hash: &Hash) -> Option<&VerifiedTransaction> {
+        self.entries.get(hash).map(|e| &e.tx)
+    }
+
+    /// Admits `tx` if the ledger, as of the next block at `next_height`, would accept it.
+    pub fn insert(
+        &mut self,
+        tx: VerifiedTransaction,
+        ledger: &Ledger,
+        next_height: u64,
+    ) -> Result<(), AdmitError> {
+        let hash = tx.hash();
+        if self.entries.contains_key(&hash) {
+            return Err(AdmitError::Duplicate);
+        }
+        ledger
+            .check_pending(&tx, next_height)
+            .map_err(AdmitError::Rejected)?;
+        let signer = tx.tx().signer;
+        let nonce = tx.tx().nonce;
+        let pending = self.by_signer.get(&signer);
+        if pending.is_some_and(|p| p.contains_key(&nonce)) {
+            return Err(AdmitError::NonceTaken(nonce));
+        }
+        let count = pending.map_or(0, BTreeMap::len);
+        if count >= self.limits.max_per_signer {
+            return Err(AdmitError::SignerFull(count));
+        }
+        if self.entries.len() >= self.limits.max_transactions {
+            return Err(AdmitError::Full(self.entries.len()));
+        }
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        self.by_signer
+            .entry(signer)
+            .or_default()
+            .insert(nonce, hash);
+        self.by_expiry
+            .insert((tx.tx().valid_until_height, arrival), hash);
+        let encoded_len = tx.signed().encode().len();
+        self.entries.insert(
+            hash,
+            Entry {
+                tx,
+                encoded_len,
+                arrival,
+            },
+        );
+        Ok(())
+    }
+
+    /// Transactions for the next block: arrival order across signers, nonce order without
+    /// gaps within a signer (starting at the ledger's next nonce), within both limits.
+    pub fn select(
+        &self,
+        ledger: &Ledger,
+        max_transactions: usize,
+        max_bytes: usize,
+    ) -> Vec<VerifiedTransaction> {
+        // Each signer's next selectable transaction, smallest arrival first.
+        let mut heads: BinaryHeap<Reverse<(u64, AccountId, u64)>> = BinaryHeap::new();
+        for (signer, pending) in &self.by_signer {
+            let Some(next) = ledger.next_nonce(signer) else {
+                continue;
+            };
+            if let Some(hash) = pending.get(&next) {
+                heads.push(Reverse((self.entries[hash].arrival, *signer, next)));
+            }
+        }
+        let mut selected = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(Reverse((_, signer, nonce))) = heads.pop() {
+            if selected.len() == max_transactions {
+                break;
+            }
+            let Some(hash) = self.by_signer.get(&signer).and_then(|p| p.get(&nonce)) else {
+                continue;
+            };
+            let entry = &self.entries[hash];
+            if bytes + entry.encoded_len > max_bytes {
+                // Later transactions of this signer cannot go without this one; others may fit.
+                continue;
+            }
+            bytes += entry.encoded_len;
+            selected.push(entry.tx.clone());
+            if let Some(next_hash) = self
+                .by_signer
+                .get(&signer)
+                .and_then(|p| p.get(&(nonce + 1)))
+            {
+                heads.push(Reverse((
+                    self.entries[next_hash].arrival,
+                    signer,
+                    nonce + 1,
+                )));
+            }
+        }
+        selected
+    }
+
+    /// After a block at `height` committed: drops the transactions it included, those whose
+    /// nonce is now used, and those that can no longer be included (past their last valid
+    /// height).
+    ///
+    /// `block` is the committed block's transactions: any of them may have come from another
+    /// node, so every signer in it is checked for now-stale pending nonces.
+    pub fn after_commit(&mut self, block: &[VerifiedTransaction], ledger: &Ledger, height: u64) {
+        let mut touched = std::collections::BTreeSet::new();
+        for tx in block {
+            touched.insert(tx.tx().signer);
+            self.remove(&tx.hash());
+        }
+        for signer in touched {
+            let next = ledger.next_nonce(&signer).unwrap_or(0);
+            let stale: Vec<Hash> = self
+                .by_signer
+                .get(&signer)
+                .map(|p| p.range(..next).map(|(_, h)| *h).collect())
+                .unwrap_or_default();
+            for hash in stale {
+                self.remove(&hash);
+            }
+        }
+        let expired: Vec<Hash> = self
+            .by_expiry
+            .range(..(height + 1, 0))
+            .map(|(_, hash)| *hash)
+            .collect();
+        for hash in expired {
+            self.remove(&hash);
+        }
+    }
+
+    fn remove(&mut self, hash: &Hash) {
+        let Some(entry) = self.entries.remove(hash) else {
+            return;
+        };
+        let tx = entry.tx.tx();
+        if let Some(pending) = self.by_signer.get_mut(&tx.signer) {
+            pending.remove(&tx.nonce);
+            if pending.is_empty() {
+                self.by_signer.remove(&tx.signer);
+            }
+        }
+        self.by_expiry
+            .remove(&(tx.valid_until_height, entry.arrival));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interpool_contracts::testkit::{self, account, customer_seed, key};
+    use interpool_contracts::{Amount, Body, Transaction};
+
+    const LIMITS: MempoolLimits = MempoolLimits {
+        max_transactions: 10,
+        max_per_signer: 3,
+    };
+
+    fn ledger() -> Ledger {
+        Ledger::from_genesis(&testkit::genesis(2, 3, 100_000, 1_000_000, 1_000_000))
+            .expect("genesis")
+    }
+
+    fn tx(seed: u64, nonce: u64, amount: u64, valid_until: u64) -> VerifiedTransaction {
+        Transaction {
+            chain_id: "test".into(),
+            signer: account(seed),
+            nonce,
+            valid_until_height: valid_until,
+            body: Body::Transfer {
+                to: account(customer_seed(1, 0)),
+                amount: Amount(amount),
+                end_to_end_id: format!("M{nonce}"),
+                reference: String::new(),
+            },
+        }
+        .sign(&key(seed))
+        .check_stateless("test")
+        .expect("valid")
+    }
+
+    #[test]
+    fn admission_rules() {
+        let ledger = ledger();
+        let mut pool = Mempool::new(LIMITS);
+        let a = customer_seed(0, 0);
+        pool.insert(tx(a, 0, 1, 50), &ledger, 1).expect("admitted");
+        assert_eq!(
+            pool.insert(tx(a, 0, 1, 50), &ledger, 1),
+            Err(AdmitError::Duplicate)
+        );
+        assert_eq!(
+            pool.insert(tx(a, 0, 2, 50), &ledger, 1),
+            Err(AdmitError::NonceTaken(0))
+        );
+        assert!(matches!(
+            pool.insert(tx(a, 5, 200_000, 50), &ledger, 1),
+            Err(AdmitError::Rejected(TxError::InsufficientFunds { .. }))
+        ));
+        assert!(matches!(
+            pool.insert(tx(a, 5, 1, 0), &ledger, 1),
+            Err(AdmitError::Rejected(TxError::Expired { .. }))
+        ));
+        pool.insert(tx(a, 1, 1, 50), &ledger, 1).expect("second");
+        pool.insert(tx(a, 2, 1, 50), &ledger, 1).expect("third");
+        assert_eq!(
+            pool.insert(tx(a, 3, 1, 50), &ledger, 1),
+            Err(AdmitError::SignerFull(3))
+        );
+        let b = customer_seed(0, 1);
+        let c = customer_seed(0, 2);
+        for n in 0..3 {
+            pool.insert(tx(b, n, 1, 50), &ledger, 1).expect("b");
+        }
+        for n in 0..3 {
+            pool.insert(tx(c, n, 1, 50), &ledger, 1).expect("c");
+        }
+        let d = customer_seed(1, 1);
+        pool.insert(tx(d, 0, 1, 50), &ledger, 1).expect("tenth");
+        assert_eq!(
+            pool.insert(tx(d, 1, 1, 50), &ledger, 1),
+            Err(AdmitError::Full(10))
+        );
+    }
+
+    #[test]
+    fn selection_keeps_nonce_order_and_skips_gaps() {
+        let ledger = ledger();
+        let mut pool = Mempool::new(LIMITS);
+        let (a, b) = (customer_seed(0, 0), customer_seed(0, 1));
+        pool.insert(tx(a, 1, 1, 50), &ledger, 1).expect("a1 first");
+        pool.insert(tx(b, 0, 1, 50), &ledger, 1).expect("b0");
+        pool.insert(tx(a, 0, 1, 50), &ledger, 1).expect("a0");
+        pool.insert(tx(b, 2, 1, 50), &ledger, 1).expect("b2, gap");
+        let picked: Vec<(AccountId, u64)> = pool
+            .select(&ledger, 100, 1 << 20)
+            .iter()
+            .map(|t| (t.tx().signer, t.tx().nonce))
+            .collect();
+        assert_eq!(
+            picked,
+            vec![(account(b), 0), (account(a), 0), (account(a), 1)]
+        );
+        assert_eq!(pool.select(&ledger, 2, 1 << 20).len(), 2);
+        let one = pool.select(&ledger, 100, 1 << 20)[0]
+            .signed()
+            .encode()
+            .len();
+        assert_eq!(pool.select(&ledger, 100, one).len(), 1);
+    }
+
+    #[test]
+    fn commit_removes_included_stale_and_expired() {
+        let mut ledger = ledger();
+        let mut pool = Mempool::new(LIMITS);
+        let (a, b) = (customer_seed(0, 0), customer_seed(0, 1));
+        let a0 = tx(a, 0, 1, 50);
+        pool.insert(a0.clone(), &ledger, 1).expect("a0");
+        pool.insert(tx(a, 1, 1, 50), &ledger, 1).expect("a1");
+        pool.insert(tx(b, 0, 1, 1), &ledger, 1)
+            .expect("b0 valid until 1");
+        // Another a0 (different amount, same nonce) arrived via another node and committed.
+        let other_a0 = tx(a, 0, 2, 50);
+        let block = [other_a0];
+        ledger.apply_block(1, &block);
+        pool.after_commit(&block, &ledger, 1);
+        // a0 is stale (its nonce is used), b0 cannot be included after height 1; a1 remains.
+        assert_eq!(pool.len(), 1);
+        assert!(!pool.contains(&a0.hash()));
+        assert_eq!(pool.select(&ledger, 10, 1 << 20)[0].tx().nonce, 1);
+    }
+}

@@ -1,0 +1,159 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text).
+
+use std::time::Duration;
+
+use interpool_consensus::Metrics as EngineMetrics;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    height: Gauge,
+    round: Gauge,
+    round_changes: Gauge,
+    equivocations: Gauge,
+    invalid_signatures: Gauge,
+    committed_transactions: Counter,
+    mempool_size: Gauge,
+    peers: Gauge,
+    verification_seconds: Histogram,
+    commit_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("interpool");
+        let height = Gauge::default();
+        registry.register("height", "Last committed block height", height.clone());
+        let round = Gauge::default();
+        registry.register("round", "Current consensus round", round.clone());
+        let round_changes = Gauge::default();
+        registry.register(
+            "round_changes",
+            "Rounds entered above round 0",
+            round_changes.clone(),
+        );
+        let equivocations = Gauge::default();
+        registry.register(
+            "equivocations",
+            "Conflicting consensus messages seen from one signer",
+            equivocations.clone(),
+        );
+        let invalid_signatures = Gauge::default();
+        registry.register(
+            "consensus_invalid_signatures",
+            "Consensus messages with bad signatures",
+            invalid_signatures.clone(),
+        );
+        let committed_transactions = Counter::default();
+        registry.register(
+            "committed_transactions",
+            "Transactions included in committed blocks",
+            committed_transactions.clone(),
+        );
+        let mempool_size = Gauge::default();
+        registry.register("mempool_size", "Pending transactions", mempool_size.clone());
+        let peers = Gauge::default();
+        registry.register("peers", "Connected peers", peers.clone());
+        let verification_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "verification_seconds",
+            "Signature verification time per batch",
+            verification_seconds.clone(),
+        );
+        let commit_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
+        registry.register(
+            "commit_seconds",
+            "Block execution and storage time",
+            commit_seconds.clone(),
+        );
+        Self {
+            registry,
+            height,
+            round,
+            round_changes,
+            equivocations,
+            invalid_signatures,
+            committed_transactions,
+            mempool_size,
+            peers,
+            verification_seconds,
+            commit_seconds,
+        }
+    }
+
+    /// After a block commits.
+    pub fn committed(&self, height: u64, transactions: usize, took: Duration) {
+        self.height.set(to_i64(height));
+        self.committed_transactions.inc_by(transactions as u64);
+        self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The engine's counters and position.
+    pub fn engine(&self, round: u32, metrics: &EngineMetrics) {
+        self.round.set(i64::from(round));
+        self.round_changes.set(to_i64(metrics.round_changes));
+        self.equivocations.set(to_i64(metrics.equivocations));
+        self.invalid_signatures
+            .set(to_i64(metrics.invalid_signatures));
+    }
+
+    /// One verification batch of `count` signatures took `took`.
+    pub fn observe_verification(&self, took: Duration, count: usize) {
+        if count > 0 {
+            self.verification_seconds.observe(took.as_secs_f64());
+        }
+    }
+
+    /// Current mempool size.
+    pub fn mempool_size(&self, size: usize) {
+        self.mempool_size.set(to_i64(size as u64));
+    }
+
+    /// Current peer count.
+    pub fn peers(&self, count: usize) {
+        self.peers.set(to_i64(count as u64));
+    }
+
+    /// OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_what_was_recorded() {
+        let metrics = Metrics::new();
+        metrics.committed(7, 3, Duration::from_millis(2));
+        metrics.mempool_size(5);
+        let text = metrics.encode();
+        assert!(text.contains("interpool_height 7"), "{text}");
+        assert!(
+            text.contains("interpool_committed_transactions_total 3"),
+            "{text}"
+        );
+        assert!(text.contains("interpool_mempool_size 5"), "{text}");
+    }
+}

@@ -1,0 +1,377 @@
+//! The node's database: RocksDB with one column family per kind of record.
+//!
+//! | column family  | key                 | value                                        |
+//! |----------------|---------------------|----------------------------------------------|
+//! | `blocks`       | height (big-endian) | the encoded block (the consensus payload)    |
+//! | `certificates` | height              | the encoded commit certificate               |
+//! | `outcomes`     | height              | the block's execution outcome (receipts, ...) |
+//! | `tx_index`     | transaction hash    | `(height, index)` of its receipt             |
+//! | `queue_index`  | transaction hash    | `(height, fate)` a queued transfer left the queue |
+//! | `meta`         | `height`            | the last committed height                    |
+//! | `consensus`    | `state`             | the engine's persisted state (lock, votes)   |
+//!
+//! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
+//! index entries, height): after a crash at any moment the store holds either all of a
+//! block or none of it. Blocks are written without fsync: RocksDB's write-ahead log
+//! survives a killed process, and a block lost to a power cut is fetched again from peers.
+//! The consensus state is the one synced write, because a validator must never forget a
+//! vote it sent (STYLE.md, "save first, then speak").
+//!
+//! Everything read back is decoded with the same bounded decoders as network input and
+//! checked against its key.
+
+use std::path::Path;
+
+use interpool_contracts::codec;
+use interpool_contracts::outcome::BlockOutcome;
+use interpool_contracts::Hash;
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use thiserror::Error;
+
+const CF_BLOCKS: &str = "blocks";
+const CF_CERTIFICATES: &str = "certificates";
+const CF_OUTCOMES: &str = "outcomes";
+const CF_TX_INDEX: &str = "tx_index";
+const CF_QUEUE_INDEX: &str = "queue_index";
+const CF_META: &str = "meta";
+const CF_CONSENSUS: &str = "consensus";
+const COLUMN_FAMILIES: [&str; 7] = [
+    CF_BLOCKS,
+    CF_CERTIFICATES,
+    CF_OUTCOMES,
+    CF_TX_INDEX,
+    CF_QUEUE_INDEX,
+    CF_META,
+    CF_CONSENSUS,
+];
+
+const KEY_HEIGHT: &[u8] = b"height";
+const KEY_CONSENSUS_STATE: &[u8] = b"state";
+
+/// Largest outcome record read back (receipts of a maximal block).
+const MAX_OUTCOME_BYTES: u64 = 256 << 20;
+
+/// A storage failure. Any of these stops the node: it cannot vouch for its state.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// RocksDB reported an error.
+    #[error("database error: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// A record read back is not what was written there.
+    #[error("corrupt record in {cf} at {key}: {message}")]
+    Corrupt {
+        /// Column family.
+        cf: &'static str,
+        /// The key, readable.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A block was offered out of order.
+    #[error("block {got} cannot follow stored height {stored}")]
+    OutOfOrder {
+        /// The stored height.
+        stored: u64,
+        /// The offered block's height.
+        got: u64,
+    },
+}
+
+/// How a queued transfer left its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFate {
+    /// Released: executed.
+    Released,
+    /// Expired: refunded.
+    Expired,
+}
+
+/// Everything stored for one committed block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedBlock {
+    /// Height.
+    pub height: u64,
+    /// The encoded block (its SHA-256 is the block hash).
+    pub block: Vec<u8>,
+    /// The encoded commit certificate.
+    pub certificate: Vec<u8>,
+    /// What executing it produced.
+    pub outcome: BlockOutcome,
+}
+
+/// The node's database.
+pub struct Store {
+    db: DB,
+}
+
+fn height_key(height: u64) -> [u8; 8] {
+    height.to_be_bytes()
+}
+
+impl Store {
+    /// Opens (or creates) the database in `path`.
+    pub fn open(path: &Path) -> Result<Store, StorageError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let families = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, path, families)?;
+        Ok(Store { db })
+    }
+
+    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("every column family is created at open")
+    }
+
+    /// The last committed height (0 for an empty store).
+    pub fn height(&self) -> Result<u64, StorageError> {
+        match self.db.get_cf(self.cf(CF_META), KEY_HEIGHT)? {
+            None => Ok(0),
+            Some(bytes) => {
+                let array: [u8; 8] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt {
+                            cf: CF_META,
+                            key: "height".into(),
+                            message: format!("{} bytes, expected 8", bytes.len()),
+                        })?;
+                Ok(u64::from_be_bytes(array))
+            }
+        }
+    }
+
+    /// Writes a committed block and everything about it in one atomic batch.
+    pub fn commit_block(&self, committed: &CommittedBlock) -> Result<(), StorageError> {
+        let stored = self.height()?;
+        if committed.height != stored + 1 || committed.outcome.height != committed.height {
+            return Err(StorageError::OutOfOrder {
+                stored,
+                got: committed.height,
+            });
+        }
+        let key = height_key(committed.height);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOCKS), key, &committed.block);
+        batch.put_cf(self.cf(CF_CERTIFICATES), key, &committed.certificate);
+        batch.put_cf(self.cf(CF_OUTCOMES), key, codec::encode(&committed.outcome));
+        for receipt in &committed.outcome.receipts {
+            let mut location = Vec::with_capacity(12);
+            location.extend_from_slice(&receipt.height.to_be_bytes());
+            location.extend_from_slice(&receipt.index.to_be_bytes());
+            batch.put_cf(self.cf(CF_TX_INDEX), receipt.tx_hash.as_bytes(), location);
+        }
+        for (events, fate) in [
+            (&committed.outcome.released, 1u8),
+            (&committed.outcome.expired, 2u8),
+        ] {
+            for event in events {
+                let mut record = Vec::with_capacity(9);
+                record.extend_from_slice(&committed.height.to_be_bytes());
+                record.push(fate);
+                batch.put_cf(self.cf(CF_QUEUE_INDEX), event.tx_hash.as_bytes(), record);
+            }
+        }
+        batch.put_cf(self.cf(CF_META), KEY_HEIGHT, key);
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// The encoded block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(CF_BLOCKS), height_key(height))?)
+    }
+
+    /// The encoded commit certificate of the block at `height`.
+    pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_CERTIFICATES), height_key(height))?)
+    }
+
+    /// The execution outcome of the block at `height`.
+    pub fn outcome(&self, height: u64) -> Result<Option<BlockOutcome>, StorageError> {
+        let Some(bytes) = self.db.get_cf(self.cf(CF_OUTCOMES), height_key(height))? else {
+            return Ok(None);
+        };
+        let outcome: BlockOutcome =
+            codec::decode(&bytes, MAX_OUTCOME_BYTES).map_err(|e| StorageError::Corrupt {
+                cf: CF_OUTCOMES,
+                key: height.to_string(),
+                message: e.to_string(),
+            })?;
+        if outcome.height != height {
+            return Err(StorageError::Corrupt {
+                cf: CF_OUTCOMES,
+                key: height.to_string(),
+                message: format!("outcome is for height {}", outcome.height),
+            });
+        }
+        Ok(Some(outcome))
+    }
+
+    /// Where a transaction's receipt is: `(height, index)`.
+    pub fn tx_location(&self, tx_hash: &Hash) -> Result<Option<(u64, u32)>, StorageError> {
+        let Some(bytes) = self.db.get_cf(self.cf(CF_TX_INDEX), tx_hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let corrupt = || StorageError::Corrupt {
+            cf: CF_TX_INDEX,
+            key: tx_hash.to_hex(),
+            message: format!("{} bytes, expected 12", bytes.len()),
+        };
+        let height: [u8; 8] = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(corrupt)?;
+        let index: [u8; 4] = bytes
+            .get(8..12)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(corrupt)?;
+        if bytes.len() != 12 {
+            return Err(corrupt());
+        }
+        Ok(Some((
+            u64::from_be_bytes(height),
+            u32::from_be_bytes(index),
+        )))
+    }
+
+    /// If a queued transfer has left its queue: at which height, and how.
+    pub fn queue_fate(&self, tx_hash: &Hash) -> Result<Option<(u64, QueueFate)>, StorageError> {
+        let Some(bytes) = self
+            .db
+            .get_cf(self.cf(CF_QUEUE_INDEX), tx_hash.as_bytes())?
+        else {
+            return Ok(None);
+        };
+        let corrupt = || StorageError::Corrupt {
+            cf: CF_QUEUE_INDEX,
+            key: tx_hash.to_hex(),
+            message: format!("bad record of {} bytes", bytes.len()),
+        };
+        let height: [u8; 8] = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(corrupt)?;
+        let fate = match bytes.get(8..) {
+            Some([1]) => QueueFate::Released,
+            Some([2]) => QueueFate::Expired,
+            _ => return Err(corrupt()),
+        };
+        Ok(Some((u64::from_be_bytes(height), fate)))
+    }
+
+    /// Durably saves the consensus engine's state (synced write): call before sending any
+    /// message it guards.
+    pub fn save_consensus_state(&self, bytes: &[u8]) -> Result<(), StorageError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_CONSENSUS), KEY_CONSENSUS_STATE, bytes, &options)?;
+        Ok(())
+    }
+
+    /// The consensus engine's last saved state.
+    pub fn consensus_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(CF_CONSENSUS), KEY_CONSENSUS_STATE)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interpool_contracts::outcome::{Outcome, Receipt};
+
+    fn committed(height: u64, tx: u8) -> CommittedBlock {
+        CommittedBlock {
+            height,
+            block: vec![height as u8; 10],
+            certificate: vec![7; 5],
+            outcome: BlockOutcome {
+                height,
+                receipts: vec![Receipt {
+                    tx_hash: Hash([tx; 32]),
+                    height,
+                    index: 0,
+                    outcome: Outcome::Committed,
+                }],
+                released: vec![],
+                expired: vec![],
+                settlement: None,
+                state_root: Hash([height as u8; 32]),
+            },
+        }
+    }
+
+    #[test]
+    fn blocks_commit_in_order_and_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            assert_eq!(store.height().expect("height"), 0);
+            store.commit_block(&committed(1, 0xa1)).expect("commit 1");
+            store.commit_block(&committed(2, 0xa2)).expect("commit 2");
+            assert!(matches!(
+                store.commit_block(&committed(4, 0xa4)),
+                Err(StorageError::OutOfOrder { stored: 2, got: 4 })
+            ));
+            store.save_consensus_state(b"lock").expect("save");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.height().expect("height"), 2);
+        assert_eq!(store.block(2).expect("read"), Some(vec![2; 10]));
+        assert_eq!(store.certificate(1).expect("read"), Some(vec![7; 5]));
+        assert_eq!(
+            store.outcome(2).expect("read"),
+            Some(committed(2, 0xa2).outcome)
+        );
+        assert_eq!(store.block(3).expect("read"), None);
+        assert_eq!(
+            store.tx_location(&Hash([0xa1; 32])).expect("index"),
+            Some((1, 0))
+        );
+        assert_eq!(store.tx_location(&Hash([0xff; 32])).expect("index"), None);
+        assert_eq!(
+            store.consensus_state().expect("state"),
+            Some(b"lock".to_vec())
+        );
+    }
+
+    #[test]
+    fn corrupt_records_are_reported_not_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.commit_block(&committed(1, 1)).expect("commit");
+        store
+            .db
+            .put_cf(store.cf(CF_OUTCOMES), height_key(1), b"garbage")
+            .expect("overwrite");
+        assert!(matches!(
+            store.outcome(1),
+            Err(StorageError::Corrupt { .. })
+        ));
+        store
+            .db
+            .put_cf(
+                store.cf(CF_OUTCOMES),
+                height_key(1),
+                codec::encode(&committed(5, 1).outcome),
+            )
+            .expect("overwrite");
+        assert!(matches!(
+            store.outcome(1),
+            Err(StorageError::Corrupt { .. })
+        ));
+        store
+            .db
+            .put_cf(store.cf(CF_META), KEY_HEIGHT, b"x")
+            .expect("overwrite");
+        assert!(matches!(store.height(), Err(StorageError::Corrupt { .. })));
+    }
+}
