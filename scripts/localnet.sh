@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # A local consortium on this machine: 4 validators, 1 observer, 4 banks.
 #
+#   scripts/localnet.sh demo     `up`, then a settlement day with the wallet: cross-bank
+#                                transfers, a payment queued by a net debit cap and released
+#                                by an incoming one, a cycle closed, its settlement report
 #   scripts/localnet.sh up       build (release), generate ./localnet if absent, start all
 #                                nodes in the background, wait until blocks commit
 #   scripts/localnet.sh status   height of every node
@@ -22,11 +25,49 @@ build() {
     cargo build --release --locked --bins
 }
 
+wallet() { "$BIN/interpool-wallet" --node "$NODE" "$@"; }
+
+# A settlement day on the running localnet, narrated. Every step uses the wallet CLI as a
+# customer, a bank or the settlement authority would.
+demo() {
+    up
+    NODE=$(nodes | head -1 | awk '{print $2}')
+    local key="$NET/keys"
+    id() { "$BIN/interpool-wallet" address --key "$key/$1.json"; }
+    local a0 b0 c0 d0
+    a0=$(id customer-BANK_A-0); b0=$(id customer-BANK_B-0)
+    c0=$(id customer-BANK_C-0); d0=$(id customer-BANK_D-0)
+
+    log "the banks at the start of the day"
+    wallet banks
+
+    log "51.00 from a customer of BANK_A to one of BANK_B, and 50.00 back (gross 101.00)"
+    wallet transfer --key "$key/customer-BANK_A-0.json" --to "$b0" --amount 51.00 --reference "invoice 7" --wait
+    wallet transfer --key "$key/customer-BANK_B-0.json" --to "$a0" --amount 50.00 --reference "refund" --wait
+
+    log "BANK_C's customer pays 600.00 to BANK_D: over BANK_C's 500.00 net debit cap, so it is queued"
+    wallet transfer --key "$key/customer-BANK_C-0.json" --to "$d0" --amount 600.00 --wait --timeout 5 \
+        || [ $? -eq 3 ] # 3: still queued when the wait ended, as expected
+    wallet account "$c0"
+    wallet banks
+
+    log "an incoming 200.00 for BANK_C makes room: the queued payment is released in the same block"
+    wallet transfer --key "$key/customer-BANK_D-0.json" --to "$c0" --amount 200.00 --wait
+    wallet account "$c0"
+
+    log "the settlement authority closes the cycle: one net movement per bank"
+    wallet authority settle --key "$key/authority.json" --wait
+    wallet cycle
+    wallet banks
+    status
+    log "done; the consortium keeps running: scripts/localnet.sh status | logs | down"
+}
+
 generate() {
     if [ ! -f "$NET/localnet.json" ]; then
         log "generating $NET"
         "$BIN/interpool-genesis" localnet --out "$NET" --validators 4 --observers 1 --banks 4 \
-            --accounts-per-bank 3 --base-port "$BASE_PORT" --cycle-blocks 30 --cap 500.00
+            --accounts-per-bank 3 --base-port "$BASE_PORT" --cycle-blocks 7200 --cap 500.00
     fi
 }
 
@@ -82,9 +123,10 @@ down() {
 
 case "${1:-}" in
     up) up ;;
+    demo) demo ;;
     status) status ;;
     logs) if [ -n "${2:-}" ]; then tail -F "$NET/logs/$2.log"; else tail -F "$NET"/logs/*.log; fi ;;
     down) down ;;
     reset) down; rm -rf "$NET"; log "deleted $NET" ;;
-    *) sed -n '2,9p' "$0"; exit 2 ;;
+    *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

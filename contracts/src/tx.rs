@@ -144,6 +144,23 @@ impl fmt::Display for BodyKind {
 }
 
 impl Body {
+    /// The customer account this body acts on besides its signer's (the payee of a
+    /// transfer, the account a bank or a regulator acts on), if any.
+    pub fn counterparty(&self) -> Option<AccountId> {
+        match self {
+            Body::Transfer { to, .. } => Some(*to),
+            Body::OpenAccount { owner } => Some(*owner),
+            Body::Deposit { account, .. }
+            | Body::Withdraw { account, .. }
+            | Body::Freeze { account }
+            | Body::Unfreeze { account } => Some(*account),
+            Body::Issue { .. }
+            | Body::Redeem { .. }
+            | Body::SetNetDebitCap { .. }
+            | Body::SettleCycle => None,
+        }
+    }
+
     /// This body's kind.
     pub fn kind(&self) -> BodyKind {
         match self {
@@ -177,6 +194,19 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// The keys whose history shows this transaction: the signer and the body's
+    /// counterparty (sorted, without repeats).
+    pub fn parties(&self) -> Vec<AccountId> {
+        let mut parties = vec![self.signer];
+        if let Some(other) = self.body.counterparty() {
+            if other != self.signer {
+                parties.push(other);
+            }
+        }
+        parties.sort();
+        parties
+    }
+
     /// The transaction's id: SHA-256 over [`TX_HASH_DOMAIN`] and the canonical encoding.
     /// This is the only definition of a transaction hash.
     pub fn hash(&self) -> Hash {

@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::Account;
-use crate::outcome::Receipt;
+use crate::block::{Block, BlockHeader};
+use crate::ledger::{Account, AccountProof};
+use crate::outcome::{BlockOutcome, QueueEvent, Receipt, SettlementReport, SettlementTrigger};
 use crate::primitives::{AccountId, Amount, BankId, Hash};
 
 /// `GET /v1/accounts/{id}`.
@@ -131,5 +132,222 @@ impl BankView {
             position: Amount::format_signed(bank.position(), decimals),
             queued,
         }
+    }
+}
+
+/// One bank's line of [`CycleView`] (amounts as decimal strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankPositionView {
+    /// The bank.
+    pub bank: BankId,
+    /// Total its customers sent to other banks in the cycle.
+    pub sent: String,
+    /// Total its customers received from other banks in the cycle.
+    pub received: String,
+    /// Multilateral net position `received − sent` (signed decimal; negative: it pays).
+    pub net: String,
+    /// Pool before settlement.
+    pub pool_before: String,
+    /// Pool after settlement (`pool_before + net`).
+    pub pool_after: String,
+}
+
+/// `GET /v1/cycles/{n}` and `/v1/cycles/latest`: a closed cycle's settlement report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleView {
+    /// Cycle number (the first is 1).
+    pub cycle: u64,
+    /// First height of the cycle.
+    pub start_height: u64,
+    /// Height at whose end it closed.
+    pub height: u64,
+    /// Why it closed.
+    pub trigger: SettlementTrigger,
+    /// Every bank, by id.
+    pub banks: Vec<BankPositionView>,
+    /// Sum of all cross-bank transfers in the cycle.
+    pub gross_total: String,
+    /// Money moved between pools (sum of the positive net positions).
+    pub net_total: String,
+}
+
+impl CycleView {
+    /// The view of a settlement report.
+    pub fn new(report: &SettlementReport, decimals: u8) -> Self {
+        Self {
+            cycle: report.cycle,
+            start_height: report.start_height,
+            height: report.height,
+            trigger: report.trigger,
+            banks: report
+                .banks
+                .iter()
+                .map(|line| BankPositionView {
+                    bank: line.bank.clone(),
+                    sent: line.sent.format(decimals),
+                    received: line.received.format(decimals),
+                    net: Amount::format_signed(line.net, decimals),
+                    pool_before: line.pool_before.format(decimals),
+                    pool_after: line.pool_after.format(decimals),
+                })
+                .collect(),
+            gross_total: report.gross_total.format(decimals),
+            net_total: report.net_total.format(decimals),
+        }
+    }
+}
+
+/// `GET /v1/blocks/{height}` and `/v1/blocks/latest`. Generic over the certificate type so
+/// that this crate stays free of the consensus crate: the node and the wallet use
+/// `BlockView<interpool_consensus::CommitCertificate>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockView<C> {
+    /// The block hash (the digest its certificate names).
+    pub hash: Hash,
+    /// The header.
+    pub header: BlockHeader,
+    /// The transactions' hashes, in execution order.
+    pub transactions: Vec<Hash>,
+    /// The state root after this block (certified by the next block's header).
+    pub state_root: Hash,
+    /// The commit certificate: a quorum of validators' COMMIT signatures over `hash`.
+    pub certificate: C,
+}
+
+/// `GET /v1/accounts/{id}/proof`: an account's state with a Merkle proof against the state
+/// root after block `height`, and what certifies that root: block `height + 1` (its header
+/// carries the root as `previous_state_root`) with its commit certificate. A client that
+/// holds the genesis validator set trusts no node: it checks the certificate over the
+/// block's hash, the root in the block's header, and the proof against the root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountProofView<C> {
+    /// The account's state (absent: the proof shows it does not exist) and its proof.
+    pub proof: AccountProof,
+    /// The height after which the state holds.
+    pub height: u64,
+    /// Block `height + 1`, canonical encoding in hex.
+    pub certifying_block: String,
+    /// Its commit certificate.
+    pub certificate: C,
+}
+
+/// `GET /v1/accounts/{id}/transactions`: one page of an account's history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountHistoryView {
+    /// The account.
+    pub account: AccountId,
+    /// Transactions it signed or received, newest first, each with its current status.
+    pub transactions: Vec<TxStatusView>,
+    /// Pass as `?before=` for the next (older) page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// What a committed block did, as `GET /v1/events` streams it (one SSE event each; the SSE
+/// id is the cursor `height:index`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventView {
+    /// A transaction was included (committed, queued or rejected).
+    Transaction {
+        /// Its receipt.
+        receipt: Receipt,
+        /// The accounts whose balances it changed or would have changed (signer, payee).
+        accounts: Vec<AccountId>,
+    },
+    /// A queued transfer was released (executed) at the end of a block.
+    Released {
+        /// What left the queue.
+        transfer: QueueEvent,
+    },
+    /// A queued transfer expired and was refunded.
+    Expired {
+        /// What left the queue.
+        transfer: QueueEvent,
+    },
+    /// A settlement cycle closed.
+    CycleClosed {
+        /// The report.
+        report: CycleView,
+    },
+}
+
+impl EventView {
+    /// Every event of one committed block, in order: one per receipt (block order), then
+    /// the queue releases, the expiries, and the cycle close if any. An event's index in
+    /// this list is the second half of its cursor `(height, index)`.
+    pub fn of_block(block: &Block, outcome: &BlockOutcome, decimals: u8) -> Vec<EventView> {
+        let mut events = Vec::with_capacity(
+            outcome.receipts.len() + outcome.released.len() + outcome.expired.len() + 1,
+        );
+        for (receipt, tx) in outcome.receipts.iter().zip(&block.transactions) {
+            events.push(EventView::Transaction {
+                receipt: receipt.clone(),
+                accounts: tx.tx.parties(),
+            });
+        }
+        events.extend(outcome.released.iter().map(|transfer| EventView::Released {
+            transfer: transfer.clone(),
+        }));
+        events.extend(outcome.expired.iter().map(|transfer| EventView::Expired {
+            transfer: transfer.clone(),
+        }));
+        if let Some(report) = &outcome.settlement {
+            events.push(EventView::CycleClosed {
+                report: CycleView::new(report, decimals),
+            });
+        }
+        events
+    }
+
+    /// Whether a client watching `account` wants this event (cycle closes concern banks,
+    /// not accounts).
+    pub fn concerns(&self, account: &AccountId) -> bool {
+        match self {
+            EventView::Transaction { accounts, .. } => accounts.contains(account),
+            EventView::Released { transfer } | EventView::Expired { transfer } => {
+                transfer.from == *account || transfer.to == *account
+            }
+            EventView::CycleClosed { .. } => false,
+        }
+    }
+}
+
+/// `GET /v1/signers/{id}`: any key that may sign (customer account or official) and the
+/// next nonce it signs with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerView {
+    /// The key.
+    pub id: AccountId,
+    /// The next nonce.
+    pub nonce: u64,
+    /// `customer`, `authority`, `regulator` or `operator`.
+    pub role: String,
+    /// For customers and operators: their bank.
+    pub bank: Option<BankId>,
+}
+
+impl SignerView {
+    /// What `ledger` knows of signer `id` (`None` for a key that may not sign).
+    pub fn new(ledger: &crate::Ledger, id: AccountId) -> Option<Self> {
+        if let Some(account) = ledger.account(&id) {
+            return Some(Self {
+                id,
+                nonce: account.nonce,
+                role: "customer".into(),
+                bank: Some(account.bank.clone()),
+            });
+        }
+        let official = ledger.official(&id)?;
+        let (role, bank) = match &official.role {
+            crate::ledger::Role::Operator(bank) => ("operator", Some(bank.clone())),
+            crate::ledger::Role::Authority => ("authority", None),
+            crate::ledger::Role::Regulator => ("regulator", None),
+        };
+        Some(Self {
+            id,
+            nonce: official.nonce,
+            role: role.into(),
+            bank,
+        })
     }
 }

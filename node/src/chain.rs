@@ -287,6 +287,7 @@ impl Chain {
             block: bytes.to_vec(),
             certificate,
             outcome: outcome.clone(),
+            parties: block.transactions.iter().map(|tx| tx.tx.parties()).collect(),
         })?;
         self.advance_tip(&block.header, hash);
         Ok((outcome, txs))

@@ -6,9 +6,16 @@
 //!   the ledger), and prints every receipt, queue release and expiry, settlement report and
 //!   state root. Banks use it to dry-run a batch of signed transactions.
 //!
+//! * `audit` re-verifies a stopped node's stored chain from genesis: every commit
+//!   certificate against the genesis validator set, every hash link, the re-execution of
+//!   every block against the stored outcome, the ledger invariants (see
+//!   `interpool_node::audit`). Exit code 0: it all verifies; 1: a discrepancy, named on
+//!   stderr with its height; 2: bad usage, genesis or data directory.
+//!
 //! ```text
 //! interpool-node run --config validator-0/config.toml
 //! interpool-node execute --genesis genesis.json block1.txt block2.txt ...
+//! interpool-node audit --data-dir validator-0/data --genesis genesis.json [--json]
 //! ```
 //!
 //! A block file has one transaction a line: its canonical encoding in hex, or the JSON line
@@ -17,14 +24,18 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use interpool_contracts::outcome::{BlockOutcome, Outcome};
 use interpool_contracts::primitives::from_hex_vec;
 use interpool_contracts::tx::{check_stateless_batch, MAX_TX_BYTES};
 use interpool_contracts::{Amount, Genesis, Ledger, SignedTransaction, VerifiedTransaction};
 use interpool_genesis::config::{LogFormat, NodeConfig};
+use interpool_genesis::files::read_genesis;
+use interpool_node::audit::{self, AuditError, AuditReport};
 use interpool_node::service::{self, Overrides};
 
 /// Most transactions one block file may hold.
@@ -67,6 +78,20 @@ enum Command {
         json: bool,
         /// Block files, applied at heights 1, 2, ... in order.
         blocks: Vec<PathBuf>,
+    },
+    /// Re-verify a stopped node's stored chain from genesis: certificates, hash links,
+    /// re-execution, invariants. Exit 0: verified; 1: a discrepancy; 2: usage or setup.
+    Audit {
+        /// The node's data directory (`data_dir` in its config; the database is `DIR/db`).
+        /// The node must be stopped.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The genesis file the chain must descend from.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Print the summary (or the discrepancy) as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -116,6 +141,11 @@ fn main() -> ExitCode {
             json,
             blocks,
         } => execute(&genesis, &blocks, json),
+        Command::Audit {
+            data_dir,
+            genesis,
+            json,
+        } => return audit_command(&data_dir, &genesis, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -214,6 +244,104 @@ fn execute(genesis_path: &Path, blocks: &[PathBuf], json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `interpool-node audit`: runs [`audit::audit`] with a progress bar on stderr (hidden
+/// when stderr is not a terminal, and with `--json`) and prints the result.
+fn audit_command(data_dir: &Path, genesis_path: &Path, json: bool) -> ExitCode {
+    let genesis = match read_genesis(genesis_path) {
+        Ok(genesis) => genesis,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let result = audit::open_store(data_dir)
+        .map_err(AuditError::from)
+        .and_then(|store| {
+            let bar = if json {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            };
+            if let Ok(style) = ProgressStyle::with_template(
+                "auditing {bar:40} {pos}/{len} blocks ({per_sec}, {eta} left)",
+            ) {
+                bar.set_style(style);
+            }
+            let result = audit::audit(&store, &genesis, &mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            result
+        });
+    let seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string(&report) {
+                    Ok(line) => println!("{line}"),
+                    Err(error) => {
+                        eprintln!("error: cannot encode the report: {error}");
+                        return ExitCode::from(1);
+                    }
+                }
+            } else {
+                print_audit_report(&report, seconds);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            match &error {
+                AuditError::Discrepancy(found) => {
+                    eprintln!("audit failed: {found}");
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "verified": false,
+                                "height": found.height,
+                                "discrepancy": found.kind.to_string(),
+                            })
+                        );
+                    }
+                }
+                AuditError::Setup(setup) => eprintln!("error: {setup}"),
+            }
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn print_audit_report(report: &AuditReport, seconds: f64) {
+    let amount = |units: u128| format!("{} {}", report.format_total(units), report.currency);
+    println!(
+        "audit passed: chain {}, genesis {}",
+        report.chain_id, report.genesis_hash
+    );
+    println!(
+        "blocks: {} (each certificate, hash link and re-execution verified), final height {}",
+        report.blocks, report.final_height
+    );
+    println!(
+        "transactions: {} ({} committed, {} queued, {} rejected; {} released from queues, {} expired)",
+        report.transactions,
+        report.committed,
+        report.queued,
+        report.rejected,
+        report.released,
+        report.expired
+    );
+    println!(
+        "settlement: {} cycles settled, gross {}, net {}",
+        report.cycles_settled,
+        amount(report.gross_settled_minor_units),
+        amount(report.net_settled_minor_units)
+    );
+    println!("state root: {}", report.state_root);
+    println!("verified in {seconds:.2} s");
 }
 
 fn print_outcome(outcome: &BlockOutcome, decimals: u8) {

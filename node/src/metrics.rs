@@ -5,9 +5,12 @@ use std::time::Duration;
 use interpool_consensus::Metrics as EngineMetrics;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::p2p::P2pStats;
 
 /// The node's metrics.
 pub struct Metrics {
@@ -18,10 +21,12 @@ pub struct Metrics {
     equivocations: Gauge,
     invalid_signatures: Gauge,
     committed_transactions: Counter,
+    blocks_refused: Counter,
     mempool_size: Gauge,
     peers: Gauge,
     verification_seconds: Histogram,
     commit_seconds: Histogram,
+    p2p: Family<[(&'static str, &'static str); 1], Gauge>,
 }
 
 impl Default for Metrics {
@@ -66,6 +71,12 @@ impl Metrics {
             "Transactions included in committed blocks",
             committed_transactions.clone(),
         );
+        let blocks_refused = Counter::default();
+        registry.register(
+            "blocks_refused",
+            "Blocks from peers refused because their commit certificate or hash chain did not verify",
+            blocks_refused.clone(),
+        );
         let mempool_size = Gauge::default();
         registry.register("mempool_size", "Pending transactions", mempool_size.clone());
         let peers = Gauge::default();
@@ -82,7 +93,14 @@ impl Metrics {
             "Block execution and storage time",
             commit_seconds.clone(),
         );
+        let p2p = Family::default();
+        registry.register(
+            "p2p_events",
+            "What the network refused or dropped, by event (connections_refused: peers whose key is not in the genesis)",
+            p2p.clone(),
+        );
         Self {
+            p2p,
             registry,
             height,
             round,
@@ -90,6 +108,7 @@ impl Metrics {
             equivocations,
             invalid_signatures,
             committed_transactions,
+            blocks_refused,
             mempool_size,
             peers,
             verification_seconds,
@@ -102,6 +121,11 @@ impl Metrics {
         self.height.set(to_i64(height));
         self.committed_transactions.inc_by(transactions as u64);
         self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A peer sent blocks that do not verify.
+    pub fn block_refused(&self) {
+        self.blocks_refused.inc();
     }
 
     /// The engine's counters and position.
@@ -130,6 +154,23 @@ impl Metrics {
         self.peers.set(to_i64(count as u64));
     }
 
+    /// The network's counters (set when metrics are read).
+    pub fn p2p(&self, stats: &P2pStats) {
+        for (event, value) in [
+            ("connections_refused", stats.connections_refused),
+            ("dial_failures", stats.dial_failures),
+            ("gossip_dropped", stats.gossip_dropped),
+            ("consensus_dropped", stats.consensus_dropped),
+            ("sync_busy", stats.sync_busy),
+            ("commands_dropped", stats.commands_dropped),
+            ("send_failures", stats.send_failures),
+            ("publish_failures", stats.publish_failures),
+            ("inbound_failures", stats.inbound_failures),
+        ] {
+            self.p2p.get_or_create(&[("event", event)]).set(to_i64(value));
+        }
+    }
+
     /// OpenMetrics text.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -155,5 +196,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("interpool_mempool_size 5"), "{text}");
+        metrics.p2p(&P2pStats {
+            connections_refused: 4,
+            ..P2pStats::default()
+        });
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"interpool_p2p_events{event="connections_refused"} 4"#),
+            "{text}"
+        );
     }
 }

@@ -170,6 +170,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         handle: network.clone(),
         driver: driver_tx.clone(),
         validators: validators.clone(),
+        metrics: metrics.clone(),
     });
     let worker = if is_validator {
         let persisted = driver::load_persisted(&lock(&shared.chain))?;
@@ -217,6 +218,11 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         },
         driver: is_validator.then(|| driver_tx.clone()),
         metrics,
+        event_streams: crate::events::stream_limit(),
+        p2p_stats: {
+            let network = network.clone();
+            Arc::new(move || network.stats())
+        },
     };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
         .await
@@ -365,6 +371,7 @@ struct P2pConsensus {
     handle: P2pHandle,
     driver: mpsc::Sender<DriverInput>,
     validators: ValidatorSet,
+    metrics: Arc<Metrics>,
 }
 
 impl ConsensusNetwork for P2pConsensus {
@@ -380,8 +387,9 @@ impl ConsensusNetwork for P2pConsensus {
         let handle = self.handle.clone();
         let driver = self.driver.clone();
         let validators = self.validators.clone();
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            match fetch(&handle, height, &validators).await {
+            match fetch(&handle, height, &validators, &metrics).await {
                 Some(blocks) => {
                     for block in blocks {
                         let input = DriverInput::Synced {
@@ -406,6 +414,7 @@ async fn fetch(
     handle: &P2pHandle,
     height: u64,
     validators: &ValidatorSet,
+    metrics: &Metrics,
 ) -> Option<Vec<sync::SyncedBlock>> {
     let request = codec::encode(&SyncRequest {
         from: height,
@@ -424,12 +433,14 @@ async fn fetch(
             .iter()
             .enumerate()
             .all(|(i, b)| b.height == height + i as u64);
-        let verified = response
+        let refused = response
             .blocks
             .iter()
-            .all(|b| sync::verify(b, validators).is_ok());
-        if !consecutive || !verified {
-            tracing::warn!(%peer, "peer sent blocks that do not verify; ignoring them");
+            .find_map(|b| sync::verify(b, validators).err());
+        if !consecutive || refused.is_some() {
+            let reason = refused.map_or_else(|| "heights not consecutive".into(), |e| e.to_string());
+            tracing::warn!(%peer, height, %reason, "peer sent blocks that do not verify; nothing applied");
+            metrics.block_refused();
             continue;
         }
         if !response.blocks.is_empty() {
@@ -450,7 +461,7 @@ async fn follow(
     loop {
         interval.tick().await;
         let next = lock(&shared.chain).tip().height + 1;
-        let Some(blocks) = fetch(&handle, next, &validators).await else {
+        let Some(blocks) = fetch(&handle, next, &validators, &shared.metrics).await else {
             continue;
         };
         for block in blocks {

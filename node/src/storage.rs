@@ -7,6 +7,7 @@
 //! | `outcomes`     | height              | the block's execution outcome (receipts, ...) |
 //! | `tx_index`     | transaction hash    | `(height, index)` of its receipt             |
 //! | `queue_index`  | transaction hash    | `(height, fate)` a queued transfer left the queue |
+//! | `account_index`| account ‖ height ‖ index | empty: the account is a party to that receipt |
 //! | `meta`         | `height`            | the last committed height                    |
 //! | `consensus`    | `state`             | the engine's persisted state (lock, votes)   |
 //!
@@ -24,8 +25,8 @@ use std::path::Path;
 
 use interpool_contracts::codec;
 use interpool_contracts::outcome::BlockOutcome;
-use interpool_contracts::Hash;
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use interpool_contracts::{AccountId, Hash};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
 const CF_BLOCKS: &str = "blocks";
@@ -33,14 +34,16 @@ const CF_CERTIFICATES: &str = "certificates";
 const CF_OUTCOMES: &str = "outcomes";
 const CF_TX_INDEX: &str = "tx_index";
 const CF_QUEUE_INDEX: &str = "queue_index";
+const CF_ACCOUNT_INDEX: &str = "account_index";
 const CF_META: &str = "meta";
 const CF_CONSENSUS: &str = "consensus";
-const COLUMN_FAMILIES: [&str; 7] = [
+const COLUMN_FAMILIES: [&str; 8] = [
     CF_BLOCKS,
     CF_CERTIFICATES,
     CF_OUTCOMES,
     CF_TX_INDEX,
     CF_QUEUE_INDEX,
+    CF_ACCOUNT_INDEX,
     CF_META,
     CF_CONSENSUS,
 ];
@@ -97,6 +100,30 @@ pub struct CommittedBlock {
     pub certificate: Vec<u8>,
     /// What executing it produced.
     pub outcome: BlockOutcome,
+    /// For each receipt index, the accounts it concerns (for account histories).
+    pub parties: Vec<Vec<AccountId>>,
+}
+
+/// Where a receipt is: `(height, index)`; also the cursor of account histories.
+pub type Location = (u64, u32);
+
+fn account_key(account: &AccountId, (height, index): Location) -> [u8; 44] {
+    let mut key = [0; 44];
+    key[..32].copy_from_slice(&account.0);
+    key[32..40].copy_from_slice(&height.to_be_bytes());
+    key[40..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// A per-height record, for [`Store::overwrite_record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// The encoded block (`blocks`).
+    Block,
+    /// The encoded commit certificate (`certificates`).
+    Certificate,
+    /// The encoded execution outcome (`outcomes`).
+    Outcome,
 }
 
 /// The node's database.
@@ -165,6 +192,19 @@ impl Store {
             location.extend_from_slice(&receipt.height.to_be_bytes());
             location.extend_from_slice(&receipt.index.to_be_bytes());
             batch.put_cf(self.cf(CF_TX_INDEX), receipt.tx_hash.as_bytes(), location);
+        }
+        for (index, parties) in committed.parties.iter().enumerate() {
+            let index = u32::try_from(index).map_err(|_| StorageError::OutOfOrder {
+                stored,
+                got: committed.height,
+            })?;
+            for account in parties {
+                batch.put_cf(
+                    self.cf(CF_ACCOUNT_INDEX),
+                    account_key(account, (committed.height, index)),
+                    [],
+                );
+            }
         }
         for (events, fate) in [
             (&committed.outcome.released, 1u8),
@@ -242,6 +282,45 @@ impl Store {
         )))
     }
 
+    /// The receipts `account` is a party to, newest first, strictly older than `before`
+    /// (all when `None`), at most `limit`.
+    pub fn account_history(
+        &self,
+        account: &AccountId,
+        before: Option<Location>,
+        limit: usize,
+    ) -> Result<Vec<Location>, StorageError> {
+        let start = match before {
+            // Keys are big-endian, so the entry just below `before` comes first in reverse.
+            Some(location) => account_key(account, location),
+            None => account_key(account, (u64::MAX, u32::MAX)),
+        };
+        let mut found = Vec::new();
+        let iterator = self.db.iterator_cf(
+            self.cf(CF_ACCOUNT_INDEX),
+            IteratorMode::From(&start, Direction::Reverse),
+        );
+        for item in iterator {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            if key.len() != 44 || key[..32] != account.0 {
+                break;
+            }
+            let mut height = [0; 8];
+            height.copy_from_slice(&key[32..40]);
+            let mut index = [0; 4];
+            index.copy_from_slice(&key[40..]);
+            let location = (u64::from_be_bytes(height), u32::from_be_bytes(index));
+            if Some(location) == before {
+                continue;
+            }
+            found.push(location);
+        }
+        Ok(found)
+    }
+
     /// If a queued transfer has left its queue: at which height, and how.
     pub fn queue_fate(&self, tx_hash: &Hash) -> Result<Option<(u64, QueueFate)>, StorageError> {
         let Some(bytes) = self
@@ -265,6 +344,34 @@ impl Store {
             _ => return Err(corrupt()),
         };
         Ok(Some((u64::from_be_bytes(height), fate)))
+    }
+
+    /// **Forensics and tests only: the node never calls this.** Replaces the raw bytes of
+    /// one record of an already committed height, bypassing every check and leaving the
+    /// indexes and the other records as they are. Tests use it to tamper with a store and
+    /// prove that `interpool-node audit` (and the replay on open) catch the change; an
+    /// investigator may use it to reproduce a reported corruption on a copy of a data
+    /// directory. Refuses a height that was never committed (it cannot extend the chain).
+    pub fn overwrite_record(
+        &self,
+        kind: RecordKind,
+        height: u64,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        let stored = self.height()?;
+        if height == 0 || height > stored {
+            return Err(StorageError::OutOfOrder {
+                stored,
+                got: height,
+            });
+        }
+        let cf = match kind {
+            RecordKind::Block => CF_BLOCKS,
+            RecordKind::Certificate => CF_CERTIFICATES,
+            RecordKind::Outcome => CF_OUTCOMES,
+        };
+        self.db.put_cf(self.cf(cf), height_key(height), bytes)?;
+        Ok(())
     }
 
     /// Durably saves the consensus engine's state (synced write): call before sending any
@@ -306,6 +413,7 @@ mod tests {
                 settlement: None,
                 state_root: Hash([height as u8; 32]),
             },
+            parties: vec![vec![AccountId([tx; 32]), AccountId([9; 32])]],
         }
     }
 
@@ -337,6 +445,31 @@ mod tests {
             Some((1, 0))
         );
         assert_eq!(store.tx_location(&Hash([0xff; 32])).expect("index"), None);
+        let shared = AccountId([9; 32]);
+        assert_eq!(
+            store.account_history(&shared, None, 10).expect("history"),
+            vec![(2, 0), (1, 0)]
+        );
+        assert_eq!(
+            store.account_history(&shared, None, 1).expect("history"),
+            vec![(2, 0)]
+        );
+        assert_eq!(
+            store
+                .account_history(&shared, Some((2, 0)), 10)
+                .expect("history"),
+            vec![(1, 0)]
+        );
+        assert_eq!(
+            store
+                .account_history(&AccountId([0xa1; 32]), None, 10)
+                .expect("history"),
+            vec![(1, 0)]
+        );
+        assert!(store
+            .account_history(&AccountId([0x55; 32]), None, 10)
+            .expect("history")
+            .is_empty());
         assert_eq!(
             store.consensus_state().expect("state"),
             Some(b"lock".to_vec())

@@ -1,5 +1,11 @@
 //! Black-box tests of the real binaries.
 
+mod audit;
 mod dependency_rules;
+mod faults;
+mod intruder;
+mod journey;
+mod localnet;
 mod network;
+mod observer;
 mod offline;

@@ -1,223 +1,25 @@
 //! A real local consortium: four validators and an observer as separate `interpool-node`
 //! processes on 127.0.0.1, driven over HTTP.
 
-use std::fs;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::time::Duration;
 
-use interpool_contracts::keys::PlainKeyFile;
 use interpool_contracts::primitives::to_hex;
-use interpool_contracts::views::{AccountView, StatusView, TxStatus, TxStatusView};
-use interpool_contracts::{AccountId, Amount, Body, SignedTransaction, Transaction};
-use interpool_tests::{binary, run};
+use interpool_contracts::views::{BlockView, TxStatus};
+use interpool_contracts::{Amount, Body, Hash, Ledger, SignedTransaction};
 use serde_json::Value;
 
-struct Node {
-    name: String,
-    rpc: String,
-    child: Child,
-}
+use crate::localnet::{
+    account, get, post, status, submit_batch, transfer, tx_status, wait_for, Localnet, CHAIN_ID,
+};
 
-struct Localnet {
-    dir: tempfile::TempDir,
-    nodes: Vec<Node>,
-    manifest: Value,
-}
-
-impl Drop for Localnet {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            let _ = node.child.kill();
-            let _ = node.child.wait();
-        }
-    }
-}
-
-/// A base port whose p2p (base + i) and HTTP (base + 1000 + i) ports are all free now.
-fn free_base_port(nodes: u16) -> u16 {
-    let mut candidate = 20_000 + (std::process::id() % 20_000) as u16;
-    loop {
-        let free = (0..nodes).all(|i| {
-            TcpListener::bind(("127.0.0.1", candidate + i)).is_ok()
-                && TcpListener::bind(("127.0.0.1", candidate + 1000 + i)).is_ok()
-        });
-        if free {
-            return candidate;
-        }
-        candidate = 20_000 + (candidate + 37) % 40_000;
-    }
-}
-
-fn wait_for(deadline: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        // Poll interval while waiting on a condition; the deadline above bounds the wait.
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client")
-}
-
-fn status(rpc: &str) -> Option<StatusView> {
-    client()
-        .get(format!("{rpc}/v1/status"))
-        .send()
-        .ok()?
-        .json()
-        .ok()
-}
-
-impl Localnet {
-    fn start() -> Localnet {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("net");
-        let base = free_base_port(5).to_string();
-        run(
-            "interpool-genesis",
-            [
-                "localnet",
-                "--out",
-                path(&out),
-                "--validators",
-                "4",
-                "--observers",
-                "1",
-                "--banks",
-                "2",
-                "--accounts-per-bank",
-                "2",
-                "--base-port",
-                &base,
-                "--chain-id",
-                "net-test",
-            ],
-        )
-        .success();
-        let manifest: Value =
-            serde_json::from_slice(&fs::read(out.join("localnet.json")).expect("manifest"))
-                .expect("json");
-        let mut nodes = Vec::new();
-        for node in manifest["nodes"].as_array().expect("nodes") {
-            let name = node["name"].as_str().expect("name").to_string();
-            let config = out.join(node["config"].as_str().expect("config"));
-            let log = fs::File::create(out.join(format!("{name}.log"))).expect("log file");
-            let child = Command::new(binary("interpool-node"))
-                .args(["run", "--config", path(&config), "--log-level", "info"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("start node");
-            nodes.push(Node {
-                name,
-                rpc: node["rpc_url"].as_str().expect("rpc").to_string(),
-                child,
-            });
-        }
-        Localnet {
-            dir,
-            nodes,
-            manifest,
-        }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("net")
-    }
-
-    fn logs(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let text = fs::read_to_string(self.root().join(format!("{}.log", n.name)))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- {} ---\n{}",
-                    n.name,
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn key(&self, file: &str) -> (ed25519_dalek::SigningKey, AccountId) {
-        let text = fs::read(self.root().join(file)).expect("key file");
-        let key: PlainKeyFile = serde_json::from_slice(&text).expect("key json");
-        (key.signing_key().expect("valid key"), key.public_key)
-    }
-
-    fn account_key(&self, bank: usize, index: usize) -> (ed25519_dalek::SigningKey, AccountId) {
-        let file = self.manifest["banks"][bank]["accounts"][index]["key_file"]
-            .as_str()
-            .expect("key file")
-            .to_string();
-        self.key(&file)
-    }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn transfer(
-    key: &ed25519_dalek::SigningKey,
-    from: AccountId,
-    to: AccountId,
-    nonce: u64,
-    amount: u64,
-) -> SignedTransaction {
-    Transaction {
-        chain_id: "net-test".into(),
-        signer: from,
-        nonce,
-        valid_until_height: 1_000_000,
-        body: Body::Transfer {
-            to,
-            amount: Amount(amount),
-            end_to_end_id: format!("NET-{nonce}"),
-            reference: String::new(),
-        },
-    }
-    .sign(key)
-}
-
-fn post(rpc: &str, route: &str, body: String) -> (u16, Value) {
-    let response = client()
-        .post(format!("{rpc}{route}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .expect("request");
-    let code = response.status().as_u16();
-    (code, response.json().unwrap_or(Value::Null))
-}
-
-fn account(rpc: &str, id: &AccountId) -> Option<AccountView> {
-    client()
-        .get(format!("{rpc}/v1/accounts/{id}"))
-        .send()
-        .ok()?
-        .json()
-        .ok()
-}
+/// The certificate is checked by the observer tests; here it is opaque.
+type Block = BlockView<Value>;
 
 #[test]
-fn consortium_commits_transfers_agrees_and_refuses_bad_input() {
-    let net = Localnet::start();
-    let all: Vec<String> = net.nodes.iter().map(|n| n.rpc.clone()).collect();
+fn consortium_commits_1000_transfers_agrees_and_refuses_bad_input() {
+    let net = Localnet::start(4, 1, 2);
+    let all = net.rpcs();
     wait_for(Duration::from_secs(120), "every node past height 2", || {
         all.iter()
             .all(|rpc| status(rpc).is_some_and(|s| s.height >= 2))
@@ -225,79 +27,122 @@ fn consortium_commits_transfers_agrees_and_refuses_bad_input() {
     let validator = &all[0];
     let observer = &all[4];
 
-    // 200 cross-bank transfers in batches, from two accounts of bank A to bank B.
-    let (key_a, a) = net.account_key(0, 0);
-    let (key_a2, a2) = net.account_key(0, 1);
-    let (_, b) = net.account_key(1, 0);
-    let mut hashes = Vec::new();
-    for chunk in 0..4u64 {
-        let txs: Vec<String> = (chunk * 25..chunk * 25 + 25)
+    // 1,000 cross-bank transfers both ways, 250 from each of four accounts, submitted in
+    // batches to different validators.
+    let senders = [
+        (net.account_key(0, 0), net.account_key(1, 0).1),
+        (net.account_key(0, 1), net.account_key(1, 1).1),
+        (net.account_key(1, 0), net.account_key(0, 0).1),
+        (net.account_key(1, 1), net.account_key(0, 1).1),
+    ];
+    let mut submitted: HashMap<Hash, SignedTransaction> = HashMap::new();
+    for chunk in 0..10u64 {
+        let txs: Vec<SignedTransaction> = (chunk * 25..chunk * 25 + 25)
             .flat_map(|nonce| {
-                [
-                    transfer(&key_a, a, b, nonce, 1),
-                    transfer(&key_a2, a2, b, nonce, 2),
-                ]
-            })
-            .map(|tx| {
-                hashes.push(tx.hash());
-                to_hex(&tx.encode())
+                senders
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, ((key, _), to))| transfer(key, *to, nonce, 1 + (nonce + i as u64) % 7))
             })
             .collect();
-        let (code, body) = post(
-            validator,
-            "/v1/transactions/batch",
-            serde_json::json!({ "txs": txs }).to_string(),
-        );
-        assert_eq!(code, 200, "{body}");
-        let refused: Vec<&Value> = body["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .filter(|r| r.get("error").is_some())
-            .collect();
-        assert!(refused.is_empty(), "refused: {refused:?}");
+        let rpc = &all[(chunk % 4) as usize];
+        for hash in submit_batch(rpc, &txs, true) {
+            let tx = txs.iter().find(|tx| tx.hash() == hash).expect("ours");
+            submitted.insert(hash, tx.clone());
+        }
     }
+    assert_eq!(submitted.len(), 1_000);
     wait_for(
-        Duration::from_secs(120),
-        "all 200 transfers committed on every node",
+        Duration::from_secs(180),
+        "all 1,000 transfers committed on every node",
         || {
             all.iter().all(|rpc| {
-                account(rpc, &a).is_some_and(|v| v.nonce == 100)
-                    && account(rpc, &a2).is_some_and(|v| v.nonce == 100)
+                senders
+                    .iter()
+                    .all(|((_, id), _)| account(rpc, id).is_some_and(|v| v.nonce == 250))
             })
         },
     );
-    // Every node, the observer included, shows the same balances and receipts.
-    let expected_b = Amount(100_000 + 100 + 200).format(2);
-    for rpc in &all {
-        assert_eq!(
-            account(rpc, &b).expect("account").balance,
-            expected_b,
-            "at {rpc}\n{}",
-            net.logs()
-        );
-    }
-    let status_of = |rpc: &str, hash: &interpool_contracts::Hash| -> TxStatusView {
-        client()
-            .get(format!("{rpc}/v1/transactions/{hash}"))
-            .send()
-            .expect("get")
-            .json()
-            .expect("json")
-    };
-    for hash in hashes.iter().step_by(37) {
-        let views: Vec<TxStatusView> = all.iter().map(|rpc| status_of(rpc, hash)).collect();
-        assert_eq!(views[0].status, TxStatus::Committed);
+
+    // Every node, the observer included, has the same blocks and state roots up to a
+    // common height, and the ledger's own execution of those blocks gives the same roots.
+    let height = all
+        .iter()
+        .map(|rpc| status(rpc).expect("status").height)
+        .min()
+        .expect("nodes");
+    let mut ledger = Ledger::from_genesis(&net.genesis).expect("genesis");
+    let mut previous_root = ledger.state_root();
+    for h in 1..=height {
+        let blocks: Vec<Block> = all
+            .iter()
+            .map(|rpc| get(rpc, &format!("/v1/blocks/{h}")).expect("block"))
+            .collect();
+        // Certificates may differ: each node keeps the quorum of COMMITs it gathered.
         assert!(
-            views.windows(2).all(|w| w[0] == w[1]),
-            "nodes disagree on {hash}: {views:?}"
+            blocks.windows(2).all(|w| (&w[0].hash, &w[0].header, &w[0].transactions, w[0].state_root)
+                == (&w[1].hash, &w[1].header, &w[1].transactions, w[1].state_root)),
+            "nodes disagree on block {h}"
         );
+        let txs: Vec<_> = blocks[0]
+            .transactions
+            .iter()
+            .map(|hash| {
+                submitted[hash]
+                    .clone()
+                    .check_stateless(CHAIN_ID)
+                    .expect("valid")
+            })
+            .collect();
+        let outcome = ledger.apply_block(h, &txs);
+        ledger.check_invariants().expect("invariants");
+        assert_eq!(outcome.state_root, blocks[0].state_root, "state root at {h}");
+        assert_eq!(
+            blocks[0].header.previous_state_root, previous_root,
+            "block {h} certifies the root after {}",
+            h - 1
+        );
+        previous_root = outcome.state_root;
     }
-    let unknown = status_of(validator, &interpool_contracts::Hash([7; 32]));
-    assert_eq!(unknown.status, TxStatus::Unknown);
+    for rpc in &all {
+        for ((_, id), to) in &senders {
+            for who in [id, to] {
+                let view = account(rpc, who).expect("account");
+                let own = ledger.account(who).expect("known");
+                assert_eq!(
+                    (view.balance.clone(), view.nonce),
+                    (own.balance.format(2), own.nonce),
+                    "at {rpc}\n{}",
+                    net.logs()
+                );
+            }
+        }
+    }
+    let views: Vec<_> = submitted
+        .keys()
+        .step_by(97)
+        .map(|hash| {
+            let views: Vec<_> = all
+                .iter()
+                .map(|rpc| tx_status(rpc, hash).expect("status"))
+                .collect();
+            assert_eq!(views[0].status, TxStatus::Committed);
+            assert!(
+                views.windows(2).all(|w| w[0] == w[1]),
+                "nodes disagree on {hash}: {views:?}"
+            );
+            views[0].clone()
+        })
+        .collect();
+    assert!(!views.is_empty());
+    assert_eq!(
+        tx_status(validator, &Hash([7; 32])).expect("status").status,
+        TxStatus::Unknown
+    );
 
     // Writes to an observer are refused.
-    let fresh = to_hex(&transfer(&key_a, a, b, 100, 1).encode());
+    let ((key_a, a), b) = (&senders[0].0, senders[0].1);
+    let fresh = to_hex(&transfer(key_a, b, 250, 1).encode());
     let (code, body) = post(
         observer,
         "/v1/transactions",
@@ -310,17 +155,17 @@ fn consortium_commits_transfers_agrees_and_refuses_bad_input() {
     );
 
     // Bad input: each gets its specific 4xx and changes nothing.
-    let replay = to_hex(&transfer(&key_a, a, b, 0, 1).encode());
-    let mut forged = transfer(&key_a, a, b, 100, 1);
+    let replay = to_hex(&transfer(key_a, b, 0, 1).encode());
+    let mut forged = transfer(key_a, b, 250, 1);
     forged.tx.body = Body::Transfer {
         to: b,
         amount: Amount(999),
         end_to_end_id: "F".into(),
         reference: String::new(),
     };
-    let mut other_chain = transfer(&key_a, a, b, 100, 1).tx;
+    let mut other_chain = transfer(key_a, b, 250, 1).tx;
     other_chain.chain_id = "elsewhere".into();
-    let valid = transfer(&key_a, a, b, 100, 1).encode();
+    let valid = transfer(key_a, b, 250, 1).encode();
     let cases: Vec<(String, u16, &str)> = vec![
         ("{not json".into(), 400, "bad_json"),
         (r#"{"tx": "zz"}"#.into(), 400, "bad_hex"),
@@ -335,7 +180,7 @@ fn consortium_commits_transfers_agrees_and_refuses_bad_input() {
             "bad_signature",
         ),
         (
-            serde_json::json!({ "tx": to_hex(&other_chain.sign(&key_a).encode()) }).to_string(),
+            serde_json::json!({ "tx": to_hex(&other_chain.sign(key_a).encode()) }).to_string(),
             400,
             "wrong_chain",
         ),
@@ -350,7 +195,7 @@ fn consortium_commits_transfers_agrees_and_refuses_bad_input() {
             "body_too_large",
         ),
     ];
-    let before = account(validator, &a).expect("account");
+    let before = account(validator, a).expect("account");
     for (body, code, error) in cases {
         let (got, answer) = post(validator, "/v1/transactions", body);
         assert_eq!(
@@ -359,5 +204,5 @@ fn consortium_commits_transfers_agrees_and_refuses_bad_input() {
             "{answer}"
         );
     }
-    assert_eq!(account(validator, &a).expect("account"), before);
+    assert_eq!(account(validator, a).expect("account"), before);
 }

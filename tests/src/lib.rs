@@ -9,8 +9,8 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
+use std::process::{Child, Command, Stdio};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use wait_timeout::ChildExt;
@@ -74,8 +74,36 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    run_with_env(name, args, &[])
+}
+
+/// [`run`] with extra environment variables (e.g. `INTERPOOL_PASSPHRASE`).
+pub fn run_with_env<I, S>(name: &str, args: I, env: &[(&str, &str)]) -> Finished
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    spawn_with_env(name, args, env).finish(COMMAND_DEADLINE)
+}
+
+/// A workspace binary running in the background, its output collected; killed on drop.
+pub struct Background {
+    name: String,
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// Starts workspace binary `name` with `args` and extra environment variables, stdin
+/// closed, stdout and stderr collected.
+pub fn spawn_with_env<I, S>(name: &str, args: I, env: &[(&str, &str)]) -> Background
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let mut child = Command::new(binary(name))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -102,20 +130,57 @@ where
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let status = match child
-        .wait_timeout(COMMAND_DEADLINE)
-        .expect("wait for child")
-    {
-        Some(status) => status,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name} did not finish within {COMMAND_DEADLINE:?}");
+    Background {
+        name: name.to_string(),
+        child,
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+    }
+}
+
+impl Background {
+    /// True once the process has exited (it is not reaped from the test's point of view:
+    /// [`Background::finish`] still returns its output).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits for the process to end, failing the test if it runs past `deadline` (it is
+    /// killed first).
+    pub fn finish(mut self, deadline: Duration) -> Finished {
+        let status = match self.child.wait_timeout(deadline).expect("wait for child") {
+            Some(status) => status,
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default());
+                panic!(
+                    "{} did not finish within {deadline:?}; stderr: {stderr:?}",
+                    self.name
+                );
+            }
+        };
+        Finished {
+            code: status.code(),
+            stdout: self
+                .stdout
+                .take()
+                .map(|t| t.join().expect("stdout reader"))
+                .unwrap_or_default(),
+            stderr: self
+                .stderr
+                .take()
+                .map(|t| t.join().expect("stderr reader"))
+                .unwrap_or_default(),
         }
-    };
-    Finished {
-        code: status.code(),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

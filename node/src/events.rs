@@ -1,0 +1,173 @@
+//! `GET /v1/events`: Server-Sent Events of what committed blocks did (transactions,
+//! queue releases and expiries, cycle closes), optionally only those concerning one account.
+//!
+//! Every event has the cursor `height:index` as its SSE id (`index` counts the events of
+//! one block, see [`EventView::of_block`]). A client that reconnects with `Last-Event-ID`
+//! (or `?after=`) gets every later event exactly once: events are always read from the
+//! store in height order, so there is no gap and no duplicate, across node restarts too;
+//! the commit announcements only wake the stream up.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use interpool_contracts::views::EventView;
+use interpool_contracts::AccountId;
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
+
+use crate::api::{parse_account, parse_cursor, stored_block, ApiError, ApiState};
+use crate::driver::lock;
+
+/// Events buffered per client before the stream waits for it to read.
+const CLIENT_BUFFER: usize = 1_024;
+
+/// `GET /v1/events` query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only events concerning this account.
+    account: Option<String>,
+    /// Resume after this cursor (`height:index`), like `Last-Event-ID`.
+    after: Option<String>,
+}
+
+/// Where a stream starts: the first height to read, and the last event already seen there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Start {
+    height: u64,
+    seen_through: Option<u32>,
+}
+
+/// The SSE handler.
+pub async fn stream(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let account = query.account.as_deref().map(parse_account).transpose()?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .map(|value| {
+            value.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_cursor",
+                    "Last-Event-ID is not text",
+                )
+            })
+        })
+        .transpose()?;
+    let cursor = query
+        .after
+        .as_deref()
+        .or(last_event_id)
+        .map(parse_cursor)
+        .transpose()?;
+    let start = match cursor {
+        Some((height, index)) => Start {
+            height: height.max(1),
+            seen_through: (height >= 1).then_some(index),
+        },
+        // No cursor: from the next block on.
+        None => Start {
+            height: lock(&state.shared.chain).tip().height + 1,
+            seen_through: None,
+        },
+    };
+    let permit = state.event_streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "this node serves its maximum number of event streams; try again later",
+        )
+    })?;
+    let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
+    tokio::spawn(produce(state, start, account, sender, permit));
+    let events = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|event| (Ok(event), receiver))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+fn kind(event: &EventView) -> &'static str {
+    match event {
+        EventView::Transaction { .. } => "transaction",
+        EventView::Released { .. } => "released",
+        EventView::Expired { .. } => "expired",
+        EventView::CycleClosed { .. } => "cycle_closed",
+    }
+}
+
+/// Reads committed blocks from `start` on and sends their events until the client leaves.
+async fn produce(
+    state: ApiState,
+    start: Start,
+    account: Option<AccountId>,
+    sender: mpsc::Sender<Event>,
+    _permit: OwnedSemaphorePermit,
+) {
+    // Subscribe before the first read, so that no commit can slip between the two.
+    let mut commits = state.shared.committed.subscribe();
+    let mut height = start.height;
+    let mut seen_through = start.seen_through;
+    loop {
+        loop {
+            let stored = {
+                let chain = lock(&state.shared.chain);
+                stored_block(chain.store(), height)
+            };
+            let stored = match stored {
+                Ok(Some(stored)) => stored,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(height, ?error, "event stream stopped: cannot read block");
+                    return;
+                }
+            };
+            let events = EventView::of_block(&stored.block, &stored.outcome, state.decimals);
+            for (index, event) in events.iter().enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                if seen_through.is_some_and(|seen| index <= seen) {
+                    continue;
+                }
+                if account.is_some_and(|account| !event.concerns(&account)) {
+                    continue;
+                }
+                let Ok(sse) = Event::default()
+                    .id(format!("{height}:{index}"))
+                    .event(kind(event))
+                    .json_data(event)
+                else {
+                    continue;
+                };
+                if sender.send(sse).await.is_err() {
+                    return; // the client left
+                }
+            }
+            height += 1;
+            seen_through = None;
+        }
+        match commits.recv().await {
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+        if sender.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Most event streams one node serves at once.
+pub const MAX_EVENT_STREAMS: usize = 256;
+
+/// The limit on concurrent event streams, for [`ApiState`].
+pub fn stream_limit() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS))
+}

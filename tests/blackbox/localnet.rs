@@ -1,0 +1,391 @@
+//! A real local consortium for black-box tests: `interpool-genesis localnet` output, one
+//! `interpool-node` process per node on 127.0.0.1, driven over HTTP. Every wait is on a
+//! condition with a deadline.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use interpool_contracts::keys::PlainKeyFile;
+use interpool_contracts::primitives::to_hex;
+use interpool_contracts::views::{AccountView, StatusView, TxStatusView};
+use interpool_contracts::{AccountId, Amount, Body, Genesis, Hash, SignedTransaction, Transaction};
+use interpool_tests::{binary, run};
+use serde_json::Value;
+
+/// The chain id of every test localnet.
+pub const CHAIN_ID: &str = "net-test";
+
+/// What `interpool-genesis localnet` writes into each config.toml when not told otherwise
+/// (`interpool_genesis::config::defaults::empty_block_interval_ms`).
+const DEFAULT_EMPTY_BLOCK_INTERVAL_MS: u64 = 500;
+
+/// How [`Localnet::generate`] differs from the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra `interpool-genesis localnet` flags, e.g. `["--cycle-blocks", "100000"]`.
+    pub genesis_args: Vec<String>,
+    /// Written into every node's config.toml (`[consensus] empty_block_interval_ms`): how
+    /// long an idle proposer waits before an empty block.
+    pub empty_block_interval_ms: Option<u64>,
+}
+
+/// One node process.
+pub struct Node {
+    /// Its name (`validator-0`, `observer-0`, ...).
+    pub name: String,
+    /// Base URL of its HTTP API.
+    pub rpc: String,
+    /// Its config file.
+    pub config: PathBuf,
+    /// The running process (`None` while stopped).
+    pub child: Option<Child>,
+}
+
+/// A running localnet in a temporary directory; every process is killed on drop.
+pub struct Localnet {
+    dir: tempfile::TempDir,
+    /// The nodes, validators first, in manifest order.
+    pub nodes: Vec<Node>,
+    /// `localnet.json`.
+    pub manifest: Value,
+    /// The genesis.
+    pub genesis: Genesis,
+}
+
+impl Drop for Localnet {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(child) = node.child.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// A base port whose p2p (base + i) and HTTP (base + 1000 + i) ports are all free now.
+fn free_base_port(nodes: u16) -> u16 {
+    let mut candidate = 20_000 + (std::process::id() % 20_000) as u16;
+    loop {
+        let free = (0..nodes).all(|i| {
+            TcpListener::bind(("127.0.0.1", candidate + i)).is_ok()
+                && TcpListener::bind(("127.0.0.1", candidate + 1000 + i)).is_ok()
+        });
+        if free {
+            return candidate;
+        }
+        candidate = 20_000 + (candidate + 37) % 40_000;
+    }
+}
+
+/// Waits until `condition` holds, failing the test after `deadline`.
+pub fn wait_for(deadline: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        // Poll interval while waiting on a condition; the deadline above bounds the wait.
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+/// A blocking HTTP client with a request timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+/// `GET {rpc}{route}` as JSON, `None` on any failure (node down, 4xx, bad JSON).
+pub fn get<T: serde::de::DeserializeOwned>(rpc: &str, route: &str) -> Option<T> {
+    let response = client().get(format!("{rpc}{route}")).send().ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json().ok()
+}
+
+/// `GET /v1/status`.
+pub fn status(rpc: &str) -> Option<StatusView> {
+    get(rpc, "/v1/status")
+}
+
+/// `GET /v1/accounts/{id}`.
+pub fn account(rpc: &str, id: &AccountId) -> Option<AccountView> {
+    get(rpc, &format!("/v1/accounts/{id}"))
+}
+
+/// `GET /v1/transactions/{hash}`.
+pub fn tx_status(rpc: &str, hash: &Hash) -> Option<TxStatusView> {
+    get(rpc, &format!("/v1/transactions/{hash}"))
+}
+
+/// `POST` a JSON body; the status code and the JSON answer.
+pub fn post(rpc: &str, route: &str, body: String) -> (u16, Value) {
+    let response = client()
+        .post(format!("{rpc}{route}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .expect("request");
+    let code = response.status().as_u16();
+    (code, response.json().unwrap_or(Value::Null))
+}
+
+/// Submits a batch; returns the hashes accepted (refusals are listed in the panic message
+/// when `all_accepted`).
+pub fn submit_batch(rpc: &str, txs: &[SignedTransaction], all_accepted: bool) -> Vec<Hash> {
+    let hex: Vec<String> = txs.iter().map(|tx| to_hex(&tx.encode())).collect();
+    let (code, body) = post(
+        rpc,
+        "/v1/transactions/batch",
+        serde_json::json!({ "txs": hex }).to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let results = body["results"].as_array().expect("results");
+    if all_accepted {
+        let refused: Vec<&Value> = results.iter().filter(|r| r.get("error").is_some()).collect();
+        assert!(refused.is_empty(), "refused: {refused:?}");
+    }
+    results
+        .iter()
+        .filter_map(|r| r["hash"].as_str().and_then(|h| h.parse().ok()))
+        .collect()
+}
+
+/// A signed transfer on [`CHAIN_ID`].
+pub fn transfer(
+    key: &ed25519_dalek::SigningKey,
+    to: AccountId,
+    nonce: u64,
+    amount: u64,
+) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN_ID.into(),
+        signer: AccountId(key.verifying_key().to_bytes()),
+        nonce,
+        valid_until_height: 1_000_000,
+        body: Body::Transfer {
+            to,
+            amount: Amount(amount),
+            end_to_end_id: format!("NET-{nonce}"),
+            reference: String::new(),
+        },
+    }
+    .sign(key)
+}
+
+/// The path as text.
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+impl Localnet {
+    /// Generates a localnet and starts every node.
+    pub fn start(validators: usize, observers: usize, banks: usize) -> Localnet {
+        let mut net = Localnet::generate(validators, observers, banks, &Options::default());
+        for i in 0..net.nodes.len() {
+            net.start_node(i);
+        }
+        net
+    }
+
+    /// Generates a localnet with `options` and starts no node: the test starts them with
+    /// [`Localnet::start_node`] (or [`Localnet::start_all`]) when it wants.
+    pub fn generate(
+        validators: usize,
+        observers: usize,
+        banks: usize,
+        options: &Options,
+    ) -> Localnet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("net");
+        let base = free_base_port((validators + observers) as u16).to_string();
+        let mut args: Vec<String> = [
+            "localnet",
+            "--out",
+            path(&out),
+            "--validators",
+            &validators.to_string(),
+            "--observers",
+            &observers.to_string(),
+            "--banks",
+            &banks.to_string(),
+            "--accounts-per-bank",
+            "2",
+            "--base-port",
+            &base,
+            "--chain-id",
+            CHAIN_ID,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(options.genesis_args.iter().cloned());
+        run("interpool-genesis", &args).success();
+        let manifest: Value =
+            serde_json::from_slice(&fs::read(out.join("localnet.json")).expect("manifest"))
+                .expect("json");
+        let genesis: Genesis =
+            serde_json::from_slice(&fs::read(out.join("genesis.json")).expect("genesis"))
+                .expect("genesis json");
+        let nodes: Vec<Node> = manifest["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|node| Node {
+                name: node["name"].as_str().expect("name").to_string(),
+                rpc: node["rpc_url"].as_str().expect("rpc").to_string(),
+                config: out.join(node["config"].as_str().expect("config")),
+                child: None,
+            })
+            .collect();
+        if let Some(interval) = options.empty_block_interval_ms {
+            for node in &nodes {
+                let text = fs::read_to_string(&node.config).expect("config.toml");
+                let default = format!(
+                    "empty_block_interval_ms = {}",
+                    DEFAULT_EMPTY_BLOCK_INTERVAL_MS
+                );
+                assert!(
+                    text.contains(&default),
+                    "{} has no `{default}` line to change:\n{text}",
+                    node.config.display()
+                );
+                let text = text.replace(&default, &format!("empty_block_interval_ms = {interval}"));
+                fs::write(&node.config, text).expect("write config.toml");
+            }
+        }
+        Localnet {
+            dir,
+            nodes,
+            manifest,
+            genesis,
+        }
+    }
+
+    /// Starts every node that is not running.
+    pub fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_none() {
+                self.start_node(i);
+            }
+        }
+    }
+
+    /// Index of the node called `name`.
+    pub fn index(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// The manifest's entry for the node called `name`.
+    pub fn manifest_node(&self, name: &str) -> &Value {
+        self.manifest["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no node {name} in the manifest"))
+    }
+
+    /// Starts node `i` (again) from its config and data directory; its log is appended to.
+    pub fn start_node(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        assert!(node.child.is_none(), "{} is running", node.name);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root().join(format!("{}.log", node.name)))
+            .expect("log file");
+        let child = Command::new(binary("interpool-node"))
+            .args(["run", "--config", path(&node.config), "--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start node");
+        self.nodes[i].child = Some(child);
+    }
+
+    /// `kill -9` node `i`.
+    pub fn kill(&mut self, i: usize) {
+        let mut child = self.nodes[i].child.take().expect("node is running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    /// The HTTP URLs of every node.
+    pub fn rpcs(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.rpc.clone()).collect()
+    }
+
+    /// Index of the validator that proposes `height` in round 0 (the rotation is the
+    /// genesis order; see `ValidatorSet::proposer`).
+    pub fn proposer(&self, height: u64) -> usize {
+        let n = self.genesis.validators.len() as u64;
+        let name = &self.genesis.validators[(height % n) as usize].name;
+        self.nodes
+            .iter()
+            .position(|node| &node.name == name)
+            .expect("validator in manifest")
+    }
+
+    /// Waits until every node in `which` is at `height` or above.
+    pub fn wait_height(&self, which: &[usize], height: u64, deadline: Duration) {
+        wait_for(deadline, &format!("{which:?} at height {height}"), || {
+            which.iter().all(|&i| {
+                status(&self.nodes[i].rpc).is_some_and(|s| s.height >= height)
+            })
+        });
+    }
+
+    /// The localnet's folder.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("net")
+    }
+
+    /// The last lines of every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let text = fs::read_to_string(self.root().join(format!("{}.log", n.name)))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!(
+                    "--- {} ---\n{}",
+                    n.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A key file of the localnet.
+    pub fn key(&self, file: &str) -> ed25519_dalek::SigningKey {
+        let text = fs::read(self.root().join(file)).expect("key file");
+        let key: PlainKeyFile = serde_json::from_slice(&text).expect("key json");
+        key.signing_key().expect("valid key")
+    }
+
+    /// Sample account `index` of bank number `bank`: its key and id.
+    pub fn account_key(&self, bank: usize, index: usize) -> (ed25519_dalek::SigningKey, AccountId) {
+        let file = self.manifest["banks"][bank]["accounts"][index]["key_file"]
+            .as_str()
+            .expect("key file")
+            .to_string();
+        let key = self.key(&file);
+        let id = AccountId(key.verifying_key().to_bytes());
+        (key, id)
+    }
+}

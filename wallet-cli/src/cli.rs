@@ -1,0 +1,617 @@
+//! The command line: global flags, subcommands, and the one function that turns body
+//! arguments into a transaction [`Body`] (shared by the offline `sign` and every networked
+//! command that submits).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use interpool_contracts::{AccountId, Amount, BankId, Body, Hash};
+
+/// The first validator of `scripts/localnet.sh`.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:27000";
+
+/// Blocks a transaction stays valid for when `--valid-for` is not given.
+pub const DEFAULT_VALID_FOR_BLOCKS: u64 = 1000;
+
+/// Seconds `--wait` waits when `--timeout` is not given.
+pub const DEFAULT_WAIT_TIMEOUT_SECONDS: u64 = 60;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "interpool-wallet",
+    version,
+    about = "Interpool wallet: keys, signing, transfers, queries, bank, authority and regulator commands",
+    after_help = "Exit codes: 0 success, 1 rejected or error, 2 usage, 3 still pending when --wait timed out."
+)]
+pub struct Cli {
+    /// The node's HTTP API.
+    #[arg(long, global = true, env = "INTERPOOL_NODE", default_value = DEFAULT_NODE)]
+    pub node: String,
+    /// Machine-readable output: exactly one JSON document on stdout per command (one per
+    /// line for `watch`).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the account id (public key) of a key file.
+    Address {
+        /// Key file (plain or encrypted; no passphrase needed).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Generate a new key and write it to a new file (never overwrites).
+    Keygen {
+        /// The file to create (mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+        /// Free text stored with the key, e.g. `treasury of BANK_A`.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Write the unencrypted format (for localnets only).
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+    /// Sign a transaction offline and print `{"hash": ..., "tx": <hex>}`.
+    Sign(SignArgs),
+    /// An account's balance. With --verify, checked against the genesis validator set
+    /// without trusting the node.
+    Balance {
+        /// Account id (64 hex characters).
+        id: AccountId,
+        /// Verify a Merkle proof and its commit certificate instead of trusting the node.
+        #[arg(long, requires = "genesis")]
+        verify: bool,
+        /// The chain's genesis.json (its validators certify the proof).
+        #[arg(long, requires = "verify")]
+        genesis: Option<PathBuf>,
+    },
+    /// An account: bank, balance, reserved funds, nonce, frozen.
+    Account {
+        /// Account id.
+        id: AccountId,
+    },
+    /// An account's transactions, newest first, one page at a time.
+    History {
+        /// Account id.
+        id: AccountId,
+        /// Transactions per page.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Cursor from the previous page (`next`).
+        #[arg(long)]
+        before: Option<String>,
+    },
+    /// A transaction's status and receipt.
+    Tx {
+        /// Transaction hash.
+        hash: Hash,
+    },
+    /// A block with its commit certificate (the latest by default).
+    Block {
+        /// Height.
+        height: Option<u64>,
+    },
+    /// The node's status: chain, height, peers, mempool.
+    Status,
+    /// A settlement cycle's report (the latest by default).
+    Cycle {
+        /// Cycle number (the first is 1).
+        n: Option<u64>,
+    },
+    /// Every bank: pool, net debit cap, position, queue.
+    Banks,
+    /// Send money from the key's account.
+    Transfer {
+        #[command(flatten)]
+        body: TransferBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Bank operator commands.
+    Bank {
+        #[command(subcommand)]
+        command: BankCommand,
+    },
+    /// Settlement authority commands.
+    Authority {
+        #[command(subcommand)]
+        command: AuthorityCommand,
+    },
+    /// Regulator commands.
+    Regulator {
+        #[command(subcommand)]
+        command: RegulatorCommand,
+    },
+    /// Load generator for a localnet: signed cross-bank transfers between its sample
+    /// customers, submitted in batches; prints throughput and submit-to-commit latency.
+    Load {
+        /// The localnet folder (`localnet.json`, keys).
+        #[arg(long, default_value = "localnet")]
+        localnet: PathBuf,
+        /// Transfers to send.
+        #[arg(long, default_value_t = 10_000)]
+        transfers: usize,
+        /// Transfers per batch request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Target submission rate in transfers per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Seconds to wait for the last commit.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Follow committed transactions, queue releases and settlements live (Ctrl-C stops).
+    Watch {
+        /// Only events touching this account.
+        #[arg(long)]
+        account: Option<AccountId>,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BankCommand {
+    /// Open an account for OWNER at the operator's bank.
+    OpenAccount {
+        #[command(flatten)]
+        body: OpenAccountBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Credit a customer account (cash in).
+    Deposit {
+        #[command(flatten)]
+        body: AccountAmountBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Debit a customer account (cash out).
+    Withdraw {
+        #[command(flatten)]
+        body: AccountAmountBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthorityCommand {
+    /// Issue settlement money into a bank's pool.
+    Issue {
+        #[command(flatten)]
+        body: BankAmountBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Redeem settlement money from a bank's pool.
+    Redeem {
+        #[command(flatten)]
+        body: BankAmountBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Set a bank's net debit cap.
+    SetCap {
+        #[command(flatten)]
+        body: CapBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Close the current settlement cycle at the end of the next block.
+    Settle {
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegulatorCommand {
+    /// Freeze an account: it can no longer send or be withdrawn from.
+    Freeze {
+        #[command(flatten)]
+        body: AccountBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Lift a freeze.
+    Unfreeze {
+        #[command(flatten)]
+        body: AccountBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+}
+
+/// What every submitting command takes besides its body.
+#[derive(Debug, Clone, Args)]
+pub struct SubmitArgs {
+    /// Key file of the signer (plain, or encrypted: asks for the passphrase or reads
+    /// INTERPOOL_PASSPHRASE).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Sign with this nonce instead of asking the node for the signer's next one.
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// The transaction may be included up to this many blocks after the current height.
+    #[arg(long, default_value_t = DEFAULT_VALID_FOR_BLOCKS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub valid_for: u64,
+    /// Wait until the transaction is committed, rejected or expired.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (exit code 3) [default: 60].
+    #[arg(long, requires = "wait")]
+    pub timeout: Option<u64>,
+}
+
+/// `sign`: everything comes from the command line; nothing is asked of a node.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Key file of the signer.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The chain id (from genesis.json).
+    #[arg(long)]
+    pub chain_id: String,
+    /// The signer's next nonce.
+    #[arg(long)]
+    pub nonce: u64,
+    /// Last block height at which the transaction may be included.
+    #[arg(long)]
+    pub valid_until: u64,
+    /// Minor-unit digits of the chain's currency (from genesis.json).
+    #[arg(long, default_value_t = 2)]
+    pub decimals: u8,
+    #[command(subcommand)]
+    pub body: BodyArgs,
+}
+
+/// A transaction body as given on the command line. `sign` takes it as a subcommand; the
+/// networked commands build one from their own arguments.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BodyArgs {
+    /// Customer transfer from the signer's account.
+    Transfer(TransferBody),
+    /// Bank operator: open an account for OWNER at the operator's bank.
+    OpenAccount(OpenAccountBody),
+    /// Bank operator: credit a customer account (cash in).
+    Deposit(AccountAmountBody),
+    /// Bank operator: debit a customer account (cash out).
+    Withdraw(AccountAmountBody),
+    /// Settlement authority: issue money into a bank's pool.
+    Issue(BankAmountBody),
+    /// Settlement authority: redeem money from a bank's pool.
+    Redeem(BankAmountBody),
+    /// Settlement authority: set a bank's net debit cap.
+    SetCap(CapBody),
+    /// Settlement authority: close the current settlement cycle.
+    Settle,
+    /// Regulator: freeze an account.
+    Freeze(AccountBody),
+    /// Regulator: unfreeze an account.
+    Unfreeze(AccountBody),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TransferBody {
+    /// Recipient account id (64 hex characters).
+    #[arg(long)]
+    pub to: AccountId,
+    /// Amount, e.g. 12.34.
+    #[arg(long)]
+    pub amount: String,
+    /// Idempotency key (1–35 printable ASCII characters); reuse it when re-signing a
+    /// transfer whose fate you do not know. Default: derived from the signer and the nonce.
+    #[arg(long)]
+    pub end_to_end_id: Option<String>,
+    /// Free text for the recipient (up to 140 characters).
+    #[arg(long, default_value = "")]
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OpenAccountBody {
+    /// The new account's public key.
+    #[arg(long)]
+    pub owner: AccountId,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AccountAmountBody {
+    /// Account id.
+    #[arg(long)]
+    pub account: AccountId,
+    /// Amount.
+    #[arg(long)]
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BankAmountBody {
+    /// Bank id.
+    #[arg(long)]
+    pub bank: BankId,
+    /// Amount.
+    #[arg(long)]
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CapBody {
+    /// Bank id.
+    #[arg(long)]
+    pub bank: BankId,
+    /// New net debit cap.
+    #[arg(long, visible_alias = "cap")]
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AccountBody {
+    /// Account id.
+    #[arg(long)]
+    pub account: AccountId,
+}
+
+/// The default end-to-end id of a transfer: the signer's first 12 hex digits and the nonce
+/// (at most 33 characters). Unique per signer and nonce, and the same when a transfer is
+/// re-signed with the same nonce, so a retry after an uncertain answer stays a duplicate.
+pub fn default_end_to_end_id(signer: &AccountId, nonce: u64) -> String {
+    format!("{}-{nonce}", &signer.to_hex()[..12])
+}
+
+impl BodyArgs {
+    /// The one place a [`Body`] is built from command-line arguments. `decimals` parses the
+    /// amounts; `signer` and `nonce` give the default end-to-end id.
+    pub fn build(&self, decimals: u8, signer: &AccountId, nonce: u64) -> Result<Body> {
+        let amount =
+            |text: &str| Amount::parse(text, decimals).with_context(|| format!("amount {text:?}"));
+        Ok(match self {
+            BodyArgs::Transfer(t) => Body::Transfer {
+                to: t.to,
+                amount: amount(&t.amount)?,
+                end_to_end_id: t
+                    .end_to_end_id
+                    .clone()
+                    .unwrap_or_else(|| default_end_to_end_id(signer, nonce)),
+                reference: t.reference.clone(),
+            },
+            BodyArgs::OpenAccount(b) => Body::OpenAccount { owner: b.owner },
+            BodyArgs::Deposit(b) => Body::Deposit {
+                account: b.account,
+                amount: amount(&b.amount)?,
+            },
+            BodyArgs::Withdraw(b) => Body::Withdraw {
+                account: b.account,
+                amount: amount(&b.amount)?,
+            },
+            BodyArgs::Issue(b) => Body::Issue {
+                bank: b.bank.clone(),
+                amount: amount(&b.amount)?,
+            },
+            BodyArgs::Redeem(b) => Body::Redeem {
+                bank: b.bank.clone(),
+                amount: amount(&b.amount)?,
+            },
+            BodyArgs::SetCap(b) => Body::SetNetDebitCap {
+                bank: b.bank.clone(),
+                cap: amount(&b.amount)?,
+            },
+            BodyArgs::Settle => Body::SettleCycle,
+            BodyArgs::Freeze(b) => Body::Freeze { account: b.account },
+            BodyArgs::Unfreeze(b) => Body::Unfreeze { account: b.account },
+        })
+    }
+
+    /// Officials (authority, regulators, operators) sign everything but transfers; they
+    /// have no account, so their nonce comes from `/v1/signers`.
+    pub fn signed_by_official(&self) -> bool {
+        !matches!(self, BodyArgs::Transfer(_))
+    }
+}
+
+impl Command {
+    /// For the commands that submit a transaction: its body and the submit arguments.
+    pub fn submission(self) -> Result<(BodyArgs, SubmitArgs), Box<Command>> {
+        use AuthorityCommand as A;
+        use BankCommand as B;
+        use RegulatorCommand as R;
+        Ok(match self {
+            Command::Transfer { body, submit } => (BodyArgs::Transfer(body), submit),
+            Command::Bank { command } => match command {
+                B::OpenAccount { body, submit } => (BodyArgs::OpenAccount(body), submit),
+                B::Deposit { body, submit } => (BodyArgs::Deposit(body), submit),
+                B::Withdraw { body, submit } => (BodyArgs::Withdraw(body), submit),
+            },
+            Command::Authority { command } => match command {
+                A::Issue { body, submit } => (BodyArgs::Issue(body), submit),
+                A::Redeem { body, submit } => (BodyArgs::Redeem(body), submit),
+                A::SetCap { body, submit } => (BodyArgs::SetCap(body), submit),
+                A::Settle { submit } => (BodyArgs::Settle, submit),
+            },
+            Command::Regulator { command } => match command {
+                R::Freeze { body, submit } => (BodyArgs::Freeze(body), submit),
+                R::Unfreeze { body, submit } => (BodyArgs::Unfreeze(body), submit),
+            },
+            other => return Err(Box::new(other)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use interpool_contracts::testkit::account;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("interpool-wallet").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn amounts_are_parsed_with_the_chain_decimals() {
+        let signer = account(1);
+        let body = BodyArgs::Deposit(AccountAmountBody {
+            account: account(2),
+            amount: "12.34".into(),
+        });
+        assert_eq!(
+            body.build(2, &signer, 0).expect("valid"),
+            Body::Deposit {
+                account: account(2),
+                amount: Amount(1234)
+            }
+        );
+        assert_eq!(
+            body.build(3, &signer, 0).expect("valid"),
+            Body::Deposit {
+                account: account(2),
+                amount: Amount(12_340)
+            }
+        );
+        let error = format!("{:#}", body.build(1, &signer, 0).expect_err("too precise"));
+        assert!(
+            error.contains("12.34") && error.contains("decimal places"),
+            "{error}"
+        );
+        for bad in ["-1", "1e3", "", "1,5", "abc"] {
+            let body = BodyArgs::Issue(BankAmountBody {
+                bank: BankId::new("B").expect("id"),
+                amount: bad.into(),
+            });
+            assert!(body.build(2, &signer, 0).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn default_end_to_end_id_is_valid_and_stable() {
+        let signer = account(7);
+        let id = default_end_to_end_id(&signer, u64::MAX);
+        assert!(id.len() <= 35, "{id}");
+        assert_eq!(id, default_end_to_end_id(&signer, u64::MAX));
+        assert_ne!(id, default_end_to_end_id(&signer, 0));
+        let body = BodyArgs::Transfer(TransferBody {
+            to: account(8),
+            amount: "1".into(),
+            end_to_end_id: None,
+            reference: String::new(),
+        });
+        match body.build(2, &signer, 5).expect("valid") {
+            Body::Transfer { end_to_end_id, .. } => {
+                assert_eq!(end_to_end_id, default_end_to_end_id(&signer, 5))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn networked_commands_parse_into_bodies() {
+        let to = account(2).to_hex();
+        let cli = parse(&[
+            "transfer",
+            "--key",
+            "k.json",
+            "--to",
+            &to,
+            "--amount",
+            "1.5",
+            "--wait",
+            "--timeout",
+            "5",
+            "--json",
+        ])
+        .expect("parses");
+        assert!(cli.json);
+        let (body, submit) = cli.command.submission().expect("submits");
+        assert!(matches!(body, BodyArgs::Transfer(_)));
+        assert!(submit.wait);
+        assert_eq!(submit.timeout, Some(5));
+        assert_eq!(submit.valid_for, DEFAULT_VALID_FOR_BLOCKS);
+
+        let cli = parse(&[
+            "authority",
+            "set-cap",
+            "--key",
+            "a.json",
+            "--bank",
+            "BANK_A",
+            "--amount",
+            "10",
+        ])
+        .expect("parses");
+        let (body, _) = cli.command.submission().expect("submits");
+        assert!(body.signed_by_official());
+        assert!(matches!(body, BodyArgs::SetCap(_)));
+
+        // `sign` keeps its old spelling of the cap.
+        let cli = parse(&[
+            "sign",
+            "--key",
+            "a.json",
+            "--chain-id",
+            "c",
+            "--nonce",
+            "0",
+            "--valid-until",
+            "9",
+            "set-cap",
+            "--bank",
+            "BANK_A",
+            "--cap",
+            "10",
+        ])
+        .expect("parses");
+        assert!(matches!(cli.command, Command::Sign(_)));
+
+        assert!(parse(&["status"])
+            .expect("parses")
+            .command
+            .submission()
+            .is_err());
+    }
+
+    #[test]
+    fn usage_errors_are_caught_by_the_parser() {
+        let usage = |args: &[&str]| {
+            let error = parse(args).expect_err("usage error");
+            assert!(error.use_stderr(), "{args:?}");
+        };
+        // --timeout only makes sense with --wait.
+        usage(&["authority", "settle", "--key", "a.json", "--timeout", "5"]);
+        // --verify needs the genesis file.
+        usage(&["balance", &account(1).to_hex(), "--verify"]);
+        usage(&["balance", "not-hex"]);
+        usage(&[
+            "bank",
+            "deposit",
+            "--key",
+            "k",
+            "--account",
+            &account(1).to_hex(),
+        ]);
+        usage(&[
+            "transfer",
+            "--key",
+            "k",
+            "--to",
+            &account(1).to_hex(),
+            "--amount",
+            "1",
+            "--valid-for",
+            "0",
+        ]);
+        usage(&["history", &account(1).to_hex(), "--limit", "0"]);
+    }
+}

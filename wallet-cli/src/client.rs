@@ -1,0 +1,553 @@
+//! The node's HTTP API as seen by the wallet: typed requests over a blocking client, and
+//! one error type whose every variant reads as one clear line (what was asked, what went
+//! wrong, and the node's error code when it sent one).
+
+use std::io::Read;
+use std::time::Duration;
+
+use interpool_consensus::CommitCertificate;
+use interpool_contracts::views::{
+    AccountHistoryView, AccountProofView, AccountView, BankView, BlockView, CycleView, SignerView,
+    StatusView, SubmitView, TxStatusView,
+};
+use interpool_contracts::{AccountId, ErrorView, Hash};
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Longest answer read, in bytes: an account proof carries a whole block in hex.
+pub const MAX_RESPONSE_BYTES: u64 = 160 << 20;
+/// How long to wait for a TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long any one request may wait for the node.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the event stream may stay silent before the wallet reconnects.
+const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A failed request.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// `--node` / `INTERPOOL_NODE` is not a usable URL.
+    #[error("invalid node URL {url:?}: {reason}")]
+    BadUrl {
+        /// What was given.
+        url: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// No TCP connection (refused, unreachable, DNS).
+    #[error("cannot connect to the node at {node}: {reason}")]
+    Connect {
+        /// The node's base URL.
+        node: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The node did not answer in time.
+    #[error("{request}: the node at {node} did not answer within {seconds} s")]
+    Timeout {
+        /// `GET /v1/...`.
+        request: String,
+        /// The node's base URL.
+        node: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// The node answered with its JSON error.
+    #[error("{request}: the node answered {status} {code}: {message}")]
+    Api {
+        /// `GET /v1/...`.
+        request: String,
+        /// HTTP status.
+        status: u16,
+        /// The node's stable error code.
+        code: String,
+        /// The node's explanation.
+        message: String,
+    },
+    /// An error status without the JSON error body (a proxy, or not an Interpool node).
+    #[error("{request}: the node answered HTTP {status} without an error body: {snippet:?}")]
+    Status {
+        /// `GET /v1/...`.
+        request: String,
+        /// HTTP status.
+        status: u16,
+        /// The start of what it sent.
+        snippet: String,
+    },
+    /// A success status with a body that is not the expected JSON.
+    #[error("{request}: the answer is not the expected JSON ({reason}): {snippet:?}")]
+    BadBody {
+        /// `GET /v1/...`.
+        request: String,
+        /// The parser's complaint.
+        reason: String,
+        /// The start of what it sent.
+        snippet: String,
+    },
+    /// Anything else on the way (connection reset, body too large, ...).
+    #[error("{request}: {reason}")]
+    Transport {
+        /// `GET /v1/...`.
+        request: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl ClientError {
+    /// The node's error code, if it sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if the node answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// `{"error": {"code", "message"}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorView,
+}
+
+/// `POST /v1/transactions` body.
+#[derive(Serialize)]
+struct SubmitRequest<'a> {
+    tx: &'a str,
+}
+
+/// The start of a body, printable on one line.
+fn snippet(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The innermost cause of an error (for reqwest, the operating system's reason).
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+/// Checks a node URL: `http://host[:port][/prefix]`, no query or fragment.
+pub fn parse_node_url(text: &str) -> Result<Url, ClientError> {
+    let bad = |reason: &str| ClientError::BadUrl {
+        url: text.chars().take(200).collect(),
+        reason: reason.into(),
+    };
+    if !text.contains("://") {
+        return Err(bad(&format!("no scheme; did you mean http://{text}?")));
+    }
+    let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(bad(
+                "https is not supported by this build (it has no TLS stack); use http:// \
+                 or a local TLS-terminating proxy",
+            ))
+        }
+        other => return Err(bad(&format!("scheme {other:?}, expected http"))),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("a node URL has no query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials in the URL are not supported"));
+    }
+    Ok(url)
+}
+
+/// A connection to one node's API.
+pub struct Node {
+    base: String,
+    http: Client,
+}
+
+impl Node {
+    /// A client for the node at `url` (checked, not contacted).
+    pub fn new(url: &str) -> Result<Node, ClientError> {
+        let parsed = parse_node_url(url)?;
+        let http = Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("interpool-wallet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::BadUrl {
+                url: url.into(),
+                reason: format!("cannot build an HTTP client: {}", root_cause(&e)),
+            })?;
+        Ok(Node {
+            base: parsed.as_str().trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// The node's base URL.
+    #[cfg(test)]
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn describe(method: &Method, path: &str) -> String {
+        format!("{method} {path}")
+    }
+
+    fn transport_error(
+        &self,
+        request: String,
+        error: reqwest::Error,
+        timeout: Duration,
+    ) -> ClientError {
+        if error.is_connect() {
+            ClientError::Connect {
+                node: self.base.clone(),
+                reason: root_cause(&error),
+            }
+        } else if error.is_timeout() {
+            ClientError::Timeout {
+                request,
+                node: self.base.clone(),
+                seconds: timeout.as_secs(),
+            }
+        } else {
+            ClientError::Transport {
+                request,
+                reason: root_cause(&error),
+            }
+        }
+    }
+
+    /// Sends a request and returns the status and the (bounded) body.
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let request = Self::describe(&method, path);
+        let mut builder = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header(ACCEPT, "application/json");
+        if !query.is_empty() {
+            builder = builder.query(query);
+        }
+        if let Some(body) = body {
+            builder = builder.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = builder
+            .send()
+            .map_err(|e| self.transport_error(request.clone(), e, REQUEST_TIMEOUT))?;
+        let status = response.status();
+        let mut bytes = Vec::new();
+        response
+            .take(MAX_RESPONSE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ClientError::Transport {
+                request: request.clone(),
+                reason: format!("reading the answer: {}", root_cause(&e)),
+            })?;
+        if bytes.len() as u64 > MAX_RESPONSE_BYTES {
+            return Err(ClientError::Transport {
+                request,
+                reason: format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+            });
+        }
+        Ok((status, bytes))
+    }
+
+    /// The error for an answer with an error status.
+    fn error_of(request: String, status: StatusCode, bytes: &[u8]) -> ClientError {
+        match serde_json::from_slice::<ErrorBody>(bytes) {
+            Ok(body) => ClientError::Api {
+                request,
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message.replace(['\n', '\r'], " "),
+            },
+            Err(_) => ClientError::Status {
+                request,
+                status: status.as_u16(),
+                snippet: snippet(bytes),
+            },
+        }
+    }
+
+    /// Turns a status and body into `T` or the node's error.
+    fn decode<T: DeserializeOwned>(
+        request: String,
+        status: StatusCode,
+        bytes: &[u8],
+    ) -> Result<T, ClientError> {
+        if !status.is_success() {
+            return Err(Self::error_of(request, status, bytes));
+        }
+        serde_json::from_slice(bytes).map_err(|e| ClientError::BadBody {
+            request,
+            reason: e.to_string(),
+            snippet: snippet(bytes),
+        })
+    }
+
+    /// `GET path` as JSON.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let (status, bytes) = self.send(Method::GET, path, query, None)?;
+        Self::decode(Self::describe(&Method::GET, path), status, &bytes)
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|e| ClientError::Transport {
+            request: Self::describe(&Method::POST, path),
+            reason: e.to_string(),
+        })?;
+        let (status, bytes) = self.send(Method::POST, path, &[], Some(json))?;
+        Self::decode(Self::describe(&Method::POST, path), status, &bytes)
+    }
+
+    /// `GET /v1/status`.
+    pub fn status(&self) -> Result<StatusView, ClientError> {
+        self.get("/v1/status", &[])
+    }
+
+    /// `GET /v1/accounts/{id}`.
+    pub fn account(&self, id: &AccountId) -> Result<AccountView, ClientError> {
+        self.get(&format!("/v1/accounts/{id}"), &[])
+    }
+
+    /// `GET /v1/signers/{id}`.
+    pub fn signer(&self, id: &AccountId) -> Result<SignerView, ClientError> {
+        self.get(&format!("/v1/signers/{id}"), &[])
+    }
+
+    /// `GET /v1/accounts/{id}/proof`.
+    pub fn account_proof(
+        &self,
+        id: &AccountId,
+    ) -> Result<AccountProofView<CommitCertificate>, ClientError> {
+        self.get(&format!("/v1/accounts/{id}/proof"), &[])
+    }
+
+    /// `GET /v1/accounts/{id}/transactions`.
+    pub fn history(
+        &self,
+        id: &AccountId,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<AccountHistoryView, ClientError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(before) = before {
+            query.push(("before", before.to_string()));
+        }
+        self.get(&format!("/v1/accounts/{id}/transactions"), &query)
+    }
+
+    /// `GET /v1/transactions/{hash}`.
+    pub fn transaction(&self, hash: &Hash) -> Result<TxStatusView, ClientError> {
+        self.get(&format!("/v1/transactions/{hash}"), &[])
+    }
+
+    /// `POST /v1/transactions`.
+    pub fn submit(&self, tx_hex: &str) -> Result<SubmitView, ClientError> {
+        self.post("/v1/transactions", &SubmitRequest { tx: tx_hex })
+    }
+
+    /// `GET /v1/blocks/{height}` or `/v1/blocks/latest`.
+    pub fn block(&self, height: Option<u64>) -> Result<BlockView<CommitCertificate>, ClientError> {
+        match height {
+            Some(h) => self.get(&format!("/v1/blocks/{h}"), &[]),
+            None => self.get("/v1/blocks/latest", &[]),
+        }
+    }
+
+    /// `GET /v1/cycles/{n}` or `/v1/cycles/latest`.
+    pub fn cycle(&self, n: Option<u64>) -> Result<CycleView, ClientError> {
+        match n {
+            Some(n) => self.get(&format!("/v1/cycles/{n}"), &[]),
+            None => self.get("/v1/cycles/latest", &[]),
+        }
+    }
+
+    /// `GET /v1/banks`.
+    pub fn banks(&self) -> Result<Vec<BankView>, ClientError> {
+        self.get("/v1/banks", &[])
+    }
+
+    /// Opens `GET /v1/events` as a Server-Sent Events stream, resuming after
+    /// `last_event_id` if given. Returns the open response to read lines from.
+    pub fn events(
+        &self,
+        account: Option<&AccountId>,
+        last_event_id: Option<&str>,
+    ) -> Result<Response, ClientError> {
+        let path = "/v1/events";
+        let request = Self::describe(&Method::GET, path);
+        // A stream has no overall deadline; a silent one is dropped and resumed.
+        let http = Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(STREAM_IDLE_TIMEOUT)
+            .user_agent(concat!("interpool-wallet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Transport {
+                request: request.clone(),
+                reason: root_cause(&e),
+            })?;
+        let mut builder = http
+            .get(format!("{}{}", self.base, path))
+            .header(ACCEPT, "text/event-stream");
+        if let Some(account) = account {
+            builder = builder.query(&[("account", account.to_hex())]);
+        }
+        if let Some(id) = last_event_id {
+            builder = builder.header("Last-Event-ID", id);
+        }
+        let response = builder
+            .send()
+            .map_err(|e| self.transport_error(request.clone(), e, STREAM_IDLE_TIMEOUT))?;
+        let status = response.status();
+        if !status.is_success() {
+            let mut bytes = Vec::new();
+            let _ = response.take(64 * 1024).read_to_end(&mut bytes);
+            return Err(Self::error_of(request, status, &bytes));
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !content_type.starts_with("text/event-stream") {
+            return Err(ClientError::BadBody {
+                request,
+                reason: format!("content type {content_type:?}, expected text/event-stream"),
+                snippet: String::new(),
+            });
+        }
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::teststub::{self, Reply};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn answers_errors_and_garbage_are_told_apart() {
+        let calls = AtomicUsize::new(0);
+        let stub = teststub::serve(move |_| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::json(200, teststub::status_json(7)),
+            1 => Reply::error(404, "unknown_account", "no account x"),
+            2 => Reply {
+                status: 502,
+                content_type: "text/html",
+                body: "<html>Bad Gateway</html>".into(),
+            },
+            _ => Reply {
+                status: 200,
+                content_type: "text/plain",
+                body: "hello".into(),
+            },
+        });
+        let node = Node::new(&stub.url).expect("url");
+        assert_eq!(node.status().expect("status").height, 7);
+
+        let error = node.account(&AccountId([1; 32])).expect_err("404");
+        assert_eq!(error.code(), Some("unknown_account"));
+        let line = error.to_string();
+        assert!(line.contains("404 unknown_account: no account x"), "{line}");
+        assert!(line.starts_with("GET /v1/accounts/"), "{line}");
+
+        let line = node.status().expect_err("502").to_string();
+        assert!(
+            line.contains("HTTP 502") && line.contains("Bad Gateway"),
+            "{line}"
+        );
+
+        let line = node.status().expect_err("not JSON").to_string();
+        assert!(
+            line.contains("not the expected JSON") && line.contains("hello"),
+            "{line}"
+        );
+
+        // Query parameters are encoded, ids are in the path.
+        let _ = node.history(&AccountId([1; 32]), 5, Some("9:0"));
+        let last = stub.requests().pop().expect("request");
+        assert_eq!(
+            last.target,
+            format!(
+                "/v1/accounts/{}/transactions?limit=5&before=9%3A0",
+                AccountId([1; 32])
+            )
+        );
+    }
+
+    #[test]
+    fn connection_refused_is_one_clear_line() {
+        // Bind then drop: nothing listens on the port any more.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let node = Node::new(&format!("http://127.0.0.1:{port}")).expect("url");
+        let error = node.status().expect_err("refused");
+        assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
+        let line = error.to_string();
+        assert!(
+            line.contains("cannot connect to the node at http://127.0.0.1"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn node_urls_are_checked() {
+        assert!(parse_node_url("http://127.0.0.1:27000").is_ok());
+        assert!(parse_node_url("http://node.example/api/").is_ok());
+        for bad in [
+            "127.0.0.1:27000",
+            "ftp://x",
+            "https://x",
+            "http://",
+            "http://x/?a=1",
+            "not a url",
+        ] {
+            let error = parse_node_url(bad).expect_err(bad);
+            assert!(error.to_string().starts_with("invalid node URL"), "{error}");
+        }
+        let node = Node::new("http://h:1/prefix/").expect("url");
+        assert_eq!(node.base(), "http://h:1/prefix");
+    }
+}

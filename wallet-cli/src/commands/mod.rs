@@ -1,0 +1,71 @@
+//! The commands: each takes its parsed arguments and the output mode, does its work, and
+//! returns how the process should exit. Errors bubble up to `main` as one line.
+
+mod keys;
+mod load;
+mod query;
+mod submit;
+mod watch;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+use crate::output::Output;
+
+/// Runs the command `cli` names.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let out = Output { json: cli.json };
+    let node = cli.node;
+    let command = match cli.command.submission() {
+        Ok((body, args)) => return submit::submit(&node, out, &body, &args),
+        Err(command) => command,
+    };
+    match *command {
+        Command::Address { key } => keys::address(out, &key),
+        Command::Keygen {
+            out: path,
+            label,
+            insecure_plaintext,
+        } => keys::keygen(out, &path, &label, insecure_plaintext),
+        Command::Sign(args) => keys::sign(&args),
+        Command::Balance {
+            id,
+            verify: true,
+            genesis: Some(genesis),
+        } => query::verified_balance(&node, out, &id, &genesis),
+        Command::Balance { id, .. } => query::balance(&node, out, &id),
+        Command::Account { id } => query::account(&node, out, &id),
+        Command::History { id, limit, before } => {
+            query::history(&node, out, &id, limit, before.as_deref())
+        }
+        Command::Tx { hash } => query::transaction(&node, out, &hash),
+        Command::Block { height } => query::block(&node, out, height),
+        Command::Status => query::status(&node, out),
+        Command::Cycle { n } => query::cycle(&node, out, n),
+        Command::Banks => query::banks(&node, out),
+        Command::Watch { account, limit } => watch::watch(&node, out, account.as_ref(), limit),
+        Command::Load {
+            localnet,
+            transfers,
+            batch,
+            rate,
+            timeout,
+        } => load::load(
+            out,
+            &load::LoadArgs {
+                localnet,
+                transfers,
+                batch,
+                rate,
+                timeout,
+            },
+        ),
+        Command::Transfer { .. }
+        | Command::Bank { .. }
+        | Command::Authority { .. }
+        | Command::Regulator { .. } => Err(anyhow::anyhow!(
+            "internal error: a submitting command was not dispatched to submit"
+        )),
+    }
+}

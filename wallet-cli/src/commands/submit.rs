@@ -1,0 +1,501 @@
+//! Every command that submits a transaction: look up the chain and the signer's nonce,
+//! sign, submit, and with `--wait` follow the transaction until it is committed, rejected
+//! or expired.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use interpool_contracts::outcome::Outcome;
+use interpool_contracts::primitives::to_hex;
+use interpool_contracts::views::{TxStatus, TxStatusView};
+use interpool_contracts::{AccountId, Transaction};
+use serde::Serialize;
+
+use crate::cli::{BodyArgs, SubmitArgs, DEFAULT_WAIT_TIMEOUT_SECONDS};
+use crate::client::{ClientError, Node};
+use crate::commands::query::{describe_transaction, outcome_detail, status_name};
+use crate::exit::{is_final, Exit};
+use crate::keyfile;
+use crate::output::{fields, Output};
+
+/// How often `--wait` asks about the transaction.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What a submitting command prints: the transaction's status (as `GET
+/// /v1/transactions/{hash}` shows it) and how it was signed.
+#[derive(Serialize)]
+struct Submitted {
+    #[serde(flatten)]
+    status: TxStatusView,
+    signer: AccountId,
+    nonce: u64,
+    valid_until_height: u64,
+}
+
+/// The signer's next nonce: from its account for a customer's transfer, from
+/// `/v1/signers/{id}` for an official (who has no account).
+fn next_nonce(node: &Node, signer: &AccountId, official: bool) -> Result<u64> {
+    if !official {
+        return match node.account(signer) {
+            Ok(account) => Ok(account.nonce),
+            Err(e) if e.code() == Some("unknown_account") => Err(anyhow!(
+                "the key {signer} has no account on this chain, so it cannot send transfers ({e})"
+            )),
+            Err(e) => Err(e).context(format!("cannot look up the nonce of {signer}")),
+        };
+    }
+    match node.signer(signer) {
+        Ok(view) => Ok(view.nonce),
+        // The route itself is missing: an older node.
+        Err(e)
+            if e.code() == Some("not_found") || (e.status() == Some(404) && e.code().is_none()) =>
+        {
+            Err(anyhow!(
+                "this node cannot tell the nonce of {signer} ({e}); pass --nonce N"
+            ))
+        }
+        Err(e) => Err(e).context(format!("cannot look up the nonce of {signer}")),
+    }
+}
+
+/// Explains the submission refusals a user can act on.
+fn submit_error(error: ClientError, nonce: u64) -> anyhow::Error {
+    let hint = match error.code() {
+        Some("nonce_taken") | Some("already_pending") => format!(
+            "; a transaction with nonce {nonce} from this key is already pending: wait for it \
+             (interpool-wallet tx HASH) or pass --nonce"
+        ),
+        Some("bad_nonce") => "; pass --nonce with the signer's next nonce".into(),
+        Some("read_only") => "; use --node with a validator's URL".into(),
+        _ => String::new(),
+    };
+    anyhow!("cannot submit the transaction: {error}{hint}")
+}
+
+/// Signs `body` with the key of `args` and submits it to `node`.
+pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -> Result<Exit> {
+    let node = Node::new(node_url)?;
+    let (key, signer) = keyfile::load_signing_key(&args.key)?;
+    let chain = node
+        .status()
+        .context("cannot read the chain id and decimals")?;
+    let nonce = match args.nonce {
+        Some(nonce) => nonce,
+        None => next_nonce(&node, &signer, body.signed_by_official())?,
+    };
+    let valid_until_height = chain
+        .height
+        .checked_add(args.valid_for)
+        .ok_or_else(|| anyhow!("--valid-for {} is too large", args.valid_for))?;
+    let signed = Transaction {
+        chain_id: chain.chain_id.clone(),
+        signer,
+        nonce,
+        valid_until_height,
+        body: body.build(chain.decimals, &signer, nonce)?,
+    }
+    .sign(&key);
+    // The node would refuse it on sight; say why without a round trip.
+    let verified = signed
+        .check_stateless(&chain.chain_id)
+        .map_err(|e| anyhow!("{} ({})", e, e.code()))?;
+    let hash = verified.hash();
+    let accepted = node
+        .submit(&to_hex(&verified.signed().encode()))
+        .map_err(|e| submit_error(e, nonce))?;
+    if accepted.hash != hash {
+        bail!(
+            "the node acknowledged transaction {} but the wallet submitted {hash}",
+            accepted.hash
+        );
+    }
+    let pending = TxStatusView {
+        hash,
+        status: TxStatus::Pending,
+        height: None,
+        settled_height: None,
+        receipt: None,
+    };
+    let (last, exit) = if args.wait {
+        let timeout = Duration::from_secs(args.timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT_SECONDS));
+        wait(&node, out, pending, valid_until_height, timeout)?
+    } else {
+        (pending, Exit::Success)
+    };
+    let result = Submitted {
+        status: last,
+        signer,
+        nonce,
+        valid_until_height,
+    };
+    out.show(&result, || {
+        let mut rows = describe_transaction(&result.status);
+        rows.push(("signer", signer.to_hex()));
+        rows.push(("nonce", nonce.to_string()));
+        rows.push(("valid until", format!("height {valid_until_height}")));
+        fields(&rows)
+    })?;
+    report_end(&result.status, exit, args.wait);
+    Ok(exit)
+}
+
+/// The one stderr line for a transaction that did not succeed.
+fn report_end(view: &TxStatusView, exit: Exit, waited: bool) {
+    let hash = view.hash;
+    match exit {
+        Exit::Success => {}
+        Exit::StillPending => eprintln!(
+            "transaction {hash} is still {} after the --wait timeout; check later with \
+             `interpool-wallet tx {hash}`",
+            status_name(view.status)
+        ),
+        Exit::Failure | Exit::Usage if waited => eprintln!(
+            "error: transaction {hash} {}: {}",
+            status_name(view.status),
+            outcome_detail(view)
+        ),
+        Exit::Failure | Exit::Usage => {}
+    }
+}
+
+fn transient(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Connect { .. } | ClientError::Timeout { .. } | ClientError::Transport { .. }
+    ) || error.status().is_some_and(|s| s >= 500)
+}
+
+/// Polls until the transaction is final or `timeout` passes. Prints `queued` once.
+fn wait(
+    node: &Node,
+    out: Output,
+    mut last: TxStatusView,
+    valid_until_height: u64,
+    timeout: Duration,
+) -> Result<(TxStatusView, Exit)> {
+    let deadline = Instant::now() + timeout;
+    let mut announced_queue = false;
+    let mut warned = false;
+    loop {
+        match node.transaction(&last.hash) {
+            Ok(view) => last = view,
+            // The node may restart or be busy: keep asking until the deadline; the
+            // transaction's fate is unknown, not failed.
+            Err(error) if transient(&error) => {
+                if !warned {
+                    eprintln!("warning: {error}; still waiting");
+                    warned = true;
+                }
+            }
+            Err(error) => return Err(error).context("cannot follow the transaction"),
+        }
+        if last.status == TxStatus::Queued && !announced_queue {
+            let expires = match last.receipt.as_ref().map(|r| &r.outcome) {
+                Some(Outcome::Queued { expires_at_height }) => {
+                    format!(" until height {expires_at_height} at the latest")
+                }
+                _ => String::new(),
+            };
+            out.note(&format!(
+                "queued: waiting in the bank's queue for room under its net debit cap{expires} \
+                 (funds reserved)"
+            ))?;
+            announced_queue = true;
+        }
+        if is_final(last.status) {
+            return Ok((last.clone(), Exit::for_status(last.status)));
+        }
+        if last.status == TxStatus::Unknown {
+            // Dropped from the mempool (e.g. it outlived its validity) and never included.
+            if let Ok(status) = node.status() {
+                if status.height > valid_until_height {
+                    bail!(
+                        "transaction {} was not included by its last valid height \
+                         {valid_until_height} and will never be; it can be signed again",
+                        last.hash
+                    );
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok((last.clone(), Exit::StillPending));
+        }
+        thread::sleep(POLL_INTERVAL.min(deadline - now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::TransferBody;
+    use crate::teststub::{self, Reply, Request};
+    use interpool_contracts::keys::PlainKeyFile;
+    use interpool_contracts::outcome::Receipt;
+    use interpool_contracts::testkit::{account, key};
+    use interpool_contracts::{Amount, Body, Hash, SignedTransaction, TxError};
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const OUT: Output = Output { json: true };
+
+    fn key_file(dir: &tempfile::TempDir, seed: u64) -> PathBuf {
+        let path = dir.path().join(format!("key-{seed}.json"));
+        let json = serde_json::to_vec(&PlainKeyFile::new("test", &key(seed))).expect("json");
+        std::fs::write(&path, json).expect("write");
+        path
+    }
+
+    fn args(key: PathBuf, wait: bool, timeout: u64) -> SubmitArgs {
+        SubmitArgs {
+            key,
+            nonce: None,
+            valid_for: 100,
+            wait,
+            timeout: Some(timeout),
+        }
+    }
+
+    fn transfer_to(seed: u64) -> BodyArgs {
+        BodyArgs::Transfer(TransferBody {
+            to: account(seed),
+            amount: "1.50".into(),
+            end_to_end_id: None,
+            reference: "rent".into(),
+        })
+    }
+
+    /// Remembers the submitted transaction and answers `POST /v1/transactions` as a node.
+    fn accept(request: &Request, store: &Mutex<Option<SignedTransaction>>) -> Reply {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json");
+        let hex = body["tx"].as_str().expect("tx");
+        let bytes = interpool_contracts::primitives::from_hex_vec(hex, 4096).expect("hex");
+        let signed = SignedTransaction::decode(&bytes).expect("decodes");
+        let hash = signed.hash();
+        *store.lock().expect("lock") = Some(signed);
+        Reply::json(202, serde_json::json!({ "hash": hash }).to_string())
+    }
+
+    fn tx_status(hash: Hash, status: TxStatus, outcome: Option<Outcome>) -> Reply {
+        let view = TxStatusView {
+            hash,
+            status,
+            height: outcome.as_ref().map(|_| 11),
+            settled_height: (status == TxStatus::Committed).then_some(12),
+            receipt: outcome.map(|outcome| Receipt {
+                tx_hash: hash,
+                height: 11,
+                index: 0,
+                outcome,
+            }),
+        };
+        Reply::json(200, serde_json::to_string(&view).expect("json"))
+    }
+
+    fn submitted_hash(store: &Mutex<Option<SignedTransaction>>) -> Hash {
+        store
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .map(|t| t.hash())
+            .unwrap_or(Hash::ZERO)
+    }
+
+    #[test]
+    fn a_transfer_is_signed_with_the_chain_and_nonce_and_followed_through_the_queue() {
+        let dir = tempfile::tempdir().expect("dir");
+        let signer = account(1);
+        let store = Arc::new(Mutex::new(None));
+        let polls = AtomicUsize::new(0);
+        let seen = Arc::clone(&store);
+        let stub = teststub::serve(move |request| {
+            let target = request.target.as_str();
+            match request.method.as_str() {
+                "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
+                "GET" if target == format!("/v1/accounts/{signer}") => Reply::json(
+                    200,
+                    serde_json::json!({"id": signer, "bank": "BANK_A", "balance": "9.00",
+                        "reserved": "0.00", "nonce": 4, "frozen": false})
+                    .to_string(),
+                ),
+                "POST" if target == "/v1/transactions" => accept(request, &seen),
+                "GET" if target.starts_with("/v1/transactions/") => {
+                    let hash = submitted_hash(&seen);
+                    let queued = Outcome::Queued {
+                        expires_at_height: 31,
+                    };
+                    match polls.fetch_add(1, Ordering::SeqCst) {
+                        0 => tx_status(hash, TxStatus::Pending, None),
+                        1 | 2 => tx_status(hash, TxStatus::Queued, Some(queued)),
+                        _ => tx_status(hash, TxStatus::Committed, Some(queued)),
+                    }
+                }
+                _ => Reply::error(404, "not_found", "no such route"),
+            }
+        });
+        let exit = submit(
+            &stub.url,
+            OUT,
+            &transfer_to(2),
+            &args(key_file(&dir, 1), true, 20),
+        )
+        .expect("submits");
+        assert_eq!(exit, Exit::Success);
+        let signed = store.lock().expect("lock").clone().expect("submitted");
+        assert_eq!(signed.tx.chain_id, "c");
+        assert_eq!(signed.tx.signer, signer);
+        assert_eq!(signed.tx.nonce, 4);
+        assert_eq!(signed.tx.valid_until_height, 110);
+        assert_eq!(
+            signed.tx.body,
+            Body::Transfer {
+                to: account(2),
+                amount: Amount(150),
+                end_to_end_id: crate::cli::default_end_to_end_id(&signer, 4),
+                reference: "rent".into(),
+            }
+        );
+        signed.check_stateless("c").expect("a valid signature");
+        // No signer lookup for a customer: the account has the nonce.
+        assert!(stub
+            .requests()
+            .iter()
+            .all(|r| !r.target.starts_with("/v1/signers")));
+    }
+
+    #[test]
+    fn an_official_gets_the_nonce_from_signers_and_a_rejection_exits_1() {
+        let dir = tempfile::tempdir().expect("dir");
+        let authority = account(3);
+        let store = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&store);
+        let stub = teststub::serve(move |request| {
+            let target = request.target.as_str();
+            match request.method.as_str() {
+                "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
+                "GET" if target == format!("/v1/signers/{authority}") => Reply::json(
+                    200,
+                    serde_json::json!({"id": authority, "nonce": 7, "role": "authority",
+                        "bank": null})
+                    .to_string(),
+                ),
+                "POST" if target == "/v1/transactions" => accept(request, &seen),
+                "GET" if target.starts_with("/v1/transactions/") => tx_status(
+                    submitted_hash(&seen),
+                    TxStatus::Rejected,
+                    Some(Outcome::Rejected {
+                        error: TxError::ZeroAmount,
+                    }),
+                ),
+                _ => Reply::error(404, "not_found", "no such route"),
+            }
+        });
+        let exit = submit(
+            &stub.url,
+            OUT,
+            &BodyArgs::Settle,
+            &args(key_file(&dir, 3), true, 20),
+        )
+        .expect("submits");
+        assert_eq!(exit, Exit::Failure);
+        let signed = store.lock().expect("lock").clone().expect("submitted");
+        assert_eq!((signed.tx.nonce, signed.tx.body), (7, Body::SettleCycle));
+    }
+
+    #[test]
+    fn a_wait_that_times_out_exits_3_and_without_wait_it_returns_at_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&store);
+        let stub = teststub::serve(move |request| {
+            let target = request.target.as_str();
+            match request.method.as_str() {
+                "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
+                "POST" if target == "/v1/transactions" => accept(request, &seen),
+                "GET" if target.starts_with("/v1/transactions/") => {
+                    tx_status(submitted_hash(&seen), TxStatus::Pending, None)
+                }
+                _ => Reply::error(404, "not_found", "no such route"),
+            }
+        });
+        let mut with_nonce = args(key_file(&dir, 3), true, 1);
+        with_nonce.nonce = Some(9);
+        let exit = submit(&stub.url, OUT, &BodyArgs::Settle, &with_nonce).expect("submits");
+        assert_eq!(exit, Exit::StillPending);
+        with_nonce.wait = false;
+        let exit = submit(&stub.url, OUT, &BodyArgs::Settle, &with_nonce).expect("submits");
+        assert_eq!(exit, Exit::Success);
+        assert_eq!(
+            store.lock().expect("lock").as_ref().map(|t| t.tx.nonce),
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn missing_nonce_routes_and_refusals_are_explained() {
+        let dir = tempfile::tempdir().expect("dir");
+        let stub = teststub::serve(move |request| match request.target.as_str() {
+            "/v1/status" => Reply::json(200, teststub::status_json(10)),
+            "/v1/transactions" => Reply::error(409, "nonce_taken", "nonce 2 is pending"),
+            target if target.starts_with("/v1/accounts/") => {
+                Reply::error(404, "unknown_account", "no account")
+            }
+            _ => Reply::error(404, "not_found", "no such route; see /v1/status"),
+        });
+        let error = submit(
+            &stub.url,
+            OUT,
+            &BodyArgs::Settle,
+            &args(key_file(&dir, 3), false, 1),
+        )
+        .expect_err("no signers route");
+        let line = format!("{error:#}");
+        assert!(
+            line.contains("pass --nonce N") && line.contains("not_found"),
+            "{line}"
+        );
+
+        let error = submit(
+            &stub.url,
+            OUT,
+            &transfer_to(2),
+            &args(key_file(&dir, 1), false, 1),
+        )
+        .expect_err("no account");
+        let line = format!("{error:#}");
+        assert!(line.contains("has no account on this chain"), "{line}");
+
+        let mut with_nonce = args(key_file(&dir, 3), false, 1);
+        with_nonce.nonce = Some(2);
+        let error =
+            submit(&stub.url, OUT, &BodyArgs::Settle, &with_nonce).expect_err("nonce taken");
+        let line = format!("{error:#}");
+        assert!(
+            line.contains("409 nonce_taken") && line.contains("already pending"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn only_connection_trouble_and_server_errors_are_retried() {
+        let api = |status| ClientError::Api {
+            request: "GET /".into(),
+            status,
+            code: "x".into(),
+            message: "y".into(),
+        };
+        assert!(transient(&ClientError::Connect {
+            node: "n".into(),
+            reason: "refused".into()
+        }));
+        assert!(transient(&api(503)));
+        assert!(!transient(&api(400)));
+        assert!(!transient(&ClientError::BadBody {
+            request: "GET /".into(),
+            reason: "r".into(),
+            snippet: String::new()
+        }));
+    }
+}
