@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NET=${INTERPOOL_LOCALNET:-localnet}
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 BASE_PORT=${INTERPOOL_BASE_PORT:-26000}
 
 log() { printf '==> %s\n' "$*"; }

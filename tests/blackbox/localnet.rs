@@ -6,6 +6,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use interpool_contracts::keys::PlainKeyFile;
@@ -57,6 +58,10 @@ pub struct Localnet {
 
 impl Drop for Localnet {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The temporary directory goes with the test: show why it failed first.
+            eprintln!("node logs (last lines):\n{}", self.logs());
+        }
         for node in &mut self.nodes {
             if let Some(child) = node.child.as_mut() {
                 let _ = child.kill();
@@ -66,10 +71,17 @@ impl Drop for Localnet {
     }
 }
 
-/// A base port whose p2p (base + i) and HTTP (base + 1000 + i) ports are all free now.
+/// Port ranges handed out in this process: tests run in parallel threads, and two of them
+/// must never pick the same range even if both see it free at the same moment.
+static NEXT_RANGE: AtomicU32 = AtomicU32::new(0);
+
+/// A base port whose p2p (base + i) and HTTP (base + 1000 + i) ports are all free now and
+/// that no other localnet of this process has been given.
 fn free_base_port(nodes: u16) -> u16 {
-    let mut candidate = 20_000 + (std::process::id() % 20_000) as u16;
+    let start = std::process::id() % 400 * 50;
     loop {
+        let step = NEXT_RANGE.fetch_add(16, Ordering::Relaxed);
+        let candidate = 20_000 + ((start + step) % 40_000) as u16;
         let free = (0..nodes).all(|i| {
             TcpListener::bind(("127.0.0.1", candidate + i)).is_ok()
                 && TcpListener::bind(("127.0.0.1", candidate + 1000 + i)).is_ok()
@@ -77,7 +89,6 @@ fn free_base_port(nodes: u16) -> u16 {
         if free {
             return candidate;
         }
-        candidate = 20_000 + (candidate + 37) % 40_000;
     }
 }
 
@@ -150,7 +161,10 @@ pub fn submit_batch(rpc: &str, txs: &[SignedTransaction], all_accepted: bool) ->
     assert_eq!(code, 200, "{body}");
     let results = body["results"].as_array().expect("results");
     if all_accepted {
-        let refused: Vec<&Value> = results.iter().filter(|r| r.get("error").is_some()).collect();
+        let refused: Vec<&Value> = results
+            .iter()
+            .filter(|r| r.get("error").is_some())
+            .collect();
         assert!(refused.is_empty(), "refused: {refused:?}");
     }
     results
@@ -342,9 +356,9 @@ impl Localnet {
     /// Waits until every node in `which` is at `height` or above.
     pub fn wait_height(&self, which: &[usize], height: u64, deadline: Duration) {
         wait_for(deadline, &format!("{which:?} at height {height}"), || {
-            which.iter().all(|&i| {
-                status(&self.nodes[i].rpc).is_some_and(|s| s.height >= height)
-            })
+            which
+                .iter()
+                .all(|&i| status(&self.nodes[i].rpc).is_some_and(|s| s.height >= height))
         });
     }
 

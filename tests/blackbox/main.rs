@@ -2,6 +2,7 @@
 
 mod audit;
 mod dependency_rules;
+mod events;
 mod faults;
 mod intruder;
 mod journey;
