@@ -53,7 +53,7 @@ demo() {
 
     log "an incoming 200.00 for BANK_C makes room: the queued payment is released in the same block"
     wallet transfer --key "$key/customer-BANK_D-0.json" --to "$c0" --amount 200.00 --wait
-    wallet account "$c0"
+    wallet history "$c0" --limit 2
 
     log "the settlement authority closes the cycle: one net movement per bank"
     wallet authority settle --key "$key/authority.json" --wait
