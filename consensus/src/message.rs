@@ -48,10 +48,13 @@ const TAG_ROUND_CHANGE: &[u8] = b"interpool/consensus/v1/round-change";
 
 /// A PREPARE or COMMIT: "I vote for `digest` at `(height, round)`".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Vote {
     /// Height voted on.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub height: Height,
     /// Round voted in.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub round: Round,
     /// Digest of the payload voted for.
     pub digest: Digest,
@@ -84,10 +87,15 @@ pub struct PreparedCertificate {
 /// `2f + 1` COMMIT signatures for one `(height, round, digest)`: proof of finality that
 /// anyone holding the validator set can check with [`CommitCertificate::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitCertificate {
     /// What was committed.
     pub vote: Vote,
     /// COMMIT signatures, sorted by validator index.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(schema_with = crate::types::openapi::signatures)
+    )]
     pub signatures: Vec<(PublicKey, Signature)>,
 }
 

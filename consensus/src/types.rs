@@ -346,6 +346,93 @@ impl<'de> Deserialize<'de> for ValidatorSet {
     }
 }
 
+/// JSON schemas for the node's OpenAPI document, written by hand because the serde forms
+/// are hand-written too: hex strings in JSON.
+#[cfg(feature = "openapi")]
+pub(crate) mod openapi {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{Array, ArrayBuilder, ArrayItems, Object, ObjectBuilder, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Digest, PublicKey, Signature};
+
+    /// A string of exactly `2 * bytes` hex digits (either case accepted, lowercase served).
+    fn hex_schema(bytes: usize, description: &str) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .pattern(Some(format!("^[0-9a-fA-F]{{{}}}$", bytes * 2)))
+            .min_length(Some(bytes * 2))
+            .max_length(Some(bytes * 2))
+            .examples(["ab".repeat(bytes)])
+            .build()
+    }
+
+    fn digest() -> Object {
+        hex_schema(
+            32,
+            "A SHA-256 digest (of a block, for the node): 32 bytes as 64 hex characters \
+             (served in lowercase; either case is accepted).",
+        )
+    }
+
+    fn public_key() -> Object {
+        hex_schema(
+            32,
+            "A validator's ed25519 public key (compressed): 32 bytes as 64 hex characters \
+             (served in lowercase; either case is accepted).",
+        )
+    }
+
+    fn signature() -> Object {
+        hex_schema(
+            64,
+            "An ed25519 signature: 64 bytes as 128 hex characters (served in lowercase; \
+             either case is accepted).",
+        )
+    }
+
+    macro_rules! hex_schema_impl {
+        ($name:ident, $schema:ident) => {
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+                    $schema().into()
+                }
+            }
+
+            impl ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        };
+    }
+
+    hex_schema_impl!(Digest, digest);
+    hex_schema_impl!(PublicKey, public_key);
+    hex_schema_impl!(Signature, signature);
+
+    /// `Vec<(PublicKey, Signature)>` as serde writes it in JSON: an array of
+    /// `[public_key, signature]` pairs (each pair a two-element array).
+    pub(crate) fn signatures() -> Array {
+        let pair = ArrayBuilder::new()
+            .prefix_items([public_key(), signature()])
+            .items(ArrayItems::False)
+            .min_items(Some(2))
+            .description(Some(
+                "`[public_key, signature]`: a validator's key and its signature.",
+            ));
+        ArrayBuilder::new()
+            .items(pair)
+            .description(Some(
+                "Signatures, sorted by validator index: each a `[public_key, signature]` pair.",
+            ))
+            .build()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub const MAX_BLOCK_BYTES: u64 = 64 << 20;
 
 /// A block header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockHeader {
     /// The chain.
     pub chain_id: String,

@@ -15,6 +15,7 @@ use crate::tx::BodyKind;
 
 /// A rejected transaction's reason.
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TxError {
     // --- stateless ---------------------------------------------------------------------
     /// The canonical encoding is larger than the limit.
@@ -193,6 +194,7 @@ impl TxError {
 
 /// A rejection as shown to clients: `{"code": "...", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorView {
     /// Stable machine-readable code.
     pub code: String,

@@ -52,6 +52,7 @@ pub struct Params {
 
 /// A customer account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// The bank that holds it.
     pub bank: BankId,
@@ -217,6 +218,7 @@ pub struct InvariantViolation(pub String);
 
 /// An account's state with a Merkle proof against a state root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountProof {
     /// The account id.
     pub id: AccountId,
@@ -778,7 +780,7 @@ impl Ledger {
         self.forget_end_to_end_ids(height);
         let trigger = if settle_requested {
             Some(SettlementTrigger::Authority)
-        } else if height % self.params.cycle_blocks == 0 {
+        } else if height.is_multiple_of(self.params.cycle_blocks) {
             Some(SettlementTrigger::Schedule)
         } else {
             None

@@ -8,6 +8,7 @@ use crate::primitives::{AccountId, Amount, BankId, Hash};
 
 /// A transaction's outcome in the block that included it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Executed: balances changed in this block.
@@ -27,6 +28,7 @@ pub enum Outcome {
 
 /// The receipt of one transaction in a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The transaction's hash.
     pub tx_hash: Hash,
@@ -40,6 +42,7 @@ pub struct Receipt {
 
 /// A queued transfer leaving the queue: released (executed) or expired (refunded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueEvent {
     /// The transfer's transaction hash.
     pub tx_hash: Hash,
@@ -97,6 +100,7 @@ pub struct SettlementReport {
 
 /// Why a cycle closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SettlementTrigger {
     /// The height is a multiple of `cycle_blocks`.

@@ -59,7 +59,7 @@ pub fn from_hex_array<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
 
 /// Parses hex of any even length into bytes (at most `max_bytes`, checked before allocating).
 pub fn from_hex_vec(text: &str, max_bytes: usize) -> Result<Vec<u8>, HexError> {
-    if text.len() % 2 != 0 || text.len() / 2 > max_bytes {
+    if !text.len().is_multiple_of(2) || text.len() / 2 > max_bytes {
         return Err(HexError::Length {
             expected: (text.len() / 2).min(max_bytes) * 2,
             got: text.len(),
@@ -359,6 +359,105 @@ impl Amount {
         let padded = format!("{:0>width$}", digits, width = decimals + 1);
         let (whole, fraction) = padded.split_at(padded.len() - decimals);
         format!("{whole}.{fraction}")
+    }
+}
+
+/// JSON schemas of the primitives for the node's OpenAPI document, written by hand because
+/// their serde forms are hand-written too (hex strings, a validated string, a bare integer).
+#[cfg(feature = "openapi")]
+mod openapi {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{AccountId, Amount, BankId, Hash};
+
+    /// A string of exactly `2 * bytes` hex digits (either case accepted, lowercase served).
+    fn hex_schema(bytes: usize, description: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .pattern(Some(format!("^[0-9a-fA-F]{{{}}}$", bytes * 2)))
+            .min_length(Some(bytes * 2))
+            .max_length(Some(bytes * 2))
+            .examples(["ab".repeat(bytes)])
+            .into()
+    }
+
+    impl PartialSchema for Hash {
+        fn schema() -> RefOr<Schema> {
+            hex_schema(
+                32,
+                "A SHA-256 digest: 32 bytes as 64 hex characters (served in lowercase; \
+                 either case is accepted).",
+            )
+        }
+    }
+
+    impl ToSchema for Hash {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Hash")
+        }
+    }
+
+    impl PartialSchema for AccountId {
+        fn schema() -> RefOr<Schema> {
+            hex_schema(
+                32,
+                "An account or signer: its owner's ed25519 public key, 32 bytes as 64 hex \
+                 characters (served in lowercase; either case is accepted).",
+            )
+        }
+    }
+
+    impl ToSchema for AccountId {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("AccountId")
+        }
+    }
+
+    impl PartialSchema for BankId {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "A member bank's identifier: 1 to 12 characters of `A-Z`, `0-9` and `_`.",
+                ))
+                .pattern(Some(format!("^[A-Z0-9_]{{1,{}}}$", BankId::MAX_LEN)))
+                .min_length(Some(1))
+                .max_length(Some(BankId::MAX_LEN))
+                .examples(["BANK_A"])
+                .into()
+        }
+    }
+
+    impl ToSchema for BankId {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("BankId")
+        }
+    }
+
+    impl PartialSchema for Amount {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::Custom("uint64".into())))
+                .minimum(Some(0))
+                .description(Some(
+                    "Money in minor units (e.g. cents): an unsigned 64-bit integer, never \
+                     negative, never a fraction.",
+                ))
+                .examples([1234])
+                .into()
+        }
+    }
+
+    impl ToSchema for Amount {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Amount")
+        }
     }
 }
 

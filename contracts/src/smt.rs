@@ -361,10 +361,12 @@ pub enum ProofError {
 /// A Merkle proof: the sibling hashes from the root down, and what the path ends in (the
 /// key's own leaf, another key's leaf, or an empty subtree).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Proof {
     /// Sibling hashes, root first.
     pub siblings: Vec<Hash>,
     /// The leaf the path ends in, as `(key, value_hash)`; `None` for an empty subtree.
+    #[cfg_attr(feature = "openapi", schema(min_items = 2))]
     pub terminal: Option<(Hash, Hash)>,
 }
 

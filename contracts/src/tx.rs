@@ -101,6 +101,7 @@ pub enum Body {
 
 /// The kind of a [`Body`], without its fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BodyKind {
     /// [`Body::Transfer`]

@@ -11,6 +11,7 @@ use crate::primitives::{AccountId, Amount, BankId, Hash};
 
 /// `GET /v1/accounts/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountView {
     /// The account id.
     pub id: AccountId,
@@ -42,6 +43,7 @@ impl AccountView {
 
 /// Where a transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
     /// In the mempool.
@@ -60,6 +62,7 @@ pub enum TxStatus {
 
 /// `GET /v1/transactions/{hash}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxStatusView {
     /// The transaction hash.
     pub hash: Hash,
@@ -75,6 +78,7 @@ pub struct TxStatusView {
 
 /// `POST /v1/transactions` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitView {
     /// The accepted transaction's hash.
     pub hash: Hash,
@@ -82,6 +86,7 @@ pub struct SubmitView {
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusView {
     /// Chain id.
     pub chain_id: String,
@@ -109,6 +114,7 @@ pub struct StatusView {
 
 /// `GET /v1/banks/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BankView {
     /// The bank id.
     pub id: BankId,
@@ -137,6 +143,7 @@ impl BankView {
 
 /// One bank's line of [`CycleView`] (amounts as decimal strings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BankPositionView {
     /// The bank.
     pub bank: BankId,
@@ -154,6 +161,7 @@ pub struct BankPositionView {
 
 /// `GET /v1/cycles/{n}` and `/v1/cycles/latest`: a closed cycle's settlement report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CycleView {
     /// Cycle number (the first is 1).
     pub cycle: u64,
@@ -201,6 +209,7 @@ impl CycleView {
 /// that this crate stays free of the consensus crate: the node and the wallet use
 /// `BlockView<interpool_consensus::CommitCertificate>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockView<C> {
     /// The block hash (the digest its certificate names).
     pub hash: Hash,
@@ -220,6 +229,7 @@ pub struct BlockView<C> {
 /// holds the genesis validator set trusts no node: it checks the certificate over the
 /// block's hash, the root in the block's header, and the proof against the root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountProofView<C> {
     /// The account's state (absent: the proof shows it does not exist) and its proof.
     pub proof: AccountProof,
@@ -233,6 +243,7 @@ pub struct AccountProofView<C> {
 
 /// `GET /v1/accounts/{id}/transactions`: one page of an account's history, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountHistoryView {
     /// The account.
     pub account: AccountId,
@@ -245,6 +256,7 @@ pub struct AccountHistoryView {
 /// What a committed block did, as `GET /v1/events` streams it (one SSE event each; the SSE
 /// id is the cursor `height:index`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventView {
     /// A transaction was included (committed, queued or rejected).
@@ -315,6 +327,7 @@ impl EventView {
 /// `GET /v1/signers/{id}`: any key that may sign (customer account or official) and the
 /// next nonce it signs with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignerView {
     /// The key.
     pub id: AccountId,

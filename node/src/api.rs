@@ -4,9 +4,13 @@
 //! when the mempool is full): bad input never gets a 5xx, a panic or a hang. Bodies are
 //! read as bytes under a size limit and parsed here, so that even a malformed or oversized
 //! body gets an answer in that shape.
+//!
+//! Each handler carries its OpenAPI description (`#[utoipa::path]`) and is registered with
+//! `routes!`, which routes it and documents it in one step: the document served at
+//! `GET /v1/openapi.json` cannot list a route the node does not serve, nor miss one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,22 +18,24 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use interpool_consensus::CommitCertificate;
 use interpool_contracts::codec;
 use interpool_contracts::primitives::{from_hex_vec, to_hex};
 use interpool_contracts::tx::{check_stateless_batch, MAX_TX_BYTES};
 use interpool_contracts::views::{
-    AccountHistoryView, AccountProofView, AccountView, BankView, BlockView, CycleView,
-    SignerView, StatusView, SubmitView, TxStatus, TxStatusView,
+    AccountHistoryView, AccountProofView, AccountView, BankView, BlockView, CycleView, SignerView,
+    StatusView, SubmitView, TxStatus, TxStatusView,
 };
 use interpool_contracts::{
-    AccountId, BankId, Block, BlockOutcome, ErrorView, Hash, Outcome, Receipt,
-    SignedTransaction, TxError,
+    AccountId, BankId, Block, BlockOutcome, ErrorView, Hash, Outcome, Receipt, SignedTransaction,
+    TxError,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::chain::Chain;
 use crate::driver::{lock, DriverInput, Shared, MAX_CERTIFICATE_BYTES};
@@ -76,8 +82,11 @@ pub struct ApiError {
     view: ErrorView,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`. The responses of the
+/// OpenAPI document name the codes each route answers with.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// A stable machine-readable code and a human-readable message.
     error: &'a ErrorView,
 }
 
@@ -163,24 +172,74 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// The router, with the request body limit.
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/transactions", post(submit))
-        .route("/v1/transactions/batch", post(submit_batch))
-        .route("/v1/transactions/{hash}", get(transaction))
-        .route("/v1/accounts/{id}", get(account))
-        .route("/v1/accounts/{id}/transactions", get(account_history))
-        .route("/v1/accounts/{id}/proof", get(account_proof))
-        .route("/v1/signers/{id}", get(signer))
-        .route("/v1/banks", get(banks))
-        .route("/v1/banks/{id}", get(bank))
-        .route("/v1/blocks/{height}", get(block))
-        .route("/v1/cycles/{cycle}", get(cycle))
-        .route("/v1/events", get(crate::events::stream))
-        .route("/metrics", get(metrics))
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+/// Every route with its OpenAPI description: `routes!` registers each handler at the method
+/// and path of its `#[utoipa::path]` and adds that description to the document.
+fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(document_root())
+        .routes(routes!(status))
+        .routes(routes!(submit))
+        .routes(routes!(submit_batch))
+        .routes(routes!(transaction))
+        .routes(routes!(account))
+        .routes(routes!(account_history))
+        .routes(routes!(account_proof))
+        .routes(routes!(signer))
+        .routes(routes!(banks))
+        .routes(routes!(bank))
+        .routes(routes!(block))
+        .routes(routes!(cycle))
+        .routes(routes!(crate::events::stream))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+/// The document before the routes add their paths and schemas.
+fn document_root() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{InfoBuilder, OpenApiBuilder};
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Interpool node API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The HTTP API of an Interpool node (validator or observer). JSON in and \
+                     out; ids and hashes are hex, amounts in views are decimal strings \
+                     formatted with the chain's `decimals`. Every error is \
+                     `{\"error\": {\"code\", \"message\"}}` with a 4xx status, or 503 \
+                     when the node cannot serve the request right now.",
+                ))
+                .build(),
+        )
+        .build()
+}
+
+/// The OpenAPI document of this API, as `GET /v1/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// Built once: it depends only on the code.
+static OPENAPI: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(openapi);
+
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    summary = "This OpenAPI document",
+    tag = "node",
+    responses(
+        (status = 200, description = "This document: OpenAPI 3.1, generated from the handlers' \
+            own types", body = Object),
+    )
+)]
+async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(&OPENAPI)
 }
 
 async fn not_found() -> ApiError {
@@ -191,6 +250,13 @@ async fn not_found() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    summary = "The node, its role and its chain tip",
+    tag = "node",
+    responses((status = 200, description = "The node and its chain tip", body = StatusView))
+)]
 async fn status(State(state): State<ApiState>) -> ApiResult<Json<StatusView>> {
     let chain = lock(&state.shared.chain);
     let tip = chain.tip();
@@ -214,24 +280,48 @@ async fn status(State(state): State<ApiState>) -> ApiResult<Json<StatusView>> {
     }))
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/transactions` body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubmitRequest {
+    /// A signed transaction: its canonical encoding in hex (at most `MAX_TX_BYTES`, 2048
+    /// bytes).
+    #[schema(pattern = "^([0-9a-fA-F]{2})*$", max_length = 4096)]
     tx: String,
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/transactions/batch` body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
+    /// Signed transactions, each a canonical encoding in hex as in `POST /v1/transactions`;
+    /// at most 10000 (more is answered 413 `batch_too_large`). A bad entry is answered in
+    /// place in the results, not with an error for the whole batch.
+    #[schema(max_items = 10000)]
     txs: Vec<String>,
 }
 
-/// One result of a batch submission.
-#[derive(Serialize)]
+/// `POST /v1/transactions/batch` answer: one result per submitted transaction, in order.
+#[derive(Serialize, ToSchema)]
+struct BatchView {
+    /// One result per transaction, in the order submitted.
+    results: Vec<BatchItem>,
+}
+
+/// One result of a batch submission: the hash of an admitted transaction, or why it was not.
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 enum BatchItem {
-    Accepted { hash: Hash },
-    Refused { error: ErrorView },
+    /// Admitted to the mempool.
+    Accepted {
+        /// The transaction's hash.
+        hash: Hash,
+    },
+    /// Not admitted: the error a single submission would have got.
+    Refused {
+        /// Why.
+        error: ErrorView,
+    },
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
@@ -309,6 +399,33 @@ async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> ApiResult<Vec<A
     Ok(results)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/transactions",
+    summary = "Submit one signed transaction",
+    tag = "transactions",
+    request_body(content = SubmitRequest, content_type = "application/json",
+        description = "One signed transaction"),
+    responses(
+        (status = 202, description = "Admitted to the mempool; poll \
+            `GET /v1/transactions/{hash}` for its outcome", body = SubmitView),
+        (status = 400, description = "`bad_body`, `bad_json`, `bad_hex`, \
+            `malformed_transaction`, or a rejection found without the ledger state: \
+            `oversized`, `wrong_chain`, `invalid_signer`, `bad_signature`, `zero_amount`, \
+            `invalid_end_to_end_id`, `invalid_reference`, `invalid_account_key`, \
+            `self_transfer`", body = ErrorBody),
+        (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
+        (status = 409, description = "`already_pending`, `nonce_taken` (another pending \
+            transaction of the signer has this nonce) or `already_included`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 422, description = "Rejected against the ledger state: the code of the \
+            rejection (`unknown_signer`, `bad_nonce`, `expired`, `insufficient_funds`, …)",
+            body = ErrorBody),
+        (status = 429, description = "`too_many_pending`: the signer has too many pending \
+            transactions", body = ErrorBody),
+        (status = 503, description = "`mempool_full` or `unavailable`", body = ErrorBody),
+    )
+)]
 async fn submit(
     State(state): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
@@ -327,10 +444,26 @@ async fn submit(
     Ok((StatusCode::ACCEPTED, Json(SubmitView { hash })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/transactions/batch",
+    summary = "Submit signed transactions as one batch",
+    tag = "transactions",
+    request_body(content = BatchRequest, content_type = "application/json",
+        description = "Signed transactions, verified as one batch"),
+    responses(
+        (status = 200, description = "One result per transaction, in order: its hash if \
+            admitted, else the error a single submission would have got", body = BatchView),
+        (status = 400, description = "`bad_body` or `bad_json`", body = ErrorBody),
+        (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
+        (status = 413, description = "`body_too_large` or `batch_too_large`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 async fn submit_batch(
     State(state): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<BatchView>> {
     if state.read_only {
         return Err(ApiError::read_only());
     }
@@ -372,7 +505,7 @@ async fn submit_batch(
             },
         })
         .collect();
-    Ok(Json(serde_json::json!({ "results": results })))
+    Ok(Json(BatchView { results }))
 }
 
 fn parse_hash(text: &str) -> ApiResult<Hash> {
@@ -385,6 +518,19 @@ fn parse_hash(text: &str) -> ApiResult<Hash> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/transactions/{hash}",
+    summary = "A transaction's status and receipt",
+    tag = "transactions",
+    params(("hash" = inline(Hash), Path, description = "The transaction hash")),
+    responses(
+        (status = 200, description = "Where the transaction stands (`unknown` if this node \
+            has never seen it), with its receipt once included", body = TxStatusView),
+        (status = 400, description = "`bad_hash`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 async fn transaction(
     State(state): State<ApiState>,
     Path(hash): Path<String>,
@@ -420,8 +566,8 @@ fn tx_status(
                 .and_then(|o| o.receipts.into_iter().nth(index as usize)),
         }
         .ok_or_else(|| {
-                ApiError::internal(format!("receipt of {hash} missing at height {height}"))
-            })?;
+            ApiError::internal(format!("receipt of {hash} missing at height {height}"))
+        })?;
         view.status = match &receipt.outcome {
             Outcome::Committed => TxStatus::Committed,
             Outcome::Rejected { .. } => TxStatus::Rejected,
@@ -455,6 +601,19 @@ pub(crate) fn parse_account(text: &str) -> ApiResult<AccountId> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}",
+    summary = "An account's balance, reservation, nonce and bank",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The account's balance, reservation, nonce and bank",
+            body = AccountView),
+        (status = 400, description = "`bad_account_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody),
+    )
+)]
 async fn account(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -471,6 +630,18 @@ async fn account(
     Ok(Json(AccountView::new(id, account, state.decimals)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/banks/{id}",
+    summary = "A member bank's pool, cap, position and queue",
+    tag = "banks",
+    params(("id" = inline(BankId), Path, description = "The bank id")),
+    responses(
+        (status = 200, description = "The bank's pool, cap, position and queue", body = BankView),
+        (status = 400, description = "`bad_bank_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_bank`", body = ErrorBody),
+    )
+)]
 async fn bank(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<BankView>> {
     let id: BankId = id.parse().map_err(|e| {
         ApiError::new(
@@ -496,6 +667,17 @@ async fn bank(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResul
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    summary = "Metrics for Prometheus",
+    tag = "node",
+    responses(
+        (status = 200, description = "Metrics in the OpenMetrics text format (which \
+            Prometheus reads)", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    )
+)]
 async fn metrics(State(state): State<ApiState>) -> Response {
     state.metrics.p2p(&(state.p2p_stats)());
     (
@@ -522,21 +704,43 @@ fn parse_number(text: &str, what: &str) -> ApiResult<Option<u64>> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/signers/{id}",
+    summary = "A signer's role, bank and next nonce",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The signer's key")),
+    responses(
+        (status = 200, description = "The signer's role, bank and next nonce", body = SignerView),
+        (status = 400, description = "`bad_account_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_signer`: neither an account nor an official \
+            key", body = ErrorBody),
+    )
+)]
 async fn signer(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SignerView>> {
     let id = parse_account(&id)?;
     let chain = lock(&state.shared.chain);
-    SignerView::new(chain.ledger(), id).map(Json).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_signer",
-            format!("{id} is neither an account nor an official key"),
-        )
-    })
+    SignerView::new(chain.ledger(), id)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_signer",
+                format!("{id} is neither an account nor an official key"),
+            )
+        })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/banks",
+    summary = "Every member bank",
+    tag = "banks",
+    responses((status = 200, description = "Every member bank, by id", body = Vec<BankView>))
+)]
 async fn banks(State(state): State<ApiState>) -> Json<Vec<BankView>> {
     let chain = lock(&state.shared.chain);
     let ledger = chain.ledger();
@@ -550,6 +754,20 @@ async fn banks(State(state): State<ApiState>) -> Json<Vec<BankView>> {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/cycles/{cycle}",
+    summary = "A closed settlement cycle's report",
+    tag = "blocks",
+    params(("cycle" = String, Path, pattern = "^([0-9]+|latest)$",
+        description = "A cycle number (the first is 1) or `latest` for the last closed cycle")),
+    responses(
+        (status = 200, description = "The closed cycle's settlement report", body = CycleView),
+        (status = 400, description = "`bad_cycle`", body = ErrorBody),
+        (status = 404, description = "`unknown_cycle`: not closed yet, or no report",
+            body = ErrorBody),
+    )
+)]
 async fn cycle(
     State(state): State<ApiState>,
     Path(cycle): Path<String>,
@@ -609,6 +827,21 @@ pub(crate) fn stored_block(store: &Store, height: u64) -> ApiResult<Option<Store
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/blocks/{height}",
+    summary = "A committed block with its commit certificate",
+    tag = "blocks",
+    params(("height" = String, Path, pattern = "^([0-9]+|latest)$",
+        description = "A height (the first block is 1) or `latest`")),
+    responses(
+        (status = 200, description = "The block's header, transaction hashes, resulting state \
+            root and commit certificate", body = BlockView<CommitCertificate>),
+        (status = 400, description = "`bad_height`", body = ErrorBody),
+        (status = 404, description = "`unknown_block`: not committed yet", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 async fn block(
     State(state): State<ApiState>,
     Path(height): Path<String>,
@@ -630,7 +863,12 @@ async fn block(
     let stored = stored_block(chain.store(), height)?.ok_or_else(not_found)?;
     Ok(Json(BlockView {
         hash: Block::hash_of(&stored.encoded),
-        transactions: stored.block.transactions.iter().map(|tx| tx.hash()).collect(),
+        transactions: stored
+            .block
+            .transactions
+            .iter()
+            .map(|tx| tx.hash())
+            .collect(),
         header: stored.block.header,
         state_root: stored.outcome.state_root,
         certificate: stored.certificate,
@@ -641,10 +879,16 @@ async fn block(
 const MAX_HISTORY_PAGE: usize = 200;
 const DEFAULT_HISTORY_PAGE: usize = 20;
 
-#[derive(Deserialize)]
+/// `GET /v1/accounts/{id}/transactions` query (unknown parameters are answered 400).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct HistoryQuery {
+    /// Most entries in the page (1 to 200; default 20).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
+    /// Only entries older than this cursor `HEIGHT:INDEX` (the `next` of the previous page).
+    #[param(pattern = "^[0-9]+:[0-9]+$")]
     before: Option<String>,
 }
 
@@ -663,14 +907,29 @@ pub(crate) fn parse_cursor(text: &str) -> ApiResult<(u64, u32)> {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/transactions",
+    summary = "An account's transactions, newest first, one page at a time",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The account id"), HistoryQuery),
+    responses(
+        (status = 200, description = "One page of the account's transactions, newest first",
+            body = AccountHistoryView),
+        (status = 400, description = "`bad_account_id`, `bad_query`, `bad_limit` or \
+            `bad_cursor`", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 async fn account_history(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<AccountHistoryView>> {
     let id = parse_account(&id)?;
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
     if limit == 0 || limit > MAX_HISTORY_PAGE {
         return Err(ApiError::new(
@@ -706,7 +965,10 @@ async fn account_history(
         if outcome.as_ref().map(|o| o.height) != Some(height) {
             outcome = chain.store().outcome(height).map_err(ApiError::internal)?;
         }
-        let receipts = outcome.as_ref().map(|o| o.receipts.as_slice()).unwrap_or(&[]);
+        let receipts = outcome
+            .as_ref()
+            .map(|o| o.receipts.as_slice())
+            .unwrap_or(&[]);
         let hash = receipts
             .get(index as usize)
             .map(|r| r.tx_hash)
@@ -723,6 +985,22 @@ async fn account_history(
 /// How long a proof request waits for the block that certifies the current state.
 const PROOF_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/proof",
+    summary = "An account's state with a Merkle proof and the certificate of its root",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The account's state (or its absence) with a Merkle \
+            proof against the state root after block `height`, and block `height + 1` with \
+            its commit certificate, which certify that root. Waits up to 10 s for that block",
+            body = AccountProofView<CommitCertificate>),
+        (status = 400, description = "`bad_account_id`", body = ErrorBody),
+        (status = 503, description = "`not_certified_yet` (the certifying block did not \
+            commit in time) or `unavailable`", body = ErrorBody),
+    )
+)]
 async fn account_proof(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -762,3 +1040,7 @@ async fn account_proof(
         certificate: certifying.certificate,
     }))
 }
+
+#[cfg(test)]
+#[path = "openapi_tests.rs"]
+mod openapi_tests;

@@ -287,7 +287,11 @@ impl Chain {
             block: bytes.to_vec(),
             certificate,
             outcome: outcome.clone(),
-            parties: block.transactions.iter().map(|tx| tx.tx.parties()).collect(),
+            parties: block
+                .transactions
+                .iter()
+                .map(|tx| tx.tx.parties())
+                .collect(),
         })?;
         self.advance_tip(&block.header, hash);
         Ok((outcome, txs))

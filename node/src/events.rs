@@ -19,6 +19,9 @@ use interpool_contracts::views::EventView;
 use interpool_contracts::AccountId;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::api::{parse_account, parse_cursor, stored_block, ApiError, ApiState};
 use crate::driver::lock;
@@ -26,14 +29,50 @@ use crate::driver::lock;
 /// Events buffered per client before the stream waits for it to read.
 const CLIENT_BUFFER: usize = 1_024;
 
-/// `GET /v1/events` query.
-#[derive(Deserialize)]
+/// `GET /v1/events` query (unknown parameters are answered 400).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only events concerning this account.
+    #[param(value_type = Option<AccountId>, inline)]
     account: Option<String>,
     /// Resume after this cursor (`height:index`), like `Last-Event-ID`.
+    #[param(pattern = "^[0-9]+:[0-9]+$")]
     after: Option<String>,
+}
+
+/// The body of `GET /v1/events`, for the OpenAPI document: an SSE stream whose events each
+/// carry one JSON [`EventView`]. (OpenAPI 3.1 cannot type the items of a stream; its
+/// description names the schema, and [`ToSchema::schemas`] puts that schema in the
+/// document's components.)
+pub struct EventStream;
+
+impl PartialSchema for EventStream {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A stream of Server-Sent Events, one for each thing a committed block did, in \
+                 chain order. Each event has `id`: its cursor `height:index` (send it back as \
+                 `Last-Event-ID` or `?after=` to resume exactly after it), `event`: its kind \
+                 (`transaction`, `released`, `expired` or `cycle_closed`), and `data`: one \
+                 JSON object of schema `#/components/schemas/EventView`, whose `kind` is the \
+                 same. Comment lines keep the connection alive.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for EventStream {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("EventStream")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((EventView::name().into(), EventView::schema()));
+        EventView::schemas(schemas);
+    }
 }
 
 /// Where a stream starts: the first height to read, and the last event already seen there.
@@ -44,13 +83,33 @@ struct Start {
 }
 
 /// The SSE handler.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    summary = "Server-Sent Events of what committed blocks did",
+    tag = "events",
+    params(
+        EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, nullable = false,
+            pattern = "^[0-9]+:[0-9]+$",
+            description = "Resume after this cursor (`height:index`); `?after=` wins over it"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events, from the cursor on or, without one, \
+            from the next block on; the stream stays open", body = EventStream,
+            content_type = "text/event-stream"),
+        (status = 400, description = "`bad_query`, `bad_account_id` or `bad_cursor`",
+            body = crate::api::ErrorBody),
+        (status = 503, description = "`too_many_streams`", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn stream(
     State(state): State<ApiState>,
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let account = query.account.as_deref().map(parse_account).transpose()?;
     let last_event_id = headers
         .get("last-event-id")
@@ -81,13 +140,17 @@ pub async fn stream(
             seen_through: None,
         },
     };
-    let permit = state.event_streams.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_streams",
-            "this node serves its maximum number of event streams; try again later",
-        )
-    })?;
+    let permit = state
+        .event_streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                "this node serves its maximum number of event streams; try again later",
+            )
+        })?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
     tokio::spawn(produce(state, start, account, sender, permit));
     let events = futures::stream::unfold(receiver, |mut receiver| async move {

@@ -167,7 +167,9 @@ impl Metrics {
             ("publish_failures", stats.publish_failures),
             ("inbound_failures", stats.inbound_failures),
         ] {
-            self.p2p.get_or_create(&[("event", event)]).set(to_i64(value));
+            self.p2p
+                .get_or_create(&[("event", event)])
+                .set(to_i64(value));
         }
     }
 

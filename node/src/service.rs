@@ -438,7 +438,8 @@ async fn fetch(
             .iter()
             .find_map(|b| sync::verify(b, validators).err());
         if !consecutive || refused.is_some() {
-            let reason = refused.map_or_else(|| "heights not consecutive".into(), |e| e.to_string());
+            let reason =
+                refused.map_or_else(|| "heights not consecutive".into(), |e| e.to_string());
             tracing::warn!(%peer, height, %reason, "peer sent blocks that do not verify; nothing applied");
             metrics.block_refused();
             continue;

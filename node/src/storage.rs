@@ -26,7 +26,9 @@ use std::path::Path;
 use interpool_contracts::codec;
 use interpool_contracts::outcome::BlockOutcome;
 use interpool_contracts::{AccountId, Hash};
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 use thiserror::Error;
 
 const CF_BLOCKS: &str = "blocks";

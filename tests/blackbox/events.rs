@@ -43,7 +43,10 @@ fn read_events(
                 return events;
             }
         }
-        assert!(started.elapsed() < deadline, "events stopped coming: {events:?}");
+        assert!(
+            started.elapsed() < deadline,
+            "events stopped coming: {events:?}"
+        );
     }
     events
 }
@@ -85,12 +88,20 @@ fn event_stream_resumes_exactly_once_across_a_restart() {
 
     // From the first block: every transfer exactly once, cursors strictly increasing.
     let url = format!("{rpc}/v1/events?account={payer}");
-    let first = read_events(&format!("{url}&after=0:0"), None, Duration::from_secs(60), all_seen);
+    let first = read_events(
+        &format!("{url}&after=0:0"),
+        None,
+        Duration::from_secs(60),
+        all_seen,
+    );
     let ids: Vec<(u64, u32)> = first.iter().map(|(id, _)| cursor(id)).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let ours: Vec<Hash> = first.iter().filter_map(|(_, e)| tx_hash(e)).collect();
     assert_eq!(ours.len(), hashes.len(), "each exactly once: {ours:?}");
-    assert!(first.iter().all(|(_, e)| e.concerns(&payer)), "filtered by account");
+    assert!(
+        first.iter().all(|(_, e)| e.concerns(&payer)),
+        "filtered by account"
+    );
 
     // Kill and restart the node, then resume after the 12th event.
     net.kill(0);
@@ -104,12 +115,18 @@ fn event_stream_resumes_exactly_once_across_a_restart() {
     });
     assert_eq!(
         rest.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
-        first[12..].iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        first[12..]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>(),
         "no gap, no duplicate after {resume_id}"
     );
     assert_eq!(
         rest.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
-        first[12..].iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()
+        first[12..]
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect::<Vec<_>>()
     );
 
     // A bad cursor is refused with a specific error.

@@ -40,8 +40,12 @@ impl Load {
                 .collect::<Vec<_>>(),
         ));
         let thread = {
-            let (stop, accepted, targets, progress) =
-                (stop.clone(), accepted.clone(), targets.clone(), progress.clone());
+            let (stop, accepted, targets, progress) = (
+                stop.clone(),
+                accepted.clone(),
+                targets.clone(),
+                progress.clone(),
+            );
             std::thread::spawn(move || {
                 let http = client();
                 let mut round = 0usize;
@@ -51,7 +55,12 @@ impl Load {
                         targets[round % targets.len()].clone()
                     };
                     round += 1;
-                    let next: Vec<u64> = progress.lock().expect("progress").iter().map(|p| p.1).collect();
+                    let next: Vec<u64> = progress
+                        .lock()
+                        .expect("progress")
+                        .iter()
+                        .map(|p| p.1)
+                        .collect();
                     let txs: Vec<SignedTransaction> = senders
                         .iter()
                         .zip(&next)
@@ -143,7 +152,13 @@ fn killing_the_proposer_under_load_loses_nothing_and_it_catches_up() {
                 .take(10)
                 .all(|h| committed_on(&all[0], h))
     });
-    let accepted: Vec<Hash> = load.accepted.lock().expect("accepted").iter().copied().collect();
+    let accepted: Vec<Hash> = load
+        .accepted
+        .lock()
+        .expect("accepted")
+        .iter()
+        .copied()
+        .collect();
     let acknowledged: Vec<Hash> = accepted
         .into_iter()
         .filter(|h| committed_on(&all[0], h))
@@ -151,7 +166,10 @@ fn killing_the_proposer_under_load_loses_nothing_and_it_catches_up() {
     assert!(!acknowledged.is_empty());
     let height = status(&all[0]).expect("status").height;
     let victim = net.proposer(height + 1);
-    load.targets.lock().expect("targets").retain(|rpc| *rpc != all[victim]);
+    load.targets
+        .lock()
+        .expect("targets")
+        .retain(|rpc| *rpc != all[victim]);
     let survivors: Vec<usize> = everyone.iter().copied().filter(|&i| i != victim).collect();
     let top = |which: &[usize]| {
         which
@@ -196,7 +214,10 @@ fn killing_the_proposer_under_load_loses_nothing_and_it_catches_up() {
             .map(|nonce| transfer(key, *to, nonce, 1 + nonce % 5))
             .collect();
         if !again.is_empty() {
-            eprintln!("sending {} uncommitted transfers of {id} again", again.len());
+            eprintln!(
+                "sending {} uncommitted transfers of {id} again",
+                again.len()
+            );
             crate::localnet::submit_batch(&all[0], &again, false);
         }
     }
@@ -213,7 +234,11 @@ fn killing_the_proposer_under_load_loses_nothing_and_it_catches_up() {
     );
     for hash in &acknowledged {
         for rpc in &all {
-            assert!(committed_on(rpc, hash), "{hash} lost at {rpc}\n{}", net.logs());
+            assert!(
+                committed_on(rpc, hash),
+                "{hash} lost at {rpc}\n{}",
+                net.logs()
+            );
         }
     }
     let accepted = load.accepted.lock().expect("accepted").clone();

@@ -46,7 +46,10 @@ fn a_peer_not_in_the_genesis_gets_no_transaction_or_message_accepted() {
                 .iter()
                 .find(|n| n["name"] == v.name.as_str())
                 .expect("in manifest");
-            (v.key, node["p2p_address"].as_str().expect("address").to_string())
+            (
+                v.key,
+                node["p2p_address"].as_str().expect("address").to_string(),
+            )
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -60,11 +60,17 @@ fn minor(text: &str) -> i128 {
 fn assert_clear_error(finished: Finished, code: i32, needle: &str) {
     let finished = finished.failure(code, needle);
     let stderr = finished.stderr.trim_end();
+    eprintln!("exit {code}: {stderr}");
     assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace") && !stderr.contains("internal error"),
+        !stderr.contains("panicked")
+            && !stderr.contains("backtrace")
+            && !stderr.contains("internal error"),
         "a panic or backtrace: {stderr}"
     );
-    assert!(stderr.starts_with("error:"), "not an error line: {stderr:?}");
+    assert!(
+        stderr.starts_with("error:"),
+        "not an error line: {stderr:?}"
+    );
     if code == 1 {
         assert_eq!(stderr.lines().count(), 1, "more than one line: {stderr:?}");
     }
@@ -156,7 +162,11 @@ impl Journey {
         assert_eq!(answer["status"], "committed", "{answer}");
         self.model
             .transfer((&from.0.id, from.1), (&to.0.id, to.1), minor(amount));
-        answer["hash"].as_str().expect("hash").parse().expect("hash")
+        answer["hash"]
+            .as_str()
+            .expect("hash")
+            .parse()
+            .expect("hash")
     }
 
     fn tx_status(&self, hash: &Hash) -> Value {
@@ -165,7 +175,13 @@ impl Journey {
 }
 
 /// `keygen`, then the operator of `bank` opens the account and deposits `deposit`.
-fn onboard(journey: &mut Journey, name: &str, encrypted: bool, bank: &str, deposit: &str) -> Customer {
+fn onboard(
+    journey: &mut Journey,
+    name: &str,
+    encrypted: bool,
+    bank: &str,
+    deposit: &str,
+) -> Customer {
     let key = journey.net.root().join(format!("{name}.json"));
     let env: Vec<(&str, &str)> = if encrypted {
         vec![("INTERPOOL_PASSPHRASE", PASSPHRASE)]
@@ -178,7 +194,11 @@ fn onboard(journey: &mut Journey, name: &str, encrypted: bool, bank: &str, depos
     }
     let made = json(wallet_env(&journey.node, &env, &args));
     assert_eq!(made["encrypted"], encrypted, "{made}");
-    let id: AccountId = made["address"].as_str().expect("address").parse().expect("id");
+    let id: AccountId = made["address"]
+        .as_str()
+        .expect("address")
+        .parse()
+        .expect("id");
     let file = std::fs::read_to_string(&key).expect("key file");
     assert_eq!(
         file.contains("interpool-encrypted-key-v1"),
@@ -186,7 +206,11 @@ fn onboard(journey: &mut Journey, name: &str, encrypted: bool, bank: &str, depos
         "{name}'s key file format"
     );
     // `address` reads the public key of either format without a passphrase.
-    let address = json(wallet_env(&journey.node, &[], &["address", "--key", path(&key), "--json"]));
+    let address = json(wallet_env(
+        &journey.node,
+        &[],
+        &["address", "--key", path(&key), "--json"],
+    ));
     assert_eq!(address["address"], id.to_hex());
 
     let operator = journey.key(&format!("keys/operator-{bank}.json"));
@@ -233,10 +257,15 @@ fn a_customer_journey_with_the_wallet() {
     // Cycles close only when the authority says so, and a queued transfer waits long
     // enough for a loaded machine.
     let options = Options {
-        genesis_args: ["--cycle-blocks", "1000000", "--queue-expiry-blocks", "100000"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        genesis_args: [
+            "--cycle-blocks",
+            "1000000",
+            "--queue-expiry-blocks",
+            "100000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
         empty_block_interval_ms: None,
     };
     let mut net = Localnet::generate(4, 1, 2, &options);
@@ -292,13 +321,17 @@ fn a_customer_journey_with_the_wallet() {
             "--json",
         ],
     );
-    assert_eq!(queued.code, Some(3), "a queued transfer exits 3: {queued:#?}");
+    assert_eq!(
+        queued.code,
+        Some(3),
+        "a queued transfer exits 3: {queued:#?}"
+    );
     assert!(
         queued.stderr.contains("still"),
         "the wallet says it is still waiting: {queued:#?}"
     );
-    let queued_hash: Hash = serde_json::from_str::<Value>(queued.stdout.trim())
-        .expect("json")["hash"]
+    let queued_hash: Hash = serde_json::from_str::<Value>(queued.stdout.trim()).expect("json")
+        ["hash"]
         .as_str()
         .expect("hash")
         .parse()
@@ -316,9 +349,11 @@ fn a_customer_journey_with_the_wallet() {
     // Bob pays Alice 50.00: BANK_A's position goes to +20.00, which makes room for the
     // queued 25.00 under the 10.00 cap; it is released.
     let incoming = journey.transfer(b, a, "50.00");
-    wait_for(Duration::from_secs(60), "the queued transfer released", || {
-        journey.tx_status(&queued_hash)["status"] == "committed"
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "the queued transfer released",
+        || journey.tx_status(&queued_hash)["status"] == "committed",
+    );
     journey
         .model
         .transfer((&alice.id, "BANK_A"), (&bob.id, "BANK_B"), 2_500);
@@ -355,7 +390,11 @@ fn a_customer_journey_with_the_wallet() {
         let (sent, received) = journey.model.cycle.get(bank).copied().unwrap_or_default();
         let net = minor(line["net"].as_str().expect("net"));
         assert_eq!(
-            (minor(line["sent"].as_str().expect("sent")), minor(line["received"].as_str().expect("received")), net),
+            (
+                minor(line["sent"].as_str().expect("sent")),
+                minor(line["received"].as_str().expect("received")),
+                net
+            ),
             (sent, received, received - sent),
             "{bank} in {report}"
         );
@@ -434,10 +473,14 @@ fn a_customer_journey_with_the_wallet() {
         "--json",
     ]));
     assert_eq!(verified["account"]["balance"], expected.format(DECIMALS));
-    assert!(verified["verified"]["signers"].as_u64().expect("signers") >= 3, "{verified}");
+    assert!(
+        verified["verified"]["signers"].as_u64().expect("signers") >= 3,
+        "{verified}"
+    );
 
     // The history: newest first, with every transaction of the journey.
-    let history = json(journey.official(&["history", &alice.id.to_hex(), "--limit", "50", "--json"]));
+    let history =
+        json(journey.official(&["history", &alice.id.to_hex(), "--limit", "50", "--json"]));
     let listed: Vec<(u64, u64, Hash)> = history["transactions"]
         .as_array()
         .expect("transactions")
@@ -451,7 +494,9 @@ fn a_customer_journey_with_the_wallet() {
         })
         .collect();
     assert!(
-        listed.windows(2).all(|w| (w[0].0, w[0].1) > (w[1].0, w[1].1)),
+        listed
+            .windows(2)
+            .all(|w| (w[0].0, w[0].1) > (w[1].0, w[1].1)),
         "not newest first: {history}"
     );
     let position = |hash: &Hash| {
@@ -464,7 +509,10 @@ fn a_customer_journey_with_the_wallet() {
         .iter()
         .map(position)
         .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?} in {history}");
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "{order:?} in {history}"
+    );
     // open-account, deposit, 3 transfers sent, 1 received, freeze, unfreeze.
     assert!(listed.len() >= 8, "{history}");
 
@@ -482,13 +530,17 @@ fn a_customer_journey_with_the_wallet() {
     ];
     let mut watch = spawn_with_env("interpool-wallet", watch_args, &[]);
     let mut sent: Vec<Hash> = Vec::new();
-    wait_for(Duration::from_secs(180), "watch to print two events", || {
-        if watch.exited() {
-            return true;
-        }
-        sent.push(journey.transfer(b, a, "1.00"));
-        false
-    });
+    wait_for(
+        Duration::from_secs(180),
+        "watch to print two events",
+        || {
+            if watch.exited() {
+                return true;
+            }
+            sent.push(journey.transfer(b, a, "1.00"));
+            false
+        },
+    );
     let watched = watch.finish(Duration::from_secs(30));
     let events: Vec<Value> = watched
         .success()
@@ -508,7 +560,11 @@ fn a_customer_journey_with_the_wallet() {
                     .any(|a| a == &alice.id.to_hex()),
                 "{e}"
             );
-            e["event"]["receipt"]["tx_hash"].as_str().expect("hash").parse().expect("hash")
+            e["event"]["receipt"]["tx_hash"]
+                .as_str()
+                .expect("hash")
+                .parse()
+                .expect("hash")
         })
         .collect();
     let at = sent
@@ -522,12 +578,28 @@ fn a_customer_journey_with_the_wallet() {
     let unknown = AccountId([0x42; 32]);
     let bad_amount = journey.wallet(
         &bob,
-        &["transfer", "--key", path(&bob.key), "--to", &alice.id.to_hex(), "--amount", "1.234"],
+        &[
+            "transfer",
+            "--key",
+            path(&bob.key),
+            "--to",
+            &alice.id.to_hex(),
+            "--amount",
+            "1.234",
+        ],
     );
     assert_clear_error(bad_amount, 1, "1.234");
     let bad_id = journey.wallet(
         &bob,
-        &["transfer", "--key", path(&bob.key), "--to", "not-an-account", "--amount", "1.00"],
+        &[
+            "transfer",
+            "--key",
+            path(&bob.key),
+            "--to",
+            "not-an-account",
+            "--amount",
+            "1.00",
+        ],
     );
     assert_clear_error(bad_id, 2, "not-an-account");
     assert_clear_error(
@@ -538,7 +610,16 @@ fn a_customer_journey_with_the_wallet() {
     assert_clear_error(
         journey.wallet(
             &bob,
-            &["transfer", "--key", path(&bob.key), "--to", &unknown.to_hex(), "--amount", "1.00", "--wait"],
+            &[
+                "transfer",
+                "--key",
+                path(&bob.key),
+                "--to",
+                &unknown.to_hex(),
+                "--amount",
+                "1.00",
+                "--wait",
+            ],
         ),
         1,
         "unknown_account",
@@ -547,7 +628,15 @@ fn a_customer_journey_with_the_wallet() {
         wallet_env(
             &journey.node,
             &[("INTERPOOL_PASSPHRASE", "not the passphrase")],
-            &["transfer", "--key", path(&alice.key), "--to", &bob.id.to_hex(), "--amount", "1.00"],
+            &[
+                "transfer",
+                "--key",
+                path(&alice.key),
+                "--to",
+                &bob.id.to_hex(),
+                "--amount",
+                "1.00",
+            ],
         ),
         1,
         "wrong passphrase",

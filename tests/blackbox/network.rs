@@ -39,10 +39,9 @@ fn consortium_commits_1000_transfers_agrees_and_refuses_bad_input() {
     for chunk in 0..10u64 {
         let txs: Vec<SignedTransaction> = (chunk * 25..chunk * 25 + 25)
             .flat_map(|nonce| {
-                senders
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, ((key, _), to))| transfer(key, *to, nonce, 1 + (nonce + i as u64) % 7))
+                senders.iter().enumerate().map(move |(i, ((key, _), to))| {
+                    transfer(key, *to, nonce, 1 + (nonce + i as u64) % 7)
+                })
             })
             .collect();
         let rpc = &all[(chunk % 4) as usize];
@@ -80,8 +79,17 @@ fn consortium_commits_1000_transfers_agrees_and_refuses_bad_input() {
             .collect();
         // Certificates may differ: each node keeps the quorum of COMMITs it gathered.
         assert!(
-            blocks.windows(2).all(|w| (&w[0].hash, &w[0].header, &w[0].transactions, w[0].state_root)
-                == (&w[1].hash, &w[1].header, &w[1].transactions, w[1].state_root)),
+            blocks.windows(2).all(|w| (
+                &w[0].hash,
+                &w[0].header,
+                &w[0].transactions,
+                w[0].state_root
+            ) == (
+                &w[1].hash,
+                &w[1].header,
+                &w[1].transactions,
+                w[1].state_root
+            )),
             "nodes disagree on block {h}"
         );
         let txs: Vec<_> = blocks[0]
@@ -96,9 +104,13 @@ fn consortium_commits_1000_transfers_agrees_and_refuses_bad_input() {
             .collect();
         let outcome = ledger.apply_block(h, &txs);
         ledger.check_invariants().expect("invariants");
-        assert_eq!(outcome.state_root, blocks[0].state_root, "state root at {h}");
         assert_eq!(
-            blocks[0].header.previous_state_root, previous_root,
+            outcome.state_root, blocks[0].state_root,
+            "state root at {h}"
+        );
+        assert_eq!(
+            blocks[0].header.previous_state_root,
+            previous_root,
             "block {h} certifies the root after {}",
             h - 1
         );

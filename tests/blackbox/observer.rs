@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::Signer;
-use interpool_contracts::primitives::{sha256, to_hex};
+use interpool_consensus::{CommitCertificate, Digest, MessageKind, PublicKey, Signature, Vote};
+use interpool_contracts::primitives::to_hex;
 use interpool_contracts::views::{BlockView, TxStatus};
 use interpool_contracts::{codec, AccountId, Block, BlockHeader, Hash, Ledger};
 use interpool_node::p2p::{self, P2pEvent, P2pSettings};
 use interpool_node::sync::{SyncRequest, SyncResponse, SyncedBlock};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::localnet::{
@@ -57,13 +57,15 @@ fn an_observer_started_after_500_blocks_catches_up_and_agrees() {
     // A few transfers on top, committed before the observer starts.
     let (key, payer) = net.account_key(0, 0);
     let payee = net.account_key(1, 0).1;
-    let txs: Vec<_> = (0..5).map(|nonce| transfer(&key, payee, nonce, 100 + nonce)).collect();
+    let txs: Vec<_> = (0..5)
+        .map(|nonce| transfer(&key, payee, nonce, 100 + nonce))
+        .collect();
     let hashes = submit_batch(&rpc(1), &txs, true);
     assert_eq!(hashes.len(), 5);
     wait_for(Duration::from_secs(120), "the transfers committed", || {
-        hashes.iter().all(|h| {
-            tx_status(&rpc(0), h).is_some_and(|v| v.status == TxStatus::Committed)
-        })
+        hashes
+            .iter()
+            .all(|h| tx_status(&rpc(0), h).is_some_and(|v| v.status == TxStatus::Committed))
     });
 
     // The observer starts from nothing, syncs and verifies every block, and keeps up.
@@ -72,7 +74,10 @@ fn an_observer_started_after_500_blocks_catches_up_and_agrees() {
     net.wait_height(&[observer], target, Duration::from_secs(600));
     let seen = status(&rpc(observer)).expect("observer status");
     assert_eq!(seen.role, "observer");
-    assert_eq!(seen.genesis_hash, status(&rpc(0)).expect("status").genesis_hash);
+    assert_eq!(
+        seen.genesis_hash,
+        status(&rpc(0)).expect("status").genesis_hash
+    );
 
     // At a common height every node holds the same block and state root.
     let common = validators
@@ -91,10 +96,24 @@ fn an_observer_started_after_500_blocks_catches_up_and_agrees() {
                     .unwrap_or_else(|| panic!("block {height} at {}", net.nodes[i].name))
             })
             .collect();
-        assert!(
-            blocks.windows(2).all(|w| w[0] == w[1]),
-            "nodes disagree on block {height}"
-        );
+        for (i, block) in blocks.iter().enumerate() {
+            assert_eq!(
+                (
+                    &block.hash,
+                    &block.header,
+                    &block.transactions,
+                    &block.state_root
+                ),
+                (
+                    &blocks[0].hash,
+                    &blocks[0].header,
+                    &blocks[0].transactions,
+                    &blocks[0].state_root
+                ),
+                "node {i} disagrees on block {height}: {}",
+                serde_json::to_string(&blocks).unwrap_or_default()
+            );
+        }
     }
     for rpc_url in validators.iter().chain([&observer]).map(|&i| rpc(i)) {
         for hash in &hashes {
@@ -136,55 +155,31 @@ fn an_observer_started_after_500_blocks_catches_up_and_agrees() {
     assert_eq!(account(&rpc(0), &payer).expect("account").nonce, 5);
 }
 
-/// The wire shape of `interpool_consensus::Vote` (the tests do not link the consensus
-/// crate; the positive control below proves the encodings agree).
-#[derive(Serialize)]
-struct Vote {
-    height: u64,
-    round: u32,
-    digest: [u8; 32],
-}
-
-/// The wire shape of `interpool_consensus::CommitCertificate`: a 64-byte signature is two
-/// 32-byte halves (bincode writes both as plain byte tuples).
-#[derive(Serialize)]
-struct Certificate {
-    vote: Vote,
-    signatures: Vec<([u8; 32], ([u8; 32], [u8; 32]))>,
-}
-
-/// Domain tag of a COMMIT vote (`interpool_consensus::message::TAG_COMMIT`).
-const TAG_COMMIT: &[u8] = b"interpool/consensus/v1/commit";
-
 /// `key`'s COMMIT signature over `digest` at `height`, round 0.
 fn commit_signature(
     key: &ed25519_dalek::SigningKey,
     height: u64,
     digest: &Hash,
-) -> ([u8; 32], ([u8; 32], [u8; 32])) {
-    let hash = sha256(&[
-        TAG_COMMIT,
-        &height.to_le_bytes(),
-        &0u32.to_le_bytes(),
-        digest.as_bytes(),
-    ]);
-    let signature = key.sign(hash.as_bytes()).to_bytes();
-    let mut halves = ([0u8; 32], [0u8; 32]);
-    halves.0.copy_from_slice(&signature[..32]);
-    halves.1.copy_from_slice(&signature[32..]);
-    (key.verifying_key().to_bytes(), halves)
+) -> (PublicKey, Signature) {
+    let vote = Vote {
+        height,
+        round: 0,
+        digest: Digest(digest.0),
+    };
+    let signature = key.sign(&vote.signing_hash(MessageKind::Commit));
+    (
+        PublicKey::from(&key.verifying_key()),
+        Signature::from(signature),
+    )
 }
 
-fn certificate(
-    height: u64,
-    digest: &Hash,
-    signatures: Vec<([u8; 32], ([u8; 32], [u8; 32]))>,
-) -> Vec<u8> {
-    codec::encode(&Certificate {
+/// An encoded commit certificate for `digest` at `height` with exactly `signatures`.
+fn certificate(height: u64, digest: &Hash, signatures: Vec<(PublicKey, Signature)>) -> Vec<u8> {
+    codec::encode(&CommitCertificate {
         vote: Vote {
             height,
             round: 0,
-            digest: digest.0,
+            digest: Digest(digest.0),
         },
         signatures,
     })
@@ -239,7 +234,11 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
     // test speaks the wire format).
     let other = Hash([9; 32]);
     let certificates = [
-        certificate(1, &digest, vec![commit_signature(&validator_keys[0], 1, &digest)]),
+        certificate(
+            1,
+            &digest,
+            vec![commit_signature(&validator_keys[0], 1, &digest)],
+        ),
         certificate(
             1,
             &digest,
@@ -318,7 +317,10 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
     let rpc = net.nodes[observer].rpc.clone();
     let at_genesis = || {
         let seen = status(&rpc).expect("the observer answers");
-        assert_eq!(seen.height, 0, "the observer applied a block it must refuse");
+        assert_eq!(
+            seen.height, 0,
+            "the observer applied a block it must refuse"
+        );
         assert_eq!(seen.state_root, ledger_root_at_genesis(&genesis));
     };
 
@@ -340,7 +342,10 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
         || blocks_refused(&rpc).is_some_and(|n| n >= before + 2),
     );
     at_genesis();
-    assert_eq!(tx_status(&rpc, &tx.hash()).expect("status").status, TxStatus::Unknown);
+    assert_eq!(
+        tx_status(&rpc, &tx.hash()).expect("status").status,
+        TxStatus::Unknown
+    );
 
     // The control: the same block with a real quorum of signatures is applied.
     mode.store(VALID, Ordering::SeqCst);

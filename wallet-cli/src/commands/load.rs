@@ -149,7 +149,10 @@ fn follow(
             Outcome::Queued { .. } => "queued",
             Outcome::Rejected { .. } => "rejected",
         };
-        if sender.send((receipt.tx_hash, kind, Instant::now())).is_err() {
+        if sender
+            .send((receipt.tx_hash, kind, Instant::now()))
+            .is_err()
+        {
             return Ok(());
         }
     }
@@ -200,7 +203,10 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         height + 100_000,
     );
     let signing_seconds = started.elapsed().as_secs_f64();
-    let encoded: Vec<(Hash, String)> = txs.iter().map(|tx| (tx.hash(), to_hex(&tx.encode()))).collect();
+    let encoded: Vec<(Hash, String)> = txs
+        .iter()
+        .map(|tx| (tx.hash(), to_hex(&tx.encode())))
+        .collect();
 
     // Follow commits from before the first submission.
     let (sender, commits) = mpsc::channel();
@@ -219,7 +225,8 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
             }
         }
         let node = &validators[i % validators.len()];
-        let body = serde_json::json!({ "txs": chunk.iter().map(|(_, hex)| hex).collect::<Vec<_>>() });
+        let body =
+            serde_json::json!({ "txs": chunk.iter().map(|(_, hex)| hex).collect::<Vec<_>>() });
         let now = Instant::now();
         let answer: serde_json::Value = node.post("/v1/transactions/batch", &body)?;
         let results = answer["results"].as_array().cloned().unwrap_or_default();
@@ -266,7 +273,10 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         rejected: counts.get("rejected").copied().unwrap_or(0),
         not_seen: submitted.len() - seen,
         throughput_per_second: seen as f64
-            / last_commit.duration_since(submit_start).as_secs_f64().max(1e-9),
+            / last_commit
+                .duration_since(submit_start)
+                .as_secs_f64()
+                .max(1e-9),
         latency_ms_p50: percentile(&latencies, 0.50),
         latency_ms_p90: percentile(&latencies, 0.90),
         latency_ms_p99: percentile(&latencies, 0.99),
@@ -276,7 +286,10 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         out.json(&report)?;
     } else {
         line(&fields(&[
-            ("transfers", format!("{} to {} validators", report.transfers, report.validators)),
+            (
+                "transfers",
+                format!("{} to {} validators", report.transfers, report.validators),
+            ),
             ("signed in", format!("{:.2} s", report.signing_seconds)),
             (
                 "submitted",
@@ -295,12 +308,21 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
                     report.committed, report.queued, report.rejected, report.not_seen
                 ),
             ),
-            ("throughput", format!("{:.0} transfers/s (first submit to last commit)", report.throughput_per_second)),
+            (
+                "throughput",
+                format!(
+                    "{:.0} transfers/s (first submit to last commit)",
+                    report.throughput_per_second
+                ),
+            ),
             (
                 "latency",
                 format!(
                     "p50 {} ms, p90 {} ms, p99 {} ms, max {} ms (submit to commit event)",
-                    report.latency_ms_p50, report.latency_ms_p90, report.latency_ms_p99, report.latency_ms_max
+                    report.latency_ms_p50,
+                    report.latency_ms_p90,
+                    report.latency_ms_p99,
+                    report.latency_ms_max
                 ),
             ),
         ]))?;

@@ -1,0 +1,774 @@
+//! The OpenAPI document against the router that serves it: every route the node must serve
+//! is documented, every documented route is routed, every reference resolves, and the
+//! schemas accept what serde really produces for the API's types.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use interpool_consensus::{CommitCertificate, Digest, PublicKey, Signature, Vote};
+use interpool_contracts::outcome::SettlementTrigger;
+use interpool_contracts::testkit::{self, account, customer_seed, operator_seed};
+use interpool_contracts::tx::BodyKind;
+use interpool_contracts::views::{
+    AccountHistoryView, AccountProofView, BankPositionView, BlockView, CycleView, EventView,
+    SubmitView, TxStatus, TxStatusView,
+};
+use interpool_contracts::{
+    Amount, BankId, BlockHeader, ErrorView, Hash, Ledger, Outcome, QueueEvent, Receipt, TxError,
+};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tower::ServiceExt;
+
+use super::*;
+use crate::chain::{BlockLimits, Chain};
+use crate::mempool::{Mempool, MempoolLimits};
+
+/// Every route the node must serve, as `(method, path)`. A route added to the router is
+/// documented by construction (`routes!`); this list is what must not go missing.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/status"),
+    ("POST", "/v1/transactions"),
+    ("POST", "/v1/transactions/batch"),
+    ("GET", "/v1/transactions/{hash}"),
+    ("GET", "/v1/accounts/{id}"),
+    ("GET", "/v1/accounts/{id}/transactions"),
+    ("GET", "/v1/accounts/{id}/proof"),
+    ("GET", "/v1/signers/{id}"),
+    ("GET", "/v1/banks"),
+    ("GET", "/v1/banks/{id}"),
+    ("GET", "/v1/blocks/{height}"),
+    ("GET", "/v1/cycles/{cycle}"),
+    ("GET", "/v1/events"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/openapi.json"),
+];
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// A node's API over a fresh chain (genesis only) in a temporary directory.
+struct TestApi {
+    router: Router,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApi {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
+        let store = Store::open(dir.path()).expect("store");
+        let limits = BlockLimits {
+            max_transactions: 100,
+            max_bytes: 1 << 20,
+        };
+        let chain = Chain::open(&genesis, store, limits).expect("chain");
+        let (committed, _) = broadcast::channel(16);
+        let metrics = Arc::new(Metrics::new());
+        let shared = Shared {
+            chain: Arc::new(Mutex::new(chain)),
+            mempool: Arc::new(Mutex::new(Mempool::new(MempoolLimits {
+                max_transactions: 100,
+                max_per_signer: 10,
+            }))),
+            committed,
+            metrics: metrics.clone(),
+        };
+        let state = ApiState {
+            shared,
+            node: "test-node".into(),
+            read_only: false,
+            chain_id: genesis.chain_id.clone(),
+            currency: genesis.currency.clone(),
+            decimals: genesis.decimals,
+            peers: Arc::new(AtomicUsize::new(0)),
+            gossip: Arc::new(|_| {}),
+            driver: None,
+            metrics,
+            p2p_stats: Arc::new(crate::p2p::P2pStats::default),
+            event_streams: crate::events::stream_limit(),
+        };
+        Self {
+            router: router(state, 1 << 20),
+            _dir: dir,
+        }
+    }
+
+    /// Sends one request; returns the status, the content type and (unless the answer is
+    /// an event stream, which never ends) the body.
+    async fn send(&self, method: &str, uri: &str, body: &str) -> (StatusCode, String, Vec<u8>) {
+        let request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).expect("method"))
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if content_type.starts_with("text/event-stream") {
+            return (status, content_type, Vec::new());
+        }
+        let body = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .expect("body");
+        (status, content_type, body.to_vec())
+    }
+
+    async fn get_json(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self.send("GET", uri, "").await;
+        (status, serde_json::from_slice(&body).expect("JSON body"))
+    }
+
+    /// The document, as the node serves it.
+    async fn document(&self) -> Value {
+        let (status, content_type, body) = self.send("GET", "/v1/openapi.json", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            content_type.starts_with("application/json"),
+            "{content_type}"
+        );
+        // It parses as an OpenAPI document in utoipa's own model...
+        let parsed: utoipa::openapi::OpenApi =
+            serde_json::from_slice(&body).expect("an OpenAPI document");
+        assert_eq!(parsed.info.title, "Interpool node API");
+        assert_eq!(parsed.info.version, env!("CARGO_PKG_VERSION"));
+        // ...and is the one the code builds.
+        assert_eq!(
+            serde_json::to_value(&parsed).expect("serialize"),
+            serde_json::to_value(openapi()).expect("serialize")
+        );
+        serde_json::from_slice(&body).expect("JSON")
+    }
+}
+
+/// Every `(method, path)` the document describes.
+fn documented(document: &Value) -> BTreeSet<(String, String)> {
+    let paths = document["paths"].as_object().expect("paths");
+    let mut routes = BTreeSet::new();
+    for (path, item) in paths {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn openapi_document_is_openapi_3_and_has_every_route() {
+    let api = TestApi::new();
+    let document = api.document().await;
+    let version = document["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3."), "{version}");
+    let documented = documented(&document);
+    for (method, path) in ROUTES {
+        assert!(
+            documented.contains(&(method.to_string(), path.to_string())),
+            "{method} {path} is not in the OpenAPI document"
+        );
+        let operation = &document["paths"][path][method.to_lowercase()];
+        let responses = operation["responses"].as_object().expect("responses");
+        assert!(
+            responses.keys().any(|status| status.starts_with('2')),
+            "{method} {path} documents no success answer"
+        );
+    }
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(method, path)| (method.to_string(), path.to_string()))
+        .collect();
+    assert_eq!(
+        documented, expected,
+        "the document and the list of routes differ: update ROUTES"
+    );
+}
+
+/// A value for a path parameter that reaches the handler (which may still refuse it).
+fn sample(parameter: &str) -> &'static str {
+    match parameter {
+        "hash" => "0000000000000000000000000000000000000000000000000000000000000000",
+        // A bank id: valid for `/v1/banks/{id}`, a quick 400 for account routes (a valid
+        // account id would make `/proof` wait for a block that never comes).
+        "id" => "BANK_A",
+        "height" | "cycle" => "latest",
+        other => panic!("no sample for path parameter {other}"),
+    }
+}
+
+#[tokio::test]
+async fn openapi_every_documented_route_is_routed() {
+    let api = TestApi::new();
+    // The fallback's answer, for contrast: what a route that is not routed gets.
+    let (status, body) = api.get_json("/v1/no-such-route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let document = api.document().await;
+    let routes = documented(&document);
+    assert!(routes.len() >= ROUTES.len());
+    for (method, path) in routes {
+        let mut uri = path.clone();
+        while let Some(start) = uri.find('{') {
+            let end = uri[start..].find('}').expect("closing brace") + start;
+            let name = uri[start + 1..end].to_owned();
+            uri.replace_range(start..=end, sample(&name));
+        }
+        let body = if method == "POST" { "{}" } else { "" };
+        let (status, _, answer) = api.send(&method, &uri, body).await;
+        if status == StatusCode::NOT_FOUND {
+            let answer: Value = serde_json::from_slice(&answer).expect("JSON error");
+            assert_ne!(
+                answer["error"]["code"], "not_found",
+                "{method} {path} is documented but not routed ({uri} fell through)"
+            );
+        }
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but the path has no {method} handler"
+        );
+        let responses = &document["paths"][&path][method.to_lowercase()]["responses"];
+        assert!(
+            responses.get(status.as_str()).is_some(),
+            "{method} {uri} answered {status}, which its documentation does not list"
+        );
+    }
+}
+
+/// Every `$ref` in `value`, with where it was found.
+fn refs<'a>(value: &'a Value, at: String, found: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if key == "$ref" {
+                    if let Some(target) = child.as_str() {
+                        found.push((at.clone(), target));
+                    }
+                } else {
+                    refs(child, format!("{at}/{key}"), found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                refs(child, format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn openapi_every_ref_resolves_to_a_component_schema() {
+    let document = TestApi::new().document().await;
+    let schemas = document["components"]["schemas"]
+        .as_object()
+        .expect("components.schemas");
+    let mut found = Vec::new();
+    refs(&document, String::new(), &mut found);
+    assert!(!found.is_empty());
+    for (at, target) in found {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{at}: $ref {target} is not a component schema"));
+        assert!(
+            schemas.contains_key(name),
+            "{at}: $ref {target} does not resolve"
+        );
+    }
+    // The types only named in prose (the event stream's items) are there too.
+    assert!(schemas.contains_key("EventView"));
+}
+
+/// Checks `value` against `schema`: the JSON Schema keywords utoipa emits (no `pattern`:
+/// lengths and types stand in for it here).
+fn check(schema: &Value, value: &Value, document: &Value, at: &str) -> Result<(), String> {
+    let fail = |why: String| Err(format!("{at}: {why} (value {value}, schema {schema})"));
+    if let Some(target) = schema["$ref"].as_str() {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .ok_or_else(|| format!("{at}: $ref {target}"))?;
+        let resolved = &document["components"]["schemas"][name];
+        if resolved.is_null() {
+            return Err(format!("{at}: unresolved {target}"));
+        }
+        return check(resolved, value, document, &format!("{at}<{name}>"));
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            other => return fail(format!("bad type {other}")),
+        };
+        let matches = types.iter().any(|t| match *t {
+            "null" => value.is_null(),
+            "string" => value.is_string(),
+            "boolean" => value.is_boolean(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "number" => value.is_number(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            _ => false,
+        });
+        if !matches {
+            return fail(format!("not of type {types:?}"));
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(value) {
+            return fail("not in enum".into());
+        }
+    }
+    if let Some(constant) = schema.get("const") {
+        if constant != value {
+            return fail("not the const".into());
+        }
+    }
+    if let (Some(text), Some(len)) = (value.as_str(), schema["minLength"].as_u64()) {
+        if (text.chars().count() as u64) < len {
+            return fail("too short".into());
+        }
+    }
+    if let (Some(text), Some(len)) = (value.as_str(), schema["maxLength"].as_u64()) {
+        if text.chars().count() as u64 > len {
+            return fail("too long".into());
+        }
+    }
+    if let (Some(n), Some(min)) = (value.as_f64(), schema["minimum"].as_f64()) {
+        if n < min {
+            return fail("below minimum".into());
+        }
+    }
+    if let (Some(n), Some(max)) = (value.as_f64(), schema["maximum"].as_f64()) {
+        if n > max {
+            return fail("above maximum".into());
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let properties = schema["properties"].as_object();
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap_or_default();
+            if !object.contains_key(name) {
+                return fail(format!("missing required {name}"));
+            }
+        }
+        for (key, field) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(property) => check(property, field, document, &format!("{at}.{key}"))?,
+                None => match schema.get("additionalProperties") {
+                    Some(Value::Bool(false)) => return fail(format!("unexpected {key}")),
+                    Some(extra @ Value::Object(_)) => {
+                        check(extra, field, document, &format!("{at}.{key}"))?
+                    }
+                    // An object schema without `properties` (e.g. in an `allOf`) leaves
+                    // them to the other parts.
+                    _ if properties.is_some() => return fail(format!("undocumented {key}")),
+                    _ => {}
+                },
+            }
+        }
+    }
+    if let Some(items) = value.as_array() {
+        let prefix = schema["prefixItems"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (i, item) in items.iter().enumerate() {
+            let item_at = format!("{at}[{i}]");
+            match (prefix.get(i), schema.get("items")) {
+                (Some(first), _) => check(first, item, document, &item_at)?,
+                (None, Some(Value::Bool(false))) => return fail("too many items".into()),
+                (None, Some(rest @ Value::Object(_))) => check(rest, item, document, &item_at)?,
+                (None, _) => {}
+            }
+        }
+        if let Some(min) = schema["minItems"].as_u64() {
+            if (items.len() as u64) < min {
+                return fail("too few items".into());
+            }
+        }
+        if let Some(max) = schema["maxItems"].as_u64() {
+            if items.len() as u64 > max {
+                return fail("too many items".into());
+            }
+        }
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        check(part, value, document, at)?;
+    }
+    if let Some(parts) = schema["anyOf"].as_array() {
+        if !parts.iter().any(|p| check(p, value, document, at).is_ok()) {
+            return fail("matches no anyOf".into());
+        }
+    }
+    if let Some(parts) = schema["oneOf"].as_array() {
+        let results: Vec<_> = parts
+            .iter()
+            .map(|p| check(p, value, document, at))
+            .collect();
+        let matching = results.iter().filter(|r| r.is_ok()).count();
+        if matching != 1 {
+            return fail(format!(
+                "matches {matching} of oneOf, not exactly one: {results:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The schema of the `status` answer of `GET path`.
+fn response_schema<'a>(document: &'a Value, path: &str, status: &str) -> &'a Value {
+    let schema = &document["paths"][path]["get"]["responses"][status]["content"]
+        ["application/json"]["schema"];
+    assert!(!schema.is_null(), "GET {path} {status} has no JSON schema");
+    schema
+}
+
+fn assert_fits(document: &Value, schema: &Value, value: &impl serde::Serialize, what: &str) {
+    let value = serde_json::to_value(value).expect("serialize");
+    if let Err(why) = check(schema, &value, document, what) {
+        panic!("{what} does not fit its schema: {why}");
+    }
+}
+
+/// Something that must not fit, so that [`check`] is known to have teeth.
+fn assert_misfits(document: &Value, schema: &Value, value: Value, what: &str) {
+    assert!(
+        check(schema, &value, document, what).is_err(),
+        "{what}: {value} should not fit"
+    );
+}
+
+fn hash(byte: u8) -> Hash {
+    Hash([byte; 32])
+}
+
+fn receipt(outcome: Outcome) -> Receipt {
+    Receipt {
+        tx_hash: hash(1),
+        height: 7,
+        index: 3,
+        outcome,
+    }
+}
+
+fn certificate() -> CommitCertificate {
+    CommitCertificate {
+        vote: Vote {
+            height: 8,
+            round: 1,
+            digest: Digest([2; 32]),
+        },
+        signatures: vec![
+            (PublicKey([3; 32]), Signature([4; 64])),
+            (PublicKey([5; 32]), Signature([6; 64])),
+        ],
+    }
+}
+
+fn queue_event() -> QueueEvent {
+    QueueEvent {
+        tx_hash: hash(9),
+        from: account(customer_seed(0, 0)),
+        to: account(customer_seed(1, 0)),
+        from_bank: testkit::bank_id(0),
+        to_bank: testkit::bank_id(1),
+        amount: Amount(u64::MAX),
+        queued_at_height: 3,
+        height: 5,
+    }
+}
+
+fn cycle_view() -> CycleView {
+    CycleView {
+        cycle: 2,
+        start_height: 11,
+        height: 20,
+        trigger: SettlementTrigger::Authority,
+        banks: vec![BankPositionView {
+            bank: BankId::new("BANK_A").expect("bank id"),
+            sent: "1.00".into(),
+            received: "0.50".into(),
+            net: "-0.50".into(),
+            pool_before: "10.00".into(),
+            pool_after: "9.50".into(),
+        }],
+        gross_total: "1.50".into(),
+        net_total: "0.50".into(),
+    }
+}
+
+#[tokio::test]
+async fn openapi_schemas_accept_what_the_api_serializes() {
+    let api = TestApi::new();
+    let document = api.document().await;
+
+    // Real answers of the running handlers.
+    let customer = account(customer_seed(0, 0));
+    let operator = account(operator_seed(1));
+    for (path, uri) in [
+        ("/v1/status", "/v1/status".to_owned()),
+        ("/v1/banks", "/v1/banks".to_owned()),
+        ("/v1/banks/{id}", "/v1/banks/BANK_A".to_owned()),
+        ("/v1/accounts/{id}", format!("/v1/accounts/{customer}")),
+        (
+            "/v1/accounts/{id}/transactions",
+            format!("/v1/accounts/{customer}/transactions"),
+        ),
+        ("/v1/signers/{id}", format!("/v1/signers/{customer}")),
+        ("/v1/signers/{id}", format!("/v1/signers/{operator}")),
+        (
+            "/v1/transactions/{hash}",
+            format!("/v1/transactions/{}", hash(0)),
+        ),
+    ] {
+        let (status, body) = api.get_json(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        assert_fits(
+            &document,
+            response_schema(&document, path, "200"),
+            &body,
+            &uri,
+        );
+    }
+    let errors = [
+        ("/v1/accounts/{id}", "/v1/accounts/nothex", "400"),
+        ("/v1/accounts/{id}", "/v1/accounts/{zero}", "404"),
+        ("/v1/blocks/{height}", "/v1/blocks/latest", "404"),
+        ("/v1/blocks/{height}", "/v1/blocks/x", "400"),
+    ];
+    for (path, uri, status) in errors {
+        let uri = uri.replace("{zero}", &hash(0).to_string());
+        let (answer, body) = api.get_json(&uri).await;
+        assert_eq!(answer.as_str(), status, "{uri}: {body}");
+        assert_fits(
+            &document,
+            response_schema(&document, path, status),
+            &body,
+            &uri,
+        );
+    }
+    let batch = api
+        .send("POST", "/v1/transactions/batch", r#"{"txs": ["zz", "00"]}"#)
+        .await;
+    assert_eq!(batch.0, StatusCode::OK);
+    let batch: Value = serde_json::from_slice(&batch.2).expect("JSON");
+    let batch_schema = &document["paths"]["/v1/transactions/batch"]["post"]["responses"]["200"]
+        ["content"]["application/json"]["schema"];
+    assert_fits(&document, batch_schema, &batch, "batch answer");
+    let accepted = BatchView {
+        results: vec![BatchItem::Accepted { hash: hash(1) }],
+    };
+    assert_fits(&document, batch_schema, &accepted, "accepted batch answer");
+    let submit_schema = &document["paths"]["/v1/transactions"]["post"]["responses"]["202"]
+        ["content"]["application/json"]["schema"];
+    assert_fits(
+        &document,
+        submit_schema,
+        &SubmitView { hash: hash(1) },
+        "submit",
+    );
+
+    // Values no genesis-only chain shows: built by hand, every variant.
+    let tx_schema = response_schema(&document, "/v1/transactions/{hash}", "200");
+    let rejections = [
+        TxError::BadSignature,
+        TxError::InvalidSigner(customer),
+        TxError::Oversized {
+            bytes: 5000,
+            limit: 2048,
+        },
+        TxError::Unauthorized(BodyKind::SetNetDebitCap),
+        TxError::UnknownBank(testkit::bank_id(3)),
+        TxError::InsufficientFunds {
+            available: Amount(0),
+            needed: Amount(u64::MAX),
+        },
+        TxError::DuplicateEndToEndId("E2E-1".into()),
+        TxError::WrongBank {
+            account: customer,
+            holder: testkit::bank_id(1),
+        },
+    ];
+    let outcomes = [
+        Outcome::Committed,
+        Outcome::Queued {
+            expires_at_height: 99,
+        },
+    ]
+    .into_iter()
+    .chain(
+        rejections
+            .into_iter()
+            .map(|error| Outcome::Rejected { error }),
+    );
+    for outcome in outcomes {
+        let view = TxStatusView {
+            hash: hash(1),
+            status: TxStatus::Committed,
+            height: Some(7),
+            settled_height: Some(9),
+            receipt: Some(receipt(outcome.clone())),
+        };
+        assert_fits(&document, tx_schema, &view, &format!("{outcome:?}"));
+    }
+    let history = AccountHistoryView {
+        account: customer,
+        transactions: vec![TxStatusView {
+            hash: hash(1),
+            status: TxStatus::Queued,
+            height: Some(7),
+            settled_height: None,
+            receipt: Some(receipt(Outcome::Committed)),
+        }],
+        next: Some("7:3".into()),
+    };
+    let history_schema = response_schema(&document, "/v1/accounts/{id}/transactions", "200");
+    assert_fits(&document, history_schema, &history, "history");
+
+    let block = BlockView {
+        hash: hash(4),
+        header: BlockHeader {
+            chain_id: "test".into(),
+            height: 8,
+            parent_hash: hash(5),
+            previous_state_root: hash(6),
+            timestamp_ms: 1_700_000_000_000,
+            proposer: operator,
+        },
+        transactions: vec![hash(1), hash(2)],
+        state_root: hash(7),
+        certificate: certificate(),
+    };
+    let block_schema = response_schema(&document, "/v1/blocks/{height}", "200");
+    assert_fits(&document, block_schema, &block, "block");
+
+    let ledger = Ledger::from_genesis(&testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000))
+        .expect("ledger");
+    let proof_schema = response_schema(&document, "/v1/accounts/{id}/proof", "200");
+    for id in [customer, account(4242)] {
+        let proof = AccountProofView {
+            proof: ledger.account_proof(&id),
+            height: 7,
+            certifying_block: "00ff".into(),
+            certificate: certificate(),
+        };
+        assert_fits(&document, proof_schema, &proof, "account proof");
+    }
+    let empty = AccountProofView {
+        proof: interpool_contracts::AccountProof {
+            id: customer,
+            account: None,
+            state_root: Hash::ZERO,
+            proof: interpool_contracts::smt::Proof {
+                siblings: Vec::new(),
+                terminal: None,
+            },
+        },
+        height: 0,
+        certifying_block: String::new(),
+        certificate: certificate(),
+    };
+    assert_fits(
+        &document,
+        proof_schema,
+        &empty,
+        "proof of absence in an empty tree",
+    );
+
+    let event_schema = &document["components"]["schemas"]["EventView"];
+    let events = [
+        EventView::Transaction {
+            receipt: receipt(Outcome::Rejected {
+                error: TxError::QueueFull(testkit::bank_id(0)),
+            }),
+            accounts: vec![customer, operator],
+        },
+        EventView::Released {
+            transfer: queue_event(),
+        },
+        EventView::Expired {
+            transfer: queue_event(),
+        },
+        EventView::CycleClosed {
+            report: cycle_view(),
+        },
+    ];
+    for event in &events {
+        assert_fits(&document, event_schema, event, "event");
+    }
+    let cycle_schema = response_schema(&document, "/v1/cycles/{cycle}", "200");
+    assert_fits(&document, cycle_schema, &cycle_view(), "cycle");
+    let error_schema = response_schema(&document, "/v1/accounts/{id}", "400");
+    let error = ErrorView {
+        code: "bad_account_id".into(),
+        message: "account id: …".into(),
+    };
+    assert_fits(
+        &document,
+        error_schema,
+        &ErrorBody { error: &error },
+        "error",
+    );
+
+    // The checker has teeth: wrong shapes are refused.
+    let mut bad_event = serde_json::to_value(&events[1]).expect("serialize");
+    bad_event["kind"] = "transaction".into();
+    assert_misfits(
+        &document,
+        event_schema,
+        bad_event,
+        "event of the wrong kind",
+    );
+    let mut bad_block = serde_json::to_value(&block).expect("serialize");
+    bad_block["certificate"]["signatures"][0] = serde_json::json!(["03", "04", "05"]);
+    assert_misfits(&document, block_schema, bad_block, "three-part signature");
+    let mut bad_tx = serde_json::to_value(TxStatusView {
+        hash: hash(1),
+        status: TxStatus::Pending,
+        height: None,
+        settled_height: None,
+        receipt: Some(receipt(Outcome::Committed)),
+    })
+    .expect("serialize");
+    bad_tx["receipt"]["outcome"] = "Committed".into();
+    assert_misfits(&document, tx_schema, bad_tx, "outcome in the wrong case");
+}
+
+#[test]
+fn openapi_limits_in_the_schemas_match_the_code() {
+    let document = serde_json::to_value(openapi()).expect("serialize");
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["SubmitRequest"]["properties"]["tx"]["maxLength"],
+        2 * interpool_contracts::tx::MAX_TX_BYTES
+    );
+    assert_eq!(
+        schemas["BatchRequest"]["properties"]["txs"]["maxItems"],
+        MAX_BATCH_TRANSACTIONS as u64
+    );
+    let parameters = document["paths"]["/v1/accounts/{id}/transactions"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let limit = parameters
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("limit parameter");
+    assert_eq!(limit["schema"]["maximum"], MAX_HISTORY_PAGE as u64);
+}
