@@ -1,5 +1,7 @@
 //! The house rule: the consensus crate's normal dependencies are serde, bincode,
-//! ed25519-dalek, sha2 and thiserror — no tokio, no clock, no RNG.
+//! ed25519-dalek, sha2 and thiserror — no tokio, no clock, no RNG. utoipa may be there only
+//! as an optional dependency behind the `openapi` feature (schemas for the node's API
+//! document; it does no I/O either).
 
 #[test]
 fn normal_dependencies_are_the_allowed_five() {
@@ -12,6 +14,13 @@ fn normal_dependencies_are_the_allowed_five() {
             section = line.to_string();
         } else if section == "[dependencies]" && !line.is_empty() && !line.starts_with('#') {
             let name = line.split(['=', '.']).next().unwrap_or_default().trim();
+            if name == "utoipa" {
+                assert!(
+                    line.contains("optional = true"),
+                    "utoipa must be optional: {line}"
+                );
+                continue;
+            }
             names.push(name.to_string());
         }
     }
