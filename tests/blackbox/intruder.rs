@@ -7,19 +7,11 @@ use interpool_contracts::views::TxStatus;
 use interpool_contracts::AccountId;
 use interpool_node::p2p::{self, P2pSettings};
 
-use crate::localnet::{account, client, status, transfer, tx_status, wait_for, Localnet};
+use crate::localnet::{account, status, transfer, tx_status, wait_for, Localnet};
 
 /// `interpool_p2p_events{event="connections_refused"}` of a node.
 fn connections_refused(rpc: &str) -> Option<u64> {
-    let text = client()
-        .get(format!("{rpc}/metrics"))
-        .send()
-        .ok()?
-        .text()
-        .ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(r#"interpool_p2p_events{event="connections_refused"} "#))
-        .and_then(|value| value.trim().parse().ok())
+    crate::localnet::metric(rpc, r#"interpool_p2p_events{event="connections_refused"}"#)
 }
 
 #[test]

@@ -127,6 +127,20 @@ pub fn status(rpc: &str) -> Option<StatusView> {
     get(rpc, "/v1/status")
 }
 
+/// A sample's value in a node's `/metrics`, by its series (name and labels), e.g.
+/// `interpool_blocks_refused_total`; `None` if the node does not answer or lacks it.
+pub fn metric(rpc: &str, series: &str) -> Option<u64> {
+    let text = client()
+        .get(format!("{rpc}/metrics"))
+        .send()
+        .ok()?
+        .text()
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// `GET /v1/accounts/{id}`.
 pub fn account(rpc: &str, id: &AccountId) -> Option<AccountView> {
     get(rpc, &format!("/v1/accounts/{id}"))

@@ -15,21 +15,13 @@ use interpool_node::sync::{SyncRequest, SyncResponse, SyncedBlock};
 use serde_json::Value;
 
 use crate::localnet::{
-    account, client, get, post, status, submit_batch, transfer, tx_status, wait_for, Localnet,
-    Options, CHAIN_ID,
+    account, get, post, status, submit_batch, transfer, tx_status, wait_for, Localnet, Options,
+    CHAIN_ID,
 };
 
 /// `interpool_blocks_refused_total` of a node.
 fn blocks_refused(rpc: &str) -> Option<u64> {
-    let text = client()
-        .get(format!("{rpc}/metrics"))
-        .send()
-        .ok()?
-        .text()
-        .ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("interpool_blocks_refused_total "))
-        .and_then(|value| value.trim().parse().ok())
+    crate::localnet::metric(rpc, "interpool_blocks_refused_total")
 }
 
 #[test]
