@@ -111,6 +111,19 @@ pub struct ChainTip {
     pub timestamp_ms: u64,
 }
 
+impl ChainTip {
+    /// The tip before block 1: the genesis hash and the genesis state root.
+    pub fn genesis(genesis: &crate::Genesis, genesis_state_root: Hash) -> ChainTip {
+        ChainTip {
+            chain_id: genesis.chain_id.clone(),
+            height: 0,
+            hash: genesis.hash(),
+            state_root: genesis_state_root,
+            timestamp_ms: 0,
+        }
+    }
+}
+
 impl Block {
     /// The canonical encoding (the consensus payload).
     pub fn encode(&self) -> Vec<u8> {

@@ -393,15 +393,9 @@ struct Auditor {
 
 impl Auditor {
     fn new(genesis: &Genesis, ledger: Ledger, validators: ValidatorSet) -> Auditor {
-        let genesis_hash = genesis.hash();
         // The tip before block 1, as `Chain::open` builds it.
-        let tip = ChainTip {
-            chain_id: genesis.chain_id.clone(),
-            height: 0,
-            hash: genesis_hash,
-            state_root: ledger.state_root(),
-            timestamp_ms: 0,
-        };
+        let tip = ChainTip::genesis(genesis, ledger.state_root());
+        let genesis_hash = tip.hash;
         let report = AuditReport {
             chain_id: genesis.chain_id.clone(),
             genesis_hash,

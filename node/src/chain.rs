@@ -84,14 +84,8 @@ impl Chain {
             height: 0,
             message: e.to_string(),
         })?;
-        let genesis_hash = genesis.hash();
-        let tip = ChainTip {
-            chain_id: genesis.chain_id.clone(),
-            height: 0,
-            hash: genesis_hash,
-            state_root: ledger.state_root(),
-            timestamp_ms: 0,
-        };
+        let tip = ChainTip::genesis(genesis, ledger.state_root());
+        let genesis_hash = tip.hash;
         let mut chain = Chain {
             genesis_hash,
             ledger,
