@@ -630,7 +630,7 @@ pub async fn start(
     let mut swarm = build_swarm(keypair, &settings, &topic, accounts.keys().copied())?;
     swarm.listen_on(listen).map_err(|e| P2pError::Listen {
         address: settings.listen.clone(),
-        reason: e.to_string(),
+        reason: with_sources(&e),
     })?;
 
     let shared = Arc::new(Shared {
@@ -698,6 +698,26 @@ struct Network {
     /// The application's answers to peers' sync requests, each bounded by a timeout.
     sync_answers: FuturesUnordered<BoxFuture<'static, SyncAnswer>>,
     listener_failure: Option<String>,
+}
+
+/// `error` and every error beneath it, `: `-separated. libp2p's transport errors display
+/// nothing of their own (`TransportError::Other` shows only through `source()`), so an
+/// operator would otherwise read "cannot listen on ...: " and no reason.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !text.is_empty() && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    if parts.is_empty() {
+        "unknown transport error".to_string()
+    } else {
+        parts.join(": ")
+    }
 }
 
 impl Network {
@@ -843,7 +863,7 @@ impl Network {
             SwarmEvent::ListenerClosed { reason, .. } => {
                 let reason = match reason {
                     Ok(()) => "closed".to_string(),
-                    Err(error) => error.to_string(),
+                    Err(error) => with_sources(&error),
                 };
                 tracing::warn!(%reason, "p2p listener closed");
                 self.listener_failure = Some(reason);

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use interpool_contracts::keys::PlainKeyFile;
@@ -41,8 +42,9 @@ pub struct Node {
     pub rpc: String,
     /// Its config file.
     pub config: PathBuf,
-    /// The running process (`None` while stopped).
-    pub child: Option<Child>,
+    /// The running process (`None` while stopped); behind a lock so that waits, which only
+    /// borrow the localnet, can notice a node that exited.
+    child: Mutex<Option<Child>>,
 }
 
 /// A running localnet in a temporary directory; every process is killed on drop.
@@ -63,7 +65,12 @@ impl Drop for Localnet {
             eprintln!("node logs (last lines):\n{}", self.logs());
         }
         for node in &mut self.nodes {
-            if let Some(child) = node.child.as_mut() {
+            if let Some(child) = node
+                .child
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_mut()
+            {
                 let _ = child.kill();
                 let _ = child.wait();
             }
@@ -75,13 +82,39 @@ impl Drop for Localnet {
 /// must never pick the same range even if both see it free at the same moment.
 static NEXT_RANGE: AtomicU32 = AtomicU32::new(0);
 
-/// A base port whose p2p (base + i) and HTTP (base + 1000 + i) ports are all free now and
-/// that no other localnet of this process has been given.
+/// The kernel's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`; Linux's
+/// default when it cannot be read). Outgoing connections (every HTTP request of a test,
+/// every libp2p dial) take their local port from it, so a port chosen inside it may be
+/// free now and taken by the time a node that starts minutes later binds it.
+fn ephemeral_ports() -> (u16, u16) {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((bounds.next()??, bounds.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
+}
+
+/// A base port whose p2p (base + i) and HTTP (base + 1000 + i) ports are all free now, lie
+/// outside the ephemeral range, and that no other localnet of this process has been given.
 fn free_base_port(nodes: u16) -> u16 {
+    // Ports from 10,000 up to the ephemeral range (or above it, if it starts too low).
+    let (ephemeral_low, ephemeral_high) = ephemeral_ports();
+    let span = 1000 + u32::from(nodes);
+    let (low, high) = if u32::from(ephemeral_low) >= 10_000 + span + 2_000 {
+        (10_000, u32::from(ephemeral_low) - span)
+    } else {
+        (u32::from(ephemeral_high) + 1, 65_535 - span)
+    };
+    assert!(
+        low < high,
+        "no port range outside the ephemeral ports {ephemeral_low}-{ephemeral_high}"
+    );
     let start = std::process::id() % 400 * 50;
-    loop {
+    for _ in 0..10_000 {
         let step = NEXT_RANGE.fetch_add(16, Ordering::Relaxed);
-        let candidate = 20_000 + ((start + step) % 40_000) as u16;
+        let candidate = (low + (start + step) % (high - low)) as u16;
         let free = (0..nodes).all(|i| {
             TcpListener::bind(("127.0.0.1", candidate + i)).is_ok()
                 && TcpListener::bind(("127.0.0.1", candidate + 1000 + i)).is_ok()
@@ -90,6 +123,7 @@ fn free_base_port(nodes: u16) -> u16 {
             return candidate;
         }
     }
+    panic!("no free port range found between {low} and {high}");
 }
 
 /// Waits until `condition` holds, failing the test after `deadline`.
@@ -271,7 +305,7 @@ impl Localnet {
                 name: node["name"].as_str().expect("name").to_string(),
                 rpc: node["rpc_url"].as_str().expect("rpc").to_string(),
                 config: out.join(node["config"].as_str().expect("config")),
-                child: None,
+                child: Mutex::new(None),
             })
             .collect();
         if let Some(interval) = options.empty_block_interval_ms {
@@ -301,7 +335,7 @@ impl Localnet {
     /// Starts every node that is not running.
     pub fn start_all(&mut self) {
         for i in 0..self.nodes.len() {
-            if self.nodes[i].child.is_none() {
+            if !self.is_started(i) {
                 self.start_node(i);
             }
         }
@@ -328,7 +362,7 @@ impl Localnet {
     /// Starts node `i` (again) from its config and data directory; its log is appended to.
     pub fn start_node(&mut self, i: usize) {
         let node = &self.nodes[i];
-        assert!(node.child.is_none(), "{} is running", node.name);
+        assert!(!self.is_started(i), "{} is running", node.name);
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -341,12 +375,41 @@ impl Localnet {
             .stderr(log)
             .spawn()
             .expect("start node");
-        self.nodes[i].child = Some(child);
+        *self.child(i) = Some(child);
+    }
+
+    /// Node `i`'s process slot.
+    fn child(&self, i: usize) -> std::sync::MutexGuard<'_, Option<Child>> {
+        // A panic while the lock was held cannot leave the slot inconsistent.
+        self.nodes[i]
+            .child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether node `i` was started and not killed since (it may have exited on its own).
+    pub fn is_started(&self, i: usize) -> bool {
+        self.child(i).is_some()
+    }
+
+    /// Fails the test at once if a started node in `which` has exited: a wait on it could
+    /// only run into its deadline.
+    pub fn assert_running(&self, which: &[usize]) {
+        for &i in which {
+            if let Some(child) = self.child(i).as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "{} exited ({status}) while the test expected it running",
+                        self.nodes[i].name
+                    );
+                }
+            }
+        }
     }
 
     /// `kill -9` node `i`.
     pub fn kill(&mut self, i: usize) {
-        let mut child = self.nodes[i].child.take().expect("node is running");
+        let mut child = self.child(i).take().expect("node is running");
         child.kill().expect("SIGKILL");
         let _ = child.wait();
     }
@@ -370,6 +433,7 @@ impl Localnet {
     /// Waits until every node in `which` is at `height` or above.
     pub fn wait_height(&self, which: &[usize], height: u64, deadline: Duration) {
         wait_for(deadline, &format!("{which:?} at height {height}"), || {
+            self.assert_running(which);
             which
                 .iter()
                 .all(|&i| status(&self.nodes[i].rpc).is_some_and(|s| s.height >= height))

@@ -527,3 +527,29 @@ async fn bad_settings_are_refused() {
     };
     assert!(matches!(start(bad_allowed).await, Err(P2pError::InvalidPeerKey(k)) if k == not_a_key));
 }
+
+#[tokio::test]
+async fn a_port_in_use_is_refused_with_the_reason() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("local address").port();
+    let settings = P2pSettings {
+        secret_key: key(63).to_bytes(),
+        listen: format!("/ip4/127.0.0.1/tcp/{port}"),
+        peers: Vec::new(),
+        allowed: vec![account(63)],
+        network_id: "n".into(),
+        max_message_bytes: 1024,
+    };
+    match start(settings).await {
+        Err(error @ P2pError::Listen { .. }) => {
+            let text = error.to_string();
+            assert!(
+                text.to_lowercase().contains("address already in use")
+                    || text.to_lowercase().contains("addrinuse"),
+                "the operator is told why: {text}"
+            );
+        }
+        Err(other) => panic!("expected a listen error, got {other}"),
+        Ok(_) => panic!("listening on a taken port succeeded"),
+    }
+}
