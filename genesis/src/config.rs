@@ -51,6 +51,10 @@ pub struct P2pConfig {
     /// Largest message accepted from a peer, in bytes.
     #[serde(default = "defaults::max_message_bytes")]
     pub max_message_bytes: usize,
+    /// How often an observer asks its peers for new blocks when no block announcement came
+    /// (announcements wake it at once; this is the fallback for missed ones).
+    #[serde(default = "defaults::sync_interval_ms")]
+    pub sync_interval_ms: u64,
 }
 
 /// HTTP API settings.
@@ -143,6 +147,10 @@ pub mod defaults {
     /// 16 MiB.
     pub fn max_message_bytes() -> usize {
         16 << 20
+    }
+    /// One second: observers normally sync on announcements, well before it.
+    pub fn sync_interval_ms() -> u64 {
+        1_000
     }
     /// 4 MiB.
     pub fn max_body_bytes() -> usize {
@@ -293,8 +301,9 @@ impl NodeConfig {
         if self.rpc.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("rpc.listen", "must be an address such as 127.0.0.1:27000");
         }
-        let positive: [(&'static str, u64); 7] = [
+        let positive: [(&'static str, u64); 8] = [
             ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64),
+            ("p2p.sync_interval_ms", self.p2p.sync_interval_ms),
             ("rpc.max_body_bytes", self.rpc.max_body_bytes as u64),
             (
                 "consensus.round_timeout_ms",

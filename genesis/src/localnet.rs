@@ -279,6 +279,7 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
                     })
                     .collect(),
                 max_message_bytes: config::defaults::max_message_bytes(),
+                sync_interval_ms: config::defaults::sync_interval_ms(),
             },
             rpc: RpcConfig {
                 listen: node.rpc.clone(),

@@ -22,6 +22,7 @@ pub struct Metrics {
     invalid_signatures: Gauge,
     committed_transactions: Counter,
     blocks_refused: Counter,
+    block_announcements: Counter,
     mempool_size: Gauge,
     peers: Gauge,
     verification_seconds: Histogram,
@@ -77,6 +78,12 @@ impl Metrics {
             "Blocks from peers refused because their commit certificate or hash chain did not verify",
             blocks_refused.clone(),
         );
+        let block_announcements = Counter::default();
+        registry.register(
+            "block_announcements",
+            "Block announcements received from peers (followers: each wakes the block sync)",
+            block_announcements.clone(),
+        );
         let mempool_size = Gauge::default();
         registry.register("mempool_size", "Pending transactions", mempool_size.clone());
         let peers = Gauge::default();
@@ -109,6 +116,7 @@ impl Metrics {
             invalid_signatures,
             committed_transactions,
             blocks_refused,
+            block_announcements,
             mempool_size,
             peers,
             verification_seconds,
@@ -126,6 +134,11 @@ impl Metrics {
     /// A peer sent blocks that do not verify.
     pub fn block_refused(&self) {
         self.blocks_refused.inc();
+    }
+
+    /// A peer announced a committed block.
+    pub fn block_announced(&self) {
+        self.block_announcements.inc();
     }
 
     /// The engine's counters and position.

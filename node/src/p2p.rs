@@ -12,6 +12,10 @@
 //!   the node key and checked strictly, and held back until the application validates them
 //!   ([`P2pHandle::report_gossip`]): accepted ones are forwarded, rejected ones are dropped
 //!   and cost the peer that sent them gossip score (P₄), until it is graylisted.
+//! * **Block announcements** ("height h is committed") go by gossipsub on a second topic,
+//!   to which only followers (observers) subscribe: they wake an observer's sync at once
+//!   instead of at its next poll. An announcement is only a hint: what the observer then
+//!   fetches is applied only if its certificate verifies.
 //! * **Consensus messages** go directly to a peer over request-response (the response is an
 //!   empty acknowledgement); **sync** is a second request-response protocol whose responses
 //!   carry a status byte, so "busy" and "cannot answer" are told apart from an answer.
@@ -20,7 +24,7 @@
 //!   the application falls behind, gossip and consensus messages are dropped and counted
 //!   ([`P2pStats`]) rather than stalling the swarm, and sync requests are answered "busy".
 //!
-//! Protocol names and the gossip topic carry `network_id`, so two chains never mix.
+//! Protocol names and the gossip topics carry `network_id`, so two chains never mix.
 
 mod codec;
 #[cfg(test)]
@@ -104,10 +108,13 @@ pub struct P2pSettings {
     pub peers: Vec<(AccountId, String)>,
     /// Every key in the genesis (validators and observers); nobody else may connect.
     pub allowed: Vec<AccountId>,
-    /// Names this network (chain id and genesis hash prefix) in protocol names and the topic.
+    /// Names this network (chain id and genesis hash prefix) in protocol names and the topics.
     pub network_id: String,
     /// Largest message accepted from or sent to a peer, checked before decoding.
     pub max_message_bytes: usize,
+    /// Subscribe to block announcements (observers, which follow the chain by sync);
+    /// validators only publish them.
+    pub follow_blocks: bool,
 }
 
 /// What can go wrong starting the network or with one request.
@@ -193,6 +200,16 @@ pub enum P2pEvent {
         /// The batch, opaque.
         bytes: Vec<u8>,
     },
+    /// A gossiped block announcement (only with [`P2pSettings::follow_blocks`]). Report it
+    /// with [`P2pHandle::report_gossip`] like a transaction batch.
+    BlockAnnounced {
+        /// The peer that sent it to us.
+        from: AccountId,
+        /// To report the validation result.
+        id: GossipId,
+        /// The announcement, opaque.
+        bytes: Vec<u8>,
+    },
     /// A consensus message sent to us (already acknowledged to the sender).
     Consensus {
         /// The sending peer.
@@ -275,7 +292,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 enum Command {
-    Publish(Vec<u8>),
+    Publish(Topic, Vec<u8>),
     Report(GossipId, bool),
     Send(PeerId, Vec<u8>),
     Broadcast(Vec<u8>),
@@ -322,7 +339,18 @@ impl P2pHandle {
             bump(&self.shared.counters.publish_failures);
             return;
         }
-        self.command(Command::Publish(batch));
+        self.command(Command::Publish(Topic::Transactions, batch));
+    }
+
+    /// Announces a committed block (opaque bytes, small) to the peers that follow blocks.
+    /// Fire-and-forget; with no follower connected there is nobody to tell, which is not a
+    /// failure.
+    pub fn announce_block(&self, announcement: Vec<u8>) {
+        if announcement.len() > self.shared.max_message_bytes {
+            bump(&self.shared.counters.publish_failures);
+            return;
+        }
+        self.command(Command::Publish(Topic::Blocks, announcement));
     }
 
     /// Reports the application's verdict on a gossip message: valid ones are forwarded,
@@ -446,6 +474,40 @@ impl P2pHandle {
     }
 }
 
+/// The two gossip topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topic {
+    /// Transaction batches: every node.
+    Transactions,
+    /// Block announcements: followers subscribe, validators publish.
+    Blocks,
+}
+
+/// The topics' libp2p names, derived from the network id.
+#[derive(Clone)]
+struct Topics {
+    transactions: gossipsub::IdentTopic,
+    blocks: gossipsub::IdentTopic,
+}
+
+impl Topics {
+    fn new(network_id: &str) -> Self {
+        Self {
+            transactions: gossipsub::IdentTopic::new(format!(
+                "/interpool/{network_id}/transactions/1"
+            )),
+            blocks: gossipsub::IdentTopic::new(format!("/interpool/{network_id}/blocks/1")),
+        }
+    }
+
+    fn hash(&self, topic: Topic) -> gossipsub::TopicHash {
+        match topic {
+            Topic::Transactions => self.transactions.hash(),
+            Topic::Blocks => self.blocks.hash(),
+        }
+    }
+}
+
 /// The libp2p behaviours, in the order libp2p consults them for each new connection: the
 /// allow-list must come first so that a denied connection never reaches the others.
 #[derive(NetworkBehaviour)]
@@ -481,7 +543,7 @@ fn protocol(network_id: &str, name: &str) -> Result<StreamProtocol, P2pError> {
 /// Gossip scoring for a closed consortium: only invalid messages (P₄) cost score. Mesh
 /// delivery quotas (P₃) would punish honest peers on a quiet chain, and IP colocation would
 /// punish a localnet where every node shares 127.0.0.1, so both are off.
-fn score_params(topic: &gossipsub::IdentTopic) -> gossipsub::PeerScoreParams {
+fn score_params(topics: &Topics) -> gossipsub::PeerScoreParams {
     let topic_params = gossipsub::TopicScoreParams {
         topic_weight: 1.0,
         time_in_mesh_weight: 0.0,
@@ -499,14 +561,16 @@ fn score_params(topic: &gossipsub::IdentTopic) -> gossipsub::PeerScoreParams {
         ip_colocation_factor_weight: 0.0,
         ..gossipsub::PeerScoreParams::default()
     };
-    params.topics.insert(topic.hash(), topic_params);
+    for topic in [Topic::Transactions, Topic::Blocks] {
+        params.topics.insert(topics.hash(topic), topic_params.clone());
+    }
     params
 }
 
 fn build_swarm(
     keypair: Keypair,
     settings: &P2pSettings,
-    topic: &gossipsub::IdentTopic,
+    topics: &Topics,
     allowed: impl Iterator<Item = PeerId>,
 ) -> Result<Swarm<Behaviour>, P2pError> {
     let config_error = |error: &dyn std::fmt::Display| P2pError::Config(error.to_string());
@@ -525,11 +589,18 @@ fn build_swarm(
             .map_err(|e| config_error(&e))?;
     gossip
         .with_peer_score(
-            score_params(topic),
+            score_params(topics),
             gossipsub::PeerScoreThresholds::default(),
         )
         .map_err(|e| config_error(&e))?;
-    gossip.subscribe(topic).map_err(|e| config_error(&e))?;
+    gossip
+        .subscribe(&topics.transactions)
+        .map_err(|e| config_error(&e))?;
+    if settings.follow_blocks {
+        gossip
+            .subscribe(&topics.blocks)
+            .map_err(|e| config_error(&e))?;
+    }
 
     let codec = FrameCodec::new(settings.max_message_bytes);
     let consensus = request_response::Behaviour::with_codec(
@@ -625,9 +696,8 @@ pub async fn start(
         redial.insert(peer, Redial::new(address));
     }
 
-    let topic =
-        gossipsub::IdentTopic::new(format!("/interpool/{}/transactions/1", settings.network_id));
-    let mut swarm = build_swarm(keypair, &settings, &topic, accounts.keys().copied())?;
+    let topics = Topics::new(&settings.network_id);
+    let mut swarm = build_swarm(keypair, &settings, &topics, accounts.keys().copied())?;
     swarm.listen_on(listen).map_err(|e| P2pError::Listen {
         address: settings.listen.clone(),
         reason: with_sources(&e),
@@ -647,7 +717,7 @@ pub async fn start(
         swarm,
         shared: shared.clone(),
         accounts,
-        topic,
+        topics,
         events,
         queued_peer_events: VecDeque::new(),
         redial,
@@ -689,7 +759,7 @@ struct Network {
     swarm: Swarm<Behaviour>,
     shared: Arc<Shared>,
     accounts: HashMap<PeerId, AccountId>,
-    topic: gossipsub::IdentTopic,
+    topics: Topics,
     events: mpsc::Sender<P2pEvent>,
     /// Peer churn events waiting for room in `events` (never dropped silently).
     queued_peer_events: VecDeque<P2pEvent>,
@@ -778,11 +848,17 @@ impl Network {
     fn on_command(&mut self, command: Command) {
         let counters = &self.shared.counters;
         match command {
-            Command::Publish(batch) => {
-                let topic = self.topic.hash();
-                if let Err(error) = self.swarm.behaviour_mut().gossip.publish(topic, batch) {
-                    tracing::debug!(%error, "gossip publication failed");
-                    bump(&counters.publish_failures);
+            Command::Publish(topic, bytes) => {
+                let hash = self.topics.hash(topic);
+                match self.swarm.behaviour_mut().gossip.publish(hash, bytes) {
+                    Ok(_) => {}
+                    // Announcements reach followers only: none connected is the usual case.
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
+                        if topic == Topic::Blocks => {}
+                    Err(error) => {
+                        tracing::debug!(%error, ?topic, "gossip publication failed");
+                        bump(&counters.publish_failures);
+                    }
                 }
             }
             Command::Report(id, valid) => {
@@ -828,7 +904,7 @@ impl Network {
                 }
             }
             Command::GossipPeers(reply) => {
-                let topic = self.topic.hash();
+                let topic = self.topics.hash(Topic::Transactions);
                 let peers = self
                     .swarm
                     .behaviour()
@@ -1024,16 +1100,32 @@ impl Network {
                     self.report(&id, MessageAcceptance::Reject);
                     return;
                 }
-                let event = P2pEvent::Transactions {
-                    from,
-                    id,
-                    bytes: message.data,
+                let event = if message.topic == self.topics.hash(Topic::Transactions) {
+                    P2pEvent::Transactions {
+                        from,
+                        id,
+                        bytes: message.data,
+                    }
+                } else if message.topic == self.topics.hash(Topic::Blocks) {
+                    P2pEvent::BlockAnnounced {
+                        from,
+                        id,
+                        bytes: message.data,
+                    }
+                } else {
+                    // Gossipsub delivers only subscribed topics; nothing to forward either way.
+                    self.report(&id, MessageAcceptance::Ignore);
+                    return;
                 };
                 match self.events.try_send(event) {
                     Ok(()) => {}
                     Err(
-                        TrySendError::Full(P2pEvent::Transactions { id, .. })
-                        | TrySendError::Closed(P2pEvent::Transactions { id, .. }),
+                        TrySendError::Full(
+                            P2pEvent::Transactions { id, .. } | P2pEvent::BlockAnnounced { id, .. },
+                        )
+                        | TrySendError::Closed(
+                            P2pEvent::Transactions { id, .. } | P2pEvent::BlockAnnounced { id, .. },
+                        ),
                     ) => {
                         // Not the sender's fault: no penalty, and not forwarded.
                         bump(&self.shared.counters.gossip_dropped);

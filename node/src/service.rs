@@ -16,7 +16,7 @@ use interpool_contracts::{AccountId, Genesis, SignedTransaction};
 use interpool_genesis::config::{NodeConfig, Role};
 use interpool_genesis::files::{read_genesis, read_key};
 use interpool_genesis::spec::{check_genesis, validator_set};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::api::{self, ApiState};
 use crate::chain::{BlockLimits, Chain};
@@ -25,7 +25,7 @@ use crate::mempool::{Mempool, MempoolLimits};
 use crate::metrics::Metrics;
 use crate::p2p::{self, P2pEvent, P2pHandle, P2pSettings};
 use crate::storage::Store;
-use crate::sync::{self, SyncRequest, SyncResponse, MAX_SYNC_BLOCKS};
+use crate::sync::{self, BlockAnnouncement, SyncRequest, SyncResponse, MAX_SYNC_BLOCKS};
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Default, Clone)]
@@ -145,6 +145,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         allowed,
         network_id: format!("{}-{}", genesis.chain_id, &genesis_hash.to_hex()[..16]),
         max_message_bytes: config.p2p.max_message_bytes,
+        follow_blocks: config.role == Role::Observer,
     })
     .await
     .context("cannot start networking")?;
@@ -153,6 +154,8 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     let validator_keys: BTreeSet<AccountId> = genesis.validators.iter().map(|v| v.key).collect();
     let (driver_tx, driver_rx) = mpsc::channel::<DriverInput>(16_384);
     let is_validator = config.role == Role::Validator;
+    // Observers: woken by block announcements.
+    let announced = Arc::new(Notify::new());
 
     // Peer events: gossip into the mempool, consensus into the driver, sync requests served.
     tokio::spawn(network_events(
@@ -162,6 +165,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         genesis.chain_id.clone(),
         validator_keys,
         is_validator.then(|| driver_tx.clone()),
+        announced.clone(),
         peers.clone(),
         metrics.clone(),
     ));
@@ -187,6 +191,10 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             start_height,
         )
         .context("cannot start consensus")?;
+        tokio::spawn(announce_commits(
+            shared.committed.subscribe(),
+            network.clone(),
+        ));
         let settings = DriverSettings {
             empty_block_interval_ms: config.consensus.empty_block_interval_ms,
         };
@@ -199,7 +207,13 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             settings,
         ))
     } else {
-        tokio::spawn(follow(network.clone(), shared.clone(), validators.clone()))
+        tokio::spawn(follow(
+            network.clone(),
+            shared.clone(),
+            validators.clone(),
+            announced,
+            Duration::from_millis(config.p2p.sync_interval_ms),
+        ))
     };
 
     let state = ApiState {
@@ -276,6 +290,7 @@ async fn network_events(
     chain_id: String,
     validator_keys: BTreeSet<AccountId>,
     driver: Option<mpsc::Sender<DriverInput>>,
+    announced: Arc<Notify>,
     peers: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 ) {
@@ -321,6 +336,21 @@ async fn network_events(
                 if admitted > 0 {
                     if let Some(driver) = &driver {
                         let _ = driver.try_send(DriverInput::TransactionsArrived);
+                    }
+                }
+            }
+            P2pEvent::BlockAnnounced { from, id, bytes } => {
+                match BlockAnnouncement::decode(&bytes) {
+                    Ok(announcement) => {
+                        network.report_gossip(id, true);
+                        metrics.block_announced();
+                        if announcement.height > lock(&shared.chain).tip().height {
+                            announced.notify_one();
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%from, %error, "undecodable block announcement");
+                        network.report_gossip(id, false);
                     }
                 }
             }
@@ -451,41 +481,80 @@ async fn fetch(
     None
 }
 
-/// Observers: follow the chain by sync only, verifying every certificate before executing.
+/// Validators: announce every committed height to the followers (observers).
+async fn announce_commits(
+    mut committed: broadcast::Receiver<driver::CommittedEvent>,
+    network: P2pHandle,
+) {
+    loop {
+        match committed.recv().await {
+            Ok(event) => network.announce_block(codec::encode(&BlockAnnouncement {
+                height: event.outcome.height,
+            })),
+            // Behind: the next announcement carries a later height, which says as much.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Observers: follow the chain by sync, verifying every certificate before executing. A
+/// block announcement wakes the sync at once; without one it runs every `interval`.
 async fn follow(
     handle: P2pHandle,
     shared: Shared,
     validators: ValidatorSet,
+    announced: Arc<Notify>,
+    interval: Duration,
 ) -> Result<(), crate::chain::ChainError> {
-    let mut interval = tokio::time::interval(Duration::from_millis(300));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll = tokio::time::interval(interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        interval.tick().await;
-        let next = lock(&shared.chain).tip().height + 1;
-        let Some(blocks) = fetch(&handle, next, &validators, &shared.metrics).await else {
-            continue;
-        };
-        for block in blocks {
-            let started = std::time::Instant::now();
-            let mut chain = lock(&shared.chain);
-            let mut mempool = lock(&shared.mempool);
-            if block.height != chain.tip().height + 1 {
+        tokio::select! {
+            _ = poll.tick() => {}
+            () = announced.notified() => {}
+        }
+        // Fetch until a peer has nothing newer: a long way behind, that is many requests.
+        loop {
+            let next = lock(&shared.chain).tip().height + 1;
+            let Some(blocks) = fetch(&handle, next, &validators, &shared.metrics).await else {
+                break;
+            };
+            let full = blocks.len() >= MAX_SYNC_BLOCKS as usize;
+            apply_synced(&shared, blocks)?;
+            if !full {
                 break;
             }
-            let (outcome, txs) = chain.commit(&block.payload, block.certificate, &mempool)?;
-            mempool.after_commit(&txs, chain.ledger(), block.height);
-            shared
-                .metrics
-                .committed(block.height, outcome.receipts.len(), started.elapsed());
-            tracing::info!(
-                height = block.height,
-                transactions = outcome.receipts.len(),
-                state_root = %outcome.state_root,
-                "verified and applied block"
-            );
-            let _ = shared.committed.send(driver::CommittedEvent {
-                outcome: Arc::new(outcome),
-            });
         }
     }
+}
+
+/// Executes verified synced blocks in order (an observer's commit).
+fn apply_synced(
+    shared: &Shared,
+    blocks: Vec<sync::SyncedBlock>,
+) -> Result<(), crate::chain::ChainError> {
+    for block in blocks {
+        let started = std::time::Instant::now();
+        let mut chain = lock(&shared.chain);
+        let mut mempool = lock(&shared.mempool);
+        if block.height != chain.tip().height + 1 {
+            break;
+        }
+        let (outcome, txs) = chain.commit(&block.payload, block.certificate, &mempool)?;
+        mempool.after_commit(&txs, chain.ledger(), block.height);
+        shared
+            .metrics
+            .committed(block.height, outcome.receipts.len(), started.elapsed());
+        tracing::info!(
+            height = block.height,
+            transactions = outcome.receipts.len(),
+            state_root = %outcome.state_root,
+            "verified and applied block"
+        );
+        let _ = shared.committed.send(driver::CommittedEvent {
+            outcome: Arc::new(outcome),
+        });
+    }
+    Ok(())
 }

@@ -61,6 +61,7 @@ fn a_peer_not_in_the_genesis_gets_no_transaction_or_message_accepted() {
             allowed: validators.iter().map(|(key, _)| *key).collect(),
             network_id: format!("{}-{}", net.genesis.chain_id, &genesis_hash.to_hex()[..16]),
             max_message_bytes: 4 << 20,
+            follow_blocks: false,
         })
         .await
         .expect("intruder network");

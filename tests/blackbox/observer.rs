@@ -147,6 +147,53 @@ fn an_observer_started_after_500_blocks_catches_up_and_agrees() {
     assert_eq!(account(&rpc(0), &payer).expect("account").nonce, 5);
 }
 
+#[test]
+fn an_observer_follows_each_block_on_its_announcement() {
+    let net_options = Options::default();
+    let mut net = Localnet::generate(4, 1, 2, &net_options);
+    let observer = net.index("observer-0");
+    // An hour between polls: the observer's first sync runs at start, and after that only
+    // the validators' block announcements can move it forward.
+    let config = &net.nodes[observer].config;
+    let text = std::fs::read_to_string(config).expect("observer config");
+    let default = "sync_interval_ms = 1000";
+    assert!(text.contains(default), "no `{default}` in:\n{text}");
+    std::fs::write(config, text.replace(default, "sync_interval_ms = 3600000"))
+        .expect("write observer config");
+    net.start_all();
+    let rpcs = net.rpcs();
+    let (rpc0, rpc_observer) = (rpcs[0].clone(), rpcs[observer].clone());
+    net.wait_height(&[0, 1, 2, 3], 3, Duration::from_secs(120));
+
+    // One transfer at a time: each is seen committed on the observer shortly after the
+    // validators commit it, many times within the hour-long poll.
+    let (key, payer) = net.account_key(0, 0);
+    let payee = net.account_key(1, 0).1;
+    for nonce in 0..5 {
+        let hashes = submit_batch(&rpc0, &[transfer(&key, payee, nonce, 10 + nonce)], true);
+        wait_for(Duration::from_secs(60), "the transfer committed", || {
+            tx_status(&rpc0, &hashes[0]).is_some_and(|v| v.status == TxStatus::Committed)
+        });
+        net.assert_running(&[observer]);
+        wait_for(
+            Duration::from_secs(60),
+            "the observer to apply the transfer's block",
+            || {
+                tx_status(&rpc_observer, &hashes[0])
+                    .is_some_and(|v| v.status == TxStatus::Committed)
+            },
+        );
+    }
+    assert_eq!(
+        account(&rpc_observer, &payer).expect("account").nonce,
+        5,
+        "the observer's view of the payer"
+    );
+    let heard = crate::localnet::metric(&rpc_observer, "interpool_block_announcements_total")
+        .expect("announcement counter");
+    assert!(heard >= 5, "announcements received: {heard}");
+}
+
 /// `key`'s COMMIT signature over `digest` at `height`, round 0.
 fn commit_signature(
     key: &ed25519_dalek::SigningKey,
@@ -275,6 +322,7 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
             allowed,
             network_id: format!("{}-{}", genesis.chain_id, &genesis_hash.to_hex()[..16]),
             max_message_bytes: 16 << 20,
+            follow_blocks: false,
         })
         .await
         .expect("the fake validator's network");

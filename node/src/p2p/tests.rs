@@ -41,12 +41,37 @@ async fn node(seed: u64, allowed: &[u64], peers: &[&Node], max_message_bytes: us
     .await
 }
 
+/// A node that follows blocks (an observer's network), dialing `peers`.
+async fn follower(seed: u64, allowed: &[u64], peers: &[&Node]) -> Node {
+    let peers = peers.iter().map(|n| (n.id, n.address.clone())).collect();
+    start_node(
+        seed,
+        allowed,
+        peers,
+        "/ip4/127.0.0.1/tcp/0",
+        MAX_MESSAGE_BYTES,
+        true,
+    )
+    .await
+}
+
 async fn node_at(
     seed: u64,
     allowed: &[u64],
     peers: Vec<(AccountId, String)>,
     listen: &str,
     max_message_bytes: usize,
+) -> Node {
+    start_node(seed, allowed, peers, listen, max_message_bytes, false).await
+}
+
+async fn start_node(
+    seed: u64,
+    allowed: &[u64],
+    peers: Vec<(AccountId, String)>,
+    listen: &str,
+    max_message_bytes: usize,
+    follow_blocks: bool,
 ) -> Node {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -58,6 +83,7 @@ async fn node_at(
         peers,
         allowed: allowed.iter().copied().map(account).collect(),
         network_id: "test-chain-0123456789abcdef".into(),
+        follow_blocks,
         max_message_bytes,
     };
     let (handle, events) = start(settings).await.expect("start");
@@ -151,6 +177,13 @@ async fn three_nodes(seeds: [u64; 3]) -> (Node, Node, Node) {
 fn transactions(e: P2pEvent) -> Option<(AccountId, GossipId, Vec<u8>)> {
     match e {
         P2pEvent::Transactions { from, id, bytes } => Some((from, id, bytes)),
+        _ => None,
+    }
+}
+
+fn announcements(e: P2pEvent) -> Option<(AccountId, GossipId, Vec<u8>)> {
+    match e {
+        P2pEvent::BlockAnnounced { from, id, bytes } => Some((from, id, bytes)),
         _ => None,
     }
 }
@@ -499,6 +532,7 @@ async fn bad_settings_are_refused() {
         allowed: vec![account(61)],
         network_id: "n".into(),
         max_message_bytes: 1024,
+        follow_blocks: false,
     };
     let bad_listen = P2pSettings {
         listen: "not a multiaddr".into(),
@@ -539,6 +573,7 @@ async fn a_port_in_use_is_refused_with_the_reason() {
         allowed: vec![account(63)],
         network_id: "n".into(),
         max_message_bytes: 1024,
+        follow_blocks: false,
     };
     match start(settings).await {
         Err(error @ P2pError::Listen { .. }) => {
@@ -552,4 +587,64 @@ async fn a_port_in_use_is_refused_with_the_reason() {
         Err(other) => panic!("expected a listen error, got {other}"),
         Ok(_) => panic!("listening on a taken port succeeded"),
     }
+}
+
+#[tokio::test]
+async fn block_announcements_reach_followers_and_no_one_else() {
+    let seeds = [81, 82, 83];
+    let mut validator = node(81, &seeds, &[], MAX_MESSAGE_BYTES).await;
+    let mut other_validator = node(82, &seeds, &[&validator], MAX_MESSAGE_BYTES).await;
+    let mut observer = follower(83, &seeds, &[&validator]).await;
+
+    // Without a follower yet, announcing is not a failure: there is nobody to tell.
+    validator.handle.announce_block(b"height 1".to_vec());
+    // The follower's subscription reaches the validator some time after the connection:
+    // announce until the follower hears one.
+    let deadline = Instant::now() + WAIT;
+    let (from, id, bytes) = loop {
+        validator.handle.announce_block(b"height 2".to_vec());
+        if let Ok(Some(event)) =
+            timeout(Duration::from_millis(100), async {
+                loop {
+                    match observer.events.recv().await {
+                        Some(event) => {
+                            if let Some(found) = announcements(event) {
+                                return Some(found);
+                            }
+                        }
+                        None => return None,
+                    }
+                }
+            })
+            .await
+        {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "the follower never heard an announcement");
+    };
+    assert_eq!((from, bytes.as_slice()), (validator.id, &b"height 2"[..]));
+    observer.handle.report_gossip(id, true);
+    assert_eq!(validator.handle.stats().publish_failures, 0);
+
+    // Positive control first, then nothing but transactions reach a non-follower: the
+    // other validator gets the transaction batch published after the announcements, and no
+    // announcement, and the validator never hears the follower's announcements back.
+    wait_gossip_peers(&validator, &[other_validator.id]).await;
+    validator
+        .handle
+        .publish_transactions(b"after the announcements".to_vec());
+    let (_, id, _) = next(&mut other_validator, "the batch", |e| match e {
+        P2pEvent::BlockAnnounced { .. } => panic!("a validator got a block announcement"),
+        P2pEvent::Transactions { id, bytes, .. } if bytes == b"after the announcements" => {
+            Some(((), id, bytes))
+        }
+        _ => None,
+    })
+    .await;
+    other_validator.handle.report_gossip(id, true);
+    assert_quiet(&mut other_validator, |e| {
+        matches!(e, P2pEvent::BlockAnnounced { .. })
+    })
+    .await;
+    assert_quiet(&mut validator, |e| matches!(e, P2pEvent::BlockAnnounced { .. })).await;
 }
