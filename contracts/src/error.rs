@@ -108,7 +108,7 @@ pub enum TxError {
     #[error("account {0} is not frozen")]
     NotFrozen(AccountId),
     /// The account's available balance is too small.
-    #[error("insufficient funds: available {available:?}, needed {needed:?}")]
+    #[error("insufficient funds: {available} available, {needed} needed (in minor units)")]
     InsufficientFunds {
         /// Available (not reserved) balance.
         available: Amount,
@@ -119,7 +119,9 @@ pub enum TxError {
     #[error("end_to_end_id {0:?} was already used by this signer")]
     DuplicateEndToEndId(String),
     /// `Redeem` more than the pool holds beyond what the bank owes in this cycle.
-    #[error("bank {bank} can redeem at most {available:?} (pool minus current net debit)")]
+    #[error(
+        "bank {bank} can redeem at most {available} minor units (pool minus current net debit)"
+    )]
     InsufficientPool {
         /// The bank.
         bank: BankId,

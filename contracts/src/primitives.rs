@@ -274,6 +274,14 @@ pub enum AmountError {
 #[serde(transparent)]
 pub struct Amount(pub u64);
 
+/// Minor units, e.g. `1234` for 12.34 in a two-decimal currency: the amount alone does not
+/// know the chain's decimals (use [`Amount::format`] where they are known).
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 impl Amount {
     /// Zero minor units.
     pub const ZERO: Amount = Amount(0);

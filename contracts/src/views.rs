@@ -331,8 +331,11 @@ impl EventView {
 pub struct SignerView {
     /// The key.
     pub id: AccountId,
-    /// The next nonce.
+    /// The next nonce by the committed state.
     pub nonce: u64,
+    /// The nonce to sign the next transaction with: after the signer's transactions that are
+    /// pending in this node's mempool with consecutive nonces (equal to `nonce` when none is).
+    pub pending_nonce: u64,
     /// `customer`, `authority`, `regulator` or `operator`.
     pub role: String,
     /// For customers and operators: their bank.
@@ -346,6 +349,7 @@ impl SignerView {
             return Some(Self {
                 id,
                 nonce: account.nonce,
+                pending_nonce: account.nonce,
                 role: "customer".into(),
                 bank: Some(account.bank.clone()),
             });
@@ -359,8 +363,17 @@ impl SignerView {
         Some(Self {
             id,
             nonce: official.nonce,
+            pending_nonce: official.nonce,
             role: role.into(),
             bank,
         })
+    }
+
+    /// With `pending_nonce` as a mempool reports it (never below the committed `nonce`).
+    pub fn with_pending_nonce(self, pending_nonce: u64) -> Self {
+        Self {
+            pending_nonce: pending_nonce.max(self.nonce),
+            ..self
+        }
     }
 }

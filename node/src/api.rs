@@ -723,8 +723,12 @@ async fn signer(
 ) -> ApiResult<Json<SignerView>> {
     let id = parse_account(&id)?;
     let chain = lock(&state.shared.chain);
+    let mempool = lock(&state.shared.mempool);
     SignerView::new(chain.ledger(), id)
-        .map(Json)
+        .map(|view| {
+            let pending = mempool.next_nonce(&id, view.nonce);
+            Json(view.with_pending_nonce(pending))
+        })
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,

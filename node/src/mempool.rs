@@ -93,6 +93,21 @@ impl Mempool {
         self.entries.get(hash).map(|e| &e.tx)
     }
 
+    /// The nonce `signer` should sign with next: `committed` (its next nonce by the ledger)
+    /// moved past every pending transaction of it with consecutive nonces from there.
+    pub fn next_nonce(&self, signer: &AccountId, committed: u64) -> u64 {
+        let mut next = committed;
+        if let Some(pending) = self.by_signer.get(signer) {
+            for nonce in pending.range(committed..).map(|(nonce, _)| *nonce) {
+                if nonce != next {
+                    break;
+                }
+                next += 1;
+            }
+        }
+        next
+    }
+
     /// Admits `tx` if the ledger, as of the next block at `next_height`, would accept it.
     pub fn insert(
         &mut self,
@@ -270,6 +285,24 @@ mod tests {
         .sign(&key(seed))
         .check_stateless("test")
         .expect("valid")
+    }
+
+    #[test]
+    fn the_next_nonce_skips_consecutive_pending_ones_only() {
+        let ledger = ledger();
+        let mut pool = Mempool::new(LIMITS);
+        let a = customer_seed(0, 0);
+        assert_eq!(pool.next_nonce(&account(a), 0), 0);
+        for nonce in [0, 1, 3] {
+            pool.insert(tx(a, nonce, 1, 50), &ledger, 1)
+                .expect("admitted");
+        }
+        // 0 and 1 pending, 2 missing: the wallet should sign 2 next, not 4.
+        assert_eq!(pool.next_nonce(&account(a), 0), 2);
+        // Once the ledger is past them (committed elsewhere), the committed nonce wins.
+        assert_eq!(pool.next_nonce(&account(a), 3), 4);
+        assert_eq!(pool.next_nonce(&account(a), 7), 7);
+        assert_eq!(pool.next_nonce(&account(customer_seed(1, 0)), 5), 5);
     }
 
     #[test]

@@ -562,7 +562,9 @@ fn score_params(topics: &Topics) -> gossipsub::PeerScoreParams {
         ..gossipsub::PeerScoreParams::default()
     };
     for topic in [Topic::Transactions, Topic::Blocks] {
-        params.topics.insert(topics.hash(topic), topic_params.clone());
+        params
+            .topics
+            .insert(topics.hash(topic), topic_params.clone());
     }
     params
 }

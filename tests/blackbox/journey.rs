@@ -588,7 +588,21 @@ fn a_customer_journey_with_the_wallet() {
             "1.234",
         ],
     );
-    assert_clear_error(bad_amount, 1, "1.234");
+    // Three decimal places where the currency has two: a usage error, like a malformed one.
+    assert_clear_error(bad_amount, 2, "1.234");
+    let malformed_amount = journey.wallet(
+        &bob,
+        &[
+            "transfer",
+            "--key",
+            path(&bob.key),
+            "--to",
+            &alice.id.to_hex(),
+            "--amount",
+            "1,50",
+        ],
+    );
+    assert_clear_error(malformed_amount, 2, "1,50");
     let bad_id = journey.wallet(
         &bob,
         &[

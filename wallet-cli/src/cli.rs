@@ -305,7 +305,7 @@ pub struct TransferBody {
     #[arg(long)]
     pub to: AccountId,
     /// Amount, e.g. 12.34.
-    #[arg(long)]
+    #[arg(long, value_parser = decimal_amount)]
     pub amount: String,
     /// Idempotency key (1–35 printable ASCII characters); reuse it when re-signing a
     /// transfer whose fate you do not know. Default: derived from the signer and the nonce.
@@ -329,7 +329,7 @@ pub struct AccountAmountBody {
     #[arg(long)]
     pub account: AccountId,
     /// Amount.
-    #[arg(long)]
+    #[arg(long, value_parser = decimal_amount)]
     pub amount: String,
 }
 
@@ -339,7 +339,7 @@ pub struct BankAmountBody {
     #[arg(long)]
     pub bank: BankId,
     /// Amount.
-    #[arg(long)]
+    #[arg(long, value_parser = decimal_amount)]
     pub amount: String,
 }
 
@@ -349,7 +349,7 @@ pub struct CapBody {
     #[arg(long)]
     pub bank: BankId,
     /// New net debit cap.
-    #[arg(long, visible_alias = "cap")]
+    #[arg(long, visible_alias = "cap", value_parser = decimal_amount)]
     pub amount: String,
 }
 
@@ -363,6 +363,21 @@ pub struct AccountBody {
 /// The default end-to-end id of a transfer: the signer's first 12 hex digits and the nonce
 /// (at most 33 characters). Unique per signer and nonce, and the same when a transfer is
 /// re-signed with the same nonce, so a retry after an uncertain answer stays a duplicate.
+/// Clap's check of an `--amount`: a non-negative decimal number such as `12.34` (a usage
+/// error, exit code 2, when not). Whether the chain's currency has that many decimal places
+/// is checked once its decimals are known.
+fn decimal_amount(text: &str) -> std::result::Result<String, String> {
+    let places = text
+        .trim()
+        .split_once('.')
+        .map_or(0, |(_, fraction)| fraction.len());
+    let places =
+        u8::try_from(places).map_err(|_| format!("{places} decimal places is too many"))?;
+    Amount::parse(text, places)
+        .map(|_| text.trim().to_string())
+        .map_err(|e| e.to_string())
+}
+
 pub fn default_end_to_end_id(signer: &AccountId, nonce: u64) -> String {
     format!("{}-{nonce}", &signer.to_hex()[..12])
 }
@@ -513,6 +528,24 @@ mod tests {
                 assert_eq!(end_to_end_id, default_end_to_end_id(&signer, 5))
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_amount_is_a_usage_error() {
+        let to = account(2).to_hex();
+        for bad in ["-1", "1e3", "", "1,5", "abc", "1.", "99999999999999999999"] {
+            let error = parse(&["transfer", "--key", "k.json", "--to", &to, "--amount", bad])
+                .expect_err(bad);
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
+            assert!(error.use_stderr(), "{bad:?} exits 2");
+        }
+        for good in ["0.01", "12", "12.340", ".5"] {
+            parse(&["transfer", "--key", "k.json", "--to", &to, "--amount", good]).expect(good);
         }
     }
 

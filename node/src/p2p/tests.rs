@@ -603,24 +603,26 @@ async fn block_announcements_reach_followers_and_no_one_else() {
     let deadline = Instant::now() + WAIT;
     let (from, id, bytes) = loop {
         validator.handle.announce_block(b"height 2".to_vec());
-        if let Ok(Some(event)) =
-            timeout(Duration::from_millis(100), async {
-                loop {
-                    match observer.events.recv().await {
-                        Some(event) => {
-                            if let Some(found) = announcements(event) {
-                                return Some(found);
-                            }
+        if let Ok(Some(event)) = timeout(Duration::from_millis(100), async {
+            loop {
+                match observer.events.recv().await {
+                    Some(event) => {
+                        if let Some(found) = announcements(event) {
+                            return Some(found);
                         }
-                        None => return None,
                     }
+                    None => return None,
                 }
-            })
-            .await
+            }
+        })
+        .await
         {
             break event;
         }
-        assert!(Instant::now() < deadline, "the follower never heard an announcement");
+        assert!(
+            Instant::now() < deadline,
+            "the follower never heard an announcement"
+        );
     };
     assert_eq!((from, bytes.as_slice()), (validator.id, &b"height 2"[..]));
     observer.handle.report_gossip(id, true);
@@ -646,5 +648,8 @@ async fn block_announcements_reach_followers_and_no_one_else() {
         matches!(e, P2pEvent::BlockAnnounced { .. })
     })
     .await;
-    assert_quiet(&mut validator, |e| matches!(e, P2pEvent::BlockAnnounced { .. })).await;
+    assert_quiet(&mut validator, |e| {
+        matches!(e, P2pEvent::BlockAnnounced { .. })
+    })
+    .await;
 }

@@ -33,20 +33,24 @@ struct Submitted {
     valid_until_height: u64,
 }
 
-/// The signer's next nonce: from its account for a customer's transfer, from
-/// `/v1/signers/{id}` for an official (who has no account).
+/// The nonce to sign with: `/v1/signers/{id}`'s `pending_nonce`, past the signer's
+/// transactions still pending at the node, so a second payment sent before the first one
+/// commits is not refused as `nonce_taken`. A customer's key must have an account.
 fn next_nonce(node: &Node, signer: &AccountId, official: bool) -> Result<u64> {
-    if !official {
-        return match node.account(signer) {
-            Ok(account) => Ok(account.nonce),
-            Err(e) if e.code() == Some("unknown_account") => Err(anyhow!(
-                "the key {signer} has no account on this chain, so it cannot send transfers ({e})"
-            )),
-            Err(e) => Err(e).context(format!("cannot look up the nonce of {signer}")),
-        };
-    }
     match node.signer(signer) {
-        Ok(view) => Ok(view.nonce),
+        Ok(view) if !official && view.role != "customer" => Err(anyhow!(
+            "the key {signer} is the {} key{}, not a customer account: it cannot send transfers",
+            view.role,
+            view.bank.map(|b| format!(" of {b}")).unwrap_or_default()
+        )),
+        Ok(view) => Ok(view.pending_nonce),
+        Err(e) if !official && e.code() == Some("unknown_signer") => Err(anyhow!(
+            "the key {signer} has no account on this chain, so it cannot send transfers ({e})"
+        )),
+        Err(e) if e.code() == Some("unknown_signer") => Err(anyhow!(
+            "the key {signer} is not an official key of this chain, so it cannot sign this \
+             ({e})"
+        )),
         // The route itself is missing: an older node.
         Err(e)
             if e.code() == Some("not_found") || (e.status() == Some(404) && e.code().is_none()) =>
@@ -88,12 +92,21 @@ pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -
         .height
         .checked_add(args.valid_for)
         .ok_or_else(|| anyhow!("--valid-for {} is too large", args.valid_for))?;
+    // What the chain's decimals make of the arguments (`12.345` where it has two): a usage
+    // error, exit code 2, like a malformed amount.
+    let body = match body.build(chain.decimals, &signer, nonce) {
+        Ok(body) => body,
+        Err(error) => {
+            eprintln!("error: {}", format!("{error:#}").replace(['\n', '\r'], " "));
+            return Ok(Exit::Usage);
+        }
+    };
     let signed = Transaction {
         chain_id: chain.chain_id.clone(),
         signer,
         nonce,
         valid_until_height,
-        body: body.build(chain.decimals, &signer, nonce)?,
+        body,
     }
     .sign(&key);
     // The node would refuse it on sight; say why without a round trip.
@@ -314,10 +327,11 @@ mod tests {
             let target = request.target.as_str();
             match request.method.as_str() {
                 "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
-                "GET" if target == format!("/v1/accounts/{signer}") => Reply::json(
+                // Nonce 2 is committed; 2 and 3 are pending at the node.
+                "GET" if target == format!("/v1/signers/{signer}") => Reply::json(
                     200,
-                    serde_json::json!({"id": signer, "bank": "BANK_A", "balance": "9.00",
-                        "reserved": "0.00", "nonce": 4, "frozen": false})
+                    serde_json::json!({"id": signer, "nonce": 2, "pending_nonce": 4,
+                        "role": "customer", "bank": "BANK_A"})
                     .to_string(),
                 ),
                 "POST" if target == "/v1/transactions" => accept(request, &seen),
@@ -358,11 +372,6 @@ mod tests {
             }
         );
         signed.check_stateless("c").expect("a valid signature");
-        // No signer lookup for a customer: the account has the nonce.
-        assert!(stub
-            .requests()
-            .iter()
-            .all(|r| !r.target.starts_with("/v1/signers")));
     }
 
     #[test]
@@ -377,8 +386,8 @@ mod tests {
                 "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
                 "GET" if target == format!("/v1/signers/{authority}") => Reply::json(
                     200,
-                    serde_json::json!({"id": authority, "nonce": 7, "role": "authority",
-                        "bank": null})
+                    serde_json::json!({"id": authority, "nonce": 7, "pending_nonce": 7,
+                        "role": "authority", "bank": null})
                     .to_string(),
                 ),
                 "POST" if target == "/v1/transactions" => accept(request, &seen),
@@ -439,9 +448,11 @@ mod tests {
         let stub = teststub::serve(move |request| match request.target.as_str() {
             "/v1/status" => Reply::json(200, teststub::status_json(10)),
             "/v1/transactions" => Reply::error(409, "nonce_taken", "nonce 2 is pending"),
-            target if target.starts_with("/v1/accounts/") => {
-                Reply::error(404, "unknown_account", "no account")
-            }
+            target if target == format!("/v1/signers/{}", account(1)) => Reply::error(
+                404,
+                "unknown_signer",
+                "neither an account nor an official key",
+            ),
             _ => Reply::error(404, "not_found", "no such route; see /v1/status"),
         });
         let error = submit(
