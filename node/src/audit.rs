@@ -346,15 +346,13 @@ pub fn database_path(data_dir: &Path) -> Result<PathBuf, SetupError> {
     }
 }
 
-/// Opens a stopped node's database for an audit.
-///
-/// The store is opened with [`Store::open`], read-write: RocksDB's exclusive lock then
-/// refuses a database a running node holds. Nothing is written, but RocksDB itself may
-/// replay its write-ahead log into a new table file on open (the logical content is
-/// unchanged). The directory must already hold a database: none is ever created.
+/// Opens a node's database for an audit, read-only ([`Store::open_secondary`]): the node
+/// may be stopped or running (the audit then covers the chain as it stood when opened),
+/// and nothing is written to its data directory. The directory must already hold a
+/// database: none is ever created.
 pub fn open_store(data_dir: &Path) -> Result<Store, SetupError> {
     let path = database_path(data_dir)?;
-    Store::open(&path).map_err(|source| SetupError::Open { path, source })
+    Store::open_secondary(&path).map_err(|source| SetupError::Open { path, source })
 }
 
 /// Audits the chain stored in `store` against `genesis`. `progress` is called with

@@ -6,7 +6,7 @@
 //!   the ledger), and prints every receipt, queue release and expiry, settlement report and
 //!   state root. Banks use it to dry-run a batch of signed transactions.
 //!
-//! * `audit` re-verifies a stopped node's stored chain from genesis: every commit
+//! * `audit` re-verifies a node's stored chain (stopped or running) from genesis: every commit
 //!   certificate against the genesis validator set, every hash link, the re-execution of
 //!   every block against the stored outcome, the ledger invariants (see
 //!   `interpool_node::audit`). Exit code 0: it all verifies; 1: a discrepancy, named on
@@ -79,8 +79,8 @@ enum Command {
         /// Block files, applied at heights 1, 2, ... in order.
         blocks: Vec<PathBuf>,
     },
-    /// Re-verify a stopped node's stored chain from genesis: certificates, hash links,
-    /// re-execution, invariants. Exit 0: verified; 1: a discrepancy; 2: usage or setup.
+    /// Re-verify a node's stored chain from genesis, read-only (the node may be running):
+    /// certificates, hash links, re-execution, invariants. Exit 0: verified; 1: a discrepancy; 2: usage or setup.
     Audit {
         /// The node's data directory (`data_dir` in its config; the database is `DIR/db`).
         /// The node must be stopped.

@@ -72,6 +72,9 @@ pub enum StorageError {
         /// What is wrong.
         message: String,
     },
+    /// The scratch folder of a secondary instance could not be made.
+    #[error("cannot create a scratch folder for reading the database: {0}")]
+    Scratch(std::io::Error),
     /// A block was offered out of order.
     #[error("block {got} cannot follow stored height {stored}")]
     OutOfOrder {
@@ -131,6 +134,9 @@ pub enum RecordKind {
 /// The node's database.
 pub struct Store {
     db: DB,
+    /// A secondary instance's own folder (its info logs), removed after the database is
+    /// closed (fields drop in declaration order).
+    _scratch: Option<tempfile::TempDir>,
 }
 
 fn height_key(height: u64) -> [u8; 8] {
@@ -147,7 +153,28 @@ impl Store {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)?;
-        Ok(Store { db })
+        Ok(Store { db, _scratch: None })
+    }
+
+    /// Opens the existing database in `path` read-only, as a RocksDB secondary instance: it
+    /// takes no lock, so a running node's database can be read while the node goes on
+    /// writing, as it stood at this moment (every block is one atomic batch, so that is a
+    /// consistent chain). Nothing is written under `path`; the instance's own logs go to a
+    /// temporary folder removed with the store. Writing through it fails.
+    pub fn open_secondary(path: &Path) -> Result<Store, StorageError> {
+        let scratch = tempfile::Builder::new()
+            .prefix("interpool-reader-")
+            .tempdir()
+            .map_err(StorageError::Scratch)?;
+        let mut options = Options::default();
+        // A secondary must keep every table file open: the primary may compact and delete
+        // files while they are being read.
+        options.set_max_open_files(-1);
+        let db = DB::open_cf_as_secondary(&options, path, scratch.path(), COLUMN_FAMILIES)?;
+        Ok(Store {
+            db,
+            _scratch: Some(scratch),
+        })
     }
 
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
@@ -508,5 +535,32 @@ mod tests {
             .put_cf(store.cf(CF_META), KEY_HEIGHT, b"x")
             .expect("overwrite");
         assert!(matches!(store.height(), Err(StorageError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_secondary_reads_a_database_its_writer_still_holds_and_cannot_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let writer = Store::open(dir.path()).expect("open");
+        writer.commit_block(&committed(1, 1)).expect("commit 1");
+        writer.commit_block(&committed(2, 2)).expect("commit 2");
+        // The writer holds RocksDB's lock: a second read-write open is refused...
+        assert!(Store::open(dir.path()).is_err());
+        // ...a secondary is not, and sees the committed blocks.
+        let reader = Store::open_secondary(dir.path()).expect("open secondary");
+        assert_eq!(reader.height().expect("height"), 2);
+        assert_eq!(reader.block(2).expect("read"), Some(vec![2; 10]));
+        assert_eq!(
+            reader.outcome(1).expect("read"),
+            Some(committed(1, 1).outcome)
+        );
+        // It reads the database as it stood when opened, and writes nothing.
+        writer.commit_block(&committed(3, 3)).expect("commit 3");
+        assert_eq!(reader.height().expect("height"), 2);
+        assert!(reader.commit_block(&committed(3, 3)).is_err());
+        assert_eq!(writer.height().expect("height"), 3);
+        // A folder without a database is an error, not a new database.
+        let empty = tempfile::tempdir().expect("tempdir");
+        assert!(Store::open_secondary(empty.path()).is_err());
+        assert!(!empty.path().join("CURRENT").exists());
     }
 }

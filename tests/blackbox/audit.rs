@@ -1,5 +1,6 @@
-//! `interpool-node audit` on a real validator's data directory: a stopped node's chain
-//! verifies, with the right counts; a copy with one altered block fails and names it.
+//! `interpool-node audit` on a real validator's data directory: a running node's chain
+//! verifies in place, a stopped node's chain verifies with the right counts, and a copy with
+//! one altered block fails and names it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -83,10 +84,32 @@ fn audit_verifies_a_stopped_validator_and_names_an_altered_block() {
     );
     let committed_at = status(&rpc).expect("status").height;
     net.wait_height(&[audited], committed_at + 3, Duration::from_secs(60));
-    net.kill(audited);
-
     let data = data_dir(&net.nodes[audited].config);
     let genesis = net.root().join("genesis.json");
+
+    // A running node's chain can be audited in place: read-only, as it stands when the
+    // audit opens it, while the node goes on committing.
+    let live: Value = serde_json::from_str(
+        &run(
+            "interpool-node",
+            [
+                "audit",
+                "--data-dir",
+                path(&data),
+                "--genesis",
+                path(&genesis),
+                "--json",
+            ],
+        )
+        .success(),
+    )
+    .expect("json summary of the live audit");
+    let live_blocks = live["blocks"].as_u64().expect("blocks");
+    assert!(live_blocks >= committed_at + 3, "{live}");
+    net.assert_running(&[audited]);
+    net.wait_height(&[audited], live_blocks + 2, Duration::from_secs(60));
+
+    net.kill(audited);
     let started = Instant::now();
     let summary = run(
         "interpool-node",
