@@ -78,6 +78,10 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 const GOSSIP_ENVELOPE_BYTES: usize = 1_024;
 /// Most concurrent request-response streams per protocol and connection.
 const MAX_CONCURRENT_STREAMS: usize = 256;
+/// Most consensus messages in flight (sent, not yet acknowledged) to one peer. Yamux closes
+/// a connection whose peer opens more than 512 streams at once, so to a peer that does not
+/// keep up we drop messages (consensus retransmits), never the connection.
+const MAX_IN_FLIGHT_PER_PEER: usize = 128;
 /// Two simultaneous dials (each side dialing the other) may leave two connections per peer.
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// Most inbound connections still in their handshake; bounds what unknown dialers can tie up.
@@ -724,6 +728,7 @@ pub async fn start(
         queued_peer_events: VecDeque::new(),
         redial,
         pending_requests: HashMap::new(),
+        in_flight: HashMap::new(),
         sync_answers: FuturesUnordered::new(),
         listener_failure: None,
     };
@@ -767,6 +772,8 @@ struct Network {
     queued_peer_events: VecDeque<P2pEvent>,
     redial: HashMap<PeerId, Redial>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, P2pError>>>,
+    /// Consensus messages sent to each peer and not yet acknowledged or failed.
+    in_flight: HashMap<PeerId, usize>,
     /// The application's answers to peers' sync requests, each bounded by a timeout.
     sync_answers: FuturesUnordered<BoxFuture<'static, SyncAnswer>>,
     listener_failure: Option<String>,
@@ -876,10 +883,7 @@ impl Network {
             }
             Command::Send(peer, message) => {
                 if self.swarm.is_connected(&peer) {
-                    self.swarm
-                        .behaviour_mut()
-                        .consensus
-                        .send_request(&peer, message);
+                    self.send_consensus(peer, message);
                 } else {
                     // Not queued (consensus retransmits), and `send_request` would start a dial.
                     tracing::debug!(%peer, "consensus message to a disconnected peer; dropped");
@@ -889,10 +893,7 @@ impl Network {
             Command::Broadcast(message) => {
                 let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 for peer in peers {
-                    self.swarm
-                        .behaviour_mut()
-                        .consensus
-                        .send_request(&peer, message.clone());
+                    self.send_consensus(peer, message.clone());
                 }
             }
             Command::Request(peer, key, request, reply) => {
@@ -1150,6 +1151,31 @@ impl Network {
             .report_message_validation_result(&id.message, &id.source, acceptance);
     }
 
+    /// Sends a consensus message to a connected peer, unless too many are in flight to it.
+    fn send_consensus(&mut self, peer: PeerId, message: Vec<u8>) {
+        let in_flight = self.in_flight.entry(peer).or_default();
+        if *in_flight >= MAX_IN_FLIGHT_PER_PEER {
+            tracing::debug!(%peer, "peer is not acknowledging consensus messages; message dropped");
+            bump(&self.shared.counters.send_failures);
+            return;
+        }
+        *in_flight += 1;
+        self.swarm
+            .behaviour_mut()
+            .consensus
+            .send_request(&peer, message);
+    }
+
+    /// A consensus message to `peer` was acknowledged or failed.
+    fn consensus_settled(&mut self, peer: &PeerId) {
+        if let Some(in_flight) = self.in_flight.get_mut(peer) {
+            *in_flight = in_flight.saturating_sub(1);
+            if *in_flight == 0 {
+                self.in_flight.remove(peer);
+            }
+        }
+    }
+
     fn on_consensus(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
         let counters = &self.shared.counters;
         match event {
@@ -1179,13 +1205,15 @@ impl Network {
                 }
             }
             request_response::Event::Message {
+                peer,
                 message: request_response::Message::Response { .. },
                 ..
-            }
-            | request_response::Event::ResponseSent { .. } => {}
+            } => self.consensus_settled(&peer),
+            request_response::Event::ResponseSent { .. } => {}
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "consensus message not delivered");
                 bump(&counters.send_failures);
+                self.consensus_settled(&peer);
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound consensus message failed");
