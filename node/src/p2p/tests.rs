@@ -316,6 +316,7 @@ async fn a_key_outside_the_allowed_set_gets_no_connection_and_no_message_in() {
     let from_stranger = move |e: &P2pEvent| match e {
         P2pEvent::PeerConnected(k) | P2pEvent::PeerDisconnected(k) => *k == stranger,
         P2pEvent::Transactions { from, .. }
+        | P2pEvent::BlockAnnounced { from, .. }
         | P2pEvent::Consensus { from, .. }
         | P2pEvent::SyncRequest { from, .. } => *from == stranger,
     };
