@@ -640,6 +640,21 @@ mod tests {
         );
     }
 
+    /// The batch check's verdicts (hash or error), asserted equal to single checks'.
+    fn batch_verdicts_match_single_ones(txs: Vec<SignedTransaction>) -> Vec<Result<Hash, TxError>> {
+        let singles: Vec<_> = txs
+            .iter()
+            .cloned()
+            .map(|t| t.check_stateless("test").map(|v| v.hash()))
+            .collect();
+        let batch: Vec<_> = check_stateless_batch(txs, "test")
+            .into_iter()
+            .map(|r| r.map(|v| v.hash()))
+            .collect();
+        assert_eq!(singles, batch);
+        batch
+    }
+
     #[test]
     fn batch_check_matches_single_checks() {
         let bob = AccountId(key(99).verifying_key().to_bytes());
@@ -655,16 +670,7 @@ mod tests {
             }
             txs.push(tx);
         }
-        let singles: Vec<_> = txs
-            .iter()
-            .cloned()
-            .map(|t| t.check_stateless("test").map(|v| v.hash()))
-            .collect();
-        let batch: Vec<_> = check_stateless_batch(txs, "test")
-            .into_iter()
-            .map(|r| r.map(|v| v.hash()))
-            .collect();
-        assert_eq!(singles, batch);
+        let batch = batch_verdicts_match_single_ones(txs);
         assert_eq!(batch.iter().filter(|r| r.is_err()).count(), 4);
     }
 
@@ -688,16 +694,7 @@ mod tests {
             }
             txs.push(tx);
         }
-        let singles: Vec<_> = txs
-            .iter()
-            .cloned()
-            .map(|t| t.check_stateless("test").map(|v| v.hash()))
-            .collect();
-        let batch: Vec<_> = check_stateless_batch(txs, "test")
-            .into_iter()
-            .map(|r| r.map(|v| v.hash()))
-            .collect();
-        assert_eq!(singles, batch);
+        let batch = batch_verdicts_match_single_ones(txs);
         assert_eq!(
             batch
                 .iter()

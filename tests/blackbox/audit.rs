@@ -37,6 +37,23 @@ fn data_dir(config: &Path) -> PathBuf {
     }
 }
 
+/// `interpool-node audit --json` on `data`: its summary, after asserting it passed.
+fn audit_json(data: &Path, genesis: &Path) -> Value {
+    let stdout = run(
+        "interpool-node",
+        [
+            "audit",
+            "--data-dir",
+            path(data),
+            "--genesis",
+            path(genesis),
+            "--json",
+        ],
+    )
+    .success();
+    serde_json::from_str(&stdout).expect("json summary")
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create copy");
     for entry in fs::read_dir(from).expect("read dir") {
@@ -89,21 +106,7 @@ fn audit_verifies_a_stopped_validator_and_names_an_altered_block() {
 
     // A running node's chain can be audited in place: read-only, as it stands when the
     // audit opens it, while the node goes on committing.
-    let live: Value = serde_json::from_str(
-        &run(
-            "interpool-node",
-            [
-                "audit",
-                "--data-dir",
-                path(&data),
-                "--genesis",
-                path(&genesis),
-                "--json",
-            ],
-        )
-        .success(),
-    )
-    .expect("json summary of the live audit");
+    let live = audit_json(&data, &genesis);
     let live_blocks = live["blocks"].as_u64().expect("blocks");
     assert!(live_blocks >= committed_at + 3, "{live}");
     net.assert_running(&[audited]);
@@ -148,21 +151,7 @@ fn audit_verifies_a_stopped_validator_and_names_an_altered_block() {
         summary.contains(&format!("transactions: {transactions} (")),
         "{summary}"
     );
-    let json: Value = serde_json::from_str(
-        &run(
-            "interpool-node",
-            [
-                "audit",
-                "--data-dir",
-                path(&data),
-                "--genesis",
-                path(&genesis),
-                "--json",
-            ],
-        )
-        .success(),
-    )
-    .expect("json summary");
+    let json = audit_json(&data, &genesis);
     assert_eq!(json["blocks"], height, "{json}");
     assert_eq!(json["final_height"], height, "{json}");
     assert_eq!(json["transactions"], transactions, "{json}");

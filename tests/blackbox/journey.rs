@@ -576,33 +576,22 @@ fn a_customer_journey_with_the_wallet() {
 
     // Bad input: a clear line on stderr and the documented exit code.
     let unknown = AccountId([0x42; 32]);
-    let bad_amount = journey.wallet(
-        &bob,
-        &[
-            "transfer",
-            "--key",
-            path(&bob.key),
-            "--to",
-            &alice.id.to_hex(),
-            "--amount",
-            "1.234",
-        ],
-    );
-    // Three decimal places where the currency has two: a usage error, like a malformed one.
-    assert_clear_error(bad_amount, 2, "1.234");
-    let malformed_amount = journey.wallet(
-        &bob,
-        &[
-            "transfer",
-            "--key",
-            path(&bob.key),
-            "--to",
-            &alice.id.to_hex(),
-            "--amount",
-            "1,50",
-        ],
-    );
-    assert_clear_error(malformed_amount, 2, "1,50");
+    // Three decimal places where the currency has two, or no number at all: usage errors.
+    for bad_amount in ["1.234", "1,50"] {
+        let finished = journey.wallet(
+            &bob,
+            &[
+                "transfer",
+                "--key",
+                path(&bob.key),
+                "--to",
+                &alice.id.to_hex(),
+                "--amount",
+                bad_amount,
+            ],
+        );
+        assert_clear_error(finished, 2, bad_amount);
+    }
     let bad_id = journey.wallet(
         &bob,
         &[

@@ -308,28 +308,38 @@ impl Localnet {
                 child: Mutex::new(None),
             })
             .collect();
-        if let Some(interval) = options.empty_block_interval_ms {
-            for node in &nodes {
-                let text = fs::read_to_string(&node.config).expect("config.toml");
-                let default = format!(
-                    "empty_block_interval_ms = {}",
-                    DEFAULT_EMPTY_BLOCK_INTERVAL_MS
-                );
-                assert!(
-                    text.contains(&default),
-                    "{} has no `{default}` line to change:\n{text}",
-                    node.config.display()
-                );
-                let text = text.replace(&default, &format!("empty_block_interval_ms = {interval}"));
-                fs::write(&node.config, text).expect("write config.toml");
-            }
-        }
-        Localnet {
+        let net = Localnet {
             dir,
             nodes,
             manifest,
             genesis,
+        };
+        if let Some(interval) = options.empty_block_interval_ms {
+            for i in 0..net.nodes.len() {
+                net.set_config(
+                    i,
+                    "empty_block_interval_ms",
+                    DEFAULT_EMPTY_BLOCK_INTERVAL_MS,
+                    interval,
+                );
+            }
         }
+        net
+    }
+
+    /// Changes `key = default` to `key = value` in node `i`'s config.toml (before it starts);
+    /// fails if the generated file has no such line.
+    pub fn set_config(&self, i: usize, key: &str, default: u64, value: u64) {
+        let config = &self.nodes[i].config;
+        let text = fs::read_to_string(config).expect("config.toml");
+        let line = format!("{key} = {default}");
+        assert!(
+            text.contains(&line),
+            "{} has no `{line}` line to change:\n{text}",
+            config.display()
+        );
+        fs::write(config, text.replace(&line, &format!("{key} = {value}")))
+            .expect("write config.toml");
     }
 
     /// Starts every node that is not running.

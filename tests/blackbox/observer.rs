@@ -149,17 +149,11 @@ fn an_observer_started_after_500_blocks_catches_up_and_agrees() {
 
 #[test]
 fn an_observer_follows_each_block_on_its_announcement() {
-    let net_options = Options::default();
-    let mut net = Localnet::generate(4, 1, 2, &net_options);
+    let mut net = Localnet::generate(4, 1, 2, &Options::default());
     let observer = net.index("observer-0");
     // An hour between polls: the observer's first sync runs at start, and after that only
     // the validators' block announcements can move it forward.
-    let config = &net.nodes[observer].config;
-    let text = std::fs::read_to_string(config).expect("observer config");
-    let default = "sync_interval_ms = 1000";
-    assert!(text.contains(default), "no `{default}` in:\n{text}");
-    std::fs::write(config, text.replace(default, "sync_interval_ms = 3600000"))
-        .expect("write observer config");
+    net.set_config(observer, "sync_interval_ms", 1_000, 3_600_000);
     net.start_all();
     let rpcs = net.rpcs();
     let (rpc0, rpc_observer) = (rpcs[0].clone(), rpcs[observer].clone());
