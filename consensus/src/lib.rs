@@ -46,8 +46,9 @@
 //!
 //! # Using the engine
 //!
-//! [`Engine::handle`] takes one [`Input`] and returns [`Action`]s that the host executes
-//! **in order**; a [`Action::PersistState`] must be durable before the next action runs.
+//! [`Engine::handle`] takes one [`Input`] and returns a [`Ready`]: a [`PersistedState`] that
+//! must be durable before anything else happens, and [`Action`]s that the host then executes
+//! **in order**.
 //! The engine has no I/O, clock or randomness: time arrives in timer inputs, timers leave
 //! as actions. Every message is verified ([`SignedMessage::verify`]) before it counts;
 //! invalid, duplicate, stale and equivocating messages are ignored and counted in
@@ -66,18 +67,20 @@
 //! * [`message`]: messages, signing, wire encoding, certificates.
 //! * `votes`: the vote keeper (private).
 //! * [`engine`]: the round state machine and the height/round driver.
-//! * [`sim`]: the deterministic simulator (network, faults, byzantine validators, checker).
+//! * `sim` (feature `sim`): the deterministic simulator (network, faults, byzantine
+//!   validators, checker); the crate's own tests and examples enable it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod engine;
 pub mod message;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod types;
 mod votes;
 
 pub use engine::{
-    Action, Config, Engine, EngineError, Evidence, Input, Metrics, PersistedState, TimerKind,
+    Action, Config, Engine, EngineError, Evidence, Input, Metrics, PersistedState, Ready, TimerKind,
 };
 pub use message::{
     CertificateError, CommitCertificate, DecodeError, Message, MessageError, MessageKind,

@@ -147,6 +147,50 @@ pub enum Input {
     },
 }
 
+/// What one call of [`Engine::handle`](super::Engine::handle) asks of the host, in the
+/// spirit of raft-rs's `Ready`: the state to make durable, apart from the effects that may
+/// only happen once it is.
+///
+/// "Save first, then speak" is the type's shape rather than an ordering convention inside a
+/// list: the host writes `persist` (synchronously) and only then executes `actions`, in
+/// order. `persist` is the engine's whole state at the end of the call, so it covers every
+/// message in `actions`, and a later `Ready`'s state is never older than an earlier one's:
+/// a host that persists each `Ready` before its actions can never move the state on disk
+/// backwards, however it interleaves the answers it feeds back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[must_use = "the state must be persisted and the actions executed"]
+pub struct Ready {
+    /// Make this durable before executing any of `actions` (`None`: nothing new to save).
+    pub persist: Option<PersistedState>,
+    /// Effects to execute in order, after `persist` is durable.
+    pub actions: Vec<Action>,
+}
+
+impl Ready {
+    /// True if there is nothing to persist and nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_none() && self.actions.is_empty()
+    }
+}
+
+impl std::ops::Deref for Ready {
+    type Target = [Action];
+
+    fn deref(&self) -> &[Action] {
+        &self.actions
+    }
+}
+
+impl IntoIterator for Ready {
+    type Item = Action;
+    type IntoIter = std::vec::IntoIter<Action>;
+
+    /// The actions only: for callers that have already taken `persist`.
+    fn into_iter(self) -> Self::IntoIter {
+        self.actions.into_iter()
+    }
+}
+
 /// An effect for the host to execute, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -171,8 +215,6 @@ pub enum Action {
         /// Delay from now.
         after_ms: u64,
     },
-    /// Make this state durable **before executing any later action**.
-    PersistState(PersistedState),
     /// Build a payload and answer with [`Input::ProposalReady`].
     RequestProposal {
         /// Height.

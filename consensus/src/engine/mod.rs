@@ -1,11 +1,10 @@
 //! The engine: the height/round driver and the round state machine (PBFT three-phase
 //! commit per height, QBFT round change), as a pure function of its inputs.
 //!
-//! The host calls [`Engine::handle`] with one [`Input`] and executes the returned
-//! [`Action`]s **in order**. Ordering is the persistence contract: every
-//! [`Action::PersistState`] must be durable (synchronously) before any later action in
-//! the same list is executed, in particular before the [`Action::Broadcast`] of a COMMIT
-//! that the new lock guards ("save first, then speak").
+//! The host calls [`Engine::handle`] with one [`Input`] and gets a [`Ready`]: the state to
+//! make durable (synchronously) and, apart from it, the [`Action`]s to execute **in order**
+//! once it is — in particular the [`Action::Broadcast`] of a COMMIT that a new lock guards
+//! ("save first, then speak").
 //!
 //! Rule map (the comments in the code cite these):
 //! * **PBFT §4.2 pre-prepare/prepare**: the proposer of `(h, r)` broadcasts a PROPOSAL; a
@@ -37,7 +36,9 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
 
-pub use io::{Action, Config, EngineError, Evidence, Input, Metrics, PersistedState, TimerKind};
+pub use io::{
+    Action, Config, EngineError, Evidence, Input, Metrics, PersistedState, Ready, TimerKind,
+};
 
 use crate::message::{
     highest_prepared, CommitCertificate, PreparedCertificate, SignatureVerifier, SignedMessage,
@@ -85,7 +86,7 @@ pub struct Engine {
 
     /// Signing guard and lock.
     persisted: PersistedState,
-    /// New signatures not yet in a `PersistState` action.
+    /// The persisted state changed (a signature, a lock) since the last [`Ready::persist`].
     dirty: bool,
 
     /// Verified messages for future heights, per height, with their signer's index.
@@ -218,9 +219,9 @@ impl Engine {
         }
     }
 
-    /// Handles one input and returns the actions to execute, in order (see the module
-    /// documentation for the persistence contract).
-    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+    /// Handles one input and returns what the host must persist and then do (see [`Ready`]
+    /// for the persistence contract).
+    pub fn handle(&mut self, input: Input) -> Ready {
         match input {
             Input::Start { .. } => self.on_start(),
             Input::Message(message) => {
@@ -274,10 +275,10 @@ impl Engine {
                 self.advance_height();
             }
         }
-        if self.dirty {
-            self.persist();
+        Ready {
+            persist: self.take_persist(),
+            actions: std::mem::take(&mut self.actions),
         }
-        std::mem::take(&mut self.actions)
     }
 
     // ----- inputs -------------------------------------------------------------------

@@ -436,18 +436,14 @@ impl Engine {
         let Some(signed) = self.sign(message) else {
             return false;
         };
-        if self.dirty {
-            self.persist();
-        }
         self.apply_own(&signed);
         self.actions.push(Action::Broadcast(signed));
         true
     }
 
-    pub(super) fn persist(&mut self) {
-        self.dirty = false;
-        self.actions
-            .push(Action::PersistState(self.persisted.clone()));
+    /// The state to hand over with this call's actions, if it changed ([`Ready::persist`]).
+    pub(super) fn take_persist(&mut self) -> Option<PersistedState> {
+        std::mem::take(&mut self.dirty).then(|| self.persisted.clone())
     }
 
     /// Counts a message we signed, as any other validator's.

@@ -1,5 +1,8 @@
 //! Targeted tests, one rule at a time, driving a single engine by hand.
 
+// Tests feed inputs whose `Ready` they do not always look at.
+#![allow(unused_must_use)]
+
 use ed25519_dalek::SigningKey;
 
 use super::*;
@@ -27,7 +30,7 @@ fn engine(me: usize, persisted: Option<PersistedState>, height: Height) -> Engin
     Engine::new(Config::default(), set(), key(me), persisted, height).expect("engine")
 }
 
-fn started(me: usize) -> (Engine, Vec<Action>) {
+fn started(me: usize) -> (Engine, Ready) {
     let mut e = engine(me, None, 1);
     let actions = e.handle(Input::Start { now_ms: 0 });
     (e, actions)
@@ -122,7 +125,7 @@ fn committed(actions: &[Action]) -> Option<(Height, Vec<u8>, CommitCertificate)>
     })
 }
 
-fn validate(e: &mut Engine, round: Round, payload: &[u8]) -> Vec<Action> {
+fn validate(e: &mut Engine, round: Round, payload: &[u8]) -> Ready {
     e.handle(Input::ValidationResult {
         height: 1,
         round,
@@ -172,25 +175,35 @@ fn normal_case_prepares_commits_and_certifies() {
     ));
     // PBFT §4.2: a valid proposal is answered with PREPARE, after persisting the vote.
     let actions = validate(&mut e, 0, payload);
-    assert!(matches!(actions[0], Action::PersistState(_)));
+    assert!(
+        actions.persist.as_ref().is_some_and(|s| s
+            .signed
+            .iter()
+            .any(|m| m.message.kind() == MessageKind::Prepare)),
+        "the PREPARE is in the state persisted before the actions run"
+    );
     assert!(
         matches!(broadcasts(&actions)[..], [Message::Prepare(v)] if v.digest == Digest::of(payload))
     );
     e.handle(prepare(1, 0, payload));
     let actions = e.handle(prepare(2, 0, payload));
-    // Prepared: the lock is persisted before the COMMIT leaves.
-    let persist = actions
-        .iter()
-        .position(|a| matches!(a, Action::PersistState(s) if s.lock.is_some()))
-        .expect("lock persisted");
-    let send = actions
-        .iter()
-        .position(|a| matches!(a, Action::Broadcast(m) if m.message.kind() == MessageKind::Commit))
-        .expect("commit sent");
+    // Prepared: the lock is persisted before the COMMIT leaves (the `Ready` hands the state
+    // to persist apart from, and before, the actions).
+    let persisted = actions.persist.as_ref().expect("lock persisted");
     assert!(
-        persist < send,
+        persisted.lock.is_some(),
         "the lock must be durable before the COMMIT goes out"
     );
+    assert!(
+        persisted
+            .signed
+            .iter()
+            .any(|m| m.message.kind() == MessageKind::Commit),
+        "the COMMIT itself is in the persisted state"
+    );
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Broadcast(m) if m.message.kind() == MessageKind::Commit)));
     assert_eq!(e.lock().map(|c| c.vote), Some(vote(0, payload)));
     e.handle(commit(1, 0, payload));
     let actions = e.handle(commit(3, 0, payload));
@@ -442,11 +455,8 @@ fn restart_never_signs_a_different_digest_at_the_same_height_and_round() {
     e.handle(proposal(1, 0, b"first", vec![]));
     let actions = validate(&mut e, 0, b"first");
     let persisted = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::PersistState(s) => Some(s.clone()),
-            _ => None,
-        })
+        .persist
+        .clone()
         .expect("prepare persisted before it is sent");
     // Crash; restart from the persisted state only. The byzantine proposer now offers
     // another payload for the same round.
@@ -487,14 +497,7 @@ fn restarted_proposer_resends_its_proposal_instead_of_a_new_one() {
         round: 0,
         payload: b"mine".to_vec(),
     });
-    let persisted = actions
-        .iter()
-        .rev()
-        .find_map(|a| match a {
-            Action::PersistState(s) => Some(s.clone()),
-            _ => None,
-        })
-        .expect("persisted");
+    let persisted = actions.persist.clone().expect("persisted");
     let mut restarted = engine(1, Some(persisted), 1);
     let actions = restarted.handle(Input::Start { now_ms: 0 });
     assert!(!actions
@@ -642,7 +645,7 @@ fn buffered_future_height_messages_are_applied_on_arrival() {
 #[test]
 fn a_quorum_of_commits_without_the_payload_asks_for_sync() {
     let (mut e, _) = started(0);
-    let mut last = Vec::new();
+    let mut last = Ready::default();
     for i in 1..4 {
         last = e.handle(commit(i, 0, b"unseen"));
     }

@@ -746,20 +746,28 @@ impl Cluster {
         let Some(engine) = self.nodes[node].engine.as_mut() else {
             return Ok(());
         };
-        let actions = engine.handle(input);
+        let ready = engine.handle(input);
+        // Step 0 is the persist; step k > 0 is action k - 1. A crash "after executing
+        // `cut` steps" loses everything from step `cut` on.
+        let steps = ready.actions.len() + 1;
         let cut = if self.nodes[node].crash_pending {
-            Some(self.rng.index(actions.len() + 1))
+            Some(self.rng.index(steps + 1))
         } else {
             None
         };
-        for (position, action) in actions.into_iter().enumerate() {
-            if Some(position) == cut {
-                break;
+        if cut != Some(0) {
+            if let Some(state) = ready.persist {
+                self.nodes[node].durable = Some(state);
             }
-            self.execute(node, action)?;
+            for (position, action) in ready.actions.into_iter().enumerate() {
+                if Some(position + 1) == cut {
+                    break;
+                }
+                self.execute(node, action)?;
+            }
         }
         if let Some(cut) = cut {
-            self.log(|| format!("v{node} crashes after executing {cut} actions"));
+            self.log(|| format!("v{node} crashes after executing {cut} steps (persist first)"));
             self.faults.crashes_mid_actions += 1;
             self.crash(node);
         }
@@ -813,7 +821,6 @@ impl Cluster {
                     },
                 );
             }
-            Action::PersistState(state) => self.nodes[node].durable = Some(state),
             Action::RequestProposal { height, round } => {
                 let payload = self.make_payload(node, height, round, "");
                 let incarnation = self.nodes[node].incarnation;

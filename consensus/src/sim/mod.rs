@@ -18,8 +18,8 @@
 //!   [`SimOptions::heights_after_heal`] more heights within
 //!   [`SimOptions::liveness_bound_ms`] of virtual time.
 //!
-//! The host side is modelled like the node will do it: actions execute in order, a
-//! `PersistState` is durable at once, a crash keeps only the durable state and the
+//! The host side is modelled like the node does it: each `Ready`'s state is durable at once,
+//! then its actions execute in order; a crash keeps only the durable state and the
 //! committed log, a restart builds a fresh engine from them, and `SyncNeeded` fetches
 //! committed blocks with certificates from a reachable peer.
 
