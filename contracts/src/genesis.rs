@@ -184,9 +184,8 @@ impl Genesis {
                     .map(|n| &n.key),
             );
         for key in all_keys {
-            let valid =
-                ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes()).is_ok_and(|k| !k.is_weak());
-            if !valid {
+            // The rule signer keys are checked with: a curve point, not of small order.
+            if crate::zip215::PublicKey::decode(key.as_bytes()).is_err() {
                 return Err(GenesisError::InvalidKey(*key));
             }
             if !keys.insert(*key) {

@@ -4,7 +4,7 @@
 //! encoding, hashing and signing ([`tx`], [`codec`]); customer accounts at member banks,
 //! bank fund pools, net debit caps with payment queues, multilateral netting and settlement
 //! ([`ledger`]); receipts and settlement reports ([`outcome`]); the state commitment
-//! ([`smt`]).
+//! ([`smt`]); the signature rule ([`zip215`]).
 //!
 //! No I/O, no clock, no randomness: inputs are values (transactions, the block height),
 //! outputs are values (receipts, reports, the state root). The node drives it; tests replay
@@ -25,6 +25,7 @@ pub mod smt;
 pub mod testkit;
 pub mod tx;
 pub mod views;
+pub mod zip215;
 
 pub use block::{Block, BlockHeader, ChainTip};
 pub use error::{ErrorView, TxError};

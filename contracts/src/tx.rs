@@ -3,10 +3,15 @@
 //!
 //! * The hash of a transaction is [`Transaction::hash`]: SHA-256 over [`TX_HASH_DOMAIN`] and
 //!   the canonical encoding of the unsigned transaction. It is the transaction's id.
-//! * The signature is ed25519 over that hash ([`Transaction::sign`]), verified with
-//!   `verify_strict` ([`SignedTransaction::check_stateless`]). The domain tag keeps a
-//!   transaction signature from ever being valid as any other message (consensus votes use
-//!   their own tags).
+//! * The signature is ed25519 over that hash ([`Transaction::sign`]), verified under the
+//!   ZIP-215 rule ([`crate::zip215`]) by [`SignedTransaction::check_stateless`] and, with
+//!   the same verdict for every transaction, by [`check_stateless_batch`]. The domain tag
+//!   keeps a transaction signature from ever being valid as any other message (consensus
+//!   votes use their own tags).
+//! * The hash covers the unsigned transaction only, never the signature: two different
+//!   valid signatures of one transaction (the signer can always make another) are one
+//!   transaction with one id, one nonce and one `end_to_end_id`, so a re-signed or
+//!   re-encoded copy can never count as a second payment.
 //! * A [`VerifiedTransaction`] can only be built by the stateless check (or by the batch
 //!   check), so the ledger never executes a transaction whose signature nobody checked, and
 //!   a node verifies each signature once.
@@ -14,12 +19,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, DecodeError};
 use crate::error::TxError;
 use crate::primitives::{from_hex_array, sha256, to_hex, AccountId, Amount, BankId, Hash};
+use crate::zip215::{self, PublicKey};
 
 /// Domain-separation tag hashed in front of every transaction.
 pub const TX_HASH_DOMAIN: &[u8] = b"interpool/tx/v1";
@@ -298,12 +304,10 @@ impl SignedTransaction {
     /// transaction as a [`VerifiedTransaction`], remembering its hash.
     pub fn check_stateless(self, chain_id: &str) -> Result<VerifiedTransaction, TxError> {
         let hash = self.check_fields(chain_id)?;
-        verifying_key(&self.tx.signer)?
-            .verify_strict(
-                hash.as_bytes(),
-                &ed25519_dalek::Signature::from_bytes(&self.signature.0),
-            )
-            .map_err(|_| TxError::BadSignature)?;
+        let key = signer_key(&self.tx.signer)?;
+        if !zip215::verify(&key, hash.as_bytes(), &self.signature.0) {
+            return Err(TxError::BadSignature);
+        }
         Ok(VerifiedTransaction { signed: self, hash })
     }
 
@@ -327,15 +331,11 @@ impl SignedTransaction {
     }
 }
 
-fn verifying_key(signer: &AccountId) -> Result<VerifyingKey, TxError> {
-    let key =
-        VerifyingKey::from_bytes(signer.as_bytes()).map_err(|_| TxError::InvalidSigner(*signer))?;
-    // Small-order keys can sign "anything"; verify_strict refuses them too, but naming the
-    // problem helps whoever made the key.
-    if key.is_weak() {
-        return Err(TxError::InvalidSigner(*signer));
-    }
-    Ok(key)
+/// The signer's key, or `invalid_signer`: not a curve point, or a small-order point (which
+/// could "sign" anything; ZIP-215 itself would accept it, we refuse it by name). A function
+/// of the key bytes alone, so single and batch checks agree on it.
+fn signer_key(signer: &AccountId) -> Result<PublicKey, TxError> {
+    PublicKey::decode(signer.as_bytes()).map_err(|_| TxError::InvalidSigner(*signer))
 }
 
 fn check_body_fields(tx: &Transaction) -> Result<(), TxError> {
@@ -373,7 +373,7 @@ fn check_body_fields(tx: &Transaction) -> Result<(), TxError> {
             }
         }
         Body::OpenAccount { owner } => {
-            if verifying_key(owner).is_err() {
+            if PublicKey::decode(owner.as_bytes()).is_err() {
                 return Err(TxError::InvalidAccountKey(*owner));
             }
         }
@@ -387,75 +387,53 @@ fn check_body_fields(tx: &Transaction) -> Result<(), TxError> {
 
 /// Checks many transactions at once, verifying signatures in one ed25519 batch.
 ///
-/// The result for each transaction is the same as [`SignedTransaction::check_stateless`]
-/// would give: if the batch equation fails, every signature is re-checked on its own to
-/// find the bad ones. Worth it from a handful of transactions up; the node calls it on its
-/// verification workers.
+/// Each transaction's result is exactly what [`SignedTransaction::check_stateless`] gives
+/// it, whatever else is in the batch: both apply the ZIP-215 rule, whose batch equation
+/// holds for any set of valid signatures, and a failing batch is resolved by checking each
+/// signature alone ([`zip215::verify_batch`]). Worth it from a handful of transactions up;
+/// the node calls it on its verification workers.
 pub fn check_stateless_batch(
     txs: Vec<SignedTransaction>,
     chain_id: &str,
 ) -> Vec<Result<VerifiedTransaction, TxError>> {
-    let mut results: Vec<Result<VerifiedTransaction, TxError>> = Vec::with_capacity(txs.len());
-    let mut keys = Vec::with_capacity(txs.len());
     // Decompressing a key costs about as much as a third of a verification: a signer with
     // many transactions in the batch (a bank's bulk payments) has it done once.
-    let mut decompressed: BTreeMap<AccountId, Result<VerifyingKey, TxError>> = BTreeMap::new();
+    let mut keys: BTreeMap<AccountId, Result<PublicKey, TxError>> = BTreeMap::new();
+    let mut checked: Vec<Result<(VerifiedTransaction, PublicKey), TxError>> =
+        Vec::with_capacity(txs.len());
     for signed in txs {
-        let checked = signed.check_fields(chain_id).and_then(|hash| {
-            let key = decompressed
+        checked.push(signed.check_fields(chain_id).and_then(|hash| {
+            let key = keys
                 .entry(signed.tx.signer)
-                .or_insert_with(|| verifying_key(&signed.tx.signer))
+                .or_insert_with(|| signer_key(&signed.tx.signer))
                 .clone()?;
-            Ok((hash, key))
-        });
-        match checked {
-            Ok((hash, key)) => {
-                keys.push(Some(key));
-                results.push(Ok(VerifiedTransaction { signed, hash }));
-            }
-            Err(error) => {
-                keys.push(None);
-                results.push(Err(error));
-            }
-        }
+            Ok((VerifiedTransaction { signed, hash }, key))
+        }));
     }
-    let candidates: Vec<usize> = (0..results.len()).filter(|i| keys[*i].is_some()).collect();
-    let mut messages: Vec<&[u8]> = Vec::with_capacity(candidates.len());
-    let mut signatures = Vec::with_capacity(candidates.len());
-    let mut batch_keys = Vec::with_capacity(candidates.len());
-    for &i in &candidates {
-        if let (Ok(verified), Some(key)) = (&results[i], keys[i]) {
-            messages.push(verified.hash.as_bytes());
-            signatures.push(ed25519_dalek::Signature::from_bytes(
+    let items: Vec<(&PublicKey, &[u8], &[u8; 64])> = checked
+        .iter()
+        .flatten()
+        .map(|(verified, key)| {
+            (
+                key,
+                verified.hash.as_bytes().as_slice(),
                 &verified.signed.signature.0,
-            ));
-            batch_keys.push(key);
-        }
-    }
-    let batch_ok = !candidates.is_empty()
-        && ed25519_dalek::verify_batch(&messages, &signatures, &batch_keys).is_ok();
-    // dalek's batch equation is cofactorless, like its single verification, and weak keys
-    // were refused above; a signer who deliberately builds a key or an R with a torsion
-    // component could still get a different verdict from a batch than from verify_strict
-    // (docs/adr/0002-signature-verification.md). Such a transaction only hurts its own
-    // sender's chance of inclusion; consensus safety never depends on it.
-    if !batch_ok {
-        for &i in &candidates {
-            let failed = match (&results[i], keys[i]) {
-                (Ok(verified), Some(key)) => key
-                    .verify_strict(
-                        verified.hash.as_bytes(),
-                        &ed25519_dalek::Signature::from_bytes(&verified.signed.signature.0),
-                    )
-                    .is_err(),
-                _ => false,
-            };
-            if failed {
-                results[i] = Err(TxError::BadSignature);
+            )
+        })
+        .collect();
+    let mut verdicts = zip215::verify_batch(&items).into_iter();
+    checked
+        .into_iter()
+        .map(|result| {
+            let (verified, _) = result?;
+            // One verdict per transaction that reached the signature check, in order.
+            if verdicts.next() == Some(true) {
+                Ok(verified)
+            } else {
+                Err(TxError::BadSignature)
             }
-        }
-    }
-    results
+        })
+        .collect()
 }
 
 /// A transaction that passed [`SignedTransaction::check_stateless`] (signature included),
@@ -641,7 +619,9 @@ mod tests {
     }
 
     /// The batch check's verdicts (hash or error), asserted equal to single checks'.
-    fn batch_verdicts_match_single_ones(txs: Vec<SignedTransaction>) -> Vec<Result<Hash, TxError>> {
+    pub(super) fn batch_verdicts_match_single_ones(
+        txs: Vec<SignedTransaction>,
+    ) -> Vec<Result<Hash, TxError>> {
         let singles: Vec<_> = txs
             .iter()
             .cloned()
@@ -679,7 +659,7 @@ mod tests {
         let bob = AccountId(key(99).verifying_key().to_bytes());
         let not_a_point = (0u8..=255)
             .map(|b| AccountId([b; 32]))
-            .find(|k| VerifyingKey::from_bytes(&k.0).is_err())
+            .find(|k| PublicKey::decode(&k.0) == Err(zip215::KeyError::NotAPoint))
             .expect("some byte pattern is not a curve point");
         let mut txs = Vec::new();
         for i in 0..30u64 {
@@ -721,3 +701,7 @@ mod tests {
         assert_eq!(bin.len(), 64);
     }
 }
+
+#[cfg(test)]
+#[path = "tx_signature_tests.rs"]
+mod signature_tests;
