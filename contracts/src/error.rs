@@ -6,6 +6,12 @@
 //! ([`crate::ledger::Ledger::check`]): who signed, the nonce, expiry, then the body.
 //! A transaction gets the first error that applies, so the same transaction against the same
 //! state always gets the same code.
+//!
+//! Among a body's amount checks, a value that cannot be represented at all (`overflow`)
+//! comes first, then the limits that keep the cycle's settlement representable
+//! (`pool_limit`, then `cycle_limit`), then `queue_full`. Those two limits are why
+//! [`crate::ledger::Ledger::apply_block`] can never fail at settlement: whatever would
+//! overflow there is refused when the transaction runs.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -134,6 +140,25 @@ pub enum TxError {
     /// A balance or total would exceed `u64::MAX` minor units.
     #[error("amount would overflow a balance or total")]
     Overflow,
+    /// The bank's pool plus what it has received in the open cycle would exceed `u64::MAX`
+    /// minor units, so the cycle's settlement could not credit the pool: an `Issue` into
+    /// that pool, or a cross-bank transfer to that bank (also when a queued one is retried).
+    #[error(
+        "bank {bank}'s pool can take at most {available} more minor units in this cycle (pool plus received may not exceed the largest amount)"
+    )]
+    PoolLimit {
+        /// The receiving bank.
+        bank: BankId,
+        /// What the pool and the cycle's receipts can still grow by.
+        available: Amount,
+    },
+    /// The open cycle's gross total (the sum of every cross-bank transfer in it) would
+    /// exceed `u64::MAX` minor units, so its settlement report could not state it.
+    #[error("the cycle's gross total can grow by at most {available} minor units")]
+    CycleLimit {
+        /// What the cycle's gross total can still grow by.
+        available: Amount,
+    },
 }
 
 impl TxError {
@@ -165,6 +190,8 @@ impl TxError {
             TxError::InsufficientPool { .. } => "insufficient_pool",
             TxError::QueueFull(_) => "queue_full",
             TxError::Overflow => "overflow",
+            TxError::PoolLimit { .. } => "pool_limit",
+            TxError::CycleLimit { .. } => "cycle_limit",
         }
     }
 

@@ -118,6 +118,19 @@ impl Bank {
         u128::from(self.sent.0) + u128::from(amount.0)
             <= u128::from(self.received.0) + u128::from(self.debit_limit().0)
     }
+
+    /// How much the pool plus this cycle's receipts may still grow: `u64::MAX − pool −
+    /// received`. The cycle's settlement credits at most `received` to the pool, so while
+    /// this is never negative the settlement cannot overflow the pool (an `Issue` or a
+    /// transfer that would take it below zero is refused, `pool_limit`).
+    pub fn pool_headroom(&self) -> Amount {
+        Amount(
+            u64::MAX
+                .checked_sub(self.pool.0)
+                .and_then(|room| room.checked_sub(self.received.0))
+                .unwrap_or(0),
+        )
+    }
 }
 
 /// What an official key may do.
@@ -321,6 +334,33 @@ pub struct Ledger {
     tree: SparseMerkleTree,
     dirty: BTreeSet<StateKey>,
     state_root: Hash,
+    /// What the last applied block touched (for [`Ledger::check_block_invariants`]).
+    last_block: BlockTouch,
+}
+
+/// What one block touched, and the money it found there: enough to check the invariants
+/// for that block in time proportional to what it touched.
+#[derive(Debug, Clone, Default)]
+struct BlockTouch {
+    /// Every account the block wrote, as it was before: its bank and balance + reserved
+    /// (`None`: opened in the block).
+    accounts_before: BTreeMap<AccountId, Option<(BankId, u128)>>,
+    /// Every bank's customer flows before the block.
+    flows_before: BTreeMap<BankId, CustomerFlows>,
+    /// Every state entry the block wrote.
+    keys: BTreeSet<StateKey>,
+}
+
+/// An account's customer money: balance plus reserved.
+fn holdings(account: &Account) -> u128 {
+    u128::from(account.balance.0) + u128::from(account.reserved.0)
+}
+
+/// A bank's customer money according to its flows: in − out (`None` if out exceeds in).
+fn flows_net(flows: &CustomerFlows) -> Option<u128> {
+    let inflow = flows.deposited.checked_add(flows.transferred_in)?;
+    let outflow = flows.withdrawn.checked_add(flows.transferred_out)?;
+    inflow.checked_sub(outflow)
 }
 
 fn add(a: Amount, b: Amount) -> Result<Amount, TxError> {
@@ -360,6 +400,7 @@ impl Ledger {
             tree: SparseMerkleTree::new(),
             dirty: BTreeSet::new(),
             state_root: Hash::ZERO,
+            last_block: BlockTouch::default(),
         };
         let official = |role| Official { role, nonce: 0 };
         ledger
@@ -409,6 +450,16 @@ impl Ledger {
         dirty.insert(StateKey::Cycle);
         dirty.insert(StateKey::Totals);
         ledger.dirty = dirty;
+        // Genesis is the first "block": from nothing to the opening balances.
+        ledger.last_block = BlockTouch {
+            accounts_before: ledger.accounts.keys().map(|id| (*id, None)).collect(),
+            flows_before: ledger
+                .banks
+                .keys()
+                .map(|id| (id.clone(), CustomerFlows::default()))
+                .collect(),
+            keys: BTreeSet::new(),
+        };
         ledger.commit_state();
         Ok(ledger)
     }
@@ -553,6 +604,47 @@ impl Ledger {
         Ok(found)
     }
 
+    /// Whether a cross-bank transfer of `amount` may be counted in the open cycle, committed
+    /// now or released from a queue later: the sender's `sent` and the receiver's `received`
+    /// stay representable (`overflow`), the receiver's pool can take the credit at
+    /// settlement (`pool_limit`), and so can the cycle's gross total (`cycle_limit`). The
+    /// one rule for both paths, so that nothing can overflow when the cycle closes.
+    fn cross_bank_room(
+        &self,
+        from_bank: &BankId,
+        to_bank: &BankId,
+        amount: Amount,
+    ) -> Result<(), TxError> {
+        let sender = self.known_bank(from_bank)?;
+        let receiver = self.known_bank(to_bank)?;
+        add(sender.sent, amount)?;
+        add(receiver.received, amount)?;
+        let available = receiver.pool_headroom();
+        if amount > available {
+            return Err(TxError::PoolLimit {
+                bank: to_bank.clone(),
+                available,
+            });
+        }
+        let available = self.cycle_gross_headroom();
+        if amount > available {
+            return Err(TxError::CycleLimit { available });
+        }
+        Ok(())
+    }
+
+    /// How much the open cycle's gross total (the sum of every bank's `sent`, reported in a
+    /// `u64`) may still grow.
+    fn cycle_gross_headroom(&self) -> Amount {
+        let gross: u128 = self.banks.values().map(|b| u128::from(b.sent.0)).sum();
+        Amount(
+            u128::from(u64::MAX)
+                .checked_sub(gross)
+                .and_then(|room| u64::try_from(room).ok())
+                .unwrap_or(0),
+        )
+    }
+
     fn queue_len(&self, bank: &BankId) -> usize {
         self.queues.get(bank).map_or(0, BTreeMap::len)
     }
@@ -617,9 +709,8 @@ impl Ledger {
                 add(add(payee.balance, payee.reserved)?, *amount)?;
                 let mut queue = false;
                 if from.bank != payee.bank {
+                    self.cross_bank_room(&from.bank, &payee.bank, *amount)?;
                     let sender_bank = self.known_bank(&from.bank)?;
-                    add(sender_bank.sent, *amount)?;
-                    add(self.known_bank(&payee.bank)?.received, *amount)?;
                     if !sender_bank.can_send(*amount) {
                         if self.queue_len(&from.bank) >= self.params.max_queue_per_bank as usize {
                             return Err(TxError::QueueFull(from.bank.clone()));
@@ -677,7 +768,17 @@ impl Ledger {
             }
             Body::Issue { bank, amount } => {
                 self.require_role(signer, &Role::Authority, kind)?;
-                add(self.known_bank(bank)?.pool, *amount)?;
+                let found = self.known_bank(bank)?;
+                add(found.pool, *amount)?;
+                // What the bank has received this cycle is credited to the pool at
+                // settlement: that must still fit too.
+                let available = found.pool_headroom();
+                if *amount > available {
+                    return Err(TxError::PoolLimit {
+                        bank: bank.clone(),
+                        available,
+                    });
+                }
                 Ok(Effect::Issue {
                     bank: bank.clone(),
                     amount: *amount,
@@ -741,6 +842,11 @@ impl Ledger {
     /// Executes the block at `height` (which must be the next height) and returns every
     /// receipt, release, expiry and settlement it produced, with the new state root.
     ///
+    /// No sequence of transactions can make it panic: every amount that a later step
+    /// (a queue release, a refund, the cycle's settlement) would add is checked when the
+    /// transaction runs, and refused with a [`TxError`] (`overflow`, `pool_limit`,
+    /// `cycle_limit`) if it could not be represented then.
+    ///
     /// # Panics
     /// If `height` is not `self.height() + 1` (a bug in the caller), or if an invariant
     /// breaks (a bug here): continuing would be worse.
@@ -750,6 +856,14 @@ impl Ledger {
             self.height + 1,
             "blocks must be applied in height order"
         );
+        self.last_block = BlockTouch {
+            flows_before: self
+                .banks
+                .iter()
+                .map(|(id, bank)| (id.clone(), bank.flows.clone()))
+                .collect(),
+            ..BlockTouch::default()
+        };
         let mut receipts = Vec::with_capacity(txs.len());
         let mut settle_requested = false;
         for (index, tx) in txs.iter().enumerate() {
@@ -799,17 +913,29 @@ impl Ledger {
     }
 
     fn consume_nonce(&mut self, signer: &AccountId) {
-        if let Some(account) = self.accounts.get_mut(signer) {
-            account.nonce += 1;
-            self.dirty.insert(StateKey::Account(*signer));
+        if self.accounts.contains_key(signer) {
+            self.account_mut(signer).nonce += 1;
         } else if let Some(official) = self.officials.get_mut(signer) {
             official.nonce += 1;
             self.dirty.insert(StateKey::Official(*signer));
         }
     }
 
-    fn account_mut(&mut self, id: &AccountId) -> &mut Account {
+    /// Marks an account written by this block, remembering what it held before the block
+    /// the first time.
+    fn touch_account(&mut self, id: &AccountId) {
         self.dirty.insert(StateKey::Account(*id));
+        if !self.last_block.accounts_before.contains_key(id) {
+            let before = self
+                .accounts
+                .get(id)
+                .map(|account| (account.bank.clone(), holdings(account)));
+            self.last_block.accounts_before.insert(*id, before);
+        }
+    }
+
+    fn account_mut(&mut self, id: &AccountId) -> &mut Account {
+        self.touch_account(id);
         self.accounts
             .get_mut(id)
             .expect("planned effects name existing accounts")
@@ -841,7 +967,9 @@ impl Ledger {
                     let payer = self.account_mut(&from);
                     payer.balance = payer.balance.checked_sub(amount).expect(CHECKED);
                     payer.reserved = payer.reserved.checked_add(amount).expect(CHECKED);
-                    let expires_at_height = height + self.params.queue_expiry_blocks;
+                    // Saturating: a genesis may set an expiry window up to `u64::MAX`
+                    // ("never"), and no input may make execution overflow.
+                    let expires_at_height = height.saturating_add(self.params.queue_expiry_blocks);
                     let seq = self.next_queue_seq;
                     self.next_queue_seq += 1;
                     self.queues.entry(from_bank.clone()).or_default().insert(
@@ -866,7 +994,7 @@ impl Ledger {
                 }
             }
             Effect::OpenAccount { owner, bank } => {
-                self.dirty.insert(StateKey::Account(owner));
+                self.touch_account(&owner);
                 self.accounts.insert(
                     owner,
                     Account {
@@ -1029,18 +1157,18 @@ impl Ledger {
     }
 
     fn releasable(&self, bank_id: &BankId, entry: &QueuedTransfer) -> bool {
-        let (Some(payer), Some(payee), Some(bank), Some(payee_bank)) = (
+        let (Some(payer), Some(payee), Some(bank)) = (
             self.accounts.get(&entry.from),
             self.accounts.get(&entry.to),
             self.banks.get(bank_id),
-            self.banks.get(&entry.to_bank),
         ) else {
             return false;
         };
         !payer.frozen
             && bank.can_send(entry.amount)
-            && bank.sent.checked_add(entry.amount).is_some()
-            && payee_bank.received.checked_add(entry.amount).is_some()
+            && self
+                .cross_bank_room(bank_id, &entry.to_bank, entry.amount)
+                .is_ok()
             && payee
                 .balance
                 .checked_add(payee.reserved)
@@ -1156,11 +1284,13 @@ impl Ledger {
 
     /// Writes every entry touched since the last call into the state tree; returns the root.
     fn commit_state(&mut self) -> Hash {
-        let updates = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .map(|key| (key.tree_key(), self.value_hash_of(&key)))
+        let dirty = std::mem::take(&mut self.dirty);
+        let updates = dirty
+            .iter()
+            .map(|key| (key.tree_key(), self.value_hash_of(key)))
             .collect();
         self.tree.update_batch(updates);
+        self.last_block.keys = dirty;
         self.state_root = self.tree.root();
         self.state_root
     }
@@ -1198,27 +1328,24 @@ impl Ledger {
     // Invariants
     // ----------------------------------------------------------------------------------
 
-    /// Checks DESIGN.md's invariants 1–4 from scratch (linear in the state size). Tests call
-    /// it after every block; the node may call it as often as it can afford.
+    /// Checks DESIGN.md's invariants 1–4 from scratch, in time linear in the state size
+    /// (every account, queued transfer, obligation and report). Tests call it after every
+    /// block; the node may call it as often as it can afford (at start, in audits).
+    /// [`Self::check_block_invariants`] is the cheap check for every commit.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        let fail = |msg: String| Err(InvariantViolation(msg));
-        // 1. Pool money is conserved.
-        let pools: u128 = self.banks.values().map(|b| u128::from(b.pool.0)).sum();
-        if Some(pools) != self.totals.issued.checked_sub(self.totals.redeemed) {
-            return fail(format!(
-                "pools sum to {pools}, issued {} − redeemed {}",
-                self.totals.issued, self.totals.redeemed
-            ));
-        }
+        // 1 and 3, and the settlement bounds: per bank and per obligation.
+        self.check_pools_and_positions()?;
         // 2. Customer money is conserved, per bank and in total.
         let mut held: BTreeMap<&BankId, u128> = BTreeMap::new();
         let mut reserved: BTreeMap<&AccountId, u128> = BTreeMap::new();
         for (id, account) in &self.accounts {
             if !self.banks.contains_key(&account.bank) {
-                return fail(format!("account {id} at unknown bank {}", account.bank));
+                return violation(format!("account {id} at unknown bank {}", account.bank));
             }
-            *held.entry(&account.bank).or_default() +=
-                u128::from(account.balance.0) + u128::from(account.reserved.0);
+            if account.balance.checked_add(account.reserved).is_none() {
+                return violation(format!("account {id}: balance + reserved overflows"));
+            }
+            *held.entry(&account.bank).or_default() += holdings(account);
         }
         for queue in self.queues.values() {
             for entry in queue.values() {
@@ -1228,7 +1355,7 @@ impl Ledger {
         for (id, account) in &self.accounts {
             let queued = reserved.get(id).copied().unwrap_or(0);
             if u128::from(account.reserved.0) != queued {
-                return fail(format!(
+                return violation(format!(
                     "account {id} reserves {} but has {queued} queued",
                     account.reserved.0
                 ));
@@ -1237,11 +1364,10 @@ impl Ledger {
         let (mut total_in, mut total_out) = (0u128, 0u128);
         for (id, bank) in &self.banks {
             let f = &bank.flows;
-            let expected =
-                (f.deposited + f.transferred_in).checked_sub(f.withdrawn + f.transferred_out);
+            let expected = flows_net(f);
             let actual = held.get(id).copied().unwrap_or(0);
             if expected != Some(actual) {
-                return fail(format!(
+                return violation(format!(
                     "bank {id}: customers hold {actual}, flows say {expected:?}"
                 ));
             }
@@ -1250,52 +1376,199 @@ impl Ledger {
         }
         let total_held: u128 = held.values().sum();
         if Some(total_held) != total_in.checked_sub(total_out) {
-            return fail(format!(
+            return violation(format!(
                 "customers hold {total_held}, deposits − withdrawals = {total_in} − {total_out}"
             ));
         }
+        // 3, for every closed cycle.
+        for report in self.reports.values() {
+            check_report(report)?;
+        }
+        // 4. Non-negativity is in the types (u64 minor units, checked arithmetic); queued
+        //    transfers name existing accounts and banks.
+        for (bank, queue) in &self.queues {
+            for entry in queue.values() {
+                self.check_queued(bank, entry)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The invariants after the last applied block, in time proportional to the number of
+    /// banks and to what the block touched, not to the state: cheap enough for the node to
+    /// run on every commit. [`Self::check_invariants`] stays the full check.
+    ///
+    /// * 1 (pool money) and 3 (positions agree with obligations and sum to zero, every net
+    ///   debit covered by its pool, every pool able to take its credit and the gross total
+    ///   representable at settlement) are per bank: checked fully, as in the full check.
+    /// * 2 (customer money) is checked incrementally, per bank: the change of balance +
+    ///   reserved over the accounts the block wrote equals the change of the bank's flows
+    ///   in the block. Accounts the block did not write did not change (a corruption of one
+    ///   of those is the full check's to find).
+    /// * 4 for what the block wrote: each written account's balance + reserved is
+    ///   representable (a queued transfer's refund cannot overflow) and it is at a known
+    ///   bank; each written queued transfer names existing accounts and banks and is covered
+    ///   by its payer's reservation; the report of a cycle closed in the block nets to zero
+    ///   and moved each pool by exactly its net position. (That every reservation equals
+    ///   the sum of the payer's queued transfers is left to the full check.)
+    pub fn check_block_invariants(&self) -> Result<(), InvariantViolation> {
+        self.check_pools_and_positions()?;
+        let touched = &self.last_block;
+        // 2, incrementally: (before, after) holdings of the written accounts, per bank.
+        let mut held: BTreeMap<&BankId, (u128, u128)> = BTreeMap::new();
+        for (id, before) in &touched.accounts_before {
+            let Some(account) = self.accounts.get(id) else {
+                return violation(format!("account {id} written by the block is gone"));
+            };
+            if !self.banks.contains_key(&account.bank) {
+                return violation(format!("account {id} at unknown bank {}", account.bank));
+            }
+            if account.balance.checked_add(account.reserved).is_none() {
+                return violation(format!("account {id}: balance + reserved overflows"));
+            }
+            let held_before = match before {
+                Some((bank, _)) if *bank != account.bank => {
+                    return violation(format!("account {id} moved from bank {bank}"));
+                }
+                Some((_, amount)) => *amount,
+                None => 0,
+            };
+            let entry = held.entry(&account.bank).or_default();
+            entry.0 += held_before;
+            entry.1 += holdings(account);
+        }
+        for (id, bank) in &self.banks {
+            let Some(flows_before) = touched.flows_before.get(id) else {
+                return violation(format!("bank {id} appeared during the block"));
+            };
+            let (held_before, held_after) = held.get(id).copied().unwrap_or((0, 0));
+            // before + Δflows = after, with every term non-negative: no signed arithmetic.
+            let (Some(net_before), Some(net_after)) =
+                (flows_net(flows_before), flows_net(&bank.flows))
+            else {
+                return violation(format!("bank {id}: flows out exceed flows in"));
+            };
+            if held_before.checked_add(net_after) != held_after.checked_add(net_before) {
+                return violation(format!(
+                    "bank {id}: written accounts went from {held_before} to {held_after}, \
+                     flows from {net_before} to {net_after}"
+                ));
+            }
+        }
+        // 4 (and 3 for a cycle closed in the block), for the entries the block wrote.
+        for key in &touched.keys {
+            match key {
+                StateKey::Queued(bank, seq) => {
+                    if let Some(entry) = self.queues.get(bank).and_then(|q| q.get(seq)) {
+                        self.check_queued(bank, entry)?;
+                    }
+                }
+                StateKey::Report(cycle) => match self.reports.get(cycle) {
+                    Some(report) => check_report(report)?,
+                    None => return violation(format!("report of cycle {cycle} is gone")),
+                },
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Invariants 1 and 3 and the settlement bounds, in time linear in the banks and
+    /// obligations (at most banks²): shared by the full and the per-block check.
+    fn check_pools_and_positions(&self) -> Result<(), InvariantViolation> {
+        // 1. Pool money is conserved.
+        let pools: u128 = self.banks.values().map(|b| u128::from(b.pool.0)).sum();
+        if Some(pools) != self.totals.issued.checked_sub(self.totals.redeemed) {
+            return violation(format!(
+                "pools sum to {pools}, issued {} − redeemed {}",
+                self.totals.issued, self.totals.redeemed
+            ));
+        }
         // 3. The open cycle's positions agree with its obligations and sum to zero; every
-        //    bank's net debit is covered (so the next settlement cannot fail).
+        //    bank's net debit is covered and every pool can take its credit, and the gross
+        //    total fits its report (so the next settlement cannot fail).
         let mut sent: BTreeMap<&BankId, u128> = BTreeMap::new();
         let mut received: BTreeMap<&BankId, u128> = BTreeMap::new();
         for ((debtor, creditor), amount) in &self.cycle.obligations {
             if debtor == creditor || amount.0 == 0 {
-                return fail(format!("bad obligation {debtor}→{creditor}: {}", amount.0));
+                return violation(format!("bad obligation {debtor}→{creditor}: {}", amount.0));
             }
             *sent.entry(debtor).or_default() += u128::from(amount.0);
             *received.entry(creditor).or_default() += u128::from(amount.0);
         }
         let mut position_sum = 0i128;
+        let mut gross = 0u128;
         for (id, bank) in &self.banks {
             if u128::from(bank.sent.0) != sent.get(id).copied().unwrap_or(0)
                 || u128::from(bank.received.0) != received.get(id).copied().unwrap_or(0)
             {
-                return fail(format!("bank {id}: position does not match obligations"));
+                return violation(format!("bank {id}: position does not match obligations"));
             }
             if bank.net_debit() > bank.pool {
-                return fail(format!("bank {id}: net debit exceeds its pool"));
+                return violation(format!("bank {id}: net debit exceeds its pool"));
+            }
+            if bank.pool.checked_add(bank.received).is_none() {
+                return violation(format!(
+                    "bank {id}: pool + received exceeds the largest amount"
+                ));
             }
             position_sum += bank.position();
+            gross += u128::from(bank.sent.0);
         }
         if position_sum != 0 {
-            return fail(format!("positions sum to {position_sum}"));
+            return violation(format!("positions sum to {position_sum}"));
         }
-        for report in self.reports.values() {
-            if report.banks.iter().map(|p| p.net).sum::<i128>() != 0 {
-                return fail(format!("cycle {} nets to non-zero", report.cycle));
-            }
-            for p in &report.banks {
-                if i128::from(p.pool_after.0) - i128::from(p.pool_before.0) != p.net {
-                    return fail(format!(
-                        "cycle {}: bank {} moved by other than its net",
-                        report.cycle, p.bank
-                    ));
-                }
-            }
+        if gross > u128::from(u64::MAX) {
+            return violation(format!(
+                "the cycle's gross total {gross} exceeds the largest amount"
+            ));
         }
-        // 4. Non-negativity is in the types (u64 minor units, checked arithmetic).
         Ok(())
     }
+
+    /// A queued transfer names existing accounts and banks, crosses banks, and is covered by
+    /// its payer's reservation.
+    fn check_queued(
+        &self,
+        bank: &BankId,
+        entry: &QueuedTransfer,
+    ) -> Result<(), InvariantViolation> {
+        let payer = self.accounts.get(&entry.from);
+        let ok = entry.amount.0 > 0
+            && *bank != entry.to_bank
+            && self.banks.contains_key(bank)
+            && self.banks.contains_key(&entry.to_bank)
+            && self.accounts.contains_key(&entry.to)
+            && payer.is_some_and(|p| p.bank == *bank && p.reserved >= entry.amount);
+        if ok {
+            Ok(())
+        } else {
+            violation(format!(
+                "queued transfer {} of bank {bank} is inconsistent",
+                entry.tx_hash
+            ))
+        }
+    }
+}
+
+fn violation(message: String) -> Result<(), InvariantViolation> {
+    Err(InvariantViolation(message))
+}
+
+/// Invariant 3 for a closed cycle: positions net to zero, each pool moved by its position.
+fn check_report(report: &SettlementReport) -> Result<(), InvariantViolation> {
+    if report.banks.iter().map(|p| p.net).sum::<i128>() != 0 {
+        return violation(format!("cycle {} nets to non-zero", report.cycle));
+    }
+    for p in &report.banks {
+        if i128::from(p.pool_after.0) - i128::from(p.pool_before.0) != p.net {
+            return violation(format!(
+                "cycle {}: bank {} moved by other than its net",
+                report.cycle, p.bank
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn queue_event(from_bank: &BankId, entry: QueuedTransfer, height: u64) -> QueueEvent {

@@ -36,6 +36,9 @@ impl Harness {
     fn with(genesis: Genesis) -> Self {
         let ledger = Ledger::from_genesis(&genesis).expect("valid genesis");
         ledger.check_invariants().expect("genesis invariants");
+        ledger
+            .check_block_invariants()
+            .expect("genesis invariants, per block");
         Self {
             ledger,
             nonces: HashMap::new(),
@@ -71,6 +74,9 @@ impl Harness {
         self.ledger
             .check_invariants()
             .expect("invariants after block");
+        self.ledger
+            .check_block_invariants()
+            .expect("per-block invariants after block");
         outcome
     }
 
@@ -815,4 +821,154 @@ fn state_root_changes_with_state_and_is_reproducible() {
     let rb = b.block(vec![tx]);
     assert_eq!(ra, rb);
     assert_ne!(ra.state_root, genesis_root);
+}
+
+/// Issue 10, finding 2: the authority issues up to the `u64` limit into one pool (a typo,
+/// or 18.4 units of an 18-decimal currency), a customer pays 1.00 into that bank, and the
+/// cycle closes. Settlement used to overflow the pool and `apply_block` panicked on every
+/// node, on every restart.
+#[test]
+fn an_issuance_to_the_u64_limit_cannot_halt_settlement() {
+    let mut genesis = testkit::genesis(2, 1, 10u64.pow(18) * 5, 10u64.pow(18) * 2, u64::MAX);
+    genesis.decimals = 18;
+    let mut h = Harness::with(genesis);
+    let headroom = u64::MAX - h.bank(1).pool.0;
+    assert_eq!(
+        h.run(
+            AUTHORITY,
+            Body::Issue {
+                bank: bank(1),
+                amount: Amount(headroom),
+            }
+        ),
+        Outcome::Committed,
+        "issuing up to the limit is allowed: nothing is owed to the bank yet"
+    );
+    assert_eq!(h.bank(1).pool, Amount(u64::MAX));
+    let pay = h.tx(cust(0, 0), transfer(cust(1, 0), 10u64.pow(18), "one-unit"));
+    let settle = h.tx(AUTHORITY, Body::SettleCycle);
+    let outcome = h.block(vec![pay, settle]);
+    assert_eq!(
+        outcome.receipts[0].outcome,
+        Outcome::Rejected {
+            error: TxError::PoolLimit {
+                bank: bank(1),
+                available: Amount::ZERO,
+            }
+        },
+        "the payment whose settlement would overflow the receiving pool is refused"
+    );
+    let report = outcome.settlement.expect("the cycle closed");
+    assert_eq!(report.gross_total, Amount::ZERO);
+    assert_eq!(h.bank(1).pool, Amount(u64::MAX));
+    // Once the authority redeems the excess, payments into the bank flow again.
+    assert_eq!(
+        h.run(
+            AUTHORITY,
+            Body::Redeem {
+                bank: bank(1),
+                amount: Amount(headroom),
+            }
+        ),
+        Outcome::Committed
+    );
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 10u64.pow(18), "again")),
+        Outcome::Committed
+    );
+}
+
+/// The cycle's gross total (reported in a `u64`) used to be able to pass `u64::MAX` through
+/// circular flows, each bank's own totals staying in range: the settlement then panicked.
+#[test]
+fn a_cycle_whose_gross_total_would_overflow_refuses_the_transfer_that_would_do_it() {
+    let x = u64::MAX / 2;
+    let mut h = Harness::with(testkit::genesis(3, 1, x, x, u64::MAX));
+    let ring = [
+        h.tx(cust(0, 0), transfer(cust(1, 0), x, "a-b")),
+        h.tx(cust(1, 0), transfer(cust(2, 0), x, "b-c")),
+        h.tx(cust(2, 0), transfer(cust(0, 0), x, "c-a")),
+    ];
+    let settle = h.tx(AUTHORITY, Body::SettleCycle);
+    let outcome = h.block(ring.into_iter().chain([settle]).collect());
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    assert_eq!(outcome.receipts[1].outcome, Outcome::Committed);
+    assert_eq!(
+        outcome.receipts[2].outcome,
+        Outcome::Rejected {
+            error: TxError::CycleLimit {
+                available: Amount(u64::MAX - 2 * x),
+            }
+        }
+    );
+    let report = outcome.settlement.expect("closed");
+    assert_eq!(report.gross_total, Amount(2 * x));
+}
+
+#[test]
+fn the_per_block_check_catches_a_corrupted_account_the_block_touched() {
+    let mut h = Harness::new();
+    let payer = account(cust(0, 0));
+    let payee = account(cust(1, 0));
+    h.run(cust(0, 0), transfer(cust(1, 0), 700, "t"));
+    let clean = h.ledger.clone();
+
+    // One minor unit appears in the payee's balance: customer money is not conserved.
+    let mut corrupted = clean.clone();
+    corrupted.accounts.get_mut(&payee).expect("payee").balance.0 += 1;
+    assert!(corrupted.check_block_invariants().is_err());
+    assert!(corrupted.check_invariants().is_err());
+
+    // One minor unit vanishes from the payer, the block's other written account.
+    let mut corrupted = clean.clone();
+    corrupted.accounts.get_mut(&payer).expect("payer").balance.0 -= 1;
+    assert!(corrupted.check_block_invariants().is_err());
+
+    // A balance whose reservation could not be refunded without overflow.
+    let mut corrupted = clean.clone();
+    let entry = corrupted.accounts.get_mut(&payer).expect("payer");
+    entry.reserved = Amount(u64::MAX);
+    assert!(corrupted.check_block_invariants().is_err());
+
+    // Per-bank invariants are checked fully whatever the block touched.
+    let mut corrupted = clean.clone();
+    corrupted.banks.get_mut(&bank(2)).expect("bank").pool.0 += 1;
+    assert!(corrupted.check_block_invariants().is_err());
+    let mut corrupted = clean.clone();
+    corrupted.banks.get_mut(&bank(1)).expect("bank").received.0 += 1;
+    assert!(corrupted.check_block_invariants().is_err());
+
+    // An account the block did not touch is the full check's to find.
+    let mut corrupted = clean.clone();
+    corrupted
+        .accounts
+        .get_mut(&account(cust(2, 2)))
+        .expect("untouched")
+        .balance
+        .0 += 1;
+    assert_eq!(corrupted.check_block_invariants(), Ok(()));
+    assert!(corrupted.check_invariants().is_err());
+
+    assert_eq!(clean.check_block_invariants(), Ok(()));
+}
+
+#[test]
+fn the_per_block_check_covers_queued_transfers_and_closed_cycles() {
+    let mut h = Harness::with(testkit::genesis(2, 2, 100_000, 1_000_000, 0));
+    assert!(matches!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 500, "q")),
+        Outcome::Queued { .. }
+    ));
+    let mut corrupted = h.ledger.clone();
+    let queue = corrupted.queues.get_mut(&bank(0)).expect("queue");
+    let entry = queue.values_mut().next().expect("queued");
+    entry.amount = Amount(100_001);
+    assert!(corrupted.check_block_invariants().is_err());
+
+    let settle = h.tx(AUTHORITY, Body::SettleCycle);
+    h.block(vec![settle]);
+    let mut corrupted = h.ledger.clone();
+    let report = corrupted.reports.values_mut().next_back().expect("report");
+    report.banks[0].net += 1;
+    assert!(corrupted.check_block_invariants().is_err());
 }

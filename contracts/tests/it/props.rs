@@ -1,6 +1,11 @@
 //! Property tests over random block sequences of every body, valid and invalid: after every
-//! block the ledger's invariants hold (DESIGN.md 1–4), and replaying the same blocks on a
-//! fresh ledger gives the same receipts, reports and state roots.
+//! block the ledger's invariants hold (DESIGN.md 1–4, by the full and by the per-block
+//! check), and replaying the same blocks on a fresh ledger gives the same receipts, reports
+//! and state roots.
+//!
+//! The "edge amounts" mode runs the same bodies with amounts, balances, pools and caps near
+//! `u64::MAX` in an 18-decimal currency: whatever would overflow must be refused when it
+//! runs, never make `apply_block` panic (issue 10, finding 2).
 
 use std::collections::HashMap;
 
@@ -27,22 +32,44 @@ struct Op {
     flag: u8,
 }
 
-fn op_strategy() -> impl Strategy<Value = Op> {
-    (0u8..16, 0usize..64, 0usize..64, 0u64..120_000, 0u8..16).prop_map(
-        |(kind, a, b, amount, flag)| Op {
-            kind,
-            a,
-            b,
-            amount,
-            flag,
-        },
-    )
+fn op_strategy(edge: bool) -> impl Strategy<Value = Op> {
+    let amount = if edge {
+        edge_amount().boxed()
+    } else {
+        (0u64..120_000).boxed()
+    };
+    (0u8..16, 0usize..64, 0usize..64, amount, 0u8..16).prop_map(|(kind, a, b, amount, flag)| Op {
+        kind,
+        a,
+        b,
+        amount,
+        flag,
+    })
+}
+
+/// One unit of an 18-decimal currency: `u64::MAX` is about 18.4 units.
+const UNIT_18: u64 = 1_000_000_000_000_000_000;
+
+/// Amounts at and around the `u64` limit, whole units of an 18-decimal currency, and small
+/// ones.
+fn edge_amount() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(u64::MAX),
+        Just(u64::MAX - 1),
+        Just(u64::MAX / 2),
+        Just(u64::MAX / 2 + 1),
+        Just(u64::MAX / 3),
+        (1u64..=18).prop_map(|units| units * UNIT_18),
+        any::<u64>(),
+        0u64..120_000,
+    ]
 }
 
 #[derive(Debug, Clone)]
 struct Scenario {
     genesis: Genesis,
     blocks: Vec<Vec<Op>>,
+    edge: bool,
 }
 
 fn scenario_strategy() -> impl Strategy<Value = Scenario> {
@@ -51,19 +78,73 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
         1u64..=6,
         1u64..=5,
         0u64..60_000,
-        proptest::collection::vec(proptest::collection::vec(op_strategy(), 0..12), 1..24),
+        proptest::collection::vec(proptest::collection::vec(op_strategy(false), 0..12), 1..24),
     )
         .prop_map(|(banks, cycle_blocks, expiry, cap, blocks)| {
             let mut genesis = testkit::genesis(banks, CUSTOMERS_PER_BANK, 50_000, 200_000, cap);
             genesis.cycle_blocks = cycle_blocks;
             genesis.queue_expiry_blocks = expiry;
             genesis.duplicate_window_blocks = 4;
-            Scenario { genesis, blocks }
+            Scenario {
+                genesis,
+                blocks,
+                edge: false,
+            }
         })
+}
+
+/// Edge amounts: 18 decimals, opening balances, pools and caps near the limit (or zero),
+/// every amount from [`edge_amount`].
+fn edge_scenario_strategy() -> impl Strategy<Value = Scenario> {
+    let big = || {
+        prop_oneof![
+            Just(0u64),
+            Just(u64::MAX),
+            Just(u64::MAX / 2),
+            Just(u64::MAX / 3),
+            (1u64..=18).prop_map(|units| units * UNIT_18),
+        ]
+    };
+    (
+        2usize..=4,
+        1u64..=6,
+        prop_oneof![1u64..=5, Just(u64::MAX)],
+        big(),
+        big(),
+        big(),
+        proptest::collection::vec(proptest::collection::vec(op_strategy(true), 0..12), 1..24),
+    )
+        .prop_map(
+            |(banks, cycle_blocks, expiry, balance, pool, cap, blocks)| {
+                let mut genesis = testkit::genesis(banks, CUSTOMERS_PER_BANK, balance, pool, cap);
+                genesis.decimals = 18;
+                genesis.cycle_blocks = cycle_blocks;
+                genesis.queue_expiry_blocks = expiry;
+                genesis.duplicate_window_blocks = 4;
+                Scenario {
+                    genesis,
+                    blocks,
+                    edge: true,
+                }
+            },
+        )
 }
 
 struct Participants {
     banks: usize,
+    /// Edge mode: amounts are used as generated, not scaled down.
+    edge: bool,
+}
+
+impl Participants {
+    /// The amount a body uses: as generated in edge mode, else `1 + amount / divisor`.
+    fn amount(&self, op: &Op, divisor: u64) -> Amount {
+        if self.edge {
+            Amount(op.amount.max(1))
+        } else {
+            Amount(1 + op.amount / divisor)
+        }
+    }
 }
 
 impl Participants {
@@ -114,7 +195,7 @@ fn body_for(op: &Op, p: &Participants) -> (u64, Body) {
             p.customer(op.a),
             Body::Transfer {
                 to: acct(p.any_account(op.b)),
-                amount: Amount(1 + op.amount / 2),
+                amount: p.amount(op, 2),
                 end_to_end_id: format!("E{}", op.flag % 5),
                 reference: String::new(),
             },
@@ -129,28 +210,28 @@ fn body_for(op: &Op, p: &Participants) -> (u64, Body) {
             p.operator(op.a),
             Body::Deposit {
                 account: acct(p.any_account(op.b)),
-                amount: Amount(1 + op.amount),
+                amount: p.amount(op, 1),
             },
         ),
         8 => (
             p.operator(op.a),
             Body::Withdraw {
                 account: acct(p.any_account(op.b)),
-                amount: Amount(1 + op.amount / 4),
+                amount: p.amount(op, 4),
             },
         ),
         9 => (
             testkit::AUTHORITY_SEED,
             Body::Issue {
                 bank: p.bank(op.a),
-                amount: Amount(1 + op.amount),
+                amount: p.amount(op, 1),
             },
         ),
         10 => (
             testkit::AUTHORITY_SEED,
             Body::Redeem {
                 bank: p.bank(op.a),
-                amount: Amount(1 + op.amount),
+                amount: p.amount(op, 1),
             },
         ),
         11 => (
@@ -193,6 +274,7 @@ fn run(scenario: &Scenario) -> (Vec<Vec<VerifiedTransaction>>, Vec<BlockOutcome>
     let mut ledger = Ledger::from_genesis(&scenario.genesis).expect("genesis");
     let p = Participants {
         banks: scenario.genesis.banks.len(),
+        edge: scenario.edge,
     };
     let mut blocks = Vec::new();
     let mut outcomes = Vec::new();
@@ -236,6 +318,9 @@ fn run(scenario: &Scenario) -> (Vec<Vec<VerifiedTransaction>>, Vec<BlockOutcome>
         if let Err(violation) = ledger.check_invariants() {
             panic!("after block {height}: {violation}\nblock: {txs:#?}");
         }
+        if let Err(violation) = ledger.check_block_invariants() {
+            panic!("after block {height}, per-block check: {violation}\nblock: {txs:#?}");
+        }
         blocks.push(txs);
         outcomes.push(outcome);
     }
@@ -253,6 +338,54 @@ proptest! {
             let again = replay.apply_block(i as u64 + 1, txs);
             prop_assert_eq!(&again, &outcomes[i]);
         }
+    }
+
+    #[test]
+    fn edge_amounts_never_make_apply_block_panic(scenario in edge_scenario_strategy()) {
+        // `run` applies every block (a panic fails the test) and checks the invariants,
+        // full and per block, after each.
+        let (blocks, outcomes) = run(&scenario);
+        let mut replay = Ledger::from_genesis(&scenario.genesis).expect("genesis");
+        for (i, txs) in blocks.iter().enumerate() {
+            let again = replay.apply_block(i as u64 + 1, txs);
+            prop_assert_eq!(&again, &outcomes[i]);
+        }
+    }
+}
+
+#[test]
+fn edge_scenarios_reach_the_overflow_refusals() {
+    // The edge mode must actually hit the limits, or the property above proves little.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut codes = std::collections::BTreeMap::new();
+    let (mut committed, mut settled) = (0, 0);
+    for _ in 0..60 {
+        let scenario = edge_scenario_strategy()
+            .new_tree(&mut runner)
+            .expect("strategy")
+            .current();
+        let (_, outcomes) = run(&scenario);
+        for outcome in outcomes {
+            for receipt in &outcome.receipts {
+                match &receipt.outcome {
+                    Outcome::Rejected { error } => *codes.entry(error.code()).or_insert(0) += 1,
+                    _ => committed += 1,
+                }
+            }
+            settled += usize::from(outcome.settlement.is_some());
+        }
+    }
+    assert!(
+        committed > 0 && settled > 0,
+        "{committed} committed, {settled} settled"
+    );
+    for code in [
+        "overflow",
+        "pool_limit",
+        "insufficient_funds",
+        "insufficient_pool",
+    ] {
+        assert!(codes.contains_key(code), "no {code} in {codes:?}");
     }
 }
 
