@@ -155,9 +155,11 @@ impl Block {
                 got: header.chain_id.chars().take(64).collect(),
             });
         }
-        if header.height != tip.height + 1 {
+        // The tip's height is a count of executed blocks: it never reaches u64::MAX.
+        let expected = tip.height.saturating_add(1);
+        if header.height != expected {
             return Err(BlockError::WrongHeight {
-                expected: tip.height + 1,
+                expected,
                 got: header.height,
             });
         }

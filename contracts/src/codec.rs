@@ -44,6 +44,7 @@ fn options(limit: u64) -> impl Options {
 ///
 /// Only values built by this crate are encoded, and they are bounded by construction, so
 /// the only failure is a broken internal invariant.
+#[allow(clippy::expect_used)] // serializing to memory fails only for unbounded or broken values
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::DefaultOptions::new()
         .reject_trailing_bytes()
@@ -52,6 +53,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// The canonical encoding's length, without allocating it.
+#[allow(clippy::expect_used)] // sizing fails only where encoding would: never for our values
 pub fn encoded_len<T: Serialize>(value: &T) -> u64 {
     bincode::DefaultOptions::new()
         .serialized_size(value)

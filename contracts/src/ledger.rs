@@ -31,6 +31,38 @@ use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
 use crate::smt::{Proof, ProofError, SparseMerkleTree};
 use crate::tx::{Body, BodyKind, VerifiedTransaction};
 
+/// `a + b` of two `u64`s, widened: cannot overflow.
+#[allow(clippy::arithmetic_side_effects)] // 2 · (2^64 − 1) < 2^128
+fn wide_sum(a: u64, b: u64) -> u128 {
+    u128::from(a) + u128::from(b)
+}
+
+/// `a − b` of two `u64`s, widened and signed: cannot overflow.
+#[allow(clippy::arithmetic_side_effects)] // |a − b| < 2^64 < 2^127
+fn signed_difference(a: u64, b: u64) -> i128 {
+    i128::from(a) - i128::from(b)
+}
+
+/// Adds to a cumulative total of amounts (flows, issued, redeemed, sums in the invariant
+/// checks). Each addition is at most 2^65, one per transaction or account, so reaching
+/// 2^128 takes more than 2^62 of them: beyond any chain's life. Overflow would be a broken
+/// invariant, not input.
+#[allow(clippy::expect_used)] // unreachable: see above
+fn accumulate(total: &mut u128, amount: u128) {
+    *total = total
+        .checked_add(amount)
+        .expect("a u128 total of amounts needs more than 2^62 additions to overflow");
+}
+
+/// The successor of a counter that grows by one per transaction or block (nonces, queue
+/// sequence numbers, cycle numbers, heights): 2^64 of those are never executed.
+#[allow(clippy::expect_used)] // unreachable: see above
+fn successor(counter: u64) -> u64 {
+    counter
+        .checked_add(1)
+        .expect("a counter that grows by one per transaction or block never reaches 2^64")
+}
+
 /// The chain's parameters, fixed at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
@@ -105,7 +137,7 @@ impl Bank {
 
     /// Current multilateral position (`received − sent`).
     pub fn position(&self) -> i128 {
-        i128::from(self.received.0) - i128::from(self.sent.0)
+        signed_difference(self.received.0, self.sent.0)
     }
 
     /// The most the bank's net debit may reach: `min(cap, pool)`.
@@ -115,8 +147,7 @@ impl Bank {
 
     /// True if sending `amount` more keeps the net debit within [`Self::debit_limit`].
     pub fn can_send(&self, amount: Amount) -> bool {
-        u128::from(self.sent.0) + u128::from(amount.0)
-            <= u128::from(self.received.0) + u128::from(self.debit_limit().0)
+        wide_sum(self.sent.0, amount.0) <= wide_sum(self.received.0, self.debit_limit().0)
     }
 
     /// How much the pool plus this cycle's receipts may still grow: `u64::MAX − pool −
@@ -353,7 +384,7 @@ struct BlockTouch {
 
 /// An account's customer money: balance plus reserved.
 fn holdings(account: &Account) -> u128 {
-    u128::from(account.balance.0) + u128::from(account.reserved.0)
+    wide_sum(account.balance.0, account.reserved.0)
 }
 
 /// A bank's customer money according to its flows: in − out (`None` if out exceeds in).
@@ -412,7 +443,7 @@ impl Ledger {
                 .insert(*regulator, official(Role::Regulator));
         }
         for bank in &genesis.banks {
-            ledger.totals.issued += u128::from(bank.initial_pool.0);
+            accumulate(&mut ledger.totals.issued, u128::from(bank.initial_pool.0));
             ledger
                 .officials
                 .insert(bank.operator, official(Role::Operator(bank.id.clone())));
@@ -430,7 +461,7 @@ impl Ledger {
         }
         for account in &genesis.accounts {
             if let Some(bank) = ledger.banks.get_mut(&account.bank) {
-                bank.flows.deposited += u128::from(account.balance.0);
+                accumulate(&mut bank.flows.deposited, u128::from(account.balance.0));
             }
             ledger.accounts.insert(
                 account.owner,
@@ -851,9 +882,10 @@ impl Ledger {
     /// If `height` is not `self.height() + 1` (a bug in the caller), or if an invariant
     /// breaks (a bug here): continuing would be worse.
     pub fn apply_block(&mut self, height: u64, txs: &[VerifiedTransaction]) -> BlockOutcome {
+        // A caller's bug, not input: the node applies the block after its tip.
         assert_eq!(
-            height,
-            self.height + 1,
+            Some(height),
+            self.height.checked_add(1),
             "blocks must be applied in height order"
         );
         self.last_block = BlockTouch {
@@ -882,10 +914,12 @@ impl Ledger {
                     Outcome::Rejected { error }
                 }
             };
+            #[allow(clippy::expect_used)] // blocks are bounded far below 2^32 transactions
+            let index = u32::try_from(index).expect("a block holds fewer than 2^32 transactions");
             receipts.push(Receipt {
                 tx_hash: tx.hash(),
                 height,
-                index: u32::try_from(index).expect("a block holds fewer than 2^32 transactions"),
+                index,
                 outcome,
             });
         }
@@ -914,9 +948,10 @@ impl Ledger {
 
     fn consume_nonce(&mut self, signer: &AccountId) {
         if self.accounts.contains_key(signer) {
-            self.account_mut(signer).nonce += 1;
+            let account = self.account_mut(signer);
+            account.nonce = successor(account.nonce);
         } else if let Some(official) = self.officials.get_mut(signer) {
-            official.nonce += 1;
+            official.nonce = successor(official.nonce);
             self.dirty.insert(StateKey::Official(*signer));
         }
     }
@@ -934,6 +969,7 @@ impl Ledger {
         }
     }
 
+    #[allow(clippy::expect_used)] // callers name accounts that `plan` or a queue entry found
     fn account_mut(&mut self, id: &AccountId) -> &mut Account {
         self.touch_account(id);
         self.accounts
@@ -941,6 +977,7 @@ impl Ledger {
             .expect("planned effects name existing accounts")
     }
 
+    #[allow(clippy::expect_used)] // callers name banks that `plan` or a queue entry found
     fn bank_mut(&mut self, id: &BankId) -> &mut Bank {
         self.dirty.insert(StateKey::Bank(id.clone()));
         self.banks
@@ -950,6 +987,7 @@ impl Ledger {
 
     /// Applies a planned effect. Every amount was checked by `plan`, so the `expect`s here
     /// guard invariants, not input.
+    #[allow(clippy::expect_used)] // `plan` checked every amount just before
     fn execute(&mut self, effect: Effect, tx_hash: Hash, height: u64) -> Outcome {
         const CHECKED: &str = "amounts were checked when the effect was planned";
         match effect {
@@ -971,7 +1009,7 @@ impl Ledger {
                     // ("never"), and no input may make execution overflow.
                     let expires_at_height = height.saturating_add(self.params.queue_expiry_blocks);
                     let seq = self.next_queue_seq;
-                    self.next_queue_seq += 1;
+                    self.next_queue_seq = successor(seq);
                     self.queues.entry(from_bank.clone()).or_default().insert(
                         seq,
                         QueuedTransfer {
@@ -1014,7 +1052,10 @@ impl Ledger {
             } => {
                 let found = self.account_mut(&account);
                 found.balance = found.balance.checked_add(amount).expect(CHECKED);
-                self.bank_mut(&bank).flows.deposited += u128::from(amount.0);
+                accumulate(
+                    &mut self.bank_mut(&bank).flows.deposited,
+                    u128::from(amount.0),
+                );
                 Outcome::Committed
             }
             Effect::Withdraw {
@@ -1024,20 +1065,23 @@ impl Ledger {
             } => {
                 let found = self.account_mut(&account);
                 found.balance = found.balance.checked_sub(amount).expect(CHECKED);
-                self.bank_mut(&bank).flows.withdrawn += u128::from(amount.0);
+                accumulate(
+                    &mut self.bank_mut(&bank).flows.withdrawn,
+                    u128::from(amount.0),
+                );
                 Outcome::Committed
             }
             Effect::Issue { bank, amount } => {
                 let found = self.bank_mut(&bank);
                 found.pool = found.pool.checked_add(amount).expect(CHECKED);
-                self.totals.issued += u128::from(amount.0);
+                accumulate(&mut self.totals.issued, u128::from(amount.0));
                 self.dirty.insert(StateKey::Totals);
                 Outcome::Committed
             }
             Effect::Redeem { bank, amount } => {
                 let found = self.bank_mut(&bank);
                 found.pool = found.pool.checked_sub(amount).expect(CHECKED);
-                self.totals.redeemed += u128::from(amount.0);
+                accumulate(&mut self.totals.redeemed, u128::from(amount.0));
                 self.dirty.insert(StateKey::Totals);
                 Outcome::Committed
             }
@@ -1055,6 +1099,7 @@ impl Ledger {
 
     /// Credits the payee of a transfer whose payer was already debited, and records the
     /// obligation between the banks if they differ.
+    #[allow(clippy::expect_used)] // `plan` or `releasable` checked every total just before
     fn settle_transfer(
         &mut self,
         from_bank: &BankId,
@@ -1070,14 +1115,14 @@ impl Ledger {
         }
         let sender = self.bank_mut(from_bank);
         sender.sent = sender.sent.checked_add(amount).expect(CHECKED);
-        sender.flows.transferred_out += u128::from(amount.0);
+        accumulate(&mut sender.flows.transferred_out, u128::from(amount.0));
         assert!(
             sender.net_debit() <= sender.debit_limit(),
             "a committed transfer never takes a bank past min(cap, pool)"
         );
         let receiver = self.bank_mut(to_bank);
         receiver.received = receiver.received.checked_add(amount).expect(CHECKED);
-        receiver.flows.transferred_in += u128::from(amount.0);
+        accumulate(&mut receiver.flows.transferred_in, u128::from(amount.0));
         let pair = (from_bank.clone(), to_bank.clone());
         let obligation = self.cycle.obligations.entry(pair.clone()).or_default();
         *obligation = obligation.checked_add(amount).expect(CHECKED);
@@ -1110,6 +1155,7 @@ impl Ledger {
     }
 
     /// Retries queued transfers until nothing more fits; returns them in release order.
+    #[allow(clippy::expect_used)] // the entry was just read; queued amounts are reserved
     fn release_queued(&mut self, height: u64) -> Vec<QueueEvent> {
         let mut released = Vec::new();
         // Banks whose queue may now make progress. A release credits the payee's bank, which
@@ -1177,6 +1223,7 @@ impl Ledger {
     }
 
     /// Refunds queued transfers whose last release height has passed.
+    #[allow(clippy::expect_used)] // queued amounts are reserved; balance + reserved fits u64
     fn expire_queued(&mut self, height: u64) -> Vec<QueueEvent> {
         let mut expired = Vec::new();
         let bank_ids: Vec<BankId> = self.queues.keys().cloned().collect();
@@ -1215,13 +1262,14 @@ impl Ledger {
         let mut sent: BTreeMap<&BankId, u128> = BTreeMap::new();
         let mut received: BTreeMap<&BankId, u128> = BTreeMap::new();
         for ((debtor, creditor), amount) in &self.cycle.obligations {
-            *sent.entry(debtor).or_default() += u128::from(amount.0);
-            *received.entry(creditor).or_default() += u128::from(amount.0);
+            accumulate(sent.entry(debtor).or_default(), u128::from(amount.0));
+            accumulate(received.entry(creditor).or_default(), u128::from(amount.0));
         }
         let mut positions = Vec::with_capacity(self.banks.len());
         for (id, bank) in &self.banks {
             let bank_sent = sent.get(id).copied().unwrap_or(0);
             let bank_received = received.get(id).copied().unwrap_or(0);
+            // Broken invariants, not input: two computations of one fact disagree.
             assert_eq!(
                 bank_sent,
                 u128::from(bank.sent.0),
@@ -1233,16 +1281,15 @@ impl Ledger {
                 "bank {id}: received drifted"
             );
             let net = bank.position();
-            let pool_after = if net >= 0 {
-                bank.pool
-                    .checked_add(Amount(u64::try_from(net).expect("position fits u64")))
-            } else {
-                bank.pool
-                    .checked_sub(Amount(u64::try_from(-net).expect("position fits u64")))
-            };
-            let pool_after = pool_after.expect(
-                "settlement cannot fail: net debit <= pool, and credits fit since issued total does",
-            );
+            // pool + net lies in [pool − net debit, pool + received]: at least zero by the
+            // cap rule (a bank's net debit never exceeds its pool) and at most u64::MAX by
+            // the pool limit (`Bank::pool_headroom`), both checked when each transfer and
+            // issuance ran.
+            #[allow(clippy::expect_used, clippy::arithmetic_side_effects)]
+            let pool_after =
+                Amount(u64::try_from(i128::from(bank.pool.0) + net).expect(
+                    "settlement cannot fail: net debit <= pool, pool + received <= u64::MAX",
+                ));
             positions.push(BankPosition {
                 bank: id.clone(),
                 sent: bank.sent,
@@ -1256,6 +1303,13 @@ impl Ledger {
         assert_eq!(net_sum, 0, "net positions of a cycle sum to zero");
         let gross: u128 = positions.iter().map(|p| u128::from(p.sent.0)).sum();
         let net_total: i128 = positions.iter().map(|p| p.net.max(0)).sum();
+        // The gross total was kept within u64 by the cycle limit (`cycle_limit`) checked at
+        // every cross-bank transfer, and the net total is at most the gross.
+        #[allow(clippy::expect_used)]
+        let (gross_total, net_total) = (
+            Amount(u64::try_from(gross).expect("the cycle limit keeps the gross total in u64")),
+            Amount(u64::try_from(net_total).expect("the net total is at most the gross total")),
+        );
         for position in &positions {
             let bank = self.bank_mut(&position.bank);
             bank.pool = position.pool_after;
@@ -1271,13 +1325,13 @@ impl Ledger {
             height,
             trigger,
             banks: positions,
-            gross_total: Amount(u64::try_from(gross).expect("each bank's sent fits u64, and the sum of a cycle's transfers is bounded by the checked sender totals")),
-            net_total: Amount(u64::try_from(net_total).expect("net total is at most the issued money")),
+            gross_total,
+            net_total,
         };
         self.reports.insert(report.cycle, report.clone());
         self.dirty.insert(StateKey::Report(report.cycle));
-        self.cycle.number += 1;
-        self.cycle.start_height = height + 1;
+        self.cycle.number = successor(self.cycle.number);
+        self.cycle.start_height = successor(height);
         self.dirty.insert(StateKey::Cycle);
         report
     }
@@ -1345,11 +1399,14 @@ impl Ledger {
             if account.balance.checked_add(account.reserved).is_none() {
                 return violation(format!("account {id}: balance + reserved overflows"));
             }
-            *held.entry(&account.bank).or_default() += holdings(account);
+            accumulate(held.entry(&account.bank).or_default(), holdings(account));
         }
         for queue in self.queues.values() {
             for entry in queue.values() {
-                *reserved.entry(&entry.from).or_default() += u128::from(entry.amount.0);
+                accumulate(
+                    reserved.entry(&entry.from).or_default(),
+                    u128::from(entry.amount.0),
+                );
             }
         }
         for (id, account) in &self.accounts {
@@ -1371,8 +1428,8 @@ impl Ledger {
                     "bank {id}: customers hold {actual}, flows say {expected:?}"
                 ));
             }
-            total_in += f.deposited;
-            total_out += f.withdrawn;
+            accumulate(&mut total_in, f.deposited);
+            accumulate(&mut total_out, f.withdrawn);
         }
         let total_held: u128 = held.values().sum();
         if Some(total_held) != total_in.checked_sub(total_out) {
@@ -1434,8 +1491,8 @@ impl Ledger {
                 None => 0,
             };
             let entry = held.entry(&account.bank).or_default();
-            entry.0 += held_before;
-            entry.1 += holdings(account);
+            accumulate(&mut entry.0, held_before);
+            accumulate(&mut entry.1, holdings(account));
         }
         for (id, bank) in &self.banks {
             let Some(flows_before) = touched.flows_before.get(id) else {
@@ -1493,8 +1550,8 @@ impl Ledger {
             if debtor == creditor || amount.0 == 0 {
                 return violation(format!("bad obligation {debtor}→{creditor}: {}", amount.0));
             }
-            *sent.entry(debtor).or_default() += u128::from(amount.0);
-            *received.entry(creditor).or_default() += u128::from(amount.0);
+            accumulate(sent.entry(debtor).or_default(), u128::from(amount.0));
+            accumulate(received.entry(creditor).or_default(), u128::from(amount.0));
         }
         let mut position_sum = 0i128;
         let mut gross = 0u128;
@@ -1512,8 +1569,11 @@ impl Ledger {
                     "bank {id}: pool + received exceeds the largest amount"
                 ));
             }
-            position_sum += bank.position();
-            gross += u128::from(bank.sent.0);
+            let Some(sum) = position_sum.checked_add(bank.position()) else {
+                return violation(format!("bank {id}: positions overflow"));
+            };
+            position_sum = sum;
+            accumulate(&mut gross, u128::from(bank.sent.0));
         }
         if position_sum != 0 {
             return violation(format!("positions sum to {position_sum}"));
@@ -1561,7 +1621,7 @@ fn check_report(report: &SettlementReport) -> Result<(), InvariantViolation> {
         return violation(format!("cycle {} nets to non-zero", report.cycle));
     }
     for p in &report.banks {
-        if i128::from(p.pool_after.0) - i128::from(p.pool_before.0) != p.net {
+        if signed_difference(p.pool_after.0, p.pool_before.0) != p.net {
             return violation(format!(
                 "cycle {}: bank {} moved by other than its net",
                 report.cycle, p.bank

@@ -30,29 +30,31 @@ pub enum HexError {
 
 /// Lowercase hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
     for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)] as char);
-        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
+        out.push(hex_digit(byte >> 4));
+        out.push(hex_digit(byte & 0x0f));
     }
     out
 }
 
+/// The lowercase hex digit of a nibble (`n < 16`).
+fn hex_digit(n: u8) -> char {
+    char::from_digit(u32::from(n), 16).unwrap_or('0')
+}
+
 /// Parses hex (either case) into exactly `N` bytes.
 pub fn from_hex_array<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
-    if text.len() != N * 2 {
+    let digits = N.saturating_mul(2);
+    if text.len() != digits {
         return Err(HexError::Length {
-            expected: N * 2,
+            expected: digits,
             got: text.chars().count(),
         });
     }
     let mut out = [0u8; N];
-    let bytes = text.as_bytes();
-    for (i, slot) in out.iter_mut().enumerate() {
-        let hi = hex_value(bytes[2 * i])?;
-        let lo = hex_value(bytes[2 * i + 1])?;
-        *slot = (hi << 4) | lo;
+    for (slot, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        *slot = hex_pair(pair)?;
     }
     Ok(out)
 }
@@ -61,25 +63,32 @@ pub fn from_hex_array<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
 pub fn from_hex_vec(text: &str, max_bytes: usize) -> Result<Vec<u8>, HexError> {
     if !text.len().is_multiple_of(2) || text.len() / 2 > max_bytes {
         return Err(HexError::Length {
-            expected: (text.len() / 2).min(max_bytes) * 2,
+            expected: (text.len() / 2).min(max_bytes).saturating_mul(2),
             got: text.len(),
         });
     }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len() / 2);
     for pair in bytes.chunks_exact(2) {
-        out.push((hex_value(pair[0])? << 4) | hex_value(pair[1])?);
+        out.push(hex_pair(pair)?);
     }
     Ok(out)
 }
 
+/// The byte two hex digits spell (`pair` has two elements: `chunks_exact(2)`).
+fn hex_pair(pair: &[u8]) -> Result<u8, HexError> {
+    let (hi, lo) = match pair {
+        [hi, lo] => (hex_value(*hi)?, hex_value(*lo)?),
+        _ => return Err(HexError::Character('\0')),
+    };
+    Ok((hi << 4) | lo)
+}
+
 fn hex_value(c: u8) -> Result<u8, HexError> {
-    match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        b'A'..=b'F' => Ok(c - b'A' + 10),
-        _ => Err(HexError::Character(char::from(c))),
-    }
+    char::from(c)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+        .ok_or(HexError::Character(char::from(c)))
 }
 
 macro_rules! hex_bytes_type {
@@ -335,12 +344,14 @@ impl Amount {
             .chain(fraction.bytes())
             .chain(std::iter::repeat_n(
                 b'0',
-                usize::from(decimals) - fraction.len(),
+                // No more fractional digits than decimals: checked above.
+                usize::from(decimals).saturating_sub(fraction.len()),
             ));
         for digit in digits {
+            let value = char::from(digit).to_digit(10).ok_or_else(invalid)?;
             units = units
                 .checked_mul(10)
-                .and_then(|u| u.checked_add(u64::from(digit - b'0')))
+                .and_then(|u| u.checked_add(u64::from(value)))
                 .ok_or(AmountError::Overflow)?;
         }
         Ok(Amount(units))
@@ -365,7 +376,8 @@ impl Amount {
             return digits;
         }
         let padded = format!("{:0>width$}", digits, width = decimals + 1);
-        let (whole, fraction) = padded.split_at(padded.len() - decimals);
+        // `padded` has at least `decimals + 1` digits.
+        let (whole, fraction) = padded.split_at(padded.len().saturating_sub(decimals));
         format!("{whole}.{fraction}")
     }
 }

@@ -35,7 +35,12 @@ fn inner_hash(left: &Hash, right: &Hash) -> Hash {
 
 /// Bit `depth` of `key`, most significant bit first: `false` = left, `true` = right.
 fn bit(key: &Hash, depth: usize) -> bool {
-    (key.0[depth / 8] >> (7 - depth % 8)) & 1 == 1
+    // Depths past the key's 256 bits read as 0; never reached, since two distinct keys
+    // differ within them.
+    let shift = 7usize.saturating_sub(depth % 8);
+    key.0
+        .get(depth / 8)
+        .is_some_and(|byte| (byte >> shift) & 1 == 1)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,14 +98,14 @@ impl SparseMerkleTree {
     /// Sets `key`'s value hash, inserting the leaf if needed.
     pub fn insert(&mut self, key: Hash, value: Hash) {
         if insert(&mut self.root, 0, key, value) {
-            self.len += 1;
+            self.len = self.len.saturating_add(1);
         }
     }
 
     /// Removes `key`'s leaf, if present.
     pub fn remove(&mut self, key: &Hash) {
         if remove(&mut self.root, 0, key) {
-            self.len -= 1;
+            self.len = self.len.saturating_sub(1);
         }
     }
 
@@ -136,7 +141,7 @@ impl SparseMerkleTree {
                     } else {
                         &inner.left
                     };
-                    depth += 1;
+                    depth = depth.saturating_add(1);
                 }
             }
         }
@@ -168,7 +173,7 @@ impl SparseMerkleTree {
                     };
                     siblings.push(cached_hash(sibling));
                     node = next;
-                    depth += 1;
+                    depth = depth.saturating_add(1);
                 }
             }
         };
@@ -199,7 +204,7 @@ fn insert(node: &mut Node, depth: usize, key: Hash, value: Hash) -> bool {
             } else {
                 &mut inner.left
             };
-            insert(child, depth + 1, key, value)
+            insert(child, depth.saturating_add(1), key, value)
         }
     }
 }
@@ -218,8 +223,9 @@ fn update_sorted(
         Node::Inner(mut inner) => {
             let split = updates.partition_point(|(key, _)| !bit(key, depth));
             let (left, right) = updates.split_at(split);
-            inner.left = update_sorted(std::mem::take(&mut inner.left), depth + 1, left, len);
-            inner.right = update_sorted(std::mem::take(&mut inner.right), depth + 1, right, len);
+            let below = depth.saturating_add(1);
+            inner.left = update_sorted(std::mem::take(&mut inner.left), below, left, len);
+            inner.right = update_sorted(std::mem::take(&mut inner.right), below, right, len);
             inner.hash = None;
             // Keep the compression invariant: a subtree with one leaf is that leaf.
             match (&inner.left, &inner.right) {
@@ -238,8 +244,8 @@ fn update_sorted(
                 };
                 if changed_len {
                     match value {
-                        Some(_) => *len += 1,
-                        None => *len -= 1,
+                        Some(_) => *len = len.saturating_add(1),
+                        None => *len = len.saturating_sub(1),
                     }
                 }
             }
@@ -258,7 +264,7 @@ fn split(existing: Node, new: Node, new_key: &Hash, depth: usize) -> Node {
     let existing_bit = bit(&existing_key, depth);
     let new_bit = bit(new_key, depth);
     let (left, right) = if existing_bit == new_bit {
-        let below = split(existing, new, new_key, depth + 1);
+        let below = split(existing, new, new_key, depth.saturating_add(1));
         if new_bit {
             (Node::Empty, below)
         } else {
@@ -295,7 +301,7 @@ fn remove(node: &mut Node, depth: usize, key: &Hash) -> bool {
             } else {
                 &mut inner.left
             };
-            if !remove(child, depth + 1, key) {
+            if !remove(child, depth.saturating_add(1), key) {
                 return false;
             }
             inner.hash = None;
@@ -331,6 +337,7 @@ fn hash(node: &mut Node) -> Hash {
 }
 
 /// The hash of a node whose cache is known to be current.
+#[allow(clippy::expect_used)] // the ledger calls root() at the end of every block, before any proof
 fn cached_hash(node: &Node) -> Hash {
     match node {
         Node::Empty => Hash::ZERO,

@@ -289,7 +289,12 @@ impl EventView {
     /// this list is the second half of its cursor `(height, index)`.
     pub fn of_block(block: &Block, outcome: &BlockOutcome, decimals: u8) -> Vec<EventView> {
         let mut events = Vec::with_capacity(
-            outcome.receipts.len() + outcome.released.len() + outcome.expired.len() + 1,
+            outcome
+                .receipts
+                .len()
+                .saturating_add(outcome.released.len())
+                .saturating_add(outcome.expired.len())
+                .saturating_add(1),
         );
         for (receipt, tx) in outcome.receipts.iter().zip(&block.transactions) {
             events.push(EventView::Transaction {

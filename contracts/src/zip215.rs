@@ -108,6 +108,7 @@ fn parse<'k>(key: &'k PublicKey, message: &[u8], signature: &[u8; 64]) -> Option
 }
 
 /// `[8]([s]B − [k]A − R) = 0`.
+#[allow(clippy::arithmetic_side_effects)] // group arithmetic: modular, cannot overflow
 fn single_equation(parsed: &Parsed<'_>) -> bool {
     let minus_a = -parsed.key.point;
     let r_prime = EdwardsPoint::vartime_double_scalar_mul_basepoint(&parsed.k, &minus_a, &parsed.s);
@@ -149,6 +150,7 @@ pub fn verify_batch(items: &[(&PublicKey, &[u8], &[u8; 64])]) -> Vec<bool> {
 }
 
 /// The randomized batch equation over decodable signatures.
+#[allow(clippy::arithmetic_side_effects)] // scalar and group arithmetic: modular
 fn batch_equation(batch: &[&Parsed<'_>]) -> bool {
     let coefficients = batch_coefficients(batch);
     let mut b_coefficient = Scalar::ZERO;
