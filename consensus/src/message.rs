@@ -401,6 +401,7 @@ fn wire_options(limit: usize) -> impl Options {
 
 impl SignedMessage {
     /// The canonical wire encoding.
+    #[allow(clippy::expect_used)] // serializing our own bounded values to memory cannot fail
     pub fn encode(&self) -> Vec<u8> {
         wire_options(usize::MAX)
             .serialize(self)

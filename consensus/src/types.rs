@@ -41,34 +41,36 @@ pub enum HexError {
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    // A nibble (< 16) is always a hex digit.
+    let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
     for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        out.push(digit(byte >> 4));
+        out.push(digit(byte & 0x0f));
     }
     out
 }
 
 fn hex_decode<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
     let raw = text.as_bytes();
-    if raw.len() != 2 * N {
+    let digits = N.saturating_mul(2);
+    if raw.len() != digits {
         return Err(HexError::Length {
-            expected: 2 * N,
+            expected: digits,
             got: raw.len(),
         });
     }
     fn nibble(c: u8) -> Result<u8, HexError> {
-        match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            b'A'..=b'F' => Ok(c - b'A' + 10),
-            _ => Err(HexError::Character),
-        }
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+            .ok_or(HexError::Character)
     }
     let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = (nibble(raw[2 * i])? << 4) | nibble(raw[2 * i + 1])?;
+    for (byte, pair) in out.iter_mut().zip(raw.chunks_exact(2)) {
+        if let [hi, lo] = pair {
+            *byte = (nibble(*hi)? << 4) | nibble(*lo)?;
+        }
     }
     Ok(out)
 }
@@ -278,7 +280,7 @@ impl ValidatorSet {
 
     /// Byzantine validators tolerated: `f = ⌊(n−1)/3⌋`.
     pub fn f(&self) -> usize {
-        (self.len() - 1) / 3
+        self.len().saturating_sub(1) / 3
     }
 
     /// The quorum: `⌊2n/3⌋ + 1` distinct validators. The one place this number is computed.
@@ -288,19 +290,23 @@ impl ValidatorSet {
     pub fn quorum(&self) -> usize {
         match self.broken_quorum {
             Some(quorum) => quorum,
-            None => 2 * self.len() / 3 + 1,
+            None => (self.len().saturating_mul(2) / 3).saturating_add(1),
         }
     }
 
     /// `f + 1`: enough validators that at least one of them is honest.
     pub fn weak_quorum(&self) -> usize {
-        self.f() + 1
+        self.f().saturating_add(1)
     }
 
     /// Index of the proposer of `(height, round)`: `(height + round) mod n`.
     pub fn proposer(&self, height: Height, round: Round) -> usize {
         let n = self.len() as u64;
-        ((height % n + u64::from(round) % n) % n) as usize
+        // A set is never empty, and each remainder is below n, so the sum cannot overflow.
+        let (Some(h), Some(r)) = (height.checked_rem(n), u64::from(round).checked_rem(n)) else {
+            return 0;
+        };
+        h.saturating_add(r).checked_rem(n).unwrap_or(0) as usize
     }
 
     /// The keys in rotation order.
@@ -319,6 +325,7 @@ impl ValidatorSet {
     }
 
     /// The decompressed key of validator `index`.
+    #[allow(clippy::indexing_slicing)] // indices come from `index_of` on this same set
     pub(crate) fn verifying_key(&self, index: usize) -> &VerifyingKey {
         &self.verifying[index]
     }

@@ -47,6 +47,7 @@ pub(crate) struct VoteKeeper {
 
 impl VoteKeeper {
     /// Adds a verified PREPARE or COMMIT.
+    #[allow(clippy::expect_used)] // signers are indices the engine looked up in this set
     pub fn add_vote(
         &mut self,
         kind: MessageKind,
@@ -146,6 +147,7 @@ impl VoteKeeper {
     }
 
     /// Signatures as a certificate expects them: `(key, signature)` sorted by index.
+    #[allow(clippy::expect_used)] // signers are indices the engine looked up in this set
     pub fn certificate_signatures(
         &self,
         kind: MessageKind,
@@ -170,7 +172,8 @@ impl VoteKeeper {
         for (round, votes) in &self.rounds {
             let mut tally: BTreeMap<Digest, usize> = BTreeMap::new();
             for (digest, _) in votes.commits.values() {
-                *tally.entry(*digest).or_default() += 1;
+                let count = tally.entry(*digest).or_default();
+                *count = count.saturating_add(1);
             }
             if let Some((digest, _)) = tally.into_iter().find(|(_, count)| *count >= quorum) {
                 return Some((*round, digest));

@@ -225,7 +225,7 @@ impl Engine {
         match input {
             Input::Start { .. } => self.on_start(),
             Input::Message(message) => {
-                self.metrics.messages_received += 1;
+                self.metrics.messages_received = self.metrics.messages_received.saturating_add(1);
                 self.on_message(message);
             }
             Input::Timeout {
@@ -305,7 +305,7 @@ impl Engine {
     fn on_message(&mut self, message: SignedMessage) {
         let height = message.message.height();
         if height < self.height {
-            self.metrics.old_height += 1;
+            self.metrics.old_height = self.metrics.old_height.saturating_add(1);
             return;
         }
         let signer = match message.verify(&self.validators, &mut *self.verifier) {
@@ -317,7 +317,7 @@ impl Engine {
         };
         if signer == self.me {
             // Our own message echoed or replayed: we already counted it.
-            self.metrics.duplicates += 1;
+            self.metrics.duplicates = self.metrics.duplicates.saturating_add(1);
             return;
         }
         if height > self.height {
@@ -332,7 +332,7 @@ impl Engine {
         if !self.started || height != self.height || round != self.round || self.decided {
             return; // stale timer
         }
-        self.metrics.timeouts += 1;
+        self.metrics.timeouts = self.metrics.timeouts.saturating_add(1);
         // A round that times out while some validator is at a higher height may be stuck
         // for want of the validators that already moved on: ask for the missing blocks.
         // One signer suffices here (the certificates fetched prove themselves), and the
@@ -350,7 +350,7 @@ impl Engine {
         }
         if self.persisted.height == height && self.persisted.round == round {
             for message in self.persisted.signed.clone() {
-                self.metrics.retransmissions += 1;
+                self.metrics.retransmissions = self.metrics.retransmissions.saturating_add(1);
                 self.actions.push(Action::Broadcast(message));
             }
         }
@@ -404,10 +404,10 @@ impl Engine {
             .verify_with(&self.validators, height, &digest, &mut *self.verifier)
             .is_err()
         {
-            self.metrics.invalid_certificates += 1;
+            self.metrics.invalid_certificates = self.metrics.invalid_certificates.saturating_add(1);
             return;
         }
-        self.metrics.heights_synced += 1;
+        self.metrics.heights_synced = self.metrics.heights_synced.saturating_add(1);
         self.actions.push(Action::Committed {
             height,
             payload,
@@ -416,8 +416,12 @@ impl Engine {
         self.decided = true;
     }
 
+    #[allow(clippy::expect_used)] // one height per decided block: 2^64 are never decided
     fn advance_height(&mut self) {
-        self.height += 1;
+        self.height = self
+            .height
+            .checked_add(1)
+            .expect("heights grow by one per decided block");
         self.round = 0;
         self.decided = false;
         self.votes = VoteKeeper::default();
@@ -454,7 +458,7 @@ impl Engine {
 
     fn request_sync(&mut self) {
         self.sync_requested = true;
-        self.metrics.sync_requests += 1;
+        self.metrics.sync_requests = self.metrics.sync_requests.saturating_add(1);
         self.actions.push(Action::SyncNeeded {
             height: self.height,
         });
@@ -462,16 +466,16 @@ impl Engine {
 
     fn buffer(&mut self, signer: usize, height: Height, message: SignedMessage) {
         if height > self.height.saturating_add(self.config.future_height_window) {
-            self.metrics.future_dropped += 1;
+            self.metrics.future_dropped = self.metrics.future_dropped.saturating_add(1);
             return;
         }
         let queue = self.future.entry(height).or_default();
         let from_signer = queue.iter().filter(|(s, _)| *s == signer).count();
         if from_signer >= self.config.max_buffered_per_validator {
-            self.metrics.future_dropped += 1;
+            self.metrics.future_dropped = self.metrics.future_dropped.saturating_add(1);
             return;
         }
-        self.metrics.future_buffered += 1;
+        self.metrics.future_buffered = self.metrics.future_buffered.saturating_add(1);
         queue.push((signer, message));
     }
 }

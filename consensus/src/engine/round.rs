@@ -37,7 +37,7 @@ impl Engine {
         let digest = Digest::of(&proposal.payload);
         if let Some(existing) = self.proposals.get(&round) {
             if existing.digest == digest {
-                self.metrics.duplicates += 1;
+                self.metrics.duplicates = self.metrics.duplicates.saturating_add(1);
             } else {
                 let first = existing.message.clone();
                 self.record_equivocation(first, message);
@@ -45,13 +45,13 @@ impl Engine {
             return;
         }
         if round.saturating_add(self.config.round_window) < self.round {
-            self.metrics.old_round += 1;
+            self.metrics.old_round = self.metrics.old_round.saturating_add(1);
             return;
         }
         if round > self.round {
             // The proposal's justification (checked in `verify`) proves a quorum moved to
             // this round: follow it (QBFT, future-round proposal).
-            self.metrics.round_jumps += 1;
+            self.metrics.round_jumps = self.metrics.round_jumps.saturating_add(1);
             self.enter_round(round, false);
         }
         self.accept_proposal(round, digest, message);
@@ -80,11 +80,11 @@ impl Engine {
         message: SignedMessage,
     ) {
         if vote.round.saturating_add(self.config.round_window) < self.round {
-            self.metrics.old_round += 1;
+            self.metrics.old_round = self.metrics.old_round.saturating_add(1);
             return;
         }
         if vote.round > self.round.saturating_add(self.config.round_window) {
-            self.metrics.future_dropped += 1;
+            self.metrics.future_dropped = self.metrics.future_dropped.saturating_add(1);
             return;
         }
         match self
@@ -92,7 +92,9 @@ impl Engine {
             .add_vote(kind, vote, signer, message.signature, &self.validators)
         {
             Added::New => {}
-            Added::Duplicate | Added::Stale => self.metrics.duplicates += 1,
+            Added::Duplicate | Added::Stale => {
+                self.metrics.duplicates = self.metrics.duplicates.saturating_add(1)
+            }
             Added::Conflict(first) => self.record_equivocation(*first, message),
         }
     }
@@ -106,7 +108,7 @@ impl Engine {
             return;
         };
         if round_change.round < self.round {
-            self.metrics.old_round += 1;
+            self.metrics.old_round = self.metrics.old_round.saturating_add(1);
             // The sender is behind: answer with our own round change, once per round, so
             // that with f others it can apply the f+1 rule even if broadcasts were lost.
             self.help(signer);
@@ -122,7 +124,9 @@ impl Engine {
             .add_round_change(signer, signed, prepared_payload.clone())
         {
             Added::New => {}
-            Added::Duplicate | Added::Stale => self.metrics.duplicates += 1,
+            Added::Duplicate | Added::Stale => {
+                self.metrics.duplicates = self.metrics.duplicates.saturating_add(1)
+            }
             Added::Conflict(first) => self.record_equivocation(*first, message),
         }
     }
@@ -153,7 +157,7 @@ impl Engine {
             }
             // QBFT f+1 rule.
             if let Some(target) = self.round_to_jump_to() {
-                self.metrics.round_jumps += 1;
+                self.metrics.round_jumps = self.metrics.round_jumps.saturating_add(1);
                 self.enter_round(target, true);
                 continue;
             }
@@ -168,7 +172,7 @@ impl Engine {
     pub(super) fn enter_round(&mut self, round: Round, send_round_change: bool) {
         assert!(round >= self.round, "rounds never go backwards");
         if round > 0 && (round > self.round || send_round_change) {
-            self.metrics.round_changes += 1;
+            self.metrics.round_changes = self.metrics.round_changes.saturating_add(1);
         }
         self.round = round;
         self.proposal_requested = false;
@@ -208,7 +212,8 @@ impl Engine {
             return None;
         }
         rounds.sort_unstable_by(|a, b| b.cmp(a));
-        Some(rounds[needed - 1])
+        // `needed` = f + 1 ≥ 1 and there are at least that many rounds.
+        rounds.get(needed.checked_sub(1)?).copied()
     }
 
     pub(super) fn maybe_propose(&mut self) {
@@ -352,7 +357,7 @@ impl Engine {
             },
             signatures,
         };
-        self.metrics.heights_committed += 1;
+        self.metrics.heights_committed = self.metrics.heights_committed.saturating_add(1);
         self.actions.push(Action::Committed {
             height: self.height,
             payload,
@@ -404,7 +409,7 @@ impl Engine {
         let key = (message.height(), message.round());
         let guard = (self.persisted.height, self.persisted.round);
         if key < guard {
-            self.metrics.refused_signatures += 1;
+            self.metrics.refused_signatures = self.metrics.refused_signatures.saturating_add(1);
             return None;
         }
         if key == guard {
@@ -415,7 +420,8 @@ impl Engine {
                 .find(|signed| signed.message.kind() == message.kind());
             if let Some(existing) = existing {
                 if existing.message.signing_hash() != message.signing_hash() {
-                    self.metrics.refused_signatures += 1;
+                    self.metrics.refused_signatures =
+                        self.metrics.refused_signatures.saturating_add(1);
                 }
                 return Some(existing.clone());
             }
@@ -489,7 +495,7 @@ impl Engine {
     }
 
     pub(super) fn record_equivocation(&mut self, first: SignedMessage, second: SignedMessage) {
-        self.metrics.equivocations += 1;
+        self.metrics.equivocations = self.metrics.equivocations.saturating_add(1);
         if self.config.max_evidence == 0 {
             return;
         }
@@ -501,9 +507,13 @@ impl Engine {
 
     pub(super) fn count_invalid(&mut self, error: &MessageError) {
         match error {
-            MessageError::UnknownSigner(_) => self.metrics.unknown_signers += 1,
-            MessageError::BadSignature(_) => self.metrics.invalid_signatures += 1,
-            _ => self.metrics.invalid_messages += 1,
+            MessageError::UnknownSigner(_) => {
+                self.metrics.unknown_signers = self.metrics.unknown_signers.saturating_add(1)
+            }
+            MessageError::BadSignature(_) => {
+                self.metrics.invalid_signatures = self.metrics.invalid_signatures.saturating_add(1)
+            }
+            _ => self.metrics.invalid_messages = self.metrics.invalid_messages.saturating_add(1),
         }
     }
 }
