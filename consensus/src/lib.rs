@@ -108,8 +108,9 @@ pub use engine::{
     Action, Config, Engine, EngineError, Evidence, Input, Metrics, PersistedState, Ready, TimerKind,
 };
 pub use message::{
-    CertificateError, CommitCertificate, DecodeError, Message, MessageError, MessageKind,
-    PreparedCertificate, Proposal, RoundChange, SignatureVerifier, SignedMessage,
-    SignedRoundChange, StrictVerifier, Vote, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES,
+    message_bound, CertificateError, CommitCertificate, DecodeError, Message, MessageError,
+    MessageKind, PreparedCertificate, Proposal, RoundChange, SignatureVerifier, SignedMessage,
+    SignedRoundChange, StrictVerifier, Vote, MAX_CERTIFICATE_BYTES, MAX_MESSAGE_BYTES,
+    MAX_PAYLOAD_BYTES,
 };
 pub use types::{Digest, Height, PublicKey, Round, Signature, ValidatorSet, ValidatorSetError};

@@ -39,7 +39,19 @@ pub const MAX_PAYLOAD_BYTES: usize = 8 << 20;
 
 /// Largest encoded [`SignedMessage`]: a maximal payload plus room for a full round-change
 /// justification of [`MAX_VALIDATORS`] round changes, each with a prepared certificate.
-pub const MAX_MESSAGE_BYTES: usize = MAX_PAYLOAD_BYTES + 2 * MAX_VALIDATORS * MAX_VALIDATORS * 100;
+pub const MAX_MESSAGE_BYTES: usize = message_bound(MAX_VALIDATORS);
+
+/// Largest encoded [`SignedMessage`] among `validators` validators: a maximal payload and a
+/// round-change justification of `validators` round changes, each with a prepared
+/// certificate of `validators` signatures (a transport must carry at least this much).
+#[allow(clippy::arithmetic_side_effects)] // validator sets hold at most MAX_VALIDATORS
+pub const fn message_bound(validators: usize) -> usize {
+    MAX_PAYLOAD_BYTES + 2 * validators * validators * 100 + 4096
+}
+
+/// Largest encoded [`CommitCertificate`]: a vote and a signature from each of
+/// [`MAX_VALIDATORS`] validators (a key and a signature, 96 bytes, plus framing).
+pub const MAX_CERTIFICATE_BYTES: usize = 128 + MAX_VALIDATORS * 100;
 
 const TAG_PROPOSAL: &[u8] = b"interpool/consensus/v1/proposal";
 const TAG_PREPARE: &[u8] = b"interpool/consensus/v1/prepare";
@@ -658,6 +670,34 @@ impl PreparedCertificate {
 }
 
 impl CommitCertificate {
+    /// The canonical encoding (what a node stores beside its block and sync sends).
+    #[allow(clippy::expect_used)] // serializing our own bounded values to memory cannot fail
+    pub fn encode(&self) -> Vec<u8> {
+        wire_options(usize::MAX)
+            .serialize(self)
+            .expect("in-memory serialization of a certificate cannot fail")
+    }
+
+    /// Decodes a certificate of at most [`MAX_CERTIFICATE_BYTES`] (checked before
+    /// decoding), refusing any but the canonical encoding. Decoding proves nothing: call
+    /// [`CommitCertificate::verify`].
+    pub fn decode(bytes: &[u8]) -> Result<CommitCertificate, DecodeError> {
+        let limit = MAX_CERTIFICATE_BYTES;
+        if bytes.len() > limit {
+            return Err(DecodeError::TooLarge {
+                got: bytes.len(),
+                limit,
+            });
+        }
+        let certificate: CommitCertificate = wire_options(limit)
+            .deserialize(bytes)
+            .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        if certificate.encode() != bytes {
+            return Err(DecodeError::Malformed("non-canonical encoding".into()));
+        }
+        Ok(certificate)
+    }
+
     /// Proves that `digest` is final at `height`: the certificate names them, and carries
     /// COMMIT signatures from a quorum of distinct validators of `validators`, each valid,
     /// sorted by validator index. Needs nothing but the validator set (observers call it).
@@ -735,6 +775,38 @@ mod tests {
             Err(DecodeError::TooLarge { .. })
         ));
         assert!(SignedMessage::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn certificates_round_trip_within_their_bound() {
+        let vote = Vote {
+            height: 3,
+            round: 1,
+            digest: Digest::of(b"block"),
+        };
+        // The largest possible certificate: one signature from each of MAX_VALIDATORS.
+        let signatures = (0..MAX_VALIDATORS)
+            .map(|i| {
+                let signed = Message::Commit(vote).sign(&key((i % 250) as u8));
+                (signed.signer, signed.signature)
+            })
+            .collect();
+        let certificate = CommitCertificate { vote, signatures };
+        let bytes = certificate.encode();
+        assert!(
+            bytes.len() <= MAX_CERTIFICATE_BYTES,
+            "{} bytes",
+            bytes.len()
+        );
+        assert_eq!(CommitCertificate::decode(&bytes), Ok(certificate));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(CommitCertificate::decode(&trailing).is_err());
+        assert!(CommitCertificate::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(matches!(
+            CommitCertificate::decode(&vec![0; MAX_CERTIFICATE_BYTES + 1]),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]

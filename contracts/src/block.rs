@@ -12,9 +12,10 @@ use crate::codec::{self, DecodeError};
 use crate::primitives::{sha256, AccountId, Hash};
 use crate::tx::SignedTransaction;
 
-/// Hard cap on an encoded block, checked before decoding (the node's configured limit is
-/// usually far lower).
-pub const MAX_BLOCK_BYTES: u64 = 64 << 20;
+/// A sanity cap on any block this crate decodes, whatever limit the caller passes. The
+/// protocol's bound on a block is consensus's payload bound
+/// (`interpool_consensus::MAX_PAYLOAD_BYTES`, which this crate cannot name); callers pass it.
+const DECODE_CAP_BYTES: u64 = 64 << 20;
 
 /// A block header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,9 +131,9 @@ impl Block {
         codec::encode(self)
     }
 
-    /// Decodes a block of at most `limit` bytes (and never more than [`MAX_BLOCK_BYTES`]).
+    /// Decodes a block of at most `limit` bytes (callers pass the consensus payload bound).
     pub fn decode(bytes: &[u8], limit: u64) -> Result<Block, DecodeError> {
-        codec::decode(bytes, limit.min(MAX_BLOCK_BYTES))
+        codec::decode(bytes, limit.min(DECODE_CAP_BYTES))
     }
 
     /// The block hash of an encoded block: SHA-256 over the bytes (the consensus digest).

@@ -30,6 +30,7 @@
     )
 )]
 
+pub mod admission;
 pub mod block;
 pub mod codec;
 pub mod error;
@@ -47,6 +48,7 @@ pub mod tx;
 pub mod views;
 pub mod zip215;
 
+pub use admission::{AdmissionCode, AdmissionError};
 pub use block::{Block, BlockHeader, ChainTip};
 pub use error::{ErrorView, TxError};
 pub use genesis::{Genesis, GenesisAccount, GenesisBank, GenesisError, GenesisNode};

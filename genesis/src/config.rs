@@ -169,7 +169,7 @@ pub mod defaults {
     pub fn max_block_transactions() -> usize {
         10_000
     }
-    /// 8 MiB.
+    /// 8 MiB: the consensus payload bound.
     pub fn max_block_bytes() -> usize {
         8 << 20
     }
@@ -322,6 +322,19 @@ impl NodeConfig {
                 return invalid(field, "must be at least 1");
             }
         }
+        // Consensus owns the payload bound: a larger block would make every proposal of
+        // this node too large to send.
+        if self.block.max_bytes > interpool_consensus::MAX_PAYLOAD_BYTES {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: "block.max_bytes",
+                message: format!(
+                    "{} is above the consensus payload bound of {} bytes",
+                    self.block.max_bytes,
+                    interpool_consensus::MAX_PAYLOAD_BYTES
+                ),
+            });
+        }
         if self.consensus.empty_block_interval_ms == 0
             || self.consensus.empty_block_interval_ms >= self.consensus.round_timeout_ms
         {
@@ -380,6 +393,13 @@ listen = "127.0.0.1:27000"
         assert!(
             message(&format!("{SAMPLE}\n[block]\nmax_transactions = 0\n"))
                 .contains("block.max_transactions")
+        );
+        let over = interpool_consensus::MAX_PAYLOAD_BYTES + 1;
+        let above_bound = message(&format!("{SAMPLE}\n[block]\nmax_bytes = {over}\n"));
+        assert!(above_bound.contains("block.max_bytes"), "{above_bound}");
+        assert!(
+            above_bound.contains("consensus payload bound"),
+            "{above_bound}"
         );
         let missing = NodeConfig::load(Path::new("/nonexistent/config.toml")).expect_err("missing");
         assert!(missing.to_string().contains("cannot read config"));

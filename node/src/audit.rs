@@ -1,42 +1,25 @@
-//! `interpool-node audit`: re-verifies a stopped node's stored chain from genesis, as a
-//! regulator would, trusting nothing on disk but the genesis it is given.
+//! `interpool-node audit`: re-verifies a node's stored chain (stopped or running) from
+//! genesis, as a regulator would, trusting nothing on disk but the genesis it is given.
 //!
-//! For every height from 1 to the stored height, in order, it checks:
-//!
-//! 1. the commit certificate proves the stored block bytes final at that height, against the
-//!    genesis validator set ([`CommitCertificate::verify`], as observers do in sync);
-//! 2. the header extends the chain so far ([`Block::check_extends`], as the node does before
-//!    voting): chain id, height, the hash link (`parent_hash` is the hash of block `h − 1`,
-//!    the genesis hash for block 1), the previous state root (the re-executed state after
-//!    block `h − 1`), a timestamp that does not go back;
-//! 3. every transaction passes its stateless checks, signatures verified in one batch
-//!    ([`check_stateless_batch`], exactly as the node does when it commits a block it did not
-//!    validate itself) — not [`VerifiedTransaction::from_trusted_store`], which the node's
-//!    replay on open uses because it trusts its own disk;
-//! 4. re-execution with the ledger ([`Ledger::apply_block`], the only executor) gives the
-//!    stored outcome: state root, receipts, queue releases and expiries, settlement report;
-//! 5. the ledger invariants hold after the block ([`Ledger::check_invariants`]).
+//! It is the node's one replay ([`crate::app::replay`]) in its untrusted mode
+//! ([`Trust::Verify`]): for every height from 1 to the stored height, in order, the commit
+//! certificate against the genesis validator set, the hash link and the header, every
+//! signature (in one batch, as a commit of a block the node did not validate does), the
+//! re-execution against the stored outcome, and the ledger invariants after the block.
 //!
 //! It stops at the first discrepancy and names its height and what differs. After the last
 //! height it also checks that nothing is stored beyond it.
-//!
-//! [`VerifiedTransaction::from_trusted_store`]: interpool_contracts::VerifiedTransaction::from_trusted_store
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use interpool_consensus::{CertificateError, CommitCertificate, Digest, ValidatorSet};
-use interpool_contracts::block::{Block, BlockError, ChainTip, MAX_BLOCK_BYTES};
-use interpool_contracts::codec::{self, DecodeError};
-use interpool_contracts::ledger::InvariantViolation;
-use interpool_contracts::outcome::{BlockOutcome, Outcome, QueueEvent, Receipt, SettlementReport};
-use interpool_contracts::tx::check_stateless_batch;
-use interpool_contracts::{Amount, Genesis, Hash, Ledger, TxError};
+use interpool_contracts::outcome::{BlockOutcome, Outcome};
+use interpool_contracts::{Amount, Genesis, Hash};
 use interpool_genesis::spec::{check_genesis, validator_set};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::driver::MAX_CERTIFICATE_BYTES;
+use crate::app::replay::{check_nothing_beyond, Replay, Trust};
+pub use crate::app::replay::{DiscrepancyKind, Record};
 use crate::storage::{StorageError, Store};
 
 /// What an audit that found nothing wrong verified.
@@ -119,199 +102,6 @@ pub struct Discrepancy {
     pub kind: DiscrepancyKind,
 }
 
-/// Which stored record is missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record {
-    /// The block.
-    Block,
-    /// Its commit certificate.
-    Certificate,
-    /// Its execution outcome.
-    Outcome,
-}
-
-impl fmt::Display for Record {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Record::Block => "block",
-            Record::Certificate => "certificate",
-            Record::Outcome => "outcome",
-        })
-    }
-}
-
-/// What differs between the stored chain and its re-verification.
-#[derive(Debug, Error)]
-pub enum DiscrepancyKind {
-    /// A record of a committed height is missing.
-    #[error("{0} missing")]
-    Missing(Record),
-    /// A record beyond the stored height exists (written outside a commit).
-    #[error("{0} stored beyond the committed height")]
-    BeyondTip(Record),
-    /// A record could not be read back (RocksDB error, or an outcome that does not decode).
-    #[error("unreadable record: {0}")]
-    Storage(StorageError),
-    /// The certificate bytes do not decode.
-    #[error("certificate does not decode: {0}")]
-    CertificateDecode(DecodeError),
-    /// The certificate does not prove these block bytes final at this height.
-    #[error("certificate does not verify: {0}")]
-    Certificate(CertificateError),
-    /// The block bytes do not decode.
-    #[error("block does not decode: {0}")]
-    BlockDecode(DecodeError),
-    /// The header names another chain.
-    #[error("header is for chain {got:?}, the genesis is for {expected:?}")]
-    WrongChain {
-        /// The genesis chain id.
-        expected: String,
-        /// The header's.
-        got: String,
-    },
-    /// The header names another height.
-    #[error("header height is {got}")]
-    WrongHeight {
-        /// The header's height.
-        got: u64,
-    },
-    /// `parent_hash` is not the hash of the previous block.
-    #[error("hash link broken: parent_hash {parent_hash}, {} is {previous_hash}", block_name(*previous_height))]
-    HashLink {
-        /// The header's parent hash.
-        parent_hash: Hash,
-        /// The previous height (0: the genesis).
-        previous_height: u64,
-        /// The hash of the stored block at `previous_height` (or the genesis hash).
-        previous_hash: Hash,
-    },
-    /// The header's `previous_state_root` is not the re-executed state after the previous
-    /// block.
-    #[error("previous state root differs: header says {header}, re-executed state after {} is {recomputed}", block_name(*previous_height))]
-    PreviousStateRoot {
-        /// The header's previous state root.
-        header: Hash,
-        /// The previous height (0: the genesis).
-        previous_height: u64,
-        /// The re-executed state root after `previous_height`.
-        recomputed: Hash,
-    },
-    /// The header's timestamp is before its parent's.
-    #[error("timestamp {got} is before the previous block's {parent}")]
-    TimeTravel {
-        /// The parent's timestamp.
-        parent: u64,
-        /// This block's.
-        got: u64,
-    },
-    /// A transaction fails its stateless checks (a bad signature, a field out of range).
-    #[error("transaction {index} fails its stateless checks: {error} ({})", error.code())]
-    Transaction {
-        /// Position in the block.
-        index: usize,
-        /// Why.
-        error: TxError,
-    },
-    /// The stored state root after the block is not the re-executed one.
-    #[error("state root differs: stored {stored}, re-executed {recomputed}")]
-    StateRoot {
-        /// The stored outcome's state root.
-        stored: Hash,
-        /// Re-execution's.
-        recomputed: Hash,
-    },
-    /// The stored outcome has another number of receipts.
-    #[error("stored outcome has {stored} receipts, re-execution gives {recomputed}")]
-    ReceiptCount {
-        /// Stored receipts.
-        stored: usize,
-        /// Re-executed receipts.
-        recomputed: usize,
-    },
-    /// A stored receipt differs.
-    #[error(
-        "receipt {index} differs: stored {}, re-executed {}",
-        describe_receipt(stored),
-        describe_receipt(recomputed)
-    )]
-    Receipt {
-        /// Position in the block.
-        index: usize,
-        /// The stored receipt.
-        stored: Box<Receipt>,
-        /// Re-execution's.
-        recomputed: Box<Receipt>,
-    },
-    /// The stored queue releases or expiries differ.
-    #[error(
-        "{which} queued transfers differ: stored {}, re-executed {}",
-        describe_events(stored),
-        describe_events(recomputed)
-    )]
-    QueueEvents {
-        /// `released` or `expired`.
-        which: &'static str,
-        /// The stored events.
-        stored: Vec<QueueEvent>,
-        /// Re-execution's.
-        recomputed: Vec<QueueEvent>,
-    },
-    /// The stored settlement report differs.
-    #[error("settlement report differs: stored {}, re-executed {}", describe_settlement(stored.as_deref()), describe_settlement(recomputed.as_deref()))]
-    Settlement {
-        /// The stored report.
-        stored: Option<Box<SettlementReport>>,
-        /// Re-execution's.
-        recomputed: Option<Box<SettlementReport>>,
-    },
-    /// Some other field of the stored outcome differs.
-    #[error("stored outcome differs from re-execution")]
-    Outcome,
-    /// A ledger invariant does not hold after re-executing the block.
-    #[error("{0}")]
-    Invariant(InvariantViolation),
-}
-
-fn block_name(height: u64) -> String {
-    if height == 0 {
-        "the genesis".into()
-    } else {
-        format!("block {height}")
-    }
-}
-
-fn describe_receipt(receipt: &Receipt) -> String {
-    let outcome = match &receipt.outcome {
-        Outcome::Committed => "committed".to_string(),
-        Outcome::Queued { expires_at_height } => format!("queued until {expires_at_height}"),
-        Outcome::Rejected { error } => format!("rejected {}", error.code()),
-    };
-    format!(
-        "tx {} at {}/{} {outcome}",
-        receipt.tx_hash, receipt.height, receipt.index
-    )
-}
-
-fn describe_events(events: &[QueueEvent]) -> String {
-    let hashes: Vec<String> = events.iter().map(|e| e.tx_hash.to_hex()).collect();
-    format!("{} [{}]", events.len(), hashes.join(", "))
-}
-
-fn describe_settlement(report: Option<&SettlementReport>) -> String {
-    match report {
-        None => "none".into(),
-        Some(r) => format!(
-            "cycle {} (heights {}..={}, gross {}, net {} minor units, {} banks)",
-            r.cycle,
-            r.start_height,
-            r.height,
-            r.gross_total.0,
-            r.net_total.0,
-            r.banks.len()
-        ),
-    }
-}
-
 /// Why an audit did not pass.
 #[derive(Debug, Error)]
 pub enum AuditError {
@@ -362,15 +152,19 @@ pub fn audit(
     genesis: &Genesis,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, AuditError> {
-    let ledger = check_genesis(genesis).map_err(|e| SetupError::Genesis(format!("{e:#}")))?;
-    let validators = validator_set(genesis).map_err(|e| SetupError::Genesis(format!("{e:#}")))?;
+    check_genesis(genesis).map_err(|e| SetupError::Genesis(format!("{e:#}")))?;
+    let validators =
+        validator_set(&genesis.validators).map_err(|e| SetupError::Genesis(e.to_string()))?;
+    let mut replay =
+        Replay::from_genesis(genesis).map_err(|e| SetupError::Genesis(e.to_string()))?;
     let stored = store.height().map_err(SetupError::Height)?;
-    let mut auditor = Auditor::new(genesis, ledger, validators);
+    let mut counts = Counts::new(genesis, &replay);
     progress(0, stored);
     for height in 1..=stored {
-        auditor
-            .verify_block(store, height)
+        let outcome = replay
+            .block(store, height, Trust::Verify(&validators))
             .map_err(|kind| Discrepancy { height, kind })?;
+        counts.count(&outcome);
         progress(height, stored);
     }
     let beyond = stored.saturating_add(1);
@@ -378,128 +172,36 @@ pub fn audit(
         height: beyond,
         kind,
     })?;
-    Ok(auditor.report)
+    Ok(counts.report)
 }
 
-/// The re-verification state: the ledger, the tip it has verified, and the running totals.
-struct Auditor {
-    ledger: Ledger,
-    validators: ValidatorSet,
-    tip: ChainTip,
+/// The running totals of an audit.
+struct Counts {
     report: AuditReport,
 }
 
-impl Auditor {
-    fn new(genesis: &Genesis, ledger: Ledger, validators: ValidatorSet) -> Auditor {
-        // The tip before block 1, as `Chain::open` builds it.
-        let tip = ChainTip::genesis(genesis, ledger.state_root());
-        let genesis_hash = tip.hash;
-        let report = AuditReport {
-            chain_id: genesis.chain_id.clone(),
-            genesis_hash,
-            blocks: 0,
-            final_height: 0,
-            state_root: tip.state_root,
-            transactions: 0,
-            committed: 0,
-            queued: 0,
-            rejected: 0,
-            released: 0,
-            expired: 0,
-            cycles_settled: 0,
-            gross_settled_minor_units: 0,
-            net_settled_minor_units: 0,
-            currency: genesis.currency.clone(),
-            decimals: genesis.decimals,
-        };
-        Auditor {
-            ledger,
-            validators,
-            tip,
-            report,
-        }
-    }
-
-    fn verify_block(&mut self, store: &Store, height: u64) -> Result<(), DiscrepancyKind> {
-        let bytes = store
-            .block(height)
-            .map_err(DiscrepancyKind::Storage)?
-            .ok_or(DiscrepancyKind::Missing(Record::Block))?;
-        let certificate = store
-            .certificate(height)
-            .map_err(DiscrepancyKind::Storage)?
-            .ok_or(DiscrepancyKind::Missing(Record::Certificate))?;
-
-        // 1. Finality: the certificate names exactly these bytes at this height.
-        let certificate: CommitCertificate = codec::decode(&certificate, MAX_CERTIFICATE_BYTES)
-            .map_err(DiscrepancyKind::CertificateDecode)?;
-        certificate
-            .verify(&self.validators, height, &Digest::of(&bytes))
-            .map_err(DiscrepancyKind::Certificate)?;
-
-        // 2. The header extends what was verified so far.
-        let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(DiscrepancyKind::BlockDecode)?;
-        block
-            .check_extends(&self.tip)
-            .map_err(|error| self.header_discrepancy(error))?;
-        let header = block.header;
-
-        // 3. Stateless checks with batch signature verification, as a commit does.
-        let txs = check_stateless_batch(block.transactions, &self.tip.chain_id)
-            .into_iter()
-            .enumerate()
-            .map(|(index, result)| {
-                result.map_err(|error| DiscrepancyKind::Transaction { index, error })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-
-        // 4. Re-execution gives what was stored.
-        let outcome = self.ledger.apply_block(height, &txs);
-        let stored = store
-            .outcome(height)
-            .map_err(DiscrepancyKind::Storage)?
-            .ok_or(DiscrepancyKind::Missing(Record::Outcome))?;
-        compare_outcomes(stored, &outcome)?;
-
-        // 5. The invariants hold.
-        self.ledger
-            .check_invariants()
-            .map_err(DiscrepancyKind::Invariant)?;
-
-        self.tip = ChainTip {
-            chain_id: self.tip.chain_id.clone(),
-            height,
-            hash: Block::hash_of(&bytes),
-            state_root: outcome.state_root,
-            timestamp_ms: header.timestamp_ms,
-        };
-        self.count(&outcome);
-        Ok(())
-    }
-
-    fn header_discrepancy(&self, error: BlockError) -> DiscrepancyKind {
-        let previous_height = self.tip.height;
-        match error {
-            BlockError::WrongChain { expected, got } => {
-                DiscrepancyKind::WrongChain { expected, got }
-            }
-            BlockError::WrongHeight { got, .. } => DiscrepancyKind::WrongHeight { got },
-            BlockError::WrongParent { expected, got } => DiscrepancyKind::HashLink {
-                parent_hash: got,
-                previous_height,
-                previous_hash: expected,
+impl Counts {
+    fn new(genesis: &Genesis, replay: &Replay) -> Counts {
+        let tip = replay.tip();
+        Counts {
+            report: AuditReport {
+                chain_id: genesis.chain_id.clone(),
+                genesis_hash: tip.hash,
+                blocks: 0,
+                final_height: 0,
+                state_root: tip.state_root,
+                transactions: 0,
+                committed: 0,
+                queued: 0,
+                rejected: 0,
+                released: 0,
+                expired: 0,
+                cycles_settled: 0,
+                gross_settled_minor_units: 0,
+                net_settled_minor_units: 0,
+                currency: genesis.currency.clone(),
+                decimals: genesis.decimals,
             },
-            BlockError::WrongStateRoot { expected, got } => DiscrepancyKind::PreviousStateRoot {
-                header: got,
-                previous_height,
-                recomputed: expected,
-            },
-            BlockError::TimeTravel { parent, got } => DiscrepancyKind::TimeTravel { parent, got },
-            // `check_extends` only checks the header; these come from decoding and limits.
-            BlockError::Decode(error) => DiscrepancyKind::BlockDecode(error),
-            BlockError::TooLarge(message) => {
-                DiscrepancyKind::BlockDecode(DecodeError::Malformed(message))
-            }
         }
     }
 
@@ -530,99 +232,20 @@ impl Auditor {
     }
 }
 
-/// The first difference between a stored outcome and re-execution's, most telling first.
-fn compare_outcomes(
-    stored: BlockOutcome,
-    recomputed: &BlockOutcome,
-) -> Result<(), DiscrepancyKind> {
-    if stored == *recomputed {
-        return Ok(());
-    }
-    if stored.state_root != recomputed.state_root {
-        return Err(DiscrepancyKind::StateRoot {
-            stored: stored.state_root,
-            recomputed: recomputed.state_root,
-        });
-    }
-    if stored.receipts.len() != recomputed.receipts.len() {
-        return Err(DiscrepancyKind::ReceiptCount {
-            stored: stored.receipts.len(),
-            recomputed: recomputed.receipts.len(),
-        });
-    }
-    if let Some((index, (stored, recomputed))) = stored
-        .receipts
-        .into_iter()
-        .zip(&recomputed.receipts)
-        .enumerate()
-        .find(|(_, (stored, recomputed))| stored != *recomputed)
-    {
-        return Err(DiscrepancyKind::Receipt {
-            index,
-            stored: Box::new(stored),
-            recomputed: Box::new(recomputed.clone()),
-        });
-    }
-    for (which, stored, recomputed) in [
-        ("released", stored.released, &recomputed.released),
-        ("expired", stored.expired, &recomputed.expired),
-    ] {
-        if stored != *recomputed {
-            return Err(DiscrepancyKind::QueueEvents {
-                which,
-                stored,
-                recomputed: recomputed.clone(),
-            });
-        }
-    }
-    if stored.settlement != recomputed.settlement {
-        return Err(DiscrepancyKind::Settlement {
-            stored: stored.settlement.map(Box::new),
-            recomputed: recomputed.settlement.clone().map(Box::new),
-        });
-    }
-    Err(DiscrepancyKind::Outcome)
-}
-
-/// A commit writes a height's records and the new height in one batch: records beyond the
-/// stored height were written some other way.
-fn check_nothing_beyond(store: &Store, height: u64) -> Result<(), DiscrepancyKind> {
-    if store
-        .block(height)
-        .map_err(DiscrepancyKind::Storage)?
-        .is_some()
-    {
-        return Err(DiscrepancyKind::BeyondTip(Record::Block));
-    }
-    if store
-        .certificate(height)
-        .map_err(DiscrepancyKind::Storage)?
-        .is_some()
-    {
-        return Err(DiscrepancyKind::BeyondTip(Record::Certificate));
-    }
-    // An undecodable record there is as much a discrepancy as a decodable one.
-    match store.outcome(height) {
-        Ok(None) => Ok(()),
-        Ok(Some(_)) | Err(StorageError::Corrupt { .. }) => {
-            Err(DiscrepancyKind::BeyondTip(Record::Outcome))
-        }
-        Err(error) => Err(DiscrepancyKind::Storage(error)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::{BlockLimits, Chain};
-    use crate::mempool::{Mempool, MempoolLimits};
     use crate::storage::RecordKind;
+    use crate::testkit::{self as node_kit, QUORUM, VALIDATOR_SEEDS};
     use ed25519_dalek::Signer;
-    use interpool_consensus::{MessageKind, PublicKey, Signature, Vote};
+    use interpool_consensus::{
+        CertificateError, CommitCertificate, MessageKind, PublicKey, Signature,
+    };
+    use interpool_contracts::block::Block;
+    use interpool_contracts::codec;
     use interpool_contracts::testkit::{self, account, customer_seed, key, AUTHORITY_SEED};
-    use interpool_contracts::{Body, GenesisNode, Transaction, VerifiedTransaction};
+    use interpool_contracts::{Body, Transaction, TxError, VerifiedTransaction};
 
-    const VALIDATOR_SEEDS: [u64; 4] = [500, 501, 502, 503];
     const OUTSIDER_SEED: u64 = 999;
     /// Blocks in the test chain.
     const BLOCKS: u64 = 6;
@@ -632,92 +255,37 @@ mod tests {
     fn genesis() -> Genesis {
         // Small pools and caps so that some transfers queue; short cycles so that several
         // settle.
-        let mut genesis = testkit::genesis(2, 2, 100_000, 1_000, 1_000);
+        let mut genesis = node_kit::with_validators(testkit::genesis(2, 2, 100_000, 1_000, 1_000));
         genesis.cycle_blocks = 2;
         genesis.queue_expiry_blocks = 2;
-        genesis.validators = VALIDATOR_SEEDS
-            .iter()
-            .enumerate()
-            .map(|(i, seed)| GenesisNode {
-                name: format!("validator-{i}"),
-                key: account(*seed),
-            })
-            .collect();
         genesis
     }
 
     fn transfer(from: u64, to: u64, nonce: u64, amount: u64) -> VerifiedTransaction {
-        Transaction {
-            chain_id: "test".into(),
-            signer: account(from),
-            nonce,
-            valid_until_height: 1_000,
-            body: Body::Transfer {
-                to: account(to),
-                amount: Amount(amount),
-                end_to_end_id: format!("A{from}-{nonce}"),
-                reference: String::new(),
-            },
-        }
-        .sign(&key(from))
-        .check_stateless("test")
-        .expect("valid")
+        node_kit::transfer_to(from, to, nonce, amount)
     }
 
-    /// COMMIT signatures of validators `signers` (indices into the genesis order) on
-    /// `payload` at `height`: what the engine collects.
+    /// COMMIT signatures of validators `signers` on `payload` at `height`.
     fn certificate(height: u64, payload: &[u8], signers: &[usize]) -> CommitCertificate {
-        let vote = Vote {
-            height,
-            round: 0,
-            digest: Digest::of(payload),
-        };
-        let hash = vote.signing_hash(MessageKind::Commit);
-        CommitCertificate {
-            vote,
-            signatures: signers
-                .iter()
-                .map(|&i| {
-                    let key = key(VALIDATOR_SEEDS[i]);
-                    (
-                        PublicKey::from(&key.verifying_key()),
-                        Signature::from(key.sign(&hash)),
-                    )
-                })
-                .collect(),
-        }
+        node_kit::certificate_by(height, payload, signers)
     }
 
-    /// A quorum (3 of 4), as the engine gathers it.
-    const QUORUM: [usize; 3] = [0, 1, 2];
-
-    /// Builds, certifies and commits `BLOCKS` blocks with the node's own chain code: cross-
-    /// bank transfers both ways (some queue, some are released or expire), one rejected
+    /// Builds, certifies and commits `BLOCKS` blocks with the node's own core: cross-bank
+    /// transfers both ways (some queue, some are released or expire), one rejected
     /// transfer and one `SettleCycle` from the authority.
     fn build_chain() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = genesis();
-        let limits = BlockLimits {
-            max_transactions: 100,
-            max_bytes: 1 << 20,
-        };
-        let mut chain =
-            Chain::open(&genesis, Store::open(dir.path()).expect("store"), limits).expect("open");
+        let mut core = node_kit::core(&genesis, dir.path(), node_kit::limits());
         let (a, b) = (customer_seed(0, 0), customer_seed(1, 0));
         let mut nonces = [0u64; 2];
         for height in 1..=BLOCKS {
-            let mut pool = Mempool::new(MempoolLimits {
-                max_transactions: 100,
-                max_per_signer: 100,
-            });
-            let add = |pool: &mut Mempool, tx: VerifiedTransaction| {
-                pool.insert(tx, chain.ledger(), height).expect("admit");
-            };
+            let mut txs = Vec::new();
             // A → B: 600 fits the cap of 1,000 once, then queues.
-            add(&mut pool, transfer(a, b, nonces[0], 600));
+            txs.push(transfer(a, b, nonces[0], 600));
             nonces[0] += 1;
             if height % 2 == 1 {
-                add(&mut pool, transfer(b, a, nonces[1], 250));
+                txs.push(transfer(b, a, nonces[1], 250));
                 nonces[1] += 1;
             }
             if height == 4 {
@@ -731,13 +299,16 @@ mod tests {
                 .sign(&key(AUTHORITY_SEED))
                 .check_stateless("test")
                 .expect("valid");
-                add(&mut pool, settle);
+                txs.push(settle);
             }
-            let block = chain.build_block(&pool, account(VALIDATOR_SEEDS[0]), 1_000 * height);
-            chain.validate_block(&block, &pool).expect("valid block");
-            let cert = codec::encode(&certificate(height, &block, &QUORUM));
-            let (_, txs) = chain.commit(&block, cert, &pool).expect("commit");
-            assert!(!txs.is_empty(), "block {height} has transactions");
+            let count = txs.len();
+            let block = node_kit::commit_block(&mut core, txs, 1_000 * height);
+            let block = Block::decode(&block, u64::MAX).expect("decode");
+            assert_eq!(
+                block.transactions.len(),
+                count,
+                "block {height} has its transactions"
+            );
         }
         dir
     }
@@ -761,12 +332,12 @@ mod tests {
 
     fn stored_block(store: &Store, height: u64) -> Block {
         let bytes = store.block(height).expect("read").expect("stored");
-        Block::decode(&bytes, MAX_BLOCK_BYTES).expect("decode")
+        Block::decode(&bytes, u64::MAX).expect("decode")
     }
 
     fn stored_certificate(store: &Store, height: u64) -> CommitCertificate {
         let bytes = store.certificate(height).expect("read").expect("stored");
-        codec::decode(&bytes, MAX_CERTIFICATE_BYTES).expect("decode")
+        CommitCertificate::decode(&bytes).expect("decode")
     }
 
     /// Replaces block `height` by `block`, and, when `recertify`, its certificate by a
@@ -777,7 +348,7 @@ mod tests {
             .overwrite_record(RecordKind::Block, height, &bytes)
             .expect("overwrite");
         if recertify {
-            let cert = codec::encode(&certificate(height, &bytes, &QUORUM));
+            let cert = certificate(height, &bytes, &QUORUM).encode();
             store
                 .overwrite_record(RecordKind::Certificate, height, &cert)
                 .expect("overwrite");
@@ -815,17 +386,9 @@ mod tests {
         assert!(report.net_settled_minor_units > 0, "{report:?}");
         // The same state root as the node's own replay on open.
         drop(store);
-        let chain = Chain::open(
-            &genesis(),
-            Store::open(dir.path()).expect("store"),
-            BlockLimits {
-                max_transactions: 100,
-                max_bytes: 1 << 20,
-            },
-        )
-        .expect("reopen");
-        assert_eq!(report.state_root, chain.ledger().state_root());
-        assert_eq!(report.state_root, chain.tip().state_root);
+        let core = node_kit::core(&genesis(), dir.path(), node_kit::limits());
+        assert_eq!(report.state_root, core.ledger().state_root());
+        assert_eq!(report.state_root, core.tip().state_root);
     }
 
     #[test]
@@ -908,7 +471,7 @@ mod tests {
             let mut cert = stored_certificate(store, TARGET);
             cert.signatures.pop();
             store
-                .overwrite_record(RecordKind::Certificate, TARGET, &codec::encode(&cert))
+                .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
                 .expect("overwrite");
         });
         let found = discrepancy(dir.path());
@@ -938,7 +501,7 @@ mod tests {
                 Signature::from(outsider.sign(&hash)),
             );
             store
-                .overwrite_record(RecordKind::Certificate, TARGET, &codec::encode(&cert))
+                .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
                 .expect("overwrite");
         });
         let found = discrepancy(dir.path());
@@ -959,7 +522,7 @@ mod tests {
             let hash = cert.vote.signing_hash(MessageKind::Commit);
             cert.signatures[1].1 = Signature::from(outsider.sign(&hash));
             store
-                .overwrite_record(RecordKind::Certificate, TARGET, &codec::encode(&cert))
+                .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
                 .expect("overwrite");
         });
         let found = discrepancy(dir.path());

@@ -1,13 +1,28 @@
-//! Interpool node internals: storage, mempool, networking, the consensus driver, the API.
+//! Interpool node internals, by responsibility:
+//!
+//! * [`app`]: the application core — the one owner of chain state (ledger, tip, store
+//!   writes), the one commit path, the one replay, the one admission pipeline, the mempool,
+//!   and the published view readers read;
+//! * [`driver`]: the consensus driver, which runs the engine and owns a validator's core;
+//! * [`net`]: libp2p, the routing of peer events by kind, block sync, the observers'
+//!   follower;
+//! * [`storage`]: RocksDB;
+//! * [`api`]: the HTTP API, one module per resource;
+//! * [`audit`]: `interpool-node audit`;
+//! * [`metrics`]: Prometheus metrics;
+//! * [`service`]: `interpool-node run`, which wires them together.
+//!
+//! See `ARCHITECTURE.md` for the map and `docs/adr/0008-application-core.md` for who may
+//! change chain state.
 
 pub mod api;
+pub mod app;
 pub mod audit;
-pub mod chain;
 pub mod driver;
-pub mod events;
-pub mod mempool;
 pub mod metrics;
-pub mod p2p;
+pub mod net;
 pub mod service;
 pub mod storage;
-pub mod sync;
+
+#[cfg(test)]
+pub(crate) mod testkit;

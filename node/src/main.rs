@@ -32,9 +32,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use interpool_contracts::outcome::{BlockOutcome, Outcome};
 use interpool_contracts::primitives::from_hex_vec;
 use interpool_contracts::tx::{check_stateless_batch, MAX_TX_BYTES};
-use interpool_contracts::{Amount, Genesis, Ledger, SignedTransaction, VerifiedTransaction};
+use interpool_contracts::{Amount, Ledger, SignedTransaction, VerifiedTransaction};
 use interpool_genesis::config::{LogFormat, NodeConfig};
 use interpool_genesis::files::read_genesis;
+use interpool_node::app::replay::{self, Invariants};
 use interpool_node::audit::{self, AuditError, AuditReport};
 use interpool_node::service::{self, Overrides};
 
@@ -169,12 +170,6 @@ fn init_logging(filter: &str, format: LogFormat) {
     }
 }
 
-fn load_genesis(path: &Path) -> Result<Genesis> {
-    let text = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a genesis file", path.display()))
-}
-
 /// Reads a block file into verified transactions. Any malformed line or failed stateless
 /// check makes the whole block invalid, as a proposal with such a transaction would be.
 fn read_block(path: &Path, chain_id: &str) -> Result<Vec<VerifiedTransaction>> {
@@ -220,7 +215,7 @@ fn read_block(path: &Path, chain_id: &str) -> Result<Vec<VerifiedTransaction>> {
 }
 
 fn execute(genesis_path: &Path, blocks: &[PathBuf], json: bool) -> Result<()> {
-    let genesis = load_genesis(genesis_path)?;
+    let genesis = read_genesis(genesis_path)?;
     let mut ledger = Ledger::from_genesis(&genesis)
         .with_context(|| format!("{} is invalid", genesis_path.display()))?;
     if !json {
@@ -233,9 +228,8 @@ fn execute(genesis_path: &Path, blocks: &[PathBuf], json: bool) -> Result<()> {
     for path in blocks {
         let txs = read_block(path, &genesis.chain_id)?;
         let height = ledger.height() + 1;
-        let outcome = ledger.apply_block(height, &txs);
-        ledger
-            .check_invariants()
+        // The node's one block executor, with every invariant checked.
+        let outcome = replay::execute(&mut ledger, height, &txs, Invariants::Full)
             .map_err(|v| anyhow!("after block {height}: {v}"))?;
         if json {
             println!("{}", serde_json::to_string(&outcome)?);

@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::p2p::P2pStats;
+use crate::net::p2p::P2pStats;
 
 /// The node's metrics.
 pub struct Metrics {
@@ -28,6 +28,7 @@ pub struct Metrics {
     verification_seconds: Histogram,
     commit_seconds: Histogram,
     p2p: Family<[(&'static str, &'static str); 1], Gauge>,
+    dropped: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Default for Metrics {
@@ -106,8 +107,15 @@ impl Metrics {
             "What the network refused or dropped, by event (connections_refused: peers whose key is not in the genesis)",
             p2p.clone(),
         );
+        let dropped = Family::default();
+        registry.register(
+            "dropped",
+            "Inputs dropped because the node's own queue for them was full, by queue",
+            dropped.clone(),
+        );
         Self {
             p2p,
+            dropped,
             registry,
             height,
             round,
@@ -129,6 +137,11 @@ impl Metrics {
         self.height.set(to_i64(height));
         self.committed_transactions.inc_by(transactions as u64);
         self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    /// An input was dropped because `queue` was full.
+    pub fn dropped(&self, queue: &'static str) {
+        self.dropped.get_or_create(&[("queue", queue)]).inc();
     }
 
     /// A peer sent blocks that do not verify.
@@ -174,6 +187,7 @@ impl Metrics {
             ("dial_failures", stats.dial_failures),
             ("gossip_dropped", stats.gossip_dropped),
             ("consensus_dropped", stats.consensus_dropped),
+            ("consensus_refused", stats.consensus_refused),
             ("sync_busy", stats.sync_busy),
             ("commands_dropped", stats.commands_dropped),
             ("send_failures", stats.send_failures),

@@ -1,31 +1,36 @@
-//! `interpool-node run`: wires the store, the chain, the mempool, the network, the consensus
-//! driver (validators) or the follower (observers), and the HTTP API, and runs them until
-//! the process is told to stop.
+//! `interpool-node run`: wiring only. It checks the config against the genesis, opens the
+//! store and the core, starts the network and routes its events, hands the core to the
+//! consensus driver (validators) or the follower (observers), and serves the HTTP API until
+//! the process is told to stop. What each part does is in its own module.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use interpool_consensus::{Config as EngineConfig, Engine, ValidatorSet};
-use interpool_contracts::codec;
-use interpool_contracts::tx::check_stateless_batch;
-use interpool_contracts::{AccountId, Genesis, SignedTransaction};
+use interpool_consensus::{message_bound, Config as EngineConfig, Engine, ValidatorSet};
+use interpool_contracts::{codec, AccountId, Genesis, SignedTransaction};
 use interpool_genesis::config::{NodeConfig, Role};
 use interpool_genesis::files::{read_genesis, read_key};
 use interpool_genesis::spec::{check_genesis, validator_set};
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::api::{self, ApiState};
-use crate::chain::{BlockLimits, Chain};
-use crate::driver::{self, lock, ConsensusNetwork, DriverInput, DriverSettings, Shared};
-use crate::mempool::{Mempool, MempoolLimits};
+use crate::app::{
+    Admission, AdmissionSettings, BlockLimits, ChainView, Core, Mempool, MempoolLimits, ReadLimits,
+    Reader,
+};
+use crate::driver::{ConsensusNetwork, ConsensusStore, Driver, DriverInput, DriverSettings};
 use crate::metrics::Metrics;
-use crate::p2p::{self, P2pEvent, P2pHandle, P2pSettings};
+use crate::net::follower;
+use crate::net::p2p::{self, P2pHandle, P2pSettings};
+use crate::net::router::{self, RouterSettings, Routes};
+use crate::net::sync::{BlockAnnouncement, Fetcher, MAX_SYNC_RESPONSE_BYTES};
 use crate::storage::Store;
-use crate::sync::{self, BlockAnnouncement, SyncRequest, SyncResponse, MAX_SYNC_BLOCKS};
+
+/// Capacity of the consensus driver's input queue.
+const DRIVER_QUEUE_CAPACITY: usize = 16_384;
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Default, Clone)]
@@ -47,11 +52,14 @@ struct Prepared {
     me: AccountId,
 }
 
+/// Reads the genesis and the key, and checks the config against them: the node's key is in
+/// the genesis with the config's role, and the network can carry this consensus's largest
+/// message and a sync response.
 fn prepare(config: NodeConfig) -> Result<Prepared> {
     let genesis = read_genesis(&config.genesis_file)?;
     check_genesis(&genesis)
         .with_context(|| format!("{} is invalid", config.genesis_file.display()))?;
-    let validators = validator_set(&genesis)?;
+    let validators = validator_set(&genesis.validators).context("invalid validator set")?;
     let key = read_key(&config.key_file)?;
     let me = AccountId(key.verifying_key().to_bytes());
     let listed = match config.role {
@@ -71,6 +79,15 @@ fn prepare(config: NodeConfig) -> Result<Prepared> {
     };
     if listed.name != config.name {
         tracing::warn!(config = %config.name, genesis = %listed.name, "node name differs from the genesis");
+    }
+    let needed = message_bound(validators.len()).max(MAX_SYNC_RESPONSE_BYTES + 4096);
+    if config.p2p.max_message_bytes < needed {
+        bail!(
+            "config: field `p2p.max_message_bytes`: {} is too small for a consortium of {} \
+             validators: a proposal or a sync response can be {needed} bytes",
+            config.p2p.max_message_bytes,
+            validators.len()
+        );
     }
     Ok(Prepared {
         config,
@@ -101,38 +118,34 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     } = prepare(config)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let store = Store::open(&config.data_dir.join("db")).context("cannot open the database")?;
+    let store =
+        Arc::new(Store::open(&config.data_dir.join("db")).context("cannot open the database")?);
+    let metrics = Arc::new(Metrics::new());
+    let mempool = Arc::new(Mutex::new(Mempool::new(MempoolLimits {
+        max_transactions: config.mempool.max_transactions,
+        max_per_signer: config.mempool.max_per_signer,
+    })));
     let limits = BlockLimits {
         max_transactions: config.block.max_transactions,
         max_bytes: config.block.max_bytes,
     };
-    let chain = Chain::open(&genesis, store, limits)?;
+    let core = Core::open(
+        &genesis,
+        store.clone(),
+        limits,
+        mempool.clone(),
+        metrics.clone(),
+    )?;
     tracing::info!(
         node = %config.name,
         role = ?config.role,
-        height = chain.tip().height,
-        state_root = %chain.tip().state_root,
+        height = core.tip().height,
+        state_root = %core.tip().state_root,
         "opened chain"
     );
-    let genesis_hash = chain.genesis_hash();
-    let metrics = Arc::new(Metrics::new());
-    let (committed, _) = broadcast::channel(1_024);
-    let shared = Shared {
-        chain: Arc::new(Mutex::new(chain)),
-        mempool: Arc::new(Mutex::new(Mempool::new(MempoolLimits {
-            max_transactions: config.mempool.max_transactions,
-            max_per_signer: config.mempool.max_per_signer,
-        }))),
-        committed,
-        metrics: metrics.clone(),
-    };
+    let genesis_hash = core.genesis_hash();
+    let is_validator = config.role == Role::Validator;
 
-    let allowed: Vec<AccountId> = genesis
-        .validators
-        .iter()
-        .chain(&genesis.observers)
-        .map(|n| n.key)
-        .collect();
     let (network, events) = p2p::start(P2pSettings {
         secret_key: key.to_bytes(),
         listen: config.p2p.listen.clone(),
@@ -142,101 +155,126 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             .iter()
             .map(|p| (p.key, p.address.clone()))
             .collect(),
-        allowed,
+        allowed: genesis
+            .validators
+            .iter()
+            .chain(&genesis.observers)
+            .map(|n| n.key)
+            .collect(),
+        consensus_peers: if is_validator {
+            genesis.validators.iter().map(|v| v.key).collect()
+        } else {
+            Vec::new()
+        },
         network_id: format!("{}-{}", genesis.chain_id, &genesis_hash.to_hex()[..16]),
         max_message_bytes: config.p2p.max_message_bytes,
-        follow_blocks: config.role == Role::Observer,
+        follow_blocks: !is_validator,
     })
     .await
     .context("cannot start networking")?;
-    let peers = Arc::new(AtomicUsize::new(0));
 
-    let validator_keys: BTreeSet<AccountId> = genesis.validators.iter().map(|v| v.key).collect();
-    let (driver_tx, driver_rx) = mpsc::channel::<DriverInput>(16_384);
-    let is_validator = config.role == Role::Validator;
-    // Observers: woken by block announcements.
+    let reader = Reader::new(store.clone(), core.subscribe(), ReadLimits::default());
+    let driver_wake = Arc::new(Notify::new());
+    let admission = {
+        let admission = Admission::new(
+            genesis.chain_id.clone(),
+            mempool.clone(),
+            core.subscribe(),
+            store.clone(),
+            metrics.clone(),
+            AdmissionSettings::default(),
+        )
+        .gossiping({
+            let network = network.clone();
+            Arc::new(move |txs: Vec<SignedTransaction>| {
+                network.publish_transactions(codec::encode(&txs))
+            })
+        });
+        if is_validator {
+            admission.waking(driver_wake.clone())
+        } else {
+            admission
+        }
+    };
+    let (driver_tx, driver_rx) = mpsc::channel::<DriverInput>(DRIVER_QUEUE_CAPACITY);
     let announced = Arc::new(Notify::new());
-
-    // Peer events: gossip into the mempool, consensus into the driver, sync requests served.
-    tokio::spawn(network_events(
+    let peers = Arc::new(AtomicUsize::new(0));
+    router::spawn(
         events,
+        Routes {
+            network: network.clone(),
+            admission: admission.clone(),
+            reader: reader.clone(),
+            driver: is_validator.then(|| driver_tx.clone()),
+            announced: announced.clone(),
+            peers: peers.clone(),
+            metrics: metrics.clone(),
+        },
+        RouterSettings::default(),
+    );
+    let fetcher = Arc::new(Fetcher::new(
         network.clone(),
-        shared.clone(),
-        genesis.chain_id.clone(),
-        validator_keys,
-        is_validator.then(|| driver_tx.clone()),
-        announced.clone(),
-        peers.clone(),
+        validators.clone(),
         metrics.clone(),
     ));
 
-    let consensus_network: Arc<dyn ConsensusNetwork> = Arc::new(P2pConsensus {
-        handle: network.clone(),
-        driver: driver_tx.clone(),
-        validators: validators.clone(),
-        metrics: metrics.clone(),
-    });
     let worker = if is_validator {
-        let persisted = driver::load_persisted(&lock(&shared.chain))?;
-        let start_height = lock(&shared.chain).tip().height + 1;
-        let engine_config = EngineConfig {
-            round_timeout_base_ms: config.consensus.round_timeout_ms,
-            ..EngineConfig::default()
-        };
+        let durable = store.clone();
+        let persisted = durable.load()?;
         let engine = Engine::new(
-            engine_config,
+            EngineConfig {
+                round_timeout_base_ms: config.consensus.round_timeout_ms,
+                ..EngineConfig::default()
+            },
             validators.clone(),
             key.clone(),
             persisted,
-            start_height,
+            core.next_height(),
         )
         .context("cannot start consensus")?;
-        tokio::spawn(announce_commits(
-            shared.committed.subscribe(),
-            network.clone(),
-        ));
-        let settings = DriverSettings {
-            empty_block_interval_ms: config.consensus.empty_block_interval_ms,
-        };
-        tokio::spawn(driver::run(
+        tokio::spawn(announce_commits(core.subscribe(), network.clone()));
+        let consensus_network: Arc<dyn ConsensusNetwork> = Arc::new(P2pConsensus {
+            handle: network.clone(),
+            driver: driver_tx.clone(),
+            fetcher: fetcher.clone(),
+        });
+        let driver = Driver::new(
             engine,
-            key.clone(),
-            shared.clone(),
+            &key,
+            core,
+            durable,
             consensus_network,
-            driver_rx,
-            settings,
-        ))
+            metrics.clone(),
+            DriverSettings {
+                empty_block_interval_ms: config.consensus.empty_block_interval_ms,
+            },
+        );
+        tokio::spawn(driver.run(driver_rx, driver_wake))
     } else {
-        tokio::spawn(follow(
-            network.clone(),
-            shared.clone(),
-            validators.clone(),
+        tokio::spawn(follower::follow(
+            core,
+            fetcher,
             announced,
             Duration::from_millis(config.p2p.sync_interval_ms),
         ))
     };
 
     let state = ApiState {
-        shared: shared.clone(),
         node: config.name.clone(),
         read_only: !is_validator,
         chain_id: genesis.chain_id.clone(),
         currency: genesis.currency.clone(),
         decimals: genesis.decimals,
+        reader,
+        mempool,
+        admission,
         peers,
-        gossip: {
-            let network = network.clone();
-            Arc::new(move |txs: Vec<SignedTransaction>| {
-                network.publish_transactions(codec::encode(&txs))
-            })
-        },
-        driver: is_validator.then(|| driver_tx.clone()),
         metrics,
-        event_streams: crate::events::stream_limit(),
         p2p_stats: {
             let network = network.clone();
             Arc::new(move || network.stats())
         },
+        event_streams: crate::api::events::stream_limit(),
     };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
         .await
@@ -279,129 +317,11 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-/// Most transactions in one gossip message.
-const MAX_GOSSIP_TRANSACTIONS: usize = 10_000;
-
-#[allow(clippy::too_many_arguments)]
-async fn network_events(
-    mut events: mpsc::Receiver<P2pEvent>,
-    network: P2pHandle,
-    shared: Shared,
-    chain_id: String,
-    validator_keys: BTreeSet<AccountId>,
-    driver: Option<mpsc::Sender<DriverInput>>,
-    announced: Arc<Notify>,
-    peers: Arc<AtomicUsize>,
-    metrics: Arc<Metrics>,
-) {
-    while let Some(event) = events.recv().await {
-        match event {
-            P2pEvent::Transactions { from, id, bytes } => {
-                let txs: Vec<SignedTransaction> = match codec::decode(&bytes, bytes.len() as u64) {
-                    Ok(txs) => txs,
-                    Err(error) => {
-                        tracing::debug!(%from, %error, "undecodable gossip");
-                        network.report_gossip(id, false);
-                        continue;
-                    }
-                };
-                let txs: Vec<SignedTransaction> =
-                    txs.into_iter().take(MAX_GOSSIP_TRANSACTIONS).collect();
-                let chain_id = chain_id.clone();
-                let started = std::time::Instant::now();
-                let Ok(checked) =
-                    tokio::task::spawn_blocking(move || check_stateless_batch(txs, &chain_id))
-                        .await
-                else {
-                    continue;
-                };
-                metrics.observe_verification(started.elapsed(), checked.len());
-                // A forged signature is the sender's fault; a stale nonce is just timing.
-                let forged = checked
-                    .iter()
-                    .any(|r| matches!(r, Err(e) if e.is_stateless()));
-                network.report_gossip(id, !forged);
-                let mut admitted = 0;
-                {
-                    let chain = lock(&shared.chain);
-                    let mut mempool = lock(&shared.mempool);
-                    let next = chain.tip().height + 1;
-                    for verified in checked.into_iter().flatten() {
-                        if mempool.insert(verified, chain.ledger(), next).is_ok() {
-                            admitted += 1;
-                        }
-                    }
-                    metrics.mempool_size(mempool.len());
-                }
-                if admitted > 0 {
-                    if let Some(driver) = &driver {
-                        let _ = driver.try_send(DriverInput::TransactionsArrived);
-                    }
-                }
-            }
-            P2pEvent::BlockAnnounced { from, id, bytes } => {
-                match BlockAnnouncement::decode(&bytes) {
-                    Ok(announcement) => {
-                        network.report_gossip(id, true);
-                        metrics.block_announced();
-                        if announcement.height > lock(&shared.chain).tip().height {
-                            announced.notify_one();
-                        }
-                    }
-                    Err(error) => {
-                        tracing::debug!(%from, %error, "undecodable block announcement");
-                        network.report_gossip(id, false);
-                    }
-                }
-            }
-            P2pEvent::Consensus { from, bytes } => {
-                if !validator_keys.contains(&from) {
-                    continue;
-                }
-                if let Some(driver) = &driver {
-                    if driver.try_send(DriverInput::Message(bytes)).is_err() {
-                        tracing::warn!("consensus input queue full; message dropped");
-                    }
-                }
-            }
-            P2pEvent::SyncRequest {
-                from,
-                bytes,
-                respond,
-            } => {
-                let response = match SyncRequest::decode(&bytes) {
-                    Ok(request) => {
-                        let chain = lock(&shared.chain);
-                        sync::serve(chain.store(), request).ok()
-                    }
-                    Err(error) => {
-                        tracing::debug!(%from, %error, "bad sync request");
-                        None
-                    }
-                };
-                let _ = respond.send(response.map(|r| codec::encode(&r)).unwrap_or_default());
-            }
-            P2pEvent::PeerConnected(key) => {
-                tracing::debug!(peer = %key, "peer connected");
-                peers.fetch_add(1, Ordering::Relaxed);
-                metrics.peers(peers.load(Ordering::Relaxed));
-            }
-            P2pEvent::PeerDisconnected(key) => {
-                tracing::debug!(peer = %key, "peer disconnected");
-                let _ =
-                    peers.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-                metrics.peers(peers.load(Ordering::Relaxed));
-            }
-        }
-    }
-}
-
 /// The driver's view of the network.
 struct P2pConsensus {
     handle: P2pHandle,
     driver: mpsc::Sender<DriverInput>,
-    validators: ValidatorSet,
-    metrics: Arc<Metrics>,
+    fetcher: Arc<Fetcher>,
 }
 
 impl ConsensusNetwork for P2pConsensus {
@@ -414,12 +334,10 @@ impl ConsensusNetwork for P2pConsensus {
     }
 
     fn request_blocks(&self, height: u64) {
-        let handle = self.handle.clone();
         let driver = self.driver.clone();
-        let validators = self.validators.clone();
-        let metrics = self.metrics.clone();
+        let fetcher = self.fetcher.clone();
         tokio::spawn(async move {
-            match fetch(&handle, height, &validators, &metrics).await {
+            match fetcher.fetch(height).await {
                 Some(blocks) => {
                     for block in blocks {
                         let input = DriverInput::Synced {
@@ -438,123 +356,10 @@ impl ConsensusNetwork for P2pConsensus {
     }
 }
 
-/// Asks connected peers in turn for blocks from `height`; returns the first non-empty
-/// answer whose certificates all verify.
-async fn fetch(
-    handle: &P2pHandle,
-    height: u64,
-    validators: &ValidatorSet,
-    metrics: &Metrics,
-) -> Option<Vec<sync::SyncedBlock>> {
-    let request = codec::encode(&SyncRequest {
-        from: height,
-        max_blocks: MAX_SYNC_BLOCKS,
-    });
-    for peer in handle.connected_peers().await {
-        let Ok(bytes) = handle.request(peer, request.clone()).await else {
-            continue;
-        };
-        let Ok(response) = SyncResponse::decode(&bytes) else {
-            tracing::warn!(%peer, "undecodable sync response");
-            continue;
-        };
-        let consecutive = response
-            .blocks
-            .iter()
-            .enumerate()
-            .all(|(i, b)| b.height == height + i as u64);
-        let refused = response
-            .blocks
-            .iter()
-            .find_map(|b| sync::verify(b, validators).err());
-        if !consecutive || refused.is_some() {
-            let reason =
-                refused.map_or_else(|| "heights not consecutive".into(), |e| e.to_string());
-            tracing::warn!(%peer, height, %reason, "peer sent blocks that do not verify; nothing applied");
-            metrics.block_refused();
-            continue;
-        }
-        if !response.blocks.is_empty() {
-            return Some(response.blocks);
-        }
-    }
-    None
-}
-
 /// Validators: announce every committed height to the followers (observers).
-async fn announce_commits(
-    mut committed: broadcast::Receiver<driver::CommittedEvent>,
-    network: P2pHandle,
-) {
-    loop {
-        match committed.recv().await {
-            Ok(event) => network.announce_block(codec::encode(&BlockAnnouncement {
-                height: event.outcome.height,
-            })),
-            // Behind: the next announcement carries a later height, which says as much.
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
+async fn announce_commits(mut commits: watch::Receiver<Arc<ChainView>>, network: P2pHandle) {
+    while commits.changed().await.is_ok() {
+        let height = commits.borrow_and_update().tip.height;
+        network.announce_block(codec::encode(&BlockAnnouncement { height }));
     }
-}
-
-/// Observers: follow the chain by sync, verifying every certificate before executing. A
-/// block announcement wakes the sync at once; without one it runs every `interval`.
-async fn follow(
-    handle: P2pHandle,
-    shared: Shared,
-    validators: ValidatorSet,
-    announced: Arc<Notify>,
-    interval: Duration,
-) -> Result<(), crate::chain::ChainError> {
-    let mut poll = tokio::time::interval(interval);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = poll.tick() => {}
-            () = announced.notified() => {}
-        }
-        // Fetch until a peer has nothing newer: a long way behind, that is many requests.
-        loop {
-            let next = lock(&shared.chain).tip().height + 1;
-            let Some(blocks) = fetch(&handle, next, &validators, &shared.metrics).await else {
-                break;
-            };
-            let full = blocks.len() >= MAX_SYNC_BLOCKS as usize;
-            apply_synced(&shared, blocks)?;
-            if !full {
-                break;
-            }
-        }
-    }
-}
-
-/// Executes verified synced blocks in order (an observer's commit).
-fn apply_synced(
-    shared: &Shared,
-    blocks: Vec<sync::SyncedBlock>,
-) -> Result<(), crate::chain::ChainError> {
-    for block in blocks {
-        let started = std::time::Instant::now();
-        let mut chain = lock(&shared.chain);
-        let mut mempool = lock(&shared.mempool);
-        if block.height != chain.tip().height + 1 {
-            break;
-        }
-        let (outcome, txs) = chain.commit(&block.payload, block.certificate, &mempool)?;
-        mempool.after_commit(&txs, chain.ledger(), block.height);
-        shared
-            .metrics
-            .committed(block.height, outcome.receipts.len(), started.elapsed());
-        tracing::info!(
-            height = block.height,
-            transactions = outcome.receipts.len(),
-            state_root = %outcome.state_root,
-            "verified and applied block"
-        );
-        let _ = shared.committed.send(driver::CommittedEvent {
-            outcome: Arc::new(outcome),
-        });
-    }
-    Ok(())
 }

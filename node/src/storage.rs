@@ -9,6 +9,7 @@
 //! | `queue_index`  | transaction hash    | `(height, fate)` a queued transfer left the queue |
 //! | `account_index`| account ‖ height ‖ index | empty: the account is a party to that receipt |
 //! | `meta`         | `height`            | the last committed height                    |
+//! | `meta`         | `genesis`           | the genesis hash the database belongs to      |
 //! | `consensus`    | `state`             | the engine's persisted state (lock, votes)   |
 //!
 //! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
@@ -51,6 +52,7 @@ const COLUMN_FAMILIES: [&str; 8] = [
 ];
 
 const KEY_HEIGHT: &[u8] = b"height";
+const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_CONSENSUS_STATE: &[u8] = b"state";
 
 /// Largest outcome record read back (receipts of a maximal block).
@@ -198,6 +200,33 @@ impl Store {
                             message: format!("{} bytes, expected 8", bytes.len()),
                         })?;
                 Ok(u64::from_be_bytes(array))
+            }
+        }
+    }
+
+    /// Binds the database to a chain: records `genesis` the first time, and afterwards
+    /// returns the genesis hash it was bound to if that is another one (`None`: this chain).
+    pub fn bind_genesis(&self, genesis: &Hash) -> Result<Option<Hash>, StorageError> {
+        match self.db.get_cf(self.cf(CF_META), KEY_GENESIS)? {
+            Some(bytes) => {
+                let stored: [u8; 32] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt {
+                            cf: CF_META,
+                            key: "genesis".into(),
+                            message: format!("{} bytes, expected 32", bytes.len()),
+                        })?;
+                let stored = Hash(stored);
+                Ok((stored != *genesis).then_some(stored))
+            }
+            None => {
+                let mut options = WriteOptions::default();
+                options.set_sync(true);
+                self.db
+                    .put_cf_opt(self.cf(CF_META), KEY_GENESIS, genesis.as_bytes(), &options)?;
+                Ok(None)
             }
         }
     }

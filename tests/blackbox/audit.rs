@@ -6,7 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use interpool_contracts::block::{Block, MAX_BLOCK_BYTES};
+use interpool_consensus::MAX_PAYLOAD_BYTES;
+use interpool_contracts::block::Block;
 use interpool_contracts::views::BlockView;
 use interpool_contracts::{Body, SignedTransaction};
 use interpool_node::storage::{RecordKind, Store};
@@ -171,7 +172,7 @@ fn audit_verifies_a_stopped_validator_and_names_an_altered_block() {
         .map(|i| i as u64 + 1)
         .expect("a block with transactions");
     let bytes = store.block(altered).expect("read").expect("stored");
-    let mut block = Block::decode(&bytes, MAX_BLOCK_BYTES).expect("decode");
+    let mut block = Block::decode(&bytes, MAX_PAYLOAD_BYTES as u64).expect("decode");
     let Body::Transfer { amount, .. } = &mut block.transactions[0].tx.body else {
         panic!("block {altered} starts with a transfer");
     };

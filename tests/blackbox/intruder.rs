@@ -5,7 +5,7 @@ use std::time::Duration;
 use interpool_contracts::codec;
 use interpool_contracts::views::TxStatus;
 use interpool_contracts::AccountId;
-use interpool_node::p2p::{self, P2pSettings};
+use interpool_node::net::p2p::{self, P2pSettings};
 
 use crate::localnet::{account, status, transfer, tx_status, wait_for, Localnet};
 
@@ -61,6 +61,7 @@ fn a_peer_not_in_the_genesis_gets_no_transaction_or_message_accepted() {
             allowed: validators.iter().map(|(key, _)| *key).collect(),
             network_id: format!("{}-{}", net.genesis.chain_id, &genesis_hash.to_hex()[..16]),
             max_message_bytes: 4 << 20,
+            consensus_peers: validators.iter().map(|(key, _)| *key).collect(),
             follow_blocks: false,
         })
         .await

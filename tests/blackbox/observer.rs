@@ -10,8 +10,8 @@ use interpool_consensus::{CommitCertificate, Digest, MessageKind, PublicKey, Sig
 use interpool_contracts::primitives::to_hex;
 use interpool_contracts::views::{BlockView, TxStatus};
 use interpool_contracts::{codec, AccountId, Block, BlockHeader, Hash, Ledger};
-use interpool_node::p2p::{self, P2pEvent, P2pSettings};
-use interpool_node::sync::{SyncRequest, SyncResponse, SyncedBlock};
+use interpool_node::net::p2p::{self, P2pEvent, P2pSettings};
+use interpool_node::net::sync::{SyncRequest, SyncResponse, SyncedBlock};
 use serde_json::Value;
 
 use crate::localnet::{
@@ -316,6 +316,7 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
             allowed,
             network_id: format!("{}-{}", genesis.chain_id, &genesis_hash.to_hex()[..16]),
             max_message_bytes: 16 << 20,
+            consensus_peers: Vec::new(),
             follow_blocks: false,
         })
         .await

@@ -10,7 +10,7 @@ use interpool_contracts::views::{
     AccountHistoryView, AccountProofView, AccountView, BankView, BlockView, CycleView, SignerView,
     StatusView, SubmitView, TxStatusView,
 };
-use interpool_contracts::{AccountId, ErrorView, Hash};
+use interpool_contracts::{AccountId, AdmissionCode, ErrorView, Hash};
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
@@ -105,6 +105,12 @@ impl ClientError {
             ClientError::Api { code, .. } => Some(code),
             _ => None,
         }
+    }
+
+    /// The admission code, if the node did not admit a transaction for a reason of its own
+    /// (already pending, nonce taken, mempool full, ...), typed.
+    pub fn admission(&self) -> Option<AdmissionCode> {
+        self.code().and_then(AdmissionCode::parse)
     }
 
     /// The HTTP status, if the node answered.

@@ -6,13 +6,14 @@
 //! the Merkle proof → the account. Each link is checked here, as a pure function.
 
 use interpool_consensus::ValidatorSetError;
-use interpool_consensus::{CertificateError, CommitCertificate, Digest, PublicKey, ValidatorSet};
-use interpool_contracts::block::MAX_BLOCK_BYTES;
+use interpool_consensus::{
+    CertificateError, CommitCertificate, Digest, ValidatorSet, MAX_PAYLOAD_BYTES,
+};
 use interpool_contracts::codec::DecodeError;
 use interpool_contracts::primitives::{from_hex_vec, HexError};
 use interpool_contracts::smt::ProofError;
 use interpool_contracts::views::AccountProofView;
-use interpool_contracts::{Account, AccountId, Block, GenesisNode, Hash};
+use interpool_contracts::{Account, AccountId, Block, Hash};
 use thiserror::Error;
 
 /// What a verified proof establishes.
@@ -93,12 +94,6 @@ pub enum VerifyError {
     Proof(ProofError),
 }
 
-/// The consensus validator set of a genesis (in rotation order). The same few lines as the
-/// genesis tool's `validator_set`, so the wallet needs no dependency on it.
-pub fn validator_set(validators: &[GenesisNode]) -> Result<ValidatorSet, ValidatorSetError> {
-    ValidatorSet::new(validators.iter().map(|v| PublicKey(v.key.0)).collect())
-}
-
 /// Checks `view` as a proof about account `id` on the chain `chain_id` whose validators are
 /// `validators`.
 pub fn verify_account_proof(
@@ -113,9 +108,10 @@ pub fn verify_account_proof(
             got: view.proof.id,
         });
     }
-    let bytes = from_hex_vec(&view.certifying_block, MAX_BLOCK_BYTES as usize)
-        .map_err(VerifyError::BlockHex)?;
-    let block = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(VerifyError::BlockDecode)?;
+    let bytes =
+        from_hex_vec(&view.certifying_block, MAX_PAYLOAD_BYTES).map_err(VerifyError::BlockHex)?;
+    let block =
+        Block::decode(&bytes, MAX_PAYLOAD_BYTES as u64).map_err(VerifyError::BlockDecode)?;
     let header = &block.header;
     if header.chain_id != chain_id {
         return Err(VerifyError::WrongChain {
@@ -167,7 +163,9 @@ mod tests {
     use interpool_consensus::{Message, Vote};
     use interpool_contracts::primitives::to_hex;
     use interpool_contracts::testkit::{self, account, customer_seed, key};
+    use interpool_contracts::GenesisNode;
     use interpool_contracts::{Amount, BlockHeader, Ledger};
+    use interpool_genesis::spec::validator_set;
 
     const CHAIN: &str = "test";
 

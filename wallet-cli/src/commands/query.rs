@@ -1,7 +1,6 @@
 //! Read-only commands: balance (optionally verified), account, history, tx, block, status,
 //! cycle, banks.
 
-use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -10,13 +9,15 @@ use interpool_contracts::outcome::{Outcome, Receipt};
 use interpool_contracts::views::{
     AccountView, BankView, BlockView, CycleView, StatusView, TxStatus, TxStatusView,
 };
-use interpool_contracts::{AccountId, Genesis, Hash};
+use interpool_contracts::{AccountId, Hash};
 use serde::Serialize;
 
 use crate::client::Node;
 use crate::exit::Exit;
 use crate::output::{fields, table, Output};
 use crate::verify::{self, Verified};
+use interpool_genesis::files::read_genesis;
+use interpool_genesis::spec::validator_set;
 
 /// The lower-case name of a status, as in JSON.
 pub fn status_name(status: TxStatus) -> &'static str {
@@ -127,16 +128,10 @@ struct VerifiedSummary {
     validators: usize,
 }
 
-fn read_genesis(path: &Path) -> Result<Genesis> {
-    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a genesis file", path.display()))
-}
-
 /// `balance ID --verify --genesis FILE`: trusts the genesis file, not the node.
 pub fn verified_balance(node: &str, out: Output, id: &AccountId, genesis: &Path) -> Result<Exit> {
     let genesis = read_genesis(genesis)?;
-    let validators = verify::validator_set(&genesis.validators)
+    let validators = validator_set(&genesis.validators)
         .with_context(|| "the genesis file's validators are not a valid validator set")?;
     let view = Node::new(node)?.account_proof(id)?;
     let verified: Verified =

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use interpool_contracts::outcome::Outcome;
 use interpool_contracts::primitives::to_hex;
 use interpool_contracts::views::{TxStatus, TxStatusView};
-use interpool_contracts::{AccountId, Transaction};
+use interpool_contracts::{AccountId, AdmissionCode, Transaction};
 use serde::Serialize;
 
 use crate::cli::{BodyArgs, SubmitArgs, DEFAULT_WAIT_TIMEOUT_SECONDS};
@@ -65,13 +65,19 @@ fn next_nonce(node: &Node, signer: &AccountId, official: bool) -> Result<u64> {
 
 /// Explains the submission refusals a user can act on.
 fn submit_error(error: ClientError, nonce: u64) -> anyhow::Error {
-    let hint = match error.code() {
-        Some("nonce_taken") | Some("already_pending") => format!(
+    let hint = match (error.admission(), error.code()) {
+        (Some(AdmissionCode::NonceTaken | AdmissionCode::AlreadyPending), _) => format!(
             "; a transaction with nonce {nonce} from this key is already pending: wait for it \
              (interpool-wallet tx HASH) or pass --nonce"
         ),
-        Some("bad_nonce") => "; pass --nonce with the signer's next nonce".into(),
-        Some("read_only") => "; use --node with a validator's URL".into(),
+        (Some(AdmissionCode::AlreadyIncluded), _) => {
+            "; it is already in a block: see interpool-wallet tx HASH".into()
+        }
+        (Some(code), _) if code.is_transient() => {
+            "; the node is busy: try again shortly, or another validator with --node".into()
+        }
+        (_, Some("bad_nonce")) => "; pass --nonce with the signer's next nonce".into(),
+        (_, Some("read_only")) => "; use --node with a validator's URL".into(),
         _ => String::new(),
     };
     anyhow!("cannot submit the transaction: {error}{hint}")

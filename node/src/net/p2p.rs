@@ -19,6 +19,10 @@
 //! * **Consensus messages** go directly to a peer over request-response (the response is an
 //!   empty acknowledgement); **sync** is a second request-response protocol whose responses
 //!   carry a status byte, so "busy" and "cannot answer" are told apart from an answer.
+//! * **Events by kind.** Consensus messages, gossip, sync requests and peer churn each have
+//!   their own bounded queue ([`P2pEvents`]), so a flood of one kind cannot delay another.
+//!   Consensus messages are accepted only from `consensus_peers` (the validators), checked
+//!   here before they take a slot: an observer's key may connect, but not vote.
 //! * **Bounds.** Every frame from a peer is checked against `max_message_bytes` before
 //!   anything is allocated for it ([`codec`]); the command and event queues are bounded; when
 //!   the application falls behind, gossip and consensus messages are dropped and counted
@@ -58,8 +62,14 @@ use self::codec::FrameCodec;
 
 /// Capacity of the command queue (handle → network task).
 pub const COMMAND_QUEUE_CAPACITY: usize = 4_096;
-/// Capacity of the event queue (network task → application).
-pub const EVENT_QUEUE_CAPACITY: usize = 4_096;
+/// Capacity of the consensus event queue (network task → application).
+pub const CONSENSUS_QUEUE_CAPACITY: usize = 4_096;
+/// Capacity of the gossip event queue (transaction batches and block announcements).
+pub const GOSSIP_QUEUE_CAPACITY: usize = 1_024;
+/// Capacity of the sync request queue.
+pub const SYNC_QUEUE_CAPACITY: usize = 64;
+/// Capacity of the peer churn queue.
+pub const PEER_QUEUE_CAPACITY: usize = 1_024;
 /// How long a consensus message may take to be delivered and acknowledged.
 pub const CONSENSUS_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a sync request may take, both for our requests and for the application to
@@ -112,6 +122,9 @@ pub struct P2pSettings {
     pub peers: Vec<(AccountId, String)>,
     /// Every key in the genesis (validators and observers); nobody else may connect.
     pub allowed: Vec<AccountId>,
+    /// The keys whose consensus messages are accepted (the validators); those of any other
+    /// allowed peer are dropped and counted before they take a queue slot.
+    pub consensus_peers: Vec<AccountId>,
     /// Names this network (chain id and genesis hash prefix) in protocol names and the topics.
     pub network_id: String,
     /// Largest message accepted from or sent to a peer, checked before decoding.
@@ -244,6 +257,8 @@ pub struct P2pStats {
     pub gossip_dropped: u64,
     /// Consensus messages dropped because the event queue was full.
     pub consensus_dropped: u64,
+    /// Consensus messages refused because their sender is not a validator.
+    pub consensus_refused: u64,
     /// Sync requests answered "busy" because the event queue was full.
     pub sync_busy: u64,
     /// Commands dropped because the command queue was full.
@@ -265,6 +280,7 @@ pub struct P2pStats {
 struct Counters {
     gossip_dropped: AtomicU64,
     consensus_dropped: AtomicU64,
+    consensus_refused: AtomicU64,
     sync_busy: AtomicU64,
     commands_dropped: AtomicU64,
     connections_refused: AtomicU64,
@@ -377,7 +393,7 @@ impl P2pHandle {
         self.command(Command::Send(peer, message));
     }
 
-    /// Sends a consensus message to every connected peer.
+    /// Sends a consensus message to every connected validator (`consensus_peers`).
     pub fn broadcast_consensus(&self, message: Vec<u8>) {
         if self.too_large(message.len()) {
             return;
@@ -445,6 +461,7 @@ impl P2pHandle {
         P2pStats {
             gossip_dropped: get(&c.gossip_dropped),
             consensus_dropped: get(&c.consensus_dropped),
+            consensus_refused: get(&c.consensus_refused),
             sync_busy: get(&c.sync_busy),
             commands_dropped: get(&c.commands_dropped),
             connections_refused: get(&c.connections_refused),
@@ -666,10 +683,8 @@ fn build_swarm(
 }
 
 /// Starts the network: listens, dials the configured peers, and returns the handle and the
-/// event receiver once the listen address is known.
-pub async fn start(
-    settings: P2pSettings,
-) -> Result<(P2pHandle, mpsc::Receiver<P2pEvent>), P2pError> {
+/// event queues once the listen address is known.
+pub async fn start(settings: P2pSettings) -> Result<(P2pHandle, P2pEvents), P2pError> {
     // `ed25519_from_bytes` zeroes the buffer it is given; it gets a copy.
     let mut secret = settings.secret_key;
     let keypair = Keypair::ed25519_from_bytes(&mut secret)
@@ -718,13 +733,14 @@ pub async fn start(
         max_message_bytes: settings.max_message_bytes,
     });
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
-    let (events, event_rx) = mpsc::channel(EVENT_QUEUE_CAPACITY);
+    let (queues, events) = queues();
     let mut network = Network {
         swarm,
         shared: shared.clone(),
         accounts,
         topics,
-        events,
+        queues,
+        consensus_peers: settings.consensus_peers.iter().copied().collect(),
         queued_peer_events: VecDeque::new(),
         redial,
         pending_requests: HashMap::new(),
@@ -735,7 +751,66 @@ pub async fn start(
     network.wait_listening(&settings.listen).await?;
     network.dial_due(Instant::now());
     tokio::spawn(network.run(command_rx));
-    Ok((P2pHandle { commands, shared }, event_rx))
+    Ok((P2pHandle { commands, shared }, events))
+}
+
+/// The network task's ends of the event queues, one per kind.
+struct Queues {
+    consensus: mpsc::Sender<P2pEvent>,
+    gossip: mpsc::Sender<P2pEvent>,
+    sync: mpsc::Sender<P2pEvent>,
+    peers: mpsc::Sender<P2pEvent>,
+}
+
+fn queues() -> (Queues, P2pEvents) {
+    let (consensus, consensus_rx) = mpsc::channel(CONSENSUS_QUEUE_CAPACITY);
+    let (gossip, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_CAPACITY);
+    let (sync, sync_rx) = mpsc::channel(SYNC_QUEUE_CAPACITY);
+    let (peers, peers_rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
+    (
+        Queues {
+            consensus,
+            gossip,
+            sync,
+            peers,
+        },
+        P2pEvents {
+            consensus: consensus_rx,
+            gossip: gossip_rx,
+            sync: sync_rx,
+            peers: peers_rx,
+        },
+    )
+}
+
+/// The application's ends of the event queues, one per kind, each bounded: a full one drops
+/// (and counts) its own kind only.
+#[derive(Debug)]
+pub struct P2pEvents {
+    /// [`P2pEvent::Consensus`] from validators only.
+    pub consensus: mpsc::Receiver<P2pEvent>,
+    /// [`P2pEvent::Transactions`] and [`P2pEvent::BlockAnnounced`].
+    pub gossip: mpsc::Receiver<P2pEvent>,
+    /// [`P2pEvent::SyncRequest`].
+    pub sync: mpsc::Receiver<P2pEvent>,
+    /// [`P2pEvent::PeerConnected`] and [`P2pEvent::PeerDisconnected`].
+    pub peers: mpsc::Receiver<P2pEvent>,
+}
+
+impl P2pEvents {
+    /// The next event of any kind (peer churn first, then consensus, sync, gossip), for
+    /// callers that handle every kind in one place, such as tests; `None` once the network
+    /// task has stopped and every queue is drained.
+    pub async fn recv(&mut self) -> Option<P2pEvent> {
+        tokio::select! {
+            biased;
+            Some(event) = self.peers.recv() => Some(event),
+            Some(event) = self.consensus.recv() => Some(event),
+            Some(event) = self.sync.recv() => Some(event),
+            Some(event) = self.gossip.recv() => Some(event),
+            else => None,
+        }
+    }
 }
 
 /// Redial state of one configured peer.
@@ -767,8 +842,10 @@ struct Network {
     shared: Arc<Shared>,
     accounts: HashMap<PeerId, AccountId>,
     topics: Topics,
-    events: mpsc::Sender<P2pEvent>,
-    /// Peer churn events waiting for room in `events` (never dropped silently).
+    queues: Queues,
+    /// The validators: the only peers whose consensus messages are accepted.
+    consensus_peers: BTreeSet<AccountId>,
+    /// Peer churn events waiting for room in the peer queue (never dropped silently).
     queued_peer_events: VecDeque<P2pEvent>,
     redial: HashMap<PeerId, Redial>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, P2pError>>>,
@@ -826,7 +903,7 @@ impl Network {
                 next_dial.unwrap_or_else(|| Instant::now() + REDIAL_BACKOFF_MAX),
             );
             // An owned permit (on a clone of the sender) borrows nothing from `self`.
-            let room = self.events.clone().reserve_owned();
+            let room = self.queues.peers.clone().reserve_owned();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = commands.recv() => match command {
@@ -891,7 +968,16 @@ impl Network {
                 }
             }
             Command::Broadcast(message) => {
-                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                // To the validators only: observers follow by sync and would drop it.
+                let peers: Vec<PeerId> = self
+                    .swarm
+                    .connected_peers()
+                    .filter(|peer| {
+                        self.account(peer)
+                            .is_some_and(|key| self.consensus_peers.contains(&key))
+                    })
+                    .copied()
+                    .collect();
                 for peer in peers {
                     self.send_consensus(peer, message.clone());
                 }
@@ -1020,7 +1106,7 @@ impl Network {
     fn queue_peer_event(&mut self, event: P2pEvent) {
         // Keep churn events in order: once one waits, the following ones wait behind it.
         if self.queued_peer_events.is_empty() {
-            if let Err(TrySendError::Full(event)) = self.events.try_send(event) {
+            if let Err(TrySendError::Full(event)) = self.queues.peers.try_send(event) {
                 self.queued_peer_events.push_back(event);
             }
         } else if self.queued_peer_events.len() < MAX_QUEUED_PEER_EVENTS {
@@ -1120,7 +1206,7 @@ impl Network {
                     self.report(&id, MessageAcceptance::Ignore);
                     return;
                 };
-                match self.events.try_send(event) {
+                match self.queues.gossip.try_send(event) {
                     Ok(()) => {}
                     Err(
                         TrySendError::Full(
@@ -1196,11 +1282,20 @@ impl Network {
                 let Some(from) = self.account(&peer) else {
                     return;
                 };
-                if let Err(TrySendError::Full(_)) = self.events.try_send(P2pEvent::Consensus {
-                    from,
-                    bytes: request,
-                }) {
-                    tracing::debug!(peer = %from, "event queue full; consensus message dropped");
+                // Only validators vote: anyone else's consensus frame is dropped here,
+                // before it can take a slot a validator's message needs.
+                if !self.consensus_peers.contains(&from) {
+                    tracing::debug!(peer = %from, "consensus message from a non-validator refused");
+                    bump(&counters.consensus_refused);
+                    return;
+                }
+                if let Err(TrySendError::Full(_)) =
+                    self.queues.consensus.try_send(P2pEvent::Consensus {
+                        from,
+                        bytes: request,
+                    })
+                {
+                    tracing::debug!(peer = %from, "consensus queue full; consensus message dropped");
                     bump(&counters.consensus_dropped);
                 }
             }
@@ -1236,7 +1331,7 @@ impl Network {
                     return;
                 };
                 let (respond, answer) = oneshot::channel();
-                match self.events.try_send(P2pEvent::SyncRequest {
+                match self.queues.sync.try_send(P2pEvent::SyncRequest {
                     from,
                     bytes: request,
                     respond,
@@ -1249,7 +1344,7 @@ impl Network {
                         .boxed(),
                     ),
                     Err(_) => {
-                        tracing::debug!(peer = %from, "event queue full; sync request answered busy");
+                        tracing::debug!(peer = %from, "sync queue full; sync request answered busy");
                         bump(&self.shared.counters.sync_busy);
                         let _ = self
                             .swarm

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use interpool_contracts::testkit::key;
 use interpool_contracts::AccountId;
-use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::*;
@@ -22,7 +21,7 @@ struct Node {
     id: AccountId,
     address: String,
     handle: P2pHandle,
-    events: mpsc::Receiver<P2pEvent>,
+    events: P2pEvents,
 }
 
 fn account(seed: u64) -> AccountId {
@@ -73,6 +72,28 @@ async fn start_node(
     max_message_bytes: usize,
     follow_blocks: bool,
 ) -> Node {
+    start_node_voting(
+        seed,
+        allowed,
+        allowed,
+        peers,
+        listen,
+        max_message_bytes,
+        follow_blocks,
+    )
+    .await
+}
+
+/// A node that accepts consensus messages only from `validators`.
+async fn start_node_voting(
+    seed: u64,
+    allowed: &[u64],
+    validators: &[u64],
+    peers: Vec<(AccountId, String)>,
+    listen: &str,
+    max_message_bytes: usize,
+    follow_blocks: bool,
+) -> Node {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -82,6 +103,7 @@ async fn start_node(
         listen: listen.into(),
         peers,
         allowed: allowed.iter().copied().map(account).collect(),
+        consensus_peers: validators.iter().copied().map(account).collect(),
         network_id: "test-chain-0123456789abcdef".into(),
         follow_blocks,
         max_message_bytes,
@@ -230,6 +252,53 @@ async fn consensus_messages_go_to_one_peer_or_all() {
         assert_eq!((from, bytes.as_slice()), (c.id, &b"commit h=1"[..]));
     }
     assert_eq!(c.handle.stats().send_failures, 0);
+}
+
+#[tokio::test]
+async fn consensus_messages_from_non_validators_are_refused_before_they_take_a_slot() {
+    // 26 and 27 vote; 28 is allowed to connect (an observer) but not to vote.
+    let seeds = [26, 27, 28];
+    let listen = "/ip4/127.0.0.1/tcp/0";
+    let mut validator = start_node_voting(
+        26,
+        &seeds,
+        &[26, 27],
+        vec![],
+        listen,
+        MAX_MESSAGE_BYTES,
+        false,
+    )
+    .await;
+    let peers = vec![(validator.id, validator.address.clone())];
+    let other = start_node(27, &seeds, peers.clone(), listen, MAX_MESSAGE_BYTES, false).await;
+    let observer = start_node(28, &seeds, peers, listen, MAX_MESSAGE_BYTES, true).await;
+    wait_until("both connected", || async {
+        validator.handle.connected_peers().await.len() == 2
+    })
+    .await;
+    for _ in 0..100 {
+        observer
+            .handle
+            .send_consensus(validator.id, b"forged vote".to_vec());
+    }
+    wait_until("the observer's frames are refused", || async {
+        validator.handle.stats().consensus_refused >= 100
+    })
+    .await;
+    other
+        .handle
+        .send_consensus(validator.id, b"a validator's vote".to_vec());
+    let (from, bytes) = next(&mut validator, "the validator's message", consensus).await;
+    assert_eq!(
+        (from, bytes.as_slice()),
+        (other.id, &b"a validator's vote"[..])
+    );
+    assert_quiet(
+        &mut validator,
+        |e| matches!(e, P2pEvent::Consensus { from, .. } if *from == observer.id),
+    )
+    .await;
+    assert_eq!(validator.handle.stats().consensus_dropped, 0);
 }
 
 #[tokio::test]
@@ -464,36 +533,68 @@ async fn configured_peers_are_redialed_until_they_come_up_and_after_they_drop() 
 }
 
 #[tokio::test]
-async fn a_full_event_queue_drops_consensus_and_answers_sync_busy() {
+async fn a_full_queue_drops_its_own_kind_only_and_a_full_sync_queue_answers_busy() {
     let seeds = [81, 82];
     let a = node(81, &seeds, &[], 1024).await;
-    // B never reads its events.
-    let b = node(82, &seeds, &[&a], 1024).await;
+    // B reads nothing but what the test takes from its sync queue.
+    let mut b = node(82, &seeds, &[&a], 1024).await;
     wait_until("A and B connected", || async {
         a.handle.connected_peers().await == vec![b.id]
     })
     .await;
-    wait_until("B's event queue overflowed", || async {
+    wait_until("B's consensus queue overflowed", || async {
         for _ in 0..256 {
             a.handle.send_consensus(b.id, b"prepare".to_vec());
         }
         b.handle.stats().consensus_dropped >= 1
     })
     .await;
-    // The swarm kept running: a sync request gets a prompt, explicit "busy". The flood may
-    // have exhausted the connection's yamux streams and closed it; it is redialed, so a
-    // request that failed on the way is asked again (within the deadline).
+    // The swarm kept running, and sync requests have their own queue: one still reaches B's
+    // application. The flood may have exhausted the connection's yamux streams and closed
+    // it; it is redialed, so a request that failed on the way is asked again.
+    let mut held = Vec::new();
     let deadline = Instant::now() + WAIT;
-    loop {
-        match a.handle.request(b.id, b"blocks?".to_vec()).await {
-            Err(P2pError::PeerBusy) => break,
-            Err(P2pError::Failed(_) | P2pError::NotConnected(_)) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    let asking = {
+        let handle = a.handle.clone();
+        let to = b.id;
+        tokio::spawn(async move {
+            loop {
+                match handle.request(to, b"blocks?".to_vec()).await {
+                    Err(P2pError::Failed(_) | P2pError::NotConnected(_))
+                        if Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    other => return other,
+                }
             }
-            other => panic!("expected an explicit busy answer, got {other:?}"),
+        })
+    };
+    match timeout(WAIT, b.events.sync.recv()).await {
+        Ok(Some(event @ P2pEvent::SyncRequest { .. })) => held.push(event),
+        other => panic!("the sync request did not reach B past a full consensus queue: {other:?}"),
+    }
+    // Now fill B's sync queue: beyond its capacity, requests get a prompt, explicit "busy".
+    let flood: Vec<_> = (0..SYNC_QUEUE_CAPACITY + 16)
+        .map(|_| {
+            let handle = a.handle.clone();
+            let to = b.id;
+            tokio::spawn(async move { handle.request(to, b"blocks?".to_vec()).await })
+        })
+        .collect();
+    wait_until("a sync request was answered busy", || async {
+        b.handle.stats().sync_busy >= 1
+    })
+    .await;
+    let mut busy = 0;
+    for request in flood {
+        if let Ok(Ok(Err(P2pError::PeerBusy))) = timeout(WAIT, request).await {
+            busy += 1;
         }
     }
-    assert!(b.handle.stats().sync_busy >= 1);
+    assert!(busy >= 1, "no request was answered busy");
+    drop(held);
+    asking.abort();
 }
 
 #[test]
@@ -531,6 +632,7 @@ async fn bad_settings_are_refused() {
         listen: "/ip4/127.0.0.1/tcp/0".into(),
         peers: Vec::new(),
         allowed: vec![account(61)],
+        consensus_peers: vec![account(61)],
         network_id: "n".into(),
         max_message_bytes: 1024,
         follow_blocks: false,
@@ -572,6 +674,7 @@ async fn a_port_in_use_is_refused_with_the_reason() {
         listen: format!("/ip4/127.0.0.1/tcp/{port}"),
         peers: Vec::new(),
         allowed: vec![account(63)],
+        consensus_peers: vec![account(63)],
         network_id: "n".into(),
         max_message_bytes: 1024,
         follow_blocks: false,

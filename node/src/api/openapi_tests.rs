@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
@@ -20,12 +20,12 @@ use interpool_contracts::{
     Amount, BankId, BlockHeader, ErrorView, Hash, Ledger, Outcome, QueueEvent, Receipt, TxError,
 };
 use serde_json::Value;
-use tokio::sync::broadcast;
 use tower::ServiceExt;
 
 use super::*;
-use crate::chain::{BlockLimits, Chain};
-use crate::mempool::{Mempool, MempoolLimits};
+use crate::api::accounts::MAX_HISTORY_PAGE;
+use crate::api::transactions::{BatchItem, BatchView, MAX_BATCH_TRANSACTIONS};
+use crate::app::{Admission, Reader};
 
 /// Every route the node must serve, as `(method, path)`. A route added to the router is
 /// documented by construction (`routes!`); this list is what must not go missing.
@@ -54,6 +54,8 @@ const METHODS: [&str; 8] = [
 /// A node's API over a fresh chain (genesis only) in a temporary directory.
 struct TestApi {
     router: Router,
+    /// Keeps the published view's sender (and the store) alive.
+    _core: crate::app::Core,
     _dir: tempfile::TempDir,
 }
 
@@ -61,39 +63,38 @@ impl TestApi {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
-        let store = Store::open(dir.path()).expect("store");
-        let limits = BlockLimits {
-            max_transactions: 100,
-            max_bytes: 1 << 20,
-        };
-        let chain = Chain::open(&genesis, store, limits).expect("chain");
-        let (committed, _) = broadcast::channel(16);
+        let core = crate::testkit::core(&genesis, dir.path(), crate::testkit::limits());
         let metrics = Arc::new(Metrics::new());
-        let shared = Shared {
-            chain: Arc::new(Mutex::new(chain)),
-            mempool: Arc::new(Mutex::new(Mempool::new(MempoolLimits {
-                max_transactions: 100,
-                max_per_signer: 10,
-            }))),
-            committed,
-            metrics: metrics.clone(),
-        };
+        let reader = Reader::new(
+            core.store().clone(),
+            core.subscribe(),
+            crate::app::ReadLimits::default(),
+        );
+        let admission = Admission::new(
+            genesis.chain_id.clone(),
+            core.mempool().clone(),
+            core.subscribe(),
+            core.store().clone(),
+            metrics.clone(),
+            crate::app::AdmissionSettings::default(),
+        );
         let state = ApiState {
-            shared,
             node: "test-node".into(),
             read_only: false,
             chain_id: genesis.chain_id.clone(),
             currency: genesis.currency.clone(),
             decimals: genesis.decimals,
+            reader,
+            mempool: core.mempool().clone(),
+            admission,
             peers: Arc::new(AtomicUsize::new(0)),
-            gossip: Arc::new(|_| {}),
-            driver: None,
             metrics,
-            p2p_stats: Arc::new(crate::p2p::P2pStats::default),
-            event_streams: crate::events::stream_limit(),
+            p2p_stats: Arc::new(crate::net::p2p::P2pStats::default),
+            event_streams: events::stream_limit(),
         };
         Self {
             router: router(state, 1 << 20),
+            _core: core,
             _dir: dir,
         }
     }

@@ -11,29 +11,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
 
-use interpool_contracts::{AccountId, Hash, Ledger, TxError, VerifiedTransaction};
-use thiserror::Error;
+use interpool_contracts::{AccountId, AdmissionError, Hash, Ledger, VerifiedTransaction};
 
-/// Why a transaction was not admitted.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum AdmitError {
-    /// Already pending.
-    #[error("transaction is already pending")]
-    Duplicate,
-    /// The mempool is full.
-    #[error("mempool is full ({0} transactions); try again later")]
-    Full(usize),
-    /// The signer has too many pending transactions.
-    #[error("signer has {0} pending transactions, the most allowed")]
-    SignerFull(usize),
-    /// Another pending transaction of the signer has this nonce.
-    #[error("another pending transaction already uses nonce {0}")]
-    NonceTaken(u64),
-    /// The ledger would reject it.
-    #[error("{0}")]
-    Rejected(TxError),
-}
+/// The mempool as the core, admission and readers share it. Every holder of its lock does
+/// a bounded amount of in-memory work under it: no I/O, no signature verification.
+pub type SharedMempool = Arc<Mutex<Mempool>>;
 
 /// Mempool limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,26 +98,26 @@ impl Mempool {
         tx: VerifiedTransaction,
         ledger: &Ledger,
         next_height: u64,
-    ) -> Result<(), AdmitError> {
+    ) -> Result<(), AdmissionError> {
         let hash = tx.hash();
         if self.entries.contains_key(&hash) {
-            return Err(AdmitError::Duplicate);
+            return Err(AdmissionError::AlreadyPending);
         }
         ledger
             .check_pending(&tx, next_height)
-            .map_err(AdmitError::Rejected)?;
+            .map_err(AdmissionError::Rejected)?;
         let signer = tx.tx().signer;
         let nonce = tx.tx().nonce;
         let pending = self.by_signer.get(&signer);
         if pending.is_some_and(|p| p.contains_key(&nonce)) {
-            return Err(AdmitError::NonceTaken(nonce));
+            return Err(AdmissionError::NonceTaken(nonce));
         }
         let count = pending.map_or(0, BTreeMap::len);
         if count >= self.limits.max_per_signer {
-            return Err(AdmitError::SignerFull(count));
+            return Err(AdmissionError::TooManyPending(count));
         }
         if self.entries.len() >= self.limits.max_transactions {
-            return Err(AdmitError::Full(self.entries.len()));
+            return Err(AdmissionError::MempoolFull(self.entries.len()));
         }
         let arrival = self.next_arrival;
         self.next_arrival += 1;
@@ -257,7 +241,7 @@ impl Mempool {
 mod tests {
     use super::*;
     use interpool_contracts::testkit::{self, account, customer_seed, key};
-    use interpool_contracts::{Amount, Body, Transaction};
+    use interpool_contracts::{Amount, Body, Transaction, TxError};
 
     const LIMITS: MempoolLimits = MempoolLimits {
         max_transactions: 10,
@@ -313,25 +297,25 @@ mod tests {
         pool.insert(tx(a, 0, 1, 50), &ledger, 1).expect("admitted");
         assert_eq!(
             pool.insert(tx(a, 0, 1, 50), &ledger, 1),
-            Err(AdmitError::Duplicate)
+            Err(AdmissionError::AlreadyPending)
         );
         assert_eq!(
             pool.insert(tx(a, 0, 2, 50), &ledger, 1),
-            Err(AdmitError::NonceTaken(0))
+            Err(AdmissionError::NonceTaken(0))
         );
         assert!(matches!(
             pool.insert(tx(a, 5, 200_000, 50), &ledger, 1),
-            Err(AdmitError::Rejected(TxError::InsufficientFunds { .. }))
+            Err(AdmissionError::Rejected(TxError::InsufficientFunds { .. }))
         ));
         assert!(matches!(
             pool.insert(tx(a, 5, 1, 0), &ledger, 1),
-            Err(AdmitError::Rejected(TxError::Expired { .. }))
+            Err(AdmissionError::Rejected(TxError::Expired { .. }))
         ));
         pool.insert(tx(a, 1, 1, 50), &ledger, 1).expect("second");
         pool.insert(tx(a, 2, 1, 50), &ledger, 1).expect("third");
         assert_eq!(
             pool.insert(tx(a, 3, 1, 50), &ledger, 1),
-            Err(AdmitError::SignerFull(3))
+            Err(AdmissionError::TooManyPending(3))
         );
         let b = customer_seed(0, 1);
         let c = customer_seed(0, 2);
@@ -345,7 +329,7 @@ mod tests {
         pool.insert(tx(d, 0, 1, 50), &ledger, 1).expect("tenth");
         assert_eq!(
             pool.insert(tx(d, 1, 1, 50), &ledger, 1),
-            Err(AdmitError::Full(10))
+            Err(AdmissionError::MempoolFull(10))
         );
     }
 

@@ -12,19 +12,19 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use interpool_contracts::views::EventView;
 use interpool_contracts::AccountId;
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use crate::api::{parse_account, parse_cursor, stored_block, ApiError, ApiState};
-use crate::driver::lock;
+use super::blocks::stored_block;
+use super::{parse_account, parse_cursor, ApiError, ApiState, Code};
 
 /// Events buffered per client before the stream waits for it to read.
 const CLIENT_BUFFER: usize = 1_024;
@@ -108,19 +108,14 @@ pub async fn stream(
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::new(Code::BadQuery, e.body_text()))?;
     let account = query.account.as_deref().map(parse_account).transpose()?;
     let last_event_id = headers
         .get("last-event-id")
         .map(|value| {
-            value.to_str().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_cursor",
-                    "Last-Event-ID is not text",
-                )
-            })
+            value
+                .to_str()
+                .map_err(|_| ApiError::new(Code::BadCursor, "Last-Event-ID is not text"))
         })
         .transpose()?;
     let cursor = query
@@ -136,7 +131,7 @@ pub async fn stream(
         },
         // No cursor: from the next block on.
         None => Start {
-            height: lock(&state.shared.chain).tip().height + 1,
+            height: state.reader.view().tip.height + 1,
             seen_through: None,
         },
     };
@@ -146,8 +141,7 @@ pub async fn stream(
         .try_acquire_owned()
         .map_err(|_| {
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_streams",
+                Code::TooManyStreams,
                 "this node serves its maximum number of event streams; try again later",
             )
         })?;
@@ -177,24 +171,35 @@ async fn produce(
     _permit: OwnedSemaphorePermit,
 ) {
     // Subscribe before the first read, so that no commit can slip between the two.
-    let mut commits = state.shared.committed.subscribe();
+    let mut commits = state.reader.subscribe();
     let mut height = start.height;
     let mut seen_through = start.seen_through;
+    let decimals = state.decimals;
     loop {
         loop {
-            let stored = {
-                let chain = lock(&state.shared.chain);
-                stored_block(chain.store(), height)
-            };
-            let stored = match stored {
-                Ok(Some(stored)) => stored,
-                Ok(None) => break,
-                Err(error) => {
+            commits.borrow_and_update();
+            // Read and decode on the blocking pool, a limited number of streams at a time:
+            // a stream replaying from the first block waits its turn rather than crowd out
+            // the node's other work.
+            let read = state
+                .reader
+                .read_for_stream(move |store| {
+                    stored_block(store, height).map(|stored| {
+                        stored.map(|stored| {
+                            EventView::of_block(&stored.block, &stored.outcome, decimals)
+                        })
+                    })
+                })
+                .await;
+            let events = match read {
+                Some(Ok(Some(events))) => events,
+                Some(Ok(None)) => break,
+                Some(Err(error)) => {
                     tracing::warn!(height, ?error, "event stream stopped: cannot read block");
                     return;
                 }
+                None => return,
             };
-            let events = EventView::of_block(&stored.block, &stored.outcome, state.decimals);
             for (index, event) in events.iter().enumerate() {
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
                 if seen_through.is_some_and(|seen| index <= seen) {
@@ -217,12 +222,13 @@ async fn produce(
             height += 1;
             seen_through = None;
         }
-        match commits.recv().await {
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-        if sender.is_closed() {
-            return;
+        tokio::select! {
+            changed = commits.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = sender.closed() => return,
         }
     }
 }

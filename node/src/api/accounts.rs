@@ -1,0 +1,236 @@
+//! Accounts and signers: `GET /v1/accounts/{id}`, its history and proof, and
+//! `GET /v1/signers/{id}`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use interpool_consensus::CommitCertificate;
+use interpool_contracts::primitives::to_hex;
+use interpool_contracts::views::{AccountHistoryView, AccountProofView, AccountView, SignerView};
+use interpool_contracts::{AccountId, BlockOutcome};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::blocks::stored_block;
+use super::transactions::stored_status;
+use super::{parse_account, parse_cursor, ApiError, ApiResult, ApiState, Code, ErrorBody};
+use crate::app::lock;
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}",
+    summary = "An account's balance, reservation, nonce and bank",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The account's balance, reservation, nonce and bank",
+            body = AccountView),
+        (status = 400, description = "`bad_account_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn account(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AccountView>> {
+    let id = parse_account(&id)?;
+    let view = state.reader.view();
+    let account = view
+        .ledger
+        .account(&id)
+        .ok_or_else(|| ApiError::new(Code::UnknownAccount, format!("no account {id}")))?;
+    Ok(Json(AccountView::new(id, account, state.decimals)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/signers/{id}",
+    summary = "A signer's role, bank and next nonce",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The signer's key")),
+    responses(
+        (status = 200, description = "The signer's role, bank and next nonce", body = SignerView),
+        (status = 400, description = "`bad_account_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_signer`: neither an account nor an official \
+            key", body = ErrorBody),
+    )
+)]
+pub(crate) async fn signer(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SignerView>> {
+    let id = parse_account(&id)?;
+    let view = state.reader.view();
+    let signer = SignerView::new(&view.ledger, id).ok_or_else(|| {
+        ApiError::new(
+            Code::UnknownSigner,
+            format!("{id} is neither an account nor an official key"),
+        )
+    })?;
+    let pending = lock(&state.mempool).next_nonce(&id, signer.nonce);
+    Ok(Json(signer.with_pending_nonce(pending)))
+}
+
+/// Most entries of one history page, and the default.
+pub(crate) const MAX_HISTORY_PAGE: usize = 200;
+const DEFAULT_HISTORY_PAGE: usize = 20;
+
+/// `GET /v1/accounts/{id}/transactions` query (unknown parameters are answered 400).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryQuery {
+    /// Most entries in the page (1 to 200; default 20).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<usize>,
+    /// Only entries older than this cursor `HEIGHT:INDEX` (the `next` of the previous page).
+    #[param(pattern = "^[0-9]+:[0-9]+$")]
+    before: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/transactions",
+    summary = "An account's transactions, newest first, one page at a time",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The account id"), HistoryQuery),
+    responses(
+        (status = 200, description = "One page of the account's transactions, newest first",
+            body = AccountHistoryView),
+        (status = 400, description = "`bad_account_id`, `bad_query`, `bad_limit` or \
+            `bad_cursor`", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody),
+        (status = 503, description = "`busy` (too many expensive reads at once; retry) or \
+            `unavailable`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn account_history(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<AccountHistoryView>> {
+    let id = parse_account(&id)?;
+    let Query(query) = query.map_err(|e| ApiError::new(Code::BadQuery, e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
+    if limit == 0 || limit > MAX_HISTORY_PAGE {
+        return Err(ApiError::new(
+            Code::BadLimit,
+            format!("limit must be 1 to {MAX_HISTORY_PAGE}"),
+        ));
+    }
+    let before = query.before.as_deref().map(parse_cursor).transpose()?;
+    if state.reader.view().ledger.account(&id).is_none() {
+        return Err(ApiError::new(
+            Code::UnknownAccount,
+            format!("no account {id}"),
+        ));
+    }
+    let page = state
+        .reader
+        .read_expensive(move |store| {
+            // One more than asked tells whether there is a next page.
+            let mut locations = store
+                .account_history(&id, before, limit + 1)
+                .map_err(ApiError::internal)?;
+            let next = (locations.len() > limit).then(|| {
+                locations.truncate(limit);
+                locations
+                    .last()
+                    .map(|(height, index)| format!("{height}:{index}"))
+            });
+            let mut transactions = Vec::with_capacity(locations.len());
+            let mut outcome: Option<BlockOutcome> = None;
+            for (height, index) in locations {
+                if outcome.as_ref().map(|o| o.height) != Some(height) {
+                    outcome = store.outcome(height).map_err(ApiError::internal)?;
+                }
+                let receipts = outcome
+                    .as_ref()
+                    .map(|o| o.receipts.as_slice())
+                    .unwrap_or(&[]);
+                let hash = receipts
+                    .get(index as usize)
+                    .map(|r| r.tx_hash)
+                    .ok_or_else(|| ApiError::internal(format!("no receipt {height}:{index}")))?;
+                transactions.push(
+                    stored_status(store, hash, Some((height, receipts)))?.ok_or_else(|| {
+                        ApiError::internal(format!("{hash} is not in the transaction index"))
+                    })?,
+                );
+            }
+            Ok::<_, ApiError>(AccountHistoryView {
+                account: id,
+                transactions,
+                next: next.flatten(),
+            })
+        })
+        .await??;
+    Ok(Json(page))
+}
+
+/// How long a proof request waits for the block that certifies the current state.
+const PROOF_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/proof",
+    summary = "An account's state with a Merkle proof and the certificate of its root",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The account's state (or its absence) with a Merkle \
+            proof against the state root after block `height`, and block `height + 1` with \
+            its commit certificate, which certify that root. Waits up to 10 s for that block",
+            body = AccountProofView<CommitCertificate>),
+        (status = 400, description = "`bad_account_id`", body = ErrorBody),
+        (status = 503, description = "`not_certified_yet` (the certifying block did not \
+            commit in time), `busy` (too many expensive reads at once; retry) or \
+            `unavailable`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn account_proof(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AccountProofView<CommitCertificate>>> {
+    let id = parse_account(&id)?;
+    // Subscribe before reading the state, so the commit of the next block cannot slip by.
+    let mut commits = state.reader.subscribe();
+    let view = commits.borrow_and_update().clone();
+    let height = view.tip.height;
+    let proof = state
+        .reader
+        .read_expensive(move |_| view.ledger.account_proof(&id))
+        .await?;
+    // The state after `height` is certified by block `height + 1`'s header: wait for it.
+    let deadline = tokio::time::Instant::now() + PROOF_WAIT;
+    let certifying = loop {
+        let next = height + 1;
+        if commits.borrow().tip.height >= next {
+            let stored = state
+                .reader
+                .read(move |store| stored_block(store, next))
+                .await?;
+            if let Some(stored) = stored {
+                break stored;
+            }
+        }
+        match tokio::time::timeout_at(deadline, commits.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) | Err(_) => {
+                return Err(ApiError::new(
+                    Code::NotCertifiedYet,
+                    format!(
+                        "block {next} that certifies the state after block {height} has not \
+                         committed within {PROOF_WAIT:?}; try again"
+                    ),
+                ))
+            }
+        }
+    };
+    Ok(Json(AccountProofView {
+        proof,
+        height,
+        certifying_block: to_hex(&certifying.encoded),
+        certificate: certifying.certificate,
+    }))
+}

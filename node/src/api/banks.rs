@@ -1,0 +1,100 @@
+//! Banks and settlement cycles: `GET /v1/banks`, `GET /v1/banks/{id}`,
+//! `GET /v1/cycles/{cycle}`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use interpool_contracts::views::{BankView, CycleView};
+use interpool_contracts::BankId;
+
+use super::{parse_number, ApiError, ApiResult, ApiState, Code, ErrorBody};
+
+#[utoipa::path(
+    get,
+    path = "/v1/banks",
+    summary = "Every member bank",
+    tag = "banks",
+    responses((status = 200, description = "Every member bank, by id", body = Vec<BankView>))
+)]
+pub(crate) async fn banks(State(state): State<ApiState>) -> Json<Vec<BankView>> {
+    let view = state.reader.view();
+    let ledger = &view.ledger;
+    Json(
+        ledger
+            .banks()
+            .map(|(id, bank)| {
+                BankView::new(id.clone(), bank, ledger.queue(id).count(), state.decimals)
+            })
+            .collect(),
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/banks/{id}",
+    summary = "A member bank's pool, cap, position and queue",
+    tag = "banks",
+    params(("id" = inline(BankId), Path, description = "The bank id")),
+    responses(
+        (status = 200, description = "The bank's pool, cap, position and queue", body = BankView),
+        (status = 400, description = "`bad_bank_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_bank`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn bank(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BankView>> {
+    let id: BankId = id
+        .parse()
+        .map_err(|e| ApiError::new(Code::BadBankId, format!("bank id: {e}")))?;
+    let view = state.reader.view();
+    let ledger = &view.ledger;
+    let bank = ledger
+        .bank(&id)
+        .ok_or_else(|| ApiError::new(Code::UnknownBank, format!("no bank {id}")))?;
+    Ok(Json(BankView::new(
+        id.clone(),
+        bank,
+        ledger.queue(&id).count(),
+        state.decimals,
+    )))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/cycles/{cycle}",
+    summary = "A closed settlement cycle's report",
+    tag = "blocks",
+    params(("cycle" = String, Path, pattern = "^([0-9]+|latest)$",
+        description = "A cycle number (the first is 1) or `latest` for the last closed cycle")),
+    responses(
+        (status = 200, description = "The closed cycle's settlement report", body = CycleView),
+        (status = 400, description = "`bad_cycle`", body = ErrorBody),
+        (status = 404, description = "`unknown_cycle`: not closed yet, or no report",
+            body = ErrorBody),
+    )
+)]
+pub(crate) async fn cycle(
+    State(state): State<ApiState>,
+    Path(cycle): Path<String>,
+) -> ApiResult<Json<CycleView>> {
+    let wanted = parse_number(&cycle, Code::BadCycle, "cycle")?;
+    let view = state.reader.view();
+    let ledger = &view.ledger;
+    let report = match wanted {
+        Some(n) => ledger.settlement_report(n),
+        None => ledger.latest_settlement_report(),
+    };
+    let report = report.ok_or_else(|| {
+        let open = ledger.current_cycle();
+        ApiError::new(
+            Code::UnknownCycle,
+            match wanted {
+                Some(n) if n >= open => format!("cycle {n} has not closed (cycle {open} is open)"),
+                Some(n) => format!("no report for cycle {n}"),
+                None => format!("no cycle has closed yet (cycle {open} is open)"),
+            },
+        )
+    })?;
+    Ok(Json(CycleView::new(report, state.decimals)))
+}

@@ -1,0 +1,256 @@
+//! Every error the API answers: one code type ([`Code`]) with its HTTP status, plus the
+//! ledger's rejections ([`TxError`]) and the admission errors ([`AdmissionError`]), which
+//! carry their own stable codes from `interpool-contracts` (the wallet parses those back).
+//!
+//! The body is always `{"error": {"code": "...", "message": "..."}}`.
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use interpool_contracts::{AdmissionCode, AdmissionError, ErrorView, TxError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::view::Busy;
+
+/// The API's own error codes (not the ledger's or admission's), each with one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 400: the body could not be read.
+    BadBody,
+    /// 413: the body is over the node's limit.
+    BodyTooLarge,
+    /// 400: the body is not the JSON the route takes.
+    BadJson,
+    /// 400: a hex string is malformed.
+    BadHex,
+    /// 400: bytes that are not a transaction's canonical encoding.
+    MalformedTransaction,
+    /// 413: more transactions than one batch may hold.
+    BatchTooLarge,
+    /// 415: a content type the route does not take.
+    UnsupportedMediaType,
+    /// 400: an unknown or malformed query parameter.
+    BadQuery,
+    /// 400: a malformed account id.
+    BadAccountId,
+    /// 400: a malformed bank id.
+    BadBankId,
+    /// 400: a malformed transaction hash.
+    BadHash,
+    /// 400: a malformed height.
+    BadHeight,
+    /// 400: a malformed cycle number.
+    BadCycle,
+    /// 400: a page size out of range.
+    BadLimit,
+    /// 400: a malformed cursor.
+    BadCursor,
+    /// 403: an observer refuses writes.
+    ReadOnly,
+    /// 404: no such route.
+    NotFound,
+    /// 404: no such account.
+    UnknownAccount,
+    /// 404: no such bank.
+    UnknownBank,
+    /// 404: no such block yet.
+    UnknownBlock,
+    /// 404: no such closed cycle.
+    UnknownCycle,
+    /// 404: neither an account nor an official key.
+    UnknownSigner,
+    /// 503: the block that certifies the state did not commit in time.
+    NotCertifiedYet,
+    /// 503: the node serves its maximum number of event streams.
+    TooManyStreams,
+    /// 503: the node serves its maximum number of expensive reads right now.
+    Busy,
+    /// 503: the node cannot serve the request (its storage failed).
+    Unavailable,
+}
+
+impl Code {
+    /// The stable code string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::BadBody => "bad_body",
+            Code::BodyTooLarge => "body_too_large",
+            Code::BadJson => "bad_json",
+            Code::BadHex => "bad_hex",
+            Code::MalformedTransaction => "malformed_transaction",
+            Code::BatchTooLarge => "batch_too_large",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::BadQuery => "bad_query",
+            Code::BadAccountId => "bad_account_id",
+            Code::BadBankId => "bad_bank_id",
+            Code::BadHash => "bad_hash",
+            Code::BadHeight => "bad_height",
+            Code::BadCycle => "bad_cycle",
+            Code::BadLimit => "bad_limit",
+            Code::BadCursor => "bad_cursor",
+            Code::ReadOnly => "read_only",
+            Code::NotFound => "not_found",
+            Code::UnknownAccount => "unknown_account",
+            Code::UnknownBank => "unknown_bank",
+            Code::UnknownBlock => "unknown_block",
+            Code::UnknownCycle => "unknown_cycle",
+            Code::UnknownSigner => "unknown_signer",
+            Code::NotCertifiedYet => "not_certified_yet",
+            Code::TooManyStreams => "too_many_streams",
+            Code::Busy => "busy",
+            Code::Unavailable => "unavailable",
+        }
+    }
+
+    /// The status the code is answered with.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Code::BadBody
+            | Code::BadJson
+            | Code::BadHex
+            | Code::MalformedTransaction
+            | Code::BadQuery
+            | Code::BadAccountId
+            | Code::BadBankId
+            | Code::BadHash
+            | Code::BadHeight
+            | Code::BadCycle
+            | Code::BadLimit
+            | Code::BadCursor => StatusCode::BAD_REQUEST,
+            Code::BodyTooLarge | Code::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::ReadOnly => StatusCode::FORBIDDEN,
+            Code::NotFound
+            | Code::UnknownAccount
+            | Code::UnknownBank
+            | Code::UnknownBlock
+            | Code::UnknownCycle
+            | Code::UnknownSigner => StatusCode::NOT_FOUND,
+            Code::NotCertifiedYet | Code::TooManyStreams | Code::Busy | Code::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+}
+
+/// The status of an admission error: a ledger rejection is 400 when found without state
+/// (the transaction can never be valid) and 422 against the state; the rest by code.
+pub fn admission_status(error: &AdmissionError) -> StatusCode {
+    match error {
+        AdmissionError::Rejected(error) => tx_status(error),
+        other => match other.admission_code() {
+            Some(AdmissionCode::TooManyPending) => StatusCode::TOO_MANY_REQUESTS,
+            Some(AdmissionCode::MempoolFull) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::CONFLICT,
+        },
+    }
+}
+
+fn tx_status(error: &TxError) -> StatusCode {
+    if error.is_stateless() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
+/// An API error: status and `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) view: ErrorView,
+}
+
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`. The responses of the
+/// OpenAPI document name the codes each route answers with.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// A stable machine-readable code and a human-readable message.
+    pub(crate) error: &'a ErrorView,
+}
+
+impl ApiError {
+    /// An error with one of the API's own codes.
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            status: code.status(),
+            view: ErrorView {
+                code: code.as_str().into(),
+                message: message.into(),
+            },
+        }
+    }
+
+    /// A transaction the node did not admit.
+    pub(crate) fn admission(error: &AdmissionError) -> Self {
+        Self {
+            status: admission_status(error),
+            view: error.to_view(),
+        }
+    }
+
+    /// A body axum could not read.
+    pub(crate) fn body(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(Code::BodyTooLarge, rejection.body_text())
+        } else {
+            Self::new(Code::BadBody, rejection.body_text())
+        }
+    }
+
+    /// Writes refused by an observer.
+    pub(crate) fn read_only() -> Self {
+        Self::new(
+            Code::ReadOnly,
+            "this node is an observer: it is read-only; submit transactions to a validator",
+        )
+    }
+
+    /// The node's own failure (storage), not the client's: said honestly, as 503.
+    pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
+        Self::new(Code::Unavailable, message.to_string())
+    }
+
+    /// An expensive read refused at its concurrency limit.
+    pub(crate) fn busy(busy: Busy) -> Self {
+        Self::new(
+            Code::Busy,
+            format!(
+                "this node is serving its maximum of {} expensive reads; try again shortly",
+                busy.limit
+            ),
+        )
+    }
+
+    /// The code string (for tests and logs).
+    pub fn code(&self) -> &str {
+        &self.view.code
+    }
+}
+
+impl From<Busy> for ApiError {
+    fn from(busy: Busy) -> Self {
+        ApiError::busy(busy)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(ErrorBody { error: &self.view })).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
+            // Overload is brief; a client should come back, not hammer.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
+    }
+}
+
+/// What every handler returns.
+pub type ApiResult<T> = Result<T, ApiError>;

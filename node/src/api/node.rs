@@ -1,0 +1,87 @@
+//! The node itself: `GET /v1/status`, `GET /metrics`, `GET /v1/openapi.json`.
+
+use std::sync::atomic::Ordering;
+use std::sync::LazyLock;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use interpool_contracts::views::StatusView;
+
+use super::{ApiError, ApiState, Code};
+use crate::app::lock;
+
+/// Built once: it depends only on the code.
+static OPENAPI: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(super::openapi);
+
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    summary = "This OpenAPI document",
+    tag = "node",
+    responses(
+        (status = 200, description = "This document: OpenAPI 3.1, generated from the handlers' \
+            own types", body = Object),
+    )
+)]
+pub(crate) async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(&OPENAPI)
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(Code::NotFound, "no such route; see /v1/status")
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    summary = "The node, its role and its chain tip",
+    tag = "node",
+    responses((status = 200, description = "The node and its chain tip", body = StatusView))
+)]
+pub(crate) async fn status(State(state): State<ApiState>) -> Json<StatusView> {
+    let view = state.reader.view();
+    let tip = &view.tip;
+    Json(StatusView {
+        chain_id: state.chain_id.clone(),
+        genesis_hash: view.genesis_hash,
+        node: state.node.clone(),
+        role: if state.read_only {
+            "observer"
+        } else {
+            "validator"
+        }
+        .into(),
+        height: tip.height,
+        block_hash: tip.hash,
+        state_root: tip.state_root,
+        mempool_size: lock(&state.mempool).len(),
+        peers: state.peers.load(Ordering::Relaxed),
+        currency: state.currency.clone(),
+        decimals: state.decimals,
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    summary = "Metrics for Prometheus",
+    tag = "node",
+    responses(
+        (status = 200, description = "Metrics in the OpenMetrics text format (which \
+            Prometheus reads)", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    )
+)]
+pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
+    state.metrics.p2p(&(state.p2p_stats)());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}

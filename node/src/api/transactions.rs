@@ -1,0 +1,272 @@
+//! Transactions: `POST /v1/transactions`, `POST /v1/transactions/batch` (both through the
+//! one admission pipeline) and `GET /v1/transactions/{hash}`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use interpool_contracts::primitives::from_hex_vec;
+use interpool_contracts::tx::MAX_TX_BYTES;
+use interpool_contracts::views::{SubmitView, TxStatus, TxStatusView};
+use interpool_contracts::{ErrorView, Hash, Outcome, Receipt, SignedTransaction};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{parse_hash, parse_json, ApiError, ApiResult, ApiState, Code, ErrorBody};
+use crate::app::{lock, Origin};
+use crate::storage::{QueueFate, Store};
+
+/// Most transactions in one batch submission.
+pub const MAX_BATCH_TRANSACTIONS: usize = 10_000;
+
+/// `POST /v1/transactions` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubmitRequest {
+    /// A signed transaction: its canonical encoding in hex (at most `MAX_TX_BYTES`, 2048
+    /// bytes).
+    #[schema(pattern = "^([0-9a-fA-F]{2})*$", max_length = 4096)]
+    tx: String,
+}
+
+/// `POST /v1/transactions/batch` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    /// Signed transactions, each a canonical encoding in hex as in `POST /v1/transactions`;
+    /// at most 10000 (more is answered 413 `batch_too_large`). A bad entry is answered in
+    /// place in the results, not with an error for the whole batch.
+    #[schema(max_items = 10000)]
+    txs: Vec<String>,
+}
+
+/// `POST /v1/transactions/batch` answer: one result per submitted transaction, in order.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct BatchView {
+    /// One result per transaction, in the order submitted.
+    pub(crate) results: Vec<BatchItem>,
+}
+
+/// One result of a batch submission: the hash of an admitted transaction, or why it was not.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum BatchItem {
+    /// Admitted to the mempool.
+    Accepted {
+        /// The transaction's hash.
+        hash: Hash,
+    },
+    /// Not admitted: the error a single submission would have got.
+    Refused {
+        /// Why.
+        error: ErrorView,
+    },
+}
+
+fn decode_tx(hex: &str) -> ApiResult<SignedTransaction> {
+    let bytes = from_hex_vec(hex, MAX_TX_BYTES as usize)
+        .map_err(|e| ApiError::new(Code::BadHex, format!("tx: {e}")))?;
+    SignedTransaction::decode(&bytes)
+        .map_err(|e| ApiError::new(Code::MalformedTransaction, e.to_string()))
+}
+
+/// Admits `txs` through the one admission pipeline; one result per transaction.
+async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<Hash>> {
+    state
+        .admission
+        .admit(txs, Origin::Client)
+        .await
+        .results
+        .into_iter()
+        .map(|result| result.map_err(|error| ApiError::admission(&error)))
+        .collect()
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/transactions",
+    summary = "Submit one signed transaction",
+    tag = "transactions",
+    request_body(content = SubmitRequest, content_type = "application/json",
+        description = "One signed transaction"),
+    responses(
+        (status = 202, description = "Admitted to the mempool; poll \
+            `GET /v1/transactions/{hash}` for its outcome", body = SubmitView),
+        (status = 400, description = "`bad_body`, `bad_json`, `bad_hex`, \
+            `malformed_transaction`, or a rejection found without the ledger state: \
+            `oversized`, `wrong_chain`, `invalid_signer`, `bad_signature`, `zero_amount`, \
+            `invalid_end_to_end_id`, `invalid_reference`, `invalid_account_key`, \
+            `self_transfer`", body = ErrorBody),
+        (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
+        (status = 409, description = "`already_pending`, `nonce_taken` (another pending \
+            transaction of the signer has this nonce) or `already_included`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 422, description = "Rejected against the ledger state: the code of the \
+            rejection (`unknown_signer`, `bad_nonce`, `expired`, `insufficient_funds`, …)",
+            body = ErrorBody),
+        (status = 429, description = "`too_many_pending`: the signer has too many pending \
+            transactions", body = ErrorBody),
+        (status = 503, description = "`mempool_full` or `unavailable`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn submit(
+    State(state): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<SubmitView>)> {
+    if state.read_only {
+        return Err(ApiError::read_only());
+    }
+    let body = body.map_err(ApiError::body)?;
+    let request: SubmitRequest = parse_json(&body)?;
+    let tx = decode_tx(&request.tx)?;
+    let hash = admit(&state, vec![tx])
+        .await
+        .pop()
+        .ok_or_else(|| ApiError::internal("no result"))??;
+    Ok((StatusCode::ACCEPTED, Json(SubmitView { hash })))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/transactions/batch",
+    summary = "Submit signed transactions as one batch",
+    tag = "transactions",
+    request_body(content = BatchRequest, content_type = "application/json",
+        description = "Signed transactions, verified as one batch"),
+    responses(
+        (status = 200, description = "One result per transaction, in order: its hash if \
+            admitted, else the error a single submission would have got", body = BatchView),
+        (status = 400, description = "`bad_body` or `bad_json`", body = ErrorBody),
+        (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
+        (status = 413, description = "`body_too_large` or `batch_too_large`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn submit_batch(
+    State(state): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<BatchView>> {
+    if state.read_only {
+        return Err(ApiError::read_only());
+    }
+    let body = body.map_err(ApiError::body)?;
+    let request: BatchRequest = parse_json(&body)?;
+    if request.txs.len() > MAX_BATCH_TRANSACTIONS {
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
+            format!(
+                "{} transactions, at most {MAX_BATCH_TRANSACTIONS} per batch",
+                request.txs.len()
+            ),
+        ));
+    }
+    // Undecodable entries are answered in place; the rest are verified as one batch.
+    let mut decoded = Vec::new();
+    let mut slots: Vec<Option<ApiResult<Hash>>> = Vec::with_capacity(request.txs.len());
+    for hex in &request.txs {
+        match decode_tx(hex) {
+            Ok(tx) => {
+                decoded.push(tx);
+                slots.push(None);
+            }
+            Err(error) => slots.push(Some(Err(error))),
+        }
+    }
+    let mut admitted = admit(&state, decoded).await.into_iter();
+    let results: Vec<BatchItem> = slots
+        .into_iter()
+        .map(|slot| match slot.or_else(|| admitted.next()) {
+            Some(Ok(hash)) => BatchItem::Accepted { hash },
+            Some(Err(error)) => BatchItem::Refused { error: error.view },
+            None => BatchItem::Refused {
+                error: ErrorView {
+                    code: Code::Unavailable.as_str().into(),
+                    message: "no result".into(),
+                },
+            },
+        })
+        .collect();
+    Ok(Json(BatchView { results }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/transactions/{hash}",
+    summary = "A transaction's status and receipt",
+    tag = "transactions",
+    params(("hash" = inline(Hash), Path, description = "The transaction hash")),
+    responses(
+        (status = 200, description = "Where the transaction stands (`unknown` if this node \
+            has never seen it), with its receipt once included", body = TxStatusView),
+        (status = 400, description = "`bad_hash`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn transaction(
+    State(state): State<ApiState>,
+    Path(hash): Path<String>,
+) -> ApiResult<Json<TxStatusView>> {
+    let hash = parse_hash(&hash)?;
+    let stored = state
+        .reader
+        .read(move |store| stored_status(store, hash, None))
+        .await?;
+    Ok(Json(match stored {
+        Some(view) => view,
+        None => TxStatusView {
+            hash,
+            status: if lock(&state.mempool).contains(&hash) {
+                TxStatus::Pending
+            } else {
+                TxStatus::Unknown
+            },
+            height: None,
+            settled_height: None,
+            receipt: None,
+        },
+    }))
+}
+
+/// Where transaction `hash` stands if it is in a committed block (`None` if it is not).
+/// `receipts` are the receipts of the block at a known height, to spare decoding them again
+/// (account histories pass them). A blocking read.
+pub(crate) fn stored_status(
+    store: &Store,
+    hash: Hash,
+    receipts: Option<(u64, &[Receipt])>,
+) -> ApiResult<Option<TxStatusView>> {
+    let Some((height, index)) = store.tx_location(&hash).map_err(ApiError::internal)? else {
+        return Ok(None);
+    };
+    let receipt = match receipts {
+        Some((at, receipts)) if at == height => receipts.get(index as usize).cloned(),
+        _ => store
+            .outcome(height)
+            .map_err(ApiError::internal)?
+            .and_then(|o| o.receipts.into_iter().nth(index as usize)),
+    }
+    .ok_or_else(|| ApiError::internal(format!("receipt of {hash} missing at height {height}")))?;
+    let mut settled_height = None;
+    let status = match &receipt.outcome {
+        Outcome::Committed => TxStatus::Committed,
+        Outcome::Rejected { .. } => TxStatus::Rejected,
+        Outcome::Queued { .. } => match store.queue_fate(&hash).map_err(ApiError::internal)? {
+            Some((settled, fate)) => {
+                settled_height = Some(settled);
+                match fate {
+                    QueueFate::Released => TxStatus::Committed,
+                    QueueFate::Expired => TxStatus::Expired,
+                }
+            }
+            None => TxStatus::Queued,
+        },
+    };
+    Ok(Some(TxStatusView {
+        hash,
+        status,
+        height: Some(height),
+        settled_height,
+        receipt: Some(receipt),
+    }))
+}

@@ -1,0 +1,556 @@
+//! The core: the one writer of chain state.
+//!
+//! It owns the ledger and the tip, writes the store, and answers the three things consensus
+//! asks of the application — build a proposal, validate a proposal, commit a block. A
+//! validator's consensus driver owns it; an observer's follower owns it; nothing else can
+//! change chain state. Validators and observers commit through the same
+//! [`Core::commit`], which executes the block ([`replay::execute`], with the ledger
+//! invariants), writes it in one `WriteBatch`, updates the mempool, the metrics and the
+//! published [`ChainView`] (which wakes the event streams and every other reader).
+//!
+//! On open, the ledger is rebuilt by the one replay ([`Replay`], trusting the node's own
+//! store) and each result is checked against the outcome stored when the block was first
+//! committed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use interpool_consensus::{CommitCertificate, MAX_PAYLOAD_BYTES};
+use interpool_contracts::block::{Block, BlockError, BlockHeader, ChainTip};
+use interpool_contracts::ledger::InvariantViolation;
+use interpool_contracts::outcome::{BlockOutcome, Outcome};
+use interpool_contracts::tx::check_stateless_batch;
+use interpool_contracts::{AccountId, Genesis, Hash, Ledger, TxError, VerifiedTransaction};
+use thiserror::Error;
+use tokio::sync::watch;
+
+use super::lock;
+use super::mempool::SharedMempool;
+use super::replay::{self, Invariants, Replay, Trust};
+use super::view::ChainView;
+use crate::metrics::Metrics;
+use crate::storage::{CommittedBlock, StorageError, Store};
+
+/// What this node puts into the blocks it proposes (the node config's `[block]`, checked
+/// against the consensus payload bound when the config is loaded).
+///
+/// Only proposing uses them. A proposal is valid up to the consensus bound
+/// ([`MAX_PAYLOAD_BYTES`]), whatever this node's own limits: validity must not depend on a
+/// node's configuration, or a block a quorum accepted could be one this node refuses to
+/// commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// Most transactions in a block this node proposes.
+    pub max_transactions: usize,
+    /// Largest encoded block this node proposes.
+    pub max_bytes: usize,
+}
+
+/// Why a proposed block is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidBlock {
+    /// Header or encoding.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// A transaction fails its stateless checks (bad signature, wrong chain, ...).
+    #[error("transaction {index}: {error}")]
+    Transaction {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        error: TxError,
+    },
+}
+
+/// Errors that stop the node.
+#[derive(Debug, Error)]
+pub enum ChainError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The stored chain does not replay to what was stored.
+    #[error("stored chain is inconsistent at height {height}: {message}")]
+    Inconsistent {
+        /// Where.
+        height: u64,
+        /// What.
+        message: String,
+    },
+    /// A block that consensus finalized is invalid here: this node and a quorum disagree.
+    #[error("finalized block {height} is invalid on this node: {reason}")]
+    FinalizedInvalid {
+        /// Height.
+        height: u64,
+        /// Why.
+        reason: InvalidBlock,
+    },
+    /// A ledger invariant broke while executing a block: continuing would be worse.
+    #[error("block {height}: {violation}")]
+    Invariant {
+        /// Height.
+        height: u64,
+        /// What broke.
+        violation: InvariantViolation,
+    },
+    /// The data directory belongs to another chain.
+    #[error("the database in the data directory belongs to another chain (genesis {stored}); this node's genesis is {expected}")]
+    OtherChain {
+        /// The genesis hash stored in the database.
+        stored: Hash,
+        /// This node's genesis hash.
+        expected: Hash,
+    },
+}
+
+/// The core. See the module documentation.
+pub struct Core {
+    genesis_hash: Hash,
+    /// Shared with the published views: a commit changes a copy when a reader still holds
+    /// the previous one.
+    ledger: Arc<Ledger>,
+    tip: ChainTip,
+    store: Arc<Store>,
+    limits: BlockLimits,
+    mempool: SharedMempool,
+    metrics: Arc<Metrics>,
+    invariants: Invariants,
+    /// Transactions of proposals validated but not yet committed, by block hash, so that a
+    /// commit does not verify them again.
+    validated: HashMap<Hash, Vec<VerifiedTransaction>>,
+    published: watch::Sender<Arc<ChainView>>,
+}
+
+impl Core {
+    /// Opens the chain: builds the genesis ledger and replays every stored block (trusting
+    /// the node's own store, checking each outcome against the stored one). Refuses a
+    /// database made for another genesis.
+    pub fn open(
+        genesis: &Genesis,
+        store: Arc<Store>,
+        limits: BlockLimits,
+        mempool: SharedMempool,
+        metrics: Arc<Metrics>,
+    ) -> Result<Core, ChainError> {
+        let mut replay = Replay::from_genesis(genesis).map_err(|e| ChainError::Inconsistent {
+            height: 0,
+            message: e.to_string(),
+        })?;
+        let genesis_hash = replay.tip().hash;
+        if let Some(stored) = store.bind_genesis(&genesis_hash)? {
+            return Err(ChainError::OtherChain {
+                stored,
+                expected: genesis_hash,
+            });
+        }
+        let stored = store.height()?;
+        for height in 1..=stored {
+            replay
+                .block(&store, height, Trust::OwnStore)
+                .map_err(|kind| ChainError::Inconsistent {
+                    height,
+                    message: kind.to_string(),
+                })?;
+        }
+        let (ledger, tip) = replay.into_parts();
+        let ledger = Arc::new(ledger);
+        let (published, _) = watch::channel(Arc::new(ChainView {
+            tip: tip.clone(),
+            genesis_hash,
+            ledger: ledger.clone(),
+        }));
+        metrics.committed(tip.height, 0, std::time::Duration::ZERO);
+        Ok(Core {
+            genesis_hash,
+            ledger,
+            tip,
+            store,
+            limits,
+            mempool,
+            metrics,
+            invariants: Invariants::for_commits(),
+            validated: HashMap::new(),
+            published,
+        })
+    }
+
+    /// Checks every invariant after every block, whatever the build (tests of release
+    /// builds, audits of a suspect node).
+    pub fn with_full_invariant_checks(mut self) -> Core {
+        self.invariants = Invariants::Full;
+        self
+    }
+
+    /// A receiver of the published view: the tip and ledger after each commit.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ChainView>> {
+        self.published.subscribe()
+    }
+
+    /// The last committed block.
+    pub fn tip(&self) -> &ChainTip {
+        &self.tip
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// The ledger after the last committed block.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The mempool.
+    pub fn mempool(&self) -> &SharedMempool {
+        &self.mempool
+    }
+
+    /// The height the next commit must have.
+    pub fn next_height(&self) -> u64 {
+        self.tip.height + 1
+    }
+
+    /// True if the mempool holds nothing to propose.
+    pub fn nothing_to_propose(&self) -> bool {
+        lock(&self.mempool).is_empty()
+    }
+
+    /// Builds the next block from the mempool's transactions; returns its encoding.
+    pub fn build_proposal(&self, proposer: AccountId, now_ms: u64) -> Vec<u8> {
+        let header = BlockHeader {
+            chain_id: self.tip.chain_id.clone(),
+            height: self.tip.height + 1,
+            parent_hash: self.tip.hash,
+            previous_state_root: self.tip.state_root,
+            timestamp_ms: now_ms.max(self.tip.timestamp_ms),
+            proposer,
+        };
+        // Leave room for the header and length prefixes.
+        let budget = self.limits.max_bytes.saturating_sub(1024);
+        let transactions = lock(&self.mempool)
+            .select(&self.ledger, self.limits.max_transactions, budget)
+            .into_iter()
+            .map(VerifiedTransaction::into_signed)
+            .collect();
+        Block {
+            header,
+            transactions,
+        }
+        .encode()
+    }
+
+    /// Validates a proposed block for `height`: size, header, and every transaction's
+    /// stateless checks (those already in the mempool were verified on admission; the rest
+    /// are verified now, in one batch). Remembers the result for [`Self::commit`].
+    pub fn validate_proposal(&mut self, height: u64, bytes: &[u8]) -> Result<(), InvalidBlock> {
+        if height != self.next_height() {
+            return Err(BlockError::WrongHeight {
+                expected: self.next_height(),
+                got: height,
+            }
+            .into());
+        }
+        let hash = Block::hash_of(bytes);
+        if self.validated.contains_key(&hash) {
+            return Ok(());
+        }
+        let (_, txs) = self.check_block(bytes)?;
+        self.validated.insert(hash, txs);
+        Ok(())
+    }
+
+    fn check_block(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(BlockHeader, Vec<VerifiedTransaction>), InvalidBlock> {
+        if bytes.len() > MAX_PAYLOAD_BYTES {
+            return Err(BlockError::TooLarge(format!(
+                "{} bytes, the limit is {MAX_PAYLOAD_BYTES}",
+                bytes.len(),
+            ))
+            .into());
+        }
+        let block = Block::decode(bytes, MAX_PAYLOAD_BYTES as u64).map_err(BlockError::from)?;
+        block.check_extends(&self.tip)?;
+        let mut verified: Vec<Option<VerifiedTransaction>> =
+            Vec::with_capacity(block.transactions.len());
+        let mut unknown = Vec::new();
+        let mut unknown_positions = Vec::new();
+        {
+            let mempool = lock(&self.mempool);
+            for (index, tx) in block.transactions.into_iter().enumerate() {
+                match mempool
+                    .get(&tx.hash())
+                    .filter(|known| known.signed() == &tx)
+                {
+                    Some(known) => verified.push(Some(known.clone())),
+                    None => {
+                        verified.push(None);
+                        unknown.push(tx);
+                        unknown_positions.push(index);
+                    }
+                }
+            }
+        }
+        for (result, index) in check_stateless_batch(unknown, &self.tip.chain_id)
+            .into_iter()
+            .zip(unknown_positions)
+        {
+            if let Some(slot) = verified.get_mut(index) {
+                *slot = Some(result.map_err(|error| InvalidBlock::Transaction { index, error })?);
+            }
+        }
+        Ok((block.header, verified.into_iter().flatten().collect()))
+    }
+
+    /// Commits the finalized block at `height` (the next one): executes it and checks the
+    /// ledger invariants, writes block, certificate, outcome and indexes in one atomic
+    /// batch, then updates the mempool, the metrics and the published view. The one commit
+    /// path: validators (decided by consensus or fetched by sync) and observers (fetched by
+    /// sync, certificate verified) both come here.
+    pub fn commit(
+        &mut self,
+        height: u64,
+        bytes: &[u8],
+        certificate: &CommitCertificate,
+    ) -> Result<Arc<BlockOutcome>, ChainError> {
+        let started = Instant::now();
+        if height != self.next_height() {
+            return Err(ChainError::Inconsistent {
+                height,
+                message: format!(
+                    "asked to commit height {height} on top of {}",
+                    self.tip.height
+                ),
+            });
+        }
+        let hash = Block::hash_of(bytes);
+        // Decided without this node validating it (while it was away, or fetched by sync):
+        // check it now.
+        let (header, txs) = match self.validated.remove(&hash) {
+            Some(txs) => (
+                Block::decode(bytes, MAX_PAYLOAD_BYTES as u64)
+                    .map_err(|e| ChainError::FinalizedInvalid {
+                        height,
+                        reason: BlockError::from(e).into(),
+                    })?
+                    .header,
+                txs,
+            ),
+            None => self
+                .check_block(bytes)
+                .map_err(|reason| ChainError::FinalizedInvalid { height, reason })?,
+        };
+        self.validated.clear();
+        let outcome = replay::execute(
+            Arc::make_mut(&mut self.ledger),
+            height,
+            &txs,
+            self.invariants,
+        )
+        .map_err(|violation| ChainError::Invariant { height, violation })?;
+        self.store.commit_block(&CommittedBlock {
+            height,
+            block: bytes.to_vec(),
+            certificate: certificate.encode(),
+            outcome: outcome.clone(),
+            parties: txs.iter().map(|tx| tx.tx().parties()).collect(),
+        })?;
+        self.tip = ChainTip {
+            chain_id: self.tip.chain_id.clone(),
+            height,
+            hash,
+            state_root: self.ledger.state_root(),
+            timestamp_ms: header.timestamp_ms,
+        };
+        {
+            // Under the mempool's lock, so that admission sees the mempool and the ledger
+            // of one height together.
+            let mut mempool = lock(&self.mempool);
+            mempool.after_commit(&txs, &self.ledger, height);
+            self.metrics.mempool_size(mempool.len());
+            self.published.send_replace(Arc::new(ChainView {
+                tip: self.tip.clone(),
+                genesis_hash: self.genesis_hash,
+                ledger: self.ledger.clone(),
+            }));
+        }
+        self.metrics
+            .committed(height, outcome.receipts.len(), started.elapsed());
+        let queued = outcome
+            .receipts
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Queued { .. }))
+            .count();
+        tracing::info!(
+            height,
+            round = certificate.vote.round,
+            transactions = outcome.receipts.len(),
+            queued,
+            released = outcome.released.len(),
+            settled = outcome.settlement.is_some(),
+            state_root = %outcome.state_root,
+            "committed block"
+        );
+        Ok(Arc::new(outcome))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+    use interpool_contracts::testkit::{account, customer_seed};
+
+    fn limits() -> BlockLimits {
+        BlockLimits {
+            max_transactions: 100,
+            max_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn build_validate_commit_and_replay_after_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let a = customer_seed(0, 0);
+        let (root, tip_hash) = {
+            let mut core = testkit::core(&genesis, dir.path(), limits());
+            for n in 0..3 {
+                testkit::admit(&core, testkit::transfer(a, n));
+            }
+            let block = core.build_proposal(account(99), 1_000);
+            core.validate_proposal(1, &block)
+                .expect("own block is valid");
+            let outcome = core
+                .commit(1, &block, &testkit::certificate(1, &block))
+                .expect("commit");
+            assert_eq!(outcome.receipts.len(), 3);
+            assert!(
+                lock(core.mempool()).is_empty(),
+                "committed transactions leave"
+            );
+            // Block 2, validated by a node whose mempool never saw its transaction.
+            let other_dir = tempfile::tempdir().expect("tempdir");
+            let mut other = testkit::core(&genesis, other_dir.path(), limits());
+            let block1 = testkit::certificate(1, &block);
+            other.commit(1, &block, &block1).expect("other commits 1");
+            testkit::admit(&other, testkit::transfer(a, 3));
+            let block2 = other.build_proposal(account(99), 900);
+            core.validate_proposal(2, &block2)
+                .expect("unknown transactions are verified");
+            core.commit(2, &block2, &testkit::certificate(2, &block2))
+                .expect("commit 2");
+            assert_eq!(core.tip().height, 2);
+            assert_eq!(core.tip().timestamp_ms, 1_000, "timestamps never go back");
+            (core.ledger().state_root(), core.tip().hash)
+        };
+        let core = testkit::core(&genesis, dir.path(), limits());
+        assert_eq!(core.tip().height, 2);
+        assert_eq!(core.ledger().state_root(), root);
+        assert_eq!(core.tip().hash, tip_hash);
+        assert!(core.store().certificate(2).expect("read").is_some());
+    }
+
+    #[test]
+    fn every_commit_is_published_to_readers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let mut core = testkit::core(&genesis, dir.path(), limits());
+        let mut view = core.subscribe();
+        assert_eq!(view.borrow().tip.height, 0);
+        testkit::admit(&core, testkit::transfer(customer_seed(0, 0), 0));
+        let block = core.build_proposal(account(99), 5);
+        core.commit(1, &block, &testkit::certificate(1, &block))
+            .expect("commit");
+        assert!(view.has_changed().expect("open"));
+        let published = view.borrow_and_update().clone();
+        assert_eq!(published.tip, *core.tip());
+        assert_eq!(published.ledger.state_root(), core.ledger().state_root());
+        assert_eq!(
+            published.ledger.next_nonce(&account(customer_seed(0, 0))),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_database_of_another_chain_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        drop(testkit::core(&genesis, dir.path(), limits()));
+        let mut other = genesis.clone();
+        other.chain_id = "another".into();
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let result = Core::open(
+            &other,
+            store,
+            limits(),
+            testkit::mempool(),
+            Arc::new(Metrics::new()),
+        );
+        assert!(
+            matches!(result, Err(ChainError::OtherChain { .. })),
+            "{:?}",
+            result.err()
+        );
+    }
+
+    #[test]
+    fn invalid_proposals_are_refused_with_reasons() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut core = testkit::core(&testkit::genesis(), dir.path(), limits());
+        assert!(matches!(
+            core.validate_proposal(1, b"garbage"),
+            Err(InvalidBlock::Block(BlockError::Decode(_)))
+        ));
+        let good = Block::decode(&core.build_proposal(account(99), 5), u64::MAX).expect("decode");
+        assert!(matches!(
+            core.validate_proposal(2, &good.encode()),
+            Err(InvalidBlock::Block(BlockError::WrongHeight { .. }))
+        ));
+        let mut wrong_parent = good.clone();
+        wrong_parent.header.parent_hash = Hash([1; 32]);
+        assert!(matches!(
+            core.validate_proposal(1, &wrong_parent.encode()),
+            Err(InvalidBlock::Block(BlockError::WrongParent { .. }))
+        ));
+        let mut forged = good.clone();
+        let mut tx = testkit::transfer(customer_seed(0, 0), 0).into_signed();
+        tx.tx.nonce = 7; // no longer matches the signature
+        forged.transactions.push(tx);
+        assert!(matches!(
+            core.validate_proposal(1, &forged.encode()),
+            Err(InvalidBlock::Transaction {
+                index: 0,
+                error: TxError::BadSignature
+            })
+        ));
+        // Past the consensus bound, refused before decoding; within it, this node's own
+        // proposal limits do not matter.
+        assert!(matches!(
+            core.validate_proposal(1, &vec![0; MAX_PAYLOAD_BYTES + 1]),
+            Err(InvalidBlock::Block(BlockError::TooLarge(_)))
+        ));
+        let mut many = good;
+        many.transactions = (0..101)
+            .map(|n| testkit::transfer(customer_seed(0, 1), n).into_signed())
+            .collect();
+        core.validate_proposal(1, &many.encode())
+            .expect("more transactions than this node would propose is still valid");
+        // A finalized block that does not validate stops the node rather than diverge.
+        assert!(matches!(
+            core.commit(
+                1,
+                &forged.encode(),
+                &testkit::certificate(1, &forged.encode())
+            ),
+            Err(ChainError::FinalizedInvalid { height: 1, .. })
+        ));
+    }
+}

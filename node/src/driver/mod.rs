@@ -1,0 +1,346 @@
+//! The consensus driver: one task owns the engine and the core (a validator's chain state)
+//! and executes the engine's [`Ready`]s.
+//!
+//! "Save first, then speak" is kept by the shape of [`Ready`]: the driver makes its
+//! `persist` durable (a synced write, through [`ConsensusStore`]) before it runs any of its
+//! actions, and each `Ready` holds the engine's whole state at the end of the call that
+//! produced it. Answers the engine asks for (a proposal, a validation verdict) are fed back
+//! as new inputs after the current `Ready`'s actions, each with its own `Ready`: the state
+//! on disk only ever moves forward, however the answers interleave.
+//!
+//! Networking is behind [`ConsensusNetwork`] and the engine's persisted state behind
+//! [`ConsensusStore`], so the same driver runs over libp2p and RocksDB in the node and over
+//! in-process channels and a recording store in tests.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey;
+use interpool_consensus::engine::TimerKind;
+use interpool_consensus::{
+    Action, CommitCertificate, Digest, Engine, Height, Input, PersistedState, Ready, Round,
+    SignedMessage, MAX_MESSAGE_BYTES,
+};
+use interpool_contracts::{codec, AccountId};
+use tokio::sync::{mpsc, Notify};
+
+use crate::app::{ChainError, Core};
+use crate::metrics::Metrics;
+use crate::storage::Store;
+
+/// Largest persisted engine state read back: its lock payload and the messages it signed.
+const MAX_PERSISTED_BYTES: u64 = 4 * MAX_MESSAGE_BYTES as u64;
+
+/// How the driver reaches other validators.
+pub trait ConsensusNetwork: Send + Sync + 'static {
+    /// Sends an encoded consensus message to every other validator.
+    fn broadcast(&self, message: Vec<u8>);
+    /// Sends an encoded consensus message to one validator.
+    fn send_to(&self, validator: AccountId, message: Vec<u8>);
+    /// Asks peers for committed blocks from `height` on; answers arrive as
+    /// [`DriverInput::Synced`].
+    fn request_blocks(&self, height: Height);
+}
+
+/// Where the engine's persisted state lives. `save` must be durable when it returns.
+pub trait ConsensusStore: Send + 'static {
+    /// The state saved before a restart, if any.
+    fn load(&self) -> Result<Option<PersistedState>, ChainError>;
+    /// Saves `state` durably (a synced write).
+    fn save(&mut self, state: &PersistedState) -> Result<(), ChainError>;
+}
+
+impl ConsensusStore for Arc<Store> {
+    fn load(&self) -> Result<Option<PersistedState>, ChainError> {
+        match self.consensus_state()? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes, MAX_PERSISTED_BYTES)
+                .map(Some)
+                .map_err(|e| ChainError::Inconsistent {
+                    height: 0,
+                    message: format!("persisted consensus state: {e}"),
+                }),
+        }
+    }
+
+    fn save(&mut self, state: &PersistedState) -> Result<(), ChainError> {
+        Ok(self.save_consensus_state(&codec::encode(state))?)
+    }
+}
+
+/// What the driver reacts to, besides its own timers and the wake-up for new transactions.
+#[derive(Debug)]
+pub enum DriverInput {
+    /// An encoded consensus message from a validator.
+    Message(Vec<u8>),
+    /// A committed block fetched from a peer, with its encoded certificate.
+    Synced {
+        /// Height.
+        height: Height,
+        /// The encoded block.
+        payload: Vec<u8>,
+        /// The encoded certificate.
+        certificate: Vec<u8>,
+    },
+}
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverSettings {
+    /// With an empty mempool, a proposer waits this long before proposing an empty block.
+    pub empty_block_interval_ms: u64,
+}
+
+enum Internal {
+    Timer {
+        height: Height,
+        round: Round,
+        kind: TimerKind,
+    },
+    ProposeNow {
+        height: Height,
+        round: Round,
+    },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The driver. Build it with [`Driver::new`], run it with [`Driver::run`].
+pub struct Driver<S: ConsensusStore> {
+    engine: Engine,
+    me: AccountId,
+    core: Core,
+    durable: S,
+    network: Arc<dyn ConsensusNetwork>,
+    metrics: Arc<Metrics>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    internal_rx: mpsc::UnboundedReceiver<Internal>,
+    settings: DriverSettings,
+    /// A proposal the engine asked for while the mempool was empty.
+    waiting_proposal: Option<(Height, Round)>,
+}
+
+impl<S: ConsensusStore> Driver<S> {
+    /// A driver for `engine` (built from `durable.load()` at the core's next height).
+    pub fn new(
+        engine: Engine,
+        signing_key: &SigningKey,
+        core: Core,
+        durable: S,
+        network: Arc<dyn ConsensusNetwork>,
+        metrics: Arc<Metrics>,
+        settings: DriverSettings,
+    ) -> Self {
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        Driver {
+            engine,
+            me: AccountId(signing_key.verifying_key().to_bytes()),
+            core,
+            durable,
+            network,
+            metrics,
+            internal_tx,
+            internal_rx,
+            settings,
+            waiting_proposal: None,
+        }
+    }
+
+    /// The core (for tests and for handing over at shutdown).
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Runs until `inputs` closes or a fatal error (storage failure, or a finalized block
+    /// this node cannot execute), which it returns.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<DriverInput>,
+        transactions: Arc<Notify>,
+    ) -> Result<(), ChainError> {
+        self.step(Input::Start { now_ms: now_ms() })?;
+        loop {
+            tokio::select! {
+                input = inputs.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.on_input(input)?;
+                }
+                Some(internal) = self.internal_rx.recv() => self.on_internal(internal)?,
+                () = transactions.notified() => self.on_transactions()?,
+            }
+        }
+    }
+
+    fn on_input(&mut self, input: DriverInput) -> Result<(), ChainError> {
+        match input {
+            DriverInput::Message(bytes) => match SignedMessage::decode(&bytes) {
+                Ok(message) => self.step(Input::Message(message)),
+                Err(error) => {
+                    tracing::debug!(%error, "undecodable consensus message dropped");
+                    Ok(())
+                }
+            },
+            DriverInput::Synced {
+                height,
+                payload,
+                certificate,
+            } => match CommitCertificate::decode(&certificate) {
+                Ok(certificate) => self.step(Input::CommittedViaSync {
+                    height,
+                    payload,
+                    certificate,
+                }),
+                Err(error) => {
+                    tracing::warn!(height, %error, "undecodable certificate from sync dropped");
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    fn on_transactions(&mut self) -> Result<(), ChainError> {
+        match self.waiting_proposal.take() {
+            Some((height, round)) => self.propose(height, round),
+            None => Ok(()),
+        }
+    }
+
+    fn on_internal(&mut self, internal: Internal) -> Result<(), ChainError> {
+        match internal {
+            Internal::Timer {
+                height,
+                round,
+                kind,
+            } => self.step(Input::Timeout {
+                height,
+                round,
+                kind,
+                now_ms: now_ms(),
+            }),
+            Internal::ProposeNow { height, round } => {
+                if self.waiting_proposal == Some((height, round)) {
+                    self.waiting_proposal = None;
+                    self.propose(height, round)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn propose(&mut self, height: Height, round: Round) -> Result<(), ChainError> {
+        if self.core.next_height() != height {
+            return Ok(()); // the height moved on (sync); the engine asks again
+        }
+        let payload = self.core.build_proposal(self.me, now_ms());
+        self.step(Input::ProposalReady {
+            height,
+            round,
+            payload,
+        })
+    }
+
+    /// Feeds one input to the engine and carries out its [`Ready`]: the state made durable
+    /// first, then every action in order. Answers (a proposal, a verdict) are fed back after
+    /// the current actions, each carried out the same way.
+    pub fn step(&mut self, input: Input) -> Result<(), ChainError> {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let Ready { persist, actions } = self.engine.handle(input);
+            if let Some(state) = persist {
+                self.durable.save(&state)?;
+            }
+            for action in actions {
+                if let Some(answer) = self.execute(action)? {
+                    inputs.push_back(answer);
+                }
+            }
+        }
+        self.metrics
+            .engine(self.engine.round(), self.engine.metrics());
+        Ok(())
+    }
+
+    fn execute(&mut self, action: Action) -> Result<Option<Input>, ChainError> {
+        match action {
+            Action::Broadcast(message) => self.network.broadcast(message.encode()),
+            Action::SendTo { validator, message } => {
+                if let Some(key) = self.engine.validators().key(validator) {
+                    self.network.send_to(AccountId(key.0), message.encode());
+                }
+            }
+            Action::SetTimer {
+                height,
+                round,
+                kind,
+                after_ms,
+            } => {
+                let internal = self.internal_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    let _ = internal.send(Internal::Timer {
+                        height,
+                        round,
+                        kind,
+                    });
+                });
+            }
+            Action::RequestProposal { height, round } => {
+                if self.core.nothing_to_propose() {
+                    // Wait for transactions, or propose an empty block after the interval.
+                    self.waiting_proposal = Some((height, round));
+                    let internal = self.internal_tx.clone();
+                    let wait = self.settings.empty_block_interval_ms;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        let _ = internal.send(Internal::ProposeNow { height, round });
+                    });
+                } else {
+                    let payload = self.core.build_proposal(self.me, now_ms());
+                    return Ok(Some(Input::ProposalReady {
+                        height,
+                        round,
+                        payload,
+                    }));
+                }
+            }
+            Action::ValidatePayload {
+                height,
+                round,
+                payload,
+            } => {
+                let digest = Digest::of(&payload);
+                let verdict = self.core.validate_proposal(height, &payload);
+                if let Err(reason) = &verdict {
+                    tracing::warn!(height, round, %reason, "proposal rejected");
+                }
+                return Ok(Some(Input::ValidationResult {
+                    height,
+                    round,
+                    digest,
+                    valid: verdict.is_ok(),
+                }));
+            }
+            Action::Committed {
+                height,
+                payload,
+                certificate,
+            } => {
+                self.core.commit(height, &payload, &certificate)?;
+            }
+            Action::SyncNeeded { height } => {
+                tracing::info!(height, "behind the other validators; fetching blocks");
+                self.network.request_blocks(height);
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,7 @@
+//! The network side of the node: libp2p ([`p2p`]), the routing of peer events by kind
+//! ([`router`]), block sync ([`sync`]) and the observers' follower ([`follower`]).
+
+pub mod follower;
+pub mod p2p;
+pub mod router;
+pub mod sync;

@@ -1,0 +1,297 @@
+//! Block sync: a node that is behind asks a peer for committed blocks with their commit
+//! certificates, verifies each certificate against the genesis validator set, and executes
+//! the blocks in order. Validators use it to catch up; observers use nothing else.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use interpool_consensus::{CommitCertificate, Digest, ValidatorSet};
+use interpool_contracts::codec::{self, DecodeError};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use interpool_contracts::AccountId;
+use tokio::sync::mpsc;
+
+use super::p2p::{P2pEvent, P2pHandle};
+use crate::metrics::Metrics;
+use crate::storage::{StorageError, Store};
+
+/// Most blocks one sync response carries.
+pub const MAX_SYNC_BLOCKS: u32 = 64;
+/// Most bytes one sync response carries (a response stops early rather than exceed it).
+pub const MAX_SYNC_RESPONSE_BYTES: usize = 12 << 20;
+
+/// Asks for committed blocks from `from` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// First height wanted.
+    pub from: u64,
+    /// Most blocks wanted (capped at [`MAX_SYNC_BLOCKS`]).
+    pub max_blocks: u32,
+}
+
+/// One committed block as sent by sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncedBlock {
+    /// Height.
+    pub height: u64,
+    /// The encoded block.
+    pub payload: Vec<u8>,
+    /// The encoded commit certificate.
+    pub certificate: Vec<u8>,
+}
+
+/// The answer: consecutive blocks from the requested height (possibly none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// The blocks, in height order.
+    pub blocks: Vec<SyncedBlock>,
+    /// The responder's height.
+    pub tip: u64,
+}
+
+/// "Block `height` is committed": what a validator gossips to followers after each commit,
+/// so that an observer syncs at once rather than at its next poll. Only a hint: nothing is
+/// applied without a verified certificate, so a false announcement costs one sync request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockAnnouncement {
+    /// The height just committed.
+    pub height: u64,
+}
+
+impl BlockAnnouncement {
+    /// Decodes an announcement from a peer (bounded; trailing bytes refused).
+    pub fn decode(bytes: &[u8]) -> Result<BlockAnnouncement, DecodeError> {
+        codec::decode(bytes, 16)
+    }
+}
+
+/// Why a synced block is refused.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    /// Undecodable certificate.
+    #[error("undecodable certificate: {0}")]
+    Decode(#[from] interpool_consensus::DecodeError),
+    /// The certificate does not prove this block at this height.
+    #[error("certificate for height {height} does not verify: {message}")]
+    Certificate {
+        /// Height.
+        height: u64,
+        /// Why.
+        message: String,
+    },
+}
+
+impl SyncRequest {
+    /// Decodes a request from a peer (bounded).
+    pub fn decode(bytes: &[u8]) -> Result<SyncRequest, DecodeError> {
+        codec::decode(bytes, 64)
+    }
+}
+
+impl SyncResponse {
+    /// Decodes a response from a peer (bounded).
+    pub fn decode(bytes: &[u8]) -> Result<SyncResponse, DecodeError> {
+        codec::decode(bytes, MAX_SYNC_RESPONSE_BYTES as u64 + 4096)
+    }
+}
+
+/// Serves a sync request from the store.
+pub fn serve(store: &Store, request: SyncRequest) -> Result<SyncResponse, StorageError> {
+    let tip = store.height()?;
+    let mut blocks = Vec::new();
+    let mut bytes = 0usize;
+    let last = request
+        .from
+        .saturating_add(u64::from(request.max_blocks.min(MAX_SYNC_BLOCKS)))
+        .min(tip.saturating_add(1));
+    for height in request.from.max(1)..last {
+        let (Some(payload), Some(certificate)) = (store.block(height)?, store.certificate(height)?)
+        else {
+            break;
+        };
+        bytes += payload.len() + certificate.len();
+        if bytes > MAX_SYNC_RESPONSE_BYTES && !blocks.is_empty() {
+            break;
+        }
+        blocks.push(SyncedBlock {
+            height,
+            payload,
+            certificate,
+        });
+    }
+    Ok(SyncResponse { blocks, tip })
+}
+
+/// Verifies that `block`'s certificate proves its payload final at its height.
+pub fn verify(
+    block: &SyncedBlock,
+    validators: &ValidatorSet,
+) -> Result<CommitCertificate, SyncError> {
+    let certificate = CommitCertificate::decode(&block.certificate)?;
+    certificate
+        .verify(validators, block.height, &Digest::of(&block.payload))
+        .map_err(|e| SyncError::Certificate {
+            height: block.height,
+            message: e.to_string(),
+        })?;
+    Ok(certificate)
+}
+
+/// How a follower or a lagging validator fetches certified blocks from its peers: peers in
+/// turn, starting from a different one each time and preferring those that served well;
+/// every block's certificate is verified before anything is returned, and a peer that sent
+/// blocks that do not verify loses score (and is asked last).
+pub struct Fetcher {
+    handle: P2pHandle,
+    validators: ValidatorSet,
+    metrics: Arc<Metrics>,
+    /// Rotates the first peer asked.
+    turn: AtomicUsize,
+    /// Per peer: served well (+1) or sent what does not verify (−10); bounded by the
+    /// allowed set (only genesis keys connect).
+    scores: Mutex<HashMap<AccountId, i64>>,
+}
+
+impl Fetcher {
+    /// A fetcher over `handle` that verifies certificates against `validators`.
+    pub fn new(handle: P2pHandle, validators: ValidatorSet, metrics: Arc<Metrics>) -> Self {
+        Fetcher {
+            handle,
+            validators,
+            metrics,
+            turn: AtomicUsize::new(0),
+            scores: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn score(&self, peer: &AccountId, change: i64) {
+        let mut scores = crate::app::lock(&self.scores);
+        let score = scores.entry(*peer).or_insert(0);
+        *score = score.saturating_add(change).clamp(-1_000, 1_000);
+    }
+
+    /// Connected peers in the order to ask them: best score first, ties broken by a
+    /// rotation that moves on every call.
+    async fn order(&self) -> Vec<AccountId> {
+        let mut peers = self.handle.connected_peers().await;
+        if peers.is_empty() {
+            return peers;
+        }
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed) % peers.len();
+        peers.rotate_left(turn);
+        let scores = crate::app::lock(&self.scores);
+        peers.sort_by_key(|peer| std::cmp::Reverse(scores.get(peer).copied().unwrap_or(0)));
+        peers
+    }
+
+    /// Asks peers for blocks from `height`; returns the first non-empty answer whose blocks
+    /// are consecutive from `height` and whose certificates all verify.
+    pub async fn fetch(&self, height: u64) -> Option<Vec<SyncedBlock>> {
+        let request = codec::encode(&SyncRequest {
+            from: height,
+            max_blocks: MAX_SYNC_BLOCKS,
+        });
+        for peer in self.order().await {
+            let Ok(bytes) = self.handle.request(peer, request.clone()).await else {
+                continue;
+            };
+            let Ok(response) = SyncResponse::decode(&bytes) else {
+                tracing::warn!(%peer, "undecodable sync response");
+                self.score(&peer, -10);
+                continue;
+            };
+            let consecutive = response
+                .blocks
+                .iter()
+                .enumerate()
+                .all(|(i, b)| Some(b.height) == height.checked_add(i as u64));
+            let refused = response
+                .blocks
+                .iter()
+                .find_map(|b| verify(b, &self.validators).err());
+            if !consecutive || refused.is_some() {
+                let reason =
+                    refused.map_or_else(|| "heights not consecutive".into(), |e| e.to_string());
+                tracing::warn!(%peer, height, %reason, "peer sent blocks that do not verify; nothing applied");
+                self.metrics.block_refused();
+                self.score(&peer, -10);
+                continue;
+            }
+            if !response.blocks.is_empty() {
+                self.score(&peer, 1);
+                return Some(response.blocks);
+            }
+        }
+        None
+    }
+
+    /// Penalises `peer` for a certified block that nonetheless cannot be applied here.
+    pub fn penalise(&self, peer: &AccountId) {
+        self.score(peer, -10);
+    }
+}
+
+/// Serves sync requests from the store, on the blocking pool, at most `concurrency` at
+/// once; a request beyond that is answered "unavailable" at once (the peer asks another).
+pub async fn serve_requests(
+    mut requests: mpsc::Receiver<P2pEvent>,
+    store: Arc<Store>,
+    concurrency: usize,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    while let Some(event) = requests.recv().await {
+        let P2pEvent::SyncRequest {
+            from,
+            bytes,
+            respond,
+        } = event
+        else {
+            continue;
+        };
+        let request = match SyncRequest::decode(&bytes) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::debug!(%from, %error, "bad sync request");
+                continue; // dropping `respond` answers "unavailable"
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%from, "sync requests at their limit; answered unavailable");
+            continue;
+        };
+        let store = store.clone();
+        tokio::spawn(async move {
+            let answer = crate::app::view::run_blocking(move || {
+                let _permit = permit;
+                serve(&store, request).map(|response| codec::encode(&response))
+            })
+            .await;
+            match answer {
+                Ok(bytes) => {
+                    let _ = respond.send(bytes);
+                }
+                Err(error) => tracing::warn!(%error, "cannot serve a sync request"),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_round_trip_and_garbage_is_refused() {
+        let announcement = BlockAnnouncement { height: 1_234 };
+        let bytes = codec::encode(&announcement);
+        assert_eq!(BlockAnnouncement::decode(&bytes).ok(), Some(announcement));
+        assert!(BlockAnnouncement::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(BlockAnnouncement::decode(&longer).is_err());
+        assert!(BlockAnnouncement::decode(&[]).is_err());
+    }
+}

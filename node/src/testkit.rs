@@ -1,0 +1,160 @@
+//! Test fixtures shared by the node's unit tests (compiled for tests only): a genesis with
+//! four validators, transfers, certificates signed by a quorum, a core on a temporary store.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::Signer;
+use interpool_consensus::{
+    CommitCertificate, Digest, MessageKind, PublicKey, Signature, ValidatorSet, Vote,
+};
+use interpool_contracts::testkit::{self as ledger_kit, account, customer_seed, key};
+use interpool_contracts::{Amount, Body, Genesis, GenesisNode, Transaction, VerifiedTransaction};
+
+use crate::app::{lock, BlockLimits, Core, Mempool, MempoolLimits, SharedMempool};
+use crate::metrics::Metrics;
+use crate::storage::Store;
+
+/// The validators' key seeds, in genesis order.
+pub const VALIDATOR_SEEDS: [u64; 4] = [500, 501, 502, 503];
+
+/// A quorum of [`VALIDATOR_SEEDS`] (3 of 4), as the engine gathers it.
+pub const QUORUM: [usize; 3] = [0, 1, 2];
+
+/// The ledger testkit's genesis (2 banks, 2 customers each) with four validators.
+pub fn genesis() -> Genesis {
+    with_validators(ledger_kit::genesis(2, 2, 100_000, 1_000_000, 1_000_000))
+}
+
+/// `genesis` with the four [`VALIDATOR_SEEDS`] validators.
+pub fn with_validators(mut genesis: Genesis) -> Genesis {
+    genesis.validators = VALIDATOR_SEEDS
+        .iter()
+        .enumerate()
+        .map(|(i, seed)| GenesisNode {
+            name: format!("validator-{i}"),
+            key: account(*seed),
+        })
+        .collect();
+    genesis
+}
+
+/// The validator set of [`VALIDATOR_SEEDS`].
+pub fn validator_set() -> ValidatorSet {
+    ValidatorSet::new(
+        VALIDATOR_SEEDS
+            .iter()
+            .map(|seed| PublicKey::from(&key(*seed).verifying_key()))
+            .collect(),
+    )
+    .expect("valid set")
+}
+
+/// A verified transfer of 10 from customer `seed` to the first customer of bank 1.
+pub fn transfer(seed: u64, nonce: u64) -> VerifiedTransaction {
+    transfer_to(seed, customer_seed(1, 0), nonce, 10)
+}
+
+/// A verified transfer of `amount` from customer `from` to customer `to`.
+pub fn transfer_to(from: u64, to: u64, nonce: u64, amount: u64) -> VerifiedTransaction {
+    Transaction {
+        chain_id: "test".into(),
+        signer: account(from),
+        nonce,
+        valid_until_height: 1_000,
+        body: Body::Transfer {
+            to: account(to),
+            amount: Amount(amount),
+            end_to_end_id: format!("T{from}-{nonce}"),
+            reference: String::new(),
+        },
+    }
+    .sign(&key(from))
+    .check_stateless("test")
+    .expect("valid")
+}
+
+/// COMMIT signatures of validators `signers` (indices into [`VALIDATOR_SEEDS`]) on `payload`
+/// at `height`, round 0: what the engine collects.
+pub fn certificate_by(height: u64, payload: &[u8], signers: &[usize]) -> CommitCertificate {
+    let vote = Vote {
+        height,
+        round: 0,
+        digest: Digest::of(payload),
+    };
+    let hash = vote.signing_hash(MessageKind::Commit);
+    CommitCertificate {
+        vote,
+        signatures: signers
+            .iter()
+            .map(|&i| {
+                let key = key(VALIDATOR_SEEDS[i]);
+                (
+                    PublicKey::from(&key.verifying_key()),
+                    Signature::from(key.sign(&hash)),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// A valid certificate: [`QUORUM`] on `payload` at `height`.
+pub fn certificate(height: u64, payload: &[u8]) -> CommitCertificate {
+    certificate_by(height, payload, &QUORUM)
+}
+
+/// An empty mempool with room to spare.
+pub fn mempool() -> SharedMempool {
+    Arc::new(Mutex::new(Mempool::new(MempoolLimits {
+        max_transactions: 10_000,
+        max_per_signer: 1_000,
+    })))
+}
+
+/// A core on the store in `dir` (opened or created), with full invariant checks.
+pub fn core(genesis: &Genesis, dir: &Path, limits: BlockLimits) -> Core {
+    let store = Arc::new(Store::open(dir).expect("store"));
+    Core::open(genesis, store, limits, mempool(), Arc::new(Metrics::new()))
+        .expect("open")
+        .with_full_invariant_checks()
+}
+
+/// Puts `tx` into the core's mempool against its current ledger.
+pub fn admit(core: &Core, tx: VerifiedTransaction) {
+    lock(core.mempool())
+        .insert(tx, core.ledger(), core.next_height())
+        .expect("admitted");
+}
+
+/// Builds, certifies and commits one block of `txs` on `core`; returns the block's bytes.
+pub fn commit_block(core: &mut Core, txs: Vec<VerifiedTransaction>, now_ms: u64) -> Vec<u8> {
+    for tx in txs {
+        admit(core, tx);
+    }
+    let height = core.next_height();
+    let block = core.build_proposal(account(VALIDATOR_SEEDS[0]), now_ms);
+    core.validate_proposal(height, &block).expect("valid block");
+    core.commit(height, &block, &certificate(height, &block))
+        .expect("commit");
+    block
+}
+
+/// Block limits generous enough for any test.
+pub fn limits() -> BlockLimits {
+    BlockLimits {
+        max_transactions: 1_000,
+        max_bytes: 1 << 20,
+    }
+}
+
+/// Polls `condition` every few milliseconds until it holds or `deadline` passes.
+pub async fn wait_for(deadline: Duration, what: &str, condition: impl Fn() -> bool) {
+    let result = tokio::time::timeout(deadline, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(result.is_ok(), "timed out waiting for {what}");
+}
