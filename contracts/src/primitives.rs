@@ -399,9 +399,12 @@ mod openapi {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some(description))
-            .pattern(Some(format!("^[0-9a-fA-F]{{{}}}$", bytes * 2)))
-            .min_length(Some(bytes * 2))
-            .max_length(Some(bytes * 2))
+            .pattern(Some(format!(
+                "^[0-9a-fA-F]{{{}}}$",
+                bytes.saturating_mul(2)
+            )))
+            .min_length(Some(bytes.saturating_mul(2)))
+            .max_length(Some(bytes.saturating_mul(2)))
             .examples(["ab".repeat(bytes)])
             .into()
     }

@@ -6,7 +6,7 @@
 //! * [`driver`]: the consensus driver, which runs the engine and owns a validator's core;
 //! * [`net`]: libp2p, the routing of peer events by kind, block sync, the observers'
 //!   follower;
-//! * [`storage`]: RocksDB;
+//! * [`storage`]: the RocksDB store;
 //! * [`api`]: the HTTP API, one module per resource;
 //! * [`audit`]: `interpool-node audit`;
 //! * [`metrics`]: Prometheus metrics;
