@@ -183,3 +183,181 @@ async fn route_gossip(mut events: mpsc::Receiver<P2pEvent>, routes: Routes, batc
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A validator's routing under a flood: an observer's key pouring consensus frames in
+    //! and a peer gossiping batches of 10,000 transactions must not stop a validator's
+    //! consensus message from reaching the driver.
+
+    use std::time::{Duration, Instant};
+
+    use interpool_contracts::testkit::{account, customer_seed, key};
+    use interpool_contracts::{AccountId, Amount, Body, Transaction};
+
+    use super::*;
+    use crate::app::{AdmissionSettings, ReadLimits};
+    use crate::net::p2p::{self, P2pSettings};
+    use crate::testkit;
+
+    const VALIDATOR: u64 = 700;
+    const OTHER_VALIDATOR: u64 = 701;
+    const OBSERVER: u64 = 702;
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    async fn start_network(
+        seed: u64,
+        peers: Vec<(AccountId, String)>,
+        consensus_peers: &[u64],
+    ) -> (P2pHandle, P2pEvents) {
+        p2p::start(P2pSettings {
+            secret_key: key(seed).to_bytes(),
+            listen: "/ip4/127.0.0.1/tcp/0".into(),
+            peers,
+            allowed: [VALIDATOR, OTHER_VALIDATOR, OBSERVER]
+                .into_iter()
+                .map(account)
+                .collect(),
+            consensus_peers: consensus_peers.iter().copied().map(account).collect(),
+            network_id: "router-test".into(),
+            max_message_bytes: 16 << 20,
+            follow_blocks: false,
+        })
+        .await
+        .expect("network")
+    }
+
+    /// `count` distinct, validly signed transfers (`batch` makes each batch's bytes differ).
+    fn batch(batch: u64, count: u64) -> Vec<SignedTransaction> {
+        (0..count)
+            .map(|n| {
+                let from = customer_seed(0, (n % 2) as usize);
+                Transaction {
+                    chain_id: "test".into(),
+                    signer: account(from),
+                    nonce: batch * count + n,
+                    valid_until_height: 1_000,
+                    body: Body::Transfer {
+                        to: account(customer_seed(1, 0)),
+                        amount: Amount(1),
+                        end_to_end_id: format!("F{batch}-{n}"),
+                        reference: String::new(),
+                    },
+                }
+                .sign(&key(from))
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consensus_message_reaches_the_driver_through_a_consensus_and_gossip_flood() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let core = testkit::core(&genesis, dir.path(), testkit::limits());
+        let metrics = Arc::new(Metrics::new());
+        let admission = Admission::new(
+            genesis.chain_id.clone(),
+            core.mempool().clone(),
+            core.subscribe(),
+            core.store().clone(),
+            metrics.clone(),
+            AdmissionSettings::default(),
+        );
+        let (validator, events) =
+            start_network(VALIDATOR, vec![], &[VALIDATOR, OTHER_VALIDATOR]).await;
+        let (driver_tx, mut driver_rx) = mpsc::channel(64);
+        spawn(
+            events,
+            Routes {
+                network: validator.clone(),
+                admission,
+                reader: Reader::new(
+                    core.store().clone(),
+                    core.subscribe(),
+                    ReadLimits::default(),
+                ),
+                driver: Some(driver_tx),
+                announced: Arc::new(Notify::new()),
+                peers: Arc::new(AtomicUsize::new(0)),
+                metrics,
+            },
+            RouterSettings::default(),
+        );
+        let address = validator.listen_address().await.expect("address");
+        let dial = vec![(account(VALIDATOR), address)];
+        let all = [VALIDATOR, OTHER_VALIDATOR, OBSERVER];
+        let (other, mut other_events) = start_network(OTHER_VALIDATOR, dial.clone(), &all).await;
+        let (observer, mut observer_events) = start_network(OBSERVER, dial, &all).await;
+        tokio::spawn(async move { while other_events.recv().await.is_some() {} });
+        tokio::spawn(async move { while observer_events.recv().await.is_some() {} });
+        let deadline = Instant::now() + DEADLINE;
+        while validator.connected_peers().await.len() < 2 || other.gossip_peers().await.is_empty() {
+            assert!(Instant::now() < deadline, "peers did not connect");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // The flood: three gossip batches of 10,000 signed transfers (each verified on
+        // arrival), and the observer's key sending consensus frames as fast as it can.
+        let batches: Vec<Vec<u8>> = (0..3).map(|b| codec::encode(&batch(b, 10_000))).collect();
+        for bytes in batches {
+            other.publish_transactions(bytes);
+        }
+        let flooding = {
+            let observer = observer.clone();
+            tokio::spawn(async move {
+                loop {
+                    for _ in 0..64 {
+                        observer.send_consensus(account(VALIDATOR), b"forged vote".to_vec());
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        // Let the flood get going before the validator's message.
+        let deadline = Instant::now() + DEADLINE;
+        while validator.stats().consensus_refused < 500 {
+            assert!(
+                Instant::now() < deadline,
+                "the observer's flood did not arrive"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sent = Instant::now();
+        other.send_consensus(account(VALIDATOR), b"a validator's vote".to_vec());
+        let received = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match driver_rx.recv().await {
+                    Some(DriverInput::Message(bytes)) if bytes == b"a validator's vote" => break,
+                    Some(_) => continue,
+                    None => panic!("the driver queue closed"),
+                }
+            }
+        })
+        .await;
+        flooding.abort();
+        assert!(
+            received.is_ok(),
+            "the validator's message did not reach the driver within {DEADLINE:?}"
+        );
+        tracing::info!(
+            latency_ms = sent.elapsed().as_millis() as u64,
+            "vote delivered"
+        );
+        // Not one of the observer's frames took a slot in the driver's queue.
+        while let Ok(input) = driver_rx.try_recv() {
+            assert!(
+                !matches!(input, DriverInput::Message(ref bytes) if bytes == b"forged vote"),
+                "an observer's consensus frame reached the driver"
+            );
+        }
+        // The gossip was real work: transactions were verified and admitted meanwhile.
+        let deadline = Instant::now() + DEADLINE;
+        while crate::app::lock(core.mempool()).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "no gossiped transaction was admitted"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
