@@ -10,3 +10,4 @@ mod localnet;
 mod network;
 mod observer;
 mod offline;
+mod reads;
