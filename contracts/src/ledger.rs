@@ -373,9 +373,10 @@ pub struct Ledger {
 /// for that block in time proportional to what it touched.
 #[derive(Debug, Clone, Default)]
 struct BlockTouch {
-    /// Every account the block wrote, as it was before: its bank and balance + reserved
-    /// (`None`: opened in the block).
-    accounts_before: BTreeMap<AccountId, Option<(BankId, u128)>>,
+    /// Every account the block wrote, once, as it was before: its bank and balance +
+    /// reserved (`None`: opened in the block). A vector, filled on the hot path in the
+    /// order of first writes; the block's dirty set says which write is the first.
+    accounts_before: Vec<(AccountId, Option<(BankId, u128)>)>,
     /// Every bank's customer flows before the block.
     flows_before: BTreeMap<BankId, CustomerFlows>,
     /// Every state entry the block wrote.
@@ -639,13 +640,14 @@ impl Ledger {
     /// now or released from a queue later: the sender's `sent` and the receiver's `received`
     /// stay representable (`overflow`), the receiver's pool can take the credit at
     /// settlement (`pool_limit`), and so can the cycle's gross total (`cycle_limit`). The
-    /// one rule for both paths, so that nothing can overflow when the cycle closes.
+    /// one rule for both paths, so that nothing can overflow when the cycle closes. Returns
+    /// the sending bank.
     fn cross_bank_room(
         &self,
         from_bank: &BankId,
         to_bank: &BankId,
         amount: Amount,
-    ) -> Result<(), TxError> {
+    ) -> Result<&Bank, TxError> {
         let sender = self.known_bank(from_bank)?;
         let receiver = self.known_bank(to_bank)?;
         add(sender.sent, amount)?;
@@ -661,7 +663,7 @@ impl Ledger {
         if amount > available {
             return Err(TxError::CycleLimit { available });
         }
-        Ok(())
+        Ok(sender)
     }
 
     /// How much the open cycle's gross total (the sum of every bank's `sent`, reported in a
@@ -740,8 +742,7 @@ impl Ledger {
                 add(add(payee.balance, payee.reserved)?, *amount)?;
                 let mut queue = false;
                 if from.bank != payee.bank {
-                    self.cross_bank_room(&from.bank, &payee.bank, *amount)?;
-                    let sender_bank = self.known_bank(&from.bank)?;
+                    let sender_bank = self.cross_bank_room(&from.bank, &payee.bank, *amount)?;
                     if !sender_bank.can_send(*amount) {
                         if self.queue_len(&from.bank) >= self.params.max_queue_per_bank as usize {
                             return Err(TxError::QueueFull(from.bank.clone()));
@@ -947,8 +948,8 @@ impl Ledger {
     }
 
     fn consume_nonce(&mut self, signer: &AccountId) {
-        if self.accounts.contains_key(signer) {
-            let account = self.account_mut(signer);
+        if let Some(account) = self.accounts.get_mut(signer) {
+            first_write(&mut self.dirty, &mut self.last_block, signer, Some(account));
             account.nonce = successor(account.nonce);
         } else if let Some(official) = self.officials.get_mut(signer) {
             official.nonce = successor(official.nonce);
@@ -956,25 +957,16 @@ impl Ledger {
         }
     }
 
-    /// Marks an account written by this block, remembering what it held before the block
-    /// the first time.
-    fn touch_account(&mut self, id: &AccountId) {
-        self.dirty.insert(StateKey::Account(*id));
-        if !self.last_block.accounts_before.contains_key(id) {
-            let before = self
-                .accounts
-                .get(id)
-                .map(|account| (account.bank.clone(), holdings(account)));
-            self.last_block.accounts_before.insert(*id, before);
-        }
-    }
-
+    /// An account that this block is about to write, marked as written (see
+    /// [`first_write`]).
     #[allow(clippy::expect_used)] // callers name accounts that `plan` or a queue entry found
     fn account_mut(&mut self, id: &AccountId) -> &mut Account {
-        self.touch_account(id);
-        self.accounts
+        let account = self
+            .accounts
             .get_mut(id)
-            .expect("planned effects name existing accounts")
+            .expect("planned effects name existing accounts");
+        first_write(&mut self.dirty, &mut self.last_block, id, Some(account));
+        account
     }
 
     #[allow(clippy::expect_used)] // callers name banks that `plan` or a queue entry found
@@ -1032,7 +1024,7 @@ impl Ledger {
                 }
             }
             Effect::OpenAccount { owner, bank } => {
-                self.touch_account(&owner);
+                first_write(&mut self.dirty, &mut self.last_block, &owner, None);
                 self.accounts.insert(
                     owner,
                     Account {
@@ -1608,6 +1600,22 @@ impl Ledger {
                 entry.tx_hash
             ))
         }
+    }
+}
+
+/// Marks account `id` written by the current block; on its first write in the block,
+/// remembers what it held before (`account` as it is now, `None` if it is being opened) for
+/// [`Ledger::check_block_invariants`]. The dirty set is empty when a block starts, so a new
+/// entry in it is a first write: one set insertion, no extra lookup on the hot path.
+fn first_write(
+    dirty: &mut BTreeSet<StateKey>,
+    block: &mut BlockTouch,
+    id: &AccountId,
+    account: Option<&Account>,
+) {
+    if dirty.insert(StateKey::Account(*id)) {
+        let before = account.map(|account| (account.bank.clone(), holdings(account)));
+        block.accounts_before.push((*id, before));
     }
 }
 
