@@ -19,8 +19,9 @@
 //! coefficients. [`verify_batch`] derives those coefficients from a hash of the whole batch
 //! (Fiat–Shamir), so its result is a pure function of its input, and falls back to
 //! [`verify`] on each signature when the batch equation fails. Every signature therefore
-//! gets the same verdict in any batch as alone (ed25519-dalek's `verify_strict` and
-//! `verify_batch`, used before, disagreed on crafted signatures).
+//! gets the same verdict in any batch as alone: a valid one always, an invalid one unless
+//! the batch's coefficients hit a 2⁻¹²⁸ event that nobody can steer (ed25519-dalek's
+//! `verify_strict` and `verify_batch`, used before, disagreed on crafted signatures).
 //!
 //! Anything that `verify_strict` accepted, this rule accepts too (a cofactorless solution
 //! is a cofactored one), so no signature ever included in a block becomes invalid.
