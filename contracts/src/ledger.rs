@@ -19,6 +19,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use imbl::OrdMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
@@ -349,19 +351,23 @@ enum Effect {
 pub struct Ledger {
     params: Params,
     height: u64,
-    accounts: BTreeMap<AccountId, Account>,
+    // The large maps are persistent (`imbl`): a clone shares everything with the original
+    // and a change copies only what it touches, so a node can hand each block's ledger to
+    // its readers for the cost of what the block changed (ADR 0008).
+    accounts: OrdMap<AccountId, Account>,
     banks: BTreeMap<BankId, Bank>,
     officials: BTreeMap<AccountId, Official>,
     /// Per sending bank, queued transfers by sequence number (FIFO order).
-    queues: BTreeMap<BankId, BTreeMap<u64, QueuedTransfer>>,
+    queues: BTreeMap<BankId, OrdMap<u64, QueuedTransfer>>,
     next_queue_seq: u64,
     /// `(signer, end_to_end_id) → last height it is remembered`.
-    end_to_end_ids: BTreeMap<(AccountId, String), u64>,
+    end_to_end_ids: OrdMap<(AccountId, String), u64>,
     /// The same entries by expiry height, for pruning.
-    end_to_end_expiry: BTreeMap<u64, Vec<(AccountId, String)>>,
+    /// Each height's list is shared, not copied, when a clone copies the map's nodes.
+    end_to_end_expiry: OrdMap<u64, std::sync::Arc<Vec<(AccountId, String)>>>,
     cycle: Cycle,
     totals: Totals,
-    reports: BTreeMap<u64, SettlementReport>,
+    reports: OrdMap<u64, SettlementReport>,
     tree: SparseMerkleTree,
     dirty: BTreeSet<StateKey>,
     state_root: Hash,
@@ -415,20 +421,20 @@ impl Ledger {
         let mut ledger = Ledger {
             params,
             height: 0,
-            accounts: BTreeMap::new(),
+            accounts: OrdMap::new(),
             banks: BTreeMap::new(),
             officials: BTreeMap::new(),
             queues: BTreeMap::new(),
             next_queue_seq: 0,
-            end_to_end_ids: BTreeMap::new(),
-            end_to_end_expiry: BTreeMap::new(),
+            end_to_end_ids: OrdMap::new(),
+            end_to_end_expiry: OrdMap::new(),
             cycle: Cycle {
                 number: 1,
                 start_height: 1,
                 obligations: BTreeMap::new(),
             },
             totals: Totals::default(),
-            reports: BTreeMap::new(),
+            reports: OrdMap::new(),
             tree: SparseMerkleTree::new(),
             dirty: BTreeSet::new(),
             state_root: Hash::ZERO,
@@ -679,7 +685,7 @@ impl Ledger {
     }
 
     fn queue_len(&self, bank: &BankId) -> usize {
-        self.queues.get(bank).map_or(0, BTreeMap::len)
+        self.queues.get(bank).map_or(0, OrdMap::len)
     }
 
     /// Decides what `tx` does, in the precedence order of [`TxError`], without changing
@@ -1125,22 +1131,26 @@ impl Ledger {
         let until = height.saturating_add(self.params.duplicate_window_blocks);
         self.dirty.insert(StateKey::EndToEnd(signer, id.clone()));
         self.end_to_end_ids.insert((signer, id.clone()), until);
-        self.end_to_end_expiry
-            .entry(until)
-            .or_default()
-            .push((signer, id));
+        // Every transfer of a block gets the same `until`, so this list is the block's own
+        // and unshared: pushing to it copies nothing.
+        let ids = self.end_to_end_expiry.entry(until).or_default();
+        std::sync::Arc::make_mut(ids).push((signer, id));
     }
 
     fn forget_end_to_end_ids(&mut self, height: u64) {
-        while let Some(entry) = self.end_to_end_expiry.first_entry() {
-            if *entry.key() > height {
+        while let Some(until) = self
+            .end_to_end_expiry
+            .get_min()
+            .map(|(until, _)| *until)
+            .filter(|until| *until <= height)
+        {
+            let Some(ids) = self.end_to_end_expiry.remove(&until) else {
                 break;
-            }
-            let (until, ids) = entry.remove_entry();
-            for key in ids {
-                if self.end_to_end_ids.get(&key) == Some(&until) {
-                    self.end_to_end_ids.remove(&key);
-                    self.dirty.insert(StateKey::EndToEnd(key.0, key.1));
+            };
+            for key in ids.iter() {
+                if self.end_to_end_ids.get(key) == Some(&until) {
+                    self.end_to_end_ids.remove(key);
+                    self.dirty.insert(StateKey::EndToEnd(key.0, key.1.clone()));
                 }
             }
         }
@@ -1222,13 +1232,20 @@ impl Ledger {
         for bank_id in bank_ids {
             // Sequence numbers grow with the height a transfer was queued at, and every
             // transfer gets the same expiry window, so the due ones are at the front.
-            while let Some(due) = self
+            while let Some(seq) = self
                 .queues
-                .get_mut(&bank_id)
-                .and_then(|queue| queue.first_entry())
-                .filter(|first| first.get().expires_at_height <= height)
+                .get(&bank_id)
+                .and_then(|queue| queue.get_min())
+                .filter(|(_, first)| first.expires_at_height <= height)
+                .map(|(seq, _)| *seq)
             {
-                let (seq, entry) = due.remove_entry();
+                let Some(entry) = self
+                    .queues
+                    .get_mut(&bank_id)
+                    .and_then(|queue| queue.remove(&seq))
+                else {
+                    break;
+                };
                 self.dirty.insert(StateKey::Queued(bank_id.clone(), seq));
                 let payer = self.account_mut(&entry.from);
                 payer.reserved = payer

@@ -961,14 +961,52 @@ fn the_per_block_check_covers_queued_transfers_and_closed_cycles() {
     ));
     let mut corrupted = h.ledger.clone();
     let queue = corrupted.queues.get_mut(&bank(0)).expect("queue");
-    let entry = queue.values_mut().next().expect("queued");
+    let seq = *queue.keys().next().expect("queued");
+    let entry = queue.get_mut(&seq).expect("queued");
     entry.amount = Amount(100_001);
     assert!(corrupted.check_block_invariants().is_err());
 
     let settle = h.tx(AUTHORITY, Body::SettleCycle);
     h.block(vec![settle]);
     let mut corrupted = h.ledger.clone();
-    let report = corrupted.reports.values_mut().next_back().expect("report");
+    let cycle = *corrupted.reports.keys().next_back().expect("report");
+    let report = corrupted.reports.get_mut(&cycle).expect("report");
     report.banks[0].net += 1;
     assert!(corrupted.check_block_invariants().is_err());
+}
+
+#[test]
+fn a_clone_is_unaffected_by_later_blocks_on_either_side() {
+    // The node hands each block's ledger to its readers as a clone that shares structure
+    // with the ledger it goes on changing: neither may see the other's changes.
+    let mut h = Harness::new();
+    h.run(cust(0, 0), transfer(cust(1, 0), 100, "before"));
+    let snapshot = h.ledger.clone();
+    let (root, balance) = (
+        snapshot.state_root(),
+        snapshot.account(&account(cust(0, 0))).map(|a| a.balance),
+    );
+    for n in 0..50 {
+        h.run(cust(0, 0), transfer(cust(1, 0), 1, &format!("after-{n}")));
+    }
+    let settle = h.tx(AUTHORITY, Body::SettleCycle);
+    h.block(vec![settle]);
+    assert_ne!(h.ledger.state_root(), root);
+    assert_eq!(snapshot.state_root(), root);
+    assert_eq!(
+        snapshot.account(&account(cust(0, 0))).map(|a| a.balance),
+        balance
+    );
+    assert!(snapshot.latest_settlement_report().is_none());
+    snapshot.check_invariants().expect("the snapshot is whole");
+    // And the snapshot can go its own way without touching the original.
+    let mut other = snapshot.clone();
+    let original_root = h.ledger.state_root();
+    let mut fork = Harness::with(testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000));
+    fork.ledger = other.clone();
+    fork.run(cust(1, 1), transfer(cust(0, 1), 7, "fork"));
+    other = fork.ledger;
+    assert_ne!(other.state_root(), root);
+    assert_eq!(h.ledger.state_root(), original_root);
+    assert_eq!(snapshot.state_root(), root);
 }

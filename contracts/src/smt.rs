@@ -18,6 +18,8 @@
 //! storage traits, `anyhow`, `borsh` and logging with them. This file is the whole tree; its
 //! proofs are checked against an independent recomputation in the tests.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::primitives::{sha256, Hash};
@@ -53,7 +55,10 @@ enum Node {
         /// `leaf_hash(key, value)`, kept so a parent's rehash does not redo it.
         hash: Hash,
     },
-    Inner(Box<Inner>),
+    /// Shared between clones of the tree: a change copies the nodes on its path only when
+    /// another clone still holds them (`Arc::make_mut`), so a clone costs nothing and a
+    /// block's changes cost what they touch.
+    Inner(Arc<Inner>),
 }
 
 fn leaf(key: Hash, value: Hash) -> Node {
@@ -198,6 +203,7 @@ fn insert(node: &mut Node, depth: usize, key: Hash, value: Hash) -> bool {
             true
         }
         Node::Inner(inner) => {
+            let inner = Arc::make_mut(inner);
             inner.hash = None;
             let child = if bit(&key, depth) {
                 &mut inner.right
@@ -220,7 +226,8 @@ fn update_sorted(
         return node;
     }
     match node {
-        Node::Inner(mut inner) => {
+        Node::Inner(mut shared) => {
+            let inner = Arc::make_mut(&mut shared);
             let split = updates.partition_point(|(key, _)| !bit(key, depth));
             let (left, right) = updates.split_at(split);
             let below = depth.saturating_add(1);
@@ -232,7 +239,7 @@ fn update_sorted(
                 (Node::Empty, Node::Empty) => Node::Empty,
                 (Node::Leaf { .. }, Node::Empty) => std::mem::take(&mut inner.left),
                 (Node::Empty, Node::Leaf { .. }) => std::mem::take(&mut inner.right),
-                _ => Node::Inner(inner),
+                _ => Node::Inner(shared),
             }
         }
         mut node => {
@@ -275,7 +282,7 @@ fn split(existing: Node, new: Node, new_key: &Hash, depth: usize) -> Node {
     } else {
         (new, existing)
     };
-    Node::Inner(Box::new(Inner {
+    Node::Inner(Arc::new(Inner {
         left,
         right,
         hash: None,
@@ -296,6 +303,7 @@ fn remove(node: &mut Node, depth: usize, key: &Hash) -> bool {
             }
         }
         Node::Inner(inner) => {
+            let inner = Arc::make_mut(inner);
             let child = if bit(key, depth) {
                 &mut inner.right
             } else {
@@ -327,6 +335,8 @@ fn hash(node: &mut Node) -> Hash {
             if let Some(hash) = inner.hash {
                 return hash;
             }
+            // Unhashed means changed since the last hash, so already unshared: no copy.
+            let inner = Arc::make_mut(inner);
             let left = hash(&mut inner.left);
             let right = hash(&mut inner.right);
             let computed = inner_hash(&left, &right);
@@ -519,6 +529,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_clone_is_independent_of_later_changes_to_either() {
+        let mut tree = SparseMerkleTree::new();
+        let mut leaves = BTreeMap::new();
+        for n in 0..200 {
+            tree.insert(h(n), h(n + 1_000));
+            leaves.insert(h(n), h(n + 1_000));
+        }
+        let root = tree.root();
+        let mut copy = tree.clone();
+        // Change the copy: update, remove and insert, one by one and in a batch.
+        copy.insert(h(3), h(7));
+        copy.remove(&h(4));
+        copy.update_batch(vec![(h(5), None), (h(500), Some(h(9))), (h(6), Some(h(8)))]);
+        let copy_root = copy.root();
+        assert_ne!(copy_root, root);
+        // The original did not move, and its proofs still verify.
+        assert_eq!(tree.root(), root);
+        assert_eq!(reference_root(&leaves), root);
+        for n in [3, 4, 5, 6, 500] {
+            let value = leaves.get(&h(n));
+            tree.prove(&h(n))
+                .verify(&root, &h(n), value)
+                .expect("original proof");
+        }
+        // And changing the original leaves the copy alone.
+        tree.insert(h(1), h(2));
+        assert_ne!(tree.root(), root);
+        assert_eq!(copy.root(), copy_root);
+        copy.prove(&h(3))
+            .verify(&copy_root, &h(3), Some(&h(7)))
+            .expect("copy proof");
     }
 
     #[test]

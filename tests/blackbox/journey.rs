@@ -266,7 +266,7 @@ fn a_customer_journey_with_the_wallet() {
         .iter()
         .map(|s| s.to_string())
         .collect(),
-        empty_block_interval_ms: None,
+        ..Options::default()
     };
     let mut net = Localnet::generate(4, 1, 2, &options);
     net.start_all();

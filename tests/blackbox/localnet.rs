@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use interpool_contracts::keys::PlainKeyFile;
@@ -32,6 +32,9 @@ pub struct Options {
     /// Written into every node's config.toml (`[consensus] empty_block_interval_ms`): how
     /// long an idle proposer waits before an empty block.
     pub empty_block_interval_ms: Option<u64>,
+    /// Run alone: no other localnet of this test process runs meanwhile (for tests that
+    /// load the machine on purpose).
+    pub exclusive: bool,
 }
 
 /// One node process.
@@ -47,8 +50,22 @@ pub struct Node {
     child: Mutex<Option<Child>>,
 }
 
+/// Localnets share the machine: most run side by side, but a test that loads its localnet
+/// to the limit (see [`Options::exclusive`]) runs alone, so that the others' deadlines do not
+/// depend on it.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// A localnet's share of the machine.
+#[allow(dead_code)] // held for its drop
+enum Turn {
+    Shared(RwLockReadGuard<'static, ()>),
+    Exclusive(RwLockWriteGuard<'static, ()>),
+}
+
 /// A running localnet in a temporary directory; every process is killed on drop.
 pub struct Localnet {
+    /// Released after the processes are killed (fields drop after `Drop::drop`).
+    _turn: Turn,
     dir: tempfile::TempDir,
     /// The nodes, validators first, in manifest order.
     pub nodes: Vec<Node>,
@@ -266,6 +283,12 @@ impl Localnet {
         banks: usize,
         options: &Options,
     ) -> Localnet {
+        // A panicking test poisons nothing that matters here: the lock guards no data.
+        let turn = if options.exclusive {
+            Turn::Exclusive(MACHINE.write().unwrap_or_else(PoisonError::into_inner))
+        } else {
+            Turn::Shared(MACHINE.read().unwrap_or_else(PoisonError::into_inner))
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("net");
         let base = free_base_port((validators + observers) as u16).to_string();
@@ -309,6 +332,7 @@ impl Localnet {
             })
             .collect();
         let net = Localnet {
+            _turn: turn,
             dir,
             nodes,
             manifest,

@@ -28,8 +28,8 @@ fn blocks_refused(rpc: &str) -> Option<u64> {
 fn an_observer_started_after_500_blocks_catches_up_and_agrees() {
     // Short empty-block interval: 500 blocks in well under a minute rather than four.
     let options = Options {
-        genesis_args: Vec::new(),
         empty_block_interval_ms: Some(10),
+        ..Options::default()
     };
     let mut net = Localnet::generate(4, 1, 2, &options);
     let observer = net.index("observer-0");

@@ -71,6 +71,8 @@ fn heavy_reads_do_not_slow_consensus_and_every_stream_gets_its_events() {
         &Options {
             // Blocks as fast as the validators agree: a few thousand in a minute or two.
             empty_block_interval_ms: Some(1),
+            // It loads the machine on purpose: other localnets' deadlines must not suffer.
+            exclusive: true,
             ..Options::default()
         },
     );
