@@ -45,12 +45,23 @@ pub struct GenesisNode {
     pub key: AccountId,
 }
 
-fn default_max_queue_per_bank() -> u32 {
-    10_000
-}
+/// The defaults of a genesis's optional parameters: one definition for the genesis file,
+/// the consortium spec and the localnet generator.
+pub mod defaults {
+    /// Queue capacity per bank.
+    pub const MAX_QUEUE_PER_BANK: u32 = 10_000;
+    /// Blocks an `end_to_end_id` is remembered.
+    pub const DUPLICATE_WINDOW_BLOCKS: u64 = 86_400;
 
-fn default_duplicate_window_blocks() -> u64 {
-    86_400
+    /// [`MAX_QUEUE_PER_BANK`], for serde.
+    pub fn max_queue_per_bank() -> u32 {
+        MAX_QUEUE_PER_BANK
+    }
+
+    /// [`DUPLICATE_WINDOW_BLOCKS`], for serde.
+    pub fn duplicate_window_blocks() -> u64 {
+        DUPLICATE_WINDOW_BLOCKS
+    }
 }
 
 /// The ledger's genesis (JSON in `genesis.json`).
@@ -74,10 +85,10 @@ pub struct Genesis {
     /// A queued transfer still queued this many blocks after it was queued is refunded.
     pub queue_expiry_blocks: u64,
     /// Most transfers one bank may have queued; more are rejected (`queue_full`).
-    #[serde(default = "default_max_queue_per_bank")]
+    #[serde(default = "defaults::max_queue_per_bank")]
     pub max_queue_per_bank: u32,
     /// For how many blocks an `end_to_end_id` is remembered after its transfer.
-    #[serde(default = "default_duplicate_window_blocks")]
+    #[serde(default = "defaults::duplicate_window_blocks")]
     pub duplicate_window_blocks: u64,
     /// Opening customer accounts.
     pub accounts: Vec<GenesisAccount>,

@@ -232,8 +232,8 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
         regulators: vec![public(&regulator)],
         cycle_blocks: options.cycle_blocks,
         queue_expiry_blocks: options.queue_expiry_blocks,
-        max_queue_per_bank: 10_000,
-        duplicate_window_blocks: 86_400,
+        max_queue_per_bank: interpool_contracts::genesis::defaults::MAX_QUEUE_PER_BANK,
+        duplicate_window_blocks: interpool_contracts::genesis::defaults::DUPLICATE_WINDOW_BLOCKS,
         accounts,
         validators: planned
             .iter()

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use interpool_consensus::{PublicKey, ValidatorSet, ValidatorSetError};
+use interpool_contracts::genesis::defaults;
 use interpool_contracts::{
     AccountId, Amount, BankId, Genesis, GenesisAccount, GenesisBank, GenesisNode, Ledger,
 };
@@ -34,14 +35,6 @@ pub struct SpecAccount {
     pub balance: String,
 }
 
-fn default_max_queue_per_bank() -> u32 {
-    10_000
-}
-
-fn default_duplicate_window_blocks() -> u64 {
-    86_400
-}
-
 /// `consortium.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,10 +50,10 @@ pub struct ConsortiumSpec {
     /// Blocks a queued transfer may wait.
     pub queue_expiry_blocks: u64,
     /// Queue capacity per bank.
-    #[serde(default = "default_max_queue_per_bank")]
+    #[serde(default = "defaults::max_queue_per_bank")]
     pub max_queue_per_bank: u32,
     /// Blocks an end-to-end id is remembered.
-    #[serde(default = "default_duplicate_window_blocks")]
+    #[serde(default = "defaults::duplicate_window_blocks")]
     pub duplicate_window_blocks: u64,
     /// The settlement authority's public key.
     pub authority: AccountId,
