@@ -9,6 +9,9 @@
 #                                         # transfers in batches of 500): throughput, latency
 #                                         # percentiles, and each node's CPU time per
 #                                         # committed transaction
+#   READ_LOAD=1 scripts/bench.sh network ...  # the same, while 64 event streams replay the
+#                                         # chain from its first block and history, proof
+#                                         # and status requests run in loops on every node
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +36,24 @@ network() {
         pids+=("$(cat "$net/$name/node.pid")")
         [ -n "${rpc:-}" ] || rpc=$url
     done < <(python3 -c 'import json,sys; [print(n["name"], n["rpc_url"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$net/localnet.json")
+    READERS=()
+    if [ "${READ_LOAD:-0}" = 1 ]; then
+        # The payer whose history and proof are read: the first sample customer.
+        local account
+        account=$("$bin/interpool-wallet" address --key "$net/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["banks"][0]["accounts"][0]["key_file"])' "$net/localnet.json")")
+        local urls=()
+        while read -r _ url; do urls+=("$url"); done < <(python3 -c 'import json,sys; [print(n["name"], n["rpc_url"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$net/localnet.json")
+        log "read load: 64 event streams from the first block, history/proof/status loops"
+        for i in $(seq 0 63); do
+            curl -sN "${urls[$((i % ${#urls[@]}))]}/v1/events?after=0:0" >/dev/null 2>&1 &
+            READERS+=($!)
+        done
+        for route in "/v1/accounts/$account/transactions?limit=200" "/v1/accounts/$account/proof" "/v1/status"; do
+            ( while true; do for url in "${urls[@]}"; do curl -s -o /dev/null "$url$route"; done; done ) &
+            READERS+=($!)
+        done
+        trap 'kill "${READERS[@]}" 2>/dev/null || true; bash scripts/localnet.sh down >/dev/null' EXIT
+    fi
     for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); done
     local tx_before tx_after
     tx_before=$(committed "$rpc")

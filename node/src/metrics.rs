@@ -25,6 +25,7 @@ pub struct Metrics {
     block_announcements: Counter,
     mempool_size: Gauge,
     peers: Gauge,
+    event_streams: Gauge,
     verification_seconds: Histogram,
     commit_seconds: Histogram,
     p2p: Family<[(&'static str, &'static str); 1], Gauge>,
@@ -89,6 +90,12 @@ impl Metrics {
         registry.register("mempool_size", "Pending transactions", mempool_size.clone());
         let peers = Gauge::default();
         registry.register("peers", "Connected peers", peers.clone());
+        let event_streams = Gauge::default();
+        registry.register(
+            "event_streams",
+            "Open GET /v1/events streams",
+            event_streams.clone(),
+        );
         let verification_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         registry.register(
             "verification_seconds",
@@ -127,6 +134,7 @@ impl Metrics {
             block_announcements,
             mempool_size,
             peers,
+            event_streams,
             verification_seconds,
             commit_seconds,
         }
@@ -173,6 +181,11 @@ impl Metrics {
     /// Current mempool size.
     pub fn mempool_size(&self, size: usize) {
         self.mempool_size.set(to_i64(size as u64));
+    }
+
+    /// Open event streams.
+    pub fn event_streams(&self, open: usize) {
+        self.event_streams.set(to_i64(open as u64));
     }
 
     /// Current peer count.

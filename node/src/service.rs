@@ -259,6 +259,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         ))
     };
 
+    let (stopping, _) = watch::channel(false);
     let state = ApiState {
         node: config.name.clone(),
         read_only: !is_validator,
@@ -275,13 +276,18 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             Arc::new(move || network.stats())
         },
         event_streams: crate::api::events::stream_limit(),
+        shutdown: stopping.subscribe(),
     };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.rpc.listen))?;
     tracing::info!(rpc = %config.rpc.listen, p2p = %config.p2p.listen, me = %me, "node started");
     let app = api::router(state, config.rpc.max_body_bytes);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping");
+        let _ = stopping.send(true);
+    });
     tokio::select! {
         result = server => result.context("HTTP server failed")?,
         result = worker => {

@@ -139,3 +139,43 @@ fn event_stream_resumes_exactly_once_across_a_restart() {
     let body: serde_json::Value = answer.json().expect("json");
     assert_eq!(body["error"]["code"], "bad_cursor");
 }
+
+#[test]
+fn a_node_with_open_event_streams_stops_promptly_on_sigterm() {
+    let mut net = Localnet::start(4, 0, 2);
+    net.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(120));
+    let rpc = net.nodes[0].rpc.clone();
+    // Clients that never hang up: a graceful shutdown must not wait for them.
+    let streams: Vec<_> = (0..4)
+        .map(|_| {
+            let url = format!("{rpc}/v1/events?after=0:0");
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .expect("client");
+                if let Ok(response) = http.get(url).send() {
+                    for line in BufReader::new(response).lines() {
+                        if line.is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_for(Duration::from_secs(30), "the streams are open", || {
+        crate::localnet::metric(&rpc, "interpool_event_streams") == Some(4)
+    });
+    let status = net.terminate(0, Duration::from_secs(15));
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
+    for stream in streams {
+        stream.join().expect("stream thread");
+    }
+    // The node starts again on its data and rejoins.
+    net.start_node(0);
+    let height = crate::localnet::status(&net.nodes[1].rpc)
+        .expect("status")
+        .height;
+    net.wait_height(&[0], height, Duration::from_secs(120));
+}

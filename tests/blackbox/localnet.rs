@@ -441,6 +441,32 @@ impl Localnet {
         }
     }
 
+    /// Stops node `i` the way an operator does (SIGTERM) and waits for it to exit within
+    /// `deadline`; returns its exit status.
+    pub fn terminate(&mut self, i: usize, deadline: Duration) -> std::process::ExitStatus {
+        let mut child = self.child(i).take().expect("node is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if started.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} did not stop within {deadline:?} of SIGTERM",
+                    self.nodes[i].name
+                );
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+    }
+
     /// `kill -9` node `i`.
     pub fn kill(&mut self, i: usize) {
         let mut child = self.child(i).take().expect("node is running");

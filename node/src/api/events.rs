@@ -222,6 +222,7 @@ async fn produce(
             height += 1;
             seen_through = None;
         }
+        let mut shutdown = state.shutdown.clone();
         tokio::select! {
             changed = commits.changed() => {
                 if changed.is_err() {
@@ -229,6 +230,7 @@ async fn produce(
                 }
             }
             () = sender.closed() => return,
+            Ok(_) = shutdown.wait_for(|stopping| *stopping) => return,
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct ApiState {
     pub p2p_stats: Arc<dyn Fn() -> crate::net::p2p::P2pStats + Send + Sync>,
     /// Limits concurrent `GET /v1/events` streams.
     pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Becomes true when the node shuts down: open event streams end, so that a graceful
+    /// shutdown does not wait on clients that never hang up.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The router, with the request body limit.

@@ -91,6 +91,7 @@ impl TestApi {
             metrics,
             p2p_stats: Arc::new(crate::net::p2p::P2pStats::default),
             event_streams: events::stream_limit(),
+            shutdown: tokio::sync::watch::channel(false).1,
         };
         Self {
             router: router(state, 1 << 20),
