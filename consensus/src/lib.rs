@@ -113,4 +113,6 @@ pub use message::{
     SignedRoundChange, StrictVerifier, Vote, MAX_CERTIFICATE_BYTES, MAX_MESSAGE_BYTES,
     MAX_PAYLOAD_BYTES,
 };
-pub use types::{Digest, Height, PublicKey, Round, Signature, ValidatorSet, ValidatorSetError};
+pub use types::{
+    ChainDomain, Digest, Height, PublicKey, Round, Signature, ValidatorSet, ValidatorSetError,
+};

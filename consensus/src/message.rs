@@ -32,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
-use crate::types::{Digest, Height, PublicKey, Round, Signature, ValidatorSet, MAX_VALIDATORS};
+use crate::types::{
+    ChainDomain, Digest, Height, PublicKey, Round, Signature, ValidatorSet, MAX_VALIDATORS,
+};
 
 /// Largest payload a proposal may carry (8 MiB).
 pub const MAX_PAYLOAD_BYTES: usize = 8 << 20;
@@ -300,9 +302,16 @@ impl SignatureVerifier for StrictVerifier {
     }
 }
 
-fn tagged_hash(tag: &[u8], height: Height, round: Round, rest: &[&[u8]]) -> [u8; 32] {
+fn tagged_hash(
+    tag: &[u8],
+    domain: &ChainDomain,
+    height: Height,
+    round: Round,
+    rest: &[&[u8]],
+) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(tag);
+    hasher.update(domain.0);
     hasher.update(height.to_le_bytes());
     hasher.update(round.to_le_bytes());
     for part in rest {
@@ -313,25 +322,26 @@ fn tagged_hash(tag: &[u8], height: Height, round: Round, rest: &[&[u8]]) -> [u8;
 
 impl Vote {
     /// Hash signed for this vote as a message of `kind` (PREPARE or COMMIT; PROPOSAL signs
-    /// the same fields with its own tag, the digest being the payload's).
-    pub fn signing_hash(&self, kind: MessageKind) -> [u8; 32] {
+    /// the same fields with its own tag, the digest being the payload's) on chain `domain`.
+    pub fn signing_hash(&self, domain: &ChainDomain, kind: MessageKind) -> [u8; 32] {
         let tag = match kind {
             MessageKind::Prepare => TAG_PREPARE,
             MessageKind::Commit => TAG_COMMIT,
             MessageKind::Proposal => TAG_PROPOSAL,
             MessageKind::RoundChange => TAG_ROUND_CHANGE,
         };
-        tagged_hash(tag, self.height, self.round, &[&self.digest.0])
+        tagged_hash(tag, domain, self.height, self.round, &[&self.digest.0])
     }
 }
 
 impl RoundChange {
-    /// Hash signed by a ROUND-CHANGE.
-    pub fn signing_hash(&self) -> [u8; 32] {
+    /// Hash signed by a ROUND-CHANGE on chain `domain`.
+    pub fn signing_hash(&self, domain: &ChainDomain) -> [u8; 32] {
         match &self.prepared {
-            None => tagged_hash(TAG_ROUND_CHANGE, self.height, self.round, &[&[0]]),
+            None => tagged_hash(TAG_ROUND_CHANGE, domain, self.height, self.round, &[&[0]]),
             Some(cert) => tagged_hash(
                 TAG_ROUND_CHANGE,
+                domain,
                 self.height,
                 self.round,
                 &[&[1], &cert.vote.round.to_le_bytes(), &cert.vote.digest.0],
@@ -339,9 +349,9 @@ impl RoundChange {
         }
     }
 
-    /// Signs this round change.
-    pub fn sign(self, key: &SigningKey) -> SignedRoundChange {
-        let signature = key.sign(&self.signing_hash()).into();
+    /// Signs this round change for chain `domain`.
+    pub fn sign(self, key: &SigningKey, domain: &ChainDomain) -> SignedRoundChange {
+        let signature = key.sign(&self.signing_hash(domain)).into();
         SignedRoundChange {
             round_change: self,
             signer: PublicKey::from(&key.verifying_key()),
@@ -379,24 +389,24 @@ impl Message {
         }
     }
 
-    /// The hash the sender signs (see the module documentation).
-    pub fn signing_hash(&self) -> [u8; 32] {
+    /// The hash the sender signs on chain `domain` (see the module documentation).
+    pub fn signing_hash(&self, domain: &ChainDomain) -> [u8; 32] {
         match self {
             Message::Proposal(p) => Vote {
                 height: p.height,
                 round: p.round,
                 digest: Digest::of(&p.payload),
             }
-            .signing_hash(MessageKind::Proposal),
-            Message::Prepare(v) => v.signing_hash(MessageKind::Prepare),
-            Message::Commit(v) => v.signing_hash(MessageKind::Commit),
-            Message::RoundChange { round_change, .. } => round_change.signing_hash(),
+            .signing_hash(domain, MessageKind::Proposal),
+            Message::Prepare(v) => v.signing_hash(domain, MessageKind::Prepare),
+            Message::Commit(v) => v.signing_hash(domain, MessageKind::Commit),
+            Message::RoundChange { round_change, .. } => round_change.signing_hash(domain),
         }
     }
 
-    /// Signs the message with `key`.
-    pub fn sign(self, key: &SigningKey) -> SignedMessage {
-        let signature = key.sign(&self.signing_hash()).into();
+    /// Signs the message with `key` for chain `domain`.
+    pub fn sign(self, key: &SigningKey, domain: &ChainDomain) -> SignedMessage {
+        let signature = key.sign(&self.signing_hash(domain)).into();
         SignedMessage {
             message: self,
             signer: PublicKey::from(&key.verifying_key()),
@@ -502,7 +512,7 @@ impl SignedMessage {
         if !verifier.verify(
             validators,
             signer,
-            &self.message.signing_hash(),
+            &self.message.signing_hash(validators.domain()),
             &self.signature,
         ) {
             return Err(MessageError::BadSignature(self.signer));
@@ -593,7 +603,12 @@ fn verify_justification(
         }
         previous = Some(index);
         verify_round_change_content(rc, validators, verifier)?;
-        if !verifier.verify(validators, index, &rc.signing_hash(), &signed.signature) {
+        if !verifier.verify(
+            validators,
+            index,
+            &rc.signing_hash(validators.domain()),
+            &signed.signature,
+        ) {
             return Err(MessageError::BadJustification(format!(
                 "bad round-change signature from {}",
                 signed.signer
@@ -647,7 +662,7 @@ fn verify_signature_set(
             quorum: validators.quorum(),
         });
     }
-    let hash = vote.signing_hash(kind);
+    let hash = vote.signing_hash(validators.domain(), kind);
     for ((key, signature), index) in signatures.iter().zip(indices) {
         if !verifier.verify(validators, index, &hash, signature) {
             return Err(CertificateError::BadSignature(*key));
@@ -756,7 +771,7 @@ mod tests {
             payload: b"payload".to_vec(),
             justification: vec![],
         })
-        .sign(&key(0))
+        .sign(&key(0), &ChainDomain::UNBOUND)
     }
 
     #[test]
@@ -778,6 +793,49 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_for_one_chain_does_not_verify_on_another() {
+        let keys: Vec<PublicKey> = (0..4)
+            .map(|i| PublicKey::from(&key(i).verifying_key()))
+            .collect();
+        let chain_a = ChainDomain::new("interpool-prod", &[1; 32]);
+        let chain_b = ChainDomain::new("interpool-test", &[1; 32]);
+        let chain_c = ChainDomain::new("interpool-prod", &[2; 32]);
+        assert_ne!(chain_a, chain_b);
+        assert_ne!(chain_a, chain_c);
+        let on_a = ValidatorSet::new(keys.clone())
+            .expect("set")
+            .bound_to(chain_a);
+        let on_b = ValidatorSet::new(keys.clone())
+            .expect("set")
+            .bound_to(chain_b);
+        let on_c = ValidatorSet::new(keys).expect("set").bound_to(chain_c);
+        let vote = Vote {
+            height: 5,
+            round: 0,
+            digest: Digest::of(b"block"),
+        };
+        let prepare = Message::Prepare(vote).sign(&key(1), &chain_a);
+        assert!(prepare.verify(&on_a, &mut StrictVerifier).is_ok());
+        for other in [&on_b, &on_c] {
+            assert!(matches!(
+                prepare.verify(other, &mut StrictVerifier),
+                Err(MessageError::BadSignature(_))
+            ));
+        }
+        // Certificates too: a quorum's COMMITs on chain A prove nothing on B or C.
+        let signatures = (0..3)
+            .map(|i| {
+                let signed = Message::Commit(vote).sign(&key(i), &chain_a);
+                (signed.signer, signed.signature)
+            })
+            .collect();
+        let certificate = CommitCertificate { vote, signatures };
+        assert!(certificate.verify(&on_a, 5, &vote.digest).is_ok());
+        assert!(certificate.verify(&on_b, 5, &vote.digest).is_err());
+        assert!(certificate.verify(&on_c, 5, &vote.digest).is_err());
+    }
+
+    #[test]
     fn certificates_round_trip_within_their_bound() {
         let vote = Vote {
             height: 3,
@@ -787,7 +845,8 @@ mod tests {
         // The largest possible certificate: one signature from each of MAX_VALIDATORS.
         let signatures = (0..MAX_VALIDATORS)
             .map(|i| {
-                let signed = Message::Commit(vote).sign(&key((i % 250) as u8));
+                let signed =
+                    Message::Commit(vote).sign(&key((i % 250) as u8), &ChainDomain::UNBOUND);
                 (signed.signer, signed.signature)
             })
             .collect();
@@ -825,14 +884,14 @@ mod tests {
             digest: Digest::of(b"x"),
         };
         let hashes = [
-            vote.signing_hash(MessageKind::Prepare),
-            vote.signing_hash(MessageKind::Commit),
-            vote.signing_hash(MessageKind::Proposal),
+            vote.signing_hash(&ChainDomain::UNBOUND, MessageKind::Prepare),
+            vote.signing_hash(&ChainDomain::UNBOUND, MessageKind::Commit),
+            vote.signing_hash(&ChainDomain::UNBOUND, MessageKind::Proposal),
         ];
         assert_ne!(hashes[0], hashes[1]);
         assert_ne!(hashes[1], hashes[2]);
         // A PREPARE's signature relabelled as a COMMIT does not verify.
-        let prepare = Message::Prepare(vote).sign(&key(0));
+        let prepare = Message::Prepare(vote).sign(&key(0), &ChainDomain::UNBOUND);
         let relabelled = SignedMessage {
             message: Message::Commit(vote),
             ..prepare

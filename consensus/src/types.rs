@@ -216,6 +216,30 @@ pub enum ValidatorSetError {
     InvalidKey(PublicKey),
 }
 
+/// Which chain a consensus signature belongs to: SHA-256 of a tag, the chain id and the
+/// genesis hash. Every signing hash starts with it, so a message or certificate of one
+/// chain is worthless on any other — a test network's votes cannot be replayed on the
+/// production chain, nor those of a chain restarted from another genesis under the same
+/// keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ChainDomain(pub [u8; 32]);
+
+impl ChainDomain {
+    /// The domain of no chain in particular (all zeros): the consensus crate's own tests and
+    /// simulator. A node binds its validator set to its chain ([`ValidatorSet::bound_to`]).
+    pub const UNBOUND: ChainDomain = ChainDomain([0; 32]);
+
+    /// The domain of the chain `chain_id` with genesis hash `genesis_hash`.
+    pub fn new(chain_id: &str, genesis_hash: &[u8; 32]) -> ChainDomain {
+        let mut hasher = Sha256::new();
+        hasher.update(b"interpool/consensus/chain/v1");
+        hasher.update((chain_id.len() as u64).to_le_bytes());
+        hasher.update(chain_id.as_bytes());
+        hasher.update(genesis_hash);
+        ChainDomain(hasher.finalize().into())
+    }
+}
+
 /// The ordered validator set of a chain (fixed at genesis).
 ///
 /// Its order defines proposer rotation: `proposer(h, r) = validators[(h + r) mod n]`.
@@ -229,6 +253,8 @@ pub struct ValidatorSet {
     /// Simulation-only sabotage of the quorum size (see
     /// [`ValidatorSet::with_broken_quorum_for_simulation`]). `None` in every real deployment.
     broken_quorum: Option<usize>,
+    /// The chain every signature of this set is for.
+    domain: ChainDomain,
 }
 
 impl fmt::Debug for ValidatorSet {
@@ -265,7 +291,20 @@ impl ValidatorSet {
             verifying,
             index,
             broken_quorum: None,
+            domain: ChainDomain::UNBOUND,
         })
+    }
+
+    /// This set as the validators of the chain `domain`: what they sign and what is
+    /// verified against them is for that chain only.
+    pub fn bound_to(mut self, domain: ChainDomain) -> ValidatorSet {
+        self.domain = domain;
+        self
+    }
+
+    /// The chain this set's signatures are for.
+    pub fn domain(&self) -> &ChainDomain {
+        &self.domain
     }
 
     /// Number of validators `n`.

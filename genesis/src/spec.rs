@@ -2,7 +2,7 @@
 //! private key ever leaves a bank. And the full check of any genesis.
 
 use anyhow::{bail, Context, Result};
-use interpool_consensus::{PublicKey, ValidatorSet, ValidatorSetError};
+use interpool_consensus::{ChainDomain, PublicKey, ValidatorSet, ValidatorSetError};
 use interpool_contracts::genesis::defaults;
 use interpool_contracts::{
     AccountId, Amount, BankId, Genesis, GenesisAccount, GenesisBank, GenesisNode, Ledger,
@@ -126,14 +126,23 @@ pub fn check_genesis(genesis: &Genesis) -> Result<Ledger> {
     if genesis.validators.is_empty() {
         bail!("genesis has no validators");
     }
-    validator_set(&genesis.validators).context("invalid validator set")?;
+    validator_set(genesis).context("invalid validator set")?;
     Ok(ledger)
 }
 
-/// The consensus validator set of a genesis's validators, in rotation order: the one
-/// place a genesis becomes a validator set (node, audit, wallet).
-pub fn validator_set(validators: &[GenesisNode]) -> Result<ValidatorSet, ValidatorSetError> {
-    ValidatorSet::new(validators.iter().map(|v| PublicKey(v.key.0)).collect())
+/// The consensus validator set of a genesis, in rotation order and bound to its chain (its
+/// chain id and genesis hash sign every consensus message): the one place a genesis
+/// becomes a validator set (node, audit, wallet).
+pub fn validator_set(genesis: &Genesis) -> Result<ValidatorSet, ValidatorSetError> {
+    let domain = ChainDomain::new(&genesis.chain_id, &genesis.hash().0);
+    Ok(ValidatorSet::new(
+        genesis
+            .validators
+            .iter()
+            .map(|v| PublicKey(v.key.0))
+            .collect(),
+    )?
+    .bound_to(domain))
 }
 
 #[cfg(test)]

@@ -153,8 +153,7 @@ pub fn audit(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, AuditError> {
     check_genesis(genesis).map_err(|e| SetupError::Genesis(format!("{e:#}")))?;
-    let validators =
-        validator_set(&genesis.validators).map_err(|e| SetupError::Genesis(e.to_string()))?;
+    let validators = validator_set(genesis).map_err(|e| SetupError::Genesis(e.to_string()))?;
     let mut replay =
         Replay::from_genesis(genesis).map_err(|e| SetupError::Genesis(e.to_string()))?;
     let stored = store.height().map_err(SetupError::Height)?;
@@ -267,7 +266,7 @@ mod tests {
 
     /// COMMIT signatures of validators `signers` on `payload` at `height`.
     fn certificate(height: u64, payload: &[u8], signers: &[usize]) -> CommitCertificate {
-        node_kit::certificate_by(height, payload, signers)
+        node_kit::certificate_by(&node_kit::domain(&genesis()), height, payload, signers)
     }
 
     /// Builds, certifies and commits `BLOCKS` blocks with the node's own core: cross-bank
@@ -495,7 +494,9 @@ mod tests {
         let outsider = key(OUTSIDER_SEED);
         with_store(dir.path(), |store| {
             let mut cert = stored_certificate(store, TARGET);
-            let hash = cert.vote.signing_hash(MessageKind::Commit);
+            let hash = cert
+                .vote
+                .signing_hash(&node_kit::domain(&genesis()), MessageKind::Commit);
             cert.signatures[2] = (
                 PublicKey::from(&outsider.verifying_key()),
                 Signature::from(outsider.sign(&hash)),
@@ -519,7 +520,9 @@ mod tests {
         let named = PublicKey::from(&key(VALIDATOR_SEEDS[1]).verifying_key());
         with_store(dir.path(), |store| {
             let mut cert = stored_certificate(store, TARGET);
-            let hash = cert.vote.signing_hash(MessageKind::Commit);
+            let hash = cert
+                .vote
+                .signing_hash(&node_kit::domain(&genesis()), MessageKind::Commit);
             cert.signatures[1].1 = Signature::from(outsider.sign(&hash));
             store
                 .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
@@ -550,6 +553,27 @@ mod tests {
         assert_eq!(found.height, 1);
         assert!(
             matches!(found.kind, DiscrepancyKind::Certificate(_)),
+            "{found}"
+        );
+    }
+
+    #[test]
+    fn certificates_of_the_same_validators_on_another_chain_do_not_verify() {
+        // Same validator keys, another genesis (a test network, a chain restarted): its
+        // COMMITs are signed for another chain and prove nothing here.
+        let dir = build_chain();
+        let mut other = genesis();
+        other.cycle_blocks += 1;
+        let store = open_store(dir.path()).expect("open");
+        let Err(AuditError::Discrepancy(found)) = audit(&store, &other, &mut |_, _| {}) else {
+            panic!("another chain's certificates must not verify");
+        };
+        assert_eq!(found.height, 1);
+        assert!(
+            matches!(
+                found.kind,
+                DiscrepancyKind::Certificate(CertificateError::BadSignature(_))
+            ),
             "{found}"
         );
     }

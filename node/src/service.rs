@@ -59,7 +59,7 @@ fn prepare(config: NodeConfig) -> Result<Prepared> {
     let genesis = read_genesis(&config.genesis_file)?;
     check_genesis(&genesis)
         .with_context(|| format!("{} is invalid", config.genesis_file.display()))?;
-    let validators = validator_set(&genesis.validators).context("invalid validator set")?;
+    let validators = validator_set(&genesis).context("invalid validator set")?;
     let key = read_key(&config.key_file)?;
     let me = AccountId(key.verifying_key().to_bytes());
     let listed = match config.role {

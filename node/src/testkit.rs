@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ed25519_dalek::Signer;
 use interpool_consensus::{
-    CommitCertificate, Digest, MessageKind, PublicKey, Signature, ValidatorSet, Vote,
+    ChainDomain, CommitCertificate, Digest, MessageKind, PublicKey, Signature, ValidatorSet, Vote,
 };
 use interpool_contracts::testkit::{self as ledger_kit, account, customer_seed, key};
 use interpool_contracts::{Amount, Body, Genesis, GenesisNode, Transaction, VerifiedTransaction};
@@ -40,15 +40,14 @@ pub fn with_validators(mut genesis: Genesis) -> Genesis {
     genesis
 }
 
-/// The validator set of [`VALIDATOR_SEEDS`].
-pub fn validator_set() -> ValidatorSet {
-    ValidatorSet::new(
-        VALIDATOR_SEEDS
-            .iter()
-            .map(|seed| PublicKey::from(&key(*seed).verifying_key()))
-            .collect(),
-    )
-    .expect("valid set")
+/// The validator set of `genesis` (bound to its chain), as the node builds it.
+pub fn validator_set(genesis: &Genesis) -> ValidatorSet {
+    interpool_genesis::spec::validator_set(genesis).expect("valid set")
+}
+
+/// The chain domain of `genesis`: what its consensus signatures are for.
+pub fn domain(genesis: &Genesis) -> ChainDomain {
+    *validator_set(genesis).domain()
 }
 
 /// A verified transfer of 10 from customer `seed` to the first customer of bank 1.
@@ -76,14 +75,19 @@ pub fn transfer_to(from: u64, to: u64, nonce: u64, amount: u64) -> VerifiedTrans
 }
 
 /// COMMIT signatures of validators `signers` (indices into [`VALIDATOR_SEEDS`]) on `payload`
-/// at `height`, round 0: what the engine collects.
-pub fn certificate_by(height: u64, payload: &[u8], signers: &[usize]) -> CommitCertificate {
+/// at `height`, round 0, for the chain `domain`: what the engine collects.
+pub fn certificate_by(
+    domain: &ChainDomain,
+    height: u64,
+    payload: &[u8],
+    signers: &[usize],
+) -> CommitCertificate {
     let vote = Vote {
         height,
         round: 0,
         digest: Digest::of(payload),
     };
-    let hash = vote.signing_hash(MessageKind::Commit);
+    let hash = vote.signing_hash(domain, MessageKind::Commit);
     CommitCertificate {
         vote,
         signatures: signers
@@ -99,9 +103,9 @@ pub fn certificate_by(height: u64, payload: &[u8], signers: &[usize]) -> CommitC
     }
 }
 
-/// A valid certificate: [`QUORUM`] on `payload` at `height`.
+/// A valid certificate on the chain of [`genesis`]: [`QUORUM`] on `payload` at `height`.
 pub fn certificate(height: u64, payload: &[u8]) -> CommitCertificate {
-    certificate_by(height, payload, &QUORUM)
+    certificate_by(&domain(&genesis()), height, payload, &QUORUM)
 }
 
 /// An empty mempool with room to spare.
@@ -135,8 +139,13 @@ pub fn commit_block(core: &mut Core, txs: Vec<VerifiedTransaction>, now_ms: u64)
     let height = core.next_height();
     let block = core.build_proposal(account(VALIDATOR_SEEDS[0]), now_ms);
     core.validate_proposal(height, &block).expect("valid block");
-    core.commit(height, &block, &certificate(height, &block))
-        .expect("commit");
+    let domain = ChainDomain::new(&core.tip().chain_id, &core.genesis_hash().0);
+    core.commit(
+        height,
+        &block,
+        &certificate_by(&domain, height, &block, &QUORUM),
+    )
+    .expect("commit");
     block
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::Signer;
-use interpool_consensus::{CommitCertificate, Digest, MessageKind, PublicKey, Signature, Vote};
+use interpool_consensus::{
+    ChainDomain, CommitCertificate, Digest, MessageKind, PublicKey, Signature, Vote,
+};
 use interpool_contracts::primitives::to_hex;
 use interpool_contracts::views::{BlockView, TxStatus};
 use interpool_contracts::{codec, AccountId, Block, BlockHeader, Hash, Ledger};
@@ -188,8 +190,9 @@ fn an_observer_follows_each_block_on_its_announcement() {
     assert!(heard >= 5, "announcements received: {heard}");
 }
 
-/// `key`'s COMMIT signature over `digest` at `height`, round 0.
+/// `key`'s COMMIT signature over `digest` at `height`, round 0, on the chain `genesis`.
 fn commit_signature(
+    genesis: &interpool_contracts::Genesis,
     key: &ed25519_dalek::SigningKey,
     height: u64,
     digest: &Hash,
@@ -199,7 +202,8 @@ fn commit_signature(
         round: 0,
         digest: Digest(digest.0),
     };
-    let signature = key.sign(&vote.signing_hash(MessageKind::Commit));
+    let domain = ChainDomain::new(&genesis.chain_id, &genesis.hash().0);
+    let signature = key.sign(&vote.signing_hash(&domain, MessageKind::Commit));
     (
         PublicKey::from(&key.verifying_key()),
         Signature::from(signature),
@@ -270,22 +274,22 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
         certificate(
             1,
             &digest,
-            vec![commit_signature(&validator_keys[0], 1, &digest)],
+            vec![commit_signature(&genesis, &validator_keys[0], 1, &digest)],
         ),
         certificate(
             1,
             &digest,
             vec![
-                commit_signature(&validator_keys[0], 1, &digest),
-                commit_signature(&validator_keys[1], 1, &other),
-                commit_signature(&validator_keys[2], 1, &digest),
+                commit_signature(&genesis, &validator_keys[0], 1, &digest),
+                commit_signature(&genesis, &validator_keys[1], 1, &other),
+                commit_signature(&genesis, &validator_keys[2], 1, &digest),
             ],
         ),
         certificate(
             1,
             &digest,
             (0..3)
-                .map(|i| commit_signature(&validator_keys[i], 1, &digest))
+                .map(|i| commit_signature(&genesis, &validator_keys[i], 1, &digest))
                 .collect(),
         ),
     ];

@@ -164,10 +164,12 @@ fn heavy_reads_do_not_slow_consensus_and_every_stream_gets_its_events() {
         height_after > height_before + 10,
         "validators stalled: {height_before} → {height_after}"
     );
+    let after = round_changes(&net);
     assert_eq!(
-        round_changes(&net),
+        after,
         before,
-        "the read load caused round changes ({} reads served)",
+        "the read load caused round changes (per validator, before {before:?}, after \
+         {after:?}; {} reads served)",
         reads.load(Ordering::Relaxed)
     );
     net.assert_running(&[0, 1, 2, 3]);

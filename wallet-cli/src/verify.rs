@@ -182,10 +182,15 @@ mod tests {
             .collect()
     }
 
+    fn genesis_with(validators: Vec<GenesisNode>) -> interpool_contracts::Genesis {
+        let mut genesis = testkit::genesis(2, 2, 10_000, 1_000_000, 50_000);
+        genesis.validators = validators;
+        genesis
+    }
+
     /// A proof about `id` after block 6, certified by block 7 with COMMITs from `signers`.
     fn proof_view(id: AccountId, signers: &[u64]) -> AccountProofView<CommitCertificate> {
-        let mut genesis = testkit::genesis(2, 2, 10_000, 1_000_000, 50_000);
-        genesis.validators = genesis_validators();
+        let genesis = genesis_with(genesis_validators());
         let ledger = Ledger::from_genesis(&genesis).expect("genesis");
         let block = Block {
             header: BlockHeader {
@@ -207,7 +212,7 @@ mod tests {
         let signatures = signers
             .iter()
             .map(|i| {
-                let signed = Message::Commit(vote).sign(&validator_key(*i));
+                let signed = Message::Commit(vote).sign(&validator_key(*i), set().domain());
                 (signed.signer, signed.signature)
             })
             .collect();
@@ -220,7 +225,7 @@ mod tests {
     }
 
     fn set() -> ValidatorSet {
-        validator_set(&genesis_validators()).expect("set")
+        validator_set(&genesis_with(genesis_validators())).expect("set")
     }
 
     fn customer() -> AccountId {
@@ -270,14 +275,14 @@ mod tests {
         );
 
         // Signers that are not the genesis validators.
-        let other = validator_set(
-            &(10..14)
+        let other = validator_set(&genesis_with(
+            (10..14)
                 .map(|i| GenesisNode {
                     name: format!("x-{i}"),
                     key: account(900 + i),
                 })
-                .collect::<Vec<_>>(),
-        )
+                .collect(),
+        ))
         .expect("set");
         let error = verify_account_proof(&proof_view(id, &[0, 1, 2]), &id, CHAIN, &other)
             .expect_err("foreign");
@@ -349,6 +354,8 @@ mod tests {
 
     #[test]
     fn a_genesis_without_enough_validators_is_refused() {
-        assert!(validator_set(&genesis_validators()[..3]).is_err());
+        let mut three = genesis_validators();
+        three.truncate(3);
+        assert!(validator_set(&genesis_with(three)).is_err());
     }
 }

@@ -419,7 +419,8 @@ impl Engine {
                 .iter()
                 .find(|signed| signed.message.kind() == message.kind());
             if let Some(existing) = existing {
-                if existing.message.signing_hash() != message.signing_hash() {
+                let domain = self.validators.domain();
+                if existing.message.signing_hash(domain) != message.signing_hash(domain) {
                     self.metrics.refused_signatures =
                         self.metrics.refused_signatures.saturating_add(1);
                 }
@@ -432,7 +433,7 @@ impl Engine {
             self.persisted.round = key.1;
             self.persisted.signed.clear();
         }
-        let signed = message.sign(&self.signing_key);
+        let signed = message.sign(&self.signing_key, self.validators.domain());
         self.persisted.signed.push(signed.clone());
         self.dirty = true;
         Some(signed)

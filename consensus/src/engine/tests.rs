@@ -10,6 +10,7 @@ use crate::message::{
     CertificateError, Message, MessageError, MessageKind, Proposal, RoundChange, SignedRoundChange,
     Vote,
 };
+use crate::types::ChainDomain;
 
 const N: usize = 4;
 
@@ -45,11 +46,11 @@ fn vote(round: Round, payload: &[u8]) -> Vote {
 }
 
 fn prepare(from: usize, round: Round, payload: &[u8]) -> Input {
-    Input::Message(Message::Prepare(vote(round, payload)).sign(&key(from)))
+    Input::Message(Message::Prepare(vote(round, payload)).sign(&key(from), &ChainDomain::UNBOUND))
 }
 
 fn commit(from: usize, round: Round, payload: &[u8]) -> Input {
-    Input::Message(Message::Commit(vote(round, payload)).sign(&key(from)))
+    Input::Message(Message::Commit(vote(round, payload)).sign(&key(from), &ChainDomain::UNBOUND))
 }
 
 fn proposal(
@@ -65,7 +66,7 @@ fn proposal(
             payload: payload.to_vec(),
             justification,
         })
-        .sign(&key(from)),
+        .sign(&key(from), &ChainDomain::UNBOUND),
     )
 }
 
@@ -76,7 +77,7 @@ fn prepared_certificate(round: Round, payload: &[u8], signers: &[usize]) -> Prep
         signatures: signers
             .iter()
             .map(|&i| {
-                let signed = Message::Prepare(v).sign(&key(i));
+                let signed = Message::Prepare(v).sign(&key(i), &ChainDomain::UNBOUND);
                 (signed.signer, signed.signature)
             })
             .collect(),
@@ -89,7 +90,7 @@ fn round_change(from: usize, round: Round, prepared: Option<(Round, &[u8])>) -> 
         round,
         prepared: prepared.map(|(r, p)| prepared_certificate(r, p, &[0, 1, 3])),
     }
-    .sign(&key(from))
+    .sign(&key(from), &ChainDomain::UNBOUND)
 }
 
 fn round_change_message(from: usize, round: Round, prepared: Option<(Round, &[u8])>) -> Input {
@@ -435,12 +436,12 @@ fn equivocation_duplicates_and_stale_messages_are_ignored_and_counted() {
     e.handle(prepare(2, 0, b"b"));
     assert_eq!(e.votes.count(MessageKind::Prepare, 0, &Digest::of(b"b")), 1);
     // Bad signature, unknown signer, old height.
-    let mut forged = Message::Prepare(vote(0, b"a")).sign(&key(3));
+    let mut forged = Message::Prepare(vote(0, b"a")).sign(&key(3), &ChainDomain::UNBOUND);
     forged.signature.0[0] ^= 1;
     e.handle(Input::Message(forged));
     assert_eq!(e.metrics().invalid_signatures, 1);
     e.handle(Input::Message(
-        Message::Prepare(vote(0, b"a")).sign(&key(9)),
+        Message::Prepare(vote(0, b"a")).sign(&key(9), &ChainDomain::UNBOUND),
     ));
     assert_eq!(e.metrics().unknown_signers, 1);
     let mut later = engine(0, None, 5);
@@ -567,7 +568,7 @@ fn validators_ahead_trigger_sync_and_sync_verifies_certificates() {
                 round: 0,
                 digest: Digest::of(b"x"),
             })
-            .sign(&key(from)),
+            .sign(&key(from), &ChainDomain::UNBOUND),
         )
     };
     assert!(!e
@@ -585,7 +586,7 @@ fn validators_ahead_trigger_sync_and_sync_verifies_certificates() {
         signatures: [1, 2, 3]
             .iter()
             .map(|&i| {
-                let s = Message::Commit(v).sign(&key(i));
+                let s = Message::Commit(v).sign(&key(i), &ChainDomain::UNBOUND);
                 (s.signer, s.signature)
             })
             .collect(),
@@ -613,7 +614,7 @@ fn validators_ahead_trigger_sync_and_sync_verifies_certificates() {
 fn buffered_future_height_messages_are_applied_on_arrival() {
     let (mut e, _) = started(0);
     // Height 2's proposal and prepares arrive before height 1 is decided.
-    let h2 = |m: Message, from: usize| Input::Message(m.sign(&key(from)));
+    let h2 = |m: Message, from: usize| Input::Message(m.sign(&key(from), &ChainDomain::UNBOUND));
     let v2 = Vote {
         height: 2,
         round: 0,
@@ -659,7 +660,7 @@ fn certificates_with_duplicate_foreign_or_too_few_signers_are_rejected() {
     let digest = Digest::of(payload);
     let v = vote(2, payload);
     let sig = |i: usize| {
-        let s = Message::Commit(v).sign(&key(i));
+        let s = Message::Commit(v).sign(&key(i), &ChainDomain::UNBOUND);
         (s.signer, s.signature)
     };
     let good = CommitCertificate {
@@ -684,7 +685,7 @@ fn certificates_with_duplicate_foreign_or_too_few_signers_are_rejected() {
         Err(CertificateError::NotEnoughSignatures { got: 2, quorum: 3 })
     ));
     // A PREPARE signature is not a COMMIT signature (domain separation).
-    let prepare = Message::Prepare(v).sign(&key(3));
+    let prepare = Message::Prepare(v).sign(&key(3), &ChainDomain::UNBOUND);
     assert!(matches!(
         with(vec![sig(0), sig(1), (prepare.signer, prepare.signature)]).verify(&set(), 1, &digest),
         Err(CertificateError::BadSignature(_))
@@ -723,9 +724,9 @@ fn timeouts_grow_with_the_round_and_stale_timers_are_ignored() {
 
 #[test]
 fn message_errors_are_typed() {
-    let signed = Message::Prepare(vote(0, b"a")).sign(&key(0));
+    let signed = Message::Prepare(vote(0, b"a")).sign(&key(0), &ChainDomain::UNBOUND);
     assert_eq!(signed.verify(&set(), &mut StrictVerifier), Ok(0));
-    let stranger = Message::Prepare(vote(0, b"a")).sign(&key(8));
+    let stranger = Message::Prepare(vote(0, b"a")).sign(&key(8), &ChainDomain::UNBOUND);
     assert!(matches!(
         stranger.verify(&set(), &mut StrictVerifier),
         Err(MessageError::UnknownSigner(_))

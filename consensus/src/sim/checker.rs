@@ -7,7 +7,7 @@ use std::fmt;
 use crate::message::{
     CertificateError, CommitCertificate, MessageKind, SignatureVerifier, SignedMessage,
 };
-use crate::types::{Digest, Height, Round, ValidatorSet};
+use crate::types::{ChainDomain, Digest, Height, Round, ValidatorSet};
 
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl Checker {
     ) -> Result<(), Violation> {
         let m = &message.message;
         let key = (validator, m.height(), m.round(), m.kind());
-        let hash = m.signing_hash();
+        let hash = m.signing_hash(&ChainDomain::UNBOUND);
         match self.signed.get(&key) {
             Some(previous) if *previous != hash => Err(Violation::DoubleSign {
                 validator,

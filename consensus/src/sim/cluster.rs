@@ -15,7 +15,7 @@ use crate::engine::{Action, Config, Engine, Input, Metrics, PersistedState, Time
 use crate::message::{
     CommitCertificate, Message, Proposal, SignatureVerifier, SignedMessage, StrictVerifier, Vote,
 };
-use crate::types::{Digest, Height, PublicKey, Round, Signature, ValidatorSet};
+use crate::types::{ChainDomain, Digest, Height, PublicKey, Round, Signature, ValidatorSet};
 
 /// Blocks handed to a lagging validator per sync transfer.
 const SYNC_BATCH: usize = 16;
@@ -1033,14 +1033,14 @@ impl Cluster {
                     payload: payload.clone(),
                     ..proposal.clone()
                 })
-                .sign(&key);
+                .sign(&key, &ChainDomain::UNBOUND);
                 let vote = Vote {
                     height: proposal.height,
                     round: proposal.round,
                     digest: Digest::of(&payload),
                 };
-                let prepare = Message::Prepare(vote).sign(&key);
-                let commit = Message::Commit(vote).sign(&key);
+                let prepare = Message::Prepare(vote).sign(&key, &ChainDomain::UNBOUND);
+                let commit = Message::Commit(vote).sign(&key, &ChainDomain::UNBOUND);
                 let text = describe(&twin);
                 self.log(|| format!("BYZANTINE v{node} equivocates: {text} to {group_b:?}"));
                 for &to in group_a {
@@ -1064,7 +1064,7 @@ impl Cluster {
                     Message::Prepare(_) => Message::Prepare(other),
                     _ => Message::Commit(other),
                 }
-                .sign(&key);
+                .sign(&key, &ChainDomain::UNBOUND);
                 for &to in group_a {
                     self.send_message(node, to, &message);
                 }
@@ -1087,7 +1087,10 @@ impl Cluster {
             } else {
                 // Signed by a key outside the validator set.
                 let stranger = SigningKey::from_bytes(&[0xee; 32]);
-                forged = message.message.clone().sign(&stranger);
+                forged = message
+                    .message
+                    .clone()
+                    .sign(&stranger, &ChainDomain::UNBOUND);
             }
             self.send_message(node, to, &forged);
         }

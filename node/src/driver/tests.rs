@@ -150,7 +150,7 @@ fn start<S: ConsensusStore>(
     };
     let engine = Engine::new(
         config,
-        testkit::validator_set(),
+        testkit::validator_set(genesis),
         key(seed),
         persisted,
         core.next_height(),

@@ -131,7 +131,7 @@ struct VerifiedSummary {
 /// `balance ID --verify --genesis FILE`: trusts the genesis file, not the node.
 pub fn verified_balance(node: &str, out: Output, id: &AccountId, genesis: &Path) -> Result<Exit> {
     let genesis = read_genesis(genesis)?;
-    let validators = validator_set(&genesis.validators)
+    let validators = validator_set(&genesis)
         .with_context(|| "the genesis file's validators are not a valid validator set")?;
     let view = Node::new(node)?.account_proof(id)?;
     let verified: Verified =
