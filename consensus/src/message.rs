@@ -485,29 +485,26 @@ impl SignedMessage {
             Message::RoundChange {
                 round_change,
                 prepared_payload,
-            } => {
-                match (&round_change.prepared, prepared_payload) {
-                    (None, None) => {}
-                    (Some(cert), Some(payload)) => {
-                        if Digest::of(payload) != cert.vote.digest {
-                            return Err(MessageError::BadRoundChange(
-                                "payload does not match the prepared digest".into(),
-                            ));
-                        }
-                    }
-                    (Some(_), None) => {
+            } => match (&round_change.prepared, prepared_payload) {
+                (None, None) => {}
+                (Some(cert), Some(payload)) => {
+                    if Digest::of(payload) != cert.vote.digest {
                         return Err(MessageError::BadRoundChange(
-                            "prepared certificate without its payload".into(),
-                        ))
-                    }
-                    (None, Some(_)) => {
-                        return Err(MessageError::BadRoundChange(
-                            "payload without a prepared certificate".into(),
-                        ))
+                            "payload does not match the prepared digest".into(),
+                        ));
                     }
                 }
-                verify_round_change_content(round_change, validators, verifier)?;
-            }
+                (Some(_), None) => {
+                    return Err(MessageError::BadRoundChange(
+                        "prepared certificate without its payload".into(),
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(MessageError::BadRoundChange(
+                        "payload without a prepared certificate".into(),
+                    ))
+                }
+            },
         }
         if !verifier.verify(
             validators,
@@ -517,10 +514,15 @@ impl SignedMessage {
         ) {
             return Err(MessageError::BadSignature(self.signer));
         }
-        // The justification is checked last: it is the most expensive part, and a message
-        // with a bad outer signature should not cost a quorum of verifications.
-        if let Message::Proposal(p) = &self.message {
-            verify_justification(p, validators, verifier)?;
+        // A proposal's justification and a round change's prepared certificate are checked
+        // last: they are the expensive part, and a message whose own signature is bad must
+        // not cost a quorum of verifications.
+        match &self.message {
+            Message::Proposal(p) => verify_justification(p, validators, verifier)?,
+            Message::RoundChange { round_change, .. } => {
+                verify_round_change_content(round_change, validators, verifier)?;
+            }
+            Message::Prepare(_) | Message::Commit(_) => {}
         }
         Ok(signer)
     }
@@ -790,6 +792,71 @@ mod tests {
             Err(DecodeError::TooLarge { .. })
         ));
         assert!(SignedMessage::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// Counts the signatures it is asked to verify.
+    struct Counting(usize);
+
+    impl SignatureVerifier for Counting {
+        fn verify(
+            &mut self,
+            validators: &ValidatorSet,
+            signer: usize,
+            hash: &[u8; 32],
+            signature: &Signature,
+        ) -> bool {
+            self.0 += 1;
+            StrictVerifier.verify(validators, signer, hash, signature)
+        }
+    }
+
+    #[test]
+    fn a_forged_round_change_costs_one_verification_not_a_quorum() {
+        let set = ValidatorSet::new(
+            (0..4)
+                .map(|i| PublicKey::from(&key(i).verifying_key()))
+                .collect(),
+        )
+        .expect("set");
+        let payload = b"locked block".to_vec();
+        let vote = Vote {
+            height: 2,
+            round: 0,
+            digest: Digest::of(&payload),
+        };
+        let prepared = PreparedCertificate {
+            vote,
+            signatures: (0..3)
+                .map(|i| {
+                    let signed = Message::Prepare(vote).sign(&key(i), &ChainDomain::UNBOUND);
+                    (signed.signer, signed.signature)
+                })
+                .collect(),
+        };
+        let honest = Message::RoundChange {
+            round_change: RoundChange {
+                height: 2,
+                round: 1,
+                prepared: Some(prepared),
+            },
+            prepared_payload: Some(payload),
+        }
+        .sign(&key(1), &ChainDomain::UNBOUND);
+        let mut counting = Counting(0);
+        assert_eq!(honest.verify(&set, &mut counting), Ok(1));
+        assert_eq!(
+            counting.0, 4,
+            "its own signature and the certificate's three"
+        );
+        // The same round change with a broken outer signature: refused after one check.
+        let mut forged = honest.clone();
+        forged.signature.0[0] ^= 1;
+        let mut counting = Counting(0);
+        assert!(matches!(
+            forged.verify(&set, &mut counting),
+            Err(MessageError::BadSignature(_))
+        ));
+        assert_eq!(counting.0, 1);
     }
 
     #[test]

@@ -14,8 +14,9 @@ pub struct Config {
     pub round_timeout_base_ms: u64,
     /// The cap on doublings of the round timeout.
     pub round_timeout_max_doublings: u32,
-    /// While a round is undecided, the messages signed in it are re-sent this often (the
-    /// network may lose messages; an identical re-send is always safe).
+    /// While a round is undecided, the messages signed in it are re-sent after this long,
+    /// then after twice as long, and so on up to 16 times as long (the network may lose
+    /// messages; an identical re-send is always safe; a stuck round must not flood).
     pub retransmit_interval_ms: u64,
     /// PREPAREs and COMMITs are kept for rounds within this distance of the current round;
     /// others are dropped (bounds memory against a flood of far-off rounds).

@@ -83,6 +83,8 @@ pub struct Engine {
     sync_requested: bool,
     /// Validators we already answered with our round change in this round.
     helped: Vec<usize>,
+    /// Re-sends done in this round (the retransmission interval doubles with each).
+    retransmits: u32,
 
     /// Signing guard and lock.
     persisted: PersistedState,
@@ -159,6 +161,7 @@ impl Engine {
             proposal_requested: false,
             sync_requested: false,
             helped: Vec::new(),
+            retransmits: 0,
             persisted,
             dirty: false,
             future: BTreeMap::new(),
@@ -354,16 +357,24 @@ impl Engine {
                 self.actions.push(Action::Broadcast(message));
             }
         }
+        self.retransmits = self.retransmits.saturating_add(1);
         self.set_retransmit_timer();
     }
 
+    /// Re-sends back off within a round (×2 each time, at most ×16): a round that stays
+    /// stuck — a partition, a dead peer — costs a few re-sends of its messages (a proposal's
+    /// payload may be megabytes), not one every interval until the round times out.
     fn set_retransmit_timer(&mut self) {
         if self.config.retransmit_interval_ms > 0 {
+            let after_ms = self
+                .config
+                .retransmit_interval_ms
+                .saturating_mul(1u64 << self.retransmits.min(4));
             self.actions.push(Action::SetTimer {
                 height: self.height,
                 round: self.round,
                 kind: TimerKind::Retransmit,
-                after_ms: self.config.retransmit_interval_ms,
+                after_ms,
             });
         }
     }
@@ -423,6 +434,7 @@ impl Engine {
             .checked_add(1)
             .expect("heights grow by one per decided block");
         self.round = 0;
+        self.retransmits = 0;
         self.decided = false;
         self.votes = VoteKeeper::default();
         self.proposals.clear();

@@ -175,6 +175,7 @@ impl Engine {
             self.metrics.round_changes = self.metrics.round_changes.saturating_add(1);
         }
         self.round = round;
+        self.retransmits = 0;
         self.proposal_requested = false;
         self.helped.clear();
         let floor = round.saturating_sub(self.config.round_window);
@@ -290,6 +291,12 @@ impl Engine {
 
     /// PBFT prepared → commit: lock first (persisted before the COMMIT goes out).
     pub(super) fn maybe_commit(&mut self) -> bool {
+        // A guard for a later height (a state saved beyond the host's store, which is still
+        // syncing up to it): nothing may be signed here, and that height's lock must not be
+        // replaced by one of this lower height.
+        if self.persisted.height > self.height {
+            return false;
+        }
         let Some(digest) = self.current_valid_proposal() else {
             return false;
         };

@@ -759,3 +759,124 @@ fn an_undecided_round_re_sends_what_it_signed() {
     // A retransmission timer of another round is stale.
     assert!(tick(&mut e, 4).is_empty());
 }
+
+#[test]
+fn a_persisted_state_beyond_the_store_is_kept_while_lower_heights_are_decided() {
+    // Saved at height 3, round 2, with a lock: the host's store only has height 0 (its block
+    // writes were lost, or it was restored from an older backup).
+    let payload = b"locked at three";
+    let v = Vote {
+        height: 3,
+        round: 2,
+        digest: Digest::of(payload),
+    };
+    let lock = PreparedCertificate {
+        vote: v,
+        signatures: [0, 1, 2]
+            .iter()
+            .map(|&i| {
+                let signed = Message::Prepare(v).sign(&key(i), &ChainDomain::UNBOUND);
+                (signed.signer, signed.signature)
+            })
+            .collect(),
+    };
+    let saved = PersistedState {
+        height: 3,
+        round: 2,
+        lock: Some(lock.clone()),
+        lock_payload: Some(payload.to_vec()),
+        signed: vec![Message::Commit(v).sign(&key(0), &ChainDomain::UNBOUND)],
+    };
+    let mut e = engine(0, Some(saved.clone()), 1);
+    e.handle(Input::Start { now_ms: 0 });
+    // Height 1 gets to prepared among the others (proposer of (1, 0) is validator 1).
+    let mut ours = Vec::new();
+    let mut persisted = Vec::new();
+    for input in [
+        proposal(1, 0, b"block one", vec![]),
+        Input::ValidationResult {
+            height: 1,
+            round: 0,
+            digest: Digest::of(b"block one"),
+            valid: true,
+        },
+        prepare(1, 0, b"block one"),
+        prepare(2, 0, b"block one"),
+        prepare(3, 0, b"block one"),
+        commit(1, 0, b"block one"),
+        commit(2, 0, b"block one"),
+        commit(3, 0, b"block one"),
+    ] {
+        let ready = e.handle(input);
+        ours.extend(broadcasts(&ready).into_iter().cloned());
+        persisted.extend(ready.persist);
+    }
+    // Nothing signed below the guard, and the guard and lock of height 3 untouched.
+    assert!(ours.is_empty(), "signed below the guard: {ours:?}");
+    assert_eq!(e.persisted_state(), &saved);
+    assert!(persisted.iter().all(|state| *state == saved));
+    // Height 1 was still decided by the others' quorum.
+    assert_eq!(e.height(), 2);
+}
+
+#[test]
+fn retransmissions_back_off_within_a_stuck_round_and_reset_in_the_next() {
+    let (mut e, _) = started(0);
+    e.handle(proposal(1, 0, b"p", vec![]));
+    validate(&mut e, 0, b"p");
+    let retransmit_delay = |ready: &Ready| {
+        ready.iter().find_map(|a| match a {
+            Action::SetTimer {
+                kind: TimerKind::Retransmit,
+                after_ms,
+                ..
+            } => Some(*after_ms),
+            _ => None,
+        })
+    };
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        let ready = e.handle(Input::Timeout {
+            height: 1,
+            round: 0,
+            kind: TimerKind::Retransmit,
+            now_ms: 0,
+        });
+        assert!(
+            !broadcasts(&ready).is_empty(),
+            "each firing re-sends what was signed"
+        );
+        delays.extend(retransmit_delay(&ready));
+    }
+    let base = Config::default().retransmit_interval_ms;
+    assert_eq!(
+        delays,
+        vec![
+            2 * base,
+            4 * base,
+            8 * base,
+            16 * base,
+            16 * base,
+            16 * base
+        ]
+    );
+    // The next round starts from the base interval again.
+    let ready = e.handle(Input::Timeout {
+        height: 1,
+        round: 0,
+        kind: TimerKind::Round,
+        now_ms: 0,
+    });
+    let next = e.handle(Input::Timeout {
+        height: 1,
+        round: 1,
+        kind: TimerKind::Retransmit,
+        now_ms: 0,
+    });
+    assert_eq!(e.round(), 1);
+    let first = retransmit_delay(&ready).or(retransmit_delay(&next));
+    assert!(
+        first.is_some_and(|d| d <= 2 * base),
+        "the backoff restarts in a new round: {first:?}"
+    );
+}
