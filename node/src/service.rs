@@ -21,7 +21,9 @@ use crate::app::{
     Admission, AdmissionSettings, BlockLimits, ChainView, Core, Mempool, MempoolLimits, ReadLimits,
     Reader,
 };
-use crate::driver::{ConsensusNetwork, ConsensusStore, Driver, DriverInput, DriverSettings};
+use crate::driver::{
+    ConsensusNetwork, ConsensusStore, Driver, DriverInput, DriverSettings, DurableConsensus,
+};
 use crate::metrics::Metrics;
 use crate::net::follower;
 use crate::net::p2p::{self, P2pHandle, P2pSettings};
@@ -219,7 +221,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     ));
 
     let worker = if is_validator {
-        let durable = store.clone();
+        let durable = DurableConsensus::new(store.clone());
         let persisted = durable.load()?;
         let engine = Engine::new(
             EngineConfig {

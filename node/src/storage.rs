@@ -10,7 +10,8 @@
 //! | `account_index`| account ‖ height ‖ index | empty: the account is a party to that receipt |
 //! | `meta`         | `height`            | the last committed height                    |
 //! | `meta`         | `genesis`           | the genesis hash the database belongs to      |
-//! | `consensus`    | `state`             | the engine's persisted state (lock, votes)   |
+//! | `consensus`    | `state`             | the engine's persisted state (lock, votes), payloads by digest |
+//! | `consensus`    | `payload/` digest   | a payload that state refers to                |
 //!
 //! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
 //! index entries, height): after a crash at any moment the store holds either all of a
@@ -54,6 +55,11 @@ const COLUMN_FAMILIES: [&str; 8] = [
 const KEY_HEIGHT: &[u8] = b"height";
 const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_CONSENSUS_STATE: &[u8] = b"state";
+const PREFIX_CONSENSUS_PAYLOAD: &[u8] = b"payload/";
+
+fn payload_key(digest: &[u8; 32]) -> Vec<u8> {
+    [PREFIX_CONSENSUS_PAYLOAD, digest.as_slice()].concat()
+}
 
 /// Largest outcome record read back (receipts of a maximal block).
 const MAX_OUTCOME_BYTES: u64 = 256 << 20;
@@ -432,14 +438,33 @@ impl Store {
         Ok(())
     }
 
-    /// Durably saves the consensus engine's state (synced write): call before sending any
-    /// message it guards.
-    pub fn save_consensus_state(&self, bytes: &[u8]) -> Result<(), StorageError> {
+    /// Durably saves the consensus engine's state (one synced write): call before sending
+    /// any message it guards. `add` are payloads the state refers to by digest and that are
+    /// not stored yet; `remove` those it no longer refers to. Payloads are written once, not
+    /// with every signature.
+    pub fn save_consensus_state(
+        &self,
+        state: &[u8],
+        add: &[(&[u8; 32], &[u8])],
+        remove: &[[u8; 32]],
+    ) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        for (digest, payload) in add {
+            batch.put_cf(self.cf(CF_CONSENSUS), payload_key(digest), payload);
+        }
+        for digest in remove {
+            batch.delete_cf(self.cf(CF_CONSENSUS), payload_key(digest));
+        }
+        batch.put_cf(self.cf(CF_CONSENSUS), KEY_CONSENSUS_STATE, state);
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf(CF_CONSENSUS), KEY_CONSENSUS_STATE, bytes, &options)?;
+        self.db.write_opt(batch, &options)?;
         Ok(())
+    }
+
+    /// A payload saved with the consensus state, by digest.
+    pub fn consensus_payload(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(CF_CONSENSUS), payload_key(digest))?)
     }
 
     /// The consensus engine's last saved state.
@@ -487,7 +512,7 @@ mod tests {
                 store.commit_block(&committed(4, 0xa4)),
                 Err(StorageError::OutOfOrder { stored: 2, got: 4 })
             ));
-            store.save_consensus_state(b"lock").expect("save");
+            store.save_consensus_state(b"lock", &[], &[]).expect("save");
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.height().expect("height"), 2);

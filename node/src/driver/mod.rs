@@ -12,15 +12,15 @@
 //! [`ConsensusStore`], so the same driver runs over libp2p and RocksDB in the node and over
 //! in-process channels and a recording store in tests.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use interpool_consensus::engine::TimerKind;
 use interpool_consensus::{
-    Action, CommitCertificate, Digest, Engine, Height, Input, PersistedState, Ready, Round,
-    SignedMessage, MAX_MESSAGE_BYTES,
+    Action, CommitCertificate, Digest, Engine, Height, Input, Message, PersistedState, Proposal,
+    Ready, Round, SignedMessage, MAX_MESSAGE_BYTES,
 };
 use interpool_contracts::{codec, AccountId};
 use tokio::sync::{mpsc, Notify};
@@ -51,21 +51,143 @@ pub trait ConsensusStore: Send + 'static {
     fn save(&mut self, state: &PersistedState) -> Result<(), ChainError>;
 }
 
-impl ConsensusStore for Arc<Store> {
-    fn load(&self) -> Result<Option<PersistedState>, ChainError> {
-        match self.consensus_state()? {
-            None => Ok(None),
-            Some(bytes) => codec::decode(&bytes, MAX_PERSISTED_BYTES)
-                .map(Some)
-                .map_err(|e| ChainError::Inconsistent {
-                    height: 0,
-                    message: format!("persisted consensus state: {e}"),
-                }),
+/// The engine's persisted state in the node's store. Payloads (a proposal's, a lock's, a
+/// round change's prepared one; up to megabytes each) are stored once, by digest, beside a
+/// small state record that refers to them, so a new signature costs a synced write of a
+/// few hundred bytes, not of the payloads again.
+pub struct DurableConsensus {
+    store: Arc<Store>,
+    /// Digests of the payloads stored with the current state.
+    stored: BTreeSet<[u8; 32]>,
+}
+
+/// Marks the state record's format: payloads by digest.
+const STATE_FORMAT: &[u8] = b"interpool/consensus-state/v2";
+
+impl DurableConsensus {
+    /// The persisted state in `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        DurableConsensus {
+            store,
+            stored: BTreeSet::new(),
         }
+    }
+}
+
+/// Records `payload` under its digest; returns the digest's bytes to stand in for it.
+fn by_digest<'a>(payload: &'a [u8], payloads: &mut Vec<([u8; 32], &'a [u8])>) -> Vec<u8> {
+    let digest = Digest::of(payload).0;
+    payloads.push((digest, payload));
+    digest.to_vec()
+}
+
+/// `state` with every payload replaced by its digest's 32 bytes; the payloads, by digest.
+fn strip(state: &PersistedState) -> (PersistedState, Vec<([u8; 32], &[u8])>) {
+    let mut payloads = Vec::new();
+    let lock_payload = state
+        .lock_payload
+        .as_deref()
+        .map(|payload| by_digest(payload, &mut payloads));
+    let signed = state
+        .signed
+        .iter()
+        .map(|signed| {
+            let message = match &signed.message {
+                Message::Proposal(proposal) => Message::Proposal(Proposal {
+                    height: proposal.height,
+                    round: proposal.round,
+                    payload: by_digest(&proposal.payload, &mut payloads),
+                    justification: proposal.justification.clone(),
+                }),
+                Message::RoundChange {
+                    round_change,
+                    prepared_payload,
+                } => Message::RoundChange {
+                    round_change: round_change.clone(),
+                    prepared_payload: prepared_payload
+                        .as_deref()
+                        .map(|payload| by_digest(payload, &mut payloads)),
+                },
+                other => other.clone(),
+            };
+            SignedMessage {
+                message,
+                signer: signed.signer,
+                signature: signed.signature,
+            }
+        })
+        .collect();
+    (
+        PersistedState {
+            height: state.height,
+            round: state.round,
+            lock: state.lock.clone(),
+            lock_payload,
+            signed,
+        },
+        payloads,
+    )
+}
+
+impl ConsensusStore for DurableConsensus {
+    fn load(&self) -> Result<Option<PersistedState>, ChainError> {
+        let corrupt = |message: String| ChainError::Inconsistent {
+            height: 0,
+            message: format!("persisted consensus state: {message}"),
+        };
+        let Some(bytes) = self.store.consensus_state()? else {
+            return Ok(None);
+        };
+        let Some(encoded) = bytes.strip_prefix(STATE_FORMAT) else {
+            // Written before payloads were stored apart: the payloads are inline.
+            return codec::decode(&bytes, MAX_PERSISTED_BYTES)
+                .map(Some)
+                .map_err(|e| corrupt(e.to_string()));
+        };
+        let mut state: PersistedState =
+            codec::decode(encoded, MAX_PERSISTED_BYTES).map_err(|e| corrupt(e.to_string()))?;
+        let fetch = |reference: &mut Vec<u8>| -> Result<(), ChainError> {
+            let digest: [u8; 32] = reference
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("a payload reference is not a digest".into()))?;
+            *reference = self
+                .store
+                .consensus_payload(&digest)?
+                .ok_or_else(|| corrupt("a payload it refers to is missing".into()))?;
+            Ok(())
+        };
+        if let Some(payload) = state.lock_payload.as_mut() {
+            fetch(payload)?;
+        }
+        for signed in &mut state.signed {
+            match &mut signed.message {
+                Message::Proposal(proposal) => fetch(&mut proposal.payload)?,
+                Message::RoundChange {
+                    prepared_payload: Some(payload),
+                    ..
+                } => fetch(payload)?,
+                _ => {}
+            }
+        }
+        Ok(Some(state))
     }
 
     fn save(&mut self, state: &PersistedState) -> Result<(), ChainError> {
-        Ok(self.save_consensus_state(&codec::encode(state))?)
+        let (stripped, payloads) = strip(state);
+        let referenced: BTreeSet<[u8; 32]> = payloads.iter().map(|(d, _)| *d).collect();
+        let mut added = BTreeSet::new();
+        let add: Vec<(&[u8; 32], &[u8])> = payloads
+            .iter()
+            .filter(|(digest, _)| !self.stored.contains(digest) && added.insert(*digest))
+            .map(|(digest, payload)| (digest, *payload))
+            .collect();
+        let remove: Vec<[u8; 32]> = self.stored.difference(&referenced).copied().collect();
+        let mut record = STATE_FORMAT.to_vec();
+        record.extend_from_slice(&codec::encode(&stripped));
+        self.store.save_consensus_state(&record, &add, &remove)?;
+        self.stored = referenced;
+        Ok(())
     }
 }
 

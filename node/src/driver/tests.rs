@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use interpool_consensus::{Config, Engine, MessageKind, PersistedState, SignedMessage};
+use interpool_consensus::{
+    Config, Digest, Engine, Message, MessageKind, PersistedState, Proposal, SignedMessage,
+};
 use interpool_contracts::testkit::{account, customer_seed, key};
 use interpool_contracts::{AccountId, Amount, Genesis};
 use tokio::sync::{mpsc, watch, Notify};
@@ -221,6 +223,11 @@ fn assert_agreement(nodes: &[Node]) {
     }
 }
 
+/// The node's own consensus state store on its database.
+fn durable(store: &Arc<Store>) -> DurableConsensus {
+    DurableConsensus::new(store.clone())
+}
+
 fn everything() -> Filter {
     Arc::new(|_| true)
 }
@@ -233,7 +240,7 @@ async fn four_validators_agree_and_a_restarted_one_catches_up() {
         .iter()
         .map(|seed| {
             let dir = tempfile::tempdir().expect("tempdir");
-            start(*seed, &genesis, dir, &peers, Arc::clone, everything())
+            start(*seed, &genesis, dir, &peers, durable, everything())
         })
         .collect();
 
@@ -272,7 +279,7 @@ async fn four_validators_agree_and_a_restarted_one_catches_up() {
         &genesis,
         dir,
         &peers,
-        Arc::clone,
+        durable,
         everything(),
     );
     nodes.push(restarted);
@@ -365,5 +372,116 @@ async fn persisted_consensus_states_never_go_back() {
     assert!(
         locked_round_changes > 0,
         "the run must include round changes carrying prepared certificates"
+    );
+}
+
+#[test]
+fn consensus_state_payloads_are_stored_once_by_digest_and_read_back_whole() {
+    use interpool_consensus::{ChainDomain, PreparedCertificate, RoundChange, Vote};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let mut durable = DurableConsensus::new(store.clone());
+    assert_eq!(durable.load().expect("load"), None);
+    let payload = vec![7u8; 100_000];
+    let digest = Digest::of(&payload);
+    let vote = Vote {
+        height: 4,
+        round: 1,
+        digest,
+    };
+    let me = key(VALIDATOR_SEEDS[0]);
+    let domain = ChainDomain::UNBOUND;
+    let lock = PreparedCertificate {
+        vote,
+        signatures: (0..3)
+            .map(|i| {
+                let signed = Message::Prepare(vote).sign(&key(VALIDATOR_SEEDS[i]), &domain);
+                (signed.signer, signed.signature)
+            })
+            .collect(),
+    };
+    let proposal = Message::Proposal(Proposal {
+        height: 4,
+        round: 1,
+        payload: payload.clone(),
+        justification: vec![],
+    })
+    .sign(&me, &domain);
+    let mut state = PersistedState {
+        height: 4,
+        round: 1,
+        lock: Some(lock.clone()),
+        lock_payload: Some(payload.clone()),
+        signed: vec![proposal],
+    };
+    durable.save(&state).expect("save");
+    let record = store.consensus_state().expect("read").expect("saved");
+    assert!(
+        record.len() < 10_000,
+        "the state record holds the payload by digest only ({} bytes)",
+        record.len()
+    );
+    assert_eq!(
+        store.consensus_payload(&digest.0).expect("read"),
+        Some(payload.clone())
+    );
+    // A new signature at the same (height, round): the record changes, the payload stays.
+    state.signed.push(Message::Commit(vote).sign(&me, &domain));
+    durable.save(&state).expect("save");
+    // A restart reads the same state back, payloads in place.
+    let reopened = DurableConsensus::new(store.clone());
+    assert_eq!(reopened.load().expect("load"), Some(state.clone()));
+    // A round change that carries the prepared payload, at the next round.
+    let round_change = RoundChange {
+        height: 4,
+        round: 2,
+        prepared: Some(lock),
+    }
+    .sign(&me, &domain);
+    let state2 = PersistedState {
+        round: 2,
+        signed: vec![SignedMessage {
+            message: Message::RoundChange {
+                round_change: round_change.round_change,
+                prepared_payload: Some(payload.clone()),
+            },
+            signer: round_change.signer,
+            signature: round_change.signature,
+        }],
+        ..state
+    };
+    durable.save(&state2).expect("save");
+    assert_eq!(
+        DurableConsensus::new(store.clone()).load().expect("load"),
+        Some(state2)
+    );
+    // The next height refers to no payload: the old one goes.
+    let state3 = PersistedState {
+        height: 5,
+        round: 0,
+        lock: None,
+        lock_payload: None,
+        signed: vec![],
+    };
+    durable.save(&state3).expect("save");
+    assert_eq!(store.consensus_payload(&digest.0).expect("read"), None);
+    assert_eq!(
+        DurableConsensus::new(store.clone()).load().expect("load"),
+        Some(state3)
+    );
+    // A state written in the old format (payloads inline) still loads.
+    let old = PersistedState {
+        height: 6,
+        round: 0,
+        lock: None,
+        lock_payload: None,
+        signed: vec![],
+    };
+    store
+        .save_consensus_state(&interpool_contracts::codec::encode(&old), &[], &[])
+        .expect("write");
+    assert_eq!(
+        DurableConsensus::new(store).load().expect("load"),
+        Some(old)
     );
 }
