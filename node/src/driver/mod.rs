@@ -74,15 +74,18 @@ impl DurableConsensus {
     }
 }
 
+/// Payloads by digest.
+type Payloads<'a> = Vec<([u8; 32], &'a [u8])>;
+
 /// Records `payload` under its digest; returns the digest's bytes to stand in for it.
-fn by_digest<'a>(payload: &'a [u8], payloads: &mut Vec<([u8; 32], &'a [u8])>) -> Vec<u8> {
+fn by_digest<'a>(payload: &'a [u8], payloads: &mut Payloads<'a>) -> Vec<u8> {
     let digest = Digest::of(payload).0;
     payloads.push((digest, payload));
     digest.to_vec()
 }
 
 /// `state` with every payload replaced by its digest's 32 bytes; the payloads, by digest.
-fn strip(state: &PersistedState) -> (PersistedState, Vec<([u8; 32], &[u8])>) {
+fn strip(state: &PersistedState) -> (PersistedState, Payloads<'_>) {
     let mut payloads = Vec::new();
     let lock_payload = state
         .lock_payload
