@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use interpool_consensus::{message_bound, Config as EngineConfig, Engine, ValidatorSet};
+use interpool_consensus::{
+    message_bound, Config as EngineConfig, Engine, ValidatorSet, MAX_PAYLOAD_BYTES,
+};
+use interpool_contracts::block::{Block, ChainTip};
 use interpool_contracts::{codec, AccountId, Genesis, SignedTransaction};
 use interpool_genesis::config::{NodeConfig, Role};
 use interpool_genesis::files::{read_genesis, read_key};
@@ -341,24 +344,40 @@ impl ConsensusNetwork for P2pConsensus {
         self.handle.send_consensus(validator, message);
     }
 
-    fn request_blocks(&self, height: u64) {
+    fn request_blocks(&self, tip: &ChainTip) {
         let driver = self.driver.clone();
         let fetcher = self.fetcher.clone();
+        let mut after = tip.clone();
         tokio::spawn(async move {
-            match fetcher.fetch(height).await {
-                Some(blocks) => {
-                    for block in blocks {
-                        let input = DriverInput::Synced {
+            // While a peer is ahead, keep fetching after the last block received (its
+            // certificate and links verified; the core checks the state roots).
+            loop {
+                let Some(fetched) = fetcher.fetch(&after).await else {
+                    tracing::debug!(height = after.height, "no peer could serve blocks");
+                    return;
+                };
+                for block in fetched.blocks {
+                    if let Ok(decoded) = Block::decode(&block.payload, MAX_PAYLOAD_BYTES as u64) {
+                        after = ChainTip {
+                            chain_id: after.chain_id.clone(),
                             height: block.height,
-                            payload: block.payload,
-                            certificate: block.certificate,
+                            hash: Block::hash_of(&block.payload),
+                            state_root: after.state_root,
+                            timestamp_ms: decoded.header.timestamp_ms,
                         };
-                        if driver.send(input).await.is_err() {
-                            return;
-                        }
+                    }
+                    let input = DriverInput::Synced {
+                        height: block.height,
+                        payload: block.payload,
+                        certificate: block.certificate,
+                    };
+                    if driver.send(input).await.is_err() {
+                        return;
                     }
                 }
-                None => tracing::debug!(height, "no peer could serve blocks"),
+                if fetched.peer_tip <= after.height {
+                    return;
+                }
             }
         });
     }

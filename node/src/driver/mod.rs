@@ -22,6 +22,7 @@ use interpool_consensus::{
     Action, CommitCertificate, Digest, Engine, Height, Input, Message, PersistedState, Proposal,
     Ready, Round, SignedMessage, MAX_MESSAGE_BYTES,
 };
+use interpool_contracts::block::ChainTip;
 use interpool_contracts::{codec, AccountId};
 use tokio::sync::{mpsc, Notify};
 
@@ -38,9 +39,9 @@ pub trait ConsensusNetwork: Send + Sync + 'static {
     fn broadcast(&self, message: Vec<u8>);
     /// Sends an encoded consensus message to one validator.
     fn send_to(&self, validator: AccountId, message: Vec<u8>);
-    /// Asks peers for committed blocks from `height` on; answers arrive as
-    /// [`DriverInput::Synced`].
-    fn request_blocks(&self, height: Height);
+    /// Asks peers for the committed blocks after `tip`; answers arrive as
+    /// [`DriverInput::Synced`], certified and linked to `tip`.
+    fn request_blocks(&self, tip: &ChainTip);
 }
 
 /// Where the engine's persisted state lives. `save` must be durable when it returns.
@@ -460,7 +461,7 @@ impl<S: ConsensusStore> Driver<S> {
             }
             Action::SyncNeeded { height } => {
                 tracing::info!(height, "behind the other validators; fetching blocks");
-                self.network.request_blocks(height);
+                self.network.request_blocks(self.core.tip());
             }
         }
         Ok(None)

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use interpool_consensus::{
     Config, Digest, Engine, Message, MessageKind, PersistedState, Proposal, SignedMessage,
 };
+use interpool_contracts::block::ChainTip;
 use interpool_contracts::testkit::{account, customer_seed, key};
 use interpool_contracts::{AccountId, Amount, Genesis};
 use tokio::sync::{mpsc, watch, Notify};
@@ -56,7 +57,8 @@ impl ConsensusNetwork for ChannelNetwork {
         }
     }
 
-    fn request_blocks(&self, height: u64) {
+    fn request_blocks(&self, tip: &ChainTip) {
+        let height = tip.height + 1;
         // Serve from any peer that has the blocks, as the sync protocol does.
         let peers = lock(&self.peers);
         let Some((me, _)) = peers.get(&self.me) else {

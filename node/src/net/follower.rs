@@ -9,7 +9,7 @@ use std::time::Duration;
 use interpool_consensus::CommitCertificate;
 use tokio::sync::Notify;
 
-use super::sync::{Fetcher, MAX_SYNC_BLOCKS};
+use super::sync::Fetcher;
 use crate::app::{ChainError, Core};
 
 /// Runs the follower until a fatal error (storage failure, a broken invariant), which it
@@ -27,13 +27,12 @@ pub async fn follow(
             _ = poll.tick() => {}
             () = announced.notified() => {}
         }
-        // Fetch until a peer has nothing newer: a long way behind, that is many requests.
+        // Fetch while a peer is ahead: a long way behind, that is many requests.
         loop {
-            let Some(blocks) = fetcher.fetch(core.next_height()).await else {
+            let Some(fetched) = fetcher.fetch(core.tip()).await else {
                 break;
             };
-            let full = blocks.len() >= MAX_SYNC_BLOCKS as usize;
-            for block in blocks {
+            for block in fetched.blocks {
                 if block.height != core.next_height() {
                     break;
                 }
@@ -48,7 +47,7 @@ pub async fn follow(
                     "followed block"
                 );
             }
-            if !full {
+            if fetched.peer_tip <= core.tip().height {
                 break;
             }
         }

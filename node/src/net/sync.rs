@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use interpool_consensus::{CommitCertificate, Digest, ValidatorSet};
+use interpool_consensus::{CommitCertificate, Digest, ValidatorSet, MAX_PAYLOAD_BYTES};
+use interpool_contracts::block::{Block, ChainTip};
 use interpool_contracts::codec::{self, DecodeError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -140,6 +141,40 @@ pub fn verify(
     Ok(certificate)
 }
 
+/// Certified blocks from one peer.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The peer that sent them.
+    pub peer: AccountId,
+    /// The blocks, consecutive, each certified, linked to the tip they were asked after.
+    pub blocks: Vec<SyncedBlock>,
+    /// The peer's height when it answered (more may follow).
+    pub peer_tip: u64,
+}
+
+/// Checks that `blocks` extend `tip` link by link: chain id, heights, parent hashes and
+/// timestamps (a certified block of another chain or fork never reaches the commit path).
+pub fn check_links(tip: &ChainTip, blocks: &[SyncedBlock]) -> Result<(), String> {
+    let mut parent = tip.clone();
+    for synced in blocks {
+        let block = Block::decode(&synced.payload, MAX_PAYLOAD_BYTES as u64)
+            .map_err(|e| format!("block {} does not decode: {e}", synced.height))?;
+        // The state root can only be checked by executing the parent; take the header's.
+        parent.state_root = block.header.previous_state_root;
+        block
+            .check_extends(&parent)
+            .map_err(|e| format!("block {} does not extend the chain: {e}", synced.height))?;
+        parent = ChainTip {
+            chain_id: parent.chain_id,
+            height: block.header.height,
+            hash: Block::hash_of(&synced.payload),
+            state_root: parent.state_root,
+            timestamp_ms: block.header.timestamp_ms,
+        };
+    }
+    Ok(())
+}
+
 /// How a follower or a lagging validator fetches certified blocks from its peers: peers in
 /// turn, starting from a different one each time and preferring those that served well;
 /// every block's certificate is verified before anything is returned, and a peer that sent
@@ -187,9 +222,12 @@ impl Fetcher {
         peers
     }
 
-    /// Asks peers for blocks from `height`; returns the first non-empty answer whose blocks
-    /// are consecutive from `height` and whose certificates all verify.
-    pub async fn fetch(&self, height: u64) -> Option<Vec<SyncedBlock>> {
+    /// Asks peers for the blocks after `tip`; returns the first non-empty answer whose
+    /// certificates all verify and whose blocks extend `tip` link by link (chain id,
+    /// heights, parent hashes, timestamps; the state roots are checked by executing them).
+    /// A peer whose answer does not is penalised and the next one asked.
+    pub async fn fetch(&self, tip: &ChainTip) -> Option<Fetched> {
+        let height = tip.height.saturating_add(1);
         let request = codec::encode(&SyncRequest {
             from: height,
             max_blocks: MAX_SYNC_BLOCKS,
@@ -211,10 +249,11 @@ impl Fetcher {
             let refused = response
                 .blocks
                 .iter()
-                .find_map(|b| verify(b, &self.validators).err());
+                .find_map(|b| verify(b, &self.validators).err())
+                .map(|e| e.to_string())
+                .or_else(|| check_links(tip, &response.blocks).err());
             if !consecutive || refused.is_some() {
-                let reason =
-                    refused.map_or_else(|| "heights not consecutive".into(), |e| e.to_string());
+                let reason = refused.unwrap_or_else(|| "heights not consecutive".into());
                 tracing::warn!(%peer, height, %reason, "peer sent blocks that do not verify; nothing applied");
                 self.metrics.block_refused();
                 self.score(&peer, -10);
@@ -222,7 +261,11 @@ impl Fetcher {
             }
             if !response.blocks.is_empty() {
                 self.score(&peer, 1);
-                return Some(response.blocks);
+                return Some(Fetched {
+                    peer,
+                    blocks: response.blocks,
+                    peer_tip: response.tip,
+                });
             }
         }
         None
@@ -282,6 +325,61 @@ pub async fn serve_requests(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit;
+    use interpool_contracts::testkit::customer_seed;
+    use interpool_contracts::Hash;
+
+    /// A chain of three committed blocks in a temporary store; its blocks as sync serves them.
+    fn served_chain() -> (tempfile::TempDir, ChainTip, Vec<SyncedBlock>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let mut core = testkit::core(&genesis, dir.path(), testkit::limits());
+        let start = core.tip().clone();
+        for nonce in 0..3 {
+            testkit::commit_block(
+                &mut core,
+                vec![testkit::transfer(customer_seed(0, 0), nonce)],
+                1_000 + nonce,
+            );
+        }
+        let response = serve(
+            core.store(),
+            SyncRequest {
+                from: 1,
+                max_blocks: 10,
+            },
+        )
+        .expect("serve");
+        assert_eq!(response.tip, 3);
+        (dir, start, response.blocks)
+    }
+
+    #[test]
+    fn synced_blocks_must_extend_the_tip_link_by_link() {
+        let (_dir, genesis_tip, blocks) = served_chain();
+        check_links(&genesis_tip, &blocks).expect("the chain links");
+        check_links(&genesis_tip, &blocks[..1]).expect("a prefix links");
+        // Not after this tip: a gap, or the blocks of another chain.
+        assert!(check_links(&genesis_tip, &blocks[1..]).is_err());
+        let mut elsewhere = genesis_tip.clone();
+        elsewhere.hash = Hash([9; 32]);
+        assert!(check_links(&elsewhere, &blocks)
+            .expect_err("another parent")
+            .contains("does not extend"));
+        let mut other_chain = genesis_tip.clone();
+        other_chain.chain_id = "another".into();
+        assert!(check_links(&other_chain, &blocks).is_err());
+        // A middle block replaced by one that links to nothing here.
+        let mut forked = blocks.clone();
+        let mut block = Block::decode(&forked[1].payload, u64::MAX).expect("decode");
+        block.header.parent_hash = Hash([7; 32]);
+        forked[1].payload = block.encode();
+        assert!(check_links(&genesis_tip, &forked).is_err());
+        // Garbage is refused, not a panic.
+        let mut garbage = blocks;
+        garbage[2].payload = b"not a block".to_vec();
+        assert!(check_links(&genesis_tip, &garbage).is_err());
+    }
 
     #[test]
     fn announcements_round_trip_and_garbage_is_refused() {
