@@ -3,7 +3,9 @@
 //!
 //! Precedence follows the order the checks run in: the stateless checks
 //! ([`crate::tx::SignedTransaction::check_stateless`]) first, then the stateful ones
-//! ([`crate::ledger::Ledger::check`]): who signed, the nonce, expiry, then the body.
+//! ([`crate::ledger::Ledger::check`]): who signed, the nonce (the next one, and in a mempool
+//! no further ahead than the look-ahead), expiry (not past, and not further ahead than the
+//! validity horizon), then the body.
 //! A transaction gets the first error that applies, so the same transaction against the same
 //! state always gets the same code.
 //!
@@ -74,6 +76,17 @@ pub enum TxError {
         /// The transaction's nonce.
         got: u64,
     },
+    /// A pending transaction's nonce is further past the signer's next nonce than the
+    /// chain's look-ahead (`max_nonce_lookahead` in the genesis).
+    #[error("nonce {got} is more than {max_ahead} past the next nonce {expected}")]
+    NonceTooFarAhead {
+        /// The signer's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+        /// The look-ahead.
+        max_ahead: u64,
+    },
     /// The transaction's `valid_until_height` has passed.
     #[error("transaction was valid until height {valid_until_height}, this is height {height}")]
     Expired {
@@ -81,6 +94,16 @@ pub enum TxError {
         valid_until_height: u64,
         /// The height it was checked at.
         height: u64,
+    },
+
+    /// The transaction's `valid_until_height` is further ahead than the chain's validity
+    /// horizon (`max_validity_blocks` in the genesis).
+    #[error("valid_until_height {valid_until_height} is past the latest allowed, {latest}")]
+    ValidityTooLong {
+        /// The transaction's last valid height.
+        valid_until_height: u64,
+        /// The latest last valid height allowed now.
+        latest: u64,
     },
 
     // --- stateful: the body ------------------------------------------------------------
@@ -137,6 +160,9 @@ pub enum TxError {
     /// The sending bank's queue is full.
     #[error("bank {0}'s payment queue is full")]
     QueueFull(BankId),
+    /// The payer has as many transfers queued as one payer may (`max_queued_per_payer`).
+    #[error("payer {0} has as many transfers queued as one payer may")]
+    PayerQueueFull(AccountId),
     /// A balance or total would exceed `u64::MAX` minor units.
     #[error("amount would overflow a balance or total")]
     Overflow,
@@ -176,7 +202,9 @@ impl TxError {
             TxError::SelfTransfer => "self_transfer",
             TxError::UnknownSigner(_) => "unknown_signer",
             TxError::BadNonce { .. } => "bad_nonce",
+            TxError::NonceTooFarAhead { .. } => "nonce_too_far_ahead",
             TxError::Expired { .. } => "expired",
+            TxError::ValidityTooLong { .. } => "validity_too_long",
             TxError::Unauthorized(_) => "unauthorized",
             TxError::UnknownBank(_) => "unknown_bank",
             TxError::UnknownAccount(_) => "unknown_account",
@@ -189,6 +217,7 @@ impl TxError {
             TxError::DuplicateEndToEndId(_) => "duplicate_end_to_end_id",
             TxError::InsufficientPool { .. } => "insufficient_pool",
             TxError::QueueFull(_) => "queue_full",
+            TxError::PayerQueueFull(_) => "payer_queue_full",
             TxError::Overflow => "overflow",
             TxError::PoolLimit { .. } => "pool_limit",
             TxError::CycleLimit { .. } => "cycle_limit",

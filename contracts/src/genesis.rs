@@ -52,6 +52,12 @@ pub mod defaults {
     pub const MAX_QUEUE_PER_BANK: u32 = 10_000;
     /// Blocks an `end_to_end_id` is remembered.
     pub const DUPLICATE_WINDOW_BLOCKS: u64 = 86_400;
+    /// How far past a signer's next nonce a pending transaction's nonce may be.
+    pub const MAX_NONCE_LOOKAHEAD: u64 = 256;
+    /// How many blocks ahead a transaction's `valid_until_height` may lie.
+    pub const MAX_VALIDITY_BLOCKS: u64 = DUPLICATE_WINDOW_BLOCKS;
+    /// Most transfers of one payer waiting in its bank's queue.
+    pub const MAX_QUEUED_PER_PAYER: u32 = 100;
 
     /// [`MAX_QUEUE_PER_BANK`], for serde.
     pub fn max_queue_per_bank() -> u32 {
@@ -61,6 +67,21 @@ pub mod defaults {
     /// [`DUPLICATE_WINDOW_BLOCKS`], for serde.
     pub fn duplicate_window_blocks() -> u64 {
         DUPLICATE_WINDOW_BLOCKS
+    }
+
+    /// [`MAX_NONCE_LOOKAHEAD`], for serde.
+    pub fn max_nonce_lookahead() -> u64 {
+        MAX_NONCE_LOOKAHEAD
+    }
+
+    /// [`MAX_VALIDITY_BLOCKS`], for serde.
+    pub fn max_validity_blocks() -> u64 {
+        MAX_VALIDITY_BLOCKS
+    }
+
+    /// [`MAX_QUEUED_PER_PAYER`], for serde.
+    pub fn max_queued_per_payer() -> u32 {
+        MAX_QUEUED_PER_PAYER
     }
 }
 
@@ -87,9 +108,23 @@ pub struct Genesis {
     /// Most transfers one bank may have queued; more are rejected (`queue_full`).
     #[serde(default = "defaults::max_queue_per_bank")]
     pub max_queue_per_bank: u32,
-    /// For how many blocks an `end_to_end_id` is remembered after its transfer.
+    /// For how many blocks an `end_to_end_id` is remembered after its transfer. At least
+    /// `max_validity_blocks`, so that a retry of a payment (same `end_to_end_id`, signed
+    /// while the first was still valid) can never pay twice.
     #[serde(default = "defaults::duplicate_window_blocks")]
     pub duplicate_window_blocks: u64,
+    /// A pending transaction's nonce may be at most this far past its signer's next nonce
+    /// (`nonce_too_far_ahead`): nothing can sit in a mempool that could never be selected.
+    #[serde(default = "defaults::max_nonce_lookahead")]
+    pub max_nonce_lookahead: u64,
+    /// A transaction's `valid_until_height` may be at most this many blocks past the height
+    /// it is checked at (`validity_too_long`).
+    #[serde(default = "defaults::max_validity_blocks")]
+    pub max_validity_blocks: u64,
+    /// Most transfers of one payer waiting in its bank's payment queue
+    /// (`payer_queue_full`): one customer cannot fill a bank's queue.
+    #[serde(default = "defaults::max_queued_per_payer")]
+    pub max_queued_per_payer: u32,
     /// Opening customer accounts.
     pub accounts: Vec<GenesisAccount>,
     /// Validators in proposer-rotation order (the consensus validator set). Empty for a
@@ -139,6 +174,14 @@ pub enum GenesisError {
     /// A parameter that must be positive is zero.
     #[error("{0} must be at least 1")]
     ZeroParameter(&'static str),
+    /// `duplicate_window_blocks` is shorter than `max_validity_blocks`.
+    #[error("duplicate_window_blocks ({window}) must be at least max_validity_blocks ({validity}), or a retry of a payment could pay twice")]
+    DuplicateWindowTooShort {
+        /// `duplicate_window_blocks`.
+        window: u64,
+        /// `max_validity_blocks`.
+        validity: u64,
+    },
 }
 
 impl Genesis {
@@ -161,10 +204,19 @@ impl Genesis {
             (self.queue_expiry_blocks, "queue_expiry_blocks"),
             (u64::from(self.max_queue_per_bank), "max_queue_per_bank"),
             (self.duplicate_window_blocks, "duplicate_window_blocks"),
+            (self.max_nonce_lookahead, "max_nonce_lookahead"),
+            (self.max_validity_blocks, "max_validity_blocks"),
+            (u64::from(self.max_queued_per_payer), "max_queued_per_payer"),
         ] {
             if value == 0 {
                 return Err(GenesisError::ZeroParameter(name));
             }
+        }
+        if self.duplicate_window_blocks < self.max_validity_blocks {
+            return Err(GenesisError::DuplicateWindowTooShort {
+                window: self.duplicate_window_blocks,
+                validity: self.max_validity_blocks,
+            });
         }
         let mut bank_ids = BTreeSet::new();
         for bank in &self.banks {
@@ -287,6 +339,16 @@ mod tests {
         assert_eq!(
             check(&|g| g.cycle_blocks = 0),
             Err(GenesisError::ZeroParameter("cycle_blocks"))
+        );
+        assert_eq!(
+            check(&|g| {
+                g.duplicate_window_blocks = 10;
+                g.max_validity_blocks = 11;
+            }),
+            Err(GenesisError::DuplicateWindowTooShort {
+                window: 10,
+                validity: 11
+            })
         );
         assert_eq!(
             check(&|g| g.banks[1].id = g.banks[0].id.clone()),

@@ -82,6 +82,12 @@ pub struct Params {
     pub max_queue_per_bank: u32,
     /// Blocks an `end_to_end_id` is remembered.
     pub duplicate_window_blocks: u64,
+    /// How far past the next nonce a pending transaction's nonce may be.
+    pub max_nonce_lookahead: u64,
+    /// How far past the current height a `valid_until_height` may be.
+    pub max_validity_blocks: u64,
+    /// Most queued transfers of one payer.
+    pub max_queued_per_payer: u32,
 }
 
 /// A customer account.
@@ -360,6 +366,9 @@ pub struct Ledger {
     /// Per sending bank, queued transfers by sequence number (FIFO order).
     queues: BTreeMap<BankId, OrdMap<u64, QueuedTransfer>>,
     next_queue_seq: u64,
+    /// Queued transfers per payer (derived from `queues`, kept in step with them; not part
+    /// of the state root).
+    queued_per_payer: OrdMap<AccountId, u32>,
     /// `(signer, end_to_end_id) → last height it is remembered`.
     end_to_end_ids: OrdMap<(AccountId, String), u64>,
     /// The same entries by expiry height, for pruning.
@@ -416,6 +425,9 @@ impl Ledger {
             cycle_blocks: genesis.cycle_blocks,
             queue_expiry_blocks: genesis.queue_expiry_blocks,
             max_queue_per_bank: genesis.max_queue_per_bank,
+            max_nonce_lookahead: genesis.max_nonce_lookahead,
+            max_validity_blocks: genesis.max_validity_blocks,
+            max_queued_per_payer: genesis.max_queued_per_payer,
             duplicate_window_blocks: genesis.duplicate_window_blocks,
         };
         let mut ledger = Ledger {
@@ -426,6 +438,7 @@ impl Ledger {
             officials: BTreeMap::new(),
             queues: BTreeMap::new(),
             next_queue_seq: 0,
+            queued_per_payer: OrdMap::new(),
             end_to_end_ids: OrdMap::new(),
             end_to_end_expiry: OrdMap::new(),
             cycle: Cycle {
@@ -688,6 +701,26 @@ impl Ledger {
         self.queues.get(bank).map_or(0, OrdMap::len)
     }
 
+    /// How many transfers of `payer` are queued.
+    fn queued_by(&self, payer: &AccountId) -> u32 {
+        self.queued_per_payer.get(payer).copied().unwrap_or(0)
+    }
+
+    /// Keeps [`Self::queued_per_payer`] in step with the queues: `+1` or `−1` for `payer`.
+    fn count_queued(&mut self, payer: AccountId, added: bool) {
+        let count = self.queued_by(&payer);
+        let count = if added {
+            count.saturating_add(1)
+        } else {
+            count.saturating_sub(1)
+        };
+        if count == 0 {
+            self.queued_per_payer.remove(&payer);
+        } else {
+            self.queued_per_payer.insert(payer, count);
+        }
+    }
+
     /// Decides what `tx` does, in the precedence order of [`TxError`], without changing
     /// anything.
     fn plan(
@@ -711,10 +744,25 @@ impl Ledger {
                 got: t.nonce,
             });
         }
+        let lookahead = self.params.max_nonce_lookahead;
+        if t.nonce > expected.saturating_add(lookahead) {
+            return Err(TxError::NonceTooFarAhead {
+                expected,
+                got: t.nonce,
+                max_ahead: lookahead,
+            });
+        }
         if t.valid_until_height < height {
             return Err(TxError::Expired {
                 valid_until_height: t.valid_until_height,
                 height,
+            });
+        }
+        let latest = height.saturating_add(self.params.max_validity_blocks);
+        if t.valid_until_height > latest {
+            return Err(TxError::ValidityTooLong {
+                valid_until_height: t.valid_until_height,
+                latest,
             });
         }
         let kind = t.body.kind();
@@ -752,6 +800,9 @@ impl Ledger {
                     if !sender_bank.can_send(*amount) {
                         if self.queue_len(&from.bank) >= self.params.max_queue_per_bank as usize {
                             return Err(TxError::QueueFull(from.bank.clone()));
+                        }
+                        if self.queued_by(signer) >= self.params.max_queued_per_payer {
+                            return Err(TxError::PayerQueueFull(*signer));
                         }
                         queue = true;
                     }
@@ -1020,6 +1071,7 @@ impl Ledger {
                             expires_at_height,
                         },
                     );
+                    self.count_queued(from, true);
                     self.dirty.insert(StateKey::Queued(from_bank, seq));
                     Outcome::Queued { expires_at_height }
                 } else {
@@ -1189,6 +1241,7 @@ impl Ledger {
                     .and_then(|q| q.remove(&seq))
                     .expect("entry was just read");
                 self.dirty.insert(StateKey::Queued(bank_id.clone(), seq));
+                self.count_queued(entry.from, false);
                 let payer = self.account_mut(&entry.from);
                 payer.reserved = payer
                     .reserved
@@ -1247,6 +1300,7 @@ impl Ledger {
                     break;
                 };
                 self.dirty.insert(StateKey::Queued(bank_id.clone(), seq));
+                self.count_queued(entry.from, false);
                 let payer = self.account_mut(&entry.from);
                 payer.reserved = payer
                     .reserved
@@ -1410,13 +1464,23 @@ impl Ledger {
             }
             accumulate(held.entry(&account.bank).or_default(), holdings(account));
         }
+        let mut queued: BTreeMap<&AccountId, u32> = BTreeMap::new();
         for queue in self.queues.values() {
             for entry in queue.values() {
                 accumulate(
                     reserved.entry(&entry.from).or_default(),
                     u128::from(entry.amount.0),
                 );
+                let count = queued.entry(&entry.from).or_default();
+                *count = count.saturating_add(1);
             }
+        }
+        if queued.len() != self.queued_per_payer.len()
+            || queued
+                .iter()
+                .any(|(payer, count)| self.queued_by(payer) != *count)
+        {
+            return violation("the per-payer queue counts differ from the queues".into());
         }
         for (id, account) in &self.accounts {
             let queued = reserved.get(id).copied().unwrap_or(0);

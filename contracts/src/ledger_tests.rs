@@ -693,7 +693,8 @@ fn every_stateful_rejection_changes_nothing_but_the_nonce() {
 #[test]
 fn duplicate_end_to_end_id_is_rejected_until_the_window_passes() {
     let mut genesis = testkit::genesis(1, 2, 100_000, 1_000_000, 50_000);
-    genesis.duplicate_window_blocks = 3;
+    genesis.duplicate_window_blocks = 11;
+    genesis.max_validity_blocks = 11;
     let mut h = Harness::with(genesis);
     assert_eq!(
         h.run(cust(0, 0), transfer(cust(0, 1), 10, "INV-1")),
@@ -706,7 +707,14 @@ fn duplicate_end_to_end_id_is_rejected_until_the_window_passes() {
         h.run(cust(0, 1), transfer(cust(0, 0), 10, "INV-1")),
         Outcome::Committed
     );
-    h.block(vec![]); // height 4: the first use (height 1) is remembered until 1 + 3
+    // The first use (height 1) is remembered until 1 + 11: still at height 11...
+    for _ in 0..7 {
+        h.block(vec![]); // heights 4 to 10
+    }
+    let retry = h.tx(cust(0, 0), transfer(cust(0, 1), 10, "INV-1"));
+    h.expect_rejected(retry, TxError::DuplicateEndToEndId("INV-1".into()), true);
+    // ...and no longer at height 13.
+    h.block(vec![]);
     assert_eq!(
         h.run(cust(0, 0), transfer(cust(0, 1), 10, "INV-1")),
         Outcome::Committed
@@ -786,6 +794,99 @@ fn queue_full_is_rejected() {
     ));
     let tx = h.tx(cust(0, 1), transfer(cust(1, 0), 5, "b"));
     h.expect_rejected(tx, TxError::QueueFull(bank(0)), true);
+}
+
+#[test]
+fn one_payer_cannot_fill_its_banks_queue() {
+    let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 0);
+    genesis.max_queued_per_payer = 2;
+    genesis.queue_expiry_blocks = 3;
+    let mut h = Harness::with(genesis);
+    for id in ["a", "b"] {
+        assert!(matches!(
+            h.run(cust(0, 0), transfer(cust(1, 0), 5, id)),
+            Outcome::Queued { .. }
+        ));
+    }
+    let third = h.tx(cust(0, 0), transfer(cust(1, 0), 5, "c"));
+    h.expect_rejected(third, TxError::PayerQueueFull(account(cust(0, 0))), true);
+    // Another customer of the same bank still queues.
+    assert!(matches!(
+        h.run(cust(0, 1), transfer(cust(1, 0), 5, "d")),
+        Outcome::Queued { .. }
+    ));
+    // Once the payer's transfers leave the queue (here: expire), it may queue again.
+    for _ in 0..4 {
+        h.block(vec![]);
+    }
+    assert!(matches!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 5, "e")),
+        Outcome::Queued { .. }
+    ));
+}
+
+#[test]
+fn a_validity_beyond_the_horizon_is_rejected() {
+    let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
+    genesis.max_validity_blocks = 5;
+    genesis.duplicate_window_blocks = 5;
+    let mut h = Harness::with(genesis);
+    let at_the_limit = Transaction {
+        chain_id: "test".into(),
+        signer: account(cust(0, 0)),
+        nonce: 0,
+        valid_until_height: 1 + 5,
+        body: transfer(cust(1, 0), 5, "ok"),
+    }
+    .sign(&key(cust(0, 0)))
+    .check_stateless("test")
+    .expect("valid");
+    assert_eq!(
+        h.block(vec![at_the_limit]).receipts[0].outcome,
+        Outcome::Committed
+    );
+    let beyond = Transaction {
+        chain_id: "test".into(),
+        signer: account(cust(0, 0)),
+        nonce: 1,
+        valid_until_height: 2 + 6,
+        body: transfer(cust(1, 0), 5, "too-long"),
+    }
+    .sign(&key(cust(0, 0)))
+    .check_stateless("test")
+    .expect("valid");
+    h.expect_rejected(
+        beyond,
+        TxError::ValidityTooLong {
+            valid_until_height: 8,
+            latest: 7,
+        },
+        true,
+    );
+}
+
+#[test]
+fn a_pending_nonce_may_be_at_most_the_lookahead_past_the_next() {
+    let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
+    genesis.max_nonce_lookahead = 3;
+    let h = Harness::with(genesis);
+    let at = |nonce| h.tx_with_nonce(cust(0, 0), nonce, transfer(cust(1, 0), 5, "x"));
+    h.ledger
+        .check_pending(&at(3), 1)
+        .expect("next + 3 may wait");
+    assert_eq!(
+        h.ledger.check_pending(&at(4), 1),
+        Err(TxError::NonceTooFarAhead {
+            expected: 0,
+            got: 4,
+            max_ahead: 3
+        })
+    );
+    // Execution wants exactly the next nonce; the look-ahead is a mempool rule.
+    assert!(matches!(
+        h.ledger.check(&at(3), 1),
+        Err(TxError::BadNonce { .. })
+    ));
 }
 
 #[test]

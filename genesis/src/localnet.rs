@@ -234,6 +234,9 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
         queue_expiry_blocks: options.queue_expiry_blocks,
         max_queue_per_bank: interpool_contracts::genesis::defaults::MAX_QUEUE_PER_BANK,
         duplicate_window_blocks: interpool_contracts::genesis::defaults::DUPLICATE_WINDOW_BLOCKS,
+        max_nonce_lookahead: interpool_contracts::genesis::defaults::MAX_NONCE_LOOKAHEAD,
+        max_validity_blocks: interpool_contracts::genesis::defaults::MAX_VALIDITY_BLOCKS,
+        max_queued_per_payer: interpool_contracts::genesis::defaults::MAX_QUEUED_PER_PAYER,
         accounts,
         validators: planned
             .iter()

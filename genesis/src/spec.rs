@@ -55,6 +55,15 @@ pub struct ConsortiumSpec {
     /// Blocks an end-to-end id is remembered.
     #[serde(default = "defaults::duplicate_window_blocks")]
     pub duplicate_window_blocks: u64,
+    /// How far past a signer's next nonce a pending transaction may be.
+    #[serde(default = "defaults::max_nonce_lookahead")]
+    pub max_nonce_lookahead: u64,
+    /// How many blocks ahead a transaction may be valid until.
+    #[serde(default = "defaults::max_validity_blocks")]
+    pub max_validity_blocks: u64,
+    /// Most queued transfers of one payer.
+    #[serde(default = "defaults::max_queued_per_payer")]
+    pub max_queued_per_payer: u32,
     /// The settlement authority's public key.
     pub authority: AccountId,
     /// Regulators' public keys.
@@ -110,6 +119,9 @@ pub fn build_genesis(spec: &ConsortiumSpec) -> Result<Genesis> {
         cycle_blocks: spec.cycle_blocks,
         queue_expiry_blocks: spec.queue_expiry_blocks,
         max_queue_per_bank: spec.max_queue_per_bank,
+        max_nonce_lookahead: spec.max_nonce_lookahead,
+        max_validity_blocks: spec.max_validity_blocks,
+        max_queued_per_payer: spec.max_queued_per_payer,
         duplicate_window_blocks: spec.duplicate_window_blocks,
         accounts,
         validators: spec.validators.clone(),

@@ -249,7 +249,9 @@ pub fn transfer(
         chain_id: CHAIN_ID.into(),
         signer: AccountId(key.verifying_key().to_bytes()),
         nonce,
-        valid_until_height: 1_000_000,
+        // Within the validity horizon (`max_validity_blocks`, 86,400 in a localnet) of every
+        // height a test reaches.
+        valid_until_height: 50_000,
         body: Body::Transfer {
             to,
             amount: Amount(amount),

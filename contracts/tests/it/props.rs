@@ -85,6 +85,7 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
             genesis.cycle_blocks = cycle_blocks;
             genesis.queue_expiry_blocks = expiry;
             genesis.duplicate_window_blocks = 4;
+            genesis.max_validity_blocks = 4;
             Scenario {
                 genesis,
                 blocks,
@@ -121,6 +122,7 @@ fn edge_scenario_strategy() -> impl Strategy<Value = Scenario> {
                 genesis.cycle_blocks = cycle_blocks;
                 genesis.queue_expiry_blocks = expiry;
                 genesis.duplicate_window_blocks = 4;
+                genesis.max_validity_blocks = 4;
                 Scenario {
                     genesis,
                     blocks,

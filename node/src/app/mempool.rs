@@ -43,6 +43,8 @@ pub struct Mempool {
     /// Pending transactions by last valid height, for pruning.
     by_expiry: BTreeMap<(u64, u64), Hash>,
     next_arrival: u64,
+    /// The block height the last eviction pass was for.
+    evicted_for: Option<u64>,
 }
 
 impl Mempool {
@@ -54,6 +56,7 @@ impl Mempool {
             by_signer: BTreeMap::new(),
             by_expiry: BTreeMap::new(),
             next_arrival: 0,
+            evicted_for: None,
         }
     }
 
@@ -117,6 +120,10 @@ impl Mempool {
             return Err(AdmissionError::TooManyPending(count));
         }
         if self.entries.len() >= self.limits.max_transactions {
+            // Full: first make room by dropping what can never be selected.
+            self.evict_unselectable(ledger, next_height);
+        }
+        if self.entries.len() >= self.limits.max_transactions {
             return Err(AdmissionError::MempoolFull(self.entries.len()));
         }
         let arrival = self.next_arrival;
@@ -137,6 +144,41 @@ impl Mempool {
             },
         );
         Ok(())
+    }
+
+    /// Drops every transaction that cannot be selected for the block at `next_height`:
+    /// expired ones, those of signers the ledger does not know, stale nonces, and nonces
+    /// behind a gap (the ledger's look-ahead bounds how many there can be per signer; their
+    /// sender can submit them again once the gap is filled). Runs at most once per height
+    /// (it walks the whole mempool), when the mempool is full. Returns how many it dropped.
+    pub fn evict_unselectable(&mut self, ledger: &Ledger, next_height: u64) -> usize {
+        if self.evicted_for == Some(next_height) {
+            return 0;
+        }
+        self.evicted_for = Some(next_height);
+        let mut doomed: Vec<Hash> = self
+            .by_expiry
+            .range(..(next_height, 0))
+            .map(|(_, hash)| *hash)
+            .collect();
+        for (signer, pending) in &self.by_signer {
+            let Some(mut next) = ledger.next_nonce(signer) else {
+                doomed.extend(pending.values().copied());
+                continue;
+            };
+            for (nonce, hash) in pending {
+                if *nonce == next {
+                    next = next.saturating_add(1);
+                } else {
+                    doomed.push(*hash);
+                }
+            }
+        }
+        let before = self.entries.len();
+        for hash in doomed {
+            self.remove(&hash);
+        }
+        before.saturating_sub(self.entries.len())
     }
 
     /// Transactions for the next block: arrival order across signers, nonce order without
@@ -378,5 +420,72 @@ mod tests {
         assert_eq!(pool.len(), 1);
         assert!(!pool.contains(&a0.hash()));
         assert_eq!(pool.select(&ledger, 10, 1 << 20)[0].tx().nonce, 1);
+    }
+}
+
+#[cfg(test)]
+mod eviction_tests {
+    use super::*;
+    use interpool_contracts::testkit::{self, account, customer_seed, key};
+    use interpool_contracts::{Amount, Body, Transaction};
+
+    fn tx(seed: u64, nonce: u64, valid_until: u64) -> VerifiedTransaction {
+        Transaction {
+            chain_id: "test".into(),
+            signer: account(seed),
+            nonce,
+            valid_until_height: valid_until,
+            body: Body::Transfer {
+                to: account(customer_seed(1, 0)),
+                amount: Amount(1),
+                end_to_end_id: format!("E{seed}-{nonce}"),
+                reference: String::new(),
+            },
+        }
+        .sign(&key(seed))
+        .check_stateless("test")
+        .expect("valid")
+    }
+
+    #[test]
+    fn a_mempool_full_of_unselectable_transactions_makes_room_for_an_honest_one() {
+        let ledger = Ledger::from_genesis(&testkit::genesis(2, 4, 100_000, 1_000_000, 1_000_000))
+            .expect("genesis");
+        let mut pool = Mempool::new(MempoolLimits {
+            max_transactions: 6,
+            max_per_signer: 3,
+        });
+        // Two attackers fill it with nonces behind a gap (1, 2, 3: nonce 0 never comes).
+        for seed in [customer_seed(0, 0), customer_seed(0, 1)] {
+            for nonce in 1..=3 {
+                pool.insert(tx(seed, nonce, 500), &ledger, 1)
+                    .expect("admitted");
+            }
+        }
+        assert_eq!(pool.len(), 6);
+        assert!(
+            pool.select(&ledger, 100, 1 << 20).is_empty(),
+            "none selectable"
+        );
+        // An honest transfer gets in: the unselectable ones make way.
+        let honest = tx(customer_seed(0, 2), 0, 500);
+        pool.insert(honest.clone(), &ledger, 1)
+            .expect("room was made");
+        assert!(pool.contains(&honest.hash()));
+        assert_eq!(pool.len(), 1);
+        // A full mempool of selectable transactions still refuses, without evicting them.
+        let mut full = Mempool::new(MempoolLimits {
+            max_transactions: 2,
+            max_per_signer: 3,
+        });
+        full.insert(tx(customer_seed(0, 0), 0, 500), &ledger, 1)
+            .expect("admitted");
+        full.insert(tx(customer_seed(0, 0), 1, 500), &ledger, 1)
+            .expect("admitted");
+        assert_eq!(
+            full.insert(tx(customer_seed(0, 1), 0, 500), &ledger, 1),
+            Err(AdmissionError::MempoolFull(2))
+        );
+        assert_eq!(full.len(), 2);
     }
 }
