@@ -5,7 +5,7 @@
 //! | `blocks`       | height (big-endian) | the encoded block (the consensus payload)    |
 //! | `certificates` | height              | the encoded commit certificate               |
 //! | `outcomes`     | height              | the block's execution outcome (receipts, ...) |
-//! | `tx_index`     | transaction hash    | `(height, index)` of its receipt             |
+//! | `tx_index`     | transaction hash    | `(height, index)` of its first receipt (never overwritten) |
 //! | `queue_index`  | transaction hash    | `(height, fate)` a queued transfer left the queue |
 //! | `account_index`| account ‖ height ‖ index | empty: the account is a party to that receipt |
 //! | `meta`         | `height`            | the last committed height                    |
@@ -126,6 +126,27 @@ fn account_key(account: &AccountId, (height, index): Location) -> [u8; 44] {
     key[32..40].copy_from_slice(&height.to_be_bytes());
     key[40..].copy_from_slice(&index.to_be_bytes());
     key
+}
+
+/// Decodes a `tx_index` record of `tx_hash`.
+fn parse_location(tx_hash: &Hash, bytes: &[u8]) -> Result<Location, StorageError> {
+    let corrupt = || StorageError::Corrupt {
+        cf: CF_TX_INDEX,
+        key: tx_hash.to_hex(),
+        message: format!("{} bytes, expected 12", bytes.len()),
+    };
+    let height: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    let index: [u8; 4] = bytes
+        .get(8..12)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    if bytes.len() != 12 {
+        return Err(corrupt());
+    }
+    Ok((u64::from_be_bytes(height), u32::from_be_bytes(index)))
 }
 
 /// A per-height record, for [`Store::overwrite_record`].
@@ -251,7 +272,20 @@ impl Store {
         batch.put_cf(self.cf(CF_BLOCKS), key, &committed.block);
         batch.put_cf(self.cf(CF_CERTIFICATES), key, &committed.certificate);
         batch.put_cf(self.cf(CF_OUTCOMES), key, codec::encode(&committed.outcome));
-        for receipt in &committed.outcome.receipts {
+        // The index is never overwritten: a transaction's first receipt stays its receipt,
+        // even if a (byzantine-quorum) block repeats it, in the same block or a later one.
+        let hashes: Vec<Hash> = committed
+            .outcome
+            .receipts
+            .iter()
+            .map(|r| r.tx_hash)
+            .collect();
+        let indexed = self.tx_locations(&hashes)?;
+        let mut written = std::collections::HashSet::with_capacity(hashes.len());
+        for (receipt, known) in committed.outcome.receipts.iter().zip(indexed) {
+            if known.is_some() || !written.insert(receipt.tx_hash) {
+                continue;
+            }
             let mut location = Vec::with_capacity(12);
             location.extend_from_slice(&receipt.height.to_be_bytes());
             location.extend_from_slice(&receipt.index.to_be_bytes());
@@ -320,30 +354,25 @@ impl Store {
     }
 
     /// Where a transaction's receipt is: `(height, index)`.
-    pub fn tx_location(&self, tx_hash: &Hash) -> Result<Option<(u64, u32)>, StorageError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_TX_INDEX), tx_hash.as_bytes())? else {
-            return Ok(None);
-        };
-        let corrupt = || StorageError::Corrupt {
-            cf: CF_TX_INDEX,
-            key: tx_hash.to_hex(),
-            message: format!("{} bytes, expected 12", bytes.len()),
-        };
-        let height: [u8; 8] = bytes
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(corrupt)?;
-        let index: [u8; 4] = bytes
-            .get(8..12)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(corrupt)?;
-        if bytes.len() != 12 {
-            return Err(corrupt());
+    pub fn tx_location(&self, tx_hash: &Hash) -> Result<Option<Location>, StorageError> {
+        match self.db.get_cf(self.cf(CF_TX_INDEX), tx_hash.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => parse_location(tx_hash, &bytes).map(Some),
         }
-        Ok(Some((
-            u64::from_be_bytes(height),
-            u32::from_be_bytes(index),
-        )))
+    }
+
+    /// [`Self::tx_location`] of many transactions at once (one batched lookup).
+    pub fn tx_locations(&self, hashes: &[Hash]) -> Result<Vec<Option<Location>>, StorageError> {
+        let cf = self.cf(CF_TX_INDEX);
+        self.db
+            .batched_multi_get_cf(cf, hashes.iter().map(Hash::as_bytes), false)
+            .into_iter()
+            .zip(hashes)
+            .map(|(found, hash)| match found? {
+                None => Ok(None),
+                Some(bytes) => parse_location(hash, &bytes).map(Some),
+            })
+            .collect()
     }
 
     /// The receipts `account` is a party to, newest first, strictly older than `before`
@@ -556,6 +585,37 @@ mod tests {
         assert_eq!(
             store.consensus_state().expect("state"),
             Some(b"lock".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_transactions_first_receipt_stays_its_receipt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.commit_block(&committed(1, 0xa1)).expect("commit 1");
+        // Block 2 repeats the transaction (only a byzantine quorum could certify that), and
+        // holds it twice.
+        let mut repeat = committed(2, 0xa1);
+        let mut second = repeat.outcome.receipts[0].clone();
+        second.index = 1;
+        repeat.outcome.receipts.push(second);
+        repeat.parties.push(vec![]);
+        store.commit_block(&repeat).expect("commit 2");
+        assert_eq!(
+            store.tx_location(&Hash([0xa1; 32])).expect("index"),
+            Some((1, 0))
+        );
+        let mut third = committed(3, 0xa3);
+        let mut again = third.outcome.receipts[0].clone();
+        again.index = 1;
+        third.outcome.receipts.push(again);
+        third.parties.push(vec![]);
+        store.commit_block(&third).expect("commit 3");
+        assert_eq!(
+            store
+                .tx_locations(&[Hash([0xa3; 32]), Hash([0xa1; 32]), Hash([0xff; 32])])
+                .expect("index"),
+            vec![Some((3, 0)), Some((1, 0)), None]
         );
     }
 

@@ -10,9 +10,11 @@ use interpool_consensus::{
     ChainDomain, CommitCertificate, Digest, MessageKind, PublicKey, Signature, ValidatorSet, Vote,
 };
 use interpool_contracts::testkit::{self as ledger_kit, account, customer_seed, key};
-use interpool_contracts::{Amount, Body, Genesis, GenesisNode, Transaction, VerifiedTransaction};
+use interpool_contracts::{
+    AccountId, Amount, Body, Genesis, GenesisNode, Transaction, VerifiedTransaction,
+};
 
-use crate::app::{lock, BlockLimits, Core, Mempool, MempoolLimits, SharedMempool};
+use crate::app::{lock, BlockLimits, Core, Mempool, MempoolLimits, ProposalContext, SharedMempool};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
@@ -131,14 +133,28 @@ pub fn admit(core: &Core, tx: VerifiedTransaction) {
         .expect("admitted");
 }
 
+/// The proposer the test blocks name (validator 0).
+pub fn proposer() -> AccountId {
+    account(VALIDATOR_SEEDS[0])
+}
+
+/// A proposal context in which any validator may propose and the clock is far ahead.
+pub fn context() -> ProposalContext {
+    ProposalContext {
+        proposers: VALIDATOR_SEEDS.iter().map(|seed| account(*seed)).collect(),
+        now_ms: 1 << 50,
+    }
+}
+
 /// Builds, certifies and commits one block of `txs` on `core`; returns the block's bytes.
 pub fn commit_block(core: &mut Core, txs: Vec<VerifiedTransaction>, now_ms: u64) -> Vec<u8> {
     for tx in txs {
         admit(core, tx);
     }
     let height = core.next_height();
-    let block = core.build_proposal(account(VALIDATOR_SEEDS[0]), now_ms);
-    core.validate_proposal(height, &block).expect("valid block");
+    let block = core.build_proposal(proposer(), now_ms);
+    core.validate_proposal(height, &block, &context())
+        .expect("valid block");
     let domain = ChainDomain::new(&core.tip().chain_id, &core.genesis_hash().0);
     core.commit(
         height,

@@ -76,6 +76,11 @@ fn heavy_reads_do_not_slow_consensus_and_every_stream_gets_its_events() {
             ..Options::default()
         },
     );
+    // A round change here must mean the readers held consensus up, not that this shared
+    // 2-core machine was busy for a moment: a round lasts 10 s instead of 2 s.
+    for i in 0..4 {
+        net.set_config(i, "round_timeout_ms", 2_000, 10_000);
+    }
     net.start_all();
     net.wait_height(&[0, 1, 2, 3], BLOCKS, Duration::from_secs(600));
     let rpcs = net.rpcs();

@@ -53,7 +53,26 @@ pub enum InvalidBlock {
     /// Header or encoding.
     #[error(transparent)]
     Block(#[from] BlockError),
-    /// A transaction fails its stateless checks (bad signature, wrong chain, ...).
+    /// The header names a proposer that is not the proposer of this round or an earlier one
+    /// at this height (a re-proposed locked block keeps its first proposer).
+    #[error(
+        "block names {named} as its proposer, who does not propose this height up to this round"
+    )]
+    WrongProposer {
+        /// The header's proposer.
+        named: AccountId,
+    },
+    /// The header's time is further ahead of this validator's clock than the allowed drift.
+    #[error("block time {timestamp_ms} is more than {MAX_CLOCK_DRIFT_MS} ms ahead of this validator's clock ({now_ms})")]
+    FromTheFuture {
+        /// The header's time.
+        timestamp_ms: u64,
+        /// This validator's clock.
+        now_ms: u64,
+    },
+    /// A transaction fails its stateless checks (bad signature, wrong chain, ...), or is one
+    /// an honest proposer would never include: from an unknown signer, with a nonce that is
+    /// not its signer's next, expired, valid beyond the horizon.
     #[error("transaction {index}: {error}")]
     Transaction {
         /// Position in the block.
@@ -61,6 +80,38 @@ pub enum InvalidBlock {
         /// Why.
         error: TxError,
     },
+    /// The same transaction twice in the block.
+    #[error("transaction {index} repeats an earlier one")]
+    Duplicate {
+        /// Position of the repeat.
+        index: usize,
+    },
+    /// A transaction that is already in a committed block.
+    #[error("transaction {index} is already in block {height}")]
+    AlreadyIncluded {
+        /// Position in the block.
+        index: usize,
+        /// The block that holds it.
+        height: u64,
+    },
+    /// The store could not be read to check the proposal.
+    #[error("cannot check the proposal: {0}")]
+    Unreadable(String),
+}
+
+/// How far ahead of a validator's clock a proposal's time may be. Block time is the
+/// proposer's clock, bounded: never before the parent's (monotonic), never more than this
+/// ahead of the validating validator's clock. There is no lower bound against the clock: a
+/// locked block re-proposed in a later round keeps its original time.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
+
+/// What a validator knows about a proposal besides its bytes.
+#[derive(Debug, Clone)]
+pub struct ProposalContext {
+    /// The proposers of this height from round 0 to the proposal's round.
+    pub proposers: Vec<AccountId>,
+    /// This validator's clock.
+    pub now_ms: u64,
 }
 
 /// Errors that stop the node.
@@ -245,10 +296,19 @@ impl Core {
         .encode()
     }
 
-    /// Validates a proposed block for `height`: size, header, and every transaction's
-    /// stateless checks (those already in the mempool were verified on admission; the rest
-    /// are verified now, in one batch). Remembers the result for [`Self::commit`].
-    pub fn validate_proposal(&mut self, height: u64, bytes: &[u8]) -> Result<(), InvalidBlock> {
+    /// Validates a proposed block for `height`: size, header (chain, height, parent, state
+    /// root, a proposer of this height up to this round, a time neither before the parent's
+    /// nor too far ahead), every transaction's stateless checks (those already in the mempool
+    /// were verified on admission; the rest now, in one batch), and that every transaction
+    /// is one an honest proposer would include: not repeated, not already committed, from a
+    /// known signer with its next nonce, neither expired nor valid beyond the horizon.
+    /// Remembers the result for [`Self::commit`].
+    pub fn validate_proposal(
+        &mut self,
+        height: u64,
+        bytes: &[u8],
+        context: &ProposalContext,
+    ) -> Result<(), InvalidBlock> {
         if height != self.next_height() {
             return Err(BlockError::WrongHeight {
                 expected: self.next_height(),
@@ -260,8 +320,81 @@ impl Core {
         if self.validated.contains_key(&hash) {
             return Ok(());
         }
-        let (_, txs) = self.check_block(bytes)?;
+        let (header, txs) = self.check_block(bytes)?;
+        if !context.proposers.contains(&header.proposer) {
+            return Err(InvalidBlock::WrongProposer {
+                named: header.proposer,
+            });
+        }
+        if header.timestamp_ms > context.now_ms.saturating_add(MAX_CLOCK_DRIFT_MS) {
+            return Err(InvalidBlock::FromTheFuture {
+                timestamp_ms: header.timestamp_ms,
+                now_ms: context.now_ms,
+            });
+        }
+        self.check_admissible(height, &txs)?;
         self.validated.insert(hash, txs);
+        Ok(())
+    }
+
+    /// The transaction rules of a valid proposal beyond the stateless checks (see
+    /// [`Self::validate_proposal`]).
+    fn check_admissible(
+        &self,
+        height: u64,
+        txs: &[VerifiedTransaction],
+    ) -> Result<(), InvalidBlock> {
+        let mut seen = std::collections::HashSet::with_capacity(txs.len());
+        for (index, tx) in txs.iter().enumerate() {
+            if !seen.insert(tx.hash()) {
+                return Err(InvalidBlock::Duplicate { index });
+            }
+        }
+        let hashes: Vec<Hash> = txs.iter().map(VerifiedTransaction::hash).collect();
+        let included = self
+            .store
+            .tx_locations(&hashes)
+            .map_err(|e| InvalidBlock::Unreadable(e.to_string()))?;
+        if let Some((index, (height, _))) = included
+            .iter()
+            .enumerate()
+            .find_map(|(index, location)| location.map(|l| (index, l)))
+        {
+            return Err(InvalidBlock::AlreadyIncluded { index, height });
+        }
+        let params = self.ledger.params();
+        let latest = height.saturating_add(params.max_validity_blocks);
+        let mut next_nonces: HashMap<AccountId, u64> = HashMap::new();
+        for (index, tx) in txs.iter().enumerate() {
+            let t = tx.tx();
+            let reject = |error| InvalidBlock::Transaction { index, error };
+            let expected = match next_nonces.get(&t.signer) {
+                Some(next) => *next,
+                None => self
+                    .ledger
+                    .next_nonce(&t.signer)
+                    .ok_or_else(|| reject(TxError::UnknownSigner(t.signer)))?,
+            };
+            if t.nonce != expected {
+                return Err(reject(TxError::BadNonce {
+                    expected,
+                    got: t.nonce,
+                }));
+            }
+            next_nonces.insert(t.signer, expected.saturating_add(1));
+            if t.valid_until_height < height {
+                return Err(reject(TxError::Expired {
+                    valid_until_height: t.valid_until_height,
+                    height,
+                }));
+            }
+            if t.valid_until_height > latest {
+                return Err(reject(TxError::ValidityTooLong {
+                    valid_until_height: t.valid_until_height,
+                    latest,
+                }));
+            }
+        }
         Ok(())
     }
 
@@ -309,6 +442,30 @@ impl Core {
         Ok((block.header, verified.into_iter().flatten().collect()))
     }
 
+    /// A block this node did not validate but a quorum certified (decided while this node was
+    /// away, or fetched by sync after its certificate and links were verified): it is
+    /// executed, not judged again. Its header must extend this node's tip (a different
+    /// previous state root means this node's state diverged, and stopping is right); its
+    /// transactions are taken as the quorum verified them, checking only the fields that
+    /// need no signature, which no honest quorum can have certified wrong.
+    fn certified_block(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(BlockHeader, Vec<VerifiedTransaction>), InvalidBlock> {
+        let block = Block::decode(bytes, MAX_PAYLOAD_BYTES as u64).map_err(BlockError::from)?;
+        block.check_extends(&self.tip)?;
+        let txs = block
+            .transactions
+            .into_iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                VerifiedTransaction::from_trusted_store(tx, &self.tip.chain_id)
+                    .map_err(|error| InvalidBlock::Transaction { index, error })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((block.header, txs))
+    }
+
     /// Commits the finalized block at `height` (the next one): executes it and checks the
     /// ledger invariants, writes block, certificate, outcome and indexes in one atomic
     /// batch, then updates the mempool, the metrics and the published view. The one commit
@@ -344,7 +501,7 @@ impl Core {
                 txs,
             ),
             None => self
-                .check_block(bytes)
+                .certified_block(bytes)
                 .map_err(|reason| ChainError::FinalizedInvalid { height, reason })?,
         };
         self.validated.clear();
@@ -407,6 +564,7 @@ mod tests {
     use super::*;
     use crate::testkit;
     use interpool_contracts::testkit::{account, customer_seed};
+    use interpool_contracts::Transaction;
 
     fn limits() -> BlockLimits {
         BlockLimits {
@@ -425,8 +583,8 @@ mod tests {
             for n in 0..3 {
                 testkit::admit(&core, testkit::transfer(a, n));
             }
-            let block = core.build_proposal(account(99), 1_000);
-            core.validate_proposal(1, &block)
+            let block = core.build_proposal(testkit::proposer(), 1_000);
+            core.validate_proposal(1, &block, &testkit::context())
                 .expect("own block is valid");
             let outcome = core
                 .commit(1, &block, &testkit::certificate(1, &block))
@@ -442,8 +600,8 @@ mod tests {
             let block1 = testkit::certificate(1, &block);
             other.commit(1, &block, &block1).expect("other commits 1");
             testkit::admit(&other, testkit::transfer(a, 3));
-            let block2 = other.build_proposal(account(99), 900);
-            core.validate_proposal(2, &block2)
+            let block2 = other.build_proposal(testkit::proposer(), 900);
+            core.validate_proposal(2, &block2, &testkit::context())
                 .expect("unknown transactions are verified");
             core.commit(2, &block2, &testkit::certificate(2, &block2))
                 .expect("commit 2");
@@ -466,7 +624,7 @@ mod tests {
         let mut view = core.subscribe();
         assert_eq!(view.borrow().tip.height, 0);
         testkit::admit(&core, testkit::transfer(customer_seed(0, 0), 0));
-        let block = core.build_proposal(account(99), 5);
+        let block = core.build_proposal(testkit::proposer(), 5);
         core.commit(1, &block, &testkit::certificate(1, &block))
             .expect("commit");
         assert!(view.has_changed().expect("open"));
@@ -506,18 +664,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut core = testkit::core(&testkit::genesis(), dir.path(), limits());
         assert!(matches!(
-            core.validate_proposal(1, b"garbage"),
+            core.validate_proposal(1, b"garbage", &testkit::context()),
             Err(InvalidBlock::Block(BlockError::Decode(_)))
         ));
-        let good = Block::decode(&core.build_proposal(account(99), 5), u64::MAX).expect("decode");
+        let good =
+            Block::decode(&core.build_proposal(testkit::proposer(), 5), u64::MAX).expect("decode");
         assert!(matches!(
-            core.validate_proposal(2, &good.encode()),
+            core.validate_proposal(2, &good.encode(), &testkit::context()),
             Err(InvalidBlock::Block(BlockError::WrongHeight { .. }))
         ));
         let mut wrong_parent = good.clone();
         wrong_parent.header.parent_hash = Hash([1; 32]);
         assert!(matches!(
-            core.validate_proposal(1, &wrong_parent.encode()),
+            core.validate_proposal(1, &wrong_parent.encode(), &testkit::context()),
             Err(InvalidBlock::Block(BlockError::WrongParent { .. }))
         ));
         let mut forged = good.clone();
@@ -525,7 +684,7 @@ mod tests {
         tx.tx.nonce = 7; // no longer matches the signature
         forged.transactions.push(tx);
         assert!(matches!(
-            core.validate_proposal(1, &forged.encode()),
+            core.validate_proposal(1, &forged.encode(), &testkit::context()),
             Err(InvalidBlock::Transaction {
                 index: 0,
                 error: TxError::BadSignature
@@ -534,23 +693,152 @@ mod tests {
         // Past the consensus bound, refused before decoding; within it, this node's own
         // proposal limits do not matter.
         assert!(matches!(
-            core.validate_proposal(1, &vec![0; MAX_PAYLOAD_BYTES + 1]),
+            core.validate_proposal(1, &vec![0; MAX_PAYLOAD_BYTES + 1], &testkit::context()),
             Err(InvalidBlock::Block(BlockError::TooLarge(_)))
         ));
         let mut many = good;
         many.transactions = (0..101)
             .map(|n| testkit::transfer(customer_seed(0, 1), n).into_signed())
             .collect();
-        core.validate_proposal(1, &many.encode())
+        core.validate_proposal(1, &many.encode(), &testkit::context())
             .expect("more transactions than this node would propose is still valid");
-        // A finalized block that does not validate stops the node rather than diverge.
-        assert!(matches!(
-            core.commit(
+        // A certified block is executed, not judged again: the quorum verified it. (Its
+        // forged transaction, whose nonce is not the next, is rejected by the ledger.)
+        let outcome = core
+            .commit(
                 1,
                 &forged.encode(),
-                &testkit::certificate(1, &forged.encode())
+                &testkit::certificate(1, &forged.encode()),
+            )
+            .expect("a certified block commits");
+        assert!(matches!(
+            outcome.receipts[0].outcome,
+            interpool_contracts::Outcome::Rejected {
+                error: TxError::BadNonce { .. }
+            }
+        ));
+        // One that does not extend this node's chain stops the node rather than diverge.
+        let mut elsewhere =
+            Block::decode(&core.build_proposal(testkit::proposer(), 6), u64::MAX).expect("decode");
+        elsewhere.header.previous_state_root = Hash([3; 32]);
+        assert!(matches!(
+            core.commit(
+                2,
+                &elsewhere.encode(),
+                &testkit::certificate(2, &elsewhere.encode())
             ),
-            Err(ChainError::FinalizedInvalid { height: 1, .. })
+            Err(ChainError::FinalizedInvalid { height: 2, .. })
+        ));
+    }
+
+    /// A byzantine proposer's blocks: each is refused with its reason.
+    #[test]
+    fn proposals_an_honest_proposer_would_never_make_are_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let mut core = testkit::core(&genesis, dir.path(), limits());
+        let (a, b) = (customer_seed(0, 0), customer_seed(0, 1));
+        let first = testkit::transfer(a, 0);
+        testkit::commit_block(&mut core, vec![first.clone()], 1_000);
+        let base = Block::decode(&core.build_proposal(testkit::proposer(), 2_000), u64::MAX)
+            .expect("decode");
+        let check = |core: &mut Core, block: &Block| {
+            core.validate_proposal(2, &block.encode(), &testkit::context())
+        };
+        let with = |txs: Vec<interpool_contracts::SignedTransaction>| {
+            let mut block = base.clone();
+            block.transactions = txs;
+            block
+        };
+        check(
+            &mut core,
+            &with(vec![testkit::transfer(a, 1).into_signed()]),
+        )
+        .expect("the honest block is valid");
+
+        let mut named = with(vec![]);
+        named.header.proposer = AccountId([99; 32]);
+        assert!(matches!(
+            check(&mut core, &named),
+            Err(InvalidBlock::WrongProposer { .. })
+        ));
+        let mut future = with(vec![]);
+        future.header.timestamp_ms = testkit::context().now_ms + MAX_CLOCK_DRIFT_MS + 1;
+        assert!(matches!(
+            check(&mut core, &future),
+            Err(InvalidBlock::FromTheFuture { .. })
+        ));
+        let twice = testkit::transfer(b, 0).into_signed();
+        assert!(matches!(
+            check(&mut core, &with(vec![twice.clone(), twice])),
+            Err(InvalidBlock::Duplicate { index: 1 })
+        ));
+        assert!(matches!(
+            check(&mut core, &with(vec![first.into_signed()])),
+            Err(InvalidBlock::AlreadyIncluded {
+                index: 0,
+                height: 1
+            })
+        ));
+        let stranger = Transaction {
+            chain_id: "test".into(),
+            signer: account(4242),
+            nonce: 0,
+            valid_until_height: 100,
+            body: interpool_contracts::Body::SettleCycle,
+        }
+        .sign(&interpool_contracts::testkit::key(4242));
+        assert!(matches!(
+            check(&mut core, &with(vec![stranger])),
+            Err(InvalidBlock::Transaction {
+                error: TxError::UnknownSigner(_),
+                ..
+            })
+        ));
+        // A stale nonce (another transaction than the committed one with that nonce).
+        let stale = testkit::transfer_to(a, customer_seed(1, 1), 0, 11).into_signed();
+        assert!(matches!(
+            check(&mut core, &with(vec![stale])),
+            Err(InvalidBlock::Transaction {
+                error: TxError::BadNonce { .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            check(
+                &mut core,
+                &with(vec![
+                    testkit::transfer(b, 0).into_signed(),
+                    testkit::transfer(b, 2).into_signed()
+                ])
+            ),
+            Err(InvalidBlock::Transaction {
+                index: 1,
+                error: TxError::BadNonce {
+                    expected: 1,
+                    got: 2
+                }
+            })
+        ));
+        let expired = Transaction {
+            chain_id: "test".into(),
+            signer: account(b),
+            nonce: 0,
+            valid_until_height: 1,
+            body: interpool_contracts::Body::Transfer {
+                to: account(customer_seed(1, 0)),
+                amount: interpool_contracts::Amount(1),
+                end_to_end_id: "late".into(),
+                reference: String::new(),
+            },
+        }
+        .sign(&interpool_contracts::testkit::key(b));
+        assert!(matches!(
+            check(&mut core, &with(vec![expired])),
+            Err(InvalidBlock::Transaction {
+                error: TxError::Expired { .. },
+                ..
+            })
         ));
     }
 }

@@ -16,7 +16,7 @@ pub mod replay;
 pub mod view;
 
 pub use self::admission::{Admission, AdmissionSettings, Origin};
-pub use self::core::{BlockLimits, ChainError, Core, InvalidBlock};
+pub use self::core::{BlockLimits, ChainError, Core, InvalidBlock, ProposalContext};
 pub use self::mempool::{Mempool, MempoolLimits, SharedMempool};
 pub use self::view::{ChainView, ReadLimits, Reader};
 

@@ -26,7 +26,7 @@ use interpool_contracts::block::ChainTip;
 use interpool_contracts::{codec, AccountId};
 use tokio::sync::{mpsc, Notify};
 
-use crate::app::{ChainError, Core};
+use crate::app::{ChainError, Core, ProposalContext};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
@@ -441,7 +441,16 @@ impl<S: ConsensusStore> Driver<S> {
                 payload,
             } => {
                 let digest = Digest::of(&payload);
-                let verdict = self.core.validate_proposal(height, &payload);
+                let validators = self.engine.validators();
+                let last = round.min(u32::try_from(validators.len()).unwrap_or(u32::MAX));
+                let context = ProposalContext {
+                    proposers: (0..=last)
+                        .filter_map(|r| validators.key(validators.proposer(height, r)))
+                        .map(|key| AccountId(key.0))
+                        .collect(),
+                    now_ms: now_ms(),
+                };
+                let verdict = self.core.validate_proposal(height, &payload, &context);
                 if let Err(reason) = &verdict {
                     tracing::warn!(height, round, %reason, "proposal rejected");
                 }
