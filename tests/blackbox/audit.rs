@@ -21,7 +21,7 @@ const PER_SENDER: u64 = 10;
 
 /// The node's `data_dir` from its config file (relative to the config's folder, as
 /// `NodeConfig::load` resolves it).
-fn data_dir(config: &Path) -> PathBuf {
+pub fn data_dir(config: &Path) -> PathBuf {
     let text = fs::read_to_string(config).expect("config");
     let value = text
         .lines()
@@ -39,7 +39,7 @@ fn data_dir(config: &Path) -> PathBuf {
 }
 
 /// `interpool-node audit --json` on `data`: its summary, after asserting it passed.
-fn audit_json(data: &Path, genesis: &Path) -> Value {
+pub fn audit_json(data: &Path, genesis: &Path) -> Value {
     let stdout = run(
         "interpool-node",
         [

@@ -4,6 +4,7 @@ mod audit;
 mod dependency_rules;
 mod events;
 mod faults;
+mod hostile;
 mod intruder;
 mod journey;
 mod localnet;

@@ -1,0 +1,146 @@
+//! Hostile input against real processes.
+//!
+//! Signatures whose `R` carries a small-order (torsion) component: valid under the chain's
+//! one rule (ZIP-215, cofactored), refused by `verify_strict`. Once, such a transfer was
+//! admitted alone, accepted or refused inside a batch depending on its neighbours, committed
+//! by the validators, and an observer that joined later stopped at that block on every
+//! start (`FinalizedInvalid`), as would `audit`. Now the verdict is one, whatever the batch,
+//! and a certified block is executed, never judged again.
+
+use std::time::Duration;
+
+use curve25519_dalek::constants::EIGHT_TORSION;
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::Scalar;
+use ed25519_dalek::SigningKey;
+use interpool_contracts::tx::Signature;
+use interpool_contracts::{Hash, SignedTransaction};
+use sha2::{Digest, Sha512};
+
+use crate::audit::{audit_json, data_dir};
+use crate::localnet::{account, status, submit_batch, transfer, wait_for, Localnet};
+
+/// `tx` (a transfer `key` signed) signed again with `R + T` for the `torsion`-th
+/// eight-torsion point `T`: the same key and message, a signature only a cofactored rule
+/// accepts.
+fn with_torsion_on_r(
+    key: &SigningKey,
+    mut tx: SignedTransaction,
+    torsion: usize,
+) -> SignedTransaction {
+    // The signing scalar as ed25519 derives it from the secret: SHA-512, clamped.
+    let expanded = Sha512::digest(key.to_bytes());
+    let mut a_bytes = [0u8; 32];
+    a_bytes.copy_from_slice(&expanded[..32]);
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    let a_point = EdwardsPoint::mul_base(&a);
+    assert_eq!(
+        a_point.compress().to_bytes(),
+        key.verifying_key().to_bytes()
+    );
+    let message: Hash = tx.tx.hash();
+    let r =
+        Scalar::from_bytes_mod_order_wide(&Sha512::digest([&message.0[..], b"r"].concat()).into());
+    let r_bytes = (EdwardsPoint::mul_base(&r) + EIGHT_TORSION[torsion % 8])
+        .compress()
+        .to_bytes();
+    let k = Scalar::from_bytes_mod_order_wide(
+        &Sha512::digest(
+            [
+                &r_bytes[..],
+                &a_point.compress().to_bytes(),
+                message.as_bytes(),
+            ]
+            .concat(),
+        )
+        .into(),
+    );
+    let s = r + k * a;
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&r_bytes);
+    signature[32..].copy_from_slice(&s.to_bytes());
+    tx.signature = Signature(signature);
+    // verify_strict refuses it: the R component of small order.
+    let strict = ed25519_dalek::Signature::from_bytes(&signature);
+    if torsion % 8 != 0 {
+        assert!(key
+            .verifying_key()
+            .verify_strict(message.as_bytes(), &strict)
+            .is_err());
+    }
+    tx
+}
+
+#[test]
+fn torsion_signatures_among_normal_traffic_commit_and_a_late_observer_and_audit_agree() {
+    let mut net = Localnet::generate(4, 1, 2, &Default::default());
+    let validators: Vec<usize> = (0..4).collect();
+    for &i in &validators {
+        net.start_node(i);
+    }
+    net.wait_height(&validators, 1, Duration::from_secs(120));
+    let rpcs = net.rpcs();
+
+    // A payer whose transfers carry torsion on R, and two payers with ordinary signatures,
+    // in the same batches.
+    let (crafty, crafty_id) = net.account_key(0, 0);
+    let (plain_a, plain_a_id) = net.account_key(0, 1);
+    let (plain_b, _) = net.account_key(1, 1);
+    let payee = net.account_key(1, 0).1;
+    let mut hashes = Vec::new();
+    for round in 0..3u64 {
+        let mut batch = Vec::new();
+        for i in 0..2u64 {
+            let nonce = round * 2 + i;
+            let tx = transfer(&crafty, payee, nonce, 1);
+            batch.push(with_torsion_on_r(&crafty, tx, (nonce + 1) as usize));
+            batch.push(transfer(&plain_a, payee, nonce, 2));
+            batch.push(transfer(&plain_b, crafty_id, nonce, 3));
+        }
+        hashes.extend(submit_batch(&rpcs[(round % 4) as usize], &batch, true));
+    }
+    wait_for(Duration::from_secs(120), "every transfer committed", || {
+        [crafty_id, plain_a_id]
+            .iter()
+            .all(|id| account(&rpcs[0], id).is_some_and(|a| a.nonce == 6))
+    });
+    for hash in &hashes {
+        let status = crate::localnet::tx_status(&rpcs[1], hash).expect("status");
+        assert_eq!(
+            status.status,
+            interpool_contracts::views::TxStatus::Committed,
+            "{hash}"
+        );
+    }
+
+    // An observer that joins now syncs past those blocks and agrees.
+    let observer = net.index("observer-0");
+    net.start_node(observer);
+    let height = status(&rpcs[0]).expect("status").height;
+    net.wait_height(&[observer], height, Duration::from_secs(120));
+    let at = |rpc: &str| {
+        crate::localnet::get::<interpool_contracts::views::BlockView<serde_json::Value>>(
+            rpc,
+            &format!("/v1/blocks/{height}"),
+        )
+        .expect("block")
+        .state_root
+    };
+    assert_eq!(at(&rpcs[observer]), at(&rpcs[0]));
+    net.assert_running(&[0, 1, 2, 3, observer]);
+
+    // And the audit, which verifies every signature again with the same rule, passes on a
+    // validator's and on the observer's data (both running).
+    let genesis = net.root().join("genesis.json");
+    for i in [0, observer] {
+        let summary = audit_json(&data_dir(&net.nodes[i].config), &genesis);
+        assert_eq!(summary["chain_id"], crate::localnet::CHAIN_ID, "{summary}");
+        assert!(
+            summary["transactions"].as_u64().unwrap_or(0) >= 18,
+            "{summary}"
+        );
+    }
+}
