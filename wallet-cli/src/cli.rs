@@ -11,6 +11,9 @@ use interpool_contracts::{AccountId, Amount, BankId, Body, Hash};
 /// The first validator of `scripts/localnet.sh`.
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:27000";
 
+/// How old (seconds) a verified balance's certifying block may be unless told otherwise.
+pub const DEFAULT_MAX_PROOF_AGE_SECONDS: u64 = 300;
+
 /// Blocks a transaction stays valid for when `--valid-for` is not given.
 pub const DEFAULT_VALID_FOR_BLOCKS: u64 = 1000;
 
@@ -69,6 +72,14 @@ pub enum Command {
         /// The chain's genesis.json (its validators certify the proof).
         #[arg(long, requires = "verify")]
         genesis: Option<PathBuf>,
+        /// With --verify: refuse a proof whose certifying block is older than this many
+        /// seconds (a node cut off from the chain, or one replaying old answers, can only
+        /// serve old certified states).
+        #[arg(long, default_value_t = DEFAULT_MAX_PROOF_AGE_SECONDS, requires = "verify")]
+        max_age: u64,
+        /// With --verify: accept a proof of any age (its height and age are still shown).
+        #[arg(long, requires = "verify", conflicts_with = "max_age")]
+        any_age: bool,
     },
     /// An account: bank, balance, reserved funds, nonce, frozen.
     Account {

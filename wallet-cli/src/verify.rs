@@ -33,6 +33,9 @@ pub struct Verified {
     pub signers: usize,
     /// Validators in the set.
     pub validators: usize,
+    /// The certifying block's time (milliseconds since the Unix epoch): the state is at
+    /// least this old.
+    pub block_time_ms: u64,
 }
 
 /// The link of the chain of trust that broke.
@@ -153,11 +156,12 @@ pub fn verify_account_proof(
         state_root: certified,
         signers: view.certificate.signatures.len(),
         validators: validators.len(),
+        block_time_ms: header.timestamp_ms,
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
     use interpool_consensus::{Message, Vote};
@@ -173,7 +177,7 @@ mod tests {
         key(500 + i)
     }
 
-    fn genesis_validators() -> Vec<GenesisNode> {
+    pub(crate) fn genesis_validators() -> Vec<GenesisNode> {
         (0..4)
             .map(|i| GenesisNode {
                 name: format!("v-{i}"),
@@ -182,14 +186,17 @@ mod tests {
             .collect()
     }
 
-    fn genesis_with(validators: Vec<GenesisNode>) -> interpool_contracts::Genesis {
+    pub(crate) fn genesis_with(validators: Vec<GenesisNode>) -> interpool_contracts::Genesis {
         let mut genesis = testkit::genesis(2, 2, 10_000, 1_000_000, 50_000);
         genesis.validators = validators;
         genesis
     }
 
     /// A proof about `id` after block 6, certified by block 7 with COMMITs from `signers`.
-    fn proof_view(id: AccountId, signers: &[u64]) -> AccountProofView<CommitCertificate> {
+    pub(crate) fn proof_view(
+        id: AccountId,
+        signers: &[u64],
+    ) -> AccountProofView<CommitCertificate> {
         let genesis = genesis_with(genesis_validators());
         let ledger = Ledger::from_genesis(&genesis).expect("genesis");
         let block = Block {
@@ -228,7 +235,7 @@ mod tests {
         validator_set(&genesis_with(genesis_validators())).expect("set")
     }
 
-    fn customer() -> AccountId {
+    pub(crate) fn customer() -> AccountId {
         account(customer_seed(0, 1))
     }
 

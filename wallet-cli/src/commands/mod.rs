@@ -33,7 +33,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
             id,
             verify: true,
             genesis: Some(genesis),
-        } => query::verified_balance(&node, out, &id, &genesis),
+            max_age,
+            any_age,
+        } => query::verified_balance(&node, out, &id, &genesis, (!any_age).then_some(max_age)),
         Command::Balance { id, .. } => query::balance(&node, out, &id),
         Command::Account { id } => query::account(&node, out, &id),
         Command::History { id, limit, before } => {

@@ -126,10 +126,21 @@ struct VerifiedSummary {
     state_root: Hash,
     signers: usize,
     validators: usize,
+    /// The certifying block's time, milliseconds since the Unix epoch.
+    block_time_ms: u64,
+    /// How old the certified state was when verified, in seconds.
+    age_seconds: u64,
 }
 
-/// `balance ID --verify --genesis FILE`: trusts the genesis file, not the node.
-pub fn verified_balance(node: &str, out: Output, id: &AccountId, genesis: &Path) -> Result<Exit> {
+/// `balance ID --verify --genesis FILE [--max-age S | --any-age]`: trusts the genesis file,
+/// not the node; refuses a certified state older than `max_age_seconds` (when given).
+pub fn verified_balance(
+    node: &str,
+    out: Output,
+    id: &AccountId,
+    genesis: &Path,
+    max_age_seconds: Option<u64>,
+) -> Result<Exit> {
     let genesis = read_genesis(genesis)?;
     let validators = validator_set(&genesis)
         .with_context(|| "the genesis file's validators are not a valid validator set")?;
@@ -137,8 +148,23 @@ pub fn verified_balance(node: &str, out: Output, id: &AccountId, genesis: &Path)
     let verified: Verified =
         verify::verify_account_proof(&view, id, &genesis.chain_id, &validators)
             .context("verification failed")?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let age_seconds = now_ms.saturating_sub(verified.block_time_ms) / 1000;
+    if let Some(max) = max_age_seconds {
+        if age_seconds > max {
+            bail!(
+                "the proof is certified by block {} of {} s ago, older than --max-age {max} s: \
+                 the node may be cut off from the chain or replaying old answers; ask another \
+                 node, or pass --any-age to accept it",
+                verified.block_height,
+                age_seconds
+            );
+        }
+    }
     let summary = format!(
-        "verified against block {} certified by {} of {} validators",
+        "verified against block {} ({age_seconds} s ago) certified by {} of {} validators",
         verified.block_height, verified.signers, verified.validators
     );
     let account = verified
@@ -154,6 +180,8 @@ pub fn verified_balance(node: &str, out: Output, id: &AccountId, genesis: &Path)
             state_root: verified.state_root,
             signers: verified.signers,
             validators: verified.validators,
+            block_time_ms: verified.block_time_ms,
+            age_seconds,
         },
     };
     match &account {
@@ -373,7 +401,34 @@ pub fn banks(node: &str, out: Output) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::teststub::{self, Reply};
+    use crate::verify::tests::{customer, genesis_validators, genesis_with, proof_view};
     use interpool_contracts::TxError;
+
+    #[test]
+    fn a_verified_balance_shows_its_age_and_refuses_an_old_proof() {
+        // The certifying block's time is 1 s after the epoch: a very old state.
+        let id = customer();
+        let view = serde_json::to_string(&proof_view(id, &[0, 1, 2])).expect("json");
+        let stub = teststub::serve(move |_| Reply::json(200, view.clone()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = dir.path().join("genesis.json");
+        std::fs::write(
+            &genesis,
+            serde_json::to_vec(&genesis_with(genesis_validators())).expect("json"),
+        )
+        .expect("write genesis");
+        let refused = verified_balance(&stub.url, Output { json: true }, &id, &genesis, Some(300))
+            .expect_err("too old");
+        assert!(
+            refused.to_string().contains("older than --max-age 300 s"),
+            "{refused:#}"
+        );
+        assert!(matches!(
+            verified_balance(&stub.url, Output { json: true }, &id, &genesis, None),
+            Ok(Exit::Success)
+        ));
+    }
 
     fn view(status: TxStatus, outcome: Option<Outcome>, settled: Option<u64>) -> TxStatusView {
         TxStatusView {
