@@ -65,7 +65,7 @@ fn with_torsion_on_r(
     tx.signature = Signature(signature);
     // verify_strict refuses it: the R component of small order.
     let strict = ed25519_dalek::Signature::from_bytes(&signature);
-    if torsion % 8 != 0 {
+    if !torsion.is_multiple_of(8) {
         assert!(key
             .verifying_key()
             .verify_strict(message.as_bytes(), &strict)
