@@ -1,6 +1,8 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use interpool_consensus::Metrics as EngineMetrics;
 use prometheus_client::encoding::text::encode;
@@ -11,6 +13,55 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::net::p2p::P2pStats;
+
+/// Lets a log line through at most once per period, so that a flood of hostile input does
+/// not flood the logs too; counts the lines it held back, so that the next line can say how
+/// many there were.
+pub struct LogThrottle {
+    period_ms: u64,
+    /// Milliseconds since [`clock_start`] before which no line goes out.
+    next_ms: AtomicU64,
+    held: AtomicU64,
+}
+
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl LogThrottle {
+    /// At most one line per `period_ms`.
+    pub const fn new(period_ms: u64) -> Self {
+        LogThrottle {
+            period_ms,
+            next_ms: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` if a line may go out now.
+    pub fn ready(&self) -> Option<u64> {
+        let now = clock_ms();
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now.saturating_add(self.period_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            Some(self.held.swap(0, Ordering::Relaxed))
+        } else {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
 
 /// The node's metrics.
 pub struct Metrics {
@@ -30,6 +81,8 @@ pub struct Metrics {
     commit_seconds: Histogram,
     p2p: Family<[(&'static str, &'static str); 1], Gauge>,
     dropped: Family<[(&'static str, &'static str); 1], Counter>,
+    ignored: Family<[(&'static str, &'static str); 1], Gauge>,
+    gossip: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Default for Metrics {
@@ -114,6 +167,18 @@ impl Metrics {
             "What the network refused or dropped, by event (connections_refused: peers whose key is not in the genesis)",
             p2p.clone(),
         );
+        let ignored = Family::default();
+        registry.register(
+            "consensus_messages_ignored",
+            "Consensus messages the engine ignored, by reason (old heights and rounds, duplicates, bad signatures, unknown signers, invalid)",
+            ignored.clone(),
+        );
+        let gossip = Family::default();
+        registry.register(
+            "gossip_batches",
+            "Gossiped transaction batches, by verdict (rejected: a forged signature or a malformed transaction; the sender loses gossip score)",
+            gossip.clone(),
+        );
         let dropped = Family::default();
         registry.register(
             "dropped",
@@ -123,6 +188,8 @@ impl Metrics {
         Self {
             p2p,
             dropped,
+            ignored,
+            gossip,
             registry,
             height,
             round,
@@ -169,6 +236,24 @@ impl Metrics {
         self.equivocations.set(to_i64(metrics.equivocations));
         self.invalid_signatures
             .set(to_i64(metrics.invalid_signatures));
+        for (reason, value) in [
+            ("old_height", metrics.old_height),
+            ("old_round", metrics.old_round),
+            ("duplicate", metrics.duplicates),
+            ("invalid_signature", metrics.invalid_signatures),
+            ("unknown_signer", metrics.unknown_signers),
+            ("invalid", metrics.invalid_messages),
+            ("future_dropped", metrics.future_dropped),
+        ] {
+            self.ignored
+                .get_or_create(&[("reason", reason)])
+                .set(to_i64(value));
+        }
+    }
+
+    /// A gossiped batch was judged (`accepted` or `rejected`).
+    pub fn gossip_batch(&self, verdict: &'static str) {
+        self.gossip.get_or_create(&[("verdict", verdict)]).inc();
     }
 
     /// One verification batch of `count` signatures took `took`.
@@ -206,6 +291,7 @@ impl Metrics {
             ("send_failures", stats.send_failures),
             ("publish_failures", stats.publish_failures),
             ("inbound_failures", stats.inbound_failures),
+            ("frames_refused", stats.frames_refused),
         ] {
             self.p2p
                 .get_or_create(&[("event", event)])

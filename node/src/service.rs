@@ -174,6 +174,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         network_id: format!("{}-{}", genesis.chain_id, &genesis_hash.to_hex()[..16]),
         max_message_bytes: config.p2p.max_message_bytes,
         follow_blocks: !is_validator,
+        unframed_writes: false,
     })
     .await
     .context("cannot start networking")?;

@@ -17,6 +17,8 @@ use interpool_contracts::tx::Signature;
 use interpool_contracts::{Hash, SignedTransaction};
 use sha2::{Digest, Sha512};
 
+use interpool_node::net::p2p::{self, P2pEvent, P2pSettings};
+
 use crate::audit::{audit_json, data_dir};
 use crate::localnet::{account, status, submit_batch, transfer, wait_for, Localnet};
 
@@ -142,5 +144,158 @@ fn torsion_signatures_among_normal_traffic_commit_and_a_late_observer_and_audit_
             summary["transactions"].as_u64().unwrap_or(0) >= 18,
             "{summary}"
         );
+    }
+}
+
+/// `(key, p2p address)` of the named genesis nodes, from the manifest.
+fn p2p_addresses(net: &Localnet, names: &[&str]) -> Vec<(interpool_contracts::AccountId, String)> {
+    names
+        .iter()
+        .map(|name| {
+            let node = net.manifest_node(name);
+            let key = net
+                .genesis
+                .validators
+                .iter()
+                .chain(&net.genesis.observers)
+                .find(|n| n.name == *name)
+                .expect("in genesis")
+                .key;
+            (
+                key,
+                node["p2p_address"].as_str().expect("address").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A sample in `rpc`'s `/metrics` (0 when absent).
+fn sample(rpc: &str, series: &str) -> u64 {
+    crate::localnet::metric(rpc, series).unwrap_or(0)
+}
+
+/// Allowed peers that lie: a validator key replaying old consensus messages, and an observer
+/// key announcing a 100 MB frame and flooding gossip with forged signatures. Each is refused
+/// or throttled with a log line and a metric, and the validators keep committing.
+#[test]
+fn hostile_peers_are_refused_and_counted_while_the_validators_commit() {
+    let mut net = Localnet::generate(4, 1, 2, &Default::default());
+    // validator-3's key is the replaying attacker's: three honest validators are a quorum.
+    let honest = [0, 1, 2];
+    for i in honest {
+        net.start_node(i);
+    }
+    net.wait_height(&honest, 2, Duration::from_secs(120));
+    let rpcs = net.rpcs();
+    let genesis_hash = status(&rpcs[0]).expect("status").genesis_hash;
+    let network_id = format!("{}-{}", net.genesis.chain_id, &genesis_hash.to_hex()[..16]);
+    let targets = p2p_addresses(&net, &["validator-0", "validator-1", "validator-2"]);
+    let allowed: Vec<_> = net
+        .genesis
+        .validators
+        .iter()
+        .chain(&net.genesis.observers)
+        .map(|n| n.key)
+        .collect();
+    let validator_keys: Vec<_> = net.genesis.validators.iter().map(|v| v.key).collect();
+    let settings = |secret: [u8; 32], unframed: bool| P2pSettings {
+        secret_key: secret,
+        listen: "/ip4/127.0.0.1/tcp/0".into(),
+        peers: targets.clone(),
+        allowed: allowed.clone(),
+        consensus_peers: validator_keys.clone(),
+        network_id: network_id.clone(),
+        max_message_bytes: 16 << 20,
+        follow_blocks: false,
+        unframed_writes: unframed,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // The replayer records what the honest validators send it for a few heights.
+    let replayer_key = net.key("validator-3/node-key.json").to_bytes();
+    let (replayer, recorded) = runtime.block_on(async {
+        let (handle, mut events) = p2p::start(settings(replayer_key, false))
+            .await
+            .expect("replayer network");
+        let mut recorded = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while recorded.len() < 60 {
+            match tokio::time::timeout_at(deadline, events.consensus.recv()).await {
+                Ok(Some(P2pEvent::Consensus { bytes, .. })) => recorded.push(bytes),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        (handle, recorded)
+    });
+    assert!(recorded.len() >= 10, "recorded {} messages", recorded.len());
+    let observer_key = net.key("observer-0/node-key.json").to_bytes();
+    let liar = runtime.block_on(async {
+        let (handle, mut events) = p2p::start(settings(observer_key, true))
+            .await
+            .expect("liar network");
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        handle
+    });
+    let (payer_key, _) = net.account_key(0, 0);
+    let payee = net.account_key(1, 0).1;
+    let forged: Vec<SignedTransaction> = (0..200)
+        .map(|nonce| {
+            let mut tx = transfer(&payer_key, payee, nonce, 1);
+            tx.signature.0[40] ^= 0x55;
+            tx
+        })
+        .collect();
+    let forged = interpool_contracts::codec::encode(&forged);
+    // A frame whose prefix announces 100 MB, followed by a few bytes.
+    let mut lie = (100u32 << 20).to_be_bytes().to_vec();
+    lie.extend_from_slice(&[0xab; 64]);
+
+    let start = status(&rpcs[0]).expect("status").height;
+    wait_for(
+        Duration::from_secs(120),
+        "every attack refused and counted, and the validators ten blocks further",
+        || {
+            for (validator, _) in &targets {
+                for message in &recorded {
+                    replayer.send_consensus(*validator, message.clone());
+                }
+                liar.send_consensus(*validator, lie.clone());
+            }
+            liar.publish_transactions(forged.clone());
+            honest.iter().all(|&i| {
+                let rpc = &rpcs[i];
+                sample(
+                    rpc,
+                    "interpool_consensus_messages_ignored{reason=\"old_height\"}",
+                ) > 0
+                    && sample(rpc, "interpool_p2p_events{event=\"frames_refused\"}") > 0
+                    && status(rpc).is_some_and(|s| s.height >= start + 10)
+            }) && honest.iter().any(|&i| {
+                sample(
+                    &rpcs[i],
+                    "interpool_gossip_batches_total{verdict=\"rejected\"}",
+                ) > 0
+            })
+        },
+    );
+    net.assert_running(&honest);
+    // None of the forged transfers was admitted anywhere.
+    for &i in &honest {
+        assert_eq!(status(&rpcs[i]).expect("status").mempool_size, 0);
+    }
+    // And each refusal left a line in the logs.
+    let logs = net.logs_full();
+    for line in [
+        "ignored consensus messages",
+        "refused a frame from a peer",
+        "refused a gossip batch",
+    ] {
+        assert!(logs.contains(line), "no log line {line:?}");
     }
 }

@@ -63,6 +63,7 @@ fn a_peer_not_in_the_genesis_gets_no_transaction_or_message_accepted() {
             max_message_bytes: 4 << 20,
             consensus_peers: validators.iter().map(|(key, _)| *key).collect(),
             follow_blocks: false,
+            unframed_writes: false,
         })
         .await
         .expect("intruder network");

@@ -525,6 +525,17 @@ impl Localnet {
             .join("\n")
     }
 
+    /// Every node's whole log, for asserting on what it logged.
+    pub fn logs_full(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                fs::read_to_string(self.root().join(format!("{}.log", n.name))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// A key file of the localnet.
     pub fn key(&self, file: &str) -> ed25519_dalek::SigningKey {
         let text = fs::read(self.root().join(file)).expect("key file");

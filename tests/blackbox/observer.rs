@@ -322,6 +322,7 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
             max_message_bytes: 16 << 20,
             consensus_peers: Vec::new(),
             follow_blocks: false,
+            unframed_writes: false,
         })
         .await
         .expect("the fake validator's network");

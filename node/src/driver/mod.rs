@@ -27,7 +27,7 @@ use interpool_contracts::{codec, AccountId};
 use tokio::sync::{mpsc, Notify};
 
 use crate::app::{ChainError, Core, ProposalContext};
-use crate::metrics::Metrics;
+use crate::metrics::{LogThrottle, Metrics};
 use crate::storage::Store;
 
 /// Largest persisted engine state read back: its lock payload and the messages it signed.
@@ -249,7 +249,12 @@ pub struct Driver<S: ConsensusStore> {
     settings: DriverSettings,
     /// A proposal the engine asked for while the mempool was empty.
     waiting_proposal: Option<(Height, Round)>,
+    /// Ignored consensus messages already reported in the log.
+    ignored_logged: u64,
 }
+
+/// One line every 10 s at most about ignored consensus messages.
+static IGNORED_LOG: LogThrottle = LogThrottle::new(10_000);
 
 impl<S: ConsensusStore> Driver<S> {
     /// A driver for `engine` (built from `durable.load()` at the core's next height).
@@ -274,6 +279,7 @@ impl<S: ConsensusStore> Driver<S> {
             internal_rx,
             settings,
             waiting_proposal: None,
+            ignored_logged: 0,
         }
     }
 
@@ -387,8 +393,33 @@ impl<S: ConsensusStore> Driver<S> {
                 }
             }
         }
-        self.metrics
-            .engine(self.engine.round(), self.engine.metrics());
+        let counts = self.engine.metrics();
+        self.metrics.engine(self.engine.round(), counts);
+        let ignored = [
+            counts.old_height,
+            counts.old_round,
+            counts.duplicates,
+            counts.invalid_signatures,
+            counts.unknown_signers,
+            counts.invalid_messages,
+        ]
+        .iter()
+        .fold(0u64, |sum, n| sum.saturating_add(*n));
+        if ignored > self.ignored_logged {
+            if let Some(held) = IGNORED_LOG.ready() {
+                tracing::info!(
+                    old_height = counts.old_height,
+                    old_round = counts.old_round,
+                    duplicates = counts.duplicates,
+                    invalid_signatures = counts.invalid_signatures,
+                    unknown_signers = counts.unknown_signers,
+                    invalid = counts.invalid_messages,
+                    more = held,
+                    "ignored consensus messages (replayed, duplicate, forged or invalid)"
+                );
+                self.ignored_logged = ignored;
+            }
+        }
         Ok(())
     }
 

@@ -132,6 +132,11 @@ pub struct P2pSettings {
     /// Subscribe to block announcements (observers, which follow the chain by sync);
     /// validators only publish them.
     pub follow_blocks: bool,
+    /// **Hostile-peer tests only**: write requests as given, without their length prefix,
+    /// so that a test can put any prefix on the wire (a peer lying about a frame's size).
+    /// Always false in a node.
+    #[doc(hidden)]
+    pub unframed_writes: bool,
 }
 
 /// What can go wrong starting the network or with one request.
@@ -272,8 +277,11 @@ pub struct P2pStats {
     /// Dials of configured peers that failed (each is retried after a backoff).
     pub dial_failures: u64,
     /// Inbound requests that failed after being read (timeout, closed stream). A frame
-    /// refused by the codec is not counted: libp2p drops it before reporting the request.
+    /// refused by the codec is not counted here: see `frames_refused`.
     pub inbound_failures: u64,
+    /// Frames refused by the codec before anything was allocated for them (a length prefix
+    /// over `max_message_bytes`).
+    pub frames_refused: u64,
 }
 
 #[derive(Default)]
@@ -302,6 +310,8 @@ struct Shared {
     connected: Mutex<BTreeSet<AccountId>>,
     listen_addresses: Mutex<Vec<Multiaddr>>,
     counters: Counters,
+    /// Shared with the codec, which refuses oversized frames before libp2p sees a request.
+    frames_refused: Arc<AtomicU64>,
     max_message_bytes: usize,
 }
 
@@ -469,6 +479,7 @@ impl P2pHandle {
             publish_failures: get(&c.publish_failures),
             dial_failures: get(&c.dial_failures),
             inbound_failures: get(&c.inbound_failures),
+            frames_refused: get(&self.shared.frames_refused),
         }
     }
 
@@ -595,6 +606,7 @@ fn build_swarm(
     settings: &P2pSettings,
     topics: &Topics,
     allowed: impl Iterator<Item = PeerId>,
+    frames_refused: Arc<AtomicU64>,
 ) -> Result<Swarm<Behaviour>, P2pError> {
     let config_error = |error: &dyn std::fmt::Display| P2pError::Config(error.to_string());
     let gossip_config = gossipsub::ConfigBuilder::default()
@@ -625,9 +637,10 @@ fn build_swarm(
             .map_err(|e| config_error(&e))?;
     }
 
-    let codec = FrameCodec::new(settings.max_message_bytes);
+    let codec = FrameCodec::new(settings.max_message_bytes, frames_refused)
+        .with_unframed_writes(settings.unframed_writes);
     let consensus = request_response::Behaviour::with_codec(
-        codec,
+        codec.clone(),
         [(
             protocol(&settings.network_id, "consensus")?,
             ProtocolSupport::Full,
@@ -718,7 +731,14 @@ pub async fn start(settings: P2pSettings) -> Result<(P2pHandle, P2pEvents), P2pE
     }
 
     let topics = Topics::new(&settings.network_id);
-    let mut swarm = build_swarm(keypair, &settings, &topics, accounts.keys().copied())?;
+    let frames_refused = Arc::new(AtomicU64::new(0));
+    let mut swarm = build_swarm(
+        keypair,
+        &settings,
+        &topics,
+        accounts.keys().copied(),
+        frames_refused.clone(),
+    )?;
     swarm.listen_on(listen).map_err(|e| P2pError::Listen {
         address: settings.listen.clone(),
         reason: with_sources(&e),
@@ -730,6 +750,7 @@ pub async fn start(settings: P2pSettings) -> Result<(P2pHandle, P2pEvents), P2pE
         connected: Mutex::new(BTreeSet::new()),
         listen_addresses: Mutex::new(Vec::new()),
         counters: Counters::default(),
+        frames_refused,
         max_message_bytes: settings.max_message_bytes,
     });
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE_CAPACITY);

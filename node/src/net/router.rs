@@ -24,7 +24,10 @@ use super::sync::{self, BlockAnnouncement};
 use crate::app::view::run_blocking;
 use crate::app::{Admission, Origin, Reader};
 use crate::driver::DriverInput;
-use crate::metrics::Metrics;
+use crate::metrics::{LogThrottle, Metrics};
+
+/// One warning a second at most about refused gossip.
+static REFUSED_GOSSIP_LOG: LogThrottle = LogThrottle::new(1_000);
 
 /// Most transactions in one gossip message.
 pub const MAX_GOSSIP_TRANSACTIONS: usize = 10_000;
@@ -141,28 +144,41 @@ async fn route_gossip(mut events: mpsc::Receiver<P2pEvent>, routes: Routes, batc
                 };
                 let admission = routes.admission.clone();
                 let network = routes.network.clone();
+                let metrics = routes.metrics.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     let decoded = run_blocking(move || {
                         codec::decode::<Vec<SignedTransaction>>(&bytes, bytes.len() as u64)
                     })
                     .await;
+                    let refuse = |reason: &str| {
+                        metrics.gossip_batch("rejected");
+                        if let Some(held) = REFUSED_GOSSIP_LOG.ready() {
+                            tracing::warn!(%from, reason, more = held, "refused a gossip batch; the sender loses gossip score");
+                        }
+                    };
                     let txs = match decoded {
                         Ok(txs) if txs.len() <= MAX_GOSSIP_TRANSACTIONS => txs,
-                        Ok(txs) => {
-                            tracing::debug!(%from, count = txs.len(), "oversized gossip batch refused");
+                        Ok(_) => {
+                            refuse("too many transactions");
                             network.report_gossip(id, false);
                             return;
                         }
-                        Err(error) => {
-                            tracing::debug!(%from, %error, "undecodable gossip");
+                        Err(_) => {
+                            refuse("undecodable");
                             network.report_gossip(id, false);
                             return;
                         }
                     };
                     let admitted = admission.admit(txs, Origin::Peer).await;
                     // A forged signature is the sender's fault; a stale nonce is just timing.
-                    network.report_gossip(id, !admitted.forged());
+                    let forged = admitted.forged();
+                    if forged {
+                        refuse("a forged signature or a malformed transaction");
+                    } else {
+                        metrics.gossip_batch("accepted");
+                    }
+                    network.report_gossip(id, !forged);
                 });
             }
             P2pEvent::BlockAnnounced { from, id, bytes } => match BlockAnnouncement::decode(&bytes)
@@ -222,6 +238,7 @@ mod tests {
             network_id: "router-test".into(),
             max_message_bytes: 16 << 20,
             follow_blocks: false,
+            unframed_writes: false,
         })
         .await
         .expect("network")

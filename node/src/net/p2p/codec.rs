@@ -6,26 +6,65 @@
 //! peer announcing a 4 GiB frame costs us 4 bytes of reading, not 4 GiB of memory.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::StreamProtocol;
 
+use crate::metrics::LogThrottle;
+
 /// Bytes of the length prefix in front of every frame.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
 
 /// A length-prefixed, size-bounded frame codec for `request_response` (requests and
 /// responses are both opaque byte vectors).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FrameCodec {
     max_frame_bytes: usize,
+    /// Counts frames refused for their announced size.
+    refused: Arc<AtomicU64>,
+    /// Hostile-peer tests only: requests go out as given, prefix and all.
+    unframed_writes: bool,
 }
 
+/// One warning line per second at most about refused frames.
+static REFUSED_LOG: LogThrottle = LogThrottle::new(1_000);
+
 impl FrameCodec {
-    /// A codec that refuses (in both directions) frames longer than `max_frame_bytes`.
-    pub fn new(max_frame_bytes: usize) -> Self {
-        Self { max_frame_bytes }
+    /// A codec that refuses (in both directions) frames longer than `max_frame_bytes`,
+    /// counting inbound refusals in `refused`.
+    pub fn new(max_frame_bytes: usize, refused: Arc<AtomicU64>) -> Self {
+        Self {
+            max_frame_bytes,
+            refused,
+            unframed_writes: false,
+        }
+    }
+
+    /// Writes requests without a length prefix (a hostile peer in tests).
+    pub fn with_unframed_writes(mut self, unframed: bool) -> Self {
+        self.unframed_writes = unframed;
+        self
+    }
+
+    /// Reads a frame, counting and logging one refused for its size.
+    async fn read<T>(&self, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let result = read_frame(io, self.max_frame_bytes).await;
+        if let Err(error) = &result {
+            if error.kind() == io::ErrorKind::InvalidData {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(held) = REFUSED_LOG.ready() {
+                    tracing::warn!(%error, more = held, "refused a frame from a peer");
+                }
+            }
+        }
+        result
     }
 }
 
@@ -82,14 +121,14 @@ impl request_response::Codec for FrameCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_frame_bytes).await
+        self.read(io).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_frame_bytes).await
+        self.read(io).await
     }
 
     async fn write_request<T>(
@@ -101,6 +140,10 @@ impl request_response::Codec for FrameCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
+        if self.unframed_writes {
+            io.write_all(&request).await?;
+            return io.flush().await;
+        }
         write_frame(io, &request, self.max_frame_bytes).await
     }
 

@@ -106,6 +106,7 @@ async fn start_node_voting(
         consensus_peers: validators.iter().copied().map(account).collect(),
         network_id: "test-chain-0123456789abcdef".into(),
         follow_blocks,
+        unframed_writes: false,
         max_message_bytes,
     };
     let (handle, events) = start(settings).await.expect("start");
@@ -636,6 +637,7 @@ async fn bad_settings_are_refused() {
         network_id: "n".into(),
         max_message_bytes: 1024,
         follow_blocks: false,
+        unframed_writes: false,
     };
     let bad_listen = P2pSettings {
         listen: "not a multiaddr".into(),
@@ -678,6 +680,7 @@ async fn a_port_in_use_is_refused_with_the_reason() {
         network_id: "n".into(),
         max_message_bytes: 1024,
         follow_blocks: false,
+        unframed_writes: false,
     };
     match start(settings).await {
         Err(error @ P2pError::Listen { .. }) => {
