@@ -15,6 +15,12 @@
 //! See `ARCHITECTURE.md` for the map and `docs/adr/0008-application-core.md` for who may
 //! change chain state.
 
+#![deny(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 pub mod api;
 pub mod app;
 pub mod audit;

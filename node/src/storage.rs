@@ -206,6 +206,9 @@ impl Store {
         })
     }
 
+    // Every column family is created when the database is opened (or the open fails): a
+    // missing one here is a broken invariant of ours, not something input can cause.
+    #[allow(clippy::expect_used)]
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(name)
@@ -398,13 +401,17 @@ impl Store {
                 break;
             }
             let (key, _) = item?;
-            if key.len() != 44 || key[..32] != account.0 {
+            // Keys are `account ‖ height ‖ index`: 32 + 8 + 4 bytes.
+            let (Some(owner), Some(height), Some(index)) = (
+                key.get(..32),
+                key.get(32..40).and_then(|b| <[u8; 8]>::try_from(b).ok()),
+                key.get(40..).and_then(|b| <[u8; 4]>::try_from(b).ok()),
+            ) else {
+                break;
+            };
+            if owner != account.0 {
                 break;
             }
-            let mut height = [0; 8];
-            height.copy_from_slice(&key[32..40]);
-            let mut index = [0; 4];
-            index.copy_from_slice(&key[40..]);
             let location = (u64::from_be_bytes(height), u32::from_be_bytes(index));
             if Some(location) == before {
                 continue;

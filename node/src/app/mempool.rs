@@ -195,8 +195,8 @@ impl Mempool {
             let Some(next) = ledger.next_nonce(signer) else {
                 continue;
             };
-            if let Some(hash) = pending.get(&next) {
-                heads.push(Reverse((self.entries[hash].arrival, *signer, next)));
+            if let Some(entry) = pending.get(&next).and_then(|hash| self.entries.get(hash)) {
+                heads.push(Reverse((entry.arrival, *signer, next)));
             }
         }
         let mut selected = Vec::new();
@@ -205,26 +205,27 @@ impl Mempool {
             if selected.len() == max_transactions {
                 break;
             }
-            let Some(hash) = self.by_signer.get(&signer).and_then(|p| p.get(&nonce)) else {
+            let Some(entry) = self
+                .by_signer
+                .get(&signer)
+                .and_then(|p| p.get(&nonce))
+                .and_then(|hash| self.entries.get(hash))
+            else {
                 continue;
             };
-            let entry = &self.entries[hash];
             if bytes + entry.encoded_len > max_bytes {
                 // Later transactions of this signer cannot go without this one; others may fit.
                 continue;
             }
             bytes += entry.encoded_len;
             selected.push(entry.tx.clone());
-            if let Some(next_hash) = self
+            if let Some(next) = self
                 .by_signer
                 .get(&signer)
                 .and_then(|p| p.get(&(nonce + 1)))
+                .and_then(|hash| self.entries.get(hash))
             {
-                heads.push(Reverse((
-                    self.entries[next_hash].arrival,
-                    signer,
-                    nonce + 1,
-                )));
+                heads.push(Reverse((next.arrival, signer, nonce + 1)));
             }
         }
         selected
