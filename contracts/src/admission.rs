@@ -31,6 +31,9 @@ pub enum AdmissionError {
     /// The mempool is full of transactions that can still be included.
     #[error("mempool is full ({0} transactions); try again later")]
     MempoolFull(usize),
+    /// The node could not record it durably (its storage failed): not admitted.
+    #[error("the node cannot accept transactions right now: {0}")]
+    Unavailable(String),
     /// The ledger would reject it.
     #[error("{0}")]
     Rejected(TxError),
@@ -49,16 +52,19 @@ pub enum AdmissionCode {
     TooManyPending,
     /// `mempool_full`.
     MempoolFull,
+    /// `unavailable`.
+    Unavailable,
 }
 
 impl AdmissionCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [AdmissionCode; 5] = [
+    pub const ALL: [AdmissionCode; 6] = [
         AdmissionCode::AlreadyPending,
         AdmissionCode::AlreadyIncluded,
         AdmissionCode::NonceTaken,
         AdmissionCode::TooManyPending,
         AdmissionCode::MempoolFull,
+        AdmissionCode::Unavailable,
     ];
 
     /// The stable code string.
@@ -69,6 +75,7 @@ impl AdmissionCode {
             AdmissionCode::NonceTaken => "nonce_taken",
             AdmissionCode::TooManyPending => "too_many_pending",
             AdmissionCode::MempoolFull => "mempool_full",
+            AdmissionCode::Unavailable => "unavailable",
         }
     }
 
@@ -82,7 +89,7 @@ impl AdmissionCode {
     pub const fn is_transient(self) -> bool {
         matches!(
             self,
-            AdmissionCode::TooManyPending | AdmissionCode::MempoolFull
+            AdmissionCode::TooManyPending | AdmissionCode::MempoolFull | AdmissionCode::Unavailable
         )
     }
 }
@@ -102,6 +109,7 @@ impl AdmissionError {
             AdmissionError::NonceTaken(_) => Some(AdmissionCode::NonceTaken),
             AdmissionError::TooManyPending(_) => Some(AdmissionCode::TooManyPending),
             AdmissionError::MempoolFull(_) => Some(AdmissionCode::MempoolFull),
+            AdmissionError::Unavailable(_) => Some(AdmissionCode::Unavailable),
             AdmissionError::Rejected(_) => None,
         }
     }

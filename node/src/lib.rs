@@ -25,6 +25,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod driver;
+pub mod failpoints;
 pub mod metrics;
 pub mod net;
 pub mod service;

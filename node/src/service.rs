@@ -202,6 +202,15 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             admission
         }
     };
+    // What this node acknowledged before a restart is offered again; whatever lingers
+    // uncommitted is offered again periodically.
+    if is_validator {
+        admission
+            .restore()
+            .await
+            .context("cannot read the acknowledged transactions")?;
+    }
+    tokio::spawn(admission.clone().reoffer_forever());
     let (driver_tx, driver_rx) = mpsc::channel::<DriverInput>(DRIVER_QUEUE_CAPACITY);
     let announced = Arc::new(Notify::new());
     let peers = Arc::new(AtomicUsize::new(0));

@@ -12,6 +12,7 @@
 //! | `meta`         | `genesis`           | the genesis hash the database belongs to      |
 //! | `consensus`    | `state`             | the engine's persisted state (lock, votes), payloads by digest |
 //! | `consensus`    | `payload/` digest   | a payload that state refers to                |
+//! | `pending`      | transaction hash    | a transaction the API acknowledged, until it commits |
 //!
 //! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
 //! index entries, height): after a crash at any moment the store holds either all of a
@@ -27,7 +28,7 @@ use std::path::Path;
 
 use interpool_contracts::codec;
 use interpool_contracts::outcome::BlockOutcome;
-use interpool_contracts::{AccountId, Hash};
+use interpool_contracts::{AccountId, Hash, SignedTransaction};
 use rocksdb::{
     ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
@@ -41,7 +42,8 @@ const CF_QUEUE_INDEX: &str = "queue_index";
 const CF_ACCOUNT_INDEX: &str = "account_index";
 const CF_META: &str = "meta";
 const CF_CONSENSUS: &str = "consensus";
-const COLUMN_FAMILIES: [&str; 8] = [
+const CF_PENDING: &str = "pending";
+const COLUMN_FAMILIES: [&str; 9] = [
     CF_BLOCKS,
     CF_CERTIFICATES,
     CF_OUTCOMES,
@@ -50,6 +52,7 @@ const COLUMN_FAMILIES: [&str; 8] = [
     CF_ACCOUNT_INDEX,
     CF_META,
     CF_CONSENSUS,
+    CF_PENDING,
 ];
 
 const KEY_HEIGHT: &[u8] = b"height";
@@ -285,6 +288,10 @@ impl Store {
             .collect();
         let indexed = self.tx_locations(&hashes)?;
         let mut written = std::collections::HashSet::with_capacity(hashes.len());
+        for receipt in &committed.outcome.receipts {
+            // Acknowledged and now in a block: no longer pending (same atomic batch).
+            batch.delete_cf(self.cf(CF_PENDING), receipt.tx_hash.as_bytes());
+        }
         for (receipt, known) in committed.outcome.receipts.iter().zip(indexed) {
             if known.is_some() || !written.insert(receipt.tx_hash) {
                 continue;
@@ -496,6 +503,58 @@ impl Store {
         options.set_sync(true);
         self.db.write_opt(batch, &options)?;
         Ok(())
+    }
+
+    /// Durably records transactions this node acknowledged to a client (one synced batch):
+    /// they survive a crash and are offered again after a restart, until they commit.
+    pub fn save_pending(&self, txs: &[SignedTransaction]) -> Result<(), StorageError> {
+        if txs.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        for tx in txs {
+            batch.put_cf(self.cf(CF_PENDING), tx.hash().as_bytes(), tx.encode());
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
+    }
+
+    /// Forgets acknowledged transactions that can no longer commit (stale, expired).
+    pub fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        for hash in hashes {
+            batch.delete_cf(self.cf(CF_PENDING), hash.as_bytes());
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Every acknowledged transaction not yet committed (records that do not decode are
+    /// reported, not trusted).
+    pub fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError> {
+        let mut txs = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_PENDING), IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let tx = SignedTransaction::decode(&value).map_err(|e| StorageError::Corrupt {
+                cf: CF_PENDING,
+                key: interpool_contracts::primitives::to_hex(&key),
+                message: e.to_string(),
+            })?;
+            if tx.hash().as_bytes() != key.as_ref() {
+                return Err(StorageError::Corrupt {
+                    cf: CF_PENDING,
+                    key: interpool_contracts::primitives::to_hex(&key),
+                    message: "the record is another transaction".into(),
+                });
+            }
+            txs.push(tx);
+        }
+        Ok(txs)
     }
 
     /// A payload saved with the consensus state, by digest.

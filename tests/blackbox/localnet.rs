@@ -397,6 +397,12 @@ impl Localnet {
 
     /// Starts node `i` (again) from its config and data directory; its log is appended to.
     pub fn start_node(&mut self, i: usize) {
+        self.start_node_with_env(i, &[]);
+    }
+
+    /// [`Localnet::start_node`] with extra environment variables (the test-only failpoints:
+    /// `INTERPOOL_CRASH_AT`, `INTERPOOL_GOSSIP_DELAY_MS`).
+    pub fn start_node_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let node = &self.nodes[i];
         assert!(!self.is_started(i), "{} is running", node.name);
         let log = fs::OpenOptions::new()
@@ -406,6 +412,7 @@ impl Localnet {
             .expect("log file");
         let child = Command::new(binary("interpool-node"))
             .args(["run", "--config", path(&node.config), "--log-level", "info"])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -467,6 +474,16 @@ impl Localnet {
             }
             std::thread::park_timeout(Duration::from_millis(50));
         }
+    }
+
+    /// Node `i`'s exit status if it has exited on its own (then marked stopped).
+    pub fn try_exit(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let status = self
+            .child(i)
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())?;
+        *self.child(i) = None;
+        Some(status)
     }
 
     /// `kill -9` node `i`.

@@ -2,6 +2,7 @@
 
 mod audit;
 mod dependency_rules;
+mod durability;
 mod events;
 mod faults;
 mod hostile;

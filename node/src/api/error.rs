@@ -142,7 +142,9 @@ pub fn admission_status(error: &AdmissionError) -> StatusCode {
         AdmissionError::Rejected(error) => tx_status(error),
         other => match other.admission_code() {
             Some(AdmissionCode::TooManyPending) => StatusCode::TOO_MANY_REQUESTS,
-            Some(AdmissionCode::MempoolFull) => StatusCode::SERVICE_UNAVAILABLE,
+            Some(AdmissionCode::MempoolFull | AdmissionCode::Unavailable) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::CONFLICT,
         },
     }

@@ -30,11 +30,21 @@ use crate::storage::Store;
 /// Where transactions come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// A client, through the API: admitted ones are gossiped by this node.
+    /// A client, through the API: admitted ones are recorded durably before the answer
+    /// (ADR 0010: an acknowledged transfer survives this node's crash), then gossiped.
     Client,
     /// A peer, by gossip: gossipsub forwards them once validated.
     Peer,
+    /// This node's own record of what it acknowledged before a restart: gossiped again;
+    /// those that can no longer commit are forgotten.
+    Restored,
 }
+
+/// How long a transaction may stay pending before this node offers it to its peers again,
+/// and how many it offers again at once.
+pub const REOFFER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most transactions offered again per round.
+pub const MAX_REOFFERED: usize = 5_000;
 
 /// Admission settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +133,58 @@ impl Admission {
         self
     }
 
+    /// After a restart: admits again what this node had acknowledged and not yet seen
+    /// committed (its durable record), gossips it, and forgets what can no longer commit
+    /// (committed meanwhile, stale, expired). Returns how many are pending again.
+    pub async fn restore(&self) -> Result<usize, crate::storage::StorageError> {
+        let store = self.store.clone();
+        let recorded = run_blocking(move || store.pending_transactions()).await?;
+        if recorded.is_empty() {
+            return Ok(0);
+        }
+        let hashes: Vec<Hash> = recorded.iter().map(SignedTransaction::hash).collect();
+        let admitted = self.admit(recorded, Origin::Restored).await;
+        let gone: Vec<Hash> = hashes
+            .into_iter()
+            .zip(&admitted.results)
+            .filter(|(_, result)| !matches!(result, Ok(_) | Err(AdmissionError::AlreadyPending)))
+            .map(|(hash, _)| hash)
+            .collect();
+        let store = self.store.clone();
+        run_blocking(move || store.forget_pending(&gone)).await?;
+        let pending = admitted.admitted();
+        tracing::info!(
+            pending,
+            "acknowledged transactions offered again after a restart"
+        );
+        Ok(pending)
+    }
+
+    /// Offers again, every [`REOFFER_AFTER`], what has been pending here that long: a
+    /// transaction held by any node keeps reaching the validators until it commits or
+    /// expires, whichever node (or gossip message) was lost on the way.
+    pub async fn reoffer_forever(self) {
+        let mut tick = tokio::time::interval(REOFFER_AFTER);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let lingering = lock(&self.mempool).lingering(REOFFER_AFTER, MAX_REOFFERED);
+            if lingering.is_empty() {
+                continue;
+            }
+            tracing::debug!(
+                count = lingering.len(),
+                "offering pending transactions again"
+            );
+            if let Some(gossip) = &self.gossip {
+                gossip(lingering);
+            }
+            if let Some(wake) = &self.wake {
+                wake.notify_one();
+            }
+        }
+    }
+
     /// Admits what it can of `txs`; one result per transaction, in order.
     pub async fn admit(&self, txs: Vec<SignedTransaction>, origin: Origin) -> Admitted {
         if txs.is_empty() {
@@ -137,7 +199,10 @@ impl Admission {
             // Closed only when the node shuts down; then nothing is admitted.
             let Ok(_permit) = self.workers.acquire().await else {
                 return Admitted {
-                    results: vec![Err(AdmissionError::MempoolFull(0)); txs.len()],
+                    results: vec![
+                        Err(AdmissionError::Unavailable("shutting down".into()));
+                        txs.len()
+                    ],
                 };
             };
             run_blocking(move || {
@@ -149,10 +214,10 @@ impl Admission {
                         match store.tx_location(&verified.hash()) {
                             Ok(None) => Ok(verified),
                             Ok(Some(_)) => Err(AdmissionError::AlreadyIncluded(verified.hash())),
-                            // A storage failure is the node's problem: refuse as busy.
+                            // A storage failure is the node's problem, not the sender's.
                             Err(error) => {
                                 tracing::warn!(%error, "cannot read the transaction index");
-                                Err(AdmissionError::MempoolFull(0))
+                                Err(AdmissionError::Unavailable(error.to_string()))
                             }
                         }
                     })
@@ -177,7 +242,7 @@ impl Admission {
                     }
                 };
                 let hash = verified.hash();
-                let signed = (origin == Origin::Client).then(|| verified.signed().clone());
+                let signed = (origin != Origin::Peer).then(|| verified.signed().clone());
                 match mempool.insert(verified, &view.ledger, next_height) {
                     Ok(()) => {
                         admitted.extend(signed);
@@ -188,10 +253,41 @@ impl Admission {
             }
             self.metrics.mempool_size(mempool.len());
         }
+        if origin == Origin::Client && !admitted.is_empty() {
+            // Acknowledged means durable: on disk before the client hears "accepted".
+            let store = self.store.clone();
+            let record = admitted.clone();
+            crate::failpoints::hit("admission.before_persist");
+            let saved = run_blocking(move || store.save_pending(&record)).await;
+            crate::failpoints::hit("admission.after_persist");
+            if let Err(error) = saved {
+                tracing::error!(%error, "cannot record acknowledged transactions; refusing them");
+                let mut mempool = lock(&self.mempool);
+                for tx in &admitted {
+                    mempool.remove(&tx.hash());
+                }
+                for result in &mut results {
+                    if result.is_ok() {
+                        *result = Err(AdmissionError::Unavailable(error.to_string()));
+                    }
+                }
+                return Admitted { results };
+            }
+        }
         let outcome = Admitted { results };
         if outcome.admitted() > 0 {
             if let (Some(gossip), false) = (&self.gossip, admitted.is_empty()) {
-                gossip(admitted);
+                match crate::failpoints::gossip_delay() {
+                    // A test holding the window between the answer and the gossip open.
+                    Some(delay) => {
+                        let gossip = gossip.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            gossip(admitted);
+                        });
+                    }
+                    None => gossip(admitted),
+                }
             }
             if let Some(wake) = &self.wake {
                 wake.notify_one();

@@ -512,6 +512,7 @@ impl Core {
             self.invariants,
         )
         .map_err(|violation| ChainError::Invariant { height, violation })?;
+        crate::failpoints::hit("commit.before_write");
         self.store.commit_block(&CommittedBlock {
             height,
             block: bytes.to_vec(),
@@ -519,6 +520,7 @@ impl Core {
             outcome: outcome.clone(),
             parties: txs.iter().map(|tx| tx.tx().parties()).collect(),
         })?;
+        crate::failpoints::hit("commit.after_write");
         self.tip = ChainTip {
             chain_id: self.tip.chain_id.clone(),
             height,

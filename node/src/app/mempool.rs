@@ -13,7 +13,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use interpool_contracts::{AccountId, AdmissionError, Hash, Ledger, VerifiedTransaction};
+use interpool_contracts::{
+    AccountId, AdmissionError, Hash, Ledger, SignedTransaction, VerifiedTransaction,
+};
 
 /// The mempool as the core, admission and readers share it. Every holder of its lock does
 /// a bounded amount of in-memory work under it: no I/O, no signature verification.
@@ -32,6 +34,8 @@ struct Entry {
     tx: VerifiedTransaction,
     encoded_len: usize,
     arrival: u64,
+    /// When it was admitted here (for offering it again if it lingers).
+    since: std::time::Instant,
 }
 
 /// The mempool. See the module documentation.
@@ -141,6 +145,7 @@ impl Mempool {
                 tx,
                 encoded_len,
                 arrival,
+                since: std::time::Instant::now(),
             },
         );
         Ok(())
@@ -264,7 +269,23 @@ impl Mempool {
         }
     }
 
-    fn remove(&mut self, hash: &Hash) {
+    /// Up to `max` transactions pending here for longer than `at_least`, oldest first: what
+    /// has not committed yet and must be offered to the validators again.
+    pub fn lingering(&self, at_least: std::time::Duration, max: usize) -> Vec<SignedTransaction> {
+        let mut old: Vec<&Entry> = self
+            .entries
+            .values()
+            .filter(|entry| entry.since.elapsed() >= at_least)
+            .collect();
+        old.sort_by_key(|entry| entry.arrival);
+        old.into_iter()
+            .take(max)
+            .map(|entry| entry.tx.signed().clone())
+            .collect()
+    }
+
+    /// Drops one transaction (e.g. one that could not be recorded durably).
+    pub fn remove(&mut self, hash: &Hash) {
         let Some(entry) = self.entries.remove(hash) else {
             return;
         };

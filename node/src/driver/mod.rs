@@ -385,7 +385,9 @@ impl<S: ConsensusStore> Driver<S> {
         while let Some(input) = inputs.pop_front() {
             let Ready { persist, actions } = self.engine.handle(input);
             if let Some(state) = persist {
+                crate::failpoints::hit("consensus.before_persist");
                 self.durable.save(&state)?;
+                crate::failpoints::hit("consensus.after_persist");
             }
             for action in actions {
                 if let Some(answer) = self.execute(action)? {
