@@ -30,6 +30,7 @@ pub struct Metrics {
     commit_seconds: Histogram,
     p2p: Family<[(&'static str, &'static str); 1], Gauge>,
     dropped: Family<[(&'static str, &'static str); 1], Counter>,
+    api_refused: Family<[(&'static str, &'static str); 2], Counter>,
 }
 
 impl Default for Metrics {
@@ -120,9 +121,16 @@ impl Metrics {
             "Inputs dropped because the node's own queue for them was full, by queue",
             dropped.clone(),
         );
+        let api_refused = Family::default();
+        registry.register(
+            "api_refused",
+            "API requests refused at a limit, by reason (rate_limited: the client is over its rate; busy: the node's concurrency limit) and kind (writes, expensive reads)",
+            api_refused.clone(),
+        );
         Self {
             p2p,
             dropped,
+            api_refused,
             registry,
             height,
             round,
@@ -150,6 +158,13 @@ impl Metrics {
     /// An input was dropped because `queue` was full.
     pub fn dropped(&self, queue: &'static str) {
         self.dropped.get_or_create(&[("queue", queue)]).inc();
+    }
+
+    /// The API refused a request of `kind` at a limit, for `reason`.
+    pub fn api_refused(&self, reason: &'static str, kind: &'static str) {
+        self.api_refused
+            .get_or_create(&[("reason", reason), ("kind", kind)])
+            .inc();
     }
 
     /// A peer sent blocks that do not verify.
