@@ -31,6 +31,11 @@ use crate::zip215::{self, PublicKey};
 pub const TX_HASH_DOMAIN: &[u8] = b"interpool/tx/v1";
 /// Largest canonical encoding of a signed transaction, in bytes.
 pub const MAX_TX_BYTES: u64 = 2048;
+/// Smallest canonical encoding of a signed transaction, in bytes: an empty chain id (its
+/// length, 1), the signer (32), the nonce and the validity height (a varint each, 1 at
+/// least), the body's tag (1) with no fields (`SettleCycle`), and the signature (64).
+/// Shorter bytes are never a transaction; the node's OpenAPI document says so.
+pub const MIN_TX_BYTES: u64 = 100;
 /// Longest `end_to_end_id` (ISO 20022 `Max35Text`).
 pub const MAX_END_TO_END_ID_CHARS: usize = 35;
 /// Longest transfer reference (ISO 20022 unstructured remittance information).
@@ -495,6 +500,25 @@ mod tests {
                 reference: "invoice 7".into(),
             },
         }
+    }
+
+    #[test]
+    fn the_smallest_transaction_is_min_tx_bytes_and_one_byte_less_decodes_to_nothing() {
+        let smallest = Transaction {
+            chain_id: String::new(),
+            signer: AccountId([7; 32]),
+            nonce: 0,
+            valid_until_height: 0,
+            body: Body::SettleCycle,
+        }
+        .sign(&key(1))
+        .encode();
+        assert_eq!(smallest.len() as u64, MIN_TX_BYTES);
+        assert!(SignedTransaction::decode(&smallest).is_ok());
+        assert!(SignedTransaction::decode(&smallest[..smallest.len() - 1]).is_err());
+        // Every other body has fields, so no encoding is shorter.
+        let settle_tag = codec::encode(&Body::SettleCycle);
+        assert_eq!(settle_tag.len(), 1);
     }
 
     #[test]

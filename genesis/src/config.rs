@@ -58,6 +58,16 @@ pub struct P2pConfig {
 }
 
 /// HTTP API settings.
+///
+/// Writes (`POST /v1/transactions`, `POST /v1/transactions/batch`) and expensive reads
+/// (account histories and proofs, blocks, event streams) are limited twice, and refused at
+/// once beyond either limit rather than queued: per client (by peer IP address; an IPv6
+/// client by its /64 network) a token bucket of `rate_limit_burst` requests refilled at
+/// `rate_limit_per_second`, one bucket for writes and one for expensive reads (beyond it:
+/// 429 `rate_limited` with `Retry-After`); and node-wide, at most `max_concurrent_writes`
+/// writes, `max_concurrent_expensive_reads` expensive reads and `max_event_streams` event
+/// streams at once (beyond them: 503 `busy` or `too_many_streams`). Loopback clients are
+/// not exempt; clients behind one proxy share its address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RpcConfig {
@@ -66,6 +76,42 @@ pub struct RpcConfig {
     /// Largest request body, in bytes.
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Requests per second one client may make, sustained, of each limited kind (writes;
+    /// expensive reads).
+    #[serde(default = "defaults::rate_limit_per_second")]
+    pub rate_limit_per_second: u32,
+    /// Requests one client may make at once, of each limited kind, after being idle.
+    #[serde(default = "defaults::rate_limit_burst")]
+    pub rate_limit_burst: u32,
+    /// Most clients whose rate the node remembers, per kind; beyond it the idlest are
+    /// forgotten (a forgotten client starts again with a full burst).
+    #[serde(default = "defaults::rate_limit_clients")]
+    pub rate_limit_clients: usize,
+    /// Most writes the node handles at once, over all clients.
+    #[serde(default = "defaults::max_concurrent_writes")]
+    pub max_concurrent_writes: usize,
+    /// Most expensive reads (history pages, proofs, blocks) the node runs at once.
+    #[serde(default = "defaults::max_concurrent_expensive_reads")]
+    pub max_concurrent_expensive_reads: usize,
+    /// Most `GET /v1/events` streams open at once.
+    #[serde(default = "defaults::max_event_streams")]
+    pub max_event_streams: usize,
+}
+
+impl RpcConfig {
+    /// Settings for an API listening on `listen`, with the default limits.
+    pub fn new(listen: impl Into<String>) -> Self {
+        RpcConfig {
+            listen: listen.into(),
+            max_body_bytes: defaults::max_body_bytes(),
+            rate_limit_per_second: defaults::rate_limit_per_second(),
+            rate_limit_burst: defaults::rate_limit_burst(),
+            rate_limit_clients: defaults::rate_limit_clients(),
+            max_concurrent_writes: defaults::max_concurrent_writes(),
+            max_concurrent_expensive_reads: defaults::max_concurrent_expensive_reads(),
+            max_event_streams: defaults::max_event_streams(),
+        }
+    }
 }
 
 /// Consensus timing.
@@ -156,6 +202,33 @@ pub mod defaults {
     pub fn max_body_bytes() -> usize {
         4 << 20
     }
+    /// 100 a second: a bank's integration submits batches (up to 10,000 transactions in
+    /// one request) and pages histories; far more requests than this from one address is a
+    /// flood, not an integration.
+    pub fn rate_limit_per_second() -> u32 {
+        100
+    }
+    /// 200: two seconds' worth, so that a client that was idle can catch up at once.
+    pub fn rate_limit_burst() -> u32 {
+        200
+    }
+    /// 10,000 clients per kind (a few hundred KiB).
+    pub fn rate_limit_clients() -> usize {
+        10_000
+    }
+    /// 16: admission verifies at most two batches at once; more writes than this in
+    /// flight would only wait for it.
+    pub fn max_concurrent_writes() -> usize {
+        16
+    }
+    /// 64 (each runs on the blocking pool, whose threads it must not exhaust).
+    pub fn max_concurrent_expensive_reads() -> usize {
+        64
+    }
+    /// 256.
+    pub fn max_event_streams() -> usize {
+        256
+    }
     /// Two seconds.
     pub fn round_timeout_ms() -> u64 {
         2_000
@@ -217,6 +290,9 @@ impl Default for MempoolConfig {
         }
     }
 }
+
+/// The largest value of any `[rpc]` rate or concurrency limit.
+pub const MAX_RPC_LIMIT: u64 = 1_000_000;
 
 /// Why a configuration cannot be used; always names the file and, where it can, the field.
 #[derive(Debug, Error)]
@@ -301,10 +377,25 @@ impl NodeConfig {
         if self.rpc.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("rpc.listen", "must be an address such as 127.0.0.1:27000");
         }
-        let positive: [(&'static str, u64); 8] = [
+        let positive: [(&'static str, u64); 14] = [
             ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64),
             ("p2p.sync_interval_ms", self.p2p.sync_interval_ms),
             ("rpc.max_body_bytes", self.rpc.max_body_bytes as u64),
+            (
+                "rpc.rate_limit_per_second",
+                u64::from(self.rpc.rate_limit_per_second),
+            ),
+            ("rpc.rate_limit_burst", u64::from(self.rpc.rate_limit_burst)),
+            ("rpc.rate_limit_clients", self.rpc.rate_limit_clients as u64),
+            (
+                "rpc.max_concurrent_writes",
+                self.rpc.max_concurrent_writes as u64,
+            ),
+            (
+                "rpc.max_concurrent_expensive_reads",
+                self.rpc.max_concurrent_expensive_reads as u64,
+            ),
+            ("rpc.max_event_streams", self.rpc.max_event_streams as u64),
             (
                 "consensus.round_timeout_ms",
                 self.consensus.round_timeout_ms,
@@ -320,6 +411,34 @@ impl NodeConfig {
         for (field, value) in positive {
             if value == 0 {
                 return invalid(field, "must be at least 1");
+            }
+        }
+        // Upper bounds keep the limiter's arithmetic and the semaphores' permit counts far
+        // from overflow; a larger value would mean "no limit", which is not offered.
+        let bounded: [(&'static str, u64); 6] = [
+            (
+                "rpc.rate_limit_per_second",
+                u64::from(self.rpc.rate_limit_per_second),
+            ),
+            ("rpc.rate_limit_burst", u64::from(self.rpc.rate_limit_burst)),
+            ("rpc.rate_limit_clients", self.rpc.rate_limit_clients as u64),
+            (
+                "rpc.max_concurrent_writes",
+                self.rpc.max_concurrent_writes as u64,
+            ),
+            (
+                "rpc.max_concurrent_expensive_reads",
+                self.rpc.max_concurrent_expensive_reads as u64,
+            ),
+            ("rpc.max_event_streams", self.rpc.max_event_streams as u64),
+        ];
+        for (field, value) in bounded {
+            if value > MAX_RPC_LIMIT {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    field,
+                    message: format!("{value} is above the largest allowed, {MAX_RPC_LIMIT}"),
+                });
             }
         }
         // Consensus owns the payload bound: a larger block would make every proposal of
@@ -378,6 +497,9 @@ listen = "127.0.0.1:27000"
         let config = load(SAMPLE).expect("valid");
         assert_eq!(config.role, Role::Validator);
         assert_eq!(config.block.max_transactions, 10_000);
+        assert_eq!(config.rpc, RpcConfig::new("127.0.0.1:27000"));
+        assert_eq!(config.rpc.rate_limit_per_second, 100);
+        assert_eq!(config.rpc.max_concurrent_expensive_reads, 64);
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(config.data_dir.is_absolute());
         assert!(config.genesis_file.ends_with("../genesis.json"));
@@ -401,6 +523,22 @@ listen = "127.0.0.1:27000"
             above_bound.contains("consensus payload bound"),
             "{above_bound}"
         );
+        for field in [
+            "rate_limit_per_second",
+            "rate_limit_burst",
+            "rate_limit_clients",
+            "max_concurrent_writes",
+            "max_concurrent_expensive_reads",
+            "max_event_streams",
+        ] {
+            for value in [0, MAX_RPC_LIMIT + 1] {
+                let refused = message(&SAMPLE.replace(
+                    "listen = \"127.0.0.1:27000\"",
+                    &format!("listen = \"127.0.0.1:27000\"\n{field} = {value}"),
+                ));
+                assert!(refused.contains(&format!("rpc.{field}")), "{refused}");
+            }
+        }
         let missing = NodeConfig::load(Path::new("/nonexistent/config.toml")).expect_err("missing");
         assert!(missing.to_string().contains("cannot read config"));
     }

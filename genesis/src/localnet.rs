@@ -284,10 +284,7 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
                 max_message_bytes: config::defaults::max_message_bytes(),
                 sync_interval_ms: config::defaults::sync_interval_ms(),
             },
-            rpc: RpcConfig {
-                listen: node.rpc.clone(),
-                max_body_bytes: config::defaults::max_body_bytes(),
-            },
+            rpc: RpcConfig::new(node.rpc.clone()),
             consensus: Default::default(),
             block: Default::default(),
             mempool: Default::default(),

@@ -83,6 +83,7 @@ pub struct Metrics {
     dropped: Family<[(&'static str, &'static str); 1], Counter>,
     ignored: Family<[(&'static str, &'static str); 1], Gauge>,
     gossip: Family<[(&'static str, &'static str); 1], Counter>,
+    api_refused: Family<[(&'static str, &'static str); 2], Counter>,
 }
 
 impl Default for Metrics {
@@ -185,11 +186,18 @@ impl Metrics {
             "Inputs dropped because the node's own queue for them was full, by queue",
             dropped.clone(),
         );
+        let api_refused = Family::default();
+        registry.register(
+            "api_refused",
+            "API requests refused at a limit, by reason (rate_limited: the client is over its rate; busy: the node's concurrency limit) and kind (writes, expensive reads)",
+            api_refused.clone(),
+        );
         Self {
             p2p,
             dropped,
             ignored,
             gossip,
+            api_refused,
             registry,
             height,
             round,
@@ -217,6 +225,13 @@ impl Metrics {
     /// An input was dropped because `queue` was full.
     pub fn dropped(&self, queue: &'static str) {
         self.dropped.get_or_create(&[("queue", queue)]).inc();
+    }
+
+    /// The API refused a request of `kind` at a limit, for `reason`.
+    pub fn api_refused(&self, reason: &'static str, kind: &'static str) {
+        self.api_refused
+            .get_or_create(&[("reason", reason), ("kind", kind)])
+            .inc();
     }
 
     /// A peer sent blocks that do not verify.

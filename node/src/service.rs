@@ -179,7 +179,14 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     .await
     .context("cannot start networking")?;
 
-    let reader = Reader::new(store.clone(), core.subscribe(), ReadLimits::default());
+    let reader = Reader::new(
+        store.clone(),
+        core.subscribe(),
+        ReadLimits {
+            expensive_reads: config.rpc.max_concurrent_expensive_reads,
+            ..ReadLimits::default()
+        },
+    );
     let driver_wake = Arc::new(Notify::new());
     let admission = {
         let admission = Admission::new(
@@ -290,7 +297,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             let network = network.clone();
             Arc::new(move || network.stats())
         },
-        event_streams: crate::api::events::stream_limit(),
+        limits: Arc::new(api::limits::ApiLimits::from_config(&config.rpc)),
         shutdown: stopping.subscribe(),
     };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
@@ -298,6 +305,8 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         .with_context(|| format!("cannot listen for HTTP on {}", config.rpc.listen))?;
     tracing::info!(rpc = %config.rpc.listen, p2p = %config.p2p.listen, me = %me, "node started");
     let app = api::router(state, config.rpc.max_body_bytes);
+    // The peer address of each connection is the client of its requests' rate limits.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("stopping");

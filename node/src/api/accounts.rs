@@ -1,7 +1,7 @@
 //! Accounts and signers: `GET /v1/accounts/{id}`, its history and proof, and
 //! `GET /v1/signers/{id}`.
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use interpool_consensus::CommitCertificate;
@@ -12,8 +12,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::blocks::stored_block;
+use super::limits::{ExpensiveReads, WithinRate};
 use super::transactions::stored_status;
-use super::{parse_account, parse_cursor, ApiError, ApiResult, ApiState, Code, ErrorBody};
+use super::{
+    parse_account, parse_cursor, path_text, ApiError, ApiResult, ApiState, Code, ErrorBody,
+};
 use crate::app::lock;
 
 #[utoipa::path(
@@ -31,9 +34,9 @@ use crate::app::lock;
 )]
 pub(crate) async fn account(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<AccountView>> {
-    let id = parse_account(&id)?;
+    let id = parse_account(&path_text(id, Code::BadAccountId, "account id")?)?;
     let view = state.reader.view();
     let account = view
         .ledger
@@ -57,9 +60,9 @@ pub(crate) async fn account(
 )]
 pub(crate) async fn signer(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<SignerView>> {
-    let id = parse_account(&id)?;
+    let id = parse_account(&path_text(id, Code::BadAccountId, "signer")?)?;
     let view = state.reader.view();
     let signer = SignerView::new(&view.ledger, id).ok_or_else(|| {
         ApiError::new(
@@ -81,12 +84,16 @@ const DEFAULT_HISTORY_PAGE: usize = 20;
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
     /// Most entries in the page (1 to 200; default 20).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<usize>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<String>,
     /// Only entries older than this cursor `HEIGHT:INDEX` (the `next` of the previous page).
-    #[param(pattern = "^[0-9]+:[0-9]+$")]
+    #[param(pattern = "^[0-9]{1,19}:[0-9]{1,9}$")]
     before: Option<String>,
 }
+
+/// Most digits of a page size: 200 has three (leading zeros are not refused, but nobody
+/// needs more than three of them).
+const MAX_LIMIT_DIGITS: usize = 3;
 
 #[utoipa::path(
     get,
@@ -100,24 +107,34 @@ pub(crate) struct HistoryQuery {
         (status = 400, description = "`bad_account_id`, `bad_query`, `bad_limit` or \
             `bad_cursor`", body = ErrorBody),
         (status = 404, description = "`unknown_account`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client is over its rate of \
+            expensive reads", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`busy` (too many expensive reads at once; retry) or \
-            `unavailable`", body = ErrorBody),
+            `unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub(crate) async fn account_history(
+    _rate: WithinRate<ExpensiveReads>,
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<AccountHistoryView>> {
-    let id = parse_account(&id)?;
+    let id = parse_account(&path_text(id, Code::BadAccountId, "account id")?)?;
     let Query(query) = query.map_err(|e| ApiError::new(Code::BadQuery, e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
-    if limit == 0 || limit > MAX_HISTORY_PAGE {
-        return Err(ApiError::new(
-            Code::BadLimit,
-            format!("limit must be 1 to {MAX_HISTORY_PAGE}"),
-        ));
-    }
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_HISTORY_PAGE,
+        // Digits only, as the document's integer: no sign, no blank.
+        Some(text) => super::decimal::<usize>(text, MAX_LIMIT_DIGITS)
+            .filter(|limit| (1..=MAX_HISTORY_PAGE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::BadLimit,
+                    format!("limit must be a number from 1 to {MAX_HISTORY_PAGE}, not {text:?}"),
+                )
+            })?,
+    };
     let before = query.before.as_deref().map(parse_cursor).transpose()?;
     if state.reader.view().ledger.account(&id).is_none() {
         return Err(ApiError::new(
@@ -126,7 +143,6 @@ pub(crate) async fn account_history(
         ));
     }
     let page = state
-        .reader
         .read_expensive(move |store| {
             // One more than asked tells whether there is a next page.
             let mut locations = store
@@ -183,22 +199,26 @@ const PROOF_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
             its commit certificate, which certify that root. Waits up to 10 s for that block",
             body = AccountProofView<CommitCertificate>),
         (status = 400, description = "`bad_account_id`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client is over its rate of \
+            expensive reads", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`not_certified_yet` (the certifying block did not \
             commit in time), `busy` (too many expensive reads at once; retry) or \
-            `unavailable`", body = ErrorBody),
+            `unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub(crate) async fn account_proof(
+    _rate: WithinRate<ExpensiveReads>,
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<AccountProofView<CommitCertificate>>> {
-    let id = parse_account(&id)?;
+    let id = parse_account(&path_text(id, Code::BadAccountId, "account id")?)?;
     // Subscribe before reading the state, so the commit of the next block cannot slip by.
     let mut commits = state.reader.subscribe();
     let view = commits.borrow_and_update().clone();
     let height = view.tip.height;
     let proof = state
-        .reader
         .read_expensive(move |_| view.ledger.account_proof(&id))
         .await?;
     // The state after `height` is certified by block `height + 1`'s header: wait for it.

@@ -1,12 +1,13 @@
 //! Banks and settlement cycles: `GET /v1/banks`, `GET /v1/banks/{id}`,
 //! `GET /v1/cycles/{cycle}`.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use interpool_contracts::views::{BankView, CycleView};
 use interpool_contracts::BankId;
 
-use super::{parse_number, ApiError, ApiResult, ApiState, Code, ErrorBody};
+use super::{parse_number, path_text, ApiError, ApiResult, ApiState, Code, ErrorBody};
 
 #[utoipa::path(
     get,
@@ -42,9 +43,9 @@ pub(crate) async fn banks(State(state): State<ApiState>) -> Json<Vec<BankView>> 
 )]
 pub(crate) async fn bank(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<BankView>> {
-    let id: BankId = id
+    let id: BankId = path_text(id, Code::BadBankId, "bank id")?
         .parse()
         .map_err(|e| ApiError::new(Code::BadBankId, format!("bank id: {e}")))?;
     let view = state.reader.view();
@@ -65,7 +66,7 @@ pub(crate) async fn bank(
     path = "/v1/cycles/{cycle}",
     summary = "A closed settlement cycle's report",
     tag = "blocks",
-    params(("cycle" = String, Path, pattern = "^([0-9]+|latest)$",
+    params(("cycle" = String, Path, pattern = "^([0-9]{1,19}|latest)$",
         description = "A cycle number (the first is 1) or `latest` for the last closed cycle")),
     responses(
         (status = 200, description = "The closed cycle's settlement report", body = CycleView),
@@ -76,8 +77,9 @@ pub(crate) async fn bank(
 )]
 pub(crate) async fn cycle(
     State(state): State<ApiState>,
-    Path(cycle): Path<String>,
+    cycle: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<CycleView>> {
+    let cycle = path_text(cycle, Code::BadCycle, "cycle")?;
     let wanted = parse_number(&cycle, Code::BadCycle, "cycle")?;
     let view = state.reader.view();
     let ledger = &view.ledger;

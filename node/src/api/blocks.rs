@@ -1,13 +1,15 @@
 //! Blocks: `GET /v1/blocks/{height}`, and the one reader of a stored block with everything
 //! that belongs to it (the event stream and proofs read through it too).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use interpool_consensus::CommitCertificate;
 use interpool_contracts::views::BlockView;
 use interpool_contracts::{Block, BlockOutcome};
 
-use super::{parse_number, ApiError, ApiResult, ApiState, Code, ErrorBody};
+use super::limits::{ExpensiveReads, WithinRate};
+use super::{parse_number, path_text, ApiError, ApiResult, ApiState, Code, ErrorBody};
 use crate::storage::Store;
 
 /// A stored block, decoded, with its certificate and outcome.
@@ -49,21 +51,27 @@ pub(crate) fn stored_block(store: &Store, height: u64) -> ApiResult<Option<Store
     path = "/v1/blocks/{height}",
     summary = "A committed block with its commit certificate",
     tag = "blocks",
-    params(("height" = String, Path, pattern = "^([0-9]+|latest)$",
+    params(("height" = String, Path, pattern = "^([0-9]{1,19}|latest)$",
         description = "A height (the first block is 1) or `latest`")),
     responses(
         (status = 200, description = "The block's header, transaction hashes, resulting state \
             root and commit certificate", body = BlockView<CommitCertificate>),
         (status = 400, description = "`bad_height`", body = ErrorBody),
         (status = 404, description = "`unknown_block`: not committed yet", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client is over its rate of \
+            expensive reads", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`busy` (too many expensive reads at once; retry) or \
-            `unavailable`", body = ErrorBody),
+            `unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub(crate) async fn block(
+    _rate: WithinRate<ExpensiveReads>,
     State(state): State<ApiState>,
-    Path(height): Path<String>,
+    height: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<BlockView<CommitCertificate>>> {
+    let height = path_text(height, Code::BadHeight, "height")?;
     let wanted = parse_number(&height, Code::BadHeight, "height")?;
     let tip = state.reader.view().tip.height;
     let height = wanted.unwrap_or(tip);
@@ -77,7 +85,6 @@ pub(crate) async fn block(
         return Err(not_found());
     }
     let stored = state
-        .reader
         .read_expensive(move |store| stored_block(store, height))
         .await??
         .ok_or_else(not_found)?;

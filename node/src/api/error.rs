@@ -27,7 +27,7 @@ pub enum Code {
     BadHex,
     /// 400: bytes that are not a transaction's canonical encoding.
     MalformedTransaction,
-    /// 413: more transactions than one batch may hold.
+    /// 400: more transactions than one batch may hold (the document's `maxItems`).
     BatchTooLarge,
     /// 415: a content type the route does not take.
     UnsupportedMediaType,
@@ -61,6 +61,8 @@ pub enum Code {
     UnknownCycle,
     /// 404: neither an account nor an official key.
     UnknownSigner,
+    /// 429: this client is over its rate for this kind of request.
+    RateLimited,
     /// 503: the block that certifies the state did not commit in time.
     NotCertifiedYet,
     /// 503: the node serves its maximum number of event streams.
@@ -97,6 +99,7 @@ impl Code {
             Code::UnknownBlock => "unknown_block",
             Code::UnknownCycle => "unknown_cycle",
             Code::UnknownSigner => "unknown_signer",
+            Code::RateLimited => "rate_limited",
             Code::NotCertifiedYet => "not_certified_yet",
             Code::TooManyStreams => "too_many_streams",
             Code::Busy => "busy",
@@ -118,8 +121,9 @@ impl Code {
             | Code::BadHeight
             | Code::BadCycle
             | Code::BadLimit
-            | Code::BadCursor => StatusCode::BAD_REQUEST,
-            Code::BodyTooLarge | Code::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            | Code::BadCursor
+            | Code::BatchTooLarge => StatusCode::BAD_REQUEST,
+            Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::ReadOnly => StatusCode::FORBIDDEN,
             Code::NotFound
@@ -128,6 +132,7 @@ impl Code {
             | Code::UnknownBlock
             | Code::UnknownCycle
             | Code::UnknownSigner => StatusCode::NOT_FOUND,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::NotCertifiedYet | Code::TooManyStreams | Code::Busy | Code::Unavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -163,6 +168,8 @@ fn tx_status(error: &TxError) -> StatusCode {
 pub struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) view: ErrorView,
+    /// For 429 and 503: when to come back (`Retry-After`, whole seconds; 1 if not set).
+    retry_after_seconds: Option<u64>,
 }
 
 /// Every error answer: `{"error": {"code": "...", "message": "..."}}`. The responses of the
@@ -182,7 +189,23 @@ impl ApiError {
                 code: code.as_str().into(),
                 message: message.into(),
             },
+            retry_after_seconds: None,
         }
+    }
+
+    /// A client over its rate for `kind` of request; it may come back after `wait`.
+    pub(crate) fn rate_limited(kind: &str, wait: std::time::Duration) -> Self {
+        // Whole seconds, rounded up, so that a client that waits as told is served.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut error = Self::new(
+            Code::RateLimited,
+            format!(
+                "this client is over its rate of {kind}; try again in {} ms",
+                wait.as_millis().max(1)
+            ),
+        );
+        error.retry_after_seconds = Some(seconds.max(1));
+        error
     }
 
     /// A transaction the node did not admit.
@@ -190,6 +213,7 @@ impl ApiError {
         Self {
             status: admission_status(error),
             view: error.to_view(),
+            retry_after_seconds: None,
         }
     }
 
@@ -232,12 +256,6 @@ impl ApiError {
     }
 }
 
-impl From<Busy> for ApiError {
-    fn from(busy: Busy) -> Self {
-        ApiError::busy(busy)
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(ErrorBody { error: &self.view })).into_response();
@@ -247,7 +265,7 @@ impl IntoResponse for ApiError {
             // Overload is brief; a client should come back, not hammer.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(self.retry_after_seconds.unwrap_or(1)),
             );
         }
         response

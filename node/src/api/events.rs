@@ -8,7 +8,6 @@
 //! the commit announcements only wake the stream up.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -19,12 +18,13 @@ use interpool_contracts::views::EventView;
 use interpool_contracts::AccountId;
 use serde::Deserialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::blocks::stored_block;
-use super::{parse_account, parse_cursor, ApiError, ApiState, Code};
+use super::limits::{ExpensiveReads, WithinRate};
+use super::{parse_account, parse_cursor, ApiError, ApiState, Code, CURSOR_PATTERN};
 
 /// Events buffered per client before the stream waits for it to read.
 const CLIENT_BUFFER: usize = 1_024;
@@ -38,28 +38,55 @@ pub struct EventsQuery {
     #[param(value_type = Option<AccountId>, inline)]
     account: Option<String>,
     /// Resume after this cursor (`height:index`), like `Last-Event-ID`.
-    #[param(pattern = "^[0-9]+:[0-9]+$")]
+    #[param(pattern = "^[0-9]{1,19}:[0-9]{1,9}$")]
     after: Option<String>,
 }
 
 /// The body of `GET /v1/events`, for the OpenAPI document: an SSE stream whose events each
-/// carry one JSON [`EventView`]. (OpenAPI 3.1 cannot type the items of a stream; its
-/// description names the schema, and [`ToSchema::schemas`] puts that schema in the
-/// document's components.)
+/// carry one JSON [`EventView`]. OpenAPI 3.1 has no way to type the items of a stream, so,
+/// as tools that read 3.1 documents do (Schemathesis among them), the schema describes one
+/// event: its `id`, `event` and `data` fields, `data` being JSON of schema [`EventView`]
+/// (OpenAPI 3.2 would call this the `itemSchema`). [`ToSchema::schemas`] puts
+/// [`EventView`] in the document's components.
 pub struct EventStream;
+
+/// Every event's `event` field (see [`kind`]).
+const EVENT_KINDS: [&str; 4] = ["transaction", "released", "expired", "cycle_closed"];
 
 impl PartialSchema for EventStream {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
-            .schema_type(Type::String)
             .description(Some(
-                "A stream of Server-Sent Events, one for each thing a committed block did, in \
-                 chain order. Each event has `id`: its cursor `height:index` (send it back as \
-                 `Last-Event-ID` or `?after=` to resume exactly after it), `event`: its kind \
-                 (`transaction`, `released`, `expired` or `cycle_closed`), and `data`: one \
-                 JSON object of schema `#/components/schemas/EventView`, whose `kind` is the \
-                 same. Comment lines keep the connection alive.",
+                "One Server-Sent Event of the stream (the body is a stream of them, one for \
+                 each thing a committed block did, in chain order; comment lines keep the \
+                 connection alive). `id`: its cursor `height:index` (send it back as \
+                 `Last-Event-ID` or `?after=` to resume exactly after it); `event`: its \
+                 kind; `data`: one JSON object of schema `EventView`, whose `kind` is the \
+                 same.",
             ))
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(CURSOR_PATTERN)),
+            )
+            .property(
+                "event",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(EVENT_KINDS)),
+            )
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/json")
+                    .content_schema(Some(Ref::from_schema_name(EventView::name()))),
+            )
+            .required("id")
+            .required("event")
+            .required("data")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
             .into()
     }
 }
@@ -91,7 +118,7 @@ struct Start {
     params(
         EventsQuery,
         ("Last-Event-ID" = Option<String>, Header, nullable = false,
-            pattern = "^[0-9]+:[0-9]+$",
+            pattern = "^[0-9]{1,19}:[0-9]{1,9}$", example = "100:0",
             description = "Resume after this cursor (`height:index`); `?after=` wins over it"),
     ),
     responses(
@@ -100,10 +127,16 @@ struct Start {
             content_type = "text/event-stream"),
         (status = 400, description = "`bad_query`, `bad_account_id` or `bad_cursor`",
             body = crate::api::ErrorBody),
-        (status = 503, description = "`too_many_streams`", body = crate::api::ErrorBody),
+        (status = 429, description = "`rate_limited`: this client is over its rate of \
+            expensive reads (opening a stream is one)", body = crate::api::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`too_many_streams`: the node serves its maximum \
+            of event streams", body = crate::api::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
-pub async fn stream(
+pub(crate) async fn stream(
+    _rate: WithinRate<ExpensiveReads>,
     State(state): State<ApiState>,
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
@@ -118,12 +151,11 @@ pub async fn stream(
                 .map_err(|_| ApiError::new(Code::BadCursor, "Last-Event-ID is not text"))
         })
         .transpose()?;
-    let cursor = query
-        .after
-        .as_deref()
-        .or(last_event_id)
-        .map(parse_cursor)
-        .transpose()?;
+    // Both are checked, so that a malformed one is refused whichever is used; `?after=`
+    // wins (a client that reconnects by hand means it).
+    let after = query.after.as_deref().map(parse_cursor).transpose()?;
+    let last_event_id = last_event_id.map(parse_cursor).transpose()?;
+    let cursor = after.or(last_event_id);
     let start = match cursor {
         Some((height, index)) => Start {
             height: height.max(1),
@@ -136,13 +168,18 @@ pub async fn stream(
         },
     };
     let permit = state
+        .limits
         .event_streams
         .clone()
         .try_acquire_owned()
         .map_err(|_| {
+            state.metrics.api_refused("busy", "expensive reads");
             ApiError::new(
                 Code::TooManyStreams,
-                "this node serves its maximum number of event streams; try again later",
+                format!(
+                    "this node serves its maximum of {} event streams; try again later",
+                    state.limits.max_event_streams
+                ),
             )
         })?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
@@ -153,12 +190,14 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-fn kind(event: &EventView) -> &'static str {
+/// An event's `event` field: one of [`EVENT_KINDS`].
+pub(crate) fn kind(event: &EventView) -> &'static str {
+    let [transaction, released, expired, cycle_closed] = EVENT_KINDS;
     match event {
-        EventView::Transaction { .. } => "transaction",
-        EventView::Released { .. } => "released",
-        EventView::Expired { .. } => "expired",
-        EventView::CycleClosed { .. } => "cycle_closed",
+        EventView::Transaction { .. } => transaction,
+        EventView::Released { .. } => released,
+        EventView::Expired { .. } => expired,
+        EventView::CycleClosed { .. } => cycle_closed,
     }
 }
 
@@ -233,12 +272,4 @@ async fn produce(
             Ok(_) = shutdown.wait_for(|stopping| *stopping) => return,
         }
     }
-}
-
-/// Most event streams one node serves at once.
-pub const MAX_EVENT_STREAMS: usize = 256;
-
-/// The limit on concurrent event streams, for [`ApiState`].
-pub fn stream_limit() -> Arc<tokio::sync::Semaphore> {
-    Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS))
 }

@@ -9,7 +9,13 @@
 //!
 //! Handlers never touch the core: they read the published view and the store through a
 //! [`Reader`] (blocking reads on the blocking pool, expensive ones under a concurrency
-//! limit), and submit through the one admission pipeline ([`Admission`]).
+//! limit), and submit through the one admission pipeline ([`Admission`]). Writes and
+//! expensive reads are limited per client and node-wide ([`limits`]): beyond a limit the
+//! answer is 429 or 503 at once, never a queue.
+//!
+//! The document says exactly what each route accepts: every parameter and body field has
+//! the pattern, length and range the code enforces (one parser per kind of value, below),
+//! and every status the route can answer is listed.
 //!
 //! Each handler carries its OpenAPI description (`#[utoipa::path]`) and is registered with
 //! `routes!`, which routes it and documents it in one step: the document served at
@@ -20,13 +26,15 @@ pub mod banks;
 pub mod blocks;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod node;
 pub mod transactions;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path};
 use axum::Router;
 use interpool_contracts::{AccountId, Hash};
 use utoipa_axum::router::OpenApiRouter;
@@ -62,8 +70,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The network's counters, for `/metrics`.
     pub p2p_stats: Arc<dyn Fn() -> crate::net::p2p::P2pStats + Send + Sync>,
-    /// Limits concurrent `GET /v1/events` streams.
-    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Per-client rates, node-wide concurrency of writes, open event streams.
+    pub limits: Arc<limits::ApiLimits>,
     /// Becomes true when the node shuts down: open event streams end, so that a graceful
     /// shutdown does not wait on clients that never hang up.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -124,6 +132,59 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }
 
+impl ApiState {
+    /// Runs an expensive read under the node-wide limit: 503 `busy` at once beyond it.
+    pub(crate) async fn read_expensive<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&crate::storage::Store) -> T + Send + 'static,
+    ) -> ApiResult<T> {
+        self.reader.read_expensive(read).await.map_err(|busy| {
+            self.metrics.api_refused("busy", "expensive reads");
+            ApiError::busy(busy)
+        })
+    }
+
+    /// A write's turn (held until it is answered), or 503 `busy` at once if the node
+    /// handles its maximum of writes.
+    pub(crate) fn write_permit(&self) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+        self.limits
+            .write_permit()
+            .inspect_err(|_| self.metrics.api_refused("busy", "writes"))
+    }
+}
+
+/// A path parameter as text; a path axum cannot decode (invalid UTF-8 after
+/// percent-decoding) is answered like any other malformed value of the parameter, with
+/// `code`, in the API's error shape.
+pub(crate) fn path_text(
+    path: Result<Path<String>, PathRejection>,
+    code: Code,
+    what: &str,
+) -> ApiResult<String> {
+    path.map(|Path(text)| text)
+        .map_err(|e| ApiError::new(code, format!("{what}: {}", e.body_text())))
+}
+
+/// Most decimal digits of a height, cycle or cursor height: every 19-digit number fits a
+/// `u64`, and no chain will reach 10^19 blocks. Stated in the document's patterns
+/// (`^([0-9]{1,19}|latest)$` for `/v1/blocks/{height}` and `/v1/cycles/{cycle}`,
+/// [`CURSOR_PATTERN`]) and enforced by [`parse_number`] and [`parse_cursor`]; the OpenAPI
+/// tests check that each pattern accepts exactly what its parser accepts.
+pub(crate) const MAX_NUMBER_DIGITS: usize = 19;
+/// Most decimal digits of a cursor's index (an event's or a transaction's place in its
+/// block; a block holds far fewer than 10^9).
+pub(crate) const MAX_INDEX_DIGITS: usize = 9;
+/// What a cursor `HEIGHT:INDEX` looks like.
+pub(crate) const CURSOR_PATTERN: &str = "^[0-9]{1,19}:[0-9]{1,9}$";
+
+/// `text` as a number of at most `max_digits` ASCII digits (no sign, no blank: exactly
+/// what the document's patterns allow).
+fn decimal<T: std::str::FromStr>(text: &str, max_digits: usize) -> Option<T> {
+    let digits =
+        !text.is_empty() && text.len() <= max_digits && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse().ok()).flatten()
+}
+
 /// Parses a JSON body.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::new(Code::BadJson, e.to_string()))
@@ -141,31 +202,38 @@ pub(crate) fn parse_hash(text: &str) -> ApiResult<Hash> {
         .map_err(|e| ApiError::new(Code::BadHash, format!("transaction hash: {e}")))
 }
 
-/// `latest` or a number, for `/v1/blocks/{height}` and `/v1/cycles/{cycle}`.
+/// `latest` or a number of at most [`MAX_NUMBER_DIGITS`] digits, for `/v1/blocks/{height}` and
+/// `/v1/cycles/{cycle}`.
 pub(crate) fn parse_number(text: &str, code: Code, what: &str) -> ApiResult<Option<u64>> {
     if text == "latest" {
         return Ok(None);
     }
-    text.parse().map(Some).map_err(|_| {
+    decimal(text, MAX_NUMBER_DIGITS).map(Some).ok_or_else(|| {
         ApiError::new(
             code,
-            format!("{what} must be a number or `latest`, not {text:?}"),
+            format!(
+                "{what} must be `latest` or a number of 1 to {MAX_NUMBER_DIGITS} digits, \
+                 not {text:?}"
+            ),
         )
     })
 }
 
-/// A cursor `HEIGHT:INDEX` (account histories, event streams).
+/// A cursor `HEIGHT:INDEX` ([`CURSOR_PATTERN`]; account histories, event streams).
 pub(crate) fn parse_cursor(text: &str) -> ApiResult<(u64, u32)> {
     let bad = || {
         ApiError::new(
             Code::BadCursor,
-            format!("cursor must be HEIGHT:INDEX, not {text:?}"),
+            format!(
+                "cursor must be HEIGHT:INDEX ({MAX_NUMBER_DIGITS} and {MAX_INDEX_DIGITS} \
+                 digits at most), not {text:?}"
+            ),
         )
     };
     let (height, index) = text.split_once(':').ok_or_else(bad)?;
     Ok((
-        height.parse().map_err(|_| bad())?,
-        index.parse().map_err(|_| bad())?,
+        decimal(height, MAX_NUMBER_DIGITS).ok_or_else(bad)?,
+        decimal(index, MAX_INDEX_DIGITS).ok_or_else(bad)?,
     ))
 }
 

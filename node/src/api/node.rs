@@ -76,9 +76,9 @@ pub(crate) async fn status(State(state): State<ApiState>) -> Json<StatusView> {
 )]
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
     state.metrics.p2p(&(state.p2p_stats)());
-    state.metrics.event_streams(
-        super::events::MAX_EVENT_STREAMS.saturating_sub(state.event_streams.available_permits()),
-    );
+    state
+        .metrics
+        .event_streams(state.limits.open_event_streams());
     (
         [(
             header::CONTENT_TYPE,

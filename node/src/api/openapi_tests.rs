@@ -51,9 +51,16 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
+/// The client address of requests sent with [`TestApi::send`].
+const CLIENT_A: [u8; 4] = [192, 0, 2, 1];
+/// Another client.
+const CLIENT_B: [u8; 4] = [192, 0, 2, 2];
+
 /// A node's API over a fresh chain (genesis only) in a temporary directory.
 struct TestApi {
     router: Router,
+    /// The limits the router enforces (tests hold their permits).
+    limits: Arc<limits::ApiLimits>,
     /// Keeps the published view's sender (and the store) alive.
     _core: crate::app::Core,
     _dir: tempfile::TempDir,
@@ -61,15 +68,22 @@ struct TestApi {
 
 impl TestApi {
     fn new() -> Self {
+        Self::with_limits(
+            limits::ApiLimits::from_config(&interpool_genesis::config::RpcConfig::new(
+                "127.0.0.1:0",
+            )),
+            crate::app::ReadLimits::default(),
+        )
+    }
+
+    /// An API with these limits (the expensive-read limit in `reads`).
+    fn with_limits(api_limits: limits::ApiLimits, reads: crate::app::ReadLimits) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
         let core = crate::testkit::core(&genesis, dir.path(), crate::testkit::limits());
         let metrics = Arc::new(Metrics::new());
-        let reader = Reader::new(
-            core.store().clone(),
-            core.subscribe(),
-            crate::app::ReadLimits::default(),
-        );
+        let reader = Reader::new(core.store().clone(), core.subscribe(), reads);
+        let api_limits = Arc::new(api_limits);
         let admission = Admission::new(
             genesis.chain_id.clone(),
             core.mempool().clone(),
@@ -90,11 +104,12 @@ impl TestApi {
             peers: Arc::new(AtomicUsize::new(0)),
             metrics,
             p2p_stats: Arc::new(crate::net::p2p::P2pStats::default),
-            event_streams: events::stream_limit(),
+            limits: api_limits.clone(),
             shutdown: tokio::sync::watch::channel(false).1,
         };
         Self {
             router: router(state, 1 << 20),
+            limits: api_limits,
             _core: core,
             _dir: dir,
         }
@@ -103,12 +118,36 @@ impl TestApi {
     /// Sends one request; returns the status, the content type and (unless the answer is
     /// an event stream, which never ends) the body.
     async fn send(&self, method: &str, uri: &str, body: &str) -> (StatusCode, String, Vec<u8>) {
-        let request = Request::builder()
+        let (status, headers, body) = self.send_from(CLIENT_A, method, uri, body).await;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, content_type, body)
+    }
+
+    /// Sends one request from a client at `client` (as the server's connection info
+    /// records it); returns the status, the headers and (unless the answer is an event
+    /// stream, which never ends) the body.
+    async fn send_from(
+        &self,
+        client: [u8; 4],
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut request = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).expect("method"))
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_owned()))
             .expect("request");
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                client, 40_000,
+            ))));
         let response = self
             .router
             .clone()
@@ -116,6 +155,7 @@ impl TestApi {
             .await
             .expect("infallible");
         let status = response.status();
+        let headers = response.headers().clone();
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -123,12 +163,12 @@ impl TestApi {
             .unwrap_or_default()
             .to_owned();
         if content_type.starts_with("text/event-stream") {
-            return (status, content_type, Vec::new());
+            return (status, headers, Vec::new());
         }
         let body = axum::body::to_bytes(response.into_body(), 16 << 20)
             .await
             .expect("body");
-        (status, content_type, body.to_vec())
+        (status, headers, body.to_vec())
     }
 
     async fn get_json(&self, uri: &str) -> (StatusCode, Value) {
@@ -762,6 +802,10 @@ fn openapi_limits_in_the_schemas_match_the_code() {
         2 * interpool_contracts::tx::MAX_TX_BYTES
     );
     assert_eq!(
+        schemas["SubmitRequest"]["properties"]["tx"]["minLength"],
+        2 * interpool_contracts::tx::MIN_TX_BYTES
+    );
+    assert_eq!(
         schemas["BatchRequest"]["properties"]["txs"]["maxItems"],
         MAX_BATCH_TRANSACTIONS as u64
     );
@@ -773,4 +817,603 @@ fn openapi_limits_in_the_schemas_match_the_code() {
         .find(|p| p["name"] == "limit")
         .expect("limit parameter");
     assert_eq!(limit["schema"]["maximum"], MAX_HISTORY_PAGE as u64);
+}
+
+/// The schema of parameter `name` of `GET path`.
+fn parameter<'a>(document: &'a Value, path: &str, name: &str) -> &'a Value {
+    document["paths"][path]["get"]["parameters"]
+        .as_array()
+        .and_then(|parameters| parameters.iter().find(|p| p["name"] == name))
+        .map(|p| &p["schema"])
+        .unwrap_or_else(|| panic!("GET {path} has no parameter {name}"))
+}
+
+/// A string schema's `pattern`, compiled.
+fn pattern_of(schema: &Value, document: &Value) -> regex::Regex {
+    let schema = match schema["$ref"].as_str() {
+        Some(target) => {
+            let name = target.trim_start_matches("#/components/schemas/");
+            &document["components"]["schemas"][name]
+        }
+        None => schema,
+    };
+    let pattern = schema["pattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pattern in {schema}"));
+    regex::Regex::new(pattern).expect("a valid pattern")
+}
+
+/// Whether `text` fits a string schema: its pattern and its lengths (in characters).
+fn fits_string(schema: &Value, document: &Value, text: &str) -> bool {
+    let length = text.chars().count() as u64;
+    pattern_of(schema, document).is_match(text)
+        && schema["minLength"].as_u64().is_none_or(|min| length >= min)
+        && schema["maxLength"].as_u64().is_none_or(|max| length <= max)
+}
+
+/// Strings around every boundary the parsers have: all strings of up to three characters
+/// over an alphabet of digits, separators, signs, blanks and letters, and digit runs of
+/// every length up to 25 around a colon or alone.
+fn corpus() -> Vec<String> {
+    let alphabet = [
+        "0", "7", "9", ":", "+", "-", " ", "a", "F", "g", "x", "_", "A", "\u{0661}", ".",
+    ];
+    let mut out = vec![String::new()];
+    let mut previous = vec![String::new()];
+    for _ in 0..3 {
+        let next: Vec<String> = previous
+            .iter()
+            .flat_map(|prefix| alphabet.iter().map(move |c| format!("{prefix}{c}")))
+            .collect();
+        out.extend(next.iter().cloned());
+        previous = next;
+    }
+    for n in 0..=25 {
+        let nines = "9".repeat(n);
+        let zeros = "0".repeat(n);
+        for m in [0, 1, 8, 9, 10, 11] {
+            out.push(format!("{nines}:{}", "9".repeat(m)));
+            out.push(format!("{zeros}:{}", "0".repeat(m)));
+            out.push(format!("1{zeros}:{}", "1".repeat(m)));
+        }
+        out.extend([
+            nines.clone(),
+            zeros.clone(),
+            format!("+{nines}"),
+            format!("{nines} "),
+        ]);
+    }
+    out.extend(
+        [
+            "latest",
+            "Latest",
+            "LATEST",
+            "latest ",
+            "18446744073709551615",
+            "4294967295",
+        ]
+        .map(String::from),
+    );
+    out.extend([u64::MAX.to_string(), format!("{}:{}", u64::MAX, u32::MAX)]);
+    out
+}
+
+#[tokio::test]
+async fn openapi_patterns_accept_exactly_what_the_parsers_accept() {
+    let document = TestApi::new().document().await;
+    let corpus = corpus();
+
+    // Heights and cycles: `latest` or a number.
+    for (path, name, code) in [
+        ("/v1/blocks/{height}", "height", Code::BadHeight),
+        ("/v1/cycles/{cycle}", "cycle", Code::BadCycle),
+    ] {
+        let pattern = pattern_of(parameter(&document, path, name), &document);
+        for text in &corpus {
+            assert_eq!(
+                pattern.is_match(text),
+                parse_number(text, code, name).is_ok(),
+                "{path}: {text:?}"
+            );
+        }
+    }
+
+    // Cursors, wherever the document shows one.
+    let history = "/v1/accounts/{id}/transactions";
+    let cursors = [
+        parameter(&document, history, "before"),
+        parameter(&document, "/v1/events", "after"),
+        parameter(&document, "/v1/events", "Last-Event-ID"),
+        &document["components"]["schemas"]["EventStream"]["properties"]["id"],
+    ];
+    for schema in cursors {
+        assert_eq!(schema["pattern"], CURSOR_PATTERN, "{schema}");
+        let pattern = pattern_of(schema, &document);
+        for text in &corpus {
+            assert_eq!(
+                pattern.is_match(text),
+                parse_cursor(text).is_ok(),
+                "cursor {text:?}"
+            );
+        }
+    }
+    // The cursors the node hands out fit, up to the largest index a block can have.
+    let next = format!("{}:{}", u64::MAX / 10, 999_999_999);
+    assert!(pattern_of(cursors[0], &document).is_match(&next));
+
+    // Account ids and hashes: 64 hex digits, either case.
+    let hex_ids = [
+        parameter(&document, "/v1/accounts/{id}", "id"),
+        parameter(&document, "/v1/signers/{id}", "id"),
+        parameter(&document, "/v1/transactions/{hash}", "hash"),
+        parameter(&document, "/v1/events", "account"),
+    ];
+    let mut ids = corpus.clone();
+    for length in [62, 63, 64, 65, 66] {
+        for fill in ["a", "F", "0", "g", "\u{e9}"] {
+            ids.push(fill.repeat(length));
+            ids.push(format!("{}{fill}", "0".repeat(length.saturating_sub(1))));
+        }
+    }
+    for schema in hex_ids {
+        for text in &ids {
+            let schema_ok = fits_string(schema, &document, text);
+            assert_eq!(schema_ok, parse_account(text).is_ok(), "id {text:?}");
+            assert_eq!(schema_ok, parse_hash(text).is_ok(), "hash {text:?}");
+        }
+    }
+
+    // Bank ids.
+    let bank = parameter(&document, "/v1/banks/{id}", "id");
+    let mut banks = corpus.clone();
+    banks.extend(
+        [
+            "BANK_A",
+            "B",
+            "ABCDEFGHIJKL",
+            "ABCDEFGHIJKLM",
+            "bank_a",
+            "É",
+        ]
+        .map(String::from),
+    );
+    for text in &banks {
+        assert_eq!(
+            fits_string(bank, &document, text),
+            text.parse::<BankId>().is_ok(),
+            "bank {text:?}"
+        );
+    }
+
+    // A page size: an integer from 1 to 200, exactly what the handler takes.
+    let limit = parameter(&document, history, "limit");
+    assert_eq!(limit["type"], "integer");
+    assert_eq!(limit["minimum"], 1);
+    assert_eq!(limit["maximum"], MAX_HISTORY_PAGE as u64);
+
+    // A transaction's hex: the pattern and lengths admit exactly the hex that reaches the
+    // decoder with at least the bytes of the smallest transaction.
+    let tx = &document["components"]["schemas"]["SubmitRequest"]["properties"]["tx"];
+    let mut hexes = corpus.clone();
+    for bytes in [0, 1, 99, 100, 101, 2047, 2048, 2049] {
+        hexes.push("ab".repeat(bytes));
+        hexes.push(format!("{}g0", "ab".repeat(bytes)));
+        hexes.push(format!("{}0", "ab".repeat(bytes)));
+    }
+    let (min, max) = (
+        interpool_contracts::tx::MIN_TX_BYTES as usize,
+        interpool_contracts::tx::MAX_TX_BYTES as usize,
+    );
+    for text in &hexes {
+        let decodes = interpool_contracts::primitives::from_hex_vec(text, max)
+            .is_ok_and(|bytes| bytes.len() >= min);
+        assert_eq!(fits_string(tx, &document, text), decodes, "tx {text:?}");
+    }
+}
+
+/// The body of an answer as JSON.
+fn json(body: &[u8]) -> Value {
+    serde_json::from_slice(body).expect("a JSON body")
+}
+
+#[tokio::test]
+async fn openapi_what_the_fuzzer_found_is_fixed() {
+    let api = TestApi::new();
+    let document = api.document().await;
+    let customer = account(customer_seed(0, 0));
+
+    // A signed number matched no pattern but was served: now refused like the pattern says.
+    for (uri, code) in [
+        ("/v1/blocks/+1", "bad_height"),
+        ("/v1/cycles/+1", "bad_cycle"),
+        ("/v1/blocks/99999999999999999999", "bad_height"),
+    ] {
+        let (status, body) = api.get_json(uri).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code))
+        );
+    }
+    for uri in [
+        format!("/v1/accounts/{customer}/transactions?before=%2B1:%2B2"),
+        format!("/v1/accounts/{customer}/transactions?before=59966316425:04011883610589193749992"),
+        "/v1/events?after=%2B1:2".to_owned(),
+    ] {
+        let (status, body) = api.get_json(&uri).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_cursor")),
+            "{uri}"
+        );
+    }
+    let (status, body) = api
+        .get_json(&format!("/v1/accounts/{customer}/transactions?limit=%2B5"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_limit"))
+    );
+    let (status, _, _) = api
+        .send(
+            "GET",
+            &format!("/v1/accounts/{customer}/transactions?limit=200"),
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A path that is not UTF-8 after decoding was answered in plain text: now in the API's
+    // error shape, with the parameter's code.
+    for (uri, code) in [
+        ("/v1/accounts/%FF", "bad_account_id"),
+        ("/v1/accounts/%FF/proof", "bad_account_id"),
+        ("/v1/signers/%FF", "bad_account_id"),
+        ("/v1/banks/%C0", "bad_bank_id"),
+        ("/v1/blocks/%FF", "bad_height"),
+        ("/v1/cycles/%FF", "bad_cycle"),
+        ("/v1/transactions/%FF", "bad_hash"),
+    ] {
+        let (status, content_type, body) = api.send("GET", uri, "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{uri}: {content_type}"
+        );
+        assert_eq!(json(&body)["error"]["code"], code, "{uri}");
+    }
+
+    // More entries than `maxItems` was 413: now 400, which the document lists for it.
+    let too_many = serde_json::json!({ "txs": vec![""; MAX_BATCH_TRANSACTIONS + 1] });
+    let (status, _, body) = api
+        .send("POST", "/v1/transactions/batch", &too_many.to_string())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json(&body)["error"]["code"], "batch_too_large");
+    let batch = &document["paths"]["/v1/transactions/batch"]["post"]["responses"];
+    assert!(batch["400"]["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("batch_too_large")));
+    assert!(batch["413"]["description"]
+        .as_str()
+        .is_some_and(|d| !d.contains("batch_too_large")));
+    let exactly = serde_json::json!({ "txs": vec![""; MAX_BATCH_TRANSACTIONS] });
+    let (status, _, _) = api
+        .send("POST", "/v1/transactions/batch", &exactly.to_string())
+        .await;
+    assert_eq!(status, StatusCode::OK, "maxItems entries are accepted");
+
+    // A transaction's hex shorter than the smallest transaction matched the schema: now
+    // the schema's minLength refuses it, as the node does.
+    let short = "00".repeat(interpool_contracts::tx::MIN_TX_BYTES as usize - 1);
+    let tx = &document["components"]["schemas"]["SubmitRequest"]["properties"]["tx"];
+    assert!(!fits_string(tx, &document, &short));
+    let (status, _, body) = api
+        .send(
+            "POST",
+            "/v1/transactions",
+            &format!(r#"{{"tx": "{short}"}}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json(&body)["error"]["code"], "malformed_transaction");
+
+    // `Last-Event-ID: 0` is refused by the header's pattern and by the node alike.
+    let header = parameter(&document, "/v1/events", "Last-Event-ID");
+    assert!(!fits_string(header, &document, "0"));
+    let request = Request::builder()
+        .uri("/v1/events")
+        .header("last-event-id", "0")
+        .body(Body::empty())
+        .expect("request");
+    let response = api.router.clone().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A malformed Last-Event-ID was ignored when `?after=` was given: now refused too.
+    let request = Request::builder()
+        .uri("/v1/events?after=551:134441678")
+        .header("last-event-id", ":DvWV$j%t")
+        .body(Body::empty())
+        .expect("request");
+    let response = api.router.clone().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn openapi_an_event_as_a_client_parses_it_fits_the_stream_schema() {
+    let document = TestApi::new().document().await;
+    let stream = &document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
+        ["text/event-stream"]["schema"];
+    let event_schema = &document["components"]["schemas"]["EventView"];
+    let customer = account(customer_seed(0, 0));
+    let events = [
+        EventView::Transaction {
+            receipt: receipt(Outcome::Committed),
+            accounts: vec![customer],
+        },
+        EventView::Released {
+            transfer: queue_event(),
+        },
+        EventView::Expired {
+            transfer: queue_event(),
+        },
+        EventView::CycleClosed {
+            report: cycle_view(),
+        },
+    ];
+    for (index, event) in events.iter().enumerate() {
+        let data = serde_json::to_string(event).expect("serialize");
+        // The fields an SSE client reads from the event the node sends.
+        let sse = serde_json::json!({
+            "id": format!("{}:{index}", 100 + index),
+            "event": events::kind(event),
+            "data": data,
+        });
+        assert_fits(&document, stream, &sse, "event");
+        assert_fits(&document, event_schema, event, "event data");
+        let mut wrong_kind = sse.clone();
+        wrong_kind["event"] = "message".into();
+        assert_misfits(&document, stream, wrong_kind, "unknown event kind");
+    }
+    let no_id = serde_json::json!({ "event": "transaction", "data": "{}" });
+    assert_misfits(&document, stream, no_id, "event without an id");
+    assert_eq!(
+        stream["$ref"], "#/components/schemas/EventStream",
+        "the stream's schema is the one its handler names"
+    );
+    let id = &document["components"]["schemas"]["EventStream"]["properties"]["id"];
+    assert!(!fits_string(id, &document, "x"));
+}
+
+/// `(status, error code, Retry-After)` of an answer.
+fn refusal(answer: &(StatusCode, axum::http::HeaderMap, Vec<u8>)) -> (StatusCode, String, String) {
+    let (status, headers, body) = answer;
+    let code = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|body| body["error"]["code"].as_str().map(String::from))
+        .unwrap_or_default();
+    let retry_after = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (*status, code, retry_after)
+}
+
+/// Limits whose rate never refills within a test: `burst` requests, then 429 for an hour.
+fn slow_rate(burst: u32, writes: usize, streams: usize) -> limits::ApiLimits {
+    limits::ApiLimits::new(
+        limits::Rate {
+            interval: std::time::Duration::from_secs(3_600),
+            burst,
+        },
+        100,
+        writes,
+        streams,
+    )
+}
+
+#[tokio::test]
+async fn limits_a_client_over_its_rate_gets_429_with_retry_after_and_others_are_served() {
+    let api = TestApi::with_limits(slow_rate(2, 16, 16), crate::app::ReadLimits::default());
+    let document = api.document().await;
+    let customer = account(customer_seed(0, 0));
+    let history = format!("/v1/accounts/{customer}/transactions");
+    for _ in 0..2 {
+        let answer = api.send_from(CLIENT_A, "GET", &history, "").await;
+        assert_eq!(answer.0, StatusCode::OK);
+    }
+    let refused = api.send_from(CLIENT_A, "GET", &history, "").await;
+    let (status, code, retry_after) = refusal(&refused);
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(code, "rate_limited");
+    // The whole interval, in seconds, rounded up.
+    assert_eq!(retry_after, "3600");
+    assert_fits(
+        &document,
+        response_schema(&document, "/v1/accounts/{id}/transactions", "429"),
+        &json(&refused.2),
+        "429 answer",
+    );
+    // Every kind of expensive read shares the client's bucket.
+    for uri in [
+        format!("/v1/accounts/{customer}/proof"),
+        "/v1/blocks/latest".to_owned(),
+        "/v1/events".to_owned(),
+    ] {
+        let (status, code, _) = refusal(&api.send_from(CLIENT_A, "GET", &uri, "").await);
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            "{uri}"
+        );
+    }
+    // Another client is served; cheap reads are not limited; writes have their own bucket.
+    let other = api.send_from(CLIENT_B, "GET", &history, "").await;
+    assert_eq!(other.0, StatusCode::OK);
+    for uri in [
+        "/v1/status",
+        "/v1/banks",
+        &format!("/v1/accounts/{customer}"),
+    ] {
+        assert_eq!(
+            api.send_from(CLIENT_A, "GET", uri, "").await.0,
+            StatusCode::OK
+        );
+    }
+    let batch = r#"{"txs": []}"#;
+    for _ in 0..2 {
+        let answer = api
+            .send_from(CLIENT_A, "POST", "/v1/transactions/batch", batch)
+            .await;
+        assert_eq!(answer.0, StatusCode::OK);
+    }
+    // Over the write rate, the body is not even read: an oversized one gets 429, not 413.
+    let oversized = format!(r#"{{"txs": ["{}"]}}"#, "0".repeat(2 << 20));
+    let (status, code, retry_after) = refusal(
+        &api.send_from(CLIENT_A, "POST", "/v1/transactions/batch", &oversized)
+            .await,
+    );
+    assert_eq!(
+        (status, code.as_str(), retry_after.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "3600")
+    );
+    let (status, code, _) = refusal(
+        &api.send_from(CLIENT_A, "POST", "/v1/transactions", r#"{"tx": ""}"#)
+            .await,
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert_eq!(
+        api.send_from(CLIENT_B, "POST", "/v1/transactions/batch", batch)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // The refusals are counted.
+    let (_, _, metrics) = api.send("GET", "/metrics", "").await;
+    let metrics = String::from_utf8(metrics).expect("text");
+    assert!(
+        metrics.contains(r#"interpool_api_refused_total{reason="rate_limited",kind="writes"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn limits_writes_beyond_the_node_wide_limit_get_503_busy_at_once() {
+    let api = TestApi::with_limits(slow_rate(1_000, 2, 16), crate::app::ReadLimits::default());
+    let document = api.document().await;
+    let held = [
+        api.limits.write_permit().expect("first"),
+        api.limits.write_permit().expect("second"),
+    ];
+    for (uri, body) in [
+        ("/v1/transactions/batch", r#"{"txs": []}"#),
+        ("/v1/transactions", r#"{"tx": ""}"#),
+    ] {
+        // At once: well inside a deadline no queue could meet while the writes are held.
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            api.send_from(CLIENT_A, "POST", uri, body),
+        )
+        .await
+        .expect("answered at once, not queued");
+        let (status, code, retry_after) = refusal(&answer);
+        assert_eq!(
+            (status, code.as_str(), retry_after.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "busy", "1"),
+            "{uri}"
+        );
+        let responses = &document["paths"][uri]["post"]["responses"];
+        assert!(responses["503"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("busy")));
+        assert!(responses["503"]["headers"]["Retry-After"].is_object());
+    }
+    drop(held);
+    let answer = api
+        .send_from(CLIENT_A, "POST", "/v1/transactions/batch", r#"{"txs": []}"#)
+        .await;
+    assert_eq!(answer.0, StatusCode::OK, "served once a write finished");
+}
+
+#[tokio::test]
+async fn limits_expensive_reads_and_streams_beyond_the_node_wide_limit_get_503_at_once() {
+    let api = TestApi::with_limits(
+        slow_rate(1_000, 16, 0),
+        crate::app::ReadLimits {
+            expensive_reads: 0,
+            ..crate::app::ReadLimits::default()
+        },
+    );
+    let customer = account(customer_seed(0, 0));
+    for (uri, code) in [
+        (format!("/v1/accounts/{customer}/transactions"), "busy"),
+        (format!("/v1/accounts/{customer}/proof"), "busy"),
+        ("/v1/events".to_owned(), "too_many_streams"),
+    ] {
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            api.send_from(CLIENT_A, "GET", &uri, ""),
+        )
+        .await
+        .expect("answered at once");
+        let (status, got, retry_after) = refusal(&answer);
+        assert_eq!(
+            (status, got.as_str(), retry_after.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, code, "1"),
+            "{uri}"
+        );
+    }
+    // Cheap reads go on.
+    assert_eq!(
+        api.send_from(CLIENT_A, "GET", &format!("/v1/accounts/{customer}"), "")
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn openapi_limited_routes_document_429_and_503_and_the_others_do_not_promise_them() {
+    let document = TestApi::new().document().await;
+    let limited = [
+        ("post", "/v1/transactions"),
+        ("post", "/v1/transactions/batch"),
+        ("get", "/v1/accounts/{id}/transactions"),
+        ("get", "/v1/accounts/{id}/proof"),
+        ("get", "/v1/blocks/{height}"),
+        ("get", "/v1/events"),
+    ];
+    for (method, path) in limited {
+        let responses = &document["paths"][path][method]["responses"];
+        for status in ["429", "503"] {
+            let answer = &responses[status];
+            assert!(
+                answer.is_object(),
+                "{method} {path} does not document {status}"
+            );
+            assert_eq!(
+                answer["headers"]["Retry-After"]["schema"]["type"], "integer",
+                "{method} {path} {status} does not document Retry-After"
+            );
+        }
+        assert!(responses["429"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("rate_limited")));
+    }
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operation") {
+            if limited.contains(&(method.as_str(), path.as_str())) {
+                continue;
+            }
+            let description = operation["responses"]["429"]["description"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                !description.contains("rate_limited"),
+                "{method} {path} is not rate-limited"
+            );
+        }
+    }
 }

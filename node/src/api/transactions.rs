@@ -2,7 +2,7 @@
 //! one admission pipeline) and `GET /v1/transactions/{hash}`.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,7 +13,8 @@ use interpool_contracts::{ErrorView, Hash, Outcome, Receipt, SignedTransaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{parse_hash, parse_json, ApiError, ApiResult, ApiState, Code, ErrorBody};
+use super::limits::{WithinRate, Writes};
+use super::{parse_hash, parse_json, path_text, ApiError, ApiResult, ApiState, Code, ErrorBody};
 use crate::app::{lock, Origin};
 use crate::storage::{QueueFate, Store};
 
@@ -24,9 +25,12 @@ pub const MAX_BATCH_TRANSACTIONS: usize = 10_000;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubmitRequest {
-    /// A signed transaction: its canonical encoding in hex (at most `MAX_TX_BYTES`, 2048
-    /// bytes).
-    #[schema(pattern = "^([0-9a-fA-F]{2})*$", max_length = 4096)]
+    /// A signed transaction: its canonical encoding in hex, 100 to 2048 bytes
+    /// (`MIN_TX_BYTES` to `MAX_TX_BYTES`). Hex of the right length that is not a canonical
+    /// encoding is refused with 400 `malformed_transaction`; a transaction that is not
+    /// correctly signed or not valid on this chain with the 400, 409 or 422 code of its
+    /// rejection: the schema states the syntax, the node judges the meaning.
+    #[schema(pattern = "^([0-9a-fA-F]{2})*$", min_length = 200, max_length = 4096)]
     tx: String,
 }
 
@@ -35,8 +39,9 @@ pub(crate) struct SubmitRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
     /// Signed transactions, each a canonical encoding in hex as in `POST /v1/transactions`;
-    /// at most 10000 (more is answered 413 `batch_too_large`). A bad entry is answered in
-    /// place in the results, not with an error for the whole batch.
+    /// at most 10000 (more is answered 400 `batch_too_large`). An entry of any other form
+    /// is not an error of the whole batch: it is answered in place in the results (with
+    /// `bad_hex` or `malformed_transaction`), so the entries are any strings.
     #[schema(max_items = 10000)]
     txs: Vec<String>,
 }
@@ -64,6 +69,10 @@ pub(crate) enum BatchItem {
     },
 }
 
+/// Decodes a transaction's hex: 400 `bad_hex` unless pairs of hex digits, at most
+/// `2 * MAX_TX_BYTES` characters (the document's pattern and `maxLength`); 400
+/// `malformed_transaction` unless a canonical encoding, which is never shorter than
+/// [`interpool_contracts::tx::MIN_TX_BYTES`] (the document's `minLength`).
 fn decode_tx(hex: &str) -> ApiResult<SignedTransaction> {
     let bytes = from_hex_vec(hex, MAX_TX_BYTES as usize)
         .map_err(|e| ApiError::new(Code::BadHex, format!("tx: {e}")))?;
@@ -105,12 +114,15 @@ async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<H
         (status = 422, description = "Rejected against the ledger state: the code of the \
             rejection (`unknown_signer`, `bad_nonce`, `expired`, `insufficient_funds`, …)",
             body = ErrorBody),
-        (status = 429, description = "`too_many_pending`: the signer has too many pending \
-            transactions", body = ErrorBody),
-        (status = 503, description = "`mempool_full` or `unavailable`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (this client is over its rate of \
+            writes) or `too_many_pending` (the signer has too many pending transactions)",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`busy` (the node handles its maximum of writes), \
+            `mempool_full` or `unavailable`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub(crate) async fn submit(
+    _rate: WithinRate<Writes>,
     State(state): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<SubmitView>)> {
@@ -118,6 +130,7 @@ pub(crate) async fn submit(
         return Err(ApiError::read_only());
     }
     let body = body.map_err(ApiError::body)?;
+    let _turn = state.write_permit()?;
     let request: SubmitRequest = parse_json(&body)?;
     let tx = decode_tx(&request.tx)?;
     let hash = admit(&state, vec![tx])
@@ -137,13 +150,18 @@ pub(crate) async fn submit(
     responses(
         (status = 200, description = "One result per transaction, in order: its hash if \
             admitted, else the error a single submission would have got", body = BatchView),
-        (status = 400, description = "`bad_body` or `bad_json`", body = ErrorBody),
+        (status = 400, description = "`bad_body`, `bad_json` or `batch_too_large` (more \
+            than 10000 entries)", body = ErrorBody),
         (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
-        (status = 413, description = "`body_too_large` or `batch_too_large`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client is over its rate of writes",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`busy` (the node handles its maximum of writes) or \
+            `unavailable`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub(crate) async fn submit_batch(
+    _rate: WithinRate<Writes>,
     State(state): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<BatchView>> {
@@ -151,6 +169,7 @@ pub(crate) async fn submit_batch(
         return Err(ApiError::read_only());
     }
     let body = body.map_err(ApiError::body)?;
+    let _turn = state.write_permit()?;
     let request: BatchRequest = parse_json(&body)?;
     if request.txs.len() > MAX_BATCH_TRANSACTIONS {
         return Err(ApiError::new(
@@ -205,9 +224,9 @@ pub(crate) async fn submit_batch(
 )]
 pub(crate) async fn transaction(
     State(state): State<ApiState>,
-    Path(hash): Path<String>,
+    hash: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<TxStatusView>> {
-    let hash = parse_hash(&hash)?;
+    let hash = parse_hash(&path_text(hash, Code::BadHash, "transaction hash")?)?;
     let stored = state
         .reader
         .read(move |store| stored_status(store, hash, None))

@@ -159,6 +159,30 @@ fn follow(
     Ok(())
 }
 
+/// Pause before sending a batch again that the node refused at a limit.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Submits one batch; a refusal at one of the node's limits (429 `rate_limited`, 503
+/// `busy`: "come back shortly") is retried after a pause, for at most `patience`.
+fn post_batch(
+    node: &Node,
+    body: &serde_json::Value,
+    patience: Duration,
+) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    loop {
+        match node.post("/v1/transactions/batch", body) {
+            Err(error)
+                if matches!(error.status(), Some(429 | 503))
+                    && started.elapsed() + RETRY_PAUSE < patience =>
+            {
+                thread::sleep(RETRY_PAUSE);
+            }
+            answer => return Ok(answer?),
+        }
+    }
+}
+
 /// Runs the load and prints the report.
 pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
     if args.transfers == 0 || args.batch == 0 {
@@ -228,7 +252,7 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         let body =
             serde_json::json!({ "txs": chunk.iter().map(|(_, hex)| hex).collect::<Vec<_>>() });
         let now = Instant::now();
-        let answer: serde_json::Value = node.post("/v1/transactions/batch", &body)?;
+        let answer = post_batch(node, &body, Duration::from_secs(args.timeout))?;
         let results = answer["results"].as_array().cloned().unwrap_or_default();
         for ((hash, _), result) in chunk.iter().zip(&results) {
             if result.get("hash").is_some() {
