@@ -100,8 +100,11 @@ async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<H
     request_body(content = SubmitRequest, content_type = "application/json",
         description = "One signed transaction"),
     responses(
-        (status = 202, description = "Admitted to the mempool; poll \
-            `GET /v1/transactions/{hash}` for its outcome", body = SubmitView),
+        (status = 202, description = "Acknowledged: admitted to this node's mempool and \
+            recorded on its disk before this answer, so it survives a crash of this node; \
+            the node offers it to the validators (again after a restart, and every few \
+            seconds while it is pending) until it commits or expires. Not yet committed: \
+            poll `GET /v1/transactions/{hash}` for its outcome", body = SubmitView),
         (status = 400, description = "`bad_body`, `bad_json`, `bad_hex`, \
             `malformed_transaction`, or a rejection found without the ledger state: \
             `oversized`, `wrong_chain`, `invalid_signer`, `bad_signature`, `zero_amount`, \
@@ -149,7 +152,9 @@ pub(crate) async fn submit(
         description = "Signed transactions, verified as one batch"),
     responses(
         (status = 200, description = "One result per transaction, in order: its hash if \
-            admitted, else the error a single submission would have got", body = BatchView),
+            acknowledged (with the promise of a 202 from `POST /v1/transactions`: recorded \
+            on disk before this answer), else the error a single submission would have \
+            got", body = BatchView),
         (status = 400, description = "`bad_body`, `bad_json` or `batch_too_large` (more \
             than 10000 entries)", body = ErrorBody),
         (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
