@@ -98,9 +98,12 @@ fn a_peer_not_in_the_genesis_gets_no_transaction_or_message_accepted() {
         );
         assert_eq!(account(rpc, &payer).expect("account").nonce, 0, "at {rpc}");
     }
-    assert!(
-        runtime.block_on(intruder.connected_peers()).is_empty(),
-        "a validator kept the intruder's connection"
+    // The intruder's side may see a connection for the moment between its handshake and
+    // the validator's refusal (it redials with backoff): a kept connection never goes away.
+    wait_for(
+        Duration::from_secs(30),
+        "no validator keeping the intruder's connection",
+        || runtime.block_on(intruder.connected_peers()).is_empty(),
     );
     // The same transfer from a member's API commits: the test is not vacuous.
     crate::localnet::submit_batch(&all[1], &[tx], true);
