@@ -125,6 +125,12 @@ pub struct ConsensusConfig {
     /// cycles by height progress.
     #[serde(default = "defaults::empty_block_interval_ms")]
     pub empty_block_interval_ms: u64,
+    /// Append every consensus message received from a validator to
+    /// `DATA_DIR/consensus-journal` (at most 256 MiB), so that `interpool-node
+    /// equivocations` can look across nodes for a validator that signed two different
+    /// messages of one kind for one height and round (the chaos test does).
+    #[serde(default)]
+    pub journal: bool,
 }
 
 /// Block limits.
@@ -269,6 +275,7 @@ impl Default for ConsensusConfig {
         Self {
             round_timeout_ms: defaults::round_timeout_ms(),
             empty_block_interval_ms: defaults::empty_block_interval_ms(),
+            journal: false,
         }
     }
 }

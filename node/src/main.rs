@@ -94,6 +94,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look across nodes' consensus journals (`[consensus] journal = true`) for a validator
+    /// that signed two different messages of one kind for one height and round. Prints one
+    /// JSON document. Exit 0: none; 1: equivocation found; 2: usage or unreadable input.
+    Equivocations {
+        /// The genesis file (its validators and chain).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Journal files (`DATA_DIR/consensus-journal`).
+        journals: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -147,6 +157,9 @@ fn main() -> ExitCode {
             genesis,
             json,
         } => return audit_command(&data_dir, &genesis, json),
+        Command::Equivocations { genesis, journals } => {
+            return equivocations_command(&genesis, &journals)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -306,6 +319,47 @@ fn audit_command(data_dir: &Path, genesis_path: &Path, json: bool) -> ExitCode {
             }
             ExitCode::from(error.exit_code())
         }
+    }
+}
+
+/// `interpool-node equivocations`: see [`interpool_node::net::journal`].
+fn equivocations_command(genesis_path: &Path, journals: &[PathBuf]) -> ExitCode {
+    let setup = || -> Result<(interpool_consensus::ValidatorSet, Vec<Vec<Vec<u8>>>)> {
+        let genesis = read_genesis(genesis_path)?;
+        let validators = interpool_genesis::spec::validator_set(&genesis)
+            .context("the genesis's validators are not a valid set")?;
+        let read = journals
+            .iter()
+            .map(|path| {
+                interpool_node::net::journal::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+            })
+            .collect::<Result<_>>()?;
+        Ok((validators, read))
+    };
+    let (validators, read) = match setup() {
+        Ok(setup) => setup,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let findings = interpool_node::net::journal::equivocations(&read, &validators);
+    match serde_json::to_string(&findings) {
+        Ok(line) => println!("{line}"),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    }
+    if findings.equivocations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "{} equivocation(s): a validator signed two different messages of one kind for one height and round",
+            findings.equivocations.len()
+        );
+        ExitCode::from(1)
     }
 }
 

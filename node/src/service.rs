@@ -231,6 +231,15 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             announced: announced.clone(),
             peers: peers.clone(),
             metrics: metrics.clone(),
+            journal: if config.consensus.journal {
+                let path = config.data_dir.join("consensus-journal");
+                Some(
+                    crate::net::journal::Journal::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?,
+                )
+            } else {
+                None
+            },
         },
         RouterSettings::default(),
     );

@@ -61,6 +61,10 @@ fn an_acknowledged_transfer_survives_the_crash_of_the_node_that_acknowledged_it(
 #[test]
 fn a_crash_at_every_write_of_the_commit_path_and_the_consensus_state_loses_and_forks_nothing() {
     let mut net = Localnet::generate(4, 0, 2, &Default::default());
+    // Every validator journals what it receives: the equivocation check reads them all.
+    for i in 0..4 {
+        net.set_config_text(i, "journal", "false", "true");
+    }
     net.start_all();
     let all = [0, 1, 2, 3];
     net.wait_height(&all, 2, Duration::from_secs(120));
@@ -124,10 +128,24 @@ fn a_crash_at_every_write_of_the_commit_path_and_the_consensus_state_loses_and_f
         "acknowledged transfers committed",
         || crate::localnet::account(&rpcs[0], &payer).is_some_and(|a| a.nonce >= nonce),
     );
-    // ...no validator signed two different messages for one height and round...
+    // ...no validator signed two different messages for one height and round (neither as
+    // the engines saw it nor across everything every validator received)...
     for rpc in &rpcs {
         assert_eq!(metric(rpc, "interpool_equivocations"), Some(0), "at {rpc}");
     }
+    let mut args = vec![
+        "equivocations".to_string(),
+        "--genesis".into(),
+        crate::localnet::path(&net.root().join("genesis.json")).to_string(),
+    ];
+    for node in &net.nodes {
+        args.push(
+            crate::localnet::path(&data_dir(&node.config).join("consensus-journal")).to_string(),
+        );
+    }
+    let report = interpool_tests::run("interpool-node", &args).success();
+    let findings: serde_json::Value = serde_json::from_str(&report).expect("json");
+    assert!(findings["valid"].as_u64().unwrap_or(0) > 100, "{findings}");
     // ...and every node holds the same chain, which audits.
     let common = rpcs
         .iter()

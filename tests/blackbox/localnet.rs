@@ -356,6 +356,11 @@ impl Localnet {
     /// Changes `key = default` to `key = value` in node `i`'s config.toml (before it starts);
     /// fails if the generated file has no such line.
     pub fn set_config(&self, i: usize, key: &str, default: u64, value: u64) {
+        self.set_config_text(i, key, &default.to_string(), &value.to_string());
+    }
+
+    /// [`Localnet::set_config`] for any value written as text (`true`, `"name"`).
+    pub fn set_config_text(&self, i: usize, key: &str, default: &str, value: &str) {
         let config = &self.nodes[i].config;
         let text = fs::read_to_string(config).expect("config.toml");
         let line = format!("{key} = {default}");

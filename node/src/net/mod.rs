@@ -2,6 +2,7 @@
 //! ([`router`]), block sync ([`sync`]) and the observers' follower ([`follower`]).
 
 pub mod follower;
+pub mod journal;
 pub mod p2p;
 pub mod router;
 pub mod sync;

@@ -67,6 +67,8 @@ pub struct Routes {
     pub peers: Arc<AtomicUsize>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Where received consensus messages are journaled, if the node keeps a journal.
+    pub journal: Option<super::journal::Journal>,
 }
 
 /// Spawns one task per kind of peer event.
@@ -81,6 +83,7 @@ pub fn spawn(events: P2pEvents, routes: Routes, settings: RouterSettings) {
         consensus,
         routes.driver.clone(),
         routes.metrics.clone(),
+        routes.journal.clone(),
     ));
     tokio::spawn(sync::serve_requests(
         sync_requests,
@@ -99,11 +102,15 @@ async fn route_consensus(
     mut events: mpsc::Receiver<P2pEvent>,
     driver: Option<mpsc::Sender<DriverInput>>,
     metrics: Arc<Metrics>,
+    journal: Option<super::journal::Journal>,
 ) {
     while let Some(event) = events.recv().await {
         let (P2pEvent::Consensus { bytes, .. }, Some(driver)) = (event, &driver) else {
             continue;
         };
+        if let Some(journal) = &journal {
+            journal.record(&bytes);
+        }
         if driver.try_send(DriverInput::Message(bytes)).is_err() {
             metrics.dropped("consensus_input");
         }
@@ -297,6 +304,7 @@ mod tests {
                 announced: Arc::new(Notify::new()),
                 peers: Arc::new(AtomicUsize::new(0)),
                 metrics,
+                journal: None,
             },
             RouterSettings::default(),
         );

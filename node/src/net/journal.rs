@@ -1,0 +1,219 @@
+//! The consensus journal (`[consensus] journal = true`): every consensus message a node
+//! receives from a validator, appended to `DATA_DIR/consensus-journal` as a 4-byte
+//! big-endian length and the message's bytes. `interpool-node equivocations` reads the
+//! journals of several nodes and looks for a validator that signed two different messages
+//! of one kind for one height and round: what no honest validator may do, whatever crashes
+//! and restarts it went through.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::mpsc;
+
+use interpool_consensus::{MessageKind, SignedMessage, StrictVerifier, ValidatorSet};
+use interpool_contracts::primitives::to_hex;
+
+/// Most bytes one journal grows to; later messages are not recorded.
+pub const MAX_JOURNAL_BYTES: u64 = 256 << 20;
+/// Messages waiting to be written; beyond, they are not recorded (never a slowdown).
+const QUEUE: usize = 4_096;
+
+/// The writing end of a journal. Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    queue: mpsc::SyncSender<Vec<u8>>,
+}
+
+impl Journal {
+    /// Appends to the journal at `path` from a thread of its own.
+    pub fn open(path: &Path) -> io::Result<Journal> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut written = file.metadata()?.len();
+        let (queue, messages) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        std::thread::Builder::new()
+            .name("consensus-journal".into())
+            .spawn(move || {
+                let mut out = BufWriter::new(file);
+                while let Ok(message) = messages.recv() {
+                    let Ok(length) = u32::try_from(message.len()) else {
+                        continue;
+                    };
+                    let size = 4u64.saturating_add(u64::from(length));
+                    if written.saturating_add(size) > MAX_JOURNAL_BYTES {
+                        continue;
+                    }
+                    written = written.saturating_add(size);
+                    let result = out
+                        .write_all(&length.to_be_bytes())
+                        .and_then(|()| out.write_all(&message))
+                        // Written through at once: a node killed -9 loses at most the
+                        // message being written (read() ignores a truncated last record).
+                        .and_then(|()| out.flush());
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "consensus journal stopped");
+                        return;
+                    }
+                }
+            })?;
+        Ok(Journal { queue })
+    }
+
+    /// Records a received message (dropped if the writer is behind).
+    pub fn record(&self, message: &[u8]) {
+        let _ = self.queue.try_send(message.to_vec());
+    }
+}
+
+/// Every message in the journal at `path` (a truncated last record, from a node killed while
+/// writing it, is ignored).
+pub fn read(path: &Path) -> io::Result<Vec<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    let mut messages = Vec::new();
+    let mut rest = bytes.as_slice();
+    while let Some((prefix, tail)) = rest.split_first_chunk::<4>() {
+        let length = u32::from_be_bytes(*prefix) as usize;
+        let Some((message, tail)) = tail.split_at_checked(length) else {
+            break;
+        };
+        messages.push(message.to_vec());
+        rest = tail;
+    }
+    Ok(messages)
+}
+
+/// Two validly signed, different messages of one kind by one validator for one height and
+/// round.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Equivocation {
+    /// The signer's key, hex.
+    pub signer: String,
+    /// Height.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// `proposal`, `prepare`, `commit` or `round_change`.
+    pub kind: &'static str,
+    /// The signing hashes of the different messages, hex.
+    pub signed: Vec<String>,
+}
+
+/// What the journals hold: messages read, validly signed, and equivocations.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Findings {
+    /// Messages read.
+    pub messages: u64,
+    /// Of those, validly signed by a validator of the set.
+    pub valid: u64,
+    /// Equivocations found.
+    pub equivocations: Vec<Equivocation>,
+}
+
+/// Looks across `journals` for equivocations by `validators`.
+pub fn equivocations(journals: &[Vec<Vec<u8>>], validators: &ValidatorSet) -> Findings {
+    let mut findings = Findings::default();
+    let mut seen: BTreeMap<(usize, u64, u32, u8), std::collections::BTreeSet<[u8; 32]>> =
+        BTreeMap::new();
+    for bytes in journals.iter().flatten() {
+        findings.messages = findings.messages.saturating_add(1);
+        let Ok(message) = SignedMessage::decode(bytes) else {
+            continue;
+        };
+        let Ok(signer) = message.verify(validators, &mut StrictVerifier) else {
+            continue;
+        };
+        findings.valid = findings.valid.saturating_add(1);
+        let kind = message.message.kind();
+        seen.entry((
+            signer,
+            message.message.height(),
+            message.message.round(),
+            kind as u8,
+        ))
+        .or_default()
+        .insert(message.message.signing_hash(validators.domain()));
+    }
+    for ((signer, height, round, kind), hashes) in seen {
+        if hashes.len() > 1 {
+            findings.equivocations.push(Equivocation {
+                signer: validators
+                    .key(signer)
+                    .map(|k| to_hex(&k.0))
+                    .unwrap_or_default(),
+                height,
+                round,
+                kind: match kind {
+                    k if k == MessageKind::Proposal as u8 => "proposal",
+                    k if k == MessageKind::Prepare as u8 => "prepare",
+                    k if k == MessageKind::Commit as u8 => "commit",
+                    _ => "round_change",
+                },
+                signed: hashes.iter().map(|h| to_hex(h)).collect(),
+            });
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+    use interpool_consensus::{Digest, Message, Vote};
+    use interpool_contracts::testkit::key;
+
+    #[test]
+    fn a_journal_round_trips_and_two_different_votes_are_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let genesis = testkit::genesis();
+        let validators = testkit::validator_set(&genesis);
+        let domain = *validators.domain();
+        let vote = |digest: &[u8]| Vote {
+            height: 7,
+            round: 1,
+            digest: Digest::of(digest),
+        };
+        let signer = key(testkit::VALIDATOR_SEEDS[2]);
+        let first = Message::Prepare(vote(b"a")).sign(&signer, &domain).encode();
+        let same = first.clone();
+        let other = Message::Prepare(vote(b"b")).sign(&signer, &domain).encode();
+        let commit = Message::Commit(vote(b"b")).sign(&signer, &domain).encode();
+        {
+            let journal = Journal::open(&path).expect("open");
+            for message in [&first, &same, &commit] {
+                journal.record(message);
+            }
+        }
+        // The writer thread drains what was queued before the journal was dropped.
+        testkit_wait(|| read(&path).map(|m| m.len() == 3).unwrap_or(false));
+        let mut with_garbage = read(&path).expect("read");
+        with_garbage.push(b"not a message".to_vec());
+        let clean = equivocations(&[with_garbage.clone()], &validators);
+        assert_eq!((clean.messages, clean.valid), (4, 3));
+        assert!(clean.equivocations.is_empty(), "{clean:?}");
+        // Another node received the conflicting PREPARE.
+        let found = equivocations(&[with_garbage, vec![other]], &validators);
+        assert_eq!(found.equivocations.len(), 1, "{found:?}");
+        assert_eq!(found.equivocations[0].kind, "prepare");
+        assert_eq!(
+            (found.equivocations[0].height, found.equivocations[0].round),
+            (7, 1)
+        );
+        // A truncated last record is ignored.
+        let mut bytes = std::fs::read(&path).expect("bytes");
+        bytes.extend_from_slice(&100u32.to_be_bytes());
+        bytes.extend_from_slice(b"short");
+        std::fs::write(&path, bytes).expect("write");
+        assert_eq!(read(&path).expect("read").len(), 3);
+    }
+
+    fn testkit_wait(condition: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !condition() {
+            assert!(std::time::Instant::now() < deadline, "journal not written");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
