@@ -20,7 +20,7 @@ use thiserror::Error;
 
 use crate::app::replay::{check_nothing_beyond, Replay, Trust};
 pub use crate::app::replay::{DiscrepancyKind, Record};
-use crate::storage::{StorageError, Store};
+use crate::storage::{ChainStore, StorageError, Store};
 
 /// What an audit that found nothing wrong verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,7 +148,7 @@ pub fn open_store(data_dir: &Path) -> Result<Store, SetupError> {
 /// Audits the chain stored in `store` against `genesis`. `progress` is called with
 /// `(verified heights, stored height)` before the first block and after each one.
 pub fn audit(
-    store: &Store,
+    store: &dyn ChainStore,
     genesis: &Genesis,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, AuditError> {

@@ -29,6 +29,8 @@ pub mod failpoints;
 pub mod metrics;
 pub mod net;
 pub mod service;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod storage;
 
 #[cfg(test)]

@@ -120,10 +120,22 @@ pub fn mempool() -> SharedMempool {
 
 /// A core on the store in `dir` (opened or created), with full invariant checks.
 pub fn core(genesis: &Genesis, dir: &Path, limits: BlockLimits) -> Core {
+    core_and_store(genesis, dir, limits).0
+}
+
+/// [`core`], and its store as RocksDB (what the read side needs).
+pub fn core_and_store(genesis: &Genesis, dir: &Path, limits: BlockLimits) -> (Core, Arc<Store>) {
     let store = Arc::new(Store::open(dir).expect("store"));
-    Core::open(genesis, store, limits, mempool(), Arc::new(Metrics::new()))
-        .expect("open")
-        .with_full_invariant_checks()
+    let core = Core::open(
+        genesis,
+        store.clone(),
+        limits,
+        mempool(),
+        Arc::new(Metrics::new()),
+    )
+    .expect("open")
+    .with_full_invariant_checks();
+    (core, store)
 }
 
 /// Puts `tx` into the core's mempool against its current ledger.

@@ -80,9 +80,10 @@ impl TestApi {
     fn with_limits(api_limits: limits::ApiLimits, reads: crate::app::ReadLimits) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
-        let core = crate::testkit::core(&genesis, dir.path(), crate::testkit::limits());
+        let (core, store) =
+            crate::testkit::core_and_store(&genesis, dir.path(), crate::testkit::limits());
         let metrics = Arc::new(Metrics::new());
-        let reader = Reader::new(core.store().clone(), core.subscribe(), reads);
+        let reader = Reader::new(store, core.subscribe(), reads);
         let api_limits = Arc::new(api_limits);
         let admission = Admission::new(
             genesis.chain_id.clone(),

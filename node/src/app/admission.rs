@@ -15,17 +15,17 @@
 //! decides that report). Either way the consensus driver is woken.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use interpool_contracts::tx::check_stateless_batch;
-use interpool_contracts::{AdmissionError, Hash, SignedTransaction};
+use interpool_contracts::{AdmissionError, Hash, SignedTransaction, VerifiedTransaction};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::lock;
 use super::mempool::SharedMempool;
 use super::view::{run_blocking, ChainView};
 use crate::metrics::Metrics;
-use crate::storage::Store;
+use crate::storage::ChainStore;
 
 /// Where transactions come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub struct Admission {
     chain_id: String,
     mempool: SharedMempool,
     view: watch::Receiver<Arc<ChainView>>,
-    store: Arc<Store>,
+    store: Arc<dyn ChainStore>,
     metrics: Arc<Metrics>,
     workers: Arc<Semaphore>,
     /// Wakes the consensus driver (validators) when transactions arrive.
@@ -105,7 +105,7 @@ impl Admission {
         chain_id: String,
         mempool: SharedMempool,
         view: watch::Receiver<Arc<ChainView>>,
-        store: Arc<Store>,
+        store: Arc<dyn ChainStore>,
         metrics: Arc<Metrics>,
         settings: AdmissionSettings,
     ) -> Self {
@@ -144,20 +144,22 @@ impl Admission {
         }
         let hashes: Vec<Hash> = recorded.iter().map(SignedTransaction::hash).collect();
         let admitted = self.admit(recorded, Origin::Restored).await;
-        let gone: Vec<Hash> = hashes
-            .into_iter()
-            .zip(&admitted.results)
-            .filter(|(_, result)| !matches!(result, Ok(_) | Err(AdmissionError::AlreadyPending)))
-            .map(|(hash, _)| hash)
-            .collect();
+        let gone = gone(hashes, &admitted);
         let store = self.store.clone();
         run_blocking(move || store.forget_pending(&gone)).await?;
-        let pending = admitted.admitted();
-        tracing::info!(
-            pending,
-            "acknowledged transactions offered again after a restart"
-        );
-        Ok(pending)
+        Ok(restored(&admitted))
+    }
+
+    /// [`Self::restore`] on the calling thread (the simulator's).
+    pub fn restore_blocking(&self) -> Result<usize, crate::storage::StorageError> {
+        let recorded = self.store.pending_transactions()?;
+        if recorded.is_empty() {
+            return Ok(0);
+        }
+        let hashes: Vec<Hash> = recorded.iter().map(SignedTransaction::hash).collect();
+        let admitted = self.admit_blocking(recorded, Origin::Restored);
+        self.store.forget_pending(&gone(hashes, &admitted))?;
+        Ok(restored(&admitted))
     }
 
     /// Offers again, every [`REOFFER_AFTER`], what has been pending here that long: a
@@ -168,20 +170,26 @@ impl Admission {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let lingering = lock(&self.mempool).lingering(REOFFER_AFTER, MAX_REOFFERED);
-            if lingering.is_empty() {
-                continue;
-            }
-            tracing::debug!(
-                count = lingering.len(),
-                "offering pending transactions again"
-            );
-            if let Some(gossip) = &self.gossip {
-                gossip(lingering);
-            }
-            if let Some(wake) = &self.wake {
-                wake.notify_one();
-            }
+            self.reoffer(REOFFER_AFTER);
+        }
+    }
+
+    /// Offers again (gossips, and wakes the driver) what has been pending here longer than
+    /// `lingering`.
+    pub fn reoffer(&self, lingering: Duration) {
+        let lingering = lock(&self.mempool).lingering(lingering, MAX_REOFFERED);
+        if lingering.is_empty() {
+            return;
+        }
+        tracing::debug!(
+            count = lingering.len(),
+            "offering pending transactions again"
+        );
+        if let Some(gossip) = &self.gossip {
+            gossip(lingering);
+        }
+        if let Some(wake) = &self.wake {
+            wake.notify_one();
         }
     }
 
@@ -205,54 +213,11 @@ impl Admission {
                     ],
                 };
             };
-            run_blocking(move || {
-                // Stateless checks (signatures in one batch), then "already in a block?".
-                check_stateless_batch(txs, &chain_id)
-                    .into_iter()
-                    .map(|result| {
-                        let verified = result.map_err(AdmissionError::Rejected)?;
-                        match store.tx_location(&verified.hash()) {
-                            Ok(None) => Ok(verified),
-                            Ok(Some(_)) => Err(AdmissionError::AlreadyIncluded(verified.hash())),
-                            // A storage failure is the node's problem, not the sender's.
-                            Err(error) => {
-                                tracing::warn!(%error, "cannot read the transaction index");
-                                Err(AdmissionError::Unavailable(error.to_string()))
-                            }
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
+            run_blocking(move || check(&chain_id, store.as_ref(), txs)).await
         };
         self.metrics
             .observe_verification(started.elapsed(), checked.len());
-        let mut results = Vec::with_capacity(checked.len());
-        let mut admitted = Vec::new();
-        {
-            let mut mempool = lock(&self.mempool);
-            let view = self.view.borrow().clone();
-            let next_height = view.tip.height + 1;
-            for result in checked {
-                let verified = match result {
-                    Ok(verified) => verified,
-                    Err(error) => {
-                        results.push(Err(error));
-                        continue;
-                    }
-                };
-                let hash = verified.hash();
-                let signed = (origin != Origin::Peer).then(|| verified.signed().clone());
-                match mempool.insert(verified, &view.ledger, next_height) {
-                    Ok(()) => {
-                        admitted.extend(signed);
-                        results.push(Ok(hash));
-                    }
-                    Err(error) => results.push(Err(error)),
-                }
-            }
-            self.metrics.mempool_size(mempool.len());
-        }
+        let (mut results, admitted) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
             // Acknowledged means durable: on disk before the client hears "accepted".
             let store = self.store.clone();
@@ -261,16 +226,7 @@ impl Admission {
             let saved = run_blocking(move || store.save_pending(&record)).await;
             crate::failpoints::hit("admission.after_persist");
             if let Err(error) = saved {
-                tracing::error!(%error, "cannot record acknowledged transactions; refusing them");
-                let mut mempool = lock(&self.mempool);
-                for tx in &admitted {
-                    mempool.remove(&tx.hash());
-                }
-                for result in &mut results {
-                    if result.is_ok() {
-                        *result = Err(AdmissionError::Unavailable(error.to_string()));
-                    }
-                }
+                self.refuse_unrecorded(&admitted, &mut results, &error);
                 return Admitted { results };
             }
         }
@@ -295,4 +251,124 @@ impl Admission {
         }
         outcome
     }
+
+    /// [`Self::admit`] on the calling thread (the simulator's): the same checks, the same
+    /// durable record before the answer, the same gossip.
+    pub fn admit_blocking(&self, txs: Vec<SignedTransaction>, origin: Origin) -> Admitted {
+        let checked = check(&self.chain_id, self.store.as_ref(), txs);
+        let (mut results, admitted) = self.insert(checked, origin);
+        if origin == Origin::Client && !admitted.is_empty() {
+            if let Err(error) = self.store.save_pending(&admitted) {
+                self.refuse_unrecorded(&admitted, &mut results, &error);
+                return Admitted { results };
+            }
+        }
+        let outcome = Admitted { results };
+        if outcome.admitted() > 0 {
+            if let (Some(gossip), false) = (&self.gossip, admitted.is_empty()) {
+                gossip(admitted);
+            }
+            if let Some(wake) = &self.wake {
+                wake.notify_one();
+            }
+        }
+        outcome
+    }
+
+    /// Puts what passed the checks into the mempool: the results, and the transactions to
+    /// record and gossip (a client's or restored ones; a peer's are already gossiped).
+    fn insert(
+        &self,
+        checked: Vec<Result<VerifiedTransaction, AdmissionError>>,
+        origin: Origin,
+    ) -> (Vec<Result<Hash, AdmissionError>>, Vec<SignedTransaction>) {
+        let mut results = Vec::with_capacity(checked.len());
+        let mut admitted = Vec::new();
+        let mut mempool = lock(&self.mempool);
+        let view = self.view.borrow().clone();
+        let next_height = view.tip.height + 1;
+        for result in checked {
+            let verified = match result {
+                Ok(verified) => verified,
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            };
+            let hash = verified.hash();
+            let signed = (origin != Origin::Peer).then(|| verified.signed().clone());
+            match mempool.insert(verified, &view.ledger, next_height) {
+                Ok(()) => {
+                    admitted.extend(signed);
+                    results.push(Ok(hash));
+                }
+                Err(error) => results.push(Err(error)),
+            }
+        }
+        self.metrics.mempool_size(mempool.len());
+        (results, admitted)
+    }
+
+    /// The record of acknowledged transactions failed: they are taken out again and
+    /// refused (the node cannot promise them).
+    fn refuse_unrecorded(
+        &self,
+        admitted: &[SignedTransaction],
+        results: &mut [Result<Hash, AdmissionError>],
+        error: &crate::storage::StorageError,
+    ) {
+        tracing::error!(%error, "cannot record acknowledged transactions; refusing them");
+        let mut mempool = lock(&self.mempool);
+        for tx in admitted {
+            mempool.remove(&tx.hash());
+        }
+        for result in results {
+            if result.is_ok() {
+                *result = Err(AdmissionError::Unavailable(error.to_string()));
+            }
+        }
+    }
+}
+
+/// The stateless checks (signatures in one batch), then "already in a block?".
+fn check(
+    chain_id: &str,
+    store: &dyn ChainStore,
+    txs: Vec<SignedTransaction>,
+) -> Vec<Result<VerifiedTransaction, AdmissionError>> {
+    check_stateless_batch(txs, chain_id)
+        .into_iter()
+        .map(|result| {
+            let verified = result.map_err(AdmissionError::Rejected)?;
+            match store.tx_location(&verified.hash()) {
+                Ok(None) => Ok(verified),
+                Ok(Some(_)) => Err(AdmissionError::AlreadyIncluded(verified.hash())),
+                // A storage failure is the node's problem, not the sender's.
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the transaction index");
+                    Err(AdmissionError::Unavailable(error.to_string()))
+                }
+            }
+        })
+        .collect()
+}
+
+/// Of restored transactions, those that can no longer commit (their record is dropped).
+fn gone(hashes: Vec<Hash>, admitted: &Admitted) -> Vec<Hash> {
+    hashes
+        .into_iter()
+        .zip(&admitted.results)
+        .filter(|(_, result)| !matches!(result, Ok(_) | Err(AdmissionError::AlreadyPending)))
+        .map(|(hash, _)| hash)
+        .collect()
+}
+
+/// Logs and counts what a restore made pending again.
+fn restored(admitted: &Admitted) -> usize {
+    let pending = admitted.admitted();
+    tracing::info!(
+        pending,
+        "acknowledged transactions offered again after a restart"
+    );
+    pending
 }

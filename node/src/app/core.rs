@@ -30,7 +30,7 @@ use super::mempool::SharedMempool;
 use super::replay::{self, Invariants, Replay, Trust};
 use super::view::ChainView;
 use crate::metrics::Metrics;
-use crate::storage::{CommittedBlock, StorageError, Store};
+use crate::storage::{ChainStore, CommittedBlock, StorageError};
 
 /// What this node puts into the blocks it proposes (the node config's `[block]`, checked
 /// against the consensus payload bound when the config is loaded).
@@ -161,7 +161,7 @@ pub struct Core {
     /// the previous one.
     ledger: Arc<Ledger>,
     tip: ChainTip,
-    store: Arc<Store>,
+    store: Arc<dyn ChainStore>,
     limits: BlockLimits,
     mempool: SharedMempool,
     metrics: Arc<Metrics>,
@@ -178,7 +178,7 @@ impl Core {
     /// database made for another genesis.
     pub fn open(
         genesis: &Genesis,
-        store: Arc<Store>,
+        store: Arc<dyn ChainStore>,
         limits: BlockLimits,
         mempool: SharedMempool,
         metrics: Arc<Metrics>,
@@ -197,7 +197,7 @@ impl Core {
         let stored = store.height()?;
         for height in 1..=stored {
             replay
-                .block(&store, height, Trust::OwnStore)
+                .block(store.as_ref(), height, Trust::OwnStore)
                 .map_err(|kind| ChainError::Inconsistent {
                     height,
                     message: kind.to_string(),
@@ -253,7 +253,7 @@ impl Core {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<dyn ChainStore> {
         &self.store
     }
 
@@ -646,7 +646,7 @@ mod tests {
         drop(testkit::core(&genesis, dir.path(), limits()));
         let mut other = genesis.clone();
         other.chain_id = "another".into();
-        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let store = Arc::new(crate::storage::Store::open(dir.path()).expect("store"));
         let result = Core::open(
             &other,
             store,

@@ -41,7 +41,7 @@ use interpool_contracts::tx::check_stateless_batch;
 use interpool_contracts::{Genesis, Hash, Ledger, TxError, VerifiedTransaction};
 use thiserror::Error;
 
-use crate::storage::{StorageError, Store};
+use crate::storage::{ChainStore, StorageError};
 
 /// How much of the ledger's invariants to check after a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ impl Replay {
     /// Replays stored block `height` (the next one) and returns its outcome.
     pub fn block(
         &mut self,
-        store: &Store,
+        store: &dyn ChainStore,
         height: u64,
         trust: Trust<'_>,
     ) -> Result<BlockOutcome, DiscrepancyKind> {
@@ -475,7 +475,7 @@ fn compare_outcomes(
 
 /// A commit writes a height's records and the new height in one batch: records beyond the
 /// stored height were written some other way.
-pub fn check_nothing_beyond(store: &Store, height: u64) -> Result<(), DiscrepancyKind> {
+pub fn check_nothing_beyond(store: &dyn ChainStore, height: u64) -> Result<(), DiscrepancyKind> {
     if store
         .block(height)
         .map_err(DiscrepancyKind::Storage)?

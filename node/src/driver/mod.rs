@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::app::{ChainError, Core, ProposalContext};
 use crate::metrics::{LogThrottle, Metrics};
-use crate::storage::Store;
+use crate::storage::ChainStore;
 
 /// Largest persisted engine state read back: its lock payload and the messages it signed.
 const MAX_PERSISTED_BYTES: u64 = 4 * MAX_MESSAGE_BYTES as u64;
@@ -57,7 +57,7 @@ pub trait ConsensusStore: Send + 'static {
 /// small state record that refers to them, so a new signature costs a synced write of a
 /// few hundred bytes, not of the payloads again.
 pub struct DurableConsensus {
-    store: Arc<Store>,
+    store: Arc<dyn ChainStore>,
     /// Digests of the payloads stored with the current state.
     stored: BTreeSet<[u8; 32]>,
 }
@@ -67,7 +67,7 @@ const STATE_FORMAT: &[u8] = b"interpool/consensus-state/v2";
 
 impl DurableConsensus {
     /// The persisted state in `store`.
-    pub fn new(store: Arc<Store>) -> Self {
+    pub fn new(store: Arc<dyn ChainStore>) -> Self {
         DurableConsensus {
             store,
             stored: BTreeSet::new(),
@@ -218,22 +218,56 @@ pub struct DriverSettings {
     pub empty_block_interval_ms: u64,
 }
 
-enum Internal {
-    Timer {
+/// A timer the driver set; when it fires it comes back through [`Driver::on_timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverTimer {
+    /// One of the engine's timers.
+    Engine {
+        /// Height.
         height: Height,
+        /// Round.
         round: Round,
+        /// Which timer.
         kind: TimerKind,
     },
+    /// The wait for transactions before proposing an empty block is over.
     ProposeNow {
+        /// Height.
         height: Height,
+        /// Round.
         round: Round,
     },
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// What the driver needs of time: the wall clock (the engine's clock, proposal timestamps)
+/// and timers. The node uses the system clock and tokio's timers; the deterministic
+/// simulator its virtual clock and event queue.
+pub trait DriverClock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Delivers `timer` to [`Driver::on_timer`] after `after_ms`.
+    fn set_timer(&self, after_ms: u64, timer: DriverTimer);
+}
+
+/// The system clock and tokio timers feeding [`Driver::run`].
+struct TokioClock {
+    timers: mpsc::UnboundedSender<DriverTimer>,
+}
+
+impl DriverClock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn set_timer(&self, after_ms: u64, timer: DriverTimer) {
+        let timers = self.timers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            let _ = timers.send(timer);
+        });
+    }
 }
 
 /// The driver. Build it with [`Driver::new`], run it with [`Driver::run`].
@@ -244,13 +278,16 @@ pub struct Driver<S: ConsensusStore> {
     durable: S,
     network: Arc<dyn ConsensusNetwork>,
     metrics: Arc<Metrics>,
-    internal_tx: mpsc::UnboundedSender<Internal>,
-    internal_rx: mpsc::UnboundedReceiver<Internal>,
+    clock: Arc<dyn DriverClock>,
+    timers: mpsc::UnboundedReceiver<DriverTimer>,
     settings: DriverSettings,
     /// A proposal the engine asked for while the mempool was empty.
     waiting_proposal: Option<(Height, Round)>,
     /// Ignored consensus messages already reported in the log.
     ignored_logged: u64,
+    /// Sabotage for the simulator's teeth test: run a `Ready`'s actions before making its
+    /// state durable (breaks "save first, then speak"). Never set outside the simulator.
+    persist_after_send: bool,
 }
 
 /// One line every 10 s at most about ignored consensus messages.
@@ -267,7 +304,7 @@ impl<S: ConsensusStore> Driver<S> {
         metrics: Arc<Metrics>,
         settings: DriverSettings,
     ) -> Self {
-        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let (timers_tx, timers) = mpsc::unbounded_channel();
         Driver {
             engine,
             me: AccountId(signing_key.verifying_key().to_bytes()),
@@ -275,12 +312,28 @@ impl<S: ConsensusStore> Driver<S> {
             durable,
             network,
             metrics,
-            internal_tx,
-            internal_rx,
+            clock: Arc::new(TokioClock { timers: timers_tx }),
+            timers,
             settings,
             waiting_proposal: None,
             ignored_logged: 0,
+            persist_after_send: false,
         }
+    }
+
+    /// The driver on another clock (the simulator's): it is then driven by calling
+    /// [`Self::start`], [`Self::on_input`], [`Self::on_timer`] and
+    /// [`Self::on_transactions`], not [`Self::run`].
+    pub fn with_clock(mut self, clock: Arc<dyn DriverClock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// **Sabotage, for the simulator's teeth test only**: sends before saving.
+    #[cfg(any(test, feature = "sim"))]
+    pub fn persisting_after_send(mut self) -> Self {
+        self.persist_after_send = true;
+        self
     }
 
     /// The core (for tests and for handing over at shutdown).
@@ -295,20 +348,27 @@ impl<S: ConsensusStore> Driver<S> {
         mut inputs: mpsc::Receiver<DriverInput>,
         transactions: Arc<Notify>,
     ) -> Result<(), ChainError> {
-        self.step(Input::Start { now_ms: now_ms() })?;
+        self.start()?;
         loop {
             tokio::select! {
                 input = inputs.recv() => {
                     let Some(input) = input else { return Ok(()) };
                     self.on_input(input)?;
                 }
-                Some(internal) = self.internal_rx.recv() => self.on_internal(internal)?,
+                Some(timer) = self.timers.recv() => self.on_timer(timer)?,
                 () = transactions.notified() => self.on_transactions()?,
             }
         }
     }
 
-    fn on_input(&mut self, input: DriverInput) -> Result<(), ChainError> {
+    /// Starts the engine (once, before any other input).
+    pub fn start(&mut self) -> Result<(), ChainError> {
+        let now_ms = self.clock.now_ms();
+        self.step(Input::Start { now_ms })
+    }
+
+    /// Handles a message or a synced block.
+    pub fn on_input(&mut self, input: DriverInput) -> Result<(), ChainError> {
         match input {
             DriverInput::Message(bytes) => match SignedMessage::decode(&bytes) {
                 Ok(message) => self.step(Input::Message(message)),
@@ -335,16 +395,18 @@ impl<S: ConsensusStore> Driver<S> {
         }
     }
 
-    fn on_transactions(&mut self) -> Result<(), ChainError> {
+    /// New transactions are in the mempool: a proposal waiting for them goes ahead.
+    pub fn on_transactions(&mut self) -> Result<(), ChainError> {
         match self.waiting_proposal.take() {
             Some((height, round)) => self.propose(height, round),
             None => Ok(()),
         }
     }
 
-    fn on_internal(&mut self, internal: Internal) -> Result<(), ChainError> {
-        match internal {
-            Internal::Timer {
+    /// A timer set earlier fired.
+    pub fn on_timer(&mut self, timer: DriverTimer) -> Result<(), ChainError> {
+        match timer {
+            DriverTimer::Engine {
                 height,
                 round,
                 kind,
@@ -352,9 +414,9 @@ impl<S: ConsensusStore> Driver<S> {
                 height,
                 round,
                 kind,
-                now_ms: now_ms(),
+                now_ms: self.clock.now_ms(),
             }),
-            Internal::ProposeNow { height, round } => {
+            DriverTimer::ProposeNow { height, round } => {
                 if self.waiting_proposal == Some((height, round)) {
                     self.waiting_proposal = None;
                     self.propose(height, round)
@@ -369,7 +431,7 @@ impl<S: ConsensusStore> Driver<S> {
         if self.core.next_height() != height {
             return Ok(()); // the height moved on (sync); the engine asks again
         }
-        let payload = self.core.build_proposal(self.me, now_ms());
+        let payload = self.core.build_proposal(self.me, self.clock.now_ms());
         self.step(Input::ProposalReady {
             height,
             round,
@@ -384,6 +446,17 @@ impl<S: ConsensusStore> Driver<S> {
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
             let Ready { persist, actions } = self.engine.handle(input);
+            if self.persist_after_send {
+                for action in actions {
+                    if let Some(answer) = self.execute(action)? {
+                        inputs.push_back(answer);
+                    }
+                }
+                if let Some(state) = persist {
+                    self.durable.save(&state)?;
+                }
+                continue;
+            }
             if let Some(state) = persist {
                 crate::failpoints::hit("consensus.before_persist");
                 self.durable.save(&state)?;
@@ -438,29 +511,24 @@ impl<S: ConsensusStore> Driver<S> {
                 round,
                 kind,
                 after_ms,
-            } => {
-                let internal = self.internal_tx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                    let _ = internal.send(Internal::Timer {
-                        height,
-                        round,
-                        kind,
-                    });
-                });
-            }
+            } => self.clock.set_timer(
+                after_ms,
+                DriverTimer::Engine {
+                    height,
+                    round,
+                    kind,
+                },
+            ),
             Action::RequestProposal { height, round } => {
                 if self.core.nothing_to_propose() {
                     // Wait for transactions, or propose an empty block after the interval.
                     self.waiting_proposal = Some((height, round));
-                    let internal = self.internal_tx.clone();
-                    let wait = self.settings.empty_block_interval_ms;
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(wait)).await;
-                        let _ = internal.send(Internal::ProposeNow { height, round });
-                    });
+                    self.clock.set_timer(
+                        self.settings.empty_block_interval_ms,
+                        DriverTimer::ProposeNow { height, round },
+                    );
                 } else {
-                    let payload = self.core.build_proposal(self.me, now_ms());
+                    let payload = self.core.build_proposal(self.me, self.clock.now_ms());
                     return Ok(Some(Input::ProposalReady {
                         height,
                         round,
@@ -481,7 +549,7 @@ impl<S: ConsensusStore> Driver<S> {
                         .filter_map(|r| validators.key(validators.proposer(height, r)))
                         .map(|key| AccountId(key.0))
                         .collect(),
-                    now_ms: now_ms(),
+                    now_ms: self.clock.now_ms(),
                 };
                 let verdict = self.core.validate_proposal(height, &payload, &context);
                 if let Err(reason) = &verdict {

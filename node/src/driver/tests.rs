@@ -15,10 +15,11 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::*;
 use crate::app::{lock, ChainView, SharedMempool};
+use crate::storage::Store;
 use crate::testkit::{self, VALIDATOR_SEEDS};
 
 /// Every in-process validator's input queue and store, by key.
-type Peers = Arc<Mutex<BTreeMap<AccountId, (mpsc::Sender<DriverInput>, Arc<Store>)>>>;
+type Peers = Arc<Mutex<BTreeMap<AccountId, (mpsc::Sender<DriverInput>, Arc<dyn ChainStore>)>>>;
 
 /// Decides whether a message goes through (a scripted network).
 type Filter = Arc<dyn Fn(&SignedMessage) -> bool + Send + Sync>;
@@ -121,7 +122,7 @@ impl ConsensusStore for RecordingStore {
 
 struct Node {
     view: watch::Receiver<Arc<ChainView>>,
-    store: Arc<Store>,
+    store: Arc<dyn ChainStore>,
     mempool: SharedMempool,
     wake: Arc<Notify>,
     task: tokio::task::JoinHandle<Result<(), ChainError>>,
@@ -141,7 +142,7 @@ fn start<S: ConsensusStore>(
     genesis: &Genesis,
     dir: tempfile::TempDir,
     peers: &Peers,
-    durable: impl FnOnce(&Arc<Store>) -> S,
+    durable: impl FnOnce(&Arc<dyn ChainStore>) -> S,
     filter: Filter,
 ) -> Node {
     let core = testkit::core(genesis, dir.path(), testkit::limits());
@@ -226,7 +227,7 @@ fn assert_agreement(nodes: &[Node]) {
 }
 
 /// The node's own consensus state store on its database.
-fn durable(store: &Arc<Store>) -> DurableConsensus {
+fn durable(store: &Arc<dyn ChainStore>) -> DurableConsensus {
     DurableConsensus::new(store.clone())
 }
 
@@ -336,7 +337,7 @@ async fn persisted_consensus_states_never_go_back() {
                 &genesis,
                 tempfile::tempdir().expect("tempdir"),
                 &peers,
-                |_: &Arc<Store>| durable.clone(),
+                |_: &Arc<dyn ChainStore>| durable.clone(),
                 filter.clone(),
             )
         })

@@ -277,7 +277,7 @@ mod tests {
     async fn a_consensus_message_reaches_the_driver_through_a_consensus_and_gossip_flood() {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = testkit::genesis();
-        let core = testkit::core(&genesis, dir.path(), testkit::limits());
+        let (core, store) = testkit::core_and_store(&genesis, dir.path(), testkit::limits());
         let metrics = Arc::new(Metrics::new());
         let admission = Admission::new(
             genesis.chain_id.clone(),
@@ -295,11 +295,7 @@ mod tests {
             Routes {
                 network: validator.clone(),
                 admission,
-                reader: Reader::new(
-                    core.store().clone(),
-                    core.subscribe(),
-                    ReadLimits::default(),
-                ),
+                reader: Reader::new(store, core.subscribe(), ReadLimits::default()),
                 driver: Some(driver_tx),
                 announced: Arc::new(Notify::new()),
                 peers: Arc::new(AtomicUsize::new(0)),

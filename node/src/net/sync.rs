@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::p2p::{P2pEvent, P2pHandle};
 use crate::metrics::Metrics;
-use crate::storage::{StorageError, Store};
+use crate::storage::{ChainStore, StorageError, Store};
 
 /// Most blocks one sync response carries.
 pub const MAX_SYNC_BLOCKS: u32 = 64;
@@ -100,7 +100,7 @@ impl SyncResponse {
 }
 
 /// Serves a sync request from the store.
-pub fn serve(store: &Store, request: SyncRequest) -> Result<SyncResponse, StorageError> {
+pub fn serve(store: &dyn ChainStore, request: SyncRequest) -> Result<SyncResponse, StorageError> {
     let tip = store.height()?;
     let mut blocks = Vec::new();
     let mut bytes = 0usize;
@@ -309,7 +309,7 @@ pub async fn serve_requests(
         tokio::spawn(async move {
             let answer = crate::app::view::run_blocking(move || {
                 let _permit = permit;
-                serve(&store, request).map(|response| codec::encode(&response))
+                serve(store.as_ref(), request).map(|response| codec::encode(&response))
             })
             .await;
             match answer {
@@ -343,7 +343,7 @@ mod tests {
             );
         }
         let response = serve(
-            core.store(),
+            core.store().as_ref(),
             SyncRequest {
                 from: 1,
                 max_blocks: 10,

@@ -29,6 +29,9 @@ use std::path::Path;
 use interpool_contracts::codec;
 use interpool_contracts::outcome::BlockOutcome;
 use interpool_contracts::{AccountId, Hash, SignedTransaction};
+
+pub mod mem;
+
 use rocksdb::{
     ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
@@ -86,6 +89,9 @@ pub enum StorageError {
     /// The scratch folder of a secondary instance could not be made.
     #[error("cannot create a scratch folder for reading the database: {0}")]
     Scratch(std::io::Error),
+    /// The simulator's in-memory store crashed ([`mem::MemStore::fail_after`]).
+    #[error("the store crashed (simulated)")]
+    Crashed,
     /// A block was offered out of order.
     #[error("block {got} cannot follow stored height {stored}")]
     OutOfOrder {
@@ -161,6 +167,100 @@ pub enum RecordKind {
     Certificate,
     /// The encoded execution outcome (`outcomes`).
     Outcome,
+}
+
+/// What the core, the consensus state and the admission pipeline need of a store: the
+/// node's one store is RocksDB ([`Store`]); the deterministic simulator runs the same code
+/// over [`mem::MemStore`], which can lose its unsynced writes at a simulated crash.
+///
+/// Which writes are synced is part of the contract: `bind_genesis`, `save_consensus_state`
+/// and `save_pending` are durable when they return (and make every earlier write durable, as
+/// a synced write-ahead log does); `commit_block` and `forget_pending` may be lost by a crash
+/// of the machine (not of the process) until a later synced write.
+pub trait ChainStore: Send + Sync {
+    /// See [`Store::bind_genesis`].
+    fn bind_genesis(&self, genesis: &Hash) -> Result<Option<Hash>, StorageError>;
+    /// See [`Store::height`].
+    fn height(&self) -> Result<u64, StorageError>;
+    /// See [`Store::commit_block`].
+    fn commit_block(&self, committed: &CommittedBlock) -> Result<(), StorageError>;
+    /// See [`Store::block`].
+    fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError>;
+    /// See [`Store::certificate`].
+    fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError>;
+    /// See [`Store::outcome`].
+    fn outcome(&self, height: u64) -> Result<Option<BlockOutcome>, StorageError>;
+    /// See [`Store::tx_location`].
+    fn tx_location(&self, tx_hash: &Hash) -> Result<Option<Location>, StorageError>;
+    /// See [`Store::tx_locations`].
+    fn tx_locations(&self, hashes: &[Hash]) -> Result<Vec<Option<Location>>, StorageError>;
+    /// See [`Store::save_consensus_state`].
+    fn save_consensus_state(
+        &self,
+        state: &[u8],
+        add: &[(&[u8; 32], &[u8])],
+        remove: &[[u8; 32]],
+    ) -> Result<(), StorageError>;
+    /// See [`Store::consensus_state`].
+    fn consensus_state(&self) -> Result<Option<Vec<u8>>, StorageError>;
+    /// See [`Store::consensus_payload`].
+    fn consensus_payload(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// See [`Store::save_pending`].
+    fn save_pending(&self, txs: &[SignedTransaction]) -> Result<(), StorageError>;
+    /// See [`Store::forget_pending`].
+    fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError>;
+    /// See [`Store::pending_transactions`].
+    fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError>;
+}
+
+impl ChainStore for Store {
+    fn bind_genesis(&self, genesis: &Hash) -> Result<Option<Hash>, StorageError> {
+        Store::bind_genesis(self, genesis)
+    }
+    fn height(&self) -> Result<u64, StorageError> {
+        Store::height(self)
+    }
+    fn commit_block(&self, committed: &CommittedBlock) -> Result<(), StorageError> {
+        Store::commit_block(self, committed)
+    }
+    fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Store::block(self, height)
+    }
+    fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Store::certificate(self, height)
+    }
+    fn outcome(&self, height: u64) -> Result<Option<BlockOutcome>, StorageError> {
+        Store::outcome(self, height)
+    }
+    fn tx_location(&self, tx_hash: &Hash) -> Result<Option<Location>, StorageError> {
+        Store::tx_location(self, tx_hash)
+    }
+    fn tx_locations(&self, hashes: &[Hash]) -> Result<Vec<Option<Location>>, StorageError> {
+        Store::tx_locations(self, hashes)
+    }
+    fn save_consensus_state(
+        &self,
+        state: &[u8],
+        add: &[(&[u8; 32], &[u8])],
+        remove: &[[u8; 32]],
+    ) -> Result<(), StorageError> {
+        Store::save_consensus_state(self, state, add, remove)
+    }
+    fn consensus_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Store::consensus_state(self)
+    }
+    fn consensus_payload(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StorageError> {
+        Store::consensus_payload(self, digest)
+    }
+    fn save_pending(&self, txs: &[SignedTransaction]) -> Result<(), StorageError> {
+        Store::save_pending(self, txs)
+    }
+    fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
+        Store::forget_pending(self, hashes)
+    }
+    fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError> {
+        Store::pending_transactions(self)
+    }
 }
 
 /// The node's database.
