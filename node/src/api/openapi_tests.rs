@@ -3,8 +3,6 @@
 //! schemas accept what serde really produces for the API's types.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
@@ -25,7 +23,6 @@ use tower::ServiceExt;
 use super::*;
 use crate::api::accounts::MAX_HISTORY_PAGE;
 use crate::api::transactions::{BatchItem, BatchView, MAX_BATCH_TRANSACTIONS};
-use crate::app::{Admission, Reader};
 
 /// Every route the node must serve, as `(method, path)`. A route added to the router is
 /// documented by construction (`routes!`); this list is what must not go missing.
@@ -64,35 +61,7 @@ impl TestApi {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
         let core = crate::testkit::core(&genesis, dir.path(), crate::testkit::limits());
-        let metrics = Arc::new(Metrics::new());
-        let reader = Reader::new(
-            core.store().clone(),
-            core.subscribe(),
-            crate::app::ReadLimits::default(),
-        );
-        let admission = Admission::new(
-            genesis.chain_id.clone(),
-            core.mempool().clone(),
-            core.subscribe(),
-            core.store().clone(),
-            metrics.clone(),
-            crate::app::AdmissionSettings::default(),
-        );
-        let state = ApiState {
-            node: "test-node".into(),
-            read_only: false,
-            chain_id: genesis.chain_id.clone(),
-            currency: genesis.currency.clone(),
-            decimals: genesis.decimals,
-            reader,
-            mempool: core.mempool().clone(),
-            admission,
-            peers: Arc::new(AtomicUsize::new(0)),
-            metrics,
-            p2p_stats: Arc::new(crate::net::p2p::P2pStats::default),
-            event_streams: events::stream_limit(),
-            shutdown: tokio::sync::watch::channel(false).1,
-        };
+        let state = crate::testkit::api_state(&core, &genesis);
         Self {
             router: router(state, 1 << 20),
             _core: core,

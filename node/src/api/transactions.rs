@@ -27,7 +27,7 @@ pub(crate) struct SubmitRequest {
     /// A signed transaction: its canonical encoding in hex (at most `MAX_TX_BYTES`, 2048
     /// bytes).
     #[schema(pattern = "^([0-9a-fA-F]{2})*$", max_length = 4096)]
-    tx: String,
+    pub(crate) tx: String,
 }
 
 /// `POST /v1/transactions/batch` body.
@@ -38,7 +38,7 @@ pub(crate) struct BatchRequest {
     /// at most 10000 (more is answered 413 `batch_too_large`). A bad entry is answered in
     /// place in the results, not with an error for the whole batch.
     #[schema(max_items = 10000)]
-    txs: Vec<String>,
+    pub(crate) txs: Vec<String>,
 }
 
 /// `POST /v1/transactions/batch` answer: one result per submitted transaction, in order.
