@@ -90,6 +90,11 @@
 )]
 
 pub mod engine;
+// The fuzz target's entry function: for `cargo fuzz` (`--cfg fuzzing`) and the corpus replay
+// test only. It asserts the properties it checks, on purpose.
+#[cfg(any(test, fuzzing))]
+#[allow(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+pub mod fuzzing;
 pub mod message;
 // The simulator is test infrastructure behind a feature the node never enables; it
 // panics on purpose when a safety check fails.

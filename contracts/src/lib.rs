@@ -34,6 +34,11 @@ pub mod admission;
 pub mod block;
 pub mod codec;
 pub mod error;
+// The fuzz target's entry function: for `cargo fuzz` (`--cfg fuzzing`) and the corpus replay
+// test only. It asserts the properties it checks, on purpose.
+#[cfg(any(test, fuzzing))]
+#[allow(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+pub mod fuzzing;
 pub mod genesis;
 pub mod keys;
 pub mod ledger;

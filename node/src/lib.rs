@@ -33,5 +33,11 @@ pub mod service;
 pub mod sim;
 pub mod storage;
 
-#[cfg(test)]
+// The fuzz targets' entry functions: for `cargo fuzz` (`--cfg fuzzing`) and the corpus
+// replay tests only.
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
+// The fuzz targets use part of it.
+#[cfg(any(test, fuzzing))]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod testkit;

@@ -1,5 +1,6 @@
-//! Test fixtures shared by the node's unit tests (compiled for tests only): a genesis with
-//! four validators, transfers, certificates signed by a quorum, a core on a temporary store.
+//! Test fixtures shared by the node's unit tests and fuzz targets (compiled for tests and
+//! `cargo fuzz` only): a genesis with four validators, transfers, certificates signed by a
+//! quorum, a core on a temporary store, the API's state over a core.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use interpool_contracts::{
     AccountId, Amount, Body, Genesis, GenesisNode, Transaction, VerifiedTransaction,
 };
 
+use crate::api::ApiState;
 use crate::app::{lock, BlockLimits, Core, Mempool, MempoolLimits, ProposalContext, SharedMempool};
 use crate::metrics::Metrics;
 use crate::storage::Store;
@@ -136,6 +138,40 @@ pub fn core_and_store(genesis: &Genesis, dir: &Path, limits: BlockLimits) -> (Co
     .expect("open")
     .with_full_invariant_checks();
     (core, store)
+}
+
+/// The API's state over `core` (a validator's: writes are admitted into the core's
+/// mempool), with no network behind it.
+pub fn api_state(core: &Core, genesis: &Genesis) -> ApiState {
+    let metrics = Arc::new(Metrics::new());
+    let reader = crate::app::Reader::new(
+        core.store().clone(),
+        core.subscribe(),
+        crate::app::ReadLimits::default(),
+    );
+    let admission = crate::app::Admission::new(
+        genesis.chain_id.clone(),
+        core.mempool().clone(),
+        core.subscribe(),
+        core.store().clone(),
+        metrics.clone(),
+        crate::app::AdmissionSettings::default(),
+    );
+    ApiState {
+        node: "test-node".into(),
+        read_only: false,
+        chain_id: genesis.chain_id.clone(),
+        currency: genesis.currency.clone(),
+        decimals: genesis.decimals,
+        reader,
+        mempool: core.mempool().clone(),
+        admission,
+        peers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        metrics,
+        p2p_stats: Arc::new(crate::net::p2p::P2pStats::default),
+        event_streams: crate::api::events::stream_limit(),
+        shutdown: tokio::sync::watch::channel(false).1,
+    }
 }
 
 /// Puts `tx` into the core's mempool against its current ledger.

@@ -3,8 +3,6 @@
 //! schemas accept what serde really produces for the API's types.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
@@ -25,7 +23,6 @@ use tower::ServiceExt;
 use super::*;
 use crate::api::accounts::MAX_HISTORY_PAGE;
 use crate::api::transactions::{BatchItem, BatchView, MAX_BATCH_TRANSACTIONS};
-use crate::app::{Admission, Reader};
 
 /// Every route the node must serve, as `(method, path)`. A route added to the router is
 /// documented by construction (`routes!`); this list is what must not go missing.

@@ -31,7 +31,7 @@ pub(crate) struct SubmitRequest {
     /// correctly signed or not valid on this chain with the 400, 409 or 422 code of its
     /// rejection: the schema states the syntax, the node judges the meaning.
     #[schema(pattern = "^([0-9a-fA-F]{2})*$", min_length = 200, max_length = 4096)]
-    tx: String,
+    pub(crate) tx: String,
 }
 
 /// `POST /v1/transactions/batch` body.
@@ -43,7 +43,7 @@ pub(crate) struct BatchRequest {
     /// is not an error of the whole batch: it is answered in place in the results (with
     /// `bad_hex` or `malformed_transaction`), so the entries are any strings.
     #[schema(max_items = 10000)]
-    txs: Vec<String>,
+    pub(crate) txs: Vec<String>,
 }
 
 /// `POST /v1/transactions/batch` answer: one result per submitted transaction, in order.

@@ -30,7 +30,7 @@
 //!
 //! Protocol names and the gossip topics carry `network_id`, so two chains never mix.
 
-mod codec;
+pub(crate) mod codec;
 #[cfg(test)]
 mod tests;
 

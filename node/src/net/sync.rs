@@ -83,6 +83,14 @@ pub enum SyncError {
         /// Why.
         message: String,
     },
+    /// The blocks are not consecutive from the height asked for.
+    #[error("heights not consecutive: block {index} is at height {got}")]
+    NotConsecutive {
+        /// Position of the first block out of place.
+        index: usize,
+        /// Its height.
+        got: u64,
+    },
 }
 
 impl SyncRequest {
@@ -175,6 +183,28 @@ pub fn check_links(tip: &ChainTip, blocks: &[SyncedBlock]) -> Result<(), String>
     Ok(())
 }
 
+/// Checks a peer's answer to a request for blocks from `from`: the blocks are consecutive
+/// from `from` and each one's certificate proves it ([`verify`]). Nothing in a response is
+/// applied unless this passes.
+pub fn check_response(
+    response: &SyncResponse,
+    from: u64,
+    validators: &ValidatorSet,
+) -> Result<(), SyncError> {
+    for (index, block) in response.blocks.iter().enumerate() {
+        if Some(block.height) != from.checked_add(index as u64) {
+            return Err(SyncError::NotConsecutive {
+                index,
+                got: block.height,
+            });
+        }
+    }
+    for block in &response.blocks {
+        verify(block, validators)?;
+    }
+    Ok(())
+}
+
 /// How a follower or a lagging validator fetches certified blocks from its peers: peers in
 /// turn, starting from a different one each time and preferring those that served well;
 /// every block's certificate is verified before anything is returned, and a peer that sent
@@ -241,19 +271,10 @@ impl Fetcher {
                 self.score(&peer, -10);
                 continue;
             };
-            let consecutive = response
-                .blocks
-                .iter()
-                .enumerate()
-                .all(|(i, b)| Some(b.height) == height.checked_add(i as u64));
-            let refused = response
-                .blocks
-                .iter()
-                .find_map(|b| verify(b, &self.validators).err())
-                .map(|e| e.to_string())
-                .or_else(|| check_links(tip, &response.blocks).err());
-            if !consecutive || refused.is_some() {
-                let reason = refused.unwrap_or_else(|| "heights not consecutive".into());
+            let checked = check_response(&response, height, &self.validators)
+                .map_err(|e| e.to_string())
+                .and_then(|()| check_links(tip, &response.blocks));
+            if let Err(reason) = checked {
                 tracing::warn!(%peer, height, %reason, "peer sent blocks that do not verify; nothing applied");
                 self.metrics.block_refused();
                 self.score(&peer, -10);
