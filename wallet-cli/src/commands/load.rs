@@ -16,6 +16,7 @@ use interpool_contracts::outcome::Outcome;
 use interpool_contracts::primitives::to_hex;
 use interpool_contracts::views::EventView;
 use interpool_contracts::{AccountId, Amount, Body, Hash, SignedTransaction, Transaction};
+use interpool_genesis::files::read_genesis;
 use serde::{Deserialize, Serialize};
 
 use crate::client::Node;
@@ -42,6 +43,7 @@ pub struct LoadArgs {
 #[derive(Deserialize)]
 struct Manifest {
     chain_id: String,
+    genesis: PathBuf,
     nodes: Vec<ManifestNode>,
     banks: Vec<ManifestBank>,
 }
@@ -217,6 +219,9 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         .map(|(_, id, _)| first.account(id).map(|a| a.nonce))
         .collect::<Result<_, _>>()?;
     let height = first.status()?.height;
+    // Valid for half the genesis's validity horizon: within it at every node, also one a
+    // little behind the others.
+    let horizon = read_genesis(&resolve(&args.localnet, &manifest.genesis))?.max_validity_blocks;
 
     let started = Instant::now();
     let txs = plan(
@@ -224,7 +229,7 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         &customers,
         &nonces,
         args.transfers,
-        height + 100_000,
+        height.saturating_add(horizon / 2),
     );
     let signing_seconds = started.elapsed().as_secs_f64();
     let encoded: Vec<(Hash, String)> = txs
