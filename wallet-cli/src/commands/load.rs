@@ -2,6 +2,8 @@
 //! customers (always across banks), submits them in batches to the validators in turn,
 //! and follows `GET /v1/events` to time each one from submission to its commit. Prints
 //! throughput and latency percentiles (measurements for closing notes, never assertions).
+//! With `--sign-only FILE` it writes the signed transfers to FILE instead of submitting them,
+//! for a submitter of its own (`scripts/chaos.sh` has one that fails over between nodes).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -38,6 +40,9 @@ pub struct LoadArgs {
     pub rate: Option<u64>,
     /// Seconds to wait for the last commit.
     pub timeout: u64,
+    /// Write the signed transfers here (`HASH HEX` a line, in submission order) and submit
+    /// nothing.
+    pub sign_only: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +241,14 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         .iter()
         .map(|tx| (tx.hash(), to_hex(&tx.encode())))
         .collect();
+    if let Some(file) = &args.sign_only {
+        let text: String = encoded
+            .iter()
+            .map(|(hash, hex)| format!("{hash} {hex}\n"))
+            .collect();
+        std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+        return Ok(Exit::Success);
+    }
 
     // Follow commits from before the first submission.
     let (sender, commits) = mpsc::channel();
