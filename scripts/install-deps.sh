@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with only the Rust toolchain lacks to build
 # Interpool (clang and libclang for RocksDB's bindings), and nothing already there.
+#
+#   scripts/install-deps.sh           # to build and test
+#   scripts/install-deps.sh --chaos   # ... and what scripts/chaos.sh needs: ip (network
+#                                     # namespaces), iptables, libnetfilter-queue1, python3
 set -euo pipefail
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 missing=()
 command -v clang >/dev/null 2>&1 || missing+=(clang)
-dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed" || missing+=(libclang-dev)
+installed libclang-dev || missing+=(libclang-dev)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "${1:-}" = "--chaos" ]; then
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+    installed libnetfilter-queue1 || missing+=(libnetfilter-queue1)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+fi
 if ((${#missing[@]})); then
     printf '==> installing Debian packages: %s\n' "${missing[*]}"
     sudo=""

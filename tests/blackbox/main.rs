@@ -8,6 +8,7 @@ mod faults;
 mod hostile;
 mod intruder;
 mod journey;
+mod load;
 mod localnet;
 mod network;
 mod observer;

@@ -156,6 +156,10 @@ pub enum Command {
         /// Seconds to wait for the last commit.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Sign the transfers and write them to this file (`HASH HEX` a line, in order)
+        /// instead of submitting them.
+        #[arg(long, value_name = "FILE")]
+        sign_only: Option<PathBuf>,
     },
     /// Follow committed transactions, queue releases and settlements live (Ctrl-C stops).
     Watch {

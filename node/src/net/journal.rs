@@ -27,9 +27,19 @@ pub struct Journal {
 
 impl Journal {
     /// Appends to the journal at `path` from a thread of its own.
+    /// A torn last record (a kill -9 or a full disk in the middle of a write) is cut off
+    /// first, so that what is appended after it stays readable.
     pub fn open(path: &Path) -> io::Result<Journal> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let mut written = file.metadata()?.len();
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        let whole = whole_records_length(&file)?;
+        if whole < file.metadata()?.len() {
+            file.set_len(whole)?;
+        }
+        let mut written = whole;
         let (queue, messages) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
         std::thread::Builder::new()
             .name("consensus-journal".into())
@@ -62,6 +72,26 @@ impl Journal {
     /// Records a received message (dropped if the writer is behind).
     pub fn record(&self, message: &[u8]) {
         let _ = self.queue.try_send(message.to_vec());
+    }
+}
+
+/// The length of the journal's whole records, from its start.
+fn whole_records_length(file: &File) -> io::Result<u64> {
+    let mut reader = io::BufReader::new(file);
+    let mut whole = 0u64;
+    let mut prefix = [0u8; 4];
+    loop {
+        match reader.read_exact(&mut prefix) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(whole),
+            Err(error) => return Err(error),
+        }
+        let length = u64::from(u32::from_be_bytes(prefix));
+        let skipped = io::copy(&mut (&mut reader).take(length), &mut io::sink())?;
+        if skipped < length {
+            return Ok(whole);
+        }
+        whole = whole.saturating_add(4).saturating_add(length);
     }
 }
 
@@ -207,6 +237,44 @@ mod tests {
         bytes.extend_from_slice(b"short");
         std::fs::write(&path, bytes).expect("write");
         assert_eq!(read(&path).expect("read").len(), 3);
+    }
+
+    #[test]
+    fn a_journal_reopened_after_a_torn_record_keeps_every_later_message_readable() {
+        // A full disk (or a kill -9 in the middle of a write) leaves part of a record at
+        // the end; the node, restarted, appends to the same file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let genesis = testkit::genesis();
+        let validators = testkit::validator_set(&genesis);
+        let domain = *validators.domain();
+        let signer = key(testkit::VALIDATOR_SEEDS[1]);
+        let prepare = |height: u64| {
+            Message::Prepare(Vote {
+                height,
+                round: 0,
+                digest: Digest::of(b"block"),
+            })
+            .sign(&signer, &domain)
+            .encode()
+        };
+        let mut torn = Vec::new();
+        torn.extend_from_slice(&(prepare(1).len() as u32).to_be_bytes());
+        torn.extend_from_slice(&prepare(1));
+        torn.extend_from_slice(&(prepare(2).len() as u32).to_be_bytes());
+        torn.extend_from_slice(&prepare(2)[..10]);
+        std::fs::write(&path, torn).expect("write");
+        {
+            let journal = Journal::open(&path).expect("open");
+            for height in 3..6 {
+                journal.record(&prepare(height));
+            }
+        }
+        testkit_wait(|| read(&path).map(|m| m.len() >= 4).unwrap_or(false));
+        assert_eq!(
+            read(&path).expect("read"),
+            vec![prepare(1), prepare(3), prepare(4), prepare(5)]
+        );
     }
 
     fn testkit_wait(condition: impl Fn() -> bool) {

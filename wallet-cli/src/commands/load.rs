@@ -2,6 +2,8 @@
 //! customers (always across banks), submits them in batches to the validators in turn,
 //! and follows `GET /v1/events` to time each one from submission to its commit. Prints
 //! throughput and latency percentiles (measurements for closing notes, never assertions).
+//! With `--sign-only FILE` it writes the signed transfers to FILE instead of submitting them,
+//! for a submitter of its own (`scripts/chaos.sh` has one that fails over between nodes).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -16,6 +18,7 @@ use interpool_contracts::outcome::Outcome;
 use interpool_contracts::primitives::to_hex;
 use interpool_contracts::views::EventView;
 use interpool_contracts::{AccountId, Amount, Body, Hash, SignedTransaction, Transaction};
+use interpool_genesis::files::read_genesis;
 use serde::{Deserialize, Serialize};
 
 use crate::client::Node;
@@ -37,11 +40,15 @@ pub struct LoadArgs {
     pub rate: Option<u64>,
     /// Seconds to wait for the last commit.
     pub timeout: u64,
+    /// Write the signed transfers here (`HASH HEX` a line, in submission order) and submit
+    /// nothing.
+    pub sign_only: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
 struct Manifest {
     chain_id: String,
+    genesis: PathBuf,
     nodes: Vec<ManifestNode>,
     banks: Vec<ManifestBank>,
 }
@@ -217,6 +224,9 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         .map(|(_, id, _)| first.account(id).map(|a| a.nonce))
         .collect::<Result<_, _>>()?;
     let height = first.status()?.height;
+    // Valid for half the genesis's validity horizon: within it at every node, also one a
+    // little behind the others.
+    let horizon = read_genesis(&resolve(&args.localnet, &manifest.genesis))?.max_validity_blocks;
 
     let started = Instant::now();
     let txs = plan(
@@ -224,13 +234,21 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         &customers,
         &nonces,
         args.transfers,
-        height + 100_000,
+        height.saturating_add(horizon / 2),
     );
     let signing_seconds = started.elapsed().as_secs_f64();
     let encoded: Vec<(Hash, String)> = txs
         .iter()
         .map(|tx| (tx.hash(), to_hex(&tx.encode())))
         .collect();
+    if let Some(file) = &args.sign_only {
+        let text: String = encoded
+            .iter()
+            .map(|(hash, hex)| format!("{hash} {hex}\n"))
+            .collect();
+        std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+        return Ok(Exit::Success);
+    }
 
     // Follow commits from before the first submission.
     let (sender, commits) = mpsc::channel();

@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             batch,
             rate,
             timeout,
+            sign_only,
         } => load::load(
             out,
             &load::LoadArgs {
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 batch,
                 rate,
                 timeout,
+                sign_only,
             },
         ),
         Command::Transfer { .. }
