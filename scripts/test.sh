@@ -39,3 +39,18 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
 cargo test --workspace --locked "$@"
+
+# Chaos on real processes (scripts/chaos.sh; the README has the long run): one minute of
+# perturbations in network namespaces. It needs root and a kernel that lets it make network
+# namespaces; elsewhere it is skipped, and says so.
+if [ "${CHAOS:-1}" = 0 ] || [ $# -gt 0 ]; then
+    log "scripts/chaos.sh skipped (CHAOS=0, or arguments for cargo test were given)"
+elif [ "$(id -u)" -ne 0 ]; then
+    log "scripts/chaos.sh SKIPPED: it needs root (network namespaces); run: sudo scripts/chaos.sh"
+elif ! ip netns add ipchaos-probe 2>/dev/null && ! { bash scripts/install-deps.sh --chaos >/dev/null && ip netns add ipchaos-probe; }; then
+    log "scripts/chaos.sh SKIPPED: this machine cannot make network namespaces"
+else
+    ip netns del ipchaos-probe
+    log "scripts/chaos.sh --duration 60"
+    bash scripts/chaos.sh --duration 60
+fi

@@ -79,6 +79,7 @@ pub(crate) fn seeds() -> Vec<Vec<u8>> {
     use crate::types::{Digest, Signature};
 
     let set = validator_set();
+    let domain = set.domain();
     let key = validator_key;
     let signatures = |vote: &Vote, kind: MessageKind, signers: &[usize]| {
         signers
@@ -86,7 +87,7 @@ pub(crate) fn seeds() -> Vec<Vec<u8>> {
             .map(|&i| {
                 (
                     PublicKey::from(&key(i).verifying_key()),
-                    Signature::from(key(i).sign(&vote.signing_hash(kind))),
+                    Signature::from(key(i).sign(&vote.signing_hash(domain, kind))),
                 )
             })
             .collect::<Vec<_>>()
@@ -117,27 +118,27 @@ pub(crate) fn seeds() -> Vec<Vec<u8>> {
 
     let mut messages = vec![
         // Round 0: the proposal from its proposer, every validator's PREPARE and COMMIT.
-        proposal(0, payload.clone(), vec![]).sign(&key(set.proposer(5, 0))),
-        proposal(0, Vec::new(), vec![]).sign(&key(set.proposer(5, 0))),
+        proposal(0, payload.clone(), vec![]).sign(&key(set.proposer(5, 0)), domain),
+        proposal(0, Vec::new(), vec![]).sign(&key(set.proposer(5, 0)), domain),
         // From another validator than the proposer.
-        proposal(0, payload.clone(), vec![]).sign(&key(set.proposer(5, 1))),
+        proposal(0, payload.clone(), vec![]).sign(&key(set.proposer(5, 1)), domain),
         // A round-0 proposal with a justification.
         proposal(
             0,
             payload.clone(),
-            vec![round_change(0, None).sign(&key(0))],
+            vec![round_change(0, None).sign(&key(0), domain)],
         )
-        .sign(&key(set.proposer(5, 0))),
+        .sign(&key(set.proposer(5, 0)), domain),
     ];
     for i in 0..VALIDATORS {
-        messages.push(Message::Prepare(vote(0)).sign(&key(i)));
-        messages.push(Message::Commit(vote(0)).sign(&key(i)));
+        messages.push(Message::Prepare(vote(0)).sign(&key(i), domain));
+        messages.push(Message::Commit(vote(0)).sign(&key(i), domain));
         messages.push(
             Message::RoundChange {
                 round_change: round_change(1, None),
                 prepared_payload: None,
             }
-            .sign(&key(i)),
+            .sign(&key(i), domain),
         );
     }
     // A round change carrying the lock, with and without its payload, and with another one.
@@ -147,33 +148,39 @@ pub(crate) fn seeds() -> Vec<Vec<u8>> {
                 round_change: round_change(1, Some(prepared.clone())),
                 prepared_payload,
             }
-            .sign(&key(3)),
+            .sign(&key(3), domain),
         );
     }
     // Round 1: justified by a quorum of round changes, one of which carries the lock, so
     // the proposal re-proposes the locked payload; and a fresh one when nobody locked.
     let justification = |locked: bool| {
         (0..3)
-            .map(|i| round_change(1, (locked && i == 1).then(|| prepared.clone())).sign(&key(i)))
+            .map(|i| {
+                round_change(1, (locked && i == 1).then(|| prepared.clone())).sign(&key(i), domain)
+            })
             .collect::<Vec<_>>()
     };
-    messages.push(proposal(1, payload.clone(), justification(true)).sign(&key(set.proposer(5, 1))));
     messages.push(
-        proposal(1, b"fresh block".to_vec(), justification(false)).sign(&key(set.proposer(5, 1))),
+        proposal(1, payload.clone(), justification(true)).sign(&key(set.proposer(5, 1)), domain),
+    );
+    messages.push(
+        proposal(1, b"fresh block".to_vec(), justification(false))
+            .sign(&key(set.proposer(5, 1)), domain),
     );
     // Re-proposing something else than the lock; an unsorted justification; too few.
     messages.push(
-        proposal(1, b"fresh block".to_vec(), justification(true)).sign(&key(set.proposer(5, 1))),
+        proposal(1, b"fresh block".to_vec(), justification(true))
+            .sign(&key(set.proposer(5, 1)), domain),
     );
     let mut unsorted = justification(false);
     unsorted.reverse();
-    messages.push(proposal(1, payload.clone(), unsorted).sign(&key(set.proposer(5, 1))));
+    messages.push(proposal(1, payload.clone(), unsorted).sign(&key(set.proposer(5, 1)), domain));
     let mut short = justification(false);
     short.pop();
-    messages.push(proposal(1, payload.clone(), short).sign(&key(set.proposer(5, 1))));
+    messages.push(proposal(1, payload.clone(), short).sign(&key(set.proposer(5, 1)), domain));
     // An outsider's vote, and a vote whose signature is for another kind.
-    messages.push(Message::Prepare(vote(0)).sign(&validator_key(9)));
-    let mut relabelled = Message::Prepare(vote(0)).sign(&key(1));
+    messages.push(Message::Prepare(vote(0)).sign(&validator_key(9), domain));
+    let mut relabelled = Message::Prepare(vote(0)).sign(&key(1), domain);
     relabelled.message = Message::Commit(vote(0));
     messages.push(relabelled);
 

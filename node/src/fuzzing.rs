@@ -33,7 +33,7 @@ pub const SYNC_FROM_HEIGHT: u64 = 1;
 /// The validator set sync responses are checked against ([`testkit::validator_set`]).
 fn validators() -> &'static ValidatorSet {
     static SET: OnceLock<ValidatorSet> = OnceLock::new();
-    SET.get_or_init(testkit::validator_set)
+    SET.get_or_init(|| testkit::validator_set(&testkit::genesis()))
 }
 
 /// Decodes `data` as a sync response and checks that:
@@ -178,14 +178,17 @@ impl HttpHarness {
     pub fn new() -> HttpHarness {
         let dir = tempfile::tempdir().expect("temporary directory");
         let genesis = interpool_contracts::testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
-        let core = testkit::core(&genesis, dir.path(), testkit::limits());
+        let (core, store) = testkit::core_and_store(&genesis, dir.path(), testkit::limits());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let router = {
             let _context = runtime.enter();
-            api::router(testkit::api_state(&core, &genesis), HTTP_MAX_BODY_BYTES)
+            api::router(
+                testkit::api_state(&core, store, &genesis),
+                HTTP_MAX_BODY_BYTES,
+            )
         };
         HttpHarness {
             runtime,

@@ -140,15 +140,12 @@ pub fn core_and_store(genesis: &Genesis, dir: &Path, limits: BlockLimits) -> (Co
     (core, store)
 }
 
-/// The API's state over `core` (a validator's: writes are admitted into the core's
+/// The API's state over `core` and its `store` (a validator's: writes are admitted into the core's
 /// mempool), with no network behind it.
-pub fn api_state(core: &Core, genesis: &Genesis) -> ApiState {
+pub fn api_state(core: &Core, store: Arc<Store>, genesis: &Genesis) -> ApiState {
     let metrics = Arc::new(Metrics::new());
-    let reader = crate::app::Reader::new(
-        core.store().clone(),
-        core.subscribe(),
-        crate::app::ReadLimits::default(),
-    );
+    let reader =
+        crate::app::Reader::new(store, core.subscribe(), crate::app::ReadLimits::default());
     let admission = crate::app::Admission::new(
         genesis.chain_id.clone(),
         core.mempool().clone(),
@@ -169,7 +166,9 @@ pub fn api_state(core: &Core, genesis: &Genesis) -> ApiState {
         peers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         metrics,
         p2p_stats: Arc::new(crate::net::p2p::P2pStats::default),
-        event_streams: crate::api::events::stream_limit(),
+        limits: Arc::new(crate::api::limits::ApiLimits::from_config(
+            &interpool_genesis::config::RpcConfig::new("127.0.0.1:0"),
+        )),
         shutdown: tokio::sync::watch::channel(false).1,
     }
 }

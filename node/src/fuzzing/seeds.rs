@@ -8,7 +8,7 @@ use interpool_contracts::{Amount, Block, BlockHeader, Body, Hash, SignedTransact
 
 use super::{HTTP_MAX_BODY_BYTES, MAX_FRAME_BYTES, SYNC_FROM_HEIGHT};
 use crate::net::sync::{SyncResponse, SyncedBlock};
-use crate::testkit::{certificate, certificate_by, VALIDATOR_SEEDS};
+use crate::testkit::{certificate, certificate_by, domain, genesis, VALIDATOR_SEEDS};
 use interpool_contracts::codec;
 
 /// A transfer of `amount` from customer `(bank, 0)` to customer `(1 - bank, 0)` of the
@@ -84,8 +84,8 @@ pub(super) fn sync_response() -> Vec<Vec<u8>> {
     // another payload, for another height, not a certificate at all.
     let payload = block(from);
     for certificate in [
-        certificate_by(from, &payload, &[0, 1]).encode(),
-        certificate_by(from, &payload, &[0, 0, 1]).encode(),
+        certificate_by(&domain(&genesis()), from, &payload, &[0, 1]).encode(),
+        certificate_by(&domain(&genesis()), from, &payload, &[0, 0, 1]).encode(),
         certificate(from, b"another block").encode(),
         certificate(from + 1, &payload).encode(),
         vec![0xff; 40],
