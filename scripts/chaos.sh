@@ -366,7 +366,8 @@ disk_full() {
     event disk-full "$name" start
     dd if=/dev/zero of="$data/chaos-filler" bs=1M 2>/dev/null || true # until ENOSPC
     wait_exit "${PID[$name]}" 30000
-    error=$(tail -c +"$((logged + 1))" "$LOGS/$name.log" | grep -m1 -i "no space left on device" || true)
+    # The error it stopped with (the last line that names the full disk).
+    error=$(tail -c +"$((logged + 1))" "$LOGS/$name.log" | grep -i "no space left on device" | tail -n 1 || true)
     if [ -z "$EXIT_STATUS" ]; then
         DISK_FULL_RESULTS+=("FAIL $name still running 30 s after its disk filled up")
         kill -KILL "${PID[$name]}"
