@@ -2,77 +2,88 @@
 # Performance measurements (release profile; numbers go in closing notes, never into test
 # assertions).
 #
-#   scripts/bench.sh                      # criterion benchmarks of the ledger
-#   scripts/bench.sh apply_block          # ... with a criterion filter
-#   scripts/bench.sh network [LOAD ARGS]  # a release localnet (4 validators, 1 observer)
-#                                         # under `interpool-wallet load` (default: 10,000
-#                                         # transfers in batches of 500): throughput, latency
-#                                         # percentiles, and each node's CPU time per
-#                                         # committed transaction
-#   READ_LOAD=1 scripts/bench.sh network ...  # the same, while 64 event streams replay the
-#                                         # chain from its first block and history, proof
-#                                         # and status requests run in loops on every node
+#   scripts/bench.sh [--validators N] [--duration S] [--rate R|max] [--accounts K]
+#                    [--batch B] [--txs N]
+#       A fresh release localnet of N validators (default 4) and 1 observer in
+#       target/bench-localnet, a warm-up (2,000 transfers), then `interpool-wallet load`
+#       (default: 60 s as fast as accepted, 10,000 accounts opened and funded first). Prints
+#       the summary and writes bench-results/<time>-<N>v-<rate>.json (the full report:
+#       rates, latency percentiles and histogram, refusals, blocks, each node's CPU and peak
+#       RSS, transfers per second) and .png (throughput per second, latency distribution;
+#       matplotlib in a virtualenv under target/bench-venv).
+#   scripts/bench.sh ledger [FILTER]       the ledger's criterion benchmarks
+#   READ_LOAD=1 scripts/bench.sh ...       the network run while 64 event streams replay the
+#                                          chain from its first block and history, proof and
+#                                          status requests run in loops on every node
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*"; }
 
-# utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15; the command
-# name in field 2 may contain spaces, so count from the closing parenthesis).
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-
-committed() { curl -fsS --max-time 5 "$1/metrics" | awk '$1 == "interpool_committed_transactions_total" { print $2 }'; }
+chart() {
+    local venv=${CARGO_TARGET_DIR:-target}/bench-venv
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+        log "installing matplotlib into $venv (once)"
+        python3 -m venv "$venv" >/dev/null 2>&1 || { bash scripts/install-deps.sh --bench && python3 -m venv "$venv"; }
+        "$venv/bin/pip" install --quiet "matplotlib==3.9.2" || { log "no matplotlib: chart skipped"; return 0; }
+    fi
+    "$venv/bin/python" scripts/bench/chart.py "$1" "$2"
+}
 
 network() {
+    local validators=4 duration=60 rate=max accounts=10000 batch=500 txs=""
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --validators) validators=${2:?}; shift 2 ;;
+            --duration) duration=${2:?}; shift 2 ;;
+            --rate) rate=${2:?}; shift 2 ;;
+            --accounts) accounts=${2:?}; shift 2 ;;
+            --batch) batch=${2:?}; shift 2 ;;
+            --txs) txs=${2:?}; shift 2 ;;
+            *) echo "bench.sh: unknown argument $1 (see the top of $0)" >&2; exit 2 ;;
+        esac
+    done
     export INTERPOOL_LOCALNET=${INTERPOOL_LOCALNET:-target/bench-localnet}
     export INTERPOOL_BASE_PORT=${INTERPOOL_BASE_PORT:-28000}
-    local bin=${CARGO_TARGET_DIR:-target}/release
+    export INTERPOOL_VALIDATORS=$validators
+    local bin=${CARGO_TARGET_DIR:-target}/release net=$INTERPOOL_LOCALNET
     bash scripts/localnet.sh reset >/dev/null
     bash scripts/localnet.sh up
     trap 'bash scripts/localnet.sh down >/dev/null' EXIT
-    local net=$INTERPOOL_LOCALNET names=() pids=() before=() rpc
-    while read -r name url; do
-        names+=("$name")
-        pids+=("$(cat "$net/$name/node.pid")")
-        [ -n "${rpc:-}" ] || rpc=$url
-    done < <(python3 -c 'import json,sys; [print(n["name"], n["rpc_url"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$net/localnet.json")
-    READERS=()
     if [ "${READ_LOAD:-0}" = 1 ]; then
-        # The payer whose history and proof are read: the first sample customer.
-        local account
+        local account urls=() readers=()
         account=$("$bin/interpool-wallet" address --key "$net/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["banks"][0]["accounts"][0]["key_file"])' "$net/localnet.json")")
-        local urls=()
-        while read -r _ url; do urls+=("$url"); done < <(python3 -c 'import json,sys; [print(n["name"], n["rpc_url"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$net/localnet.json")
+        while read -r url; do urls+=("$url"); done < <(python3 -c 'import json,sys; [print(n["rpc_url"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$net/localnet.json")
         log "read load: 64 event streams from the first block, history/proof/status loops"
         for i in $(seq 0 63); do
             curl -sN "${urls[$((i % ${#urls[@]}))]}/v1/events?after=0:0" >/dev/null 2>&1 &
-            READERS+=($!)
+            readers+=($!)
         done
         for route in "/v1/accounts/$account/transactions?limit=200" "/v1/accounts/$account/proof" "/v1/status"; do
-            ( while true; do for url in "${urls[@]}"; do curl -s -o /dev/null "$url$route"; done; done ) &
-            READERS+=($!)
+            (while true; do for url in "${urls[@]}"; do curl -s -o /dev/null "$url$route"; done; done) &
+            readers+=($!)
         done
-        trap 'kill "${READERS[@]}" 2>/dev/null || true; bash scripts/localnet.sh down >/dev/null' EXIT
+        trap 'kill "${readers[@]}" 2>/dev/null || true; bash scripts/localnet.sh down >/dev/null' EXIT
     fi
-    for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); done
-    local tx_before tx_after
-    tx_before=$(committed "$rpc")
-    local args=("$@")
-    [ ${#args[@]} -gt 0 ] || args=(--transfers 10000 --batch 500)
-    log "interpool-wallet load ${args[*]}"
-    "$bin/interpool-wallet" load --localnet "$net" "${args[@]}"
-    tx_after=$(committed "$rpc")
-    local transactions=$((${tx_after%.*} - ${tx_before%.*})) hz
-    hz=$(getconf CLK_TCK)
-    log "CPU per committed transaction ($transactions transactions; $(nproc) cores shared by every node and the load generator)"
-    for i in "${!names[@]}"; do
-        local ticks=$(($(cpu_ticks "${pids[$i]}") - before[i]))
-        awk -v name="${names[$i]}" -v ticks="$ticks" -v hz="$hz" -v n="$transactions" \
-            'BEGIN { s = ticks / hz; printf "  %-12s %7.2f s CPU  %7.1f us per transaction\n", name, s, (n > 0 ? s * 1e6 / n : 0) }'
-    done
+    log "warm-up: 2,000 transfers between the sample customers"
+    "$bin/interpool-wallet" load --manifest "$net/localnet.json" --accounts 0 --txs 2000 >/dev/null
+    mkdir -p bench-results
+    local name
+    name=bench-results/$(date -u +%Y%m%dT%H%M%SZ)-${validators}v-${rate}
+    local amount=(--duration "$duration")
+    [ -z "$txs" ] || amount=(--txs "$txs")
+    log "interpool-wallet load --accounts $accounts ${amount[*]} --rate $rate --batch $batch"
+    local status=0
+    "$bin/interpool-wallet" load --manifest "$net/localnet.json" --accounts "$accounts" \
+        "${amount[@]}" --rate "$rate" --batch "$batch" --out "$name.json" --timeout 300 || status=$?
+    if [ -f "$name.json" ]; then
+        chart "$name.json" "$name.png" && log "report: $name.json, chart: $name.png"
+    fi
+    return "$status"
 }
 
 case "${1:-}" in
+    ledger) shift; cargo bench --locked -p interpool-contracts --bench ledger -- "$@" ;;
     network) shift; network "$@" ;;
-    *) cargo bench --locked -p interpool-contracts --bench ledger -- "$@" ;;
+    *) network "$@" ;;
 esac

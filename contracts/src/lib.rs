@@ -31,6 +31,7 @@
 )]
 
 pub mod admission;
+pub mod batch;
 pub mod block;
 pub mod codec;
 pub mod error;

@@ -56,6 +56,8 @@ fn the_load_generator_commits_what_it_signs() {
             "load",
             "--localnet",
             path(&root),
+            "--accounts",
+            "0",
             "--transfers",
             "200",
             "--batch",
@@ -66,6 +68,99 @@ fn the_load_generator_commits_what_it_signs() {
     )
     .success();
     let report: serde_json::Value = serde_json::from_str(&report).expect("json report");
-    assert_eq!(report["refused"], 0, "{report}");
+    assert_eq!(report["refused"], serde_json::json!({}), "{report}");
     assert_eq!(report["committed"], 200, "{report}");
+
+    // Accounts of its own: opened and funded by the banks' operators, then paying each
+    // other (the binary batch form), at a fixed offered rate; the report in a file.
+    let file = root.join("report.json");
+    let manifest = root.join("localnet.json");
+    run(
+        "interpool-wallet",
+        [
+            "load",
+            "--manifest",
+            path(&manifest),
+            "--accounts",
+            "24",
+            "--txs",
+            "300",
+            "--rate",
+            "600",
+            "--batch",
+            "40",
+            "--seed",
+            "5",
+            "--out",
+            path(&file),
+            "--timeout",
+            "60",
+        ],
+    )
+    .success();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("report file"))
+            .expect("JSON report");
+    assert_eq!(report["accounts"], 24, "{report}");
+    assert_eq!(report["accepted"], 300, "{report}");
+    assert_eq!(report["committed"], 300, "{report}");
+    assert_eq!(report["not_seen"], 0, "{report}");
+    assert_eq!(report["refused"], serde_json::json!({}), "{report}");
+    assert_eq!(report["rate"], "600", "{report}");
+    assert!(
+        report["blocks"].as_u64().is_some_and(|b| b >= 1),
+        "{report}"
+    );
+    assert!(report["latency_ms"]["p50"].as_u64().is_some(), "{report}");
+    let per_second = report["per_second"].as_array().expect("per second");
+    let committed: u64 = per_second
+        .iter()
+        .map(|s| s["committed"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(committed, 300, "{report}");
+
+    // The same seed again: the accounts exist; opening them again is refused in the
+    // ledger, the deposits land, and the transfers still commit.
+    run(
+        "interpool-wallet",
+        [
+            "load",
+            "--manifest",
+            path(&manifest),
+            "--accounts",
+            "24",
+            "--txs",
+            "48",
+            "--seed",
+            "5",
+            "--timeout",
+            "60",
+        ],
+    )
+    .success();
+
+    // Bad input is refused before anything is sent.
+    run(
+        "interpool-wallet",
+        ["load", "--manifest", path(&manifest), "--rate", "0"],
+    )
+    .failure(2, "not a rate");
+    run(
+        "interpool-wallet",
+        ["load", "--manifest", path(&manifest), "--accounts", "1"],
+    )
+    .failure(1, "at least 2");
+    run(
+        "interpool-wallet",
+        [
+            "load",
+            "--manifest",
+            path(&manifest),
+            "--accounts",
+            "5",
+            "--sign-only",
+            path(&root.join("x")),
+        ],
+    )
+    .failure(1, "--sign-only signs for the localnet's sample customers");
 }

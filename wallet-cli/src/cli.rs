@@ -138,26 +138,45 @@ pub enum Command {
         #[command(subcommand)]
         command: RegulatorCommand,
     },
-    /// Load generator for a localnet: signed cross-bank transfers between its sample
-    /// customers, submitted in batches; prints throughput and submit-to-commit latency.
+    /// Load generator for a localnet: opens and funds customer accounts over its banks,
+    /// pre-signs transfers between them, submits them in binary batches to every validator
+    /// at a fixed or the highest accepted rate, follows each to its outcome, and reports
+    /// rates, latency percentiles, refusals, blocks and the nodes' CPU and memory.
     Load {
-        /// The localnet folder (`localnet.json`, keys).
-        #[arg(long, default_value = "localnet")]
-        localnet: PathBuf,
-        /// Transfers to send.
-        #[arg(long, default_value_t = 10_000)]
-        transfers: usize,
+        /// The localnet's manifest (`DIR/localnet.json`; keys and nodes are found beside it).
+        #[arg(long, value_name = "FILE", conflicts_with = "localnet")]
+        manifest: Option<PathBuf>,
+        /// The localnet's folder (the same as `--manifest DIR/localnet.json`).
+        #[arg(long, value_name = "DIR")]
+        localnet: Option<PathBuf>,
+        /// Customer accounts to open and fund for the load, spread over the banks (with the
+        /// operators' keys); 0 uses the localnet's sample customers [default: 10000; 0
+        /// with --sign-only].
+        #[arg(long)]
+        accounts: Option<usize>,
+        /// Transfers to send [default: 10000 unless --duration].
+        #[arg(long, alias = "transfers", conflicts_with = "duration")]
+        txs: Option<usize>,
+        /// Send for this many seconds instead.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<u64>,
+        /// Offered rate: transfers per second, or `max` (as fast as they are accepted).
+        #[arg(long, default_value = "max")]
+        rate: crate::commands::load::Rate,
         /// Transfers per batch request.
         #[arg(long, default_value_t = 500)]
         batch: usize,
-        /// Target submission rate in transfers per second (default: as fast as possible).
-        #[arg(long)]
-        rate: Option<u64>,
-        /// Seconds to wait for the last commit.
+        /// Seconds to wait for the last outcome.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
-        /// Sign the transfers and write them to this file (`HASH HEX` a line, in order)
-        /// instead of submitting them.
+        /// Also write the report (JSON) to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Seed of the opened accounts' keys [default: a new one each run].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Sign transfers between the sample customers and write them to this file
+        /// (`HASH HEX` a line, in order) instead of submitting them.
         #[arg(long, value_name = "FILE")]
         sign_only: Option<PathBuf>,
     },

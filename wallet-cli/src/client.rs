@@ -183,7 +183,8 @@ pub fn parse_node_url(text: &str) -> Result<Url, ClientError> {
     Ok(url)
 }
 
-/// A connection to one node's API.
+/// A connection to one node's API (a clone shares its connections).
+#[derive(Clone)]
 pub struct Node {
     base: String,
     http: Client,
@@ -211,6 +212,11 @@ impl Node {
     /// The node's base URL.
     #[cfg(test)]
     pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The node's base URL, for messages.
+    pub fn base_url(&self) -> &str {
         &self.base
     }
 
@@ -249,7 +255,7 @@ impl Node {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<Vec<u8>>,
+        body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let request = Self::describe(&method, path);
         let mut builder = self
@@ -259,8 +265,8 @@ impl Node {
         if !query.is_empty() {
             builder = builder.query(query);
         }
-        if let Some(body) = body {
-            builder = builder.header(CONTENT_TYPE, "application/json").body(body);
+        if let Some((body, content_type)) = body {
+            builder = builder.header(CONTENT_TYPE, content_type).body(body);
         }
         let response = builder
             .send()
@@ -336,7 +342,20 @@ impl Node {
             request: Self::describe(&Method::POST, path),
             reason: e.to_string(),
         })?;
-        let (status, bytes) = self.send(Method::POST, path, &[], Some(json))?;
+        let (status, bytes) =
+            self.send(Method::POST, path, &[], Some((json, "application/json")))?;
+        Self::decode(Self::describe(&Method::POST, path), status, &bytes)
+    }
+
+    /// `POST path` with a body of `content_type` (the binary form of a batch); the answer
+    /// as JSON.
+    pub fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let (status, bytes) = self.send(Method::POST, path, &[], Some((body, content_type)))?;
         Self::decode(Self::describe(&Method::POST, path), status, &bytes)
     }
 

@@ -109,3 +109,15 @@ fn runs_are_deterministic_and_replayable() {
         .replay_command()
         .contains("--seed 12345 --validators 4 --scenario mixed"));
 }
+
+#[test]
+fn consortia_of_one_to_three_tolerate_no_fault_but_commit_and_survive_restarts() {
+    // f = 0: the quorum is every validator. Calm runs commit; when every validator crashes
+    // and restarts from its persisted state, they go on, and never disagree.
+    for n in 1..=3 {
+        let (_, _, heights, _) = run_seeds(Scenario::Calm, n, 0..40);
+        assert!(heights > 0, "n={n} committed nothing");
+        let (faults, _, _, _) = run_seeds(Scenario::AllCrash, n, 0..40);
+        assert_eq!(faults.restarts, 40 * n as u64);
+    }
+}

@@ -169,6 +169,37 @@ impl TestApi {
         (status, headers, body.to_vec())
     }
 
+    /// `POST uri` with a body of `content_type`; the status and the JSON answer.
+    async fn post_bytes(
+        &self,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .expect("request");
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                CLIENT_A, 40_000,
+            ))));
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&body).expect("JSON answer"))
+    }
+
     async fn get_json(&self, uri: &str) -> (StatusCode, Value) {
         let (status, _, body) = self.send("GET", uri, "").await;
         (status, serde_json::from_slice(&body).expect("JSON body"))
@@ -1414,4 +1445,95 @@ async fn openapi_limited_routes_document_429_and_503_and_the_others_do_not_promi
             );
         }
     }
+}
+
+#[tokio::test]
+async fn the_batch_route_takes_the_binary_form_and_judges_each_entry_as_json_would() {
+    use interpool_contracts::batch::encode_batch;
+
+    let api = TestApi::new();
+    let payer = customer_seed(0, 0);
+    let txs: Vec<Vec<u8>> = (0..3)
+        .map(|nonce| {
+            crate::testkit::transfer(payer, nonce)
+                .into_signed()
+                .encode()
+        })
+        .collect();
+    let hashes: Vec<String> = (0..3)
+        .map(|nonce| crate::testkit::transfer(payer, nonce).hash().to_string())
+        .collect();
+    let garbage = [7u8; 150];
+    let body = encode_batch(
+        [
+            &txs[0][..],
+            &garbage[..],
+            &txs[1][..],
+            &txs[2][..],
+            &txs[2][..],
+        ]
+        .into_iter(),
+    );
+    let (status, answer) = api
+        .post_bytes("/v1/transactions/batch", "application/octet-stream", body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 5);
+    assert_eq!(results[0]["hash"], hashes[0].as_str());
+    assert_eq!(results[1]["error"]["code"], "malformed_transaction");
+    assert_eq!(results[2]["hash"], hashes[1].as_str());
+    assert_eq!(results[3]["hash"], hashes[2].as_str());
+    assert_eq!(results[4]["error"]["code"], "already_pending");
+
+    // A body that does not split into entries changes nothing and says where it broke.
+    let mut truncated = encode_batch([&txs[0][..]].into_iter());
+    truncated.pop();
+    let too_long = [0u8, 0, 0x10, 0];
+    for (body, code, needle) in [
+        (truncated, "bad_body", "entry 0 at byte 0"),
+        (vec![0, 0], "bad_body", "4-byte length"),
+        (
+            too_long.to_vec(),
+            "bad_body",
+            "above the largest transaction",
+        ),
+    ] {
+        let (status, answer) = api
+            .post_bytes("/v1/transactions/batch", "application/octet-stream", body)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["code"], code);
+        let message = answer["error"]["message"].as_str().expect("message");
+        assert!(message.contains(needle), "{message}");
+    }
+    // (Empty entries: more than the limit in a body under the size limit.)
+    let too_many = encode_batch(std::iter::repeat_n(&[][..], MAX_BATCH_TRANSACTIONS + 1));
+    let (status, answer) = api
+        .post_bytes(
+            "/v1/transactions/batch",
+            "application/octet-stream",
+            too_many,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"]["code"], "batch_too_large");
+
+    // The same bytes as JSON are not JSON; the document names both forms.
+    let (status, answer) = api
+        .post_bytes(
+            "/v1/transactions/batch",
+            "application/json",
+            encode_batch([&txs[0][..]].into_iter()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"]["code"], "bad_json");
+    let document = api.document().await;
+    let content = &document["paths"]["/v1/transactions/batch"]["post"]["requestBody"]["content"];
+    assert!(content.get("application/json").is_some(), "{content}");
+    assert!(
+        content.get("application/octet-stream").is_some(),
+        "{content}"
+    );
 }

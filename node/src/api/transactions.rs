@@ -4,8 +4,10 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use interpool_contracts::batch::{split_batch, BatchError, BATCH_CONTENT_TYPE};
 use interpool_contracts::primitives::from_hex_vec;
 use interpool_contracts::tx::MAX_TX_BYTES;
 use interpool_contracts::views::{SubmitView, TxStatus, TxStatusView};
@@ -80,6 +82,47 @@ fn decode_tx(hex: &str) -> ApiResult<SignedTransaction> {
         .map_err(|e| ApiError::new(Code::MalformedTransaction, e.to_string()))
 }
 
+/// Whether the body is the binary form of a batch (`Content-Type: application/octet-stream`).
+fn is_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(BATCH_CONTENT_TYPE))
+}
+
+/// The entries of a JSON batch, each decoded or its error.
+fn decode_json_batch(body: &[u8]) -> ApiResult<Vec<ApiResult<SignedTransaction>>> {
+    let request: BatchRequest = parse_json(body)?;
+    if request.txs.len() > MAX_BATCH_TRANSACTIONS {
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
+            format!(
+                "{} transactions, at most {MAX_BATCH_TRANSACTIONS} per batch",
+                request.txs.len()
+            ),
+        ));
+    }
+    Ok(request.txs.iter().map(|hex| decode_tx(hex)).collect())
+}
+
+/// The entries of a binary batch ([`interpool_contracts::batch`]), each decoded or its error.
+fn decode_binary_batch(body: &[u8]) -> ApiResult<Vec<ApiResult<SignedTransaction>>> {
+    let entries = split_batch(body, MAX_BATCH_TRANSACTIONS).map_err(|error| match error {
+        too_many @ BatchError::TooMany { .. } => {
+            ApiError::new(Code::BatchTooLarge, too_many.to_string())
+        }
+        framing => ApiError::new(Code::BadBody, format!("binary batch: {framing}")),
+    })?;
+    Ok(entries
+        .into_iter()
+        .map(|bytes| {
+            SignedTransaction::decode(bytes)
+                .map_err(|e| ApiError::new(Code::MalformedTransaction, e.to_string()))
+        })
+        .collect())
+}
+
 /// Admits `txs` through the one admission pipeline; one result per transaction.
 async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<Hash>> {
     state
@@ -148,15 +191,19 @@ pub(crate) async fn submit(
     path = "/v1/transactions/batch",
     summary = "Submit signed transactions as one batch",
     tag = "transactions",
-    request_body(content = BatchRequest, content_type = "application/json",
-        description = "Signed transactions, verified as one batch"),
+    request_body(description = "Signed transactions, verified as one batch: JSON with \
+        hex entries, or (`application/octet-stream`) the binary form, each transaction's \
+        canonical encoding after its length as 4 bytes big-endian, one after the other \
+        (at most 10000 entries; a body that does not split exactly into entries is answered \
+        400 `bad_body`, an entry that is not a transaction is answered in place)",
+        content((BatchRequest = "application/json"), ("application/octet-stream"))),
     responses(
         (status = 200, description = "One result per transaction, in order: its hash if \
             acknowledged (with the promise of a 202 from `POST /v1/transactions`: recorded \
             on disk before this answer), else the error a single submission would have \
             got", body = BatchView),
-        (status = 400, description = "`bad_body`, `bad_json` or `batch_too_large` (more \
-            than 10000 entries)", body = ErrorBody),
+        (status = 400, description = "`bad_body` (also a binary body whose framing is \
+            wrong), `bad_json` or `batch_too_large` (more than 10000 entries)", body = ErrorBody),
         (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this client is over its rate of writes",
@@ -168,6 +215,7 @@ pub(crate) async fn submit(
 pub(crate) async fn submit_batch(
     _rate: WithinRate<Writes>,
     State(state): State<ApiState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<BatchView>> {
     if state.read_only {
@@ -175,21 +223,16 @@ pub(crate) async fn submit_batch(
     }
     let body = body.map_err(ApiError::body)?;
     let _turn = state.write_permit()?;
-    let request: BatchRequest = parse_json(&body)?;
-    if request.txs.len() > MAX_BATCH_TRANSACTIONS {
-        return Err(ApiError::new(
-            Code::BatchTooLarge,
-            format!(
-                "{} transactions, at most {MAX_BATCH_TRANSACTIONS} per batch",
-                request.txs.len()
-            ),
-        ));
-    }
+    let entries = if is_binary(&headers) {
+        decode_binary_batch(&body)?
+    } else {
+        decode_json_batch(&body)?
+    };
     // Undecodable entries are answered in place; the rest are verified as one batch.
     let mut decoded = Vec::new();
-    let mut slots: Vec<Option<ApiResult<Hash>>> = Vec::with_capacity(request.txs.len());
-    for hex in &request.txs {
-        match decode_tx(hex) {
+    let mut slots: Vec<Option<ApiResult<Hash>>> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry {
             Ok(tx) => {
                 decoded.push(tx);
                 slots.push(None);

@@ -2,10 +2,12 @@
 //! returns how the process should exit. Errors bubble up to `main` as one line.
 
 mod keys;
-mod load;
+pub mod load;
 mod query;
 mod submit;
 mod watch;
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 
@@ -48,20 +50,31 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Banks => query::banks(&node, out),
         Command::Watch { account, limit } => watch::watch(&node, out, account.as_ref(), limit),
         Command::Load {
+            manifest,
             localnet,
-            transfers,
-            batch,
+            accounts,
+            txs,
+            duration,
             rate,
+            batch,
             timeout,
+            out: report,
+            seed,
             sign_only,
         } => load::load(
             out,
             &load::LoadArgs {
-                localnet,
-                transfers,
-                batch,
+                manifest: manifest
+                    .or(localnet)
+                    .unwrap_or_else(|| PathBuf::from("localnet")),
+                accounts,
+                txs,
+                duration,
                 rate,
+                batch,
                 timeout,
+                out: report,
+                seed,
                 sign_only,
             },
         ),

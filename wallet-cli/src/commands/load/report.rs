@@ -1,0 +1,246 @@
+//! The load's measurements: latency percentiles, the steady-state rate, and the nodes'
+//! CPU time and memory read from `/proc`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+/// Ticks per second of `/proc/PID/stat`'s times (`USER_HZ`: 100 on every Linux the node
+/// runs on).
+const USER_HZ: f64 = 100.0;
+
+/// The value at fraction `p` of `sorted` (nearest rank).
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Serialize, Default)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Slowest.
+    pub max: u64,
+}
+
+impl Latency {
+    /// Of `sorted` (milliseconds, ascending).
+    pub fn of(sorted: &[u64]) -> Latency {
+        Latency {
+            p50: percentile(sorted, 0.50),
+            p90: percentile(sorted, 0.90),
+            p99: percentile(sorted, 0.99),
+            max: sorted.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// The committed rate between the moments 10 % and 90 % of the commits had arrived (the
+/// ramp-up and the tail left out).
+#[derive(Debug, Serialize, Default, PartialEq)]
+pub struct SteadyState {
+    /// Window start, seconds from the first submission.
+    pub from_s: f64,
+    /// Window end.
+    pub to_s: f64,
+    /// Committed transfers per second in the window.
+    pub committed_per_second: f64,
+}
+
+impl SteadyState {
+    /// Of commit times `sorted_us` (microseconds from the start, ascending).
+    pub fn of(sorted_us: &[u64]) -> SteadyState {
+        if sorted_us.len() < 10 {
+            return SteadyState::default();
+        }
+        let low = (sorted_us.len() - 1) / 10;
+        let high = (sorted_us.len() - 1) * 9 / 10;
+        let from = sorted_us[low] as f64 / 1e6;
+        let to = sorted_us[high] as f64 / 1e6;
+        let span = (to - from).max(1e-6);
+        SteadyState {
+            from_s: from,
+            to_s: to,
+            committed_per_second: (high - low) as f64 / span,
+        }
+    }
+}
+
+/// One second of the run: transfers acknowledged and committed in it.
+#[derive(Debug, Serialize, Default, Clone, PartialEq)]
+pub struct Second {
+    /// Seconds from the first submission.
+    pub second: u64,
+    /// Acknowledged in this second.
+    pub accepted: u64,
+    /// Committed (or queued, or rejected: included) in this second.
+    pub committed: u64,
+}
+
+/// Per-second counts of `accepted_us` and `committed_us` (microseconds from the start).
+pub fn per_second(accepted_us: &[u64], committed_us: &[u64]) -> Vec<Second> {
+    let last = accepted_us
+        .iter()
+        .chain(committed_us)
+        .max()
+        .map_or(0, |us| us / 1_000_000);
+    let mut seconds: Vec<Second> = (0..=last)
+        .map(|second| Second {
+            second,
+            ..Second::default()
+        })
+        .collect();
+    for us in accepted_us {
+        seconds[(us / 1_000_000) as usize].accepted += 1;
+    }
+    for us in committed_us {
+        seconds[(us / 1_000_000) as usize].committed += 1;
+    }
+    seconds
+}
+
+/// Latency histogram buckets (upper bounds, milliseconds).
+const BUCKETS_MS: [u64; 14] = [
+    5, 10, 20, 50, 100, 200, 300, 500, 750, 1_000, 2_000, 5_000, 10_000, 30_000,
+];
+
+/// How many latencies fall at or under each bound (and above the last).
+pub fn histogram(sorted_ms: &[u64]) -> Vec<Bucket> {
+    let mut out = Vec::new();
+    let mut below = 0;
+    for &bound in &BUCKETS_MS {
+        let at_most = sorted_ms.partition_point(|&ms| ms <= bound);
+        out.push(Bucket {
+            le_ms: Some(bound),
+            count: (at_most - below) as u64,
+        });
+        below = at_most;
+    }
+    out.push(Bucket {
+        le_ms: None,
+        count: (sorted_ms.len() - below) as u64,
+    });
+    out
+}
+
+/// A latency histogram bucket.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Bucket {
+    /// Upper bound in milliseconds (none: above the last bound).
+    pub le_ms: Option<u64>,
+    /// Latencies in the bucket.
+    pub count: u64,
+}
+
+/// A node process's CPU time and memory.
+#[derive(Debug, Serialize, Clone)]
+pub struct NodeUsage {
+    /// The node's name in the manifest.
+    pub name: String,
+    /// Its process id.
+    pub pid: u32,
+    /// CPU seconds (user and system) it spent during the load.
+    pub cpu_seconds: f64,
+    /// Those as a share of one core over the load's wall time, in percent.
+    pub cpu_percent: f64,
+    /// Its peak resident memory since it started (`VmHWM`), MiB.
+    pub peak_rss_mib: f64,
+    /// Its resident memory at the end (`VmRSS`), MiB.
+    pub rss_mib: f64,
+}
+
+/// `utime + stime` of process `pid`, in seconds (None if it is gone or not readable).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+/// A `kB` field of `/proc/PID/status`, in MiB.
+pub fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The pid in `DIR/NAME/node.pid` (what `scripts/localnet.sh` writes), if that process is
+/// an `interpool-node`.
+pub fn node_pid(dir: &Path, name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.join(name).join("node.pid")).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    exe.file_name()?
+        .to_str()?
+        .starts_with("interpool-node")
+        .then_some(pid)
+}
+
+/// Counts by code, for the report.
+pub type Codes = BTreeMap<String, usize>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_latency() {
+        let sorted: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&sorted, 0.5), 51);
+        assert_eq!(percentile(&sorted, 0.99), 99);
+        assert_eq!(percentile(&[], 0.5), 0);
+        let latency = Latency::of(&sorted);
+        assert_eq!((latency.p90, latency.max), (90, 100));
+    }
+
+    #[test]
+    fn the_steady_state_leaves_out_the_ramp_and_the_tail() {
+        // 1,000 commits evenly over 10 s, then a straggler at 60 s.
+        let mut times: Vec<u64> = (0..1_000).map(|i| i * 10_000).collect();
+        times.push(60_000_000);
+        let steady = SteadyState::of(&times);
+        assert!(
+            (steady.committed_per_second - 100.0).abs() < 1.0,
+            "{steady:?}"
+        );
+        assert!(steady.from_s >= 0.9 && steady.to_s <= 9.1, "{steady:?}");
+        assert_eq!(SteadyState::of(&[1, 2]), SteadyState::default());
+    }
+
+    #[test]
+    fn per_second_counts_and_histogram_buckets() {
+        let seconds = per_second(&[100, 1_500_000], &[900_000, 1_000_000, 2_100_000]);
+        assert_eq!(
+            seconds
+                .iter()
+                .map(|s| (s.accepted, s.committed))
+                .collect::<Vec<_>>(),
+            [(1, 1), (1, 1), (0, 1)]
+        );
+        let buckets = histogram(&[1, 5, 6, 40_000]);
+        assert_eq!(buckets[0].count, 2);
+        assert_eq!(buckets[1].count, 1);
+        assert_eq!(buckets.last().map(|b| b.count), Some(1));
+        assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn this_process_has_cpu_time_and_memory() {
+        let me = std::process::id();
+        assert!(cpu_seconds(me).is_some());
+        assert!(status_mib(me, "VmHWM:").is_some_and(|mib| mib > 0.0));
+        assert_eq!(cpu_seconds(u32::MAX), None);
+    }
+}

@@ -1,0 +1,305 @@
+//! Submitting the load and following it to its outcomes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use interpool_contracts::batch::{encode_batch, BATCH_CONTENT_TYPE};
+use interpool_contracts::outcome::Outcome;
+use interpool_contracts::views::EventView;
+use interpool_contracts::Hash;
+use serde::Deserialize;
+
+use crate::client::{ClientError, Node};
+use crate::sse::SseParser;
+
+/// Pause before sending a batch again that a node refused at one of its limits.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// The offered rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// As fast as the validators accept: each submitter sends its next batch once the
+    /// previous one is answered.
+    Max,
+    /// Transfers per second, paced from the start.
+    PerSecond(u64),
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Rate, String> {
+        if text == "max" {
+            return Ok(Rate::Max);
+        }
+        match text.parse::<u64>() {
+            Ok(0) | Err(_) => Err(format!(
+                "'{text}' is not a rate: transfers per second (at least 1) or 'max'"
+            )),
+            Ok(rate) => Ok(Rate::PerSecond(rate)),
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rate::Max => f.write_str("max"),
+            Rate::PerSecond(rate) => write!(f, "{rate}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchAnswer {
+    results: Vec<BatchResult>,
+}
+
+#[derive(Deserialize)]
+struct BatchResult {
+    hash: Option<Hash>,
+    error: Option<ErrorPart>,
+}
+
+#[derive(Deserialize)]
+struct ErrorPart {
+    code: String,
+}
+
+/// How the submission went, shared by the submitters.
+#[derive(Default)]
+pub struct Submission {
+    /// Transfers sent (in batches that were answered).
+    pub sent: AtomicUsize,
+    /// Of those, acknowledged.
+    pub accepted: AtomicUsize,
+    /// Refusals by code.
+    pub refused: Mutex<BTreeMap<String, usize>>,
+    /// Batches sent again after a refusal at a node's limit, by code.
+    pub retried: Mutex<BTreeMap<String, usize>>,
+    /// Errors that stopped a submitter.
+    pub failures: Mutex<Vec<String>>,
+    /// When each acknowledged transfer was first sent, in microseconds from the start (0:
+    /// it was not acknowledged).
+    pub submitted_at_us: Vec<AtomicU64>,
+    /// When the last batch was answered, microseconds from the start.
+    pub ended_us: AtomicU64,
+}
+
+/// What the submitters are given.
+pub struct Plan {
+    /// The transfers' encodings, in order.
+    pub encoded: Vec<Vec<u8>>,
+    /// Transfers per request.
+    pub batch: usize,
+    /// The offered rate.
+    pub rate: Rate,
+    /// Stop sending after this long.
+    pub duration: Option<Duration>,
+    /// Give up a batch a node keeps refusing at its limits after this long.
+    pub patience: Duration,
+}
+
+/// Sends `plan` to `validators` in batches, round-robin, from two submitters per
+/// validator; returns when every batch is answered or the duration is over.
+pub fn submit(
+    plan: Arc<Plan>,
+    validators: &[Node],
+    started: Instant,
+    submission: Arc<Submission>,
+) -> Vec<thread::JoinHandle<()>> {
+    let submitters = validators.len() * 2;
+    (0..submitters)
+        .map(|t| {
+            let plan = plan.clone();
+            let node = validators[t % validators.len()].clone();
+            let submission = submission.clone();
+            thread::spawn(move || {
+                let batches = plan.encoded.len().div_ceil(plan.batch);
+                for k in (t..batches).step_by(submitters) {
+                    let first = k * plan.batch;
+                    if let Rate::PerSecond(rate) = plan.rate {
+                        let due = Duration::from_secs_f64(first as f64 / rate as f64);
+                        if let Some(wait) = due.checked_sub(started.elapsed()) {
+                            thread::sleep(wait);
+                        }
+                    }
+                    if plan.duration.is_some_and(|d| started.elapsed() >= d) {
+                        break;
+                    }
+                    let last = (first + plan.batch).min(plan.encoded.len());
+                    if let Err(error) = send_batch(&node, &plan, first..last, started, &submission)
+                    {
+                        lock(&submission.failures).push(error.to_string());
+                        break;
+                    }
+                }
+                submission
+                    .ended_us
+                    .fetch_max(micros(started.elapsed()), Ordering::Relaxed);
+            })
+        })
+        .collect()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// Sends `entries` (transaction encodings) as one binary batch; a refusal of the whole
+/// batch at one of the node's limits (429, 503) is retried after a pause (counted by code
+/// in `retried`), for at most `patience`. Each entry's hash, or the code it was refused
+/// with.
+pub fn post_batch<'a>(
+    node: &Node,
+    entries: impl IntoIterator<Item = &'a [u8]>,
+    patience: Duration,
+    retried: Option<&Mutex<BTreeMap<String, usize>>>,
+) -> Result<Vec<Result<Hash, String>>, ClientError> {
+    let body = encode_batch(entries);
+    let first_try = Instant::now();
+    let answer: BatchAnswer = loop {
+        match node.post_bytes("/v1/transactions/batch", BATCH_CONTENT_TYPE, body.clone()) {
+            Err(error)
+                if matches!(error.status(), Some(429 | 503))
+                    && first_try.elapsed() + RETRY_PAUSE < patience =>
+            {
+                if let Some(retried) = retried {
+                    let code = error.code().unwrap_or("unknown").to_string();
+                    *lock(retried).entry(code).or_default() += 1;
+                }
+                thread::sleep(RETRY_PAUSE);
+            }
+            answer => break answer?,
+        }
+    };
+    Ok(answer
+        .results
+        .into_iter()
+        .map(|result| match (result.hash, result.error) {
+            (Some(hash), _) => Ok(hash),
+            (None, error) => Err(error.map_or_else(|| "unknown".into(), |e| e.code)),
+        })
+        .collect())
+}
+
+/// Sends transfers `range` of the plan as one batch and records the answers.
+fn send_batch(
+    node: &Node,
+    plan: &Plan,
+    range: std::ops::Range<usize>,
+    started: Instant,
+    submission: &Submission,
+) -> Result<(), ClientError> {
+    let sent_at = micros(started.elapsed());
+    let results = post_batch(
+        node,
+        plan.encoded[range.clone()].iter().map(Vec::as_slice),
+        plan.patience,
+        Some(&submission.retried),
+    )?;
+    submission.sent.fetch_add(range.len(), Ordering::Relaxed);
+    for (index, result) in range.zip(results) {
+        match result {
+            Ok(_) => {
+                submission.submitted_at_us[index].store(sent_at, Ordering::Relaxed);
+                submission.accepted.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(code) => *lock(&submission.refused).entry(code).or_default() += 1,
+        }
+    }
+    Ok(())
+}
+
+/// One transfer's outcome, from the event stream.
+pub struct Seen {
+    /// Its position in the plan.
+    pub index: usize,
+    /// `committed`, `queued` or `rejected`.
+    pub kind: &'static str,
+    /// The rejection's code.
+    pub code: Option<&'static str>,
+    /// The block.
+    pub height: u64,
+    /// When the event arrived, microseconds from the start.
+    pub at_us: u64,
+}
+
+/// Follows `node`'s event stream (`initial`, opened by the caller before anything was
+/// submitted, then resumed after a dropped connection) and sends the outcome of every
+/// transfer of `index` until `stop` is set or the receiver hangs up.
+pub fn follow(
+    node: Node,
+    mut initial: Option<reqwest::blocking::Response>,
+    index: Arc<HashMap<Hash, usize>>,
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    sender: mpsc::Sender<Seen>,
+) -> Result<(), ClientError> {
+    let mut last_id: Option<String> = None;
+    let mut failures = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let opened = match initial.take() {
+            Some(response) => Ok(response),
+            None => node.events(None, last_id.as_deref()),
+        };
+        let response = match opened {
+            Ok(response) => response,
+            Err(error) => {
+                failures += 1;
+                if failures > 20 {
+                    return Err(error);
+                }
+                thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+        };
+        let mut parser = SseParser::new();
+        for text in BufReader::new(response).lines() {
+            let Ok(text) = text else {
+                break; // resumed from the last event
+            };
+            let Some(event) = parser.push_line(&text) else {
+                continue;
+            };
+            if event.id.is_some() {
+                last_id.clone_from(&event.id);
+            }
+            let Ok(EventView::Transaction { receipt, .. }) = serde_json::from_str(&event.data)
+            else {
+                continue;
+            };
+            let Some(&position) = index.get(&receipt.tx_hash) else {
+                continue;
+            };
+            let (kind, code) = match &receipt.outcome {
+                Outcome::Committed => ("committed", None),
+                Outcome::Queued { .. } => ("queued", None),
+                Outcome::Rejected { error } => ("rejected", Some(error.code())),
+            };
+            let seen = Seen {
+                index: position,
+                kind,
+                code,
+                height: receipt.height,
+                at_us: micros(started.elapsed()),
+            };
+            if sender.send(seen).is_err() || stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
