@@ -239,8 +239,7 @@ fn open_accounts(
     let mut done = 0;
     let mut next_nonce: Vec<u64> = operators.iter().map(|(_, nonce)| *nonce).collect();
     for phase in 0..2 {
-        let phase_lists: Vec<&Vec<(interpool_contracts::Hash, Vec<u8>)>> =
-            lists.iter().map(|both| &both[phase]).collect();
+        let phase_lists: Vec<&plan::Signed> = lists.iter().map(|both| &both[phase]).collect();
         let mut cursors = vec![0usize; phase_lists.len()];
         loop {
             let mut waits = Vec::new();

@@ -94,7 +94,7 @@ pub fn transfers(
 
 /// Signs `txs` (each by its signer among `customers`) on every core; each one's hash and
 /// canonical encoding, in order.
-pub fn sign_all(txs: Vec<Transaction>, customers: &[Customer]) -> Vec<(Hash, Vec<u8>)> {
+pub fn sign_all(txs: Vec<Transaction>, customers: &[Customer]) -> Signed {
     let keys: std::collections::HashMap<AccountId, &SigningKey> =
         customers.iter().map(|c| (c.id, &c.key)).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -121,6 +121,9 @@ pub fn sign_all(txs: Vec<Transaction>, customers: &[Customer]) -> Vec<(Hash, Vec
     })
 }
 
+/// Signed transactions: each one's hash and canonical encoding.
+pub type Signed = Vec<(Hash, Vec<u8>)>;
+
 /// The transactions that open and fund `customers` at their banks, signed by each bank's
 /// operator (`operators[bank]`: key and next nonce) with consecutive nonces: first an
 /// `OpenAccount` for each of its customers, then a `Deposit` of `deposit` for each (a node
@@ -132,7 +135,7 @@ pub fn openings(
     operators: &[(SigningKey, u64)],
     deposit: Amount,
     valid_until_height: u64,
-) -> Vec<[Vec<(Hash, Vec<u8>)>; 2]> {
+) -> Vec<[Signed; 2]> {
     operators
         .iter()
         .enumerate()
@@ -238,7 +241,7 @@ mod tests {
         ];
         let refs: Vec<&Customer> = customers.iter().collect();
         let lists = openings("c", &refs, &operators, Amount(500), 100);
-        let decode = |list: &Vec<(Hash, Vec<u8>)>| -> Vec<SignedTransaction> {
+        let decode = |list: &Signed| -> Vec<SignedTransaction> {
             list.iter()
                 .map(|(_, b)| SignedTransaction::decode(b).expect("tx"))
                 .collect()
