@@ -45,7 +45,8 @@ pub const DEFAULT_TRANSFERS: usize = 10_000;
 /// offer).
 const MAX_RATE_PRESIGNED: u64 = 15_000;
 /// An operator's transactions pending at once while accounts are opened (a node's mempool
-/// holds at most 1,000 per signer by default).
+/// holds at most 1,000 per signer by default; the genesis's nonce lookahead may allow
+/// fewer).
 const OPENING_WINDOW: usize = 400;
 /// What each opened account is funded with, in minor units (transfers take 1 to 100).
 const DEPOSIT: Amount = Amount(1_000_000_000);
@@ -113,6 +114,7 @@ struct Localnet {
     manifest: Manifest,
     validators: Vec<Node>,
     max_validity_blocks: u64,
+    max_nonce_lookahead: u64,
 }
 
 impl Localnet {
@@ -139,13 +141,13 @@ impl Localnet {
         if manifest.banks.is_empty() {
             bail!("{} lists no bank", path.display());
         }
-        let max_validity_blocks =
-            read_genesis(&resolve(&dir, &manifest.genesis))?.max_validity_blocks;
+        let genesis = read_genesis(&resolve(&dir, &manifest.genesis))?;
         Ok(Localnet {
             dir,
             manifest,
             validators,
-            max_validity_blocks,
+            max_validity_blocks: genesis.max_validity_blocks,
+            max_nonce_lookahead: genesis.max_nonce_lookahead,
         })
     }
 
@@ -236,6 +238,9 @@ fn open_accounts(
     let total: usize = lists.iter().flatten().map(Vec::len).sum();
     let bar = progress(total as u64, "opening and funding accounts");
     // Every opening committed before any deposit is sent.
+    let window = OPENING_WINDOW
+        .min(usize::try_from(net.max_nonce_lookahead).unwrap_or(usize::MAX))
+        .max(1);
     let mut done = 0;
     let mut next_nonce: Vec<u64> = operators.iter().map(|(_, nonce)| *nonce).collect();
     for phase in 0..2 {
@@ -248,7 +253,7 @@ fn open_accounts(
                 if start >= list.len() {
                     continue;
                 }
-                let end = (start + OPENING_WINDOW).min(list.len());
+                let end = (start + window).min(list.len());
                 // One node per operator: its nonces arrive in order.
                 let node = &net.validators[bank % net.validators.len()];
                 let results = run::post_batch(
