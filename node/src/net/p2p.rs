@@ -129,8 +129,8 @@ pub struct P2pSettings {
     pub network_id: String,
     /// Largest message accepted from or sent to a peer, checked before decoding.
     pub max_message_bytes: usize,
-    /// Subscribe to block announcements (observers, which follow the chain by sync);
-    /// validators only publish them.
+    /// Subscribe to block announcements (observers, which follow the chain by sync), and
+    /// not to transactions; validators publish announcements and gossip transactions.
     pub follow_blocks: bool,
     /// **Hostile-peer tests only**: write requests as given, without their length prefix,
     /// so that a test can put any prefix on the wire (a peer lying about a frame's size).
@@ -628,9 +628,14 @@ fn build_swarm(
             gossipsub::PeerScoreThresholds::default(),
         )
         .map_err(|e| config_error(&e))?;
-    gossip
-        .subscribe(&topics.transactions)
-        .map_err(|e| config_error(&e))?;
+    // A follower (observer) proposes nothing and accepts no writes: it takes no
+    // transactions from gossip (checking each one's signature there was a fifth of its CPU
+    // under load), only the blocks that carry them.
+    if !settings.follow_blocks {
+        gossip
+            .subscribe(&topics.transactions)
+            .map_err(|e| config_error(&e))?;
+    }
     if settings.follow_blocks {
         gossip
             .subscribe(&topics.blocks)
