@@ -6,7 +6,8 @@
 #                    [--batch B] [--txs N]
 #       A fresh release localnet of N validators (default 4) and 1 observer in
 #       target/bench-localnet, a warm-up (2,000 transfers), then `interpool-wallet load`
-#       (default: 60 s as fast as accepted, 10,000 accounts opened and funded first). Prints
+#       (default: 60 s as fast as accepted, 10,000 accounts opened and funded first; batches
+#       of 500 at --rate max, else of rate/20: one about every 50 ms per submitter). Prints
 #       the summary and writes bench-results/<time>-<N>v-<rate>.json (the full report:
 #       rates, latency percentiles and histogram, refusals, blocks, each node's CPU and peak
 #       RSS, transfers per second) and .png (throughput per second, latency distribution;
@@ -31,7 +32,7 @@ chart() {
 }
 
 network() {
-    local validators=4 duration=60 rate=max accounts=10000 batch=500 txs=""
+    local validators=4 duration=60 rate=max accounts=10000 batch="" txs=""
     while [ $# -gt 0 ]; do
         case "$1" in
             --validators) validators=${2:?}; shift 2 ;;
@@ -64,6 +65,11 @@ network() {
             readers+=($!)
         done
         trap 'kill "${readers[@]}" 2>/dev/null || true; bash scripts/localnet.sh down >/dev/null' EXIT
+    fi
+    # A batch per submitter about every 50 ms at a fixed rate (as a bank's gateway would
+    # send), 500 at the highest rate.
+    if [ -z "$batch" ]; then
+        if [ "$rate" = max ]; then batch=500; else batch=$(((rate + 19) / 20)); [ "$batch" -le 500 ] || batch=500; fi
     fi
     log "warm-up: 2,000 transfers between the sample customers"
     "$bin/interpool-wallet" load --manifest "$net/localnet.json" --accounts 0 --txs 2000 >/dev/null

@@ -269,7 +269,7 @@ impl Core {
 
     /// True if the mempool holds nothing to propose.
     pub fn nothing_to_propose(&self) -> bool {
-        lock(&self.mempool).is_empty()
+        !lock(&self.mempool).has_selectable(&self.ledger)
     }
 
     /// Builds the next block from the mempool's transactions; returns its encoding.
@@ -573,6 +573,25 @@ mod tests {
             max_transactions: 100,
             max_bytes: 1 << 20,
         }
+    }
+
+    #[test]
+    fn transactions_behind_a_nonce_gap_are_nothing_to_propose() {
+        // A customer that signs nonce 1 before nonce 0 must not make the proposer produce
+        // empty blocks as fast as it can (it did: the mempool was not empty).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let core = testkit::core(&genesis, dir.path(), limits());
+        let a = customer_seed(0, 0);
+        assert!(core.nothing_to_propose());
+        testkit::admit(&core, testkit::transfer(a, 1));
+        assert!(!lock(core.mempool()).is_empty());
+        assert!(
+            core.nothing_to_propose(),
+            "nonce 1 cannot go before nonce 0"
+        );
+        testkit::admit(&core, testkit::transfer(a, 0));
+        assert!(!core.nothing_to_propose());
     }
 
     #[test]

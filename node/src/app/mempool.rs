@@ -74,6 +74,17 @@ impl Mempool {
         self.entries.is_empty()
     }
 
+    /// True if some signer's next transaction by `ledger` is pending: a block built now
+    /// would not be empty. (Transactions waiting behind a nonce gap are not selectable: a
+    /// mempool holding only those has nothing to propose.)
+    pub fn has_selectable(&self, ledger: &Ledger) -> bool {
+        self.by_signer.iter().any(|(signer, pending)| {
+            ledger
+                .next_nonce(signer)
+                .is_some_and(|next| pending.contains_key(&next))
+        })
+    }
+
     /// True if `hash` is pending.
     pub fn contains(&self, hash: &Hash) -> bool {
         self.entries.contains_key(hash)

@@ -339,7 +339,8 @@ struct Report {
     sent: usize,
     accepted: usize,
     refused: Codes,
-    retried_batches: Codes,
+    /// Batches (429, 503) and single transfers (`mempool_full`, …) sent again, by code.
+    retried: Codes,
     failures: Vec<String>,
     /// First to last batch answer.
     submit_seconds: f64,
@@ -630,7 +631,7 @@ fn measure(
         sent,
         accepted,
         refused: lock_clone(&submission.refused),
-        retried_batches: lock_clone(&submission.retried),
+        retried: lock_clone(&submission.retried),
         failures: submission
             .failures
             .lock()
@@ -694,14 +695,14 @@ fn print(out: &Output, report: &Report) -> Result<()> {
             "submitted",
             format!(
                 "{} sent in {:.1} s ({:.0}/s offered), {} acknowledged ({:.0}/s); refused: {}; \
-                 batches retried: {}",
+                 sent again: {}",
                 report.sent,
                 report.submit_seconds,
                 report.offered_per_second,
                 report.accepted,
                 report.accepted_per_second,
                 codes(&report.refused),
-                codes(&report.retried_batches)
+                codes(&report.retried)
             ),
         ),
         (

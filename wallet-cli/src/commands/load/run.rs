@@ -195,7 +195,13 @@ pub fn post_batch<'a>(
         .collect())
 }
 
-/// Sends transfers `range` of the plan as one batch and records the answers.
+/// Refusals that mean "come back shortly" for one transaction (the node is full for now):
+/// sent again, in order, after a pause. Refusing them for good would leave a gap in the
+/// payer's nonces that holds back every later transfer of that payer.
+const RETRYABLE: [&str; 4] = ["mempool_full", "too_many_pending", "rate_limited", "busy"];
+
+/// Sends transfers `range` of the plan as one batch and records the answers; transfers
+/// refused for now ([`RETRYABLE`]) are sent again until accepted or out of patience.
 fn send_batch(
     node: &Node,
     plan: &Plan,
@@ -204,21 +210,37 @@ fn send_batch(
     submission: &Submission,
 ) -> Result<(), ClientError> {
     let sent_at = micros(started.elapsed());
-    let results = post_batch(
-        node,
-        plan.encoded[range.clone()].iter().map(Vec::as_slice),
-        plan.patience,
-        Some(&submission.retried),
-    )?;
-    submission.sent.fetch_add(range.len(), Ordering::Relaxed);
-    for (index, result) in range.zip(results) {
-        match result {
-            Ok(_) => {
-                submission.submitted_at_us[index].store(sent_at, Ordering::Relaxed);
-                submission.accepted.fetch_add(1, Ordering::Relaxed);
+    let first_try = Instant::now();
+    let mut pending: Vec<usize> = range.collect();
+    submission.sent.fetch_add(pending.len(), Ordering::Relaxed);
+    while !pending.is_empty() {
+        let results = post_batch(
+            node,
+            pending.iter().map(|&index| plan.encoded[index].as_slice()),
+            plan.patience,
+            Some(&submission.retried),
+        )?;
+        let mut again = Vec::new();
+        for (index, result) in pending.iter().copied().zip(results) {
+            match result {
+                Ok(_) => {
+                    submission.submitted_at_us[index].store(sent_at, Ordering::Relaxed);
+                    submission.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(code)
+                    if RETRYABLE.contains(&code.as_str())
+                        && first_try.elapsed() + RETRY_PAUSE < plan.patience =>
+                {
+                    *lock(&submission.retried).entry(code).or_default() += 1;
+                    again.push(index);
+                }
+                Err(code) => *lock(&submission.refused).entry(code).or_default() += 1,
             }
-            Err(code) => *lock(&submission.refused).entry(code).or_default() += 1,
         }
+        if !again.is_empty() {
+            thread::sleep(RETRY_PAUSE);
+        }
+        pending = again;
     }
     Ok(())
 }
