@@ -104,8 +104,11 @@ pub struct Plan {
     pub patience: Duration,
 }
 
-/// Sends `plan` to `validators` in batches, round-robin, from two submitters per
-/// validator; returns when every batch is answered or the duration is over.
+/// Sends `plan` to `validators` in batches from two submitters per validator; returns
+/// their handles. The batches are handed out in order from one counter, and once the
+/// duration is over none is handed out: every batch sent has all the plan's earlier ones
+/// sent too, so no payer is left with a gap in its nonces (which would hold its later
+/// transfers back until they expire).
 pub fn submit(
     plan: Arc<Plan>,
     validators: &[Node],
@@ -113,23 +116,29 @@ pub fn submit(
     submission: Arc<Submission>,
 ) -> Vec<thread::JoinHandle<()>> {
     let submitters = validators.len() * 2;
+    let next = Arc::new(AtomicUsize::new(0));
+    let batches = plan.encoded.len().div_ceil(plan.batch);
     (0..submitters)
         .map(|t| {
             let plan = plan.clone();
             let node = validators[t % validators.len()].clone();
             let submission = submission.clone();
+            let next = next.clone();
             thread::spawn(move || {
-                let batches = plan.encoded.len().div_ceil(plan.batch);
-                for k in (t..batches).step_by(submitters) {
+                loop {
+                    if plan.duration.is_some_and(|d| started.elapsed() >= d) {
+                        break;
+                    }
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= batches {
+                        break;
+                    }
                     let first = k * plan.batch;
                     if let Rate::PerSecond(rate) = plan.rate {
                         let due = Duration::from_secs_f64(first as f64 / rate as f64);
                         if let Some(wait) = due.checked_sub(started.elapsed()) {
                             thread::sleep(wait);
                         }
-                    }
-                    if plan.duration.is_some_and(|d| started.elapsed() >= d) {
-                        break;
                     }
                     let last = (first + plan.batch).min(plan.encoded.len());
                     if let Err(error) = send_batch(&node, &plan, first..last, started, &submission)
