@@ -42,15 +42,28 @@ cargo test --workspace --locked "$@"
 
 # Chaos on real processes (scripts/chaos.sh; the README has the long run): one minute of
 # perturbations in network namespaces. It needs root and a kernel that lets it make network
-# namespaces; elsewhere it is skipped, and says so.
+# namespaces, filter packets in them and mount a tmpfs; elsewhere it is skipped, and says
+# why. Its checks failing fails the run.
+chaos_unsupported() {
+    [ "$(id -u)" -eq 0 ] || { echo "it needs root (network namespaces): sudo scripts/chaos.sh"; return; }
+    bash scripts/install-deps.sh --chaos >/dev/null 2>&1 || { echo "its Debian packages could not be installed"; return; }
+    ip netns del ipchaos-probe 2>/dev/null || true
+    ip netns add ipchaos-probe 2>/dev/null || { echo "this machine cannot make network namespaces"; return; }
+    local reason="" mount
+    ip netns exec ipchaos-probe iptables -w -L >/dev/null 2>&1 || reason="iptables does not work in a network namespace here"
+    mount=$(mktemp -d)
+    if [ -z "$reason" ]; then
+        if mount -t tmpfs -o size=1m ipchaos-probe "$mount" 2>/dev/null; then umount "$mount"; else reason="this machine cannot mount a tmpfs"; fi
+    fi
+    rmdir "$mount"
+    ip netns del ipchaos-probe
+    echo "$reason"
+}
 if [ "${CHAOS:-1}" = 0 ] || [ $# -gt 0 ]; then
     log "scripts/chaos.sh skipped (CHAOS=0, or arguments for cargo test were given)"
-elif [ "$(id -u)" -ne 0 ]; then
-    log "scripts/chaos.sh SKIPPED: it needs root (network namespaces); run: sudo scripts/chaos.sh"
-elif ! ip netns add ipchaos-probe 2>/dev/null && ! { bash scripts/install-deps.sh --chaos >/dev/null && ip netns add ipchaos-probe; }; then
-    log "scripts/chaos.sh SKIPPED: this machine cannot make network namespaces"
+elif reason=$(chaos_unsupported) && [ -n "$reason" ]; then
+    log "scripts/chaos.sh SKIPPED: $reason"
 else
-    ip netns del ipchaos-probe
     log "scripts/chaos.sh --duration 60"
     bash scripts/chaos.sh --duration 60
 fi
