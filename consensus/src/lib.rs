@@ -3,8 +3,8 @@
 //!
 //! # The protocol
 //!
-//! A fixed, ordered [`ValidatorSet`] of `n ≥ 4` validators tolerates `f = ⌊(n−1)/3⌋`
-//! byzantine ones; every quorum is `⌊2n/3⌋ + 1` ([`ValidatorSet::quorum`]). The engine
+//! A fixed, ordered [`ValidatorSet`] of `n ≥ 1` validators tolerates `f = ⌊(n−1)/3⌋`
+//! byzantine ones (none below four); every quorum is `⌊2n/3⌋ + 1` ([`ValidatorSet::quorum`]). The engine
 //! orders opaque payloads (blocks, for the node) identified by their SHA-256 [`Digest`],
 //! one per height. In round `r` of height `h` the proposer is
 //! `validators[(h + r) mod n]`.

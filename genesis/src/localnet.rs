@@ -404,11 +404,15 @@ mod tests {
     }
 
     #[test]
-    fn refuses_too_few_validators_and_port_overflow() {
+    fn refuses_no_validator_and_port_overflow_and_allows_a_consortium_of_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut opts = options(dir.path().join("a"));
-        opts.validators = 3;
-        assert!(generate(&opts).is_err());
+        opts.validators = 0;
+        let error = generate(&opts).expect_err("no validator").to_string();
+        assert!(error.contains("at least 1 validator"), "{error}");
+        let mut opts = options(dir.path().join("one"));
+        opts.validators = 1;
+        assert_eq!(generate(&opts).expect("a consortium of one").nodes.len(), 2);
         let mut opts = options(dir.path().join("b"));
         opts.base_port = 65_000;
         assert!(generate(&opts).is_err());

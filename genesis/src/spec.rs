@@ -208,9 +208,20 @@ balance = "12.50"
 
     #[test]
     fn refuses_bad_specs_with_reasons() {
-        let spec: ConsortiumSpec = toml::from_str(&spec_text(3)).expect("spec");
-        let error = format!("{:#}", build_genesis(&spec).expect_err("3 validators"));
+        // No validator at all is refused (one to three are allowed, tolerating no fault).
+        let error = toml::from_str::<ConsortiumSpec>(&spec_text(0))
+            .map_err(|e| e.to_string())
+            .and_then(|spec| build_genesis(&spec).map_err(|e| format!("{e:#}")))
+            .expect_err("no validator");
         assert!(error.contains("validator"), "{error}");
+        let spec: ConsortiumSpec = toml::from_str(&spec_text(1)).expect("spec");
+        assert_eq!(
+            build_genesis(&spec)
+                .expect("one validator")
+                .validators
+                .len(),
+            1
+        );
         let spec: ConsortiumSpec =
             toml::from_str(&spec_text(4).replace("12.50", "12.505")).expect("spec");
         let error = format!("{:#}", build_genesis(&spec).expect_err("decimals"));
