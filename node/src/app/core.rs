@@ -576,6 +576,40 @@ mod tests {
     }
 
     #[test]
+    fn a_committed_block_removes_this_nodes_pending_records_also_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let (a, b) = (customer_seed(0, 0), customer_seed(1, 0));
+        let (first, second) = (testkit::transfer(a, 0), testkit::transfer_to(b, a, 0, 10));
+        let commit_one = |core: &mut Core, height: u64, tx: &VerifiedTransaction| {
+            testkit::admit(core, tx.clone());
+            let block = core.build_proposal(testkit::proposer(), 1_000 * height);
+            core.validate_proposal(height, &block, &testkit::context())
+                .expect("valid");
+            core.commit(height, &block, &testkit::certificate(height, &block))
+                .expect("commit");
+        };
+        {
+            let (mut core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
+            store
+                .save_pending(&[first.signed().clone(), second.signed().clone()])
+                .expect("acknowledged");
+            commit_one(&mut core, 1, &first);
+            let left: Vec<Hash> = store
+                .pending_transactions()
+                .expect("pending")
+                .iter()
+                .map(interpool_contracts::SignedTransaction::hash)
+                .collect();
+            assert_eq!(left, vec![second.hash()]);
+        }
+        // Reopened: the record left is known again, and goes when its transaction commits.
+        let (mut core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
+        commit_one(&mut core, 2, &second);
+        assert!(store.pending_transactions().expect("pending").is_empty());
+    }
+
+    #[test]
     fn transactions_behind_a_nonce_gap_are_nothing_to_propose() {
         // A customer that signs nonce 1 before nonce 0 must not make the proposer produce
         // empty blocks as fast as it can (it did: the mempool was not empty).

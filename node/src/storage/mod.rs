@@ -266,6 +266,10 @@ impl ChainStore for Store {
 /// The node's database.
 pub struct Store {
     db: DB,
+    /// The hashes in CF `pending` (this node's acknowledged transactions not yet
+    /// committed): a committed block deletes only those, instead of writing a tombstone for
+    /// every transaction it holds (most of which other nodes acknowledged).
+    pending: std::sync::Mutex<std::collections::HashSet<Hash>>,
     /// A secondary instance's own folder (its info logs), removed after the database is
     /// closed (fields drop in declaration order).
     _scratch: Option<tempfile::TempDir>,
@@ -285,7 +289,27 @@ impl Store {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)?;
-        Ok(Store { db, _scratch: None })
+        let store = Store {
+            db,
+            pending: Default::default(),
+            _scratch: None,
+        };
+        let recorded: std::collections::HashSet<Hash> = store
+            .db
+            .iterator_cf(store.cf(CF_PENDING), IteratorMode::Start)
+            .map(|item| item.map(|(key, _)| key))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter_map(|key| <[u8; 32]>::try_from(key.as_ref()).ok().map(Hash))
+            .collect();
+        *store.pending_hashes() = recorded;
+        Ok(store)
+    }
+
+    fn pending_hashes(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Hash>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Opens the existing database in `path` read-only, as a RocksDB secondary instance: it
@@ -305,6 +329,7 @@ impl Store {
         let db = DB::open_cf_as_secondary(&options, path, scratch.path(), COLUMN_FAMILIES)?;
         Ok(Store {
             db,
+            pending: Default::default(),
             _scratch: Some(scratch),
         })
     }
@@ -388,9 +413,15 @@ impl Store {
             .collect();
         let indexed = self.tx_locations(&hashes)?;
         let mut written = std::collections::HashSet::with_capacity(hashes.len());
-        for receipt in &committed.outcome.receipts {
-            // Acknowledged and now in a block: no longer pending (same atomic batch).
-            batch.delete_cf(self.cf(CF_PENDING), receipt.tx_hash.as_bytes());
+        {
+            let mut pending = self.pending_hashes();
+            for receipt in &committed.outcome.receipts {
+                // Acknowledged here and now in a block: no longer pending (same atomic
+                // batch).
+                if pending.remove(&receipt.tx_hash) {
+                    batch.delete_cf(self.cf(CF_PENDING), receipt.tx_hash.as_bytes());
+                }
+            }
         }
         for (receipt, known) in committed.outcome.receipts.iter().zip(indexed) {
             if known.is_some() || !written.insert(receipt.tx_hash) {
@@ -612,9 +643,13 @@ impl Store {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
+        let mut pending = self.pending_hashes();
         for tx in txs {
-            batch.put_cf(self.cf(CF_PENDING), tx.hash().as_bytes(), tx.encode());
+            let hash = tx.hash();
+            batch.put_cf(self.cf(CF_PENDING), hash.as_bytes(), tx.encode());
+            pending.insert(hash);
         }
+        drop(pending);
         let mut options = WriteOptions::default();
         options.set_sync(true);
         self.db.write_opt(batch, &options)?;
@@ -624,9 +659,12 @@ impl Store {
     /// Forgets acknowledged transactions that can no longer commit (stale, expired).
     pub fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
+        let mut pending = self.pending_hashes();
         for hash in hashes {
             batch.delete_cf(self.cf(CF_PENDING), hash.as_bytes());
+            pending.remove(hash);
         }
+        drop(pending);
         self.db.write(batch)?;
         Ok(())
     }
