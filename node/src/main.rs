@@ -28,6 +28,12 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
+
+/// mimalloc rather than glibc's malloc: a node allocates and frees in many threads at once
+/// (every transaction decoded, every block's copy-on-write ledger nodes), and glibc's arenas
+/// spent 17 % of a validator's CPU at 4,000 transfers/s (issue 12's profile).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use interpool_contracts::outcome::{BlockOutcome, Outcome};
 use interpool_contracts::primitives::from_hex_vec;

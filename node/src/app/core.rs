@@ -534,11 +534,12 @@ impl Core {
             let mut mempool = lock(&self.mempool);
             mempool.after_commit(&txs, &self.ledger, height);
             self.metrics.mempool_size(mempool.len());
-            self.published.send_replace(Arc::new(ChainView {
+            let replaced = self.published.send_replace(Arc::new(ChainView {
                 tip: self.tip.clone(),
                 genesis_hash: self.genesis_hash,
                 ledger: self.ledger.clone(),
             }));
+            super::view::retire(replaced);
         }
         self.metrics
             .committed(height, outcome.receipts.len(), started.elapsed());

@@ -149,7 +149,8 @@ impl Mempool {
             .insert(nonce, hash);
         self.by_expiry
             .insert((tx.tx().valid_until_height, arrival), hash);
-        let encoded_len = tx.signed().encode().len();
+        let encoded_len = usize::try_from(interpool_contracts::codec::encoded_len(tx.signed()))
+            .unwrap_or(usize::MAX);
         self.entries.insert(
             hash,
             Entry {

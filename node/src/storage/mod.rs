@@ -275,6 +275,24 @@ pub struct Store {
     _scratch: Option<tempfile::TempDir>,
 }
 
+/// A column family's options. The transaction and queue indexes are asked, for every
+/// transaction a node admits and every block it commits, about hashes that are almost never
+/// there ("already in a block?"): bloom filters, in the memtable and in every table file,
+/// answer those misses without searching (without them a validator spent 6 % of its CPU on
+/// the index lookups of admission alone at 4,000 transfers/s, issue 12's profile).
+fn family_options(name: &str) -> Options {
+    let mut options = Options::default();
+    if name == CF_TX_INDEX || name == CF_QUEUE_INDEX {
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        table.set_whole_key_filtering(true);
+        options.set_block_based_table_factory(&table);
+        options.set_memtable_prefix_bloom_ratio(0.1);
+        options.set_memtable_whole_key_filtering(true);
+    }
+    options
+}
+
 fn height_key(height: u64) -> [u8; 8] {
     height.to_be_bytes()
 }
@@ -287,7 +305,7 @@ impl Store {
         options.create_missing_column_families(true);
         let families = COLUMN_FAMILIES
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name)));
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let store = Store {
             db,
