@@ -258,6 +258,17 @@ impl StateKey {
     }
 }
 
+/// Where the ledger remembers a signer's `end_to_end_id` (a digest of the pair; the id's
+/// length goes first, so no two pairs share an input).
+fn end_to_end_key(signer: &AccountId, id: &str) -> Hash {
+    sha256(&[
+        b"interpool/end-to-end/v1",
+        signer.as_bytes(),
+        &(id.len() as u64).to_be_bytes(),
+        id.as_bytes(),
+    ])
+}
+
 /// The state-tree value hash of an encodable state entry.
 pub fn value_hash<T: Serialize>(value: &T) -> Hash {
     sha256(&[&codec::encode(value)])
@@ -369,8 +380,11 @@ pub struct Ledger {
     /// Queued transfers per payer (derived from `queues`, kept in step with them; not part
     /// of the state root).
     queued_per_payer: OrdMap<AccountId, u32>,
-    /// `(signer, end_to_end_id) → last height it is remembered`.
-    end_to_end_ids: OrdMap<(AccountId, String), u64>,
+    /// `end_to_end_key(signer, end_to_end_id) → last height it is remembered`. Keyed by a
+    /// digest, not the pair: a block copies the map's nodes it touches, and copying a node of
+    /// 32-byte keys allocates nothing, while a node of `(AccountId, String)` keys cloned a
+    /// string per entry (with the window full, most of a validator's time under load).
+    end_to_end_ids: OrdMap<Hash, u64>,
     /// The same entries by expiry height, for pruning.
     /// Each height's list is shared, not copied, when a clone copies the map's nodes.
     end_to_end_expiry: OrdMap<u64, std::sync::Arc<Vec<(AccountId, String)>>>,
@@ -783,7 +797,7 @@ impl Ledger {
                 let payee = self.accounts.get(to).ok_or(TxError::UnknownAccount(*to))?;
                 if self
                     .end_to_end_ids
-                    .contains_key(&(*signer, end_to_end_id.clone()))
+                    .contains_key(&end_to_end_key(signer, end_to_end_id))
                 {
                     return Err(TxError::DuplicateEndToEndId(end_to_end_id.clone()));
                 }
@@ -1182,7 +1196,8 @@ impl Ledger {
     fn remember_end_to_end_id(&mut self, signer: AccountId, id: String, height: u64) {
         let until = height.saturating_add(self.params.duplicate_window_blocks);
         self.dirty.insert(StateKey::EndToEnd(signer, id.clone()));
-        self.end_to_end_ids.insert((signer, id.clone()), until);
+        self.end_to_end_ids
+            .insert(end_to_end_key(&signer, &id), until);
         // Every transfer of a block gets the same `until`, so this list is the block's own
         // and unshared: pushing to it copies nothing.
         let ids = self.end_to_end_expiry.entry(until).or_default();
@@ -1199,10 +1214,11 @@ impl Ledger {
             let Some(ids) = self.end_to_end_expiry.remove(&until) else {
                 break;
             };
-            for key in ids.iter() {
-                if self.end_to_end_ids.get(key) == Some(&until) {
-                    self.end_to_end_ids.remove(key);
-                    self.dirty.insert(StateKey::EndToEnd(key.0, key.1.clone()));
+            for (signer, id) in ids.iter() {
+                let key = end_to_end_key(signer, id);
+                if self.end_to_end_ids.get(&key) == Some(&until) {
+                    self.end_to_end_ids.remove(&key);
+                    self.dirty.insert(StateKey::EndToEnd(*signer, id.clone()));
                 }
             }
         }
@@ -1424,7 +1440,7 @@ impl Ledger {
                 .map(value_hash),
             StateKey::EndToEnd(signer, id) => self
                 .end_to_end_ids
-                .get(&(*signer, id.clone()))
+                .get(&end_to_end_key(signer, id))
                 .map(value_hash),
             StateKey::Obligation(a, b) => self
                 .cycle

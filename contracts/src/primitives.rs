@@ -191,9 +191,17 @@ pub enum BankIdError {
 }
 
 /// A member bank's identifier: 1–12 characters of `A-Z0-9_` (e.g. `BANK_A`).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct BankId(String);
+///
+/// Held inline (no heap string): every account names its bank, and the ledger copies
+/// accounts whenever a block changes a node of its persistent account map, so a bank id
+/// that allocated on every clone cost an allocation per account copied. Encodes, orders and
+/// compares exactly as the string does.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BankId {
+    len: u8,
+    /// The id's ASCII bytes, then zeros.
+    bytes: [u8; BankId::MAX_LEN],
+}
 
 impl BankId {
     /// Longest allowed id, in characters.
@@ -212,24 +220,57 @@ impl BankId {
         {
             return Err(BankIdError::Character(bad));
         }
-        Ok(Self(id))
+        // 1 to MAX_LEN ASCII characters (checked above): one byte each.
+        let mut bytes = [0; Self::MAX_LEN];
+        for (slot, byte) in bytes.iter_mut().zip(id.bytes()) {
+            *slot = byte;
+        }
+        let len = u8::try_from(id.len()).map_err(|_| BankIdError::Length(len))?;
+        Ok(Self { len, bytes })
     }
 
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only `new` builds a bank id, from 1–12 ASCII characters.
+        let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
+impl PartialOrd for BankId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BankId {
+    /// The strings' order (maps keyed by bank iterate as they did with `String` ids).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for BankId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Serialize for BankId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl fmt::Display for BankId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for BankId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BankId({})", self.0)
+        write!(f, "BankId({})", self.as_str())
     }
 }
 
@@ -546,6 +587,22 @@ mod tests {
         assert_eq!(BankId::new("bank"), Err(BankIdError::Character('b')));
         assert_eq!(BankId::new("BANK-A"), Err(BankIdError::Character('-')));
         assert!(serde_json::from_str::<BankId>("\"lower\"").is_err());
+    }
+
+    #[test]
+    fn a_bank_id_encodes_and_orders_exactly_as_its_string() {
+        let ids = ["A", "B", "AB", "BANK_A", "BANK_B", "Z9", "ABCDEFGHIJKL", "_"];
+        for a in ids {
+            let id = BankId::new(a).expect("valid");
+            assert_eq!(id.as_str(), a);
+            assert_eq!(crate::codec::encode(&id), crate::codec::encode(&a.to_string()));
+            assert_eq!(serde_json::to_string(&id).expect("json"), format!("\"{a}\""));
+            for b in ids {
+                let other = BankId::new(b).expect("valid");
+                assert_eq!(id.cmp(&other), a.cmp(b), "{a} vs {b}");
+                assert_eq!(id == other, a == b);
+            }
+        }
     }
 
     #[test]

@@ -441,27 +441,38 @@ impl Store {
                 }
             }
         }
+        // Index entries go into the batch in key order: RocksDB's memtable (a skip list)
+        // then finds each insert's place next to the previous one instead of searching from
+        // the top (unsorted, these inserts were 15 % of a validator's CPU at 4,000
+        // transfers/s, issue 12's profile).
+        let mut locations: Vec<(Hash, [u8; 12])> = Vec::with_capacity(hashes.len());
         for (receipt, known) in committed.outcome.receipts.iter().zip(indexed) {
             if known.is_some() || !written.insert(receipt.tx_hash) {
                 continue;
             }
-            let mut location = Vec::with_capacity(12);
-            location.extend_from_slice(&receipt.height.to_be_bytes());
-            location.extend_from_slice(&receipt.index.to_be_bytes());
-            batch.put_cf(self.cf(CF_TX_INDEX), receipt.tx_hash.as_bytes(), location);
+            let mut location = [0; 12];
+            location[..8].copy_from_slice(&receipt.height.to_be_bytes());
+            location[8..].copy_from_slice(&receipt.index.to_be_bytes());
+            locations.push((receipt.tx_hash, location));
         }
+        locations.sort_unstable_by_key(|(hash, _)| *hash);
+        for (hash, location) in &locations {
+            batch.put_cf(self.cf(CF_TX_INDEX), hash.as_bytes(), location);
+        }
+        let mut account_keys = Vec::with_capacity(committed.parties.len() * 2);
         for (index, parties) in committed.parties.iter().enumerate() {
             let index = u32::try_from(index).map_err(|_| StorageError::OutOfOrder {
                 stored,
                 got: committed.height,
             })?;
             for account in parties {
-                batch.put_cf(
-                    self.cf(CF_ACCOUNT_INDEX),
-                    account_key(account, (committed.height, index)),
-                    [],
-                );
+                account_keys.push(account_key(account, (committed.height, index)));
             }
+        }
+        account_keys.sort_unstable();
+        account_keys.dedup();
+        for key in &account_keys {
+            batch.put_cf(self.cf(CF_ACCOUNT_INDEX), key, []);
         }
         for (events, fate) in [
             (&committed.outcome.released, 1u8),
