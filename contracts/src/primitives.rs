@@ -591,12 +591,27 @@ mod tests {
 
     #[test]
     fn a_bank_id_encodes_and_orders_exactly_as_its_string() {
-        let ids = ["A", "B", "AB", "BANK_A", "BANK_B", "Z9", "ABCDEFGHIJKL", "_"];
+        let ids = [
+            "A",
+            "B",
+            "AB",
+            "BANK_A",
+            "BANK_B",
+            "Z9",
+            "ABCDEFGHIJKL",
+            "_",
+        ];
         for a in ids {
             let id = BankId::new(a).expect("valid");
             assert_eq!(id.as_str(), a);
-            assert_eq!(crate::codec::encode(&id), crate::codec::encode(&a.to_string()));
-            assert_eq!(serde_json::to_string(&id).expect("json"), format!("\"{a}\""));
+            assert_eq!(
+                crate::codec::encode(&id),
+                crate::codec::encode(&a.to_string())
+            );
+            assert_eq!(
+                serde_json::to_string(&id).expect("json"),
+                format!("\"{a}\"")
+            );
             for b in ids {
                 let other = BankId::new(b).expect("valid");
                 assert_eq!(id.cmp(&other), a.cmp(b), "{a} vs {b}");

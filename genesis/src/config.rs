@@ -155,6 +155,17 @@ pub struct MempoolConfig {
     /// Most pending transactions of one signer.
     #[serde(default = "defaults::mempool_per_signer")]
     pub max_per_signer: usize,
+    /// Backpressure on clients: a client's submission is refused (503 `mempool_full`,
+    /// retry later) while more is pending than the chain committed in this many
+    /// milliseconds, measured over the last commits, so that what is acknowledged commits
+    /// within about this long even when clients offer more than the network can do.
+    /// Transactions from peers are not refused by it (only by `max_transactions`).
+    #[serde(default = "defaults::mempool_client_backlog_ms")]
+    pub client_backlog_ms: u64,
+    /// The backpressure never refuses a client while fewer than this many are pending
+    /// (a burst into an idle network is taken whole).
+    #[serde(default = "defaults::mempool_client_backlog_floor")]
+    pub client_backlog_floor: usize,
 }
 
 /// A node's whole configuration.
@@ -260,6 +271,14 @@ pub mod defaults {
     pub fn mempool_per_signer() -> usize {
         1_000
     }
+    /// 2,000 ms.
+    pub fn mempool_client_backlog_ms() -> u64 {
+        2_000
+    }
+    /// 10,000.
+    pub fn mempool_client_backlog_floor() -> usize {
+        10_000
+    }
     /// Text.
     pub fn log_format() -> LogFormat {
         LogFormat::Text
@@ -294,6 +313,8 @@ impl Default for MempoolConfig {
         Self {
             max_transactions: defaults::mempool_transactions(),
             max_per_signer: defaults::mempool_per_signer(),
+            client_backlog_ms: defaults::mempool_client_backlog_ms(),
+            client_backlog_floor: defaults::mempool_client_backlog_floor(),
         }
     }
 }
@@ -384,7 +405,7 @@ impl NodeConfig {
         if self.rpc.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("rpc.listen", "must be an address such as 127.0.0.1:27000");
         }
-        let positive: [(&'static str, u64); 14] = [
+        let positive: [(&'static str, u64); 16] = [
             ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64),
             ("p2p.sync_interval_ms", self.p2p.sync_interval_ms),
             ("rpc.max_body_bytes", self.rpc.max_body_bytes as u64),
@@ -414,6 +435,11 @@ impl NodeConfig {
                 self.mempool.max_transactions as u64,
             ),
             ("mempool.max_per_signer", self.mempool.max_per_signer as u64),
+            ("mempool.client_backlog_ms", self.mempool.client_backlog_ms),
+            (
+                "mempool.client_backlog_floor",
+                self.mempool.client_backlog_floor as u64,
+            ),
         ];
         for (field, value) in positive {
             if value == 0 {

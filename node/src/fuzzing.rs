@@ -171,6 +171,7 @@ pub struct HttpHarness {
 const MEMPOOL_LIMITS: MempoolLimits = MempoolLimits {
     max_transactions: 10_000,
     max_per_signer: 1_000,
+    client_backlog: None,
 };
 
 impl HttpHarness {

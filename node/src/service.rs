@@ -129,6 +129,10 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     let mempool = Arc::new(Mutex::new(Mempool::new(MempoolLimits {
         max_transactions: config.mempool.max_transactions,
         max_per_signer: config.mempool.max_per_signer,
+        client_backlog: Some(crate::app::ClientBacklog {
+            drain: std::time::Duration::from_millis(config.mempool.client_backlog_ms),
+            floor: config.mempool.client_backlog_floor,
+        }),
     })));
     let limits = BlockLimits {
         max_transactions: config.block.max_transactions,

@@ -117,6 +117,7 @@ pub fn mempool() -> SharedMempool {
     Arc::new(Mutex::new(Mempool::new(MempoolLimits {
         max_transactions: 10_000,
         max_per_signer: 1_000,
+        client_backlog: None,
     })))
 }
 

@@ -287,6 +287,11 @@ impl Admission {
         let mut mempool = lock(&self.mempool);
         let view = self.view.borrow().clone();
         let next_height = view.tip.height + 1;
+        // Backpressure applies to what clients submit now, not to what peers relay or a
+        // restart restores (acknowledged already).
+        let client_cap = (origin == Origin::Client)
+            .then(|| mempool.client_cap())
+            .flatten();
         for result in checked {
             let verified = match result {
                 Ok(verified) => verified,
@@ -295,6 +300,10 @@ impl Admission {
                     continue;
                 }
             };
+            if client_cap.is_some_and(|cap| mempool.len() >= cap) {
+                results.push(Err(AdmissionError::MempoolFull(mempool.len())));
+                continue;
+            }
             let hash = verified.hash();
             let signed = (origin != Origin::Peer).then(|| verified.signed().clone());
             match mempool.insert(verified, &view.ledger, next_height) {

@@ -10,8 +10,9 @@
 //!   nonce order and only without gaps (a gap would only earn a `bad_nonce` rejection).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use interpool_contracts::{
     AccountId, AdmissionError, Hash, Ledger, SignedTransaction, VerifiedTransaction,
@@ -28,7 +29,27 @@ pub struct MempoolLimits {
     pub max_transactions: usize,
     /// Most pending transactions of one signer.
     pub max_per_signer: usize,
+    /// Backpressure on clients (none: only the limits above).
+    pub client_backlog: Option<ClientBacklog>,
 }
+
+/// Backpressure on clients: a client's submission is refused while the mempool holds more
+/// than the chain commits in `drain` (the rate measured over the commits of the last
+/// [`RATE_WINDOW`]), and never while it holds fewer than `floor`. Offered more than the
+/// network can commit, a node then answers "come back later" instead of acknowledging a
+/// backlog that takes ever longer to commit (at twice the capacity, without it, p99 grew
+/// to 40 s within a minute and every node's memory with it). Peers' transactions are not
+/// refused by it: they were acknowledged elsewhere already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientBacklog {
+    /// How long the pending transactions may take to commit, at the measured rate.
+    pub drain: Duration,
+    /// Never refused below this many pending.
+    pub floor: usize,
+}
+
+/// The span of recent commits the commit rate is measured over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 struct Entry {
     tx: VerifiedTransaction,
@@ -49,6 +70,9 @@ pub struct Mempool {
     next_arrival: u64,
     /// The block height the last eviction pass was for.
     evicted_for: Option<u64>,
+    /// When recent blocks committed and how many transactions each held (the last
+    /// [`RATE_WINDOW`]), for [`ClientBacklog`].
+    commits: VecDeque<(Instant, usize)>,
 }
 
 impl Mempool {
@@ -61,6 +85,41 @@ impl Mempool {
             by_expiry: BTreeMap::new(),
             next_arrival: 0,
             evicted_for: None,
+            commits: VecDeque::new(),
+        }
+    }
+
+    /// How many may be pending before clients are refused ([`ClientBacklog`]).
+    pub fn client_cap(&self) -> Option<usize> {
+        let backlog = self.limits.client_backlog?;
+        let rate = self.commit_rate().unwrap_or(0.0);
+        let cap = (rate * backlog.drain.as_secs_f64()).min(usize::MAX as f64) as usize;
+        Some(cap.max(backlog.floor))
+    }
+
+    /// Transactions committed per second over the recent commits, if at least two blocks
+    /// committed a measurable time apart.
+    pub fn commit_rate(&self) -> Option<f64> {
+        let (first, _) = self.commits.front()?;
+        let (last, _) = self.commits.back()?;
+        let span = last.duration_since(*first).as_secs_f64();
+        if span <= 0.0 {
+            return None;
+        }
+        // The first block's transactions came before the span began.
+        let committed: usize = self.commits.iter().skip(1).map(|(_, n)| *n).sum();
+        Some(committed as f64 / span)
+    }
+
+    fn record_commit(&mut self, transactions: usize) {
+        let now = Instant::now();
+        self.commits.push_back((now, transactions));
+        while self
+            .commits
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            self.commits.pop_front();
         }
     }
 
@@ -157,7 +216,7 @@ impl Mempool {
                 tx,
                 encoded_len,
                 arrival,
-                since: std::time::Instant::now(),
+                since: Instant::now(),
             },
         );
         Ok(())
@@ -255,6 +314,7 @@ impl Mempool {
     /// `block` is the committed block's transactions: any of them may have come from another
     /// node, so every signer in it is checked for now-stale pending nonces.
     pub fn after_commit(&mut self, block: &[VerifiedTransaction], ledger: &Ledger, height: u64) {
+        self.record_commit(block.len());
         let mut touched = std::collections::BTreeSet::new();
         for tx in block {
             touched.insert(tx.tx().signer);
@@ -322,11 +382,52 @@ mod tests {
     const LIMITS: MempoolLimits = MempoolLimits {
         max_transactions: 10,
         max_per_signer: 3,
+        client_backlog: None,
     };
 
     fn ledger() -> Ledger {
         Ledger::from_genesis(&testkit::genesis(2, 3, 100_000, 1_000_000, 1_000_000))
             .expect("genesis")
+    }
+
+    #[test]
+    fn clients_may_fill_what_the_chain_commits_in_the_drain_time_and_never_less_than_the_floor() {
+        let mut pool = Mempool::new(MempoolLimits {
+            client_backlog: Some(ClientBacklog {
+                drain: Duration::from_secs(2),
+                floor: 500,
+            }),
+            ..LIMITS
+        });
+        // Nothing committed yet (an idle or new network): the floor.
+        assert_eq!(pool.commit_rate(), None);
+        assert_eq!(pool.client_cap(), Some(500));
+        let start = Instant::now();
+        pool.commits.extend([
+            (start, 9_999),
+            (start + Duration::from_secs(1), 300),
+            (start + Duration::from_secs(2), 500),
+        ]);
+        // 800 committed over 2 s (the first block's count is from before the span).
+        assert_eq!(pool.commit_rate(), Some(400.0));
+        assert_eq!(pool.client_cap(), Some(800));
+        // A slow chain: the floor again.
+        pool.commits = [(start, 0), (start + Duration::from_secs(4), 100)].into();
+        assert_eq!(pool.client_cap(), Some(500));
+        // Without backpressure configured, no cap.
+        assert_eq!(Mempool::new(LIMITS).client_cap(), None);
+    }
+
+    #[test]
+    fn the_commit_rate_forgets_commits_older_than_its_window() {
+        let mut pool = Mempool::new(LIMITS);
+        let long_ago = Instant::now()
+            .checked_sub(RATE_WINDOW + Duration::from_secs(1))
+            .expect("an instant in the past");
+        pool.commits.push_back((long_ago, 1_000_000));
+        pool.record_commit(10);
+        assert_eq!(pool.commits.len(), 1);
+        assert_eq!(pool.commit_rate(), None);
     }
 
     fn tx(seed: u64, nonce: u64, amount: u64, valid_until: u64) -> VerifiedTransaction {
@@ -488,6 +589,7 @@ mod eviction_tests {
         let mut pool = Mempool::new(MempoolLimits {
             max_transactions: 6,
             max_per_signer: 3,
+            client_backlog: None,
         });
         // Two attackers fill it with nonces behind a gap (1, 2, 3: nonce 0 never comes).
         for seed in [customer_seed(0, 0), customer_seed(0, 1)] {
@@ -511,6 +613,7 @@ mod eviction_tests {
         let mut full = Mempool::new(MempoolLimits {
             max_transactions: 2,
             max_per_signer: 3,
+            client_backlog: None,
         });
         full.insert(tx(customer_seed(0, 0), 0, 500), &ledger, 1)
             .expect("admitted");

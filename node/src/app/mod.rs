@@ -17,7 +17,7 @@ pub mod view;
 
 pub use self::admission::{Admission, AdmissionSettings, Origin};
 pub use self::core::{BlockLimits, ChainError, Core, InvalidBlock, ProposalContext};
-pub use self::mempool::{Mempool, MempoolLimits, SharedMempool};
+pub use self::mempool::{ClientBacklog, Mempool, MempoolLimits, SharedMempool};
 pub use self::view::{ChainView, ReadLimits, Reader};
 
 /// Locks a mutex of the node's shared state. A poisoned lock means another thread panicked

@@ -475,6 +475,7 @@ impl World {
         let mempool = Arc::new(Mutex::new(Mempool::new(MempoolLimits {
             max_transactions: 10_000,
             max_per_signer: 1_000,
+            client_backlog: None,
         })));
         let core = Core::open(
             &self.genesis,
