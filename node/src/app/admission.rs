@@ -200,6 +200,9 @@ impl Admission {
                 results: Vec::new(),
             };
         }
+        if let Some(refused) = self.backlogged(&txs, origin) {
+            return refused;
+        }
         let chain_id = self.chain_id.clone();
         let store = self.store.clone();
         let started = Instant::now();
@@ -255,6 +258,9 @@ impl Admission {
     /// [`Self::admit`] on the calling thread (the simulator's): the same checks, the same
     /// durable record before the answer, the same gossip.
     pub fn admit_blocking(&self, txs: Vec<SignedTransaction>, origin: Origin) -> Admitted {
+        if let Some(refused) = self.backlogged(&txs, origin) {
+            return refused;
+        }
         let checked = check(&self.chain_id, self.store.as_ref(), txs);
         let (mut results, admitted) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
@@ -273,6 +279,21 @@ impl Admission {
             }
         }
         outcome
+    }
+
+    /// A client's submission while the mempool is past the client backlog
+    /// ([`crate::app::ClientBacklog`]) is refused whole, before its signatures are checked:
+    /// a node offered more than it can commit spends nothing on what it will refuse.
+    fn backlogged(&self, txs: &[SignedTransaction], origin: Origin) -> Option<Admitted> {
+        if origin != Origin::Client {
+            return None;
+        }
+        let mempool = lock(&self.mempool);
+        let pending = mempool.len();
+        let cap = mempool.client_cap()?;
+        (pending >= cap).then(|| Admitted {
+            results: vec![Err(AdmissionError::MempoolFull(pending)); txs.len()],
+        })
     }
 
     /// Puts what passed the checks into the mempool: the results, and the transactions to
@@ -380,4 +401,74 @@ fn restored(admitted: &Admitted) -> usize {
         "acknowledged transactions offered again after a restart"
     );
     pending
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use interpool_contracts::testkit::customer_seed;
+
+    use super::*;
+    use crate::app::{ClientBacklog, Core, Mempool, MempoolLimits};
+    use crate::metrics::Metrics;
+    use crate::storage::Store;
+    use crate::testkit;
+
+    #[test]
+    fn a_backlogged_node_refuses_clients_whole_and_still_takes_what_peers_relay() {
+        let genesis = testkit::genesis();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let mempool = Arc::new(Mutex::new(Mempool::new(MempoolLimits {
+            max_transactions: 100,
+            max_per_signer: 100,
+            client_backlog: Some(ClientBacklog {
+                drain: Duration::from_secs(2),
+                floor: 3,
+            }),
+        })));
+        let core = Core::open(
+            &genesis,
+            store.clone(),
+            testkit::limits(),
+            mempool.clone(),
+            Arc::new(Metrics::new()),
+        )
+        .expect("open");
+        let admission = Admission::new(
+            genesis.chain_id.clone(),
+            mempool.clone(),
+            core.subscribe(),
+            store.clone(),
+            Arc::new(Metrics::new()),
+            AdmissionSettings::default(),
+        );
+        let signed = |nonce: u64| {
+            testkit::transfer(customer_seed(0, 0), nonce)
+                .signed()
+                .clone()
+        };
+        // Below the floor (nothing committed yet: the floor is the cap), clients are taken.
+        let first = admission.admit_blocking((0..3).map(signed).collect(), Origin::Client);
+        assert_eq!(first.admitted(), 3);
+        // At the cap, a client's batch is refused whole, with the pending count, and a
+        // transaction with a broken signature gets the same answer: nothing was checked.
+        let mut forged = signed(4);
+        forged.signature.0[0] ^= 1;
+        let refused = admission.admit_blocking(vec![signed(3), forged], Origin::Client);
+        assert_eq!(
+            refused.results,
+            vec![
+                Err(AdmissionError::MempoolFull(3)),
+                Err(AdmissionError::MempoolFull(3))
+            ]
+        );
+        // Nothing was recorded as acknowledged for the refused batch.
+        assert_eq!(store.pending_transactions().expect("pending").len(), 3);
+        // What a peer relays was acknowledged elsewhere: it is taken (up to the hard limit).
+        let relayed = admission.admit_blocking(vec![signed(3)], Origin::Peer);
+        assert_eq!(relayed.admitted(), 1);
+        assert_eq!(lock(&mempool).len(), 4);
+    }
 }
