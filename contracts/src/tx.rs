@@ -404,14 +404,81 @@ pub fn check_stateless_batch(
     // Decompressing a key costs about as much as a third of a verification: a signer with
     // many transactions in the batch (a bank's bulk payments) has it done once.
     let mut keys: BTreeMap<AccountId, Result<PublicKey, TxError>> = BTreeMap::new();
+    check_batch(txs, chain_id, |signer| {
+        keys.entry(*signer)
+            .or_insert_with(|| signer_key(signer))
+            .clone()
+    })
+}
+
+/// Decoded signer keys remembered across batches (at most `capacity`; beyond it the memory
+/// starts again): a network's signers sign again and again, and decoding a key (a square
+/// root in the field) is about a third of a verification. Decoding is a pure function of
+/// the key's bytes, so verdicts are the same with or without it; keys that do not decode
+/// are not remembered.
+#[derive(Debug)]
+pub struct SignerKeys {
+    keys: std::sync::Mutex<BTreeMap<AccountId, PublicKey>>,
+    capacity: usize,
+}
+
+impl SignerKeys {
+    /// Remembers at most `capacity` keys.
+    pub fn new(capacity: usize) -> Self {
+        SignerKeys {
+            keys: std::sync::Mutex::new(BTreeMap::new()),
+            capacity,
+        }
+    }
+
+    /// How many keys are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True if none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AccountId, PublicKey>> {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// [`check_stateless_batch`] with signer keys remembered in `keys` across calls.
+pub fn check_stateless_batch_with(
+    txs: Vec<SignedTransaction>,
+    chain_id: &str,
+    keys: &SignerKeys,
+) -> Vec<Result<VerifiedTransaction, TxError>> {
+    // Locked per key, never across the verification: workers verify side by side.
+    check_batch(txs, chain_id, |signer| {
+        if let Some(key) = keys.lock().get(signer) {
+            return Ok(*key);
+        }
+        let key = signer_key(signer)?;
+        let mut known = keys.lock();
+        if known.len() >= keys.capacity {
+            known.clear();
+        }
+        known.insert(*signer, key);
+        Ok(key)
+    })
+}
+
+fn check_batch(
+    txs: Vec<SignedTransaction>,
+    chain_id: &str,
+    mut key_of: impl FnMut(&AccountId) -> Result<PublicKey, TxError>,
+) -> Vec<Result<VerifiedTransaction, TxError>> {
     let mut checked: Vec<Result<(VerifiedTransaction, PublicKey), TxError>> =
         Vec::with_capacity(txs.len());
     for signed in txs {
         checked.push(signed.check_fields(chain_id).and_then(|hash| {
-            let key = keys
-                .entry(signed.tx.signer)
-                .or_insert_with(|| signer_key(&signed.tx.signer))
-                .clone()?;
+            let key = key_of(&signed.tx.signer)?;
             Ok((VerifiedTransaction { signed, hash }, key))
         }));
     }
@@ -651,12 +718,57 @@ mod tests {
             .cloned()
             .map(|t| t.check_stateless("test").map(|v| v.hash()))
             .collect();
-        let batch: Vec<_> = check_stateless_batch(txs, "test")
+        let batch: Vec<_> = check_stateless_batch(txs.clone(), "test")
             .into_iter()
             .map(|r| r.map(|v| v.hash()))
             .collect();
         assert_eq!(singles, batch);
+        // With keys remembered across batches (twice: the second time every key is known;
+        // and with room for only two, so the memory starts again mid-batch).
+        for capacity in [1_000, 2] {
+            let keys = SignerKeys::new(capacity);
+            for _ in 0..2 {
+                let remembered: Vec<_> = check_stateless_batch_with(txs.clone(), "test", &keys)
+                    .into_iter()
+                    .map(|r| r.map(|v| v.hash()))
+                    .collect();
+                assert_eq!(singles, remembered);
+                assert!(keys.len() <= capacity);
+            }
+        }
         batch
+    }
+
+    #[test]
+    fn remembered_keys_are_the_valid_ones_and_stay_within_capacity() {
+        let bob = AccountId(key(99).verifying_key().to_bytes());
+        let not_a_point = (0u8..=255)
+            .map(|b| AccountId([b; 32]))
+            .find(|k| PublicKey::decode(&k.0) == Err(zip215::KeyError::NotAPoint))
+            .expect("some byte pattern is not a curve point");
+        let keys = SignerKeys::new(3);
+        let mut txs: Vec<SignedTransaction> = (1..=3u64)
+            .map(|seed| transfer(&key(seed), bob, 10).sign(&key(seed)))
+            .collect();
+        let mut forged = transfer(&key(4), bob, 10).sign(&key(4));
+        forged.tx.signer = not_a_point;
+        txs.push(forged);
+        let verdicts = check_stateless_batch_with(txs.clone(), "test", &keys);
+        assert_eq!(verdicts.iter().filter(|v| v.is_ok()).count(), 3);
+        assert_eq!(keys.len(), 3, "the key that is no point is not remembered");
+        // A fourth valid signer: the memory starts again rather than grow.
+        let fourth = transfer(&key(5), bob, 10).sign(&key(5));
+        assert!(check_stateless_batch_with(vec![fourth.clone()], "test", &keys)[0].is_ok());
+        assert_eq!(keys.len(), 1);
+        // A remembered key does not make a forged signature pass.
+        let mut broken = fourth;
+        broken.tx.nonce += 1;
+        assert_eq!(
+            check_stateless_batch_with(vec![broken], "test", &keys)[0]
+                .as_ref()
+                .map(|_| ()),
+            Err(&TxError::BadSignature)
+        );
     }
 
     #[test]

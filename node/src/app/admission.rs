@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use interpool_contracts::tx::check_stateless_batch;
+use interpool_contracts::tx::{check_stateless_batch_with, SignerKeys};
 use interpool_contracts::{AdmissionError, Hash, SignedTransaction, VerifiedTransaction};
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -92,6 +92,8 @@ pub struct Admission {
     store: Arc<dyn ChainStore>,
     metrics: Arc<Metrics>,
     workers: Arc<Semaphore>,
+    /// Signer keys decoded by earlier batches.
+    keys: Arc<SignerKeys>,
     /// Wakes the consensus driver (validators) when transactions arrive.
     wake: Option<Arc<Notify>>,
     /// Gossips transactions a client submitted (validators and observers alike; observers'
@@ -116,6 +118,7 @@ impl Admission {
             store,
             metrics,
             workers: Arc::new(Semaphore::new(settings.verification_workers.max(1))),
+            keys: Arc::new(SignerKeys::new(REMEMBERED_KEYS)),
             wake: None,
             gossip: None,
         }
@@ -205,6 +208,7 @@ impl Admission {
         }
         let chain_id = self.chain_id.clone();
         let store = self.store.clone();
+        let keys = self.keys.clone();
         let started = Instant::now();
         let checked = {
             // Closed only when the node shuts down; then nothing is admitted.
@@ -216,7 +220,7 @@ impl Admission {
                     ],
                 };
             };
-            run_blocking(move || check(&chain_id, store.as_ref(), txs)).await
+            run_blocking(move || check(&chain_id, &keys, store.as_ref(), txs)).await
         };
         self.metrics
             .observe_verification(started.elapsed(), checked.len());
@@ -261,7 +265,7 @@ impl Admission {
         if let Some(refused) = self.backlogged(&txs, origin) {
             return refused;
         }
-        let checked = check(&self.chain_id, self.store.as_ref(), txs);
+        let checked = check(&self.chain_id, &self.keys, self.store.as_ref(), txs);
         let (mut results, admitted) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
             if let Err(error) = self.store.save_pending(&admitted) {
@@ -360,13 +364,18 @@ impl Admission {
     }
 }
 
+/// How many decoded signer keys admission remembers (~250 bytes each; a consortium's
+/// active customers fit, and beyond it the memory starts again).
+const REMEMBERED_KEYS: usize = 50_000;
+
 /// The stateless checks (signatures in one batch), then "already in a block?".
 fn check(
     chain_id: &str,
+    keys: &SignerKeys,
     store: &dyn ChainStore,
     txs: Vec<SignedTransaction>,
 ) -> Vec<Result<VerifiedTransaction, AdmissionError>> {
-    check_stateless_batch(txs, chain_id)
+    check_stateless_batch_with(txs, chain_id, keys)
         .into_iter()
         .map(|result| {
             let verified = result.map_err(AdmissionError::Rejected)?;
