@@ -149,7 +149,14 @@ impl Block {
     /// Checks the header against the tip it claims to extend. Transactions are checked
     /// separately (their signatures, once per node).
     pub fn check_extends(&self, tip: &ChainTip) -> Result<(), BlockError> {
-        let header = &self.header;
+        self.header.check_extends(tip)
+    }
+}
+
+impl BlockHeader {
+    /// Checks the header against the tip it claims to extend ([`Block::check_extends`]).
+    pub fn check_extends(&self, tip: &ChainTip) -> Result<(), BlockError> {
+        let header = self;
         if header.chain_id != tip.chain_id {
             return Err(BlockError::WrongChain {
                 expected: tip.chain_id.clone(),

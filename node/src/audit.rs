@@ -145,6 +145,9 @@ pub fn open_store(data_dir: &Path) -> Result<Store, SetupError> {
     Store::open_secondary(&path).map_err(|source| SetupError::Open { path, source })
 }
 
+/// How many blocks the audit's reader thread may have checked ahead of the replay.
+const PREPARED_AHEAD: usize = 4;
+
 /// Audits the chain stored in `store` against `genesis`. `progress` is called with
 /// `(verified heights, stored height)` before the first block and after each one.
 pub fn audit(
@@ -159,13 +162,35 @@ pub fn audit(
     let stored = store.height().map_err(SetupError::Height)?;
     let mut counts = Counts::new(genesis, &replay);
     progress(0, stored);
-    for height in 1..=stored {
-        let outcome = replay
-            .block(store, height, Trust::Verify(&validators))
-            .map_err(|kind| Discrepancy { height, kind })?;
-        counts.count(&outcome);
-        progress(height, stored);
-    }
+    let chain_id = genesis.chain_id.clone();
+    // Two cores: a reader thread checks certificates and signatures of the blocks ahead
+    // (what needs no replayed state) while this one re-executes, in height order; a failure
+    // on either side is reported at its height, as a sequential replay would.
+    std::thread::scope(|scope| {
+        let (ahead, prepared) = std::sync::mpsc::sync_channel(PREPARED_AHEAD);
+        let validators = &validators;
+        scope.spawn(move || {
+            for height in 1..=stored {
+                let block = Replay::prepare(store, height, &chain_id, Trust::Verify(validators));
+                let failed = block.is_err();
+                // The replay stopped (a discrepancy): nothing more to prepare.
+                if ahead.send(block).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for height in 1..=stored {
+            let outcome = prepared
+                .recv()
+                .map_err(|_| DiscrepancyKind::Missing(Record::Block))
+                .and_then(|block| block)
+                .and_then(|block| replay.apply(store, height, block))
+                .map_err(|kind| Discrepancy { height, kind })?;
+            counts.count(&outcome);
+            progress(height, stored);
+        }
+        Ok::<(), AuditError>(())
+    })?;
     let beyond = stored.saturating_add(1);
     check_nothing_beyond(store, beyond).map_err(|kind| Discrepancy {
         height: beyond,

@@ -33,7 +33,7 @@ use std::fmt;
 use interpool_consensus::{
     CertificateError, CommitCertificate, Digest, ValidatorSet, MAX_PAYLOAD_BYTES,
 };
-use interpool_contracts::block::{Block, BlockError, ChainTip};
+use interpool_contracts::block::{Block, BlockError, BlockHeader, ChainTip};
 use interpool_contracts::codec::DecodeError;
 use interpool_contracts::ledger::InvariantViolation;
 use interpool_contracts::outcome::{BlockOutcome, Outcome, QueueEvent, Receipt, SettlementReport};
@@ -91,6 +91,16 @@ pub enum Trust<'a> {
     Verify(&'a ValidatorSet),
 }
 
+/// A stored block whose stateless checks are done ([`Replay::prepare`]).
+#[derive(Debug)]
+pub struct Prepared {
+    hash: Hash,
+    header: BlockHeader,
+    /// The verified transactions, or the first that failed its stateless checks.
+    txs: Result<Vec<VerifiedTransaction>, DiscrepancyKind>,
+    invariants: Invariants,
+}
+
 /// A ledger being replayed from genesis, and the tip it has reached.
 pub struct Replay {
     ledger: Ledger,
@@ -127,6 +137,20 @@ impl Replay {
         height: u64,
         trust: Trust<'_>,
     ) -> Result<BlockOutcome, DiscrepancyKind> {
+        let prepared = Replay::prepare(store, height, &self.tip.chain_id, trust)?;
+        self.apply(store, height, prepared)
+    }
+
+    /// The checks of stored block `height` that need no replayed state (1 and 3 above:
+    /// the certificate, decoding, the transactions' stateless checks), so that they can run
+    /// ahead of the replay on another core ([`crate::audit`] does). [`Self::apply`] does
+    /// the rest, in the same order as [`Self::block`].
+    pub fn prepare(
+        store: &dyn ChainStore,
+        height: u64,
+        chain_id: &str,
+        trust: Trust<'_>,
+    ) -> Result<Prepared, DiscrepancyKind> {
         let bytes = store
             .block(height)
             .map_err(DiscrepancyKind::Storage)?
@@ -144,41 +168,64 @@ impl Replay {
                 .verify(validators, height, &Digest::of(&bytes))
                 .map_err(DiscrepancyKind::Certificate)?;
         }
-
-        // 2. The header extends what was replayed so far.
         let block = Block::decode(&bytes, MAX_PAYLOAD_BYTES as u64)
             .map_err(DiscrepancyKind::BlockDecode)?;
-        block
-            .check_extends(&self.tip)
-            .map_err(|error| self.header_discrepancy(error))?;
         let header = block.header;
 
         // 3. The transactions' stateless checks (signatures in one batch), unless the
-        // store is the node's own.
+        // store is the node's own. A failure is reported after the header's (step 2).
         let (txs, invariants) = match trust {
             Trust::OwnStore => (
                 block
                     .transactions
                     .into_iter()
-                    .map(|tx| VerifiedTransaction::from_trusted_store(tx, &self.tip.chain_id))
+                    .map(|tx| VerifiedTransaction::from_trusted_store(tx, chain_id))
                     .enumerate()
                     .map(|(index, result)| {
                         result.map_err(|error| DiscrepancyKind::Transaction { index, error })
                     })
-                    .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Vec<_>, _>>(),
                 Invariants::for_commits(),
             ),
             Trust::Verify(_) => (
-                check_stateless_batch(block.transactions, &self.tip.chain_id)
+                check_stateless_batch(block.transactions, chain_id)
                     .into_iter()
                     .enumerate()
                     .map(|(index, result)| {
                         result.map_err(|error| DiscrepancyKind::Transaction { index, error })
                     })
-                    .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Vec<_>, _>>(),
                 Invariants::Full,
             ),
         };
+        Ok(Prepared {
+            hash: Block::hash_of(&bytes),
+            header,
+            txs,
+            invariants,
+        })
+    }
+
+    /// Replays a block [`Self::prepare`]d for `height` (the next one): the header extends
+    /// the replayed chain (2), then the transactions' verdicts, re-execution and the stored
+    /// outcome (4), the invariants (5).
+    pub fn apply(
+        &mut self,
+        store: &dyn ChainStore,
+        height: u64,
+        prepared: Prepared,
+    ) -> Result<BlockOutcome, DiscrepancyKind> {
+        let Prepared {
+            hash,
+            header,
+            txs,
+            invariants,
+        } = prepared;
+        // 2. The header extends what was replayed so far.
+        header
+            .check_extends(&self.tip)
+            .map_err(|error| self.header_discrepancy(error))?;
+        let txs = txs?;
 
         // 4 and 5. Re-execution gives what was stored, and the invariants hold.
         let outcome = execute(&mut self.ledger, height, &txs, invariants)
@@ -192,7 +239,7 @@ impl Replay {
         self.tip = ChainTip {
             chain_id: self.tip.chain_id.clone(),
             height,
-            hash: Block::hash_of(&bytes),
+            hash,
             state_root: outcome.state_root,
             timestamp_ms: header.timestamp_ms,
         };
