@@ -244,9 +244,11 @@ impl PartialOrd for BankId {
 }
 
 impl Ord for BankId {
-    /// The strings' order (maps keyed by bank iterate as they did with `String` ids).
+    /// The strings' order (maps keyed by bank iterate as they did with `String` ids): the
+    /// bytes are zero-padded and no id character is zero, so comparing the padded arrays
+    /// orders a prefix first, as strings do.
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.bytes.cmp(&other.bytes)
     }
 }
 

@@ -339,7 +339,8 @@ impl SignedTransaction {
 /// The signer's key, or `invalid_signer`: not a curve point, or a small-order point (which
 /// could "sign" anything; ZIP-215 itself would accept it, we refuse it by name). A function
 /// of the key bytes alone, so single and batch checks agree on it.
-fn signer_key(signer: &AccountId) -> Result<PublicKey, TxError> {
+/// A signer's key, decoded (ZIP-215 point decoding; small-order keys refused).
+pub fn signer_key(signer: &AccountId) -> Result<PublicKey, TxError> {
     PublicKey::decode(signer.as_bytes()).map_err(|_| TxError::InvalidSigner(*signer))
 }
 
@@ -411,62 +412,16 @@ pub fn check_stateless_batch(
     })
 }
 
-/// Decoded signer keys remembered across batches (at most `capacity`; beyond it the memory
-/// starts again): a network's signers sign again and again, and decoding a key (a square
-/// root in the field) is about a third of a verification. Decoding is a pure function of
-/// the key's bytes, so verdicts are the same with or without it; keys that do not decode
-/// are not remembered.
-#[derive(Debug)]
-pub struct SignerKeys {
-    keys: std::sync::Mutex<BTreeMap<AccountId, PublicKey>>,
-    capacity: usize,
-}
-
-impl SignerKeys {
-    /// Remembers at most `capacity` keys.
-    pub fn new(capacity: usize) -> Self {
-        SignerKeys {
-            keys: std::sync::Mutex::new(BTreeMap::new()),
-            capacity,
-        }
-    }
-
-    /// How many keys are remembered.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// True if none is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AccountId, PublicKey>> {
-        self.keys
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// [`check_stateless_batch`] with signer keys remembered in `keys` across calls.
-pub fn check_stateless_batch_with(
+/// [`check_stateless_batch`] with the signer keys decoded by `key_of` (for example
+/// [`signer_key`] with a memory of keys decoded before: a network's signers sign again and
+/// again, and decoding a key, a field square root, is about a third of a verification).
+/// `key_of` must answer as [`signer_key`] does; the verdicts are then the same.
+pub fn check_stateless_batch_by(
     txs: Vec<SignedTransaction>,
     chain_id: &str,
-    keys: &SignerKeys,
+    key_of: impl FnMut(&AccountId) -> Result<PublicKey, TxError>,
 ) -> Vec<Result<VerifiedTransaction, TxError>> {
-    // Locked per key, never across the verification: workers verify side by side.
-    check_batch(txs, chain_id, |signer| {
-        if let Some(key) = keys.lock().get(signer) {
-            return Ok(*key);
-        }
-        let key = signer_key(signer)?;
-        let mut known = keys.lock();
-        if known.len() >= keys.capacity {
-            known.clear();
-        }
-        known.insert(*signer, key);
-        Ok(key)
-    })
+    check_batch(txs, chain_id, key_of)
 }
 
 fn check_batch(
@@ -723,52 +678,24 @@ mod tests {
             .map(|r| r.map(|v| v.hash()))
             .collect();
         assert_eq!(singles, batch);
-        // With keys remembered across batches (twice: the second time every key is known;
-        // and with room for only two, so the memory starts again mid-batch).
-        for capacity in [1_000, 2] {
-            let keys = SignerKeys::new(capacity);
-            for _ in 0..2 {
-                let remembered: Vec<_> = check_stateless_batch_with(txs.clone(), "test", &keys)
-                    .into_iter()
-                    .map(|r| r.map(|v| v.hash()))
-                    .collect();
-                assert_eq!(singles, remembered);
-                assert!(keys.len() <= capacity);
-            }
+        // With keys remembered across batches (as the node's admission does): twice, the
+        // second time with every valid key known.
+        let mut known: BTreeMap<AccountId, PublicKey> = BTreeMap::new();
+        for _ in 0..2 {
+            let remembered: Vec<_> = check_stateless_batch_by(txs.clone(), "test", |signer| {
+                if let Some(key) = known.get(signer) {
+                    return Ok(*key);
+                }
+                let key = signer_key(signer)?;
+                known.insert(*signer, key);
+                Ok(key)
+            })
+            .into_iter()
+            .map(|r| r.map(|v| v.hash()))
+            .collect();
+            assert_eq!(singles, remembered);
         }
         batch
-    }
-
-    #[test]
-    fn remembered_keys_are_the_valid_ones_and_stay_within_capacity() {
-        let bob = AccountId(key(99).verifying_key().to_bytes());
-        let not_a_point = (0u8..=255)
-            .map(|b| AccountId([b; 32]))
-            .find(|k| PublicKey::decode(&k.0) == Err(zip215::KeyError::NotAPoint))
-            .expect("some byte pattern is not a curve point");
-        let keys = SignerKeys::new(3);
-        let mut txs: Vec<SignedTransaction> = (1..=3u64)
-            .map(|seed| transfer(&key(seed), bob, 10).sign(&key(seed)))
-            .collect();
-        let mut forged = transfer(&key(4), bob, 10).sign(&key(4));
-        forged.tx.signer = not_a_point;
-        txs.push(forged);
-        let verdicts = check_stateless_batch_with(txs.clone(), "test", &keys);
-        assert_eq!(verdicts.iter().filter(|v| v.is_ok()).count(), 3);
-        assert_eq!(keys.len(), 3, "the key that is no point is not remembered");
-        // A fourth valid signer: the memory starts again rather than grow.
-        let fourth = transfer(&key(5), bob, 10).sign(&key(5));
-        assert!(check_stateless_batch_with(vec![fourth.clone()], "test", &keys)[0].is_ok());
-        assert_eq!(keys.len(), 1);
-        // A remembered key does not make a forged signature pass.
-        let mut broken = fourth;
-        broken.tx.nonce += 1;
-        assert_eq!(
-            check_stateless_batch_with(vec![broken], "test", &keys)[0]
-                .as_ref()
-                .map(|_| ()),
-            Err(&TxError::BadSignature)
-        );
     }
 
     #[test]

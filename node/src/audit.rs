@@ -169,21 +169,31 @@ pub fn audit(
     std::thread::scope(|scope| {
         let (ahead, prepared) = std::sync::mpsc::sync_channel(PREPARED_AHEAD);
         let validators = &validators;
-        scope.spawn(move || {
-            for height in 1..=stored {
-                let block = Replay::prepare(store, height, &chain_id, Trust::Verify(validators));
-                let failed = block.is_err();
-                // The replay stopped (a discrepancy): nothing more to prepare.
-                if ahead.send(block).is_err() || failed {
-                    break;
+        let chain_id = &chain_id;
+        let reader = std::thread::Builder::new()
+            .name("audit-reader".into())
+            .spawn_scoped(scope, move || {
+                for height in 1..=stored {
+                    let block = Replay::prepare(store, height, chain_id, Trust::Verify(validators));
+                    let failed = block.is_err();
+                    // The replay stopped (a discrepancy): nothing more to prepare.
+                    if ahead.send(block).is_err() || failed {
+                        break;
+                    }
                 }
-            }
-        });
+            });
         for height in 1..=stored {
-            let outcome = prepared
-                .recv()
-                .map_err(|_| DiscrepancyKind::Missing(Record::Block))
-                .and_then(|block| block)
+            let block = match &reader {
+                // The reader ran ahead; a closed channel means it died, and the scope
+                // re-raises its panic.
+                Ok(_) => prepared
+                    .recv()
+                    .map_err(|_| DiscrepancyKind::Missing(Record::Block))
+                    .and_then(|block| block),
+                // No thread could be started: one core, as before.
+                Err(_) => Replay::prepare(store, height, chain_id, Trust::Verify(validators)),
+            };
+            let outcome = block
                 .and_then(|block| replay.apply(store, height, block))
                 .map_err(|kind| Discrepancy { height, kind })?;
             counts.count(&outcome);

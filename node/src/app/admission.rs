@@ -17,7 +17,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use interpool_contracts::tx::{check_stateless_batch_with, SignerKeys};
+use interpool_contracts::tx::{check_stateless_batch_by, signer_key};
+use interpool_contracts::zip215::PublicKey;
+use interpool_contracts::{AccountId, TxError};
 use interpool_contracts::{AdmissionError, Hash, SignedTransaction, VerifiedTransaction};
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -325,7 +327,10 @@ impl Admission {
                     continue;
                 }
             };
-            if client_cap.is_some_and(|cap| mempool.len() >= cap) {
+            // A retry of what is already here gets its own answer (`already_pending`).
+            if client_cap.is_some_and(|cap| mempool.len() >= cap)
+                && !mempool.contains(&verified.hash())
+            {
                 results.push(Err(AdmissionError::MempoolFull(mempool.len())));
                 continue;
             }
@@ -368,6 +373,52 @@ impl Admission {
 /// active customers fit, and beyond it the memory starts again).
 const REMEMBERED_KEYS: usize = 50_000;
 
+/// Signer keys decoded by earlier batches, shared by the verification workers: a network's
+/// signers sign again and again, and decoding a key (a field square root) is about a third
+/// of a verification. Decoding is a pure function of the key's bytes, so the verdicts are
+/// the same with or without it; keys that do not decode are not remembered. At most
+/// `capacity` are kept; beyond it the memory starts again.
+#[derive(Debug)]
+pub struct SignerKeys {
+    keys: std::sync::Mutex<std::collections::BTreeMap<AccountId, PublicKey>>,
+    capacity: usize,
+}
+
+impl SignerKeys {
+    /// Remembers at most `capacity` keys (at least one).
+    pub fn new(capacity: usize) -> Self {
+        SignerKeys {
+            keys: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// How many keys are remembered.
+    pub fn len(&self) -> usize {
+        lock(&self.keys).len()
+    }
+
+    /// True if none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `signer`'s decoded key, as [`signer_key`] answers. Locked per key, never across a
+    /// verification: the workers verify side by side.
+    pub fn key(&self, signer: &AccountId) -> Result<PublicKey, TxError> {
+        if let Some(key) = lock(&self.keys).get(signer) {
+            return Ok(*key);
+        }
+        let key = signer_key(signer)?;
+        let mut known = lock(&self.keys);
+        if known.len() >= self.capacity {
+            known.clear();
+        }
+        known.insert(*signer, key);
+        Ok(key)
+    }
+}
+
 /// The stateless checks (signatures in one batch), then "already in a block?".
 fn check(
     chain_id: &str,
@@ -375,7 +426,7 @@ fn check(
     store: &dyn ChainStore,
     txs: Vec<SignedTransaction>,
 ) -> Vec<Result<VerifiedTransaction, AdmissionError>> {
-    check_stateless_batch_with(txs, chain_id, keys)
+    check_stateless_batch_by(txs, chain_id, |signer| keys.key(signer))
         .into_iter()
         .map(|result| {
             let verified = result.map_err(AdmissionError::Rejected)?;
@@ -425,6 +476,32 @@ mod tests {
     use crate::testkit;
 
     #[test]
+    fn remembered_keys_answer_as_decoding_does_and_stay_within_capacity() {
+        let not_a_point = (0u8..=255)
+            .map(|b| AccountId([b; 32]))
+            .find(|k| signer_key(k).is_err())
+            .expect("some byte pattern is not a curve point");
+        let keys = SignerKeys::new(3);
+        let signers: Vec<AccountId> = (0..4)
+            .map(|i| testkit::transfer(customer_seed(0, i), 0).tx().signer)
+            .collect();
+        for signer in &signers[..3] {
+            assert_eq!(keys.key(signer), signer_key(signer));
+            assert_eq!(keys.key(signer), signer_key(signer), "remembered");
+        }
+        assert_eq!(keys.key(&not_a_point), signer_key(&not_a_point));
+        assert_eq!(
+            keys.len(),
+            3,
+            "a key that does not decode is not remembered"
+        );
+        // A fourth key: the memory starts again rather than grow past its capacity.
+        assert_eq!(keys.key(&signers[3]), signer_key(&signers[3]));
+        assert_eq!(keys.len(), 1);
+        assert!(!keys.is_empty());
+    }
+
+    #[test]
     fn a_backlogged_node_refuses_clients_whole_and_still_takes_what_peers_relay() {
         let genesis = testkit::genesis();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -459,8 +536,20 @@ mod tests {
                 .clone()
         };
         // Below the floor (nothing committed yet: the floor is the cap), clients are taken.
-        let first = admission.admit_blocking((0..3).map(signed).collect(), Origin::Client);
-        assert_eq!(first.admitted(), 3);
+        let first = admission.admit_blocking((0..2).map(signed).collect(), Origin::Client);
+        assert_eq!(first.admitted(), 2);
+        // The cap reached inside a batch: what is past it is refused, but a retry of what
+        // is already pending gets its own answer.
+        let second =
+            admission.admit_blocking(vec![signed(2), signed(0), signed(3)], Origin::Client);
+        assert_eq!(second.results[0], Ok(signed(2).hash()));
+        assert_eq!(
+            second.results[1..],
+            [
+                Err(AdmissionError::AlreadyPending),
+                Err(AdmissionError::MempoolFull(3))
+            ]
+        );
         // At the cap, a client's batch is refused whole, with the pending count, and a
         // transaction with a broken signature gets the same answer: nothing was checked.
         let mut forged = signed(4);

@@ -112,7 +112,10 @@ impl Mempool {
     }
 
     fn record_commit(&mut self, transactions: usize) {
-        let now = Instant::now();
+        self.record_commit_at(Instant::now(), transactions);
+    }
+
+    fn record_commit_at(&mut self, now: Instant, transactions: usize) {
         self.commits.push_back((now, transactions));
         while self
             .commits
@@ -421,11 +424,9 @@ mod tests {
     #[test]
     fn the_commit_rate_forgets_commits_older_than_its_window() {
         let mut pool = Mempool::new(LIMITS);
-        let long_ago = Instant::now()
-            .checked_sub(RATE_WINDOW + Duration::from_secs(1))
-            .expect("an instant in the past");
-        pool.commits.push_back((long_ago, 1_000_000));
-        pool.record_commit(10);
+        let start = Instant::now();
+        pool.record_commit_at(start, 1_000_000);
+        pool.record_commit_at(start + RATE_WINDOW + Duration::from_secs(1), 10);
         assert_eq!(pool.commits.len(), 1);
         assert_eq!(pool.commit_rate(), None);
     }
