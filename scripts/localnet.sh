@@ -31,7 +31,7 @@ wallet() { "$BIN/interpool-wallet" --node "$NODE" "$@"; }
 # customer, a bank or the settlement authority would.
 demo() {
     up
-    NODE=$(nodes | head -1 | awk '{print $2}')
+    NODE=$(nodes | awk 'NR == 1 {print $2}')
     local key="$NET/keys"
     id() { "$BIN/interpool-wallet" address --key "$key/$1.json"; }
     local a0 b0 c0 d0
@@ -90,7 +90,7 @@ up() {
         log "started $name (pid $!), rpc $rpc, log $NET/logs/$name.log"
     done < <(nodes)
     log "waiting for blocks to commit"
-    first=$(nodes | head -1 | awk '{print $2}')
+    first=$(nodes | awk 'NR == 1 {print $2}')
     for _ in $(seq 1 120); do
         h=$(height "$first")
         if [ "$h" != "-" ] && [ "$h" -ge 2 ]; then
