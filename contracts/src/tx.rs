@@ -405,7 +405,7 @@ pub fn check_stateless_batch(
     // Decompressing a key costs about as much as a third of a verification: a signer with
     // many transactions in the batch (a bank's bulk payments) has it done once.
     let mut keys: BTreeMap<AccountId, Result<PublicKey, TxError>> = BTreeMap::new();
-    check_batch(txs, chain_id, |signer| {
+    check_stateless_batch_by(txs, chain_id, |signer| {
         keys.entry(*signer)
             .or_insert_with(|| signer_key(signer))
             .clone()
@@ -417,14 +417,6 @@ pub fn check_stateless_batch(
 /// again, and decoding a key, a field square root, is about a third of a verification).
 /// `key_of` must answer as [`signer_key`] does; the verdicts are then the same.
 pub fn check_stateless_batch_by(
-    txs: Vec<SignedTransaction>,
-    chain_id: &str,
-    key_of: impl FnMut(&AccountId) -> Result<PublicKey, TxError>,
-) -> Vec<Result<VerifiedTransaction, TxError>> {
-    check_batch(txs, chain_id, key_of)
-}
-
-fn check_batch(
     txs: Vec<SignedTransaction>,
     chain_id: &str,
     mut key_of: impl FnMut(&AccountId) -> Result<PublicKey, TxError>,
