@@ -33,6 +33,9 @@ use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
 use crate::smt::{Proof, ProofError, SparseMerkleTree};
 use crate::tx::{Body, BodyKind, VerifiedTransaction};
 
+mod snapshot;
+pub use snapshot::{SnapshotError, StateEntry, MAX_ENTRY_BYTES};
+
 /// `a + b` of two `u64`s, widened: cannot overflow.
 #[allow(clippy::arithmetic_side_effects)] // 2 · (2^64 − 1) < 2^128
 fn wide_sum(a: u64, b: u64) -> u128 {
@@ -1073,6 +1076,10 @@ impl Ledger {
                     let expires_at_height = height.saturating_add(self.params.queue_expiry_blocks);
                     let seq = self.next_queue_seq;
                     self.next_queue_seq = successor(seq);
+                    // The sequence counter is part of the `Cycle` entry: the root must
+                    // commit to it, or a state rebuilt from entries (a checkpoint, state
+                    // sync) could carry another counter under the same root.
+                    self.dirty.insert(StateKey::Cycle);
                     self.queues.entry(from_bank.clone()).or_default().insert(
                         seq,
                         QueuedTransfer {

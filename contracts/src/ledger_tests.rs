@@ -1111,3 +1111,61 @@ fn a_clone_is_unaffected_by_later_blocks_on_either_side() {
     assert_eq!(h.ledger.state_root(), original_root);
     assert_eq!(snapshot.state_root(), root);
 }
+
+#[test]
+fn a_state_that_is_not_a_ledger_is_refused_when_rebuilt() {
+    let genesis = testkit::genesis(3, 3, 100_000, 1_000_000, 50_000);
+    let mut h = Harness::with(genesis.clone());
+    h.run(cust(0, 0), transfer(cust(1, 0), 900, "e2e-1"));
+    let entries: Vec<StateEntry> = h.ledger.state_entries().collect();
+    let rebuild = |entries: Vec<StateEntry>| Ledger::from_state_entries(&genesis, 1, entries);
+    assert_eq!(
+        rebuild(entries.clone()).expect("own entries").state_root(),
+        h.ledger.state_root()
+    );
+
+    let mut twice = entries.clone();
+    twice.push(entries[0].clone());
+    assert!(matches!(rebuild(twice), Err(SnapshotError::Duplicate(_))));
+
+    let without_cycle: Vec<StateEntry> = entries
+        .iter()
+        .filter(|e| e.key != StateKey::Cycle)
+        .cloned()
+        .collect();
+    assert_eq!(
+        rebuild(without_cycle).err(),
+        Some(SnapshotError::Missing("cycle"))
+    );
+
+    let garbled: Vec<StateEntry> = entries
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            if e.key == StateKey::Totals {
+                e.value.push(0);
+            }
+            e
+        })
+        .collect();
+    assert!(matches!(rebuild(garbled), Err(SnapshotError::Value { .. })));
+
+    // Money out of thin air: a customer's balance raised. It decodes, so only the
+    // invariants can tell (and the state root, which the caller compares).
+    let inflated: Vec<StateEntry> = entries
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            if e.key == StateKey::Account(account(cust(2, 2))) {
+                let mut a: Account = codec::decode(&e.value, 1 << 10).expect("account");
+                a.balance = Amount(a.balance.0 + 1);
+                e.value = codec::encode(&a);
+            }
+            e
+        })
+        .collect();
+    assert!(matches!(
+        rebuild(inflated),
+        Err(SnapshotError::Inconsistent(_))
+    ));
+}
