@@ -110,6 +110,19 @@ pub struct StatusView {
     pub currency: String,
     /// Minor-unit digits.
     pub decimals: u8,
+    /// The checkpoint the last start rebuilt the ledger from (0: the genesis).
+    #[serde(default)]
+    pub restored_from_height: u64,
+    /// Blocks the last start re-executed after it.
+    #[serde(default)]
+    pub replayed_blocks: u64,
+    /// The lowest height whose block this node serves (1 unless pruned or joined by
+    /// state sync; 0 before the first block).
+    #[serde(default)]
+    pub earliest_height: u64,
+    /// The configured halt height: the node commits it and stops.
+    #[serde(default)]
+    pub halt_height: Option<u64>,
 }
 
 /// `GET /v1/banks/{id}`.

@@ -168,6 +168,24 @@ pub struct MempoolConfig {
     pub client_backlog_floor: usize,
 }
 
+/// What the node keeps on disk (ADR 0011).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// A checkpoint of the ledger state is written after every block whose height is a
+    /// multiple of this; a start replays at most this many blocks.
+    #[serde(default = "defaults::checkpoint_interval_blocks")]
+    pub checkpoint_interval_blocks: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_blocks: defaults::checkpoint_interval_blocks(),
+        }
+    }
+}
+
 /// A node's whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +219,13 @@ pub struct NodeConfig {
     /// Mempool limits.
     #[serde(default)]
     pub mempool: MempoolConfig,
+    /// What the node keeps on disk.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Coordinated halt for upgrades: the node commits this height and then stops; started
+    /// again with the same setting it does not go past it; raised (or removed), it goes on.
+    #[serde(default)]
+    pub halt_height: Option<u64>,
 }
 
 /// Default values, one function each so serde can name them.
@@ -278,6 +303,10 @@ pub mod defaults {
     /// 10,000.
     pub fn mempool_client_backlog_floor() -> usize {
         10_000
+    }
+    /// 1,000 blocks.
+    pub fn checkpoint_interval_blocks() -> u64 {
+        1_000
     }
     /// Text.
     pub fn log_format() -> LogFormat {
@@ -405,7 +434,11 @@ impl NodeConfig {
         if self.rpc.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("rpc.listen", "must be an address such as 127.0.0.1:27000");
         }
-        let positive: [(&'static str, u64); 16] = [
+        let positive: [(&'static str, u64); 17] = [
+            (
+                "storage.checkpoint_interval_blocks",
+                self.storage.checkpoint_interval_blocks,
+            ),
             ("p2p.max_message_bytes", self.p2p.max_message_bytes as u64),
             ("p2p.sync_interval_ms", self.p2p.sync_interval_ms),
             ("rpc.max_body_bytes", self.rpc.max_body_bytes as u64),

@@ -288,6 +288,8 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
             consensus: Default::default(),
             block: Default::default(),
             mempool: Default::default(),
+            storage: Default::default(),
+            halt_height: None,
         };
         let text = toml::to_string_pretty(&config).context("serialize config")?;
         write_private(&dir.join("config.toml"), text.as_bytes())?;

@@ -84,6 +84,8 @@ pub struct Metrics {
     ignored: Family<[(&'static str, &'static str); 1], Gauge>,
     gossip: Family<[(&'static str, &'static str); 1], Counter>,
     api_refused: Family<[(&'static str, &'static str); 2], Counter>,
+    checkpoint_height: Gauge,
+    checkpoint_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -192,7 +194,21 @@ impl Metrics {
             "API requests refused at a limit, by reason (rate_limited: the client is over its rate; busy: the node's concurrency limit) and kind (writes, expensive reads)",
             api_refused.clone(),
         );
+        let checkpoint_height = Gauge::default();
+        registry.register(
+            "checkpoint_height",
+            "Height of the last state checkpoint written (a start replays from there)",
+            checkpoint_height.clone(),
+        );
+        let checkpoint_bytes = Gauge::default();
+        registry.register(
+            "checkpoint_bytes",
+            "Encoded size of the last state checkpoint written",
+            checkpoint_bytes.clone(),
+        );
         Self {
+            checkpoint_height,
+            checkpoint_bytes,
             p2p,
             dropped,
             ignored,
@@ -220,6 +236,12 @@ impl Metrics {
         self.height.set(to_i64(height));
         self.committed_transactions.inc_by(transactions as u64);
         self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A checkpoint was written (or found at start).
+    pub fn checkpoint(&self, info: &crate::storage::CheckpointInfo) {
+        self.checkpoint_height.set(to_i64(info.height));
+        self.checkpoint_bytes.set(to_i64(info.bytes));
     }
 
     /// An input was dropped because `queue` was full.

@@ -144,7 +144,10 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         limits,
         mempool.clone(),
         metrics.clone(),
-    )?;
+    )?
+    .with_checkpoints(config.storage.checkpoint_interval_blocks)
+    .context("cannot start the checkpoint writer")?;
+    let start = core.start_report();
     tracing::info!(
         node = %config.name,
         role = ?config.role,
@@ -312,6 +315,8 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         },
         limits: Arc::new(api::limits::ApiLimits::from_config(&config.rpc)),
         shutdown: stopping.subscribe(),
+        start: start,
+        halt_height: config.halt_height,
     };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
         .await

@@ -171,6 +171,8 @@ pub fn api_state(core: &Core, store: Arc<Store>, genesis: &Genesis) -> ApiState 
             &interpool_genesis::config::RpcConfig::new("127.0.0.1:0"),
         )),
         shutdown: tokio::sync::watch::channel(false).1,
+        start: Default::default(),
+        halt_height: None,
     }
 }
 

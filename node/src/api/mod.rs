@@ -75,6 +75,10 @@ pub struct ApiState {
     /// Becomes true when the node shuts down: open event streams end, so that a graceful
     /// shutdown does not wait on clients that never hang up.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// How the ledger was rebuilt at start (`/v1/status`).
+    pub start: crate::app::StartReport,
+    /// The configured halt height (`/v1/status`).
+    pub halt_height: Option<u64>,
 }
 
 /// The router, with the request body limit.

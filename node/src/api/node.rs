@@ -60,6 +60,10 @@ pub(crate) async fn status(State(state): State<ApiState>) -> Json<StatusView> {
         peers: state.peers.load(Ordering::Relaxed),
         currency: state.currency.clone(),
         decimals: state.decimals,
+        restored_from_height: state.start.restored_from_height,
+        replayed_blocks: state.start.replayed_blocks,
+        earliest_height: tip.height.min(1),
+        halt_height: state.halt_height,
     })
 }
 

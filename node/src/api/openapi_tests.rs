@@ -104,6 +104,8 @@ impl TestApi {
             p2p_stats: Arc::new(crate::net::p2p::P2pStats::default),
             limits: api_limits.clone(),
             shutdown: tokio::sync::watch::channel(false).1,
+            start: Default::default(),
+            halt_height: None,
         };
         Self {
             router: router(state, 1 << 20),

@@ -26,6 +26,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::lock;
+use super::checkpoint::{Checkpointer, StartReport};
 use super::mempool::SharedMempool;
 use super::replay::{self, Invariants, Replay, Trust};
 use super::view::ChainView;
@@ -170,6 +171,10 @@ pub struct Core {
     /// commit does not verify them again.
     validated: HashMap<Hash, Vec<VerifiedTransaction>>,
     published: watch::Sender<Arc<ChainView>>,
+    /// How the ledger was rebuilt at open.
+    start: StartReport,
+    /// Writes a checkpoint every interval (none: no checkpoints, as in the simulator).
+    checkpoints: Option<Checkpointer>,
 }
 
 impl Core {
@@ -194,8 +199,26 @@ impl Core {
                 expected: genesis_hash,
             });
         }
+        let started = Instant::now();
         let stored = store.height()?;
-        for height in 1..=stored {
+        let mut restored_from_height = 0;
+        if let Some(info) = store.checkpoint()? {
+            metrics.checkpoint(&info);
+            if info.height <= stored {
+                match super::checkpoint::load(genesis, store.as_ref(), &info) {
+                    Ok(restored) => {
+                        replay = restored;
+                        restored_from_height = info.height;
+                    }
+                    Err(error) => tracing::warn!(
+                        height = info.height,
+                        %error,
+                        "the checkpoint cannot be used; replaying from the genesis"
+                    ),
+                }
+            }
+        }
+        for height in restored_from_height + 1..=stored {
             replay
                 .block(store.as_ref(), height, Trust::OwnStore)
                 .map_err(|kind| ChainError::Inconsistent {
@@ -203,6 +226,17 @@ impl Core {
                     message: kind.to_string(),
                 })?;
         }
+        let start = StartReport {
+            restored_from_height,
+            replayed_blocks: stored - restored_from_height,
+            millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        tracing::info!(
+            restored_from_height,
+            replayed_blocks = start.replayed_blocks,
+            millis = start.millis,
+            "rebuilt the ledger"
+        );
         let (ledger, tip) = replay.into_parts();
         let ledger = Arc::new(ledger);
         let (published, _) = watch::channel(Arc::new(ChainView {
@@ -222,7 +256,31 @@ impl Core {
             invariants: Invariants::for_commits(),
             validated: HashMap::new(),
             published,
+            start,
+            checkpoints: None,
         })
+    }
+
+    /// Writes a checkpoint of the state every `interval` blocks, on a thread of its own.
+    pub fn with_checkpoints(mut self, interval: u64) -> std::io::Result<Core> {
+        self.checkpoints = Some(Checkpointer::spawn(
+            self.store.clone(),
+            interval,
+            self.metrics.clone(),
+        )?);
+        Ok(self)
+    }
+
+    /// Waits for the checkpoints offered so far to be written, and stops writing more.
+    pub fn finish_checkpoints(&mut self) {
+        if let Some(checkpoints) = self.checkpoints.take() {
+            checkpoints.finish();
+        }
+    }
+
+    /// How the ledger was rebuilt when the chain was opened.
+    pub fn start_report(&self) -> StartReport {
+        self.start
     }
 
     /// Checks every invariant after every block, whatever the build (tests of release
@@ -541,6 +599,9 @@ impl Core {
             }));
             super::view::retire(replaced);
         }
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.after_commit(&self.tip, &self.ledger);
+        }
         self.metrics
             .committed(height, outcome.receipts.len(), started.elapsed());
         let queued = outcome
@@ -670,6 +731,90 @@ mod tests {
         assert_eq!(core.ledger().state_root(), root);
         assert_eq!(core.tip().hash, tip_hash);
         assert!(core.store().certificate(2).expect("read").is_some());
+    }
+
+    /// Commits `blocks` blocks of one transfer each on `core`.
+    fn commit_transfers(core: &mut Core, blocks: u64) {
+        let a = customer_seed(0, 0);
+        for _ in 0..blocks {
+            let height = core.next_height();
+            let nonce = core.ledger().next_nonce(&account(a)).unwrap_or(0);
+            testkit::admit(core, testkit::transfer(a, nonce));
+            let block = core.build_proposal(testkit::proposer(), 1_000 * height);
+            core.validate_proposal(height, &block, &testkit::context())
+                .expect("valid");
+            core.commit(height, &block, &testkit::certificate(height, &block))
+                .expect("commit");
+        }
+    }
+
+    #[test]
+    fn a_start_replays_only_the_blocks_after_the_last_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let (root, hash) = {
+            let mut core = testkit::core(&genesis, dir.path(), limits())
+                .with_checkpoints(4)
+                .expect("checkpoint writer");
+            commit_transfers(&mut core, 10);
+            core.finish_checkpoints();
+            (core.ledger().state_root(), core.tip().hash)
+        };
+        let core = testkit::core(&genesis, dir.path(), limits());
+        let start = core.start_report();
+        assert_eq!(start.restored_from_height, 8, "the checkpoint at 8 replaced the one at 4");
+        assert_eq!(start.replayed_blocks, 2);
+        assert_eq!(core.tip().height, 10);
+        assert_eq!(core.tip().hash, hash);
+        assert_eq!(core.ledger().state_root(), root);
+        let info = core.store().checkpoint().expect("read").expect("a checkpoint");
+        assert_eq!(info.height, 8);
+        assert_eq!(
+            crate::app::checkpoint::read_entries(core.store().as_ref(), 4)
+                .expect("read")
+                .len(),
+            0,
+            "the older checkpoint is gone"
+        );
+        // It goes on from there as a node that replayed everything does.
+        let mut core = core;
+        commit_transfers(&mut core, 1);
+        let full_dir = tempfile::tempdir().expect("tempdir");
+        let mut full = testkit::core(&genesis, full_dir.path(), limits());
+        for height in 1..=11 {
+            let block = core.store().block(height).expect("read").expect("block");
+            full.commit(height, &block, &testkit::certificate(height, &block))
+                .expect("commit");
+        }
+        assert_eq!(full.ledger().state_root(), core.ledger().state_root());
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_hash_to_its_root_is_not_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let root = {
+            let mut core = testkit::core(&genesis, dir.path(), limits())
+                .with_checkpoints(3)
+                .expect("checkpoint writer");
+            commit_transfers(&mut core, 4);
+            core.finish_checkpoints();
+            // A checkpoint whose description names another state root.
+            let mut tip = core.tip().clone();
+            tip.height = 3;
+            tip.hash = Block::hash_of(&core.store().block(3).expect("read").expect("block"));
+            tip.state_root = Hash([7; 32]);
+            let entries = crate::app::checkpoint::read_entries(core.store().as_ref(), 3)
+                .expect("read");
+            core.store()
+                .write_checkpoint(&tip, &mut entries.into_iter())
+                .expect("write");
+            core.ledger().state_root()
+        };
+        let core = testkit::core(&genesis, dir.path(), limits());
+        assert_eq!(core.start_report().restored_from_height, 0, "replayed from the genesis");
+        assert_eq!(core.start_report().replayed_blocks, 4);
+        assert_eq!(core.ledger().state_root(), root);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! * [`core`]: the one writer — ledger, tip, store writes; build, validate, commit.
 //! * [`replay`]: the one replay (start-up, audit) and the one block executor.
 //! * [`admission`]: the one admission pipeline, for the API and gossip alike.
+//! * [`checkpoint`]: the ledger state written every interval, and read back at start.
 //! * [`mempool`]: the pending transactions.
 //! * [`view`]: what readers read — the published view and the store, never the core.
 //!
@@ -10,12 +11,14 @@
 //! `docs/adr/0008-application-core.md`.
 
 pub mod admission;
+pub mod checkpoint;
 pub mod core;
 pub mod mempool;
 pub mod replay;
 pub mod view;
 
 pub use self::admission::{Admission, AdmissionSettings, Origin};
+pub use self::checkpoint::{Checkpointer, StartReport};
 pub use self::core::{BlockLimits, ChainError, Core, InvalidBlock, ProposalContext};
 pub use self::mempool::{ClientBacklog, Mempool, MempoolLimits, SharedMempool};
 pub use self::view::{ChainView, ReadLimits, Reader};

@@ -115,6 +115,12 @@ impl Replay {
         Ok(Replay { ledger, tip })
     }
 
+    /// Starts after `tip` with `ledger`, the state after it (a checkpoint's, ADR 0011; the
+    /// caller checked that the ledger's state root is the tip's).
+    pub fn from_parts(ledger: Ledger, tip: ChainTip) -> Replay {
+        Replay { ledger, tip }
+    }
+
     /// The tip reached.
     pub fn tip(&self) -> &ChainTip {
         &self.tip

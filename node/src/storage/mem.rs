@@ -14,10 +14,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use interpool_contracts::block::ChainTip;
+use interpool_contracts::ledger::StateEntry;
 use interpool_contracts::outcome::BlockOutcome;
 use interpool_contracts::{Hash, SignedTransaction};
 
-use super::{ChainStore, CommittedBlock, Location, StorageError};
+use super::{CheckpointInfo, ChainStore, CommittedBlock, Location, StorageError};
 
 /// One write, as the log records it.
 #[derive(Debug, Clone)]
@@ -31,6 +33,7 @@ enum Write {
     },
     SavePending(Vec<SignedTransaction>),
     ForgetPending(Vec<Hash>),
+    Checkpoint(std::sync::Arc<(CheckpointInfo, BTreeMap<Hash, StateEntry>)>),
 }
 
 impl Write {
@@ -38,7 +41,10 @@ impl Write {
     fn synced(&self) -> bool {
         matches!(
             self,
-            Write::Genesis(_) | Write::ConsensusState { .. } | Write::SavePending(_)
+            Write::Genesis(_)
+                | Write::ConsensusState { .. }
+                | Write::SavePending(_)
+                | Write::Checkpoint(_)
         )
     }
 }
@@ -53,6 +59,7 @@ struct Tables {
     consensus_state: Option<Vec<u8>>,
     payloads: BTreeMap<[u8; 32], Vec<u8>>,
     pending: BTreeMap<Hash, SignedTransaction>,
+    checkpoint: Option<std::sync::Arc<(CheckpointInfo, BTreeMap<Hash, StateEntry>)>>,
 }
 
 impl Tables {
@@ -95,6 +102,7 @@ impl Tables {
                     self.pending.remove(hash);
                 }
             }
+            Write::Checkpoint(checkpoint) => self.checkpoint = Some(checkpoint.clone()),
         }
     }
 }
@@ -294,6 +302,52 @@ impl ChainStore for MemStore {
 
     fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError> {
         self.read(|t| t.pending.values().cloned().collect())
+    }
+
+    fn write_checkpoint(
+        &self,
+        tip: &ChainTip,
+        entries: &mut dyn Iterator<Item = StateEntry>,
+    ) -> Result<CheckpointInfo, StorageError> {
+        let mut info = CheckpointInfo {
+            height: tip.height,
+            block_hash: tip.hash,
+            state_root: tip.state_root,
+            timestamp_ms: tip.timestamp_ms,
+            entries: 0,
+            bytes: 0,
+        };
+        let mut map = BTreeMap::new();
+        for entry in entries {
+            info.entries += 1;
+            info.bytes += interpool_contracts::codec::encoded_len(&entry);
+            map.insert(entry.key.tree_key(), entry);
+        }
+        self.write(Write::Checkpoint(std::sync::Arc::new((info.clone(), map))))?;
+        Ok(info)
+    }
+
+    fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
+        self.read(|t| t.checkpoint.as_ref().map(|c| c.0.clone()))
+    }
+
+    fn checkpoint_entries(
+        &self,
+        height: u64,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<StateEntry>, StorageError> {
+        use std::ops::Bound;
+        self.read(|t| match &t.checkpoint {
+            Some(c) if c.0.height == height => {
+                let from = after.map_or(Bound::Unbounded, |key| Bound::Excluded(*key));
+                c.1.range((from, Bound::Unbounded))
+                    .take(limit)
+                    .map(|(_, e)| e.clone())
+                    .collect()
+            }
+            _ => Vec::new(),
+        })
     }
 }
 

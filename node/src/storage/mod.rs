@@ -13,6 +13,8 @@
 //! | `consensus`    | `state`             | the engine's persisted state (lock, votes), payloads by digest |
 //! | `consensus`    | `payload/` digest   | a payload that state refers to                |
 //! | `pending`      | transaction hash    | a transaction the API acknowledged, until it commits |
+//! | `checkpoints`  | height ‖ tree key   | one state entry of the checkpoint at that height (ADR 0011) |
+//! | `meta`         | `checkpoint`        | the last complete checkpoint ([`CheckpointInfo`]) |
 //!
 //! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
 //! index entries, height): after a crash at any moment the store holds either all of a
@@ -26,7 +28,9 @@
 
 use std::path::Path;
 
+use interpool_contracts::block::ChainTip;
 use interpool_contracts::codec;
+use interpool_contracts::ledger::{StateEntry, MAX_ENTRY_BYTES};
 use interpool_contracts::outcome::BlockOutcome;
 use interpool_contracts::{AccountId, Hash, SignedTransaction};
 
@@ -46,7 +50,8 @@ const CF_ACCOUNT_INDEX: &str = "account_index";
 const CF_META: &str = "meta";
 const CF_CONSENSUS: &str = "consensus";
 const CF_PENDING: &str = "pending";
-const COLUMN_FAMILIES: [&str; 9] = [
+const CF_CHECKPOINTS: &str = "checkpoints";
+const COLUMN_FAMILIES: [&str; 10] = [
     CF_BLOCKS,
     CF_CERTIFICATES,
     CF_OUTCOMES,
@@ -56,11 +61,13 @@ const COLUMN_FAMILIES: [&str; 9] = [
     CF_META,
     CF_CONSENSUS,
     CF_PENDING,
+    CF_CHECKPOINTS,
 ];
 
 const KEY_HEIGHT: &[u8] = b"height";
 const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_CONSENSUS_STATE: &[u8] = b"state";
+const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const PREFIX_CONSENSUS_PAYLOAD: &[u8] = b"payload/";
 
 fn payload_key(digest: &[u8; 32]) -> Vec<u8> {
@@ -124,6 +131,48 @@ pub struct CommittedBlock {
     pub outcome: BlockOutcome,
     /// For each receipt index, the accounts it concerns (for account histories).
     pub parties: Vec<Vec<AccountId>>,
+}
+
+/// A complete checkpoint: the state after block `height`, as state entries (ADR 0011).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointInfo {
+    /// The height whose state it is.
+    pub height: u64,
+    /// That block's hash.
+    pub block_hash: Hash,
+    /// The state root after that block.
+    pub state_root: Hash,
+    /// That block's timestamp.
+    pub timestamp_ms: u64,
+    /// How many state entries it holds.
+    pub entries: u64,
+    /// Their encoded size, in bytes.
+    pub bytes: u64,
+}
+
+impl CheckpointInfo {
+    /// The tip the checkpoint's state is after.
+    pub fn tip(&self, chain_id: &str) -> ChainTip {
+        ChainTip {
+            chain_id: chain_id.to_string(),
+            height: self.height,
+            hash: self.block_hash,
+            state_root: self.state_root,
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+}
+
+/// Largest checkpoint description read back.
+const MAX_CHECKPOINT_INFO_BYTES: u64 = 1 << 10;
+/// State entries per write batch of a checkpoint.
+const CHECKPOINT_BATCH_ENTRIES: usize = 20_000;
+
+fn checkpoint_key(height: u64, tree_key: &Hash) -> [u8; 40] {
+    let mut key = [0; 40];
+    key[..8].copy_from_slice(&height.to_be_bytes());
+    key[8..].copy_from_slice(tree_key.as_bytes());
+    key
 }
 
 /// Where a receipt is: `(height, index)`; also the cursor of account histories.
@@ -211,6 +260,21 @@ pub trait ChainStore: Send + Sync {
     fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError>;
     /// See [`Store::pending_transactions`].
     fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError>;
+    /// See [`Store::write_checkpoint`].
+    fn write_checkpoint(
+        &self,
+        tip: &ChainTip,
+        entries: &mut dyn Iterator<Item = StateEntry>,
+    ) -> Result<CheckpointInfo, StorageError>;
+    /// See [`Store::checkpoint`].
+    fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError>;
+    /// See [`Store::checkpoint_entries`].
+    fn checkpoint_entries(
+        &self,
+        height: u64,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<StateEntry>, StorageError>;
 }
 
 impl ChainStore for Store {
@@ -260,6 +324,24 @@ impl ChainStore for Store {
     }
     fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError> {
         Store::pending_transactions(self)
+    }
+    fn write_checkpoint(
+        &self,
+        tip: &ChainTip,
+        entries: &mut dyn Iterator<Item = StateEntry>,
+    ) -> Result<CheckpointInfo, StorageError> {
+        Store::write_checkpoint(self, tip, entries)
+    }
+    fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
+        Store::checkpoint(self)
+    }
+    fn checkpoint_entries(
+        &self,
+        height: u64,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<StateEntry>, StorageError> {
+        Store::checkpoint_entries(self, height, after, limit)
     }
 }
 
@@ -488,6 +570,102 @@ impl Store {
         batch.put_cf(self.cf(CF_META), KEY_HEIGHT, key);
         self.db.write(batch)?;
         Ok(())
+    }
+
+    /// Writes the state after `tip` as a checkpoint, replacing the previous one. The entries
+    /// go in batches without fsync; the description is written last and synced, so a
+    /// checkpoint is used only once all of it is on disk, and a crash in the middle leaves
+    /// the previous checkpoint in place (the partial entries are removed by the next write).
+    pub fn write_checkpoint(
+        &self,
+        tip: &ChainTip,
+        entries: &mut dyn Iterator<Item = StateEntry>,
+    ) -> Result<CheckpointInfo, StorageError> {
+        let cf = self.cf(CF_CHECKPOINTS);
+        let start = height_key(tip.height);
+        let end = height_key(tip.height.saturating_add(1));
+        self.db.delete_range_cf(cf, start, end)?;
+        let mut info = CheckpointInfo {
+            height: tip.height,
+            block_hash: tip.hash,
+            state_root: tip.state_root,
+            timestamp_ms: tip.timestamp_ms,
+            entries: 0,
+            bytes: 0,
+        };
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            let value = codec::encode(&entry);
+            info.entries += 1;
+            info.bytes += value.len() as u64;
+            batch.put_cf(cf, checkpoint_key(tip.height, &entry.key.tree_key()), value);
+            if batch.len() >= CHECKPOINT_BATCH_ENTRIES {
+                self.db.write(std::mem::take(&mut batch))?;
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        batch.put_cf(self.cf(CF_META), KEY_CHECKPOINT, codec::encode(&info));
+        self.db.write_opt(batch, &options)?;
+        // Older checkpoints (and leftovers of unfinished ones) go.
+        self.db.delete_range_cf(cf, height_key(0), start)?;
+        self.db.delete_range_cf(cf, end.as_slice(), [0xff; 9].as_slice())?;
+        Ok(info)
+    }
+
+    /// The last complete checkpoint.
+    pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
+        let Some(bytes) = self.db.get_cf(self.cf(CF_META), KEY_CHECKPOINT)? else {
+            return Ok(None);
+        };
+        codec::decode(&bytes, MAX_CHECKPOINT_INFO_BYTES)
+            .map(Some)
+            .map_err(|e| StorageError::Corrupt {
+                cf: CF_META,
+                key: "checkpoint".into(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The checkpoint at `height`'s entries in tree-key order, those after `after` (from the
+    /// first when `None`), at most `limit`.
+    pub fn checkpoint_entries(
+        &self,
+        height: u64,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<StateEntry>, StorageError> {
+        let from = match after {
+            // The key just past `after`: `after` itself, one more byte.
+            Some(key) => [checkpoint_key(height, key).as_slice(), &[0]].concat(),
+            None => height_key(height).to_vec(),
+        };
+        let mut entries = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_CHECKPOINTS),
+            IteratorMode::From(&from, Direction::Forward),
+        );
+        for item in iter {
+            if entries.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if key.get(..8) != Some(height_key(height).as_slice()) {
+                break;
+            }
+            let corrupt = |message: String| StorageError::Corrupt {
+                cf: CF_CHECKPOINTS,
+                key: interpool_contracts::primitives::to_hex(&key),
+                message,
+            };
+            let entry: StateEntry = codec::decode(&value, MAX_ENTRY_BYTES + 1024)
+                .map_err(|e| corrupt(e.to_string()))?;
+            if key.get(8..) != Some(entry.key.tree_key().as_bytes().as_slice()) {
+                return Err(corrupt("the entry is not the one its key names".into()));
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
     }
 
     /// The encoded block at `height`.

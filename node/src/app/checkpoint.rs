@@ -1,0 +1,201 @@
+//! Checkpoints: the ledger state written to the store every
+//! `[storage] checkpoint_interval_blocks`, so that a start replays at most that many blocks
+//! instead of the whole history, state sync has a fixed state to serve, and pruning has a
+//! state to keep blocks from (ADR 0011).
+//!
+//! A checkpoint is the state's entries ([`Ledger::state_entries`]), written by a thread of
+//! its own from the ledger of the checkpoint's height (a persistent map: holding it costs the
+//! core only the copies of what later blocks change), so the commit path never waits for
+//! one. Loading checks the rebuilt state root against the checkpoint's and every invariant;
+//! the first replayed block then checks its header's link to the checkpoint's block hash and
+//! state root. A checkpoint that fails any of that is not used: the node replays from the
+//! genesis instead, and says so.
+
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use interpool_contracts::block::{Block, ChainTip};
+use interpool_contracts::{Genesis, Ledger};
+
+use super::replay::Replay;
+use crate::metrics::Metrics;
+use crate::storage::{ChainStore, CheckpointInfo, StorageError};
+
+/// State entries read from the store at a time when loading a checkpoint.
+const LOAD_PAGE: usize = 50_000;
+
+/// How the last start rebuilt the ledger (`GET /v1/status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartReport {
+    /// The checkpoint height the ledger was restored from (0: the genesis).
+    pub restored_from_height: u64,
+    /// Blocks re-executed after it.
+    pub replayed_blocks: u64,
+    /// How long rebuilding took, in milliseconds.
+    pub millis: u64,
+}
+
+/// Why a checkpoint could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading it failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Its entries are not a ledger.
+    #[error(transparent)]
+    Snapshot(#[from] interpool_contracts::ledger::SnapshotError),
+    /// It is not the state it claims to be.
+    #[error("checkpoint {height}: {message}")]
+    Mismatch {
+        /// Its height.
+        height: u64,
+        /// What differs.
+        message: String,
+    },
+}
+
+/// Every entry of the checkpoint at `height`, in tree-key order.
+pub fn read_entries(
+    store: &dyn ChainStore,
+    height: u64,
+) -> Result<Vec<interpool_contracts::ledger::StateEntry>, StorageError> {
+    let mut entries = Vec::new();
+    loop {
+        let after = entries
+            .last()
+            .map(|e: &interpool_contracts::ledger::StateEntry| e.key.tree_key());
+        let page = store.checkpoint_entries(height, after.as_ref(), LOAD_PAGE)?;
+        let done = page.len() < LOAD_PAGE;
+        entries.extend(page);
+        if done {
+            return Ok(entries);
+        }
+    }
+}
+
+/// Rebuilds the ledger of the checkpoint `info` from this node's own store: the state root
+/// must be the checkpoint's and the stored block at its height must have its hash.
+pub fn load(
+    genesis: &Genesis,
+    store: &dyn ChainStore,
+    info: &CheckpointInfo,
+) -> Result<Replay, CheckpointError> {
+    let mismatch = |message: String| CheckpointError::Mismatch {
+        height: info.height,
+        message,
+    };
+    let entries = read_entries(store, info.height)?;
+    if entries.len() as u64 != info.entries {
+        return Err(mismatch(format!(
+            "{} entries stored, {} written",
+            entries.len(),
+            info.entries
+        )));
+    }
+    let ledger = Ledger::from_state_entries(genesis, info.height, entries)?;
+    if ledger.state_root() != info.state_root {
+        return Err(mismatch(format!(
+            "the entries hash to {}, the checkpoint says {}",
+            ledger.state_root(),
+            info.state_root
+        )));
+    }
+    match store.block(info.height)? {
+        // Pruned below the checkpoint's own block: the next block's link checks it.
+        None => {}
+        Some(bytes) if Block::hash_of(&bytes) == info.block_hash => {}
+        Some(_) => {
+            return Err(mismatch(
+                "the stored block at its height has another hash".into(),
+            ))
+        }
+    }
+    Ok(Replay::from_parts(ledger, info.tip(&genesis.chain_id)))
+}
+
+/// The checkpoint writer: a thread that writes the checkpoints the core offers it.
+pub struct Checkpointer {
+    interval: u64,
+    jobs: Option<SyncSender<(ChainTip, Arc<Ledger>)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the writer for a checkpoint every `interval` blocks (at least 1).
+    pub fn spawn(
+        store: Arc<dyn ChainStore>,
+        interval: u64,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Checkpointer> {
+        // One waiting: a checkpoint offered while the previous one is still being written
+        // replaces nothing and is skipped (the next interval brings another).
+        let (jobs, queue) = mpsc::sync_channel::<(ChainTip, Arc<Ledger>)>(1);
+        let thread = std::thread::Builder::new()
+            .name("checkpoints".into())
+            .spawn(move || {
+                for (tip, ledger) in queue {
+                    let started = Instant::now();
+                    match store.write_checkpoint(&tip, &mut ledger.state_entries()) {
+                        Ok(info) => {
+                            metrics.checkpoint(&info);
+                            tracing::info!(
+                                height = info.height,
+                                entries = info.entries,
+                                bytes = info.bytes,
+                                millis = started.elapsed().as_millis() as u64,
+                                "wrote checkpoint"
+                            );
+                        }
+                        Err(error) => {
+                            tracing::error!(height = tip.height, %error, "cannot write checkpoint");
+                        }
+                    }
+                }
+            })?;
+        Ok(Checkpointer {
+            interval: interval.max(1),
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// After a commit: hands the state after `tip` to the writer if `tip` is at a
+    /// checkpoint height.
+    pub fn after_commit(&self, tip: &ChainTip, ledger: &Arc<Ledger>) {
+        if tip.height % self.interval != 0 {
+            return;
+        }
+        if let Some(jobs) = &self.jobs {
+            match jobs.try_send((tip.clone(), ledger.clone())) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => tracing::warn!(
+                    height = tip.height,
+                    "previous checkpoint still being written; skipping this one"
+                ),
+                Err(TrySendError::Disconnected(_)) => {
+                    tracing::error!(height = tip.height, "the checkpoint writer has stopped")
+                }
+            }
+        }
+    }
+
+    /// Waits for the checkpoints offered so far to be written (tests, shutdown).
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
