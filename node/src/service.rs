@@ -146,8 +146,18 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         metrics.clone(),
     )?
     .with_checkpoints(config.storage.checkpoint_interval_blocks)
-    .context("cannot start the checkpoint writer")?;
+    .context("cannot start the checkpoint writer")?
+    .with_halt_height(config.halt_height);
+    if core.halted() {
+        tracing::warn!(
+            height = core.tip().height,
+            halt_height = ?config.halt_height,
+            "the chain is at the halt height (halt_height in the node config): not going past \
+             it; serving reads and blocks until stopped. Raise or remove it to go on"
+        );
+    }
     let start = core.start_report();
+    let core_views = core.subscribe();
     tracing::info!(
         node = %config.name,
         role = ?config.role,
@@ -330,11 +340,31 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         tracing::info!("stopping");
         let _ = stopping.send(true);
     });
+    let views = core_views;
+    let server = std::future::IntoFuture::into_future(server);
+    tokio::pin!(server);
     tokio::select! {
-        result = server => result.context("HTTP server failed")?,
+        result = &mut server => result.context("HTTP server failed")?,
         result = worker => {
             match result {
-                Ok(Ok(())) => bail!("the consensus task stopped"),
+                Ok(Ok(())) => {
+                    let height = views.borrow().tip.height;
+                    match config.halt_height {
+                        // The chain stops here; the node goes on answering reads and serving
+                        // blocks (a node or observer still behind catches up to the halt
+                        // height from it) until the operator stops it for the upgrade.
+                        Some(halt) if height >= halt => {
+                            tracing::warn!(
+                                height,
+                                "reached the halt height (halt_height in the node config): \
+                                 committing nothing more, serving reads and blocks until \
+                                 stopped. Raise or remove halt_height and restart to go on"
+                            );
+                            server.await.context("HTTP server failed")?;
+                        }
+                        _ => bail!("the consensus task stopped"),
+                    }
+                }
                 Ok(Err(error)) => return Err(error).context("stopping: the chain cannot continue"),
                 Err(error) => bail!("the consensus task panicked: {error}"),
             }

@@ -373,6 +373,27 @@ impl Localnet {
             .expect("write config.toml");
     }
 
+    /// Sets (`Some`) or removes (`None`) node `i`'s top-level `halt_height`.
+    pub fn set_halt_height(&self, i: usize, halt_height: Option<u64>) {
+        let config = &self.nodes[i].config;
+        let text = fs::read_to_string(config).expect("config.toml");
+        let rest: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.starts_with("halt_height"))
+            .collect();
+        let head = halt_height.map_or(String::new(), |h| format!("halt_height = {h}\n"));
+        fs::write(config, format!("{head}{}\n", rest.join("\n"))).expect("write config.toml");
+    }
+
+    /// The height stored in node `i`'s database (read while it runs or after it stopped).
+    pub fn stored_height(&self, i: usize) -> u64 {
+        let data = crate::audit::data_dir(&self.nodes[i].config);
+        interpool_node::storage::Store::open_secondary(&data.join("db"))
+            .expect("open the node's database")
+            .height()
+            .expect("height")
+    }
+
     /// Starts every node that is not running.
     pub fn start_all(&mut self) {
         for i in 0..self.nodes.len() {

@@ -13,4 +13,5 @@ mod localnet;
 mod network;
 mod observer;
 mod offline;
+mod operations;
 mod reads;

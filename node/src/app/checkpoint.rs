@@ -162,9 +162,9 @@ impl Checkpointer {
     }
 
     /// After a commit: hands the state after `tip` to the writer if `tip` is at a
-    /// checkpoint height.
-    pub fn after_commit(&self, tip: &ChainTip, ledger: &Arc<Ledger>) {
-        if tip.height % self.interval != 0 {
+    /// checkpoint height, or `always` (the halt height: the upgraded node starts from it).
+    pub fn after_commit(&self, tip: &ChainTip, ledger: &Arc<Ledger>, always: bool) {
+        if tip.height % self.interval != 0 && !always {
             return;
         }
         if let Some(jobs) = &self.jobs {

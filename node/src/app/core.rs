@@ -145,6 +145,13 @@ pub enum ChainError {
         /// What broke.
         violation: InvariantViolation,
     },
+    /// The node reached its configured halt height (`halt_height`): nothing past it is
+    /// committed until the setting is raised.
+    #[error("halted at height {halt_height} (halt_height in the node config); raise or remove it to go on")]
+    Halted {
+        /// The configured halt height.
+        halt_height: u64,
+    },
     /// The data directory belongs to another chain.
     #[error("the database in the data directory belongs to another chain (genesis {stored}); this node's genesis is {expected}")]
     OtherChain {
@@ -175,6 +182,8 @@ pub struct Core {
     start: StartReport,
     /// Writes a checkpoint every interval (none: no checkpoints, as in the simulator).
     checkpoints: Option<Checkpointer>,
+    /// Commits nothing past this height (the node config's `halt_height`).
+    halt_height: Option<u64>,
 }
 
 impl Core {
@@ -258,7 +267,20 @@ impl Core {
             published,
             start,
             checkpoints: None,
+            halt_height: None,
         })
+    }
+
+    /// Commits nothing past `halt_height` (coordinated halts for upgrades).
+    pub fn with_halt_height(mut self, halt_height: Option<u64>) -> Core {
+        self.halt_height = halt_height;
+        self
+    }
+
+    /// Whether the tip has reached the halt height: the node's work is done until the
+    /// setting is raised.
+    pub fn halted(&self) -> bool {
+        self.halt_height.is_some_and(|halt| self.tip.height >= halt)
     }
 
     /// Writes a checkpoint of the state every `interval` blocks, on a thread of its own.
@@ -536,6 +558,9 @@ impl Core {
         certificate: &CommitCertificate,
     ) -> Result<Arc<BlockOutcome>, ChainError> {
         let started = Instant::now();
+        if let Some(halt_height) = self.halt_height.filter(|halt| height > *halt) {
+            return Err(ChainError::Halted { halt_height });
+        }
         if height != self.next_height() {
             return Err(ChainError::Inconsistent {
                 height,
@@ -600,7 +625,7 @@ impl Core {
             super::view::retire(replaced);
         }
         if let Some(checkpoints) = &self.checkpoints {
-            checkpoints.after_commit(&self.tip, &self.ledger);
+            checkpoints.after_commit(&self.tip, &self.ledger, self.halted());
         }
         self.metrics
             .committed(height, outcome.receipts.len(), started.elapsed());

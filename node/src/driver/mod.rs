@@ -341,22 +341,33 @@ impl<S: ConsensusStore> Driver<S> {
         &self.core
     }
 
-    /// Runs until `inputs` closes or a fatal error (storage failure, or a finalized block
-    /// this node cannot execute), which it returns.
+    /// Runs until `inputs` closes, the core reaches its halt height (both `Ok`), or a fatal
+    /// error (storage failure, or a finalized block this node cannot execute), which it
+    /// returns.
     pub async fn run(
         mut self,
         mut inputs: mpsc::Receiver<DriverInput>,
         transactions: Arc<Notify>,
     ) -> Result<(), ChainError> {
+        if self.core.halted() {
+            return Ok(());
+        }
         self.start()?;
         loop {
-            tokio::select! {
+            let handled = tokio::select! {
                 input = inputs.recv() => {
                     let Some(input) = input else { return Ok(()) };
-                    self.on_input(input)?;
+                    self.on_input(input)
                 }
-                Some(timer) = self.timers.recv() => self.on_timer(timer)?,
-                () = transactions.notified() => self.on_transactions()?,
+                Some(timer) = self.timers.recv() => self.on_timer(timer),
+                () = transactions.notified() => self.on_transactions(),
+            };
+            match handled {
+                // At the halt height: stop before taking part in the next height.
+                Err(ChainError::Halted { .. }) => return Ok(()),
+                Err(error) => return Err(error),
+                Ok(()) if self.core.halted() => return Ok(()),
+                Ok(()) => {}
             }
         }
     }

@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 use super::sync::Fetcher;
 use crate::app::{ChainError, Core};
 
-/// Runs the follower until a fatal error (storage failure, a broken invariant), which it
-/// returns.
+/// Runs the follower until the core reaches its halt height (`Ok`) or a fatal error
+/// (storage failure, a broken invariant), which it returns.
 pub async fn follow(
     mut core: Core,
     fetcher: Arc<Fetcher>,
@@ -23,6 +23,9 @@ pub async fn follow(
     let mut poll = tokio::time::interval(interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        if core.halted() {
+            return Ok(());
+        }
         tokio::select! {
             _ = poll.tick() => {}
             () = announced.notified() => {}
@@ -41,6 +44,9 @@ pub async fn follow(
                     break;
                 };
                 let outcome = core.commit(block.height, &block.payload, &certificate)?;
+                if core.halted() {
+                    return Ok(());
+                }
                 tracing::debug!(
                     height = block.height,
                     transactions = outcome.receipts.len(),

@@ -1,0 +1,137 @@
+//! Running a consortium for years (issue 13): restarts independent of history, coordinated
+//! halts.
+
+use std::time::Duration;
+
+use crate::localnet::{status, wait_for, Localnet, Options};
+
+#[test]
+fn a_restart_replays_at_most_the_checkpoint_interval() {
+    let mut net = Localnet::generate(
+        1,
+        1,
+        2,
+        &Options {
+            empty_block_interval_ms: Some(20),
+            ..Options::default()
+        },
+    );
+    for i in 0..2 {
+        net.set_config(i, "checkpoint_interval_blocks", 1000, 7);
+    }
+    net.start_all();
+    net.wait_height(&[0, 1], 40, Duration::from_secs(120));
+    let rpcs = net.rpcs();
+    for i in 0..2 {
+        let first = status(&rpcs[i]).expect("status");
+        assert_eq!(
+            (first.restored_from_height, first.replayed_blocks),
+            (0, 0),
+            "a fresh node starts from the genesis"
+        );
+        assert_eq!(first.earliest_height, 1);
+    }
+    for i in [1, 0] {
+        net.terminate(i, Duration::from_secs(30));
+    }
+    let stopped = [net.stored_height(0), net.stored_height(1)];
+    net.start_all();
+    for i in 0..2 {
+        wait_for(Duration::from_secs(60), "the restarted node answers", || {
+            status(&rpcs[i]).is_some()
+        });
+        let after = status(&rpcs[i]).expect("status");
+        assert!(
+            after.restored_from_height > 0 && after.restored_from_height % 7 == 0,
+            "{}: restored from {} (stopped at {})",
+            net.nodes[i].name,
+            after.restored_from_height,
+            stopped[i]
+        );
+        assert_eq!(
+            after.restored_from_height + after.replayed_blocks,
+            stopped[i],
+            "the start rebuilt exactly the stored chain"
+        );
+        assert!(
+            after.replayed_blocks <= 7,
+            "{}: replayed {} blocks, the interval is 7",
+            net.nodes[i].name,
+            after.replayed_blocks
+        );
+    }
+    // And the chain goes on, the observer with it.
+    net.wait_height(&[0, 1], stopped[0] + 5, Duration::from_secs(60));
+}
+
+#[test]
+fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
+    let mut net = Localnet::generate(
+        4,
+        1,
+        2,
+        &Options {
+            empty_block_interval_ms: Some(50),
+            ..Options::default()
+        },
+    );
+    let all: Vec<usize> = (0..5).collect();
+    for &i in &all {
+        net.set_halt_height(i, Some(6));
+    }
+    net.start_all();
+    let rpcs = net.rpcs();
+    let halted_at = |net: &Localnet, height: u64| {
+        wait_for(
+            Duration::from_secs(120),
+            &format!("every node halted at {height}"),
+            || {
+                net.assert_running(&all);
+                net.logs_full().matches("reached the halt height").count() >= all.len()
+                    && rpcs
+                        .iter()
+                        .all(|rpc| status(rpc).is_some_and(|s| s.height == height))
+            },
+        );
+    };
+    halted_at(&net, 6);
+    // Stopped, nothing went past it: the halt is in the store, not just the API.
+    for &i in &all {
+        assert_eq!(net.terminate(i, Duration::from_secs(30)).code(), Some(0));
+        assert_eq!(net.stored_height(i), 6, "{} stopped at the halt height", net.nodes[i].name);
+    }
+    // The same setting: started again, it does not go past it, and says so.
+    net.start_all();
+    wait_for(Duration::from_secs(60), "the restarted nodes answer", || {
+        rpcs.iter().all(|rpc| status(rpc).is_some())
+    });
+    wait_for(Duration::from_secs(60), "each says it is at its halt height", || {
+        net.logs_full().matches("not going past it").count() >= all.len()
+    });
+    for rpc in &rpcs {
+        let s = status(rpc).expect("status");
+        assert_eq!((s.height, s.halt_height), (6, Some(6)));
+    }
+    for &i in &all {
+        net.terminate(i, Duration::from_secs(30));
+        assert_eq!(net.stored_height(i), 6);
+    }
+    // Raised: every node goes on to the new halt height.
+    for &i in &all {
+        net.set_halt_height(i, Some(10));
+    }
+    net.start_all();
+    wait_for(Duration::from_secs(120), "every node at 10", || {
+        rpcs.iter().all(|rpc| status(rpc).is_some_and(|s| s.height == 10))
+    });
+    for &i in &all {
+        net.terminate(i, Duration::from_secs(30));
+        assert_eq!(net.stored_height(i), 10);
+    }
+    // Removed: it runs on.
+    for &i in &all {
+        net.set_halt_height(i, None);
+    }
+    net.start_all();
+    net.wait_height(&all, 12, Duration::from_secs(120));
+}
