@@ -125,6 +125,44 @@ pub struct StatusView {
     pub halt_height: Option<u64>,
 }
 
+/// `GET /v1/health`: whether the node commits, and if not, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthView {
+    /// `ok` (200), `stalled` (503: no commit for too long, or no quorum reachable), or
+    /// `halted` (503: at the configured halt height).
+    pub status: String,
+    /// Why it is not `ok`, one sentence each (empty when `ok`).
+    pub reasons: Vec<String>,
+    /// `validator` or `observer`.
+    pub role: String,
+    /// Last committed height.
+    pub height: u64,
+    /// Seconds since this node last committed a block (or started, before its first).
+    pub seconds_since_last_commit: f64,
+    /// After this many seconds without a commit the node reports `stalled`.
+    pub stall_after_seconds: f64,
+    /// The consensus round this validator is in (0: the first round of the height, or an
+    /// observer).
+    pub round: u64,
+    /// Validators reachable, the node itself included if it is one.
+    pub validators_reachable: usize,
+    /// Validators in the consortium.
+    pub validators: usize,
+    /// Validators needed for a quorum (an observer needs one to follow).
+    pub validators_needed: usize,
+    /// Pending transactions in the mempool.
+    pub mempool_size: usize,
+    /// The mempool's capacity.
+    pub mempool_capacity: usize,
+    /// Payments waiting in queues, over all banks.
+    pub queued: usize,
+    /// The longest bank queue.
+    pub longest_queue: usize,
+    /// The capacity of each bank's queue.
+    pub queue_capacity: u64,
+}
+
 /// `GET /v1/banks/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -86,6 +86,11 @@ pub struct Metrics {
     api_refused: Family<[(&'static str, &'static str); 2], Counter>,
     checkpoint_height: Gauge,
     checkpoint_bytes: Gauge,
+    last_commit_timestamp: Gauge,
+    validators_reachable: Gauge,
+    quorum: Gauge,
+    /// [`clock_ms`] at the last commit (or when the metrics were made).
+    last_commit_ms: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -206,7 +211,29 @@ impl Metrics {
             "Encoded size of the last state checkpoint written",
             checkpoint_bytes.clone(),
         );
-        Self {
+        let last_commit_timestamp = Gauge::default();
+        registry.register(
+            "last_commit_timestamp_seconds",
+            "Unix time of this node's last commit (the open of its chain before the first)",
+            last_commit_timestamp.clone(),
+        );
+        let validators_reachable = Gauge::default();
+        registry.register(
+            "validators_reachable",
+            "Validators this node reaches (itself included, if a validator)",
+            validators_reachable.clone(),
+        );
+        let quorum = Gauge::default();
+        registry.register(
+            "quorum",
+            "Validators needed for a quorum",
+            quorum.clone(),
+        );
+        let metrics = Self {
+            last_commit_timestamp,
+            validators_reachable,
+            quorum,
+            last_commit_ms: AtomicU64::new(clock_ms()),
             checkpoint_height,
             checkpoint_bytes,
             p2p,
@@ -228,11 +255,38 @@ impl Metrics {
             event_streams,
             verification_seconds,
             commit_seconds,
-        }
+        };
+        metrics.commit_clock();
+        metrics
+    }
+
+    fn commit_clock(&self) {
+        self.last_commit_ms.store(clock_ms(), Ordering::Relaxed);
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_commit_timestamp.set(to_i64(unix));
+    }
+
+    /// How long ago this node last committed a block (or opened its chain).
+    pub fn since_last_commit(&self) -> Duration {
+        Duration::from_millis(clock_ms().saturating_sub(self.last_commit_ms.load(Ordering::Relaxed)))
+    }
+
+    /// The consensus round the engine is in (0 for observers).
+    pub fn current_round(&self) -> u64 {
+        u64::try_from(self.round.get()).unwrap_or(0)
+    }
+
+    /// Validators reachable and the quorum, as `/v1/health` found them.
+    pub fn reachability(&self, reachable: usize, quorum: usize) {
+        self.validators_reachable.set(to_i64(reachable as u64));
+        self.quorum.set(to_i64(quorum as u64));
     }
 
     /// After a block commits.
     pub fn committed(&self, height: u64, transactions: usize, took: Duration) {
+        self.commit_clock();
         self.height.set(to_i64(height));
         self.committed_transactions.inc_by(transactions as u64);
         self.commit_seconds.observe(took.as_secs_f64());

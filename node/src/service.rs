@@ -327,6 +327,23 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         shutdown: stopping.subscribe(),
         start: start,
         halt_height: config.halt_height,
+        health: Arc::new(api::health::Health {
+            validators: genesis.validators.iter().map(|v| v.key).collect(),
+            quorum: validators.quorum(),
+            me,
+            validator: is_validator,
+            stall_after: Duration::from_millis(
+                config
+                    .consensus
+                    .round_timeout_ms
+                    .saturating_mul(2)
+                    .saturating_add(config.consensus.empty_block_interval_ms),
+            ),
+            connected: {
+                let network = network.clone();
+                Arc::new(move || network.connected_now())
+            },
+        }),
     };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
         .await

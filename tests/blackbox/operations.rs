@@ -135,3 +135,71 @@ fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
     net.start_all();
     net.wait_height(&all, 12, Duration::from_secs(120));
 }
+
+/// `GET /v1/health` of `rpc`: HTTP status and body.
+fn health(rpc: &str) -> Option<(u16, interpool_contracts::views::HealthView)> {
+    let response = crate::localnet::client()
+        .get(format!("{rpc}/v1/health"))
+        .send()
+        .ok()?;
+    let code = response.status().as_u16();
+    Some((code, response.json().ok()?))
+}
+
+#[test]
+fn with_two_of_four_validators_stopped_the_others_health_says_there_is_no_quorum() {
+    let mut net = Localnet::start(4, 1, 2);
+    let all = [0, 1, 2, 3, 4];
+    net.wait_height(&all, 2, Duration::from_secs(120));
+    let rpcs = net.rpcs();
+    wait_for(Duration::from_secs(60), "every node healthy", || {
+        rpcs.iter().all(|rpc| {
+            health(rpc).is_some_and(|(code, view)| {
+                code == 200 && view.status == "ok" && view.reasons.is_empty()
+            })
+        })
+    });
+    let (_, view) = health(&rpcs[0]).expect("health");
+    assert_eq!(
+        (view.validators, view.validators_needed, view.validators_reachable),
+        (4, 3, 4)
+    );
+    assert_eq!(view.role, "validator");
+    assert!(view.mempool_capacity > 0 && view.queue_capacity > 0);
+    let (_, observer) = health(&rpcs[4]).expect("observer health");
+    assert_eq!((observer.role.as_str(), observer.validators_needed), ("observer", 1));
+
+    net.kill(2);
+    net.kill(3);
+    // Three round timeouts (2 s each, the localnet's setting), and a margin for a shared
+    // machine: the deadline is the issue's, not a measurement.
+    let deadline = Duration::from_secs(3 * 2 + 10);
+    for i in [0, 1] {
+        wait_for(deadline, "the survivors report the missing quorum", || {
+            health(&rpcs[i]).is_some_and(|(code, view)| {
+                code == 503
+                    && view.status == "stalled"
+                    && view
+                        .reasons
+                        .iter()
+                        .any(|r| r == "no quorum: 2 of 4 validators reachable, 3 needed")
+            })
+        });
+    }
+    // And, soon after, that nothing commits: the observer follows nothing new either.
+    for rpc in [&rpcs[0], &rpcs[4]] {
+        wait_for(deadline, "no commit for too long", || {
+            health(rpc).is_some_and(|(code, view)| {
+                code == 503 && view.reasons.iter().any(|r| r.starts_with("no commit for"))
+            })
+        });
+    }
+    // Back: healthy again.
+    net.start_node(2);
+    net.start_node(3);
+    wait_for(Duration::from_secs(120), "healthy again", || {
+        [0, 1, 2, 3].iter().all(|&i| {
+            health(&rpcs[i]).is_some_and(|(code, _)| code == 200)
+        })
+    });
+}

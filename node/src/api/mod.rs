@@ -26,6 +26,7 @@ pub mod banks;
 pub mod blocks;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod limits;
 pub mod node;
 pub mod transactions;
@@ -79,6 +80,8 @@ pub struct ApiState {
     pub start: crate::app::StartReport,
     /// The configured halt height (`/v1/status`).
     pub halt_height: Option<u64>,
+    /// What `/v1/health` checks.
+    pub health: Arc<health::Health>,
 }
 
 /// The router, with the request body limit.
@@ -95,6 +98,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
 fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(document_root())
         .routes(routes!(node::status))
+        .routes(routes!(health::health))
         .routes(routes!(transactions::submit))
         .routes(routes!(transactions::submit_batch))
         .routes(routes!(transactions::transaction))

@@ -82,6 +82,9 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
     state.metrics.p2p(&(state.p2p_stats)());
     state
         .metrics
+        .reachability(state.health.reachable(), state.health.quorum);
+    state
+        .metrics
         .event_streams(state.limits.open_event_streams());
     (
         [(

@@ -89,6 +89,11 @@ impl Mempool {
         }
     }
 
+    /// Most pending transactions.
+    pub fn capacity(&self) -> usize {
+        self.limits.max_transactions
+    }
+
     /// How many may be pending before clients are refused ([`ClientBacklog`]).
     pub fn client_cap(&self) -> Option<usize> {
         let backlog = self.limits.client_backlog?;

@@ -436,6 +436,11 @@ impl P2pHandle {
 
     /// The peers connected right now, in key order.
     pub async fn connected_peers(&self) -> Vec<AccountId> {
+        self.connected_now()
+    }
+
+    /// The peers connected now (a snapshot; no await needed).
+    pub fn connected_now(&self) -> Vec<AccountId> {
         lock(&self.shared.connected).iter().copied().collect()
     }
 
