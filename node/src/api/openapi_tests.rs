@@ -28,6 +28,7 @@ use crate::api::transactions::{BatchItem, BatchView, MAX_BATCH_TRANSACTIONS};
 /// documented by construction (`routes!`); this list is what must not go missing.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/status"),
+    ("GET", "/v1/health"),
     ("POST", "/v1/transactions"),
     ("POST", "/v1/transactions/batch"),
     ("GET", "/v1/transactions/{hash}"),
