@@ -40,6 +40,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked "$@"
 
+log "scripts/check-deploy.sh"
+bash scripts/check-deploy.sh
+
 # Chaos on real processes (scripts/chaos.sh; the README has the long run): one minute of
 # perturbations in network namespaces. It needs root and a kernel that lets it make network
 # namespaces, filter packets in them and mount a tmpfs; elsewhere it is skipped, and says

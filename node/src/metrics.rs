@@ -403,6 +403,41 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    /// Every `interpool_*` series the alert rules and the dashboard in `deploy/` use is one
+    /// this node exports (a renamed metric would silently disable an alert), and the
+    /// dashboard is JSON.
+    #[test]
+    fn deploy_files_name_only_metrics_the_node_exports() {
+        let exported = Metrics::new().encode();
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let dashboard = std::fs::read_to_string(deploy.join("grafana/interpool-dashboard.json"))
+            .expect("dashboard");
+        let _: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+        let rules = std::fs::read_to_string(deploy.join("prometheus/alerts.yml")).expect("rules");
+        let mut named = 0;
+        for text in [&dashboard, &rules] {
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find("interpool_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                // Histograms are exported as `_bucket`, `_sum` and `_count` series.
+                let family = name
+                    .strip_suffix("_bucket")
+                    .or_else(|| name.strip_suffix("_total"))
+                    .unwrap_or(&name);
+                assert!(
+                    exported.contains(&format!("# TYPE {family} ")),
+                    "deploy/ names {name}, which the node does not export"
+                );
+                named += 1;
+            }
+        }
+        assert!(named > 10, "only {named} metric names found in deploy/");
+    }
+
     #[test]
     fn exports_what_was_recorded() {
         let metrics = Metrics::new();
