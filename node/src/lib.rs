@@ -24,6 +24,7 @@
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod driver;
 pub mod failpoints;
 pub mod metrics;

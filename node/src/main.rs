@@ -100,6 +100,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up a node's database while it runs (or not) into a new folder: `OUT/db` and
+    /// `OUT/backup.json`. Prints the backup's description as JSON.
+    Backup {
+        /// The node's data directory (`data_dir` in its config; the database is `DIR/db`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The folder to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a node's data directory from a backup (`interpool-node backup`). The node then
+    /// starts on it as on its own, and catches up with its peers.
+    Restore {
+        /// The backup folder.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to make (must hold no database).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Refuse a backup that does not belong to this genesis's chain.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
     /// Look across nodes' consensus journals (`[consensus] journal = true`) for a validator
     /// that signed two different messages of one kind for one height and round. Prints one
     /// JSON document. Exit 0: none; 1: equivocation found; 2: usage or unreadable input.
@@ -163,6 +186,41 @@ fn main() -> ExitCode {
             genesis,
             json,
         } => return audit_command(&data_dir, &genesis, json),
+        Command::Backup { data_dir, out } => interpool_node::backup::backup(&data_dir, &out)
+            .map_err(anyhow::Error::from)
+            .and_then(|info| {
+                println!("{}", serde_json::to_string(&info)?);
+                eprintln!(
+                    "backup of height {} (checkpoint {}) in {}: {} records, {} bytes, {} ms",
+                    info.height,
+                    info.checkpoint_height,
+                    out.display(),
+                    info.records,
+                    info.bytes,
+                    info.millis
+                );
+                Ok(())
+            }),
+        Command::Restore {
+            from,
+            data_dir,
+            genesis,
+        } => (|| {
+            let genesis = match genesis {
+                Some(path) => {
+                    let genesis = interpool_genesis::files::read_genesis(&path)?;
+                    Some(genesis.hash())
+                }
+                None => None,
+            };
+            let info = interpool_node::backup::restore(&from, &data_dir, genesis)?;
+            eprintln!(
+                "restored height {} into {}; start the node on it to catch up",
+                info.height,
+                data_dir.display()
+            );
+            Ok(())
+        })(),
         Command::Equivocations { genesis, journals } => {
             return equivocations_command(&genesis, &journals)
         }

@@ -224,11 +224,7 @@ impl Metrics {
             validators_reachable.clone(),
         );
         let quorum = Gauge::default();
-        registry.register(
-            "quorum",
-            "Validators needed for a quorum",
-            quorum.clone(),
-        );
+        registry.register("quorum", "Validators needed for a quorum", quorum.clone());
         let metrics = Self {
             last_commit_timestamp,
             validators_reachable,
@@ -270,7 +266,9 @@ impl Metrics {
 
     /// How long ago this node last committed a block (or opened its chain).
     pub fn since_last_commit(&self) -> Duration {
-        Duration::from_millis(clock_ms().saturating_sub(self.last_commit_ms.load(Ordering::Relaxed)))
+        Duration::from_millis(
+            clock_ms().saturating_sub(self.last_commit_ms.load(Ordering::Relaxed)),
+        )
     }
 
     /// The consensus round the engine is in (0 for observers).

@@ -173,7 +173,9 @@ pub fn api_state(core: &Core, store: Arc<Store>, genesis: &Genesis) -> ApiState 
         shutdown: tokio::sync::watch::channel(false).1,
         start: Default::default(),
         halt_height: None,
-        health: std::sync::Arc::new(crate::api::health::Health::alone(interpool_contracts::AccountId([0; 32]))),
+        health: std::sync::Arc::new(crate::api::health::Health::alone(
+            interpool_contracts::AccountId([0; 32]),
+        )),
     }
 }
 

@@ -262,6 +262,18 @@ pub fn transfer(
     .sign(key)
 }
 
+/// Runs `interpool-node ARGS`, which must succeed; its stdout.
+pub fn run_node_command(args: &[&str]) -> String {
+    run("interpool-node", args).success()
+}
+
+/// Runs `interpool-node ARGS`, which must fail; its stderr.
+pub fn run_node_command_failing(args: &[&str]) -> String {
+    let finished = run("interpool-node", args);
+    assert_ne!(finished.code, Some(0), "expected a failure: {finished:#?}");
+    finished.stderr
+}
+
 /// The path as text.
 pub fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

@@ -1,7 +1,7 @@
 //! Running a consortium for years (issue 13): restarts independent of history, coordinated
 //! halts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::localnet::{status, wait_for, Localnet, Options};
 
@@ -37,9 +37,11 @@ fn a_restart_replays_at_most_the_checkpoint_interval() {
     let stopped = [net.stored_height(0), net.stored_height(1)];
     net.start_all();
     for i in 0..2 {
-        wait_for(Duration::from_secs(60), "the restarted node answers", || {
-            status(&rpcs[i]).is_some()
-        });
+        wait_for(
+            Duration::from_secs(60),
+            "the restarted node answers",
+            || status(&rpcs[i]).is_some(),
+        );
         let after = status(&rpcs[i]).expect("status");
         assert!(
             after.restored_from_height > 0 && after.restored_from_height % 7 == 0,
@@ -98,16 +100,25 @@ fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
     // Stopped, nothing went past it: the halt is in the store, not just the API.
     for &i in &all {
         assert_eq!(net.terminate(i, Duration::from_secs(30)).code(), Some(0));
-        assert_eq!(net.stored_height(i), 6, "{} stopped at the halt height", net.nodes[i].name);
+        assert_eq!(
+            net.stored_height(i),
+            6,
+            "{} stopped at the halt height",
+            net.nodes[i].name
+        );
     }
     // The same setting: started again, it does not go past it, and says so.
     net.start_all();
-    wait_for(Duration::from_secs(60), "the restarted nodes answer", || {
-        rpcs.iter().all(|rpc| status(rpc).is_some())
-    });
-    wait_for(Duration::from_secs(60), "each says it is at its halt height", || {
-        net.logs_full().matches("not going past it").count() >= all.len()
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "the restarted nodes answer",
+        || rpcs.iter().all(|rpc| status(rpc).is_some()),
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "each says it is at its halt height",
+        || net.logs_full().matches("not going past it").count() >= all.len(),
+    );
     for rpc in &rpcs {
         let s = status(rpc).expect("status");
         assert_eq!((s.height, s.halt_height), (6, Some(6)));
@@ -122,7 +133,8 @@ fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
     }
     net.start_all();
     wait_for(Duration::from_secs(120), "every node at 10", || {
-        rpcs.iter().all(|rpc| status(rpc).is_some_and(|s| s.height == 10))
+        rpcs.iter()
+            .all(|rpc| status(rpc).is_some_and(|s| s.height == 10))
     });
     for &i in &all {
         net.terminate(i, Duration::from_secs(30));
@@ -161,13 +173,20 @@ fn with_two_of_four_validators_stopped_the_others_health_says_there_is_no_quorum
     });
     let (_, view) = health(&rpcs[0]).expect("health");
     assert_eq!(
-        (view.validators, view.validators_needed, view.validators_reachable),
+        (
+            view.validators,
+            view.validators_needed,
+            view.validators_reachable
+        ),
         (4, 3, 4)
     );
     assert_eq!(view.role, "validator");
     assert!(view.mempool_capacity > 0 && view.queue_capacity > 0);
     let (_, observer) = health(&rpcs[4]).expect("observer health");
-    assert_eq!((observer.role.as_str(), observer.validators_needed), ("observer", 1));
+    assert_eq!(
+        (observer.role.as_str(), observer.validators_needed),
+        ("observer", 1)
+    );
 
     net.kill(2);
     net.kill(3);
@@ -198,8 +217,140 @@ fn with_two_of_four_validators_stopped_the_others_health_says_there_is_no_quorum
     net.start_node(2);
     net.start_node(3);
     wait_for(Duration::from_secs(120), "healthy again", || {
-        [0, 1, 2, 3].iter().all(|&i| {
-            health(&rpcs[i]).is_some_and(|(code, _)| code == 200)
-        })
+        [0, 1, 2, 3]
+            .iter()
+            .all(|&i| health(&rpcs[i]).is_some_and(|(code, _)| code == 200))
     });
+}
+
+#[test]
+fn a_backup_taken_under_load_restores_into_a_node_that_rejoins_and_agrees() {
+    let mut net = Localnet::generate(
+        4,
+        1,
+        2,
+        &Options {
+            empty_block_interval_ms: Some(100),
+            ..Options::default()
+        },
+    );
+    for i in 0..5 {
+        net.set_config(i, "checkpoint_interval_blocks", 1000, 5);
+    }
+    net.start_all();
+    let all = [0, 1, 2, 3, 4];
+    net.wait_height(&all, 6, Duration::from_secs(120));
+    let rpcs = net.rpcs();
+    // Load: a stream of transfers from two customers while the backup is taken.
+    let payers = [net.account_key(0, 0), net.account_key(1, 1)];
+    let payee = net.account_key(1, 0).1;
+    let load = {
+        let rpc = rpcs[0].clone();
+        std::thread::spawn(move || {
+            for nonce in 0..40 {
+                let txs: Vec<_> = payers
+                    .iter()
+                    .map(|(key, _)| crate::localnet::transfer(key, payee, nonce, 1))
+                    .collect();
+                crate::localnet::submit_batch(&rpc, &txs, true);
+            }
+        })
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let backup = work.path().join("backup");
+    let validator_data = crate::audit::data_dir(&net.nodes[1].config);
+    let out = crate::localnet::run_node_command(&[
+        "backup",
+        "--data-dir",
+        crate::localnet::path(&validator_data),
+        "--out",
+        crate::localnet::path(&backup),
+    ]);
+    let info: serde_json::Value = serde_json::from_str(out.trim()).expect("backup.json line");
+    assert!(info["height"].as_u64().expect("height") >= 6, "{info}");
+    assert!(
+        info["checkpoint_height"].as_u64().expect("checkpoint") >= 5,
+        "{info}"
+    );
+    load.join().expect("load");
+
+    // The observer loses its disk and is restored from the validator's backup.
+    let observer = 4;
+    net.terminate(observer, Duration::from_secs(30));
+    let observer_data = crate::audit::data_dir(&net.nodes[observer].config);
+    std::fs::remove_dir_all(observer_data.join("db")).expect("wipe");
+    let genesis = net.root().join("genesis.json");
+    crate::localnet::run_node_command(&[
+        "restore",
+        "--from",
+        crate::localnet::path(&backup),
+        "--data-dir",
+        crate::localnet::path(&observer_data),
+        "--genesis",
+        crate::localnet::path(&genesis),
+    ]);
+    net.start_node(observer);
+    wait_for(
+        Duration::from_secs(60),
+        "the restored observer answers",
+        || status(&rpcs[observer]).is_some(),
+    );
+    let restarted = status(&rpcs[observer]).expect("status");
+    assert_eq!(
+        restarted.restored_from_height,
+        info["checkpoint_height"].as_u64().expect("checkpoint"),
+        "the restored node starts from the backup's checkpoint"
+    );
+    // It rejoins and agrees with the validators on the state root (its own execution's).
+    let target = status(&rpcs[0]).expect("status").height + 3;
+    net.wait_height(&all, target, Duration::from_secs(120));
+    wait_for(
+        Duration::from_secs(60),
+        "the same height and state root",
+        || match (status(&rpcs[0]), status(&rpcs[observer])) {
+            (Some(v), Some(o)) => v.height == o.height && v.state_root == o.state_root,
+            _ => false,
+        },
+    );
+
+    // A backup of another chain is refused, at restore and at start.
+    let other = Localnet::generate(1, 0, 1, &Options::default());
+    let other_genesis = other.root().join("genesis.json");
+    let refused = crate::localnet::run_node_command_failing(&[
+        "restore",
+        "--from",
+        crate::localnet::path(&backup),
+        "--data-dir",
+        crate::localnet::path(&work.path().join("other")),
+        "--genesis",
+        crate::localnet::path(&other_genesis),
+    ]);
+    assert!(refused.contains("another chain"), "{refused}");
+    let mut other = other;
+    let other_data = crate::audit::data_dir(&other.nodes[0].config);
+    crate::localnet::run_node_command(&[
+        "restore",
+        "--from",
+        crate::localnet::path(&backup),
+        "--data-dir",
+        crate::localnet::path(&other_data),
+    ]);
+    other.start_node(0);
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = other.try_exit(0) {
+            break status.code();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the node started on another chain's data"
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    };
+    assert_ne!(code, Some(0));
+    assert!(
+        other.logs_full().contains("belongs to another chain"),
+        "{}",
+        other.logs_full()
+    );
 }

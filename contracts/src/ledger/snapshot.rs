@@ -15,8 +15,8 @@ use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    end_to_end_key, Account, Bank, BlockTouch, Cycle, Ledger, Official, QueuedTransfer,
-    StateKey, Totals,
+    end_to_end_key, Account, Bank, BlockTouch, Cycle, Ledger, Official, QueuedTransfer, StateKey,
+    Totals,
 };
 use crate::codec::{self, DecodeError};
 use crate::genesis::{Genesis, GenesisError};
@@ -108,11 +108,17 @@ impl Ledger {
                     self.end_to_end_ids.get(&end_to_end_key(signer, id)) == Some(until)
                 })
                 .map(move |(signer, id)| {
-                    entry(StateKey::EndToEnd(*signer, id.clone()), codec::encode(until))
+                    entry(
+                        StateKey::EndToEnd(*signer, id.clone()),
+                        codec::encode(until),
+                    )
                 })
         });
         let obligations = self.cycle.obligations.iter().map(move |((a, b), amount)| {
-            entry(StateKey::Obligation(a.clone(), b.clone()), codec::encode(amount))
+            entry(
+                StateKey::Obligation(a.clone(), b.clone()),
+                codec::encode(amount),
+            )
         });
         let singles = [
             entry(
@@ -204,16 +210,22 @@ impl Ledger {
                 }
                 StateKey::Obligation(a, b) => {
                     let amount = value::<Amount>(&entry)?;
-                    ledger.cycle.obligations.insert((a.clone(), b.clone()), amount);
+                    ledger
+                        .cycle
+                        .obligations
+                        .insert((a.clone(), b.clone()), amount);
                 }
                 StateKey::Cycle => cycle = Some(value::<(u64, u64, u64)>(&entry)?),
                 StateKey::Totals => totals = Some(value::<Totals>(&entry)?),
                 StateKey::Report(n) => {
-                    ledger.reports.insert(*n, value::<SettlementReport>(&entry)?);
+                    ledger
+                        .reports
+                        .insert(*n, value::<SettlementReport>(&entry)?);
                 }
             }
         }
-        let (number, start_height, next_queue_seq) = cycle.ok_or(SnapshotError::Missing("cycle"))?;
+        let (number, start_height, next_queue_seq) =
+            cycle.ok_or(SnapshotError::Missing("cycle"))?;
         ledger.cycle = Cycle {
             number,
             start_height,
@@ -254,4 +266,3 @@ impl Ledger {
         Ok(ledger)
     }
 }
-

@@ -9,12 +9,12 @@
 
 use std::collections::HashMap;
 
+use interpool_contracts::ledger::StateEntry;
 use interpool_contracts::testkit::{self, account, bank_id, customer_seed, key, operator_seed};
 use interpool_contracts::{
     AccountId, Amount, BankId, BlockOutcome, Body, Genesis, Ledger, Outcome, Transaction,
     VerifiedTransaction,
 };
-use interpool_contracts::ledger::StateEntry;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 

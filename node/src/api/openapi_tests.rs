@@ -107,7 +107,9 @@ impl TestApi {
             shutdown: tokio::sync::watch::channel(false).1,
             start: Default::default(),
             halt_height: None,
-            health: std::sync::Arc::new(crate::api::health::Health::alone(interpool_contracts::AccountId([0; 32]))),
+            health: std::sync::Arc::new(crate::api::health::Health::alone(
+                interpool_contracts::AccountId([0; 32]),
+            )),
         };
         Self {
             router: router(state, 1 << 20),

@@ -25,8 +25,8 @@ use interpool_contracts::{AccountId, Genesis, Hash, Ledger, TxError, VerifiedTra
 use thiserror::Error;
 use tokio::sync::watch;
 
-use super::lock;
 use super::checkpoint::{Checkpointer, StartReport};
+use super::lock;
 use super::mempool::SharedMempool;
 use super::replay::{self, Invariants, Replay, Trust};
 use super::view::ChainView;
@@ -787,12 +787,19 @@ mod tests {
         };
         let core = testkit::core(&genesis, dir.path(), limits());
         let start = core.start_report();
-        assert_eq!(start.restored_from_height, 8, "the checkpoint at 8 replaced the one at 4");
+        assert_eq!(
+            start.restored_from_height, 8,
+            "the checkpoint at 8 replaced the one at 4"
+        );
         assert_eq!(start.replayed_blocks, 2);
         assert_eq!(core.tip().height, 10);
         assert_eq!(core.tip().hash, hash);
         assert_eq!(core.ledger().state_root(), root);
-        let info = core.store().checkpoint().expect("read").expect("a checkpoint");
+        let info = core
+            .store()
+            .checkpoint()
+            .expect("read")
+            .expect("a checkpoint");
         assert_eq!(info.height, 8);
         assert_eq!(
             crate::app::checkpoint::read_entries(core.store().as_ref(), 4)
@@ -829,15 +836,19 @@ mod tests {
             tip.height = 3;
             tip.hash = Block::hash_of(&core.store().block(3).expect("read").expect("block"));
             tip.state_root = Hash([7; 32]);
-            let entries = crate::app::checkpoint::read_entries(core.store().as_ref(), 3)
-                .expect("read");
+            let entries =
+                crate::app::checkpoint::read_entries(core.store().as_ref(), 3).expect("read");
             core.store()
                 .write_checkpoint(&tip, &mut entries.into_iter())
                 .expect("write");
             core.ledger().state_root()
         };
         let core = testkit::core(&genesis, dir.path(), limits());
-        assert_eq!(core.start_report().restored_from_height, 0, "replayed from the genesis");
+        assert_eq!(
+            core.start_report().restored_from_height,
+            0,
+            "replayed from the genesis"
+        );
         assert_eq!(core.start_report().replayed_blocks, 4);
         assert_eq!(core.ledger().state_root(), root);
     }

@@ -19,7 +19,7 @@ use interpool_contracts::ledger::StateEntry;
 use interpool_contracts::outcome::BlockOutcome;
 use interpool_contracts::{Hash, SignedTransaction};
 
-use super::{CheckpointInfo, ChainStore, CommittedBlock, Location, StorageError};
+use super::{ChainStore, CheckpointInfo, CommittedBlock, Location, StorageError};
 
 /// One write, as the log records it.
 #[derive(Debug, Clone)]
