@@ -325,7 +325,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         },
         limits: Arc::new(api::limits::ApiLimits::from_config(&config.rpc)),
         shutdown: stopping.subscribe(),
-        start: start,
+        start,
         halt_height: config.halt_height,
         health: Arc::new(api::health::Health {
             validators: genesis.validators.iter().map(|v| v.key).collect(),

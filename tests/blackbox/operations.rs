@@ -22,8 +22,8 @@ fn a_restart_replays_at_most_the_checkpoint_interval() {
     net.start_all();
     net.wait_height(&[0, 1], 40, Duration::from_secs(120));
     let rpcs = net.rpcs();
-    for i in 0..2 {
-        let first = status(&rpcs[i]).expect("status");
+    for rpc in &rpcs {
+        let first = status(rpc).expect("status");
         assert_eq!(
             (first.restored_from_height, first.replayed_blocks),
             (0, 0),
@@ -44,7 +44,7 @@ fn a_restart_replays_at_most_the_checkpoint_interval() {
         );
         let after = status(&rpcs[i]).expect("status");
         assert!(
-            after.restored_from_height > 0 && after.restored_from_height % 7 == 0,
+            after.restored_from_height > 0 && after.restored_from_height.is_multiple_of(7),
             "{}: restored from {} (stopped at {})",
             net.nodes[i].name,
             after.restored_from_height,

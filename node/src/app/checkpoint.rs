@@ -164,7 +164,7 @@ impl Checkpointer {
     /// After a commit: hands the state after `tip` to the writer if `tip` is at a
     /// checkpoint height, or `always` (the halt height: the upgraded node starts from it).
     pub fn after_commit(&self, tip: &ChainTip, ledger: &Arc<Ledger>, always: bool) {
-        if tip.height % self.interval != 0 && !always {
+        if !tip.height.is_multiple_of(self.interval) && !always {
             return;
         }
         if let Some(jobs) = &self.jobs {
