@@ -176,12 +176,18 @@ pub struct StorageConfig {
     /// multiple of this; a start replays at most this many blocks.
     #[serde(default = "defaults::checkpoint_interval_blocks")]
     pub checkpoint_interval_blocks: u64,
+    /// Keep blocks, receipts and indexes of the last this many heights only (0: keep
+    /// everything). Never below the last checkpoint, which a start and state sync need:
+    /// pruning happens when a checkpoint is written.
+    #[serde(default)]
+    pub retain_blocks: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             checkpoint_interval_blocks: defaults::checkpoint_interval_blocks(),
+            retain_blocks: 0,
         }
     }
 }

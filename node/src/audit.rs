@@ -49,6 +49,10 @@ pub struct AuditReport {
     pub expired: u64,
     /// Settlement cycles closed.
     pub cycles_settled: u64,
+    /// The checkpoint a pruned chain was verified from (0: the genesis; the counts cover
+    /// the blocks after it).
+    #[serde(default)]
+    pub from_checkpoint: u64,
     /// Sum of the closed cycles' gross totals, in minor units.
     pub gross_settled_minor_units: u128,
     /// Sum of the closed cycles' net totals (money moved between pools), in minor units.
@@ -161,8 +165,48 @@ pub fn audit(
         Replay::from_genesis(genesis).map_err(|e| SetupError::Genesis(e.to_string()))?;
     let stored = store.height().map_err(SetupError::Height)?;
     let mut counts = Counts::new(genesis, &replay);
-    progress(0, stored);
     let chain_id = genesis.chain_id.clone();
+    // A pruned chain is verified from its checkpoint: the checkpoint's block with its
+    // certificate, the state rebuilt from the checkpoint's entries (every invariant), its
+    // root equal to the checkpoint's, and the next block's header (certified) linking to
+    // both; then every block after it as usual.
+    let earliest = store.earliest_height().map_err(SetupError::Height)?;
+    let mut first = 1;
+    if earliest > 1 && stored > 0 {
+        let info = store
+            .checkpoint()
+            .map_err(SetupError::Height)?
+            .filter(|info| info.height >= earliest && info.height <= stored)
+            .ok_or(Discrepancy {
+                height: earliest,
+                kind: DiscrepancyKind::Checkpoint(format!(
+                    "blocks below {earliest} are pruned and no checkpoint covers them"
+                )),
+            })?;
+        let at = |kind| Discrepancy {
+            height: info.height,
+            kind,
+        };
+        let block = Replay::prepare(store, info.height, &chain_id, Trust::Verify(&validators))
+            .map_err(at)?;
+        let hash = store
+            .block(info.height)
+            .map_err(|e| at(DiscrepancyKind::Storage(e)))?
+            .map(|bytes| interpool_contracts::Block::hash_of(&bytes));
+        if hash != Some(info.block_hash) || block.hash() != info.block_hash {
+            return Err(at(DiscrepancyKind::Checkpoint(
+                "its block hash is not the stored block's".into(),
+            ))
+            .into());
+        }
+        replay = crate::app::checkpoint::load(genesis, store, &info)
+            .map_err(|e| at(DiscrepancyKind::Checkpoint(e.to_string())))?;
+        counts.report.from_checkpoint = info.height;
+        counts.report.final_height = info.height;
+        counts.report.state_root = info.state_root;
+        first = info.height + 1;
+    }
+    progress(first - 1, stored);
     // Two cores: a reader thread checks certificates and signatures of the blocks ahead
     // (what needs no replayed state) while this one re-executes, in height order; a failure
     // on either side is reported at its height, as a sequential replay would.
@@ -173,7 +217,7 @@ pub fn audit(
         let reader = std::thread::Builder::new()
             .name("audit-reader".into())
             .spawn_scoped(scope, move || {
-                for height in 1..=stored {
+                for height in first..=stored {
                     let block = Replay::prepare(store, height, chain_id, Trust::Verify(validators));
                     let failed = block.is_err();
                     // The replay stopped (a discrepancy): nothing more to prepare.
@@ -182,7 +226,7 @@ pub fn audit(
                     }
                 }
             });
-        for height in 1..=stored {
+        for height in first..=stored {
             let block = match &reader {
                 // The reader ran ahead; a closed channel means it died, and the scope
                 // re-raises its panic.
@@ -231,6 +275,7 @@ impl Counts {
                 released: 0,
                 expired: 0,
                 cycles_settled: 0,
+                from_checkpoint: 0,
                 gross_settled_minor_units: 0,
                 net_settled_minor_units: 0,
                 currency: genesis.currency.clone(),

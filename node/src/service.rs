@@ -145,7 +145,10 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         mempool.clone(),
         metrics.clone(),
     )?
-    .with_checkpoints(config.storage.checkpoint_interval_blocks)
+    .with_checkpoints(
+        config.storage.checkpoint_interval_blocks,
+        Some(config.storage.retain_blocks).filter(|r| *r > 0),
+    )
     .context("cannot start the checkpoint writer")?
     .with_halt_height(config.halt_height);
     if core.halted() {

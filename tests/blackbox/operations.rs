@@ -354,3 +354,75 @@ fn a_backup_taken_under_load_restores_into_a_node_that_rejoins_and_agrees() {
         other.logs_full()
     );
 }
+
+#[test]
+fn a_pruned_node_answers_gone_below_what_it_keeps_and_audits_from_its_checkpoint() {
+    let mut net = Localnet::generate(
+        1,
+        0,
+        2,
+        &Options {
+            empty_block_interval_ms: Some(20),
+            ..Options::default()
+        },
+    );
+    net.set_config(0, "checkpoint_interval_blocks", 1000, 5);
+    net.set_config(0, "retain_blocks", 0, 3);
+    net.start_all();
+    let rpc = net.rpcs()[0].clone();
+    net.wait_height(&[0], 1, Duration::from_secs(60));
+    let (key, payer) = net.account_key(0, 0);
+    let payee = net.account_key(1, 0).1;
+    let tx = crate::localnet::transfer(&key, payee, 0, 5);
+    crate::localnet::submit_batch(&rpc, std::slice::from_ref(&tx), true);
+    wait_for(Duration::from_secs(60), "the transfer committed", || {
+        crate::localnet::tx_status(&rpc, &tx.hash())
+            .is_some_and(|s| s.status == interpool_contracts::views::TxStatus::Committed)
+    });
+    net.wait_height(&[0], 40, Duration::from_secs(120));
+    let pruned = status(&rpc).expect("status");
+    assert!(
+        pruned.earliest_height > 30,
+        "earliest {} at height {}",
+        pruned.earliest_height,
+        pruned.height
+    );
+    let get = |route: &str| {
+        let response = crate::localnet::client()
+            .get(format!("{rpc}{route}"))
+            .send()
+            .expect("request");
+        let code = response.status().as_u16();
+        (
+            code,
+            response.json::<serde_json::Value>().unwrap_or_default(),
+        )
+    };
+    let (code, body) = get("/v1/blocks/1");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (410, Some("pruned")),
+        "{body}"
+    );
+    let (code, _) = get(&format!("/v1/blocks/{}", pruned.earliest_height));
+    assert_eq!(code, 200, "the earliest kept block is served");
+    let (code, body) = get("/v1/events?after=1:0");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (410, Some("pruned")),
+        "{body}"
+    );
+    // The balances are the state's, not the history's: still there.
+    let account = crate::localnet::account(&rpc, &payer).expect("account");
+    assert_eq!(account.nonce, 1);
+
+    net.terminate(0, Duration::from_secs(30));
+    let data = crate::audit::data_dir(&net.nodes[0].config);
+    let report = crate::audit::audit_json(&data, &net.root().join("genesis.json"));
+    let from = report["from_checkpoint"].as_u64().expect("from_checkpoint");
+    assert!(from >= pruned.earliest_height && from > 0, "{report}");
+    assert!(
+        report["final_height"].as_u64().expect("final") >= 40,
+        "{report}"
+    );
+}

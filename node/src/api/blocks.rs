@@ -58,6 +58,8 @@ pub(crate) fn stored_block(store: &Store, height: u64) -> ApiResult<Option<Store
             root and commit certificate", body = BlockView<CommitCertificate>),
         (status = 400, description = "`bad_height`", body = ErrorBody),
         (status = 404, description = "`unknown_block`: not committed yet", body = ErrorBody),
+        (status = 410, description = "`pruned`: below the blocks this node keeps \
+            (`[storage] retain_blocks`; `earliest_height` in /v1/status)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this client is over its rate of \
             expensive reads", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -83,6 +85,17 @@ pub(crate) async fn block(
     };
     if height == 0 || height > tip {
         return Err(not_found());
+    }
+    let earliest = state
+        .reader
+        .store()
+        .earliest_height()
+        .map_err(ApiError::internal)?;
+    if height < earliest {
+        return Err(ApiError::new(
+            Code::Pruned,
+            format!("block {height} was pruned from this node; it keeps blocks from {earliest}"),
+        ));
     }
     let stored = state
         .read_expensive(move |store| stored_block(store, height))

@@ -61,6 +61,8 @@ pub enum Code {
     UnknownCycle,
     /// 404: neither an account nor an official key.
     UnknownSigner,
+    /// 410: the block was pruned from this node (`[storage] retain_blocks`).
+    Pruned,
     /// 429: this client is over its rate for this kind of request.
     RateLimited,
     /// 503: the block that certifies the state did not commit in time.
@@ -99,6 +101,7 @@ impl Code {
             Code::UnknownBlock => "unknown_block",
             Code::UnknownCycle => "unknown_cycle",
             Code::UnknownSigner => "unknown_signer",
+            Code::Pruned => "pruned",
             Code::RateLimited => "rate_limited",
             Code::NotCertifiedYet => "not_certified_yet",
             Code::TooManyStreams => "too_many_streams",
@@ -132,6 +135,7 @@ impl Code {
             | Code::UnknownBlock
             | Code::UnknownCycle
             | Code::UnknownSigner => StatusCode::NOT_FOUND,
+            Code::Pruned => StatusCode::GONE,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::NotCertifiedYet | Code::TooManyStreams | Code::Busy | Code::Unavailable => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -127,6 +127,8 @@ struct Start {
             content_type = "text/event-stream"),
         (status = 400, description = "`bad_query`, `bad_account_id` or `bad_cursor`",
             body = crate::api::ErrorBody),
+        (status = 410, description = "`pruned`: the cursor is below the blocks this node \
+            keeps (`earliest_height` in /v1/status)", body = crate::api::ErrorBody),
         (status = 429, description = "`rate_limited`: this client is over its rate of \
             expensive reads (opening a stream is one)", body = crate::api::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -167,6 +169,21 @@ pub(crate) async fn stream(
             seen_through: None,
         },
     };
+    let earliest = state
+        .reader
+        .store()
+        .earliest_height()
+        .map_err(ApiError::internal)?;
+    if start.height < earliest {
+        return Err(ApiError::new(
+            Code::Pruned,
+            format!(
+                "the events from block {} on are not all here: blocks below {earliest} were \
+                 pruned from this node; resume from {earliest} or ask a node that keeps them",
+                start.height
+            ),
+        ));
+    }
     let permit = state
         .limits
         .event_streams

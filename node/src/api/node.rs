@@ -62,7 +62,11 @@ pub(crate) async fn status(State(state): State<ApiState>) -> Json<StatusView> {
         decimals: state.decimals,
         restored_from_height: state.start.restored_from_height,
         replayed_blocks: state.start.replayed_blocks,
-        earliest_height: tip.height.min(1),
+        earliest_height: if tip.height == 0 {
+            0
+        } else {
+            state.reader.store().earliest_height().unwrap_or(1)
+        },
         halt_height: state.halt_height,
     })
 }

@@ -124,9 +124,13 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the writer for a checkpoint every `interval` blocks (at least 1).
+    /// With `retain` (at least 1), after each checkpoint the blocks below the last `retain`
+    /// heights are pruned ([`ChainStore::prune_below`]), never the checkpoint's own block or
+    /// any after it.
     pub fn spawn(
         store: Arc<dyn ChainStore>,
         interval: u64,
+        retain: Option<u64>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Checkpointer> {
         // One waiting: a checkpoint offered while the previous one is still being written
@@ -147,6 +151,20 @@ impl Checkpointer {
                                 millis = started.elapsed().as_millis() as u64,
                                 "wrote checkpoint"
                             );
+                            if let Some(retain) = retain.filter(|r| *r > 0) {
+                                let floor = info.height.saturating_add(1).saturating_sub(retain);
+                                match store.prune_below(floor.min(info.height)) {
+                                    Ok(0) => {}
+                                    Ok(pruned) => tracing::info!(
+                                        below = floor,
+                                        blocks = pruned,
+                                        "pruned blocks"
+                                    ),
+                                    Err(error) => {
+                                        tracing::error!(%error, "cannot prune blocks")
+                                    }
+                                }
+                            }
                         }
                         Err(error) => {
                             tracing::error!(height = tip.height, %error, "cannot write checkpoint");

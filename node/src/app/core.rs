@@ -283,11 +283,13 @@ impl Core {
         self.halt_height.is_some_and(|halt| self.tip.height >= halt)
     }
 
-    /// Writes a checkpoint of the state every `interval` blocks, on a thread of its own.
-    pub fn with_checkpoints(mut self, interval: u64) -> std::io::Result<Core> {
+    /// Writes a checkpoint of the state every `interval` blocks, on a thread of its own, and
+    /// with `retain`, prunes the blocks below the last `retain` heights after each.
+    pub fn with_checkpoints(mut self, interval: u64, retain: Option<u64>) -> std::io::Result<Core> {
         self.checkpoints = Some(Checkpointer::spawn(
             self.store.clone(),
             interval,
+            retain,
             self.metrics.clone(),
         )?);
         Ok(self)
@@ -779,7 +781,7 @@ mod tests {
         let genesis = testkit::genesis();
         let (root, hash) = {
             let mut core = testkit::core(&genesis, dir.path(), limits())
-                .with_checkpoints(4)
+                .with_checkpoints(4, None)
                 .expect("checkpoint writer");
             commit_transfers(&mut core, 10);
             core.finish_checkpoints();
@@ -822,12 +824,51 @@ mod tests {
     }
 
     #[test]
+    fn pruning_removes_blocks_and_every_index_entry_below_the_floor_and_nothing_above() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let (mut core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
+        commit_transfers(&mut core, 10);
+        let hash_at = |height: u64| {
+            store
+                .outcome(height)
+                .expect("read")
+                .expect("outcome")
+                .receipts[0]
+                .tx_hash
+        };
+        let (old, kept) = (hash_at(3), hash_at(8));
+        assert_eq!(store.prune_below(6).expect("prune"), 5);
+        assert_eq!(store.earliest_height().expect("read"), 6);
+        for height in 1..6 {
+            assert!(store.block(height).expect("read").is_none());
+            assert!(store.certificate(height).expect("read").is_none());
+            assert!(store.outcome(height).expect("read").is_none());
+        }
+        assert!(store.block(6).expect("read").is_some());
+        assert_eq!(store.tx_location(&old).expect("read"), None);
+        assert_eq!(store.tx_location(&kept).expect("read"), Some((8, 0)));
+        let history = store
+            .account_history(&account(customer_seed(0, 0)), None, 100)
+            .expect("history");
+        assert_eq!(
+            history.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+            vec![10, 9, 8, 7, 6],
+            "history keeps the heights it keeps"
+        );
+        // Pruning again below the same floor does nothing; the chain goes on.
+        assert_eq!(store.prune_below(6).expect("prune"), 0);
+        commit_transfers(&mut core, 1);
+        assert_eq!(core.tip().height, 11);
+    }
+
+    #[test]
     fn a_checkpoint_that_does_not_hash_to_its_root_is_not_used() {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = testkit::genesis();
         let root = {
             let mut core = testkit::core(&genesis, dir.path(), limits())
-                .with_checkpoints(3)
+                .with_checkpoints(3, None)
                 .expect("checkpoint writer");
             commit_transfers(&mut core, 4);
             core.finish_checkpoints();

@@ -101,6 +101,13 @@ pub struct Prepared {
     invariants: Invariants,
 }
 
+impl Prepared {
+    /// The block's hash.
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+}
+
 /// A ledger being replayed from genesis, and the tip it has reached.
 pub struct Replay {
     ledger: Ledger,
@@ -303,6 +310,9 @@ impl fmt::Display for Record {
 /// What differs between the stored chain and its re-verification.
 #[derive(Debug, Error)]
 pub enum DiscrepancyKind {
+    /// The state checkpoint a pruned chain is verified from is not the state it claims.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// A record of a committed height is missing.
     #[error("{0} missing")]
     Missing(Record),

@@ -33,6 +33,7 @@ enum Write {
     },
     SavePending(Vec<SignedTransaction>),
     ForgetPending(Vec<Hash>),
+    Prune(u64),
     Checkpoint(std::sync::Arc<(CheckpointInfo, BTreeMap<Hash, StateEntry>)>),
 }
 
@@ -60,6 +61,8 @@ struct Tables {
     payloads: BTreeMap<[u8; 32], Vec<u8>>,
     pending: BTreeMap<Hash, SignedTransaction>,
     checkpoint: Option<std::sync::Arc<(CheckpointInfo, BTreeMap<Hash, StateEntry>)>>,
+    /// Heights below are pruned (0 and 1: none).
+    earliest: u64,
 }
 
 impl Tables {
@@ -103,6 +106,11 @@ impl Tables {
                 }
             }
             Write::Checkpoint(checkpoint) => self.checkpoint = Some(checkpoint.clone()),
+            Write::Prune(floor) => {
+                self.blocks = self.blocks.split_off(floor);
+                self.tx_index.retain(|_, (height, _)| *height >= *floor);
+                self.earliest = self.earliest.max(*floor);
+            }
         }
     }
 }
@@ -329,6 +337,20 @@ impl ChainStore for MemStore {
 
     fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
         self.read(|t| t.checkpoint.as_ref().map(|c| c.0.clone()))
+    }
+
+    fn earliest_height(&self) -> Result<u64, StorageError> {
+        self.read(|t| t.earliest.max(1))
+    }
+
+    fn prune_below(&self, floor: u64) -> Result<u64, StorageError> {
+        let (earliest, height) = self.read(|t| (t.earliest.max(1), t.height))?;
+        let floor = floor.min(height + 1);
+        if floor <= earliest {
+            return Ok(0);
+        }
+        self.write(Write::Prune(floor))?;
+        Ok(floor - earliest)
     }
 
     fn checkpoint_entries(

@@ -15,6 +15,7 @@
 //! | `pending`      | transaction hash    | a transaction the API acknowledged, until it commits |
 //! | `checkpoints`  | height ‖ tree key   | one state entry of the checkpoint at that height (ADR 0011) |
 //! | `meta`         | `checkpoint`        | the last complete checkpoint ([`CheckpointInfo`]) |
+//! | `meta`         | `earliest`          | the lowest height still stored (absent: 1; see [`Store::prune_below`]) |
 //!
 //! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
 //! index entries, height): after a crash at any moment the store holds either all of a
@@ -68,6 +69,9 @@ const KEY_HEIGHT: &[u8] = b"height";
 const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_CONSENSUS_STATE: &[u8] = b"state";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
+const KEY_EARLIEST: &[u8] = b"earliest";
+/// Heights pruned per write batch.
+const PRUNE_BATCH_HEIGHTS: u64 = 32;
 const PREFIX_CONSENSUS_PAYLOAD: &[u8] = b"payload/";
 
 fn payload_key(digest: &[u8; 32]) -> Vec<u8> {
@@ -268,6 +272,10 @@ pub trait ChainStore: Send + Sync {
     ) -> Result<CheckpointInfo, StorageError>;
     /// See [`Store::checkpoint`].
     fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError>;
+    /// See [`Store::earliest_height`].
+    fn earliest_height(&self) -> Result<u64, StorageError>;
+    /// See [`Store::prune_below`].
+    fn prune_below(&self, floor: u64) -> Result<u64, StorageError>;
     /// See [`Store::checkpoint_entries`].
     fn checkpoint_entries(
         &self,
@@ -334,6 +342,12 @@ impl ChainStore for Store {
     }
     fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
         Store::checkpoint(self)
+    }
+    fn earliest_height(&self) -> Result<u64, StorageError> {
+        Store::earliest_height(self)
+    }
+    fn prune_below(&self, floor: u64) -> Result<u64, StorageError> {
+        Store::prune_below(self, floor)
     }
     fn checkpoint_entries(
         &self,
@@ -702,6 +716,81 @@ impl Store {
         copy.flush_wal(true)?;
         copy.flush()?;
         Ok((records, bytes))
+    }
+
+    /// The lowest height whose block is stored: 1 unless pruned ([`Self::prune_below`]).
+    pub fn earliest_height(&self) -> Result<u64, StorageError> {
+        match self.db.get_cf(self.cf(CF_META), KEY_EARLIEST)? {
+            None => Ok(1),
+            Some(bytes) => {
+                let array: [u8; 8] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt {
+                            cf: CF_META,
+                            key: "earliest".into(),
+                            message: format!("{} bytes, expected 8", bytes.len()),
+                        })?;
+                Ok(u64::from_be_bytes(array))
+            }
+        }
+    }
+
+    /// Deletes every block below `floor` with everything stored about it: certificate,
+    /// outcome, its transactions' index entries, its queue events, its account-history
+    /// entries. A few dozen heights per atomic batch, each batch moving `earliest` up with
+    /// it, so a crash leaves a store whose every height from `earliest` up is whole.
+    /// Returns how many heights were removed. The caller keeps what state sync and a
+    /// start need (the last checkpoint's height and everything above it).
+    pub fn prune_below(&self, floor: u64) -> Result<u64, StorageError> {
+        let floor = floor.min(self.height()?.saturating_add(1));
+        let mut earliest = self.earliest_height()?;
+        let mut pruned = 0;
+        while earliest < floor {
+            let until = floor.min(earliest.saturating_add(PRUNE_BATCH_HEIGHTS));
+            let mut batch = WriteBatch::default();
+            for height in earliest..until {
+                if let Some(outcome) = self.outcome(height)? {
+                    for receipt in &outcome.receipts {
+                        // Only the transaction's own first receipt is its index entry.
+                        if self.tx_location(&receipt.tx_hash)? == Some((height, receipt.index)) {
+                            batch.delete_cf(self.cf(CF_TX_INDEX), receipt.tx_hash.as_bytes());
+                        }
+                    }
+                    for event in outcome.released.iter().chain(&outcome.expired) {
+                        batch.delete_cf(self.cf(CF_QUEUE_INDEX), event.tx_hash.as_bytes());
+                    }
+                }
+                if let Some(bytes) = self.block(height)? {
+                    let block =
+                        interpool_contracts::Block::decode(&bytes, u64::MAX).map_err(|e| {
+                            StorageError::Corrupt {
+                                cf: CF_BLOCKS,
+                                key: height.to_string(),
+                                message: e.to_string(),
+                            }
+                        })?;
+                    for (index, tx) in block.transactions.iter().enumerate() {
+                        let index = u32::try_from(index).unwrap_or(u32::MAX);
+                        for account in tx.tx.parties() {
+                            batch.delete_cf(
+                                self.cf(CF_ACCOUNT_INDEX),
+                                account_key(&account, (height, index)),
+                            );
+                        }
+                    }
+                }
+            }
+            for cf in [CF_BLOCKS, CF_CERTIFICATES, CF_OUTCOMES] {
+                batch.delete_range_cf(self.cf(cf), height_key(earliest), height_key(until));
+            }
+            batch.put_cf(self.cf(CF_META), KEY_EARLIEST, height_key(until));
+            self.db.write(batch)?;
+            pruned += until - earliest;
+            earliest = until;
+        }
+        Ok(pruned)
     }
 
     /// The genesis hash the database is bound to (`None`: a new database).
