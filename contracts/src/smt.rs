@@ -186,6 +186,98 @@ impl SparseMerkleTree {
     }
 }
 
+/// What a parent needs to know of a subtree to hash it: whether it is empty, a single leaf
+/// (which the compressed tree lifts to where its siblings end) or more. State sync sends the
+/// summaries of the subtrees at one depth as its manifest ([`root_of`] checks them against a
+/// certified state root) and each chunk's entries are checked against their subtree's
+/// summary ([`subtree`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Subtree {
+    /// No leaf.
+    Empty,
+    /// Exactly one leaf, with this leaf hash.
+    Leaf(Hash),
+    /// Two or more leaves, with this inner hash.
+    Inner(Hash),
+}
+
+impl Subtree {
+    /// The hash a parent combines.
+    pub fn hash(&self) -> Hash {
+        match self {
+            Subtree::Empty => Hash::ZERO,
+            Subtree::Leaf(hash) | Subtree::Inner(hash) => *hash,
+        }
+    }
+
+    /// The summary of the parent of two sibling subtrees.
+    pub fn join(left: Subtree, right: Subtree) -> Subtree {
+        match (left, right) {
+            (Subtree::Empty, Subtree::Empty) => Subtree::Empty,
+            (Subtree::Leaf(leaf), Subtree::Empty) | (Subtree::Empty, Subtree::Leaf(leaf)) => {
+                Subtree::Leaf(leaf)
+            }
+            (left, right) => Subtree::Inner(inner_hash(&left.hash(), &right.hash())),
+        }
+    }
+}
+
+/// The summary of the subtree at `depth` that holds exactly `leaves` (`(key, value hash)`,
+/// sorted by key, all sharing their first `depth` bits).
+pub fn subtree(leaves: &[(Hash, Hash)], depth: usize) -> Subtree {
+    match leaves {
+        [] => Subtree::Empty,
+        [(key, value)] => Subtree::Leaf(leaf_hash(key, value)),
+        _ if depth >= 256 => Subtree::Empty, // two equal keys: not a set; never matches
+        _ => {
+            let split = leaves.partition_point(|(key, _)| !bit(key, depth));
+            Subtree::join(
+                subtree(&leaves[..split], depth.saturating_add(1)),
+                subtree(&leaves[split..], depth.saturating_add(1)),
+            )
+        }
+    }
+}
+
+/// The root of a tree from the summaries of its `2^d` subtrees at depth `d`, in key order
+/// (`None` unless their number is a power of two).
+pub fn root_of(summaries: &[Subtree]) -> Option<Hash> {
+    if !summaries.len().is_power_of_two() {
+        return None;
+    }
+    let mut level = summaries.to_vec();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| Subtree::join(pair[0], pair[1]))
+            .collect();
+    }
+    level.first().map(Subtree::hash)
+}
+
+/// Which of the `2^depth` subtrees at `depth` (at most 32) holds `key`: its first `depth`
+/// bits.
+pub fn prefix(key: &Hash, depth: u8) -> u32 {
+    let top = u32::from_be_bytes([key.0[0], key.0[1], key.0[2], key.0[3]]);
+    match depth {
+        0 => 0,
+        d if d >= 32 => top,
+        d => top >> (32 - u32::from(d)),
+    }
+}
+
+/// The smallest key in subtree `index` at `depth` (at most 32).
+pub fn prefix_start(index: u32, depth: u8) -> Hash {
+    let top = match depth {
+        0 => 0,
+        d if d >= 32 => index,
+        d => index << (32 - u32::from(d)),
+    };
+    let mut key = [0; 32];
+    key[..4].copy_from_slice(&top.to_be_bytes());
+    Hash(key)
+}
+
 /// Inserts; returns true if a new leaf was added (false if an existing one was updated).
 fn insert(node: &mut Node, depth: usize, key: Hash, value: Hash) -> bool {
     match node {
@@ -455,6 +547,49 @@ mod tests {
         }
         let items: Vec<_> = leaves.iter().map(|(k, v)| (*k, *v)).collect();
         build(&items, 0)
+    }
+
+    proptest! {
+        /// The summaries of the subtrees at any depth give the tree's root, and a changed
+        /// or missing leaf changes its subtree's summary.
+        #[test]
+        fn subtree_summaries_give_the_root(
+            keys in proptest::collection::btree_set(any::<u64>(), 0..200),
+            depth in 0u8..9,
+        ) {
+            let leaves: BTreeMap<Hash, Hash> = keys.iter().map(|k| (h(*k), h(k ^ 1))).collect();
+            let mut tree = SparseMerkleTree::new();
+            for (k, v) in &leaves {
+                tree.insert(*k, *v);
+            }
+            let items: Vec<(Hash, Hash)> = leaves.iter().map(|(k, v)| (*k, *v)).collect();
+            let summaries: Vec<Subtree> = (0..1u32 << depth)
+                .map(|index| {
+                    let part: Vec<(Hash, Hash)> = items
+                        .iter()
+                        .filter(|(k, _)| prefix(k, depth) == index)
+                        .copied()
+                        .collect();
+                    if let Some((first, _)) = part.first() {
+                        prop_assert!(*first >= prefix_start(index, depth));
+                    }
+                    Ok(subtree(&part, usize::from(depth)))
+                })
+                .collect::<Result<_, _>>()?;
+            prop_assert_eq!(root_of(&summaries), Some(tree.root()));
+            prop_assert_eq!(subtree(&items, 0).hash(), tree.root());
+            if let Some((index, _)) = summaries.iter().enumerate().find(|(_, s)| **s != Subtree::Empty) {
+                let mut part: Vec<(Hash, Hash)> = items
+                    .iter()
+                    .filter(|(k, _)| prefix(k, depth) == index as u32)
+                    .copied()
+                    .collect();
+                part[0].1 = h(u64::MAX);
+                prop_assert_ne!(subtree(&part, usize::from(depth)), summaries[index]);
+                part.remove(0);
+                prop_assert_ne!(subtree(&part, usize::from(depth)), summaries[index]);
+            }
+        }
     }
 
     #[test]
