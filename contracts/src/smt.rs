@@ -231,9 +231,10 @@ pub fn subtree(leaves: &[(Hash, Hash)], depth: usize) -> Subtree {
         _ if depth >= 256 => Subtree::Empty, // two equal keys: not a set; never matches
         _ => {
             let split = leaves.partition_point(|(key, _)| !bit(key, depth));
+            let (left, right) = leaves.split_at(split);
             Subtree::join(
-                subtree(&leaves[..split], depth.saturating_add(1)),
-                subtree(&leaves[split..], depth.saturating_add(1)),
+                subtree(left, depth.saturating_add(1)),
+                subtree(right, depth.saturating_add(1)),
             )
         }
     }
@@ -249,7 +250,10 @@ pub fn root_of(summaries: &[Subtree]) -> Option<Hash> {
     while level.len() > 1 {
         level = level
             .chunks(2)
-            .map(|pair| Subtree::join(pair[0], pair[1]))
+            .map(|pair| match pair {
+                [left, right] => Subtree::join(*left, *right),
+                _ => Subtree::Empty, // a power of two splits into pairs
+            })
             .collect();
     }
     level.first().map(Subtree::hash)
@@ -262,7 +266,7 @@ pub fn prefix(key: &Hash, depth: u8) -> u32 {
     match depth {
         0 => 0,
         d if d >= 32 => top,
-        d => top >> (32 - u32::from(d)),
+        d => top >> 32u32.saturating_sub(u32::from(d)),
     }
 }
 
@@ -271,7 +275,7 @@ pub fn prefix_start(index: u32, depth: u8) -> Hash {
     let top = match depth {
         0 => 0,
         d if d >= 32 => index,
-        d => index << (32 - u32::from(d)),
+        d => index << 32u32.saturating_sub(u32::from(d)),
     };
     let mut key = [0; 32];
     key[..4].copy_from_slice(&top.to_be_bytes());

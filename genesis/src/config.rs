@@ -192,6 +192,16 @@ impl Default for StorageConfig {
     }
 }
 
+/// How the node catches up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// A new node, or one more than a checkpoint interval behind its peers, joins from a
+    /// peer's certified state (its last checkpoint) instead of replaying every block.
+    #[serde(default)]
+    pub state_sync: bool,
+}
+
 /// A node's whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +238,9 @@ pub struct NodeConfig {
     /// What the node keeps on disk.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// How the node catches up.
+    #[serde(default)]
+    pub sync: SyncConfig,
     /// Coordinated halt for upgrades: the node commits this height and then stops; started
     /// again with the same setting it does not go past it; raised (or removed), it goes on.
     #[serde(default)]

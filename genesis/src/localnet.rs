@@ -289,6 +289,7 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
             block: Default::default(),
             mempool: Default::default(),
             storage: Default::default(),
+            sync: Default::default(),
             halt_height: None,
         };
         let text = toml::to_string_pretty(&config).context("serialize config")?;

@@ -7,6 +7,8 @@
 //!   and just after: [`POINTS`].
 //! * `INTERPOOL_GOSSIP_DELAY_MS=<ms>` holds back the gossip of what clients submit, so that
 //!   a test can kill the node inside the window between its answer and the gossip.
+//! * `INTERPOOL_CORRUPT_STATE_CHUNKS=<n>` makes the node serve its first `n` state-sync
+//!   chunks with one entry's value altered (a lying peer, for the state-sync tests).
 
 use std::time::Duration;
 
@@ -51,6 +53,17 @@ mod active {
         }
     }
 
+    pub fn corrupt_state_chunk() -> bool {
+        static SERVED: AtomicU64 = AtomicU64::new(0);
+        let Some(n) = std::env::var("INTERPOOL_CORRUPT_STATE_CHUNKS")
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            return false;
+        };
+        SERVED.fetch_add(1, Ordering::SeqCst) < n
+    }
+
     pub fn gossip_delay_ms() -> Option<u64> {
         std::env::var("INTERPOOL_GOSSIP_DELAY_MS")
             .ok()
@@ -74,4 +87,13 @@ pub fn gossip_delay() -> Option<Duration> {
     return active::gossip_delay_ms().map(Duration::from_millis);
     #[cfg(not(feature = "failpoints"))]
     None
+}
+
+/// Whether to corrupt the state-sync chunk about to be served (a test asked for it).
+#[inline]
+pub fn corrupt_state_chunk() -> bool {
+    #[cfg(feature = "failpoints")]
+    return active::corrupt_state_chunk();
+    #[cfg(not(feature = "failpoints"))]
+    false
 }

@@ -138,6 +138,61 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         max_transactions: config.block.max_transactions,
         max_bytes: config.block.max_bytes,
     };
+    let genesis_hash = genesis.hash();
+    let is_validator = config.role == Role::Validator;
+
+    let (network, events) = p2p::start(P2pSettings {
+        secret_key: key.to_bytes(),
+        listen: config.p2p.listen.clone(),
+        peers: config
+            .p2p
+            .peers
+            .iter()
+            .map(|p| (p.key, p.address.clone()))
+            .collect(),
+        allowed: genesis
+            .validators
+            .iter()
+            .chain(&genesis.observers)
+            .map(|n| n.key)
+            .collect(),
+        consensus_peers: if is_validator {
+            genesis.validators.iter().map(|v| v.key).collect()
+        } else {
+            Vec::new()
+        },
+        network_id: format!("{}-{}", genesis.chain_id, &genesis_hash.to_hex()[..16]),
+        max_message_bytes: config.p2p.max_message_bytes,
+        follow_blocks: !is_validator,
+        unframed_writes: false,
+    })
+    .await
+    .context("cannot start networking")?;
+
+    // A new node, or one far behind: join from a peer's certified state (ADR 0011).
+    if config.sync.state_sync {
+        let joined = crate::net::state_sync::join(
+            &network,
+            &validators,
+            &genesis,
+            store.clone(),
+            config.storage.checkpoint_interval_blocks,
+            Duration::from_secs(30),
+            &metrics,
+        )
+        .await
+        .context("state sync failed")?;
+        if let Some(joined) = joined {
+            tracing::info!(
+                height = joined.height,
+                entries = joined.entries,
+                refused_chunks = joined.refused_chunks,
+                seconds = joined.took.as_secs_f64(),
+                "joined by state sync"
+            );
+        }
+    }
+
     let core = Core::open(
         &genesis,
         store.clone(),
@@ -168,36 +223,6 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         state_root = %core.tip().state_root,
         "opened chain"
     );
-    let genesis_hash = core.genesis_hash();
-    let is_validator = config.role == Role::Validator;
-
-    let (network, events) = p2p::start(P2pSettings {
-        secret_key: key.to_bytes(),
-        listen: config.p2p.listen.clone(),
-        peers: config
-            .p2p
-            .peers
-            .iter()
-            .map(|p| (p.key, p.address.clone()))
-            .collect(),
-        allowed: genesis
-            .validators
-            .iter()
-            .chain(&genesis.observers)
-            .map(|n| n.key)
-            .collect(),
-        consensus_peers: if is_validator {
-            genesis.validators.iter().map(|v| v.key).collect()
-        } else {
-            Vec::new()
-        },
-        network_id: format!("{}-{}", genesis.chain_id, &genesis_hash.to_hex()[..16]),
-        max_message_bytes: config.p2p.max_message_bytes,
-        follow_blocks: !is_validator,
-        unframed_writes: false,
-    })
-    .await
-    .context("cannot start networking")?;
 
     let reader = Reader::new(
         store.clone(),

@@ -426,3 +426,90 @@ fn a_pruned_node_answers_gone_below_what_it_keeps_and_audits_from_its_checkpoint
         "{report}"
     );
 }
+
+#[test]
+fn a_late_observer_joins_by_state_sync_refusing_wrong_chunks_and_agrees_with_the_validators() {
+    let mut net = Localnet::generate(
+        4,
+        1,
+        2,
+        &Options {
+            empty_block_interval_ms: Some(200),
+            ..Options::default()
+        },
+    );
+    for i in 0..5 {
+        net.set_config(i, "checkpoint_interval_blocks", 1000, 10);
+    }
+    let observer = 4;
+    net.set_config_text(observer, "state_sync", "false", "true");
+    let validators = [0, 1, 2, 3];
+    // Every validator lies in the first chunk it serves: the observer must refuse each lie,
+    // penalise its peer, and get the chunk right in the end.
+    for &i in &validators {
+        net.start_node_with_env(i, &[("INTERPOOL_CORRUPT_STATE_CHUNKS", "1")]);
+    }
+    net.wait_height(&validators, 2, Duration::from_secs(120));
+    let rpcs = net.rpcs();
+    let (key, payer) = net.account_key(0, 0);
+    let payee = net.account_key(1, 0).1;
+    let txs: Vec<_> = (0..5)
+        .map(|nonce| crate::localnet::transfer(&key, payee, nonce, 3))
+        .collect();
+    crate::localnet::submit_batch(&rpcs[0], &txs, true);
+    net.wait_height(&validators, 21, Duration::from_secs(120));
+
+    net.start_node(observer);
+    wait_for(Duration::from_secs(120), "the observer joined", || {
+        status(&rpcs[observer]).is_some()
+    });
+    let joined = status(&rpcs[observer]).expect("status");
+    assert!(
+        joined.restored_from_height >= 20 && joined.restored_from_height.is_multiple_of(10),
+        "joined at {} (validators above 21)",
+        joined.restored_from_height
+    );
+    assert_eq!(joined.earliest_height, joined.restored_from_height + 1);
+    let logs = net.logs_full();
+    assert!(
+        logs.contains("wrong chunk refused"),
+        "the lies were noticed"
+    );
+    assert!(logs.contains("joined by state sync"));
+    // It follows from there and agrees with the validators.
+    wait_for(
+        Duration::from_secs(60),
+        "the same height and state root",
+        || match (status(&rpcs[0]), status(&rpcs[observer])) {
+            (Some(v), Some(o)) => v.height == o.height && v.state_root == o.state_root,
+            _ => false,
+        },
+    );
+    // Its state is the chain's: the payer's nonce and balance, as a validator sees them.
+    let here = crate::localnet::account(&rpcs[observer], &payer).expect("account");
+    let there = crate::localnet::account(&rpcs[0], &payer).expect("account");
+    assert_eq!((here.nonce, &here.balance), (there.nonce, &there.balance));
+    assert_eq!(here.nonce, 5);
+    // Blocks before its start are not here: it never had them.
+    let code = crate::localnet::client()
+        .get(format!("{}/v1/blocks/1", rpcs[observer]))
+        .send()
+        .expect("request")
+        .status()
+        .as_u16();
+    assert_eq!(code, 410);
+    // Restarted, it starts from its own checkpoint, not from the genesis.
+    net.terminate(observer, Duration::from_secs(30));
+    net.start_node(observer);
+    wait_for(
+        Duration::from_secs(60),
+        "the observer answers again",
+        || status(&rpcs[observer]).is_some(),
+    );
+    assert!(
+        status(&rpcs[observer])
+            .expect("status")
+            .restored_from_height
+            >= joined.restored_from_height
+    );
+}

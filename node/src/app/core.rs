@@ -209,10 +209,16 @@ impl Core {
             });
         }
         let started = Instant::now();
-        let stored = store.height()?;
+        let mut stored = store.height()?;
         let mut restored_from_height = 0;
         if let Some(info) = store.checkpoint()? {
             metrics.checkpoint(&info);
+            // A state sync that wrote its checkpoint and pruned the old blocks, but did not
+            // get to move the chain's start: finish it.
+            if info.height > stored && store.earliest_height()? > stored {
+                store.adopt_checkpoint(info.height)?;
+                stored = info.height;
+            }
             if info.height <= stored {
                 match super::checkpoint::load(genesis, store.as_ref(), &info) {
                     Ok(restored) => {
@@ -804,11 +810,17 @@ mod tests {
             .expect("a checkpoint");
         assert_eq!(info.height, 8);
         assert_eq!(
-            crate::app::checkpoint::read_entries(core.store().as_ref(), 4)
+            core.store()
+                .previous_checkpoint()
                 .expect("read")
-                .len(),
-            0,
-            "the older checkpoint is gone"
+                .map(|c| c.height),
+            Some(4),
+            "the one before is kept for state sync"
+        );
+        assert!(
+            !crate::app::checkpoint::read_entries(core.store().as_ref(), 4)
+                .expect("read")
+                .is_empty()
         );
         // It goes on from there as a node that replayed everything does.
         let mut core = core;

@@ -298,13 +298,15 @@ impl Fetcher {
     }
 }
 
-/// Serves sync requests from the store, on the blocking pool, at most `concurrency` at
-/// once; a request beyond that is answered "unavailable" at once (the peer asks another).
+/// Serves sync requests (block sync, and state sync: [`super::state_sync`]) from the
+/// store, on the blocking pool, at most `concurrency` at once; a request beyond that is
+/// answered "unavailable" at once (the peer asks another).
 pub async fn serve_requests(
     mut requests: mpsc::Receiver<P2pEvent>,
     store: Arc<Store>,
     concurrency: usize,
 ) {
+    let state = Arc::new(super::state_sync::StateServer::default());
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     while let Some(event) = requests.recv().await {
         let P2pEvent::SyncRequest {
@@ -315,22 +317,35 @@ pub async fn serve_requests(
         else {
             continue;
         };
-        let request = match SyncRequest::decode(&bytes) {
-            Ok(request) => request,
-            Err(error) => {
-                tracing::debug!(%from, %error, "bad sync request");
-                continue; // dropping `respond` answers "unavailable"
+        let request = match super::state_sync::StateRequest::decode(&bytes) {
+            Some(Ok(state)) => Err(state),
+            Some(Err(error)) => {
+                tracing::debug!(%from, %error, "bad state-sync request");
+                continue;
             }
+            None => match SyncRequest::decode(&bytes) {
+                Ok(request) => Ok(request),
+                Err(error) => {
+                    tracing::debug!(%from, %error, "bad sync request");
+                    continue; // dropping `respond` answers "unavailable"
+                }
+            },
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!(%from, "sync requests at their limit; answered unavailable");
             continue;
         };
         let store = store.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let answer = crate::app::view::run_blocking(move || {
                 let _permit = permit;
-                serve(store.as_ref(), request).map(|response| codec::encode(&response))
+                match request {
+                    Ok(blocks) => {
+                        serve(store.as_ref(), blocks).map(|response| codec::encode(&response))
+                    }
+                    Err(request) => state.serve(store.as_ref(), request),
+                }
             })
             .await;
             match answer {

@@ -34,6 +34,7 @@ enum Write {
     SavePending(Vec<SignedTransaction>),
     ForgetPending(Vec<Hash>),
     Prune(u64),
+    Adopt(u64),
     Checkpoint(std::sync::Arc<(CheckpointInfo, BTreeMap<Hash, StateEntry>)>),
 }
 
@@ -46,6 +47,7 @@ impl Write {
                 | Write::ConsensusState { .. }
                 | Write::SavePending(_)
                 | Write::Checkpoint(_)
+                | Write::Adopt(_)
         )
     }
 }
@@ -106,6 +108,10 @@ impl Tables {
                 }
             }
             Write::Checkpoint(checkpoint) => self.checkpoint = Some(checkpoint.clone()),
+            Write::Adopt(height) => {
+                self.height = *height;
+                self.earliest = height + 1;
+            }
             Write::Prune(floor) => {
                 self.blocks = self.blocks.split_off(floor);
                 self.tx_index.retain(|_, (height, _)| *height >= *floor);
@@ -339,8 +345,16 @@ impl ChainStore for MemStore {
         self.read(|t| t.checkpoint.as_ref().map(|c| c.0.clone()))
     }
 
+    fn previous_checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
+        Ok(None) // the simulator keeps one
+    }
+
     fn earliest_height(&self) -> Result<u64, StorageError> {
         self.read(|t| t.earliest.max(1))
+    }
+
+    fn adopt_checkpoint(&self, height: u64) -> Result<(), StorageError> {
+        self.write(Write::Adopt(height))
     }
 
     fn prune_below(&self, floor: u64) -> Result<u64, StorageError> {

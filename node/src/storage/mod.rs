@@ -15,6 +15,7 @@
 //! | `pending`      | transaction hash    | a transaction the API acknowledged, until it commits |
 //! | `checkpoints`  | height ‖ tree key   | one state entry of the checkpoint at that height (ADR 0011) |
 //! | `meta`         | `checkpoint`        | the last complete checkpoint ([`CheckpointInfo`]) |
+//! | `meta`         | `checkpoint/previous` | the one before, kept while state sync may still be fetching it |
 //! | `meta`         | `earliest`          | the lowest height still stored (absent: 1; see [`Store::prune_below`]) |
 //!
 //! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
@@ -69,6 +70,7 @@ const KEY_HEIGHT: &[u8] = b"height";
 const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_CONSENSUS_STATE: &[u8] = b"state";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
+const KEY_PREVIOUS_CHECKPOINT: &[u8] = b"checkpoint/previous";
 const KEY_EARLIEST: &[u8] = b"earliest";
 /// Heights pruned per write batch.
 const PRUNE_BATCH_HEIGHTS: u64 = 32;
@@ -272,10 +274,14 @@ pub trait ChainStore: Send + Sync {
     ) -> Result<CheckpointInfo, StorageError>;
     /// See [`Store::checkpoint`].
     fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError>;
+    /// See [`Store::previous_checkpoint`].
+    fn previous_checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError>;
     /// See [`Store::earliest_height`].
     fn earliest_height(&self) -> Result<u64, StorageError>;
     /// See [`Store::prune_below`].
     fn prune_below(&self, floor: u64) -> Result<u64, StorageError>;
+    /// See [`Store::adopt_checkpoint`].
+    fn adopt_checkpoint(&self, height: u64) -> Result<(), StorageError>;
     /// See [`Store::checkpoint_entries`].
     fn checkpoint_entries(
         &self,
@@ -343,11 +349,17 @@ impl ChainStore for Store {
     fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
         Store::checkpoint(self)
     }
+    fn previous_checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
+        Store::previous_checkpoint(self)
+    }
     fn earliest_height(&self) -> Result<u64, StorageError> {
         Store::earliest_height(self)
     }
     fn prune_below(&self, floor: u64) -> Result<u64, StorageError> {
         Store::prune_below(self, floor)
+    }
+    fn adopt_checkpoint(&self, height: u64) -> Result<(), StorageError> {
+        Store::adopt_checkpoint(self, height)
     }
     fn checkpoint_entries(
         &self,
@@ -598,6 +610,7 @@ impl Store {
         let cf = self.cf(CF_CHECKPOINTS);
         let start = height_key(tip.height);
         let end = height_key(tip.height.saturating_add(1));
+        let previous = self.checkpoint()?.filter(|p| p.height < tip.height);
         self.db.delete_range_cf(cf, start, end)?;
         let mut info = CheckpointInfo {
             height: tip.height,
@@ -620,9 +633,24 @@ impl Store {
         let mut options = WriteOptions::default();
         options.set_sync(true);
         batch.put_cf(self.cf(CF_META), KEY_CHECKPOINT, codec::encode(&info));
+        match &previous {
+            Some(previous) => batch.put_cf(
+                self.cf(CF_META),
+                KEY_PREVIOUS_CHECKPOINT,
+                codec::encode(previous),
+            ),
+            None => batch.delete_cf(self.cf(CF_META), KEY_PREVIOUS_CHECKPOINT),
+        }
         self.db.write_opt(batch, &options)?;
-        // Older checkpoints (and leftovers of unfinished ones) go.
-        self.db.delete_range_cf(cf, height_key(0), start)?;
+        // Older checkpoints (and leftovers of unfinished ones) go; the previous one stays,
+        // for a state sync that is fetching it.
+        let keep_from = previous.as_ref().map_or(tip.height, |p| p.height);
+        self.db
+            .delete_range_cf(cf, height_key(0), height_key(keep_from))?;
+        if let Some(previous) = &previous {
+            self.db
+                .delete_range_cf(cf, height_key(previous.height.saturating_add(1)), start)?;
+        }
         self.db
             .delete_range_cf(cf, end.as_slice(), [0xff; 9].as_slice())?;
         Ok(info)
@@ -630,14 +658,23 @@ impl Store {
 
     /// The last complete checkpoint.
     pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_META), KEY_CHECKPOINT)? else {
+        self.checkpoint_record(KEY_CHECKPOINT)
+    }
+
+    /// The complete checkpoint before the last one, kept for state sync.
+    pub fn previous_checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
+        self.checkpoint_record(KEY_PREVIOUS_CHECKPOINT)
+    }
+
+    fn checkpoint_record(&self, key: &[u8]) -> Result<Option<CheckpointInfo>, StorageError> {
+        let Some(bytes) = self.db.get_cf(self.cf(CF_META), key)? else {
             return Ok(None);
         };
         codec::decode(&bytes, MAX_CHECKPOINT_INFO_BYTES)
             .map(Some)
             .map_err(|e| StorageError::Corrupt {
                 cf: CF_META,
-                key: "checkpoint".into(),
+                key: String::from_utf8_lossy(key).into_owned(),
                 message: e.to_string(),
             })
     }
@@ -791,6 +828,24 @@ impl Store {
             earliest = until;
         }
         Ok(pruned)
+    }
+
+    /// Makes the checkpoint at `height` (written, and above every stored block, which the
+    /// caller pruned) the chain's start: the stored height becomes `height` and the earliest
+    /// stored block the next one. State sync's last step, in one synced batch; repeated
+    /// after a crash by the next start ([`crate::app::Core::open`]).
+    pub fn adopt_checkpoint(&self, height: u64) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), KEY_HEIGHT, height_key(height));
+        batch.put_cf(
+            self.cf(CF_META),
+            KEY_EARLIEST,
+            height_key(height.saturating_add(1)),
+        );
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
     }
 
     /// The genesis hash the database is bound to (`None`: a new database).

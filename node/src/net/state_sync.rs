@@ -1,0 +1,574 @@
+//! State sync: a new node (or one far behind) joins from a peer's state at a certified
+//! height instead of replaying every block since the genesis (ADR 0011).
+//!
+//! What a peer serves is its last checkpoint (the state after block `C`, as state entries
+//! ordered by state-tree key), described by an **offer**: the checkpoint, block `C` and block
+//! `C + 1` with their commit certificates, and a **manifest**: the summaries of the state
+//! tree's `2^d` subtrees at depth `d` ([`smt::Subtree`]), `d` chosen so that each subtree
+//! holds about [`CHUNK_TARGET_ENTRIES`] entries. The joining node trusts nothing in it but
+//! what it can check against the genesis validator set:
+//!
+//! 1. both certificates verify, block `C + 1` links to block `C` by hash, and the state root
+//!    it names as `previous_state_root` is the checkpoint's (the state root after `C`, now
+//!    certified by a quorum);
+//! 2. the manifest hashes up to that root ([`smt::root_of`]);
+//! 3. each **chunk** (the entries of one subtree, asked for one at a time, from any peer
+//!    offering the same checkpoint) hashes to its subtree's summary in the manifest: a wrong
+//!    chunk is refused, its peer penalised and the chunk asked of another;
+//! 4. the ledger rebuilt from all of them ([`Ledger::from_state_entries`]) has that root
+//!    and holds every invariant.
+//!
+//! The node then writes the entries as its own checkpoint, drops whatever blocks it had,
+//! makes `C` its start ([`ChainStore::adopt_checkpoint`]) and follows blocks from `C + 1` as
+//! usual. Its `earliest_height` is `C + 1`: it serves blocks from there on.
+//!
+//! On the wire, state-sync requests share the block-sync protocol, told apart by a prefix
+//! ([`STATE_SYNC_MAGIC`]) that no block-sync request can start with.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use interpool_consensus::{ValidatorSet, MAX_PAYLOAD_BYTES};
+use interpool_contracts::block::{Block, ChainTip};
+use interpool_contracts::codec::{self, DecodeError};
+use interpool_contracts::ledger::{StateEntry, MAX_ENTRY_BYTES};
+use interpool_contracts::smt::{self, Subtree};
+use interpool_contracts::{AccountId, Genesis, Hash, Ledger};
+use serde::{Deserialize, Serialize};
+
+use super::p2p::P2pHandle;
+use super::sync::{verify, SyncedBlock, MAX_SYNC_RESPONSE_BYTES};
+use crate::app::checkpoint::read_entries;
+use crate::metrics::Metrics;
+use crate::storage::{ChainStore, CheckpointInfo, StorageError};
+
+/// Every state-sync request starts with these bytes (a block-sync request is a short
+/// canonical encoding that never does).
+pub const STATE_SYNC_MAGIC: &[u8] = b"interpool/state-sync/v1\0";
+/// Entries a chunk holds, about: the manifest's depth is chosen for it.
+pub const CHUNK_TARGET_ENTRIES: u64 = 2_000;
+/// Deepest manifest (`2^16` subtrees).
+pub const MAX_MANIFEST_DEPTH: u8 = 16;
+/// A chunk larger than this many entries is not served (nor accepted).
+pub const MAX_CHUNK_ENTRIES: usize = 40_000;
+
+/// A state-sync request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateRequest {
+    /// "What state can you serve?"
+    Offer,
+    /// The entries of subtree `index` at `depth` of the checkpoint at `height`.
+    Chunk {
+        /// The checkpoint's height.
+        height: u64,
+        /// The manifest's depth.
+        depth: u8,
+        /// The subtree.
+        index: u32,
+    },
+}
+
+impl StateRequest {
+    /// The request on the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        [STATE_SYNC_MAGIC, &codec::encode(self)].concat()
+    }
+
+    /// A state-sync request from a peer (`None`: not one; bounded).
+    pub fn decode(bytes: &[u8]) -> Option<Result<StateRequest, DecodeError>> {
+        let body = bytes.strip_prefix(STATE_SYNC_MAGIC)?;
+        Some(codec::decode(body, 64))
+    }
+}
+
+/// What a peer can serve: its last checkpoint, certified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateOffer {
+    /// The checkpoint (height `C`).
+    pub checkpoint: CheckpointInfo,
+    /// Block `C` with its certificate.
+    pub block: SyncedBlock,
+    /// Block `C + 1` with its certificate: its header certifies the state root after `C`.
+    pub next: SyncedBlock,
+    /// The manifest's depth `d`.
+    pub depth: u8,
+    /// The summaries of the `2^d` subtrees at depth `d`, in key order.
+    pub manifest: Vec<Subtree>,
+}
+
+/// The answer to [`StateRequest::Offer`] (`None`: no checkpoint to serve).
+type OfferResponse = Option<StateOffer>;
+/// The answer to [`StateRequest::Chunk`] (`None`: not that checkpoint any more).
+type ChunkResponse = Option<Vec<StateEntry>>;
+
+/// The manifest depth for a state of `entries` entries.
+fn depth_for(entries: u64) -> u8 {
+    let mut depth = 0;
+    while depth < MAX_MANIFEST_DEPTH && (entries >> depth) > CHUNK_TARGET_ENTRIES {
+        depth += 1;
+    }
+    depth
+}
+
+/// The manifest of sorted entries at `depth`.
+fn manifest(entries: &[StateEntry], depth: u8) -> Vec<Subtree> {
+    let leaves: Vec<(Hash, Hash)> = entries.iter().map(StateEntry::leaf).collect();
+    let mut summaries = Vec::with_capacity(1 << depth);
+    let mut rest = leaves.as_slice();
+    for index in 0..(1u32 << depth) {
+        let (part, after) =
+            rest.split_at(rest.partition_point(|(key, _)| smt::prefix(key, depth) == index));
+        summaries.push(smt::subtree(part, usize::from(depth)));
+        rest = after;
+    }
+    summaries
+}
+
+/// Serves state-sync requests from the store's last checkpoint; the offer (whose manifest
+/// costs a pass over the checkpoint) is computed once per checkpoint.
+#[derive(Default)]
+pub struct StateServer {
+    offer: Mutex<Option<Arc<StateOffer>>>,
+}
+
+impl StateServer {
+    /// Answers `request` (encoded response).
+    pub fn serve(
+        &self,
+        store: &dyn ChainStore,
+        request: StateRequest,
+    ) -> Result<Vec<u8>, StorageError> {
+        match request {
+            StateRequest::Offer => Ok(codec::encode(&self.offer(store)?.as_deref().cloned())),
+            StateRequest::Chunk {
+                height,
+                depth,
+                index,
+            } => {
+                // The last checkpoint, or the one before (a join that started on it goes
+                // on while the next is written).
+                let kept = store.checkpoint()?.is_some_and(|c| c.height == height)
+                    || store
+                        .previous_checkpoint()?
+                        .is_some_and(|c| c.height == height);
+                let mut answer: ChunkResponse = if kept && depth <= MAX_MANIFEST_DEPTH {
+                    chunk(store, height, depth, index)?
+                } else {
+                    None
+                };
+                if let Some(entry) = answer.as_mut().and_then(|entries| entries.first_mut()) {
+                    if crate::failpoints::corrupt_state_chunk() {
+                        entry.value.push(0);
+                    }
+                }
+                Ok(codec::encode(&answer))
+            }
+        }
+    }
+
+    fn offer(&self, store: &dyn ChainStore) -> Result<Option<Arc<StateOffer>>, StorageError> {
+        let Some(info) = store.checkpoint()? else {
+            return Ok(None);
+        };
+        if let Some(offer) = crate::app::lock(&self.offer).as_ref() {
+            if offer.checkpoint == info {
+                return Ok(Some(offer.clone()));
+            }
+        }
+        let synced = |height: u64| -> Result<Option<SyncedBlock>, StorageError> {
+            Ok(match (store.block(height)?, store.certificate(height)?) {
+                (Some(payload), Some(certificate)) => Some(SyncedBlock {
+                    height,
+                    payload,
+                    certificate,
+                }),
+                _ => None,
+            })
+        };
+        let (Some(block), Some(next)) = (synced(info.height)?, synced(info.height + 1)?) else {
+            return Ok(None);
+        };
+        let entries = read_entries(store, info.height)?;
+        let depth = depth_for(entries.len() as u64);
+        let offer = Arc::new(StateOffer {
+            manifest: manifest(&entries, depth),
+            checkpoint: info,
+            block,
+            next,
+            depth,
+        });
+        *crate::app::lock(&self.offer) = Some(offer.clone());
+        Ok(Some(offer))
+    }
+}
+
+/// The entries of subtree `index` at `depth` of the checkpoint at `height` (`None` if it
+/// holds more than [`MAX_CHUNK_ENTRIES`]).
+fn chunk(
+    store: &dyn ChainStore,
+    height: u64,
+    depth: u8,
+    index: u32,
+) -> Result<ChunkResponse, StorageError> {
+    let start = smt::prefix_start(index, depth);
+    let after = predecessor(&start);
+    let mut entries = Vec::new();
+    loop {
+        let from = entries
+            .last()
+            .map(|e: &StateEntry| e.key.tree_key())
+            .or(after);
+        let page = store.checkpoint_entries(height, from.as_ref(), 1_000)?;
+        let full = page.len() == 1_000;
+        for entry in page {
+            if smt::prefix(&entry.key.tree_key(), depth) != index {
+                return Ok(Some(entries));
+            }
+            entries.push(entry);
+            if entries.len() > MAX_CHUNK_ENTRIES {
+                return Ok(None);
+            }
+        }
+        if !full {
+            return Ok(Some(entries));
+        }
+    }
+}
+
+/// The key just below `key` (`None` for zero).
+fn predecessor(key: &Hash) -> Option<Hash> {
+    let mut bytes = key.0;
+    for byte in bytes.iter_mut().rev() {
+        if *byte > 0 {
+            *byte -= 1;
+            return Some(Hash(bytes));
+        }
+        *byte = 0xff;
+    }
+    None
+}
+
+/// Why a peer's offer or chunk was refused.
+fn check_offer(
+    offer: &StateOffer,
+    validators: &ValidatorSet,
+    chain_id: &str,
+) -> Result<ChainTip, String> {
+    let info = &offer.checkpoint;
+    if offer.block.height != info.height || offer.next.height != info.height + 1 {
+        return Err("the blocks are not the checkpoint's and the next".into());
+    }
+    verify(&offer.block, validators).map_err(|e| e.to_string())?;
+    verify(&offer.next, validators).map_err(|e| e.to_string())?;
+    let block = Block::decode(&offer.block.payload, MAX_PAYLOAD_BYTES as u64)
+        .map_err(|e| format!("block {} does not decode: {e}", info.height))?;
+    let next = Block::decode(&offer.next.payload, MAX_PAYLOAD_BYTES as u64)
+        .map_err(|e| format!("block {} does not decode: {e}", info.height + 1))?;
+    let hash = Block::hash_of(&offer.block.payload);
+    if block.header.chain_id != chain_id || block.header.height != info.height {
+        return Err("the checkpoint's block is not of this chain at its height".into());
+    }
+    if next.header.parent_hash != hash || hash != info.block_hash {
+        return Err("the next block does not link to the checkpoint's block".into());
+    }
+    if next.header.previous_state_root != info.state_root {
+        return Err(format!(
+            "the certified state root after {} is {}, the checkpoint says {}",
+            info.height, next.header.previous_state_root, info.state_root
+        ));
+    }
+    if offer.depth > MAX_MANIFEST_DEPTH || offer.manifest.len() != 1usize << offer.depth {
+        return Err("the manifest has the wrong size".into());
+    }
+    if smt::root_of(&offer.manifest) != Some(info.state_root) {
+        return Err("the manifest does not hash to the certified state root".into());
+    }
+    Ok(ChainTip {
+        chain_id: chain_id.to_string(),
+        height: info.height,
+        hash,
+        state_root: info.state_root,
+        timestamp_ms: block.header.timestamp_ms,
+    })
+}
+
+/// Checks a chunk against its subtree's summary.
+fn check_chunk(
+    entries: &[StateEntry],
+    depth: u8,
+    index: u32,
+    expected: Subtree,
+) -> Result<(), String> {
+    let leaves: Vec<(Hash, Hash)> = entries.iter().map(StateEntry::leaf).collect();
+    if leaves
+        .windows(2)
+        .any(|pair| matches!(pair, [a, b] if a.0 >= b.0))
+    {
+        return Err("entries not in strict key order".into());
+    }
+    if leaves
+        .iter()
+        .any(|(key, _)| smt::prefix(key, depth) != index)
+    {
+        return Err("an entry outside the chunk's subtree".into());
+    }
+    if smt::subtree(&leaves, usize::from(depth)) != expected {
+        return Err("the entries do not hash to the manifest's summary".into());
+    }
+    Ok(())
+}
+
+/// What [`join`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The certified height joined at.
+    pub height: u64,
+    /// State entries fetched.
+    pub entries: u64,
+    /// Chunks refused (and fetched again elsewhere).
+    pub refused_chunks: u64,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// Joins from a peer's state if a peer offers a checkpoint more than `behind` blocks above
+/// `local` (the stored height); `Ok(None)`: none does (the node replays and follows as
+/// usual). Waits up to `wait` for peers to connect.
+pub async fn join(
+    handle: &P2pHandle,
+    validators: &ValidatorSet,
+    genesis: &Genesis,
+    store: Arc<dyn ChainStore>,
+    behind: u64,
+    wait: Duration,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<Joined>> {
+    let started = Instant::now();
+    let local = store.height()?;
+    let deadline = Instant::now() + wait;
+    let mut scores: HashMap<AccountId, i64> = HashMap::new();
+    loop {
+        let peers = handle.connected_now();
+        if peers.is_empty() {
+            if Instant::now() >= deadline {
+                tracing::warn!("state sync: no peer connected; starting from the local chain");
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        // Every peer's offer; the highest valid one that is far enough ahead wins.
+        let mut offers: Vec<(AccountId, StateOffer, ChainTip)> = Vec::new();
+        for peer in &peers {
+            let Ok(bytes) = handle.request(*peer, StateRequest::Offer.encode()).await else {
+                continue;
+            };
+            let offer: OfferResponse =
+                match codec::decode(&bytes, MAX_SYNC_RESPONSE_BYTES as u64 + 4096) {
+                    Ok(offer) => offer,
+                    Err(error) => {
+                        tracing::warn!(%peer, %error, "state sync: undecodable offer");
+                        *scores.entry(*peer).or_default() -= 10;
+                        continue;
+                    }
+                };
+            let Some(offer) = offer else { continue };
+            match check_offer(&offer, validators, &genesis.chain_id) {
+                Ok(tip) => offers.push((*peer, offer, tip)),
+                Err(reason) => {
+                    tracing::warn!(%peer, %reason, "state sync: offer refused");
+                    metrics.block_refused();
+                    *scores.entry(*peer).or_default() -= 10;
+                }
+            }
+        }
+        let Some(best) = offers.iter().map(|(_, o, _)| o.checkpoint.height).max() else {
+            if Instant::now() >= deadline {
+                tracing::info!("state sync: no peer offers a state; starting from the local chain");
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        if best <= local.saturating_add(behind) {
+            tracing::info!(
+                local,
+                offered = best,
+                "state sync: not far enough behind to join from a peer's state"
+            );
+            return Ok(None);
+        }
+        let (_, offer, tip) = offers
+            .iter()
+            .find(|(_, o, _)| o.checkpoint.height == best)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("state sync: the best offer vanished"))?;
+        let mut sources: Vec<AccountId> = offers
+            .iter()
+            .filter(|(_, o, _)| o.checkpoint == offer.checkpoint)
+            .map(|(peer, _, _)| *peer)
+            .collect();
+        tracing::info!(
+            height = best,
+            entries = offer.checkpoint.entries,
+            chunks = offer.manifest.len(),
+            peers = sources.len(),
+            "state sync: joining from a certified state"
+        );
+        match fetch_chunks(handle, &offer, &mut sources, &mut scores, metrics).await {
+            Some((entries, refused_chunks)) => {
+                let count = entries.len() as u64;
+                let ledger = Ledger::from_state_entries(genesis, best, entries.iter().cloned())?;
+                if ledger.state_root() != tip.state_root {
+                    anyhow::bail!("state sync: the verified chunks rebuilt another state root");
+                }
+                install(store.as_ref(), &tip, entries, local)?;
+                let joined = Joined {
+                    height: best,
+                    entries: count,
+                    refused_chunks,
+                    took: started.elapsed(),
+                };
+                tracing::info!(
+                    height = best,
+                    entries = count,
+                    refused_chunks,
+                    millis = joined.took.as_millis() as u64,
+                    "state sync: joined"
+                );
+                return Ok(Some(joined));
+            }
+            None => {
+                tracing::warn!(
+                    height = best,
+                    "state sync: no peer served every chunk; asking again"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Fetches and checks every chunk of `offer` from `sources` in turn; `None` if some chunk
+/// could not be had from any of them.
+async fn fetch_chunks(
+    handle: &P2pHandle,
+    offer: &StateOffer,
+    sources: &mut [AccountId],
+    scores: &mut HashMap<AccountId, i64>,
+    metrics: &Metrics,
+) -> Option<(Vec<StateEntry>, u64)> {
+    let mut entries = Vec::with_capacity(usize::try_from(offer.checkpoint.entries).unwrap_or(0));
+    let mut refused = 0u64;
+    for (index, expected) in offer.manifest.iter().enumerate() {
+        if *expected == Subtree::Empty {
+            continue;
+        }
+        let index = u32::try_from(index).ok()?;
+        sources.sort_by_key(|peer| std::cmp::Reverse(scores.get(peer).copied().unwrap_or(0)));
+        let request = StateRequest::Chunk {
+            height: offer.checkpoint.height,
+            depth: offer.depth,
+            index,
+        }
+        .encode();
+        let mut got = None;
+        for peer in sources.iter() {
+            let Ok(bytes) = handle.request(*peer, request.clone()).await else {
+                continue;
+            };
+            let limit = (MAX_CHUNK_ENTRIES as u64).saturating_mul(MAX_ENTRY_BYTES.min(4096));
+            let chunk: ChunkResponse = match codec::decode(&bytes, limit) {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    tracing::warn!(%peer, index, %error, "state sync: undecodable chunk refused");
+                    refused += 1;
+                    metrics.block_refused();
+                    *scores.entry(*peer).or_default() -= 10;
+                    continue;
+                }
+            };
+            let Some(chunk) = chunk else { continue };
+            match check_chunk(&chunk, offer.depth, index, *expected) {
+                Ok(()) => {
+                    *scores.entry(*peer).or_default() += 1;
+                    got = Some(chunk);
+                    break;
+                }
+                Err(reason) => {
+                    tracing::warn!(%peer, index, %reason, "state sync: wrong chunk refused; peer penalised");
+                    refused += 1;
+                    metrics.block_refused();
+                    *scores.entry(*peer).or_default() -= 10;
+                }
+            }
+        }
+        entries.extend(got?);
+    }
+    Some((entries, refused))
+}
+
+/// Makes the verified state this node's start: the entries as its checkpoint, its old
+/// blocks dropped, the chain's start moved to the checkpoint.
+fn install(
+    store: &dyn ChainStore,
+    tip: &ChainTip,
+    entries: Vec<StateEntry>,
+    local: u64,
+) -> Result<(), StorageError> {
+    store.write_checkpoint(tip, &mut entries.into_iter())?;
+    if local > 0 {
+        store.prune_below(local + 1)?;
+    }
+    store.adopt_checkpoint(tip.height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_are_told_apart_from_block_sync() {
+        for request in [
+            StateRequest::Offer,
+            StateRequest::Chunk {
+                height: 7,
+                depth: 3,
+                index: 5,
+            },
+        ] {
+            let bytes = request.encode();
+            assert_eq!(
+                StateRequest::decode(&bytes).and_then(Result::ok),
+                Some(request)
+            );
+            assert!(StateRequest::decode(&bytes[..bytes.len() - 1])
+                .expect("prefixed")
+                .is_err());
+        }
+        let block_sync = codec::encode(&super::super::sync::SyncRequest {
+            from: 1,
+            max_blocks: 64,
+        });
+        assert!(StateRequest::decode(&block_sync).is_none());
+    }
+
+    #[test]
+    fn predecessor_and_depths() {
+        assert_eq!(predecessor(&Hash::ZERO), None);
+        let mut one = [0; 32];
+        one[31] = 1;
+        assert_eq!(predecessor(&Hash(one)), Some(Hash::ZERO));
+        let mut top = [0; 32];
+        top[0] = 0x80;
+        let below = predecessor(&Hash(top)).expect("below");
+        assert_eq!(below.0[0], 0x7f);
+        assert!(below.0[1..].iter().all(|b| *b == 0xff));
+        assert_eq!(depth_for(0), 0);
+        assert_eq!(depth_for(2_000), 0);
+        assert_eq!(depth_for(2_001), 1);
+        assert_eq!(depth_for(100_000), 6);
+        assert_eq!(depth_for(u64::MAX), MAX_MANIFEST_DEPTH);
+    }
+}
