@@ -74,6 +74,10 @@ enum Command {
         /// Overrides `log_level` (a tracing filter such as `info` or `interpool_node=debug`).
         #[arg(long)]
         log_level: Option<String>,
+        /// Rebuild the ledger by re-executing every stored block from the genesis, not from
+        /// the last checkpoint (a checkpoint one suspects; a measurement).
+        #[arg(long)]
+        replay_from_genesis: bool,
     },
     /// Execute blocks of signed transactions on top of a genesis, offline.
     Execute {
@@ -154,6 +158,7 @@ fn main() -> ExitCode {
             p2p_listen,
             rpc_listen,
             log_level,
+            replay_from_genesis,
         } => {
             let config = match NodeConfig::load(&config) {
                 Ok(config) => config,
@@ -170,6 +175,7 @@ fn main() -> ExitCode {
                 data_dir,
                 p2p_listen,
                 rpc_listen,
+                replay_from_genesis,
             };
             match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime.block_on(service::run(config, overrides)),

@@ -46,6 +46,8 @@ pub struct Overrides {
     pub p2p_listen: Option<String>,
     /// Replaces `rpc.listen`.
     pub rpc_listen: Option<String>,
+    /// Ignore the checkpoint: rebuild the ledger from the genesis.
+    pub replay_from_genesis: bool,
 }
 
 /// Everything checked before the node starts anything.
@@ -105,6 +107,7 @@ fn prepare(config: NodeConfig) -> Result<Prepared> {
 
 /// Runs the node until SIGINT/SIGTERM or a fatal error.
 pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
+    let replay_from_genesis = overrides.replay_from_genesis;
     if let Some(dir) = overrides.data_dir {
         config.data_dir = dir;
     }
@@ -193,12 +196,13 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         }
     }
 
-    let core = Core::open(
+    let core = Core::open_from(
         &genesis,
         store.clone(),
         limits,
         mempool.clone(),
         metrics.clone(),
+        !replay_from_genesis,
     )?
     .with_checkpoints(
         config.storage.checkpoint_interval_blocks,

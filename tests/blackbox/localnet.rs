@@ -441,6 +441,11 @@ impl Localnet {
     /// [`Localnet::start_node`] with extra environment variables (the test-only failpoints:
     /// `INTERPOOL_CRASH_AT`, `INTERPOOL_GOSSIP_DELAY_MS`).
     pub fn start_node_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
+        self.start_node_with(i, env, &[]);
+    }
+
+    /// [`Localnet::start_node_with_env`] with extra `interpool-node run` arguments.
+    pub fn start_node_with(&mut self, i: usize, env: &[(&str, &str)], args: &[&str]) {
         let node = &self.nodes[i];
         assert!(!self.is_started(i), "{} is running", node.name);
         let log = fs::OpenOptions::new()
@@ -450,6 +455,7 @@ impl Localnet {
             .expect("log file");
         let child = Command::new(binary("interpool-node"))
             .args(["run", "--config", path(&node.config), "--log-level", "info"])
+            .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

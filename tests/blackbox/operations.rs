@@ -64,6 +64,18 @@ fn a_restart_replays_at_most_the_checkpoint_interval() {
     }
     // And the chain goes on, the observer with it.
     net.wait_height(&[0, 1], stopped[0] + 5, Duration::from_secs(60));
+    // A checkpoint one suspects can be passed over: every stored block replayed instead.
+    net.terminate(1, Duration::from_secs(30));
+    let stored = net.stored_height(1);
+    net.start_node_with(1, &[], &["--replay-from-genesis"]);
+    wait_for(Duration::from_secs(60), "the observer answers", || {
+        status(&rpcs[1]).is_some()
+    });
+    let replayed = status(&rpcs[1]).expect("status");
+    assert_eq!(
+        (replayed.restored_from_height, replayed.replayed_blocks),
+        (0, stored)
+    );
 }
 
 #[test]

@@ -197,6 +197,19 @@ impl Core {
         mempool: SharedMempool,
         metrics: Arc<Metrics>,
     ) -> Result<Core, ChainError> {
+        Core::open_from(genesis, store, limits, mempool, metrics, true)
+    }
+
+    /// [`Core::open`], from the last checkpoint if `use_checkpoint` (else every stored
+    /// block is replayed from the genesis; impossible once blocks are pruned).
+    pub fn open_from(
+        genesis: &Genesis,
+        store: Arc<dyn ChainStore>,
+        limits: BlockLimits,
+        mempool: SharedMempool,
+        metrics: Arc<Metrics>,
+        use_checkpoint: bool,
+    ) -> Result<Core, ChainError> {
         let mut replay = Replay::from_genesis(genesis).map_err(|e| ChainError::Inconsistent {
             height: 0,
             message: e.to_string(),
@@ -219,7 +232,7 @@ impl Core {
                 store.adopt_checkpoint(info.height)?;
                 stored = info.height;
             }
-            if info.height <= stored {
+            if info.height <= stored && use_checkpoint {
                 match super::checkpoint::load(genesis, store.as_ref(), &info) {
                     Ok(restored) => {
                         replay = restored;

@@ -734,6 +734,10 @@ impl Store {
             .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name)));
         let copy = DB::open_cf_descriptors(&options, path, families)?;
         let (mut records, mut bytes) = (0u64, 0u64);
+        // No write-ahead log: the copy is flushed to table files at the end, and a copy cut
+        // short has no backup.json, which restore requires.
+        let mut unlogged = WriteOptions::default();
+        unlogged.disable_wal(true);
         for name in COLUMN_FAMILIES {
             let Some(target) = copy.cf_handle(name) else {
                 continue;
@@ -745,13 +749,16 @@ impl Store {
                 bytes += (key.len() + value.len()) as u64;
                 batch.put_cf(target, &key, &value);
                 if batch.len() >= CHECKPOINT_BATCH_ENTRIES {
-                    copy.write(std::mem::take(&mut batch))?;
+                    copy.write_opt(std::mem::take(&mut batch), &unlogged)?;
                 }
             }
-            copy.write(batch)?;
+            copy.write_opt(batch, &unlogged)?;
         }
-        copy.flush_wal(true)?;
-        copy.flush()?;
+        for name in COLUMN_FAMILIES {
+            if let Some(family) = copy.cf_handle(name) {
+                copy.flush_cf(family)?;
+            }
+        }
         Ok((records, bytes))
     }
 
