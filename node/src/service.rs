@@ -215,7 +215,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             height = core.tip().height,
             halt_height = ?config.halt_height,
             "the chain is at the halt height (halt_height in the node config): not going past \
-             it; serving reads and blocks until stopped. Raise or remove it to go on"
+             it. Raise or remove it to go on"
         );
     }
     let start = core.start_report();
@@ -403,13 +403,28 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
                         // blocks (a node or observer still behind catches up to the halt
                         // height from it) until the operator stops it for the upgrade.
                         Some(halt) if height >= halt => {
+                            // The chain stops here. For a short while the node goes on
+                            // answering reads and serving blocks, so that a node or an
+                            // observer still behind reaches the halt height from it; then it
+                            // exits.
+                            let drain = halt_drain(&config);
                             tracing::warn!(
                                 height,
+                                drain_seconds = drain.as_secs_f64(),
                                 "reached the halt height (halt_height in the node config): \
-                                 committing nothing more, serving reads and blocks until \
-                                 stopped. Raise or remove halt_height and restart to go on"
+                                 committing nothing more; serving blocks to peers still \
+                                 behind, then stopping"
                             );
-                            server.await.context("HTTP server failed")?;
+                            tokio::select! {
+                                result = &mut server => result.context("HTTP server failed")?,
+                                () = tokio::time::sleep(drain) => {}
+                            }
+                            tracing::warn!(
+                                height,
+                                "stopped at the halt height; raise or remove halt_height in \
+                                 the node config and start the node again to go on"
+                            );
+                            return Ok(());
                         }
                         _ => bail!("the consensus task stopped"),
                     }
@@ -421,6 +436,18 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long a node that reached its halt height goes on serving blocks before it exits:
+/// two round timeouts and an empty-block interval, long enough for a peer a block behind.
+fn halt_drain(config: &NodeConfig) -> Duration {
+    Duration::from_millis(
+        config
+            .consensus
+            .round_timeout_ms
+            .saturating_mul(2)
+            .saturating_add(config.consensus.empty_block_interval_ms),
+    )
 }
 
 async fn shutdown_signal() {

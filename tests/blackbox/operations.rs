@@ -94,70 +94,68 @@ fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
         net.set_halt_height(i, Some(6));
     }
     net.start_all();
-    let rpcs = net.rpcs();
-    let halted_at = |net: &Localnet, height: u64| {
-        wait_for(
-            Duration::from_secs(120),
-            &format!("every node halted at {height}"),
-            || {
-                net.assert_running(&all);
-                net.logs_full().matches("reached the halt height").count() >= all.len()
-                    && rpcs
-                        .iter()
-                        .all(|rpc| status(rpc).is_some_and(|s| s.height == height))
-            },
-        );
+    let stop_at = |net: &mut Localnet, height: u64| {
+        for &i in &all {
+            let started = std::time::Instant::now();
+            let code = loop {
+                if let Some(status) = net.try_exit(i) {
+                    break status.code();
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "{} did not stop at the halt height {height}",
+                    net.nodes[i].name
+                );
+                std::thread::park_timeout(Duration::from_millis(100));
+            };
+            assert_eq!(code, Some(0), "{} exits cleanly", net.nodes[i].name);
+            assert_eq!(
+                net.stored_height(i),
+                height,
+                "{} stopped at {height}",
+                net.nodes[i].name
+            );
+        }
     };
-    halted_at(&net, 6);
-    // Stopped, nothing went past it: the halt is in the store, not just the API.
-    for &i in &all {
-        assert_eq!(net.terminate(i, Duration::from_secs(30)).code(), Some(0));
-        assert_eq!(
-            net.stored_height(i),
-            6,
-            "{} stopped at the halt height",
-            net.nodes[i].name
-        );
-    }
+    // Every node, the observer too (it fetches the last block before the validators go).
+    stop_at(&mut net, 6);
+    assert!(
+        net.logs_full()
+            .matches("stopped at the halt height")
+            .count()
+            >= all.len(),
+        "each node says why it stopped"
+    );
     // The same setting: started again, it does not go past it, and says so.
-    net.start_all();
-    wait_for(
-        Duration::from_secs(60),
-        "the restarted nodes answer",
-        || rpcs.iter().all(|rpc| status(rpc).is_some()),
-    );
-    wait_for(
-        Duration::from_secs(60),
-        "each says it is at its halt height",
-        || net.logs_full().matches("not going past it").count() >= all.len(),
-    );
-    for rpc in &rpcs {
-        let s = status(rpc).expect("status");
-        assert_eq!((s.height, s.halt_height), (6, Some(6)));
-    }
-    for &i in &all {
-        net.terminate(i, Duration::from_secs(30));
-        assert_eq!(net.stored_height(i), 6);
-    }
+    net.start_node(0);
+    stop_at_one(&mut net, 0, 6);
+    assert!(net.logs_full().contains("not going past it"));
     // Raised: every node goes on to the new halt height.
     for &i in &all {
         net.set_halt_height(i, Some(10));
     }
     net.start_all();
-    wait_for(Duration::from_secs(120), "every node at 10", || {
-        rpcs.iter()
-            .all(|rpc| status(rpc).is_some_and(|s| s.height == 10))
-    });
-    for &i in &all {
-        net.terminate(i, Duration::from_secs(30));
-        assert_eq!(net.stored_height(i), 10);
-    }
+    stop_at(&mut net, 10);
     // Removed: it runs on.
     for &i in &all {
         net.set_halt_height(i, None);
     }
     net.start_all();
     net.wait_height(&all, 12, Duration::from_secs(120));
+}
+
+/// Waits for node `i` to exit cleanly at `height`.
+fn stop_at_one(net: &mut Localnet, i: usize, height: u64) {
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = net.try_exit(i) {
+            break status.code();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "it stopped");
+        std::thread::park_timeout(Duration::from_millis(100));
+    };
+    assert_eq!(code, Some(0));
+    assert_eq!(net.stored_height(i), height);
 }
 
 /// `GET /v1/health` of `rpc`: HTTP status and body.

@@ -421,12 +421,21 @@ impl<S: ConsensusStore> Driver<S> {
                 height,
                 round,
                 kind,
-            } => self.step(Input::Timeout {
-                height,
-                round,
-                kind,
-                now_ms: self.clock.now_ms(),
-            }),
+            } => {
+                // No progress for a round timeout: perhaps the others decided without this
+                // node hearing it (and went quiet: a halt height, a partition that healed
+                // after the last message). Ask peers for blocks after the tip too; nothing
+                // comes back if there is nothing newer.
+                if height == self.core.next_height() {
+                    self.network.request_blocks(self.core.tip());
+                }
+                self.step(Input::Timeout {
+                    height,
+                    round,
+                    kind,
+                    now_ms: self.clock.now_ms(),
+                })
+            }
             DriverTimer::ProposeNow { height, round } => {
                 if self.waiting_proposal == Some((height, round)) {
                     self.waiting_proposal = None;
