@@ -422,6 +422,15 @@ fn a_pruned_node_answers_gone_below_what_it_keeps_and_audits_from_its_checkpoint
         (410, Some("pruned")),
         "{body}"
     );
+    let (code, body) = get(&format!("/v1/accounts/{payer}/transactions?before=2:0"));
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (410, Some("pruned")),
+        "{body}"
+    );
+    // Within what it keeps, the history answers.
+    let (code, body) = get(&format!("/v1/accounts/{payer}/transactions"));
+    assert_eq!(code, 200, "{body}");
     // The balances are the state's, not the history's: still there.
     let account = crate::localnet::account(&rpc, &payer).expect("account");
     assert_eq!(account.nonce, 1);

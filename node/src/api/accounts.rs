@@ -107,6 +107,8 @@ const MAX_LIMIT_DIGITS: usize = 3;
         (status = 400, description = "`bad_account_id`, `bad_query`, `bad_limit` or \
             `bad_cursor`", body = ErrorBody),
         (status = 404, description = "`unknown_account`", body = ErrorBody),
+        (status = 410, description = "`pruned`: the cursor is below the blocks this node \
+            keeps (`earliest_height` in /v1/status)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this client is over its rate of \
             expensive reads", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -136,6 +138,22 @@ pub(crate) async fn account_history(
             })?,
     };
     let before = query.before.as_deref().map(parse_cursor).transpose()?;
+    if let Some((height, _)) = before {
+        let earliest = state
+            .reader
+            .store()
+            .earliest_height()
+            .map_err(ApiError::internal)?;
+        if height < earliest {
+            return Err(ApiError::new(
+                Code::Pruned,
+                format!(
+                    "the history before block {height} was pruned from this node; it keeps \
+                     blocks from {earliest}"
+                ),
+            ));
+        }
+    }
     if state.reader.view().ledger.account(&id).is_none() {
         return Err(ApiError::new(
             Code::UnknownAccount,
