@@ -172,8 +172,9 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     .await
     .context("cannot start networking")?;
 
-    // A new node, or one far behind: join from a peer's certified state (ADR 0011).
-    if config.sync.state_sync {
+    // A new node, or one far behind: join from a peer's certified state (ADR 0011). (A node
+    // with no peers to dial has no one to join from, but peers may dial it: it does not wait.)
+    if config.sync.state_sync && !config.p2p.peers.is_empty() {
         let joined = crate::net::state_sync::join(
             &network,
             &validators,

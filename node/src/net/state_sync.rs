@@ -360,10 +360,12 @@ pub async fn join(
         }
         // Every peer's offer; the highest valid one that is far enough ahead wins.
         let mut offers: Vec<(AccountId, StateOffer, ChainTip)> = Vec::new();
+        let mut answered = 0;
         for peer in &peers {
             let Ok(bytes) = handle.request(*peer, StateRequest::Offer.encode()).await else {
                 continue;
             };
+            answered += 1;
             let offer: OfferResponse =
                 match codec::decode(&bytes, MAX_SYNC_RESPONSE_BYTES as u64 + 4096) {
                     Ok(offer) => offer,
@@ -384,7 +386,9 @@ pub async fn join(
             }
         }
         let Some(best) = offers.iter().map(|(_, o, _)| o.checkpoint.height).max() else {
-            if Instant::now() >= deadline {
+            // Peers answered and none has a checkpoint yet (a young chain): block sync
+            // from the genesis is short.
+            if answered > 0 || Instant::now() >= deadline {
                 tracing::info!("state sync: no peer offers a state; starting from the local chain");
                 return Ok(None);
             }
