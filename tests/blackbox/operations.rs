@@ -96,25 +96,7 @@ fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
     net.start_all();
     let stop_at = |net: &mut Localnet, height: u64| {
         for &i in &all {
-            let started = std::time::Instant::now();
-            let code = loop {
-                if let Some(status) = net.try_exit(i) {
-                    break status.code();
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(120),
-                    "{} did not stop at the halt height {height}",
-                    net.nodes[i].name
-                );
-                std::thread::park_timeout(Duration::from_millis(100));
-            };
-            assert_eq!(code, Some(0), "{} exits cleanly", net.nodes[i].name);
-            assert_eq!(
-                net.stored_height(i),
-                height,
-                "{} stopped at {height}",
-                net.nodes[i].name
-            );
+            stop_at_one(net, i, height);
         }
     };
     // Every node, the observer too (it fetches the last block before the validators go).
@@ -144,18 +126,32 @@ fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
     net.wait_height(&all, 12, Duration::from_secs(120));
 }
 
+/// Waits for node `i` to exit on its own (failing the test after `deadline`); its exit code.
+fn wait_exit(net: &mut Localnet, i: usize, deadline: Duration) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = net.try_exit(i) {
+            return status.code();
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "{} did not stop within {deadline:?}",
+            net.nodes[i].name
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
 /// Waits for node `i` to exit cleanly at `height`.
 fn stop_at_one(net: &mut Localnet, i: usize, height: u64) {
-    let started = std::time::Instant::now();
-    let code = loop {
-        if let Some(status) = net.try_exit(i) {
-            break status.code();
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "it stopped");
-        std::thread::park_timeout(Duration::from_millis(100));
-    };
-    assert_eq!(code, Some(0));
-    assert_eq!(net.stored_height(i), height);
+    let code = wait_exit(net, i, Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{} exits cleanly", net.nodes[i].name);
+    assert_eq!(
+        net.stored_height(i),
+        height,
+        "{} stopped at {height}",
+        net.nodes[i].name
+    );
 }
 
 /// `GET /v1/health` of `rpc`: HTTP status and body.
@@ -346,17 +342,7 @@ fn a_backup_taken_under_load_restores_into_a_node_that_rejoins_and_agrees() {
         crate::localnet::path(&other_data),
     ]);
     other.start_node(0);
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = other.try_exit(0) {
-            break status.code();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the node started on another chain's data"
-        );
-        std::thread::park_timeout(Duration::from_millis(100));
-    };
+    let code = wait_exit(&mut other, 0, Duration::from_secs(60));
     assert_ne!(code, Some(0));
     assert!(
         other.logs_full().contains("belongs to another chain"),

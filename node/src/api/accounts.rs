@@ -139,20 +139,7 @@ pub(crate) async fn account_history(
     };
     let before = query.before.as_deref().map(parse_cursor).transpose()?;
     if let Some((height, _)) = before {
-        let earliest = state
-            .reader
-            .store()
-            .earliest_height()
-            .map_err(ApiError::internal)?;
-        if height < earliest {
-            return Err(ApiError::new(
-                Code::Pruned,
-                format!(
-                    "the history before block {height} was pruned from this node; it keeps \
-                     blocks from {earliest}"
-                ),
-            ));
-        }
+        state.keeps(height, || format!("the history before block {height}"))?;
     }
     if state.reader.view().ledger.account(&id).is_none() {
         return Err(ApiError::new(

@@ -86,17 +86,7 @@ pub(crate) async fn block(
     if height == 0 || height > tip {
         return Err(not_found());
     }
-    let earliest = state
-        .reader
-        .store()
-        .earliest_height()
-        .map_err(ApiError::internal)?;
-    if height < earliest {
-        return Err(ApiError::new(
-            Code::Pruned,
-            format!("block {height} was pruned from this node; it keeps blocks from {earliest}"),
-        ));
-    }
+    state.keeps(height, || format!("block {height}"))?;
     let stored = state
         .read_expensive(move |store| stored_block(store, height))
         .await??

@@ -169,21 +169,9 @@ pub(crate) async fn stream(
             seen_through: None,
         },
     };
-    let earliest = state
-        .reader
-        .store()
-        .earliest_height()
-        .map_err(ApiError::internal)?;
-    if start.height < earliest {
-        return Err(ApiError::new(
-            Code::Pruned,
-            format!(
-                "the events from block {} on are not all here: blocks below {earliest} were \
-                 pruned from this node; resume from {earliest} or ask a node that keeps them",
-                start.height
-            ),
-        ));
-    }
+    state.keeps(start.height, || {
+        format!("a stream of the events from block {}", start.height)
+    })?;
     let permit = state
         .limits
         .event_streams

@@ -84,6 +84,29 @@ pub struct ApiState {
     pub health: Arc<health::Health>,
 }
 
+impl ApiState {
+    /// Refuses (410 `pruned`) a read that needs block `height`, if this node pruned it;
+    /// `what` names what was asked for.
+    pub(crate) fn keeps(&self, height: u64, what: impl FnOnce() -> String) -> ApiResult<()> {
+        let earliest = self
+            .reader
+            .store()
+            .earliest_height()
+            .map_err(ApiError::internal)?;
+        if height < earliest {
+            return Err(ApiError::new(
+                Code::Pruned,
+                format!(
+                    "{} needs block {height}, pruned from this node; it keeps blocks from \
+                     {earliest}",
+                    what()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The router, with the request body limit.
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let (routes, _) = routes().split_for_parts();

@@ -323,14 +323,7 @@ impl ChainStore for MemStore {
         tip: &ChainTip,
         entries: &mut dyn Iterator<Item = StateEntry>,
     ) -> Result<CheckpointInfo, StorageError> {
-        let mut info = CheckpointInfo {
-            height: tip.height,
-            block_hash: tip.hash,
-            state_root: tip.state_root,
-            timestamp_ms: tip.timestamp_ms,
-            entries: 0,
-            bytes: 0,
-        };
+        let mut info = CheckpointInfo::of(tip);
         let mut map = BTreeMap::new();
         for entry in entries {
             info.entries += 1;

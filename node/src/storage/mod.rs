@@ -157,6 +157,18 @@ pub struct CheckpointInfo {
 }
 
 impl CheckpointInfo {
+    /// The description of a checkpoint of the state after `tip`, before any entry.
+    pub fn of(tip: &ChainTip) -> CheckpointInfo {
+        CheckpointInfo {
+            height: tip.height,
+            block_hash: tip.hash,
+            state_root: tip.state_root,
+            timestamp_ms: tip.timestamp_ms,
+            entries: 0,
+            bytes: 0,
+        }
+    }
+
     /// The tip the checkpoint's state is after.
     pub fn tip(&self, chain_id: &str) -> ChainTip {
         ChainTip {
@@ -471,21 +483,23 @@ impl Store {
 
     /// The last committed height (0 for an empty store).
     pub fn height(&self) -> Result<u64, StorageError> {
-        match self.db.get_cf(self.cf(CF_META), KEY_HEIGHT)? {
-            None => Ok(0),
-            Some(bytes) => {
-                let array: [u8; 8] =
-                    bytes
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StorageError::Corrupt {
-                            cf: CF_META,
-                            key: "height".into(),
-                            message: format!("{} bytes, expected 8", bytes.len()),
-                        })?;
-                Ok(u64::from_be_bytes(array))
-            }
-        }
+        Ok(self.meta_height(KEY_HEIGHT)?.unwrap_or(0))
+    }
+
+    /// A height stored in `meta` under `key`.
+    fn meta_height(&self, key: &[u8]) -> Result<Option<u64>, StorageError> {
+        let Some(bytes) = self.db.get_cf(self.cf(CF_META), key)? else {
+            return Ok(None);
+        };
+        let array: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StorageError::Corrupt {
+                cf: CF_META,
+                key: String::from_utf8_lossy(key).into_owned(),
+                message: format!("{} bytes, expected 8", bytes.len()),
+            })?;
+        Ok(Some(u64::from_be_bytes(array)))
     }
 
     /// Binds the database to a chain: records `genesis` the first time, and afterwards
@@ -612,14 +626,7 @@ impl Store {
         let end = height_key(tip.height.saturating_add(1));
         let previous = self.checkpoint()?.filter(|p| p.height < tip.height);
         self.db.delete_range_cf(cf, start, end)?;
-        let mut info = CheckpointInfo {
-            height: tip.height,
-            block_hash: tip.hash,
-            state_root: tip.state_root,
-            timestamp_ms: tip.timestamp_ms,
-            entries: 0,
-            bytes: 0,
-        };
+        let mut info = CheckpointInfo::of(tip);
         let mut batch = WriteBatch::default();
         for entry in entries {
             let value = codec::encode(&entry);
@@ -764,21 +771,7 @@ impl Store {
 
     /// The lowest height whose block is stored: 1 unless pruned ([`Self::prune_below`]).
     pub fn earliest_height(&self) -> Result<u64, StorageError> {
-        match self.db.get_cf(self.cf(CF_META), KEY_EARLIEST)? {
-            None => Ok(1),
-            Some(bytes) => {
-                let array: [u8; 8] =
-                    bytes
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StorageError::Corrupt {
-                            cf: CF_META,
-                            key: "earliest".into(),
-                            message: format!("{} bytes, expected 8", bytes.len()),
-                        })?;
-                Ok(u64::from_be_bytes(array))
-            }
-        }
+        Ok(self.meta_height(KEY_EARLIEST)?.unwrap_or(1))
     }
 
     /// Deletes every block below `floor` with everything stored about it: certificate,
