@@ -599,6 +599,11 @@ impl Ledger {
         self.cycle.number
     }
 
+    /// The first height of the current (open) cycle.
+    pub fn current_cycle_start(&self) -> u64 {
+        self.cycle.start_height
+    }
+
     /// The settlement report of a closed cycle.
     pub fn settlement_report(&self, cycle: u64) -> Option<&SettlementReport> {
         self.reports.get(&cycle)

@@ -46,6 +46,7 @@ pub mod ledger;
 pub mod outcome;
 pub mod primitives;
 pub mod smt;
+pub mod statement;
 // Test scaffolding (deterministic keys, a small genesis) computed from small constants:
 // nothing a chain's input reaches.
 #[allow(clippy::expect_used, clippy::arithmetic_side_effects)]
