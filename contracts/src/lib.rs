@@ -41,6 +41,8 @@ pub mod error;
 #[allow(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 pub mod fuzzing;
 pub mod genesis;
+#[cfg(feature = "iso20022")]
+pub mod iso20022;
 pub mod keys;
 pub mod ledger;
 pub mod outcome;

@@ -205,6 +205,8 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         metrics.clone(),
         !replay_from_genesis,
     )?
+    .with_statements(store.clone())
+    .context("cannot start the statement writer")?
     .with_checkpoints(
         config.storage.checkpoint_interval_blocks,
         Some(config.storage.retain_blocks).filter(|r| *r > 0),
@@ -220,6 +222,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         );
     }
     let start = core.start_report();
+    let statement_progress = core.statement_progress();
     let core_views = core.subscribe();
     tracing::info!(
         node = %config.name,
@@ -360,6 +363,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         shutdown: stopping.subscribe(),
         start,
         halt_height: config.halt_height,
+        statements: statement_progress,
         health: Arc::new(api::health::Health {
             validators: genesis.validators.iter().map(|v| v.key).collect(),
             quorum: validators.quorum(),

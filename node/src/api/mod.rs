@@ -82,6 +82,8 @@ pub struct ApiState {
     pub halt_height: Option<u64>,
     /// What `/v1/health` checks.
     pub health: Arc<health::Health>,
+    /// How far the statement writer got (none: this node makes no statements).
+    pub statements: Option<Arc<crate::app::statements::StatementProgress>>,
 }
 
 impl ApiState {

@@ -110,6 +110,7 @@ impl TestApi {
             health: std::sync::Arc::new(crate::api::health::Health::alone(
                 interpool_contracts::AccountId([0; 32]),
             )),
+            statements: core.statement_progress(),
         };
         Self {
             router: router(state, 1 << 20),

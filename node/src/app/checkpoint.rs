@@ -20,8 +20,12 @@ use interpool_contracts::block::{Block, ChainTip};
 use interpool_contracts::{Genesis, Ledger};
 
 use super::replay::Replay;
+use super::statements::StatementProgress;
 use crate::metrics::Metrics;
 use crate::storage::{ChainStore, CheckpointInfo, StorageError};
+
+/// How long a checkpoint waits for the statements of the cycles it closed.
+const STATEMENTS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// State entries read from the store at a time when loading a checkpoint.
 const LOAD_PAGE: usize = 50_000;
@@ -132,6 +136,7 @@ impl Checkpointer {
         interval: u64,
         retain: Option<u64>,
         metrics: Arc<Metrics>,
+        statements: Option<Arc<StatementProgress>>,
     ) -> std::io::Result<Checkpointer> {
         // One waiting: a checkpoint offered while the previous one is still being written
         // replaces nothing and is skipped (the next interval brings another).
@@ -140,6 +145,19 @@ impl Checkpointer {
             .name("checkpoints".into())
             .spawn(move || {
                 for (tip, ledger) in queue {
+                    // A restart from this checkpoint must not need the opening ledger of a
+                    // cycle it closed: wait for those statements.
+                    let closed = ledger.current_cycle().saturating_sub(1);
+                    if let Some(progress) = &statements {
+                        if !progress.wait_for(closed, STATEMENTS_WAIT) {
+                            tracing::warn!(
+                                height = tip.height,
+                                cycle = closed,
+                                "the statements of the cycles before this checkpoint are \
+                                 not written yet; checkpointing anyway"
+                            );
+                        }
+                    }
                     let started = Instant::now();
                     match store.write_checkpoint(&tip, &mut ledger.state_entries()) {
                         Ok(info) => {
@@ -152,7 +170,12 @@ impl Checkpointer {
                                 "wrote checkpoint"
                             );
                             if let Some(retain) = retain.filter(|r| *r > 0) {
-                                let floor = info.height.saturating_add(1).saturating_sub(retain);
+                                // Never the open cycle's blocks: its statement needs them.
+                                let floor = info
+                                    .height
+                                    .saturating_add(1)
+                                    .saturating_sub(retain)
+                                    .min(ledger.current_cycle_start());
                                 match store.prune_below(floor.min(info.height)) {
                                     Ok(0) => {}
                                     Ok(pruned) => tracing::info!(

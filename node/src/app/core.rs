@@ -20,12 +20,13 @@ use interpool_consensus::{CommitCertificate, MAX_PAYLOAD_BYTES};
 use interpool_contracts::block::{Block, BlockError, BlockHeader, ChainTip};
 use interpool_contracts::ledger::InvariantViolation;
 use interpool_contracts::outcome::{BlockOutcome, Outcome};
-use interpool_contracts::tx::check_stateless_batch;
+use interpool_contracts::tx::{check_stateless_batch, Body};
 use interpool_contracts::{AccountId, Genesis, Hash, Ledger, TxError, VerifiedTransaction};
 use thiserror::Error;
 use tokio::sync::watch;
 
 use super::checkpoint::{Checkpointer, StartReport};
+use super::statements::{StatementJob, StatementWriter};
 use super::lock;
 use super::mempool::SharedMempool;
 use super::replay::{self, Invariants, Replay, Trust};
@@ -184,6 +185,10 @@ pub struct Core {
     checkpoints: Option<Checkpointer>,
     /// Commits nothing past this height (the node config's `halt_height`).
     halt_height: Option<u64>,
+    /// Makes each closed cycle's statements (none: no statements, as in the simulator).
+    statements: Option<StatementWriter>,
+    /// The statement jobs of the start-up replay, for [`Self::with_statements`].
+    statement_backlog: Vec<StatementJob>,
 }
 
 impl Core {
@@ -246,13 +251,27 @@ impl Core {
                 }
             }
         }
+        // The statements not yet written need the ledger the replay starts from and each
+        // one that closes a cycle (a store that keeps none answers `u64::MAX`).
+        let statements_through = store.statements_through()?;
+        let mut statement_backlog = Vec::new();
+        if replay.ledger().current_cycle() > statements_through {
+            statement_backlog.push(StatementJob::Opening(Arc::new(replay.ledger().clone())));
+        }
         for height in restored_from_height + 1..=stored {
-            replay
+            let outcome = replay
                 .block(store.as_ref(), height, Trust::OwnStore)
                 .map_err(|kind| ChainError::Inconsistent {
                     height,
                     message: kind.to_string(),
                 })?;
+            if outcome
+                .settlement
+                .as_ref()
+                .is_some_and(|report| report.cycle > statements_through)
+            {
+                statement_backlog.push(StatementJob::Closed(Arc::new(replay.ledger().clone())));
+            }
         }
         let start = StartReport {
             restored_from_height,
@@ -287,6 +306,8 @@ impl Core {
             start,
             checkpoints: None,
             halt_height: None,
+            statements: None,
+            statement_backlog,
         })
     }
 
@@ -303,15 +324,38 @@ impl Core {
     }
 
     /// Writes a checkpoint of the state every `interval` blocks, on a thread of its own, and
-    /// with `retain`, prunes the blocks below the last `retain` heights after each.
+    /// with `retain`, prunes the blocks below the last `retain` heights after each (never
+    /// the open cycle's). With statements ([`Self::with_statements`], set up first), a
+    /// checkpoint waits for the statements of the cycles before it.
     pub fn with_checkpoints(mut self, interval: u64, retain: Option<u64>) -> std::io::Result<Core> {
         self.checkpoints = Some(Checkpointer::spawn(
             self.store.clone(),
             interval,
             retain,
             self.metrics.clone(),
+            self.statements.as_ref().map(StatementWriter::progress),
         )?);
         Ok(self)
+    }
+
+    /// Makes and writes every closed cycle's statements in `store` (this core's store), on
+    /// a thread of its own, starting with the cycles the start-up replay closed.
+    pub fn with_statements(mut self, store: Arc<crate::storage::Store>) -> std::io::Result<Core> {
+        let backlog = std::mem::take(&mut self.statement_backlog);
+        self.statements = Some(StatementWriter::spawn(store, backlog)?);
+        Ok(self)
+    }
+
+    /// The statement writer's progress, if it runs.
+    pub fn statement_progress(&self) -> Option<Arc<super::statements::StatementProgress>> {
+        self.statements.as_ref().map(StatementWriter::progress)
+    }
+
+    /// Waits for the statements of the cycles closed so far to be written, and stops.
+    pub fn finish_statements(&mut self) {
+        if let Some(statements) = self.statements.take() {
+            statements.finish();
+        }
     }
 
     /// Waits for the checkpoints offered so far to be written, and stops writing more.
@@ -623,6 +667,15 @@ impl Core {
             certificate: certificate.encode(),
             outcome: outcome.clone(),
             parties: txs.iter().map(|tx| tx.tx().parties()).collect(),
+            end_to_end_ids: txs
+                .iter()
+                .filter_map(|tx| match &tx.tx().body {
+                    Body::Transfer { end_to_end_id, .. } => {
+                        Some((tx.tx().signer, end_to_end_id.clone(), tx.hash()))
+                    }
+                    _ => None,
+                })
+                .collect(),
         })?;
         crate::failpoints::hit("commit.after_write");
         self.tip = ChainTip {
@@ -644,6 +697,9 @@ impl Core {
                 ledger: self.ledger.clone(),
             }));
             super::view::retire(replaced);
+        }
+        if let (Some(statements), true) = (&self.statements, outcome.settlement.is_some()) {
+            statements.send(StatementJob::Closed(self.ledger.clone()));
         }
         if let Some(checkpoints) = &self.checkpoints {
             checkpoints.after_commit(&self.tip, &self.ledger, self.halted());

@@ -4,6 +4,7 @@
 //! * [`replay`]: the one replay (start-up, audit) and the one block executor.
 //! * [`admission`]: the one admission pipeline, for the API and gossip alike.
 //! * [`checkpoint`]: the ledger state written every interval, and read back at start.
+//! * [`statements`]: each closed cycle's statements, written by a thread of its own.
 //! * [`mempool`]: the pending transactions.
 //! * [`view`]: what readers read — the published view and the store, never the core.
 //!
@@ -15,6 +16,7 @@ pub mod checkpoint;
 pub mod core;
 pub mod mempool;
 pub mod replay;
+pub mod statements;
 pub mod view;
 
 pub use self::admission::{Admission, AdmissionSettings, Origin};

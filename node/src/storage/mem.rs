@@ -378,6 +378,9 @@ impl ChainStore for MemStore {
             _ => Vec::new(),
         })
     }
+    fn statements_through(&self) -> Result<u64, StorageError> {
+        Ok(u64::MAX)
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +390,7 @@ mod tests {
 
     fn committed(height: u64, tx: u8) -> CommittedBlock {
         CommittedBlock {
+            end_to_end_ids: Vec::new(),
             height,
             block: vec![height as u8; 3],
             certificate: vec![1],

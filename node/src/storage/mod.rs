@@ -17,6 +17,9 @@
 //! | `meta`         | `checkpoint`        | the last complete checkpoint ([`CheckpointInfo`]) |
 //! | `meta`         | `checkpoint/previous` | the one before, kept while state sync may still be fetching it |
 //! | `meta`         | `earliest`          | the lowest height still stored (absent: 1; see [`Store::prune_below`]) |
+//! | `end_to_end`   | len ‖ end-to-end id ‖ signer ‖ tx hash | empty: a transfer with that id was included |
+//! | `statements`   | cycle ‖ bank id     | the bank's statement of that closed cycle    |
+//! | `meta`         | `statements`        | the last cycle whose statements were written (or found impossible) |
 //!
 //! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
 //! index entries, height): after a crash at any moment the store holds either all of a
@@ -53,7 +56,9 @@ const CF_META: &str = "meta";
 const CF_CONSENSUS: &str = "consensus";
 const CF_PENDING: &str = "pending";
 const CF_CHECKPOINTS: &str = "checkpoints";
-const COLUMN_FAMILIES: [&str; 10] = [
+const CF_END_TO_END: &str = "end_to_end";
+const CF_STATEMENTS: &str = "statements";
+const COLUMN_FAMILIES: [&str; 12] = [
     CF_BLOCKS,
     CF_CERTIFICATES,
     CF_OUTCOMES,
@@ -64,6 +69,8 @@ const COLUMN_FAMILIES: [&str; 10] = [
     CF_CONSENSUS,
     CF_PENDING,
     CF_CHECKPOINTS,
+    CF_END_TO_END,
+    CF_STATEMENTS,
 ];
 
 const KEY_HEIGHT: &[u8] = b"height";
@@ -72,6 +79,9 @@ const KEY_CONSENSUS_STATE: &[u8] = b"state";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const KEY_PREVIOUS_CHECKPOINT: &[u8] = b"checkpoint/previous";
 const KEY_EARLIEST: &[u8] = b"earliest";
+const KEY_STATEMENTS: &[u8] = b"statements";
+/// Largest statement record read back.
+const MAX_STATEMENT_BYTES: u64 = 1 << 30;
 /// Heights pruned per write batch.
 const PRUNE_BATCH_HEIGHTS: u64 = 32;
 const PREFIX_CONSENSUS_PAYLOAD: &[u8] = b"payload/";
@@ -137,6 +147,29 @@ pub struct CommittedBlock {
     pub outcome: BlockOutcome,
     /// For each receipt index, the accounts it concerns (for account histories).
     pub parties: Vec<Vec<AccountId>>,
+    /// Each transfer's `(signer, end_to_end_id, transaction hash)`, for lookups by
+    /// end-to-end id (ISO 20022 status reports).
+    pub end_to_end_ids: Vec<(AccountId, String, Hash)>,
+}
+
+/// The `end_to_end` index key of a transfer: the id's length and bytes, the signer, the
+/// transaction hash (so a prefix of the first two finds every transfer with that id).
+fn end_to_end_key(end_to_end_id: &str, signer: Option<&AccountId>, tx: Option<&Hash>) -> Vec<u8> {
+    let id = end_to_end_id.as_bytes();
+    let mut key = Vec::with_capacity(1 + id.len() + 64);
+    key.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+    key.extend_from_slice(id);
+    if let Some(signer) = signer {
+        key.extend_from_slice(&signer.0);
+    }
+    if let Some(tx) = tx {
+        key.extend_from_slice(tx.as_bytes());
+    }
+    key
+}
+
+fn statement_key(cycle: u64, bank: &interpool_contracts::BankId) -> Vec<u8> {
+    [&cycle.to_be_bytes()[..], bank.as_str().as_bytes()].concat()
 }
 
 /// A complete checkpoint: the state after block `height`, as state entries (ADR 0011).
@@ -301,6 +334,9 @@ pub trait ChainStore: Send + Sync {
         after: Option<&Hash>,
         limit: usize,
     ) -> Result<Vec<StateEntry>, StorageError>;
+    /// See [`Store::statements_through`]. A store that keeps no statements (the
+    /// simulator's) answers `u64::MAX`: none to write.
+    fn statements_through(&self) -> Result<u64, StorageError>;
 }
 
 impl ChainStore for Store {
@@ -380,6 +416,9 @@ impl ChainStore for Store {
         limit: usize,
     ) -> Result<Vec<StateEntry>, StorageError> {
         Store::checkpoint_entries(self, height, after, limit)
+    }
+    fn statements_through(&self) -> Result<u64, StorageError> {
+        Store::statements_through(self)
     }
 }
 
@@ -596,6 +635,15 @@ impl Store {
         for key in &account_keys {
             batch.put_cf(self.cf(CF_ACCOUNT_INDEX), key, []);
         }
+        let mut end_to_end: Vec<Vec<u8>> = committed
+            .end_to_end_ids
+            .iter()
+            .map(|(signer, id, tx)| end_to_end_key(id, Some(signer), Some(tx)))
+            .collect();
+        end_to_end.sort_unstable();
+        for key in &end_to_end {
+            batch.put_cf(self.cf(CF_END_TO_END), key, []);
+        }
         for (events, fate) in [
             (&committed.outcome.released, 1u8),
             (&committed.outcome.expired, 2u8),
@@ -809,6 +857,14 @@ impl Store {
                             }
                         })?;
                     for (index, tx) in block.transactions.iter().enumerate() {
+                        if let interpool_contracts::tx::Body::Transfer { end_to_end_id, .. } =
+                            &tx.tx.body
+                        {
+                            batch.delete_cf(
+                                self.cf(CF_END_TO_END),
+                                end_to_end_key(end_to_end_id, Some(&tx.tx.signer), Some(&tx.hash())),
+                            );
+                        }
                         let index = u32::try_from(index).unwrap_or(u32::MAX);
                         for account in tx.tx.parties() {
                             batch.delete_cf(
@@ -960,6 +1016,91 @@ impl Store {
             found.push(location);
         }
         Ok(found)
+    }
+
+    /// The transfers included with `end_to_end_id`: `(signer, transaction hash)`, at most
+    /// `limit`, by signer.
+    pub fn transfers_by_end_to_end_id(
+        &self,
+        end_to_end_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(AccountId, Hash)>, StorageError> {
+        let prefix = end_to_end_key(end_to_end_id, None, None);
+        let mut found = Vec::new();
+        let iterator = self.db.iterator_cf(
+            self.cf(CF_END_TO_END),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iterator {
+            let (key, _) = item?;
+            let Some(rest) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let (Some(signer), Some(tx)) = (
+                rest.get(..32).and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                rest.get(32..).and_then(|b| <[u8; 32]>::try_from(b).ok()),
+            ) else {
+                return Err(StorageError::Corrupt {
+                    cf: CF_END_TO_END,
+                    key: end_to_end_id.to_string(),
+                    message: format!("bad key of {} bytes", key.len()),
+                });
+            };
+            found.push((AccountId(signer), Hash(tx)));
+            if found.len() >= limit {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes the statements of a closed cycle (every bank's) and records the cycle as the
+    /// last one written, in one batch. `statements` may be empty: the cycle's statements
+    /// cannot be made on this node (its blocks are not here), and it is recorded as done.
+    pub fn write_statements(
+        &self,
+        cycle: u64,
+        statements: &[interpool_contracts::statement::BankStatement],
+    ) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        for statement in statements {
+            batch.put_cf(
+                self.cf(CF_STATEMENTS),
+                statement_key(cycle, &statement.bank),
+                codec::encode(statement),
+            );
+        }
+        batch.put_cf(self.cf(CF_META), KEY_STATEMENTS, height_key(cycle));
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// The last cycle whose statements were written (0: none).
+    pub fn statements_through(&self) -> Result<u64, StorageError> {
+        Ok(self.meta_height(KEY_STATEMENTS)?.unwrap_or(0))
+    }
+
+    /// A bank's statement of a closed cycle, if this node has it.
+    pub fn statement(
+        &self,
+        cycle: u64,
+        bank: &interpool_contracts::BankId,
+    ) -> Result<Option<interpool_contracts::statement::BankStatement>, StorageError> {
+        let key = statement_key(cycle, bank);
+        let Some(bytes) = self.db.get_cf(self.cf(CF_STATEMENTS), &key)? else {
+            return Ok(None);
+        };
+        let corrupt = |message: String| StorageError::Corrupt {
+            cf: CF_STATEMENTS,
+            key: format!("{cycle}/{bank}"),
+            message,
+        };
+        let statement: interpool_contracts::statement::BankStatement =
+            codec::decode(&bytes, MAX_STATEMENT_BYTES).map_err(|e| corrupt(e.to_string()))?;
+        if statement.cycle != cycle || &statement.bank != bank {
+            return Err(corrupt("the record is another statement".into()));
+        }
+        Ok(Some(statement))
     }
 
     /// If a queued transfer has left its queue: at which height, and how.
@@ -1116,6 +1257,7 @@ mod tests {
 
     fn committed(height: u64, tx: u8) -> CommittedBlock {
         CommittedBlock {
+            end_to_end_ids: Vec::new(),
             height,
             block: vec![height as u8; 10],
             certificate: vec![7; 5],

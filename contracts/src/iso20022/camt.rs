@@ -1,0 +1,829 @@
+//! camt.053.001.08 statements and camt.054.001.08 notifications, from
+//! [`crate::statement`]; and a camt.053 read back, for reconciliation.
+//!
+//! A bank's statement of a cycle is one camt.053 document with one `Stmt` per account: the
+//! bank's pool first (scheme `INTERPOOL-POOL`, the bank id), then each customer account
+//! that moved, by id. Balances: `OPBD` (opening booked), `CLBD` (closing booked) and, for
+//! customer accounts, `CLAV` (closing available: booked minus what queued transfers hold).
+//! Every entry is `BOOK`ed, with the certified block time as booking date, the reference
+//! `height-position`, and for a transfer its end-to-end id, the counterparty's account and
+//! bank, the remittance text and the transaction hash.
+
+use serde::Serialize;
+
+use super::{
+    amount, children, date, date_time, find, format_amount, optional_text, parse,
+    short_account_id, text, IsoError, ACCOUNT_SCHEME, BANK_SCHEME, CAMT053, CAMT054,
+};
+use crate::primitives::{AccountId, Amount, BankId, Hash};
+use crate::statement::{format_units, BankStatement, Direction, Entry, EntryKind};
+
+/// Scheme name of a pool's account id (the bank id).
+pub const POOL_SCHEME: &str = "INTERPOOL-POOL";
+/// Proxy type naming a customer account in full.
+pub const ACCOUNT_PROXY: &str = "INTERPOOL-ACCOUNT";
+
+
+#[derive(Serialize)]
+struct Pagination {
+    #[serde(rename = "PgNb")]
+    page: u32,
+    #[serde(rename = "LastPgInd")]
+    last: bool,
+}
+
+#[derive(Serialize)]
+struct GroupHeader {
+    #[serde(rename = "MsgId")]
+    id: String,
+    #[serde(rename = "CreDtTm")]
+    created: String,
+    #[serde(rename = "MsgPgntn", skip_serializing_if = "Option::is_none")]
+    pagination: Option<Pagination>,
+}
+
+#[derive(Serialize)]
+struct CcyAmount {
+    #[serde(rename = "@Ccy")]
+    currency: String,
+    #[serde(rename = "$text")]
+    value: String,
+}
+
+#[derive(Serialize)]
+struct Code {
+    #[serde(rename = "Cd")]
+    code: &'static str,
+}
+
+#[derive(Serialize)]
+struct Proprietary {
+    #[serde(rename = "Prtry")]
+    value: &'static str,
+}
+
+#[derive(Serialize)]
+struct OtherId {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "SchmeNm")]
+    scheme: Proprietary,
+}
+
+#[derive(Serialize)]
+struct AccountIdentification {
+    #[serde(rename = "Othr")]
+    other: OtherId,
+}
+
+#[derive(Serialize)]
+struct ProxyType {
+    #[serde(rename = "Prtry")]
+    value: &'static str,
+}
+
+#[derive(Serialize)]
+struct Proxy {
+    #[serde(rename = "Tp")]
+    kind: ProxyType,
+    #[serde(rename = "Id")]
+    id: String,
+}
+
+#[derive(Serialize)]
+struct FinancialInstitution {
+    #[serde(rename = "Othr")]
+    other: OtherId,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Agent {
+    #[serde(rename = "FinInstnId")]
+    institution: FinancialInstitution,
+}
+
+impl Agent {
+    pub(crate) fn of(bank: &BankId) -> Agent {
+        Agent {
+            institution: FinancialInstitution {
+                other: OtherId {
+                    id: bank.as_str().to_string(),
+                    scheme: Proprietary { value: BANK_SCHEME },
+                },
+            },
+        }
+    }
+}
+
+/// A statement's account (`CashAccount39`) or a party's (`CashAccount38`): same elements.
+#[derive(Serialize)]
+pub(crate) struct Account {
+    #[serde(rename = "Id")]
+    id: AccountIdentification,
+    #[serde(rename = "Ccy", skip_serializing_if = "Option::is_none")]
+    currency: Option<String>,
+    #[serde(rename = "Prxy", skip_serializing_if = "Option::is_none")]
+    proxy: Option<Proxy>,
+    #[serde(rename = "Svcr", skip_serializing_if = "Option::is_none")]
+    servicer: Option<Agent>,
+}
+
+impl Account {
+    /// A customer account: short id and the full id as proxy.
+    pub(crate) fn customer(id: &AccountId, currency: Option<&str>, bank: Option<&BankId>) -> Self {
+        Account {
+            id: AccountIdentification {
+                other: OtherId {
+                    id: short_account_id(id),
+                    scheme: Proprietary {
+                        value: ACCOUNT_SCHEME,
+                    },
+                },
+            },
+            currency: currency.map(str::to_string),
+            proxy: Some(Proxy {
+                kind: ProxyType {
+                    value: ACCOUNT_PROXY,
+                },
+                id: id.to_hex(),
+            }),
+            servicer: bank.map(Agent::of),
+        }
+    }
+
+    fn pool(bank: &BankId, currency: &str) -> Self {
+        Account {
+            id: AccountIdentification {
+                other: OtherId {
+                    id: bank.as_str().to_string(),
+                    scheme: Proprietary { value: POOL_SCHEME },
+                },
+            },
+            currency: Some(currency.to_string()),
+            proxy: None,
+            servicer: Some(Agent::of(bank)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DateTimeChoice {
+    #[serde(rename = "DtTm")]
+    value: String,
+}
+
+#[derive(Serialize)]
+struct DateChoice {
+    #[serde(rename = "Dt")]
+    value: String,
+}
+
+#[derive(Serialize)]
+struct BalanceType {
+    #[serde(rename = "CdOrPrtry")]
+    code: Code,
+}
+
+#[derive(Serialize)]
+struct Balance {
+    #[serde(rename = "Tp")]
+    kind: BalanceType,
+    #[serde(rename = "Amt")]
+    amount: CcyAmount,
+    #[serde(rename = "CdtDbtInd")]
+    indicator: &'static str,
+    #[serde(rename = "Dt")]
+    at: DateTimeChoice,
+}
+
+#[derive(Serialize)]
+struct NumberAndSum {
+    #[serde(rename = "NbOfNtries")]
+    count: String,
+    #[serde(rename = "Sum")]
+    sum: String,
+}
+
+#[derive(Serialize)]
+struct NetEntry {
+    #[serde(rename = "Amt")]
+    amount: String,
+    #[serde(rename = "CdtDbtInd")]
+    indicator: &'static str,
+}
+
+#[derive(Serialize)]
+struct TotalEntries {
+    #[serde(rename = "NbOfNtries")]
+    count: String,
+    #[serde(rename = "Sum")]
+    sum: String,
+    #[serde(rename = "TtlNetNtry")]
+    net: NetEntry,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    #[serde(rename = "TtlNtries")]
+    total: TotalEntries,
+    #[serde(rename = "TtlCdtNtries")]
+    credits: NumberAndSum,
+    #[serde(rename = "TtlDbtNtries")]
+    debits: NumberAndSum,
+}
+
+#[derive(Serialize)]
+struct Family {
+    #[serde(rename = "Cd")]
+    code: &'static str,
+    #[serde(rename = "SubFmlyCd")]
+    sub_family: &'static str,
+}
+
+#[derive(Serialize)]
+struct Domain {
+    #[serde(rename = "Cd")]
+    code: &'static str,
+    #[serde(rename = "Fmly")]
+    family: Family,
+}
+
+#[derive(Serialize)]
+struct TransactionCode {
+    #[serde(rename = "Domn")]
+    domain: Domain,
+}
+
+#[derive(Serialize)]
+struct References {
+    #[serde(rename = "EndToEndId", skip_serializing_if = "Option::is_none")]
+    end_to_end_id: Option<String>,
+    #[serde(rename = "TxId", skip_serializing_if = "Option::is_none")]
+    tx_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RelatedParties {
+    #[serde(rename = "DbtrAcct", skip_serializing_if = "Option::is_none")]
+    debtor_account: Option<Account>,
+    #[serde(rename = "CdtrAcct", skip_serializing_if = "Option::is_none")]
+    creditor_account: Option<Account>,
+}
+
+#[derive(Serialize)]
+struct RelatedAgents {
+    #[serde(rename = "DbtrAgt", skip_serializing_if = "Option::is_none")]
+    debtor: Option<Agent>,
+    #[serde(rename = "CdtrAgt", skip_serializing_if = "Option::is_none")]
+    creditor: Option<Agent>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Remittance {
+    #[serde(rename = "Ustrd")]
+    pub(crate) text: String,
+}
+
+#[derive(Serialize)]
+struct TransactionDetails {
+    #[serde(rename = "Refs")]
+    references: References,
+    #[serde(rename = "Amt")]
+    amount: CcyAmount,
+    #[serde(rename = "CdtDbtInd")]
+    indicator: &'static str,
+    #[serde(rename = "RltdPties", skip_serializing_if = "Option::is_none")]
+    parties: Option<RelatedParties>,
+    #[serde(rename = "RltdAgts", skip_serializing_if = "Option::is_none")]
+    agents: Option<RelatedAgents>,
+    #[serde(rename = "RmtInf", skip_serializing_if = "Option::is_none")]
+    remittance: Option<Remittance>,
+    #[serde(rename = "AddtlTxInf", skip_serializing_if = "Option::is_none")]
+    additional: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EntryDetails {
+    #[serde(rename = "TxDtls")]
+    transaction: TransactionDetails,
+}
+
+#[derive(Serialize)]
+struct ReportEntry {
+    #[serde(rename = "NtryRef")]
+    reference: String,
+    #[serde(rename = "Amt")]
+    amount: CcyAmount,
+    #[serde(rename = "CdtDbtInd")]
+    indicator: &'static str,
+    #[serde(rename = "Sts")]
+    status: Code,
+    #[serde(rename = "BookgDt")]
+    booked: DateTimeChoice,
+    #[serde(rename = "ValDt")]
+    value_date: DateChoice,
+    #[serde(rename = "AcctSvcrRef")]
+    servicer_reference: String,
+    #[serde(rename = "BkTxCd")]
+    code: TransactionCode,
+    #[serde(rename = "NtryDtls", skip_serializing_if = "Option::is_none")]
+    details: Option<EntryDetails>,
+    #[serde(rename = "AddtlNtryInf", skip_serializing_if = "Option::is_none")]
+    additional: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Statement {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "StmtPgntn")]
+    pagination: Pagination,
+    #[serde(rename = "ElctrncSeqNb")]
+    sequence: String,
+    #[serde(rename = "CreDtTm")]
+    created: String,
+    #[serde(rename = "FrToDt")]
+    period: Period,
+    #[serde(rename = "Acct")]
+    account: Account,
+    #[serde(rename = "Bal")]
+    balances: Vec<Balance>,
+    #[serde(rename = "TxsSummry", skip_serializing_if = "Option::is_none")]
+    summary: Option<Summary>,
+    #[serde(rename = "Ntry")]
+    entries: Vec<ReportEntry>,
+    #[serde(rename = "AddtlStmtInf")]
+    additional: String,
+}
+
+#[derive(Serialize)]
+struct Period {
+    #[serde(rename = "FrDtTm")]
+    from: String,
+    #[serde(rename = "ToDtTm")]
+    to: String,
+}
+
+#[derive(Serialize)]
+struct StatementMessage {
+    #[serde(rename = "GrpHdr")]
+    header: GroupHeader,
+    #[serde(rename = "Stmt")]
+    statements: Vec<Statement>,
+}
+
+#[derive(Serialize)]
+struct Camt053 {
+    #[serde(rename = "@xmlns")]
+    xmlns: &'static str,
+    #[serde(rename = "BkToCstmrStmt")]
+    message: StatementMessage,
+}
+
+#[derive(Serialize)]
+struct Notification {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "CreDtTm")]
+    created: String,
+    #[serde(rename = "Acct")]
+    account: Account,
+    #[serde(rename = "Ntry")]
+    entry: ReportEntry,
+}
+
+#[derive(Serialize)]
+struct NotificationMessage {
+    #[serde(rename = "GrpHdr")]
+    header: GroupHeader,
+    #[serde(rename = "Ntfctn")]
+    notification: Notification,
+}
+
+#[derive(Serialize)]
+struct Camt054 {
+    #[serde(rename = "@xmlns")]
+    xmlns: &'static str,
+    #[serde(rename = "BkToCstmrDbtCdtNtfctn")]
+    message: NotificationMessage,
+}
+
+fn indicator(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Credit => "CRDT",
+        Direction::Debit => "DBIT",
+    }
+}
+
+fn ccy(currency: &str, value: String) -> CcyAmount {
+    CcyAmount {
+        currency: currency.to_string(),
+        value,
+    }
+}
+
+fn balance(code: &'static str, currency: &str, units: u128, decimals: u8, at_ms: u64) -> Balance {
+    Balance {
+        kind: BalanceType {
+            code: Code { code },
+        },
+        amount: ccy(currency, format_units(units, decimals)),
+        indicator: "CRDT",
+        at: DateTimeChoice {
+            value: date_time(at_ms),
+        },
+    }
+}
+
+fn transaction_code(entry: &Entry) -> TransactionCode {
+    let (code, family, sub_family) = match (entry.kind, entry.direction) {
+        (EntryKind::Transfer, Direction::Credit) => ("PMNT", "RCDT", "DMCT"),
+        (EntryKind::Transfer, Direction::Debit) => ("PMNT", "ICDT", "DMCT"),
+        (EntryKind::Deposit, _) => ("PMNT", "CNTR", "CDPT"),
+        (EntryKind::Withdraw, _) => ("PMNT", "CNTR", "CWDL"),
+        (EntryKind::Issue | EntryKind::Redeem | EntryKind::Settlement, _) => {
+            ("CAMT", "ACCB", "OTHR")
+        }
+    };
+    TransactionCode {
+        domain: Domain {
+            code,
+            family: Family {
+                code: family,
+                sub_family,
+            },
+        },
+    }
+}
+
+/// The entry's reference: `height-position`, unique on the chain for each entry of one
+/// account.
+pub fn entry_reference(entry: &Entry) -> String {
+    format!("{}-{}", entry.height, entry.position)
+}
+
+fn tx_id(hash: &Hash) -> String {
+    hash.to_hex().get(..32).unwrap_or_default().to_string()
+}
+
+fn report_entry(entry: &Entry, currency: &str, decimals: u8) -> ReportEntry {
+    let amount = format_amount(entry.amount, decimals);
+    let details = entry.tx_hash.map(|hash| {
+        let (parties, agents) = match (entry.counterparty, entry.direction) {
+            (Some(other), Direction::Credit) => (
+                Some(RelatedParties {
+                    debtor_account: Some(Account::customer(&other, None, None)),
+                    creditor_account: None,
+                }),
+                entry.counterparty_bank.as_ref().map(|bank| RelatedAgents {
+                    debtor: Some(Agent::of(bank)),
+                    creditor: None,
+                }),
+            ),
+            (Some(other), Direction::Debit) => (
+                Some(RelatedParties {
+                    debtor_account: None,
+                    creditor_account: Some(Account::customer(&other, None, None)),
+                }),
+                entry.counterparty_bank.as_ref().map(|bank| RelatedAgents {
+                    debtor: None,
+                    creditor: Some(Agent::of(bank)),
+                }),
+            ),
+            (None, _) => (None, None),
+        };
+        EntryDetails {
+            transaction: TransactionDetails {
+                references: References {
+                    end_to_end_id: entry.end_to_end_id.clone(),
+                    tx_id: Some(tx_id(&hash)),
+                },
+                amount: ccy(currency, amount.clone()),
+                indicator: indicator(entry.direction),
+                parties,
+                agents,
+                remittance: entry
+                    .reference
+                    .clone()
+                    .filter(|r| !r.is_empty())
+                    .map(|text| Remittance { text }),
+                additional: Some(format!("tx {hash}")),
+            },
+        }
+    });
+    ReportEntry {
+        reference: entry_reference(entry),
+        amount: ccy(currency, amount),
+        indicator: indicator(entry.direction),
+        status: Code { code: "BOOK" },
+        booked: DateTimeChoice {
+            value: date_time(entry.booked_at_ms),
+        },
+        value_date: DateChoice {
+            value: date(entry.booked_at_ms),
+        },
+        servicer_reference: entry_reference(entry),
+        code: transaction_code(entry),
+        details,
+        additional: match entry.kind {
+            EntryKind::Settlement => Some(format!("net settlement at height {}", entry.height)),
+            EntryKind::Issue => Some("settlement money issued by the authority".into()),
+            EntryKind::Redeem => Some("settlement money redeemed by the authority".into()),
+            EntryKind::Deposit => Some("cash in by the bank".into()),
+            EntryKind::Withdraw => Some("cash out by the bank".into()),
+            EntryKind::Transfer => None,
+        },
+    }
+}
+
+fn summary(entries: &[Entry], decimals: u8) -> Summary {
+    let (mut credits, mut debits, mut credit_sum, mut debit_sum) = (0u64, 0u64, 0u128, 0u128);
+    for entry in entries {
+        match entry.direction {
+            Direction::Credit => {
+                credits = credits.saturating_add(1);
+                credit_sum = credit_sum.saturating_add(u128::from(entry.amount.0));
+            }
+            Direction::Debit => {
+                debits = debits.saturating_add(1);
+                debit_sum = debit_sum.saturating_add(u128::from(entry.amount.0));
+            }
+        }
+    }
+    let (net, net_indicator) = if credit_sum >= debit_sum {
+        (credit_sum.saturating_sub(debit_sum), "CRDT")
+    } else {
+        (debit_sum.saturating_sub(credit_sum), "DBIT")
+    };
+    Summary {
+        total: TotalEntries {
+            count: credits.saturating_add(debits).to_string(),
+            sum: format_units(credit_sum.saturating_add(debit_sum), decimals),
+            net: NetEntry {
+                amount: format_units(net, decimals),
+                indicator: net_indicator,
+            },
+        },
+        credits: NumberAndSum {
+            count: credits.to_string(),
+            sum: format_units(credit_sum, decimals),
+        },
+        debits: NumberAndSum {
+            count: debits.to_string(),
+            sum: format_units(debit_sum, decimals),
+        },
+    }
+}
+
+/// The message id of a bank's statement of a cycle (`Max35Text`: a bank id is at most 12
+/// characters).
+pub fn statement_message_id(bank: &BankId, cycle: u64) -> String {
+    format!("IP-STMT-{bank}-C{cycle}")
+}
+
+/// The bank's statement of a cycle as a camt.053.001.08 document. Its creation time is the
+/// closing block's, so every node writes the same document.
+pub fn camt053(statement: &BankStatement, currency: &str, decimals: u8) -> Result<String, IsoError> {
+    let created = date_time(statement.to_ms);
+    let message_id = statement_message_id(&statement.bank, statement.cycle);
+    let period = || Period {
+        from: date_time(statement.from_ms),
+        to: date_time(statement.to_ms),
+    };
+    let mut statements = Vec::with_capacity(statement.accounts.len().saturating_add(1));
+    let pool = &statement.pool;
+    statements.push(Statement {
+        id: format!("{message_id}-POOL"),
+        pagination: Pagination {
+            page: 1,
+            last: true,
+        },
+        sequence: statement.cycle.to_string(),
+        created: created.clone(),
+        period: period(),
+        account: Account::pool(&statement.bank, currency),
+        balances: vec![
+            balance("OPBD", currency, u128::from(pool.opening), decimals, statement.from_ms),
+            balance("CLBD", currency, u128::from(pool.closing), decimals, statement.to_ms),
+        ],
+        summary: Some(summary(&pool.entries, decimals)),
+        entries: pool
+            .entries
+            .iter()
+            .map(|e| report_entry(e, currency, decimals))
+            .collect(),
+        additional: format!(
+            "settlement pool of {} in cycle {} (heights {} to {})",
+            statement.bank, statement.cycle, statement.start_height, statement.end_height
+        ),
+    });
+    for (n, account) in statement.accounts.iter().enumerate() {
+        statements.push(Statement {
+            id: format!("{message_id}-{:04}", n.saturating_add(1)),
+            pagination: Pagination {
+                page: 1,
+                last: true,
+            },
+            sequence: statement.cycle.to_string(),
+            created: created.clone(),
+            period: period(),
+            account: Account::customer(&account.account, Some(currency), Some(&statement.bank)),
+            balances: vec![
+                balance("OPBD", currency, account.opening, decimals, statement.from_ms),
+                balance("CLBD", currency, account.closing, decimals, statement.to_ms),
+                balance(
+                    "CLAV",
+                    currency,
+                    u128::from(account.closing_available),
+                    decimals,
+                    statement.to_ms,
+                ),
+            ],
+            summary: Some(summary(&account.entries, decimals)),
+            entries: account
+                .entries
+                .iter()
+                .map(|e| report_entry(e, currency, decimals))
+                .collect(),
+            additional: format!(
+                "account {} in cycle {} (heights {} to {})",
+                account.account, statement.cycle, statement.start_height, statement.end_height
+            ),
+        });
+    }
+    super::write(
+        "Document",
+        &Camt053 {
+            xmlns: CAMT053,
+            message: StatementMessage {
+                    header: GroupHeader {
+                        id: message_id,
+                        created,
+                        pagination: Some(Pagination {
+                            page: 1,
+                            last: true,
+                        }),
+                    },
+                    statements,
+            },
+        },
+    )
+}
+
+/// Whose entry a notification is about.
+pub enum Owner<'a> {
+    /// A customer account (and its bank).
+    Customer(&'a AccountId, &'a BankId),
+    /// A bank's pool.
+    Pool(&'a BankId),
+}
+
+/// One entry as a camt.054.001.08 notification.
+pub fn camt054(
+    owner: Owner<'_>,
+    entry: &Entry,
+    currency: &str,
+    decimals: u8,
+) -> Result<String, IsoError> {
+    let reference = entry_reference(entry);
+    let (account, owner_id) = match owner {
+        Owner::Customer(id, bank) => (
+            Account::customer(id, Some(currency), Some(bank)),
+            short_account_id(id),
+        ),
+        Owner::Pool(bank) => (Account::pool(bank, currency), bank.as_str().to_string()),
+    };
+    // Max35Text: "IP-NTF-" (7) + 32 + "-" + reference could exceed it; the account's first
+    // 12 hex digits and the reference stay within.
+    let short_owner: String = owner_id.chars().take(12).collect();
+    let id = format!("IP-NTF-{short_owner}-{reference}");
+    let id: String = id.chars().take(35).collect();
+    let created = date_time(entry.booked_at_ms);
+    super::write(
+        "Document",
+        &Camt054 {
+            xmlns: CAMT054,
+            message: NotificationMessage {
+                    header: GroupHeader {
+                        id: id.clone(),
+                        created: created.clone(),
+                        pagination: None,
+                    },
+                    notification: Notification {
+                        id,
+                        created,
+                        account,
+                        entry: report_entry(entry, currency, decimals),
+                    },
+            },
+        },
+    )
+}
+
+/// Whose statement a camt.053 `Stmt` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatementAccount {
+    /// An Interpool customer account (its full id from the proxy).
+    Customer(AccountId),
+    /// A bank's settlement pool.
+    Pool(BankId),
+    /// Another account identifier, as written.
+    Other(String),
+}
+
+/// An entry read from a camt.053.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadEntry {
+    /// The entry reference (`NtryRef`), if any.
+    pub reference: Option<String>,
+    /// Amount.
+    pub amount: Amount,
+    /// Credit or debit.
+    pub direction: Direction,
+    /// End-to-end id of its transaction, if any.
+    pub end_to_end_id: Option<String>,
+}
+
+/// One `Stmt` read from a camt.053.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadStatement {
+    /// The account.
+    pub account: StatementAccount,
+    /// The `OPBD` balance, signed, if present.
+    pub opening: Option<i128>,
+    /// The `CLBD` balance, signed, if present.
+    pub closing: Option<i128>,
+    /// The entries, in document order.
+    pub entries: Vec<ReadEntry>,
+}
+
+fn read_direction(node: roxmltree::Node<'_, '_>, what: &str) -> Result<Direction, IsoError> {
+    match text(node, "CdtDbtInd", what)?.as_str() {
+        "CRDT" => Ok(Direction::Credit),
+        "DBIT" => Ok(Direction::Debit),
+        other => Err(IsoError::Invalid {
+            element: format!("{what}/CdtDbtInd"),
+            message: format!("{other:?} is neither CRDT nor DBIT"),
+        }),
+    }
+}
+
+/// Reads every statement of a camt.053.001.08 document (a bank's own books, say) in the
+/// currency's `decimals`.
+pub fn read_camt053(xml: &str, decimals: u8) -> Result<Vec<ReadStatement>, IsoError> {
+    let document = parse(xml, CAMT053)?;
+    let root = document.root_element();
+    let message = find(root, "BkToCstmrStmt")?
+        .ok_or_else(|| IsoError::Missing("BkToCstmrStmt".into()))?;
+    let mut out = Vec::new();
+    for stmt in children(message, "Stmt") {
+        let account = find(stmt, "Acct")?.ok_or_else(|| IsoError::Missing("Stmt/Acct".into()))?;
+        let scheme = optional_text(account, "Id/Othr/SchmeNm/Prtry")?;
+        let account = if find(account, "Prxy")?.is_some() {
+            StatementAccount::Customer(super::account(stmt, "Acct")?)
+        } else if scheme.as_deref() == Some(POOL_SCHEME) {
+            let id = text(account, "Id/Othr/Id", "Stmt/Acct")?;
+            StatementAccount::Pool(BankId::new(id.clone()).map_err(|e| IsoError::Invalid {
+                element: "Stmt/Acct/Id/Othr/Id".into(),
+                message: format!("{id:?}: {e}"),
+            })?)
+        } else {
+            StatementAccount::Other(
+                optional_text(account, "Id/IBAN")?
+                    .or(optional_text(account, "Id/Othr/Id")?)
+                    .unwrap_or_default(),
+            )
+        };
+        let (mut opening, mut closing) = (None, None);
+        for bal in children(stmt, "Bal") {
+            let code = text(bal, "Tp/CdOrPrtry/Cd", "Stmt/Bal")?;
+            let (_, value) = amount(bal, "Amt", decimals)?;
+            let signed = match read_direction(bal, "Stmt/Bal")? {
+                Direction::Credit => i128::from(value.0),
+                Direction::Debit => i128::from(value.0).saturating_neg(),
+            };
+            match code.as_str() {
+                "OPBD" => opening = Some(signed),
+                "CLBD" => closing = Some(signed),
+                _ => {}
+            }
+        }
+        let mut entries = Vec::new();
+        for ntry in children(stmt, "Ntry") {
+            let (_, value) = amount(ntry, "Amt", decimals)?;
+            entries.push(ReadEntry {
+                reference: optional_text(ntry, "NtryRef")?,
+                amount: value,
+                direction: read_direction(ntry, "Stmt/Ntry")?,
+                end_to_end_id: optional_text(ntry, "NtryDtls/TxDtls/Refs/EndToEndId")?,
+            });
+        }
+        out.push(ReadStatement {
+            account,
+            opening,
+            closing,
+            entries,
+        });
+    }
+    Ok(out)
+}

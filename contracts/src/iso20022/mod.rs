@@ -1,0 +1,343 @@
+//! ISO 20022 messages (feature `iso20022`): what a member bank's core banking system sends
+//! and receives (DESIGN.md, "Bank integration"; docs/adr/0012).
+//!
+//! * [`camt`]: camt.053 bank-to-customer statements of a closed cycle, camt.054 debit and
+//!   credit notifications of single entries, and reading a camt.053 back (reconciliation).
+//! * [`pacs`]: pacs.008 payment orders carrying the customer-signed transaction (written by
+//!   the wallet, read by the node, the XML fields checked against the signed transaction)
+//!   and pacs.002 status reports.
+//!
+//! Documents are written from serde types ([`quick_xml`]) and read with [`roxmltree`], which
+//! resolves namespaces and refuses any DTD (so no entity can be declared, let alone
+//! expanded). Pure functions: no I/O, no clock (a message's creation time is given).
+//!
+//! Identifiers: ISO 20022 account identifiers are at most 34 characters (`Max34Text`), an
+//! Interpool account id is 64 hex digits. An account is written as `Othr/Id` = its first
+//! 32 hex digits (scheme `INTERPOOL`) and, in full, as the account's proxy (`Prxy/Id`, type
+//! `INTERPOOL-ACCOUNT`); a reader takes the proxy and checks the short form is its prefix.
+//! Banks are `FinInstnId/Othr/Id` (scheme `INTERPOOL-BANK`).
+
+pub mod camt;
+pub mod pacs;
+
+use serde::Serialize;
+
+use crate::primitives::{AccountId, Amount};
+
+/// Namespace of camt.053 (bank-to-customer statement), version 08.
+pub const CAMT053: &str = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08";
+/// Namespace of camt.054 (debit/credit notification), version 08.
+pub const CAMT054: &str = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08";
+/// Namespace of pacs.008 (FI-to-FI customer credit transfer), version 08.
+pub const PACS008: &str = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08";
+/// Namespace of pacs.002 (FI-to-FI payment status report), version 10.
+pub const PACS002: &str = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10";
+/// Namespace of the element inside a pacs.008's supplementary data that carries the
+/// signed transaction (hex of its canonical encoding).
+pub const TX_ENVELOPE_NS: &str = "urn:interpool:xsd:signed-transaction:1";
+/// Local name of that element.
+pub const TX_ENVELOPE: &str = "SignedTransaction";
+/// Scheme name of an account's short id and proxy type.
+pub const ACCOUNT_SCHEME: &str = "INTERPOOL";
+/// Scheme name of a bank id.
+pub const BANK_SCHEME: &str = "INTERPOOL-BANK";
+/// Largest document read, in bytes (a pacs.008 of one transaction is about 3 KiB).
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+
+/// Why a document was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IsoError {
+    /// Larger than [`MAX_DOCUMENT_BYTES`].
+    #[error("the document is {0} bytes, more than the {MAX_DOCUMENT_BYTES} allowed")]
+    TooLarge(usize),
+    /// Not well-formed XML, or it declares a DTD.
+    #[error("not well-formed XML: {0}")]
+    Malformed(String),
+    /// Not the message (or the version) expected.
+    #[error("{0}")]
+    WrongMessage(String),
+    /// A required element is missing or empty.
+    #[error("missing element {0}")]
+    Missing(String),
+    /// An element's value is not valid.
+    #[error("{element}: {message}")]
+    Invalid {
+        /// The element's path.
+        element: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing failed (a bug: our types always serialize).
+    #[error("cannot write the document: {0}")]
+    Write(String),
+}
+
+/// Writes `document` as an XML document with `root` as its root element.
+pub(crate) fn write<T: Serialize>(root: &str, document: &T) -> Result<String, IsoError> {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let mut serializer = quick_xml::se::Serializer::with_root(&mut out, Some(root))
+        .map_err(|e| IsoError::Write(e.to_string()))?;
+    serializer.indent(' ', 2);
+    document
+        .serialize(serializer)
+        .map_err(|e| IsoError::Write(e.to_string()))?;
+    out.push('\n');
+    Ok(out)
+}
+
+/// Parses `xml` (size-limited, no DTD) and checks its root is a `Document` of `namespace`.
+pub(crate) fn parse<'a>(
+    xml: &'a str,
+    namespace: &str,
+) -> Result<roxmltree::Document<'a>, IsoError> {
+    if xml.len() > MAX_DOCUMENT_BYTES {
+        return Err(IsoError::TooLarge(xml.len()));
+    }
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 20_000,
+    };
+    let document = roxmltree::Document::parse_with_options(xml, options)
+        .map_err(|e| IsoError::Malformed(e.to_string()))?;
+    let root = document.root_element();
+    let found = root.tag_name().namespace().unwrap_or("");
+    if root.tag_name().name() != "Document" || found != namespace {
+        return Err(IsoError::WrongMessage(format!(
+            "expected a Document of namespace {namespace}, got {} of namespace {}",
+            root.tag_name().name(),
+            if found.is_empty() { "(none)" } else { found }
+        )));
+    }
+    Ok(document)
+}
+
+/// The child elements of `node` named `name` (in the node's own namespace).
+pub(crate) fn children<'a, 'input>(
+    node: roxmltree::Node<'a, 'input>,
+    name: &'a str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'input>> + 'a {
+    let namespace = node.tag_name().namespace();
+    node.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == name)
+        .filter(move |c| c.tag_name().namespace() == namespace)
+}
+
+/// The element at `path` (slash-separated) below `node`, if there is exactly one at each
+/// step.
+pub(crate) fn find<'a, 'input>(
+    node: roxmltree::Node<'a, 'input>,
+    path: &'a str,
+) -> Result<Option<roxmltree::Node<'a, 'input>>, IsoError> {
+    let mut at = node;
+    for step in path.split('/') {
+        let mut found = children(at, step);
+        let Some(first) = found.next() else {
+            return Ok(None);
+        };
+        if found.next().is_some() {
+            return Err(IsoError::Invalid {
+                element: path.to_string(),
+                message: format!("more than one {step}"),
+            });
+        }
+        at = first;
+    }
+    Ok(Some(at))
+}
+
+/// The trimmed text of the element at `path`, required.
+pub(crate) fn text<'a>(
+    node: roxmltree::Node<'a, '_>,
+    path: &'a str,
+    what: &str,
+) -> Result<String, IsoError> {
+    find(node, path)?
+        .and_then(|n| n.text())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| IsoError::Missing(format!("{what}/{path}")))
+}
+
+/// The trimmed text of the element at `path`, if present.
+pub(crate) fn optional_text<'a>(
+    node: roxmltree::Node<'a, '_>,
+    path: &'a str,
+) -> Result<Option<String>, IsoError> {
+    Ok(find(node, path)?
+        .and_then(|n| n.text())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string))
+}
+
+/// An amount element (`<Amt Ccy="EUR">12.34</Amt>`): its currency and minor units.
+pub(crate) fn amount(
+    node: roxmltree::Node<'_, '_>,
+    path: &str,
+    decimals: u8,
+) -> Result<(String, Amount), IsoError> {
+    let element = find(node, path)?.ok_or_else(|| IsoError::Missing(path.to_string()))?;
+    let currency = element
+        .attribute("Ccy")
+        .ok_or_else(|| IsoError::Missing(format!("{path}/@Ccy")))?
+        .to_string();
+    let value = element
+        .text()
+        .map(str::trim)
+        .ok_or_else(|| IsoError::Missing(path.to_string()))?;
+    let amount = parse_amount(value, decimals).map_err(|message| IsoError::Invalid {
+        element: path.to_string(),
+        message,
+    })?;
+    Ok((currency, amount))
+}
+
+/// Parses an ISO 20022 decimal amount (`12.3`, `12.30`, `12`) into minor units; more
+/// fractional digits than the currency has are refused unless they are zeros.
+pub fn parse_amount(value: &str, decimals: u8) -> Result<Amount, String> {
+    let trimmed = match value.split_once('.') {
+        Some((whole, fraction)) => {
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() {
+                whole.to_string()
+            } else {
+                format!("{whole}.{fraction}")
+            }
+        }
+        None => value.to_string(),
+    };
+    Amount::parse(&trimmed, decimals).map_err(|e| format!("{value:?}: {e}"))
+}
+
+/// Formats minor units as an ISO 20022 amount (at least one decimal digit is not needed:
+/// `12.34`, or `12` for a currency without decimals).
+pub fn format_amount(amount: Amount, decimals: u8) -> String {
+    amount.format(decimals)
+}
+
+/// An account's short identifier (`Max34Text`): its first 32 hex digits.
+pub fn short_account_id(account: &AccountId) -> String {
+    let hex = account.to_hex();
+    hex.get(..32).unwrap_or(&hex).to_string()
+}
+
+/// Reads an account written as described in the module documentation: the proxy in full,
+/// the short id its prefix.
+pub(crate) fn account(node: roxmltree::Node<'_, '_>, path: &str) -> Result<AccountId, IsoError> {
+    let element = find(node, path)?.ok_or_else(|| IsoError::Missing(path.to_string()))?;
+    let short = text(element, "Id/Othr/Id", path)?;
+    let full = text(element, "Prxy/Id", path)?;
+    let id: AccountId = full.parse().map_err(|e: crate::primitives::HexError| IsoError::Invalid {
+        element: format!("{path}/Prxy/Id"),
+        message: e.to_string(),
+    })?;
+    if !full.to_ascii_lowercase().starts_with(&short.to_ascii_lowercase()) {
+        return Err(IsoError::Invalid {
+            element: format!("{path}/Id/Othr/Id"),
+            message: format!("{short:?} is not the start of the account {full}"),
+        });
+    }
+    Ok(id)
+}
+
+/// `YYYY-MM-DDThh:mm:ss.sssZ` of a time in milliseconds since the Unix epoch (UTC).
+pub fn date_time(ms: u64) -> String {
+    let (date, seconds_of_day) = civil(ms);
+    let millis = ms % 1_000;
+    format!(
+        "{date}T{:02}:{:02}:{:02}.{millis:03}Z",
+        seconds_of_day / 3_600,
+        seconds_of_day / 60 % 60,
+        seconds_of_day % 60
+    )
+}
+
+/// `YYYY-MM-DD` of a time in milliseconds since the Unix epoch (UTC).
+pub fn date(ms: u64) -> String {
+    civil(ms).0
+}
+
+/// The civil date (proleptic Gregorian, UTC) and the second of the day.
+#[allow(clippy::arithmetic_side_effects)] // bounded: days < 2^64 / 86,400,000
+fn civil(ms: u64) -> (String, u64) {
+    let seconds = ms / 1_000;
+    let days = seconds / 86_400;
+    // Howard Hinnant's days-to-civil, shifted to the era starting 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        seconds % 86_400,
+    )
+}
+
+/// The ISO 20022 status reason code (ExternalStatusReason1Code) for a ledger or admission
+/// error code; `NARR` (narrative) where no code fits, the reason then in the text.
+pub fn reason_code(error_code: &str) -> &'static str {
+    match error_code {
+        "insufficient_funds" | "insufficient_pool" => "AM04",
+        "zero_amount" => "AM01",
+        "overflow" | "pool_limit" | "cycle_limit" => "AM02",
+        "duplicate_end_to_end_id" | "duplicate" | "already_committed" => "AM05",
+        "unknown_account" | "invalid_account_key" => "AC01",
+        "account_frozen" => "AC06",
+        "unknown_bank" | "wrong_bank" => "RC01",
+        "unknown_signer" | "invalid_signer" => "AC02",
+        "bad_signature" => "DS0B",
+        "unauthorized" => "AG01",
+        "expired" | "validity_too_long" => "AB05",
+        "queue_expired" => "AB03",
+        "queue_full" | "payer_queue_full" | "mempool_full" | "too_many_pending" => "AM14",
+        "bad_nonce" | "nonce_too_far_ahead" => "DU05",
+        "self_transfer" => "AM03",
+        "wrong_chain" | "invalid_end_to_end_id" | "invalid_reference" | "oversized" => "FF01",
+        _ => "NARR",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(date_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(date_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(date_time(1_796_025_257_123), "2026-11-30T07:54:17.123Z");
+        assert_eq!(date(4_107_542_399_999), "2100-02-28");
+    }
+
+    #[test]
+    fn amounts_read_with_trailing_zeros_and_refuse_extra_digits() {
+        assert_eq!(parse_amount("12.30", 2), Ok(Amount(1_230)));
+        assert_eq!(parse_amount("12.3000", 2), Ok(Amount(1_230)));
+        assert_eq!(parse_amount("12", 2), Ok(Amount(1_200)));
+        assert!(parse_amount("12.345", 2).is_err());
+        assert!(parse_amount("-1", 2).is_err());
+        assert!(parse_amount("1e3", 2).is_err());
+        assert!(parse_amount("184467440737095516.16", 2).is_err());
+    }
+
+    #[test]
+    fn a_dtd_an_entity_or_another_namespace_is_refused() {
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><Document xmlns="urn:x">&lol2;</Document>"#;
+        assert!(matches!(parse(bomb, "urn:x"), Err(IsoError::Malformed(_))));
+        let other = r#"<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.02"/>"#;
+        assert!(matches!(parse(other, PACS008), Err(IsoError::WrongMessage(_))));
+        assert!(matches!(parse("<Document", PACS008), Err(IsoError::Malformed(_))));
+        let big = format!("<Document xmlns=\"{PACS008}\">{}</Document>", " ".repeat(MAX_DOCUMENT_BYTES));
+        assert!(matches!(parse(&big, PACS008), Err(IsoError::TooLarge(_))));
+    }
+}
+
+#[cfg(test)]
+#[path = "round_trip_tests.rs"]
+mod round_trip_tests;
