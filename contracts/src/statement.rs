@@ -441,6 +441,23 @@ impl CycleBooks {
         }
     }
 
+    /// The entries booked so far, without balances (`balance_after` 0) and without the
+    /// counterparties' banks: customer entries by account, then pool entries by bank, each
+    /// in booking order. For notifications of single entries (camt.054).
+    pub fn into_entries(self) -> (Vec<(AccountId, Entry)>, Vec<(BankId, Entry)>) {
+        let accounts = self
+            .accounts
+            .into_iter()
+            .flat_map(|(id, bookings)| bookings.into_iter().map(move |b| (id, b.entry)))
+            .collect();
+        let pools = self
+            .pools
+            .into_iter()
+            .flat_map(|(bank, bookings)| bookings.into_iter().map(move |b| (bank.clone(), b.entry)))
+            .collect();
+        (accounts, pools)
+    }
+
     fn book_account(&mut self, account: AccountId, entry: Entry) {
         self.accounts
             .entry(account)

@@ -364,6 +364,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         start,
         halt_height: config.halt_height,
         statements: statement_progress,
+        iso_orders: Default::default(),
         health: Arc::new(api::health::Health {
             validators: genesis.validators.iter().map(|v| v.key).collect(),
             quorum: validators.quorum(),

@@ -176,7 +176,8 @@ pub fn api_state(core: &Core, store: Arc<Store>, genesis: &Genesis) -> ApiState 
         health: std::sync::Arc::new(crate::api::health::Health::alone(
             interpool_contracts::AccountId([0; 32]),
         )),
-            statements: core.statement_progress(),
+        statements: core.statement_progress(),
+        iso_orders: Default::default(),
     }
 }
 

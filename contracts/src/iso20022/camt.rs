@@ -12,8 +12,8 @@
 use serde::Serialize;
 
 use super::{
-    amount, children, date, date_time, find, format_amount, optional_text, parse,
-    short_account_id, text, IsoError, ACCOUNT_SCHEME, BANK_SCHEME, CAMT053, CAMT054,
+    amount, children, date, date_time, find, format_amount, optional_text, parse, short_account_id,
+    text, IsoError, ACCOUNT_SCHEME, BANK_SCHEME, CAMT053, CAMT054,
 };
 use crate::primitives::{AccountId, Amount, BankId, Hash};
 use crate::statement::{format_units, BankStatement, Direction, Entry, EntryKind};
@@ -22,7 +22,6 @@ use crate::statement::{format_units, BankStatement, Direction, Entry, EntryKind}
 pub const POOL_SCHEME: &str = "INTERPOOL-POOL";
 /// Proxy type naming a customer account in full.
 pub const ACCOUNT_PROXY: &str = "INTERPOOL-ACCOUNT";
-
 
 #[derive(Serialize)]
 struct Pagination {
@@ -583,7 +582,11 @@ pub fn statement_message_id(bank: &BankId, cycle: u64) -> String {
 
 /// The bank's statement of a cycle as a camt.053.001.08 document. Its creation time is the
 /// closing block's, so every node writes the same document.
-pub fn camt053(statement: &BankStatement, currency: &str, decimals: u8) -> Result<String, IsoError> {
+pub fn camt053(
+    statement: &BankStatement,
+    currency: &str,
+    decimals: u8,
+) -> Result<String, IsoError> {
     let created = date_time(statement.to_ms);
     let message_id = statement_message_id(&statement.bank, statement.cycle);
     let period = || Period {
@@ -603,8 +606,20 @@ pub fn camt053(statement: &BankStatement, currency: &str, decimals: u8) -> Resul
         period: period(),
         account: Account::pool(&statement.bank, currency),
         balances: vec![
-            balance("OPBD", currency, u128::from(pool.opening), decimals, statement.from_ms),
-            balance("CLBD", currency, u128::from(pool.closing), decimals, statement.to_ms),
+            balance(
+                "OPBD",
+                currency,
+                u128::from(pool.opening),
+                decimals,
+                statement.from_ms,
+            ),
+            balance(
+                "CLBD",
+                currency,
+                u128::from(pool.closing),
+                decimals,
+                statement.to_ms,
+            ),
         ],
         summary: Some(summary(&pool.entries, decimals)),
         entries: pool
@@ -629,7 +644,13 @@ pub fn camt053(statement: &BankStatement, currency: &str, decimals: u8) -> Resul
             period: period(),
             account: Account::customer(&account.account, Some(currency), Some(&statement.bank)),
             balances: vec![
-                balance("OPBD", currency, account.opening, decimals, statement.from_ms),
+                balance(
+                    "OPBD",
+                    currency,
+                    account.opening,
+                    decimals,
+                    statement.from_ms,
+                ),
                 balance("CLBD", currency, account.closing, decimals, statement.to_ms),
                 balance(
                     "CLAV",
@@ -656,15 +677,15 @@ pub fn camt053(statement: &BankStatement, currency: &str, decimals: u8) -> Resul
         &Camt053 {
             xmlns: CAMT053,
             message: StatementMessage {
-                    header: GroupHeader {
-                        id: message_id,
-                        created,
-                        pagination: Some(Pagination {
-                            page: 1,
-                            last: true,
-                        }),
-                    },
-                    statements,
+                header: GroupHeader {
+                    id: message_id,
+                    created,
+                    pagination: Some(Pagination {
+                        page: 1,
+                        last: true,
+                    }),
+                },
+                statements,
             },
         },
     )
@@ -704,17 +725,17 @@ pub fn camt054(
         &Camt054 {
             xmlns: CAMT054,
             message: NotificationMessage {
-                    header: GroupHeader {
-                        id: id.clone(),
-                        created: created.clone(),
-                        pagination: None,
-                    },
-                    notification: Notification {
-                        id,
-                        created,
-                        account,
-                        entry: report_entry(entry, currency, decimals),
-                    },
+                header: GroupHeader {
+                    id: id.clone(),
+                    created: created.clone(),
+                    pagination: None,
+                },
+                notification: Notification {
+                    id,
+                    created,
+                    account,
+                    entry: report_entry(entry, currency, decimals),
+                },
             },
         },
     )
@@ -773,8 +794,8 @@ fn read_direction(node: roxmltree::Node<'_, '_>, what: &str) -> Result<Direction
 pub fn read_camt053(xml: &str, decimals: u8) -> Result<Vec<ReadStatement>, IsoError> {
     let document = parse(xml, CAMT053)?;
     let root = document.root_element();
-    let message = find(root, "BkToCstmrStmt")?
-        .ok_or_else(|| IsoError::Missing("BkToCstmrStmt".into()))?;
+    let message =
+        find(root, "BkToCstmrStmt")?.ok_or_else(|| IsoError::Missing("BkToCstmrStmt".into()))?;
     let mut out = Vec::new();
     for stmt in children(message, "Stmt") {
         let account = find(stmt, "Acct")?.ok_or_else(|| IsoError::Missing("Stmt/Acct".into()))?;

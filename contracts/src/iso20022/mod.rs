@@ -228,11 +228,16 @@ pub(crate) fn account(node: roxmltree::Node<'_, '_>, path: &str) -> Result<Accou
     let element = find(node, path)?.ok_or_else(|| IsoError::Missing(path.to_string()))?;
     let short = text(element, "Id/Othr/Id", path)?;
     let full = text(element, "Prxy/Id", path)?;
-    let id: AccountId = full.parse().map_err(|e: crate::primitives::HexError| IsoError::Invalid {
-        element: format!("{path}/Prxy/Id"),
-        message: e.to_string(),
-    })?;
-    if !full.to_ascii_lowercase().starts_with(&short.to_ascii_lowercase()) {
+    let id: AccountId =
+        full.parse()
+            .map_err(|e: crate::primitives::HexError| IsoError::Invalid {
+                element: format!("{path}/Prxy/Id"),
+                message: e.to_string(),
+            })?;
+    if !full
+        .to_ascii_lowercase()
+        .starts_with(&short.to_ascii_lowercase())
+    {
         return Err(IsoError::Invalid {
             element: format!("{path}/Id/Othr/Id"),
             message: format!("{short:?} is not the start of the account {full}"),
@@ -273,10 +278,7 @@ fn civil(ms: u64) -> (String, u64) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    (
-        format!("{year:04}-{month:02}-{day:02}"),
-        seconds % 86_400,
-    )
+    (format!("{year:04}-{month:02}-{day:02}"), seconds % 86_400)
 }
 
 /// The ISO 20022 status reason code (ExternalStatusReason1Code) for a ledger or admission
@@ -331,9 +333,18 @@ mod tests {
         let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><Document xmlns="urn:x">&lol2;</Document>"#;
         assert!(matches!(parse(bomb, "urn:x"), Err(IsoError::Malformed(_))));
         let other = r#"<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.02"/>"#;
-        assert!(matches!(parse(other, PACS008), Err(IsoError::WrongMessage(_))));
-        assert!(matches!(parse("<Document", PACS008), Err(IsoError::Malformed(_))));
-        let big = format!("<Document xmlns=\"{PACS008}\">{}</Document>", " ".repeat(MAX_DOCUMENT_BYTES));
+        assert!(matches!(
+            parse(other, PACS008),
+            Err(IsoError::WrongMessage(_))
+        ));
+        assert!(matches!(
+            parse("<Document", PACS008),
+            Err(IsoError::Malformed(_))
+        ));
+        let big = format!(
+            "<Document xmlns=\"{PACS008}\">{}</Document>",
+            " ".repeat(MAX_DOCUMENT_BYTES)
+        );
         assert!(matches!(parse(&big, PACS008), Err(IsoError::TooLarge(_))));
     }
 }

@@ -362,7 +362,9 @@ impl PaymentOrder {
         let mut out = Vec::new();
         let mut differ = |field: &str, xml: &str, signed: &str| {
             if xml != signed {
-                out.push(format!("{field} is {xml:?}, the signed transaction says {signed:?}"));
+                out.push(format!(
+                    "{field} is {xml:?}, the signed transaction says {signed:?}"
+                ));
             }
         };
         differ("PmtId/EndToEndId", &self.end_to_end_id, end_to_end_id);

@@ -7,7 +7,9 @@ use super::camt::{camt053, camt054, read_camt053, Owner, StatementAccount};
 use super::pacs::{pacs002, pacs008, read_pacs002, read_pacs008, PaymentStatus, StatusReport};
 use super::*;
 use crate::primitives::{BankId, Hash};
-use crate::statement::{AccountStatement, BankStatement, Direction, Entry, EntryKind, PoolStatement};
+use crate::statement::{
+    AccountStatement, BankStatement, Direction, Entry, EntryKind, PoolStatement,
+};
 use crate::testkit::{account, bank_id, key};
 use crate::tx::{Body, Transaction};
 
@@ -79,13 +81,26 @@ fn a_camt053_reads_back_with_its_balances_and_entries() {
     let read = read_camt053(&xml, 2).expect("reads");
     assert_eq!(read.len(), 2);
     assert_eq!(read[0].account, StatementAccount::Pool(bank_id(0)));
-    assert_eq!((read[0].opening, read[0].closing), (Some(1_000_000), Some(997_500)));
+    assert_eq!(
+        (read[0].opening, read[0].closing),
+        (Some(1_000_000), Some(997_500))
+    );
     assert_eq!(read[1].account, StatementAccount::Customer(account(7)));
-    assert_eq!((read[1].opening, read[1].closing), (Some(100_000), Some(115_000)));
+    assert_eq!(
+        (read[1].opening, read[1].closing),
+        (Some(100_000), Some(115_000))
+    );
     let entries: Vec<_> = read[1]
         .entries
         .iter()
-        .map(|e| (e.direction, e.amount.0, e.end_to_end_id.as_deref(), e.reference.as_deref()))
+        .map(|e| {
+            (
+                e.direction,
+                e.amount.0,
+                e.end_to_end_id.as_deref(),
+                e.reference.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         entries,
@@ -108,7 +123,13 @@ fn a_camt054_notifies_one_entry() {
     .expect("writes");
     save("camt054.xml", &xml);
     assert!(xml.contains(CAMT054) && xml.contains("<EndToEndId>INV-1</EndToEndId>"));
-    let pool = camt054(Owner::Pool(&bank_id(0)), &statement.pool.entries[0], "EUR", 2).expect("pool");
+    let pool = camt054(
+        Owner::Pool(&bank_id(0)),
+        &statement.pool.entries[0],
+        "EUR",
+        2,
+    )
+    .expect("pool");
     save("camt054-pool.xml", &pool);
 }
 
@@ -131,24 +152,48 @@ fn signed_transfer(reference: &str) -> crate::tx::SignedTransaction {
 #[test]
 fn a_pacs008_carries_the_signed_transaction_and_its_fields_must_agree() {
     let signed = signed_transfer("invoice 77");
-    let xml = pacs008(&signed, &bank_id(0), &bank_id(1), "EUR", 2, 1_796_025_257_123).expect("writes");
+    let xml = pacs008(
+        &signed,
+        &bank_id(0),
+        &bank_id(1),
+        "EUR",
+        2,
+        1_796_025_257_123,
+    )
+    .expect("writes");
     save("pacs008.xml", &xml);
     let order = read_pacs008(&xml, 2).expect("reads");
     assert_eq!(order.signed, signed);
     assert_eq!(order.amount, Amount(12_345));
     assert_eq!(order.end_to_end_id, "E2E-77");
     let banks = |a: &crate::primitives::AccountId| {
-        Some(if *a == account(7) { bank_id(0) } else { bank_id(1) })
+        Some(if *a == account(7) {
+            bank_id(0)
+        } else {
+            bank_id(1)
+        })
     };
     assert!(order.disagreements("EUR", banks).is_empty());
 
     // Each field changed in the XML, the signature untouched: named, one by one.
     let cases = [
-        ("<EndToEndId>E2E-77</EndToEndId>", "<EndToEndId>E2E-78</EndToEndId>", "PmtId/EndToEndId"),
+        (
+            "<EndToEndId>E2E-77</EndToEndId>",
+            "<EndToEndId>E2E-78</EndToEndId>",
+            "PmtId/EndToEndId",
+        ),
         (">123.45<", ">123.46<", "IntrBkSttlmAmt"),
         ("Ccy=\"EUR\"", "Ccy=\"USD\"", "IntrBkSttlmAmt/@Ccy"),
-        ("<Ustrd>invoice 77</Ustrd>", "<Ustrd>invoice 78</Ustrd>", "RmtInf/Ustrd"),
-        (&format!("<Id>{}</Id>", bank_id(1)), "<Id>BANK_X</Id>", "CdtrAgt"),
+        (
+            "<Ustrd>invoice 77</Ustrd>",
+            "<Ustrd>invoice 78</Ustrd>",
+            "RmtInf/Ustrd",
+        ),
+        (
+            &format!("<Id>{}</Id>", bank_id(1)),
+            "<Id>BANK_X</Id>",
+            "CdtrAgt",
+        ),
     ];
     for (from, to, field) in cases {
         assert!(xml.contains(from), "{from} in the document");
@@ -162,14 +207,19 @@ fn a_pacs008_carries_the_signed_transaction_and_its_fields_must_agree() {
     let other = account(9).to_hex();
     // (The short id is written twice, as the debtor's id and its account's, before the
     // proxy.)
-    let changed = xml
-        .replacen(&account(7).to_hex(), &other, 1)
-        .replacen(&account(7).to_hex()[..32], &other[..32], 2);
+    let changed = xml.replacen(&account(7).to_hex(), &other, 1).replacen(
+        &account(7).to_hex()[..32],
+        &other[..32],
+        2,
+    );
     let order = read_pacs008(&changed, 2).expect("reads");
     assert!(order.disagreements("EUR", banks)[0].starts_with("DbtrAcct"));
     // A short id that is not the proxy's start.
     let changed = xml.replacen(&account(7).to_hex()[..32], &other[..32], 2);
-    assert!(matches!(read_pacs008(&changed, 2), Err(IsoError::Invalid { .. })));
+    assert!(matches!(
+        read_pacs008(&changed, 2),
+        Err(IsoError::Invalid { .. })
+    ));
 }
 
 #[test]
@@ -178,15 +228,31 @@ fn a_pacs008_without_the_transaction_or_with_two_transfers_is_refused() {
     let xml = pacs008(&signed, &bank_id(0), &bank_id(1), "EUR", 2, 0).expect("writes");
     assert!(!xml.contains("<RmtInf>"), "no remittance text, no RmtInf");
     assert!(read_pacs008(&xml, 2).is_ok());
-    let hex = signed.encode().iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = signed
+        .encode()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
     let no_tx = xml.replacen(&hex, "", 1);
-    assert!(matches!(read_pacs008(&no_tx, 2), Err(IsoError::Invalid { .. })));
+    assert!(matches!(
+        read_pacs008(&no_tx, 2),
+        Err(IsoError::Invalid { .. })
+    ));
     let truncated = xml.replacen(&hex, &hex[..hex.len() - 2], 1);
-    assert!(matches!(read_pacs008(&truncated, 2), Err(IsoError::Invalid { .. })));
+    assert!(matches!(
+        read_pacs008(&truncated, 2),
+        Err(IsoError::Invalid { .. })
+    ));
     let two = xml.replacen("<NbOfTxs>1</NbOfTxs>", "<NbOfTxs>2</NbOfTxs>", 1);
-    assert!(matches!(read_pacs008(&two, 2), Err(IsoError::Invalid { .. })));
+    assert!(matches!(
+        read_pacs008(&two, 2),
+        Err(IsoError::Invalid { .. })
+    ));
     let wrong_version = xml.replacen("pacs.008.001.08", "pacs.008.001.09", 1);
-    assert!(matches!(read_pacs008(&wrong_version, 2), Err(IsoError::WrongMessage(_))));
+    assert!(matches!(
+        read_pacs008(&wrong_version, 2),
+        Err(IsoError::WrongMessage(_))
+    ));
     let not_a_transfer = Transaction {
         chain_id: "test".into(),
         signer: account(7),
@@ -215,7 +281,11 @@ fn a_pacs002_reports_each_status_with_its_reason() {
         (PaymentStatus::Settled, None, Some("NARR")),
         (PaymentStatus::Accepted, None, Some("NARR")),
         (PaymentStatus::Pending, None, Some("NARR")),
-        (PaymentStatus::Rejected, Some("insufficient_funds"), Some("AM04")),
+        (
+            PaymentStatus::Rejected,
+            Some("insufficient_funds"),
+            Some("AM04"),
+        ),
         (PaymentStatus::Rejected, Some("queue_expired"), Some("AB03")),
         (PaymentStatus::Rejected, Some("something_new"), Some("NARR")),
     ] {
@@ -225,7 +295,10 @@ fn a_pacs002_reports_each_status_with_its_reason() {
             ..base.clone()
         };
         let xml = pacs002(&report).expect("writes");
-        save(&format!("pacs002-{}-{}.xml", status.code(), error.unwrap_or("none")), &xml);
+        save(
+            &format!("pacs002-{}-{}.xml", status.code(), error.unwrap_or("none")),
+            &xml,
+        );
         let read = read_pacs002(&xml).expect("reads");
         assert_eq!(read.status, status.code());
         assert_eq!(read.end_to_end_id, "E2E-77");

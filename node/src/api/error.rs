@@ -73,6 +73,24 @@ pub enum Code {
     Busy,
     /// 503: the node cannot serve the request (its storage failed).
     Unavailable,
+    /// 503: the cycle has just closed; its statements are being written.
+    StatementPending,
+    /// 404: this node does not hold the cycle's blocks, so it has no statement of it.
+    StatementUnavailable,
+    /// 400: the body is not well-formed XML (or declares a DTD).
+    BadXml,
+    /// 400: another ISO 20022 message, namespace or version than the route takes.
+    UnsupportedMessage,
+    /// 400: an element of the message is missing or invalid.
+    InvalidMessage,
+    /// 422: the message's fields disagree with the signed transaction it carries.
+    MessageMismatch,
+    /// 400: a malformed end-to-end id.
+    BadEndToEndId,
+    /// 404: no transfer with that end-to-end id on this node.
+    UnknownEndToEndId,
+    /// 409: several debtors used that end-to-end id.
+    AmbiguousEndToEndId,
 }
 
 impl Code {
@@ -107,6 +125,15 @@ impl Code {
             Code::TooManyStreams => "too_many_streams",
             Code::Busy => "busy",
             Code::Unavailable => "unavailable",
+            Code::StatementPending => "statement_pending",
+            Code::StatementUnavailable => "statement_unavailable",
+            Code::BadXml => "bad_xml",
+            Code::UnsupportedMessage => "unsupported_message",
+            Code::InvalidMessage => "invalid_message",
+            Code::MessageMismatch => "message_mismatch",
+            Code::BadEndToEndId => "bad_end_to_end_id",
+            Code::UnknownEndToEndId => "unknown_end_to_end_id",
+            Code::AmbiguousEndToEndId => "ambiguous_end_to_end_id",
         }
     }
 
@@ -125,7 +152,13 @@ impl Code {
             | Code::BadCycle
             | Code::BadLimit
             | Code::BadCursor
-            | Code::BatchTooLarge => StatusCode::BAD_REQUEST,
+            | Code::BatchTooLarge
+            | Code::BadXml
+            | Code::UnsupportedMessage
+            | Code::InvalidMessage
+            | Code::BadEndToEndId => StatusCode::BAD_REQUEST,
+            Code::MessageMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::AmbiguousEndToEndId => StatusCode::CONFLICT,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::ReadOnly => StatusCode::FORBIDDEN,
@@ -134,12 +167,16 @@ impl Code {
             | Code::UnknownBank
             | Code::UnknownBlock
             | Code::UnknownCycle
-            | Code::UnknownSigner => StatusCode::NOT_FOUND,
+            | Code::UnknownSigner
+            | Code::StatementUnavailable
+            | Code::UnknownEndToEndId => StatusCode::NOT_FOUND,
             Code::Pruned => StatusCode::GONE,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Code::NotCertifiedYet | Code::TooManyStreams | Code::Busy | Code::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Code::NotCertifiedYet
+            | Code::TooManyStreams
+            | Code::Busy
+            | Code::Unavailable
+            | Code::StatementPending => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

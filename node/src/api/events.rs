@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use interpool_contracts::views::EventView;
-use interpool_contracts::AccountId;
+use interpool_contracts::{AccountId, BankId};
 use serde::Deserialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
@@ -24,6 +24,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::blocks::stored_block;
 use super::limits::{ExpensiveReads, WithinRate};
+use super::statements::{block_notifications, NotificationFilter};
 use super::{parse_account, parse_cursor, ApiError, ApiState, Code, CURSOR_PATTERN};
 
 /// Events buffered per client before the stream waits for it to read.
@@ -40,6 +41,14 @@ pub struct EventsQuery {
     /// Resume after this cursor (`height:index`), like `Last-Event-ID`.
     #[param(pattern = "^[0-9]{1,19}:[0-9]{1,9}$")]
     after: Option<String>,
+    /// `json` (the default): one event per thing a block did. `camt054`: one ISO 20022
+    /// camt.054.001.08 notification (XML, event `camt054`) per booked entry (customer
+    /// accounts' and pools'), its cursor `height:index` counting the block's entries.
+    #[param(pattern = "^(json|camt054)$")]
+    format: Option<String>,
+    /// With `format=camt054`: only the entries of this bank's pool and customers.
+    #[param(value_type = Option<BankId>, inline)]
+    bank: Option<String>,
 }
 
 /// The body of `GET /v1/events`, for the OpenAPI document: an SSE stream whose events each
@@ -52,6 +61,14 @@ pub struct EventStream;
 
 /// Every event's `event` field (see [`kind`]).
 const EVENT_KINDS: [&str; 4] = ["transaction", "released", "expired", "cycle_closed"];
+/// Every event's `event` field, with `format=camt054`'s.
+const ALL_EVENT_KINDS: [&str; 5] = [
+    "transaction",
+    "released",
+    "expired",
+    "cycle_closed",
+    "camt054",
+];
 
 impl PartialSchema for EventStream {
     fn schema() -> RefOr<Schema> {
@@ -62,7 +79,8 @@ impl PartialSchema for EventStream {
                  connection alive). `id`: its cursor `height:index` (send it back as \
                  `Last-Event-ID` or `?after=` to resume exactly after it); `event`: its \
                  kind; `data`: one JSON object of schema `EventView`, whose `kind` is the \
-                 same.",
+                 same. With `format=camt054`, `event` is `camt054` and `data` one ISO 20022 \
+                 camt.054.001.08 document (XML, over several `data:` lines).",
             ))
             .property(
                 "id",
@@ -74,7 +92,7 @@ impl PartialSchema for EventStream {
                 "event",
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .enum_values(Some(EVENT_KINDS)),
+                    .enum_values(Some(ALL_EVENT_KINDS)),
             )
             .property(
                 "data",
@@ -145,6 +163,50 @@ pub(crate) async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(Code::BadQuery, e.body_text()))?;
     let account = query.account.as_deref().map(parse_account).transpose()?;
+    let bank: Option<BankId> = query
+        .bank
+        .as_deref()
+        .map(|text| {
+            text.parse()
+                .map_err(|e| ApiError::new(Code::BadBankId, format!("bank: {e}")))
+        })
+        .transpose()?;
+    let camt054 = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("camt054") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                Code::BadQuery,
+                format!("format must be json or camt054, not {other:?}"),
+            ))
+        }
+    };
+    if bank.is_some() && !camt054 {
+        return Err(ApiError::new(
+            Code::BadQuery,
+            "bank= filters camt054 notifications (format=camt054)",
+        ));
+    }
+    if bank.is_some() && account.is_some() {
+        return Err(ApiError::new(
+            Code::BadQuery,
+            "give account= or bank=, not both",
+        ));
+    }
+    if let Some(bank) = &bank {
+        if state.reader.view().ledger.bank(bank).is_none() {
+            return Err(ApiError::new(Code::UnknownBank, format!("no bank {bank}")));
+        }
+    }
+    let format = if camt054 {
+        Format::Camt054(match (account, bank) {
+            (Some(account), _) => NotificationFilter::Account(account),
+            (None, Some(bank)) => NotificationFilter::Bank(bank),
+            (None, None) => NotificationFilter::All,
+        })
+    } else {
+        Format::Json(account)
+    };
     let last_event_id = headers
         .get("last-event-id")
         .map(|value| {
@@ -188,7 +250,7 @@ pub(crate) async fn stream(
             )
         })?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
-    tokio::spawn(produce(state, start, account, sender, permit));
+    tokio::spawn(produce(state, start, format, sender, permit));
     let events = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|event| (Ok(event), receiver))
     });
@@ -206,11 +268,22 @@ pub(crate) fn kind(event: &EventView) -> &'static str {
     }
 }
 
+/// What a stream sends.
+enum Format {
+    /// JSON events, perhaps only those concerning one account.
+    Json(Option<AccountId>),
+    /// camt.054 notifications of booked entries.
+    Camt054(NotificationFilter),
+}
+
+/// One event to send: its index in the block, its `event` name and its data.
+type Outgoing = (u32, &'static str, String);
+
 /// Reads committed blocks from `start` on and sends their events until the client leaves.
 async fn produce(
     state: ApiState,
     start: Start,
-    account: Option<AccountId>,
+    format: Format,
     sender: mpsc::Sender<Event>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -225,12 +298,45 @@ async fn produce(
             // Read and decode on the blocking pool, a limited number of streams at a time:
             // a stream replaying from the first block waits its turn rather than crowd out
             // the node's other work.
+            let ledger = state.reader.view().ledger.clone();
+            let currency = state.currency.clone();
+            let filter = match &format {
+                Format::Json(account) => Err(*account),
+                Format::Camt054(filter) => Ok(filter.clone()),
+            };
             let read = state
                 .reader
                 .read_for_stream(move |store| {
                     stored_block(store, height).map(|stored| {
-                        stored.map(|stored| {
-                            EventView::of_block(&stored.block, &stored.outcome, decimals)
+                        stored.map(|stored| -> Vec<Outgoing> {
+                            match &filter {
+                                Err(account) => {
+                                    EventView::of_block(&stored.block, &stored.outcome, decimals)
+                                        .into_iter()
+                                        .enumerate()
+                                        .filter(|(_, event)| {
+                                            account.is_none_or(|account| event.concerns(&account))
+                                        })
+                                        .filter_map(|(index, event)| {
+                                            let data = serde_json::to_string(&event).ok()?;
+                                            let index = u32::try_from(index).unwrap_or(u32::MAX);
+                                            Some((index, kind(&event), data))
+                                        })
+                                        .collect()
+                                }
+                                Ok(filter) => block_notifications(
+                                    store,
+                                    &stored.block,
+                                    &stored.outcome,
+                                    &ledger,
+                                    filter,
+                                    &currency,
+                                    decimals,
+                                )
+                                .into_iter()
+                                .map(|(index, xml)| (index, "camt054", xml))
+                                .collect(),
+                            }
                         })
                     })
                 })
@@ -244,21 +350,14 @@ async fn produce(
                 }
                 None => return,
             };
-            for (index, event) in events.iter().enumerate() {
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
+            for (index, name, data) in events {
                 if seen_through.is_some_and(|seen| index <= seen) {
                     continue;
                 }
-                if account.is_some_and(|account| !event.concerns(&account)) {
-                    continue;
-                }
-                let Ok(sse) = Event::default()
+                let sse = Event::default()
                     .id(format!("{height}:{index}"))
-                    .event(kind(event))
-                    .json_data(event)
-                else {
-                    continue;
-                };
+                    .event(name)
+                    .data(data);
                 if sender.send(sse).await.is_err() {
                     return; // the client left
                 }

@@ -27,8 +27,10 @@ pub mod blocks;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod iso20022;
 pub mod limits;
 pub mod node;
+pub mod statements;
 pub mod transactions;
 
 use std::sync::atomic::AtomicUsize;
@@ -84,6 +86,8 @@ pub struct ApiState {
     pub health: Arc<health::Health>,
     /// How far the statement writer got (none: this node makes no statements).
     pub statements: Option<Arc<crate::app::statements::StatementProgress>>,
+    /// pacs.008 orders acknowledged here, for status reports until they are in a block.
+    pub iso_orders: Arc<iso20022::RecentOrders>,
 }
 
 impl ApiState {
@@ -135,6 +139,9 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(banks::bank))
         .routes(routes!(blocks::block))
         .routes(routes!(banks::cycle))
+        .routes(routes!(statements::statement))
+        .routes(routes!(iso20022::pacs008))
+        .routes(routes!(iso20022::pacs002_status))
         .routes(routes!(events::stream))
         .routes(routes!(node::metrics))
         .routes(routes!(node::openapi_json))

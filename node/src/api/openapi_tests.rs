@@ -40,6 +40,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/banks/{id}"),
     ("GET", "/v1/blocks/{height}"),
     ("GET", "/v1/cycles/{cycle}"),
+    ("GET", "/v1/banks/{id}/statements/{cycle}"),
+    ("POST", "/v1/iso20022/pacs.008"),
+    ("GET", "/v1/iso20022/pacs.002/{end_to_end_id}"),
     ("GET", "/v1/events"),
     ("GET", "/metrics"),
     ("GET", "/v1/openapi.json"),
@@ -111,6 +114,7 @@ impl TestApi {
                 interpool_contracts::AccountId([0; 32]),
             )),
             statements: core.statement_progress(),
+            iso_orders: Default::default(),
         };
         Self {
             router: router(state, 1 << 20),
@@ -285,6 +289,7 @@ fn sample(parameter: &str) -> &'static str {
         // account id would make `/proof` wait for a block that never comes).
         "id" => "BANK_A",
         "height" | "cycle" => "latest",
+        "end_to_end_id" => "E2E-1",
         other => panic!("no sample for path parameter {other}"),
     }
 }
@@ -1420,6 +1425,9 @@ async fn openapi_limited_routes_document_429_and_503_and_the_others_do_not_promi
         ("get", "/v1/accounts/{id}/proof"),
         ("get", "/v1/blocks/{height}"),
         ("get", "/v1/events"),
+        ("get", "/v1/banks/{id}/statements/{cycle}"),
+        ("post", "/v1/iso20022/pacs.008"),
+        ("get", "/v1/iso20022/pacs.002/{end_to_end_id}"),
     ];
     for (method, path) in limited {
         let responses = &document["paths"][path][method]["responses"];

@@ -26,10 +26,10 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::checkpoint::{Checkpointer, StartReport};
-use super::statements::{StatementJob, StatementWriter};
 use super::lock;
 use super::mempool::SharedMempool;
 use super::replay::{self, Invariants, Replay, Trust};
+use super::statements::{StatementJob, StatementWriter};
 use super::view::ChainView;
 use crate::metrics::Metrics;
 use crate::storage::{ChainStore, CommittedBlock, StorageError};

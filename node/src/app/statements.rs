@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use interpool_contracts::statement::{BankStatement, CycleBooks, StatementError};
 use interpool_contracts::{Block, Hash, Ledger, Transaction};
 
-use crate::storage::{Store, StorageError};
+use crate::storage::{StorageError, Store};
 
 /// Largest block read back (the consensus payload limit).
 const MAX_BLOCK_BYTES: u64 = interpool_consensus::MAX_PAYLOAD_BYTES as u64;

@@ -862,7 +862,11 @@ impl Store {
                         {
                             batch.delete_cf(
                                 self.cf(CF_END_TO_END),
-                                end_to_end_key(end_to_end_id, Some(&tx.tx.signer), Some(&tx.hash())),
+                                end_to_end_key(
+                                    end_to_end_id,
+                                    Some(&tx.tx.signer),
+                                    Some(&tx.hash()),
+                                ),
                             );
                         }
                         let index = u32::try_from(index).unwrap_or(u32::MAX);
