@@ -225,6 +225,11 @@ pub enum StatementError {
     },
 }
 
+/// Customer entries, each with its account.
+pub type AccountEntries = Vec<(AccountId, Entry)>;
+/// Pool entries, each with its bank.
+pub type PoolEntries = Vec<(BankId, Entry)>;
+
 /// An entry before its balance is known.
 #[derive(Debug, Clone)]
 struct Booking {
@@ -444,7 +449,7 @@ impl CycleBooks {
     /// The entries booked so far, without balances (`balance_after` 0) and without the
     /// counterparties' banks: customer entries by account, then pool entries by bank, each
     /// in booking order. For notifications of single entries (camt.054).
-    pub fn into_entries(self) -> (Vec<(AccountId, Entry)>, Vec<(BankId, Entry)>) {
+    pub fn into_entries(self) -> (AccountEntries, PoolEntries) {
         let accounts = self
             .accounts
             .into_iter()

@@ -119,7 +119,7 @@ fn bank(b: usize) -> BankId {
     bank_id(b)
 }
 
-fn statement_of<'a>(statements: &'a [BankStatement], b: usize) -> &'a BankStatement {
+fn statement_of(statements: &[BankStatement], b: usize) -> &BankStatement {
     statements
         .iter()
         .find(|s| s.bank == bank(b))

@@ -180,6 +180,45 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         sign_only: Option<PathBuf>,
     },
+    /// ISO 20022: write a pacs.008 payment order for a transfer, submit one, or ask a
+    /// transfer's pacs.002 status.
+    Iso {
+        #[command(subcommand)]
+        command: IsoCommand,
+    },
+    /// A bank's statement of a closed cycle: pool and customer accounts, opening balance,
+    /// entries, closing balance (with --xml, the ISO 20022 camt.053).
+    Statement {
+        /// The bank.
+        #[arg(long)]
+        bank: BankId,
+        /// The cycle [default: the last closed one].
+        #[arg(long)]
+        cycle: Option<u64>,
+        /// Write the camt.053 XML instead (to --out, or stdout).
+        #[arg(long)]
+        xml: bool,
+        /// With --xml: write it to this file.
+        #[arg(long, requires = "xml")]
+        out: Option<PathBuf>,
+    },
+    /// Compare a bank's own books of a cycle with the chain's statement and list every
+    /// break: entries only on one side, amounts that differ, duplicates, and each account's
+    /// difference in closing balance. Exit 0 only if they agree, 1 if they do not.
+    Reconcile {
+        /// The bank.
+        #[arg(long)]
+        bank: BankId,
+        /// The cycle.
+        #[arg(long)]
+        cycle: u64,
+        /// The bank's books of the cycle: CSV (`end_to_end_id,account,amount,direction`,
+        /// direction `credit`/`debit`; a header line is optional; an entry without an
+        /// end-to-end id, a deposit or withdrawal, is named by its entry reference
+        /// `height-position`), or a camt.053.001.08 of the bank's own.
+        #[arg(long)]
+        books: PathBuf,
+    },
     /// Follow committed transactions, queue releases and settlements live (Ctrl-C stops).
     Watch {
         /// Only events touching this account.
@@ -188,6 +227,45 @@ pub enum Command {
         /// Stop after this many events.
         #[arg(long)]
         limit: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IsoCommand {
+    /// Sign a transfer from the key's account and write it as a pacs.008.001.08 (the
+    /// signed transaction in its supplementary data), to --out or stdout; with --submit,
+    /// also send it to the node and show its pacs.002 answer.
+    Pacs008 {
+        #[command(flatten)]
+        body: TransferBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+        /// Write the document to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also submit it (`POST /v1/iso20022/pacs.008`).
+        #[arg(long)]
+        send: bool,
+    },
+    /// Submit a pacs.008 document (written by `iso pacs008` or a bank's system) and show
+    /// the pacs.002 answer.
+    Submit {
+        /// The pacs.008 file.
+        file: PathBuf,
+        /// Also write the pacs.002 answer to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A transfer's pacs.002 status, by end-to-end id.
+    Status {
+        /// The end-to-end id.
+        end_to_end_id: String,
+        /// The debtor's account, when several debtors used the id.
+        #[arg(long)]
+        debtor: Option<AccountId>,
+        /// Also write the pacs.002 to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 

@@ -257,11 +257,23 @@ impl Node {
         query: &[(&str, String)],
         body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        self.send_accepting(method, path, query, body, "application/json")
+    }
+
+    /// [`Self::send`], asking for `accept`.
+    fn send_accepting(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<(Vec<u8>, &'static str)>,
+        accept: &'static str,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let request = Self::describe(&method, path);
         let mut builder = self
             .http
             .request(method, format!("{}{}", self.base, path))
-            .header(ACCEPT, "application/json");
+            .header(ACCEPT, accept);
         if !query.is_empty() {
             builder = builder.query(query);
         }
@@ -357,6 +369,39 @@ impl Node {
     ) -> Result<T, ClientError> {
         let (status, bytes) = self.send(Method::POST, path, &[], Some((body, content_type)))?;
         Self::decode(Self::describe(&Method::POST, path), status, &bytes)
+    }
+
+    /// An ISO 20022 exchange: `method path` with an optional XML body, asking for XML.
+    /// Returns the status and the XML of a success or of a pacs.002 rejection; any other
+    /// answer is the node's (JSON) error.
+    pub fn xml(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, String), ClientError> {
+        let request = Self::describe(&method, path);
+        let (status, bytes) = self.send_accepting(
+            method,
+            path,
+            query,
+            body.map(|b| (b, "application/xml")),
+            "application/xml",
+        )?;
+        let is_xml = bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'<');
+        if !status.is_success() && !is_xml {
+            return Err(Self::error_of(request, status, &bytes));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| ClientError::BadBody {
+            request,
+            reason: format!("not UTF-8: {e}"),
+            snippet: String::new(),
+        })?;
+        Ok((status.as_u16(), text))
     }
 
     /// `GET /v1/status`.

@@ -44,16 +44,23 @@ const REMEMBERED_ORDERS: usize = 100_000;
 /// index finds them).
 #[derive(Default)]
 pub struct RecentOrders {
-    inner: Mutex<(
-        HashMap<String, Vec<(AccountId, Hash, String)>>,
-        VecDeque<String>,
-    )>,
+    inner: Mutex<Remembered>,
+}
+
+/// An order remembered: `(debtor, transaction, message id)`.
+type Order = (AccountId, Hash, String);
+
+/// Orders by end-to-end id, and the ids in the order they were remembered.
+#[derive(Default)]
+struct Remembered {
+    by_id: HashMap<String, Vec<Order>>,
+    order: VecDeque<String>,
 }
 
 impl RecentOrders {
     fn remember(&self, end_to_end_id: &str, debtor: AccountId, tx: Hash, message_id: &str) {
         let mut guard = lock(&self.inner);
-        let (map, order) = &mut *guard;
+        let Remembered { by_id: map, order } = &mut *guard;
         let list = map.entry(end_to_end_id.to_string()).or_default();
         if list.iter().any(|(_, hash, _)| *hash == tx) {
             return;
@@ -74,9 +81,9 @@ impl RecentOrders {
         }
     }
 
-    fn find(&self, end_to_end_id: &str) -> Vec<(AccountId, Hash, String)> {
+    fn find(&self, end_to_end_id: &str) -> Vec<Order> {
         lock(&self.inner)
-            .0
+            .by_id
             .get(end_to_end_id)
             .cloned()
             .unwrap_or_default()

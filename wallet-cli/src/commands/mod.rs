@@ -1,9 +1,11 @@
 //! The commands: each takes its parsed arguments and the output mode, does its work, and
 //! returns how the process should exit. Errors bubble up to `main` as one line.
 
+mod iso;
 mod keys;
 pub mod load;
 mod query;
+mod reconcile;
 mod submit;
 mod watch;
 
@@ -49,6 +51,16 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Cycle { n } => query::cycle(&node, out, n),
         Command::Banks => query::banks(&node, out),
         Command::Watch { account, limit } => watch::watch(&node, out, account.as_ref(), limit),
+        Command::Iso { command } => iso::run(&node, out, command),
+        Command::Statement {
+            bank,
+            cycle,
+            xml,
+            out: file,
+        } => iso::statement(&node, out, &bank, cycle, xml, file.as_deref()),
+        Command::Reconcile { bank, cycle, books } => {
+            reconcile::reconcile(&node, out, &bank, cycle, &books)
+        }
         Command::Load {
             manifest,
             localnet,

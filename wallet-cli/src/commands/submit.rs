@@ -83,16 +83,25 @@ fn submit_error(error: ClientError, nonce: u64) -> anyhow::Error {
     anyhow!("cannot submit the transaction: {error}{hint}")
 }
 
-/// Signs `body` with the key of `args` and submits it to `node`.
-pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -> Result<Exit> {
-    let node = Node::new(node_url)?;
+/// A transaction signed for the chain a node serves.
+pub struct Signed {
+    /// The transaction, its signature checked.
+    pub verified: interpool_contracts::VerifiedTransaction,
+    /// The node's status when it was signed (chain id, currency, decimals, height).
+    pub chain: interpool_contracts::views::StatusView,
+}
+
+/// Signs `body` with the key of `args` for the chain `node` serves: its chain id, the
+/// signer's next nonce (unless given), a validity from the current height. `Ok(Err(Exit))`:
+/// the arguments do not fit the chain (a usage error, already reported).
+pub fn sign(node: &Node, body: &BodyArgs, args: &SubmitArgs) -> Result<Result<Signed, Exit>> {
     let (key, signer) = keyfile::load_signing_key(&args.key)?;
     let chain = node
         .status()
         .context("cannot read the chain id and decimals")?;
     let nonce = match args.nonce {
         Some(nonce) => nonce,
-        None => next_nonce(&node, &signer, body.signed_by_official())?,
+        None => next_nonce(node, &signer, body.signed_by_official())?,
     };
     let valid_until_height = chain
         .height
@@ -104,7 +113,7 @@ pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -
         Ok(body) => body,
         Err(error) => {
             eprintln!("error: {}", format!("{error:#}").replace(['\n', '\r'], " "));
-            return Ok(Exit::Usage);
+            return Ok(Err(Exit::Usage));
         }
     };
     let signed = Transaction {
@@ -119,6 +128,19 @@ pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -
     let verified = signed
         .check_stateless(&chain.chain_id)
         .map_err(|e| anyhow!("{} ({})", e, e.code()))?;
+    Ok(Ok(Signed { verified, chain }))
+}
+
+/// Signs `body` with the key of `args` and submits it to `node`.
+pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -> Result<Exit> {
+    let node = Node::new(node_url)?;
+    let Signed { verified, .. } = match sign(&node, body, args)? {
+        Ok(signed) => signed,
+        Err(exit) => return Ok(exit),
+    };
+    let signer = verified.tx().signer;
+    let nonce = verified.tx().nonce;
+    let valid_until_height = verified.tx().valid_until_height;
     let hash = verified.hash();
     let accepted = node
         .submit(&to_hex(&verified.signed().encode()))
