@@ -7,6 +7,7 @@ mod events;
 mod faults;
 mod hostile;
 mod intruder;
+mod iso20022;
 mod journey;
 mod load;
 mod localnet;

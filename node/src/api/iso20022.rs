@@ -143,7 +143,8 @@ fn iso_error(error: IsoError) -> ApiError {
             `unsupported_message` (another message, namespace or version), \
             `invalid_message` (an element missing or invalid, the transaction not \
             decodable); or a pacs.002 `RJCT` (XML) of a transaction refused without the \
-            ledger state (`bad_signature`, `wrong_chain`, ...)", body = ErrorBody),
+            ledger state (`bad_signature`, `wrong_chain`, ...)", content(
+            (ErrorBody = "application/json"), (String = "application/xml"))),
         (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
         (status = 409, description = "pacs.002 `RJCT` (XML): `nonce_taken`", body = String,
             content_type = "application/xml"),
@@ -154,7 +155,7 @@ fn iso_error(error: IsoError) -> ApiError {
             disagree with the signed transaction); or a pacs.002 `RJCT` (XML) with the \
             ledger's reason (`insufficient_funds` → `AM04`, `unknown_account` → `AC01`, \
             `account_frozen` → `AC06`, `duplicate_end_to_end_id` → `AM05`, ...)",
-            body = ErrorBody),
+            content((ErrorBody = "application/json"), (String = "application/xml"))),
         (status = 429, description = "`rate_limited` (this client is over its rate of \
             writes) or `too_many_pending`", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),

@@ -905,6 +905,54 @@ mod tests {
     }
 
     #[test]
+    fn statements_of_every_cycle_balance_also_across_a_restart_from_a_checkpoint_mid_cycle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut genesis = testkit::genesis();
+        genesis.cycle_blocks = 6;
+        let payer = account(customer_seed(0, 0));
+        let bank = interpool_contracts::testkit::bank_id(0);
+        {
+            let (core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
+            let mut core = core
+                .with_statements(store.clone())
+                .expect("statement writer")
+                .with_checkpoints(4, None)
+                .expect("checkpoint writer");
+            commit_transfers(&mut core, 10);
+            core.finish_statements();
+            core.finish_checkpoints();
+            assert_eq!(store.statements_through().expect("read"), 1);
+        }
+        // Restarted from the checkpoint at 8, in the middle of cycle 2 (7..=12).
+        let (core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
+        assert_eq!(core.start_report().restored_from_height, 8);
+        let mut core = core
+            .with_statements(store.clone())
+            .expect("statement writer");
+        commit_transfers(&mut core, 2);
+        let holdings = {
+            let a = core.ledger().account(&payer).expect("payer");
+            u128::from(a.balance.0) + u128::from(a.reserved.0)
+        };
+        core.finish_statements();
+        let first = store.statement(1, &bank).expect("read").expect("cycle 1");
+        let second = store.statement(2, &bank).expect("read").expect("cycle 2");
+        let (one, two) = (
+            first.account(&payer).expect("moved in 1"),
+            second.account(&payer).expect("moved in 2"),
+        );
+        assert_eq!((one.entries.len(), two.entries.len()), (6, 6));
+        assert_eq!(one.opening, 100_000);
+        assert_eq!(
+            two.opening, one.closing,
+            "a cycle opens where the last one closed"
+        );
+        assert_eq!(two.closing, holdings, "and closes at what the chain holds");
+        assert_eq!(two.closing, 100_000 - 12 * 10);
+        assert_eq!((second.start_height, second.end_height), (7, 12));
+    }
+
+    #[test]
     fn pruning_removes_blocks_and_every_index_entry_below_the_floor_and_nothing_above() {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = testkit::genesis();
