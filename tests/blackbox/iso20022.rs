@@ -279,7 +279,7 @@ fn a_bank_pays_by_pacs008_follows_pacs002_and_reconciles_its_books() {
     wait_status(&rpc, "ORDER-2", "ACSC", out);
 
     // 3. Carol orders more than she has: RJCT AM04 at once, 422.
-    let too_much = signed_transfer(&carol_key, 0, bob, 1_000_000_00, "ORDER-4");
+    let too_much = signed_transfer(&carol_key, 0, bob, 100_000_000, "ORDER-4");
     let (code, kind, xml) = post_order(
         &rpc,
         &order(&too_much, "BANK_A", "BANK_B"),
