@@ -138,7 +138,8 @@ pub(crate) async fn account_history(
             })?,
     };
     let before = query.before.as_deref().map(parse_cursor).transpose()?;
-    if let Some((height, _)) = before {
+    // Before height 0 there is nothing (an empty page), pruned or not.
+    if let Some((height, _)) = before.filter(|(height, _)| *height > 0) {
         state.keeps(height, || format!("the history before block {height}"))?;
     }
     if state.reader.view().ledger.account(&id).is_none() {

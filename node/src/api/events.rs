@@ -46,7 +46,9 @@ pub struct EventsQuery {
     /// accounts' and pools'), its cursor `height:index` counting the block's entries.
     #[param(pattern = "^(json|camt054)$")]
     format: Option<String>,
-    /// With `format=camt054`: only the entries of this bank's pool and customers.
+    /// Only what concerns this bank: its customers' and operator's transactions, transfers
+    /// queued from or to it, cycle closes (every bank is in the report); with
+    /// `format=camt054`, its pool's and customers' entries. With `account`, both must hold.
     #[param(value_type = Option<BankId>, inline)]
     bank: Option<String>,
 }
@@ -143,8 +145,9 @@ struct Start {
         (status = 200, description = "Server-Sent Events, from the cursor on or, without one, \
             from the next block on; the stream stays open", body = EventStream,
             content_type = "text/event-stream"),
-        (status = 400, description = "`bad_query`, `bad_account_id` or `bad_cursor`",
-            body = crate::api::ErrorBody),
+        (status = 400, description = "`bad_query`, `bad_account_id`, `bad_bank_id` or \
+            `bad_cursor`", body = crate::api::ErrorBody),
+        (status = 404, description = "`unknown_bank`", body = crate::api::ErrorBody),
         (status = 410, description = "`pruned`: the cursor is below the blocks this node \
             keeps (`earliest_height` in /v1/status)", body = crate::api::ErrorBody),
         (status = 429, description = "`rate_limited`: this client is over its rate of \
@@ -181,31 +184,16 @@ pub(crate) async fn stream(
             ))
         }
     };
-    if bank.is_some() && !camt054 {
-        return Err(ApiError::new(
-            Code::BadQuery,
-            "bank= filters camt054 notifications (format=camt054)",
-        ));
-    }
-    if bank.is_some() && account.is_some() {
-        return Err(ApiError::new(
-            Code::BadQuery,
-            "give account= or bank=, not both",
-        ));
-    }
     if let Some(bank) = &bank {
         if state.reader.view().ledger.bank(bank).is_none() {
             return Err(ApiError::new(Code::UnknownBank, format!("no bank {bank}")));
         }
     }
+    let filter = NotificationFilter { account, bank };
     let format = if camt054 {
-        Format::Camt054(match (account, bank) {
-            (Some(account), _) => NotificationFilter::Account(account),
-            (None, Some(bank)) => NotificationFilter::Bank(bank),
-            (None, None) => NotificationFilter::All,
-        })
+        Format::Camt054(filter)
     } else {
-        Format::Json(account)
+        Format::Json(filter)
     };
     let last_event_id = headers
         .get("last-event-id")
@@ -257,6 +245,23 @@ pub(crate) async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
+/// Whether `event` concerns `bank`: a transaction of one of its customers or its operator,
+/// a transfer queued from or to it, any cycle close.
+fn concerns_bank(event: &EventView, bank: &BankId, ledger: &interpool_contracts::Ledger) -> bool {
+    match event {
+        EventView::Transaction { accounts, .. } => accounts.iter().any(|id| {
+            ledger.account(id).is_some_and(|a| a.bank == *bank)
+                || ledger.official(id).is_some_and(|o| {
+                    o.role == interpool_contracts::ledger::Role::Operator(bank.clone())
+                })
+        }),
+        EventView::Released { transfer } | EventView::Expired { transfer } => {
+            transfer.from_bank == *bank || transfer.to_bank == *bank
+        }
+        EventView::CycleClosed { .. } => true,
+    }
+}
+
 /// An event's `event` field: one of [`EVENT_KINDS`].
 pub(crate) fn kind(event: &EventView) -> &'static str {
     let [transaction, released, expired, cycle_closed] = EVENT_KINDS;
@@ -270,8 +275,8 @@ pub(crate) fn kind(event: &EventView) -> &'static str {
 
 /// What a stream sends.
 enum Format {
-    /// JSON events, perhaps only those concerning one account.
-    Json(Option<AccountId>),
+    /// JSON events, perhaps only those concerning one account or bank.
+    Json(NotificationFilter),
     /// camt.054 notifications of booked entries.
     Camt054(NotificationFilter),
 }
@@ -301,7 +306,7 @@ async fn produce(
             let ledger = state.reader.view().ledger.clone();
             let currency = state.currency.clone();
             let filter = match &format {
-                Format::Json(account) => Err(*account),
+                Format::Json(filter) => Err(filter.clone()),
                 Format::Camt054(filter) => Ok(filter.clone()),
             };
             let read = state
@@ -310,12 +315,15 @@ async fn produce(
                     stored_block(store, height).map(|stored| {
                         stored.map(|stored| -> Vec<Outgoing> {
                             match &filter {
-                                Err(account) => {
+                                Err(filter) => {
                                     EventView::of_block(&stored.block, &stored.outcome, decimals)
                                         .into_iter()
                                         .enumerate()
                                         .filter(|(_, event)| {
-                                            account.is_none_or(|account| event.concerns(&account))
+                                            filter.account.is_none_or(|a| event.concerns(&a))
+                                                && filter.bank.as_ref().is_none_or(|b| {
+                                                    concerns_bank(event, b, &ledger)
+                                                })
                                         })
                                         .filter_map(|(index, event)| {
                                             let data = serde_json::to_string(&event).ok()?;

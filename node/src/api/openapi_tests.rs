@@ -1087,6 +1087,32 @@ async fn openapi_what_the_fuzzer_found_is_fixed() {
             "{uri}"
         );
     }
+    // The cursor `0:0` is schema-valid: the page before the first block is empty, never
+    // 410 `pruned` (found by Schemathesis, session 8).
+    let (status, body) = api
+        .get_json(&format!("/v1/accounts/{customer}/transactions?before=0:0"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["transactions"].as_array().map(Vec::len),
+        Some(0),
+        "{body}"
+    );
+    // `bank=` and `account=` of the event stream combine, whatever the format (also found
+    // by Schemathesis: a schema-valid combination was refused).
+    let (status, _, _) = api
+        .send(
+            "GET",
+            &format!("/v1/events?account={customer}&bank={}", testkit::bank_id(0)),
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api.get_json("/v1/events?bank=NO_SUCH_BANK").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_bank"))
+    );
     let (status, body) = api
         .get_json(&format!("/v1/accounts/{customer}/transactions?limit=%2B5"))
         .await;

@@ -154,15 +154,14 @@ pub(crate) fn queued_transaction(store: &Store, block: &Block, hash: &Hash) -> O
         .map(|t| t.tx.clone())
 }
 
-/// Which notifications a camt.054 stream sends.
-#[derive(Debug, Clone)]
-pub(crate) enum NotificationFilter {
-    /// Every booked entry.
-    All,
-    /// One customer account's entries.
-    Account(interpool_contracts::AccountId),
-    /// A bank's pool and its customers' entries.
-    Bank(BankId),
+/// Which events (or camt.054 notifications) a stream sends: with neither, all; with both,
+/// those that pass both.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NotificationFilter {
+    /// Only one customer account's.
+    pub(crate) account: Option<interpool_contracts::AccountId>,
+    /// Only one bank's (its pool's and its customers').
+    pub(crate) bank: Option<BankId>,
 }
 
 /// The camt.054 notifications of one block's booked entries that pass `filter`, each with
@@ -204,10 +203,11 @@ pub(crate) fn block_notifications(
     all.sort_by_key(|(_, _, entry)| entry.position);
     all.into_iter()
         .enumerate()
-        .filter(|(_, (account, bank, _))| match filter {
-            NotificationFilter::All => true,
-            NotificationFilter::Account(wanted) => account.as_ref() == Some(wanted),
-            NotificationFilter::Bank(wanted) => wanted == bank,
+        .filter(|(_, (account, bank, _))| {
+            filter
+                .account
+                .is_none_or(|wanted| account.as_ref() == Some(&wanted))
+                && filter.bank.as_ref().is_none_or(|wanted| wanted == bank)
         })
         .filter_map(|(index, (account, bank, entry))| {
             let owner = match &account {
