@@ -12,8 +12,8 @@
 use serde::Serialize;
 
 use super::{
-    amount, children, date, date_time, find, format_amount, optional_text, parse, short_account_id,
-    text, IsoError, ACCOUNT_SCHEME, BANK_SCHEME, CAMT053, CAMT054,
+    amount, children, date, date_time, find, format_amount, optional_text, short_account_id, text,
+    IsoError, ACCOUNT_SCHEME, BANK_SCHEME, CAMT053, CAMT054,
 };
 use crate::primitives::{AccountId, Amount, BankId, Hash};
 use crate::statement::{format_units, BankStatement, Direction, Entry, EntryKind};
@@ -494,7 +494,7 @@ fn report_entry(entry: &Entry, currency: &str, decimals: u8) -> ReportEntry {
         EntryDetails {
             transaction: TransactionDetails {
                 references: References {
-                    end_to_end_id: entry.end_to_end_id.clone(),
+                    end_to_end_id: entry.end_to_end_id.as_deref().map(super::xml_safe),
                     tx_id: Some(tx_id(&hash)),
                 },
                 amount: ccy(currency, amount.clone()),
@@ -503,9 +503,11 @@ fn report_entry(entry: &Entry, currency: &str, decimals: u8) -> ReportEntry {
                 agents,
                 remittance: entry
                     .reference
-                    .clone()
+                    .as_deref()
                     .filter(|r| !r.is_empty())
-                    .map(|text| Remittance { text }),
+                    .map(|text| Remittance {
+                        text: super::xml_safe(text),
+                    }),
                 additional: Some(format!("tx {hash}")),
             },
         }
@@ -575,9 +577,9 @@ fn summary(entries: &[Entry], decimals: u8) -> Summary {
 }
 
 /// The message id of a bank's statement of a cycle (`Max35Text`: a bank id is at most 12
-/// characters).
+/// characters, a cycle number at most 20 digits).
 pub fn statement_message_id(bank: &BankId, cycle: u64) -> String {
-    format!("IP-STMT-{bank}-C{cycle}")
+    format!("{bank}-C{cycle}")
 }
 
 /// The bank's statement of a cycle as a camt.053.001.08 document. Its creation time is the
@@ -596,7 +598,7 @@ pub fn camt053(
     let mut statements = Vec::with_capacity(statement.accounts.len().saturating_add(1));
     let pool = &statement.pool;
     statements.push(Statement {
-        id: format!("{message_id}-POOL"),
+        id: format!("C{}-POOL", statement.cycle),
         pagination: Pagination {
             page: 1,
             last: true,
@@ -634,7 +636,7 @@ pub fn camt053(
     });
     for (n, account) in statement.accounts.iter().enumerate() {
         statements.push(Statement {
-            id: format!("{message_id}-{:04}", n.saturating_add(1)),
+            id: format!("C{}-{}", statement.cycle, n.saturating_add(1)),
             pagination: Pagination {
                 page: 1,
                 last: true,
@@ -792,7 +794,8 @@ fn read_direction(node: roxmltree::Node<'_, '_>, what: &str) -> Result<Direction
 /// Reads every statement of a camt.053.001.08 document (a bank's own books, say) in the
 /// currency's `decimals`.
 pub fn read_camt053(xml: &str, decimals: u8) -> Result<Vec<ReadStatement>, IsoError> {
-    let document = parse(xml, CAMT053)?;
+    // A file the user chose, not a message sent to a node: as large as it is.
+    let document = super::parse_within(xml, CAMT053, usize::MAX, u32::MAX)?;
     let root = document.root_element();
     let message =
         find(root, "BkToCstmrStmt")?.ok_or_else(|| IsoError::Missing("BkToCstmrStmt".into()))?;

@@ -47,8 +47,8 @@ pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 /// Why a document was not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IsoError {
-    /// Larger than [`MAX_DOCUMENT_BYTES`].
-    #[error("the document is {0} bytes, more than the {MAX_DOCUMENT_BYTES} allowed")]
+    /// Larger than allowed ([`MAX_DOCUMENT_BYTES`] for a message sent to a node).
+    #[error("the document is {0} bytes, more than allowed ({MAX_DOCUMENT_BYTES} for a message to a node)")]
     TooLarge(usize),
     /// Not well-formed XML, or it declares a DTD.
     #[error("not well-formed XML: {0}")]
@@ -85,17 +85,28 @@ pub(crate) fn write<T: Serialize>(root: &str, document: &T) -> Result<String, Is
     Ok(out)
 }
 
-/// Parses `xml` (size-limited, no DTD) and checks its root is a `Document` of `namespace`.
+/// Parses `xml` (at most [`MAX_DOCUMENT_BYTES`], no DTD) and checks its root is a
+/// `Document` of `namespace`.
 pub(crate) fn parse<'a>(
     xml: &'a str,
     namespace: &str,
 ) -> Result<roxmltree::Document<'a>, IsoError> {
-    if xml.len() > MAX_DOCUMENT_BYTES {
+    parse_within(xml, namespace, MAX_DOCUMENT_BYTES, 20_000)
+}
+
+/// [`parse`] with other limits: a file the user chose (a bank's own statement) may be large.
+pub(crate) fn parse_within<'a>(
+    xml: &'a str,
+    namespace: &str,
+    max_bytes: usize,
+    max_nodes: u32,
+) -> Result<roxmltree::Document<'a>, IsoError> {
+    if xml.len() > max_bytes {
         return Err(IsoError::TooLarge(xml.len()));
     }
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
-        nodes_limit: 20_000,
+        nodes_limit: max_nodes,
     };
     let document = roxmltree::Document::parse_with_options(xml, options)
         .map_err(|e| IsoError::Malformed(e.to_string()))?;
@@ -145,30 +156,51 @@ pub(crate) fn find<'a, 'input>(
     Ok(Some(at))
 }
 
+/// All the text of a leaf element, exactly as written. An element holding anything but
+/// text (a comment, a processing instruction, an element) is refused: a reader that takes
+/// only the first piece of text would see another value than one that takes all of it.
+pub(crate) fn leaf_text(node: roxmltree::Node<'_, '_>, path: &str) -> Result<String, IsoError> {
+    let mut text = String::new();
+    for child in node.children() {
+        match child.text() {
+            Some(piece) if child.is_text() => text.push_str(piece),
+            _ => {
+                return Err(IsoError::Invalid {
+                    element: path.to_string(),
+                    message: "holds something other than text (a comment or an element)".into(),
+                })
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// The text of the element at `path`, exactly as written, if present and not blank.
+pub(crate) fn exact_text<'a>(
+    node: roxmltree::Node<'a, '_>,
+    path: &'a str,
+) -> Result<Option<String>, IsoError> {
+    match find(node, path)? {
+        Some(element) => Ok(Some(leaf_text(element, path)?).filter(|t| !t.trim().is_empty())),
+        None => Ok(None),
+    }
+}
+
 /// The trimmed text of the element at `path`, required.
 pub(crate) fn text<'a>(
     node: roxmltree::Node<'a, '_>,
     path: &'a str,
     what: &str,
 ) -> Result<String, IsoError> {
-    find(node, path)?
-        .and_then(|n| n.text())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| IsoError::Missing(format!("{what}/{path}")))
+    optional_text(node, path)?.ok_or_else(|| IsoError::Missing(format!("{what}/{path}")))
 }
 
-/// The trimmed text of the element at `path`, if present.
+/// The trimmed text of the element at `path`, if present and not blank.
 pub(crate) fn optional_text<'a>(
     node: roxmltree::Node<'a, '_>,
     path: &'a str,
 ) -> Result<Option<String>, IsoError> {
-    Ok(find(node, path)?
-        .and_then(|n| n.text())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string))
+    Ok(exact_text(node, path)?.map(|t| t.trim().to_string()))
 }
 
 /// An amount element (`<Amt Ccy="EUR">12.34</Amt>`): its currency and minor units.
@@ -182,15 +214,25 @@ pub(crate) fn amount(
         .attribute("Ccy")
         .ok_or_else(|| IsoError::Missing(format!("{path}/@Ccy")))?
         .to_string();
-    let value = element
-        .text()
-        .map(str::trim)
-        .ok_or_else(|| IsoError::Missing(path.to_string()))?;
-    let amount = parse_amount(value, decimals).map_err(|message| IsoError::Invalid {
+    let value = leaf_text(element, path)?;
+    let amount = parse_amount(value.trim(), decimals).map_err(|message| IsoError::Invalid {
         element: path.to_string(),
         message,
     })?;
     Ok((currency, amount))
+}
+
+/// `text` with the characters XML 1.0 cannot hold (U+FFFE, U+FFFF; control characters never
+/// reach here: the ledger refuses them) replaced by U+FFFD, so one odd reference cannot
+/// make a whole statement unreadable.
+pub fn xml_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{FFFE}' | '\u{FFFF}' => '\u{FFFD}',
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
 }
 
 /// Parses an ISO 20022 decimal amount (`12.3`, `12.30`, `12`) into minor units; more
@@ -326,6 +368,21 @@ mod tests {
         assert!(parse_amount("-1", 2).is_err());
         assert!(parse_amount("1e3", 2).is_err());
         assert!(parse_amount("184467440737095516.16", 2).is_err());
+    }
+
+    #[test]
+    fn text_is_read_whole_and_odd_characters_are_written_safely() {
+        let xml =
+            format!("<Document xmlns=\"{PACS008}\"><A>1<!---->000.00</A><B> x </B></Document>");
+        let document = parse(&xml, PACS008).expect("parses");
+        let root = document.root_element();
+        assert!(matches!(
+            text(root, "A", "Document"),
+            Err(IsoError::Invalid { .. })
+        ));
+        assert_eq!(exact_text(root, "B").expect("B").as_deref(), Some(" x "));
+        assert_eq!(text(root, "B", "Document").expect("B"), "x");
+        assert_eq!(xml_safe("a\u{FFFE}b\u{FFFF}"), "a\u{FFFD}b\u{FFFD}");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::camt::{Account, Agent, Remittance};
 use super::{
-    account, amount, children, date_time, find, format_amount, optional_text, parse, text, write,
-    IsoError, ACCOUNT_SCHEME, PACS002, PACS008, TX_ENVELOPE, TX_ENVELOPE_NS,
+    account, amount, children, date_time, exact_text, find, format_amount, optional_text, parse,
+    text, write, IsoError, ACCOUNT_SCHEME, PACS002, PACS008, TX_ENVELOPE, TX_ENVELOPE_NS,
 };
 use crate::primitives::{from_hex_vec, to_hex, AccountId, Amount, BankId, Hash};
 use crate::tx::{Body, SignedTransaction, MAX_TX_BYTES};
@@ -236,9 +236,11 @@ pub fn pacs008(
                     creditor_agent: Agent::of(creditor_bank),
                     creditor: Party::of(to),
                     creditor_account: Account::customer(to, None, None),
-                    remittance: Some(reference.clone())
+                    remittance: Some(reference.as_str())
                         .filter(|r| !r.is_empty())
-                        .map(|text| Remittance { text }),
+                        .map(|text| Remittance {
+                            text: super::xml_safe(text),
+                        }),
                     supplementary: SupplementaryData {
                         place: ENVELOPE_PLACE,
                         envelope: Envelope {
@@ -316,7 +318,8 @@ pub fn read_pacs008(xml: &str, decimals: u8) -> Result<PaymentOrder, IsoError> {
             "exactly one {TX_ENVELOPE} of namespace {TX_ENVELOPE_NS} in SplmtryData/Envlp"
         )));
     };
-    let hex = carried.text().map(str::trim).unwrap_or_default();
+    let hex = super::leaf_text(*carried, TX_ENVELOPE)?;
+    let hex = hex.trim();
     let invalid = |message: String| IsoError::Invalid {
         element: format!("SplmtryData/Envlp/{TX_ENVELOPE}"),
         message,
@@ -324,16 +327,24 @@ pub fn read_pacs008(xml: &str, decimals: u8) -> Result<PaymentOrder, IsoError> {
     let max = usize::try_from(MAX_TX_BYTES).unwrap_or(usize::MAX);
     let bytes = from_hex_vec(hex, max).map_err(|e| invalid(e.to_string()))?;
     let signed = SignedTransaction::decode(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let message_id = text(message, "GrpHdr/MsgId", "FIToFICstmrCdtTrf")?;
+    if message_id.chars().count() > 35 {
+        return Err(IsoError::Invalid {
+            element: "GrpHdr/MsgId".into(),
+            message: format!("{} characters, at most 35", message_id.chars().count()),
+        });
+    }
     Ok(PaymentOrder {
-        message_id: text(message, "GrpHdr/MsgId", "FIToFICstmrCdtTrf")?,
-        end_to_end_id: text(tx, "PmtId/EndToEndId", "CdtTrfTxInf")?,
+        message_id,
+        end_to_end_id: exact_text(tx, "PmtId/EndToEndId")?
+            .ok_or_else(|| IsoError::Missing("CdtTrfTxInf/PmtId/EndToEndId".into()))?,
         currency,
         amount: settled,
         debtor_account: account(tx, "DbtrAcct")?,
         creditor_account: account(tx, "CdtrAcct")?,
         debtor_agent: text(tx, "DbtrAgt/FinInstnId/Othr/Id", "CdtTrfTxInf")?,
         creditor_agent: text(tx, "CdtrAgt/FinInstnId/Othr/Id", "CdtTrfTxInf")?,
-        remittance: optional_text(tx, "RmtInf/Ustrd")?,
+        remittance: exact_text(tx, "RmtInf/Ustrd")?,
         signed,
     })
 }

@@ -36,6 +36,10 @@ use super::transactions::stored_status;
 use super::{parse_account, ApiError, ApiResult, ApiState, Code, ErrorBody};
 use crate::app::{lock, Origin};
 
+/// Transfers with one end-to-end id looked at for a status (a debtor's own are few: a
+/// retry rejected as a duplicate, an id reused after the duplicate window).
+const MAX_CANDIDATES: usize = 16;
+
 /// Orders remembered while they wait for a block.
 const REMEMBERED_ORDERS: usize = 100_000;
 
@@ -349,6 +353,18 @@ async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<StatusReport> {
             Some(format!("pending: waiting for a block, tx {hash}")),
             None,
         ),
+        // Neither in the store nor pending: it may have committed between the two looks (a
+        // commit writes the store, then leaves the mempool). Look again before saying it is
+        // gone.
+        None if state
+            .reader
+            .read(move |store| store.tx_location(&hash))
+            .await
+            .map_err(ApiError::internal)?
+            .is_some() =>
+        {
+            return Box::pin(status_of(state, hash)).await;
+        }
         None => (
             PaymentStatus::Rejected,
             Some("dropped".to_string()),
@@ -436,7 +452,9 @@ pub(crate) async fn pacs002_status(
     let lookup = end_to_end_id.clone();
     let included = state
         .reader
-        .read(move |store| store.transfers_by_end_to_end_id(&lookup, 64))
+        .read(move |store| {
+            store.transfers_by_end_to_end_id(&lookup, debtor.as_ref(), MAX_CANDIDATES)
+        })
         .await
         .map_err(ApiError::internal)?;
     let remembered = state.iso_orders.find(&end_to_end_id);

@@ -119,6 +119,17 @@ pub fn load(
     Ok(Replay::from_parts(ledger, info.tip(&genesis.chain_id)))
 }
 
+/// The lowest block the open cycle's statement needs: the one before the cycle (its time
+/// opens the statement) and the block of every transfer the cycle releases from a queue
+/// (read from there to book it). A transfer released in the cycle, or still queued, was
+/// queued at most `queue_expiry_blocks` before the cycle's start.
+fn statement_floor(ledger: &Ledger) -> u64 {
+    ledger
+        .current_cycle_start()
+        .saturating_sub(ledger.params().queue_expiry_blocks.max(1))
+        .max(1)
+}
+
 /// The checkpoint writer: a thread that writes the checkpoints the core offers it.
 pub struct Checkpointer {
     interval: u64,
@@ -146,16 +157,18 @@ impl Checkpointer {
             .spawn(move || {
                 for (tip, ledger) in queue {
                     // A restart from this checkpoint must not need the opening ledger of a
-                    // cycle it closed: wait for those statements.
+                    // cycle it closed: wait for those statements, or skip this checkpoint
+                    // (the next interval brings another).
                     let closed = ledger.current_cycle().saturating_sub(1);
                     if let Some(progress) = &statements {
                         if !progress.wait_for(closed, STATEMENTS_WAIT) {
-                            tracing::warn!(
+                            tracing::error!(
                                 height = tip.height,
                                 cycle = closed,
                                 "the statements of the cycles before this checkpoint are \
-                                 not written yet; checkpointing anyway"
+                                 not written; skipping the checkpoint"
                             );
+                            continue;
                         }
                     }
                     let started = Instant::now();
@@ -170,12 +183,11 @@ impl Checkpointer {
                                 "wrote checkpoint"
                             );
                             if let Some(retain) = retain.filter(|r| *r > 0) {
-                                // Never the open cycle's blocks: its statement needs them.
                                 let floor = info
                                     .height
                                     .saturating_add(1)
                                     .saturating_sub(retain)
-                                    .min(ledger.current_cycle_start());
+                                    .min(statement_floor(&ledger));
                                 match store.prune_below(floor.min(info.height)) {
                                     Ok(0) => {}
                                     Ok(pruned) => tracing::info!(

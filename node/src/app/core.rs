@@ -163,6 +163,9 @@ pub enum ChainError {
     },
 }
 
+/// Closed cycles of a start-up replay handed to the statement writer at most.
+const MAX_STATEMENT_BACKLOG: usize = 64;
+
 /// The core. See the module documentation.
 pub struct Core {
     genesis_hash: Hash,
@@ -251,11 +254,13 @@ impl Core {
                 }
             }
         }
-        // The statements not yet written need the ledger the replay starts from and each
-        // one that closes a cycle (a store that keeps none answers `u64::MAX`).
+        // The statement writer needs the ledger the replay starts from (the opening ledger
+        // of the cycle it is in) and each one that closes a cycle from the last written on
+        // (each is the next cycle's opening ledger; the writer skips those it has written).
+        // A store that keeps no statements answers `u64::MAX`.
         let statements_through = store.statements_through()?;
         let mut statement_backlog = Vec::new();
-        if replay.ledger().current_cycle() > statements_through {
+        if statements_through != u64::MAX {
             statement_backlog.push(StatementJob::Opening(Arc::new(replay.ledger().clone())));
         }
         for height in restored_from_height + 1..=stored {
@@ -268,8 +273,13 @@ impl Core {
             if outcome
                 .settlement
                 .as_ref()
-                .is_some_and(|report| report.cycle > statements_through)
+                .is_some_and(|report| report.cycle >= statements_through)
             {
+                // Bounded (a database from before statements replayed from the genesis):
+                // the oldest cycles then get no statement.
+                if statement_backlog.len() > MAX_STATEMENT_BACKLOG {
+                    statement_backlog.remove(1);
+                }
                 statement_backlog.push(StatementJob::Closed(Arc::new(replay.ledger().clone())));
             }
         }
@@ -950,6 +960,47 @@ mod tests {
         assert_eq!(two.closing, holdings, "and closes at what the chain holds");
         assert_eq!(two.closing, 100_000 - 12 * 10);
         assert_eq!((second.start_height, second.end_height), (7, 12));
+    }
+
+    #[test]
+    fn a_restart_from_a_checkpoint_older_than_the_last_statement_loses_no_later_statement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut genesis = testkit::genesis();
+        genesis.cycle_blocks = 6;
+        let payer = account(customer_seed(0, 0));
+        let bank = interpool_contracts::testkit::bank_id(0);
+        {
+            let (core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
+            let mut core = core
+                .with_statements(store.clone())
+                .expect("statement writer")
+                .with_checkpoints(4, None)
+                .expect("checkpoint writer");
+            // Cycles close at 6, 12, 18; the last checkpoint is at 16.
+            commit_transfers(&mut core, 19);
+            core.finish_statements();
+            core.finish_checkpoints();
+            assert_eq!(store.statements_through().expect("read"), 3);
+        }
+        let (core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
+        assert_eq!(core.start_report().restored_from_height, 16);
+        let mut core = core
+            .with_statements(store.clone())
+            .expect("statement writer");
+        commit_transfers(&mut core, 5);
+        core.finish_statements();
+        let third = store.statement(3, &bank).expect("read").expect("cycle 3");
+        let fourth = store
+            .statement(4, &bank)
+            .expect("read")
+            .expect("cycle 4 made");
+        let (three, four) = (
+            third.account(&payer).expect("moved in 3"),
+            fourth.account(&payer).expect("moved in 4"),
+        );
+        assert_eq!(four.opening, three.closing);
+        assert_eq!(four.entries.len(), 6);
+        assert_eq!(four.closing, 100_000 - 24 * 10);
     }
 
     #[test]

@@ -115,8 +115,16 @@ impl StatementWriter {
     /// Starts the writer over `store`, then gives it `backlog` (the jobs of the start-up
     /// replay, in order).
     pub fn spawn(store: Arc<Store>, backlog: Vec<StatementJob>) -> std::io::Result<Self> {
+        // The cycles before the one the node starts in cannot be made without their
+        // opening ledgers, if they were not written before (a node that joined by state
+        // sync, or a database from before statements): they count as handled, and the API
+        // says this node has no statement of them.
         let through = store.statements_through().unwrap_or(0);
-        let progress = Arc::new(StatementProgress::at(through));
+        let started_in = match backlog.first() {
+            Some(StatementJob::Opening(ledger)) => ledger.current_cycle().saturating_sub(1),
+            _ => 0,
+        };
+        let progress = Arc::new(StatementProgress::at(through.max(started_in)));
         let (jobs, queue) = mpsc::channel::<StatementJob>();
         let thread_progress = progress.clone();
         let thread = std::thread::Builder::new()
@@ -131,49 +139,11 @@ impl StatementWriter {
                         }
                         StatementJob::Closed(ledger) => ledger,
                     };
-                    let Some(report) = closing.latest_settlement_report().cloned() else {
-                        continue;
-                    };
-                    if report.cycle > thread_progress.handled() {
-                        let started = Instant::now();
-                        let result = opening
-                            .as_deref()
-                            .ok_or(WriteError::NoOpening(report.cycle))
-                            .and_then(|open| make(&store, report.cycle, open, &closing));
-                        let written = match result {
-                            Ok(statements) => {
-                                let accounts: usize =
-                                    statements.iter().map(|s| s.accounts.len()).sum();
-                                tracing::info!(
-                                    cycle = report.cycle,
-                                    banks = statements.len(),
-                                    accounts,
-                                    millis = started.elapsed().as_millis() as u64,
-                                    "wrote statements"
-                                );
-                                store.write_statements(report.cycle, &statements)
-                            }
-                            Err(error @ (WriteError::MissingBlock(_) | WriteError::NoOpening(_))) => {
-                                tracing::info!(
-                                    cycle = report.cycle,
-                                    %error,
-                                    "no statements for this cycle on this node"
-                                );
-                                store.write_statements(report.cycle, &[])
-                            }
-                            Err(error) => {
-                                tracing::error!(
-                                    cycle = report.cycle,
-                                    %error,
-                                    "cannot make this cycle's statements"
-                                );
-                                store.write_statements(report.cycle, &[])
-                            }
-                        };
-                        if let Err(error) = written {
-                            tracing::error!(cycle = report.cycle, %error, "cannot write statements");
+                    if let Some(report) = closing.latest_settlement_report() {
+                        if report.cycle > thread_progress.handled() {
+                            write_cycle(&store, report.cycle, opening.as_deref(), &closing);
+                            thread_progress.set(report.cycle);
                         }
-                        thread_progress.set(report.cycle);
                     }
                     opening = Some(closing);
                 }
@@ -218,6 +188,65 @@ impl StatementWriter {
 impl Drop for StatementWriter {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Attempts at a cycle whose blocks cannot be read for now (a storage error).
+const ATTEMPTS: u32 = 5;
+
+/// Makes and writes the statements of `cycle`, closed by `closing`. A cycle this node cannot
+/// make (no opening ledger, blocks not here) is recorded as done with no statements; a
+/// storage error is retried a few times; a statement that does not balance is a bug of
+/// ours and is not written (both logged as errors).
+fn write_cycle(store: &Store, cycle: u64, opening: Option<&Ledger>, closing: &Ledger) {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = opening
+            .ok_or(WriteError::NoOpening(cycle))
+            .and_then(|open| make(store, cycle, open, closing));
+        let written = match result {
+            Ok(statements) => {
+                let accounts: usize = statements.iter().map(|s| s.accounts.len()).sum();
+                tracing::info!(
+                    cycle,
+                    banks = statements.len(),
+                    accounts,
+                    millis = started.elapsed().as_millis() as u64,
+                    "wrote statements"
+                );
+                store.write_statements(cycle, &statements)
+            }
+            Err(error @ (WriteError::MissingBlock(_) | WriteError::NoOpening(_))) => {
+                tracing::info!(cycle, %error, "no statements for this cycle on this node");
+                store.write_statements(cycle, &[])
+            }
+            Err(error @ WriteError::Statement(_)) => {
+                tracing::error!(cycle, %error, "this cycle's statements do not balance; not written");
+                return;
+            }
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::warn!(cycle, %error, attempt, "cannot make this cycle's statements; retrying");
+                std::thread::sleep(Duration::from_secs(1 << attempt));
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(cycle, %error, "cannot make this cycle's statements; giving up");
+                return;
+            }
+        };
+        match written {
+            Ok(()) => return,
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::warn!(cycle, %error, attempt, "cannot write statements; retrying");
+                std::thread::sleep(Duration::from_secs(1 << attempt));
+            }
+            Err(error) => {
+                tracing::error!(cycle, %error, "cannot write statements; giving up");
+                return;
+            }
+        }
     }
 }
 

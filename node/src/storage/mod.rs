@@ -1022,14 +1022,16 @@ impl Store {
         Ok(found)
     }
 
-    /// The transfers included with `end_to_end_id`: `(signer, transaction hash)`, at most
-    /// `limit`, by signer.
+    /// The transfers included with `end_to_end_id` (of `signer` only, if given):
+    /// `(signer, transaction hash)`, at most `limit`, by signer.
     pub fn transfers_by_end_to_end_id(
         &self,
         end_to_end_id: &str,
+        signer: Option<&AccountId>,
         limit: usize,
     ) -> Result<Vec<(AccountId, Hash)>, StorageError> {
-        let prefix = end_to_end_key(end_to_end_id, None, None);
+        let prefix = end_to_end_key(end_to_end_id, signer, None);
+        let base = end_to_end_key(end_to_end_id, None, None);
         let mut found = Vec::new();
         let iterator = self.db.iterator_cf(
             self.cf(CF_END_TO_END),
@@ -1037,7 +1039,10 @@ impl Store {
         );
         for item in iterator {
             let (key, _) = item?;
-            let Some(rest) = key.strip_prefix(prefix.as_slice()) else {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let Some(rest) = key.strip_prefix(base.as_slice()) else {
                 break;
             };
             let (Some(signer), Some(tx)) = (
@@ -1075,7 +1080,10 @@ impl Store {
             );
         }
         batch.put_cf(self.cf(CF_META), KEY_STATEMENTS, height_key(cycle));
-        self.db.write(batch)?;
+        // Synced: a checkpoint written after it relies on it (ADR 0012).
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
         Ok(())
     }
 

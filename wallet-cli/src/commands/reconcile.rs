@@ -91,7 +91,10 @@ fn parse_direction(text: &str) -> Option<Direction> {
 /// Reads CSV books: `end_to_end_id,account,amount,direction` a line; a header line (its
 /// first field `end_to_end_id`) and blank lines are skipped. Fields may be quoted.
 fn read_csv(text: &str, decimals: u8) -> Result<Books> {
+    // Spreadsheets write a byte-order mark first.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = Vec::new();
+    let mut header_possible = true;
     for (number, raw) in text.lines().enumerate() {
         let number = number + 1;
         let raw = raw.trim_end_matches('\r');
@@ -99,7 +102,8 @@ fn read_csv(text: &str, decimals: u8) -> Result<Books> {
             continue;
         }
         let fields = split_csv(raw).with_context(|| format!("books line {number}"))?;
-        if number == 1
+        // The first line that is not blank or a comment may be the header.
+        if std::mem::take(&mut header_possible)
             && fields
                 .first()
                 .is_some_and(|f| f.trim().eq_ignore_ascii_case("end_to_end_id"))
@@ -126,7 +130,8 @@ fn read_csv(text: &str, decimals: u8) -> Result<Books> {
         }
         lines.push(Line {
             account,
-            id: id.trim().to_string(),
+            // As written: an end-to-end id may begin or end with a space (quote it).
+            id: id.clone(),
             direction,
             amount,
             at: format!("line {number}"),
@@ -461,7 +466,7 @@ mod tests {
     fn csv_books_read_with_a_header_quotes_and_any_direction_spelling() {
         let a = account(1).to_hex();
         let text = format!(
-            "end_to_end_id,account,amount,direction\n\"INV, 1\",{a},12.50,credit\nX,{a},1,DBIT\n\n"
+            "\u{feff}# books\nend_to_end_id,account,amount,direction\n\"INV, 1\",{a},12.50,credit\nX,{a},1,DBIT\n\n"
         );
         let books = read_csv(&text, 2).expect("reads");
         assert_eq!(books.lines.len(), 2);
