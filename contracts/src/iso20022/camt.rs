@@ -839,7 +839,7 @@ pub fn read_camt053(xml: &str, decimals: u8) -> Result<Vec<ReadStatement>, IsoEr
                 reference: optional_text(ntry, "NtryRef")?,
                 amount: value,
                 direction: read_direction(ntry, "Stmt/Ntry")?,
-                end_to_end_id: optional_text(ntry, "NtryDtls/TxDtls/Refs/EndToEndId")?,
+                end_to_end_id: super::exact_text(ntry, "NtryDtls/TxDtls/Refs/EndToEndId")?,
             });
         }
         out.push(ReadStatement {

@@ -175,13 +175,14 @@ pub(crate) fn leaf_text(node: roxmltree::Node<'_, '_>, path: &str) -> Result<Str
     Ok(text)
 }
 
-/// The text of the element at `path`, exactly as written, if present and not blank.
+/// The text of the element at `path`, exactly as written (spaces too), if present and not
+/// empty.
 pub(crate) fn exact_text<'a>(
     node: roxmltree::Node<'a, '_>,
     path: &'a str,
 ) -> Result<Option<String>, IsoError> {
     match find(node, path)? {
-        Some(element) => Ok(Some(leaf_text(element, path)?).filter(|t| !t.trim().is_empty())),
+        Some(element) => Ok(Some(leaf_text(element, path)?).filter(|t| !t.is_empty())),
         None => Ok(None),
     }
 }
@@ -200,7 +201,9 @@ pub(crate) fn optional_text<'a>(
     node: roxmltree::Node<'a, '_>,
     path: &'a str,
 ) -> Result<Option<String>, IsoError> {
-    Ok(exact_text(node, path)?.map(|t| t.trim().to_string()))
+    Ok(exact_text(node, path)?
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
 }
 
 /// An amount element (`<Amt Ccy="EUR">12.34</Amt>`): its currency and minor units.

@@ -391,10 +391,11 @@ impl PaymentOrder {
             &tx.signer.to_hex(),
         );
         differ("CdtrAcct", &self.creditor_account.to_hex(), &to.to_hex());
+        // What the XML can hold of the reference (see `xml_safe`).
         differ(
             "RmtInf/Ustrd",
             self.remittance.as_deref().unwrap_or(""),
-            reference,
+            &super::xml_safe(reference),
         );
         if let Some(bank) = bank_of(&tx.signer) {
             differ("DbtrAgt", &self.debtor_agent, bank.as_str());
@@ -613,7 +614,8 @@ pub fn read_pacs002(xml: &str) -> Result<ReadStatus, IsoError> {
         })
         .unwrap_or_default();
     Ok(ReadStatus {
-        end_to_end_id: text(tx, "OrgnlEndToEndId", "TxInfAndSts")?,
+        end_to_end_id: exact_text(tx, "OrgnlEndToEndId")?
+            .ok_or_else(|| IsoError::Missing("TxInfAndSts/OrgnlEndToEndId".into()))?,
         status: text(tx, "TxSts", "TxInfAndSts")?,
         reason: optional_text(tx, "StsRsnInf/Rsn/Cd")?,
         text: Some(text_lines.concat()).filter(|t| !t.is_empty()),

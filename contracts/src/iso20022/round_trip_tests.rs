@@ -223,6 +223,27 @@ fn a_pacs008_carries_the_signed_transaction_and_its_fields_must_agree() {
 }
 
 #[test]
+fn a_pacs008_keeps_spaces_and_odd_characters_of_the_signed_transfer() {
+    let banks = |a: &crate::primitives::AccountId| {
+        Some(if *a == account(7) {
+            bank_id(0)
+        } else {
+            bank_id(1)
+        })
+    };
+    for reference in [" ", " padded ", "odd \u{FFFE} one"] {
+        let signed = signed_transfer(reference);
+        let xml = pacs008(&signed, &bank_id(0), &bank_id(1), "EUR", 2, 0).expect("writes");
+        let order = read_pacs008(&xml, 2).expect("reads");
+        assert!(
+            order.disagreements("EUR", banks).is_empty(),
+            "{reference:?}: {:?}",
+            order.remittance
+        );
+    }
+}
+
+#[test]
 fn a_pacs008_without_the_transaction_or_with_two_transfers_is_refused() {
     let signed = signed_transfer("");
     let xml = pacs008(&signed, &bank_id(0), &bank_id(1), "EUR", 2, 0).expect("writes");

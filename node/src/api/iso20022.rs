@@ -242,7 +242,7 @@ pub(crate) async fn pacs008(
             )
         }
         Err(AdmissionError::AlreadyPending | AdmissionError::AlreadyIncluded(_)) => {
-            let mut current = status_of(&state, hash).await?;
+            let (mut current, _) = status_of(&state, hash).await?;
             current.end_to_end_id = order.end_to_end_id.clone();
             current.original_message_id = Some(order.message_id.clone());
             answer(StatusCode::OK, current)
@@ -270,8 +270,9 @@ pub(crate) async fn pacs008(
     }
 }
 
-/// The pacs.002 report of transaction `hash` as it stands (end-to-end id left empty).
-async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<StatusReport> {
+/// The pacs.002 report of transaction `hash` as it stands (end-to-end id left empty), and
+/// the height of the block that included it (none while pending).
+async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<(StatusReport, Option<u64>)> {
     let stored = state
         .read_expensive(move |store| -> ApiResult<_> {
             let Some(view) = stored_status(store, hash, None)? else {
@@ -295,6 +296,7 @@ async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<StatusReport> {
             Ok(Some((view, settled_ms)))
         })
         .await??;
+    let included_at = stored.as_ref().and_then(|(view, _)| view.height);
     let (status, error_code, detail, settled_ms) = match stored {
         Some((view, settled_ms)) => {
             let height = view.height.unwrap_or(0);
@@ -376,16 +378,19 @@ async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<StatusReport> {
             None,
         ),
     };
-    Ok(StatusReport {
-        end_to_end_id: String::new(),
-        original_message_id: None,
-        status,
-        error_code,
-        detail,
-        tx_hash: hash,
-        created_ms: now_ms(),
-        settled_ms,
-    })
+    Ok((
+        StatusReport {
+            end_to_end_id: String::new(),
+            original_message_id: None,
+            status,
+            error_code,
+            detail,
+            tx_hash: hash,
+            created_ms: now_ms(),
+            settled_ms,
+        },
+        included_at,
+    ))
 }
 
 /// `GET /v1/iso20022/pacs.002/{end_to_end_id}` query.
@@ -449,71 +454,83 @@ pub(crate) async fn pacs002_status(
             "an end-to-end id is 1 to 35 printable ASCII characters",
         ));
     }
+    // Whose transfers: the debtor given, or the one debtor there is (more: ambiguous).
+    let remembered = state.iso_orders.find(&end_to_end_id);
+    let debtor = match debtor {
+        Some(debtor) => debtor,
+        None => {
+            let lookup = end_to_end_id.clone();
+            let mut debtors = state
+                .reader
+                .read(move |store| store.end_to_end_signers(&lookup, 8))
+                .await
+                .map_err(ApiError::internal)?;
+            debtors.extend(remembered.iter().map(|(signer, _, _)| *signer));
+            debtors.sort();
+            debtors.dedup();
+            match debtors.as_slice() {
+                [] => {
+                    return Err(ApiError::new(
+                        Code::UnknownEndToEndId,
+                        format!("no transfer with end-to-end id {end_to_end_id:?} on this node"),
+                    ))
+                }
+                [one] => *one,
+                several => {
+                    return Err(ApiError::new(
+                        Code::AmbiguousEndToEndId,
+                        format!(
+                            "{}{} debtors used end-to-end id {end_to_end_id:?} ({}); add ?debtor=",
+                            if several.len() >= 8 { "at least " } else { "" },
+                            several.len(),
+                            several
+                                .iter()
+                                .map(|d| d.to_hex())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+    };
     let lookup = end_to_end_id.clone();
     let included = state
         .reader
-        .read(move |store| {
-            store.transfers_by_end_to_end_id(&lookup, debtor.as_ref(), MAX_CANDIDATES)
-        })
+        .read(move |store| store.transfers_by_end_to_end_id(&lookup, Some(&debtor), MAX_CANDIDATES))
         .await
         .map_err(ApiError::internal)?;
-    let remembered = state.iso_orders.find(&end_to_end_id);
-    let mut candidates: Vec<(AccountId, Hash, Option<String>)> = included
-        .into_iter()
-        .map(|(signer, hash)| (signer, hash, None))
-        .collect();
+    let mut candidates: Vec<(Hash, Option<String>)> =
+        included.into_iter().map(|(_, hash)| (hash, None)).collect();
     for (signer, hash, message_id) in remembered {
-        match candidates.iter_mut().find(|(_, h, _)| *h == hash) {
-            Some(found) => found.2 = Some(message_id),
-            None => candidates.push((signer, hash, Some(message_id))),
+        if signer != debtor {
+            continue;
+        }
+        match candidates.iter_mut().find(|(h, _)| *h == hash) {
+            Some(found) => found.1 = Some(message_id),
+            None => candidates.push((hash, Some(message_id))),
         }
     }
-    if let Some(debtor) = debtor {
-        candidates.retain(|(signer, _, _)| *signer == debtor);
+    if candidates.is_empty() {
+        return Err(ApiError::new(
+            Code::UnknownEndToEndId,
+            format!("no transfer of {debtor} with end-to-end id {end_to_end_id:?} on this node"),
+        ));
     }
-    let mut debtors: Vec<AccountId> = candidates.iter().map(|(s, _, _)| *s).collect();
-    debtors.sort();
-    debtors.dedup();
-    match debtors.len() {
-        0 => {
-            return Err(ApiError::new(
-                Code::UnknownEndToEndId,
-                format!("no transfer with end-to-end id {end_to_end_id:?} on this node"),
-            ))
-        }
-        1 => {}
-        _ => {
-            return Err(ApiError::new(
-                Code::AmbiguousEndToEndId,
-                format!(
-                    "{} debtors used end-to-end id {end_to_end_id:?} ({}); add ?debtor=",
-                    debtors.len(),
-                    debtors
-                        .iter()
-                        .map(|d| d.to_hex())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ))
-        }
-    }
-    // One debtor, perhaps several transactions (a retry with a new nonce, rejected as a
-    // duplicate): the one that stands (settled, queued or pending) wins over rejections.
-    let mut best: Option<StatusReport> = None;
-    for (_, hash, message_id) in candidates {
-        let mut report = status_of(&state, hash).await?;
+    // Several transactions of one debtor (a retry rejected as a duplicate, the id used
+    // again after the duplicate window): the latest that is not a duplicate's rejection.
+    let mut best: Option<((bool, std::cmp::Reverse<u64>), StatusReport)> = None;
+    for (hash, message_id) in candidates {
+        let (mut report, height) = status_of(&state, hash).await?;
         report.end_to_end_id = end_to_end_id.clone();
         report.original_message_id = message_id;
-        let rank = |r: &StatusReport| match r.status {
-            PaymentStatus::Settled => 0,
-            PaymentStatus::Pending => 1,
-            PaymentStatus::Accepted => 2,
-            PaymentStatus::Rejected => 3,
-        };
-        if best.as_ref().is_none_or(|b| rank(&report) < rank(b)) {
-            best = Some(report);
+        let duplicate = report.error_code.as_deref() == Some("duplicate_end_to_end_id");
+        let key = (duplicate, std::cmp::Reverse(height.unwrap_or(u64::MAX)));
+        if best.as_ref().is_none_or(|(best_key, _)| key < *best_key) {
+            best = Some((key, report));
         }
     }
+    let best = best.map(|(_, report)| report);
     let report = best.ok_or_else(|| ApiError::internal("no candidate"))?;
     let xml = pacs002(&report).map_err(ApiError::internal)?;
     Ok(xml_response(StatusCode::OK, xml))

@@ -261,7 +261,16 @@ impl Core {
         let statements_through = store.statements_through()?;
         let mut statement_backlog = Vec::new();
         if statements_through != u64::MAX {
-            statement_backlog.push(StatementJob::Opening(Arc::new(replay.ledger().clone())));
+            let ledger = Arc::new(replay.ledger().clone());
+            statement_backlog.push(StatementJob::Opening(ledger.clone()));
+            // Started from the very block that closed a cycle not yet written (a checkpoint
+            // on a cycle's last block): that ledger closes it too.
+            if ledger
+                .latest_settlement_report()
+                .is_some_and(|r| r.height == ledger.height() && r.cycle > statements_through)
+            {
+                statement_backlog.push(StatementJob::Closed(ledger));
+            }
         }
         for height in restored_from_height + 1..=stored {
             let outcome = replay
@@ -278,7 +287,12 @@ impl Core {
                 // Bounded (a database from before statements replayed from the genesis):
                 // the oldest cycles then get no statement.
                 if statement_backlog.len() > MAX_STATEMENT_BACKLOG {
-                    statement_backlog.remove(1);
+                    // The dropped close opens the next cycle.
+                    if let (StatementJob::Closed(dropped), Some(first)) =
+                        (statement_backlog.remove(1), statement_backlog.first_mut())
+                    {
+                        *first = StatementJob::Opening(dropped);
+                    }
                 }
                 statement_backlog.push(StatementJob::Closed(Arc::new(replay.ledger().clone())));
             }

@@ -121,7 +121,13 @@ impl StatementWriter {
         // says this node has no statement of them.
         let through = store.statements_through().unwrap_or(0);
         let started_in = match backlog.first() {
-            Some(StatementJob::Opening(ledger)) => ledger.current_cycle().saturating_sub(1),
+            // The first cycle it can make: the one its start ledger is in, or the one that
+            // ledger closed (opening and closing ledger at once).
+            Some(StatementJob::Opening(ledger)) => match ledger.latest_settlement_report() {
+                Some(report) if report.height == ledger.height() => report.cycle,
+                _ => ledger.current_cycle(),
+            }
+            .saturating_sub(1),
             _ => 0,
         };
         let progress = Arc::new(StatementProgress::at(through.max(started_in)));
@@ -130,6 +136,8 @@ impl StatementWriter {
         let thread = std::thread::Builder::new()
             .name("statements".into())
             .spawn(move || {
+                // Should this thread die, checkpoints must not wait for it forever.
+                let _guard = GiveUpOnPanic(thread_progress.clone());
                 let mut opening: Option<Arc<Ledger>> = None;
                 for job in queue {
                     let closing = match job {
@@ -191,6 +199,18 @@ impl Drop for StatementWriter {
     }
 }
 
+/// Marks every cycle handled if the writer thread panics, so that checkpoints go on.
+struct GiveUpOnPanic(Arc<StatementProgress>);
+
+impl Drop for GiveUpOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the statement writer stopped; no more statements on this node");
+            self.0.set(u64::MAX);
+        }
+    }
+}
+
 /// Attempts at a cycle whose blocks cannot be read for now (a storage error).
 const ATTEMPTS: u32 = 5;
 
@@ -218,7 +238,13 @@ fn write_cycle(store: &Store, cycle: u64, opening: Option<&Ledger>, closing: &Le
                 );
                 store.write_statements(cycle, &statements)
             }
-            Err(error @ (WriteError::MissingBlock(_) | WriteError::NoOpening(_))) => {
+            // Not on this node: blocks pruned or before its state sync, a released transfer
+            // queued before it joined.
+            Err(
+                error @ (WriteError::MissingBlock(_)
+                | WriteError::NoOpening(_)
+                | WriteError::Statement(StatementError::MissingTransfer(_))),
+            ) => {
                 tracing::info!(cycle, %error, "no statements for this cycle on this node");
                 store.write_statements(cycle, &[])
             }
@@ -226,7 +252,7 @@ fn write_cycle(store: &Store, cycle: u64, opening: Option<&Ledger>, closing: &Le
                 tracing::error!(cycle, %error, "this cycle's statements do not balance; not written");
                 return;
             }
-            Err(error) if attempt < ATTEMPTS => {
+            Err(error @ WriteError::Storage(_)) if attempt < ATTEMPTS => {
                 tracing::warn!(cycle, %error, attempt, "cannot make this cycle's statements; retrying");
                 std::thread::sleep(Duration::from_secs(1 << attempt));
                 continue;

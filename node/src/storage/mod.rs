@@ -1063,6 +1063,41 @@ impl Store {
         Ok(found)
     }
 
+    /// The distinct signers of transfers included with `end_to_end_id`, at most `max`, by
+    /// id: one seek per signer, however many transfers each has.
+    pub fn end_to_end_signers(
+        &self,
+        end_to_end_id: &str,
+        max: usize,
+    ) -> Result<Vec<AccountId>, StorageError> {
+        let base = end_to_end_key(end_to_end_id, None, None);
+        let mut signers: Vec<AccountId> = Vec::new();
+        let mut from = base.clone();
+        while signers.len() < max {
+            let mut iterator = self.db.iterator_cf(
+                self.cf(CF_END_TO_END),
+                IteratorMode::From(&from, Direction::Forward),
+            );
+            let Some(item) = iterator.next() else {
+                break;
+            };
+            let (key, _) = item?;
+            let Some(signer) = key
+                .strip_prefix(base.as_slice())
+                .and_then(|rest| rest.get(..32))
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            else {
+                break;
+            };
+            let signer = AccountId(signer);
+            signers.push(signer);
+            // Past every key of this signer.
+            from = end_to_end_key(end_to_end_id, Some(&signer), Some(&Hash([0xff; 32])));
+            from.push(0xff);
+        }
+        Ok(signers)
+    }
+
     /// Writes the statements of a closed cycle (every bank's) and records the cycle as the
     /// last one written, in one batch. `statements` may be empty: the cycle's statements
     /// cannot be made on this node (its blocks are not here), and it is recorded as done.

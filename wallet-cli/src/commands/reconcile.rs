@@ -98,7 +98,8 @@ fn read_csv(text: &str, decimals: u8) -> Result<Books> {
     for (number, raw) in text.lines().enumerate() {
         let number = number + 1;
         let raw = raw.trim_end_matches('\r');
-        if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
+        // Comments only before the data: an end-to-end id may start with `#`.
+        if raw.trim().is_empty() || (header_possible && raw.trim_start().starts_with('#')) {
             continue;
         }
         let fields = split_csv(raw).with_context(|| format!("books line {number}"))?;
