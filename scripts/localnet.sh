@@ -67,7 +67,7 @@ generate() {
     if [ ! -f "$NET/localnet.json" ]; then
         log "generating $NET"
         "$BIN/interpool-genesis" localnet --out "$NET" --validators "${INTERPOOL_VALIDATORS:-4}" --observers 1 --banks 4 \
-            --accounts-per-bank 3 --base-port "$BASE_PORT" --cycle-blocks 7200 --cap 500.00
+            --accounts-per-bank 3 --base-port "$BASE_PORT" --cycle-blocks "${INTERPOOL_CYCLE_BLOCKS:-7200}" --cap 500.00
     fi
 }
 
