@@ -42,11 +42,11 @@ struct GroupHeader {
 }
 
 #[derive(Serialize)]
-struct CcyAmount {
+pub(crate) struct CcyAmount {
     #[serde(rename = "@Ccy")]
-    currency: String,
+    pub(crate) currency: String,
     #[serde(rename = "$text")]
-    value: String,
+    pub(crate) value: String,
 }
 
 #[derive(Serialize)]
@@ -56,9 +56,9 @@ struct Code {
 }
 
 #[derive(Serialize)]
-struct Proprietary {
+pub(crate) struct Proprietary {
     #[serde(rename = "Prtry")]
-    value: &'static str,
+    pub(crate) value: &'static str,
 }
 
 #[derive(Serialize)]
@@ -595,84 +595,62 @@ pub fn camt053(
         from: date_time(statement.from_ms),
         to: date_time(statement.to_ms),
     };
-    let mut statements = Vec::with_capacity(statement.accounts.len().saturating_add(1));
-    let pool = &statement.pool;
-    statements.push(Statement {
-        id: format!("C{}-POOL", statement.cycle),
-        pagination: Pagination {
-            page: 1,
-            last: true,
-        },
-        sequence: statement.cycle.to_string(),
-        created: created.clone(),
-        period: period(),
-        account: Account::pool(&statement.bank, currency),
-        balances: vec![
-            balance(
-                "OPBD",
-                currency,
-                u128::from(pool.opening),
-                decimals,
-                statement.from_ms,
-            ),
-            balance(
-                "CLBD",
-                currency,
-                u128::from(pool.closing),
-                decimals,
-                statement.to_ms,
-            ),
-        ],
-        summary: Some(summary(&pool.entries, decimals)),
-        entries: pool
-            .entries
-            .iter()
-            .map(|e| report_entry(e, currency, decimals))
-            .collect(),
-        additional: format!(
-            "settlement pool of {} in cycle {} (heights {} to {})",
-            statement.bank, statement.cycle, statement.start_height, statement.end_height
-        ),
-    });
-    for (n, account) in statement.accounts.iter().enumerate() {
-        statements.push(Statement {
-            id: format!("C{}-{}", statement.cycle, n.saturating_add(1)),
-            pagination: Pagination {
-                page: 1,
-                last: true,
-            },
-            sequence: statement.cycle.to_string(),
-            created: created.clone(),
-            period: period(),
-            account: Account::customer(&account.account, Some(currency), Some(&statement.bank)),
-            balances: vec![
-                balance(
-                    "OPBD",
-                    currency,
-                    account.opening,
-                    decimals,
-                    statement.from_ms,
+    // One `Stmt`: what differs between the pool's and an account's is passed in.
+    let stmt =
+        |id: String, account: Account, balances: Vec<Balance>, entries: &[Entry], what: String| {
+            Statement {
+                id,
+                pagination: Pagination {
+                    page: 1,
+                    last: true,
+                },
+                sequence: statement.cycle.to_string(),
+                created: created.clone(),
+                period: period(),
+                account,
+                balances,
+                summary: Some(summary(entries, decimals)),
+                entries: entries
+                    .iter()
+                    .map(|e| report_entry(e, currency, decimals))
+                    .collect(),
+                additional: format!(
+                    "{what} in cycle {} (heights {} to {})",
+                    statement.cycle, statement.start_height, statement.end_height
                 ),
-                balance("CLBD", currency, account.closing, decimals, statement.to_ms),
+            }
+        };
+    let (from, to) = (statement.from_ms, statement.to_ms);
+    let pool = &statement.pool;
+    let mut statements = Vec::with_capacity(statement.accounts.len().saturating_add(1));
+    statements.push(stmt(
+        format!("C{}-POOL", statement.cycle),
+        Account::pool(&statement.bank, currency),
+        vec![
+            balance("OPBD", currency, u128::from(pool.opening), decimals, from),
+            balance("CLBD", currency, u128::from(pool.closing), decimals, to),
+        ],
+        &pool.entries,
+        format!("settlement pool of {}", statement.bank),
+    ));
+    for (n, account) in statement.accounts.iter().enumerate() {
+        statements.push(stmt(
+            format!("C{}-{}", statement.cycle, n.saturating_add(1)),
+            Account::customer(&account.account, Some(currency), Some(&statement.bank)),
+            vec![
+                balance("OPBD", currency, account.opening, decimals, from),
+                balance("CLBD", currency, account.closing, decimals, to),
                 balance(
                     "CLAV",
                     currency,
                     u128::from(account.closing_available),
                     decimals,
-                    statement.to_ms,
+                    to,
                 ),
             ],
-            summary: Some(summary(&account.entries, decimals)),
-            entries: account
-                .entries
-                .iter()
-                .map(|e| report_entry(e, currency, decimals))
-                .collect(),
-            additional: format!(
-                "account {} in cycle {} (heights {} to {})",
-                account.account, statement.cycle, statement.start_height, statement.end_height
-            ),
-        });
+            &account.entries,
+            format!("account {}", account.account),
+        ));
     }
     super::write(
         "Document",

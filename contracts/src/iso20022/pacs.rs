@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use super::camt::{Account, Agent, Remittance};
+use super::camt::{Account, Agent, CcyAmount, Proprietary, Remittance};
 use super::{
     account, amount, children, date_time, exact_text, find, format_amount, optional_text, parse,
     text, write, IsoError, ACCOUNT_SCHEME, PACS002, PACS008, TX_ENVELOPE, TX_ENVELOPE_NS,
@@ -20,23 +20,11 @@ use crate::primitives::{from_hex_vec, to_hex, AccountId, Amount, BankId, Hash};
 use crate::tx::{Body, SignedTransaction, MAX_TX_BYTES};
 
 #[derive(Serialize)]
-struct Proprietary {
-    #[serde(rename = "Prtry")]
-    value: &'static str,
-}
-
-#[derive(Serialize)]
-struct ClearingSystem {
-    #[serde(rename = "Prtry")]
-    value: &'static str,
-}
-
-#[derive(Serialize)]
 struct Settlement {
     #[serde(rename = "SttlmMtd")]
     method: &'static str,
     #[serde(rename = "ClrSys")]
-    system: ClearingSystem,
+    system: Proprietary,
 }
 
 #[derive(Serialize)]
@@ -57,14 +45,6 @@ struct PaymentId {
     instruction: String,
     #[serde(rename = "EndToEndId")]
     end_to_end: String,
-}
-
-#[derive(Serialize)]
-struct CcyAmount {
-    #[serde(rename = "@Ccy")]
-    currency: String,
-    #[serde(rename = "$text")]
-    value: String,
 }
 
 #[derive(Serialize)]
@@ -217,7 +197,7 @@ pub fn pacs008(
                     count: "1",
                     settlement: Settlement {
                         method: "CLRG",
-                        system: ClearingSystem { value: "INTERPOOL" },
+                        system: Proprietary { value: "INTERPOOL" },
                     },
                 },
                 transfer: CreditTransfer {

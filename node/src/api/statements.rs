@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use interpool_contracts::iso20022::camt::{camt053, camt054, Owner};
 use interpool_contracts::statement::{BankStatementView, CycleBooks, Entry};
-use interpool_contracts::{BankId, Block, BlockOutcome, Hash, Ledger, Transaction};
+use interpool_contracts::{BankId, Block, BlockOutcome, Ledger};
 
 use super::limits::{ExpensiveReads, WithinRate};
 use super::{parse_number, ApiError, ApiResult, ApiState, Code, ErrorBody};
+use crate::app::statements::queued_transaction;
 use crate::storage::Store;
 
 /// The media type of ISO 20022 documents.
@@ -138,22 +139,6 @@ pub(crate) async fn statement(
     .into_response())
 }
 
-/// The transaction of a transfer released from a queue: in `block` itself, or where the
-/// store's index says it was queued.
-pub(crate) fn queued_transaction(store: &Store, block: &Block, hash: &Hash) -> Option<Transaction> {
-    if let Some(tx) = block.transactions.iter().find(|t| t.hash() == *hash) {
-        return Some(tx.tx.clone());
-    }
-    let (height, index) = store.tx_location(hash).ok()??;
-    let bytes = store.block(height).ok()??;
-    let queued_in = Block::decode(&bytes, interpool_consensus::MAX_PAYLOAD_BYTES as u64).ok()?;
-    queued_in
-        .transactions
-        .get(usize::try_from(index).ok()?)
-        .filter(|t| t.hash() == *hash)
-        .map(|t| t.tx.clone())
-}
-
 /// Which events (or camt.054 notifications) a stream sends: with neither, all; with both,
 /// those that pass both.
 #[derive(Debug, Clone, Default)]
@@ -179,12 +164,14 @@ pub(crate) fn block_notifications(
     decimals: u8,
 ) -> Vec<(u32, String)> {
     let mut books = CycleBooks::new(0, block.header.height, None);
-    if books
-        .add_block(block, outcome, |hash| {
-            queued_transaction(store, block, hash)
-        })
-        .is_err()
-    {
+    let released = |hash: &_| queued_transaction(store, block, hash).ok().flatten();
+    if let Err(error) = books.add_block(block, outcome, released) {
+        // A released transfer's block pruned from this node: its entries cannot be told.
+        tracing::warn!(
+            height = block.header.height,
+            %error,
+            "no camt.054 notifications for this block"
+        );
         return Vec::new();
     }
     let (accounts, pools) = books.into_entries();

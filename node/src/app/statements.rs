@@ -276,6 +276,34 @@ fn write_cycle(store: &Store, cycle: u64, opening: Option<&Ledger>, closing: &Le
     }
 }
 
+/// The transaction of a transfer released from a queue: in `block` itself, or in the block
+/// the store's index says it was queued in (`None` if that is not on this node).
+pub(crate) fn queued_transaction(
+    store: &Store,
+    block: &Block,
+    hash: &Hash,
+) -> Result<Option<Transaction>, StorageError> {
+    if let Some(tx) = block.transactions.iter().find(|t| t.hash() == *hash) {
+        return Ok(Some(tx.tx.clone()));
+    }
+    let Some((at, index)) = store.tx_location(hash)? else {
+        return Ok(None);
+    };
+    let Some(bytes) = store.block(at)? else {
+        return Ok(None);
+    };
+    let queued_in = Block::decode(&bytes, MAX_BLOCK_BYTES).map_err(|e| StorageError::Corrupt {
+        cf: "blocks",
+        key: at.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(usize::try_from(index)
+        .ok()
+        .and_then(|i| queued_in.transactions.get(i))
+        .filter(|t| t.hash() == *hash)
+        .map(|t| t.tx.clone()))
+}
+
 fn read_block(store: &Store, height: u64) -> Result<Block, WriteError> {
     let bytes = store
         .block(height)?
@@ -316,34 +344,17 @@ fn make(
         let outcome = store
             .outcome(height)?
             .ok_or(WriteError::MissingBlock(height))?;
-        // A released transfer was queued in this block or an earlier one.
         let mut lookup_error = None;
-        let released = |hash: &Hash| -> Option<Transaction> {
-            if let Some(tx) = block.transactions.iter().find(|t| t.hash() == *hash) {
-                return Some(tx.tx.clone());
-            }
-            let found = (|| -> Result<Option<Transaction>, WriteError> {
-                let Some((at, index)) = store.tx_location(hash)? else {
-                    return Ok(None);
-                };
-                let queued_in = read_block(store, at)?;
-                Ok(usize::try_from(index)
-                    .ok()
-                    .and_then(|i| queued_in.transactions.get(i))
-                    .filter(|t| t.hash() == *hash)
-                    .map(|t| t.tx.clone()))
-            })();
-            match found {
-                Ok(tx) => tx,
-                Err(error) => {
-                    lookup_error = Some(error);
-                    None
-                }
+        let released = |hash: &Hash| match queued_transaction(store, &block, hash) {
+            Ok(tx) => tx,
+            Err(error) => {
+                lookup_error = Some(error);
+                None
             }
         };
         let added = books.add_block(&block, &outcome, released);
         if let Some(error) = lookup_error {
-            return Err(error);
+            return Err(WriteError::Storage(error));
         }
         added?;
     }
