@@ -50,6 +50,7 @@ fn transfers(count: usize) -> Vec<SignedTransaction> {
                     amount: Amount(1 + next(&mut state) % 10_000),
                     end_to_end_id: format!("BENCH-{i}"),
                     reference: "benchmark".into(),
+                    terms: Default::default(),
                 },
             }
             .sign(&key(seed))
@@ -78,7 +79,7 @@ fn apply_block(c: &mut Criterion) {
         b.iter_batched(
             || ledger.clone(),
             |mut ledger| {
-                let outcome = ledger.apply_block(1, &txs);
+                let outcome = ledger.apply_block(1, 1_000, &txs);
                 assert_eq!(outcome.receipts.len(), TRANSFERS);
                 outcome
             },

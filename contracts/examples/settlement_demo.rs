@@ -37,13 +37,14 @@ impl Demo {
                 amount: Amount::parse(amount, DECIMALS).expect("demo amounts are valid"),
                 end_to_end_id: e2e.into(),
                 reference: String::new(),
+                terms: Default::default(),
             },
         )
     }
 
     fn block(&mut self, what: &str, txs: Vec<VerifiedTransaction>) -> BlockOutcome {
         let height = self.ledger.height() + 1;
-        let outcome = self.ledger.apply_block(height, &txs);
+        let outcome = self.ledger.apply_block(height, height * 1_000, &txs);
         self.ledger
             .check_invariants()
             .expect("invariants hold after every block");

@@ -18,8 +18,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::primitives::{AccountId, Amount, BankId};
-use crate::tx::BodyKind;
+use crate::primitives::{AccountId, Amount, BankId, Hash};
+use crate::tx::{BodyKind, Priority};
 
 /// A rejected transaction's reason.
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
@@ -63,6 +63,9 @@ pub enum TxError {
     /// A transfer from an account to itself.
     #[error("a transfer must go to another account")]
     SelfTransfer,
+    /// A transfer's `not_before_ms` is not before its `reject_after_ms`.
+    #[error("not_before_ms must be before reject_after_ms")]
+    InvalidTerms,
 
     // --- stateful: signer, nonce, expiry -------------------------------------------------
     /// Nobody with this key may sign transactions (no account, no role).
@@ -185,6 +188,29 @@ pub enum TxError {
         /// What the cycle's gross total can still grow by.
         available: Amount,
     },
+    /// A customer transfer, or a change of priority, asks for a priority it may not have
+    /// (`urgent` is the settlement authority's and the operators' own).
+    #[error("priority {0} is not allowed here (urgent is reserved for liquidity transfers)")]
+    PriorityNotAllowed(Priority),
+    /// A transfer's `reject_after_ms` is not after the block's time.
+    #[error("reject_after_ms {reject_after_ms} is not after the block time {time_ms}")]
+    RejectTime {
+        /// The transfer's reject time.
+        reject_after_ms: u64,
+        /// The block's certified time.
+        time_ms: u64,
+    },
+    /// A normal-priority customer transfer after the business day's customer cut-off and
+    /// before its end of day.
+    #[error("customer transfers are closed for the business day (cut-off passed); high priority still settles")]
+    Cutoff,
+    /// `CancelTransfer` or `Reprioritise` of a transfer that is not waiting in a queue:
+    /// committed, released, refunded, cancelled, rejected, or never seen.
+    #[error("transfer {0} is not queued (committed, released, refunded or unknown)")]
+    NotQueued(Hash),
+    /// `Reprioritise` to the priority the transfer already has.
+    #[error("transfer {0} already has that priority")]
+    SamePriority(Hash),
 }
 
 impl TxError {
@@ -221,6 +247,12 @@ impl TxError {
             TxError::Overflow => "overflow",
             TxError::PoolLimit { .. } => "pool_limit",
             TxError::CycleLimit { .. } => "cycle_limit",
+            TxError::InvalidTerms => "invalid_terms",
+            TxError::PriorityNotAllowed(_) => "priority_not_allowed",
+            TxError::RejectTime { .. } => "reject_time",
+            TxError::Cutoff => "cutoff",
+            TxError::NotQueued(_) => "not_queued",
+            TxError::SamePriority(_) => "same_priority",
         }
     }
 
@@ -238,6 +270,7 @@ impl TxError {
                 | TxError::InvalidReference
                 | TxError::InvalidAccountKey(_)
                 | TxError::SelfTransfer
+                | TxError::InvalidTerms
         )
     }
 

@@ -33,6 +33,7 @@ fn companions() -> &'static [SignedTransaction; 2] {
                     amount: Amount(1),
                     end_to_end_id: "FUZZ-COMPANION".into(),
                     reference: String::new(),
+                    terms: Default::default(),
                 },
             }
             .sign(&key(from))
@@ -98,6 +99,7 @@ pub(crate) fn seeds() -> Vec<Vec<u8>> {
             amount: Amount(5_000),
             end_to_end_id: "INV-2024-0001".into(),
             reference: "invoice 7 €".into(),
+            terms: Default::default(),
         },
         Body::OpenAccount {
             owner: account(424_242),
@@ -153,6 +155,7 @@ pub(crate) fn seeds() -> Vec<Vec<u8>> {
                 amount: Amount(amount),
                 end_to_end_id: end_to_end_id.into(),
                 reference: reference.into(),
+                terms: Default::default(),
             },
         )
     };

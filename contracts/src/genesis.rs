@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::calendar::BusinessDay;
 use crate::codec;
 use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
 
@@ -58,6 +59,14 @@ pub mod defaults {
     pub const MAX_VALIDITY_BLOCKS: u64 = DUPLICATE_WINDOW_BLOCKS;
     /// Most transfers of one payer waiting in its bank's queue.
     pub const MAX_QUEUED_PER_PAYER: u32 = 100;
+
+    /// How long before its reject time a queued transfer is warned about: five minutes.
+    pub const REJECT_WARNING_MS: u64 = 300_000;
+
+    /// [`REJECT_WARNING_MS`], for serde.
+    pub fn reject_warning_ms() -> u64 {
+        REJECT_WARNING_MS
+    }
 
     /// [`MAX_QUEUE_PER_BANK`], for serde.
     pub fn max_queue_per_bank() -> u32 {
@@ -134,6 +143,28 @@ pub struct Genesis {
     /// Observer nodes allowed to connect and follow the chain (regulators, auditors).
     #[serde(default)]
     pub observers: Vec<GenesisNode>,
+    /// The business-day calendar (customer cut-off, end of day); none: the chain runs
+    /// without business days.
+    #[serde(default)]
+    pub business_day: Option<BusinessDay>,
+    /// When the liquidity-saving pass runs (default: after every block).
+    #[serde(default)]
+    pub gridlock_pass: GridlockPass,
+    /// How long before a queued transfer's reject time the chain warns about it (in each
+    /// block's `warned`, and on the event stream), milliseconds of block time.
+    #[serde(default = "defaults::reject_warning_ms")]
+    pub reject_warning_ms: u64,
+}
+
+/// When the liquidity-saving pass ([`crate::liquidity`]) runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GridlockPass {
+    /// After every block that leaves payments queued, and on the authority's request.
+    #[default]
+    EveryBlock,
+    /// Only in a block holding the authority's `ResolveGridlock`.
+    OnRequest,
 }
 
 /// Why a genesis is invalid.
@@ -174,6 +205,9 @@ pub enum GenesisError {
     /// A parameter that must be positive is zero.
     #[error("{0} must be at least 1")]
     ZeroParameter(&'static str),
+    /// The business-day calendar is unusable.
+    #[error("business_day: {0}")]
+    BusinessDay(String),
     /// `duplicate_window_blocks` is shorter than `max_validity_blocks`.
     #[error("duplicate_window_blocks ({window}) must be at least max_validity_blocks ({validity}), or a retry of a payment could pay twice")]
     DuplicateWindowTooShort {
@@ -217,6 +251,9 @@ impl Genesis {
                 window: self.duplicate_window_blocks,
                 validity: self.max_validity_blocks,
             });
+        }
+        if let Some(calendar) = &self.business_day {
+            calendar.validate().map_err(GenesisError::BusinessDay)?;
         }
         let mut bank_ids = BTreeSet::new();
         for bank in &self.banks {

@@ -8,31 +8,44 @@
 //! 1. each transaction in block order: signer and nonce, expiry, then the body's rules; an
 //!    included transaction from a known signer with the right nonce consumes that nonce
 //!    whatever its outcome;
-//! 2. queued transfers are retried, bank by bank in id order, each queue first-in first-out
-//!    (a later transfer that fits may pass an earlier one that does not), until nothing more
-//!    fits;
-//! 3. queued transfers whose time is up are refunded;
-//! 4. if the height is a multiple of `cycle_blocks` or the block held a `SettleCycle`, the
-//!    cycle closes: net positions are computed from the cycle's obligations and each pool
-//!    moves once by its position;
-//! 5. the state root is updated from the entries the block touched.
+//! 0. queued transfers whose `not_before_ms` the block's time reached become due;
+//! 1. (above);
+//! 2. queued transfers still unsettled at their `reject_after_ms` are refunded
+//!    (`reject_time`), and at the business day's customer cut-off every queued normal
+//!    transfer (`cutoff`);
+//! 3. queued transfers are retried, bank by bank in id order, each queue by priority
+//!    (urgent, high, normal; urgent and high strictly first in first out, while in the
+//!    normal class a later transfer that fits may pass an earlier one that does not; no
+//!    normal transfer passes a higher one of its bank), until nothing more fits;
+//! 4. the liquidity-saving pass ([`crate::liquidity`]) settles together what offsets among
+//!    the remaining queues, then step 3 runs again;
+//! 5. queued transfers whose last height is reached are refunded;
+//! 6. if the height is a multiple of `cycle_blocks`, the block held a `SettleCycle`, or
+//!    the block reached the business day's end of day, the cycle closes: net positions are
+//!    computed from the cycle's obligations and each pool moves once by its position (at the
+//!    end of day, the day's report is kept too);
+//! 7. the state root is updated from the entries the block touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::BusinessDay;
 use crate::codec;
 use crate::error::TxError;
-use crate::genesis::{Genesis, GenesisError};
+use crate::genesis::{Genesis, GenesisError, GridlockPass};
 use crate::outcome::{
-    BankPosition, BlockOutcome, Outcome, QueueEvent, Receipt, SettlementReport, SettlementTrigger,
+    BankPosition, BlockOutcome, DayBankStats, DayReport, DropReason, DroppedTransfer,
+    GridlockRun, Outcome, QueueEvent, Receipt, SettlementReport, SettlementTrigger,
 };
 use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
 use crate::smt::{Proof, ProofError, SparseMerkleTree};
-use crate::tx::{Body, BodyKind, VerifiedTransaction};
+use crate::tx::{Body, BodyKind, Priority, TransferTerms, VerifiedTransaction};
 
+mod day;
+mod queues;
 mod snapshot;
 pub use snapshot::{SnapshotError, StateEntry, MAX_ENTRY_BYTES};
 
@@ -91,6 +104,12 @@ pub struct Params {
     pub max_validity_blocks: u64,
     /// Most queued transfers of one payer.
     pub max_queued_per_payer: u32,
+    /// How long before its reject time a queued transfer is warned about.
+    pub reject_warning_ms: u64,
+    /// The business-day calendar, if any.
+    pub business_day: Option<BusinessDay>,
+    /// When the liquidity-saving pass runs.
+    pub gridlock_pass: GridlockPass,
 }
 
 /// A customer account.
@@ -212,6 +231,14 @@ pub struct QueuedTransfer {
     pub queued_at_height: u64,
     /// Last height at whose end it may be released.
     pub expires_at_height: u64,
+    /// Release priority.
+    pub priority: Priority,
+    /// Not released in a block timed before this.
+    pub not_before_ms: Option<u64>,
+    /// Refunded (`reject_time`) in the first block timed at or after this.
+    pub reject_after_ms: Option<u64>,
+    /// Time of the block it was queued in.
+    pub queued_at_ms: u64,
 }
 
 /// Issued and redeemed settlement money since genesis (invariant 1).
@@ -252,6 +279,10 @@ pub enum StateKey {
     Totals,
     /// A closed cycle's settlement report.
     Report(u64),
+    /// The last block's time and the business day in progress.
+    Clock,
+    /// A closed business day's report.
+    DayReport(u64),
 }
 
 impl StateKey {
@@ -331,8 +362,19 @@ enum Effect {
         to_bank: BankId,
         amount: Amount,
         end_to_end_id: String,
+        terms: TransferTerms,
         queue: bool,
     },
+    Cancel {
+        bank: BankId,
+        seq: u64,
+    },
+    Reprioritise {
+        bank: BankId,
+        seq: u64,
+        priority: Priority,
+    },
+    ResolveGridlock,
     OpenAccount {
         owner: AccountId,
         bank: BankId,
@@ -394,11 +436,55 @@ pub struct Ledger {
     cycle: Cycle,
     totals: Totals,
     reports: OrdMap<u64, SettlementReport>,
+    /// The last block's time and the business day in progress (`StateKey::Clock`).
+    clock: Clock,
+    /// Closed business days' reports, by day number.
+    day_reports: OrdMap<u64, DayReport>,
+    /// Where each queued transfer waits, by transaction hash (derived from `queues`).
+    queued_at: OrdMap<Hash, (BankId, u64)>,
+    /// Per bank, how many due queued transfers wait in each priority class, in
+    /// [`Priority::RELEASE_ORDER`] (derived).
+    due_counts: BTreeMap<BankId, [u32; 3]>,
+    /// `(not_before_ms, bank, seq)` of queued transfers not due yet (derived).
+    not_yet_due: OrdSet<(u64, BankId, u64)>,
+    /// `(reject_after_ms, bank, seq)` of queued transfers with a reject time (derived).
+    reject_times: OrdSet<(u64, BankId, u64)>,
+    /// What the block being applied produced besides receipts (reset per block).
+    work: BlockWork,
     tree: SparseMerkleTree,
     dirty: BTreeSet<StateKey>,
     state_root: Hash,
     /// What the last applied block touched (for [`Ledger::check_block_invariants`]).
     last_block: BlockTouch,
+}
+
+/// The last block's time and the business day in progress: one state entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Clock {
+    /// The last applied block's certified time (0 before the first block).
+    time_ms: u64,
+    /// The business day in progress (1 first; 0 without a calendar).
+    day: u64,
+    /// Its first height.
+    day_start_height: u64,
+    /// The next customer cut-off and end of day (`None` until the first block).
+    next_cutoff_ms: Option<u64>,
+    next_end_of_day_ms: Option<u64>,
+    /// Between the cut-off and the end of day: normal customer transfers are refused.
+    after_cutoff: bool,
+    /// The day's statistics, per bank.
+    stats: BTreeMap<BankId, DayBankStats>,
+}
+
+/// What a block produced besides receipts, collected while it runs.
+#[derive(Debug, Clone, Default)]
+struct BlockWork {
+    /// The last block's time.
+    previous_ms: u64,
+    dropped: Vec<DroppedTransfer>,
+    gridlock_requested: bool,
+    /// Transfers with a reject time queued in this block, for their warning.
+    queued_now: Vec<(BankId, u64)>,
 }
 
 /// What one block touched, and the money it found there: enough to check the invariants
@@ -446,6 +532,9 @@ impl Ledger {
             max_validity_blocks: genesis.max_validity_blocks,
             max_queued_per_payer: genesis.max_queued_per_payer,
             duplicate_window_blocks: genesis.duplicate_window_blocks,
+            reject_warning_ms: genesis.reject_warning_ms,
+            business_day: genesis.business_day,
+            gridlock_pass: genesis.gridlock_pass,
         };
         let mut ledger = Ledger {
             params,
@@ -465,6 +554,13 @@ impl Ledger {
             },
             totals: Totals::default(),
             reports: OrdMap::new(),
+            clock: Clock::default(),
+            day_reports: OrdMap::new(),
+            queued_at: OrdMap::new(),
+            due_counts: BTreeMap::new(),
+            not_yet_due: OrdSet::new(),
+            reject_times: OrdSet::new(),
+            work: BlockWork::default(),
             tree: SparseMerkleTree::new(),
             dirty: BTreeSet::new(),
             state_root: Hash::ZERO,
@@ -517,6 +613,7 @@ impl Ledger {
         dirty.extend(ledger.officials.keys().map(|id| StateKey::Official(*id)));
         dirty.insert(StateKey::Cycle);
         dirty.insert(StateKey::Totals);
+        dirty.insert(StateKey::Clock);
         ledger.dirty = dirty;
         // Genesis is the first "block": from nothing to the opening balances.
         ledger.last_block = BlockTouch {
@@ -629,15 +726,17 @@ impl Ledger {
     // ----------------------------------------------------------------------------------
 
     /// Would `tx` be accepted (committed or queued) if it were the next transaction of a
-    /// block at `height`? Changes nothing.
+    /// block at `height`, timed as the last block? Changes nothing.
     pub fn check(&self, tx: &VerifiedTransaction, height: u64) -> Result<(), TxError> {
-        self.plan(tx, height, NonceRule::Exact).map(|_| ())
+        self.plan(tx, height, self.clock.time_ms, NonceRule::Exact)
+            .map(|_| ())
     }
 
     /// Like [`Self::check`] but accepts any nonce from the signer's next one on, for a
     /// mempool that holds several pending transactions of one signer.
     pub fn check_pending(&self, tx: &VerifiedTransaction, height: u64) -> Result<(), TxError> {
-        self.plan(tx, height, NonceRule::AtLeastNext).map(|_| ())
+        self.plan(tx, height, self.clock.time_ms, NonceRule::AtLeastNext)
+            .map(|_| ())
     }
 
     fn operator_bank(&self, signer: &AccountId, kind: BodyKind) -> Result<&BankId, TxError> {
@@ -749,6 +848,7 @@ impl Ledger {
         &self,
         tx: &VerifiedTransaction,
         height: u64,
+        now_ms: u64,
         rule: NonceRule,
     ) -> Result<Effect, TxError> {
         let t = tx.tx();
@@ -793,6 +893,7 @@ impl Ledger {
                 to,
                 amount,
                 end_to_end_id,
+                terms,
                 ..
             } => {
                 let from = self
@@ -803,6 +904,20 @@ impl Ledger {
                     return Err(TxError::AccountFrozen(*signer));
                 }
                 let payee = self.accounts.get(to).ok_or(TxError::UnknownAccount(*to))?;
+                if terms.priority == Priority::Urgent {
+                    return Err(TxError::PriorityNotAllowed(Priority::Urgent));
+                }
+                if let Some(reject_after_ms) = terms.reject_after_ms {
+                    if reject_after_ms <= now_ms {
+                        return Err(TxError::RejectTime {
+                            reject_after_ms,
+                            time_ms: now_ms,
+                        });
+                    }
+                }
+                if terms.priority == Priority::Normal && self.clock.after_cutoff {
+                    return Err(TxError::Cutoff);
+                }
                 if self
                     .end_to_end_ids
                     .contains_key(&end_to_end_key(signer, end_to_end_id))
@@ -816,17 +931,20 @@ impl Ledger {
                     });
                 }
                 add(add(payee.balance, payee.reserved)?, *amount)?;
-                let mut queue = false;
+                // Not due yet: it waits, even between two customers of one bank.
+                let mut queue = terms.not_before_ms.is_some_and(|at| at > now_ms);
                 if from.bank != payee.bank {
                     let sender_bank = self.cross_bank_room(&from.bank, &payee.bank, *amount)?;
-                    if !sender_bank.can_send(*amount) {
-                        if self.queue_len(&from.bank) >= self.params.max_queue_per_bank as usize {
-                            return Err(TxError::QueueFull(from.bank.clone()));
-                        }
-                        if self.queued_by(signer) >= self.params.max_queued_per_payer {
-                            return Err(TxError::PayerQueueFull(*signer));
-                        }
-                        queue = true;
+                    queue = queue
+                        || !sender_bank.can_send(*amount)
+                        || self.waits_ahead(&from.bank, terms.priority);
+                }
+                if queue {
+                    if self.queue_len(&from.bank) >= self.params.max_queue_per_bank as usize {
+                        return Err(TxError::QueueFull(from.bank.clone()));
+                    }
+                    if self.queued_by(signer) >= self.params.max_queued_per_payer {
+                        return Err(TxError::PayerQueueFull(*signer));
                     }
                 }
                 Ok(Effect::Transfer {
@@ -836,6 +954,7 @@ impl Ledger {
                     to_bank: payee.bank.clone(),
                     amount: *amount,
                     end_to_end_id: end_to_end_id.clone(),
+                    terms: *terms,
                     queue,
                 })
             }
@@ -943,6 +1062,39 @@ impl Ledger {
                     }),
                 }
             }
+            Body::CancelTransfer { tx_hash } => {
+                let (bank, seq, entry) = self.queued_transfer(tx_hash)?;
+                let operator = matches!(
+                    self.officials.get(signer),
+                    Some(Official { role: Role::Operator(of), .. }) if *of == bank
+                );
+                if entry.from != *signer && !operator {
+                    return Err(TxError::Unauthorized(kind));
+                }
+                Ok(Effect::Cancel { bank, seq })
+            }
+            Body::Reprioritise { tx_hash, priority } => {
+                let operator_of = self.operator_bank(signer, kind)?.clone();
+                let (bank, seq, entry) = self.queued_transfer(tx_hash)?;
+                if bank != operator_of {
+                    return Err(TxError::Unauthorized(kind));
+                }
+                if *priority == Priority::Urgent {
+                    return Err(TxError::PriorityNotAllowed(*priority));
+                }
+                if entry.priority == *priority {
+                    return Err(TxError::SamePriority(*tx_hash));
+                }
+                Ok(Effect::Reprioritise {
+                    bank,
+                    seq,
+                    priority: *priority,
+                })
+            }
+            Body::ResolveGridlock => {
+                self.require_role(signer, &Role::Authority, kind)?;
+                Ok(Effect::ResolveGridlock)
+            }
         }
     }
 
@@ -950,8 +1102,10 @@ impl Ledger {
     // Execution
     // ----------------------------------------------------------------------------------
 
-    /// Executes the block at `height` (which must be the next height) and returns every
-    /// receipt, release, expiry and settlement it produced, with the new state root.
+    /// Executes the block at `height` (which must be the next height), certified at
+    /// `time_ms` (milliseconds since the Unix epoch, from its header), and returns every
+    /// receipt, release, refund and settlement it produced, with the new state root. A time
+    /// before the last block's counts as the last block's: time never runs backwards here.
     ///
     /// No sequence of transactions can make it panic: every amount that a later step
     /// (a queue release, a refund, the cycle's settlement) would add is checked when the
@@ -961,7 +1115,12 @@ impl Ledger {
     /// # Panics
     /// If `height` is not `self.height() + 1` (a bug in the caller), or if an invariant
     /// breaks (a bug here): continuing would be worse.
-    pub fn apply_block(&mut self, height: u64, txs: &[VerifiedTransaction]) -> BlockOutcome {
+    pub fn apply_block(
+        &mut self,
+        height: u64,
+        time_ms: u64,
+        txs: &[VerifiedTransaction],
+    ) -> BlockOutcome {
         // A caller's bug, not input: the node applies the block after its tip.
         assert_eq!(
             Some(height),
@@ -976,16 +1135,18 @@ impl Ledger {
                 .collect(),
             ..BlockTouch::default()
         };
+        self.work = BlockWork::default();
+        let now = self.start_block(height, time_ms);
         let mut receipts = Vec::with_capacity(txs.len());
         let mut settle_requested = false;
         for (index, tx) in txs.iter().enumerate() {
-            let outcome = match self.plan(tx, height, NonceRule::Exact) {
+            let outcome = match self.plan(tx, height, now, NonceRule::Exact) {
                 Ok(effect) => {
                     self.consume_nonce(&tx.tx().signer);
                     if matches!(effect, Effect::SettleCycle) {
                         settle_requested = true;
                     }
-                    self.execute(effect, tx.hash(), height)
+                    self.execute(effect, tx, height, now)
                 }
                 Err(error) => {
                     if !matches!(error, TxError::UnknownSigner(_) | TxError::BadNonce { .. }) {
@@ -1003,17 +1164,33 @@ impl Ledger {
                 outcome,
             });
         }
-        let released = self.release_queued(height);
+        let warned = self.reject_warnings(height, now);
+        self.reject_due(height, now);
+        let cutoff = self.cutoff_due(now);
+        if cutoff {
+            self.reject_at_cutoff(height);
+        }
+        let mut released = self.release_queued(height, now);
+        let requested = self.work.gridlock_requested;
+        let gridlock = if requested || self.params.gridlock_pass == GridlockPass::EveryBlock {
+            self.gridlock_pass(height, now, requested, &mut released)
+        } else {
+            None
+        };
         let expired = self.expire_queued(height);
         self.forget_end_to_end_ids(height);
+        let end_of_day = self.end_of_day_due(now);
         let trigger = if settle_requested {
             Some(SettlementTrigger::Authority)
         } else if height.is_multiple_of(self.params.cycle_blocks) {
             Some(SettlementTrigger::Schedule)
+        } else if end_of_day {
+            Some(SettlementTrigger::EndOfDay)
         } else {
             None
         };
         let settlement = trigger.map(|trigger| self.close_cycle(height, trigger));
+        let day_report = self.finish_block_day(height, now, end_of_day);
         self.height = height;
         let state_root = self.commit_state();
         BlockOutcome {
@@ -1021,6 +1198,10 @@ impl Ledger {
             receipts,
             released,
             expired,
+            dropped: std::mem::take(&mut self.work.dropped),
+            warned,
+            gridlock,
+            day_report,
             settlement,
             state_root,
         }
@@ -1059,8 +1240,15 @@ impl Ledger {
     /// Applies a planned effect. Every amount was checked by `plan`, so the `expect`s here
     /// guard invariants, not input.
     #[allow(clippy::expect_used)] // `plan` checked every amount just before
-    fn execute(&mut self, effect: Effect, tx_hash: Hash, height: u64) -> Outcome {
+    fn execute(
+        &mut self,
+        effect: Effect,
+        tx: &VerifiedTransaction,
+        height: u64,
+        now: u64,
+    ) -> Outcome {
         const CHECKED: &str = "amounts were checked when the effect was planned";
+        let tx_hash = tx.hash();
         match effect {
             Effect::Transfer {
                 from,
@@ -1069,6 +1257,7 @@ impl Ledger {
                 to_bank,
                 amount,
                 end_to_end_id,
+                terms,
                 queue,
             } => {
                 self.remember_end_to_end_id(from, end_to_end_id, height);
@@ -1079,14 +1268,8 @@ impl Ledger {
                     // Saturating: a genesis may set an expiry window up to `u64::MAX`
                     // ("never"), and no input may make execution overflow.
                     let expires_at_height = height.saturating_add(self.params.queue_expiry_blocks);
-                    let seq = self.next_queue_seq;
-                    self.next_queue_seq = successor(seq);
-                    // The sequence counter is part of the `Cycle` entry: the root must
-                    // commit to it, or a state rebuilt from entries (a checkpoint, state
-                    // sync) could carry another counter under the same root.
-                    self.dirty.insert(StateKey::Cycle);
-                    self.queues.entry(from_bank.clone()).or_default().insert(
-                        seq,
+                    self.enqueue(
+                        from_bank,
                         QueuedTransfer {
                             tx_hash,
                             from,
@@ -1095,17 +1278,38 @@ impl Ledger {
                             amount,
                             queued_at_height: height,
                             expires_at_height,
+                            priority: terms.priority,
+                            not_before_ms: terms.not_before_ms,
+                            reject_after_ms: terms.reject_after_ms,
+                            queued_at_ms: now,
                         },
+                        now,
                     );
-                    self.count_queued(from, true);
-                    self.dirty.insert(StateKey::Queued(from_bank, seq));
                     Outcome::Queued { expires_at_height }
                 } else {
                     let payer = self.account_mut(&from);
                     payer.balance = payer.balance.checked_sub(amount).expect(CHECKED);
                     self.settle_transfer(&from_bank, to, &to_bank, amount);
+                    self.count_settled(&from_bank, amount, None);
                     Outcome::Committed
                 }
+            }
+            Effect::Cancel { bank, seq } => {
+                let by = tx.tx().signer;
+                self.drop_queued(&bank, seq, height, DropReason::Cancelled { by });
+                Outcome::Committed
+            }
+            Effect::Reprioritise {
+                bank,
+                seq,
+                priority,
+            } => {
+                self.set_priority(&bank, seq, priority);
+                Outcome::Committed
+            }
+            Effect::ResolveGridlock => {
+                self.work.gridlock_requested = true;
+                Outcome::Committed
             }
             Effect::OpenAccount { owner, bank } => {
                 first_write(&mut self.dirty, &mut self.last_block, &owner, None);
@@ -1183,6 +1387,25 @@ impl Ledger {
         to_bank: &BankId,
         amount: Amount,
     ) {
+        self.book_transfer(from_bank, to, to_bank, amount);
+        if let Some(sender) = self.banks.get(from_bank) {
+            assert!(
+                sender.net_debit() <= sender.debit_limit() || from_bank == to_bank,
+                "a committed transfer never takes a bank past min(cap, pool)"
+            );
+        }
+    }
+
+    /// [`Self::settle_transfer`] without the cap check: for payments settled together, whose
+    /// caps are checked once all of them are booked.
+    #[allow(clippy::expect_used)] // `plan` or `releasable` checked every total just before
+    fn book_transfer(
+        &mut self,
+        from_bank: &BankId,
+        to: AccountId,
+        to_bank: &BankId,
+        amount: Amount,
+    ) {
         const CHECKED: &str = "credit and position overflow were checked before";
         let payee = self.account_mut(&to);
         payee.balance = payee.balance.checked_add(amount).expect(CHECKED);
@@ -1192,10 +1415,6 @@ impl Ledger {
         let sender = self.bank_mut(from_bank);
         sender.sent = sender.sent.checked_add(amount).expect(CHECKED);
         accumulate(&mut sender.flows.transferred_out, u128::from(amount.0));
-        assert!(
-            sender.net_debit() <= sender.debit_limit(),
-            "a committed transfer never takes a bank past min(cap, pool)"
-        );
         let receiver = self.bank_mut(to_bank);
         receiver.received = receiver.received.checked_add(amount).expect(CHECKED);
         accumulate(&mut receiver.flows.transferred_in, u128::from(amount.0));
@@ -1234,115 +1453,6 @@ impl Ledger {
                 }
             }
         }
-    }
-
-    /// Retries queued transfers until nothing more fits; returns them in release order.
-    #[allow(clippy::expect_used)] // the entry was just read; queued amounts are reserved
-    fn release_queued(&mut self, height: u64) -> Vec<QueueEvent> {
-        let mut released = Vec::new();
-        // Banks whose queue may now make progress. A release credits the payee's bank, which
-        // may make room for that bank's own queue, so it goes back on the list.
-        let mut pending: BTreeSet<BankId> = self
-            .queues
-            .iter()
-            .filter(|(_, queue)| !queue.is_empty())
-            .map(|(bank, _)| bank.clone())
-            .collect();
-        while let Some(bank_id) = pending.pop_first() {
-            let seqs: Vec<u64> = self
-                .queues
-                .get(&bank_id)
-                .map(|queue| queue.keys().copied().collect())
-                .unwrap_or_default();
-            for seq in seqs {
-                let ready = self
-                    .queues
-                    .get(&bank_id)
-                    .and_then(|queue| queue.get(&seq))
-                    .is_some_and(|entry| self.releasable(&bank_id, entry));
-                if !ready {
-                    continue;
-                }
-                let entry = self
-                    .queues
-                    .get_mut(&bank_id)
-                    .and_then(|q| q.remove(&seq))
-                    .expect("entry was just read");
-                self.dirty.insert(StateKey::Queued(bank_id.clone(), seq));
-                self.count_queued(entry.from, false);
-                let payer = self.account_mut(&entry.from);
-                payer.reserved = payer
-                    .reserved
-                    .checked_sub(entry.amount)
-                    .expect("a queued transfer's amount is reserved");
-                self.settle_transfer(&bank_id, entry.to, &entry.to_bank, entry.amount);
-                if self.queue_len(&entry.to_bank) > 0 {
-                    pending.insert(entry.to_bank.clone());
-                }
-                released.push(queue_event(&bank_id, entry, height));
-            }
-        }
-        released
-    }
-
-    fn releasable(&self, bank_id: &BankId, entry: &QueuedTransfer) -> bool {
-        let (Some(payer), Some(payee), Some(bank)) = (
-            self.accounts.get(&entry.from),
-            self.accounts.get(&entry.to),
-            self.banks.get(bank_id),
-        ) else {
-            return false;
-        };
-        !payer.frozen
-            && bank.can_send(entry.amount)
-            && self
-                .cross_bank_room(bank_id, &entry.to_bank, entry.amount)
-                .is_ok()
-            && payee
-                .balance
-                .checked_add(payee.reserved)
-                .and_then(|b| b.checked_add(entry.amount))
-                .is_some()
-    }
-
-    /// Refunds queued transfers whose last release height has passed.
-    #[allow(clippy::expect_used)] // queued amounts are reserved; balance + reserved fits u64
-    fn expire_queued(&mut self, height: u64) -> Vec<QueueEvent> {
-        let mut expired = Vec::new();
-        let bank_ids: Vec<BankId> = self.queues.keys().cloned().collect();
-        for bank_id in bank_ids {
-            // Sequence numbers grow with the height a transfer was queued at, and every
-            // transfer gets the same expiry window, so the due ones are at the front.
-            while let Some(seq) = self
-                .queues
-                .get(&bank_id)
-                .and_then(|queue| queue.get_min())
-                .filter(|(_, first)| first.expires_at_height <= height)
-                .map(|(seq, _)| *seq)
-            {
-                let Some(entry) = self
-                    .queues
-                    .get_mut(&bank_id)
-                    .and_then(|queue| queue.remove(&seq))
-                else {
-                    break;
-                };
-                self.dirty.insert(StateKey::Queued(bank_id.clone(), seq));
-                self.count_queued(entry.from, false);
-                let payer = self.account_mut(&entry.from);
-                payer.reserved = payer
-                    .reserved
-                    .checked_sub(entry.amount)
-                    .expect("a queued transfer's amount is reserved");
-                payer.balance = payer
-                    .balance
-                    .checked_add(entry.amount)
-                    .expect("balance + reserved fit before the transfer was queued");
-                expired.push(queue_event(&bank_id, entry, height));
-            }
-        }
-        self.queues.retain(|_, queue| !queue.is_empty());
-        expired
     }
 
     /// Closes the current cycle: computes the multilateral net positions from the cycle's
@@ -1466,6 +1576,8 @@ impl Ledger {
             ))),
             StateKey::Totals => Some(value_hash(&self.totals)),
             StateKey::Report(n) => self.reports.get(n).map(value_hash),
+            StateKey::Clock => Some(value_hash(&self.clock)),
+            StateKey::DayReport(n) => self.day_reports.get(n).map(value_hash),
         }
     }
 
@@ -1687,16 +1799,17 @@ impl Ledger {
         Ok(())
     }
 
-    /// A queued transfer names existing accounts and banks, crosses banks, and is covered by
-    /// its payer's reservation.
+    /// A queued transfer names existing accounts and banks, crosses banks (unless it is timed),
+    /// and is covered by its payer's reservation.
     fn check_queued(
         &self,
         bank: &BankId,
         entry: &QueuedTransfer,
     ) -> Result<(), InvariantViolation> {
         let payer = self.accounts.get(&entry.from);
+        // Only a transfer waiting for its time may be between two customers of one bank.
         let ok = entry.amount.0 > 0
-            && *bank != entry.to_bank
+            && (*bank != entry.to_bank || entry.not_before_ms.is_some())
             && self.banks.contains_key(bank)
             && self.banks.contains_key(&entry.to_bank)
             && self.accounts.contains_key(&entry.to)

@@ -70,7 +70,7 @@ impl Harness {
 
     fn block(&mut self, txs: Vec<VerifiedTransaction>) -> BlockOutcome {
         let height = self.ledger.height() + 1;
-        let outcome = self.ledger.apply_block(height, &txs);
+        let outcome = self.ledger.apply_block(height, height * 1_000, &txs);
         self.ledger
             .check_invariants()
             .expect("invariants after block");
@@ -154,6 +154,7 @@ fn transfer(to: u64, amount: u64, e2e: &str) -> Body {
         amount: Amount(amount),
         end_to_end_id: e2e.into(),
         reference: "test".into(),
+        terms: Default::default(),
     }
 }
 

@@ -33,6 +33,7 @@
 pub mod admission;
 pub mod batch;
 pub mod block;
+pub mod calendar;
 pub mod codec;
 pub mod error;
 // The fuzz target's entry function: for `cargo fuzz` (`--cfg fuzzing`) and the corpus replay
@@ -45,6 +46,7 @@ pub mod genesis;
 pub mod iso20022;
 pub mod keys;
 pub mod ledger;
+pub mod liquidity;
 pub mod outcome;
 pub mod primitives;
 pub mod smt;
@@ -64,4 +66,4 @@ pub use genesis::{Genesis, GenesisAccount, GenesisBank, GenesisError, GenesisNod
 pub use ledger::{Account, AccountProof, Bank, Ledger, Params};
 pub use outcome::{BlockOutcome, Outcome, QueueEvent, Receipt, SettlementReport};
 pub use primitives::{AccountId, Amount, BankId, Hash};
-pub use tx::{Body, SignedTransaction, Transaction, VerifiedTransaction};
+pub use tx::{Body, Priority, SignedTransaction, Transaction, TransferTerms, VerifiedTransaction};

@@ -107,6 +107,99 @@ pub enum SettlementTrigger {
     Schedule,
     /// A `SettleCycle` from the settlement authority was in the block.
     Authority,
+    /// The business day's end of day.
+    EndOfDay,
+}
+
+/// Why a queued transfer left its queue without settling, other than its height expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum DropReason {
+    /// Cancelled by its payer or its bank's operator (`CancelTransfer`).
+    Cancelled {
+        /// Who signed the cancellation.
+        by: AccountId,
+    },
+    /// Still queued in the first block at or after its `reject_after_ms`.
+    RejectTime,
+    /// A normal-priority customer transfer still queued at the customer cut-off.
+    Cutoff,
+}
+
+impl DropReason {
+    /// The transfer's fate, as the API and the wallet name it.
+    pub fn fate(&self) -> &'static str {
+        match self {
+            DropReason::Cancelled { .. } => "cancelled",
+            DropReason::RejectTime => "reject_time",
+            DropReason::Cutoff => "cutoff",
+        }
+    }
+}
+
+/// A queued transfer refunded to its payer for a [`DropReason`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DroppedTransfer {
+    /// The transfer (its `height` is the block that refunded it).
+    pub transfer: QueueEvent,
+    /// Why.
+    pub reason: DropReason,
+}
+
+/// What the liquidity-saving pass did in a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GridlockRun {
+    /// Queued payments offered to it (eligible now).
+    pub offered: u32,
+    /// Settled together by it (listed in the block's `released`, after the ordinary
+    /// releases).
+    pub settled: u32,
+    /// Their total value, minor units.
+    pub value: u128,
+    /// True if every offered payment settled at once ("all or nothing").
+    pub all_at_once: bool,
+    /// Whether the authority asked for it in this block.
+    pub requested: bool,
+}
+
+/// One bank's line in a business day's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DayBankStats {
+    /// Transfers its customers paid that settled in the day (committed or released).
+    pub settled_count: u64,
+    /// Their value, minor units.
+    pub settled_value: u128,
+    /// The most transfers its queue held at the end of a block of the day.
+    pub queued_peak: u32,
+    /// Transfers rejected at the customer cut-off.
+    pub cutoff_rejected_count: u64,
+    /// Their value, minor units.
+    pub cutoff_rejected_value: u128,
+    /// The longest a transfer released in the day waited in the queue, in milliseconds of
+    /// block time.
+    pub longest_wait_ms: u64,
+}
+
+/// A closed business day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DayReport {
+    /// Business day number (the first day is 1).
+    pub day: u64,
+    /// Local date of the end of day, `YYYY-MM-DD`.
+    pub date: String,
+    /// First height of the day.
+    pub start_height: u64,
+    /// Height whose block closed it (the first at or after the end of day).
+    pub height: u64,
+    /// That block's time.
+    pub closed_at_ms: u64,
+    /// Every bank, sorted by id.
+    pub banks: Vec<(BankId, DayBankStats)>,
 }
 
 /// Everything one block did.
@@ -120,6 +213,20 @@ pub struct BlockOutcome {
     pub released: Vec<QueueEvent>,
     /// Queued transfers expired (refunded) at the end of this block.
     pub expired: Vec<QueueEvent>,
+    /// Queued transfers refunded in this block for another reason: cancelled, past their
+    /// reject time, rejected at the cut-off.
+    #[serde(default)]
+    pub dropped: Vec<DroppedTransfer>,
+    /// Queued transfers whose reject time came within the chain's warning lead
+    /// (`reject_warning_ms`) in this block: each is warned about once.
+    #[serde(default)]
+    pub warned: Vec<QueueEvent>,
+    /// The liquidity-saving pass, if it ran and settled something.
+    #[serde(default)]
+    pub gridlock: Option<GridlockRun>,
+    /// The business day closed by this block, if any.
+    #[serde(default)]
+    pub day_report: Option<DayReport>,
     /// The settlement report, if a cycle closed at this block.
     pub settlement: Option<SettlementReport>,
     /// The state root after this block.

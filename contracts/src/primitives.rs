@@ -207,6 +207,12 @@ impl BankId {
     /// Longest allowed id, in characters.
     pub const MAX_LEN: usize = 12;
 
+    /// The empty id: orders before every bank id. A lower bound for ranges, never a bank.
+    pub(crate) const LOWEST: BankId = BankId {
+        len: 0,
+        bytes: [0; BankId::MAX_LEN],
+    };
+
     /// Validates and wraps `id`.
     pub fn new(id: impl Into<String>) -> Result<Self, BankIdError> {
         let id = id.into();
@@ -231,7 +237,7 @@ impl BankId {
 
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
-        // Only `new` builds a bank id, from 1–12 ASCII characters.
+        // Only `new` builds a bank id, from 1–12 ASCII characters (and `LOWEST`, from none).
         let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
         std::str::from_utf8(bytes).unwrap_or_default()
     }

@@ -377,6 +377,7 @@ impl CycleBooks {
                 amount,
                 end_to_end_id,
                 reference,
+                ..
             } => {
                 let transfer = Entry {
                     kind: EntryKind::Transfer,
@@ -442,7 +443,10 @@ impl CycleBooks {
             | Body::SetNetDebitCap { .. }
             | Body::SettleCycle
             | Body::Freeze { .. }
-            | Body::Unfreeze { .. } => {}
+            | Body::Unfreeze { .. }
+            | Body::CancelTransfer { .. }
+            | Body::Reprioritise { .. }
+            | Body::ResolveGridlock => {}
         }
     }
 

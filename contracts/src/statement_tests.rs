@@ -54,7 +54,7 @@ impl Chain {
 
     fn block(&mut self, txs: Vec<VerifiedTransaction>) -> BlockOutcome {
         let height = self.ledger.height() + 1;
-        let outcome = self.ledger.apply_block(height, &txs);
+        let outcome = self.ledger.apply_block(height, 1_700_000_000_000 + height * 1_000, &txs);
         self.ledger.check_invariants().expect("invariants");
         let block = Block {
             header: BlockHeader {
@@ -112,6 +112,7 @@ fn transfer(to: u64, amount: u64, e2e: &str) -> Body {
         amount: Amount(amount),
         end_to_end_id: e2e.into(),
         reference: format!("ref {e2e}"),
+        terms: Default::default(),
     }
 }
 

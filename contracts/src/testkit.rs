@@ -67,6 +67,9 @@ pub fn genesis(banks: usize, customers: usize, balance: u64, pool: u64, cap: u64
         max_nonce_lookahead: 256,
         max_validity_blocks: 1_000,
         max_queued_per_payer: 10_000,
+        business_day: None,
+        gridlock_pass: crate::genesis::GridlockPass::EveryBlock,
+        reject_warning_ms: crate::genesis::defaults::REJECT_WARNING_MS,
         accounts: (0..banks)
             .flat_map(|b| {
                 (0..customers).map(move |i| GenesisAccount {

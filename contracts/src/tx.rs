@@ -56,6 +56,9 @@ pub enum Body {
         end_to_end_id: String,
         /// Free text for the recipient.
         reference: String,
+        /// Priority and timing ([`TransferTerms::default`]: normal, no times).
+        #[serde(default)]
+        terms: TransferTerms,
     },
     /// Bank operator opens an account for `owner` at the operator's bank.
     OpenAccount {
@@ -109,6 +112,91 @@ pub enum Body {
         /// The account.
         account: AccountId,
     },
+    /// Takes a queued transfer out of its bank's queue and refunds its payer: signed by the
+    /// payer or by the operator of the payer's bank.
+    CancelTransfer {
+        /// The queued transfer's transaction hash.
+        tx_hash: Hash,
+    },
+    /// Bank operator changes the priority of a transfer queued at its bank.
+    Reprioritise {
+        /// The queued transfer's transaction hash.
+        tx_hash: Hash,
+        /// Its new priority (`normal` or `high`).
+        priority: Priority,
+    },
+    /// Settlement authority runs the liquidity-saving pass at the end of this block
+    /// ([`crate::liquidity`]), whether or not the chain runs it after every block.
+    ResolveGridlock,
+}
+
+/// How urgently a queued transfer is released (T2's priorities). A bank's queue releases
+/// urgent, then high, then normal; a normal transfer is never released while a higher one of
+/// the same bank waits.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Customer payments (the default). Within the class, a later transfer that fits may
+    /// pass an earlier one that does not; rejected at the business day's customer cut-off.
+    #[default]
+    Normal,
+    /// Time-critical customer payments: first in first out, kept past the cut-off.
+    High,
+    /// Reserved for the settlement authority's and the operators' own liquidity transfers;
+    /// a customer transfer may not carry it (`priority_not_allowed`). First in first out.
+    Urgent,
+}
+
+impl Priority {
+    /// Every priority, in release order (urgent first).
+    pub const RELEASE_ORDER: [Priority; 3] = [Priority::Urgent, Priority::High, Priority::Normal];
+
+    /// True for the classes released strictly first in first out.
+    pub fn strict_order(self) -> bool {
+        self != Priority::Normal
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        })
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "normal" => Ok(Priority::Normal),
+            "high" => Ok(Priority::High),
+            "urgent" => Ok(Priority::Urgent),
+            other => Err(format!("unknown priority {other:?} (normal, high or urgent)")),
+        }
+    }
+}
+
+/// A transfer's priority and timing (T2's timed payments), on the certified block time in
+/// milliseconds since the Unix epoch, never a node's clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferTerms {
+    /// Release priority.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Not settled in a block timed before this (it waits in the queue until then).
+    #[serde(default)]
+    pub not_before_ms: Option<u64>,
+    /// Rejected (`reject_time`) in the first block timed at or after this if still
+    /// unsettled; a transfer submitted at or after it is refused.
+    #[serde(default)]
+    pub reject_after_ms: Option<u64>,
 }
 
 /// The kind of a [`Body`], without its fields.
@@ -136,6 +224,12 @@ pub enum BodyKind {
     Freeze,
     /// [`Body::Unfreeze`]
     Unfreeze,
+    /// [`Body::CancelTransfer`]
+    CancelTransfer,
+    /// [`Body::Reprioritise`]
+    Reprioritise,
+    /// [`Body::ResolveGridlock`]
+    ResolveGridlock,
 }
 
 impl fmt::Display for BodyKind {
@@ -151,6 +245,9 @@ impl fmt::Display for BodyKind {
             BodyKind::SettleCycle => "settle_cycle",
             BodyKind::Freeze => "freeze",
             BodyKind::Unfreeze => "unfreeze",
+            BodyKind::CancelTransfer => "cancel_transfer",
+            BodyKind::Reprioritise => "reprioritise",
+            BodyKind::ResolveGridlock => "resolve_gridlock",
         };
         f.write_str(name)
     }
@@ -170,7 +267,10 @@ impl Body {
             Body::Issue { .. }
             | Body::Redeem { .. }
             | Body::SetNetDebitCap { .. }
-            | Body::SettleCycle => None,
+            | Body::SettleCycle
+            | Body::CancelTransfer { .. }
+            | Body::Reprioritise { .. }
+            | Body::ResolveGridlock => None,
         }
     }
 
@@ -187,6 +287,9 @@ impl Body {
             Body::SettleCycle => BodyKind::SettleCycle,
             Body::Freeze { .. } => BodyKind::Freeze,
             Body::Unfreeze { .. } => BodyKind::Unfreeze,
+            Body::CancelTransfer { .. } => BodyKind::CancelTransfer,
+            Body::Reprioritise { .. } => BodyKind::Reprioritise,
+            Body::ResolveGridlock => BodyKind::ResolveGridlock,
         }
     }
 }
@@ -351,6 +454,7 @@ fn check_body_fields(tx: &Transaction) -> Result<(), TxError> {
             amount,
             end_to_end_id,
             reference,
+            terms,
         } => {
             if *amount == Amount::ZERO {
                 return Err(TxError::ZeroAmount);
@@ -369,6 +473,11 @@ fn check_body_fields(tx: &Transaction) -> Result<(), TxError> {
             if *to == tx.signer {
                 return Err(TxError::SelfTransfer);
             }
+            if let (Some(from), Some(until)) = (terms.not_before_ms, terms.reject_after_ms) {
+                if from >= until {
+                    return Err(TxError::InvalidTerms);
+                }
+            }
         }
         Body::Deposit { amount, .. }
         | Body::Withdraw { amount, .. }
@@ -386,7 +495,10 @@ fn check_body_fields(tx: &Transaction) -> Result<(), TxError> {
         Body::SetNetDebitCap { .. }
         | Body::SettleCycle
         | Body::Freeze { .. }
-        | Body::Unfreeze { .. } => {}
+        | Body::Unfreeze { .. }
+        | Body::CancelTransfer { .. }
+        | Body::Reprioritise { .. }
+        | Body::ResolveGridlock => {}
     }
     Ok(())
 }
@@ -512,6 +624,7 @@ mod tests {
                 amount: Amount(amount),
                 end_to_end_id: "E2E-1".into(),
                 reference: "invoice 7".into(),
+                terms: Default::default(),
             },
         }
     }

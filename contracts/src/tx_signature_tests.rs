@@ -135,6 +135,7 @@ fn unsigned(signer: [u8; 32], nonce: u64) -> Transaction {
             amount: Amount(10 + nonce),
             end_to_end_id: format!("E2E-{nonce}"),
             reference: String::new(),
+            terms: Default::default(),
         },
     }
 }

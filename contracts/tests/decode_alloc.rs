@@ -27,6 +27,7 @@ fn hostile_inputs() -> Vec<Vec<u8>> {
             amount: Amount(5),
             end_to_end_id: "E2E".into(),
             reference: "ref".into(),
+            terms: Default::default(),
         },
     }
     .sign(&key(1))

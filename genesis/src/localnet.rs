@@ -50,6 +50,8 @@ pub struct LocalnetOptions {
     pub cycle_blocks: u64,
     /// Blocks a queued transfer may wait.
     pub queue_expiry_blocks: u64,
+    /// The business-day calendar, if any.
+    pub business_day: Option<interpool_contracts::calendar::BusinessDay>,
 }
 
 /// One node in the manifest.
@@ -248,6 +250,9 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
             .filter(|p| p.role == Role::Observer)
             .map(genesis_node)
             .collect(),
+        business_day: options.business_day,
+        gridlock_pass: interpool_contracts::genesis::GridlockPass::EveryBlock,
+        reject_warning_ms: interpool_contracts::genesis::defaults::REJECT_WARNING_MS,
     };
     check_genesis(&genesis).context("the generated genesis is invalid")?;
     fs::write(
@@ -341,6 +346,7 @@ mod tests {
             cap: Amount(500_000),
             cycle_blocks: 10,
             queue_expiry_blocks: 5,
+            business_day: None,
         }
     }
 

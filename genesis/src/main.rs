@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use interpool_contracts::calendar::BusinessDay;
 use interpool_contracts::{Amount, Genesis};
 use interpool_genesis::files::read_genesis;
 use interpool_genesis::localnet::{self, LocalnetOptions};
@@ -99,6 +100,27 @@ struct LocalnetArgs {
     /// Blocks a queued transfer may wait.
     #[arg(long, default_value_t = 50)]
     queue_expiry_blocks: u64,
+    /// A business day: `OFFSET,CUTOFF,END` in local time, e.g. `+60,17:00,18:00` (UTC
+    /// offset in minutes, customer cut-off, end of day). None by default.
+    #[arg(long, value_parser = parse_business_day)]
+    business_day: Option<BusinessDay>,
+}
+
+fn parse_business_day(text: &str) -> Result<BusinessDay, String> {
+    let parts: Vec<&str> = text.split(',').collect();
+    let [offset, cutoff, end] = parts.as_slice() else {
+        return Err(format!("{text:?}: expected OFFSET,CUTOFF,END, e.g. +60,17:00,18:00"));
+    };
+    let calendar = BusinessDay {
+        utc_offset_minutes: offset
+            .trim_start_matches('+')
+            .parse()
+            .map_err(|_| format!("{offset:?} is not an offset in minutes"))?,
+        customer_cutoff: cutoff.parse()?,
+        end_of_day: end.parse()?,
+    };
+    calendar.validate()?;
+    Ok(calendar)
 }
 
 fn main() -> ExitCode {
@@ -147,6 +169,7 @@ fn run_localnet(args: &LocalnetArgs) -> Result<()> {
         cap: parse(&args.cap, "cap")?,
         cycle_blocks: args.cycle_blocks,
         queue_expiry_blocks: args.queue_expiry_blocks,
+        business_day: args.business_day,
     };
     let manifest = localnet::generate(&options)?;
     println!("local consortium in {}", args.out.display());

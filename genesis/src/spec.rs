@@ -76,6 +76,15 @@ pub struct ConsortiumSpec {
     /// Observers.
     #[serde(default)]
     pub observers: Vec<GenesisNode>,
+    /// The business-day calendar, if the consortium runs one.
+    #[serde(default)]
+    pub business_day: Option<interpool_contracts::calendar::BusinessDay>,
+    /// When the liquidity-saving pass runs.
+    #[serde(default)]
+    pub gridlock_pass: interpool_contracts::genesis::GridlockPass,
+    /// How long before its reject time a queued transfer is warned about, milliseconds.
+    #[serde(default = "defaults::reject_warning_ms")]
+    pub reject_warning_ms: u64,
     /// Opening accounts.
     #[serde(default)]
     pub accounts: Vec<SpecAccount>,
@@ -126,6 +135,9 @@ pub fn build_genesis(spec: &ConsortiumSpec) -> Result<Genesis> {
         accounts,
         validators: spec.validators.clone(),
         observers: spec.observers.clone(),
+        business_day: spec.business_day,
+        gridlock_pass: spec.gridlock_pass,
+        reject_warning_ms: spec.reject_warning_ms,
     };
     check_genesis(&genesis)?;
     Ok(genesis)

@@ -87,6 +87,13 @@ enum Command {
         /// Print one JSON block outcome a line instead of a readable log.
         #[arg(long)]
         json: bool,
+        /// The first block's time, milliseconds since the Unix epoch (timed payments and the
+        /// business day run on it).
+        #[arg(long, default_value_t = 0)]
+        start_ms: u64,
+        /// Milliseconds between one block's time and the next's.
+        #[arg(long, default_value_t = 1_000)]
+        interval_ms: u64,
         /// Block files, applied at heights 1, 2, ... in order.
         blocks: Vec<PathBuf>,
     },
@@ -185,8 +192,10 @@ fn main() -> ExitCode {
         Command::Execute {
             genesis,
             json,
+            start_ms,
+            interval_ms,
             blocks,
-        } => execute(&genesis, &blocks, json),
+        } => execute(&genesis, &blocks, json, (start_ms, interval_ms)),
         Command::Audit {
             data_dir,
             genesis,
@@ -297,7 +306,12 @@ fn read_block(path: &Path, chain_id: &str) -> Result<Vec<VerifiedTransaction>> {
         .collect()
 }
 
-fn execute(genesis_path: &Path, blocks: &[PathBuf], json: bool) -> Result<()> {
+fn execute(
+    genesis_path: &Path,
+    blocks: &[PathBuf],
+    json: bool,
+    (start_ms, interval_ms): (u64, u64),
+) -> Result<()> {
     let genesis = read_genesis(genesis_path)?;
     let mut ledger = Ledger::from_genesis(&genesis)
         .with_context(|| format!("{} is invalid", genesis_path.display()))?;
@@ -311,8 +325,9 @@ fn execute(genesis_path: &Path, blocks: &[PathBuf], json: bool) -> Result<()> {
     for path in blocks {
         let txs = read_block(path, &genesis.chain_id)?;
         let height = ledger.height() + 1;
+        let time_ms = start_ms.saturating_add(interval_ms.saturating_mul(height - 1));
         // The node's one block executor, with every invariant checked.
-        let outcome = replay::execute(&mut ledger, height, &txs, Invariants::Full)
+        let outcome = replay::execute(&mut ledger, height, time_ms, &txs, Invariants::Full)
             .map_err(|v| anyhow!("after block {height}: {v}"))?;
         if json {
             println!("{}", serde_json::to_string(&outcome)?);

@@ -71,6 +71,7 @@ pub fn transfer_to(from: u64, to: u64, nonce: u64, amount: u64) -> VerifiedTrans
             amount: Amount(amount),
             end_to_end_id: format!("T{from}-{nonce}"),
             reference: String::new(),
+            terms: Default::default(),
         },
     }
     .sign(&key(from))

@@ -52,6 +52,7 @@ fn signed_transfer(
             amount: Amount(amount),
             end_to_end_id: e2e.into(),
             reference: format!("invoice {e2e}"),
+            terms: Default::default(),
         },
     }
     .sign(key)

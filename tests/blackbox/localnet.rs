@@ -257,6 +257,7 @@ pub fn transfer(
             amount: Amount(amount),
             end_to_end_id: format!("NET-{nonce}"),
             reference: String::new(),
+            terms: Default::default(),
         },
     }
     .sign(key)

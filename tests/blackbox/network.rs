@@ -102,7 +102,7 @@ fn consortium_commits_1000_transfers_agrees_and_refuses_bad_input() {
                     .expect("valid")
             })
             .collect();
-        let outcome = ledger.apply_block(h, &txs);
+        let outcome = ledger.apply_block(h, blocks[0].header.timestamp_ms, &txs);
         ledger.check_invariants().expect("invariants");
         assert_eq!(
             outcome.state_root, blocks[0].state_root,
@@ -174,6 +174,7 @@ fn consortium_commits_1000_transfers_agrees_and_refuses_bad_input() {
         amount: Amount(999),
         end_to_end_id: "F".into(),
         reference: String::new(),
+        terms: Default::default(),
     };
     let mut other_chain = transfer(key_a, b, 250, 1).tx;
     other_chain.chain_id = "elsewhere".into();

@@ -256,6 +256,7 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
             .as_millis() as u64,
         proposer: genesis.validators[1].key,
     };
+    let header_time_ms = header.timestamp_ms;
     let payload = Block {
         header,
         transactions: vec![tx.clone()],
@@ -263,7 +264,11 @@ fn an_observer_refuses_a_block_whose_certificate_does_not_verify() {
     .encode();
     let digest = Block::hash_of(&payload);
     let root_after = ledger
-        .apply_block(1, &[tx.clone().check_stateless(CHAIN_ID).expect("valid")])
+        .apply_block(
+            1,
+            header_time_ms,
+            &[tx.clone().check_stateless(CHAIN_ID).expect("valid")],
+        )
         .state_root;
 
     // Three certificates for it: one signature where a quorum is three; three signatures

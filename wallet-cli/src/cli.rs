@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use interpool_contracts::{AccountId, Amount, BankId, Body, Hash};
+use interpool_contracts::{AccountId, Amount, BankId, Body, Hash, Priority, TransferTerms};
 
 /// The first validator of `scripts/localnet.sh`.
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:27000";
@@ -120,6 +120,14 @@ pub enum Command {
     Transfer {
         #[command(flatten)]
         body: TransferBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Cancel a transfer waiting in a bank's queue: signed by its payer (or by the
+    /// operator of the payer's bank); the reservation is refunded.
+    Cancel {
+        /// The queued transfer's hash.
+        hash: Hash,
         #[command(flatten)]
         submit: SubmitArgs,
     },
@@ -292,6 +300,20 @@ pub enum BankCommand {
         #[command(flatten)]
         submit: SubmitArgs,
     },
+    /// Change the priority of a transfer queued at the operator's bank.
+    Reprioritise {
+        #[command(flatten)]
+        body: ReprioritiseBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Cancel a transfer queued at the operator's bank (its payer is refunded).
+    Cancel {
+        #[command(flatten)]
+        body: HashBody,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +341,12 @@ pub enum AuthorityCommand {
     },
     /// Close the current settlement cycle at the end of the next block.
     Settle {
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Run the liquidity-saving pass at the end of the next block: settle together the
+    /// queued payments that offset.
+    ResolveGridlock {
         #[command(flatten)]
         submit: SubmitArgs,
     },
@@ -409,6 +437,12 @@ pub enum BodyArgs {
     Freeze(AccountBody),
     /// Regulator: unfreeze an account.
     Unfreeze(AccountBody),
+    /// Payer or its bank's operator: cancel a queued transfer.
+    Cancel(HashBody),
+    /// Bank operator: change a queued transfer's priority.
+    Reprioritise(ReprioritiseBody),
+    /// Settlement authority: run the liquidity-saving pass.
+    ResolveGridlock,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -426,6 +460,57 @@ pub struct TransferBody {
     /// Free text for the recipient (up to 140 characters).
     #[arg(long, default_value = "")]
     pub reference: String,
+    /// Release priority while queued: `normal` or `high` (high keeps its place first in
+    /// first out and survives the customer cut-off).
+    #[arg(long, default_value = "normal")]
+    pub priority: Priority,
+    /// Do not settle before this time: milliseconds since the Unix epoch, or `+30s`, `+5m`,
+    /// `+2h` from now (the chain compares it with its certified block time).
+    #[arg(long, value_parser = block_time)]
+    pub not_before: Option<u64>,
+    /// Reject if still unsettled at this time (same forms as `--not-before`).
+    #[arg(long, value_parser = block_time)]
+    pub reject_after: Option<u64>,
+}
+
+/// A queued transfer named by its hash.
+#[derive(Debug, Clone, Args)]
+pub struct HashBody {
+    /// The queued transfer's hash.
+    pub hash: Hash,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReprioritiseBody {
+    /// The queued transfer's hash.
+    pub hash: Hash,
+    /// Its new priority: `normal` or `high`.
+    #[arg(long)]
+    pub priority: Priority,
+}
+
+/// Clap's parser of a block time: milliseconds since the Unix epoch, or `+N` followed by
+/// `s`, `m` or `h`, from this machine's clock.
+fn block_time(text: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("{text:?}: expected milliseconds since the epoch or +30s, +5m, +2h");
+    let Some(relative) = text.strip_prefix('+') else {
+        return text.parse().map_err(|_| bad());
+    };
+    let unit = match relative.chars().last() {
+        Some('s') => 1_000u64,
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        _ => return Err(bad()),
+    };
+    let count: u64 = relative[..relative.len() - 1].parse().map_err(|_| bad())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    let now = u64::try_from(now.as_millis()).map_err(|e| e.to_string())?;
+    count
+        .checked_mul(unit)
+        .and_then(|ms| now.checked_add(ms))
+        .ok_or_else(bad)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -509,6 +594,11 @@ impl BodyArgs {
                     .clone()
                     .unwrap_or_else(|| default_end_to_end_id(signer, nonce)),
                 reference: t.reference.clone(),
+                terms: TransferTerms {
+                    priority: t.priority,
+                    not_before_ms: t.not_before,
+                    reject_after_ms: t.reject_after,
+                },
             },
             BodyArgs::OpenAccount(b) => Body::OpenAccount { owner: b.owner },
             BodyArgs::Deposit(b) => Body::Deposit {
@@ -534,11 +624,18 @@ impl BodyArgs {
             BodyArgs::Settle => Body::SettleCycle,
             BodyArgs::Freeze(b) => Body::Freeze { account: b.account },
             BodyArgs::Unfreeze(b) => Body::Unfreeze { account: b.account },
+            BodyArgs::Cancel(b) => Body::CancelTransfer { tx_hash: b.hash },
+            BodyArgs::Reprioritise(b) => Body::Reprioritise {
+                tx_hash: b.hash,
+                priority: b.priority,
+            },
+            BodyArgs::ResolveGridlock => Body::ResolveGridlock,
         })
     }
 
     /// Officials (authority, regulators, operators) sign everything but transfers; they
-    /// have no account, so their nonce comes from `/v1/signers`.
+    /// have no account, so their nonce comes from `/v1/signers` (as does a cancellation's,
+    /// which its payer or its bank's operator may sign).
     pub fn signed_by_official(&self) -> bool {
         !matches!(self, BodyArgs::Transfer(_))
     }
@@ -552,16 +649,20 @@ impl Command {
         use RegulatorCommand as R;
         Ok(match self {
             Command::Transfer { body, submit } => (BodyArgs::Transfer(body), submit),
+            Command::Cancel { hash, submit } => (BodyArgs::Cancel(HashBody { hash }), submit),
             Command::Bank { command } => match command {
                 B::OpenAccount { body, submit } => (BodyArgs::OpenAccount(body), submit),
                 B::Deposit { body, submit } => (BodyArgs::Deposit(body), submit),
                 B::Withdraw { body, submit } => (BodyArgs::Withdraw(body), submit),
+                B::Reprioritise { body, submit } => (BodyArgs::Reprioritise(body), submit),
+                B::Cancel { body, submit } => (BodyArgs::Cancel(body), submit),
             },
             Command::Authority { command } => match command {
                 A::Issue { body, submit } => (BodyArgs::Issue(body), submit),
                 A::Redeem { body, submit } => (BodyArgs::Redeem(body), submit),
                 A::SetCap { body, submit } => (BodyArgs::SetCap(body), submit),
                 A::Settle { submit } => (BodyArgs::Settle, submit),
+                A::ResolveGridlock { submit } => (BodyArgs::ResolveGridlock, submit),
             },
             Command::Regulator { command } => match command {
                 R::Freeze { body, submit } => (BodyArgs::Freeze(body), submit),
@@ -634,6 +735,9 @@ mod tests {
             amount: "1".into(),
             end_to_end_id: None,
             reference: String::new(),
+            priority: Priority::Normal,
+            not_before: None,
+            reject_after: None,
         });
         match body.build(2, &signer, 5).expect("valid") {
             Body::Transfer { end_to_end_id, .. } => {

@@ -178,6 +178,7 @@ pub fn pacs008(
         amount,
         end_to_end_id,
         reference,
+        ..
     } = &signed.tx.body
     else {
         return Err(IsoError::WrongMessage(format!(
@@ -343,6 +344,7 @@ impl PaymentOrder {
             amount,
             end_to_end_id,
             reference,
+            ..
         } = &tx.body
         else {
             return vec![format!(

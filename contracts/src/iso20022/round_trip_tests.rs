@@ -144,6 +144,7 @@ fn signed_transfer(reference: &str) -> crate::tx::SignedTransaction {
             amount: Amount(12_345),
             end_to_end_id: "E2E-77".into(),
             reference: reference.into(),
+            terms: Default::default(),
         },
     }
     .sign(&key(7))

@@ -15,13 +15,13 @@ use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    end_to_end_key, Account, Bank, BlockTouch, Cycle, Ledger, Official, QueuedTransfer, StateKey,
-    Totals,
+    end_to_end_key, Account, Bank, BlockTouch, Clock, Cycle, Ledger, Official, QueuedTransfer,
+    StateKey, Totals,
 };
 use crate::codec::{self, DecodeError};
 use crate::genesis::{Genesis, GenesisError};
-use crate::outcome::SettlementReport;
-use crate::primitives::{sha256, Amount, Hash};
+use crate::outcome::{DayReport, SettlementReport};
+use crate::primitives::{sha256, Amount, BankId, Hash};
 use crate::smt::SparseMerkleTree;
 
 /// Largest encoded state entry accepted (a settlement report of the largest consortium is
@@ -130,11 +130,16 @@ impl Ledger {
                 )),
             ),
             entry(StateKey::Totals, codec::encode(&self.totals)),
+            entry(StateKey::Clock, codec::encode(&self.clock)),
         ];
         let reports = self
             .reports
             .iter()
             .map(move |(n, r)| entry(StateKey::Report(*n), codec::encode(r)));
+        let day_reports = self
+            .day_reports
+            .iter()
+            .map(move |(n, r)| entry(StateKey::DayReport(*n), codec::encode(r)));
         accounts
             .chain(banks)
             .chain(officials)
@@ -143,6 +148,7 @@ impl Ledger {
             .chain(obligations)
             .chain(singles)
             .chain(reports)
+            .chain(day_reports)
     }
 
     /// Number of state entries (leaves of the state tree).
@@ -167,6 +173,7 @@ impl Ledger {
         ledger.cycle.obligations = BTreeMap::new();
         let mut cycle = None;
         let mut totals = None;
+        let mut clock = None;
         let mut seen: BTreeSet<Hash> = BTreeSet::new();
         let mut leaves = Vec::new();
         for entry in entries {
@@ -222,6 +229,12 @@ impl Ledger {
                         .reports
                         .insert(*n, value::<SettlementReport>(&entry)?);
                 }
+                StateKey::Clock => clock = Some(value::<Clock>(&entry)?),
+                StateKey::DayReport(n) => {
+                    ledger
+                        .day_reports
+                        .insert(*n, value::<DayReport>(&entry)?);
+                }
             }
         }
         let (number, start_height, next_queue_seq) =
@@ -233,6 +246,26 @@ impl Ledger {
         };
         ledger.next_queue_seq = next_queue_seq;
         ledger.totals = totals.ok_or(SnapshotError::Missing("totals"))?;
+        ledger.clock = clock.ok_or(SnapshotError::Missing("clock"))?;
+        let now = ledger.clock.time_ms;
+        let queued: Vec<(BankId, u64, QueuedTransfer)> = ledger
+            .queues
+            .iter()
+            .flat_map(|(bank, queue)| {
+                queue
+                    .iter()
+                    .map(move |(seq, entry)| (bank.clone(), *seq, entry.clone()))
+            })
+            .collect();
+        for (bank, seq, entry) in &queued {
+            if ledger.queued_at.contains_key(&entry.tx_hash) {
+                return Err(SnapshotError::Inconsistent(format!(
+                    "transfer {} is queued twice",
+                    entry.tx_hash
+                )));
+            }
+            ledger.index_queued(bank, *seq, entry, now);
+        }
         if let Some(seq) = ledger
             .queues
             .values()

@@ -12,6 +12,7 @@ fn sample_bodies() -> Vec<Body> {
             amount: Amount(12_34),
             end_to_end_id: "INV-2026-0001".into(),
             reference: "rent — november".into(),
+            terms: Default::default(),
         },
         Body::OpenAccount { owner: account(3) },
         Body::Deposit {

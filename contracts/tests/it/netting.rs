@@ -53,6 +53,7 @@ proptest! {
                     amount: Amount(amount),
                     end_to_end_id: format!("N{i}"),
                     reference: String::new(),
+                    terms: Default::default(),
                 },
             ));
             nonces[from] += 1;
@@ -60,7 +61,7 @@ proptest! {
             *received.entry(to).or_insert(0u128) += u128::from(amount);
         }
         txs.push(signed(AUTHORITY_SEED, 0, Body::SettleCycle));
-        let outcome = ledger.apply_block(1, &txs);
+        let outcome = ledger.apply_block(1, 1_000, &txs);
         for receipt in &outcome.receipts {
             prop_assert_eq!(&receipt.outcome, &Outcome::Committed);
         }

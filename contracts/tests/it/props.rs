@@ -201,6 +201,7 @@ fn body_for(op: &Op, p: &Participants) -> (u64, Body) {
                 amount: p.amount(op, 2),
                 end_to_end_id: format!("E{}", op.flag % 5),
                 reference: String::new(),
+                terms: Default::default(),
             },
         ),
         6 => (
@@ -317,7 +318,7 @@ fn run(scenario: &Scenario) -> (Vec<Vec<VerifiedTransaction>>, Vec<BlockOutcome>
             })
             .filter_map(Result::ok)
             .collect();
-        let outcome = ledger.apply_block(height, &txs);
+        let outcome = ledger.apply_block(height, height * 1_000, &txs);
         if let Err(violation) = ledger.check_invariants() {
             panic!("after block {height}: {violation}\nblock: {txs:#?}");
         }
@@ -338,7 +339,7 @@ proptest! {
         let (blocks, outcomes) = run(&scenario);
         let mut replay = Ledger::from_genesis(&scenario.genesis).expect("genesis");
         for (i, txs) in blocks.iter().enumerate() {
-            let again = replay.apply_block(i as u64 + 1, txs);
+            let again = replay.apply_block(i as u64 + 1, (i as u64 + 1) * 1_000, txs);
             prop_assert_eq!(&again, &outcomes[i]);
         }
     }
@@ -350,7 +351,7 @@ proptest! {
         let (blocks, outcomes) = run(&scenario);
         let mut replay = Ledger::from_genesis(&scenario.genesis).expect("genesis");
         for (i, txs) in blocks.iter().enumerate() {
-            let again = replay.apply_block(i as u64 + 1, txs);
+            let again = replay.apply_block(i as u64 + 1, (i as u64 + 1) * 1_000, txs);
             prop_assert_eq!(&again, &outcomes[i]);
         }
     }
@@ -371,7 +372,7 @@ proptest! {
         let cut = cut.min(blocks.len());
         let mut original = Ledger::from_genesis(&scenario.genesis).expect("genesis");
         for (i, txs) in blocks[..cut].iter().enumerate() {
-            original.apply_block(i as u64 + 1, txs);
+            original.apply_block(i as u64 + 1, (i as u64 + 1) * 1_000, txs);
         }
         let entries: Vec<StateEntry> = original.state_entries().collect();
         prop_assert_eq!(entries.len(), original.state_len());
@@ -387,7 +388,7 @@ proptest! {
         first.sort_by_key(|e| e.key.tree_key());
         prop_assert_eq!(again, first);
         for (i, txs) in blocks.iter().enumerate().skip(cut) {
-            let outcome = rebuilt.apply_block(i as u64 + 1, txs);
+            let outcome = rebuilt.apply_block(i as u64 + 1, (i as u64 + 1) * 1_000, txs);
             prop_assert_eq!(&outcome, &outcomes[i]);
             rebuilt.check_invariants().expect("invariants after the rebuilt ledger's block");
             rebuilt

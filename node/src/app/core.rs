@@ -680,6 +680,7 @@ impl Core {
         let outcome = replay::execute(
             Arc::make_mut(&mut self.ledger),
             height,
+            header.timestamp_ms,
             &txs,
             self.invariants,
         )
@@ -1302,6 +1303,7 @@ mod tests {
                 amount: interpool_contracts::Amount(1),
                 end_to_end_id: "late".into(),
                 reference: String::new(),
+                terms: Default::default(),
             },
         }
         .sign(&interpool_contracts::testkit::key(b));

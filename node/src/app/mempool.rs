@@ -447,6 +447,7 @@ mod tests {
                 amount: Amount(amount),
                 end_to_end_id: format!("M{nonce}"),
                 reference: String::new(),
+                terms: Default::default(),
             },
         }
         .sign(&key(seed))
@@ -555,7 +556,7 @@ mod tests {
         // Another a0 (different amount, same nonce) arrived via another node and committed.
         let other_a0 = tx(a, 0, 2, 50);
         let block = [other_a0];
-        ledger.apply_block(1, &block);
+        ledger.apply_block(1, 1_000, &block);
         pool.after_commit(&block, &ledger, 1);
         // a0 is stale (its nonce is used), b0 cannot be included after height 1; a1 remains.
         assert_eq!(pool.len(), 1);
@@ -581,6 +582,7 @@ mod eviction_tests {
                 amount: Amount(1),
                 end_to_end_id: format!("E{seed}-{nonce}"),
                 reference: String::new(),
+                terms: Default::default(),
             },
         }
         .sign(&key(seed))

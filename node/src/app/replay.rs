@@ -65,15 +65,17 @@ impl Invariants {
     }
 }
 
-/// Applies a block's verified transactions at `height` and checks the ledger invariants
-/// afterwards: the one place where a block becomes state (commit, replay, `execute`).
+/// Applies a block's verified transactions at `height`, timed `time_ms` (its header's
+/// certified time), and checks the ledger invariants afterwards: the one place where a block
+/// becomes state (commit, replay, `execute`).
 pub fn execute(
     ledger: &mut Ledger,
     height: u64,
+    time_ms: u64,
     txs: &[VerifiedTransaction],
     invariants: Invariants,
 ) -> Result<BlockOutcome, InvariantViolation> {
-    let outcome = ledger.apply_block(height, txs);
+    let outcome = ledger.apply_block(height, time_ms, txs);
     match invariants {
         Invariants::Full => ledger.check_invariants()?,
         Invariants::Touched => ledger.check_block_invariants()?,
@@ -241,7 +243,7 @@ impl Replay {
         let txs = txs?;
 
         // 4 and 5. Re-execution gives what was stored, and the invariants hold.
-        let outcome = execute(&mut self.ledger, height, &txs, invariants)
+        let outcome = execute(&mut self.ledger, height, header.timestamp_ms, &txs, invariants)
             .map_err(DiscrepancyKind::Invariant)?;
         let stored = store
             .outcome(height)

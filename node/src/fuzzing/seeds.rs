@@ -25,6 +25,7 @@ pub(super) fn transfer(bank: usize, nonce: u64, amount: u64) -> SignedTransactio
             amount: Amount(amount),
             end_to_end_id: format!("SEED-{bank}-{nonce}"),
             reference: "fuzz seed".into(),
+            terms: Default::default(),
         },
     }
     .sign(&key(from))

@@ -266,6 +266,7 @@ mod tests {
                         amount: Amount(1),
                         end_to_end_id: format!("F{batch}-{n}"),
                         reference: String::new(),
+                        terms: Default::default(),
                     },
                 }
                 .sign(&key(from))

@@ -1004,6 +1004,7 @@ impl World {
                         amount: Amount(self.rng.range(1, 500)),
                         end_to_end_id: format!("C{client}-{nonce}"),
                         reference: String::new(),
+                        terms: Default::default(),
                     },
                 }
                 .sign(&key(seed))

@@ -91,6 +91,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             },
         ),
         Command::Transfer { .. }
+        | Command::Cancel { .. }
         | Command::Bank { .. }
         | Command::Authority { .. }
         | Command::Regulator { .. } => Err(anyhow::anyhow!(

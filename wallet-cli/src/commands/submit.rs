@@ -305,6 +305,9 @@ mod tests {
             amount: "1.50".into(),
             end_to_end_id: None,
             reference: "rent".into(),
+            priority: interpool_contracts::Priority::Normal,
+            not_before: None,
+            reject_after: None,
         })
     }
 
@@ -397,6 +400,7 @@ mod tests {
                 amount: Amount(150),
                 end_to_end_id: crate::cli::default_end_to_end_id(&signer, 4),
                 reference: "rent".into(),
+                terms: Default::default(),
             }
         );
         signed.check_stateless("c").expect("a valid signature");

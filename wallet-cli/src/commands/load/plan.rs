@@ -86,6 +86,7 @@ pub fn transfers(
                     amount: Amount(1 + (i % 100) as u64),
                     end_to_end_id: format!("LOAD-{nonce}"),
                     reference,
+                    terms: Default::default(),
                 },
             }
         })
