@@ -236,12 +236,14 @@ mod tests {
         assert_eq!(eod, NOV_30 + 17 * HOUR);
         assert_eq!(day.next_after(day.end_of_day, eod + 1), eod + DAY_MS);
         assert_eq!(day.next_after(day.end_of_day, eod + 3 * DAY_MS), eod + 4 * DAY_MS);
-        // West of UTC.
+        // West of UTC: midnight UTC is 19:00 the day before in New York, whose next 18:00
+        // is 23:00Z.
         let ny = BusinessDay {
             utc_offset_minutes: -300,
             ..day
         };
-        assert_eq!(ny.next_at_or_after(ny.end_of_day, NOV_30), NOV_30 - DAY_MS + 23 * HOUR);
+        assert_eq!(iso_date(ny.local_day(NOV_30)), "2026-11-29");
+        assert_eq!(ny.next_at_or_after(ny.end_of_day, NOV_30), NOV_30 + 23 * HOUR);
         // Extremes saturate rather than overflow.
         assert!(day.next_after(day.end_of_day, u64::MAX) >= u64::MAX - DAY_MS);
         assert_eq!(ny.local_day(0), 0);

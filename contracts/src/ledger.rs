@@ -1877,3 +1877,7 @@ fn queue_event(from_bank: &BankId, entry: QueuedTransfer, height: u64) -> QueueE
 #[cfg(test)]
 #[path = "ledger_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "ledger_liquidity_tests.rs"]
+mod liquidity_tests;

@@ -10,30 +10,33 @@ use crate::tx::{Body, Transaction};
 const AUTHORITY: u64 = testkit::AUTHORITY_SEED;
 const REGULATOR: u64 = testkit::REGULATOR_SEED;
 
-fn op(b: usize) -> u64 {
+pub(super) fn op(b: usize) -> u64 {
     operator_seed(b)
 }
 
-fn cust(b: usize, i: usize) -> u64 {
+pub(super) fn cust(b: usize, i: usize) -> u64 {
     customer_seed(b, i)
 }
 
-fn bank(b: usize) -> BankId {
+pub(super) fn bank(b: usize) -> BankId {
     bank_id(b)
 }
 
-struct Harness {
-    ledger: Ledger,
+pub(super) struct Harness {
+    pub(super) ledger: Ledger,
     nonces: HashMap<u64, u64>,
 }
 
 impl Harness {
-    /// 3 banks × 3 customers with 1,000.00 each; pools 10,000.00; caps 500.00.
-    fn new() -> Self {
-        Self::with(testkit::genesis(3, 3, 100_000, 1_000_000, 50_000))
+    /// 3 banks × 3 customers with 1,000.00 each; pools 10,000.00; caps 500.00. The
+    /// liquidity-saving pass runs only on request, so these tests see the queues alone.
+    pub(super) fn new() -> Self {
+        let mut genesis = testkit::genesis(3, 3, 100_000, 1_000_000, 50_000);
+        genesis.gridlock_pass = GridlockPass::OnRequest;
+        Self::with(genesis)
     }
 
-    fn with(genesis: Genesis) -> Self {
+    pub(super) fn with(genesis: Genesis) -> Self {
         let ledger = Ledger::from_genesis(&genesis).expect("valid genesis");
         ledger.check_invariants().expect("genesis invariants");
         ledger
@@ -45,7 +48,7 @@ impl Harness {
         }
     }
 
-    fn tx(&mut self, seed: u64, body: Body) -> VerifiedTransaction {
+    pub(super) fn tx(&mut self, seed: u64, body: Body) -> VerifiedTransaction {
         let signer = account(seed);
         let known = self.ledger.next_nonce(&signer).unwrap_or(0);
         let next = self.nonces.entry(seed).or_insert(known);
@@ -68,9 +71,15 @@ impl Harness {
         .expect("test transactions are well-formed")
     }
 
-    fn block(&mut self, txs: Vec<VerifiedTransaction>) -> BlockOutcome {
+    pub(super) fn block(&mut self, txs: Vec<VerifiedTransaction>) -> BlockOutcome {
+        let time = self.ledger.time_ms() + 1_000;
+        self.block_at(time, txs)
+    }
+
+    /// A block timed `time_ms`.
+    pub(super) fn block_at(&mut self, time_ms: u64, txs: Vec<VerifiedTransaction>) -> BlockOutcome {
         let height = self.ledger.height() + 1;
-        let outcome = self.ledger.apply_block(height, height * 1_000, &txs);
+        let outcome = self.ledger.apply_block(height, time_ms, &txs);
         self.ledger
             .check_invariants()
             .expect("invariants after block");
@@ -80,12 +89,12 @@ impl Harness {
         outcome
     }
 
-    fn run(&mut self, seed: u64, body: Body) -> Outcome {
+    pub(super) fn run(&mut self, seed: u64, body: Body) -> Outcome {
         let tx = self.tx(seed, body);
         self.block(vec![tx]).receipts[0].outcome.clone()
     }
 
-    fn balance(&self, seed: u64) -> u64 {
+    pub(super) fn balance(&self, seed: u64) -> u64 {
         self.ledger
             .account(&account(seed))
             .expect("account")
@@ -93,7 +102,7 @@ impl Harness {
             .0
     }
 
-    fn reserved(&self, seed: u64) -> u64 {
+    pub(super) fn reserved(&self, seed: u64) -> u64 {
         self.ledger
             .account(&account(seed))
             .expect("account")
@@ -101,13 +110,13 @@ impl Harness {
             .0
     }
 
-    fn bank(&self, b: usize) -> &Bank {
+    pub(super) fn bank(&self, b: usize) -> &Bank {
         self.ledger.bank(&bank(b)).expect("bank")
     }
 
     /// Applies a transaction expected to be rejected with `expected`, and proves the state
     /// is unchanged except for the signer's nonce (consumed iff `consumes_nonce`).
-    fn expect_rejected(
+    pub(super) fn expect_rejected(
         &mut self,
         tx: VerifiedTransaction,
         expected: TxError,
@@ -129,8 +138,11 @@ impl Harness {
                 .map(|n| n + u64::from(consumes_nonce)),
             "nonce consumption for {expected:?}"
         );
-        // Undo the nonce in a copy: the state root must then equal the one before.
+        // Undo the nonce and the block's time in a copy: the state root must then equal the
+        // one before.
         let mut undone = self.ledger.clone();
+        undone.clock = before.clock.clone();
+        undone.dirty.insert(StateKey::Clock);
         if consumes_nonce {
             if let Some(a) = undone.accounts.get_mut(&signer) {
                 a.nonce -= 1;
@@ -148,7 +160,7 @@ impl Harness {
     }
 }
 
-fn transfer(to: u64, amount: u64, e2e: &str) -> Body {
+pub(super) fn transfer(to: u64, amount: u64, e2e: &str) -> Body {
     Body::Transfer {
         to: account(to),
         amount: Amount(amount),

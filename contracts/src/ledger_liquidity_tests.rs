@@ -1,0 +1,409 @@
+//! Liquidity management in the ledger: priorities, queue control, timed payments, the
+//! business day, the liquidity-saving pass.
+
+use super::tests::{bank, cust, op, transfer, Harness};
+use super::*;
+use crate::calendar::{BusinessDay, DAY_MS};
+use crate::outcome::Outcome;
+use crate::testkit::{self, account};
+use crate::tx::Body;
+
+const AUTHORITY: u64 = testkit::AUTHORITY_SEED;
+
+fn with_terms(to: u64, amount: u64, e2e: &str, terms: TransferTerms) -> Body {
+    match transfer(to, amount, e2e) {
+        Body::Transfer {
+            to,
+            amount,
+            end_to_end_id,
+            reference,
+            ..
+        } => Body::Transfer {
+            to,
+            amount,
+            end_to_end_id,
+            reference,
+            terms,
+        },
+        _ => unreachable!(),
+    }
+}
+
+fn high(to: u64, amount: u64, e2e: &str) -> Body {
+    with_terms(
+        to,
+        amount,
+        e2e,
+        TransferTerms {
+            priority: Priority::High,
+            ..TransferTerms::default()
+        },
+    )
+}
+
+/// The harness's chain with the pass after every block.
+fn with_pass() -> Harness {
+    Harness::with(testkit::genesis(3, 3, 100_000, 1_000_000, 50_000))
+}
+
+fn queued(h: &Harness, b: usize) -> Vec<Hash> {
+    h.ledger.queue(&bank(b)).map(|q| q.tx_hash).collect()
+}
+
+#[test]
+fn a_high_payment_is_released_before_an_older_normal_one() {
+    let mut h = Harness::new();
+    // Bank 0 uses 40,000 of its 50,000: two payments of 30,000 then wait.
+    assert_eq!(h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")), Outcome::Committed);
+    let normal = h.tx(cust(0, 1), transfer(cust(1, 1), 30_000, "normal"));
+    let urgent_one = h.tx(cust(0, 2), high(cust(1, 2), 30_000, "high"));
+    let outcome = h.block(vec![normal.clone(), urgent_one.clone()]);
+    assert!(outcome.released.is_empty());
+    // Room for one: 30,000 comes back to bank 0.
+    let tx = h.tx(cust(1, 0), transfer(cust(0, 0), 30_000, "back"));
+    let outcome = h.block(vec![tx]);
+    let released: Vec<Hash> = outcome.released.iter().map(|e| e.tx_hash).collect();
+    assert_eq!(released, vec![urgent_one.hash()], "the high one first");
+    assert_eq!(queued(&h, 0), vec![normal.hash()]);
+}
+
+#[test]
+fn a_normal_payment_never_passes_a_waiting_high_one_of_its_bank() {
+    let mut h = Harness::new();
+    assert_eq!(h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")), Outcome::Committed);
+    // A high payment that does not fit waits; a small normal one that would fit alone must
+    // wait behind it, whether it arrives now or was queued before.
+    let big = h.tx(cust(0, 1), high(cust(1, 1), 20_000, "big-high"));
+    assert!(matches!(h.block(vec![big]).receipts[0].outcome, Outcome::Queued { .. }));
+    let small = h.tx(cust(0, 2), transfer(cust(2, 0), 1_000, "small"));
+    assert!(matches!(h.block(vec![small]).receipts[0].outcome, Outcome::Queued { .. }));
+    // A high one behind the high one waits too (first in first out), though it fits.
+    let second = h.tx(cust(0, 2), high(cust(2, 1), 1_000, "small-high"));
+    assert!(matches!(h.block(vec![second]).receipts[0].outcome, Outcome::Queued { .. }));
+    // Room: the big high one goes first, then the rest.
+    let tx = h.tx(cust(1, 0), transfer(cust(0, 0), 40_000, "room"));
+    let outcome = h.block(vec![tx]);
+    assert_eq!(outcome.released.len(), 3);
+    assert_eq!(outcome.released[0].amount, Amount(20_000));
+    assert_eq!(outcome.released[1].amount, Amount(1_000));
+}
+
+#[test]
+fn urgent_is_not_a_customer_priority() {
+    let mut h = Harness::new();
+    let body = with_terms(
+        cust(1, 0),
+        10,
+        "u",
+        TransferTerms {
+            priority: Priority::Urgent,
+            ..TransferTerms::default()
+        },
+    );
+    let tx = h.tx(cust(0, 0), body);
+    h.expect_rejected(tx, TxError::PriorityNotAllowed(Priority::Urgent), true);
+}
+
+#[test]
+fn cancel_by_the_payer_refunds_exactly_the_reservation() {
+    let mut h = Harness::new();
+    let before = h.balance(cust(0, 0));
+    let waiting = h.tx(cust(0, 0), transfer(cust(1, 0), 60_000, "too-big"));
+    h.block(vec![waiting.clone()]);
+    assert_eq!(h.reserved(cust(0, 0)), 60_000);
+    assert_eq!(h.balance(cust(0, 0)), before - 60_000);
+    let cancel = h.tx(cust(0, 0), Body::CancelTransfer { tx_hash: waiting.hash() });
+    let outcome = h.block(vec![cancel]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    assert_eq!(outcome.dropped.len(), 1);
+    assert_eq!(outcome.dropped[0].transfer.tx_hash, waiting.hash());
+    assert_eq!(
+        outcome.dropped[0].reason,
+        DropReason::Cancelled { by: account(cust(0, 0)) }
+    );
+    assert_eq!(h.reserved(cust(0, 0)), 0);
+    assert_eq!(h.balance(cust(0, 0)), before);
+    assert!(queued(&h, 0).is_empty());
+    // Once out of the queue it cannot be cancelled again.
+    let again = h.tx(cust(0, 0), Body::CancelTransfer { tx_hash: waiting.hash() });
+    h.expect_rejected(again, TxError::NotQueued(waiting.hash()), true);
+}
+
+#[test]
+fn only_the_payer_or_its_banks_operator_may_cancel_and_a_committed_transfer_cannot_be() {
+    let mut h = Harness::new();
+    let paid = h.tx(cust(0, 0), transfer(cust(1, 0), 1_000, "paid"));
+    assert_eq!(h.block(vec![paid.clone()]).receipts[0].outcome, Outcome::Committed);
+    let late = h.tx(cust(0, 0), Body::CancelTransfer { tx_hash: paid.hash() });
+    h.expect_rejected(late, TxError::NotQueued(paid.hash()), true);
+    let waiting = h.tx(cust(0, 1), transfer(cust(1, 1), 60_000, "waits"));
+    h.block(vec![waiting.clone()]);
+    let cancel = Body::CancelTransfer { tx_hash: waiting.hash() };
+    for stranger in [cust(0, 2), cust(1, 1), op(1)] {
+        let tx = h.tx(stranger, cancel.clone());
+        h.expect_rejected(tx, TxError::Unauthorized(BodyKind::CancelTransfer), true);
+    }
+    assert_eq!(h.run(op(0), cancel), Outcome::Committed);
+    assert_eq!(h.reserved(cust(0, 1)), 0);
+}
+
+#[test]
+fn the_operator_reprioritises_its_banks_queued_transfers_only() {
+    let mut h = Harness::new();
+    assert_eq!(h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")), Outcome::Committed);
+    let first = h.tx(cust(0, 1), transfer(cust(1, 1), 30_000, "first"));
+    let second = h.tx(cust(0, 2), transfer(cust(1, 2), 30_000, "second"));
+    h.block(vec![first.clone(), second.clone()]);
+    let up = |hash| Body::Reprioritise {
+        tx_hash: hash,
+        priority: Priority::High,
+    };
+    let tx = h.tx(op(1), up(second.hash()));
+    h.expect_rejected(tx, TxError::Unauthorized(BodyKind::Reprioritise), true);
+    let tx = h.tx(cust(0, 2), up(second.hash()));
+    h.expect_rejected(tx, TxError::Unauthorized(BodyKind::Reprioritise), true);
+    let tx = h.tx(
+        op(0),
+        Body::Reprioritise {
+            tx_hash: second.hash(),
+            priority: Priority::Urgent,
+        },
+    );
+    h.expect_rejected(tx, TxError::PriorityNotAllowed(Priority::Urgent), true);
+    let tx = h.tx(
+        op(0),
+        Body::Reprioritise {
+            tx_hash: second.hash(),
+            priority: Priority::Normal,
+        },
+    );
+    h.expect_rejected(tx, TxError::SamePriority(second.hash()), true);
+    assert_eq!(h.run(op(0), up(second.hash())), Outcome::Committed);
+    let tx = h.tx(cust(1, 0), transfer(cust(0, 0), 30_000, "back"));
+    let outcome = h.block(vec![tx]);
+    let released: Vec<Hash> = outcome.released.iter().map(|e| e.tx_hash).collect();
+    assert_eq!(released, vec![second.hash()], "the reprioritised one goes first");
+}
+
+#[test]
+fn a_transfer_waits_for_its_not_before_time_and_settles_in_the_first_block_at_it() {
+    let mut h = Harness::new();
+    let at = 50_000;
+    let terms = TransferTerms {
+        not_before_ms: Some(at),
+        ..TransferTerms::default()
+    };
+    // Across banks and between two customers of one bank, both well within the cap.
+    let cross = h.tx(cust(0, 0), with_terms(cust(1, 0), 100, "later", terms));
+    let on_us = h.tx(cust(0, 1), with_terms(cust(0, 2), 100, "on-us", terms));
+    let outcome = h.block_at(10_000, vec![cross.clone(), on_us.clone()]);
+    assert!(outcome.receipts.iter().all(|r| matches!(r.outcome, Outcome::Queued { .. })));
+    assert!(h.block_at(49_999, vec![]).released.is_empty());
+    let outcome = h.block_at(at, vec![]);
+    let released: Vec<Hash> = outcome.released.iter().map(|e| e.tx_hash).collect();
+    assert_eq!(released, vec![cross.hash(), on_us.hash()]);
+    assert_eq!(h.reserved(cust(0, 1)), 0);
+    assert_eq!(h.balance(cust(0, 2)), 100_100);
+}
+
+#[test]
+fn reject_after_fires_in_the_first_block_at_or_after_it_with_a_warning_before() {
+    let mut genesis = testkit::genesis(3, 3, 100_000, 1_000_000, 50_000);
+    genesis.reject_warning_ms = 10_000;
+    let mut h = Harness::with(genesis);
+    let reject_at = 100_000;
+    let terms = TransferTerms {
+        reject_after_ms: Some(reject_at),
+        ..TransferTerms::default()
+    };
+    let waiting = h.tx(cust(0, 0), with_terms(cust(1, 0), 60_000, "timed", terms));
+    let outcome = h.block_at(50_000, vec![waiting.clone()]);
+    assert!(matches!(outcome.receipts[0].outcome, Outcome::Queued { .. }));
+    assert!(outcome.warned.is_empty());
+    assert!(h.block_at(89_999, vec![]).warned.is_empty());
+    let outcome = h.block_at(90_000, vec![]);
+    assert_eq!(outcome.warned.len(), 1, "warned once the lead is reached");
+    assert!(h.block_at(95_000, vec![]).warned.is_empty(), "and only once");
+    let outcome = h.block_at(99_999, vec![]);
+    assert!(outcome.dropped.is_empty());
+    let outcome = h.block_at(120_000, vec![]);
+    assert_eq!(outcome.dropped.len(), 1);
+    assert_eq!(outcome.dropped[0].reason, DropReason::RejectTime);
+    assert_eq!(h.reserved(cust(0, 0)), 0);
+    assert_eq!(h.balance(cust(0, 0)), 100_000);
+    // Submitted at or after its reject time: refused outright.
+    let stale = h.tx(cust(0, 0), with_terms(cust(1, 0), 10, "stale", terms));
+    h.expect_rejected(
+        stale,
+        TxError::RejectTime {
+            reject_after_ms: reject_at,
+            time_ms: 121_000,
+        },
+        true,
+    );
+}
+
+/// 2026-11-30T00:00:00Z.
+const NOV_30: u64 = 1_795_996_800_000;
+const HOUR: u64 = 3_600_000;
+
+fn business_day_chain() -> Harness {
+    let mut genesis = testkit::genesis(3, 3, 100_000, 1_000_000, 50_000);
+    genesis.gridlock_pass = GridlockPass::OnRequest;
+    genesis.business_day = Some(BusinessDay {
+        utc_offset_minutes: 60,
+        customer_cutoff: "17:00".parse().unwrap(),
+        end_of_day: "18:00".parse().unwrap(),
+    });
+    Harness::with(genesis)
+}
+
+#[test]
+fn the_cutoff_rejects_queued_normal_transfers_and_end_of_day_closes_the_cycle_with_a_report() {
+    let mut h = business_day_chain();
+    // 09:00 local (08:00Z): a day's business.
+    let morning = NOV_30 + 8 * HOUR;
+    let paid = h.tx(cust(0, 0), transfer(cust(1, 0), 40_000, "paid"));
+    let normal = h.tx(cust(0, 1), transfer(cust(1, 1), 30_000, "normal"));
+    let kept = h.tx(cust(0, 2), high(cust(2, 0), 30_000, "kept"));
+    h.block_at(morning, vec![paid, kept.clone()]);
+    h.block_at(morning + HOUR, vec![normal.clone()]);
+    assert_eq!(queued(&h, 0).len(), 2);
+    // 16:59:59 local: nothing yet.
+    let outcome = h.block_at(NOV_30 + 16 * HOUR - 1, vec![]);
+    assert!(outcome.dropped.is_empty());
+    assert_eq!(h.ledger.business_day(), (1, false));
+    // 17:00:30 local: the first block at or after the cut-off rejects the normal one.
+    let outcome = h.block_at(NOV_30 + 16 * HOUR + 30_000, vec![]);
+    assert_eq!(outcome.dropped.len(), 1);
+    assert_eq!(outcome.dropped[0].transfer.tx_hash, normal.hash());
+    assert_eq!(outcome.dropped[0].reason, DropReason::Cutoff);
+    assert_eq!(queued(&h, 0), vec![kept.hash()]);
+    assert_eq!(h.reserved(cust(0, 1)), 0);
+    // After the cut-off a normal transfer is refused; a high one still goes.
+    let late = h.tx(cust(1, 0), transfer(cust(0, 0), 1_000, "late"));
+    h.expect_rejected(late, TxError::Cutoff, true);
+    let urgent_late = h.tx(cust(1, 0), high(cust(0, 0), 1_000, "late-high"));
+    let outcome = h.block_at(NOV_30 + 16 * HOUR + 60_000, vec![urgent_late]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    // 18:00 local: end of day closes the cycle and keeps the report.
+    let outcome = h.block_at(NOV_30 + 17 * HOUR, vec![]);
+    let settlement = outcome.settlement.expect("end of day closes the cycle");
+    assert_eq!(settlement.trigger, SettlementTrigger::EndOfDay);
+    let report = outcome.day_report.expect("day report");
+    assert_eq!(report.day, 1);
+    assert_eq!(report.date, "2026-11-30");
+    let (_, stats) = &report.banks[0];
+    assert_eq!(stats.settled_count, 1);
+    assert_eq!(stats.settled_value, 40_000);
+    assert_eq!(stats.queued_peak, 2);
+    assert_eq!(stats.cutoff_rejected_count, 1);
+    assert_eq!(stats.cutoff_rejected_value, 30_000);
+    assert_eq!(h.ledger.day_report(1), Some(&report));
+    // The next day: normal transfers are open again, and the high one, kept over the
+    // cut-off, settles in the new cycle.
+    assert_eq!(h.ledger.business_day(), (2, false));
+    let next = h.tx(cust(1, 0), transfer(cust(0, 0), 1_000, "tomorrow"));
+    let outcome = h.block_at(NOV_30 + DAY_MS + 8 * HOUR, vec![next]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    let released: Vec<Hash> = outcome.released.iter().map(|e| e.tx_hash).collect();
+    assert_eq!(released, vec![kept.hash()]);
+    assert!(queued(&h, 0).is_empty());
+}
+
+#[test]
+fn a_chain_that_stalls_over_days_acts_once_in_its_first_block_after() {
+    let mut h = business_day_chain();
+    h.block_at(NOV_30 + 8 * HOUR, vec![]);
+    let waiting = h.tx(cust(0, 0), transfer(cust(1, 0), 60_000, "waits"));
+    h.block_at(NOV_30 + 9 * HOUR, vec![waiting]);
+    // Three days later, at 10:00 local.
+    let outcome = h.block_at(NOV_30 + 3 * DAY_MS + 9 * HOUR, vec![]);
+    assert_eq!(outcome.dropped.len(), 1, "the missed cut-off");
+    assert_eq!(outcome.day_report.map(|r| r.day), Some(1), "one end of day");
+    assert_eq!(h.ledger.business_day(), (2, false));
+    // The next events are that day's.
+    assert!(h.block_at(NOV_30 + 3 * DAY_MS + 16 * HOUR - 1, vec![]).day_report.is_none());
+    let outcome = h.block_at(NOV_30 + 3 * DAY_MS + 17 * HOUR, vec![]);
+    assert_eq!(outcome.day_report.map(|r| (r.day, r.date)), Some((2, "2026-12-03".into())));
+}
+
+/// Three banks each paying the next more than its cap: none fits alone, all fit together.
+fn ring(h: &mut Harness) -> Vec<VerifiedTransaction> {
+    (0..3)
+        .map(|b| h.tx(cust(b, 0), transfer(cust((b + 1) % 3, 1), 60_000, &format!("ring-{b}"))))
+        .collect()
+}
+
+#[test]
+fn a_ring_of_banks_over_their_caps_settles_in_one_pass() {
+    let mut h = with_pass();
+    let txs = ring(&mut h);
+    let outcome = h.block(txs);
+    assert!(outcome.receipts.iter().all(|r| matches!(r.outcome, Outcome::Queued { .. })));
+    assert_eq!(outcome.released.len(), 3);
+    let run = outcome.gridlock.expect("the pass ran");
+    assert_eq!((run.offered, run.settled, run.value, run.all_at_once), (3, 3, 180_000, true));
+    for b in 0..3 {
+        assert_eq!(h.bank(b).net_debit(), Amount::ZERO);
+        assert_eq!(h.reserved(cust(b, 0)), 0);
+    }
+}
+
+#[test]
+fn without_the_pass_the_ring_waits_until_expiry_and_the_authority_can_ask_for_it() {
+    let mut h = Harness::new();
+    let txs = ring(&mut h);
+    let outcome = h.block(txs);
+    assert!(outcome.released.is_empty() && outcome.gridlock.is_none());
+    let stranger = h.tx(cust(0, 2), Body::ResolveGridlock);
+    h.expect_rejected(stranger, TxError::Unauthorized(BodyKind::ResolveGridlock), true);
+    let tx = h.tx(AUTHORITY, Body::ResolveGridlock);
+    let outcome = h.block(vec![tx]);
+    assert_eq!(outcome.released.len(), 3);
+    assert!(outcome.gridlock.is_some_and(|run| run.requested && run.settled == 3));
+}
+
+#[test]
+fn the_partial_pass_drops_the_largest_debtors_latest_payment() {
+    let mut h = with_pass();
+    let mut txs = ring(&mut h);
+    // Bank 0 also owes bank 1 another 60,000, queued last: the ring cannot carry it.
+    txs.push(h.tx(cust(0, 1), transfer(cust(1, 2), 60_000, "extra")));
+    let outcome = h.block(txs.clone());
+    let run = outcome.gridlock.expect("the pass ran");
+    assert_eq!((run.offered, run.settled, run.all_at_once), (4, 3, false));
+    assert_eq!(queued(&h, 0), vec![txs[3].hash()]);
+}
+
+#[test]
+fn queues_with_times_and_priorities_survive_a_rebuild_from_state_entries() {
+    let mut h = Harness::new();
+    let timed = TransferTerms {
+        priority: Priority::High,
+        not_before_ms: Some(500_000),
+        reject_after_ms: Some(900_000),
+    };
+    let a = h.tx(cust(0, 0), with_terms(cust(1, 0), 60_000, "a", timed));
+    let b = h.tx(cust(0, 1), transfer(cust(1, 1), 60_000, "b"));
+    h.block_at(100_000, vec![a, b]);
+    let genesis = testkit::genesis(3, 3, 100_000, 1_000_000, 50_000);
+    let genesis = Genesis {
+        gridlock_pass: GridlockPass::OnRequest,
+        ..genesis
+    };
+    let mut rebuilt =
+        Ledger::from_state_entries(&genesis, h.ledger.height(), h.ledger.state_entries())
+            .expect("rebuilds");
+    assert_eq!(rebuilt.state_root(), h.ledger.state_root());
+    let next = h.ledger.height() + 1;
+    let room = h.tx(cust(1, 0), transfer(cust(0, 0), 60_000, "room"));
+    for time in [600_000, 950_000] {
+        let txs = if time == 600_000 { vec![room.clone()] } else { vec![] };
+        let height = rebuilt.height() + 1;
+        let ours = rebuilt.apply_block(height, time, &txs);
+        let theirs = h.block_at(time, txs);
+        assert_eq!(ours, theirs);
+    }
+    assert!(next > 0);
+}
