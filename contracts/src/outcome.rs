@@ -148,6 +148,16 @@ pub struct DroppedTransfer {
     pub reason: DropReason,
 }
 
+/// A queued transfer whose reject time is near.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RejectWarning {
+    /// The transfer, still queued (its `height` is the warning block's).
+    pub transfer: QueueEvent,
+    /// When it will be rejected if still unsettled.
+    pub reject_after_ms: u64,
+}
+
 /// What the liquidity-saving pass did in a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -220,7 +230,7 @@ pub struct BlockOutcome {
     /// Queued transfers whose reject time came within the chain's warning lead
     /// (`reject_warning_ms`) in this block: each is warned about once.
     #[serde(default)]
-    pub warned: Vec<QueueEvent>,
+    pub warned: Vec<RejectWarning>,
     /// The liquidity-saving pass, if it ran and settled something.
     #[serde(default)]
     pub gridlock: Option<GridlockRun>,

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{Block, BlockHeader};
 use crate::ledger::{Account, AccountProof};
-use crate::outcome::{BlockOutcome, QueueEvent, Receipt, SettlementReport, SettlementTrigger};
+use crate::outcome::{
+    BlockOutcome, DayReport, DropReason, GridlockRun, QueueEvent, Receipt, SettlementReport,
+    SettlementTrigger,
+};
 use crate::primitives::{AccountId, Amount, BankId, Hash};
 
 /// `GET /v1/accounts/{id}`.
@@ -56,6 +59,12 @@ pub enum TxStatus {
     Rejected,
     /// Queued, then refunded when its time ran out.
     Expired,
+    /// Queued, then cancelled by its payer or its bank's operator, and refunded.
+    Cancelled,
+    /// Queued, then refunded at its `reject_after_ms`.
+    RejectTime,
+    /// Queued (normal priority), then refunded at the business day's customer cut-off.
+    Cutoff,
     /// Not known to this node.
     Unknown,
 }
@@ -70,7 +79,8 @@ pub struct TxStatusView {
     pub status: TxStatus,
     /// The height whose block included it (for queued transfers, not the release height).
     pub height: Option<u64>,
-    /// For released or expired queued transfers: the height at which that happened.
+    /// For queued transfers that left the queue (released, expired, cancelled, rejected):
+    /// the height at which that happened.
     pub settled_height: Option<u64>,
     /// Its receipt, once included.
     pub receipt: Option<Receipt>,
@@ -332,6 +342,31 @@ pub enum EventView {
         /// The report.
         report: CycleView,
     },
+    /// A queued transfer was refunded: cancelled, past its reject time, or at the cut-off.
+    Dropped {
+        /// What left the queue.
+        transfer: QueueEvent,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A queued transfer's reject time is within the chain's warning lead.
+    RejectWarning {
+        /// The transfer, still queued (`height` is this block's).
+        transfer: QueueEvent,
+        /// When it will be rejected if still unsettled.
+        reject_after_ms: u64,
+    },
+    /// The liquidity-saving pass settled queued transfers together (they are the block's
+    /// last `released` events before it).
+    GridlockResolved {
+        /// What it did.
+        run: GridlockRun,
+    },
+    /// A business day ended.
+    DayClosed {
+        /// Its report.
+        report: DayReport,
+    },
 }
 
 impl EventView {
@@ -353,15 +388,31 @@ impl EventView {
                 accounts: tx.tx.parties(),
             });
         }
+        events.extend(outcome.warned.iter().map(|warning| EventView::RejectWarning {
+            transfer: warning.transfer.clone(),
+            reject_after_ms: warning.reject_after_ms,
+        }));
+        events.extend(outcome.dropped.iter().map(|dropped| EventView::Dropped {
+            transfer: dropped.transfer.clone(),
+            reason: dropped.reason.clone(),
+        }));
         events.extend(outcome.released.iter().map(|transfer| EventView::Released {
             transfer: transfer.clone(),
         }));
+        if let Some(run) = &outcome.gridlock {
+            events.push(EventView::GridlockResolved { run: run.clone() });
+        }
         events.extend(outcome.expired.iter().map(|transfer| EventView::Expired {
             transfer: transfer.clone(),
         }));
         if let Some(report) = &outcome.settlement {
             events.push(EventView::CycleClosed {
                 report: CycleView::new(report, decimals),
+            });
+        }
+        if let Some(report) = &outcome.day_report {
+            events.push(EventView::DayClosed {
+                report: report.clone(),
             });
         }
         events
@@ -372,10 +423,29 @@ impl EventView {
     pub fn concerns(&self, account: &AccountId) -> bool {
         match self {
             EventView::Transaction { accounts, .. } => accounts.contains(account),
-            EventView::Released { transfer } | EventView::Expired { transfer } => {
+            EventView::Released { transfer }
+            | EventView::Expired { transfer }
+            | EventView::Dropped { transfer, .. }
+            | EventView::RejectWarning { transfer, .. } => {
                 transfer.from == *account || transfer.to == *account
             }
-            EventView::CycleClosed { .. } => false,
+            EventView::CycleClosed { .. }
+            | EventView::GridlockResolved { .. }
+            | EventView::DayClosed { .. } => false,
+        }
+    }
+
+    /// The queued transfer this event is about, if any.
+    pub fn transfer(&self) -> Option<&QueueEvent> {
+        match self {
+            EventView::Released { transfer }
+            | EventView::Expired { transfer }
+            | EventView::Dropped { transfer, .. }
+            | EventView::RejectWarning { transfer, .. } => Some(transfer),
+            EventView::Transaction { .. }
+            | EventView::CycleClosed { .. }
+            | EventView::GridlockResolved { .. }
+            | EventView::DayClosed { .. } => None,
         }
     }
 }

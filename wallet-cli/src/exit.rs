@@ -32,7 +32,11 @@ impl Exit {
     pub fn for_status(status: TxStatus) -> Exit {
         match status {
             TxStatus::Committed => Exit::Success,
-            TxStatus::Rejected | TxStatus::Expired => Exit::Failure,
+            TxStatus::Rejected
+            | TxStatus::Expired
+            | TxStatus::Cancelled
+            | TxStatus::RejectTime
+            | TxStatus::Cutoff => Exit::Failure,
             TxStatus::Pending | TxStatus::Queued | TxStatus::Unknown => Exit::StillPending,
         }
     }
@@ -48,7 +52,12 @@ impl From<Exit> for ExitCode {
 pub fn is_final(status: TxStatus) -> bool {
     matches!(
         status,
-        TxStatus::Committed | TxStatus::Rejected | TxStatus::Expired
+        TxStatus::Committed
+            | TxStatus::Rejected
+            | TxStatus::Expired
+            | TxStatus::Cancelled
+            | TxStatus::RejectTime
+            | TxStatus::Cutoff
     )
 }
 
@@ -62,6 +71,9 @@ mod tests {
             (TxStatus::Committed, 0, true),
             (TxStatus::Rejected, 1, true),
             (TxStatus::Expired, 1, true),
+            (TxStatus::Cancelled, 1, true),
+            (TxStatus::RejectTime, 1, true),
+            (TxStatus::Cutoff, 1, true),
             (TxStatus::Pending, 3, false),
             (TxStatus::Queued, 3, false),
             (TxStatus::Unknown, 3, false),

@@ -341,11 +341,14 @@ pub fn reason_code(error_code: &str) -> &'static str {
         "bad_signature" => "DS0B",
         "unauthorized" => "AG01",
         "expired" | "validity_too_long" => "AB05",
-        "queue_expired" => "AB03",
+        "queue_expired" | "reject_time" => "AB03",
+        "cancelled" => "DS02",
+        "cutoff" => "TM01",
         "queue_full" | "payer_queue_full" | "mempool_full" | "too_many_pending" => "AM14",
         "bad_nonce" | "nonce_too_far_ahead" => "DU05",
         "self_transfer" => "AM03",
-        "wrong_chain" | "invalid_end_to_end_id" | "invalid_reference" | "oversized" => "FF01",
+        "wrong_chain" | "invalid_end_to_end_id" | "invalid_reference" | "oversized"
+        | "invalid_terms" => "FF01",
         _ => "NARR",
     }
 }

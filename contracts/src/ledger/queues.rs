@@ -183,7 +183,7 @@ impl Ledger {
     /// Queued transfers whose reject time came within the warning lead in this block: those
     /// whose reject time entered `(previous block time + lead, now + lead]`, and those queued
     /// in this block already within it. Not those rejected in this block.
-    pub(super) fn reject_warnings(&self, height: u64, now: u64) -> Vec<QueueEvent> {
+    pub(super) fn reject_warnings(&self, height: u64, now: u64) -> Vec<RejectWarning> {
         let lead = self.params.reject_warning_ms;
         let from = self.work.previous_ms.saturating_add(lead);
         let until = now.saturating_add(lead);
@@ -209,9 +209,12 @@ impl Ledger {
         }
         seen.into_iter()
             .filter(|(at, _, _)| *at > now)
-            .filter_map(|(_, bank, seq)| {
+            .filter_map(|(at, bank, seq)| {
                 let entry = self.queues.get(&bank)?.get(&seq)?.clone();
-                Some(queue_event(&bank, entry, height))
+                Some(RejectWarning {
+                    transfer: queue_event(&bank, entry, height),
+                    reject_after_ms: at,
+                })
             })
             .collect()
     }

@@ -62,13 +62,26 @@ pub struct EventsQuery {
 pub struct EventStream;
 
 /// Every event's `event` field (see [`kind`]).
-const EVENT_KINDS: [&str; 4] = ["transaction", "released", "expired", "cycle_closed"];
-/// Every event's `event` field, with `format=camt054`'s.
-const ALL_EVENT_KINDS: [&str; 5] = [
+const EVENT_KINDS: [&str; 8] = [
     "transaction",
     "released",
     "expired",
     "cycle_closed",
+    "dropped",
+    "reject_warning",
+    "gridlock_resolved",
+    "day_closed",
+];
+/// Every event's `event` field, with `format=camt054`'s.
+const ALL_EVENT_KINDS: [&str; 9] = [
+    "transaction",
+    "released",
+    "expired",
+    "cycle_closed",
+    "dropped",
+    "reject_warning",
+    "gridlock_resolved",
+    "day_closed",
     "camt054",
 ];
 
@@ -255,21 +268,31 @@ fn concerns_bank(event: &EventView, bank: &BankId, ledger: &interpool_contracts:
                     o.role == interpool_contracts::ledger::Role::Operator(bank.clone())
                 })
         }),
-        EventView::Released { transfer } | EventView::Expired { transfer } => {
+        EventView::Released { transfer }
+        | EventView::Expired { transfer }
+        | EventView::Dropped { transfer, .. }
+        | EventView::RejectWarning { transfer, .. } => {
             transfer.from_bank == *bank || transfer.to_bank == *bank
         }
-        EventView::CycleClosed { .. } => true,
+        EventView::CycleClosed { .. }
+        | EventView::GridlockResolved { .. }
+        | EventView::DayClosed { .. } => true,
     }
 }
 
 /// An event's `event` field: one of [`EVENT_KINDS`].
 pub(crate) fn kind(event: &EventView) -> &'static str {
-    let [transaction, released, expired, cycle_closed] = EVENT_KINDS;
+    let [transaction, released, expired, cycle_closed, dropped, reject_warning, gridlock, day_closed] =
+        EVENT_KINDS;
     match event {
         EventView::Transaction { .. } => transaction,
         EventView::Released { .. } => released,
         EventView::Expired { .. } => expired,
         EventView::CycleClosed { .. } => cycle_closed,
+        EventView::Dropped { .. } => dropped,
+        EventView::RejectWarning { .. } => reject_warning,
+        EventView::GridlockResolved { .. } => gridlock,
+        EventView::DayClosed { .. } => day_closed,
     }
 }
 

@@ -329,6 +329,22 @@ async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<(StatusReport, Opt
                     )),
                     None,
                 ),
+                TxStatus::Cancelled | TxStatus::RejectTime | TxStatus::Cutoff => {
+                    let (code, what) = match view.status {
+                        TxStatus::Cancelled => ("cancelled", "cancelled"),
+                        TxStatus::RejectTime => ("reject_time", "rejected at its reject time"),
+                        _ => ("cutoff", "rejected at the customer cut-off"),
+                    };
+                    (
+                        PaymentStatus::Rejected,
+                        Some(code.to_string()),
+                        Some(format!(
+                            "queued at height {height}, {what} at height {} and refunded",
+                            view.settled_height.unwrap_or(height)
+                        )),
+                        None,
+                    )
+                }
                 TxStatus::Rejected => {
                     let error = view.receipt.as_ref().and_then(|r| match &r.outcome {
                         Outcome::Rejected { error } => Some(error.clone()),

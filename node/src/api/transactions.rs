@@ -324,6 +324,9 @@ pub(crate) fn stored_status(
                 match fate {
                     QueueFate::Released => TxStatus::Committed,
                     QueueFate::Expired => TxStatus::Expired,
+                    QueueFate::Cancelled => TxStatus::Cancelled,
+                    QueueFate::RejectTime => TxStatus::RejectTime,
+                    QueueFate::Cutoff => TxStatus::Cutoff,
                 }
             }
             None => TxStatus::Queued,

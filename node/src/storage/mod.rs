@@ -36,7 +36,7 @@ use std::path::Path;
 use interpool_contracts::block::ChainTip;
 use interpool_contracts::codec;
 use interpool_contracts::ledger::{StateEntry, MAX_ENTRY_BYTES};
-use interpool_contracts::outcome::BlockOutcome;
+use interpool_contracts::outcome::{BlockOutcome, DropReason};
 use interpool_contracts::{AccountId, Hash, SignedTransaction};
 
 pub mod mem;
@@ -132,6 +132,33 @@ pub enum QueueFate {
     Released,
     /// Expired: refunded.
     Expired,
+    /// Cancelled by its payer or its bank's operator: refunded.
+    Cancelled,
+    /// Past its reject time: refunded.
+    RejectTime,
+    /// Rejected at the customer cut-off: refunded.
+    Cutoff,
+}
+
+impl QueueFate {
+    /// Its byte in the queue index.
+    fn byte(self) -> u8 {
+        match self {
+            QueueFate::Released => 1,
+            QueueFate::Expired => 2,
+            QueueFate::Cancelled => 3,
+            QueueFate::RejectTime => 4,
+            QueueFate::Cutoff => 5,
+        }
+    }
+
+    fn of_reason(reason: &DropReason) -> QueueFate {
+        match reason {
+            DropReason::Cancelled { .. } => QueueFate::Cancelled,
+            DropReason::RejectTime => QueueFate::RejectTime,
+            DropReason::Cutoff => QueueFate::Cutoff,
+        }
+    }
 }
 
 /// Everything stored for one committed block.
@@ -644,16 +671,20 @@ impl Store {
         for key in &end_to_end {
             batch.put_cf(self.cf(CF_END_TO_END), key, []);
         }
-        for (events, fate) in [
-            (&committed.outcome.released, 1u8),
-            (&committed.outcome.expired, 2u8),
-        ] {
-            for event in events {
-                let mut record = Vec::with_capacity(9);
-                record.extend_from_slice(&committed.height.to_be_bytes());
-                record.push(fate);
-                batch.put_cf(self.cf(CF_QUEUE_INDEX), event.tx_hash.as_bytes(), record);
-            }
+        let outcome = &committed.outcome;
+        let fates = (outcome.released.iter().map(|e| (e, QueueFate::Released)))
+            .chain(outcome.expired.iter().map(|e| (e, QueueFate::Expired)))
+            .chain(
+                outcome
+                    .dropped
+                    .iter()
+                    .map(|d| (&d.transfer, QueueFate::of_reason(&d.reason))),
+            );
+        for (event, fate) in fates {
+            let mut record = Vec::with_capacity(9);
+            record.extend_from_slice(&committed.height.to_be_bytes());
+            record.push(fate.byte());
+            batch.put_cf(self.cf(CF_QUEUE_INDEX), event.tx_hash.as_bytes(), record);
         }
         batch.put_cf(self.cf(CF_META), KEY_HEIGHT, key);
         self.db.write(batch)?;
@@ -843,7 +874,8 @@ impl Store {
                             batch.delete_cf(self.cf(CF_TX_INDEX), receipt.tx_hash.as_bytes());
                         }
                     }
-                    for event in outcome.released.iter().chain(&outcome.expired) {
+                    let dropped = outcome.dropped.iter().map(|d| &d.transfer);
+                    for event in outcome.released.iter().chain(&outcome.expired).chain(dropped) {
                         batch.delete_cf(self.cf(CF_QUEUE_INDEX), event.tx_hash.as_bytes());
                     }
                 }
@@ -1170,6 +1202,9 @@ impl Store {
         let fate = match bytes.get(8..) {
             Some([1]) => QueueFate::Released,
             Some([2]) => QueueFate::Expired,
+            Some([3]) => QueueFate::Cancelled,
+            Some([4]) => QueueFate::RejectTime,
+            Some([5]) => QueueFate::Cutoff,
             _ => return Err(corrupt()),
         };
         Ok(Some((u64::from_be_bytes(height), fate)))

@@ -27,6 +27,9 @@ pub fn status_name(status: TxStatus) -> &'static str {
         TxStatus::Queued => "queued",
         TxStatus::Rejected => "rejected",
         TxStatus::Expired => "expired",
+        TxStatus::Cancelled => "cancelled",
+        TxStatus::RejectTime => "reject_time",
+        TxStatus::Cutoff => "cutoff",
         TxStatus::Unknown => "unknown",
     }
 }
@@ -46,6 +49,15 @@ pub fn outcome_detail(view: &TxStatusView) -> String {
         }
         (TxStatus::Expired, _, Some(settled)) => {
             format!("expired in the queue at height {settled}; funds refunded")
+        }
+        (TxStatus::Cancelled, _, Some(settled)) => {
+            format!("cancelled in the queue at height {settled}; funds refunded")
+        }
+        (TxStatus::RejectTime, _, Some(settled)) => {
+            format!("rejected at its reject time at height {settled}; funds refunded")
+        }
+        (TxStatus::Cutoff, _, Some(settled)) => {
+            format!("rejected at the customer cut-off at height {settled}; funds refunded")
         }
         (_, Some(receipt), _) => receipt_detail(receipt),
         (TxStatus::Pending, None, _) => "in the mempool".into(),

@@ -69,6 +69,28 @@ pub fn describe_event(id: Option<&str>, event: &EventView, decimals: u8) -> Stri
                 report.cycle, report.height, report.gross_total, report.net_total
             )
         }
+        EventView::Dropped { transfer, reason } => format!(
+            "{} (refunded)",
+            queue_line(reason.fate(), transfer, decimals)
+        ),
+        EventView::RejectWarning {
+            transfer,
+            reject_after_ms,
+        } => format!(
+            "{} (rejected at {reject_after_ms} ms unless it settles first)",
+            queue_line("warning", transfer, decimals)
+        ),
+        EventView::GridlockResolved { run } => format!(
+            "liquidity-saving pass settled {} of {} queued payments together ({} minor units{})",
+            run.settled,
+            run.offered,
+            run.value,
+            if run.all_at_once { ", all at once" } else { "" }
+        ),
+        EventView::DayClosed { report } => format!(
+            "business day {} ({}) closed at height {}",
+            report.day, report.date, report.height
+        ),
     };
     format!("{}  {what}", id.unwrap_or("-"))
 }
