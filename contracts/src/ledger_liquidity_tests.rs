@@ -275,6 +275,12 @@ fn the_cutoff_rejects_queued_normal_transfers_and_end_of_day_closes_the_cycle_wi
     assert_eq!(h.ledger.business_day(), (1, false));
     // 17:00:30 local: the first block at or after the cut-off rejects the normal one.
     let outcome = h.block_at(NOV_30 + 16 * HOUR + 30_000, vec![]);
+    let stored = crate::codec::encode(&outcome);
+    assert_eq!(
+        crate::codec::decode::<BlockOutcome>(&stored, u64::MAX).as_ref(),
+        Ok(&outcome),
+        "outcomes with drops round-trip through the store's encoding"
+    );
     assert_eq!(outcome.dropped.len(), 1);
     assert_eq!(outcome.dropped[0].transfer.tx_hash, normal.hash());
     assert_eq!(outcome.dropped[0].reason, DropReason::Cutoff);
@@ -288,8 +294,13 @@ fn the_cutoff_rejects_queued_normal_transfers_and_end_of_day_closes_the_cycle_wi
     assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
     // 18:00 local: end of day closes the cycle and keeps the report.
     let outcome = h.block_at(NOV_30 + 17 * HOUR, vec![]);
-    let settlement = outcome.settlement.expect("end of day closes the cycle");
+    let settlement = outcome.settlement.clone().expect("end of day closes the cycle");
     assert_eq!(settlement.trigger, SettlementTrigger::EndOfDay);
+    let stored = crate::codec::encode(&outcome);
+    assert_eq!(
+        crate::codec::decode::<BlockOutcome>(&stored, u64::MAX).as_ref(),
+        Ok(&outcome)
+    );
     let report = outcome.day_report.expect("day report");
     assert_eq!(report.day, 1);
     assert_eq!(report.date, "2026-11-30");
@@ -342,6 +353,11 @@ fn a_ring_of_banks_over_their_caps_settles_in_one_pass() {
     let outcome = h.block(txs);
     assert!(outcome.receipts.iter().all(|r| matches!(r.outcome, Outcome::Queued { .. })));
     assert_eq!(outcome.released.len(), 3);
+    let stored = crate::codec::encode(&outcome);
+    assert_eq!(
+        crate::codec::decode::<BlockOutcome>(&stored, u64::MAX).as_ref(),
+        Ok(&outcome)
+    );
     let run = outcome.gridlock.expect("the pass ran");
     assert_eq!((run.offered, run.settled, run.value, run.all_at_once), (3, 3, 180_000, true));
     for b in 0..3 {

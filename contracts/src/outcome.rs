@@ -114,7 +114,9 @@ pub enum SettlementTrigger {
 /// Why a queued transfer left its queue without settling, other than its height expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case", tag = "reason")]
+// Externally tagged: the store encodes outcomes with bincode, which cannot read an
+// internally tagged enum.
+#[serde(rename_all = "snake_case")]
 pub enum DropReason {
     /// Cancelled by its payer or its bank's operator (`CancelTransfer`).
     Cancelled {
@@ -167,8 +169,8 @@ pub struct GridlockRun {
     /// Settled together by it (listed in the block's `released`, after the ordinary
     /// releases).
     pub settled: u32,
-    /// Their total value, minor units.
-    pub value: u128,
+    /// Their total value, minor units (at most the cycle's gross total, so a `u64`).
+    pub value: u64,
     /// True if every offered payment settled at once ("all or nothing").
     pub all_at_once: bool,
     /// Whether the authority asked for it in this block.
@@ -181,14 +183,15 @@ pub struct GridlockRun {
 pub struct DayBankStats {
     /// Transfers its customers paid that settled in the day (committed or released).
     pub settled_count: u64,
-    /// Their value, minor units.
-    pub settled_value: u128,
+    /// Their value, minor units (saturating at `u64::MAX`, far beyond any day's business;
+    /// JSON has no exact integers beyond it).
+    pub settled_value: u64,
     /// The most transfers its queue held at the end of a block of the day.
     pub queued_peak: u32,
     /// Transfers rejected at the customer cut-off.
     pub cutoff_rejected_count: u64,
-    /// Their value, minor units.
-    pub cutoff_rejected_value: u128,
+    /// Their value, minor units (saturating, as `settled_value`).
+    pub cutoff_rejected_value: u64,
     /// The longest a transfer released in the day waited in the queue, in milliseconds of
     /// block time.
     pub longest_wait_ms: u64,

@@ -10,7 +10,7 @@ use interpool_contracts::{Hash, SignedTransaction};
 use crate::localnet::{account, submit_batch, transfer, wait_for, Localnet};
 
 /// Reads SSE events (`id`, `data`) from `url` until `enough` says so or `deadline` passes.
-fn read_events(
+pub(crate) fn read_events(
     url: &str,
     last_event_id: Option<&str>,
     deadline: Duration,

@@ -9,6 +9,7 @@ mod hostile;
 mod intruder;
 mod iso20022;
 mod journey;
+mod liquidity;
 mod load;
 mod localnet;
 mod network;

@@ -57,7 +57,7 @@ impl Ledger {
         }
         let stats = self.clock.stats.entry(bank.clone()).or_default();
         stats.settled_count = stats.settled_count.saturating_add(1);
-        accumulate(&mut stats.settled_value, u128::from(amount.0));
+        stats.settled_value = stats.settled_value.saturating_add(amount.0);
         if let Some(waited) = waited {
             stats.longest_wait_ms = stats.longest_wait_ms.max(waited);
         }

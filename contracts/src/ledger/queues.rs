@@ -143,7 +143,7 @@ impl Ledger {
         if reason == DropReason::Cutoff {
             let stats = self.clock.stats.entry(bank.clone()).or_default();
             stats.cutoff_rejected_count = stats.cutoff_rejected_count.saturating_add(1);
-            accumulate(&mut stats.cutoff_rejected_value, u128::from(entry.amount.0));
+            stats.cutoff_rejected_value = stats.cutoff_rejected_value.saturating_add(entry.amount.0);
             self.dirty.insert(StateKey::Clock);
         }
         self.work.dropped.push(DroppedTransfer {
@@ -431,7 +431,7 @@ impl Ledger {
             .iter()
             .map(|(id, bank)| (id.clone(), bank.net_debit()))
             .collect();
-        let mut value = 0u128;
+        let mut value = 0u64;
         let settled_count = resolution.settled.len();
         for position in resolution.settled {
             let Some((bank_id, seq, _, _)) = offer.get(position) else {
@@ -444,7 +444,8 @@ impl Ledger {
                 .checked_sub(entry.amount)
                 .expect("a queued transfer's amount is reserved");
             self.book_transfer(bank_id, entry.to, &entry.to_bank, entry.amount);
-            accumulate(&mut value, u128::from(entry.amount.0));
+            // The offer's total fits the cycle's gross total (`trim_offer`), so no saturation.
+            value = value.saturating_add(entry.amount.0);
             let waited = now.saturating_sub(entry.queued_at_ms);
             self.count_settled(bank_id, entry.amount, Some(waited));
             released.push(queue_event(bank_id, entry, height));
