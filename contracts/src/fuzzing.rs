@@ -127,6 +127,25 @@ pub(crate) fn seeds() -> Vec<Vec<u8>> {
         Body::SettleCycle,
         Body::Freeze { account: payee },
         Body::Unfreeze { account: payee },
+        Body::Transfer {
+            to: payee,
+            amount: Amount(9),
+            end_to_end_id: "TIMED-1".into(),
+            reference: String::new(),
+            terms: crate::tx::TransferTerms {
+                priority: crate::tx::Priority::High,
+                not_before_ms: Some(1_000),
+                reject_after_ms: Some(u64::MAX),
+            },
+        },
+        Body::CancelTransfer {
+            tx_hash: crate::primitives::Hash([7; 32]),
+        },
+        Body::Reprioritise {
+            tx_hash: crate::primitives::Hash([8; 32]),
+            priority: crate::tx::Priority::High,
+        },
+        Body::ResolveGridlock,
     ];
     let base = |signer: u64, nonce: u64, body: Body| Transaction {
         chain_id: CHAIN_ID.into(),

@@ -42,6 +42,14 @@ fn sample_bodies() -> Vec<Body> {
         Body::Unfreeze {
             account: account(3),
         },
+        Body::CancelTransfer {
+            tx_hash: interpool_contracts::Hash([7; 32]),
+        },
+        Body::Reprioritise {
+            tx_hash: interpool_contracts::Hash([8; 32]),
+            priority: interpool_contracts::Priority::High,
+        },
+        Body::ResolveGridlock,
     ]
 }
 

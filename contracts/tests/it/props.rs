@@ -11,9 +11,11 @@ use std::collections::HashMap;
 
 use interpool_contracts::ledger::StateEntry;
 use interpool_contracts::testkit::{self, account, bank_id, customer_seed, key, operator_seed};
+use interpool_contracts::calendar::BusinessDay;
+use interpool_contracts::genesis::GridlockPass;
 use interpool_contracts::{
-    AccountId, Amount, BankId, BlockOutcome, Body, Genesis, Ledger, Outcome, Transaction,
-    VerifiedTransaction,
+    AccountId, Amount, BankId, BlockOutcome, Body, Genesis, Hash, Ledger, Outcome, Priority,
+    Transaction, TransferTerms, VerifiedTransaction,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -22,6 +24,18 @@ const CUSTOMERS_PER_BANK: usize = 3;
 const NEWCOMERS: u64 = 4;
 const NEWCOMER_BASE: u64 = 50_000;
 const STRANGER: u64 = 60_000;
+
+/// Blocks are 40 minutes apart from 06:00Z on 2026-11-30: 24 blocks cross a 17:00 cut-off
+/// and an 18:00 end of day.
+const BLOCK_MS: u64 = 40 * 60_000;
+const START_MS: u64 = 1_795_996_800_000 + 6 * 3_600_000;
+
+fn time_of(height: u64) -> u64 {
+    START_MS + height * BLOCK_MS
+}
+
+/// A queued transfer a cancel or a reprioritise may name: its hash, payer and bank.
+type Waiting = (Hash, u64, usize);
 
 /// One generated operation; its fields are interpreted against the participants at run time.
 #[derive(Debug, Clone)]
@@ -39,7 +53,7 @@ fn op_strategy(edge: bool) -> impl Strategy<Value = Op> {
     } else {
         (0u64..120_000).boxed()
     };
-    (0u8..16, 0usize..64, 0usize..64, amount, 0u8..16).prop_map(|(kind, a, b, amount, flag)| Op {
+    (0u8..19, 0usize..64, 0usize..64, amount, 0u8..16).prop_map(|(kind, a, b, amount, flag)| Op {
         kind,
         a,
         b,
@@ -80,9 +94,11 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
         1u64..=5,
         0u64..60_000,
         proptest::collection::vec(proptest::collection::vec(op_strategy(false), 0..12), 1..24),
+        any::<(bool, bool)>(),
     )
-        .prop_map(|(banks, cycle_blocks, expiry, cap, blocks)| {
+        .prop_map(|(banks, cycle_blocks, expiry, cap, blocks, (calendar, pass))| {
             let mut genesis = testkit::genesis(banks, CUSTOMERS_PER_BANK, 50_000, 200_000, cap);
+            liquidity_settings(&mut genesis, calendar, pass);
             genesis.cycle_blocks = cycle_blocks;
             genesis.queue_expiry_blocks = expiry;
             genesis.duplicate_window_blocks = 4;
@@ -115,10 +131,12 @@ fn edge_scenario_strategy() -> impl Strategy<Value = Scenario> {
         big(),
         big(),
         proptest::collection::vec(proptest::collection::vec(op_strategy(true), 0..12), 1..24),
+        any::<(bool, bool)>(),
     )
         .prop_map(
-            |(banks, cycle_blocks, expiry, balance, pool, cap, blocks)| {
+            |(banks, cycle_blocks, expiry, balance, pool, cap, blocks, (calendar, pass))| {
                 let mut genesis = testkit::genesis(banks, CUSTOMERS_PER_BANK, balance, pool, cap);
+                liquidity_settings(&mut genesis, calendar, pass);
                 genesis.decimals = 18;
                 genesis.cycle_blocks = cycle_blocks;
                 genesis.queue_expiry_blocks = expiry;
@@ -131,6 +149,39 @@ fn edge_scenario_strategy() -> impl Strategy<Value = Scenario> {
                 }
             },
         )
+}
+
+/// A business day (17:00 cut-off, 18:00 end of day, UTC) or none; the liquidity-saving pass
+/// after every block or on request only.
+fn liquidity_settings(genesis: &mut Genesis, calendar: bool, every_block: bool) {
+    genesis.business_day = calendar.then(|| BusinessDay {
+        utc_offset_minutes: 0,
+        customer_cutoff: "17:00".parse().expect("time"),
+        end_of_day: "18:00".parse().expect("time"),
+    });
+    genesis.gridlock_pass = if every_block {
+        GridlockPass::EveryBlock
+    } else {
+        GridlockPass::OnRequest
+    };
+    genesis.reject_warning_ms = BLOCK_MS;
+}
+
+/// A transfer's priority and times from an op: mostly normal and untimed; some high, a few
+/// urgent (refused); some not before or rejected after a block or two from `now`, a few
+/// with the two out of order (refused before execution).
+fn terms_for(op: &Op, now: u64) -> TransferTerms {
+    let priority = match op.flag % 8 {
+        3 | 5 => Priority::High,
+        7 if op.b % 4 == 0 => Priority::Urgent,
+        _ => Priority::Normal,
+    };
+    let later = |blocks: usize| now + blocks as u64 * BLOCK_MS;
+    TransferTerms {
+        priority,
+        not_before_ms: (op.b % 5 == 0).then(|| later(op.a % 3)),
+        reject_after_ms: (op.b % 7 == 0).then(|| later(1 + op.a % 4)),
+    }
 }
 
 struct Participants {
@@ -190,7 +241,7 @@ impl Participants {
     }
 }
 
-fn body_for(op: &Op, p: &Participants) -> (u64, Body) {
+fn body_for(op: &Op, p: &Participants, waiting: &[Waiting], now: u64) -> (u64, Body) {
     let amount = Amount(op.amount);
     let acct = |seed: u64| -> AccountId { account(seed) };
     match op.kind {
@@ -201,7 +252,7 @@ fn body_for(op: &Op, p: &Participants) -> (u64, Body) {
                 amount: p.amount(op, 2),
                 end_to_end_id: format!("E{}", op.flag % 5),
                 reference: String::new(),
-                terms: Default::default(),
+                terms: terms_for(op, now),
             },
         ),
         6 => (
@@ -258,6 +309,38 @@ fn body_for(op: &Op, p: &Participants) -> (u64, Body) {
                 account: acct(p.any_account(op.b)),
             },
         ),
+        16 | 17 => {
+            // A queued transfer (or, when none waits, a hash nobody queued).
+            let (hash, payer, bank) = waiting
+                .get(op.a % waiting.len().max(1))
+                .copied()
+                .unwrap_or((Hash([op.flag; 32]), p.customer(op.b), op.b));
+            if op.kind == 16 {
+                let signer = match op.flag % 3 {
+                    0 => payer,
+                    1 => operator_seed(bank),
+                    _ => p.any_signer(op.b),
+                };
+                (signer, Body::CancelTransfer { tx_hash: hash })
+            } else {
+                let priority = [Priority::Normal, Priority::High, Priority::Urgent]
+                    [usize::from(op.flag) % 3];
+                let signer = if op.flag % 4 == 3 {
+                    p.any_signer(op.b)
+                } else {
+                    operator_seed(bank)
+                };
+                (signer, Body::Reprioritise { tx_hash: hash, priority })
+            }
+        }
+        18 => (
+            if op.flag % 4 == 3 {
+                p.any_signer(op.a)
+            } else {
+                testkit::AUTHORITY_SEED
+            },
+            Body::ResolveGridlock,
+        ),
         // A random body from a random signer: exercises every authorization path.
         _ => {
             let (_, body) = body_for(
@@ -266,6 +349,8 @@ fn body_for(op: &Op, p: &Participants) -> (u64, Body) {
                     ..op.clone()
                 },
                 p,
+                waiting,
+                now,
             );
             (p.any_signer(op.a), body)
         }
@@ -285,10 +370,24 @@ fn run(scenario: &Scenario) -> (Vec<Vec<VerifiedTransaction>>, Vec<BlockOutcome>
     for ops in &scenario.blocks {
         let height = ledger.height() + 1;
         let mut nonces: HashMap<u64, u64> = HashMap::new();
+        let waiting: Vec<Waiting> = ledger
+            .banks()
+            .enumerate()
+            .flat_map(|(index, (bank, _))| {
+                let ledger = &ledger;
+                ledger.queue(bank).map(move |queued| {
+                    let payer = (0..CUSTOMERS_PER_BANK)
+                        .map(|i| customer_seed(index, i))
+                        .find(|seed| account(*seed) == queued.from)
+                        .unwrap_or(STRANGER);
+                    (queued.tx_hash, payer, index)
+                })
+            })
+            .collect();
         let txs: Vec<VerifiedTransaction> = ops
             .iter()
             .map(|op| {
-                let (seed, body) = body_for(op, &p);
+                let (seed, body) = body_for(op, &p, &waiting, time_of(height));
                 let next = nonces
                     .entry(seed)
                     .or_insert_with(|| ledger.next_nonce(&account(seed)).unwrap_or(0));
@@ -318,7 +417,7 @@ fn run(scenario: &Scenario) -> (Vec<Vec<VerifiedTransaction>>, Vec<BlockOutcome>
             })
             .filter_map(Result::ok)
             .collect();
-        let outcome = ledger.apply_block(height, height * 1_000, &txs);
+        let outcome = ledger.apply_block(height, time_of(height), &txs);
         if let Err(violation) = ledger.check_invariants() {
             panic!("after block {height}: {violation}\nblock: {txs:#?}");
         }
@@ -339,7 +438,7 @@ proptest! {
         let (blocks, outcomes) = run(&scenario);
         let mut replay = Ledger::from_genesis(&scenario.genesis).expect("genesis");
         for (i, txs) in blocks.iter().enumerate() {
-            let again = replay.apply_block(i as u64 + 1, (i as u64 + 1) * 1_000, txs);
+            let again = replay.apply_block(i as u64 + 1, time_of(i as u64 + 1), txs);
             prop_assert_eq!(&again, &outcomes[i]);
         }
     }
@@ -351,7 +450,7 @@ proptest! {
         let (blocks, outcomes) = run(&scenario);
         let mut replay = Ledger::from_genesis(&scenario.genesis).expect("genesis");
         for (i, txs) in blocks.iter().enumerate() {
-            let again = replay.apply_block(i as u64 + 1, (i as u64 + 1) * 1_000, txs);
+            let again = replay.apply_block(i as u64 + 1, time_of(i as u64 + 1), txs);
             prop_assert_eq!(&again, &outcomes[i]);
         }
     }
@@ -372,7 +471,7 @@ proptest! {
         let cut = cut.min(blocks.len());
         let mut original = Ledger::from_genesis(&scenario.genesis).expect("genesis");
         for (i, txs) in blocks[..cut].iter().enumerate() {
-            original.apply_block(i as u64 + 1, (i as u64 + 1) * 1_000, txs);
+            original.apply_block(i as u64 + 1, time_of(i as u64 + 1), txs);
         }
         let entries: Vec<StateEntry> = original.state_entries().collect();
         prop_assert_eq!(entries.len(), original.state_len());
@@ -388,7 +487,7 @@ proptest! {
         first.sort_by_key(|e| e.key.tree_key());
         prop_assert_eq!(again, first);
         for (i, txs) in blocks.iter().enumerate().skip(cut) {
-            let outcome = rebuilt.apply_block(i as u64 + 1, (i as u64 + 1) * 1_000, txs);
+            let outcome = rebuilt.apply_block(i as u64 + 1, time_of(i as u64 + 1), txs);
             prop_assert_eq!(&outcome, &outcomes[i]);
             rebuilt.check_invariants().expect("invariants after the rebuilt ledger's block");
             rebuilt
