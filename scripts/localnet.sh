@@ -3,7 +3,8 @@
 #
 #   scripts/localnet.sh demo     `up`, then a settlement day with the wallet: cross-bank
 #                                transfers, a payment queued by a net debit cap and released
-#                                by an incoming one, a cycle closed, its settlement report
+#                                by an incoming one, a cycle closed, its settlement report,
+#                                a gridlock of three banks settled by the liquidity-saving pass
 #   scripts/localnet.sh up       build (release), generate ./localnet if absent, start all
 #                                nodes in the background, wait until blocks commit
 #   scripts/localnet.sh status   height of every node
@@ -58,6 +59,20 @@ demo() {
     log "the settlement authority closes the cycle: one net movement per bank"
     wallet authority settle --key "$key/authority.json" --wait
     wallet cycle
+    wallet banks
+
+    log "a gridlock: BANK_A pays BANK_B 600.00, BANK_B pays BANK_C 600.00, each over its 500.00 cap"
+    local a1 b1 c1
+    a1=$(id customer-BANK_A-1); b1=$(id customer-BANK_B-1); c1=$(id customer-BANK_C-1)
+    wallet transfer --key "$key/customer-BANK_A-1.json" --to "$b1" --amount 600.00 --reference "ring 1" --wait --timeout 3 \
+        || [ $? -eq 3 ] # still queued, as expected
+    wallet transfer --key "$key/customer-BANK_B-1.json" --to "$c1" --amount 600.00 --reference "ring 2" --wait --timeout 3 \
+        || [ $? -eq 3 ]
+    log "both wait, each for money that waits in another queue: without help, until they expire"
+    wallet banks
+    log "BANK_C pays BANK_A 600.00 and closes the ring: the liquidity-saving pass settles all three together"
+    wallet transfer --key "$key/customer-BANK_C-1.json" --to "$a1" --amount 600.00 --reference "ring 3" --wait
+    wallet history "$a1" --limit 2
     wallet banks
     status
     log "done; the consortium keeps running: scripts/localnet.sh status | logs | down"
