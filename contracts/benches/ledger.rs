@@ -6,15 +6,17 @@
 //!   200,000 transfers/s on one core).
 //! * `verify/{single,batch}/64`: ed25519 checks of 64 transactions one by one and as a
 //!   batch.
-//! * `gridlock/10000_queued/{without,with}_pass`: a block on top of 10,000 queued
-//!   payments among 20 banks whose caps are zero (every cross-bank payment waits): without
-//!   the liquidity-saving pass (the ordinary retry of every queue), and with it (the
-//!   authority's `ResolveGridlock`). The difference is the pass's cost per block.
+//! * `gridlock/10000_queued_{random,offsetting}/{without,with}_pass`: a block on top of
+//!   10,000 queued payments among 20 banks whose caps are zero (every cross-bank payment
+//!   waits): without the liquidity-saving pass (the ordinary retry of every queue), and with
+//!   it (the authority's `ResolveGridlock`). The difference is the pass's cost per block:
+//!   `random` amounts never offset exactly, so the pass drops every payment (its worst
+//!   case); `offsetting` ones settle all at once.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use interpool_contracts::genesis::GridlockPass;
 use interpool_contracts::testkit::{self, account, customer_seed, key};
 use interpool_contracts::tx::check_stateless_batch;
-use interpool_contracts::genesis::GridlockPass;
 use interpool_contracts::{
     Amount, Body, Ledger, SignedTransaction, Transaction, VerifiedTransaction,
 };
@@ -128,9 +130,12 @@ fn verify(c: &mut Criterion) {
 const GRIDLOCK_BANKS: usize = 20;
 const GRIDLOCK_PAYERS_PER_BANK: usize = 500;
 
-/// A ledger with 10,000 queued payments (one per payer, to a customer of another bank,
-/// 1–10,000 minor units), and the authority's `ResolveGridlock` for the next block.
-fn gridlocked() -> (Ledger, VerifiedTransaction) {
+/// A ledger with 10,000 queued payments, one per payer, to a customer of another bank, and
+/// the authority's `ResolveGridlock` for the next block. `offsetting`: 1,000.00 each, every
+/// bank paying every other bank as much as it receives from it (the pass settles all at
+/// once); otherwise 1–10,000 minor units to random banks (nothing offsets exactly, and the
+/// pass drops every payment: its worst case).
+fn gridlocked(offsetting: bool) -> (Ledger, VerifiedTransaction) {
     let mut genesis = testkit::genesis(
         GRIDLOCK_BANKS,
         GRIDLOCK_PAYERS_PER_BANK,
@@ -144,7 +149,16 @@ fn gridlocked() -> (Ledger, VerifiedTransaction) {
     let payments: Vec<SignedTransaction> = (0..GRIDLOCK_BANKS * GRIDLOCK_PAYERS_PER_BANK)
         .map(|i| {
             let (bank, payer) = (i / GRIDLOCK_PAYERS_PER_BANK, i % GRIDLOCK_PAYERS_PER_BANK);
-            let other = 1 + next(&mut state) as usize % (GRIDLOCK_BANKS - 1);
+            let other = if offsetting {
+                1 + payer % (GRIDLOCK_BANKS - 1)
+            } else {
+                1 + next(&mut state) as usize % (GRIDLOCK_BANKS - 1)
+            };
+            let amount = if offsetting {
+                100_000
+            } else {
+                1 + next(&mut state) % 10_000
+            };
             let to = customer_seed(
                 (bank + other) % GRIDLOCK_BANKS,
                 next(&mut state) as usize % GRIDLOCK_PAYERS_PER_BANK,
@@ -157,7 +171,7 @@ fn gridlocked() -> (Ledger, VerifiedTransaction) {
                 valid_until_height: 10,
                 body: Body::Transfer {
                     to: account(to),
-                    amount: Amount(1 + next(&mut state) % 10_000),
+                    amount: Amount(amount),
                     end_to_end_id: format!("GRID-{i}"),
                     reference: String::new(),
                     terms: Default::default(),
@@ -171,7 +185,10 @@ fn gridlocked() -> (Ledger, VerifiedTransaction) {
         .map(|r| r.expect("valid"))
         .collect();
     let outcome = ledger.apply_block(1, 1_000, &txs);
-    assert!(outcome.released.is_empty(), "caps of zero queue every payment");
+    assert!(
+        outcome.released.is_empty(),
+        "caps of zero queue every payment"
+    );
     let resolve = Transaction {
         chain_id: "test".into(),
         signer: account(testkit::AUTHORITY_SEED),
@@ -186,37 +203,41 @@ fn gridlocked() -> (Ledger, VerifiedTransaction) {
 }
 
 fn gridlock(c: &mut Criterion) {
-    let (ledger, resolve) = gridlocked();
-    let queued: usize = ledger.banks().map(|(id, _)| ledger.queue(id).count()).sum();
-    let queued_value: u64 = ledger
-        .banks()
-        .flat_map(|(id, _)| ledger.queue(id).map(|q| q.amount.0))
-        .sum();
-    let outcome = ledger.clone().apply_block(2, 2_000, &[resolve.clone()]);
-    let run = outcome.gridlock.expect("the pass ran");
-    eprintln!(
-        "gridlock: {queued} queued payments worth {queued_value}; without the pass 0 settle \
-         (caps are zero), with it {} settle worth {} ({:.1} % of the value)",
-        outcome.released.len(),
-        run.value,
-        100.0 * run.value as f64 / queued_value as f64
-    );
     let mut group = c.benchmark_group("gridlock");
     group.sample_size(20);
-    group.bench_function("10000_queued/without_pass", |b| {
-        b.iter_batched(
-            || ledger.clone(),
-            |mut ledger| ledger.apply_block(2, 2_000, &[]),
-            BatchSize::LargeInput,
-        )
-    });
-    group.bench_function("10000_queued/with_pass", |b| {
-        b.iter_batched(
-            || ledger.clone(),
-            |mut ledger| ledger.apply_block(2, 2_000, std::slice::from_ref(&resolve)),
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, offsetting) in [("random", false), ("offsetting", true)] {
+        let (ledger, resolve) = gridlocked(offsetting);
+        let queued: usize = ledger.banks().map(|(id, _)| ledger.queue(id).count()).sum();
+        let queued_value: u64 = ledger
+            .banks()
+            .flat_map(|(id, _)| ledger.queue(id).map(|q| q.amount.0))
+            .sum();
+        let outcome = ledger.clone().apply_block(2, 2_000, &[resolve.clone()]);
+        let run = outcome.gridlock.expect("the pass ran");
+        eprintln!(
+            "gridlock/{name}: {queued} queued payments worth {queued_value}; without the pass \
+             none settles (caps are zero), with it {} settle worth {} ({:.1} % of the value, \
+             all at once: {})",
+            outcome.released.len(),
+            run.value,
+            100.0 * run.value as f64 / queued_value as f64,
+            run.all_at_once
+        );
+        group.bench_function(format!("10000_queued_{name}/without_pass"), |b| {
+            b.iter_batched(
+                || ledger.clone(),
+                |mut ledger| ledger.apply_block(2, 2_000, &[]),
+                BatchSize::LargeInput,
+            )
+        });
+        group.bench_function(format!("10000_queued_{name}/with_pass"), |b| {
+            b.iter_batched(
+                || ledger.clone(),
+                |mut ledger| ledger.apply_block(2, 2_000, std::slice::from_ref(&resolve)),
+                BatchSize::LargeInput,
+            )
+        });
+    }
     group.finish();
 }
 

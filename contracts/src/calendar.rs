@@ -199,14 +199,19 @@ mod tests {
     fn times_of_day_parse_and_print_as_hh_mm_and_refuse_anything_else() {
         assert_eq!("17:05".parse::<TimeOfDay>().unwrap().minutes(), 17 * 60 + 5);
         assert_eq!("00:00".parse::<TimeOfDay>().unwrap().to_string(), "00:00");
-        for bad in ["24:00", "7:00", "07:60", "0700", "", "aa:bb", "-1:00", "07:0a"] {
+        for bad in [
+            "24:00", "7:00", "07:60", "0700", "", "aa:bb", "-1:00", "07:0a",
+        ] {
             assert!(bad.parse::<TimeOfDay>().is_err(), "{bad} accepted");
         }
         let json = serde_json::to_string(&cet()).unwrap();
         assert!(json.contains("\"17:00\""), "{json}");
         assert_eq!(serde_json::from_str::<BusinessDay>(&json).unwrap(), cet());
         let bytes = crate::codec::encode(&cet());
-        assert_eq!(crate::codec::decode::<BusinessDay>(&bytes, 64).unwrap(), cet());
+        assert_eq!(
+            crate::codec::decode::<BusinessDay>(&bytes, 64).unwrap(),
+            cet()
+        );
     }
 
     #[test]
@@ -225,7 +230,10 @@ mod tests {
         let day = cet();
         assert_eq!(iso_date(day.local_day(NOV_30)), "2026-11-30");
         // 23:30Z on the 30th is 00:30 local on December 1st.
-        assert_eq!(iso_date(day.local_day(NOV_30 + 23 * HOUR + HOUR / 2)), "2026-12-01");
+        assert_eq!(
+            iso_date(day.local_day(NOV_30 + 23 * HOUR + HOUR / 2)),
+            "2026-12-01"
+        );
         // 17:00 CET is 16:00Z.
         let cutoff = day.next_at_or_after(day.customer_cutoff, NOV_30);
         assert_eq!(cutoff, NOV_30 + 16 * HOUR);
@@ -235,7 +243,10 @@ mod tests {
         let eod = day.next_at_or_after(day.end_of_day, NOV_30);
         assert_eq!(eod, NOV_30 + 17 * HOUR);
         assert_eq!(day.next_after(day.end_of_day, eod + 1), eod + DAY_MS);
-        assert_eq!(day.next_after(day.end_of_day, eod + 3 * DAY_MS), eod + 4 * DAY_MS);
+        assert_eq!(
+            day.next_after(day.end_of_day, eod + 3 * DAY_MS),
+            eod + 4 * DAY_MS
+        );
         // West of UTC: midnight UTC is 19:00 the day before in New York, whose next 18:00
         // is 23:00Z.
         let ny = BusinessDay {
@@ -243,7 +254,10 @@ mod tests {
             ..day
         };
         assert_eq!(iso_date(ny.local_day(NOV_30)), "2026-11-29");
-        assert_eq!(ny.next_at_or_after(ny.end_of_day, NOV_30), NOV_30 + 23 * HOUR);
+        assert_eq!(
+            ny.next_at_or_after(ny.end_of_day, NOV_30),
+            NOV_30 + 23 * HOUR
+        );
         // Extremes saturate rather than overflow.
         assert!(day.next_after(day.end_of_day, u64::MAX) >= u64::MAX - DAY_MS);
         assert_eq!(ny.local_day(0), 0);

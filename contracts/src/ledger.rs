@@ -37,9 +37,8 @@ use crate::codec;
 use crate::error::TxError;
 use crate::genesis::{Genesis, GenesisError, GridlockPass};
 use crate::outcome::{
-    BankPosition, BlockOutcome, DayBankStats, DayReport, DropReason, DroppedTransfer,
-    GridlockRun, Outcome, QueueEvent, Receipt, RejectWarning, SettlementReport,
-    SettlementTrigger,
+    BankPosition, BlockOutcome, DayBankStats, DayReport, DropReason, DroppedTransfer, GridlockRun,
+    Outcome, QueueEvent, Receipt, RejectWarning, SettlementReport, SettlementTrigger,
 };
 use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
 use crate::smt::{Proof, ProofError, SparseMerkleTree};

@@ -54,7 +54,10 @@ fn queued(h: &Harness, b: usize) -> Vec<Hash> {
 fn a_high_payment_is_released_before_an_older_normal_one() {
     let mut h = Harness::new();
     // Bank 0 uses 40,000 of its 50,000: two payments of 30,000 then wait.
-    assert_eq!(h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")), Outcome::Committed);
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")),
+        Outcome::Committed
+    );
     let normal = h.tx(cust(0, 1), transfer(cust(1, 1), 30_000, "normal"));
     let urgent_one = h.tx(cust(0, 2), high(cust(1, 2), 30_000, "high"));
     let outcome = h.block(vec![normal.clone(), urgent_one.clone()]);
@@ -70,16 +73,28 @@ fn a_high_payment_is_released_before_an_older_normal_one() {
 #[test]
 fn a_normal_payment_never_passes_a_waiting_high_one_of_its_bank() {
     let mut h = Harness::new();
-    assert_eq!(h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")), Outcome::Committed);
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")),
+        Outcome::Committed
+    );
     // A high payment that does not fit waits; a small normal one that would fit alone must
     // wait behind it, whether it arrives now or was queued before.
     let big = h.tx(cust(0, 1), high(cust(1, 1), 20_000, "big-high"));
-    assert!(matches!(h.block(vec![big]).receipts[0].outcome, Outcome::Queued { .. }));
+    assert!(matches!(
+        h.block(vec![big]).receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
     let small = h.tx(cust(0, 2), transfer(cust(2, 0), 1_000, "small"));
-    assert!(matches!(h.block(vec![small]).receipts[0].outcome, Outcome::Queued { .. }));
+    assert!(matches!(
+        h.block(vec![small]).receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
     // A high one behind the high one waits too (first in first out), though it fits.
     let second = h.tx(cust(0, 2), high(cust(2, 1), 1_000, "small-high"));
-    assert!(matches!(h.block(vec![second]).receipts[0].outcome, Outcome::Queued { .. }));
+    assert!(matches!(
+        h.block(vec![second]).receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
     // Room: the big high one goes first, then the rest.
     let tx = h.tx(cust(1, 0), transfer(cust(0, 0), 40_000, "room"));
     let outcome = h.block(vec![tx]);
@@ -112,20 +127,32 @@ fn cancel_by_the_payer_refunds_exactly_the_reservation() {
     h.block(vec![waiting.clone()]);
     assert_eq!(h.reserved(cust(0, 0)), 60_000);
     assert_eq!(h.balance(cust(0, 0)), before - 60_000);
-    let cancel = h.tx(cust(0, 0), Body::CancelTransfer { tx_hash: waiting.hash() });
+    let cancel = h.tx(
+        cust(0, 0),
+        Body::CancelTransfer {
+            tx_hash: waiting.hash(),
+        },
+    );
     let outcome = h.block(vec![cancel]);
     assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
     assert_eq!(outcome.dropped.len(), 1);
     assert_eq!(outcome.dropped[0].transfer.tx_hash, waiting.hash());
     assert_eq!(
         outcome.dropped[0].reason,
-        DropReason::Cancelled { by: account(cust(0, 0)) }
+        DropReason::Cancelled {
+            by: account(cust(0, 0))
+        }
     );
     assert_eq!(h.reserved(cust(0, 0)), 0);
     assert_eq!(h.balance(cust(0, 0)), before);
     assert!(queued(&h, 0).is_empty());
     // Once out of the queue it cannot be cancelled again.
-    let again = h.tx(cust(0, 0), Body::CancelTransfer { tx_hash: waiting.hash() });
+    let again = h.tx(
+        cust(0, 0),
+        Body::CancelTransfer {
+            tx_hash: waiting.hash(),
+        },
+    );
     h.expect_rejected(again, TxError::NotQueued(waiting.hash()), true);
 }
 
@@ -133,12 +160,22 @@ fn cancel_by_the_payer_refunds_exactly_the_reservation() {
 fn only_the_payer_or_its_banks_operator_may_cancel_and_a_committed_transfer_cannot_be() {
     let mut h = Harness::new();
     let paid = h.tx(cust(0, 0), transfer(cust(1, 0), 1_000, "paid"));
-    assert_eq!(h.block(vec![paid.clone()]).receipts[0].outcome, Outcome::Committed);
-    let late = h.tx(cust(0, 0), Body::CancelTransfer { tx_hash: paid.hash() });
+    assert_eq!(
+        h.block(vec![paid.clone()]).receipts[0].outcome,
+        Outcome::Committed
+    );
+    let late = h.tx(
+        cust(0, 0),
+        Body::CancelTransfer {
+            tx_hash: paid.hash(),
+        },
+    );
     h.expect_rejected(late, TxError::NotQueued(paid.hash()), true);
     let waiting = h.tx(cust(0, 1), transfer(cust(1, 1), 60_000, "waits"));
     h.block(vec![waiting.clone()]);
-    let cancel = Body::CancelTransfer { tx_hash: waiting.hash() };
+    let cancel = Body::CancelTransfer {
+        tx_hash: waiting.hash(),
+    };
     for stranger in [cust(0, 2), cust(1, 1), op(1)] {
         let tx = h.tx(stranger, cancel.clone());
         h.expect_rejected(tx, TxError::Unauthorized(BodyKind::CancelTransfer), true);
@@ -150,7 +187,10 @@ fn only_the_payer_or_its_banks_operator_may_cancel_and_a_committed_transfer_cann
 #[test]
 fn the_operator_reprioritises_its_banks_queued_transfers_only() {
     let mut h = Harness::new();
-    assert_eq!(h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")), Outcome::Committed);
+    assert_eq!(
+        h.run(cust(0, 0), transfer(cust(1, 0), 40_000, "fill")),
+        Outcome::Committed
+    );
     let first = h.tx(cust(0, 1), transfer(cust(1, 1), 30_000, "first"));
     let second = h.tx(cust(0, 2), transfer(cust(1, 2), 30_000, "second"));
     h.block(vec![first.clone(), second.clone()]);
@@ -182,7 +222,11 @@ fn the_operator_reprioritises_its_banks_queued_transfers_only() {
     let tx = h.tx(cust(1, 0), transfer(cust(0, 0), 30_000, "back"));
     let outcome = h.block(vec![tx]);
     let released: Vec<Hash> = outcome.released.iter().map(|e| e.tx_hash).collect();
-    assert_eq!(released, vec![second.hash()], "the reprioritised one goes first");
+    assert_eq!(
+        released,
+        vec![second.hash()],
+        "the reprioritised one goes first"
+    );
 }
 
 #[test]
@@ -197,7 +241,10 @@ fn a_transfer_waits_for_its_not_before_time_and_settles_in_the_first_block_at_it
     let cross = h.tx(cust(0, 0), with_terms(cust(1, 0), 100, "later", terms));
     let on_us = h.tx(cust(0, 1), with_terms(cust(0, 2), 100, "on-us", terms));
     let outcome = h.block_at(10_000, vec![cross.clone(), on_us.clone()]);
-    assert!(outcome.receipts.iter().all(|r| matches!(r.outcome, Outcome::Queued { .. })));
+    assert!(outcome
+        .receipts
+        .iter()
+        .all(|r| matches!(r.outcome, Outcome::Queued { .. })));
     assert!(h.block_at(49_999, vec![]).released.is_empty());
     let outcome = h.block_at(at, vec![]);
     let released: Vec<Hash> = outcome.released.iter().map(|e| e.tx_hash).collect();
@@ -218,12 +265,18 @@ fn reject_after_fires_in_the_first_block_at_or_after_it_with_a_warning_before() 
     };
     let waiting = h.tx(cust(0, 0), with_terms(cust(1, 0), 60_000, "timed", terms));
     let outcome = h.block_at(50_000, vec![waiting.clone()]);
-    assert!(matches!(outcome.receipts[0].outcome, Outcome::Queued { .. }));
+    assert!(matches!(
+        outcome.receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
     assert!(outcome.warned.is_empty());
     assert!(h.block_at(89_999, vec![]).warned.is_empty());
     let outcome = h.block_at(90_000, vec![]);
     assert_eq!(outcome.warned.len(), 1, "warned once the lead is reached");
-    assert!(h.block_at(95_000, vec![]).warned.is_empty(), "and only once");
+    assert!(
+        h.block_at(95_000, vec![]).warned.is_empty(),
+        "and only once"
+    );
     let outcome = h.block_at(99_999, vec![]);
     assert!(outcome.dropped.is_empty());
     let outcome = h.block_at(120_000, vec![]);
@@ -294,7 +347,10 @@ fn the_cutoff_rejects_queued_normal_transfers_and_end_of_day_closes_the_cycle_wi
     assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
     // 18:00 local: end of day closes the cycle and keeps the report.
     let outcome = h.block_at(NOV_30 + 17 * HOUR, vec![]);
-    let settlement = outcome.settlement.clone().expect("end of day closes the cycle");
+    let settlement = outcome
+        .settlement
+        .clone()
+        .expect("end of day closes the cycle");
     assert_eq!(settlement.trigger, SettlementTrigger::EndOfDay);
     let stored = crate::codec::encode(&outcome);
     assert_eq!(
@@ -304,7 +360,7 @@ fn the_cutoff_rejects_queued_normal_transfers_and_end_of_day_closes_the_cycle_wi
     let report = outcome.day_report.expect("day report");
     assert_eq!(report.day, 1);
     assert_eq!(report.date, "2026-11-30");
-    let (_, stats) = &report.banks[0];
+    let stats = &report.banks[0].stats;
     assert_eq!(stats.settled_count, 1);
     assert_eq!(stats.settled_value, 40_000);
     assert_eq!(stats.queued_peak, 2);
@@ -334,15 +390,26 @@ fn a_chain_that_stalls_over_days_acts_once_in_its_first_block_after() {
     assert_eq!(outcome.day_report.map(|r| r.day), Some(1), "one end of day");
     assert_eq!(h.ledger.business_day(), (2, false));
     // The next events are that day's.
-    assert!(h.block_at(NOV_30 + 3 * DAY_MS + 16 * HOUR - 1, vec![]).day_report.is_none());
+    assert!(h
+        .block_at(NOV_30 + 3 * DAY_MS + 16 * HOUR - 1, vec![])
+        .day_report
+        .is_none());
     let outcome = h.block_at(NOV_30 + 3 * DAY_MS + 17 * HOUR, vec![]);
-    assert_eq!(outcome.day_report.map(|r| (r.day, r.date)), Some((2, "2026-12-03".into())));
+    assert_eq!(
+        outcome.day_report.map(|r| (r.day, r.date)),
+        Some((2, "2026-12-03".into()))
+    );
 }
 
 /// Three banks each paying the next more than its cap: none fits alone, all fit together.
 fn ring(h: &mut Harness) -> Vec<VerifiedTransaction> {
     (0..3)
-        .map(|b| h.tx(cust(b, 0), transfer(cust((b + 1) % 3, 1), 60_000, &format!("ring-{b}"))))
+        .map(|b| {
+            h.tx(
+                cust(b, 0),
+                transfer(cust((b + 1) % 3, 1), 60_000, &format!("ring-{b}")),
+            )
+        })
         .collect()
 }
 
@@ -351,7 +418,10 @@ fn a_ring_of_banks_over_their_caps_settles_in_one_pass() {
     let mut h = with_pass();
     let txs = ring(&mut h);
     let outcome = h.block(txs);
-    assert!(outcome.receipts.iter().all(|r| matches!(r.outcome, Outcome::Queued { .. })));
+    assert!(outcome
+        .receipts
+        .iter()
+        .all(|r| matches!(r.outcome, Outcome::Queued { .. })));
     assert_eq!(outcome.released.len(), 3);
     let stored = crate::codec::encode(&outcome);
     assert_eq!(
@@ -359,7 +429,10 @@ fn a_ring_of_banks_over_their_caps_settles_in_one_pass() {
         Ok(&outcome)
     );
     let run = outcome.gridlock.expect("the pass ran");
-    assert_eq!((run.offered, run.settled, run.value, run.all_at_once), (3, 3, 180_000, true));
+    assert_eq!(
+        (run.offered, run.settled, run.value, run.all_at_once),
+        (3, 3, 180_000, true)
+    );
     for b in 0..3 {
         assert_eq!(h.bank(b).net_debit(), Amount::ZERO);
         assert_eq!(h.reserved(cust(b, 0)), 0);
@@ -373,11 +446,17 @@ fn without_the_pass_the_ring_waits_until_expiry_and_the_authority_can_ask_for_it
     let outcome = h.block(txs);
     assert!(outcome.released.is_empty() && outcome.gridlock.is_none());
     let stranger = h.tx(cust(0, 2), Body::ResolveGridlock);
-    h.expect_rejected(stranger, TxError::Unauthorized(BodyKind::ResolveGridlock), true);
+    h.expect_rejected(
+        stranger,
+        TxError::Unauthorized(BodyKind::ResolveGridlock),
+        true,
+    );
     let tx = h.tx(AUTHORITY, Body::ResolveGridlock);
     let outcome = h.block(vec![tx]);
     assert_eq!(outcome.released.len(), 3);
-    assert!(outcome.gridlock.is_some_and(|run| run.requested && run.settled == 3));
+    assert!(outcome
+        .gridlock
+        .is_some_and(|run| run.requested && run.settled == 3));
 }
 
 #[test]
@@ -415,7 +494,11 @@ fn queues_with_times_and_priorities_survive_a_rebuild_from_state_entries() {
     let next = h.ledger.height() + 1;
     let room = h.tx(cust(1, 0), transfer(cust(0, 0), 60_000, "room"));
     for time in [600_000, 950_000] {
-        let txs = if time == 600_000 { vec![room.clone()] } else { vec![] };
+        let txs = if time == 600_000 {
+            vec![room.clone()]
+        } else {
+            vec![]
+        };
         let height = rebuilt.height() + 1;
         let ours = rebuilt.apply_block(height, time, &txs);
         let theirs = h.block_at(time, txs);

@@ -63,7 +63,10 @@ pub fn resolve(headroom: &[i128], candidates: &[Candidate]) -> Resolution {
             continue;
         }
         let amount = i128::from(candidate.amount);
-        if let (Some(list), Some(out)) = (order.get_mut(candidate.from), outflow.get_mut(candidate.from)) {
+        if let (Some(list), Some(out)) = (
+            order.get_mut(candidate.from),
+            outflow.get_mut(candidate.from),
+        ) {
             list.push(index);
             *out = out.saturating_add(amount);
         }

@@ -212,7 +212,17 @@ pub struct DayReport {
     /// That block's time.
     pub closed_at_ms: u64,
     /// Every bank, sorted by id.
-    pub banks: Vec<(BankId, DayBankStats)>,
+    pub banks: Vec<DayBankLine>,
+}
+
+/// One bank's line in a [`DayReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DayBankLine {
+    /// The bank.
+    pub bank: BankId,
+    /// Its day.
+    pub stats: DayBankStats,
 }
 
 /// Everything one block did.

@@ -54,7 +54,9 @@ impl Chain {
 
     fn block(&mut self, txs: Vec<VerifiedTransaction>) -> BlockOutcome {
         let height = self.ledger.height() + 1;
-        let outcome = self.ledger.apply_block(height, 1_700_000_000_000 + height * 1_000, &txs);
+        let outcome = self
+            .ledger
+            .apply_block(height, 1_700_000_000_000 + height * 1_000, &txs);
         self.ledger.check_invariants().expect("invariants");
         let block = Block {
             header: BlockHeader {

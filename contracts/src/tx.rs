@@ -178,7 +178,9 @@ impl std::str::FromStr for Priority {
             "normal" => Ok(Priority::Normal),
             "high" => Ok(Priority::High),
             "urgent" => Ok(Priority::Urgent),
-            other => Err(format!("unknown priority {other:?} (normal, high or urgent)")),
+            other => Err(format!(
+                "unknown priority {other:?} (normal, high or urgent)"
+            )),
         }
     }
 }

@@ -388,10 +388,15 @@ impl EventView {
                 accounts: tx.tx.parties(),
             });
         }
-        events.extend(outcome.warned.iter().map(|warning| EventView::RejectWarning {
-            transfer: warning.transfer.clone(),
-            reject_after_ms: warning.reject_after_ms,
-        }));
+        events.extend(
+            outcome
+                .warned
+                .iter()
+                .map(|warning| EventView::RejectWarning {
+                    transfer: warning.transfer.clone(),
+                    reject_after_ms: warning.reject_after_ms,
+                }),
+        );
         events.extend(outcome.dropped.iter().map(|dropped| EventView::Dropped {
             transfer: dropped.transfer.clone(),
             reason: dropped.reason.clone(),

@@ -109,7 +109,9 @@ struct LocalnetArgs {
 fn parse_business_day(text: &str) -> Result<BusinessDay, String> {
     let parts: Vec<&str> = text.split(',').collect();
     let [offset, cutoff, end] = parts.as_slice() else {
-        return Err(format!("{text:?}: expected OFFSET,CUTOFF,END, e.g. +60,17:00,18:00"));
+        return Err(format!(
+            "{text:?}: expected OFFSET,CUTOFF,END, e.g. +60,17:00,18:00"
+        ));
     };
     let calendar = BusinessDay {
         utc_offset_minutes: offset

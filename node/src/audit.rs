@@ -47,6 +47,10 @@ pub struct AuditReport {
     pub released: u64,
     /// Queued transfers expired (refunded).
     pub expired: u64,
+    /// Queued transfers refunded otherwise: cancelled, past their reject time, at the
+    /// customer cut-off.
+    #[serde(default)]
+    pub dropped: u64,
     /// Settlement cycles closed.
     pub cycles_settled: u64,
     /// The checkpoint a pruned chain was verified from (0: the genesis; the counts cover
@@ -271,6 +275,7 @@ impl Counts {
                 rejected: 0,
                 released: 0,
                 expired: 0,
+                dropped: 0,
                 cycles_settled: 0,
                 from_checkpoint: 0,
                 gross_settled_minor_units: 0,
@@ -296,6 +301,7 @@ impl Counts {
         }
         report.released += outcome.released.len() as u64;
         report.expired += outcome.expired.len() as u64;
+        report.dropped += outcome.dropped.len() as u64;
         if let Some(settlement) = &outcome.settlement {
             report.cycles_settled += 1;
             report.gross_settled_minor_units = report

@@ -459,13 +459,14 @@ fn print_audit_report(report: &AuditReport, seconds: f64) {
         report.blocks, report.final_height
     );
     println!(
-        "transactions: {} ({} committed, {} queued, {} rejected; {} released from queues, {} expired)",
+        "transactions: {} ({} committed, {} queued, {} rejected; {} released from queues, {} expired, {} cancelled or rejected from queues)",
         report.transactions,
         report.committed,
         report.queued,
         report.rejected,
         report.released,
-        report.expired
+        report.expired,
+        report.dropped
     );
     println!(
         "settlement: {} cycles settled, gross {}, net {}",
@@ -494,19 +495,32 @@ fn print_outcome(outcome: &BlockOutcome, decimals: u8) {
         };
         println!("  {}  {status}", receipt.tx_hash);
     }
-    for (what, events) in [
-        ("released", &outcome.released),
-        ("expired", &outcome.expired),
-    ] {
-        for event in events {
-            println!(
-                "  {what} {} {} {} -> {}",
-                event.tx_hash,
-                event.amount.format(decimals),
-                event.from_bank,
-                event.to_bank
-            );
-        }
+    let dropped = outcome
+        .dropped
+        .iter()
+        .map(|d| (d.reason.fate(), &d.transfer));
+    let events = (outcome.released.iter().map(|e| ("released", e)))
+        .chain(outcome.expired.iter().map(|e| ("expired", e)))
+        .chain(dropped);
+    for (what, event) in events {
+        println!(
+            "  {what} {} {} {} -> {}",
+            event.tx_hash,
+            event.amount.format(decimals),
+            event.from_bank,
+            event.to_bank
+        );
+    }
+    if let Some(run) = &outcome.gridlock {
+        println!(
+            "  liquidity-saving pass: {} of {} queued settled together, {}",
+            run.settled,
+            run.offered,
+            Amount(run.value).format(decimals)
+        );
+    }
+    if let Some(report) = &outcome.day_report {
+        println!("  business day {} ({}) closed", report.day, report.date);
     }
     if let Some(report) = &outcome.settlement {
         println!(

@@ -64,7 +64,9 @@ impl Net {
     fn send(&self, from: (usize, usize), to: (usize, usize), amount: &str, extra: &[&str]) -> Hash {
         let (key, _) = self.customer(from.0, from.1);
         let (_, payee) = self.customer(to.0, to.1);
-        let mut args = vec!["transfer", "--key", &key, "--to", &payee, "--amount", amount];
+        let mut args = vec![
+            "transfer", "--key", &key, "--to", &payee, "--amount", amount,
+        ];
         args.extend_from_slice(extra);
         args.push("--json");
         hash_of(&json(wallet(&self.node, &args)))
@@ -150,7 +152,10 @@ fn a_gridlock_is_settled_by_the_pass_and_queues_are_managed_with_the_wallet() {
             _ => None,
         })
         .expect("gridlock_resolved event");
-    assert_eq!((run.settled, run.value, run.all_at_once), (3, 180_000, true));
+    assert_eq!(
+        (run.settled, run.value, run.all_at_once),
+        (3, 180_000, true)
+    );
 
     // Priorities: a normal 600.00 from BANK_A queues; a high 550.00 queues too.
     let normal = net.send((0, 1), (1, 1), "600.00", &[]);
@@ -179,7 +184,14 @@ fn a_gridlock_is_settled_by_the_pass_and_queues_are_managed_with_the_wallet() {
     assert_eq!(net.balance(&payer), ("400.00".into(), "600.00".into()));
     let cancelled = json(wallet(
         &net.node,
-        &["cancel", &normal_hex, "--key", &payer_key, "--wait", "--json"],
+        &[
+            "cancel",
+            &normal_hex,
+            "--key",
+            &payer_key,
+            "--wait",
+            "--json",
+        ],
     ));
     assert_eq!(cancelled["status"], "committed", "{cancelled}");
     let view = net.wait_status(&normal, TxStatus::Cancelled, "the fate cancelled");
@@ -213,7 +225,14 @@ fn a_gridlock_is_settled_by_the_pass_and_queues_are_managed_with_the_wallet() {
     net.wait_status(&high, TxStatus::Committed, "the high transfer released");
     let pass = json(wallet(
         &net.node,
-        &["authority", "resolve-gridlock", "--key", &authority, "--wait", "--json"],
+        &[
+            "authority",
+            "resolve-gridlock",
+            "--key",
+            &authority,
+            "--wait",
+            "--json",
+        ],
     ));
     assert_eq!(pass["status"], "committed", "{pass}");
 }

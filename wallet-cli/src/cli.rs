@@ -808,6 +808,94 @@ mod tests {
         assert!(body.signed_by_official());
         assert!(matches!(body, BodyArgs::SetCap(_)));
 
+        // Queue control: priorities and times on a transfer, cancel, reprioritise, the pass.
+        let hash = Hash([9; 32]).to_hex();
+        let cli = parse(&[
+            "transfer",
+            "--key",
+            "k.json",
+            "--to",
+            &to,
+            "--amount",
+            "1",
+            "--priority",
+            "high",
+            "--not-before",
+            "1000",
+            "--reject-after",
+            "+5m",
+        ])
+        .expect("parses");
+        let (body, _) = cli.command.submission().expect("submits");
+        match body.build(2, &account(1), 0).expect("valid") {
+            Body::Transfer { terms, .. } => {
+                assert_eq!(terms.priority, Priority::High);
+                assert_eq!(terms.not_before_ms, Some(1_000));
+                assert!(terms.reject_after_ms.is_some_and(|at| at > 1_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&[
+            "transfer",
+            "--key",
+            "k",
+            "--to",
+            &to,
+            "--amount",
+            "1",
+            "--priority",
+            "soon"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "transfer",
+            "--key",
+            "k",
+            "--to",
+            &to,
+            "--amount",
+            "1",
+            "--reject-after",
+            "+5d"
+        ])
+        .is_err());
+        let cli = parse(&["cancel", &hash, "--key", "k.json"]).expect("parses");
+        let (body, _) = cli.command.submission().expect("submits");
+        assert!(
+            body.signed_by_official(),
+            "the payer's or the operator's nonce, by /v1/signers"
+        );
+        assert_eq!(
+            body.build(2, &account(1), 0).expect("valid"),
+            Body::CancelTransfer {
+                tx_hash: Hash([9; 32])
+            }
+        );
+        let cli = parse(&[
+            "bank",
+            "reprioritise",
+            &hash,
+            "--priority",
+            "high",
+            "--key",
+            "o.json",
+        ])
+        .expect("parses");
+        let (body, _) = cli.command.submission().expect("submits");
+        assert_eq!(
+            body.build(2, &account(1), 0).expect("valid"),
+            Body::Reprioritise {
+                tx_hash: Hash([9; 32]),
+                priority: Priority::High
+            }
+        );
+        let cli = parse(&["authority", "resolve-gridlock", "--key", "a.json"]).expect("parses");
+        let (body, _) = cli.command.submission().expect("submits");
+        assert_eq!(
+            body.build(2, &account(1), 0).expect("valid"),
+            Body::ResolveGridlock
+        );
+
         // `sign` keeps its old spelling of the cap.
         let cli = parse(&[
             "sign",

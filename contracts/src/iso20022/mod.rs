@@ -347,7 +347,10 @@ pub fn reason_code(error_code: &str) -> &'static str {
         "queue_full" | "payer_queue_full" | "mempool_full" | "too_many_pending" => "AM14",
         "bad_nonce" | "nonce_too_far_ahead" => "DU05",
         "self_transfer" => "AM03",
-        "wrong_chain" | "invalid_end_to_end_id" | "invalid_reference" | "oversized"
+        "wrong_chain"
+        | "invalid_end_to_end_id"
+        | "invalid_reference"
+        | "oversized"
         | "invalid_terms" => "FF01",
         _ => "NARR",
     }

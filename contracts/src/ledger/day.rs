@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::calendar::iso_date;
+use crate::outcome::DayBankLine;
 
 impl Ledger {
     /// Starts a block: its time (never before the last block's), the queued transfers it
@@ -90,7 +91,10 @@ impl Ledger {
             banks: self
                 .banks
                 .keys()
-                .map(|id| (id.clone(), stats.get(id).cloned().unwrap_or_default()))
+                .map(|id| DayBankLine {
+                    bank: id.clone(),
+                    stats: stats.get(id).cloned().unwrap_or_default(),
+                })
                 .collect(),
         };
         self.day_reports.insert(report.day, report.clone());
@@ -119,7 +123,7 @@ impl Ledger {
     }
 
     /// Every closed business day's report, oldest first.
-    pub fn day_reports(&self) -> impl Iterator<Item = &DayReport> {
+    pub fn day_reports(&self) -> impl DoubleEndedIterator<Item = &DayReport> {
         self.day_reports.values()
     }
 }

@@ -28,10 +28,9 @@ impl Ledger {
             return false;
         };
         let mine = rank(priority);
-        counts
-            .iter()
-            .enumerate()
-            .any(|(class, count)| *count > 0 && (class < mine || (class == mine && priority.strict_order())))
+        counts.iter().enumerate().any(|(class, count)| {
+            *count > 0 && (class < mine || (class == mine && priority.strict_order()))
+        })
     }
 
     /// The queued transfer with this hash: its bank, sequence number and entry.
@@ -66,7 +65,13 @@ impl Ledger {
     }
 
     /// Adds an entry to the derived indexes (also when a ledger is rebuilt from its state).
-    pub(super) fn index_queued(&mut self, bank: &BankId, seq: u64, entry: &QueuedTransfer, now: u64) {
+    pub(super) fn index_queued(
+        &mut self,
+        bank: &BankId,
+        seq: u64,
+        entry: &QueuedTransfer,
+        now: u64,
+    ) {
         self.queued_at.insert(entry.tx_hash, (bank.clone(), seq));
         match entry.not_before_ms {
             Some(at) if at > now => {
@@ -143,7 +148,8 @@ impl Ledger {
         if reason == DropReason::Cutoff {
             let stats = self.clock.stats.entry(bank.clone()).or_default();
             stats.cutoff_rejected_count = stats.cutoff_rejected_count.saturating_add(1);
-            stats.cutoff_rejected_value = stats.cutoff_rejected_value.saturating_add(entry.amount.0);
+            stats.cutoff_rejected_value =
+                stats.cutoff_rejected_value.saturating_add(entry.amount.0);
             self.dirty.insert(StateKey::Clock);
         }
         self.work.dropped.push(DroppedTransfer {
@@ -167,12 +173,19 @@ impl Ledger {
 
     /// Changes a queued transfer's priority; it keeps its place by arrival in the new class.
     pub(super) fn set_priority(&mut self, bank: &BankId, seq: u64, priority: Priority) {
-        let Some(entry) = self.queues.get_mut(bank).and_then(|queue| queue.get_mut(&seq)) else {
+        let Some(entry) = self
+            .queues
+            .get_mut(bank)
+            .and_then(|queue| queue.get_mut(&seq))
+        else {
             return;
         };
         let old = entry.priority;
         entry.priority = priority;
-        let due = !self.not_yet_due.contains(&(entry.not_before_ms.unwrap_or(0), bank.clone(), seq));
+        let due =
+            !self
+                .not_yet_due
+                .contains(&(entry.not_before_ms.unwrap_or(0), bank.clone(), seq));
         self.dirty.insert(StateKey::Queued(bank.clone(), seq));
         if due {
             self.count_due(bank, old, false);
@@ -283,7 +296,10 @@ impl Ledger {
                 else {
                     continue;
                 };
-                let frozen = self.accounts.get(&entry.from).is_none_or(|payer| payer.frozen);
+                let frozen = self
+                    .accounts
+                    .get(&entry.from)
+                    .is_none_or(|payer| payer.frozen);
                 if frozen {
                     continue;
                 }
@@ -409,8 +425,7 @@ impl Ledger {
             .iter()
             .map(|id| {
                 self.banks.get(id).map_or(0, |bank| {
-                    i128::from(bank.debit_limit().0)
-                        .saturating_add(bank.position())
+                    i128::from(bank.debit_limit().0).saturating_add(bank.position())
                 })
             })
             .collect();
@@ -437,7 +452,9 @@ impl Ledger {
             let Some((bank_id, seq, _, _)) = offer.get(position) else {
                 continue;
             };
-            let entry = self.dequeue(bank_id, *seq).expect("offered entries are queued");
+            let entry = self
+                .dequeue(bank_id, *seq)
+                .expect("offered entries are queued");
             let payer = self.account_mut(&entry.from);
             payer.reserved = payer
                 .reserved
@@ -476,7 +493,11 @@ impl Ledger {
     /// restores the priority rule: a bank's offer stops at its first strictly ordered transfer
     /// removed. Every check is on sums over the whole offer, so any part of what is left is
     /// safe too.
-    fn trim_offer(&self, bank_ids: &[BankId], offer: &mut Vec<(BankId, u64, Candidate, AccountId)>) {
+    fn trim_offer(
+        &self,
+        bank_ids: &[BankId],
+        offer: &mut Vec<(BankId, u64, Candidate, AccountId)>,
+    ) {
         let mut into_bank: BTreeMap<usize, u128> = BTreeMap::new();
         let mut into_account: BTreeMap<AccountId, u128> = BTreeMap::new();
         let mut total = 0u128;

@@ -231,9 +231,7 @@ impl Ledger {
                 }
                 StateKey::Clock => clock = Some(value::<Clock>(&entry)?),
                 StateKey::DayReport(n) => {
-                    ledger
-                        .day_reports
-                        .insert(*n, value::<DayReport>(&entry)?);
+                    ledger.day_reports.insert(*n, value::<DayReport>(&entry)?);
                 }
             }
         }

@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
-use interpool_contracts::ledger::StateEntry;
-use interpool_contracts::testkit::{self, account, bank_id, customer_seed, key, operator_seed};
 use interpool_contracts::calendar::BusinessDay;
 use interpool_contracts::genesis::GridlockPass;
+use interpool_contracts::ledger::StateEntry;
+use interpool_contracts::testkit::{self, account, bank_id, customer_seed, key, operator_seed};
 use interpool_contracts::{
     AccountId, Amount, BankId, BlockOutcome, Body, Genesis, Hash, Ledger, Outcome, Priority,
     Transaction, TransferTerms, VerifiedTransaction,
@@ -96,19 +96,21 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
         proptest::collection::vec(proptest::collection::vec(op_strategy(false), 0..12), 1..24),
         any::<(bool, bool)>(),
     )
-        .prop_map(|(banks, cycle_blocks, expiry, cap, blocks, (calendar, pass))| {
-            let mut genesis = testkit::genesis(banks, CUSTOMERS_PER_BANK, 50_000, 200_000, cap);
-            liquidity_settings(&mut genesis, calendar, pass);
-            genesis.cycle_blocks = cycle_blocks;
-            genesis.queue_expiry_blocks = expiry;
-            genesis.duplicate_window_blocks = 4;
-            genesis.max_validity_blocks = 4;
-            Scenario {
-                genesis,
-                blocks,
-                edge: false,
-            }
-        })
+        .prop_map(
+            |(banks, cycle_blocks, expiry, cap, blocks, (calendar, pass))| {
+                let mut genesis = testkit::genesis(banks, CUSTOMERS_PER_BANK, 50_000, 200_000, cap);
+                liquidity_settings(&mut genesis, calendar, pass);
+                genesis.cycle_blocks = cycle_blocks;
+                genesis.queue_expiry_blocks = expiry;
+                genesis.duplicate_window_blocks = 4;
+                genesis.max_validity_blocks = 4;
+                Scenario {
+                    genesis,
+                    blocks,
+                    edge: false,
+                }
+            },
+        )
 }
 
 /// Edge amounts: 18 decimals, opening balances, pools and caps near the limit (or zero),
@@ -323,14 +325,20 @@ fn body_for(op: &Op, p: &Participants, waiting: &[Waiting], now: u64) -> (u64, B
                 };
                 (signer, Body::CancelTransfer { tx_hash: hash })
             } else {
-                let priority = [Priority::Normal, Priority::High, Priority::Urgent]
-                    [usize::from(op.flag) % 3];
+                let priority =
+                    [Priority::Normal, Priority::High, Priority::Urgent][usize::from(op.flag) % 3];
                 let signer = if op.flag % 4 == 3 {
                     p.any_signer(op.b)
                 } else {
                     operator_seed(bank)
                 };
-                (signer, Body::Reprioritise { tx_hash: hash, priority })
+                (
+                    signer,
+                    Body::Reprioritise {
+                        tx_hash: hash,
+                        priority,
+                    },
+                )
             }
         }
         18 => (

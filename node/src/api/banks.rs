@@ -4,6 +4,7 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
+use interpool_contracts::outcome::DayReport;
 use interpool_contracts::views::{BankView, CycleView};
 use interpool_contracts::BankId;
 
@@ -99,4 +100,46 @@ pub(crate) async fn cycle(
         )
     })?;
     Ok(Json(CycleView::new(report, state.decimals)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/days/{day}",
+    summary = "A closed business day's report",
+    tag = "blocks",
+    params(("day" = String, Path, pattern = "^([0-9]{1,19}|latest)$",
+        description = "A business day number (the first is 1) or `latest` for the last closed day")),
+    responses(
+        (status = 200, description = "The day's report: per bank, the settled count and \
+            value, the queue's peak, what the customer cut-off rejected, the longest queue \
+            wait (values in minor units)", body = DayReport),
+        (status = 400, description = "`bad_day`", body = ErrorBody),
+        (status = 404, description = "`unknown_day`: not closed yet, or the chain has no \
+            business-day calendar", body = ErrorBody),
+    )
+)]
+pub(crate) async fn day(
+    State(state): State<ApiState>,
+    day: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<DayReport>> {
+    let day = path_text(day, Code::BadDay, "day")?;
+    let wanted = parse_number(&day, Code::BadDay, "day")?;
+    let view = state.reader.view();
+    let ledger = &view.ledger;
+    let report = match wanted {
+        Some(n) => ledger.day_report(n),
+        None => ledger.day_reports().next_back(),
+    };
+    let report = report.ok_or_else(|| {
+        let message = match (ledger.params().business_day, wanted) {
+            (None, _) => "this chain has no business-day calendar".to_string(),
+            (Some(_), Some(n)) => format!(
+                "business day {n} has not closed (day {} is open)",
+                ledger.business_day().0
+            ),
+            (Some(_), None) => "no business day has closed yet".to_string(),
+        };
+        ApiError::new(Code::UnknownDay, message)
+    })?;
+    Ok(Json(report.clone()))
 }

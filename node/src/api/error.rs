@@ -43,6 +43,8 @@ pub enum Code {
     BadHeight,
     /// 400: a malformed cycle number.
     BadCycle,
+    /// 400: a malformed business day number.
+    BadDay,
     /// 400: a page size out of range.
     BadLimit,
     /// 400: a malformed cursor.
@@ -59,6 +61,8 @@ pub enum Code {
     UnknownBlock,
     /// 404: no such closed cycle.
     UnknownCycle,
+    /// 404: no such closed business day.
+    UnknownDay,
     /// 404: neither an account nor an official key.
     UnknownSigner,
     /// 410: the block was pruned from this node (`[storage] retain_blocks`).
@@ -110,6 +114,7 @@ impl Code {
             Code::BadHash => "bad_hash",
             Code::BadHeight => "bad_height",
             Code::BadCycle => "bad_cycle",
+            Code::BadDay => "bad_day",
             Code::BadLimit => "bad_limit",
             Code::BadCursor => "bad_cursor",
             Code::ReadOnly => "read_only",
@@ -118,6 +123,7 @@ impl Code {
             Code::UnknownBank => "unknown_bank",
             Code::UnknownBlock => "unknown_block",
             Code::UnknownCycle => "unknown_cycle",
+            Code::UnknownDay => "unknown_day",
             Code::UnknownSigner => "unknown_signer",
             Code::Pruned => "pruned",
             Code::RateLimited => "rate_limited",
@@ -150,6 +156,7 @@ impl Code {
             | Code::BadHash
             | Code::BadHeight
             | Code::BadCycle
+            | Code::BadDay
             | Code::BadLimit
             | Code::BadCursor
             | Code::BatchTooLarge
@@ -167,6 +174,7 @@ impl Code {
             | Code::UnknownBank
             | Code::UnknownBlock
             | Code::UnknownCycle
+            | Code::UnknownDay
             | Code::UnknownSigner
             | Code::StatementUnavailable
             | Code::UnknownEndToEndId => StatusCode::NOT_FOUND,

@@ -139,6 +139,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(banks::bank))
         .routes(routes!(blocks::block))
         .routes(routes!(banks::cycle))
+        .routes(routes!(banks::day))
         .routes(routes!(statements::statement))
         .routes(routes!(iso20022::pacs008))
         .routes(routes!(iso20022::pacs002_status))

@@ -948,6 +948,7 @@ async fn openapi_patterns_accept_exactly_what_the_parsers_accept() {
     for (path, name, code) in [
         ("/v1/blocks/{height}", "height", Code::BadHeight),
         ("/v1/cycles/{cycle}", "cycle", Code::BadCycle),
+        ("/v1/days/{day}", "day", Code::BadDay),
     ] {
         let pattern = pattern_of(parameter(&document, path, name), &document);
         for text in &corpus {

@@ -152,7 +152,7 @@ async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<H
             `malformed_transaction`, or a rejection found without the ledger state: \
             `oversized`, `wrong_chain`, `invalid_signer`, `bad_signature`, `zero_amount`, \
             `invalid_end_to_end_id`, `invalid_reference`, `invalid_account_key`, \
-            `self_transfer`", body = ErrorBody),
+            `self_transfer`, `invalid_terms`", body = ErrorBody),
         (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
         (status = 409, description = "`already_pending`, `nonce_taken` (another pending \
             transaction of the signer has this nonce) or `already_included`", body = ErrorBody),

@@ -243,8 +243,14 @@ impl Replay {
         let txs = txs?;
 
         // 4 and 5. Re-execution gives what was stored, and the invariants hold.
-        let outcome = execute(&mut self.ledger, height, header.timestamp_ms, &txs, invariants)
-            .map_err(DiscrepancyKind::Invariant)?;
+        let outcome = execute(
+            &mut self.ledger,
+            height,
+            header.timestamp_ms,
+            &txs,
+            invariants,
+        )
+        .map_err(DiscrepancyKind::Invariant)?;
         let stored = store
             .outcome(height)
             .map_err(DiscrepancyKind::Storage)?

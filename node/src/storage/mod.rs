@@ -875,7 +875,12 @@ impl Store {
                         }
                     }
                     let dropped = outcome.dropped.iter().map(|d| &d.transfer);
-                    for event in outcome.released.iter().chain(&outcome.expired).chain(dropped) {
+                    for event in outcome
+                        .released
+                        .iter()
+                        .chain(&outcome.expired)
+                        .chain(dropped)
+                    {
                         batch.delete_cf(self.cf(CF_QUEUE_INDEX), event.tx_hash.as_bytes());
                     }
                 }
