@@ -212,7 +212,9 @@ fn gridlock(c: &mut Criterion) {
             .banks()
             .flat_map(|(id, _)| ledger.queue(id).map(|q| q.amount.0))
             .sum();
-        let outcome = ledger.clone().apply_block(2, 2_000, &[resolve.clone()]);
+        let outcome = ledger
+            .clone()
+            .apply_block(2, 2_000, std::slice::from_ref(&resolve));
         let run = outcome.gridlock.expect("the pass ran");
         eprintln!(
             "gridlock/{name}: {queued} queued payments worth {queued_value}; without the pass \

@@ -186,8 +186,8 @@ mod tests {
     fn cet() -> BusinessDay {
         BusinessDay {
             utc_offset_minutes: 60,
-            customer_cutoff: "17:00".parse().unwrap(),
-            end_of_day: "18:00".parse().unwrap(),
+            customer_cutoff: "17:00".parse().expect("valid"),
+            end_of_day: "18:00".parse().expect("valid"),
         }
     }
 
@@ -197,19 +197,28 @@ mod tests {
 
     #[test]
     fn times_of_day_parse_and_print_as_hh_mm_and_refuse_anything_else() {
-        assert_eq!("17:05".parse::<TimeOfDay>().unwrap().minutes(), 17 * 60 + 5);
-        assert_eq!("00:00".parse::<TimeOfDay>().unwrap().to_string(), "00:00");
+        assert_eq!(
+            "17:05".parse::<TimeOfDay>().expect("valid").minutes(),
+            17 * 60 + 5
+        );
+        assert_eq!(
+            "00:00".parse::<TimeOfDay>().expect("valid").to_string(),
+            "00:00"
+        );
         for bad in [
             "24:00", "7:00", "07:60", "0700", "", "aa:bb", "-1:00", "07:0a",
         ] {
             assert!(bad.parse::<TimeOfDay>().is_err(), "{bad} accepted");
         }
-        let json = serde_json::to_string(&cet()).unwrap();
+        let json = serde_json::to_string(&cet()).expect("valid");
         assert!(json.contains("\"17:00\""), "{json}");
-        assert_eq!(serde_json::from_str::<BusinessDay>(&json).unwrap(), cet());
+        assert_eq!(
+            serde_json::from_str::<BusinessDay>(&json).expect("valid"),
+            cet()
+        );
         let bytes = crate::codec::encode(&cet());
         assert_eq!(
-            crate::codec::decode::<BusinessDay>(&bytes, 64).unwrap(),
+            crate::codec::decode::<BusinessDay>(&bytes, 64).expect("valid"),
             cet()
         );
     }

@@ -305,8 +305,8 @@ fn business_day_chain() -> Harness {
     genesis.gridlock_pass = GridlockPass::OnRequest;
     genesis.business_day = Some(BusinessDay {
         utc_offset_minutes: 60,
-        customer_cutoff: "17:00".parse().unwrap(),
-        end_of_day: "18:00".parse().unwrap(),
+        customer_cutoff: "17:00".parse().expect("valid"),
+        end_of_day: "18:00".parse().expect("valid"),
     });
     Harness::with(genesis)
 }

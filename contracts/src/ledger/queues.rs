@@ -380,7 +380,7 @@ impl Ledger {
         released: &mut Vec<QueueEvent>,
     ) -> Option<GridlockRun> {
         if self.queues.is_empty() {
-            return requested.then(|| GridlockRun {
+            return requested.then_some(GridlockRun {
                 offered: 0,
                 settled: 0,
                 value: 0,

@@ -175,14 +175,14 @@ fn liquidity_settings(genesis: &mut Genesis, calendar: bool, every_block: bool) 
 fn terms_for(op: &Op, now: u64) -> TransferTerms {
     let priority = match op.flag % 8 {
         3 | 5 => Priority::High,
-        7 if op.b % 4 == 0 => Priority::Urgent,
+        7 if op.b.is_multiple_of(4) => Priority::Urgent,
         _ => Priority::Normal,
     };
     let later = |blocks: usize| now + blocks as u64 * BLOCK_MS;
     TransferTerms {
         priority,
-        not_before_ms: (op.b % 5 == 0).then(|| later(op.a % 3)),
-        reject_after_ms: (op.b % 7 == 0).then(|| later(1 + op.a % 4)),
+        not_before_ms: op.b.is_multiple_of(5).then(|| later(op.a % 3)),
+        reject_after_ms: op.b.is_multiple_of(7).then(|| later(1 + op.a % 4)),
     }
 }
 
