@@ -40,6 +40,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/banks/{id}"),
     ("GET", "/v1/blocks/{height}"),
     ("GET", "/v1/cycles/{cycle}"),
+    ("GET", "/v1/days/{day}"),
     ("GET", "/v1/banks/{id}/statements/{cycle}"),
     ("POST", "/v1/iso20022/pacs.008"),
     ("GET", "/v1/iso20022/pacs.002/{end_to_end_id}"),
@@ -288,7 +289,7 @@ fn sample(parameter: &str) -> &'static str {
         // A bank id: valid for `/v1/banks/{id}`, a quick 400 for account routes (a valid
         // account id would make `/proof` wait for a block that never comes).
         "id" => "BANK_A",
-        "height" | "cycle" => "latest",
+        "height" | "cycle" | "day" => "latest",
         "end_to_end_id" => "E2E-1",
         other => panic!("no sample for path parameter {other}"),
     }
