@@ -1085,6 +1085,11 @@ impl Ledger {
                 if entry.priority == *priority {
                     return Err(TxError::SamePriority(*tx_hash));
                 }
+                // After the cut-off no customer transfer may become normal: it would
+                // settle as one when normal ones are closed.
+                if *priority == Priority::Normal && self.clock.after_cutoff {
+                    return Err(TxError::Cutoff);
+                }
                 Ok(Effect::Reprioritise {
                     bank,
                     seq,
@@ -1164,12 +1169,7 @@ impl Ledger {
                 outcome,
             });
         }
-        let warned = self.reject_warnings(height, now);
         self.reject_due(height, now);
-        let cutoff = self.cutoff_due(now);
-        if cutoff {
-            self.reject_at_cutoff(height);
-        }
         let mut released = self.release_queued(height, now);
         let requested = self.work.gridlock_requested;
         let gridlock = if requested || self.params.gridlock_pass == GridlockPass::EveryBlock {
@@ -1178,19 +1178,22 @@ impl Ledger {
             None
         };
         let expired = self.expire_queued(height);
+        // After every way out of a queue: only what still waits is warned about.
+        let warned = self.reject_warnings(height, now);
         self.forget_end_to_end_ids(height);
         let end_of_day = self.end_of_day_due(now);
         let trigger = if settle_requested {
             Some(SettlementTrigger::Authority)
-        } else if height.is_multiple_of(self.params.cycle_blocks) {
-            Some(SettlementTrigger::Schedule)
         } else if end_of_day {
             Some(SettlementTrigger::EndOfDay)
+        } else if height.is_multiple_of(self.params.cycle_blocks) {
+            Some(SettlementTrigger::Schedule)
         } else {
             None
         };
         let settlement = trigger.map(|trigger| self.close_cycle(height, trigger));
-        let day_report = self.finish_block_day(height, now, end_of_day);
+        let closed_cycle = settlement.as_ref().map(|report| report.cycle);
+        let day_report = self.finish_block_day(height, now, closed_cycle);
         self.height = height;
         let state_root = self.commit_state();
         BlockOutcome {

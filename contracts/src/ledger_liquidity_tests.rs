@@ -401,6 +401,70 @@ fn a_chain_that_stalls_over_days_acts_once_in_its_first_block_after() {
     );
 }
 
+#[test]
+fn a_stall_that_ends_after_a_cutoff_keeps_normal_transfers_closed_until_that_end_of_day() {
+    let mut h = business_day_chain();
+    h.block_at(NOV_30 + 9 * HOUR, vec![]);
+    // The next block is on December 1st at 17:30 local: past that day's cut-off.
+    let late = h.tx(cust(0, 0), transfer(cust(1, 0), 1_000, "late"));
+    let outcome = h.block_at(NOV_30 + DAY_MS + 16 * HOUR + HOUR / 2, vec![late]);
+    assert_eq!(
+        outcome.receipts[0].outcome,
+        Outcome::Rejected {
+            error: TxError::Cutoff
+        }
+    );
+    let report = outcome.day_report.expect("the missed end of day");
+    assert_eq!((report.day, report.date.as_str()), (1, "2026-11-30"));
+    assert_eq!(h.ledger.business_day(), (2, true));
+    // 18:00 local closes day 2, and the 3rd opens normally.
+    let outcome = h.block_at(NOV_30 + DAY_MS + 17 * HOUR, vec![]);
+    assert_eq!(
+        outcome.day_report.map(|r| r.date),
+        Some("2026-12-01".into())
+    );
+    assert_eq!(h.ledger.business_day(), (3, false));
+}
+
+#[test]
+fn after_the_cutoff_no_transfer_may_become_normal() {
+    let mut h = business_day_chain();
+    h.block_at(NOV_30 + 9 * HOUR, vec![]);
+    let waiting = h.tx(cust(0, 0), high(cust(1, 0), 60_000, "high"));
+    h.block_at(NOV_30 + 10 * HOUR, vec![waiting.clone()]);
+    h.block_at(NOV_30 + 16 * HOUR, vec![]);
+    let down = h.tx(
+        op(0),
+        Body::Reprioritise {
+            tx_hash: waiting.hash(),
+            priority: Priority::Normal,
+        },
+    );
+    h.expect_rejected(down, TxError::Cutoff, true);
+}
+
+#[test]
+fn a_frozen_payers_queued_high_transfer_holds_up_neither_the_retry_nor_the_pass() {
+    let mut h = with_pass();
+    let stuck = h.tx(cust(0, 2), high(cust(1, 2), 60_000, "stuck"));
+    h.block(vec![stuck.clone()]);
+    let freeze = h.tx(
+        testkit::REGULATOR_SEED,
+        Body::Freeze {
+            account: account(cust(0, 2)),
+        },
+    );
+    h.block(vec![freeze]);
+    let txs = ring(&mut h);
+    let outcome = h.block(txs);
+    assert_eq!(
+        outcome.released.len(),
+        3,
+        "the ring settles past the frozen payer's"
+    );
+    assert_eq!(queued(&h, 0), vec![stuck.hash()]);
+}
+
 /// Three banks each paying the next more than its cap: none fits alone, all fit together.
 fn ring(h: &mut Harness) -> Vec<VerifiedTransaction> {
     (0..3)

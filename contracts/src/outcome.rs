@@ -166,8 +166,9 @@ pub struct RejectWarning {
 pub struct GridlockRun {
     /// Queued payments offered to it (eligible now).
     pub offered: u32,
-    /// Settled together by it (listed in the block's `released`, after the ordinary
-    /// releases).
+    /// Settled together by it: in the block's `released`, the `settled` entries that follow
+    /// the ordinary retry's releases (releases after them are the retry's that follows the
+    /// pass).
     pub settled: u32,
     /// Their total value, minor units (at most the cycle's gross total, so a `u64`).
     pub value: u64,
@@ -211,6 +212,8 @@ pub struct DayReport {
     pub height: u64,
     /// That block's time.
     pub closed_at_ms: u64,
+    /// The settlement cycle that block closed.
+    pub cycle: u64,
     /// Every bank, sorted by id.
     pub banks: Vec<DayBankLine>,
 }

@@ -7,8 +7,9 @@ use crate::outcome::DayBankLine;
 
 impl Ledger {
     /// Starts a block: its time (never before the last block's), the queued transfers it
-    /// makes due, and on the first block of a chain with a calendar, the first cut-off and
-    /// end of day. Returns the block's time.
+    /// makes due, on the first block of a chain with a calendar the first cut-off and end of
+    /// day, and the customer cut-off if the block reaches it (before its transactions, which
+    /// are then after the cut-off). Returns the block's time.
     pub(super) fn start_block(&mut self, height: u64, time_ms: u64) -> u64 {
         let now = time_ms.max(self.clock.time_ms);
         self.work.previous_ms = self.clock.time_ms;
@@ -27,11 +28,14 @@ impl Ledger {
                 self.clock.after_cutoff = end < cutoff;
             }
         }
+        if self.cutoff_due(now) {
+            self.reject_at_cutoff(height);
+        }
         now
     }
 
     /// True if this block reaches the customer cut-off; moves to the next one.
-    pub(super) fn cutoff_due(&mut self, now: u64) -> bool {
+    fn cutoff_due(&mut self, now: u64) -> bool {
         let (Some(calendar), Some(at)) = (self.params.business_day, self.clock.next_cutoff_ms)
         else {
             return false;
@@ -65,14 +69,19 @@ impl Ledger {
     }
 
     /// Ends a block's business-day bookkeeping: the queues' peaks, and at the end of day the
-    /// day's report and a fresh day.
+    /// day's report and a fresh day. `cycle`: the cycle this block closed, if any (the end of
+    /// day closes one).
+    ///
+    /// The block that reaches the end of day is the day's last: its transactions are the
+    /// day's, under the day's cut-off.
     pub(super) fn finish_block_day(
         &mut self,
         height: u64,
         now: u64,
-        end_of_day: bool,
+        cycle: Option<u64>,
     ) -> Option<DayReport> {
         let calendar = self.params.business_day?;
+        let end_of_day = self.end_of_day_due(now);
         for (bank, queue) in &self.queues {
             let length = u32::try_from(queue.len()).unwrap_or(u32::MAX);
             let stats = self.clock.stats.entry(bank.clone()).or_default();
@@ -82,9 +91,12 @@ impl Ledger {
             return None;
         }
         let stats = std::mem::take(&mut self.clock.stats);
+        // The date of the end of day this block reached (after a stall, not the block's).
+        let scheduled = self.clock.next_end_of_day_ms.unwrap_or(now);
         let report = DayReport {
             day: self.clock.day,
-            date: iso_date(calendar.local_day(now)),
+            date: iso_date(calendar.local_day(scheduled)),
+            cycle: cycle.unwrap_or_default(),
             start_height: self.clock.day_start_height,
             height,
             closed_at_ms: now,
@@ -101,8 +113,15 @@ impl Ledger {
         self.dirty.insert(StateKey::DayReport(report.day));
         self.clock.day = successor(self.clock.day);
         self.clock.day_start_height = successor(height);
-        self.clock.next_end_of_day_ms = Some(calendar.next_after(calendar.end_of_day, now));
-        self.clock.after_cutoff = false;
+        let next_end = calendar.next_after(calendar.end_of_day, now);
+        self.clock.next_end_of_day_ms = Some(next_end);
+        // Past the next day's cut-off already (a stall that ends between a cut-off and its
+        // end of day): that cut-off's rejections happened in this block, and normal
+        // transfers stay closed until its end of day.
+        self.clock.after_cutoff = self
+            .clock
+            .next_cutoff_ms
+            .is_some_and(|cutoff| next_end < cutoff);
         Some(report)
     }
 

@@ -398,6 +398,14 @@ impl Ledger {
                 let Some(entry) = self.queues.get(bank_id).and_then(|queue| queue.get(&seq)) else {
                     continue;
                 };
+                // As in the ordinary retry: a frozen payer's transfer holds up nothing.
+                let frozen = self
+                    .accounts
+                    .get(&entry.from)
+                    .is_none_or(|payer| payer.frozen);
+                if frozen {
+                    continue;
+                }
                 let offerable = entry.to_bank != *bank_id && self.could_settle(bank_id, entry);
                 if !offerable {
                     if entry.priority.strict_order() {
