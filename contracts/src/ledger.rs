@@ -1193,7 +1193,7 @@ impl Ledger {
         };
         let settlement = trigger.map(|trigger| self.close_cycle(height, trigger));
         let closed_cycle = settlement.as_ref().map(|report| report.cycle);
-        let day_report = self.finish_block_day(height, now, closed_cycle);
+        let day_report = self.finish_block_day(height, now, end_of_day, closed_cycle);
         self.height = height;
         let state_root = self.commit_state();
         BlockOutcome {

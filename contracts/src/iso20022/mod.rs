@@ -309,21 +309,12 @@ pub fn date(ms: u64) -> String {
 }
 
 /// The civil date (proleptic Gregorian, UTC) and the second of the day.
-#[allow(clippy::arithmetic_side_effects)] // bounded: days < 2^64 / 86,400,000
 fn civil(ms: u64) -> (String, u64) {
     let seconds = ms / 1_000;
-    let days = seconds / 86_400;
-    // Howard Hinnant's days-to-civil, shifted to the era starting 0000-03-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (format!("{year:04}-{month:02}-{day:02}"), seconds % 86_400)
+    (
+        crate::calendar::iso_date(seconds / 86_400),
+        seconds % 86_400,
+    )
 }
 
 /// The ISO 20022 status reason code (ExternalStatusReason1Code) for a ledger or admission

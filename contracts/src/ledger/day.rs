@@ -69,8 +69,8 @@ impl Ledger {
     }
 
     /// Ends a block's business-day bookkeeping: the queues' peaks, and at the end of day the
-    /// day's report and a fresh day. `cycle`: the cycle this block closed, if any (the end of
-    /// day closes one).
+    /// day's report and a fresh day. `end_of_day`: [`Self::end_of_day_due`] for this block;
+    /// `cycle`: the cycle this block closed, if any (the end of day closes one).
     ///
     /// The block that reaches the end of day is the day's last: its transactions are the
     /// day's, under the day's cut-off.
@@ -78,10 +78,10 @@ impl Ledger {
         &mut self,
         height: u64,
         now: u64,
+        end_of_day: bool,
         cycle: Option<u64>,
     ) -> Option<DayReport> {
         let calendar = self.params.business_day?;
-        let end_of_day = self.end_of_day_due(now);
         for (bank, queue) in &self.queues {
             let length = u32::try_from(queue.len()).unwrap_or(u32::MAX);
             let stats = self.clock.stats.entry(bank.clone()).or_default();

@@ -296,11 +296,7 @@ impl Ledger {
                 else {
                     continue;
                 };
-                let frozen = self
-                    .accounts
-                    .get(&entry.from)
-                    .is_none_or(|payer| payer.frozen);
-                if frozen {
+                if self.payer_frozen(entry) {
                     continue;
                 }
                 if !self.releasable(&bank_id, entry) {
@@ -325,6 +321,14 @@ impl Ledger {
             }
         }
         released
+    }
+
+    /// A queued transfer whose payer is frozen (or gone) waits without holding up the
+    /// others, in the retry and in the pass.
+    fn payer_frozen(&self, entry: &QueuedTransfer) -> bool {
+        self.accounts
+            .get(&entry.from)
+            .is_none_or(|payer| payer.frozen)
     }
 
     /// Whether a due queued transfer can settle alone now: its payer is not frozen, the
@@ -399,11 +403,7 @@ impl Ledger {
                     continue;
                 };
                 // As in the ordinary retry: a frozen payer's transfer holds up nothing.
-                let frozen = self
-                    .accounts
-                    .get(&entry.from)
-                    .is_none_or(|payer| payer.frozen);
-                if frozen {
+                if self.payer_frozen(entry) {
                     continue;
                 }
                 let offerable = entry.to_bank != *bank_id && self.could_settle(bank_id, entry);
