@@ -8,17 +8,23 @@
 #   scripts/fuzz-api.sh                  # build, start a localnet, fuzz both nodes, stop
 #   FUZZ_MAX_EXAMPLES=200 scripts/fuzz-api.sh   # more cases per operation (default 50)
 #   FUZZ_SEED=1234 scripts/fuzz-api.sh   # replay a run exactly (each run prints its seed)
+#   FUZZ_PLAIN_HTTP=1 scripts/fuzz-api.sh   # nodes serve plain HTTP (localnet --plain-http)
 #
-# It installs what it lacks (python3-venv from Debian; Schemathesis, pinned, from PyPI into
-# a virtualenv under the target directory), builds the debug binaries into
-# ${CARGO_TARGET_DIR:-target}, starts its own localnet (4 validators, 1 observer) under
-# ${CARGO_TARGET_DIR:-target}/fuzz-api/ on ports from ${FUZZ_BASE_PORT:-29000} (p2p; HTTP 1000 above), and
-# stops it on exit. Exit status 0 only if every case of both runs passed every check.
+# The nodes serve HTTPS with the localnet's own CA (its `ca_file`), which Schemathesis is told
+# to trust, and every request goes out signed as the regulator, who may read every route:
+# scripts/fuzz_auth.py, a Schemathesis hooks module, signs each one as it is sent.
+#
+# It installs what it lacks (python3-venv from Debian; Schemathesis and the `cryptography`
+# package the signing hook uses, pinned, from PyPI into a virtualenv under the target
+# directory), builds the debug binaries into ${CARGO_TARGET_DIR:-target}, starts its own
+# localnet (4 validators, 1 observer) under ${CARGO_TARGET_DIR:-target}/fuzz-api/ on ports
+# from ${FUZZ_BASE_PORT:-29000} (p2p; HTTP 1000 above), and stops it on exit. Exit status 0 only if every case of both runs passed every check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 SCHEMATHESIS_VERSION=4.32.5
+CRYPTOGRAPHY_VERSION=50.0.2
 TARGET=${CARGO_TARGET_DIR:-target}
 case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 BIN=$TARGET/debug
@@ -28,6 +34,9 @@ VENV=$WORK/venv
 BASE_PORT=${FUZZ_BASE_PORT:-29000}
 MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-50}
 SEED=${FUZZ_SEED:-$RANDOM$RANDOM}
+PLAIN_HTTP=${FUZZ_PLAIN_HTTP:-}
+# The localnet's CA certificate (absolute), once it is generated; empty for plain HTTP.
+CA=""
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -44,11 +53,14 @@ install() {
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
-    if [ "$("$VENV/bin/st" --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
-        log "installing Schemathesis $SCHEMATHESIS_VERSION into $VENV"
+    if [ "$("$VENV/bin/st" --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ] ||
+        ! "$VENV/bin/python" -c 'import sys, cryptography; sys.exit(cryptography.__version__ != sys.argv[1])' \
+            "$CRYPTOGRAPHY_VERSION" >/dev/null 2>&1; then
+        log "installing Schemathesis $SCHEMATHESIS_VERSION and cryptography $CRYPTOGRAPHY_VERSION into $VENV"
         rm -rf "$VENV"
         python3 -m venv "$VENV"
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+            "cryptography==$CRYPTOGRAPHY_VERSION"
     fi
 }
 
@@ -59,9 +71,15 @@ build() {
     cargo build --workspace --all-targets --locked
 }
 
+# A top-level field of the localnet manifest (empty if absent).
+manifest() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' "$NET/localnet.json" "$1"; }
+
 nodes() { python3 -c 'import json,sys; [print(n["name"], n["rpc_url"], n["config"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$NET/localnet.json"; }
 
-height() { curl -fsS --max-time 2 "$1/v1/status" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])' 2>/dev/null || echo 0; }
+# curl trusts the localnet's CA for https URLs.
+curl_tls() { if [ -n "$CA" ]; then curl --cacert "$CA" "$@"; else curl "$@"; fi; }
+
+height() { curl_tls -fsS --max-time 2 "$1/v1/status" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])' 2>/dev/null || echo 0; }
 
 PIDS=()
 stop() {
@@ -73,8 +91,12 @@ stop() {
 start() {
     log "generating a localnet in $NET (base port $BASE_PORT)"
     rm -rf "$NET"
+    local plain=()
+    [ -z "$PLAIN_HTTP" ] || plain=(--plain-http)
     "$BIN/interpool-genesis" localnet --out "$NET" --validators 4 --observers 1 --banks 2 \
-        --accounts-per-bank 2 --base-port "$BASE_PORT" --chain-id fuzz >/dev/null
+        --accounts-per-bank 2 --base-port "$BASE_PORT" --chain-id fuzz "${plain[@]}" >/dev/null
+    CA=$(manifest ca_file)
+    [ -z "$CA" ] || CA=$NET/$CA
     mkdir -p "$NET/logs"
     trap stop EXIT
     while read -r name _ config; do
@@ -101,15 +123,20 @@ fuzz() {
     rm -rf "$reports"
     mkdir -p "$reports"
     log "fuzzing $name ($rpc/v1/openapi.json): seed $SEED, $MAX_EXAMPLES examples per operation"
-    local status=0
+    local status=0 tls=()
+    [ -z "$CA" ] || tls=(--tls-verify "$CA")
     # All checks, positive and negative data, every phase (the stateful one chains
     # operations through the links Schemathesis infers). One worker: with more, Hypothesis
     # (under Schemathesis) sometimes fails on its own while describing a strategy. Run from
-    # the work folder, where Schemathesis and Hypothesis keep their caches.
-    (cd "$WORK" && "$VENV/bin/st" --config-file "$WORK/config.toml" run "$rpc/v1/openapi.json" \
+    # the work folder, where Schemathesis and Hypothesis keep their caches. The hooks module
+    # signs every request as the regulator; with TLS, the localnet's CA is the one trusted.
+    (cd "$WORK" && SCHEMATHESIS_HOOKS="$ROOT/scripts/fuzz_auth.py" \
+        INTERPOOL_FUZZ_KEY="$NET/$(manifest regulator_key_file)" \
+        INTERPOOL_FUZZ_CHAIN_ID="$(manifest chain_id)" \
+        "$VENV/bin/st" --config-file "$WORK/config.toml" run "$rpc/v1/openapi.json" \
         --checks all --mode all --phases examples,coverage,fuzzing,stateful \
         --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 --request-timeout 15 \
-        --report junit --report-dir "$reports" \
+        "${tls[@]}" --report junit --report-dir "$reports" \
         --no-color) >"$reports/output.txt" 2>&1 || status=$?
     # Failures (long request bodies cut), then the summary: cases generated, failures by check.
     sed -n '/^=* \(FAILURES\|ERRORS\) =*$/,/^=* SUMMARY =*$/p' "$reports/output.txt" | sed '$d' |

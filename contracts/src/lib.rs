@@ -49,6 +49,7 @@ pub mod ledger;
 pub mod liquidity;
 pub mod outcome;
 pub mod primitives;
+pub mod request;
 pub mod smt;
 pub mod statement;
 // Test scaffolding (deterministic keys, a small genesis) computed from small constants:

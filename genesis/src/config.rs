@@ -96,6 +96,29 @@ pub struct RpcConfig {
     /// Most `GET /v1/events` streams open at once.
     #[serde(default = "defaults::max_event_streams")]
     pub max_event_streams: usize,
+    /// The API's TLS certificate chain (PEM, the node's certificate first), relative to the
+    /// config file's folder. With `tls_key`; required unless `plain_http` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP, without TLS. Only when said explicitly (local networks): requests
+    /// and their answers, customers' data included, then cross the network in clear.
+    #[serde(default)]
+    pub plain_http: bool,
+    /// How far a signed request's timestamp may be from this node's clock, either way
+    /// (milliseconds); its nonce is remembered for twice as long.
+    #[serde(default = "defaults::request_window_ms")]
+    pub request_window_ms: u64,
+    /// Most signed-request nonces remembered at once; beyond it signed requests are
+    /// answered 503 `busy` until old ones expire.
+    #[serde(default = "defaults::max_request_nonces")]
+    pub max_request_nonces: usize,
+    /// Serve `/metrics` to any caller on the loopback interface (the local Prometheus
+    /// agent) besides nodes and regulators.
+    #[serde(default = "defaults::metrics_from_loopback")]
+    pub metrics_from_loopback: bool,
 }
 
 impl RpcConfig {
@@ -110,6 +133,29 @@ impl RpcConfig {
             max_concurrent_writes: defaults::max_concurrent_writes(),
             max_concurrent_expensive_reads: defaults::max_concurrent_expensive_reads(),
             max_event_streams: defaults::max_event_streams(),
+            tls_cert: None,
+            tls_key: None,
+            plain_http: false,
+            request_window_ms: defaults::request_window_ms(),
+            max_request_nonces: defaults::max_request_nonces(),
+            metrics_from_loopback: defaults::metrics_from_loopback(),
+        }
+    }
+
+    /// Settings for a plain-HTTP API on `listen` (local networks and tests).
+    pub fn plain(listen: impl Into<String>) -> Self {
+        RpcConfig {
+            plain_http: true,
+            ..RpcConfig::new(listen)
+        }
+    }
+
+    /// Settings for a TLS API on `listen` with certificate `cert` and key `key`.
+    pub fn tls(listen: impl Into<String>, cert: PathBuf, key: PathBuf) -> Self {
+        RpcConfig {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            ..RpcConfig::new(listen)
         }
     }
 }
@@ -290,6 +336,21 @@ pub mod defaults {
     pub fn max_event_streams() -> usize {
         256
     }
+
+    /// 30 s.
+    pub fn request_window_ms() -> u64 {
+        30_000
+    }
+
+    /// 200,000 (about 20 MB).
+    pub fn max_request_nonces() -> usize {
+        200_000
+    }
+
+    /// True.
+    pub fn metrics_from_loopback() -> bool {
+        true
+    }
     /// Two seconds.
     pub fn round_timeout_ms() -> u64 {
         2_000
@@ -419,7 +480,11 @@ impl NodeConfig {
             &mut config.key_file,
             &mut config.genesis_file,
             &mut config.data_dir,
-        ] {
+        ]
+        .into_iter()
+        .chain(config.rpc.tls_cert.as_mut())
+        .chain(config.rpc.tls_key.as_mut())
+        {
             if file.is_relative() {
                 *file = base.join(&*file);
             }
@@ -453,7 +518,27 @@ impl NodeConfig {
         if self.rpc.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("rpc.listen", "must be an address such as 127.0.0.1:27000");
         }
-        let positive: [(&'static str, u64); 17] = [
+        match (&self.rpc.tls_cert, &self.rpc.tls_key, self.rpc.plain_http) {
+            (Some(_), Some(_), false) | (None, None, true) => {}
+            (Some(_), Some(_), true) => {
+                return invalid(
+                    "rpc.plain_http",
+                    "plain_http = true and a TLS certificate: choose one",
+                )
+            }
+            (Some(_), None, _) => return invalid("rpc.tls_key", "tls_cert needs its tls_key"),
+            (None, Some(_), _) => return invalid("rpc.tls_cert", "tls_key needs its tls_cert"),
+            (None, None, false) => {
+                return invalid(
+                    "rpc.tls_cert",
+                    "the API serves TLS: set tls_cert and tls_key (PEM files), or \
+                     plain_http = true to serve plain HTTP (local networks only)",
+                )
+            }
+        }
+        let positive: [(&'static str, u64); 19] = [
+            ("rpc.request_window_ms", self.rpc.request_window_ms),
+            ("rpc.max_request_nonces", self.rpc.max_request_nonces as u64),
             (
                 "storage.checkpoint_interval_blocks",
                 self.storage.checkpoint_interval_blocks,
@@ -568,6 +653,7 @@ peers = [{ name = "validator-1", key = "0101010101010101010101010101010101010101
 
 [rpc]
 listen = "127.0.0.1:27000"
+plain_http = true
 "#;
 
     fn load(text: &str) -> Result<NodeConfig, ConfigError> {
@@ -582,7 +668,7 @@ listen = "127.0.0.1:27000"
         let config = load(SAMPLE).expect("valid");
         assert_eq!(config.role, Role::Validator);
         assert_eq!(config.block.max_transactions, 10_000);
-        assert_eq!(config.rpc, RpcConfig::new("127.0.0.1:27000"));
+        assert_eq!(config.rpc, RpcConfig::plain("127.0.0.1:27000"));
         assert_eq!(config.rpc.rate_limit_per_second, 100);
         assert_eq!(config.rpc.max_concurrent_expensive_reads, 64);
         assert_eq!(config.log_format, LogFormat::Text);
@@ -597,6 +683,14 @@ listen = "127.0.0.1:27000"
         assert!(message(&format!("{SAMPLE}\nsurprise = 1")).contains("surprise"));
         assert!(message(&SAMPLE.replace("name = \"validator-0\"\n", "")).contains("name"));
         assert!(message(&SAMPLE.replace("127.0.0.1:27000", "localhost")).contains("rpc.listen"));
+        assert!(message(&SAMPLE.replace("plain_http = true\n", "")).contains("rpc.tls_cert"));
+        assert!(message(&SAMPLE.replace("plain_http = true", "tls_cert = \"c.pem\""))
+            .contains("rpc.tls_key"));
+        assert!(message(&SAMPLE.replace(
+            "plain_http = true",
+            "plain_http = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\""
+        ))
+        .contains("rpc.plain_http"));
         assert!(
             message(&format!("{SAMPLE}\n[block]\nmax_transactions = 0\n"))
                 .contains("block.max_transactions")

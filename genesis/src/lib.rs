@@ -12,3 +12,4 @@ pub mod config;
 pub mod files;
 pub mod localnet;
 pub mod spec;
+pub mod tls;

@@ -52,6 +52,8 @@ pub struct LocalnetOptions {
     pub queue_expiry_blocks: u64,
     /// The business-day calendar, if any.
     pub business_day: Option<interpool_contracts::calendar::BusinessDay>,
+    /// Serve the APIs over plain HTTP instead of TLS.
+    pub plain_http: bool,
 }
 
 /// One node in the manifest.
@@ -105,6 +107,10 @@ pub struct Manifest {
     pub authority_key_file: PathBuf,
     /// The regulator's key file.
     pub regulator_key_file: PathBuf,
+    /// The consortium CA's certificate, which signed every node's API certificate (none
+    /// when the nodes serve plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Manifest {
@@ -261,11 +267,41 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
     )
     .with_context(|| format!("cannot write {}", out.join("genesis.json").display()))?;
 
+    // The consortium CA signs each node's API certificate and is then forgotten.
+    let ca_file = PathBuf::from("tls").join("ca.pem");
+    let ca = if options.plain_http {
+        None
+    } else {
+        let ca = crate::tls::Ca::generate(&format!("{} consortium CA", genesis.chain_id))?;
+        fs::create_dir_all(out.join("tls"))?;
+        fs::write(out.join(&ca_file), ca.pem())
+            .with_context(|| format!("cannot write {}", out.join(&ca_file).display()))?;
+        Some(ca)
+    };
+
     let mut manifest_nodes = Vec::new();
     for node in &planned {
         let dir = out.join(&node.name);
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         write_key(&dir.join("node-key.json"), &node.name, &node.key)?;
+        let rpc = match &ca {
+            None => RpcConfig::plain(node.rpc.clone()),
+            Some(ca) => {
+                fs::create_dir_all(dir.join("tls"))?;
+                let host = node.rpc.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+                ca.issue(
+                    &node.name,
+                    &[host, "localhost"],
+                    &dir.join("tls").join("cert.pem"),
+                    &dir.join("tls").join("key.pem"),
+                )?;
+                RpcConfig::tls(
+                    node.rpc.clone(),
+                    PathBuf::from("tls").join("cert.pem"),
+                    PathBuf::from("tls").join("key.pem"),
+                )
+            }
+        };
         let config = NodeConfig {
             role: node.role,
             name: node.name.clone(),
@@ -289,7 +325,7 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
                 max_message_bytes: config::defaults::max_message_bytes(),
                 sync_interval_ms: config::defaults::sync_interval_ms(),
             },
-            rpc: RpcConfig::new(node.rpc.clone()),
+            rpc,
             consensus: Default::default(),
             block: Default::default(),
             mempool: Default::default(),
@@ -302,7 +338,11 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
         manifest_nodes.push(ManifestNode {
             name: node.name.clone(),
             role: node.role,
-            rpc_url: format!("http://{}", node.rpc),
+            rpc_url: format!(
+                "{}://{}",
+                if ca.is_some() { "https" } else { "http" },
+                node.rpc
+            ),
             p2p_address: node.p2p.clone(),
             config: PathBuf::from(&node.name).join("config.toml"),
         });
@@ -314,6 +354,7 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
         banks: manifest_banks,
         authority_key_file: key_path("authority"),
         regulator_key_file: key_path("regulator"),
+        ca_file: ca.is_some().then_some(ca_file),
     };
     fs::write(
         out.join("localnet.json"),
@@ -347,6 +388,7 @@ mod tests {
             cycle_blocks: 10,
             queue_expiry_blocks: 5,
             business_day: None,
+            plain_http: false,
         }
     }
 
@@ -374,8 +416,23 @@ mod tests {
                 config.p2p.peers.len(),
                 if config.role == Role::Validator { 3 } else { 4 }
             );
-            assert_eq!(node.rpc_url, format!("http://{}", config.rpc.listen));
+            assert_eq!(node.rpc_url, format!("https://{}", config.rpc.listen));
+            // TLS by default: the node's certificate and key, resolved next to its config.
+            let cert = config.rpc.tls_cert.as_ref().expect("a certificate");
+            assert!(cert.is_absolute() && cert.exists());
+            assert!(!config.rpc.plain_http);
+            let key_mode = fs::metadata(config.rpc.tls_key.as_ref().expect("a key"))
+                .expect("TLS key")
+                .permissions()
+                .mode();
+            assert_eq!(key_mode & 0o077, 0);
         }
+        let ca = manifest.ca_file.as_ref().expect("a CA");
+        assert!(fs::read_to_string(out.join(ca))
+            .expect("CA")
+            .starts_with("-----BEGIN CERTIFICATE-----"));
+        // The CA's key is not kept.
+        assert_eq!(fs::read_dir(out.join("tls")).expect("tls").count(), 1);
         for bank in &manifest.banks {
             for account in &bank.accounts {
                 let key = read_key(&out.join(&account.key_file)).expect("customer key");
@@ -410,6 +467,22 @@ mod tests {
             again.banks[0].accounts[0].id,
             manifest.banks[0].accounts[0].id
         );
+    }
+
+    #[test]
+    fn plain_http_only_when_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("net");
+        let manifest = generate(&LocalnetOptions {
+            plain_http: true,
+            ..options(out.clone())
+        })
+        .expect("generate");
+        assert_eq!(manifest.ca_file, None);
+        let config = NodeConfig::load(&out.join(&manifest.nodes[0].config)).expect("config");
+        assert!(config.rpc.plain_http && config.rpc.tls_cert.is_none());
+        assert!(manifest.nodes[0].rpc_url.starts_with("http://"));
+        assert!(!out.join("tls").exists());
     }
 
     #[test]

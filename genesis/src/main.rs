@@ -104,6 +104,9 @@ struct LocalnetArgs {
     /// offset in minutes, customer cut-off, end of day). None by default.
     #[arg(long, value_parser = parse_business_day)]
     business_day: Option<BusinessDay>,
+    /// Serve the nodes' APIs over plain HTTP, without TLS (no CA or certificates are made).
+    #[arg(long)]
+    plain_http: bool,
 }
 
 fn parse_business_day(text: &str) -> Result<BusinessDay, String> {
@@ -172,6 +175,7 @@ fn run_localnet(args: &LocalnetArgs) -> Result<()> {
         cycle_blocks: args.cycle_blocks,
         queue_expiry_blocks: args.queue_expiry_blocks,
         business_day: args.business_day,
+        plain_http: args.plain_http,
     };
     let manifest = localnet::generate(&options)?;
     println!("local consortium in {}", args.out.display());

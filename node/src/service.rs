@@ -365,6 +365,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         halt_height: config.halt_height,
         statements: statement_progress,
         iso_orders: Default::default(),
+        auth: Arc::new(api::auth::Auth::for_genesis(&genesis, &config.rpc)),
         health: Arc::new(api::health::Health {
             validators: genesis.validators.iter().map(|v| v.key).collect(),
             quorum: validators.quorum(),
@@ -383,20 +384,41 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             },
         }),
     };
+    // TLS unless the config says plain HTTP (`NodeConfig::load` checked it is one or the
+    // other); a certificate that cannot be read stops the node here, before it serves.
+    let tls = match (&config.rpc.tls_cert, &config.rpc.tls_key) {
+        (Some(cert), Some(key)) => Some(api::tls::server_config(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.rpc.listen))?;
-    tracing::info!(rpc = %config.rpc.listen, p2p = %config.p2p.listen, me = %me, "node started");
+    tracing::info!(
+        rpc = %config.rpc.listen,
+        tls = tls.is_some(),
+        p2p = %config.p2p.listen,
+        me = %me,
+        "node started"
+    );
     let app = api::router(state, config.rpc.max_body_bytes);
-    // The peer address of each connection is the client of its requests' rate limits.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let shutdown = async move {
         shutdown_signal().await;
         tracing::info!("stopping");
         let _ = stopping.send(true);
-    });
+    };
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
+        match tls {
+            Some(tls) => Box::pin(api::tls::serve(listener, app, tls, shutdown)),
+            None => {
+                // The peer address of each connection is the client of its requests' rate
+                // limits.
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                Box::pin(std::future::IntoFuture::into_future(
+                    axum::serve(listener, app).with_graceful_shutdown(shutdown),
+                ))
+            }
+        };
     let views = core_views;
-    let server = std::future::IntoFuture::into_future(server);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result.context("HTTP server failed")?,

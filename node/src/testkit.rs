@@ -179,6 +179,10 @@ pub fn api_state(core: &Core, store: Arc<Store>, genesis: &Genesis) -> ApiState 
         )),
         statements: core.statement_progress(),
         iso_orders: Default::default(),
+        auth: Arc::new(crate::api::auth::Auth::for_genesis(
+            genesis,
+            &interpool_genesis::config::RpcConfig::new("127.0.0.1:0"),
+        )),
     }
 }
 

@@ -35,6 +35,10 @@ pub struct Cli {
     /// line for `watch`).
     #[arg(long, global = true)]
     pub json: bool,
+    /// The consortium CA's certificate (PEM): an https node must present a certificate it
+    /// signed. A localnet's is `tls/ca.pem` in its folder.
+    #[arg(long, global = true, env = "INTERPOOL_CA")]
+    pub ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -64,6 +68,8 @@ pub enum Command {
     /// An account's balance. With --verify, checked against the genesis validator set
     /// without trusting the node.
     Balance {
+        #[command(flatten)]
+        reader: ReadKey,
         /// Account id (64 hex characters).
         id: AccountId,
         /// Verify a Merkle proof and its commit certificate instead of trusting the node.
@@ -83,11 +89,15 @@ pub enum Command {
     },
     /// An account: bank, balance, reserved funds, nonce, frozen.
     Account {
+        #[command(flatten)]
+        reader: ReadKey,
         /// Account id.
         id: AccountId,
     },
     /// An account's transactions, newest first, one page at a time.
     History {
+        #[command(flatten)]
+        reader: ReadKey,
         /// Account id.
         id: AccountId,
         /// Transactions per page.
@@ -99,11 +109,15 @@ pub enum Command {
     },
     /// A transaction's status and receipt.
     Tx {
+        #[command(flatten)]
+        reader: ReadKey,
         /// Transaction hash.
         hash: Hash,
     },
     /// A block with its commit certificate (the latest by default).
     Block {
+        #[command(flatten)]
+        reader: ReadKey,
         /// Height.
         height: Option<u64>,
     },
@@ -111,11 +125,16 @@ pub enum Command {
     Status,
     /// A settlement cycle's report (the latest by default).
     Cycle {
+        #[command(flatten)]
+        reader: ReadKey,
         /// Cycle number (the first is 1).
         n: Option<u64>,
     },
     /// Every bank: pool, net debit cap, position, queue.
-    Banks,
+    Banks {
+        #[command(flatten)]
+        reader: ReadKey,
+    },
     /// Send money from the key's account.
     Transfer {
         #[command(flatten)]
@@ -197,6 +216,8 @@ pub enum Command {
     /// A bank's statement of a closed cycle: pool and customer accounts, opening balance,
     /// entries, closing balance (with --xml, the ISO 20022 camt.053).
     Statement {
+        #[command(flatten)]
+        reader: ReadKey,
         /// The bank.
         #[arg(long)]
         bank: BankId,
@@ -214,6 +235,8 @@ pub enum Command {
     /// break: entries only on one side, amounts that differ, duplicates, and each account's
     /// difference in closing balance. Exit 0 only if they agree, 1 if they do not.
     Reconcile {
+        #[command(flatten)]
+        reader: ReadKey,
         /// The bank.
         #[arg(long)]
         bank: BankId,
@@ -229,6 +252,8 @@ pub enum Command {
     },
     /// Follow committed transactions, queue releases and settlements live (Ctrl-C stops).
     Watch {
+        #[command(flatten)]
+        reader: ReadKey,
         /// Only events touching this account.
         #[arg(long)]
         account: Option<AccountId>,
@@ -236,6 +261,39 @@ pub enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+}
+
+/// The key a query signs its requests with (ADR 0014): the node answers only what that
+/// key's role may read.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReadKey {
+    /// Key file to sign the request with: the account's owner, its bank's operator, a
+    /// regulator, the authority or a node. Without one the request is anonymous.
+    #[arg(long = "key", env = "INTERPOOL_KEY")]
+    pub key: Option<PathBuf>,
+}
+
+impl Command {
+    /// The key file a query signs its requests with, if it is one and was given one.
+    pub fn read_key(&self) -> Option<&std::path::Path> {
+        let reader = match self {
+            Command::Balance { reader, .. }
+            | Command::Account { reader, .. }
+            | Command::History { reader, .. }
+            | Command::Tx { reader, .. }
+            | Command::Block { reader, .. }
+            | Command::Cycle { reader, .. }
+            | Command::Banks { reader }
+            | Command::Statement { reader, .. }
+            | Command::Reconcile { reader, .. }
+            | Command::Watch { reader, .. }
+            | Command::Iso {
+                command: IsoCommand::Status { reader, .. },
+            } => reader,
+            _ => return None,
+        };
+        reader.key.as_deref()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +324,8 @@ pub enum IsoCommand {
     },
     /// A transfer's pacs.002 status, by end-to-end id.
     Status {
+        #[command(flatten)]
+        reader: ReadKey,
         /// The end-to-end id.
         end_to_end_id: String,
         /// The debtor's account, when several debtors used the id.

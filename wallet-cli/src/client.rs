@@ -3,7 +3,11 @@
 //! wrong, and the node's error code when it sent one).
 
 use std::io::Read;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::{Signer as _, SigningKey};
 
 use interpool_consensus::CommitCertificate;
 use interpool_contracts::views::{
@@ -11,7 +15,7 @@ use interpool_contracts::views::{
     StatusView, SubmitView, TxStatusView,
 };
 use interpool_contracts::{AccountId, AdmissionCode, ErrorView, Hash};
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::{Client, Request, Response};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -38,8 +42,8 @@ pub enum ClientError {
         /// Why it is refused.
         reason: String,
     },
-    /// No TCP connection (refused, unreachable, DNS).
-    #[error("cannot connect to the node at {node}: {reason}")]
+    /// No connection (refused, unreachable, DNS, a certificate not from the CA).
+    #[error("cannot connect to the node at {node}: {reason}{}", certificate_hint(.reason))]
     Connect {
         /// The node's base URL.
         node: String,
@@ -57,7 +61,7 @@ pub enum ClientError {
         seconds: u64,
     },
     /// The node answered with its JSON error.
-    #[error("{request}: the node answered {status} {code}: {message}")]
+    #[error("{request}: the node answered {status} {code}: {message}{}", access_hint(.code))]
     Api {
         /// `GET /v1/...`.
         request: String,
@@ -122,6 +126,28 @@ impl ClientError {
     }
 }
 
+/// What to do about a refusal of who is calling (401) or of what it asked (403).
+fn access_hint(code: &str) -> &'static str {
+    match code {
+        "unauthenticated" | "unknown_caller" => {
+            " (sign the request with a key this chain knows: --key FILE or INTERPOOL_KEY)"
+        }
+        "forbidden" => " (the key's role may not read this; use a key that may)",
+        "stale_request" => " (this machine's clock is off; sync it)",
+        _ => "",
+    }
+}
+
+/// What to do about a certificate the wallet refused.
+fn certificate_hint(reason: &str) -> &'static str {
+    if reason.to_ascii_lowercase().contains("certificate") {
+        " (the node's TLS certificate is not from the consortium CA given with --ca or \
+         INTERPOOL_CA, or not for this host)"
+    } else {
+        ""
+    }
+}
+
 /// `{"error": {"code", "message"}}`.
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -162,14 +188,8 @@ pub fn parse_node_url(text: &str) -> Result<Url, ClientError> {
     }
     let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(bad(
-                "https is not supported by this build (it has no TLS stack); use http:// \
-                 or a local TLS-terminating proxy",
-            ))
-        }
-        other => return Err(bad(&format!("scheme {other:?}, expected http"))),
+        "http" | "https" => {}
+        other => return Err(bad(&format!("scheme {other:?}, expected https or http"))),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("no host"));
@@ -183,30 +203,180 @@ pub fn parse_node_url(text: &str) -> Result<Url, ClientError> {
     Ok(url)
 }
 
+/// How the wallet reaches nodes: the CA whose certificates it trusts for `https://` nodes
+/// (`--ca`, `INTERPOOL_CA`, or a localnet manifest's) and the key it signs its requests
+/// with (`--key` on queries, `INTERPOOL_KEY`, or the signer's own key when it submits).
+#[derive(Clone, Default)]
+pub struct Access {
+    /// The consortium CA's certificate(s), PEM.
+    pub ca: Option<PathBuf>,
+    /// The key that signs requests (ADR 0014); none: anonymous.
+    pub key: Option<SigningKey>,
+}
+
+/// The process's [`Access`], set once by the command line.
+static ACCESS: OnceLock<Access> = OnceLock::new();
+
+/// Sets how every [`Node`] of this process is reached (the first call wins).
+pub fn set_access(access: Access) {
+    let _ = ACCESS.set(access);
+}
+
+/// The key that signs requests, and the chain id they name (asked of the node once).
+struct RequestSigner {
+    key: SigningKey,
+    chain_id: OnceLock<String>,
+}
+
 /// A connection to one node's API (a clone shares its connections).
 #[derive(Clone)]
 pub struct Node {
     base: String,
     http: Client,
+    /// For event streams: no overall deadline.
+    stream_http: Client,
+    signer: Option<Arc<RequestSigner>>,
+}
+
+/// An HTTP client trusting only `ca` (none: no HTTPS at all) with a request deadline.
+fn http_client(url: &str, ca: Option<&Path>, timeout: Duration) -> Result<Client, ClientError> {
+    let bad = |reason: String| ClientError::BadUrl {
+        url: url.chars().take(200).collect(),
+        reason,
+    };
+    let mut builder = Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(timeout)
+        .user_agent(concat!("interpool-wallet/", env!("CARGO_PKG_VERSION")))
+        // Only the consortium's CA: never the system's or a browser's roots.
+        .tls_built_in_root_certs(false);
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca)
+            .map_err(|e| bad(format!("cannot read the CA file {}: {e}", ca.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            bad(format!(
+                "the CA file {} is not PEM certificates: {}",
+                ca.display(),
+                root_cause(&e)
+            ))
+        })?;
+        if certificates.is_empty() {
+            return Err(bad(format!("the CA file {} holds no certificate", ca.display())));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| bad(format!("cannot build an HTTP client: {}", root_cause(&e))))
 }
 
 impl Node {
-    /// A client for the node at `url` (checked, not contacted).
+    /// A client for the node at `url` (checked, not contacted), reached as the process's
+    /// [`Access`] says.
     pub fn new(url: &str) -> Result<Node, ClientError> {
+        let access = ACCESS.get().cloned().unwrap_or_default();
+        Node::with_access(url, &access)
+    }
+
+    /// A client for the node at `url` reached with `access`.
+    pub fn with_access(url: &str, access: &Access) -> Result<Node, ClientError> {
         let parsed = parse_node_url(url)?;
-        let http = Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("interpool-wallet/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::BadUrl {
-                url: url.into(),
-                reason: format!("cannot build an HTTP client: {}", root_cause(&e)),
-            })?;
+        if parsed.scheme() == "https" && access.ca.is_none() {
+            return Err(ClientError::BadUrl {
+                url: url.chars().take(200).collect(),
+                reason: "an https node needs the consortium CA's certificate to check it \
+                         against: give --ca FILE or set INTERPOOL_CA"
+                    .into(),
+            });
+        }
+        let ca = access.ca.as_deref();
         Ok(Node {
             base: parsed.as_str().trim_end_matches('/').to_string(),
-            http,
+            http: http_client(url, ca, REQUEST_TIMEOUT)?,
+            stream_http: http_client(url, ca, STREAM_IDLE_TIMEOUT)?,
+            signer: access.key.clone().map(|key| {
+                Arc::new(RequestSigner {
+                    key,
+                    chain_id: OnceLock::new(),
+                })
+            }),
         })
+    }
+
+    /// This client, signing its requests with `key` instead.
+    pub fn signed_by(mut self, key: &SigningKey) -> Node {
+        self.signer = Some(Arc::new(RequestSigner {
+            key: key.clone(),
+            chain_id: OnceLock::new(),
+        }));
+        self
+    }
+
+    /// Sends `request`, signed if this client has a key (ADR 0014).
+    fn execute(&self, http: &Client, mut request: Request) -> Result<Response, reqwest::Error> {
+        if let Some(signer) = &self.signer {
+            let chain_id = match signer.chain_id.get() {
+                Some(chain_id) => chain_id.clone(),
+                None => {
+                    // Asked once, anonymously: the status is open to anyone.
+                    let status: StatusView = http
+                        .get(format!("{}/v1/status", self.base))
+                        .send()?
+                        .error_for_status()?
+                        .json()?;
+                    signer.chain_id.get_or_init(|| status.chain_id).clone()
+                }
+            };
+            let url = request.url();
+            let path_and_query = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_string(),
+            };
+            let body = request
+                .body()
+                .and_then(|body| body.as_bytes())
+                .unwrap_or_default();
+            let timestamp_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let mut nonce = [0u8; 16];
+            // Without the operating system's randomness, a time-based nonce: still unique
+            // per request of this process.
+            if getrandom::getrandom(&mut nonce).is_err() {
+                nonce[..8].copy_from_slice(&timestamp_ms.to_be_bytes());
+            }
+            let nonce = interpool_contracts::primitives::to_hex(&nonce);
+            let message = interpool_contracts::request::message(
+                &chain_id,
+                request.method().as_str(),
+                &path_and_query,
+                timestamp_ms,
+                &nonce,
+                body,
+            );
+            let signature = signer.key.sign(&message);
+            let headers = request.headers_mut();
+            let key = AccountId(signer.key.verifying_key().to_bytes());
+            for (name, value) in [
+                (interpool_contracts::request::KEY_HEADER, key.to_hex()),
+                (
+                    interpool_contracts::request::TIMESTAMP_HEADER,
+                    timestamp_ms.to_string(),
+                ),
+                (interpool_contracts::request::NONCE_HEADER, nonce),
+                (
+                    interpool_contracts::request::SIGNATURE_HEADER,
+                    interpool_contracts::primitives::to_hex(&signature.to_bytes()),
+                ),
+            ] {
+                if let Ok(value) = reqwest::header::HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        http.execute(request)
     }
 
     /// The node's base URL.
@@ -281,7 +451,8 @@ impl Node {
             builder = builder.header(CONTENT_TYPE, content_type).body(body);
         }
         let response = builder
-            .send()
+            .build()
+            .and_then(|built| self.execute(&self.http, built))
             .map_err(|e| self.transport_error(request.clone(), e, REQUEST_TIMEOUT))?;
         let status = response.status();
         let mut bytes = Vec::new();
@@ -482,16 +653,8 @@ impl Node {
         let path = "/v1/events";
         let request = Self::describe(&Method::GET, path);
         // A stream has no overall deadline; a silent one is dropped and resumed.
-        let http = Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(STREAM_IDLE_TIMEOUT)
-            .user_agent(concat!("interpool-wallet/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Transport {
-                request: request.clone(),
-                reason: root_cause(&e),
-            })?;
-        let mut builder = http
+        let mut builder = self
+            .stream_http
             .get(format!("{}{}", self.base, path))
             .header(ACCEPT, "text/event-stream");
         if let Some(account) = account {
@@ -501,7 +664,8 @@ impl Node {
             builder = builder.header("Last-Event-ID", id);
         }
         let response = builder
-            .send()
+            .build()
+            .and_then(|built| self.execute(&self.stream_http, built))
             .map_err(|e| self.transport_error(request.clone(), e, STREAM_IDLE_TIMEOUT))?;
         let status = response.status();
         if !status.is_success() {
@@ -609,7 +773,6 @@ mod tests {
         for bad in [
             "127.0.0.1:27000",
             "ftp://x",
-            "https://x",
             "http://",
             "http://x/?a=1",
             "not a url",
@@ -619,5 +782,17 @@ mod tests {
         }
         let node = Node::new("http://h:1/prefix/").expect("url");
         assert_eq!(node.base(), "http://h:1/prefix");
+        // https needs the CA to check the node against.
+        assert!(parse_node_url("https://x").is_ok());
+        let error = Node::with_access("https://x", &Access::default())
+            .err()
+            .expect("no CA");
+        assert!(error.to_string().contains("--ca"), "{error}");
+        let missing = Access {
+            ca: Some("/nonexistent/ca.pem".into()),
+            key: None,
+        };
+        let error = Node::with_access("https://x", &missing).err().expect("no file");
+        assert!(error.to_string().contains("cannot read the CA file"), "{error}");
     }
 }

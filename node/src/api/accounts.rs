@@ -11,6 +11,7 @@ use interpool_contracts::{AccountId, BlockOutcome};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::auth::Caller;
 use super::blocks::stored_block;
 use super::limits::{ExpensiveReads, WithinRate};
 use super::transactions::stored_status;
@@ -33,11 +34,13 @@ use crate::app::lock;
     )
 )]
 pub(crate) async fn account(
+    caller: Caller,
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<AccountView>> {
     let id = parse_account(&path_text(id, Code::BadAccountId, "account id")?)?;
     let view = state.reader.view();
+    caller.may_read_account(&view.ledger, &id)?;
     let account = view
         .ledger
         .account(&id)
@@ -59,11 +62,13 @@ pub(crate) async fn account(
     )
 )]
 pub(crate) async fn signer(
+    caller: Caller,
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<SignerView>> {
     let id = parse_account(&path_text(id, Code::BadAccountId, "signer")?)?;
     let view = state.reader.view();
+    caller.may_read_signer(&view.ledger, &id)?;
     let signer = SignerView::new(&view.ledger, id).ok_or_else(|| {
         ApiError::new(
             Code::UnknownSigner,
@@ -119,11 +124,13 @@ const MAX_LIMIT_DIGITS: usize = 3;
 )]
 pub(crate) async fn account_history(
     _rate: WithinRate<ExpensiveReads>,
+    caller: Caller,
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<AccountHistoryView>> {
     let id = parse_account(&path_text(id, Code::BadAccountId, "account id")?)?;
+    caller.may_read_account(&state.reader.view().ledger, &id)?;
     let Query(query) = query.map_err(|e| ApiError::new(Code::BadQuery, e.body_text()))?;
     let limit = match query.limit.as_deref() {
         None => DEFAULT_HISTORY_PAGE,
@@ -216,6 +223,7 @@ const PROOF_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 )]
 pub(crate) async fn account_proof(
     _rate: WithinRate<ExpensiveReads>,
+    caller: Caller,
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<AccountProofView<CommitCertificate>>> {
@@ -223,6 +231,7 @@ pub(crate) async fn account_proof(
     // Subscribe before reading the state, so the commit of the next block cannot slip by.
     let mut commits = state.reader.subscribe();
     let view = commits.borrow_and_update().clone();
+    caller.may_read_account(&view.ledger, &id)?;
     let height = view.tip.height;
     let proof = state
         .read_expensive(move |_| view.ledger.account_proof(&id))

@@ -8,6 +8,7 @@ use interpool_contracts::outcome::DayReport;
 use interpool_contracts::views::{BankView, CycleView};
 use interpool_contracts::BankId;
 
+use super::auth::Caller;
 use super::{parse_number, path_text, ApiError, ApiResult, ApiState, Code, ErrorBody};
 
 #[utoipa::path(
@@ -17,17 +18,22 @@ use super::{parse_number, path_text, ApiError, ApiResult, ApiState, Code, ErrorB
     tag = "banks",
     responses((status = 200, description = "Every member bank, by id", body = Vec<BankView>))
 )]
-pub(crate) async fn banks(State(state): State<ApiState>) -> Json<Vec<BankView>> {
+pub(crate) async fn banks(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> ApiResult<Json<Vec<BankView>>> {
+    let only = caller.banks_visible("the list of banks")?;
     let view = state.reader.view();
     let ledger = &view.ledger;
-    Json(
+    Ok(Json(
         ledger
             .banks()
+            .filter(|(id, _)| only.as_ref().is_none_or(|own| own == *id))
             .map(|(id, bank)| {
                 BankView::new(id.clone(), bank, ledger.queue(id).count(), state.decimals)
             })
             .collect(),
-    )
+    ))
 }
 
 #[utoipa::path(
@@ -43,12 +49,14 @@ pub(crate) async fn banks(State(state): State<ApiState>) -> Json<Vec<BankView>> 
     )
 )]
 pub(crate) async fn bank(
+    caller: Caller,
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<BankView>> {
     let id: BankId = path_text(id, Code::BadBankId, "bank id")?
         .parse()
         .map_err(|e| ApiError::new(Code::BadBankId, format!("bank id: {e}")))?;
+    caller.may_read_bank(&id)?;
     let view = state.reader.view();
     let ledger = &view.ledger;
     let bank = ledger
@@ -77,11 +85,13 @@ pub(crate) async fn bank(
     )
 )]
 pub(crate) async fn cycle(
+    caller: Caller,
     State(state): State<ApiState>,
     cycle: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<CycleView>> {
     let cycle = path_text(cycle, Code::BadCycle, "cycle")?;
     let wanted = parse_number(&cycle, Code::BadCycle, "cycle")?;
+    let only = caller.banks_visible("a cycle's report")?;
     let view = state.reader.view();
     let ledger = &view.ledger;
     let report = match wanted {
@@ -99,7 +109,12 @@ pub(crate) async fn cycle(
             },
         )
     })?;
-    Ok(Json(CycleView::new(report, state.decimals)))
+    let mut report = CycleView::new(report, state.decimals);
+    // An operator sees its own bank's line (and the cycle's totals).
+    if let Some(own) = only {
+        report.banks.retain(|line| line.bank == own);
+    }
+    Ok(Json(report))
 }
 
 #[utoipa::path(
@@ -119,11 +134,13 @@ pub(crate) async fn cycle(
     )
 )]
 pub(crate) async fn day(
+    caller: Caller,
     State(state): State<ApiState>,
     day: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DayReport>> {
     let day = path_text(day, Code::BadDay, "day")?;
     let wanted = parse_number(&day, Code::BadDay, "day")?;
+    let only = caller.banks_visible("a business day's report")?;
     let view = state.reader.view();
     let ledger = &view.ledger;
     let report = match wanted {
@@ -141,5 +158,10 @@ pub(crate) async fn day(
         };
         ApiError::new(Code::UnknownDay, message)
     })?;
-    Ok(Json(report.clone()))
+    let mut report = report.clone();
+    // An operator sees its own bank's line.
+    if let Some(own) = only {
+        report.banks.retain(|line| line.bank == own);
+    }
+    Ok(Json(report))
 }

@@ -70,9 +70,12 @@ pub(crate) fn stored_block(store: &Store, height: u64) -> ApiResult<Option<Store
 )]
 pub(crate) async fn block(
     _rate: WithinRate<ExpensiveReads>,
+    caller: super::auth::Caller,
     State(state): State<ApiState>,
     height: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<BlockView<CommitCertificate>>> {
+    // A block lists every transfer in it: whole blocks are for those who see everything.
+    caller.require_all_seeing("blocks")?;
     let height = path_text(height, Code::BadHeight, "height")?;
     let wanted = parse_number(&height, Code::BadHeight, "height")?;
     let tip = state.reader.view().tip.height;

@@ -95,6 +95,20 @@ pub enum Code {
     UnknownEndToEndId,
     /// 409: several debtors used that end-to-end id.
     AmbiguousEndToEndId,
+    /// 401: the route needs a signed request (who is calling?).
+    Unauthenticated,
+    /// 401: some but not all of the signed-request headers, or a malformed one.
+    BadCredentials,
+    /// 401: the request's signature does not verify.
+    BadRequestSignature,
+    /// 401: the request's timestamp is outside the node's window.
+    StaleRequest,
+    /// 401: the request's nonce was already used by this key.
+    ReplayedRequest,
+    /// 401: a valid signature by a key with no role on this chain.
+    UnknownCaller,
+    /// 403: the caller is known but may not read this.
+    Forbidden,
 }
 
 impl Code {
@@ -140,6 +154,13 @@ impl Code {
             Code::BadEndToEndId => "bad_end_to_end_id",
             Code::UnknownEndToEndId => "unknown_end_to_end_id",
             Code::AmbiguousEndToEndId => "ambiguous_end_to_end_id",
+            Code::Unauthenticated => "unauthenticated",
+            Code::BadCredentials => "bad_credentials",
+            Code::BadRequestSignature => "bad_request_signature",
+            Code::StaleRequest => "stale_request",
+            Code::ReplayedRequest => "replayed_request",
+            Code::UnknownCaller => "unknown_caller",
+            Code::Forbidden => "forbidden",
         }
     }
 
@@ -168,7 +189,13 @@ impl Code {
             Code::AmbiguousEndToEndId => StatusCode::CONFLICT,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::ReadOnly => StatusCode::FORBIDDEN,
+            Code::ReadOnly | Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::Unauthenticated
+            | Code::BadCredentials
+            | Code::BadRequestSignature
+            | Code::StaleRequest
+            | Code::ReplayedRequest
+            | Code::UnknownCaller => StatusCode::UNAUTHORIZED,
             Code::NotFound
             | Code::UnknownAccount
             | Code::UnknownBank

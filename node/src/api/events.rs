@@ -173,6 +173,7 @@ struct Start {
 )]
 pub(crate) async fn stream(
     _rate: WithinRate<ExpensiveReads>,
+    caller: super::auth::Caller,
     State(state): State<ApiState>,
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
@@ -202,6 +203,10 @@ pub(crate) async fn stream(
             return Err(ApiError::new(Code::UnknownBank, format!("no bank {bank}")));
         }
     }
+    // What this caller may see: all, its own account, or its own bank.
+    let (account, bank) = caller.event_scope(&state.reader.view().ledger, account, bank)?;
+    // An operator's stream shows its own bank's line of cycle and day reports.
+    let redact = caller.operator_bank().cloned();
     let filter = NotificationFilter { account, bank };
     let format = if camt054 {
         Format::Camt054(filter)
@@ -251,7 +256,7 @@ pub(crate) async fn stream(
             )
         })?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
-    tokio::spawn(produce(state, start, format, sender, permit));
+    tokio::spawn(produce(state, start, format, redact, sender, permit));
     let events = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|event| (Ok(event), receiver))
     });
@@ -277,6 +282,15 @@ fn concerns_bank(event: &EventView, bank: &BankId, ledger: &interpool_contracts:
         EventView::CycleClosed { .. }
         | EventView::GridlockResolved { .. }
         | EventView::DayClosed { .. } => true,
+    }
+}
+
+/// Cuts the bank lines of a cycle or day report to bank `own`'s.
+fn redact_reports(event: &mut EventView, own: &BankId) {
+    match event {
+        EventView::CycleClosed { report } => report.banks.retain(|line| line.bank == *own),
+        EventView::DayClosed { report } => report.banks.retain(|line| line.bank == *own),
+        _ => {}
     }
 }
 
@@ -312,6 +326,7 @@ async fn produce(
     state: ApiState,
     start: Start,
     format: Format,
+    redact: Option<BankId>,
     sender: mpsc::Sender<Event>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -328,6 +343,7 @@ async fn produce(
             // the node's other work.
             let ledger = state.reader.view().ledger.clone();
             let currency = state.currency.clone();
+            let redact = redact.clone();
             let filter = match &format {
                 Format::Json(filter) => Err(filter.clone()),
                 Format::Camt054(filter) => Ok(filter.clone()),
@@ -348,7 +364,10 @@ async fn produce(
                                                     concerns_bank(event, b, &ledger)
                                                 })
                                         })
-                                        .filter_map(|(index, event)| {
+                                        .filter_map(|(index, mut event)| {
+                                            if let Some(own) = &redact {
+                                                redact_reports(&mut event, own);
+                                            }
                                             let data = serde_json::to_string(&event).ok()?;
                                             let index = u32::try_from(index).unwrap_or(u32::MAX);
                                             Some((index, kind(&event), data))

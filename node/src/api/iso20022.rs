@@ -453,6 +453,7 @@ pub struct StatusQuery {
 )]
 pub(crate) async fn pacs002_status(
     _rate: WithinRate<ExpensiveReads>,
+    caller: super::auth::Caller,
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<StatusQuery>, QueryRejection>,
@@ -470,7 +471,10 @@ pub(crate) async fn pacs002_status(
             "an end-to-end id is 1 to 35 printable ASCII characters",
         ));
     }
-    // Whose transfers: the debtor given, or the one debtor there is (more: ambiguous).
+    // Whose transfers: the debtor given, or the one debtor there is (more: ambiguous), of
+    // those whose status the caller may read (a debtor, its bank's operator, or all).
+    caller.known()?;
+    let ledger = state.reader.view().ledger.clone();
     let remembered = state.iso_orders.find(&end_to_end_id);
     let debtor = match debtor {
         Some(debtor) => debtor,
@@ -484,6 +488,7 @@ pub(crate) async fn pacs002_status(
             debtors.extend(remembered.iter().map(|(signer, _, _)| *signer));
             debtors.sort();
             debtors.dedup();
+            debtors.retain(|debtor| caller.may_read_signer(&ledger, debtor).is_ok());
             match debtors.as_slice() {
                 [] => {
                     return Err(ApiError::new(
@@ -548,6 +553,7 @@ pub(crate) async fn pacs002_status(
     }
     let best = best.map(|(_, report)| report);
     let report = best.ok_or_else(|| ApiError::internal("no candidate"))?;
+    super::transactions::may_read_transaction(&caller, &state, report.tx_hash).await?;
     let xml = pacs002(&report).map_err(ApiError::internal)?;
     Ok(xml_response(StatusCode::OK, xml))
 }

@@ -22,6 +22,7 @@
 //! `GET /v1/openapi.json` cannot list a route the node does not serve, nor miss one.
 
 pub mod accounts;
+pub mod auth;
 pub mod banks;
 pub mod blocks;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod iso20022;
 pub mod limits;
 pub mod node;
 pub mod statements;
+pub mod tls;
 pub mod transactions;
 
 use std::sync::atomic::AtomicUsize;
@@ -88,6 +90,8 @@ pub struct ApiState {
     pub statements: Option<Arc<crate::app::statements::StatementProgress>>,
     /// pacs.008 orders acknowledged here, for status reports until they are in a block.
     pub iso_orders: Arc<iso20022::RecentOrders>,
+    /// Who may call: signed requests and their nonces (ADR 0014).
+    pub auth: Arc<auth::Auth>,
 }
 
 impl ApiState {
@@ -118,6 +122,10 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let (routes, _) = routes().split_for_parts();
     routes
         .fallback(node::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -168,9 +176,92 @@ fn document_root() -> utoipa::openapi::OpenApi {
         .build()
 }
 
-/// The OpenAPI document of this API, as `GET /v1/openapi.json` serves it.
+/// The OpenAPI document of this API, as `GET /v1/openapi.json` serves it: the routes'
+/// own descriptions, and who may call each ([`auth::ACCESS`], as `x-access`, the
+/// `signedRequest` security requirement and the 401 and 403 answers).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    let mut document = routes().into_openapi();
+    document_access(&mut document);
+    document
+}
+
+/// Adds [`auth::ACCESS`] to the document.
+fn document_access(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::extensions::Extensions;
+    use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "signedRequest",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            auth::SIGNATURE_HEADER,
+            "An ed25519 signature by the caller's key (a customer account, a bank \
+             operator, the settlement authority, a regulator or a node) over `interpool-\
+             request-v1`, the chain id, the method, the path and query, the timestamp, the \
+             nonce and the body's hex SHA-256, one per line; with the headers \
+             x-interpool-key, x-interpool-timestamp (Unix ms, within 30 s of the node's \
+             clock) and x-interpool-nonce (16 to 64 of [0-9A-Za-z_-], never reused). See \
+             ADR 0014.",
+        ))),
+    );
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let unauthorized = "`bad_credentials`, `bad_request_signature`, `stale_request`, \
+        `replayed_request` or `unknown_caller`: the signed-request headers do not hold";
+    for (method, path, who) in auth::ACCESS {
+        let Some(item) = document.paths.paths.get_mut(*path) else {
+            continue;
+        };
+        let operation = match *method {
+            "get" => item.get.as_mut(),
+            "post" => item.post.as_mut(),
+            _ => None,
+        };
+        let Some(operation) = operation else {
+            continue;
+        };
+        let open = who.starts_with("anyone");
+        operation.extensions.get_or_insert_with(Extensions::default).merge(
+            [("x-access".to_string(), serde_json::Value::from(*who))]
+                .into_iter()
+                .collect(),
+        );
+        let said = operation.description.take().unwrap_or_default();
+        operation.description = Some(
+            format!("{said}{}Who may call: {who}.", if said.is_empty() { "" } else { "\n\n" }),
+        );
+        let responses = &mut operation.responses.responses;
+        if open {
+            responses
+                .entry("401".into())
+                .or_insert_with(|| error(unauthorized).into());
+        } else {
+            // A signed request is optional on the open routes and required on the others.
+            operation.security = Some(vec![SecurityRequirement::new(
+                "signedRequest",
+                Vec::<String>::new(),
+            )]);
+            responses.entry("401".into()).or_insert_with(|| {
+                error(&format!(
+                    "`unauthenticated` (no signed request), or {unauthorized}"
+                ))
+                .into()
+            });
+            responses.entry("403".into()).or_insert_with(|| {
+                error("`forbidden`: the caller's role may not read this").into()
+            });
+        }
+    }
 }
 
 impl ApiState {

@@ -61,6 +61,8 @@ const CLIENT_B: [u8; 4] = [192, 0, 2, 2];
 /// A node's API over a fresh chain (genesis only) in a temporary directory.
 struct TestApi {
     router: Router,
+    /// The chain id signed requests name.
+    chain_id: String,
     /// The limits the router enforces (tests hold their permits).
     limits: Arc<limits::ApiLimits>,
     /// Keeps the published view's sender (and the store) alive.
@@ -116,8 +118,13 @@ impl TestApi {
             )),
             statements: core.statement_progress(),
             iso_orders: Default::default(),
+            auth: Arc::new(crate::api::auth::Auth::for_genesis(
+                &genesis,
+                &interpool_genesis::config::RpcConfig::new("127.0.0.1:0"),
+            )),
         };
         Self {
+            chain_id: genesis.chain_id.clone(),
             router: router(state, 1 << 20),
             limits: api_limits,
             _core: core,
@@ -147,12 +154,28 @@ impl TestApi {
         uri: &str,
         body: &str,
     ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        self.send_signed(client, Some(testkit::REGULATOR_SEED), method, uri, body)
+            .await
+    }
+
+    /// [`Self::send_from`], signed by the key of `signer` (a testkit seed), or anonymous.
+    async fn send_signed(
+        &self,
+        client: [u8; 4],
+        signer: Option<u64>,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
         let mut request = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).expect("method"))
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_owned()))
             .expect("request");
+        if let Some(seed) = signer {
+            self.sign(&mut request, seed, body.as_bytes());
+        }
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
@@ -181,6 +204,45 @@ impl TestApi {
         (status, headers, body.to_vec())
     }
 
+    /// Signs `request` (whose body is `body`) with the key of testkit seed `seed`.
+    fn sign<B>(&self, request: &mut Request<B>, seed: u64, body: &[u8]) {
+        use ed25519_dalek::Signer as _;
+        static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nonce = format!(
+            "test-nonce-{:08}",
+            NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        let message = auth::request_message(
+            &self.chain_id,
+            request.method().as_str(),
+            request
+                .uri()
+                .path_and_query()
+                .map_or(request.uri().path(), |pq| pq.as_str()),
+            timestamp,
+            &nonce,
+            body,
+        );
+        let key = testkit::key(seed);
+        let signature = key.sign(&message);
+        let headers = request.headers_mut();
+        for (name, value) in [
+            (auth::KEY_HEADER, account(seed).to_hex()),
+            (auth::TIMESTAMP_HEADER, timestamp.to_string()),
+            (auth::NONCE_HEADER, nonce),
+            (
+                auth::SIGNATURE_HEADER,
+                interpool_contracts::primitives::to_hex(&signature.to_bytes()),
+            ),
+        ] {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+    }
+
     /// `POST uri` with a body of `content_type`; the status and the JSON answer.
     async fn post_bytes(
         &self,
@@ -192,8 +254,11 @@ impl TestApi {
             .method(Method::POST)
             .uri(uri)
             .header(header::CONTENT_TYPE, content_type)
-            .body(Body::from(body))
+            .body(())
             .expect("request");
+        self.sign(&mut request, testkit::REGULATOR_SEED, &body);
+        let (parts, ()) = request.into_parts();
+        let mut request = Request::from_parts(parts, Body::from(body));
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
@@ -1189,19 +1254,21 @@ async fn openapi_what_the_fuzzer_found_is_fixed() {
     // `Last-Event-ID: 0` is refused by the header's pattern and by the node alike.
     let header = parameter(&document, "/v1/events", "Last-Event-ID");
     assert!(!fits_string(header, &document, "0"));
-    let request = Request::builder()
+    let mut request = Request::builder()
         .uri("/v1/events")
         .header("last-event-id", "0")
         .body(Body::empty())
         .expect("request");
+    api.sign(&mut request, testkit::REGULATOR_SEED, b"");
     let response = api.router.clone().oneshot(request).await.expect("answer");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // A malformed Last-Event-ID was ignored when `?after=` was given: now refused too.
-    let request = Request::builder()
+    let mut request = Request::builder()
         .uri("/v1/events?after=551:134441678")
         .header("last-event-id", ":DvWV$j%t")
         .body(Body::empty())
         .expect("request");
+    api.sign(&mut request, testkit::REGULATOR_SEED, b"");
     let response = api.router.clone().oneshot(request).await.expect("answer");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
@@ -1578,5 +1645,246 @@ async fn the_batch_route_takes_the_binary_form_and_judges_each_entry_as_json_wou
     assert!(
         content.get("application/octet-stream").is_some(),
         "{content}"
+    );
+}
+
+/// The error code of an answer's JSON body.
+fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body).expect("JSON error")["error"]["code"]
+        .as_str()
+        .expect("code")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn access_every_route_says_who_may_call_it() {
+    let document = TestApi::new().document().await;
+    let listed: BTreeSet<(String, String)> = auth::ACCESS
+        .iter()
+        .map(|(method, path, _)| (method.to_uppercase(), (*path).to_owned()))
+        .collect();
+    assert_eq!(documented(&document), listed, "auth::ACCESS and the routes differ");
+    for (method, path, who) in auth::ACCESS {
+        let operation = &document["paths"][path][method];
+        assert_eq!(operation["x-access"], *who, "{method} {path}");
+        assert!(operation["description"]
+            .as_str()
+            .is_some_and(|d| d.ends_with(&format!("Who may call: {who}."))));
+        assert!(operation["responses"]["401"].is_object(), "{method} {path}");
+        if who.starts_with("anyone") {
+            assert!(operation.get("security").is_none(), "{method} {path}");
+        } else {
+            assert!(operation["responses"]["403"].is_object(), "{method} {path}");
+            assert_eq!(operation["security"][0]["signedRequest"], serde_json::json!([]));
+        }
+    }
+    let scheme = &document["components"]["securitySchemes"]["signedRequest"];
+    assert_eq!(scheme["type"], "apiKey");
+    assert_eq!(scheme["in"], "header");
+    assert_eq!(scheme["name"], auth::SIGNATURE_HEADER);
+}
+
+#[tokio::test]
+async fn access_anonymous_callers_read_only_the_open_routes() {
+    let api = TestApi::new();
+    let customer = account(customer_seed(0, 0));
+    let bank = testkit::bank_id(0);
+    for uri in [
+        format!("/v1/accounts/{customer}"),
+        format!("/v1/accounts/{customer}/transactions"),
+        format!("/v1/accounts/{customer}/proof"),
+        format!("/v1/signers/{customer}"),
+        "/v1/banks".to_owned(),
+        format!("/v1/banks/{bank}"),
+        format!("/v1/banks/{bank}/statements/latest"),
+        "/v1/cycles/latest".to_owned(),
+        "/v1/days/latest".to_owned(),
+        "/v1/blocks/latest".to_owned(),
+        format!("/v1/transactions/{}", hash(7)),
+        "/v1/iso20022/pacs.002/E2E-1".to_owned(),
+        "/v1/events".to_owned(),
+        format!("/v1/events?account={customer}"),
+        "/metrics".to_owned(),
+    ] {
+        let (status, _, body) = api.send_signed(CLIENT_A, None, "GET", &uri, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(error_code(&body), "unauthenticated", "{uri}");
+    }
+    for uri in ["/v1/status", "/v1/openapi.json"] {
+        let (status, _, _) = api.send_signed(CLIENT_A, None, "GET", uri, "").await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn access_customers_and_operators_read_only_their_own() {
+    let api = TestApi::new();
+    let get = |seed: u64, uri: String| {
+        let api = &api;
+        async move {
+            let (status, _, body) = api.send_signed(CLIENT_A, Some(seed), "GET", &uri, "").await;
+            (status, body)
+        }
+    };
+    let own = customer_seed(0, 0);
+    let neighbour = account(customer_seed(0, 1));
+    let stranger = account(customer_seed(1, 0));
+    assert_eq!(get(own, format!("/v1/accounts/{}", account(own))).await.0, StatusCode::OK);
+    assert_eq!(get(own, format!("/v1/signers/{}", account(own))).await.0, StatusCode::OK);
+    for uri in [
+        format!("/v1/accounts/{neighbour}"),
+        format!("/v1/accounts/{neighbour}/transactions"),
+        format!("/v1/signers/{neighbour}"),
+        "/v1/banks".to_owned(),
+        format!("/v1/banks/{}", testkit::bank_id(0)),
+        "/v1/cycles/latest".to_owned(),
+        "/v1/blocks/latest".to_owned(),
+        format!("/v1/events?account={neighbour}"),
+        "/metrics".to_owned(),
+    ] {
+        let (status, body) = get(own, uri.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert_eq!(error_code(&body), "forbidden", "{uri}");
+    }
+    // The operator of bank 0: its customers and its bank, nothing of bank 1's.
+    let operator = operator_seed(0);
+    assert_eq!(get(operator, format!("/v1/accounts/{neighbour}")).await.0, StatusCode::OK);
+    let (status, body) = get(operator, "/v1/banks".to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    let banks: Vec<Value> = serde_json::from_slice(&body).expect("banks");
+    assert_eq!(banks.len(), 1);
+    assert_eq!(banks[0]["id"], testkit::bank_id(0).to_string());
+    for uri in [
+        format!("/v1/accounts/{stranger}"),
+        format!("/v1/signers/{stranger}"),
+        format!("/v1/banks/{}", testkit::bank_id(1)),
+        format!("/v1/banks/{}/statements/latest", testkit::bank_id(1)),
+        "/v1/blocks/latest".to_owned(),
+        format!("/v1/events?bank={}", testkit::bank_id(1)),
+        format!("/v1/events?account={stranger}"),
+    ] {
+        let (status, body) = get(operator, uri.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert_eq!(error_code(&body), "forbidden", "{uri}");
+    }
+    // The regulator and the authority read everything.
+    for seed in [testkit::REGULATOR_SEED, testkit::AUTHORITY_SEED] {
+        assert_eq!(get(seed, format!("/v1/accounts/{stranger}")).await.0, StatusCode::OK);
+        let (status, body) = get(seed, "/v1/banks".to_owned()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(serde_json::from_slice::<Vec<Value>>(&body).expect("banks").len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn access_metrics_off_the_machine_only_for_nodes_and_regulators() {
+    let api = TestApi::new();
+    let loopback = [127, 0, 0, 1];
+    let metrics = |client, signer| api.send_signed(client, signer, "GET", "/metrics", "");
+    assert_eq!(metrics(CLIENT_A, None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = metrics(CLIENT_A, Some(customer_seed(0, 0))).await;
+    assert_eq!((status, error_code(&body).as_str()), (StatusCode::FORBIDDEN, "forbidden"));
+    assert_eq!(
+        metrics(CLIENT_A, Some(testkit::AUTHORITY_SEED)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        metrics(CLIENT_A, Some(testkit::REGULATOR_SEED)).await.0,
+        StatusCode::OK
+    );
+    // The local Prometheus agent needs no key.
+    assert_eq!(metrics(loopback, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn access_forged_stale_replayed_and_partial_credentials_are_refused() {
+    use ed25519_dalek::Signer as _;
+    let api = TestApi::new();
+    let seed = customer_seed(0, 0);
+    let uri = format!("/v1/accounts/{}", account(seed));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let headers = |signer: u64, signed_uri: &str, timestamp: u64, nonce: &str| {
+        let message =
+            auth::request_message(&api.chain_id, "GET", signed_uri, timestamp, nonce, b"");
+        vec![
+            (auth::KEY_HEADER, account(signer).to_hex()),
+            (auth::TIMESTAMP_HEADER, timestamp.to_string()),
+            (auth::NONCE_HEADER, nonce.to_owned()),
+            (
+                auth::SIGNATURE_HEADER,
+                interpool_contracts::primitives::to_hex(
+                    &testkit::key(signer).sign(&message).to_bytes(),
+                ),
+            ),
+        ]
+    };
+    let send = |headers: Vec<(&'static str, String)>, uri: String| {
+        let api = &api;
+        async move {
+            let mut request = Request::builder().method(Method::GET).uri(&uri);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let mut request = request.body(Body::empty()).expect("request");
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    CLIENT_A, 40_000,
+                ))));
+            let response = api.router.clone().oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            let code = if status.is_success() {
+                String::new()
+            } else {
+                error_code(&body)
+            };
+            (status, code)
+        }
+    };
+    let once = headers(seed, &uri, now, "replay-me-0000001");
+    assert_eq!(send(once.clone(), uri.clone()).await, (StatusCode::OK, String::new()));
+    assert_eq!(
+        send(once, uri.clone()).await,
+        (StatusCode::UNAUTHORIZED, "replayed_request".into())
+    );
+    for stale in [now - 31_000, now + 31_000] {
+        assert_eq!(
+            send(headers(seed, &uri, stale, "stale-nonce-00001"), uri.clone()).await,
+            (StatusCode::UNAUTHORIZED, "stale_request".into())
+        );
+    }
+    // Signed for another path.
+    let other = format!("/v1/accounts/{}/transactions", account(seed));
+    assert_eq!(
+        send(headers(seed, &other, now, "moved-nonce-00001"), uri.clone()).await,
+        (StatusCode::UNAUTHORIZED, "bad_request_signature".into())
+    );
+    // A key the chain does not know.
+    assert_eq!(
+        send(headers(9_999, &uri, now, "stranger-nonce-01"), uri.clone()).await,
+        (StatusCode::UNAUTHORIZED, "unknown_caller".into())
+    );
+    // Three of the four headers; a short nonce; a malformed key.
+    let mut partial = headers(seed, &uri, now, "partial-nonce-001");
+    partial.pop();
+    assert_eq!(
+        send(partial, uri.clone()).await,
+        (StatusCode::UNAUTHORIZED, "bad_credentials".into())
+    );
+    assert_eq!(
+        send(headers(seed, &uri, now, "short"), uri.clone()).await,
+        (StatusCode::UNAUTHORIZED, "bad_credentials".into())
+    );
+    let mut bad_key = headers(seed, &uri, now, "badkey-nonce-0001");
+    bad_key[0].1 = "zz".into();
+    assert_eq!(
+        send(bad_key, uri.clone()).await,
+        (StatusCode::UNAUTHORIZED, "bad_credentials".into())
     );
 }

@@ -72,6 +72,7 @@ pub(crate) fn xml_response(status: axum::http::StatusCode, xml: String) -> Respo
 )]
 pub(crate) async fn statement(
     _rate: WithinRate<ExpensiveReads>,
+    caller: super::auth::Caller,
     State(state): State<ApiState>,
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -81,6 +82,7 @@ pub(crate) async fn statement(
         .parse()
         .map_err(|e| ApiError::new(Code::BadBankId, format!("bank id: {e}")))?;
     let wanted = parse_number(&cycle, Code::BadCycle, "cycle")?;
+    caller.may_read_bank(&bank)?;
     let view = state.reader.view();
     let ledger = &view.ledger;
     if ledger.bank(&bank).is_none() {

@@ -11,7 +11,7 @@ use interpool_contracts::batch::{split_batch, BatchError, BATCH_CONTENT_TYPE};
 use interpool_contracts::primitives::from_hex_vec;
 use interpool_contracts::tx::MAX_TX_BYTES;
 use interpool_contracts::views::{SubmitView, TxStatus, TxStatusView};
-use interpool_contracts::{ErrorView, Hash, Outcome, Receipt, SignedTransaction};
+use interpool_contracts::{AccountId, ErrorView, Hash, Outcome, Receipt, SignedTransaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -271,10 +271,12 @@ pub(crate) async fn submit_batch(
     )
 )]
 pub(crate) async fn transaction(
+    caller: super::auth::Caller,
     State(state): State<ApiState>,
     hash: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<TxStatusView>> {
     let hash = parse_hash(&path_text(hash, Code::BadHash, "transaction hash")?)?;
+    may_read_transaction(&caller, &state, hash).await?;
     let stored = state
         .reader
         .read(move |store| stored_status(store, hash, None))
@@ -293,6 +295,67 @@ pub(crate) async fn transaction(
             receipt: None,
         },
     }))
+}
+
+/// Refuses `caller` a transaction that is not theirs: one they neither signed nor received,
+/// and, for an operator, none of whose parties is at its bank. A transaction this node does
+/// not know is nobody's: its status (`unknown`) tells nothing.
+pub(crate) async fn may_read_transaction(
+    caller: &super::auth::Caller,
+    state: &ApiState,
+    hash: Hash,
+) -> ApiResult<()> {
+    if caller.sees_all() {
+        return Ok(());
+    }
+    let Some((key, _)) = caller.who.clone() else {
+        // 401, said by the caller.
+        return caller.may_read_transaction(&state.reader.view().ledger, &[]);
+    };
+    let pending = lock(&state.mempool).get(&hash).map(|tx| tx.tx().parties());
+    let parties = match pending {
+        Some(parties) => Some(parties),
+        None => {
+            let operator = caller.operator_bank().is_some();
+            state
+                .read_expensive(move |store| -> ApiResult<Option<Vec<AccountId>>> {
+                    let Some(location) = store.tx_location(&hash).map_err(ApiError::internal)?
+                    else {
+                        return Ok(None);
+                    };
+                    // The caller's own history answers for a party, cheaply.
+                    if store.is_party(&key, location).map_err(ApiError::internal)? {
+                        return Ok(Some(vec![key]));
+                    }
+                    if !operator {
+                        return Ok(Some(Vec::new()));
+                    }
+                    // An operator: whose transaction is it?
+                    let block = stored_block_transactions(store, location.0)?;
+                    Ok(Some(
+                        block
+                            .get(location.1 as usize)
+                            .map(|tx| tx.tx.parties())
+                            .unwrap_or_default(),
+                    ))
+                })
+                .await??
+        }
+    };
+    match parties {
+        None => Ok(()),
+        Some(parties) => caller.may_read_transaction(&state.reader.view().ledger, &parties),
+    }
+}
+
+/// The transactions of committed block `height` (empty if it is not stored).
+fn stored_block_transactions(store: &Store, height: u64) -> ApiResult<Vec<SignedTransaction>> {
+    let Some(encoded) = store.block(height).map_err(ApiError::internal)? else {
+        return Ok(Vec::new());
+    };
+    interpool_contracts::Block::decode(&encoded, u64::MAX)
+        .map(|block| block.transactions)
+        .map_err(|_| ApiError::internal(format!("stored block {height} is unreadable")))
 }
 
 /// Where transaction `hash` stands if it is in a committed block (`None` if it is not).

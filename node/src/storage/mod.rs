@@ -1016,6 +1016,14 @@ impl Store {
             .collect()
     }
 
+    /// Whether `account` is a party to the transaction at `location` (its history holds it).
+    pub fn is_party(&self, account: &AccountId, location: Location) -> Result<bool, StorageError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_ACCOUNT_INDEX), account_key(account, location))?
+            .is_some())
+    }
+
     /// The receipts `account` is a party to, newest first, strictly older than `before`
     /// (all when `None`), at most `limit`.
     pub fn account_history(

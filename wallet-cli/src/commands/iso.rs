@@ -80,7 +80,7 @@ fn meaning(status: &str) -> &'static str {
 
 /// Runs an `iso` subcommand.
 pub fn run(node_url: &str, out: Output, command: IsoCommand) -> Result<Exit> {
-    let node = Node::new(node_url)?;
+    let mut node = Node::new(node_url)?;
     match command {
         IsoCommand::Pacs008 {
             body,
@@ -88,7 +88,7 @@ pub fn run(node_url: &str, out: Output, command: IsoCommand) -> Result<Exit> {
             out: file,
             send,
         } => {
-            let Signed { verified, chain } = match sign(&node, &BodyArgs::Transfer(body), &submit)?
+            let Signed { verified, chain } = match sign(&mut node, &BodyArgs::Transfer(body), &submit)?
             {
                 Ok(signed) => signed,
                 Err(exit) => return Ok(exit),
@@ -167,6 +167,7 @@ pub fn run(node_url: &str, out: Output, command: IsoCommand) -> Result<Exit> {
             end_to_end_id,
             debtor,
             out: answer,
+            ..
         } => {
             let query: Vec<(&str, String)> = debtor
                 .map(|d| vec![("debtor", d.to_hex())])

@@ -21,6 +21,13 @@ use crate::output::Output;
 pub fn run(cli: Cli) -> Result<Exit> {
     let out = Output { json: cli.json };
     let node = cli.node;
+    // How nodes are reached: the CA, and the key that signs the requests (a submitting
+    // command signs with its own key instead).
+    let key = match cli.command.read_key() {
+        Some(path) => Some(crate::keyfile::load_signing_key(path)?.0),
+        None => None,
+    };
+    crate::client::set_access(crate::client::Access { ca: cli.ca, key });
     let command = match cli.command.submission() {
         Ok((body, args)) => return submit::submit(&node, out, &body, &args),
         Err(command) => command,
@@ -39,26 +46,32 @@ pub fn run(cli: Cli) -> Result<Exit> {
             genesis: Some(genesis),
             max_age,
             any_age,
+            ..
         } => query::verified_balance(&node, out, &id, &genesis, (!any_age).then_some(max_age)),
         Command::Balance { id, .. } => query::balance(&node, out, &id),
-        Command::Account { id } => query::account(&node, out, &id),
-        Command::History { id, limit, before } => {
+        Command::Account { id, .. } => query::account(&node, out, &id),
+        Command::History {
+            id, limit, before, ..
+        } => {
             query::history(&node, out, &id, limit, before.as_deref())
         }
-        Command::Tx { hash } => query::transaction(&node, out, &hash),
-        Command::Block { height } => query::block(&node, out, height),
+        Command::Tx { hash, .. } => query::transaction(&node, out, &hash),
+        Command::Block { height, .. } => query::block(&node, out, height),
         Command::Status => query::status(&node, out),
-        Command::Cycle { n } => query::cycle(&node, out, n),
-        Command::Banks => query::banks(&node, out),
-        Command::Watch { account, limit } => watch::watch(&node, out, account.as_ref(), limit),
+        Command::Cycle { n, .. } => query::cycle(&node, out, n),
+        Command::Banks { .. } => query::banks(&node, out),
+        Command::Watch { account, limit, .. } => watch::watch(&node, out, account.as_ref(), limit),
         Command::Iso { command } => iso::run(&node, out, command),
         Command::Statement {
             bank,
             cycle,
             xml,
             out: file,
+            ..
         } => iso::statement(&node, out, &bank, cycle, xml, file.as_deref()),
-        Command::Reconcile { bank, cycle, books } => {
+        Command::Reconcile {
+            bank, cycle, books, ..
+        } => {
             reconcile::reconcile(&node, out, &bank, cycle, &books)
         }
         Command::Load {

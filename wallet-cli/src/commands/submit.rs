@@ -94,8 +94,12 @@ pub struct Signed {
 /// Signs `body` with the key of `args` for the chain `node` serves: its chain id, the
 /// signer's next nonce (unless given), a validity from the current height. `Ok(Err(Exit))`:
 /// the arguments do not fit the chain (a usage error, already reported).
-pub fn sign(node: &Node, body: &BodyArgs, args: &SubmitArgs) -> Result<Result<Signed, Exit>> {
+/// From then on `node` signs its requests with that key too (ADR 0014: the signer reads its
+/// own nonce and its transaction's status).
+pub fn sign(node: &mut Node, body: &BodyArgs, args: &SubmitArgs) -> Result<Result<Signed, Exit>> {
     let (key, signer) = keyfile::load_signing_key(&args.key)?;
+    *node = node.clone().signed_by(&key);
+    let node = &*node;
     let chain = node
         .status()
         .context("cannot read the chain id and decimals")?;
@@ -133,8 +137,8 @@ pub fn sign(node: &Node, body: &BodyArgs, args: &SubmitArgs) -> Result<Result<Si
 
 /// Signs `body` with the key of `args` and submits it to `node`.
 pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -> Result<Exit> {
-    let node = Node::new(node_url)?;
-    let Signed { verified, .. } = match sign(&node, body, args)? {
+    let mut node = Node::new(node_url)?;
+    let Signed { verified, .. } = match sign(&mut node, body, args)? {
         Ok(signed) => signed,
         Err(exit) => return Ok(exit),
     };

@@ -87,6 +87,11 @@ struct Manifest {
     genesis: PathBuf,
     nodes: Vec<ManifestNode>,
     banks: Vec<ManifestBank>,
+    /// Reads (the outcomes the load follows) are signed as the regulator, who sees all.
+    regulator_key_file: PathBuf,
+    /// The consortium CA, when the nodes serve TLS.
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -129,11 +134,17 @@ impl Localnet {
         )
         .with_context(|| format!("{} is not a localnet manifest", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let access = crate::client::Access {
+            ca: manifest.ca_file.as_ref().map(|file| resolve(&dir, file)),
+            key: Some(
+                crate::keyfile::load_signing_key(&resolve(&dir, &manifest.regulator_key_file))?.0,
+            ),
+        };
         let validators: Vec<Node> = manifest
             .nodes
             .iter()
             .filter(|n| n.role == "validator")
-            .map(|n| Node::new(&n.rpc_url))
+            .map(|n| Node::with_access(&n.rpc_url, &access))
             .collect::<Result<_, _>>()?;
         if validators.is_empty() {
             bail!("{} lists no validator", path.display());
