@@ -55,13 +55,18 @@ network() {
         local account urls=() readers=()
         account=$("$bin/interpool-wallet" address --key "$net/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["banks"][0]["accounts"][0]["key_file"])' "$net/localnet.json")")
         while read -r url; do urls+=("$url"); done < <(python3 -c 'import json,sys; [print(n["rpc_url"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$net/localnet.json")
-        log "read load: 64 event streams from the first block, history/proof/status loops"
+        # Reads are signed as the regulator (ADR 0014), over TLS with the localnet's CA.
+        export INTERPOOL_KEY="$net/keys/regulator.json"
+        [ -f "$net/tls/ca.pem" ] && export INTERPOOL_CA="$net/tls/ca.pem"
+        local reader=("$bin/interpool-wallet")
+        log "read load: 64 event streams, history/proof/status loops (signed, through the wallet)"
         for i in $(seq 0 63); do
-            curl -sN "${urls[$((i % ${#urls[@]}))]}/v1/events?after=0:0" >/dev/null 2>&1 &
+            "${reader[@]}" --node "${urls[$((i % ${#urls[@]}))]}" watch --json >/dev/null 2>&1 &
             readers+=($!)
         done
-        for route in "/v1/accounts/$account/transactions?limit=200" "/v1/accounts/$account/proof" "/v1/status"; do
-            (while true; do for url in "${urls[@]}"; do curl -s -o /dev/null "$url$route"; done; done) &
+        for query in "history $account --limit 200" "balance $account --verify --genesis $net/genesis.json --any-age" "status"; do
+            # shellcheck disable=SC2086 # the query's words
+            (while true; do for url in "${urls[@]}"; do "${reader[@]}" --node "$url" $query >/dev/null 2>&1; done; done) &
             readers+=($!)
         done
         trap 'kill "${readers[@]}" 2>/dev/null || true; bash scripts/localnet.sh down >/dev/null' EXIT

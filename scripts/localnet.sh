@@ -11,6 +11,11 @@
 #   scripts/localnet.sh logs [NODE]   follow the logs (all nodes, or one)
 #   scripts/localnet.sh down     stop every node (data stays in ./localnet)
 #   scripts/localnet.sh reset    stop and delete ./localnet
+#
+# The nodes serve their APIs over TLS with certificates from the localnet's own CA
+# (./localnet/tls/ca.pem, which the wallet is given with --ca or INTERPOOL_CA), and answer
+# account data only to signed requests (ADR 0014). INTERPOOL_PLAIN_HTTP=1 generates a
+# localnet that serves plain HTTP instead: only for a machine nobody else can reach.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,14 +31,21 @@ build() {
     cargo build --release --locked --bins
 }
 
-wallet() { "$BIN/interpool-wallet" --node "$NODE" "$@"; }
+# The localnet's CA, when it serves TLS (after `generate`).
+ca() { [ -f "$NET/tls/ca.pem" ] && echo "$NET/tls/ca.pem" || true; }
+
+wallet() { "$BIN/interpool-wallet" --node "$NODE" ${CA:+--ca "$CA"} "$@"; }
 
 # A settlement day on the running localnet, narrated. Every step uses the wallet CLI as a
 # customer, a bank or the settlement authority would.
 demo() {
     up
     NODE=$(nodes | awk 'NR == 1 {print $2}')
+    CA=$(ca)
     local key="$NET/keys"
+    # Bank-wide views (every bank's pool, the cycle report) are the regulator's to read; a
+    # customer reads its own account with its own key.
+    export INTERPOOL_KEY="$key/regulator.json"
     id() { "$BIN/interpool-wallet" address --key "$key/$1.json"; }
     local a0 b0 c0 d0
     a0=$(id customer-BANK_A-0); b0=$(id customer-BANK_B-0)
@@ -49,12 +61,12 @@ demo() {
     log "BANK_C's customer pays 600.00 to BANK_D: over BANK_C's 500.00 net debit cap, so it is queued"
     wallet transfer --key "$key/customer-BANK_C-0.json" --to "$d0" --amount 600.00 --wait --timeout 5 \
         || [ $? -eq 3 ] # 3: still queued when the wait ended, as expected
-    wallet account "$c0"
+    wallet account "$c0" --key "$key/customer-BANK_C-0.json"
     wallet banks
 
     log "an incoming 200.00 for BANK_C makes room: the queued payment is released in the same block"
     wallet transfer --key "$key/customer-BANK_D-0.json" --to "$c0" --amount 200.00 --wait
-    wallet history "$c0" --limit 2
+    wallet history "$c0" --limit 2 --key "$key/customer-BANK_C-0.json"
 
     log "the settlement authority closes the cycle: one net movement per bank"
     wallet authority settle --key "$key/authority.json" --wait
@@ -72,7 +84,7 @@ demo() {
     wallet banks
     log "BANK_C pays BANK_A 600.00 and closes the ring: the liquidity-saving pass settles all three together"
     wallet transfer --key "$key/customer-BANK_C-1.json" --to "$a1" --amount 600.00 --reference "ring 3" --wait
-    wallet history "$a1" --limit 2
+    wallet history "$a1" --limit 2 --key "$key/customer-BANK_A-1.json"
     wallet banks
     status
     log "done; the consortium keeps running: scripts/localnet.sh status | logs | down"
@@ -82,17 +94,19 @@ generate() {
     if [ ! -f "$NET/localnet.json" ]; then
         log "generating $NET"
         "$BIN/interpool-genesis" localnet --out "$NET" --validators "${INTERPOOL_VALIDATORS:-4}" --observers 1 --banks 4 \
-            --accounts-per-bank 3 --base-port "$BASE_PORT" --cycle-blocks "${INTERPOOL_CYCLE_BLOCKS:-7200}" --cap 500.00
+            --accounts-per-bank 3 --base-port "$BASE_PORT" --cycle-blocks "${INTERPOOL_CYCLE_BLOCKS:-7200}" --cap 500.00 \
+            ${INTERPOOL_PLAIN_HTTP:+--plain-http}
     fi
 }
 
 nodes() { python3 -c 'import json,sys; [print(n["name"], n["rpc_url"], n["config"]) for n in json.load(open(sys.argv[1]))["nodes"]]' "$NET/localnet.json"; }
 
-height() { curl -fsS --max-time 2 "$1/v1/status" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])' 2>/dev/null || echo "-"; }
+height() { curl -fsS --max-time 2 ${CA:+--cacert "$CA"} "$1/v1/status" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])' 2>/dev/null || echo "-"; }
 
 up() {
     build
     generate
+    CA=$(ca)
     mkdir -p "$NET/logs"
     while read -r name rpc config; do
         pidfile="$NET/$name/node.pid"
@@ -120,6 +134,7 @@ up() {
 }
 
 status() {
+    CA=${CA:-$(ca)}
     while read -r name rpc _; do
         printf '  %-12s %-28s height %s\n' "$name" "$rpc" "$(height "$rpc")"
     done < <(nodes)

@@ -664,10 +664,7 @@ fn metrics_off_loopback_need_an_all_seeing_caller_and_the_api_speaks_only_tls() 
     // to use TLS.
     let plain = validator_rpc.replacen("https://", "http://", 1);
     assert_ne!(plain, validator_rpc, "the node's URL is https://");
-    let plain_client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("plain HTTP client");
+    let plain_client = crate::localnet::client_timeout(Duration::from_secs(10));
     if let Ok(response) = plain_client.get(format!("{plain}/v1/status")).send() {
         let status = response.status().as_u16();
         let body = response.text().unwrap_or_default();

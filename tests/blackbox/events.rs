@@ -16,10 +16,7 @@ pub(crate) fn read_events(
     deadline: Duration,
     mut enough: impl FnMut(&[(String, EventView)]) -> bool,
 ) -> Vec<(String, EventView)> {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(deadline)
-        .build()
-        .expect("client");
+    let http = crate::localnet::client_timeout(deadline);
     let mut request = http.get(url);
     if let Some(id) = last_event_id {
         request = request.header("Last-Event-ID", id);
@@ -130,7 +127,7 @@ fn event_stream_resumes_exactly_once_across_a_restart() {
     );
 
     // A bad cursor is refused with a specific error.
-    let answer = reqwest::blocking::Client::new()
+    let answer = crate::localnet::client()
         .get(&url)
         .header("Last-Event-ID", "yesterday")
         .send()
@@ -150,10 +147,7 @@ fn a_node_with_open_event_streams_stops_promptly_on_sigterm() {
         .map(|_| {
             let url = format!("{rpc}/v1/events?after=0:0");
             std::thread::spawn(move || {
-                let http = reqwest::blocking::Client::builder()
-                    .timeout(Duration::from_secs(60))
-                    .build()
-                    .expect("client");
+                let http = crate::localnet::client_timeout(Duration::from_secs(60));
                 if let Ok(response) = http.get(url).send() {
                     for line in BufReader::new(response).lines() {
                         if line.is_err() {

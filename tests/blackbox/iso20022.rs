@@ -543,7 +543,7 @@ fn a_bank_pays_by_pacs008_follows_pacs002_and_reconciles_its_books() {
         .map(|a| a.entries.len())
         .sum::<usize>()
         + statements[0].pool.entries.len();
-    let response = reqwest::blocking::Client::new()
+    let response = crate::localnet::client()
         .get(format!(
             "{rpc}/v1/events?format=camt054&bank=BANK_A&after=0:0"
         ))

@@ -156,12 +156,182 @@ pub fn wait_for(deadline: Duration, what: &str, mut condition: impl FnMut() -> b
     }
 }
 
-/// A blocking HTTP client with a request timeout.
-pub fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client")
+/// A blocking HTTP client with a request timeout, trusting the CA of every localnet of this
+/// process and signing its requests as the regulator of the localnet it calls (ADR 0014),
+/// unless told otherwise ([`Req::signed_by`], [`Req::anonymous`]).
+pub fn client() -> Http {
+    client_timeout(Duration::from_secs(10))
+}
+
+/// [`client`] with a request timeout of `timeout` (event streams).
+pub fn client_timeout(timeout: Duration) -> Http {
+    let mut builder = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .tls_built_in_root_certs(false);
+    if let Ok(pem) = fs::read(interpool_tests::ca_bundle()) {
+        for certificate in reqwest::Certificate::from_pem_bundle(&pem).expect("CA bundle") {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    Http(builder.build().expect("http client"))
+}
+
+/// The tests' HTTP client (see [`client`]).
+pub struct Http(reqwest::blocking::Client);
+
+impl Http {
+    /// `GET url`.
+    pub fn get(&self, url: impl AsRef<str>) -> Req {
+        self.request(reqwest::Method::GET, url.as_ref())
+    }
+
+    /// `POST url`.
+    pub fn post(&self, url: impl AsRef<str>) -> Req {
+        self.request(reqwest::Method::POST, url.as_ref())
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> Req {
+        Req {
+            http: self.0.clone(),
+            builder: self.0.request(method, url),
+            url: url.to_string(),
+            signer: Signer::Regulator,
+        }
+    }
+}
+
+/// Who signs a [`Req`].
+enum Signer {
+    /// The regulator of the localnet called.
+    Regulator,
+    /// This key.
+    Key(ed25519_dalek::SigningKey),
+    /// Nobody: an anonymous request.
+    Anonymous,
+}
+
+/// A request being built; signed when sent.
+pub struct Req {
+    http: reqwest::blocking::Client,
+    builder: reqwest::blocking::RequestBuilder,
+    url: String,
+    signer: Signer,
+}
+
+impl Req {
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Req {
+        self.builder = self.builder.header(name, value.into());
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Req {
+        self.builder = self.builder.body(body.into());
+        self
+    }
+
+    /// Sets a JSON body.
+    pub fn json(mut self, body: &impl serde::Serialize) -> Req {
+        self.builder = self.builder.json(body);
+        self
+    }
+
+    /// Sets the request's timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Req {
+        self.builder = self.builder.timeout(timeout);
+        self
+    }
+
+    /// Signs with `key` instead of the regulator's.
+    pub fn signed_by(mut self, key: &ed25519_dalek::SigningKey) -> Req {
+        self.signer = Signer::Key(key.clone());
+        self
+    }
+
+    /// Sends no credentials.
+    pub fn anonymous(mut self) -> Req {
+        self.signer = Signer::Anonymous;
+        self
+    }
+
+    /// Sends the request, signed as said.
+    pub fn send(self) -> reqwest::Result<reqwest::blocking::Response> {
+        let mut request = self.builder.build()?;
+        let key = match self.signer {
+            Signer::Anonymous => None,
+            Signer::Key(key) => Some(key),
+            Signer::Regulator => interpool_tests::reach_of(&self.url).map(|reach| {
+                let text = fs::read(&reach.reader_key_file).expect("the regulator's key");
+                let file: PlainKeyFile = serde_json::from_slice(&text).expect("key json");
+                file.signing_key().expect("valid key")
+            }),
+        };
+        if let Some(key) = key {
+            let url = request.url();
+            let path_and_query = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_string(),
+            };
+            let body = request
+                .body()
+                .and_then(|b| b.as_bytes())
+                .unwrap_or_default()
+                .to_vec();
+            let method = request.method().as_str().to_string();
+            for (name, value) in sign_headers(&key, &method, &path_and_query, &body, now_ms(), &nonce()) {
+                request
+                    .headers_mut()
+                    .insert(name, value.parse().expect("header value"));
+            }
+        }
+        self.http.execute(request)
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// A nonce no other request of this process uses.
+fn nonce() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        now_ms(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The four signed-request headers (ADR 0014) of a request on [`CHAIN_ID`] by `key`.
+pub fn sign_headers(
+    key: &ed25519_dalek::SigningKey,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    timestamp_ms: u64,
+    nonce: &str,
+) -> Vec<(&'static str, String)> {
+    use ed25519_dalek::Signer as _;
+    use interpool_contracts::request;
+    let message = request::message(CHAIN_ID, method, path_and_query, timestamp_ms, nonce, body);
+    vec![
+        (
+            request::KEY_HEADER,
+            to_hex(&key.verifying_key().to_bytes()),
+        ),
+        (request::TIMESTAMP_HEADER, timestamp_ms.to_string()),
+        (request::NONCE_HEADER, nonce.to_string()),
+        (
+            request::SIGNATURE_HEADER,
+            to_hex(&key.sign(&message).to_bytes()),
+        ),
+    ]
 }
 
 /// `GET {rpc}{route}` as JSON, `None` on any failure (node down, 4xx, bad JSON).
@@ -346,6 +516,15 @@ impl Localnet {
                 child: Mutex::new(None),
             })
             .collect();
+        interpool_tests::register(interpool_tests::Reach {
+            rpcs: nodes.iter().map(|n| n.rpc.clone()).collect(),
+            ca_file: manifest["ca_file"].as_str().map(|ca| out.join(ca)),
+            reader_key_file: out.join(
+                manifest["regulator_key_file"]
+                    .as_str()
+                    .expect("regulator key file"),
+            ),
+        });
         let net = Localnet {
             _turn: turn,
             dir,
@@ -603,6 +782,18 @@ impl Localnet {
         let text = fs::read(self.root().join(file)).expect("key file");
         let key: PlainKeyFile = serde_json::from_slice(&text).expect("key json");
         key.signing_key().expect("valid key")
+    }
+
+    /// The key in `file` (relative to the localnet's folder), e.g. the manifest's
+    /// `regulator_key_file`.
+    pub fn signing_key(&self, file: &str) -> ed25519_dalek::SigningKey {
+        self.key(file)
+    }
+
+    /// The consortium CA's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.root()
+            .join(self.manifest["ca_file"].as_str().expect("a TLS localnet"))
     }
 
     /// Sample account `index` of bank number `bank`: its key and id.

@@ -1,5 +1,6 @@
 //! Black-box tests of the real binaries.
 
+mod access;
 mod audit;
 mod dependency_rules;
 mod durability;

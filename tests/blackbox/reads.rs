@@ -27,10 +27,7 @@ const TRANSFER_EVERY: Duration = Duration::from_millis(100);
 
 /// Reads `url` as an event stream until every hash in `wanted` went by; the hashes seen.
 fn read_all(url: &str, wanted: &BTreeSet<Hash>, deadline: Duration) -> BTreeSet<Hash> {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(deadline)
-        .build()
-        .expect("client");
+    let http = crate::localnet::client_timeout(deadline);
     let response = http.get(url).send().expect("event stream");
     assert!(response.status().is_success(), "{}", response.status());
     let started = Instant::now();

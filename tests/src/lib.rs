@@ -10,6 +10,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -36,6 +37,57 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// How the tests reach the nodes of one localnet: its CA and the key their reads are signed
+/// with unless a test says otherwise (the regulator's, who may read everything).
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// Base URLs of its nodes' APIs.
+    pub rpcs: Vec<String>,
+    /// The consortium CA's certificate (none for a plain-HTTP localnet).
+    pub ca_file: Option<PathBuf>,
+    /// The key file reads are signed with by default.
+    pub reader_key_file: PathBuf,
+}
+
+/// Every localnet this test process made.
+static REACHES: Mutex<Vec<Reach>> = Mutex::new(Vec::new());
+
+/// Remembers how to reach a localnet's nodes, for [`reach_of`], [`ca_bundle`] and the
+/// wallet's defaults in [`spawn_with_env`].
+pub fn register(reach: Reach) {
+    let mut reaches = REACHES.lock().unwrap_or_else(PoisonError::into_inner);
+    reaches.push(reach);
+    // One PEM bundle of every CA, rewritten whole and renamed into place, so that a wallet
+    // started meanwhile reads the old bundle or the new, never half of one.
+    let mut bundle = String::new();
+    for ca in reaches.iter().filter_map(|r| r.ca_file.as_ref()) {
+        bundle.push_str(&std::fs::read_to_string(ca).expect("a localnet's CA"));
+    }
+    let path = ca_bundle();
+    std::fs::create_dir_all(path.parent().expect("folder")).expect("bundle folder");
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bundle).expect("write the CA bundle");
+    std::fs::rename(&partial, &path).expect("move the CA bundle");
+}
+
+/// How to reach the localnet serving `url` (its base or any route under it).
+pub fn reach_of(url: &str) -> Option<Reach> {
+    REACHES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .rev()
+        .find(|r| r.rpcs.iter().any(|rpc| url.starts_with(rpc.as_str())))
+        .cloned()
+}
+
+/// A PEM file with the CA of every localnet this process made.
+pub fn ca_bundle() -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("interpool-tests-{}", std::process::id()))
+        .join("cas.pem")
 }
 
 /// What a finished command printed and returned.
@@ -101,8 +153,31 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    let args: Vec<std::ffi::OsString> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
+    // The wallet trusts the localnets' CAs and signs its queries as the regulator of the
+    // node it is pointed at, unless the test sets INTERPOOL_CA / INTERPOOL_KEY itself.
+    let mut defaults: Vec<(&str, PathBuf)> = Vec::new();
+    if name == "interpool-wallet" {
+        let given = |var: &str| env.iter().any(|(name, _)| *name == var);
+        if !given("INTERPOOL_CA") && ca_bundle().exists() {
+            defaults.push(("INTERPOOL_CA", ca_bundle()));
+        }
+        let node = args
+            .iter()
+            .position(|a| a == "--node")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|url| url.to_str())
+            .and_then(reach_of);
+        if let (false, Some(reach)) = (given("INTERPOOL_KEY"), node) {
+            defaults.push(("INTERPOOL_KEY", reach.reader_key_file));
+        }
+    }
     let mut child = Command::new(binary(name))
-        .args(args)
+        .args(&args)
+        .envs(defaults)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use interpool_contracts::{AccountId, Amount, BankId, Body, Hash, Priority, TransferTerms};
 
 /// The first validator of `scripts/localnet.sh`.
-pub const DEFAULT_NODE: &str = "http://127.0.0.1:27000";
+pub const DEFAULT_NODE: &str = "https://127.0.0.1:27000";
 
 /// How old (seconds) a verified balance's certifying block may be unless told otherwise.
 pub const DEFAULT_MAX_PROOF_AGE_SECONDS: u64 = 300;
