@@ -749,7 +749,8 @@ fn metrics_off_loopback_need_an_all_seeing_caller_and_the_api_speaks_only_tls() 
             "--key",
             path(&key_file),
         ],
-        &[],
+        // The harness would give the wallet every test CA: take it away.
+        &[("INTERPOOL_CA", "")],
     );
     assert_ne!(no_ca.code, Some(0), "no CA: {no_ca:#?}");
     // With the consortium's CA (and the key) from the environment, it reads.
@@ -789,7 +790,8 @@ fn metrics_off_loopback_need_an_all_seeing_caller_and_the_api_speaks_only_tls() 
             "account",
             &id,
         ],
-        &[],
+        // The harness would sign as the regulator: no key at all.
+        &[("INTERPOOL_KEY", "")],
     )
     .failure(1, "unauthenticated");
 }

@@ -158,7 +158,8 @@ where
         .map(|a| a.as_ref().to_os_string())
         .collect();
     // The wallet trusts the localnets' CAs and signs its queries as the regulator of the
-    // node it is pointed at, unless the test sets INTERPOOL_CA / INTERPOOL_KEY itself.
+    // node it is pointed at, unless the test sets INTERPOOL_CA / INTERPOOL_KEY itself (empty:
+    // none).
     let mut defaults: Vec<(&str, PathBuf)> = Vec::new();
     if name == "interpool-wallet" {
         let given = |var: &str| env.iter().any(|(name, _)| *name == var);
@@ -175,10 +176,18 @@ where
             defaults.push(("INTERPOOL_KEY", reach.reader_key_file));
         }
     }
-    let mut child = Command::new(binary(name))
+    // An empty INTERPOOL_CA or INTERPOOL_KEY from the test means none at all.
+    let (unset, env): (Vec<(&str, &str)>, Vec<(&str, &str)>) = env.iter().partition(|(name, value)| {
+        value.is_empty() && matches!(*name, "INTERPOOL_CA" | "INTERPOOL_KEY")
+    });
+    let mut command = Command::new(binary(name));
+    for (name, _) in unset {
+        command.env_remove(name);
+    }
+    let mut child = command
         .args(&args)
         .envs(defaults)
-        .envs(env.iter().copied())
+        .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
