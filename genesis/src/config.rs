@@ -684,8 +684,10 @@ plain_http = true
         assert!(message(&SAMPLE.replace("name = \"validator-0\"\n", "")).contains("name"));
         assert!(message(&SAMPLE.replace("127.0.0.1:27000", "localhost")).contains("rpc.listen"));
         assert!(message(&SAMPLE.replace("plain_http = true\n", "")).contains("rpc.tls_cert"));
-        assert!(message(&SAMPLE.replace("plain_http = true", "tls_cert = \"c.pem\""))
-            .contains("rpc.tls_key"));
+        assert!(
+            message(&SAMPLE.replace("plain_http = true", "tls_cert = \"c.pem\""))
+                .contains("rpc.tls_key")
+        );
         assert!(message(&SAMPLE.replace(
             "plain_http = true",
             "plain_http = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\""

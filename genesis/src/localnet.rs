@@ -288,7 +288,10 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
             None => RpcConfig::plain(node.rpc.clone()),
             Some(ca) => {
                 fs::create_dir_all(dir.join("tls"))?;
-                let host = node.rpc.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+                let host = node
+                    .rpc
+                    .rsplit_once(':')
+                    .map_or("127.0.0.1", |(host, _)| host);
                 ca.issue(
                     &node.name,
                     &[host, "localhost"],

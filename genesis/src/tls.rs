@@ -27,7 +27,9 @@ impl Ca {
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params.self_signed(&key).context("sign the CA certificate")?;
+        let cert = params
+            .self_signed(&key)
+            .context("sign the CA certificate")?;
         Ok(Ca { key, cert })
     }
 
@@ -43,7 +45,9 @@ impl Ca {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .with_context(|| format!("certificate names {names:?}"))?;
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         // Strict X.509 checkers (Python 3.13's, for one) want the issuer named by key id.

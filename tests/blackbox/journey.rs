@@ -122,9 +122,19 @@ impl Journey {
         path(&self.net.root().join(file)).to_string()
     }
 
-    /// `balance ID --json`: (available, reserved) in minor units.
-    fn balance(&self, id: &AccountId) -> (i128, i128) {
-        let view = json(self.official(&["balance", &id.to_hex(), "--json"]));
+    /// `balance ID --json` as the customer itself (its own key signs the read): (available,
+    /// reserved) in minor units.
+    fn balance(&self, customer: &Customer) -> (i128, i128) {
+        let view = json(self.wallet(
+            customer,
+            &[
+                "balance",
+                &customer.id.to_hex(),
+                "--key",
+                path(&customer.key),
+                "--json",
+            ],
+        ));
         (
             minor(view["balance"].as_str().expect("balance")),
             minor(view["reserved"].as_str().expect("reserved")),
@@ -135,7 +145,7 @@ impl Journey {
         for customer in customers {
             let expected = self.model.balances[&customer.id];
             assert_eq!(
-                self.balance(&customer.id),
+                self.balance(customer),
                 (expected, 0),
                 "balance of {}",
                 customer.id
@@ -341,7 +351,7 @@ fn a_customer_journey_with_the_wallet() {
     });
     let alice_before = journey.model.balances[&alice.id];
     assert_eq!(
-        journey.balance(&alice.id),
+        journey.balance(&alice),
         (alice_before - 2_500, 2_500),
         "the queued 25.00 is reserved"
     );

@@ -205,7 +205,7 @@ enum Signer {
     /// The regulator of the localnet called.
     Regulator,
     /// This key.
-    Key(ed25519_dalek::SigningKey),
+    Key(Box<ed25519_dalek::SigningKey>),
     /// Nobody: an anonymous request.
     Anonymous,
 }
@@ -245,7 +245,7 @@ impl Req {
 
     /// Signs with `key` instead of the regulator's.
     pub fn signed_by(mut self, key: &ed25519_dalek::SigningKey) -> Req {
-        self.signer = Signer::Key(key.clone());
+        self.signer = Signer::Key(Box::new(key.clone()));
         self
     }
 
@@ -260,7 +260,7 @@ impl Req {
         let mut request = self.builder.build()?;
         let key = match self.signer {
             Signer::Anonymous => None,
-            Signer::Key(key) => Some(key),
+            Signer::Key(key) => Some(*key),
             Signer::Regulator => interpool_tests::reach_of(&self.url).map(|reach| {
                 let text = fs::read(&reach.reader_key_file).expect("the regulator's key");
                 let file: PlainKeyFile = serde_json::from_slice(&text).expect("key json");
@@ -279,7 +279,9 @@ impl Req {
                 .unwrap_or_default()
                 .to_vec();
             let method = request.method().as_str().to_string();
-            for (name, value) in sign_headers(&key, &method, &path_and_query, &body, now_ms(), &nonce()) {
+            for (name, value) in
+                sign_headers(&key, &method, &path_and_query, &body, now_ms(), &nonce())
+            {
                 request
                     .headers_mut()
                     .insert(name, value.parse().expect("header value"));
@@ -321,10 +323,7 @@ pub fn sign_headers(
     use interpool_contracts::request;
     let message = request::message(CHAIN_ID, method, path_and_query, timestamp_ms, nonce, body);
     vec![
-        (
-            request::KEY_HEADER,
-            to_hex(&key.verifying_key().to_bytes()),
-        ),
+        (request::KEY_HEADER, to_hex(&key.verifying_key().to_bytes())),
         (request::TIMESTAMP_HEADER, timestamp_ms.to_string()),
         (request::NONCE_HEADER, nonce.to_string()),
         (

@@ -51,20 +51,22 @@ pub struct Reach {
     pub reader_key_file: PathBuf,
 }
 
-/// Every localnet this test process made.
-static REACHES: Mutex<Vec<Reach>> = Mutex::new(Vec::new());
+/// Every localnet this test process made, with its CA's certificate (read when it is made:
+/// its folder goes with its test).
+static REACHES: Mutex<Vec<(Reach, Option<String>)>> = Mutex::new(Vec::new());
 
 /// Remembers how to reach a localnet's nodes, for [`reach_of`], [`ca_bundle`] and the
 /// wallet's defaults in [`spawn_with_env`].
 pub fn register(reach: Reach) {
+    let pem = reach
+        .ca_file
+        .as_ref()
+        .map(|ca| std::fs::read_to_string(ca).expect("a localnet's CA"));
     let mut reaches = REACHES.lock().unwrap_or_else(PoisonError::into_inner);
-    reaches.push(reach);
+    reaches.push((reach, pem));
     // One PEM bundle of every CA, rewritten whole and renamed into place, so that a wallet
     // started meanwhile reads the old bundle or the new, never half of one.
-    let mut bundle = String::new();
-    for ca in reaches.iter().filter_map(|r| r.ca_file.as_ref()) {
-        bundle.push_str(&std::fs::read_to_string(ca).expect("a localnet's CA"));
-    }
+    let bundle: String = reaches.iter().filter_map(|(_, pem)| pem.clone()).collect();
     let path = ca_bundle();
     std::fs::create_dir_all(path.parent().expect("folder")).expect("bundle folder");
     let partial = path.with_extension("partial");
@@ -79,6 +81,7 @@ pub fn reach_of(url: &str) -> Option<Reach> {
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
         .rev()
+        .map(|(reach, _)| reach)
         .find(|r| r.rpcs.iter().any(|rpc| url.starts_with(rpc.as_str())))
         .cloned()
 }
@@ -177,17 +180,17 @@ where
         }
     }
     // An empty INTERPOOL_CA or INTERPOOL_KEY from the test means none at all.
-    let (unset, env): (Vec<(&str, &str)>, Vec<(&str, &str)>) = env.iter().partition(|(name, value)| {
+    let unset = |(name, value): &&(&str, &str)| {
         value.is_empty() && matches!(*name, "INTERPOOL_CA" | "INTERPOOL_KEY")
-    });
+    };
     let mut command = Command::new(binary(name));
-    for (name, _) in unset {
+    for (name, _) in env.iter().filter(unset) {
         command.env_remove(name);
     }
     let mut child = command
         .args(&args)
         .envs(defaults)
-        .envs(env)
+        .envs(env.iter().filter(|var| !unset(var)).copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -148,6 +148,13 @@ fn certificate_hint(reason: &str) -> &'static str {
     }
 }
 
+/// `GET /v1/accounts/{id}/bank`.
+#[derive(Deserialize)]
+pub struct AccountBankView {
+    /// The bank that holds the account.
+    pub bank: interpool_contracts::BankId,
+}
+
 /// `{"error": {"code", "message"}}`.
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -261,7 +268,10 @@ fn http_client(url: &str, ca: Option<&Path>, timeout: Duration) -> Result<Client
             ))
         })?;
         if certificates.is_empty() {
-            return Err(bad(format!("the CA file {} holds no certificate", ca.display())));
+            return Err(bad(format!(
+                "the CA file {} holds no certificate",
+                ca.display()
+            )));
         }
         for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
@@ -580,6 +590,11 @@ impl Node {
         self.get("/v1/status", &[])
     }
 
+    /// `GET /v1/accounts/{id}/bank`: the bank that holds an account (what a payer may know).
+    pub fn account_bank(&self, id: &AccountId) -> Result<AccountBankView, ClientError> {
+        self.get(&format!("/v1/accounts/{id}/bank"), &[])
+    }
+
     /// `GET /v1/accounts/{id}`.
     pub fn account(&self, id: &AccountId) -> Result<AccountView, ClientError> {
         self.get(&format!("/v1/accounts/{id}"), &[])
@@ -792,7 +807,12 @@ mod tests {
             ca: Some("/nonexistent/ca.pem".into()),
             key: None,
         };
-        let error = Node::with_access("https://x", &missing).err().expect("no file");
-        assert!(error.to_string().contains("cannot read the CA file"), "{error}");
+        let error = Node::with_access("https://x", &missing)
+            .err()
+            .expect("no file");
+        assert!(
+            error.to_string().contains("cannot read the CA file"),
+            "{error}"
+        );
     }
 }

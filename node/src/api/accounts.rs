@@ -48,6 +48,47 @@ pub(crate) async fn account(
     Ok(Json(AccountView::new(id, account, state.decimals)))
 }
 
+/// Which bank holds an account: the payment directory.
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AccountBankView {
+    /// The account id.
+    pub account: AccountId,
+    /// The bank that holds it.
+    pub bank: interpool_contracts::BankId,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/bank",
+    summary = "The bank that holds an account (the payment directory)",
+    description = "What a payer needs to address a payment (a pacs.008's creditor agent), \
+        and nothing else about the account.",
+    tag = "accounts",
+    params(("id" = inline(AccountId), Path, description = "The account id")),
+    responses(
+        (status = 200, description = "The account's bank", body = AccountBankView),
+        (status = 400, description = "`bad_account_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn account_bank(
+    caller: Caller,
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<AccountBankView>> {
+    let id = parse_account(&path_text(id, Code::BadAccountId, "account id")?)?;
+    caller.known()?;
+    let view = state.reader.view();
+    let account = view
+        .ledger
+        .account(&id)
+        .ok_or_else(|| ApiError::new(Code::UnknownAccount, format!("no account {id}")))?;
+    Ok(Json(AccountBankView {
+        account: id,
+        bank: account.bank.clone(),
+    }))
+}
+
 #[utoipa::path(
     get,
     path = "/v1/signers/{id}",

@@ -89,13 +89,16 @@ pub struct Caller {
 impl Caller {
     /// The caller's key and role, or 401 `unauthenticated`.
     pub fn known(&self) -> ApiResult<(&AccountId, &Role)> {
-        self.who.as_ref().map(|(key, role)| (key, role)).ok_or_else(|| {
-            ApiError::new(
-                Code::Unauthenticated,
-                "this route needs a signed request (headers x-interpool-key, \
+        self.who
+            .as_ref()
+            .map(|(key, role)| (key, role))
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::Unauthenticated,
+                    "this route needs a signed request (headers x-interpool-key, \
                  x-interpool-timestamp, x-interpool-nonce, x-interpool-signature; ADR 0014)",
-            )
-        })
+                )
+            })
     }
 
     /// The operator's bank, for an operator.
@@ -133,7 +136,9 @@ impl Caller {
         } else {
             Err(ApiError::new(
                 Code::Forbidden,
-                format!("{what} may be read only by regulators, the settlement authority and nodes"),
+                format!(
+                    "{what} may be read only by regulators, the settlement authority and nodes"
+                ),
             ))
         }
     }
@@ -263,9 +268,9 @@ impl Caller {
 /// Whether `id` is an account at `bank` or its operator.
 fn key_at_bank(ledger: &Ledger, id: &AccountId, bank: &BankId) -> bool {
     ledger.account(id).is_some_and(|a| &a.bank == bank)
-        || ledger.official(id).is_some_and(|o| {
-            matches!(&o.role, interpool_contracts::ledger::Role::Operator(b) if b == bank)
-        })
+        || ledger.official(id).is_some_and(
+            |o| matches!(&o.role, interpool_contracts::ledger::Role::Operator(b) if b == bank),
+        )
 }
 
 impl FromRequestParts<ApiState> for Caller {
@@ -276,7 +281,11 @@ impl FromRequestParts<ApiState> for Caller {
         _: &ApiState,
     ) -> Result<Self, std::convert::Infallible> {
         // Set by [`authenticate`]; a router without it (none is built) would see nobody.
-        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or_default())
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -359,7 +368,11 @@ impl Nonces {
         now_ms: u64,
         window_ms: u64,
     ) -> Result<(), NonceRefused> {
-        while self.order.front().is_some_and(|(until, _, _)| *until <= now_ms) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(until, _, _)| *until <= now_ms)
+        {
             if let Some((_, key, nonce)) = self.order.pop_front() {
                 self.seen.remove(&(key, nonce));
             }
@@ -373,7 +386,10 @@ impl Nonces {
         }
         let until = now_ms.saturating_add(window_ms.saturating_mul(2));
         // Non-decreasing even if the clock steps back.
-        let until = self.order.back().map_or(until, |(last, _, _)| until.max(*last));
+        let until = self
+            .order
+            .back()
+            .map_or(until, |(last, _, _)| until.max(*last));
         self.order.push_back((until, entry.0, entry.1.clone()));
         self.seen.insert(entry);
         Ok(())
@@ -398,11 +414,7 @@ fn credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
     let names = [KEY_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER];
     let values: Vec<Option<&str>> = names
         .iter()
-        .map(|name| {
-            headers
-                .get(*name)
-                .map(|v| v.to_str().unwrap_or("\u{fffd}"))
-        })
+        .map(|name| headers.get(*name).map(|v| v.to_str().unwrap_or("\u{fffd}")))
         .collect();
     if values.iter().all(Option::is_none) {
         return Ok(None);
@@ -420,11 +432,12 @@ fn credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
             missing.join(", ")
         )));
     };
-    let key: AccountId = key
-        .parse()
-        .map_err(|e| bad(format!("{KEY_HEADER}: {e}")))?;
-    let timestamp_ms = super::decimal::<u64>(timestamp, 20)
-        .ok_or_else(|| bad(format!("{TIMESTAMP_HEADER} must be Unix milliseconds, not {timestamp:?}")))?;
+    let key: AccountId = key.parse().map_err(|e| bad(format!("{KEY_HEADER}: {e}")))?;
+    let timestamp_ms = super::decimal::<u64>(timestamp, 20).ok_or_else(|| {
+        bad(format!(
+            "{TIMESTAMP_HEADER} must be Unix milliseconds, not {timestamp:?}"
+        ))
+    })?;
     if !NONCE_LENGTH.contains(&nonce.len())
         || !nonce
             .bytes()
@@ -434,8 +447,12 @@ fn credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
             "{NONCE_HEADER} must be 16 to 64 of [0-9A-Za-z_-], not {nonce:?}"
         )));
     }
-    let signature: [u8; 64] = interpool_contracts::primitives::from_hex_array(signature)
-        .map_err(|e| bad(format!("{SIGNATURE_HEADER} must be 128 hex characters: {e}")))?;
+    let signature: [u8; 64] =
+        interpool_contracts::primitives::from_hex_array(signature).map_err(|e| {
+            bad(format!(
+                "{SIGNATURE_HEADER} must be 128 hex characters: {e}"
+            ))
+        })?;
     Ok(Some(Credentials {
         key,
         timestamp_ms,
@@ -476,7 +493,11 @@ pub async fn authenticate(State(state): State<ApiState>, request: Request, next:
     }
 }
 
-async fn caller(state: &ApiState, request: Request, loopback: bool) -> ApiResult<(Caller, Request)> {
+async fn caller(
+    state: &ApiState,
+    request: Request,
+    loopback: bool,
+) -> ApiResult<(Caller, Request)> {
     let Some(credentials) = credentials(request.headers())? else {
         return Ok((
             Caller {
@@ -506,7 +527,10 @@ async fn caller(state: &ApiState, request: Request, loopback: bool) -> ApiResult
         .map_err(|e| {
             ApiError::new(
                 Code::BodyTooLarge,
-                format!("the body could not be read within {} bytes: {e}", auth.max_body_bytes),
+                format!(
+                    "the body could not be read within {} bytes: {e}",
+                    auth.max_body_bytes
+                ),
             )
         })?;
     let path_and_query = parts
@@ -521,11 +545,10 @@ async fn caller(state: &ApiState, request: Request, loopback: bool) -> ApiResult
         &credentials.nonce,
         &body,
     );
-    let verified = VerifyingKey::from_bytes(&credentials.key.0)
-        .is_ok_and(|key| {
-            key.verify_strict(&message, &Signature::from_bytes(&credentials.signature))
-                .is_ok()
-        });
+    let verified = VerifyingKey::from_bytes(&credentials.key.0).is_ok_and(|key| {
+        key.verify_strict(&message, &Signature::from_bytes(&credentials.signature))
+            .is_ok()
+    });
     if !verified {
         return Err(ApiError::new(
             Code::BadRequestSignature,
@@ -536,20 +559,16 @@ async fn caller(state: &ApiState, request: Request, loopback: bool) -> ApiResult
             ),
         ));
     }
-    let role = Role::of(
-        &credentials.key,
-        &auth.nodes,
-        &state.reader.view().ledger,
-    )
-    .ok_or_else(|| {
-        ApiError::new(
-            Code::UnknownCaller,
-            format!(
-                "key {} is neither a node, an official nor an account on this chain",
-                credentials.key
-            ),
-        )
-    })?;
+    let role =
+        Role::of(&credentials.key, &auth.nodes, &state.reader.view().ledger).ok_or_else(|| {
+            ApiError::new(
+                Code::UnknownCaller,
+                format!(
+                    "key {} is neither a node, an official nor an account on this chain",
+                    credentials.key
+                ),
+            )
+        })?;
     lock(&auth.nonces)
         .admit(credentials.key, &credentials.nonce, now, auth.window_ms)
         .map_err(|refused| match refused {
@@ -588,6 +607,7 @@ pub const ACCESS: &[(&str, &str, &str)] = &[
     ("get", "/v1/accounts/{id}", "the account's owner and its bank's operator; regulators, the authority, nodes"),
     ("get", "/v1/accounts/{id}/transactions", "the account's owner and its bank's operator; regulators, the authority, nodes"),
     ("get", "/v1/accounts/{id}/proof", "the account's owner and its bank's operator; regulators, the authority, nodes"),
+    ("get", "/v1/accounts/{id}/bank", "any caller with a role on this chain (a payer needs its payee's bank)"),
     ("get", "/v1/signers/{id}", "the signer itself and its bank's operator; regulators, the authority, nodes"),
     ("get", "/v1/banks", "bank operators (their own bank only); regulators, the authority, nodes"),
     ("get", "/v1/banks/{id}", "the bank's operator; regulators, the authority, nodes"),
@@ -611,15 +631,24 @@ mod tests {
             order: VecDeque::new(),
             max: 3,
         };
-        assert_eq!(nonces.admit(key, "a".repeat(16).as_str(), 1_000, 100), Ok(()));
+        assert_eq!(
+            nonces.admit(key, "a".repeat(16).as_str(), 1_000, 100),
+            Ok(())
+        );
         assert_eq!(
             nonces.admit(key, "a".repeat(16).as_str(), 1_150, 100),
             Err(NonceRefused::Replayed)
         );
         // Another key may use the same nonce.
-        assert_eq!(nonces.admit(AccountId([8; 32]), &"a".repeat(16), 1_150, 100), Ok(()));
+        assert_eq!(
+            nonces.admit(AccountId([8; 32]), &"a".repeat(16), 1_150, 100),
+            Ok(())
+        );
         assert_eq!(nonces.admit(key, &"b".repeat(16), 1_160, 100), Ok(()));
-        assert_eq!(nonces.admit(key, &"c".repeat(16), 1_170, 100), Err(NonceRefused::Full));
+        assert_eq!(
+            nonces.admit(key, &"c".repeat(16), 1_170, 100),
+            Err(NonceRefused::Full)
+        );
         // After two windows the first entry is gone: room again, and the nonce is new (its
         // timestamp could no longer be within the window).
         assert_eq!(nonces.admit(key, &"a".repeat(16), 1_200, 100), Ok(()));

@@ -142,6 +142,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(accounts::account))
         .routes(routes!(accounts::account_history))
         .routes(routes!(accounts::account_proof))
+        .routes(routes!(accounts::account_bank))
         .routes(routes!(accounts::signer))
         .routes(routes!(banks::banks))
         .routes(routes!(banks::bank))
@@ -231,15 +232,19 @@ fn document_access(document: &mut utoipa::openapi::OpenApi) {
             continue;
         };
         let open = who.starts_with("anyone");
-        operation.extensions.get_or_insert_with(Extensions::default).merge(
-            [("x-access".to_string(), serde_json::Value::from(*who))]
-                .into_iter()
-                .collect(),
-        );
+        operation
+            .extensions
+            .get_or_insert_with(Extensions::default)
+            .merge(
+                [("x-access".to_string(), serde_json::Value::from(*who))]
+                    .into_iter()
+                    .collect(),
+            );
         let said = operation.description.take().unwrap_or_default();
-        operation.description = Some(
-            format!("{said}{}Who may call: {who}.", if said.is_empty() { "" } else { "\n\n" }),
-        );
+        operation.description = Some(format!(
+            "{said}{}Who may call: {who}.",
+            if said.is_empty() { "" } else { "\n\n" }
+        ));
         let responses = &mut operation.responses.responses;
         if open {
             responses

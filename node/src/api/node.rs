@@ -82,7 +82,10 @@ pub(crate) async fn status(State(state): State<ApiState>) -> Json<StatusView> {
             content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
     )
 )]
-pub(crate) async fn metrics(caller: super::auth::Caller, State(state): State<ApiState>) -> Response {
+pub(crate) async fn metrics(
+    caller: super::auth::Caller,
+    State(state): State<ApiState>,
+) -> Response {
     if let Err(refused) = caller.may_read_metrics(state.auth.metrics_from_loopback) {
         return refused.into_response();
     }

@@ -35,6 +35,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/accounts/{id}"),
     ("GET", "/v1/accounts/{id}/transactions"),
     ("GET", "/v1/accounts/{id}/proof"),
+    ("GET", "/v1/accounts/{id}/bank"),
     ("GET", "/v1/signers/{id}"),
     ("GET", "/v1/banks"),
     ("GET", "/v1/banks/{id}"),
@@ -1663,7 +1664,11 @@ async fn access_every_route_says_who_may_call_it() {
         .iter()
         .map(|(method, path, _)| (method.to_uppercase(), (*path).to_owned()))
         .collect();
-    assert_eq!(documented(&document), listed, "auth::ACCESS and the routes differ");
+    assert_eq!(
+        documented(&document),
+        listed,
+        "auth::ACCESS and the routes differ"
+    );
     for (method, path, who) in auth::ACCESS {
         let operation = &document["paths"][path][method];
         assert_eq!(operation["x-access"], *who, "{method} {path}");
@@ -1675,7 +1680,10 @@ async fn access_every_route_says_who_may_call_it() {
             assert!(operation.get("security").is_none(), "{method} {path}");
         } else {
             assert!(operation["responses"]["403"].is_object(), "{method} {path}");
-            assert_eq!(operation["security"][0]["signedRequest"], serde_json::json!([]));
+            assert_eq!(
+                operation["security"][0]["signedRequest"],
+                serde_json::json!([])
+            );
         }
     }
     let scheme = &document["components"]["securitySchemes"]["signedRequest"];
@@ -1693,6 +1701,7 @@ async fn access_anonymous_callers_read_only_the_open_routes() {
         format!("/v1/accounts/{customer}"),
         format!("/v1/accounts/{customer}/transactions"),
         format!("/v1/accounts/{customer}/proof"),
+        format!("/v1/accounts/{customer}/bank"),
         format!("/v1/signers/{customer}"),
         "/v1/banks".to_owned(),
         format!("/v1/banks/{bank}"),
@@ -1729,8 +1738,24 @@ async fn access_customers_and_operators_read_only_their_own() {
     let own = customer_seed(0, 0);
     let neighbour = account(customer_seed(0, 1));
     let stranger = account(customer_seed(1, 0));
-    assert_eq!(get(own, format!("/v1/accounts/{}", account(own))).await.0, StatusCode::OK);
-    assert_eq!(get(own, format!("/v1/signers/{}", account(own))).await.0, StatusCode::OK);
+    assert_eq!(
+        get(own, format!("/v1/accounts/{}", account(own))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(own, format!("/v1/signers/{}", account(own))).await.0,
+        StatusCode::OK
+    );
+    // Any caller may learn which bank holds an account (to address a payment to it).
+    let (status, body) = get(own, format!("/v1/accounts/{stranger}/bank")).await;
+    assert_eq!(status, StatusCode::OK);
+    let directory: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(directory["bank"], testkit::bank_id(1).to_string());
+    assert_eq!(
+        directory.as_object().map(|o| o.len()),
+        Some(2),
+        "nothing more: {directory}"
+    );
     for uri in [
         format!("/v1/accounts/{neighbour}"),
         format!("/v1/accounts/{neighbour}/transactions"),
@@ -1748,7 +1773,10 @@ async fn access_customers_and_operators_read_only_their_own() {
     }
     // The operator of bank 0: its customers and its bank, nothing of bank 1's.
     let operator = operator_seed(0);
-    assert_eq!(get(operator, format!("/v1/accounts/{neighbour}")).await.0, StatusCode::OK);
+    assert_eq!(
+        get(operator, format!("/v1/accounts/{neighbour}")).await.0,
+        StatusCode::OK
+    );
     let (status, body) = get(operator, "/v1/banks".to_owned()).await;
     assert_eq!(status, StatusCode::OK);
     let banks: Vec<Value> = serde_json::from_slice(&body).expect("banks");
@@ -1769,10 +1797,18 @@ async fn access_customers_and_operators_read_only_their_own() {
     }
     // The regulator and the authority read everything.
     for seed in [testkit::REGULATOR_SEED, testkit::AUTHORITY_SEED] {
-        assert_eq!(get(seed, format!("/v1/accounts/{stranger}")).await.0, StatusCode::OK);
+        assert_eq!(
+            get(seed, format!("/v1/accounts/{stranger}")).await.0,
+            StatusCode::OK
+        );
         let (status, body) = get(seed, "/v1/banks".to_owned()).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(serde_json::from_slice::<Vec<Value>>(&body).expect("banks").len(), 2);
+        assert_eq!(
+            serde_json::from_slice::<Vec<Value>>(&body)
+                .expect("banks")
+                .len(),
+            2
+        );
     }
 }
 
@@ -1783,7 +1819,10 @@ async fn access_metrics_off_the_machine_only_for_nodes_and_regulators() {
     let metrics = |client, signer| api.send_signed(client, signer, "GET", "/metrics", "");
     assert_eq!(metrics(CLIENT_A, None).await.0, StatusCode::UNAUTHORIZED);
     let (status, _, body) = metrics(CLIENT_A, Some(customer_seed(0, 0))).await;
-    assert_eq!((status, error_code(&body).as_str()), (StatusCode::FORBIDDEN, "forbidden"));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
     assert_eq!(
         metrics(CLIENT_A, Some(testkit::AUTHORITY_SEED)).await.0,
         StatusCode::FORBIDDEN
@@ -1829,12 +1868,15 @@ async fn access_forged_stale_replayed_and_partial_credentials_are_refused() {
                 request = request.header(name, value);
             }
             let mut request = request.body(Body::empty()).expect("request");
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                    CLIENT_A, 40_000,
-                ))));
-            let response = api.router.clone().oneshot(request).await.expect("infallible");
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                std::net::SocketAddr::from((CLIENT_A, 40_000)),
+            ));
+            let response = api
+                .router
+                .clone()
+                .oneshot(request)
+                .await
+                .expect("infallible");
             let status = response.status();
             let body = axum::body::to_bytes(response.into_body(), 1 << 20)
                 .await
@@ -1848,7 +1890,10 @@ async fn access_forged_stale_replayed_and_partial_credentials_are_refused() {
         }
     };
     let once = headers(seed, &uri, now, "replay-me-0000001");
-    assert_eq!(send(once.clone(), uri.clone()).await, (StatusCode::OK, String::new()));
+    assert_eq!(
+        send(once.clone(), uri.clone()).await,
+        (StatusCode::OK, String::new())
+    );
     assert_eq!(
         send(once, uri.clone()).await,
         (StatusCode::UNAUTHORIZED, "replayed_request".into())

@@ -129,7 +129,10 @@ async fn handshake(
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let mut byte = [0u8; 1];
-        stream.peek(&mut byte).await.map(|n| (n == 1).then_some(byte[0]))
+        stream
+            .peek(&mut byte)
+            .await
+            .map(|n| (n == 1).then_some(byte[0]))
     })
     .await;
     match first {

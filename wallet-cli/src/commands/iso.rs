@@ -88,11 +88,11 @@ pub fn run(node_url: &str, out: Output, command: IsoCommand) -> Result<Exit> {
             out: file,
             send,
         } => {
-            let Signed { verified, chain } = match sign(&mut node, &BodyArgs::Transfer(body), &submit)?
-            {
-                Ok(signed) => signed,
-                Err(exit) => return Ok(exit),
-            };
+            let Signed { verified, chain } =
+                match sign(&mut node, &BodyArgs::Transfer(body), &submit)? {
+                    Ok(signed) => signed,
+                    Err(exit) => return Ok(exit),
+                };
             let tx = verified.tx();
             let Body::Transfer { to, .. } = &tx.body else {
                 return Err(anyhow!("a pacs.008 carries a transfer"));
@@ -102,7 +102,7 @@ pub fn run(node_url: &str, out: Output, command: IsoCommand) -> Result<Exit> {
                 .with_context(|| format!("cannot look up the bank of {}", tx.signer))?
                 .bank;
             let creditor_bank = node
-                .account(to)
+                .account_bank(to)
                 .with_context(|| format!("cannot look up the bank of the payee {to}"))?
                 .bank;
             let now_ms = std::time::SystemTime::now()

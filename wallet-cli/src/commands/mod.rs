@@ -52,9 +52,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Account { id, .. } => query::account(&node, out, &id),
         Command::History {
             id, limit, before, ..
-        } => {
-            query::history(&node, out, &id, limit, before.as_deref())
-        }
+        } => query::history(&node, out, &id, limit, before.as_deref()),
         Command::Tx { hash, .. } => query::transaction(&node, out, &hash),
         Command::Block { height, .. } => query::block(&node, out, height),
         Command::Status => query::status(&node, out),
@@ -71,9 +69,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         } => iso::statement(&node, out, &bank, cycle, xml, file.as_deref()),
         Command::Reconcile {
             bank, cycle, books, ..
-        } => {
-            reconcile::reconcile(&node, out, &bank, cycle, &books)
-        }
+        } => reconcile::reconcile(&node, out, &bank, cycle, &books),
         Command::Load {
             manifest,
             localnet,
