@@ -593,30 +593,41 @@ async fn caller(
     ))
 }
 
-/// Every route's callers, for the OpenAPI document (`x-access`) and the tests: method,
-/// path, and who may call it.
-pub const ACCESS: &[(&str, &str, &str)] = &[
-    ("get", "/v1/status", "anyone"),
-    ("get", "/v1/health", "anyone"),
-    ("get", "/v1/openapi.json", "anyone"),
-    ("post", "/v1/transactions", "anyone (the transaction's signature is the authority)"),
-    ("post", "/v1/transactions/batch", "anyone (each transaction's signature is the authority)"),
-    ("post", "/v1/iso20022/pacs.008", "anyone (the carried transaction's signature is the authority)"),
-    ("get", "/v1/transactions/{hash}", "its signer and counterparty, the operators of their banks; regulators, the authority, nodes"),
-    ("get", "/v1/iso20022/pacs.002/{end_to_end_id}", "as the transaction: its parties, their banks' operators (without `debtor`, only debtors the caller may read are looked up); regulators, the authority, nodes"),
-    ("get", "/v1/accounts/{id}", "the account's owner and its bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/accounts/{id}/transactions", "the account's owner and its bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/accounts/{id}/proof", "the account's owner and its bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/accounts/{id}/bank", "any caller with a role on this chain (a payer needs its payee's bank)"),
-    ("get", "/v1/signers/{id}", "the signer itself and its bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/banks", "bank operators (their own bank only); regulators, the authority, nodes"),
-    ("get", "/v1/banks/{id}", "the bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/cycles/{cycle}", "bank operators (their own bank's line only); regulators, the authority, nodes"),
-    ("get", "/v1/days/{day}", "bank operators (their own bank's line only); regulators, the authority, nodes"),
-    ("get", "/v1/banks/{id}/statements/{cycle}", "the bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/blocks/{height}", "regulators, the authority, nodes"),
-    ("get", "/v1/events", "customers (their own account), bank operators (their own bank); regulators, the authority, nodes (everything)"),
-    ("get", "/metrics", "nodes and regulators; any caller on the node's loopback interface unless `metrics_from_loopback = false`"),
+/// Whether a route needs a signed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callers {
+    /// Anyone: a signature, if sent, must hold, but none is needed.
+    Anyone,
+    /// Only signed requests (anonymous callers get 401).
+    Signed,
+    /// Signed requests, or anyone on the node's loopback interface (`/metrics`).
+    SignedOrLoopback,
+}
+
+/// Every route's callers, for the OpenAPI document (`x-access`, its security requirement)
+/// and the tests: method, path, whether it needs a signed request, and who may call it.
+pub const ACCESS: &[(&str, &str, Callers, &str)] = &[
+    ("get", "/v1/status", Callers::Anyone, "anyone"),
+    ("get", "/v1/health", Callers::Anyone, "anyone"),
+    ("get", "/v1/openapi.json", Callers::Anyone, "anyone"),
+    ("post", "/v1/transactions", Callers::Anyone, "anyone (the transaction's signature is the authority)"),
+    ("post", "/v1/transactions/batch", Callers::Anyone, "anyone (each transaction's signature is the authority)"),
+    ("post", "/v1/iso20022/pacs.008", Callers::Anyone, "anyone (the carried transaction's signature is the authority)"),
+    ("get", "/v1/transactions/{hash}", Callers::Signed, "its signer and counterparty, the operators of their banks; regulators, the authority, nodes"),
+    ("get", "/v1/iso20022/pacs.002/{end_to_end_id}", Callers::Signed, "as the transaction: its parties, their banks' operators (without `debtor`, only debtors the caller may read are looked up); regulators, the authority, nodes"),
+    ("get", "/v1/accounts/{id}", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes"),
+    ("get", "/v1/accounts/{id}/transactions", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes"),
+    ("get", "/v1/accounts/{id}/proof", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes"),
+    ("get", "/v1/accounts/{id}/bank", Callers::Signed, "any caller with a role on this chain (a payer needs its payee's bank)"),
+    ("get", "/v1/signers/{id}", Callers::Signed, "the signer itself and its bank's operator; regulators, the authority, nodes"),
+    ("get", "/v1/banks", Callers::Signed, "bank operators (their own bank only); regulators, the authority, nodes"),
+    ("get", "/v1/banks/{id}", Callers::Signed, "the bank's operator; regulators, the authority, nodes"),
+    ("get", "/v1/cycles/{cycle}", Callers::Signed, "bank operators (their own bank's line only); regulators, the authority, nodes"),
+    ("get", "/v1/days/{day}", Callers::Signed, "bank operators (their own bank's line only); regulators, the authority, nodes"),
+    ("get", "/v1/banks/{id}/statements/{cycle}", Callers::Signed, "the bank's operator; regulators, the authority, nodes"),
+    ("get", "/v1/blocks/{height}", Callers::Signed, "regulators, the authority, nodes"),
+    ("get", "/v1/events", Callers::Signed, "customers (their own account), bank operators (their own bank); regulators, the authority, nodes (everything)"),
+    ("get", "/metrics", Callers::SignedOrLoopback, "nodes and regulators; any caller on the node's loopback interface unless `metrics_from_loopback = false`"),
 ];
 
 #[cfg(test)]

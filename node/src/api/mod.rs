@@ -219,7 +219,7 @@ fn document_access(document: &mut utoipa::openapi::OpenApi) {
     };
     let unauthorized = "`bad_credentials`, `bad_request_signature`, `stale_request`, \
         `replayed_request` or `unknown_caller`: the signed-request headers do not hold";
-    for (method, path, who) in auth::ACCESS {
+    for (method, path, callers, who) in auth::ACCESS {
         let Some(item) = document.paths.paths.get_mut(*path) else {
             continue;
         };
@@ -231,7 +231,6 @@ fn document_access(document: &mut utoipa::openapi::OpenApi) {
         let Some(operation) = operation else {
             continue;
         };
-        let open = who.starts_with("anyone");
         operation
             .extensions
             .get_or_insert_with(Extensions::default)
@@ -246,16 +245,17 @@ fn document_access(document: &mut utoipa::openapi::OpenApi) {
             if said.is_empty() { "" } else { "\n\n" }
         ));
         let responses = &mut operation.responses.responses;
-        if open {
+        let signed = SecurityRequirement::new("signedRequest", Vec::<String>::new());
+        if *callers == auth::Callers::Anyone {
             responses
                 .entry("401".into())
                 .or_insert_with(|| error(unauthorized).into());
         } else {
-            // A signed request is optional on the open routes and required on the others.
-            operation.security = Some(vec![SecurityRequirement::new(
-                "signedRequest",
-                Vec::<String>::new(),
-            )]);
+            // Required, or optional (an empty requirement) for loopback callers.
+            operation.security = Some(match callers {
+                auth::Callers::SignedOrLoopback => vec![SecurityRequirement::default(), signed],
+                _ => vec![signed],
+            });
             responses.entry("401".into()).or_insert_with(|| {
                 error(&format!(
                     "`unauthenticated` (no signed request), or {unauthorized}"

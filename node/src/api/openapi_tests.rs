@@ -1662,28 +1662,32 @@ async fn access_every_route_says_who_may_call_it() {
     let document = TestApi::new().document().await;
     let listed: BTreeSet<(String, String)> = auth::ACCESS
         .iter()
-        .map(|(method, path, _)| (method.to_uppercase(), (*path).to_owned()))
+        .map(|(method, path, _, _)| (method.to_uppercase(), (*path).to_owned()))
         .collect();
     assert_eq!(
         documented(&document),
         listed,
         "auth::ACCESS and the routes differ"
     );
-    for (method, path, who) in auth::ACCESS {
+    for (method, path, callers, who) in auth::ACCESS {
         let operation = &document["paths"][path][method];
         assert_eq!(operation["x-access"], *who, "{method} {path}");
         assert!(operation["description"]
             .as_str()
             .is_some_and(|d| d.ends_with(&format!("Who may call: {who}."))));
         assert!(operation["responses"]["401"].is_object(), "{method} {path}");
-        if who.starts_with("anyone") {
-            assert!(operation.get("security").is_none(), "{method} {path}");
-        } else {
-            assert!(operation["responses"]["403"].is_object(), "{method} {path}");
-            assert_eq!(
-                operation["security"][0]["signedRequest"],
-                serde_json::json!([])
-            );
+        let signed = serde_json::json!({ "signedRequest": [] });
+        match callers {
+            auth::Callers::Anyone => {
+                assert!(operation.get("security").is_none(), "{method} {path}");
+            }
+            auth::Callers::Signed => {
+                assert!(operation["responses"]["403"].is_object(), "{method} {path}");
+                assert_eq!(operation["security"], serde_json::json!([signed]));
+            }
+            auth::Callers::SignedOrLoopback => {
+                assert_eq!(operation["security"], serde_json::json!([{}, signed]));
+            }
         }
     }
     let scheme = &document["components"]["securitySchemes"]["signedRequest"];
