@@ -416,7 +416,10 @@ touch "$EVENTS" "$CHECKS" "$MONITOR"
 log "network namespaces: $HUB (bridge), ${NODES[*]/#/$PREFIX-}, $CLIENT"
 setup_network
 "$BIN/interpool-genesis" localnet --out "$NET" --validators 4 --observers 1 --banks 4 \
-    --accounts-per-bank 5 --chain-id interpool-chaos >/dev/null
+    --accounts-per-bank 5 --chain-id interpool-chaos --plain-http >/dev/null
+# Plain HTTP inside the namespaces this run makes (the certificates name 127.0.0.1, the nodes
+# here listen on 10.77.0.x); the harness's reads are signed as the regulator (ADR 0014).
+export INTERPOOL_CHAOS_KEY="$NET/keys/regulator.json" INTERPOOL_CHAOS_CHAIN_ID=interpool-chaos
 addresses=""
 for name in "${NODES[@]}"; do addresses+="$name=${ADDRESS[$name]},"; done
 "$PYTHON" "$CHAOS_PY" configure --net "$NET" --addresses "${addresses%,}" --nodes "$NODES_FILE"

@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh           # to build and test
 #   scripts/install-deps.sh --chaos   # ... and what scripts/chaos.sh needs: ip (network
 #                                     # namespaces), iptables, libnetfilter-queue1, python3
+#                                     # and its cryptography package (signed reads)
 #   scripts/install-deps.sh --bench   # ... and python3 with venv (scripts/bench.sh's chart)
 set -euo pipefail
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
@@ -17,6 +18,9 @@ if [ "${1:-}" = "--chaos" ]; then
     command -v iptables >/dev/null 2>&1 || missing+=(iptables)
     installed libnetfilter-queue1 || missing+=(libnetfilter-queue1)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    # Signing the harness's reads (ed25519).
+    python3 -c 'import cryptography.hazmat.primitives.asymmetric.ed25519' 2>/dev/null \
+        || missing+=(python3-cryptography)
 fi
 if [ "${1:-}" = "--bench" ]; then
     command -v python3 >/dev/null 2>&1 || missing+=(python3)

@@ -115,6 +115,10 @@ pub struct RpcConfig {
     /// answered 503 `busy` until old ones expire.
     #[serde(default = "defaults::max_request_nonces")]
     pub max_request_nonces: usize,
+    /// Most of them one key may hold: beyond it that key's signed requests are answered 429
+    /// `rate_limited` (about 160 a second, sustained, with the default window).
+    #[serde(default = "defaults::max_request_nonces_per_key")]
+    pub max_request_nonces_per_key: usize,
     /// Serve `/metrics` to any caller on the loopback interface (the local Prometheus
     /// agent) besides nodes and regulators.
     #[serde(default = "defaults::metrics_from_loopback")]
@@ -138,6 +142,7 @@ impl RpcConfig {
             plain_http: false,
             request_window_ms: defaults::request_window_ms(),
             max_request_nonces: defaults::max_request_nonces(),
+            max_request_nonces_per_key: defaults::max_request_nonces_per_key(),
             metrics_from_loopback: defaults::metrics_from_loopback(),
         }
     }
@@ -342,9 +347,14 @@ pub mod defaults {
         30_000
     }
 
-    /// 200,000 (about 20 MB).
+    /// 200,000 (at most about 50 MB with 64-character nonces).
     pub fn max_request_nonces() -> usize {
         200_000
+    }
+
+    /// 10,000.
+    pub fn max_request_nonces_per_key() -> usize {
+        10_000
     }
 
     /// True.
@@ -536,7 +546,11 @@ impl NodeConfig {
                 )
             }
         }
-        let positive: [(&'static str, u64); 19] = [
+        let positive: [(&'static str, u64); 20] = [
+            (
+                "rpc.max_request_nonces_per_key",
+                self.rpc.max_request_nonces_per_key as u64,
+            ),
             ("rpc.request_window_ms", self.rpc.request_window_ms),
             ("rpc.max_request_nonces", self.rpc.max_request_nonces as u64),
             (

@@ -386,9 +386,17 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     };
     // TLS unless the config says plain HTTP (`NodeConfig::load` checked it is one or the
     // other); a certificate that cannot be read stops the node here, before it serves.
-    let tls = match (&config.rpc.tls_cert, &config.rpc.tls_key) {
-        (Some(cert), Some(key)) => Some(api::tls::server_config(cert, key)?),
-        _ => None,
+    let tls = match (
+        &config.rpc.tls_cert,
+        &config.rpc.tls_key,
+        config.rpc.plain_http,
+    ) {
+        (Some(cert), Some(key), false) => Some(api::tls::server_config(cert, key)?),
+        (None, None, true) => None,
+        _ => anyhow::bail!(
+            "[rpc] needs tls_cert and tls_key, or plain_http = true (and not both): refusing to \
+             serve"
+        ),
     };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
         .await

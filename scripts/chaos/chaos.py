@@ -22,15 +22,18 @@ are ignored). The script runs these inside its client network namespace.
 import argparse
 import collections
 import concurrent.futures
+import hashlib
 import json
 import os
 import random
 import re
+import secrets
 import signal
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 # What each kind does with its parameters A and B (milliseconds unless said otherwise).
@@ -52,6 +55,43 @@ KINDS = {
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
+# Reads are signed requests (ADR 0014): the key file and chain id come from the environment
+# (scripts/chaos.sh sets them to the localnet's regulator, who may read everything).
+SIGNER = None
+
+
+def signer():
+    """(private key, public key hex, chain id), or None when no key is configured."""
+    global SIGNER
+    if SIGNER is None and os.environ.get("INTERPOOL_CHAOS_KEY"):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+        with open(os.environ["INTERPOOL_CHAOS_KEY"]) as f:
+            secret = bytes.fromhex(json.load(f)["secret_key"])
+        key = Ed25519PrivateKey.from_private_bytes(secret)
+        public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+        SIGNER = (key, public, os.environ["INTERPOOL_CHAOS_CHAIN_ID"])
+    return SIGNER
+
+
+def signed_headers(method, url, body):
+    """The four x-interpool-* headers of a signed request (ADR 0014)."""
+    key, public, chain_id = signer()
+    parts = urllib.parse.urlsplit(url)
+    path_and_query = parts.path + (f"?{parts.query}" if parts.query else "")
+    timestamp = str(now_ms())
+    nonce = secrets.token_hex(16)
+    message = "\n".join([
+        "interpool-request-v1", chain_id, method, path_and_query, timestamp, nonce,
+        hashlib.sha256(body or b"").hexdigest(),
+    ]).encode()
+    return {
+        "x-interpool-key": public,
+        "x-interpool-timestamp": timestamp,
+        "x-interpool-nonce": nonce,
+        "x-interpool-signature": key.sign(message).hex(),
+    }
+
 
 def now_ms():
     return int(time.time() * 1000)
@@ -61,6 +101,8 @@ def request(url, body=None, timeout=2.0):
     """(status, JSON answer); raises OSError (urllib's errors included) without an answer."""
     data = None if body is None else json.dumps(body).encode()
     headers = {"content-type": "application/json"} if body is not None else {}
+    if data is None and signer() is not None:
+        headers.update(signed_headers("GET", url, b""))
     req = urllib.request.Request(url, data=data, headers=headers)
     try:
         with OPENER.open(req, timeout=timeout) as response:
@@ -123,7 +165,8 @@ def configure(args):
         with open(path) as f:
             text = move(f.read())
         for key, value in (("journal", "true"), ("rate_limit_per_second", "1000000"),
-                           ("rate_limit_burst", "1000000")):
+                           ("rate_limit_burst", "1000000"), ("max_request_nonces", "2000000"),
+                           ("max_request_nonces_per_key", "2000000")):
             text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
             if n != 1:
                 sys.exit(f"configure: {path} has no single `{key} = ...` line")

@@ -328,13 +328,15 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     let cycle = "/v1/cycles/latest".to_string();
     let banks = "/v1/banks".to_string();
 
-    // Customer A1: its own account, history, proof, signer entry, and the transaction it
-    // signed.
+    // Customer A1: its own account, history, signer entry, and the transaction it signed.
+    // Not its proof: a proof carries its certifying block whole, every other customer's
+    // transfers in it included (ADR 0014), so proofs are for those who see everything.
     let own = customer_a1.ok(&rpc, &account_a1);
     assert_eq!(own["id"].as_str(), Some(a1.to_string().as_str()), "{own}");
-    for route in [&history_a1, &proof_a1, &pacs002, &pacs002_of_a1] {
+    for route in [&history_a1, &pacs002, &pacs002_of_a1] {
         customer_a1.ok(&rpc, route);
     }
+    customer_a1.refused(&rpc, &proof_a1, 403, "forbidden");
     let signer = customer_a1.ok(&rpc, &signer_a1);
     assert_eq!(signer["role"], "customer", "{signer}");
     let seen = customer_a1.ok(&rpc, &the_tx);
@@ -352,7 +354,6 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
         &proof_a1,
         &signer_a1,
         &the_tx,
-        &pacs002_of_a1,
         &block,
         &banks,
         &bank_a_route,
@@ -361,6 +362,15 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     ] {
         customer_a2.refused(&rpc, route, 403, "forbidden");
     }
+    // Whether A1 paid with an end-to-end id is not A2's to learn: the same answer as for an
+    // id nobody used.
+    customer_a2.refused(&rpc, &pacs002_of_a1, 404, "unknown_end_to_end_id");
+    customer_a2.refused(
+        &rpc,
+        &format!("/v1/iso20022/pacs.002/NEVER-USED?debtor={a1}"),
+        404,
+        "unknown_end_to_end_id",
+    );
 
     // Bank A's operator: bank A's accounts, bank, report line and statement, and the
     // transaction its customer signed; nothing of bank B's, no block.
@@ -383,7 +393,14 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
         std::slice::from_ref(&bank_a),
         "{report}"
     );
-    for route in [&account_b1, &signer_b1, &bank_b_route, &statement_b, &block] {
+    for route in [
+        &account_b1,
+        &signer_b1,
+        &bank_b_route,
+        &statement_b,
+        &block,
+        &proof_a1,
+    ] {
         operator_a.refused(&rpc, route, 403, "forbidden");
     }
     // Bank B's operator sees the transfer too (its customer is the payee), not A1's account.

@@ -82,7 +82,12 @@ pub fn reach_of(url: &str) -> Option<Reach> {
         .iter()
         .rev()
         .map(|(reach, _)| reach)
-        .find(|r| r.rpcs.iter().any(|rpc| url.starts_with(rpc.as_str())))
+        .find(|r| {
+            r.rpcs.iter().any(|rpc| {
+                url.strip_prefix(rpc.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        })
         .cloned()
 }
 

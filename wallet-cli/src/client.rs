@@ -256,7 +256,9 @@ fn http_client(url: &str, ca: Option<&Path>, timeout: Duration) -> Result<Client
         .timeout(timeout)
         .user_agent(concat!("interpool-wallet/", env!("CARGO_PKG_VERSION")))
         // Only the consortium's CA: never the system's or a browser's roots.
-        .tls_built_in_root_certs(false);
+        .tls_built_in_root_certs(false)
+        // A node never redirects; a redirect would carry the signed headers elsewhere.
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(ca) = ca {
         let pem = std::fs::read(ca)
             .map_err(|e| bad(format!("cannot read the CA file {}: {e}", ca.display())))?;
@@ -324,9 +326,14 @@ impl Node {
         self
     }
 
-    /// Sends `request`, signed if this client has a key (ADR 0014).
+    /// Sends `request`, signed if it is a read and this client has a key (ADR 0014; writes
+    /// carry signed transactions and are open to anyone).
     fn execute(&self, http: &Client, mut request: Request) -> Result<Response, reqwest::Error> {
-        if let Some(signer) = &self.signer {
+        let signer = self
+            .signer
+            .as_ref()
+            .filter(|_| request.method() == Method::GET);
+        if let Some(signer) = signer {
             let chain_id = match signer.chain_id.get() {
                 Some(chain_id) => chain_id.clone(),
                 None => {

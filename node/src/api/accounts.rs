@@ -270,9 +270,12 @@ pub(crate) async fn account_proof(
 ) -> ApiResult<Json<AccountProofView<CommitCertificate>>> {
     let id = parse_account(&path_text(id, Code::BadAccountId, "account id")?)?;
     // Subscribe before reading the state, so the commit of the next block cannot slip by.
+    // A proof carries its certifying block whole (the certificate signs the whole block's
+    // hash), every transfer in it included: proofs are for those who see everything
+    // (ADR 0014), until certificates cover a header that commits to its transactions.
+    caller.require_all_seeing("account proofs (each carries a whole block)")?;
     let mut commits = state.reader.subscribe();
     let view = commits.borrow_and_update().clone();
-    caller.may_read_account(&view.ledger, &id)?;
     let height = view.tip.height;
     let proof = state
         .read_expensive(move |_| view.ledger.account_proof(&id))

@@ -10,15 +10,15 @@
 //! without the headers is anonymous: it may read the node's status, health and document and
 //! submit signed transactions (the transaction's own signature is the authority there).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -297,8 +297,6 @@ pub struct Auth {
     pub nodes: HashSet<AccountId>,
     /// How far a timestamp may be from the node's clock, either way.
     pub window_ms: u64,
-    /// Largest body read to check its hash.
-    pub max_body_bytes: usize,
     /// `/metrics` served to loopback callers.
     pub metrics_from_loopback: bool,
     nonces: Mutex<Nonces>,
@@ -332,65 +330,84 @@ impl Auth {
             chain_id,
             nodes,
             window_ms: config.request_window_ms,
-            max_body_bytes: config.max_body_bytes,
             metrics_from_loopback: config.metrics_from_loopback,
-            nonces: Mutex::new(Nonces {
-                seen: HashSet::new(),
-                order: VecDeque::new(),
-                max: config.max_request_nonces,
-            }),
+            nonces: Mutex::new(Nonces::new(
+                config.max_request_nonces,
+                config.max_request_nonces_per_key,
+            )),
         }
     }
 }
 
 /// The nonces of the last two windows, per key: a request seen once is refused again for as
-/// long as its timestamp is acceptable. Bounded; entries leave in arrival order.
+/// long as its timestamp is acceptable. Bounded overall and per key (one busy key cannot
+/// crowd the others out); entries leave in arrival order, timed by the monotonic clock (a
+/// step of the wall clock neither keeps them forever nor forgets them early).
 struct Nonces {
     seen: HashSet<(AccountId, String)>,
-    /// Each entry with the time it may be forgotten (arrival + 2 windows: later than its
-    /// timestamp + one window, and non-decreasing in arrival order).
-    order: VecDeque<(u64, AccountId, String)>,
+    /// Each entry with the moment it may be forgotten: arrival + 2 windows, later than its
+    /// timestamp + one window.
+    order: VecDeque<(Instant, AccountId, String)>,
+    /// Entries per key.
+    per_key: HashMap<AccountId, usize>,
     max: usize,
+    max_per_key: usize,
 }
 
 /// Why a nonce was not accepted.
 #[derive(Debug, PartialEq, Eq)]
 enum NonceRefused {
     Replayed,
+    KeyFull,
     Full,
 }
 
 impl Nonces {
+    fn new(max: usize, max_per_key: usize) -> Nonces {
+        Nonces {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            per_key: HashMap::new(),
+            max,
+            max_per_key,
+        }
+    }
+
     fn admit(
         &mut self,
         key: AccountId,
         nonce: &str,
-        now_ms: u64,
-        window_ms: u64,
+        now: Instant,
+        window: Duration,
     ) -> Result<(), NonceRefused> {
-        while self
-            .order
-            .front()
-            .is_some_and(|(until, _, _)| *until <= now_ms)
-        {
+        while self.order.front().is_some_and(|(until, _, _)| *until < now) {
             if let Some((_, key, nonce)) = self.order.pop_front() {
                 self.seen.remove(&(key, nonce));
+                if let Some(count) = self.per_key.get_mut(&key) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        self.per_key.remove(&key);
+                    }
+                }
             }
         }
         let entry = (key, nonce.to_string());
         if self.seen.contains(&entry) {
             return Err(NonceRefused::Replayed);
         }
+        if self
+            .per_key
+            .get(&key)
+            .is_some_and(|n| *n >= self.max_per_key)
+        {
+            return Err(NonceRefused::KeyFull);
+        }
         if self.seen.len() >= self.max {
             return Err(NonceRefused::Full);
         }
-        let until = now_ms.saturating_add(window_ms.saturating_mul(2));
-        // Non-decreasing even if the clock steps back.
-        let until = self
-            .order
-            .back()
-            .map_or(until, |(last, _, _)| until.max(*last));
-        self.order.push_back((until, entry.0, entry.1.clone()));
+        let until = now + window.saturating_mul(2);
+        self.order.push_back((until, key, entry.1.clone()));
+        *self.per_key.entry(key).or_default() += 1;
         self.seen.insert(entry);
         Ok(())
     }
@@ -467,7 +484,7 @@ pub async fn authenticate(State(state): State<ApiState>, request: Request, next:
     let loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|info| info.0.ip().is_loopback());
+        .is_some_and(|info| info.0.ip().to_canonical().is_loopback());
     match caller(&state, request, loopback).await {
         Ok((caller, mut request)) => {
             request.extensions_mut().insert(caller);
@@ -498,7 +515,15 @@ async fn caller(
     request: Request,
     loopback: bool,
 ) -> ApiResult<(Caller, Request)> {
-    let Some(credentials) = credentials(request.headers())? else {
+    // Reads are signed; writes are open to anyone (each carries its signed transactions),
+    // so their credentials are not looked at, and their bodies are not read here.
+    let read = matches!(request.method(), &Method::GET | &Method::HEAD);
+    let credentials = if read {
+        credentials(request.headers())?
+    } else {
+        None
+    };
+    let Some(credentials) = credentials else {
         return Ok((
             Caller {
                 who: None,
@@ -521,18 +546,14 @@ async fn caller(
             ),
         ));
     }
+    // A read has no body: one is refused, not buffered.
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, auth.max_body_bytes)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                Code::BodyTooLarge,
-                format!(
-                    "the body could not be read within {} bytes: {e}",
-                    auth.max_body_bytes
-                ),
-            )
-        })?;
+    let body = axum::body::to_bytes(body, 0).await.map_err(|_| {
+        ApiError::new(
+            Code::BadBody,
+            "a signed read carries no body; it is signed over the empty one",
+        )
+    })?;
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -570,7 +591,12 @@ async fn caller(
             )
         })?;
     lock(&auth.nonces)
-        .admit(credentials.key, &credentials.nonce, now, auth.window_ms)
+        .admit(
+            credentials.key,
+            &credentials.nonce,
+            Instant::now(),
+            Duration::from_millis(auth.window_ms),
+        )
         .map_err(|refused| match refused {
             NonceRefused::Replayed => ApiError::new(
                 Code::ReplayedRequest,
@@ -578,6 +604,10 @@ async fn caller(
                     "nonce {:?} was already used by this key; sign every request with a new one",
                     credentials.nonce
                 ),
+            ),
+            NonceRefused::KeyFull => ApiError::rate_limited(
+                "signed requests of this key",
+                Duration::from_millis(auth.window_ms),
             ),
             NonceRefused::Full => ApiError::new(
                 Code::Busy,
@@ -614,15 +644,15 @@ pub const ACCESS: &[(&str, &str, Callers, &str)] = &[
     ("post", "/v1/transactions/batch", Callers::Anyone, "anyone (each transaction's signature is the authority)"),
     ("post", "/v1/iso20022/pacs.008", Callers::Anyone, "anyone (the carried transaction's signature is the authority)"),
     ("get", "/v1/transactions/{hash}", Callers::Signed, "its signer and counterparty, the operators of their banks; regulators, the authority, nodes"),
-    ("get", "/v1/iso20022/pacs.002/{end_to_end_id}", Callers::Signed, "as the transaction: its parties, their banks' operators (without `debtor`, only debtors the caller may read are looked up); regulators, the authority, nodes"),
+    ("get", "/v1/iso20022/pacs.002/{end_to_end_id}", Callers::Signed, "as the transaction: its parties, their banks' operators (without `debtor`, only debtors the caller may read are looked up; a transfer that is not the caller's is answered as unknown); regulators, the authority, nodes"),
     ("get", "/v1/accounts/{id}", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes"),
     ("get", "/v1/accounts/{id}/transactions", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/accounts/{id}/proof", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes"),
+    ("get", "/v1/accounts/{id}/proof", Callers::Signed, "regulators, the authority, nodes (a proof carries its certifying block whole, every transfer in it)"),
     ("get", "/v1/accounts/{id}/bank", Callers::Signed, "any caller with a role on this chain (a payer needs its payee's bank)"),
     ("get", "/v1/signers/{id}", Callers::Signed, "the signer itself and its bank's operator; regulators, the authority, nodes"),
     ("get", "/v1/banks", Callers::Signed, "bank operators (their own bank only); regulators, the authority, nodes"),
     ("get", "/v1/banks/{id}", Callers::Signed, "the bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/cycles/{cycle}", Callers::Signed, "bank operators (their own bank's line only); regulators, the authority, nodes"),
+    ("get", "/v1/cycles/{cycle}", Callers::Signed, "bank operators (their own bank's line, and its own gross and net as the totals); regulators, the authority, nodes"),
     ("get", "/v1/days/{day}", Callers::Signed, "bank operators (their own bank's line only); regulators, the authority, nodes"),
     ("get", "/v1/banks/{id}/statements/{cycle}", Callers::Signed, "the bank's operator; regulators, the authority, nodes"),
     ("get", "/v1/blocks/{height}", Callers::Signed, "regulators, the authority, nodes"),
@@ -636,33 +666,38 @@ mod tests {
 
     #[test]
     fn a_nonce_is_refused_again_within_two_windows_and_forgotten_after() {
-        let key = AccountId([7; 32]);
-        let mut nonces = Nonces {
-            seen: HashSet::new(),
-            order: VecDeque::new(),
-            max: 3,
-        };
+        let (key, other) = (AccountId([7; 32]), AccountId([8; 32]));
+        let nonce = |c: char| c.to_string().repeat(16);
+        let window = Duration::from_millis(100);
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut nonces = Nonces::new(4, 2);
+        assert_eq!(nonces.admit(key, &nonce('a'), at(0), window), Ok(()));
         assert_eq!(
-            nonces.admit(key, "a".repeat(16).as_str(), 1_000, 100),
-            Ok(())
+            nonces.admit(key, &nonce('a'), at(150), window),
+            Err(NonceRefused::Replayed)
         );
+        // Still refused at exactly two windows: its timestamp may still be acceptable.
         assert_eq!(
-            nonces.admit(key, "a".repeat(16).as_str(), 1_150, 100),
+            nonces.admit(key, &nonce('a'), at(200), window),
             Err(NonceRefused::Replayed)
         );
         // Another key may use the same nonce.
+        assert_eq!(nonces.admit(other, &nonce('a'), at(150), window), Ok(()));
+        // One key may hold only its share.
+        assert_eq!(nonces.admit(key, &nonce('b'), at(160), window), Ok(()));
         assert_eq!(
-            nonces.admit(AccountId([8; 32]), &"a".repeat(16), 1_150, 100),
-            Ok(())
+            nonces.admit(key, &nonce('c'), at(170), window),
+            Err(NonceRefused::KeyFull)
         );
-        assert_eq!(nonces.admit(key, &"b".repeat(16), 1_160, 100), Ok(()));
+        assert_eq!(nonces.admit(other, &nonce('b'), at(170), window), Ok(()));
         assert_eq!(
-            nonces.admit(key, &"c".repeat(16), 1_170, 100),
+            nonces.admit(AccountId([9; 32]), &nonce('a'), at(170), window),
             Err(NonceRefused::Full)
         );
-        // After two windows the first entry is gone: room again, and the nonce is new (its
-        // timestamp could no longer be within the window).
-        assert_eq!(nonces.admit(key, &"a".repeat(16), 1_200, 100), Ok(()));
-        assert_eq!(nonces.seen.len(), 3);
+        // After two windows the first entry is gone: room again, and the nonce is new.
+        assert_eq!(nonces.admit(key, &nonce('a'), at(201), window), Ok(()));
+        assert_eq!(nonces.seen.len(), 4);
+        assert_eq!(nonces.per_key[&key], 2);
     }
 }

@@ -110,11 +110,21 @@ pub(crate) async fn cycle(
         )
     })?;
     let mut report = CycleView::new(report, state.decimals);
-    // An operator sees its own bank's line (and the cycle's totals).
     if let Some(own) = only {
-        report.banks.retain(|line| line.bank == own);
+        cut_cycle(&mut report, &own, state.decimals);
     }
     Ok(Json(report))
+}
+
+/// A cycle report as bank `own`'s operator sees it: its own line, and as totals its own
+/// gross (what it sent) and net movement, never the network's (with few banks, those would
+/// tell the others' flows).
+pub(crate) fn cut_cycle(report: &mut CycleView, own: &BankId, decimals: u8) {
+    report.banks.retain(|line| line.bank == *own);
+    let zero = interpool_contracts::Amount(0).format(decimals);
+    let line = report.banks.first();
+    report.gross_total = line.map_or(zero.clone(), |line| line.sent.clone());
+    report.net_total = line.map_or(zero, |line| line.net.trim_start_matches('-').to_string());
 }
 
 #[utoipa::path(

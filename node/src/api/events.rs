@@ -178,6 +178,9 @@ pub(crate) async fn stream(
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Who is asking comes first: nothing about the chain, not even whether a bank exists, is
+    // answered to an anonymous caller.
+    caller.known()?;
     let Query(query) = query.map_err(|e| ApiError::new(Code::BadQuery, e.body_text()))?;
     let account = query.account.as_deref().map(parse_account).transpose()?;
     let bank: Option<BankId> = query
@@ -285,12 +288,21 @@ fn concerns_bank(event: &EventView, bank: &BankId, ledger: &interpool_contracts:
     }
 }
 
-/// Cuts the bank lines of a cycle or day report to bank `own`'s.
-fn redact_reports(event: &mut EventView, own: &BankId) {
+/// An event as bank `own`'s operator sees it: cycle and day reports cut to its own line
+/// (and its own totals); the network-wide summary of the liquidity-saving pass not at all
+/// (its own released transfers are events of their own). `None`: nothing to send.
+fn redact_for_operator(event: EventView, own: &BankId, decimals: u8) -> Option<EventView> {
     match event {
-        EventView::CycleClosed { report } => report.banks.retain(|line| line.bank == *own),
-        EventView::DayClosed { report } => report.banks.retain(|line| line.bank == *own),
-        _ => {}
+        EventView::CycleClosed { mut report } => {
+            super::banks::cut_cycle(&mut report, own, decimals);
+            Some(EventView::CycleClosed { report })
+        }
+        EventView::DayClosed { mut report } => {
+            report.banks.retain(|line| line.bank == *own);
+            Some(EventView::DayClosed { report })
+        }
+        EventView::GridlockResolved { .. } => None,
+        other => Some(other),
     }
 }
 
@@ -364,10 +376,13 @@ async fn produce(
                                                     concerns_bank(event, b, &ledger)
                                                 })
                                         })
-                                        .filter_map(|(index, mut event)| {
-                                            if let Some(own) = &redact {
-                                                redact_reports(&mut event, own);
-                                            }
+                                        .filter_map(|(index, event)| {
+                                            let event = match &redact {
+                                                Some(own) => {
+                                                    redact_for_operator(event, own, decimals)?
+                                                }
+                                                None => event,
+                                            };
                                             let data = serde_json::to_string(&event).ok()?;
                                             let index = u32::try_from(index).unwrap_or(u32::MAX);
                                             Some((index, kind(&event), data))

@@ -553,7 +553,28 @@ pub(crate) async fn pacs002_status(
     }
     let best = best.map(|(_, report)| report);
     let report = best.ok_or_else(|| ApiError::internal("no candidate"))?;
-    super::transactions::may_read_transaction(&caller, &state, report.tx_hash).await?;
+    // Whether it is the caller's, judged as for the transaction itself; an order acknowledged
+    // here whose transaction this node no longer holds is its debtor's. To a caller it is not
+    // for, the answer is the same as for an id nobody used: whether someone else paid with
+    // it is not theirs to learn.
+    let hash = report.tx_hash;
+    let location = state
+        .reader
+        .read(move |store| store.tx_location(&hash))
+        .await
+        .map_err(ApiError::internal)?;
+    let readable =
+        match super::transactions::check_transaction(&caller, &state, hash, location).await {
+            Ok(true) => true,
+            Ok(false) => caller.may_read_signer(&ledger, &debtor).is_ok(),
+            Err(_) => false,
+        };
+    if !readable {
+        return Err(ApiError::new(
+            Code::UnknownEndToEndId,
+            format!("no transfer of {debtor} with end-to-end id {end_to_end_id:?} on this node"),
+        ));
+    }
     let xml = pacs002(&report).map_err(ApiError::internal)?;
     Ok(xml_response(StatusCode::OK, xml))
 }

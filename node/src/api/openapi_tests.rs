@@ -1763,6 +1763,7 @@ async fn access_customers_and_operators_read_only_their_own() {
     for uri in [
         format!("/v1/accounts/{neighbour}"),
         format!("/v1/accounts/{neighbour}/transactions"),
+        format!("/v1/accounts/{}/proof", account(own)),
         format!("/v1/signers/{neighbour}"),
         "/v1/banks".to_owned(),
         format!("/v1/banks/{}", testkit::bank_id(0)),
@@ -1788,6 +1789,7 @@ async fn access_customers_and_operators_read_only_their_own() {
     assert_eq!(banks[0]["id"], testkit::bank_id(0).to_string());
     for uri in [
         format!("/v1/accounts/{stranger}"),
+        format!("/v1/accounts/{neighbour}/proof"),
         format!("/v1/signers/{stranger}"),
         format!("/v1/banks/{}", testkit::bank_id(1)),
         format!("/v1/banks/{}/statements/latest", testkit::bank_id(1)),

@@ -276,76 +276,80 @@ pub(crate) async fn transaction(
     hash: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<TxStatusView>> {
     let hash = parse_hash(&path_text(hash, Code::BadHash, "transaction hash")?)?;
-    may_read_transaction(&caller, &state, hash).await?;
+    caller.known()?;
+    // The status first, then whether it is the caller's, judged on what was read: a
+    // transaction that commits in between is answered `unknown`, never shown unchecked.
     let stored = state
         .reader
         .read(move |store| stored_status(store, hash, None))
         .await?;
-    Ok(Json(match stored {
-        Some(view) => view,
-        None => TxStatusView {
-            hash,
-            status: if lock(&state.mempool).contains(&hash) {
-                TxStatus::Pending
-            } else {
-                TxStatus::Unknown
-            },
-            height: None,
-            settled_height: None,
-            receipt: None,
+    if let Some(view) = stored {
+        let location = view.receipt.as_ref().map(|r| (r.height, r.index));
+        check_transaction(&caller, &state, hash, location).await?;
+        return Ok(Json(view));
+    }
+    let pending = check_transaction(&caller, &state, hash, None).await?
+        && lock(&state.mempool).contains(&hash);
+    Ok(Json(TxStatusView {
+        hash,
+        status: if pending {
+            TxStatus::Pending
+        } else {
+            TxStatus::Unknown
         },
+        height: None,
+        settled_height: None,
+        receipt: None,
     }))
 }
 
-/// Refuses `caller` a transaction that is not theirs: one they neither signed nor received,
-/// and, for an operator, none of whose parties is at its bank. A transaction this node does
-/// not know is nobody's: its status (`unknown`) tells nothing.
-pub(crate) async fn may_read_transaction(
+/// Whether `caller` may read transaction `hash`: committed at `location`, or else pending in
+/// this node's mempool. `Ok(false)`: this node holds it nowhere (nothing to hide);
+/// `Err`: it is not the caller's (403; 401 for an anonymous caller). A party may read it,
+/// and the operator of a party's bank; regulators, the authority and nodes read everything.
+pub(crate) async fn check_transaction(
     caller: &super::auth::Caller,
     state: &ApiState,
     hash: Hash,
-) -> ApiResult<()> {
+    location: Option<crate::storage::Location>,
+) -> ApiResult<bool> {
     if caller.sees_all() {
-        return Ok(());
+        return Ok(true);
     }
-    let Some((key, _)) = caller.who.clone() else {
-        // 401, said by the caller.
-        return caller.may_read_transaction(&state.reader.view().ledger, &[]);
-    };
-    let pending = lock(&state.mempool).get(&hash).map(|tx| tx.tx().parties());
-    let parties = match pending {
-        Some(parties) => Some(parties),
-        None => {
-            let operator = caller.operator_bank().is_some();
-            state
-                .read_expensive(move |store| -> ApiResult<Option<Vec<AccountId>>> {
-                    let Some(location) = store.tx_location(&hash).map_err(ApiError::internal)?
-                    else {
-                        return Ok(None);
-                    };
-                    // The caller's own history answers for a party, cheaply.
-                    if store.is_party(&key, location).map_err(ApiError::internal)? {
-                        return Ok(Some(vec![key]));
-                    }
-                    if !operator {
-                        return Ok(Some(Vec::new()));
-                    }
-                    // An operator: whose transaction is it?
-                    let block = stored_block_transactions(store, location.0)?;
-                    Ok(Some(
-                        block
+    let (key, _) = caller.known()?;
+    let key = *key;
+    let parties = match location {
+        Some(location) => {
+            // The caller's own history answers for a party, cheaply.
+            let party = state
+                .reader
+                .read(move |store| store.is_party(&key, location))
+                .await
+                .map_err(ApiError::internal)?;
+            if party {
+                vec![key]
+            } else if caller.operator_bank().is_some() {
+                // An operator: whose transaction is it? (Decodes the block: an expensive read.)
+                state
+                    .read_expensive(move |store| -> ApiResult<Vec<AccountId>> {
+                        Ok(stored_block_transactions(store, location.0)?
                             .get(location.1 as usize)
                             .map(|tx| tx.tx.parties())
-                            .unwrap_or_default(),
-                    ))
-                })
-                .await??
+                            .unwrap_or_default())
+                    })
+                    .await??
+            } else {
+                Vec::new()
+            }
         }
+        None => match lock(&state.mempool).get(&hash).map(|tx| tx.tx().parties()) {
+            Some(parties) => parties,
+            None => return Ok(false),
+        },
     };
-    match parties {
-        None => Ok(()),
-        Some(parties) => caller.may_read_transaction(&state.reader.view().ledger, &parties),
-    }
+    caller
+        .may_read_transaction(&state.reader.view().ledger, &parties)
+        .map(|()| true)
 }
 
 /// The transactions of committed block `height` (empty if it is not stored).
