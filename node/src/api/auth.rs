@@ -1,14 +1,15 @@
 //! Who is calling, and what they may read (ADR 0014).
 //!
-//! A client proves who it is by signing the request with its ed25519 key: four headers
+//! A client proves who it is by signing a read (GET) with its ed25519 key: four headers
 //! ([`KEY_HEADER`], [`TIMESTAMP_HEADER`], [`NONCE_HEADER`], [`SIGNATURE_HEADER`]), all or
 //! none, the signature covering the chain id, method, path and query, timestamp, nonce and
-//! the body's hash ([`request_message`]). [`authenticate`] (a layer over every route) checks
-//! them once, refuses a stale or replayed request, and resolves the key's [`Role`] from
-//! genesis and the ledger as they are now; handlers take the resulting [`Caller`] and ask it
-//! whether the data is the caller's ([`Caller::may_read_account`] and the others). A request
-//! without the headers is anonymous: it may read the node's status, health and document and
-//! submit signed transactions (the transaction's own signature is the authority there).
+//! the (empty) body's hash ([`request_message`]). [`authenticate`] (a layer over every route)
+//! checks them once, refuses a stale or replayed request, and resolves the key's [`Role`]
+//! from genesis and the ledger as they are now; handlers take the resulting [`Caller`] and
+//! ask it whether the data is the caller's ([`Caller::may_read_account`] and the others). A
+//! request without the headers is anonymous: it may read the node's status, health and
+//! document. Writes are anonymous whatever they carry: each submits signed transactions,
+//! whose own signatures are the authority there. Who may call each route is [`ACCESS`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -50,17 +51,6 @@ pub enum Role {
 }
 
 impl Role {
-    /// The role's name in the access table and the OpenAPI document.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Role::Node => "node",
-            Role::Authority => "authority",
-            Role::Regulator => "regulator",
-            Role::Operator(_) => "operator",
-            Role::Customer(_) => "customer",
-        }
-    }
-
     /// What `key` is, by genesis (`nodes`) and the ledger; `None` for a stranger.
     pub fn of(key: &AccountId, nodes: &HashSet<AccountId>, ledger: &Ledger) -> Option<Role> {
         if nodes.contains(key) {
