@@ -142,7 +142,11 @@ class InterpoolRequestAuth(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         body = _final_body(request)
         target = wire_target(request.path_url)
-        headers = sign_headers(self.key, self.chain_id, request.method or "GET", target, body)
+        method = request.method or "GET"
+        # Only reads are signed, and always over the empty body: the node drops a read's body
+        # unread (ADR 0014). Writes are open; their signature headers are not looked at.
+        signed_body = b"" if method in ("GET", "HEAD") else body
+        headers = sign_headers(self.key, self.chain_id, method, target, signed_body)
         for name in list(request.headers):  # drop any generated values of these headers
             if name.lower() in headers:
                 del request.headers[name]

@@ -536,14 +536,10 @@ async fn caller(
             ),
         ));
     }
-    // A read has no body: one is refused, not buffered.
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 0).await.map_err(|_| {
-        ApiError::new(
-            Code::BadBody,
-            "a signed read carries no body; it is signed over the empty one",
-        )
-    })?;
+    // A read has no body: whatever one carries is dropped unread (never buffered), and the
+    // signature is over the empty body.
+    let (parts, _) = request.into_parts();
+    let body: &[u8] = &[];
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -554,7 +550,7 @@ async fn caller(
         path_and_query,
         credentials.timestamp_ms,
         &credentials.nonce,
-        &body,
+        body,
     );
     let verified = VerifyingKey::from_bytes(&credentials.key.0).is_ok_and(|key| {
         key.verify_strict(&message, &Signature::from_bytes(&credentials.signature))
@@ -609,7 +605,7 @@ async fn caller(
             who: Some((credentials.key, role)),
             loopback,
         },
-        Request::from_parts(parts, Body::from(body)),
+        Request::from_parts(parts, Body::empty()),
     ))
 }
 

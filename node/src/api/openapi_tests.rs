@@ -1939,3 +1939,36 @@ async fn access_forged_stale_replayed_and_partial_credentials_are_refused() {
         (StatusCode::UNAUTHORIZED, "bad_credentials".into())
     );
 }
+
+#[tokio::test]
+async fn access_a_signed_read_with_a_body_is_routed_as_without_it() {
+    let api = TestApi::new();
+    // The body is dropped unread: the signature is over the empty body, and a GET on a write
+    // route is still 405.
+    let send = |uri: &'static str| {
+        let api = &api;
+        async move {
+            let mut request = Request::builder()
+                .method(Method::GET)
+                .uri(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"tx": "00"}"#))
+                .expect("request");
+            api.sign(&mut request, testkit::REGULATOR_SEED, b"");
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                std::net::SocketAddr::from((CLIENT_A, 40_000)),
+            ));
+            api.router
+                .clone()
+                .oneshot(request)
+                .await
+                .expect("infallible")
+                .status()
+        }
+    };
+    assert_eq!(
+        send("/v1/transactions").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(send("/v1/banks").await, StatusCode::OK);
+}
