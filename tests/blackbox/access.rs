@@ -232,6 +232,35 @@ fn manifest_text(field: &Value, what: &str) -> String {
         .to_string()
 }
 
+/// The key of the file the manifest names at `field` (`regulator_key_file`, a bank's
+/// `operator_key_file`, ...).
+fn manifest_key(net: &Localnet, field: &Value, what: &str) -> ed25519_dalek::SigningKey {
+    net.key(&manifest_text(field, what))
+}
+
+/// The regulator's, the authority's and the first node's keys.
+fn all_seeing_keys(
+    net: &Localnet,
+) -> (
+    ed25519_dalek::SigningKey,
+    ed25519_dalek::SigningKey,
+    ed25519_dalek::SigningKey,
+) {
+    (
+        manifest_key(
+            net,
+            &net.manifest["regulator_key_file"],
+            "regulator key file",
+        ),
+        manifest_key(
+            net,
+            &net.manifest["authority_key_file"],
+            "authority key file",
+        ),
+        net.key(&format!("{}/node-key.json", net.nodes[0].name)),
+    )
+}
+
 #[test]
 fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_forged() {
     // One validator (access needs no quorum) and cycles of 10 blocks, so that a cycle report
@@ -255,23 +284,15 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     let (b1_key, b1) = net.account_key(1, 0);
     let bank_a = manifest_text(&net.manifest["banks"][0]["id"], "bank id");
     let bank_b = manifest_text(&net.manifest["banks"][1]["id"], "bank id");
-    let operator_a_key = net.signing_key(&manifest_text(
-        &net.manifest["banks"][0]["operator_key_file"],
-        "operator key file",
-    ));
-    let operator_b_key = net.signing_key(&manifest_text(
-        &net.manifest["banks"][1]["operator_key_file"],
-        "operator key file",
-    ));
-    let regulator_key = net.signing_key(&manifest_text(
-        &net.manifest["regulator_key_file"],
-        "regulator key file",
-    ));
-    let authority_key = net.signing_key(&manifest_text(
-        &net.manifest["authority_key_file"],
-        "authority key file",
-    ));
-    let node_key = net.signing_key(&format!("{}/node-key.json", net.nodes[0].name));
+    let operator_key = |bank: usize| {
+        manifest_key(
+            &net,
+            &net.manifest["banks"][bank]["operator_key_file"],
+            "operator key file",
+        )
+    };
+    let (operator_a_key, operator_b_key) = (operator_key(0), operator_key(1));
+    let (regulator_key, authority_key, node_key) = all_seeing_keys(&net);
     let customer_a1 = Caller::signing("customer A1", &a1_key);
     let customer_a2 = Caller::signing("customer A2", &a2_key);
     let customer_b1 = Caller::signing("customer B1", &b1_key);
@@ -643,19 +664,12 @@ fn metrics_off_loopback_need_an_all_seeing_caller_and_the_api_speaks_only_tls() 
 
     let (customer_key, customer) = net.account_key(0, 0);
     let other_customer = net.account_key(0, 1).1;
-    let operator_key = net.signing_key(&manifest_text(
+    let operator_key = manifest_key(
+        &net,
         &net.manifest["banks"][0]["operator_key_file"],
         "operator key file",
-    ));
-    let regulator_key = net.signing_key(&manifest_text(
-        &net.manifest["regulator_key_file"],
-        "regulator key file",
-    ));
-    let authority_key = net.signing_key(&manifest_text(
-        &net.manifest["authority_key_file"],
-        "authority key file",
-    ));
-    let node_key = net.signing_key(&format!("{}/node-key.json", net.nodes[0].name));
+    );
+    let (regulator_key, authority_key, node_key) = all_seeing_keys(&net);
 
     // /metrics where loopback is not enough.
     ANONYMOUS.refused(&observer_rpc, "/metrics", 401, "unauthenticated");

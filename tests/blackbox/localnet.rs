@@ -783,12 +783,6 @@ impl Localnet {
         key.signing_key().expect("valid key")
     }
 
-    /// The key in `file` (relative to the localnet's folder), e.g. the manifest's
-    /// `regulator_key_file`.
-    pub fn signing_key(&self, file: &str) -> ed25519_dalek::SigningKey {
-        self.key(file)
-    }
-
     /// The consortium CA's certificate.
     pub fn ca_file(&self) -> PathBuf {
         self.root()
