@@ -231,6 +231,13 @@ impl Req {
         self
     }
 
+    /// Sets the body, sent chunked (no `Content-Length`).
+    pub fn chunked(mut self, body: impl Into<Vec<u8>>) -> Req {
+        let reader = std::io::Cursor::new(body.into());
+        self.builder = self.builder.body(reqwest::blocking::Body::new(reader));
+        self
+    }
+
     /// Sets a JSON body.
     pub fn json(mut self, body: &impl serde::Serialize) -> Req {
         self.builder = self.builder.json(body);

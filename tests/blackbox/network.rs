@@ -219,3 +219,53 @@ fn consortium_commits_1000_transfers_agrees_and_refuses_bad_input() {
     }
     assert_eq!(account(validator, a).expect("account"), before);
 }
+
+/// An oversized body is answered `413 body_too_large` every time, whatever its size up to
+/// a generous bound and however the client writes it: the node reads and discards the rest
+/// of the body before it answers, so the client is never cut off mid-write with a broken
+/// pipe and never loses the answer (the way CI once saw it, over TLS). The connection then
+/// serves the next request.
+#[test]
+fn an_oversized_body_is_answered_413_every_time_and_the_connection_serves_on() {
+    let net = Localnet::start(1, 0, 1);
+    let rpc = &net.rpcs()[0];
+    wait_for(
+        Duration::from_secs(60),
+        "the validator past height 1",
+        || status(rpc).is_some_and(|s| s.height >= 1),
+    );
+    let http = crate::localnet::client_timeout(Duration::from_secs(60));
+    // Declared (`Content-Length`) and chunked, when the node only finds out as it reads.
+    let sizes = [
+        (5usize, false),
+        (8, false),
+        (24, false),
+        (8, true),
+        (24, true),
+    ];
+    for (round, (mebibytes, chunked)) in sizes.into_iter().cycle().take(25).enumerate() {
+        let body = format!(r#"{{"tx": "{}"}}"#, "00".repeat(mebibytes << 19));
+        let request = http
+            .post(format!("{rpc}/v1/transactions"))
+            .header("content-type", "application/json");
+        let request = if chunked {
+            request.chunked(body)
+        } else {
+            request.body(body)
+        };
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("round {round}, {mebibytes} MiB, chunked {chunked}: {e:?}"));
+        assert_eq!(response.status().as_u16(), 413, "round {round}");
+        let answer: Value = response.json().expect("a JSON error");
+        assert_eq!(answer["error"]["code"], "body_too_large", "{answer}");
+    }
+    let (key, _) = net.account_key(0, 0);
+    let to = net.account_key(0, 1).1;
+    let response = http
+        .post(format!("{rpc}/v1/transactions"))
+        .json(&serde_json::json!({ "tx": to_hex(&transfer(&key, to, 0, 1).encode()) }))
+        .send()
+        .expect("the next request");
+    assert_eq!(response.status().as_u16(), 202, "{:?}", response.text());
+}

@@ -25,6 +25,7 @@ pub mod accounts;
 pub mod auth;
 pub mod banks;
 pub mod blocks;
+pub mod body;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -127,6 +128,13 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
             auth::authenticate,
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            body::Limit {
+                state: state.clone(),
+                max_body_bytes,
+            },
+            body::limit,
+        ))
         .with_state(state)
 }
 

@@ -1,0 +1,230 @@
+//! Request bodies: the size limit, and the rest of a body the node answered early.
+//!
+//! A server that answers before it has read the whole body (413 for a body over
+//! `[rpc] max_body_bytes`, 429 for a client over its rate, 401 for a read with a body) and
+//! then closes the connection cuts the client off while it is still writing: the client
+//! sees a broken pipe or a reset instead of the answer, and cannot tell why it was refused.
+//! So on HTTP/1 the node reads what is left of such a body and throws it away before it
+//! answers, the way nginx's lingering close does: at most [`DRAIN_BYTES`] more bytes, for
+//! at most [`DRAIN_TIME`]. Past either bound it answers with `Connection: close` and stops
+//! reading. (HTTP/2 ends the one stream, not the connection; there is nothing to drain.)
+//!
+//! A body whose declared length is over the limit is answered `413 body_too_large` at once,
+//! without reaching a handler; a body that turns out longer than the limit as it is read
+//! (chunked) is refused by the handler's extractor (`DefaultBodyLimit`), and the rest of it
+//! is drained the same way.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Version};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
+
+use super::{ApiError, ApiState, Code};
+
+/// The most the node reads and throws away of a body it has already answered.
+pub const DRAIN_BYTES: u64 = 64 << 20;
+
+/// The longest the node spends reading a body it has already answered.
+pub const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// What the layer needs: the node's state (for its metrics) and the body limit.
+#[derive(Clone)]
+pub(crate) struct Limit {
+    pub(crate) state: ApiState,
+    pub(crate) max_body_bytes: usize,
+}
+
+/// The layer: refuses a body declared too large, and drains what a handler left unread.
+pub(crate) async fn limit(State(limit): State<Limit>, request: Request, next: Next) -> Response {
+    let lingers = matches!(
+        request.version(),
+        Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
+    );
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let (parts, body) = request.into_parts();
+    let slot = Arc::new(Mutex::new(Some(body)));
+    let response = match declared {
+        Some(length) if length > limit.max_body_bytes as u64 => ApiError::new(
+            Code::BodyTooLarge,
+            format!(
+                "the body is {length} bytes; this node takes at most {} ([rpc] max_body_bytes)",
+                limit.max_body_bytes
+            ),
+        )
+        .into_response(),
+        _ => {
+            let shared = Body::new(Shared(Arc::clone(&slot)));
+            next.run(Request::from_parts(parts, shared)).await
+        }
+    };
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        limit.state.metrics.api_refused("body_too_large", "bodies");
+    }
+    let rest = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    match rest {
+        Some(rest) if rest.is_end_stream() => response,
+        // More declared than the drain would read: no use starting.
+        Some(_) if !lingers || declared.is_some_and(|length| length > DRAIN_BYTES) => {
+            close(response)
+        }
+        Some(rest) => match drain(rest, DRAIN_BYTES, DRAIN_TIME).await {
+            Drained::ToTheEnd => response,
+            Drained::GaveUp => close(response),
+        },
+        None => response,
+    }
+}
+
+/// How draining a body ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// The body ended (or the client went away): the connection can serve on.
+    ToTheEnd,
+    /// The body went on past [`DRAIN_BYTES`] or [`DRAIN_TIME`].
+    GaveUp,
+}
+
+/// Reads `body` to its end and throws it away: at most `max_bytes`, for at most `max_time`.
+async fn drain(body: Body, max_bytes: u64, max_time: Duration) -> Drained {
+    let mut body = body;
+    let mut read = 0u64;
+    let to_the_end = async {
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let Ok(frame) = frame else {
+                // The client went away or broke the framing: the connection is done with.
+                return Drained::ToTheEnd;
+            };
+            if let Some(data) = frame.data_ref() {
+                read = read.saturating_add(data.len() as u64);
+                if read > max_bytes {
+                    return Drained::GaveUp;
+                }
+            }
+        }
+        Drained::ToTheEnd
+    };
+    tokio::time::timeout(max_time, to_the_end)
+        .await
+        .unwrap_or(Drained::GaveUp)
+}
+
+/// `response`, telling the client that the connection closes after it.
+fn close(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The request body as the handler sees it, while the layer keeps a hold on it: what the
+/// handler leaves unread is still there for [`drain`] once the handler has answered.
+struct Shared(Arc<Mutex<Option<Body>>>);
+
+impl HttpBody for Shared {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().map(HttpBody::size_hint).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(sizes: &[usize]) -> Body {
+        let frames: Vec<Result<Bytes, std::io::Error>> = sizes
+            .iter()
+            .map(|size| Ok(Bytes::from(vec![0u8; *size])))
+            .collect();
+        Body::from_stream(futures::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_bound_is_drained_to_its_end() {
+        let drained = drain(chunks(&[1 << 20; 8]), 8 << 20, DRAIN_TIME).await;
+        assert_eq!(drained, Drained::ToTheEnd);
+        let drained = drain(Body::empty(), 0, DRAIN_TIME).await;
+        assert_eq!(drained, Drained::ToTheEnd);
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_bound_is_given_up() {
+        let drained = drain(chunks(&[1 << 20; 9]), 8 << 20, DRAIN_TIME).await;
+        assert_eq!(drained, Drained::GaveUp);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_is_given_up_after_the_drain_time() {
+        let stalled =
+            Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let drained = drain(stalled, DRAIN_BYTES, Duration::from_millis(20)).await;
+        assert_eq!(drained, Drained::GaveUp);
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_ends_the_drain() {
+        let broken = Body::from_stream(futures::stream::iter([
+            Ok(Bytes::from_static(b"some")),
+            Err(std::io::Error::other("reset")),
+        ]));
+        assert_eq!(
+            drain(broken, DRAIN_BYTES, DRAIN_TIME).await,
+            Drained::ToTheEnd
+        );
+    }
+
+    #[tokio::test]
+    async fn the_shared_body_leaves_what_the_reader_did_not_take() {
+        let slot = Arc::new(Mutex::new(Some(chunks(&[3, 4]))));
+        let mut shared = Shared(Arc::clone(&slot));
+        let first = std::future::poll_fn(|cx| Pin::new(&mut shared).poll_frame(cx)).await;
+        let first = first
+            .expect("a frame")
+            .expect("data")
+            .into_data()
+            .expect("data");
+        assert_eq!(first.len(), 3);
+        drop(shared);
+        let mut rest = slot.lock().expect("slot").take().expect("the rest");
+        let second = std::future::poll_fn(|cx| Pin::new(&mut rest).poll_frame(cx)).await;
+        let second = second
+            .expect("a frame")
+            .expect("data")
+            .into_data()
+            .expect("data");
+        assert_eq!(second.len(), 4);
+    }
+}
