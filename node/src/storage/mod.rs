@@ -466,17 +466,45 @@ pub struct Store {
 /// there ("already in a block?"): bloom filters, in the memtable and in every table file,
 /// answer those misses without searching (without them a validator spent 6 % of its CPU on
 /// the index lookups of admission alone at 4,000 transfers/s, issue 12's profile).
-fn family_options(name: &str) -> Options {
+///
+/// Every family reads through one block cache of [`BLOCK_CACHE_BYTES`] (RocksDB's default
+/// is a cache per family).
+fn family_options(name: &str, cache: &rocksdb::Cache) -> Options {
     let mut options = Options::default();
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
     if name == CF_TX_INDEX || name == CF_QUEUE_INDEX {
-        let mut table = rocksdb::BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
         table.set_whole_key_filtering(true);
-        options.set_block_based_table_factory(&table);
         options.set_memtable_prefix_bloom_ratio(0.1);
         options.set_memtable_whole_key_filtering(true);
     }
+    options.set_block_based_table_factory(&table);
     options
+}
+
+/// The memory all column families' memtables may take together before the largest is
+/// flushed. RocksDB's default is 64 MiB per family, twice over: with twelve families a
+/// node under load grew past 800 MB of resident memory (issue 12 asks for 500 MB), most of
+/// it memtables of write-once indexes that are rarely read back.
+const MEMTABLE_BUDGET_BYTES: usize = 96 << 20;
+
+/// The block cache shared by every column family.
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
+
+/// The database's options: created if missing, every column family with
+/// [`family_options`], memtables within [`MEMTABLE_BUDGET_BYTES`].
+fn database_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
+    let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let families = COLUMN_FAMILIES
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name, &cache)))
+        .collect();
+    (options, families)
 }
 
 fn height_key(height: u64) -> [u8; 8] {
@@ -486,12 +514,7 @@ fn height_key(height: u64) -> [u8; 8] {
 impl Store {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        let families = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name)));
+        let (options, families) = database_options();
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let store = Store {
             db,
@@ -811,13 +834,8 @@ impl Store {
     /// between catch-ups, and every commit is one atomic batch, so the copy is a consistent
     /// chain. Returns how many records and bytes were copied.
     pub fn copy_to(&self, path: &Path) -> Result<(u64, u64), StorageError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
+        let (mut options, families) = database_options();
         options.set_error_if_exists(true);
-        let families = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name)));
         let copy = DB::open_cf_descriptors(&options, path, families)?;
         let (mut records, mut bytes) = (0u64, 0u64);
         // No write-ahead log: the copy is flushed to table files at the end, and a copy cut
