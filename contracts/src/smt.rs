@@ -49,24 +49,32 @@ fn bit(key: &Hash, depth: usize) -> bool {
 enum Node {
     #[default]
     Empty,
-    Leaf {
-        key: Hash,
-        value: Hash,
-        /// `leaf_hash(key, value)`, kept so a parent's rehash does not redo it.
-        hash: Hash,
-    },
+    /// Behind a pointer, like an inner node, so a node is two words: an inner node holds two
+    /// of them, and a leaf inline made every inner node of a large tree about 250 bytes
+    /// instead of about 70 (the end-to-end ids put a leaf in the tree for every transfer
+    /// of the duplicate window; issue 12's memory target).
+    Leaf(Arc<Leaf>),
     /// Shared between clones of the tree: a change copies the nodes on its path only when
     /// another clone still holds them (`Arc::make_mut`), so a clone costs nothing and a
     /// block's changes cost what they touch.
     Inner(Arc<Inner>),
 }
 
+/// A leaf: never changed in place (an update is a new leaf).
+#[derive(Debug)]
+struct Leaf {
+    key: Hash,
+    value: Hash,
+    /// `leaf_hash(key, value)`, kept so a parent's rehash does not redo it.
+    hash: Hash,
+}
+
 fn leaf(key: Hash, value: Hash) -> Node {
-    Node::Leaf {
+    Node::Leaf(Arc::new(Leaf {
         key,
         value,
         hash: leaf_hash(&key, &value),
-    }
+    }))
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +147,7 @@ impl SparseMerkleTree {
         loop {
             match node {
                 Node::Empty => return None,
-                Node::Leaf { key: k, value, .. } => return (k == key).then_some(*value),
+                Node::Leaf(leaf) => return (leaf.key == *key).then_some(leaf.value),
                 Node::Inner(inner) => {
                     node = if bit(key, depth) {
                         &inner.right
@@ -169,7 +177,7 @@ impl SparseMerkleTree {
         let terminal = loop {
             match node {
                 Node::Empty => break None,
-                Node::Leaf { key, value, .. } => break Some((*key, *value)),
+                Node::Leaf(leaf) => break Some((leaf.key, leaf.value)),
                 Node::Inner(inner) => {
                     let (next, sibling) = if bit(key, depth) {
                         (&inner.right, &inner.left)
@@ -289,11 +297,11 @@ fn insert(node: &mut Node, depth: usize, key: Hash, value: Hash) -> bool {
             *node = leaf(key, value);
             true
         }
-        Node::Leaf { key: existing, .. } if *existing == key => {
+        Node::Leaf(existing) if existing.key == key => {
             *node = leaf(key, value);
             false
         }
-        Node::Leaf { .. } => {
+        Node::Leaf(_) => {
             let existing = std::mem::take(node);
             *node = split(existing, leaf(key, value), &key, depth);
             true
@@ -333,8 +341,8 @@ fn update_sorted(
             // Keep the compression invariant: a subtree with one leaf is that leaf.
             match (&inner.left, &inner.right) {
                 (Node::Empty, Node::Empty) => Node::Empty,
-                (Node::Leaf { .. }, Node::Empty) => std::mem::take(&mut inner.left),
-                (Node::Empty, Node::Leaf { .. }) => std::mem::take(&mut inner.right),
+                (Node::Leaf(_), Node::Empty) => std::mem::take(&mut inner.left),
+                (Node::Empty, Node::Leaf(_)) => std::mem::take(&mut inner.right),
                 _ => Node::Inner(shared),
             }
         }
@@ -360,7 +368,7 @@ fn update_sorted(
 /// Builds the smallest subtree at `depth` holding two leaves with distinct keys.
 fn split(existing: Node, new: Node, new_key: &Hash, depth: usize) -> Node {
     let existing_key = match &existing {
-        Node::Leaf { key, .. } => *key,
+        Node::Leaf(leaf) => leaf.key,
         _ => unreachable!("split is only called on two leaves"),
     };
     assert!(depth < 256, "two distinct keys must differ in some bit");
@@ -390,8 +398,8 @@ fn split(existing: Node, new: Node, new_key: &Hash, depth: usize) -> Node {
 fn remove(node: &mut Node, depth: usize, key: &Hash) -> bool {
     match node {
         Node::Empty => false,
-        Node::Leaf { key: existing, .. } => {
-            if existing == key {
+        Node::Leaf(existing) => {
+            if existing.key == *key {
                 *node = Node::Empty;
                 true
             } else {
@@ -411,8 +419,8 @@ fn remove(node: &mut Node, depth: usize, key: &Hash) -> bool {
             inner.hash = None;
             let collapse = match (&inner.left, &inner.right) {
                 (Node::Empty, Node::Empty) => Some(Node::Empty),
-                (Node::Leaf { .. }, Node::Empty) => Some(std::mem::take(&mut inner.left)),
-                (Node::Empty, Node::Leaf { .. }) => Some(std::mem::take(&mut inner.right)),
+                (Node::Leaf(_), Node::Empty) => Some(std::mem::take(&mut inner.left)),
+                (Node::Empty, Node::Leaf(_)) => Some(std::mem::take(&mut inner.right)),
                 _ => None,
             };
             if let Some(replacement) = collapse {
@@ -426,7 +434,7 @@ fn remove(node: &mut Node, depth: usize, key: &Hash) -> bool {
 fn hash(node: &mut Node) -> Hash {
     match node {
         Node::Empty => Hash::ZERO,
-        Node::Leaf { hash, .. } => *hash,
+        Node::Leaf(leaf) => leaf.hash,
         Node::Inner(inner) => {
             if let Some(hash) = inner.hash {
                 return hash;
@@ -447,7 +455,7 @@ fn hash(node: &mut Node) -> Hash {
 fn cached_hash(node: &Node) -> Hash {
     match node {
         Node::Empty => Hash::ZERO,
-        Node::Leaf { hash, .. } => *hash,
+        Node::Leaf(leaf) => leaf.hash,
         Node::Inner(inner) => inner
             .hash
             .expect("prove() requires root() after the last change"),
