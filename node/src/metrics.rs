@@ -196,7 +196,7 @@ impl Metrics {
         let api_refused = Family::default();
         registry.register(
             "api_refused",
-            "API requests refused at a limit, by reason (rate_limited: the client is over its rate; busy: the node's concurrency limit; body_too_large: over [rpc] max_body_bytes; the codes of a refused signed read) and kind (writes, expensive reads, signed requests, bodies)",
+            "API requests refused at a limit, by reason (rate_limited: the client is over its rate; busy: the node's concurrency limit; body_too_large: a body over its limit ([rpc] max_body_bytes, or a route's own); the codes of a refused signed read) and kind (writes, expensive reads, signed requests, bodies)",
             api_refused.clone(),
         );
         let checkpoint_height = Gauge::default();

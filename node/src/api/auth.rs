@@ -536,8 +536,9 @@ async fn caller(
             ),
         ));
     }
-    // A read has no body: whatever one carries is dropped unread (never buffered), and the
-    // signature is over the empty body.
+    // A read has no body: whatever one carries is not looked at here (never buffered; the
+    // body layer reads and discards it after the answer, `api::body`), and the signature is
+    // over the empty body.
     let (parts, _) = request.into_parts();
     let body: &[u8] = &[];
     let path_and_query = parts

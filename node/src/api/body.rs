@@ -1,13 +1,16 @@
 //! Request bodies: the size limit, and the rest of a body the node answered early.
 //!
 //! A server that answers before it has read the whole body (413 for a body over
-//! `[rpc] max_body_bytes`, 429 for a client over its rate, 401 for a read with a body) and
-//! then closes the connection cuts the client off while it is still writing: the client
-//! sees a broken pipe or a reset instead of the answer, and cannot tell why it was refused.
-//! So on HTTP/1 the node reads what is left of such a body and throws it away before it
-//! answers, the way nginx's lingering close does: at most [`DRAIN_BYTES`] more bytes, for
-//! at most [`DRAIN_TIME`]. Past either bound it answers with `Connection: close` and stops
-//! reading. (HTTP/2 ends the one stream, not the connection; there is nothing to drain.)
+//! `[rpc] max_body_bytes`, 429 for a client over its rate, a read whose body is not looked
+//! at) and then closes the connection cuts the client off while it is still writing: the
+//! client sees a broken pipe or a reset instead of the answer, and cannot tell why it was
+//! refused. So on HTTP/1 the node reads what is left of such a body and throws it away
+//! before it answers, the way nginx's lingering close does: at most [`DRAIN_BYTES`] more
+//! bytes, for at most [`DRAIN_TIME`], and never past the node's shutdown. Past a bound it
+//! answers with `Connection: close` and stops reading. (HTTP/2 ends the one stream, not the
+//! connection; there is nothing to drain.) A client that sent `Expect: 100-continue` and was
+//! answered before the body was asked for has not sent it: it gets the answer and the
+//! connection closes, without being invited to upload what would be thrown away.
 //!
 //! A body whose declared length is over the limit is answered `413 body_too_large` at once,
 //! without reaching a handler; a body that turns out longer than the limit as it is read
@@ -54,8 +57,15 @@ pub(crate) async fn limit(State(limit): State<Limit>, request: Request, next: Ne
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let expects_continue = request
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (parts, body) = request.into_parts();
-    let slot = Arc::new(Mutex::new(Some(body)));
+    let slot = Arc::new(Mutex::new(Held {
+        body: Some(body),
+        polled: false,
+    }));
     let response = match declared {
         Some(length) if length > limit.max_body_bytes as u64 => ApiError::new(
             Code::BodyTooLarge,
@@ -73,18 +83,39 @@ pub(crate) async fn limit(State(limit): State<Limit>, request: Request, next: Ne
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
         limit.state.metrics.api_refused("body_too_large", "bodies");
     }
-    let rest = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let (rest, polled) = {
+        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        (held.body.take(), held.polled)
+    };
     match rest {
-        Some(rest) if rest.is_end_stream() => response,
-        // More declared than the drain would read: no use starting.
-        Some(_) if !lingers || declared.is_some_and(|length| length > DRAIN_BYTES) => {
+        None => response,
+        Some(rest) if !lingers || rest.is_end_stream() => response,
+        // Not sent yet (no `100 Continue` went out), or more declared than the drain would
+        // read: no use starting.
+        Some(_)
+            if (expects_continue && !polled)
+                || declared.is_some_and(|length| length > DRAIN_BYTES) =>
+        {
             close(response)
         }
-        Some(rest) => match drain(rest, DRAIN_BYTES, DRAIN_TIME).await {
-            Drained::ToTheEnd => response,
-            Drained::GaveUp => close(response),
-        },
-        None => response,
+        Some(rest) => {
+            let mut shutdown = limit.state.shutdown.clone();
+            let stopping = async move {
+                while !*shutdown.borrow_and_update() {
+                    if shutdown.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let drained = tokio::select! {
+                drained = drain(rest, DRAIN_BYTES, DRAIN_TIME) => drained,
+                () = stopping => Drained::GaveUp,
+            };
+            match drained {
+                Drained::ToTheEnd => response,
+                Drained::GaveUp => close(response),
+            }
+        }
     }
 }
 
@@ -132,7 +163,15 @@ fn close(mut response: Response) -> Response {
 
 /// The request body as the handler sees it, while the layer keeps a hold on it: what the
 /// handler leaves unread is still there for [`drain`] once the handler has answered.
-struct Shared(Arc<Mutex<Option<Body>>>);
+struct Shared(Arc<Mutex<Held>>);
+
+/// What [`Shared`] holds.
+struct Held {
+    /// The body; `None` once it ended.
+    body: Option<Body>,
+    /// Whether the handler asked for the body (on HTTP/1, that sends `100 Continue`).
+    polled: bool,
+}
 
 impl HttpBody for Shared {
     type Data = Bytes;
@@ -142,21 +181,31 @@ impl HttpBody for Shared {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match slot.as_mut() {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        held.polled = true;
+        let Some(body) = held.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = Pin::new(body).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            // Ended: nothing left to drain (hyper's `is_end_stream` does not say so for a
+            // chunked body).
+            held.body = None;
         }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.as_ref().is_none_or(HttpBody::is_end_stream)
+        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        held.body.as_ref().is_none_or(HttpBody::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.as_ref().map(HttpBody::size_hint).unwrap_or_default()
+        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        held.body
+            .as_ref()
+            .map(HttpBody::size_hint)
+            .unwrap_or(SizeHint::with_exact(0))
     }
 }
 
@@ -206,25 +255,40 @@ mod tests {
         );
     }
 
+    /// The length of `body`'s next data frame.
+    async fn next_len(
+        body: &mut (impl HttpBody<Data = Bytes, Error = axum::Error> + Unpin),
+    ) -> usize {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
+        let data = frame.expect("a frame").expect("data").into_data();
+        data.expect("data").len()
+    }
+
     #[tokio::test]
     async fn the_shared_body_leaves_what_the_reader_did_not_take() {
-        let slot = Arc::new(Mutex::new(Some(chunks(&[3, 4]))));
+        let slot = Arc::new(Mutex::new(Held {
+            body: Some(chunks(&[3, 4])),
+            polled: false,
+        }));
         let mut shared = Shared(Arc::clone(&slot));
-        let first = std::future::poll_fn(|cx| Pin::new(&mut shared).poll_frame(cx)).await;
-        let first = first
-            .expect("a frame")
-            .expect("data")
-            .into_data()
-            .expect("data");
-        assert_eq!(first.len(), 3);
+        assert_eq!(next_len(&mut shared).await, 3);
         drop(shared);
-        let mut rest = slot.lock().expect("slot").take().expect("the rest");
-        let second = std::future::poll_fn(|cx| Pin::new(&mut rest).poll_frame(cx)).await;
-        let second = second
-            .expect("a frame")
-            .expect("data")
-            .into_data()
-            .expect("data");
-        assert_eq!(second.len(), 4);
+        let mut held = slot.lock().expect("slot");
+        assert!(held.polled);
+        let mut rest = held.body.take().expect("the rest");
+        assert_eq!(next_len(&mut rest).await, 4);
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_leaves_nothing_to_drain() {
+        let slot = Arc::new(Mutex::new(Held {
+            body: Some(chunks(&[3])),
+            polled: false,
+        }));
+        let mut shared = Shared(Arc::clone(&slot));
+        assert_eq!(next_len(&mut shared).await, 3);
+        let end = std::future::poll_fn(|cx| Pin::new(&mut shared).poll_frame(cx)).await;
+        assert!(end.is_none());
+        assert!(slot.lock().expect("slot").body.is_none());
     }
 }

@@ -1943,7 +1943,7 @@ async fn access_forged_stale_replayed_and_partial_credentials_are_refused() {
 #[tokio::test]
 async fn access_a_signed_read_with_a_body_is_routed_as_without_it() {
     let api = TestApi::new();
-    // The body is dropped unread: the signature is over the empty body, and a GET on a write
+    // The body is not looked at: the signature is over the empty body, and a GET on a write
     // route is still 405.
     let send = |uri: &'static str| {
         let api = &api;
@@ -1971,4 +1971,53 @@ async fn access_a_signed_read_with_a_body_is_routed_as_without_it() {
         StatusCode::METHOD_NOT_ALLOWED
     );
     assert_eq!(send("/v1/banks").await, StatusCode::OK);
+}
+
+/// A body of `chunks` frames of 1 MiB that counts how many of them were read.
+fn counted_body(chunks: usize) -> (Body, Arc<std::sync::atomic::AtomicUsize>) {
+    use futures::StreamExt as _;
+    let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&read);
+    let frames = futures::stream::iter(0..chunks).map(move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![0u8; 1 << 20]))
+    });
+    (Body::from_stream(frames), read)
+}
+
+#[tokio::test]
+async fn body_a_refused_body_is_read_to_its_end_before_the_answer_unless_it_was_never_sent() {
+    let api = TestApi::new();
+    let post = |chunks: usize, expect: bool| {
+        let (body, read) = counted_body(chunks);
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/transactions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, (chunks << 20).to_string());
+        if expect {
+            request = request.header(header::EXPECT, "100-continue");
+        }
+        (request.body(body).expect("request"), read)
+    };
+    // Declared over the limit: 413 before any handler, then the body is drained and the
+    // connection serves on.
+    let (request, read) = post(8, false);
+    let response = api.router.clone().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 8);
+    assert!(response.headers().get(header::CONNECTION).is_none());
+    // The client waits for `100 Continue` before it sends: it is told no by the 413 and the
+    // connection closes, nothing read.
+    let (request, read) = post(8, true);
+    let response = api.router.clone().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(response.headers()[header::CONNECTION], "close");
+    // Declared past what the node drains: answered, closed, nothing read.
+    let (request, read) = post(65, false);
+    let response = api.router.clone().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(response.headers()[header::CONNECTION], "close");
 }
