@@ -273,9 +273,12 @@ mod tests {
         let mut shared = Shared(Arc::clone(&slot));
         assert_eq!(next_len(&mut shared).await, 3);
         drop(shared);
-        let mut held = slot.lock().expect("slot");
-        assert!(held.polled);
-        let mut rest = held.body.take().expect("the rest");
+        let (polled, rest) = {
+            let mut held = slot.lock().expect("slot");
+            (held.polled, held.body.take())
+        };
+        assert!(polled);
+        let mut rest = rest.expect("the rest");
         assert_eq!(next_len(&mut rest).await, 4);
     }
 
