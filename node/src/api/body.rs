@@ -100,11 +100,10 @@ pub(crate) async fn limit(State(limit): State<Limit>, request: Request, next: Ne
         }
         Some(rest) => {
             let mut shutdown = limit.state.shutdown.clone();
+            // As the event streams do: a sender gone without a stop is no stop.
             let stopping = async move {
-                while !*shutdown.borrow_and_update() {
-                    if shutdown.changed().await.is_err() {
-                        break;
-                    }
+                if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+                    std::future::pending::<()>().await;
                 }
             };
             let drained = tokio::select! {
