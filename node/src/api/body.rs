@@ -129,20 +129,18 @@ enum Drained {
 
 /// Reads `body` to its end and throws it away: at most `max_bytes`, for at most `max_time`.
 async fn drain(body: Body, max_bytes: u64, max_time: Duration) -> Drained {
-    let mut body = body;
+    use futures::StreamExt as _;
+    let mut data = body.into_data_stream();
     let mut read = 0u64;
     let to_the_end = async {
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-        {
-            let Ok(frame) = frame else {
+        while let Some(chunk) = data.next().await {
+            let Ok(chunk) = chunk else {
                 // The client went away or broke the framing: the connection is done with.
                 return Drained::ToTheEnd;
             };
-            if let Some(data) = frame.data_ref() {
-                read = read.saturating_add(data.len() as u64);
-                if read > max_bytes {
-                    return Drained::GaveUp;
-                }
+            read = read.saturating_add(chunk.len() as u64);
+            if read > max_bytes {
+                return Drained::GaveUp;
             }
         }
         Drained::ToTheEnd

@@ -484,9 +484,10 @@ fn family_options(name: &str, cache: &rocksdb::Cache) -> Options {
 }
 
 /// The memory all column families' memtables may take together before RocksDB flushes
-/// one (the family holding the oldest memtable). RocksDB's default is 64 MiB per family, twice over: with twelve families a
-/// node under load grew past 800 MB of resident memory (issue 12 asks for 500 MB), most of
-/// it memtables of write-once indexes that are rarely read back.
+/// one (the family holding the oldest memtable). RocksDB's default is 64 MiB per family,
+/// twice over: with twelve families a node under load grew past 800 MB of resident memory
+/// (issue 12 asks for 500 MB), most of it memtables of write-once indexes that are rarely
+/// read back.
 const MEMTABLE_BUDGET_BYTES: usize = 96 << 20;
 
 /// The block cache shared by every column family.
