@@ -269,8 +269,12 @@ pub enum StateKey {
     Official(AccountId),
     /// A queued transfer: `(sending bank, queue sequence number)`.
     Queued(BankId, u64),
-    /// A remembered `end_to_end_id` of a signer.
-    EndToEnd(AccountId, String),
+    /// The `end_to_end_id`s remembered by the block at this height, as their
+    /// `end_to_end_key`s in the block's order: one entry per block of the duplicate
+    /// window, not one per id (ADR 0003). A block holds at most
+    /// `MAX_PAYLOAD_BYTES / MIN_TX_BYTES` (about 84,000) transactions, so the list is at
+    /// most about 2.7 MB, within [`MAX_ENTRY_BYTES`].
+    EndToEndIds(u64),
     /// The current cycle's obligation between two banks.
     Obligation(BankId, BankId),
     /// The current cycle's number and start.
@@ -425,14 +429,16 @@ pub struct Ledger {
     /// Queued transfers per payer (derived from `queues`, kept in step with them; not part
     /// of the state root).
     queued_per_payer: OrdMap<AccountId, u32>,
-    /// `end_to_end_key(signer, end_to_end_id) → last height it is remembered`. Keyed by a
-    /// digest, not the pair: a block copies the map's nodes it touches, and copying a node of
-    /// 32-byte keys allocates nothing, while a node of `(AccountId, String)` keys cloned a
-    /// string per entry (with the window full, most of a validator's time under load).
+    /// `end_to_end_key(signer, end_to_end_id) → the height of the block that remembered
+    /// it`. Keyed by a digest, not the pair: a block copies the map's nodes it touches, and
+    /// copying a node of 32-byte keys allocates nothing, while a node of
+    /// `(AccountId, String)` keys cloned a string per entry.
     end_to_end_ids: OrdMap<Hash, u64>,
-    /// The same entries by expiry height, for pruning.
-    /// Each height's list is shared, not copied, when a clone copies the map's nodes.
-    end_to_end_expiry: OrdMap<u64, std::sync::Arc<Vec<(AccountId, String)>>>,
+    /// The same keys by the height that remembered them, in the block's order: what the
+    /// state tree commits to ([`StateKey::EndToEndIds`]) and what is forgotten when the
+    /// window passes. Each height's list is shared, not copied, when a clone copies the
+    /// map's nodes.
+    end_to_end_by_height: OrdMap<u64, std::sync::Arc<Vec<Hash>>>,
     cycle: Cycle,
     totals: Totals,
     reports: OrdMap<u64, SettlementReport>,
@@ -546,7 +552,7 @@ impl Ledger {
             next_queue_seq: 0,
             queued_per_payer: OrdMap::new(),
             end_to_end_ids: OrdMap::new(),
-            end_to_end_expiry: OrdMap::new(),
+            end_to_end_by_height: OrdMap::new(),
             cycle: Cycle {
                 number: 1,
                 start_height: 1,
@@ -1263,7 +1269,7 @@ impl Ledger {
                 terms,
                 queue,
             } => {
-                self.remember_end_to_end_id(from, end_to_end_id, height);
+                self.remember_end_to_end_id(&from, &end_to_end_id, height);
                 if queue {
                     let payer = self.account_mut(&from);
                     payer.balance = payer.balance.checked_sub(amount).expect(CHECKED);
@@ -1427,34 +1433,36 @@ impl Ledger {
         self.dirty.insert(StateKey::Obligation(pair.0, pair.1));
     }
 
-    fn remember_end_to_end_id(&mut self, signer: AccountId, id: String, height: u64) {
-        let until = height.saturating_add(self.params.duplicate_window_blocks);
-        self.dirty.insert(StateKey::EndToEnd(signer, id.clone()));
-        self.end_to_end_ids
-            .insert(end_to_end_key(&signer, &id), until);
-        // Every transfer of a block gets the same `until`, so this list is the block's own
-        // and unshared: pushing to it copies nothing.
-        let ids = self.end_to_end_expiry.entry(until).or_default();
-        std::sync::Arc::make_mut(ids).push((signer, id));
+    fn remember_end_to_end_id(&mut self, signer: &AccountId, id: &str, height: u64) {
+        let key = end_to_end_key(signer, id);
+        self.dirty.insert(StateKey::EndToEndIds(height));
+        self.end_to_end_ids.insert(key, height);
+        // The block's own list, unshared after its first push: pushing copies nothing.
+        let ids = self.end_to_end_by_height.entry(height).or_default();
+        std::sync::Arc::make_mut(ids).push(key);
     }
 
+    /// Forgets, at the start of block `height`, the ids of the blocks whose window has
+    /// passed: those remembered at `height - duplicate_window_blocks` or before.
     fn forget_end_to_end_ids(&mut self, height: u64) {
-        while let Some(until) = self
-            .end_to_end_expiry
+        let Some(last) = height.checked_sub(self.params.duplicate_window_blocks) else {
+            return;
+        };
+        while let Some(remembered) = self
+            .end_to_end_by_height
             .get_min()
-            .map(|(until, _)| *until)
-            .filter(|until| *until <= height)
+            .map(|(remembered, _)| *remembered)
+            .filter(|remembered| *remembered <= last)
         {
-            let Some(ids) = self.end_to_end_expiry.remove(&until) else {
+            let Some(keys) = self.end_to_end_by_height.remove(&remembered) else {
                 break;
             };
-            for (signer, id) in ids.iter() {
-                let key = end_to_end_key(signer, id);
-                if self.end_to_end_ids.get(&key) == Some(&until) {
-                    self.end_to_end_ids.remove(&key);
-                    self.dirty.insert(StateKey::EndToEnd(*signer, id.clone()));
+            for key in keys.iter() {
+                if self.end_to_end_ids.get(key) == Some(&remembered) {
+                    self.end_to_end_ids.remove(key);
                 }
             }
+            self.dirty.insert(StateKey::EndToEndIds(remembered));
         }
     }
 
@@ -1563,10 +1571,10 @@ impl Ledger {
                 .get(bank)
                 .and_then(|q| q.get(seq))
                 .map(value_hash),
-            StateKey::EndToEnd(signer, id) => self
-                .end_to_end_ids
-                .get(&end_to_end_key(signer, id))
-                .map(value_hash),
+            StateKey::EndToEndIds(height) => self
+                .end_to_end_by_height
+                .get(height)
+                .map(|keys| value_hash(&**keys)),
             StateKey::Obligation(a, b) => self
                 .cycle
                 .obligations

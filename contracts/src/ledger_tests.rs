@@ -735,6 +735,63 @@ fn duplicate_end_to_end_id_is_rejected_until_the_window_passes() {
 }
 
 #[test]
+fn end_to_end_ids_are_one_state_entry_per_block_and_leave_it_with_the_window() {
+    let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 50_000);
+    genesis.duplicate_window_blocks = 11;
+    genesis.max_validity_blocks = 11;
+    let mut h = Harness::with(genesis.clone());
+    let ids = |ledger: &Ledger| -> Vec<(u64, Vec<Hash>)> {
+        ledger
+            .state_entries()
+            .filter_map(|e| match e.key {
+                StateKey::EndToEndIds(height) => {
+                    Some((height, codec::decode(&e.value, 1 << 20).expect("a list")))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let txs = vec![
+        h.tx(cust(0, 0), transfer(cust(1, 0), 10, "A")),
+        h.tx(cust(0, 1), transfer(cust(1, 1), 10, "B")),
+        h.tx(cust(1, 0), transfer(cust(0, 0), 10, "C")),
+    ];
+    h.block(txs);
+    let remembered = ids(&h.ledger);
+    assert_eq!(
+        remembered.len(),
+        1,
+        "one entry for the block: {remembered:?}"
+    );
+    assert_eq!(remembered[0].0, 1);
+    assert_eq!(remembered[0].1.len(), 3, "its three ids");
+    assert_eq!(h.ledger.state_len(), h.ledger.state_entries().count());
+    let rebuilt =
+        Ledger::from_state_entries(&genesis, 1, h.ledger.state_entries()).expect("own entries");
+    assert_eq!(rebuilt.state_root(), h.ledger.state_root());
+    // The rebuilt ledger remembers the ids as the original does.
+    let mut rebuilt_harness = Harness::with(genesis);
+    rebuilt_harness.ledger = rebuilt;
+    let retry = rebuilt_harness.tx(cust(0, 1), transfer(cust(1, 1), 10, "B"));
+    rebuilt_harness.expect_rejected(retry, TxError::DuplicateEndToEndId("B".into()), true);
+    // A block without transfers adds no entry.
+    h.block(vec![]);
+    assert_eq!(ids(&h.ledger).len(), 1);
+    // Remembered at 1, the ids are forgotten at the start of block 1 + 11, entry and all.
+    for _ in 0..9 {
+        h.block(vec![]); // heights 3 to 11
+    }
+    assert_eq!(ids(&h.ledger).len(), 1);
+    h.block(vec![]);
+    assert_eq!(ids(&h.ledger), vec![]);
+    assert_eq!(h.ledger.state_len(), h.ledger.state_entries().count());
+    assert_eq!(
+        h.run(cust(0, 1), transfer(cust(1, 1), 10, "B")),
+        Outcome::Committed
+    );
+}
+
+#[test]
 fn same_transaction_twice_applies_once() {
     let mut h = Harness::new();
     let tx = h.tx(cust(0, 0), transfer(cust(0, 1), 10, "once"));
@@ -1162,6 +1219,39 @@ fn a_state_that_is_not_a_ledger_is_refused_when_rebuilt() {
         })
         .collect();
     assert!(matches!(rebuild(garbled), Err(SnapshotError::Value { .. })));
+
+    // End-to-end ids: one remembered under two heights, an empty list, a list from after
+    // the state's height.
+    let ids = entries
+        .iter()
+        .find(|e| e.key == StateKey::EndToEndIds(1))
+        .expect("the block's ids")
+        .clone();
+    for (key, value) in [
+        (StateKey::EndToEndIds(0), ids.value.clone()),
+        (StateKey::EndToEndIds(0), codec::encode(&Vec::<Hash>::new())),
+        (StateKey::EndToEndIds(2), codec::encode(&Vec::<Hash>::new())),
+    ] {
+        let mut wrong = entries.clone();
+        wrong.push(StateEntry {
+            key: key.clone(),
+            value,
+        });
+        assert!(
+            matches!(rebuild(wrong), Err(SnapshotError::Inconsistent(_))),
+            "{key:?}"
+        );
+    }
+    let mut future = entries.clone();
+    for entry in &mut future {
+        if entry.key == StateKey::EndToEndIds(1) {
+            entry.key = StateKey::EndToEndIds(2);
+        }
+    }
+    assert!(matches!(
+        rebuild(future),
+        Err(SnapshotError::Inconsistent(_))
+    ));
 
     // Money out of thin air: a customer's balance raised. It decodes, so only the
     // invariants can tell (and the state root, which the caller compares).

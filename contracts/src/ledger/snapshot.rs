@@ -6,7 +6,7 @@
 //! them has the same state root, and a list of entries can be checked against a state root
 //! someone certified without trusting whoever sent it. What the tree does not hold is either
 //! fixed by the genesis (the parameters) or derived from the entries (the queued count per
-//! payer, the end-to-end ids by expiry height), and is rebuilt here.
+//! payer, the index of end-to-end ids), and is rebuilt here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,8 +15,7 @@ use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    end_to_end_key, Account, Bank, BlockTouch, Clock, Cycle, Ledger, Official, QueuedTransfer,
-    StateKey, Totals,
+    Account, Bank, BlockTouch, Clock, Cycle, Ledger, Official, QueuedTransfer, StateKey, Totals,
 };
 use crate::codec::{self, DecodeError};
 use crate::genesis::{Genesis, GenesisError};
@@ -100,19 +99,8 @@ impl Ledger {
                 .iter()
                 .map(move |(seq, q)| entry(StateKey::Queued(bank.clone(), *seq), codec::encode(q)))
         });
-        let end_to_end = self.end_to_end_expiry.iter().flat_map(move |(until, ids)| {
-            ids.iter()
-                // An id remembered again later is listed under both heights; the map holds
-                // the later one.
-                .filter(move |(signer, id)| {
-                    self.end_to_end_ids.get(&end_to_end_key(signer, id)) == Some(until)
-                })
-                .map(move |(signer, id)| {
-                    entry(
-                        StateKey::EndToEnd(*signer, id.clone()),
-                        codec::encode(until),
-                    )
-                })
+        let end_to_end = self.end_to_end_by_height.iter().map(move |(height, keys)| {
+            entry(StateKey::EndToEndIds(*height), codec::encode(&**keys))
         });
         let obligations = self.cycle.obligations.iter().map(move |((a, b), amount)| {
             entry(
@@ -202,18 +190,34 @@ impl Ledger {
                         .insert(*seq, queued);
                     ledger.count_queued(payer, true);
                 }
-                StateKey::EndToEnd(signer, id) => {
-                    let until = value::<u64>(&entry)?;
-                    if until <= height {
+                StateKey::EndToEndIds(remembered) => {
+                    let keys = value::<Vec<Hash>>(&entry)?;
+                    let window = ledger.params.duplicate_window_blocks;
+                    if *remembered > height
+                        || remembered
+                            .checked_add(window)
+                            .is_some_and(|until| until <= height)
+                    {
                         return Err(SnapshotError::Inconsistent(format!(
-                            "end-to-end id {id:?} of {signer} was forgotten at {until}"
+                            "end-to-end ids remembered at height {remembered}: not within the \
+                             {window}-block window before {height}"
                         )));
                     }
+                    if keys.is_empty() {
+                        return Err(SnapshotError::Inconsistent(format!(
+                            "no end-to-end ids remembered at height {remembered}"
+                        )));
+                    }
+                    for key in &keys {
+                        if ledger.end_to_end_ids.insert(*key, *remembered).is_some() {
+                            return Err(SnapshotError::Inconsistent(format!(
+                                "end-to-end key {key} remembered twice"
+                            )));
+                        }
+                    }
                     ledger
-                        .end_to_end_ids
-                        .insert(end_to_end_key(signer, id), until);
-                    let ids = ledger.end_to_end_expiry.entry(until).or_default();
-                    Arc::make_mut(ids).push((*signer, id.clone()));
+                        .end_to_end_by_height
+                        .insert(*remembered, Arc::new(keys));
                 }
                 StateKey::Obligation(a, b) => {
                     let amount = value::<Amount>(&entry)?;
