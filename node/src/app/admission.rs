@@ -208,6 +208,10 @@ impl Admission {
         if let Some(refused) = self.backlogged(&txs, origin) {
             return refused;
         }
+        let (txs, pending) = self.already_pending(txs, origin);
+        if txs.is_empty() {
+            return pending.answer(Vec::new());
+        }
         let chain_id = self.chain_id.clone();
         let store = self.store.clone();
         let keys = self.keys.clone();
@@ -236,10 +240,10 @@ impl Admission {
             crate::failpoints::hit("admission.after_persist");
             if let Err(error) = saved {
                 self.refuse_unrecorded(&admitted, &mut results, &error);
-                return Admitted { results };
+                return pending.answer(results);
             }
         }
-        let outcome = Admitted { results };
+        let outcome = pending.answer(results);
         if outcome.admitted() > 0 {
             if let (Some(gossip), false) = (&self.gossip, admitted.is_empty()) {
                 match crate::failpoints::gossip_delay() {
@@ -267,15 +271,16 @@ impl Admission {
         if let Some(refused) = self.backlogged(&txs, origin) {
             return refused;
         }
+        let (txs, pending) = self.already_pending(txs, origin);
         let checked = check(&self.chain_id, &self.keys, self.store.as_ref(), txs);
         let (mut results, admitted) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
             if let Err(error) = self.store.save_pending(&admitted) {
                 self.refuse_unrecorded(&admitted, &mut results, &error);
-                return Admitted { results };
+                return pending.answer(results);
             }
         }
-        let outcome = Admitted { results };
+        let outcome = pending.answer(results);
         if outcome.admitted() > 0 {
             if let (Some(gossip), false) = (&self.gossip, admitted.is_empty()) {
                 gossip(admitted);
@@ -300,6 +305,42 @@ impl Admission {
         (pending >= cap).then(|| Admitted {
             results: vec![Err(AdmissionError::MempoolFull(pending)); txs.len()],
         })
+    }
+
+    /// A peer's copies of transactions already pending here are answered `already_pending`
+    /// before any check: gossip and every node's re-offers bring a pending transaction again
+    /// and again, and verifying its signature again would change nothing. (The hash leaves
+    /// the signature out, so a copy with another signature is not judged either: the pending
+    /// one was verified, and a peer's copy adds nothing to it.) A client's submission is
+    /// always checked, so a client hears about a bad signature whatever is pending.
+    fn already_pending(
+        &self,
+        txs: Vec<SignedTransaction>,
+        origin: Origin,
+    ) -> (Vec<SignedTransaction>, AlreadyPending) {
+        let mut pending = AlreadyPending {
+            at: Vec::new(),
+            count: txs.len(),
+        };
+        if origin != Origin::Peer {
+            return (txs, pending);
+        }
+        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+        let mempool = lock(&self.mempool);
+        let fresh = txs
+            .into_iter()
+            .zip(hashes)
+            .enumerate()
+            .filter_map(|(index, (tx, hash))| {
+                if mempool.contains(&hash) {
+                    pending.at.push(index);
+                    None
+                } else {
+                    Some(tx)
+                }
+            })
+            .collect();
+        (fresh, pending)
     }
 
     /// Puts what passed the checks into the mempool: the results, and the transactions to
@@ -366,6 +407,37 @@ impl Admission {
                 *result = Err(AdmissionError::Unavailable(error.to_string()));
             }
         }
+    }
+}
+
+/// Where in a batch the transactions answered `already_pending` before the checks were.
+#[derive(Debug)]
+struct AlreadyPending {
+    /// Their indexes in the batch, ascending.
+    at: Vec<usize>,
+    /// The batch's length.
+    count: usize,
+}
+
+impl AlreadyPending {
+    /// The batch's answer: `results` (of the rest, in order) with `already_pending` put back
+    /// in the places of those answered before the checks.
+    fn answer(self, results: Vec<Result<Hash, AdmissionError>>) -> Admitted {
+        if self.at.is_empty() {
+            return Admitted { results };
+        }
+        let mut rest = results.into_iter();
+        let mut known = self.at.into_iter().peekable();
+        let results = (0..self.count)
+            .filter_map(|index| {
+                if known.next_if_eq(&index).is_some() {
+                    Some(Err(AdmissionError::AlreadyPending))
+                } else {
+                    rest.next()
+                }
+            })
+            .collect();
+        Admitted { results }
     }
 }
 
@@ -501,19 +573,21 @@ mod tests {
         assert!(!keys.is_empty());
     }
 
-    #[test]
-    fn a_backlogged_node_refuses_clients_whole_and_still_takes_what_peers_relay() {
+    /// An admission pipeline over a new store and a mempool with `limits`; the core and the
+    /// folder are kept alive with it.
+    fn pipeline(
+        limits: MempoolLimits,
+    ) -> (
+        Admission,
+        Arc<Store>,
+        SharedMempool,
+        Core,
+        tempfile::TempDir,
+    ) {
         let genesis = testkit::genesis();
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(dir.path()).expect("store"));
-        let mempool = Arc::new(Mutex::new(Mempool::new(MempoolLimits {
-            max_transactions: 100,
-            max_per_signer: 100,
-            client_backlog: Some(ClientBacklog {
-                drain: Duration::from_secs(2),
-                floor: 3,
-            }),
-        })));
+        let mempool = Arc::new(Mutex::new(Mempool::new(limits)));
         let core = Core::open(
             &genesis,
             store.clone(),
@@ -530,11 +604,25 @@ mod tests {
             Arc::new(Metrics::new()),
             AdmissionSettings::default(),
         );
-        let signed = |nonce: u64| {
-            testkit::transfer(customer_seed(0, 0), nonce)
-                .signed()
-                .clone()
-        };
+        (admission, store, mempool, core, dir)
+    }
+
+    fn signed(nonce: u64) -> SignedTransaction {
+        testkit::transfer(customer_seed(0, 0), nonce)
+            .signed()
+            .clone()
+    }
+
+    #[test]
+    fn a_backlogged_node_refuses_clients_whole_and_still_takes_what_peers_relay() {
+        let (admission, store, mempool, _core, _dir) = pipeline(MempoolLimits {
+            max_transactions: 100,
+            max_per_signer: 100,
+            client_backlog: Some(ClientBacklog {
+                drain: Duration::from_secs(2),
+                floor: 3,
+            }),
+        });
         // Below the floor (nothing committed yet: the floor is the cap), clients are taken.
         let first = admission.admit_blocking((0..2).map(signed).collect(), Origin::Client);
         assert_eq!(first.admitted(), 2);
@@ -568,5 +656,55 @@ mod tests {
         let relayed = admission.admit_blocking(vec![signed(3)], Origin::Peer);
         assert_eq!(relayed.admitted(), 1);
         assert_eq!(lock(&mempool).len(), 4);
+    }
+
+    #[test]
+    fn a_peers_copies_of_pending_transactions_are_answered_without_being_checked_again() {
+        let (admission, _store, mempool, _core, _dir) = pipeline(MempoolLimits {
+            max_transactions: 100,
+            max_per_signer: 100,
+            client_backlog: None,
+        });
+        let first = admission.admit_blocking(vec![signed(0), signed(1)], Origin::Client);
+        assert_eq!(first.admitted(), 2);
+        // A copy of a pending transaction with a broken signature: a peer's is answered as
+        // pending (nothing is verified again, and the sender is not blamed for a copy of
+        // what this node holds verified), a client's is judged and refused.
+        let mut copy = signed(1);
+        copy.signature.0[0] ^= 1;
+        let mut forged = signed(3);
+        forged.signature.0[0] ^= 1;
+        let relayed = admission.admit_blocking(
+            vec![signed(0), signed(2), copy.clone(), forged, signed(1)],
+            Origin::Peer,
+        );
+        assert_eq!(relayed.results.len(), 5, "one answer per transaction");
+        assert_eq!(relayed.results[0], Err(AdmissionError::AlreadyPending));
+        assert_eq!(relayed.results[1], Ok(signed(2).hash()));
+        assert_eq!(relayed.results[2], Err(AdmissionError::AlreadyPending));
+        assert!(
+            matches!(&relayed.results[3], Err(AdmissionError::Rejected(e)) if e.is_stateless()),
+            "a new transaction is still checked: {:?}",
+            relayed.results[3]
+        );
+        assert_eq!(relayed.results[4], Err(AdmissionError::AlreadyPending));
+        assert!(relayed.forged(), "the forged new one is the peer's fault");
+        assert_eq!(lock(&mempool).len(), 3);
+        // A peer batch of copies only: all answered, nothing else happens.
+        let copies = admission.admit_blocking(vec![signed(2), signed(0)], Origin::Peer);
+        assert_eq!(
+            copies.results,
+            vec![
+                Err(AdmissionError::AlreadyPending),
+                Err(AdmissionError::AlreadyPending)
+            ]
+        );
+        assert!(!copies.forged());
+        let client = admission.admit_blocking(vec![copy], Origin::Client);
+        assert!(
+            matches!(&client.results[0], Err(AdmissionError::Rejected(e)) if e.is_stateless()),
+            "a client's copy is checked: {:?}",
+            client.results[0]
+        );
     }
 }
