@@ -163,7 +163,7 @@ macro_rules! byte_array_type {
 }
 
 byte_array_type!(
-    /// A SHA-256 digest. Payloads are identified by `Digest::of(payload)`.
+    /// A SHA-256 digest. Payloads are identified by [`Digest::of`].
     Digest,
     32
 );
@@ -180,10 +180,49 @@ byte_array_type!(
     64
 );
 
+/// Tag of the digest of a payload framed as a head and a body ([`Digest::of`]).
+pub const FRAMED_PAYLOAD_TAG: &[u8] = b"interpool/payload/v2/framed";
+/// Tag of the digest of any other payload.
+pub const RAW_PAYLOAD_TAG: &[u8] = b"interpool/payload/v2/raw";
+
 impl Digest {
-    /// SHA-256 of `bytes` (no domain tag: payloads are identified by their plain digest).
+    /// A payload's digest: what votes and certificates name.
+    ///
+    /// A payload that starts with a 4-byte big-endian length `n` followed by at least `n`
+    /// bytes is *framed*: its head is those first `4 + n` bytes and its body the rest, and
+    /// its digest is `SHA-256(FRAMED_PAYLOAD_TAG ‖ head ‖ SHA-256(body))`. So the head can
+    /// be shown certified without the body: a block's header without its transactions
+    /// ([`Digest::of_parts`]). Any other payload's digest is
+    /// `SHA-256(RAW_PAYLOAD_TAG ‖ payload)`. The tags keep the two kinds apart.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(Sha256::digest(bytes).into())
+        match Digest::split(bytes) {
+            Some((head, body)) => Digest::of_parts(head, &Sha256::digest(body).into()),
+            None => {
+                let mut hasher = Sha256::new();
+                hasher.update(RAW_PAYLOAD_TAG);
+                hasher.update(bytes);
+                Digest(hasher.finalize().into())
+            }
+        }
+    }
+
+    /// The digest of a framed payload from its head (length prefix included) and the
+    /// SHA-256 of its body.
+    pub fn of_parts(head: &[u8], body_digest: &[u8; 32]) -> Digest {
+        let mut hasher = Sha256::new();
+        hasher.update(FRAMED_PAYLOAD_TAG);
+        hasher.update(head);
+        hasher.update(body_digest);
+        Digest(hasher.finalize().into())
+    }
+
+    /// A framed payload's head (with its length prefix) and body; `None` if not framed.
+    pub fn split(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+        let prefix: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+        let end = usize::try_from(u32::from_be_bytes(prefix))
+            .ok()?
+            .checked_add(4)?;
+        (end <= bytes.len()).then(|| bytes.split_at(end))
     }
 }
 
@@ -539,6 +578,33 @@ mod tests {
             ValidatorSet::new(keys),
             Err(ValidatorSetError::Duplicate(_))
         ));
+    }
+
+    #[test]
+    fn a_framed_payloads_digest_follows_from_its_head_and_its_bodys_digest() {
+        let framed = [&3u32.to_be_bytes()[..], b"hdr", b"the body"].concat();
+        let (head, body) = Digest::split(&framed).expect("framed");
+        assert_eq!((head, body), (&framed[..7], &b"the body"[..]));
+        let body_digest: [u8; 32] = Sha256::digest(b"the body").into();
+        assert_eq!(Digest::of(&framed), Digest::of_parts(head, &body_digest));
+        // The digest commits to the head, the body and the split.
+        let other_body = [&3u32.to_be_bytes()[..], b"hdr", b"the bodY"].concat();
+        let other_split = [&4u32.to_be_bytes()[..], b"hdr", b"the body"].concat();
+        assert_ne!(Digest::of(&framed), Digest::of(&other_body));
+        assert_ne!(Digest::of(&framed), Digest::of(&other_split));
+        // An empty body is framed too; a length past the end, or fewer than 4 bytes, is not.
+        assert!(Digest::split(&[0, 0, 0, 0]).is_some());
+        for raw in [&b""[..], b"abc", &[0, 0, 0, 9, 1][..], &[0xff; 8][..]] {
+            assert_eq!(Digest::split(raw), None, "{raw:?}");
+            let mut tagged = RAW_PAYLOAD_TAG.to_vec();
+            tagged.extend_from_slice(raw);
+            assert_eq!(Digest::of(raw).0, <[u8; 32]>::from(Sha256::digest(&tagged)));
+        }
+        // A raw payload never has a framed payload's digest (the tags differ).
+        assert_ne!(
+            Digest::of(&framed[..6]),
+            Digest::of_parts(&framed[..6], &body_digest)
+        );
     }
 
     #[test]

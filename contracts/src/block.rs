@@ -1,9 +1,12 @@
 //! Blocks: what consensus orders (as opaque bytes) and the ledger executes.
 //!
-//! A block's hash is SHA-256 over its canonical encoding: exactly the digest the consensus
-//! engine certifies, so a commit certificate names the block it finalizes. Each header
-//! carries the state root *after the previous block*, so the certificate of block `h + 1`
-//! also certifies the state after block `h` (what account proofs are checked against).
+//! A block's hash is exactly the digest the consensus engine certifies
+//! (`interpool_consensus::Digest::of` of its canonical encoding), so a commit certificate
+//! names the block it finalizes. The encoding is framed, header first, and the digest is
+//! over the header and the SHA-256 of the transactions ([`Block::hash_of_parts`]): a
+//! header can be shown certified without its transactions. Each header carries the state
+//! root *after the previous block*, so the certificate of block `h + 1` also certifies the
+//! state after block `h` (what account proofs are checked against, with the header alone).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -16,6 +19,12 @@ use crate::tx::SignedTransaction;
 /// protocol's bound on a block is consensus's payload bound
 /// (`interpool_consensus::MAX_PAYLOAD_BYTES`, which this crate cannot name); callers pass it.
 const DECODE_CAP_BYTES: u64 = 64 << 20;
+
+/// Tag of a framed payload's digest: `interpool_consensus::types::FRAMED_PAYLOAD_TAG`, which
+/// this crate cannot name (the node's tests check that the two digests agree).
+const FRAMED_PAYLOAD_TAG: &[u8] = b"interpool/payload/v2/framed";
+/// Tag of any other payload's digest (`interpool_consensus::types::RAW_PAYLOAD_TAG`).
+const RAW_PAYLOAD_TAG: &[u8] = b"interpool/payload/v2/raw";
 
 /// A block header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,19 +135,80 @@ impl ChainTip {
 }
 
 impl Block {
-    /// The canonical encoding (the consensus payload).
+    /// The canonical encoding (the consensus payload), framed: the header's canonical
+    /// encoding after its length as 4 bytes big-endian (the *head*), then the canonical
+    /// encoding of the transactions (the *body*).
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(self)
+        let header = codec::encode(&self.header);
+        let transactions = codec::encode(&self.transactions);
+        // A header is a few hundred bytes: its length always fits.
+        let length = u32::try_from(header.len()).unwrap_or(u32::MAX);
+        let mut bytes = Vec::with_capacity(4 + header.len() + transactions.len());
+        bytes.extend_from_slice(&length.to_be_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&transactions);
+        bytes
     }
 
     /// Decodes a block of at most `limit` bytes (callers pass the consensus payload bound).
+    /// Only the canonical encoding decodes: one frame, canonical header and transactions.
     pub fn decode(bytes: &[u8], limit: u64) -> Result<Block, DecodeError> {
-        codec::decode(bytes, limit.min(DECODE_CAP_BYTES))
+        let limit = limit.min(DECODE_CAP_BYTES);
+        if bytes.len() as u64 > limit {
+            return Err(DecodeError::TooLarge {
+                got: bytes.len(),
+                limit,
+            });
+        }
+        let (head, body) = Self::split(bytes).ok_or_else(|| {
+            DecodeError::Malformed(
+                "no block frame: the header's length is missing or runs past the end".into(),
+            )
+        })?;
+        Ok(Block {
+            header: Self::decode_head(head)?,
+            transactions: codec::decode(body, limit)?,
+        })
     }
 
-    /// The block hash of an encoded block: SHA-256 over the bytes (the consensus digest).
+    /// An encoded block's head (the header's length and encoding) and body (the
+    /// transactions' encoding); `None` if the bytes are not framed.
+    pub fn split(encoded: &[u8]) -> Option<(&[u8], &[u8])> {
+        let prefix: [u8; 4] = encoded.get(..4)?.try_into().ok()?;
+        let end = usize::try_from(u32::from_be_bytes(prefix))
+            .ok()?
+            .checked_add(4)?;
+        (end <= encoded.len()).then(|| encoded.split_at(end))
+    }
+
+    /// The header in a block's head (as [`Self::split`] gives it), canonical only.
+    pub fn decode_head(head: &[u8]) -> Result<BlockHeader, DecodeError> {
+        match Self::split(head) {
+            Some((_, [])) => {
+                let header = head.get(4..).unwrap_or_default();
+                codec::decode(header, header.len() as u64)
+            }
+            _ => Err(DecodeError::Malformed(
+                "the head's length prefix does not match the header".into(),
+            )),
+        }
+    }
+
+    /// The block hash of an encoded block: the consensus digest
+    /// (`interpool_consensus::Digest::of`), for a framed block
+    /// [`Self::hash_of_parts`] of its head and the SHA-256 of its body.
     pub fn hash_of(encoded: &[u8]) -> Hash {
-        sha256(&[encoded])
+        match Self::split(encoded) {
+            Some((head, body)) => Self::hash_of_parts(head, &sha256(&[body])),
+            None => sha256(&[RAW_PAYLOAD_TAG, encoded]),
+        }
+    }
+
+    /// The block hash from the block's head and the SHA-256 of its transactions' encoding:
+    /// what an account proof carries instead of the whole block, so that a customer checks
+    /// the certified state root without seeing anyone's transfers.
+    pub fn hash_of_parts(head: &[u8], transactions_digest: &Hash) -> Hash {
+        sha256(&[FRAMED_PAYLOAD_TAG, head, transactions_digest.as_bytes()])
     }
 
     /// This block's hash.
@@ -232,13 +302,37 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_and_hash_is_of_the_bytes() {
+    fn round_trip_and_hash_is_of_the_header_and_the_transactions_digest() {
         let block = block();
         let bytes = block.encode();
         assert_eq!(Block::decode(&bytes, 1 << 20), Ok(block.clone()));
-        assert_eq!(block.hash(), sha256(&[&bytes]));
+        let (head, body) = Block::split(&bytes).expect("framed");
+        assert_eq!(Block::decode_head(head), Ok(block.header.clone()));
+        assert_eq!(body, codec::encode(&block.transactions));
+        assert_eq!(
+            block.hash(),
+            Block::hash_of_parts(head, &sha256(&[body])),
+            "the hash follows from the head and the body's digest"
+        );
+        assert_eq!(
+            block.hash(),
+            sha256(&[
+                FRAMED_PAYLOAD_TAG,
+                head,
+                sha256(&[&codec::encode(&block.transactions)]).as_bytes()
+            ])
+        );
         assert!(Block::decode(&bytes, 10).is_err());
         assert!(Block::decode(&bytes[..bytes.len() - 1], 1 << 20).is_err());
+        // Another frame around the same bytes: refused, and hashed apart.
+        let mut reframed = bytes.clone();
+        reframed[3] = reframed[3].wrapping_add(1);
+        assert!(Block::decode(&reframed, 1 << 20).is_err());
+        assert_ne!(Block::hash_of(&reframed), block.hash());
+        assert!(Block::decode(&bytes[..3], 1 << 20).is_err());
+        assert!(Block::decode_head(&head[..head.len() - 1]).is_err());
+        // The old, unframed encoding is not a block.
+        assert!(Block::decode(&codec::encode(&block), 1 << 20).is_err());
     }
 
     #[test]

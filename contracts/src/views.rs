@@ -285,10 +285,12 @@ pub struct BlockView<C> {
 }
 
 /// `GET /v1/accounts/{id}/proof`: an account's state with a Merkle proof against the state
-/// root after block `height`, and what certifies that root: block `height + 1` (its header
-/// carries the root as `previous_state_root`) with its commit certificate. A client that
-/// holds the genesis validator set trusts no node: it checks the certificate over the
-/// block's hash, the root in the block's header, and the proof against the root.
+/// root after block `height`, and what certifies that root: block `height + 1`'s header (it
+/// carries the root as `previous_state_root`) and the digest of its transactions, with its
+/// commit certificate. A client that holds the genesis validator set trusts no node: it
+/// checks the certificate over the block's hash (from the header and the digest), the root
+/// in the header, and the proof against the root. No transaction of the block is shown, so
+/// a customer may have its own account's proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountProofView<C> {
@@ -296,8 +298,15 @@ pub struct AccountProofView<C> {
     pub proof: AccountProof,
     /// The height after which the state holds.
     pub height: u64,
-    /// Block `height + 1`, canonical encoding in hex.
-    pub certifying_block: String,
+    /// Block `height + 1`'s head in hex: its header's length (4 bytes, big-endian) and
+    /// canonical encoding. The header's `previous_state_root` is the root the proof is
+    /// against.
+    pub certifying_header: String,
+    /// SHA-256 of block `height + 1`'s transactions (their canonical encoding, the rest of
+    /// the block). With the head it gives the block's hash
+    /// ([`crate::block::Block::hash_of_parts`]), which the certificate signs; the
+    /// transactions themselves, everyone's transfers, are not shown.
+    pub certifying_transactions_digest: Hash,
     /// Its commit certificate.
     pub certificate: C,
 }

@@ -35,6 +35,14 @@ enum Command {
     /// customer (owner-only permissions), a config per node, and the manifest localnet.json.
     Localnet(LocalnetArgs),
     /// Build a real consortium's genesis from a spec holding only public keys.
+    ///
+    /// TLS is not in the genesis: each node serves its API with a certificate from the
+    /// consortium's own CA. Issue one per node (a SAN for every name and address clients
+    /// use), point `[rpc] tls_cert` and `tls_key` in the node's config at the PEM files
+    /// (paths relative to the config file), and give clients the CA certificate (wallet
+    /// `--ca FILE` or `INTERPOOL_CA`). Nothing else is trusted: not the system's roots, not
+    /// a certificate from another CA. `plain_http = true` serves without TLS, for networks
+    /// nobody else can reach. See ADR 0014.
     Build {
         /// The consortium spec (TOML).
         #[arg(long)]

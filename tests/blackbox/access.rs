@@ -349,23 +349,67 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     let cycle = "/v1/cycles/latest".to_string();
     let banks = "/v1/banks".to_string();
 
-    // Customer A1: its own account, history, signer entry, and the transaction it signed.
-    // Not its proof: a proof carries its certifying block whole, every other customer's
-    // transfers in it included (ADR 0014), so proofs are for those who see everything.
+    // Customer A1: its own account, history, proof, signer entry, and the transaction it
+    // signed.
     let own = customer_a1.ok(&rpc, &account_a1);
     assert_eq!(own["id"].as_str(), Some(a1.to_string().as_str()), "{own}");
     for route in [&history_a1, &pacs002, &pacs002_of_a1] {
         customer_a1.ok(&rpc, route);
     }
-    customer_a1.refused(&rpc, &proof_a1, 403, "forbidden");
+    // Its proof shows the certifying block's header and its transactions' digest, never a
+    // transfer of the block; the wallet checks it against the genesis validators.
+    let proof = customer_a1.ok(&rpc, &proof_a1);
+    let fields: Vec<&str> = proof
+        .as_object()
+        .expect("a proof object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "certificate",
+            "certifying_header",
+            "certifying_transactions_digest",
+            "height",
+            "proof"
+        ],
+        "{proof}"
+    );
+    assert!(
+        proof["certifying_header"].as_str().expect("hex").len() < 1024,
+        "a header, not a block: {proof}"
+    );
+    let a1_key_file = net.root().join(manifest_text(
+        &net.manifest["banks"][0]["accounts"][0]["key_file"],
+        "customer key file",
+    ));
+    let genesis_file = net.root().join("genesis.json");
+    let verified = wallet(
+        &[
+            "--node",
+            &rpc,
+            "balance",
+            &a1.to_string(),
+            "--verify",
+            "--genesis",
+            path(&genesis_file),
+            "--key",
+            path(&a1_key_file),
+        ],
+        &[],
+    );
+    let text = verified.success();
+    assert!(text.contains("verified"), "{text}");
     let signer = customer_a1.ok(&rpc, &signer_a1);
     assert_eq!(signer["role"], "customer", "{signer}");
     let seen = customer_a1.ok(&rpc, &the_tx);
     assert_eq!(seen["status"], "committed", "{seen}");
-    // Customer B1 received it: it may read it too, but not A1's account.
+    // Customer B1 received it: it may read it too, but not A1's account or proof.
     customer_b1.ok(&rpc, &the_tx);
     customer_b1.ok(&rpc, &pacs002_of_a1);
     customer_b1.refused(&rpc, &account_a1, 403, "forbidden");
+    customer_b1.refused(&rpc, &proof_a1, 403, "forbidden");
 
     // Customer A2, at the same bank but no party: nothing of A1's, nothing bank-wide.
     customer_a2.ok(&rpc, &account_a2);
@@ -398,6 +442,7 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     for route in [
         &account_a1,
         &history_a1,
+        &proof_a1,
         &signer_a1,
         &the_tx,
         &pacs002,
@@ -414,13 +459,14 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
         std::slice::from_ref(&bank_a),
         "{report}"
     );
+    let proof_b1 = format!("/v1/accounts/{b1}/proof");
     for route in [
         &account_b1,
+        &proof_b1,
         &signer_b1,
         &bank_b_route,
         &statement_b,
         &block,
-        &proof_a1,
     ] {
         operator_a.refused(&rpc, route, 403, "forbidden");
     }

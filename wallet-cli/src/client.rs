@@ -134,6 +134,11 @@ fn access_hint(code: &str) -> &'static str {
         }
         "forbidden" => " (the key's role may not read this; use a key that may)",
         "stale_request" => " (this machine's clock is off; sync it)",
+        "replayed_request" => " (a nonce was used twice; send the request again)",
+        "bad_request_signature" | "bad_credentials" => {
+            " (the request's signature headers were altered on the way, e.g. by a proxy \
+             that rewrites the path or query; reach the node directly)"
+        }
         _ => "",
     }
 }

@@ -1,20 +1,23 @@
 //! Checking an account proof without trusting the node that served it.
 //!
 //! The chain of trust: the genesis file's validators → the commit certificate (a quorum of
-//! their COMMIT signatures over a block hash) → the block (whose hash the certificate
-//! names; its header carries the state root after the previous block) → the state root →
-//! the Merkle proof → the account. Each link is checked here, as a pure function.
+//! their COMMIT signatures over a block hash) → the block's header and its transactions'
+//! digest (whose hash is the one the certificate names; the header carries the state root
+//! after the previous block) → the state root → the Merkle proof → the account. Each link
+//! is checked here, as a pure function.
 
 use interpool_consensus::ValidatorSetError;
-use interpool_consensus::{
-    CertificateError, CommitCertificate, Digest, ValidatorSet, MAX_PAYLOAD_BYTES,
-};
+use interpool_consensus::{CertificateError, CommitCertificate, Digest, ValidatorSet};
 use interpool_contracts::codec::DecodeError;
 use interpool_contracts::primitives::{from_hex_vec, HexError};
 use interpool_contracts::smt::ProofError;
 use interpool_contracts::views::AccountProofView;
 use interpool_contracts::{Account, AccountId, Block, Hash};
 use thiserror::Error;
+
+/// Longest block head accepted in a proof (a header is a few hundred bytes; its chain id is
+/// the only part of variable length).
+const MAX_HEAD_BYTES: usize = 64 << 10;
 
 /// What a verified proof establishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,11 +55,11 @@ pub enum VerifyError {
         /// Proved.
         got: AccountId,
     },
-    /// The certifying block is not hex.
-    #[error("the certifying block is not valid hex: {0}")]
+    /// The certifying block's header is not hex.
+    #[error("the certifying block's header is not valid hex: {0}")]
     BlockHex(HexError),
-    /// The certifying block does not decode.
-    #[error("the certifying block does not decode: {0}")]
+    /// The certifying block's header does not decode.
+    #[error("the certifying block's header does not decode: {0}")]
     BlockDecode(DecodeError),
     /// The block is for another chain.
     #[error("the certifying block is for chain {got:?}, the genesis file is for {expected:?}")]
@@ -111,11 +114,9 @@ pub fn verify_account_proof(
             got: view.proof.id,
         });
     }
-    let bytes =
-        from_hex_vec(&view.certifying_block, MAX_PAYLOAD_BYTES).map_err(VerifyError::BlockHex)?;
-    let block =
-        Block::decode(&bytes, MAX_PAYLOAD_BYTES as u64).map_err(VerifyError::BlockDecode)?;
-    let header = &block.header;
+    let head =
+        from_hex_vec(&view.certifying_header, MAX_HEAD_BYTES).map_err(VerifyError::BlockHex)?;
+    let header = &Block::decode_head(&head).map_err(VerifyError::BlockDecode)?;
     if header.chain_id != chain_id {
         return Err(VerifyError::WrongChain {
             expected: chain_id.into(),
@@ -132,9 +133,11 @@ pub fn verify_account_proof(
             got: header.height,
         });
     }
-    // The consensus digest of a block is SHA-256 of its encoding: its block hash.
+    // The block's hash, the digest its certificate names, from its head and the digest of
+    // its transactions (which are not shown).
+    let block_hash = Block::hash_of_parts(&head, &view.certifying_transactions_digest);
     view.certificate
-        .verify(validators, header.height, &Digest::of(&bytes))
+        .verify(validators, header.height, &Digest(block_hash.0))
         .map_err(|source| VerifyError::Certificate {
             height: header.height,
             source,
@@ -152,7 +155,7 @@ pub fn verify_account_proof(
         account: view.proof.account.clone(),
         height: view.height,
         block_height: header.height,
-        block_hash: Block::hash_of(&bytes),
+        block_hash,
         state_root: certified,
         signers: view.certificate.signatures.len(),
         validators: validators.len(),
@@ -165,7 +168,7 @@ pub(crate) mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
     use interpool_consensus::{Message, Vote};
-    use interpool_contracts::primitives::to_hex;
+    use interpool_contracts::primitives::{sha256, to_hex};
     use interpool_contracts::testkit::{self, account, customer_seed, key};
     use interpool_contracts::GenesisNode;
     use interpool_contracts::{Amount, BlockHeader, Ledger};
@@ -211,6 +214,7 @@ pub(crate) mod tests {
             transactions: Vec::new(),
         };
         let bytes = block.encode();
+        let (head, transactions) = Block::split(&bytes).expect("framed");
         let vote = Vote {
             height: 7,
             round: 0,
@@ -226,7 +230,8 @@ pub(crate) mod tests {
         AccountProofView {
             proof: ledger.account_proof(&id),
             height: 6,
-            certifying_block: to_hex(&bytes),
+            certifying_header: to_hex(head),
+            certifying_transactions_digest: sha256(&[transactions]),
             certificate: CommitCertificate { vote, signatures },
         }
     }
@@ -319,22 +324,30 @@ pub(crate) mod tests {
             }
         ));
 
-        // A tampered block: the certificate no longer names it.
+        // A tampered header, or another transactions' digest: the certificate no longer
+        // names the block.
         let mut view = proof_view(id, &[0, 1, 2]);
-        let mut block = Block::decode(
-            &from_hex_vec(&view.certifying_block, 1 << 20).expect("hex"),
-            1 << 20,
-        )
-        .expect("block");
-        block.header.timestamp_ms += 1;
-        view.certifying_block = to_hex(&block.encode());
-        assert!(matches!(
-            check(&view),
-            VerifyError::Certificate {
-                source: CertificateError::WrongDigest { .. },
-                ..
-            }
-        ));
+        let mut header =
+            Block::decode_head(&from_hex_vec(&view.certifying_header, 1 << 20).expect("hex"))
+                .expect("header");
+        header.timestamp_ms += 1;
+        let block = Block {
+            header,
+            transactions: Vec::new(),
+        }
+        .encode();
+        view.certifying_header = to_hex(Block::split(&block).expect("framed").0);
+        let mut other_digest = proof_view(id, &[0, 1, 2]);
+        other_digest.certifying_transactions_digest = Hash([7; 32]);
+        for view in [view, other_digest] {
+            assert!(matches!(
+                check(&view),
+                VerifyError::Certificate {
+                    source: CertificateError::WrongDigest { .. },
+                    ..
+                }
+            ));
+        }
 
         // A proof against another root than the certified one.
         let mut view = proof_view(id, &[0, 1, 2]);
@@ -350,9 +363,22 @@ pub(crate) mod tests {
 
         // Not hex, not a block, another chain.
         let mut view = proof_view(id, &[0, 1, 2]);
-        view.certifying_block = "zz".into();
+        view.certifying_header = "zz".into();
         assert!(matches!(check(&view), VerifyError::BlockHex(_)));
-        view.certifying_block = "00".into();
+        view.certifying_header = "00".into();
+        assert!(matches!(check(&view), VerifyError::BlockDecode(_)));
+        // A whole block where its head belongs: not a head.
+        let mut view = proof_view(id, &[0, 1, 2]);
+        let header =
+            Block::decode_head(&from_hex_vec(&view.certifying_header, 1 << 20).expect("hex"))
+                .expect("header");
+        view.certifying_header = to_hex(
+            &Block {
+                header,
+                transactions: Vec::new(),
+            }
+            .encode(),
+        );
         assert!(matches!(check(&view), VerifyError::BlockDecode(_)));
         let view = proof_view(id, &[0, 1, 2]);
         let error = verify_account_proof(&view, &id, "other-chain", &set()).expect_err("chain");

@@ -634,7 +634,7 @@ pub const ACCESS: &[(&str, &str, Callers, &str)] = &[
     ("get", "/v1/iso20022/pacs.002/{end_to_end_id}", Callers::Signed, "as the transaction: its parties, their banks' operators (without `debtor`, only debtors the caller may read are looked up; a transfer that is not the caller's is answered as unknown); regulators, the authority, nodes"),
     ("get", "/v1/accounts/{id}", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes"),
     ("get", "/v1/accounts/{id}/transactions", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes"),
-    ("get", "/v1/accounts/{id}/proof", Callers::Signed, "regulators, the authority, nodes (a proof carries its certifying block whole, every transfer in it)"),
+    ("get", "/v1/accounts/{id}/proof", Callers::Signed, "the account's owner and its bank's operator; regulators, the authority, nodes (the certifying block goes as its header and its transactions' digest)"),
     ("get", "/v1/accounts/{id}/bank", Callers::Signed, "any caller with a role on this chain (a payer needs its payee's bank)"),
     ("get", "/v1/signers/{id}", Callers::Signed, "the signer itself and its bank's operator; regulators, the authority, nodes"),
     ("get", "/v1/banks", Callers::Signed, "bank operators (their own bank only); regulators, the authority, nodes"),

@@ -764,6 +764,53 @@ mod tests {
         }
     }
 
+    /// A block's hash is the digest its commit certificate names, for any payload: two
+    /// crates compute it, and they must agree byte for byte.
+    #[test]
+    fn a_blocks_hash_is_the_consensus_digest_of_its_payload() {
+        use interpool_consensus::Digest;
+        let block = Block {
+            header: BlockHeader {
+                chain_id: "test".into(),
+                height: 7,
+                parent_hash: Hash([1; 32]),
+                previous_state_root: Hash([2; 32]),
+                timestamp_ms: 3,
+                proposer: account(customer_seed(0, 0)),
+            },
+            transactions: vec![
+                testkit::transfer(customer_seed(0, 0), 0).signed().clone(),
+                testkit::transfer(customer_seed(0, 1), 0).signed().clone(),
+            ],
+        };
+        let empty = Block {
+            transactions: Vec::new(),
+            ..block.clone()
+        };
+        for payload in [
+            block.encode(),
+            empty.encode(),
+            b"block".to_vec(),
+            Vec::new(),
+            vec![0, 0, 0, 0],
+            vec![0, 0, 0, 9, 1],
+        ] {
+            assert_eq!(
+                Block::hash_of(&payload).0,
+                Digest::of(&payload).0,
+                "{payload:?}"
+            );
+        }
+        let encoded = block.encode();
+        let (head, body) = Block::split(&encoded).expect("framed");
+        assert_eq!(Digest::split(&encoded), Some((head, body)));
+        let body_digest = interpool_contracts::primitives::sha256(&[body]);
+        assert_eq!(
+            Block::hash_of_parts(head, &body_digest).0,
+            Digest::of_parts(head, &body_digest.0).0
+        );
+    }
+
     #[test]
     fn a_committed_block_removes_this_nodes_pending_records_also_after_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
