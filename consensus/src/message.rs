@@ -9,7 +9,7 @@
 //!
 //! | kind | tag | fields |
 //! |---|---|---|
-//! | proposal | `interpool/consensus/v1/proposal` | height `u64`, round `u32`, SHA-256 of the payload |
+//! | proposal | `interpool/consensus/v1/proposal` | height `u64`, round `u32`, the payload's digest (`Digest::of`) |
 //! | prepare | `interpool/consensus/v1/prepare` | height, round, digest |
 //! | commit | `interpool/consensus/v1/commit` | height, round, digest |
 //! | round change | `interpool/consensus/v1/round-change` | height, round, `0` or `1` ‖ prepared round ‖ prepared digest |

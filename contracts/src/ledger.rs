@@ -1442,8 +1442,8 @@ impl Ledger {
         std::sync::Arc::make_mut(ids).push(key);
     }
 
-    /// Forgets, at the start of block `height`, the ids of the blocks whose window has
-    /// passed: those remembered at `height - duplicate_window_blocks` or before.
+    /// Forgets, in block `height` (after its transactions), the ids of the blocks whose
+    /// window has passed: those remembered at `height - duplicate_window_blocks` or before.
     fn forget_end_to_end_ids(&mut self, height: u64) {
         let Some(last) = height.checked_sub(self.params.duplicate_window_blocks) else {
             return;

@@ -777,7 +777,8 @@ fn end_to_end_ids_are_one_state_entry_per_block_and_leave_it_with_the_window() {
     // A block without transfers adds no entry.
     h.block(vec![]);
     assert_eq!(ids(&h.ledger).len(), 1);
-    // Remembered at 1, the ids are forgotten at the start of block 1 + 11, entry and all.
+    // Remembered at 1, the ids are forgotten in block 1 + 11 (after its transactions),
+    // entry and all.
     for _ in 0..9 {
         h.block(vec![]); // heights 3 to 11
     }

@@ -219,12 +219,12 @@ impl Admission {
         let checked = {
             // Closed only when the node shuts down; then nothing is admitted.
             let Ok(_permit) = self.workers.acquire().await else {
-                return Admitted {
-                    results: vec![
-                        Err(AdmissionError::Unavailable("shutting down".into()));
-                        txs.len()
-                    ],
-                };
+                return pending.answer(vec![
+                    Err(AdmissionError::Unavailable(
+                        "shutting down".into()
+                    ));
+                    txs.len()
+                ]);
             };
             run_blocking(move || check(&chain_id, &keys, store.as_ref(), txs)).await
         };
@@ -307,12 +307,13 @@ impl Admission {
         })
     }
 
-    /// A peer's copies of transactions already pending here are answered `already_pending`
-    /// before any check: gossip and every node's re-offers bring a pending transaction again
-    /// and again, and verifying its signature again would change nothing. (The hash leaves
-    /// the signature out, so a copy with another signature is not judged either: the pending
-    /// one was verified, and a peer's copy adds nothing to it.) A client's submission is
-    /// always checked, so a client hears about a bad signature whatever is pending.
+    /// A peer's exact copies of transactions already pending here (the same transaction and
+    /// the same signature bytes) are answered `already_pending` before any check: gossip and
+    /// every node's re-offers bring a pending transaction again and again, and verifying the
+    /// same signature again would change nothing. A copy with other signature bytes is
+    /// checked as anything new is: were it let through as pending, the batch would count as
+    /// valid and be forwarded, and a node not holding the transaction would blame the
+    /// forwarder for the forgery. A client's submission is always checked.
     fn already_pending(
         &self,
         txs: Vec<SignedTransaction>,
@@ -332,7 +333,10 @@ impl Admission {
             .zip(hashes)
             .enumerate()
             .filter_map(|(index, (tx, hash))| {
-                if mempool.contains(&hash) {
+                let copy = mempool
+                    .get(&hash)
+                    .is_some_and(|pending| pending.signed().signature == tx.signature);
+                if copy {
                     pending.at.push(index);
                     None
                 } else {
@@ -659,7 +663,7 @@ mod tests {
     }
 
     #[test]
-    fn a_peers_copies_of_pending_transactions_are_answered_without_being_checked_again() {
+    fn a_peers_exact_copies_of_pending_transactions_are_answered_without_being_checked_again() {
         let (admission, _store, mempool, _core, _dir) = pipeline(MempoolLimits {
             max_transactions: 100,
             max_per_signer: 100,
@@ -667,9 +671,8 @@ mod tests {
         });
         let first = admission.admit_blocking(vec![signed(0), signed(1)], Origin::Client);
         assert_eq!(first.admitted(), 2);
-        // A copy of a pending transaction with a broken signature: a peer's is answered as
-        // pending (nothing is verified again, and the sender is not blamed for a copy of
-        // what this node holds verified), a client's is judged and refused.
+        // A copy of a pending transaction with other signature bytes is checked, from a peer
+        // as from a client: it is a forgery, and the peer's batch is not passed on.
         let mut copy = signed(1);
         copy.signature.0[0] ^= 1;
         let mut forged = signed(3);
@@ -681,7 +684,11 @@ mod tests {
         assert_eq!(relayed.results.len(), 5, "one answer per transaction");
         assert_eq!(relayed.results[0], Err(AdmissionError::AlreadyPending));
         assert_eq!(relayed.results[1], Ok(signed(2).hash()));
-        assert_eq!(relayed.results[2], Err(AdmissionError::AlreadyPending));
+        assert!(
+            matches!(&relayed.results[2], Err(AdmissionError::Rejected(e)) if e.is_stateless()),
+            "a forged copy of a pending one is checked: {:?}",
+            relayed.results[2]
+        );
         assert!(
             matches!(&relayed.results[3], Err(AdmissionError::Rejected(e)) if e.is_stateless()),
             "a new transaction is still checked: {:?}",

@@ -48,6 +48,10 @@ use crate::storage::{ChainStore, CheckpointInfo, StorageError};
 pub const STATE_SYNC_MAGIC: &[u8] = b"interpool/state-sync/v1\0";
 /// Entries a chunk holds, about: the manifest's depth is chosen for it.
 pub const CHUNK_TARGET_ENTRIES: u64 = 2_000;
+/// Bytes a chunk holds, about, and the depth is chosen for this too: an entry of a block's
+/// end-to-end ids is up to about 2.7 MB, and a chunk must stay well within a peer's
+/// message bound (16 MiB by default) whichever entries its subtree happens to hold.
+pub const CHUNK_TARGET_BYTES: u64 = 1 << 20;
 /// Deepest manifest (`2^16` subtrees).
 pub const MAX_MANIFEST_DEPTH: u8 = 16;
 /// A chunk larger than this many entries is not served (nor accepted).
@@ -102,10 +106,13 @@ type OfferResponse = Option<StateOffer>;
 /// The answer to [`StateRequest::Chunk`] (`None`: not that checkpoint any more).
 type ChunkResponse = Option<Vec<StateEntry>>;
 
-/// The manifest depth for a state of `entries` entries.
-fn depth_for(entries: u64) -> u8 {
+/// The manifest depth for a state of `entries` entries of `bytes` bytes in all: chunks of
+/// about [`CHUNK_TARGET_ENTRIES`] entries and at most about [`CHUNK_TARGET_BYTES`].
+fn depth_for(entries: u64, bytes: u64) -> u8 {
     let mut depth = 0;
-    while depth < MAX_MANIFEST_DEPTH && (entries >> depth) > CHUNK_TARGET_ENTRIES {
+    while depth < MAX_MANIFEST_DEPTH
+        && ((entries >> depth) > CHUNK_TARGET_ENTRIES || (bytes >> depth) > CHUNK_TARGET_BYTES)
+    {
         depth += 1;
     }
     depth
@@ -190,7 +197,11 @@ impl StateServer {
             return Ok(None);
         };
         let entries = read_entries(store, info.height)?;
-        let depth = depth_for(entries.len() as u64);
+        let bytes = entries
+            .iter()
+            .map(|entry| codec::encoded_len(entry))
+            .fold(0u64, u64::saturating_add);
+        let depth = depth_for(entries.len() as u64, bytes);
         let offer = Arc::new(StateOffer {
             manifest: manifest(&entries, depth),
             checkpoint: info,
@@ -569,10 +580,15 @@ mod tests {
         let below = predecessor(&Hash(top)).expect("below");
         assert_eq!(below.0[0], 0x7f);
         assert!(below.0[1..].iter().all(|b| *b == 0xff));
-        assert_eq!(depth_for(0), 0);
-        assert_eq!(depth_for(2_000), 0);
-        assert_eq!(depth_for(2_001), 1);
-        assert_eq!(depth_for(100_000), 6);
-        assert_eq!(depth_for(u64::MAX), MAX_MANIFEST_DEPTH);
+        assert_eq!(depth_for(0, 0), 0);
+        assert_eq!(depth_for(2_000, 1 << 20), 0);
+        assert_eq!(depth_for(2_001, 0), 1);
+        assert_eq!(depth_for(100_000, 0), 6);
+        assert_eq!(depth_for(u64::MAX, 0), MAX_MANIFEST_DEPTH);
+        // Few entries, many bytes (a window of blocks' end-to-end ids): the bytes decide.
+        assert_eq!(depth_for(1_000, 1 << 20), 0);
+        assert_eq!(depth_for(1_000, (1 << 20) + 1), 1);
+        assert_eq!(depth_for(86_400, 86_400 * 32_000), 12);
+        assert_eq!(depth_for(1, u64::MAX), MAX_MANIFEST_DEPTH);
     }
 }
