@@ -143,11 +143,7 @@ impl Block {
         let transactions = codec::encode(&self.transactions);
         // A header is a few hundred bytes: its length always fits.
         let length = u32::try_from(header.len()).unwrap_or(u32::MAX);
-        let mut bytes = Vec::with_capacity(4 + header.len() + transactions.len());
-        bytes.extend_from_slice(&length.to_be_bytes());
-        bytes.extend_from_slice(&header);
-        bytes.extend_from_slice(&transactions);
-        bytes
+        [&length.to_be_bytes()[..], &header, &transactions].concat()
     }
 
     /// Decodes a block of at most `limit` bytes (callers pass the consensus payload bound).
