@@ -199,7 +199,7 @@ impl StateServer {
         let entries = read_entries(store, info.height)?;
         let bytes = entries
             .iter()
-            .map(|entry| codec::encoded_len(entry))
+            .map(codec::encoded_len)
             .fold(0u64, u64::saturating_add);
         let depth = depth_for(entries.len() as u64, bytes);
         let offer = Arc::new(StateOffer {
