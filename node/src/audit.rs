@@ -18,6 +18,7 @@ use interpool_genesis::spec::{check_genesis, validator_set};
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::app::admission::SignerKeys;
 use crate::app::replay::{check_nothing_beyond, Replay, Trust};
 pub use crate::app::replay::{DiscrepancyKind, Record};
 use crate::storage::{ChainStore, StorageError, Store};
@@ -153,8 +154,16 @@ pub fn open_store(data_dir: &Path) -> Result<Store, SetupError> {
     Store::open_secondary(&path).map_err(|source| SetupError::Open { path, source })
 }
 
-/// How many blocks the audit's reader thread may have checked ahead of the replay.
-const PREPARED_AHEAD: usize = 4;
+/// How many blocks each of the audit's reader threads may have checked ahead of the replay.
+const PREPARED_AHEAD: usize = 2;
+
+/// At most this many reader threads, whatever the core count (each holds up to
+/// [`PREPARED_AHEAD`] decoded blocks).
+const MAX_READERS: usize = 8;
+
+/// Signer keys an audit remembers decoded (about 200 bytes each): a network's customers sign
+/// again and again.
+const REMEMBERED_KEYS: usize = 200_000;
 
 /// Audits the chain stored in `store` against `genesis`. `progress` is called with
 /// `(verified heights, stored height)` before the first block and after each one.
@@ -163,8 +172,28 @@ pub fn audit(
     genesis: &Genesis,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, AuditError> {
+    let readers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_READERS);
+    audit_with(store, genesis, readers, progress)
+}
+
+/// [`audit`] with `readers` threads checking certificates and signatures ahead (at least
+/// one); the verdict does not depend on how many.
+fn audit_with(
+    store: &dyn ChainStore,
+    genesis: &Genesis,
+    readers: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<AuditReport, AuditError> {
+    let readers = readers.max(1);
     check_genesis(genesis).map_err(|e| SetupError::Genesis(format!("{e:#}")))?;
     let validators = validator_set(genesis).map_err(|e| SetupError::Genesis(e.to_string()))?;
+    let keys = SignerKeys::new(REMEMBERED_KEYS);
+    let trust = Trust::Verify {
+        validators: &validators,
+        keys: &keys,
+    };
     let mut replay =
         Replay::from_genesis(genesis).map_err(|e| SetupError::Genesis(e.to_string()))?;
     let stored = store.height().map_err(SetupError::Height)?;
@@ -191,8 +220,7 @@ pub fn audit(
             height: info.height,
             kind,
         };
-        let block = Replay::prepare(store, info.height, &chain_id, Trust::Verify(&validators))
-            .map_err(at)?;
+        let block = Replay::prepare(store, info.height, &chain_id, trust).map_err(at)?;
         // The prepared block is the stored one, its certificate verified.
         if block.hash() != info.block_hash {
             return Err(at(DiscrepancyKind::Checkpoint(
@@ -208,35 +236,39 @@ pub fn audit(
         first = info.height + 1;
     }
     progress(first - 1, stored);
-    // Two cores: a reader thread checks certificates and signatures of the blocks ahead
-    // (what needs no replayed state) while this one re-executes, in height order; a failure
-    // on either side is reported at its height, as a sequential replay would.
+    // Every core: reader threads check certificates and signatures of the blocks ahead
+    // (what needs no replayed state; reader `i` of `n` takes every `n`th height) while this
+    // one re-executes, in height order; a failure on either side is reported at its
+    // height, as a sequential replay would. Each reader stops after its first failure:
+    // this thread meets that height before any later one.
+    let chain_id = chain_id.as_str();
     std::thread::scope(|scope| {
-        let (ahead, prepared) = std::sync::mpsc::sync_channel(PREPARED_AHEAD);
-        let validators = &validators;
-        let chain_id = &chain_id;
-        let reader = std::thread::Builder::new()
-            .name("audit-reader".into())
-            .spawn_scoped(scope, move || {
-                for height in first..=stored {
-                    let block = Replay::prepare(store, height, chain_id, Trust::Verify(validators));
-                    let failed = block.is_err();
-                    // The replay stopped (a discrepancy): nothing more to prepare.
-                    if ahead.send(block).is_err() || failed {
-                        break;
+        let mut lanes = Vec::with_capacity(readers);
+        for lane in 0..readers {
+            let (ahead, prepared) = std::sync::mpsc::sync_channel(PREPARED_AHEAD);
+            let started = std::thread::Builder::new()
+                .name(format!("audit-reader-{lane}"))
+                .spawn_scoped(scope, move || {
+                    for height in (first.saturating_add(lane as u64)..=stored).step_by(readers) {
+                        let block = Replay::prepare(store, height, chain_id, trust);
+                        let failed = block.is_err();
+                        // The replay stopped (a discrepancy): nothing more to prepare.
+                        if ahead.send(block).is_err() || failed {
+                            break;
+                        }
                     }
-                }
-            });
-        for height in first..=stored {
-            let block = match &reader {
-                // The reader ran ahead; a closed channel means it died, and the scope
-                // re-raises its panic.
-                Ok(_) => prepared
+                });
+            // No thread could be started: this one prepares that lane's heights itself.
+            lanes.push(started.ok().map(|_| prepared));
+        }
+        for (index, height) in (first..=stored).enumerate() {
+            let block = match lanes.get(index % readers).and_then(Option::as_ref) {
+                // A closed channel means the reader died; the scope re-raises its panic.
+                Some(prepared) => prepared
                     .recv()
                     .map_err(|_| DiscrepancyKind::Missing(Record::Block))
                     .and_then(|block| block),
-                // No thread could be started: one core, as before.
-                Err(_) => Replay::prepare(store, height, chain_id, Trust::Verify(validators)),
+                None => Replay::prepare(store, height, chain_id, trust),
             };
             let outcome = block
                 .and_then(|block| replay.apply(store, height, block))
@@ -659,6 +691,77 @@ mod tests {
             ),
             "{found}"
         );
+    }
+
+    /// Discrepancies in several blocks, of kinds found by the readers (a broken certificate,
+    /// a bad signature) and by the replay (an altered outcome): whatever the number of
+    /// reader threads, and so whichever thread meets which block first, the audit names
+    /// the lowest height, as a sequential replay would.
+    #[test]
+    fn the_first_discrepancy_is_reported_whatever_the_number_of_readers() {
+        let dir = build_chain();
+        let mut original = Vec::new();
+        with_store(dir.path(), |store| {
+            // Block 2: its outcome (found by the replay thread).
+            let mut outcome = store.outcome(2).expect("read").expect("stored");
+            original = codec::encode(&outcome);
+            outcome.state_root = Hash([7; 32]);
+            store
+                .overwrite_record(RecordKind::Outcome, 2, &codec::encode(&outcome))
+                .expect("overwrite");
+            // Block 3: an amount, recertified (a bad signature, found by a reader).
+            let mut block = stored_block(store, 3);
+            change_first_amount(&mut block);
+            replace_block(store, 3, &block, true);
+            // Block 5: an amount, not recertified (the certificate, found by a reader).
+            let mut block = stored_block(store, 5);
+            change_first_amount(&mut block);
+            replace_block(store, 5, &block, false);
+        });
+        let store = open_store(dir.path()).expect("open");
+        for readers in 1..=4 {
+            let mut reached = 0;
+            let found = match audit_with(&store, &genesis(), readers, &mut |done, _| reached = done)
+            {
+                Err(AuditError::Discrepancy(found)) => found,
+                other => panic!("{readers} readers: expected a discrepancy, got {other:?}"),
+            };
+            assert_eq!(found.height, 2, "{readers} readers: {found}");
+            assert!(
+                matches!(found.kind, DiscrepancyKind::StateRoot { .. }),
+                "{readers} readers: {found}"
+            );
+            assert_eq!(
+                reached, 1,
+                "{readers} readers: block 1 verified, then 2 failed"
+            );
+        }
+        drop(store);
+        // Block 2 mended: the bad signature in block 3 comes first, before block 5's
+        // certificate.
+        with_store(dir.path(), |store| {
+            store
+                .overwrite_record(RecordKind::Outcome, 2, &original)
+                .expect("overwrite");
+        });
+        let store = open_store(dir.path()).expect("open");
+        for readers in 1..=4 {
+            let found = match audit_with(&store, &genesis(), readers, &mut |_, _| {}) {
+                Err(AuditError::Discrepancy(found)) => found,
+                other => panic!("{readers} readers: expected a discrepancy, got {other:?}"),
+            };
+            assert_eq!(found.height, 3, "{readers} readers: {found}");
+            assert!(
+                matches!(
+                    found.kind,
+                    DiscrepancyKind::Transaction {
+                        index: 0,
+                        error: TxError::BadSignature
+                    }
+                ),
+                "{readers} readers: {found}"
+            );
+        }
     }
 
     #[test]

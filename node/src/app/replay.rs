@@ -22,8 +22,8 @@
 //!    hash link, the previous state root (the re-executed state after the previous block), a
 //!    timestamp that does not go back;
 //! 3. (verify) every transaction passes its stateless checks, signatures verified in one
-//!    batch ([`check_stateless_batch`]); (own store) they are taken as verified
-//!    ([`VerifiedTransaction::from_trusted_store`]);
+//!    batch ([`check_stateless_batch_by`], each signer key decoded once per run); (own
+//!    store) they are taken as verified ([`VerifiedTransaction::from_trusted_store`]);
 //! 4. re-execution with the ledger ([`Ledger::apply_block`], the only executor) gives the
 //!    stored outcome: state root, receipts, queue releases and expiries, settlement report;
 //! 5. the ledger invariants hold after the block ([`Invariants`]).
@@ -37,10 +37,11 @@ use interpool_contracts::block::{Block, BlockError, BlockHeader, ChainTip};
 use interpool_contracts::codec::DecodeError;
 use interpool_contracts::ledger::InvariantViolation;
 use interpool_contracts::outcome::{BlockOutcome, Outcome, QueueEvent, Receipt, SettlementReport};
-use interpool_contracts::tx::check_stateless_batch;
+use interpool_contracts::tx::check_stateless_batch_by;
 use interpool_contracts::{Genesis, Hash, Ledger, TxError, VerifiedTransaction};
 use thiserror::Error;
 
+use crate::app::admission::SignerKeys;
 use crate::storage::{ChainStore, StorageError};
 
 /// How much of the ledger's invariants to check after a block.
@@ -90,7 +91,14 @@ pub enum Trust<'a> {
     OwnStore,
     /// Anything else (audit): certificates against these validators, every signature, the
     /// full invariants.
-    Verify(&'a ValidatorSet),
+    Verify {
+        /// The validator set the certificates must be signed by.
+        validators: &'a ValidatorSet,
+        /// Signer keys decoded before: each key is still decoded by the ZIP-215 rule
+        /// ([`SignerKeys::key`] answers as [`interpool_contracts::tx::signer_key`] does),
+        /// once per run rather than once per transaction.
+        keys: &'a SignerKeys,
+    },
 }
 
 /// A stored block whose stateless checks are done ([`Replay::prepare`]).
@@ -178,7 +186,7 @@ impl Replay {
         // 1. Finality: the certificate names exactly these bytes at this height.
         let certificate =
             CommitCertificate::decode(&certificate).map_err(DiscrepancyKind::CertificateDecode)?;
-        if let Trust::Verify(validators) = trust {
+        if let Trust::Verify { validators, .. } = trust {
             certificate
                 .verify(validators, height, &Digest::of(&bytes))
                 .map_err(DiscrepancyKind::Certificate)?;
@@ -202,8 +210,8 @@ impl Replay {
                     .collect::<Result<Vec<_>, _>>(),
                 Invariants::for_commits(),
             ),
-            Trust::Verify(_) => (
-                check_stateless_batch(block.transactions, chain_id)
+            Trust::Verify { keys, .. } => (
+                check_stateless_batch_by(block.transactions, chain_id, |signer| keys.key(signer))
                     .into_iter()
                     .enumerate()
                     .map(|(index, result)| {
