@@ -439,6 +439,29 @@ mod tests {
         }
     }
 
+    /// The discrepancy an audit of `store` with `readers` reader threads finds.
+    fn discrepancy_with(
+        store: &Store,
+        readers: usize,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Discrepancy {
+        match audit_with(store, &genesis(), readers, progress) {
+            Err(AuditError::Discrepancy(found)) => found,
+            other => panic!("{readers} readers: expected a discrepancy, got {other:?}"),
+        }
+    }
+
+    /// Whether the discrepancy is a bad signature on a block's first transaction.
+    fn first_signature_is_bad(kind: &DiscrepancyKind) -> bool {
+        matches!(
+            kind,
+            DiscrepancyKind::Transaction {
+                index: 0,
+                error: TxError::BadSignature
+            }
+        )
+    }
+
     fn with_store(dir: &Path, edit: impl FnOnce(&Store)) {
         let store = Store::open(dir).expect("open");
         edit(&store);
@@ -566,16 +589,7 @@ mod tests {
         });
         let found = discrepancy(dir.path());
         assert_eq!(found.height, TARGET);
-        assert!(
-            matches!(
-                found.kind,
-                DiscrepancyKind::Transaction {
-                    index: 0,
-                    error: TxError::BadSignature
-                }
-            ),
-            "{found}"
-        );
+        assert!(first_signature_is_bad(&found.kind), "{found}");
     }
 
     #[test]
@@ -746,19 +760,10 @@ mod tests {
         });
         let store = open_store(dir.path()).expect("open");
         for readers in 1..=4 {
-            let found = match audit_with(&store, &genesis(), readers, &mut |_, _| {}) {
-                Err(AuditError::Discrepancy(found)) => found,
-                other => panic!("{readers} readers: expected a discrepancy, got {other:?}"),
-            };
+            let found = discrepancy_with(&store, readers, &mut |_, _| {});
             assert_eq!(found.height, 3, "{readers} readers: {found}");
             assert!(
-                matches!(
-                    found.kind,
-                    DiscrepancyKind::Transaction {
-                        index: 0,
-                        error: TxError::BadSignature
-                    }
-                ),
+                first_signature_is_bad(&found.kind),
                 "{readers} readers: {found}"
             );
         }

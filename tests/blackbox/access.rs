@@ -565,8 +565,33 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
         mine.iter().all(|event| event.concerns(&a1)),
         "customer A1's stream is filtered to its account: {mine:?}"
     );
-    operator_a.events(&rpc, "/v1/events?after=0:0", |events| {
+    // Bank B's own business (B1 pays B2), then bank A's (A2 pays A1), committed in that
+    // order: operator A's stream reaches the latter past the former, and shows none of it.
+    let (_, b2) = net.account_key(1, 1);
+    let within_b = transfer(&b1_key, b2, 0, 7);
+    let within_a = transfer(&a2_key, a1, 0, 9);
+    for tx in [&within_b, &within_a] {
+        crate::localnet::submit_batch(&rpc, std::slice::from_ref(tx), true);
+        wait_for(Duration::from_secs(60), "the transfer committed", || {
+            tx_status(&rpc, &tx.hash()).is_some_and(|view| view.status == TxStatus::Committed)
+        });
+    }
+    let theirs = operator_a.events(&rpc, "/v1/events?after=0:0", |events| {
         events.iter().any(|event| is_transaction(event, &hash))
+            && events
+                .iter()
+                .any(|event| is_transaction(event, &within_a.hash()))
+    });
+    assert!(
+        !theirs
+            .iter()
+            .any(|event| is_transaction(event, &within_b.hash()) || event.concerns(&b2)),
+        "operator A's stream shows nothing of bank B's own business: {theirs:?}"
+    );
+    regulator.events(&rpc, "/v1/events?after=0:0", |events| {
+        events
+            .iter()
+            .any(|event| is_transaction(event, &within_b.hash()))
     });
     operator_a.events(
         &rpc,
