@@ -174,7 +174,7 @@ pub fn audit(
 ) -> Result<AuditReport, AuditError> {
     let readers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
-        .clamp(1, MAX_READERS);
+        .min(MAX_READERS);
     audit_with(store, genesis, readers, progress)
 }
 
@@ -735,11 +735,7 @@ mod tests {
         let store = open_store(dir.path()).expect("open");
         for readers in 1..=4 {
             let mut reached = 0;
-            let found = match audit_with(&store, &genesis(), readers, &mut |done, _| reached = done)
-            {
-                Err(AuditError::Discrepancy(found)) => found,
-                other => panic!("{readers} readers: expected a discrepancy, got {other:?}"),
-            };
+            let found = discrepancy_with(&store, readers, &mut |done, _| reached = done);
             assert_eq!(found.height, 2, "{readers} readers: {found}");
             assert!(
                 matches!(found.kind, DiscrepancyKind::StateRoot { .. }),
