@@ -91,11 +91,38 @@ fn hex_value(c: u8) -> Result<u8, HexError> {
         .ok_or(HexError::Character(char::from(c)))
 }
 
+/// 32 bytes as four big-endian words: comparing these compares the bytes
+/// lexicographically.
+#[inline]
+fn words(bytes: &[u8; 32]) -> [u64; 4] {
+    let word = |i: usize| {
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+        u64::from_be_bytes(chunk)
+    };
+    [word(0), word(1), word(2), word(3)]
+}
+
 macro_rules! hex_bytes_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
         pub struct $name(pub [u8; 32]);
+
+        /// The bytes' lexicographic order, compared as four big-endian words: the same
+        /// order as the derived one, without a `memcmp` call per comparison (the ledger's
+        /// maps are keyed by these, and a lookup compares a dozen keys).
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                words(&self.0).cmp(&words(&other.0))
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
 
         impl $name {
             /// The raw 32 bytes.
@@ -651,5 +678,23 @@ mod tests {
         assert_eq!(from_hex_vec("00ff", 2), Ok(vec![0, 255]));
         assert!(from_hex_vec("00ff00", 2).is_err());
         assert!(from_hex_vec("0", 2).is_err());
+    }
+
+    proptest::proptest! {
+        /// Hashes and account ids order exactly as their bytes do: the ledger's maps, the
+        /// state tree's key order and every sorted listing depend on it.
+        #[test]
+        fn ids_order_as_their_bytes(
+            a in proptest::array::uniform32(proptest::num::u8::ANY),
+            b in proptest::array::uniform32(proptest::num::u8::ANY),
+            shared in 0usize..=32,
+        ) {
+            // Often equal for a prefix, so that later words decide too.
+            let mut b = b;
+            b[..shared].copy_from_slice(&a[..shared]);
+            proptest::prop_assert_eq!(Hash(a).cmp(&Hash(b)), a.cmp(&b));
+            proptest::prop_assert_eq!(AccountId(a).cmp(&AccountId(b)), a.cmp(&b));
+            proptest::prop_assert_eq!(AccountId(a).partial_cmp(&AccountId(b)), Some(a.cmp(&b)));
+        }
     }
 }
