@@ -296,6 +296,12 @@ impl Ledger {
                 else {
                     continue;
                 };
+                // A normal transfer over its bank's cap waits either way: answered from the
+                // bank alone, before the account lookups (a long queue is walked every
+                // block, and most of it is usually over the cap).
+                if !entry.priority.strict_order() && !self.within_cap(&bank_id, entry) {
+                    continue;
+                }
                 if self.payer_frozen(entry) {
                     continue;
                 }
@@ -335,12 +341,16 @@ impl Ledger {
     /// payee can take the credit, and (across banks) the sender's cap and the cycle's limits
     /// allow it.
     fn releasable(&self, bank_id: &BankId, entry: &QueuedTransfer) -> bool {
-        self.could_settle(bank_id, entry)
-            && (entry.to_bank == *bank_id
-                || self
-                    .banks
-                    .get(bank_id)
-                    .is_some_and(|bank| bank.can_send(entry.amount)))
+        self.within_cap(bank_id, entry) && self.could_settle(bank_id, entry)
+    }
+
+    /// The sender's cap allows `entry` (an intra-bank transfer always is).
+    fn within_cap(&self, bank_id: &BankId, entry: &QueuedTransfer) -> bool {
+        entry.to_bank == *bank_id
+            || self
+                .banks
+                .get(bank_id)
+                .is_some_and(|bank| bank.can_send(entry.amount))
     }
 
     /// [`Self::releasable`] without the sender's cap: what the liquidity-saving pass may

@@ -1651,6 +1651,78 @@ async fn the_batch_route_takes_the_binary_form_and_judges_each_entry_as_json_wou
     );
 }
 
+#[tokio::test]
+async fn a_batch_past_the_client_backlog_is_refused_whole_without_decoding_its_entries() {
+    use interpool_contracts::batch::encode_batch;
+
+    let api = TestApi::new();
+    // Never refused below two pending; no commits yet, so the cap is the floor.
+    *crate::app::lock(api._core.mempool()) = crate::app::Mempool::new(crate::app::MempoolLimits {
+        max_transactions: 10_000,
+        max_per_signer: 1_000,
+        client_backlog: Some(crate::app::ClientBacklog {
+            drain: std::time::Duration::from_secs(2),
+            floor: 2,
+        }),
+    });
+    let payer = customer_seed(0, 0);
+    let tx = |nonce| {
+        crate::testkit::transfer(payer, nonce)
+            .into_signed()
+            .encode()
+    };
+    let (status, answer) = api
+        .post_bytes(
+            "/v1/transactions/batch",
+            "application/octet-stream",
+            encode_batch([&tx(0)[..], &tx(1)[..]].into_iter()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["results"][1]["hash"].is_string(), "{answer}");
+
+    // Now full: every entry is refused for now, the undecodable ones too (they were not
+    // looked at), in both forms.
+    let garbage = [7u8; 150];
+    let (status, answer) = api
+        .post_bytes(
+            "/v1/transactions/batch",
+            "application/octet-stream",
+            encode_batch([&tx(2)[..], &garbage[..]].into_iter()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let json_body =
+        serde_json::json!({ "txs": ["zz", interpool_contracts::primitives::to_hex(&tx(2))] });
+    let (json_status, json_answer) = api
+        .post_bytes(
+            "/v1/transactions/batch",
+            "application/json",
+            json_body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(json_status, StatusCode::OK, "{json_answer}");
+    for answer in [&answer, &json_answer] {
+        let results = answer["results"].as_array().expect("results");
+        assert_eq!(results.len(), 2, "{answer}");
+        for result in results {
+            assert_eq!(result["error"]["code"], "mempool_full", "{answer}");
+        }
+    }
+    assert_eq!(crate::app::lock(api._core.mempool()).len(), 2);
+
+    // A body that does not split is still a bad body, full or not.
+    let (status, answer) = api
+        .post_bytes(
+            "/v1/transactions/batch",
+            "application/octet-stream",
+            vec![0, 0],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"]["code"], "bad_body");
+}
+
 /// The error code of an answer's JSON body.
 fn error_code(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body).expect("JSON error")["error"]["code"]

@@ -11,7 +11,9 @@ use interpool_contracts::batch::{split_batch, BatchError, BATCH_CONTENT_TYPE};
 use interpool_contracts::primitives::from_hex_vec;
 use interpool_contracts::tx::MAX_TX_BYTES;
 use interpool_contracts::views::{SubmitView, TxStatus, TxStatusView};
-use interpool_contracts::{AccountId, ErrorView, Hash, Outcome, Receipt, SignedTransaction};
+use interpool_contracts::{
+    AccountId, AdmissionError, ErrorView, Hash, Outcome, Receipt, SignedTransaction,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -91,8 +93,38 @@ fn is_binary(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case(BATCH_CONTENT_TYPE))
 }
 
-/// The entries of a JSON batch, each decoded or its error.
-fn decode_json_batch(body: &[u8]) -> ApiResult<Vec<ApiResult<SignedTransaction>>> {
+/// A batch's entries as sent, before each is decoded: the hex of a JSON batch, or the
+/// encodings of a binary one.
+enum Entries<'a> {
+    Json(Vec<String>),
+    Binary(Vec<&'a [u8]>),
+}
+
+impl Entries<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Entries::Json(txs) => txs.len(),
+            Entries::Binary(txs) => txs.len(),
+        }
+    }
+
+    /// Each entry decoded, or its error.
+    fn decode(self) -> Vec<ApiResult<SignedTransaction>> {
+        match self {
+            Entries::Json(txs) => txs.iter().map(|hex| decode_tx(hex)).collect(),
+            Entries::Binary(txs) => txs
+                .into_iter()
+                .map(|bytes| {
+                    SignedTransaction::decode(bytes)
+                        .map_err(|e| ApiError::new(Code::MalformedTransaction, e.to_string()))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The entries of a JSON batch.
+fn json_batch(body: &[u8]) -> ApiResult<Entries<'static>> {
     let request: BatchRequest = parse_json(body)?;
     if request.txs.len() > MAX_BATCH_TRANSACTIONS {
         return Err(ApiError::new(
@@ -103,24 +135,18 @@ fn decode_json_batch(body: &[u8]) -> ApiResult<Vec<ApiResult<SignedTransaction>>
             ),
         ));
     }
-    Ok(request.txs.iter().map(|hex| decode_tx(hex)).collect())
+    Ok(Entries::Json(request.txs))
 }
 
-/// The entries of a binary batch ([`interpool_contracts::batch`]), each decoded or its error.
-fn decode_binary_batch(body: &[u8]) -> ApiResult<Vec<ApiResult<SignedTransaction>>> {
+/// The entries of a binary batch ([`interpool_contracts::batch`]).
+fn binary_batch(body: &[u8]) -> ApiResult<Entries<'_>> {
     let entries = split_batch(body, MAX_BATCH_TRANSACTIONS).map_err(|error| match error {
         too_many @ BatchError::TooMany { .. } => {
             ApiError::new(Code::BatchTooLarge, too_many.to_string())
         }
         framing => ApiError::new(Code::BadBody, format!("binary batch: {framing}")),
     })?;
-    Ok(entries
-        .into_iter()
-        .map(|bytes| {
-            SignedTransaction::decode(bytes)
-                .map_err(|e| ApiError::new(Code::MalformedTransaction, e.to_string()))
-        })
-        .collect())
+    Ok(Entries::Binary(entries))
 }
 
 /// Admits `txs` through the one admission pipeline; one result per transaction.
@@ -224,11 +250,22 @@ pub(crate) async fn submit_batch(
     let body = body.map_err(ApiError::body)?;
     let _turn = state.write_permit()?;
     let entries = if is_binary(&headers) {
-        decode_binary_batch(&body)?
+        binary_batch(&body)?
     } else {
-        decode_json_batch(&body)?
+        json_batch(&body)?
     };
+    // Past the client backlog every entry would be refused, so none is decoded.
+    if let Some(pending) = state.admission.client_backlog_full() {
+        let full = AdmissionError::MempoolFull(pending).to_view();
+        let results = (0..entries.len())
+            .map(|_| BatchItem::Refused {
+                error: full.clone(),
+            })
+            .collect();
+        return Ok(Json(BatchView { results }));
+    }
     // Undecodable entries are answered in place; the rest are verified as one batch.
+    let entries = entries.decode();
     let mut decoded = Vec::new();
     let mut slots: Vec<Option<ApiResult<Hash>>> = Vec::with_capacity(entries.len());
     for entry in entries {

@@ -299,12 +299,21 @@ impl Admission {
         if origin != Origin::Client {
             return None;
         }
+        let pending = self.client_backlog_full()?;
+        Some(Admitted {
+            results: vec![Err(AdmissionError::MempoolFull(pending)); txs.len()],
+        })
+    }
+
+    /// How many transactions are pending, if that is past the client backlog: a client's
+    /// submission now is refused whole (`mempool_full`). The API asks before decoding a
+    /// batch, so that a client sending again and again while the node is full costs it
+    /// nothing but the framing.
+    pub fn client_backlog_full(&self) -> Option<usize> {
         let mempool = lock(&self.mempool);
         let pending = mempool.len();
         let cap = mempool.client_cap()?;
-        (pending >= cap).then(|| Admitted {
-            results: vec![Err(AdmissionError::MempoolFull(pending)); txs.len()],
-        })
+        (pending >= cap).then_some(pending)
     }
 
     /// A peer's exact copies of transactions already pending here (the same transaction and

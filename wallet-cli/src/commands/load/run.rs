@@ -16,8 +16,22 @@ use serde::Deserialize;
 use crate::client::{ClientError, Node};
 use crate::sse::SseParser;
 
-/// Pause before sending a batch again that a node refused at one of its limits.
+/// Pause before sending a batch again that a node refused at one of its limits; doubled
+/// while the node keeps refusing, up to [`MAX_RETRY_PAUSE`].
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// The longest pause between two tries of a refused batch: well under a block's time at
+/// volume, so a node's mempool is topped up again soon after a commit makes room, while a
+/// full node is not asked ten times a second by every submitter (each try costs it a
+/// batch's framing and TLS).
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(800);
+
+/// The pause before try `tries + 1` of a refused batch.
+fn retry_pause(tries: u32) -> Duration {
+    RETRY_PAUSE
+        .saturating_mul(1u32 << tries.min(3))
+        .min(MAX_RETRY_PAUSE)
+}
 
 /// The offered rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,17 +193,19 @@ pub fn post_batch<'a>(
 ) -> Result<Vec<Result<Hash, String>>, ClientError> {
     let body = encode_batch(entries);
     let first_try = Instant::now();
+    let mut tries = 0;
     let answer: BatchAnswer = loop {
         match node.post_bytes("/v1/transactions/batch", BATCH_CONTENT_TYPE, body.clone()) {
             Err(error)
                 if matches!(error.status(), Some(429 | 503))
-                    && first_try.elapsed() + RETRY_PAUSE < patience =>
+                    && first_try.elapsed() + retry_pause(tries) < patience =>
             {
                 if let Some(retried) = retried {
                     let code = error.code().unwrap_or("unknown").to_string();
                     *lock(retried).entry(code).or_default() += 1;
                 }
-                thread::sleep(RETRY_PAUSE);
+                thread::sleep(retry_pause(tries));
+                tries += 1;
             }
             answer => break answer?,
         }
@@ -222,6 +238,8 @@ fn send_batch(
     let first_try = Instant::now();
     let mut pending: Vec<usize> = range.collect();
     submission.sent.fetch_add(pending.len(), Ordering::Relaxed);
+    // Tries in a row that the node refused whole for now.
+    let mut refused_tries = 0;
     while !pending.is_empty() {
         let results = post_batch(
             node,
@@ -230,6 +248,8 @@ fn send_batch(
             Some(&submission.retried),
         )?;
         let mut again = Vec::new();
+        let pause = retry_pause(refused_tries);
+        let tried = pending.len();
         for (index, result) in pending.iter().copied().zip(results) {
             match result {
                 Ok(_) => {
@@ -238,7 +258,7 @@ fn send_batch(
                 }
                 Err(code)
                     if RETRYABLE.contains(&code.as_str())
-                        && first_try.elapsed() + RETRY_PAUSE < plan.patience =>
+                        && first_try.elapsed() + pause < plan.patience =>
                 {
                     *lock(&submission.retried).entry(code).or_default() += 1;
                     again.push(index);
@@ -247,7 +267,13 @@ fn send_batch(
             }
         }
         if !again.is_empty() {
-            thread::sleep(RETRY_PAUSE);
+            thread::sleep(pause);
+            // Longer pauses only while the node takes nothing of the batch.
+            refused_tries = if again.len() == tried {
+                refused_tries.saturating_add(1)
+            } else {
+                0
+            };
         }
         pending = again;
     }
