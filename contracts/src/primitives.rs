@@ -95,12 +95,13 @@ fn hex_value(c: u8) -> Result<u8, HexError> {
 /// lexicographically.
 #[inline]
 fn words(bytes: &[u8; 32]) -> [u64; 4] {
-    let word = |i: usize| {
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-        u64::from_be_bytes(chunk)
-    };
-    [word(0), word(1), word(2), word(3)]
+    let mut words = [0u64; 4];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut be = [0u8; 8];
+        be.copy_from_slice(chunk);
+        *word = u64::from_be_bytes(be);
+    }
+    words
 }
 
 macro_rules! hex_bytes_type {
