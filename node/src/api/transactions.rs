@@ -80,7 +80,12 @@ pub(crate) enum BatchItem {
 fn decode_tx(hex: &str) -> ApiResult<SignedTransaction> {
     let bytes = from_hex_vec(hex, MAX_TX_BYTES as usize)
         .map_err(|e| ApiError::new(Code::BadHex, format!("tx: {e}")))?;
-    SignedTransaction::decode(&bytes)
+    decode_encoding(&bytes)
+}
+
+/// Decodes a transaction's encoding: 400 `malformed_transaction` unless canonical.
+fn decode_encoding(bytes: &[u8]) -> ApiResult<SignedTransaction> {
+    SignedTransaction::decode(bytes)
         .map_err(|e| ApiError::new(Code::MalformedTransaction, e.to_string()))
 }
 
@@ -112,13 +117,7 @@ impl Entries<'_> {
     fn decode(self) -> Vec<ApiResult<SignedTransaction>> {
         match self {
             Entries::Json(txs) => txs.iter().map(|hex| decode_tx(hex)).collect(),
-            Entries::Binary(txs) => txs
-                .into_iter()
-                .map(|bytes| {
-                    SignedTransaction::decode(bytes)
-                        .map_err(|e| ApiError::new(Code::MalformedTransaction, e.to_string()))
-                })
-                .collect(),
+            Entries::Binary(txs) => txs.into_iter().map(decode_encoding).collect(),
         }
     }
 }
