@@ -139,8 +139,19 @@ impl Block {
     /// encoding after its length as 4 bytes big-endian (the *head*), then the canonical
     /// encoding of the transactions (the *body*).
     pub fn encode(&self) -> Vec<u8> {
-        let header = codec::encode(&self.header);
-        let transactions = codec::encode(&self.transactions);
+        Self::frame(&self.header, &self.transactions)
+    }
+
+    /// [`Self::encode`] of the block of `header` and `transactions` (the same bytes), from
+    /// borrowed transactions: a proposer keeps the verified ones it selected.
+    pub fn encode_borrowed(header: &BlockHeader, transactions: &[&SignedTransaction]) -> Vec<u8> {
+        Self::frame(header, &transactions)
+    }
+
+    /// A sequence serializes the same whether it holds values or references to them.
+    fn frame<T: Serialize + ?Sized>(header: &BlockHeader, transactions: &T) -> Vec<u8> {
+        let header = codec::encode(header);
+        let transactions = codec::encode(transactions);
         // A header is a few hundred bytes: its length always fits.
         let length = u32::try_from(header.len()).unwrap_or(u32::MAX);
         [&length.to_be_bytes()[..], &header, &transactions].concat()
@@ -329,6 +340,30 @@ mod tests {
         assert!(Block::decode_head(&head[..head.len() - 1]).is_err());
         // The old, unframed encoding is not a block.
         assert!(Block::decode(&codec::encode(&block), 1 << 20).is_err());
+    }
+
+    #[test]
+    fn a_block_of_borrowed_transactions_encodes_as_the_block() {
+        let mut block = block();
+        let second = Transaction {
+            chain_id: "test".into(),
+            signer: account(2),
+            nonce: 3,
+            valid_until_height: 7,
+            body: Body::SettleCycle,
+        }
+        .sign(&key(2));
+        block.transactions.push(second);
+        let borrowed: Vec<&SignedTransaction> = block.transactions.iter().collect();
+        assert_eq!(Block::encode_borrowed(&block.header, &borrowed), block.encode());
+        assert_eq!(
+            Block::encode_borrowed(&block.header, &[]),
+            Block {
+                header: block.header.clone(),
+                transactions: Vec::new()
+            }
+            .encode()
+        );
     }
 
     #[test]

@@ -21,7 +21,9 @@ use interpool_contracts::block::{Block, BlockError, BlockHeader, ChainTip};
 use interpool_contracts::ledger::InvariantViolation;
 use interpool_contracts::outcome::{BlockOutcome, Outcome};
 use interpool_contracts::tx::{check_stateless_batch, Body};
-use interpool_contracts::{AccountId, Genesis, Hash, Ledger, TxError, VerifiedTransaction};
+use interpool_contracts::{
+    AccountId, Genesis, Hash, Ledger, SignedTransaction, TxError, VerifiedTransaction,
+};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -163,6 +165,9 @@ pub enum ChainError {
     },
 }
 
+/// A block's header and its transactions, verified.
+type Checked = (BlockHeader, Vec<VerifiedTransaction>);
+
 /// Closed cycles of a start-up replay handed to the statement writer at most.
 const MAX_STATEMENT_BACKLOG: usize = 64;
 
@@ -178,9 +183,12 @@ pub struct Core {
     mempool: SharedMempool,
     metrics: Arc<Metrics>,
     invariants: Invariants,
-    /// Transactions of proposals validated but not yet committed, by block hash, so that a
-    /// commit does not verify them again.
-    validated: HashMap<Hash, Vec<VerifiedTransaction>>,
+    /// Proposals validated but not yet committed (header and transactions), by block hash,
+    /// so that a commit neither decodes nor verifies them again.
+    validated: HashMap<Hash, Checked>,
+    /// This node's latest proposal, by block hash, as it built it: validating it takes these
+    /// instead of decoding the block and looking each transaction up again.
+    proposed: Option<(Hash, Checked)>,
     published: watch::Sender<Arc<ChainView>>,
     /// How the ledger was rebuilt at open.
     start: StartReport,
@@ -326,6 +334,7 @@ impl Core {
             metrics,
             invariants: Invariants::for_commits(),
             validated: HashMap::new(),
+            proposed: None,
             published,
             start,
             checkpoints: None,
@@ -442,7 +451,7 @@ impl Core {
     }
 
     /// Builds the next block from the mempool's transactions; returns its encoding.
-    pub fn build_proposal(&self, proposer: AccountId, now_ms: u64) -> Vec<u8> {
+    pub fn build_proposal(&mut self, proposer: AccountId, now_ms: u64) -> Vec<u8> {
         let header = BlockHeader {
             chain_id: self.tip.chain_id.clone(),
             height: self.tip.height + 1,
@@ -453,16 +462,11 @@ impl Core {
         };
         // Leave room for the header and length prefixes.
         let budget = self.limits.max_bytes.saturating_sub(1024);
-        let transactions = lock(&self.mempool)
-            .select(&self.ledger, self.limits.max_transactions, budget)
-            .into_iter()
-            .map(VerifiedTransaction::into_signed)
-            .collect();
-        Block {
-            header,
-            transactions,
-        }
-        .encode()
+        let txs = lock(&self.mempool).select(&self.ledger, self.limits.max_transactions, budget);
+        let signed: Vec<&SignedTransaction> = txs.iter().map(VerifiedTransaction::signed).collect();
+        let bytes = Block::encode_borrowed(&header, &signed);
+        self.proposed = Some((Block::hash_of(&bytes), (header, txs)));
+        bytes
     }
 
     /// Validates a proposed block for `height`: size, header (chain, height, parent, state
@@ -489,7 +493,13 @@ impl Core {
         if self.validated.contains_key(&hash) {
             return Ok(());
         }
-        let (header, txs) = self.check_block(bytes)?;
+        let (header, txs) = match self.proposed.take() {
+            Some((built, own)) if built == hash => {
+                own.0.check_extends(&self.tip)?;
+                own
+            }
+            _ => self.check_block(bytes)?,
+        };
         if !context.proposers.contains(&header.proposer) {
             return Err(InvalidBlock::WrongProposer {
                 named: header.proposer,
@@ -502,7 +512,7 @@ impl Core {
             });
         }
         self.check_admissible(height, &txs)?;
-        self.validated.insert(hash, txs);
+        self.validated.insert(hash, (header, txs));
         Ok(())
     }
 
@@ -567,10 +577,7 @@ impl Core {
         Ok(())
     }
 
-    fn check_block(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(BlockHeader, Vec<VerifiedTransaction>), InvalidBlock> {
+    fn check_block(&self, bytes: &[u8]) -> Result<Checked, InvalidBlock> {
         if bytes.len() > MAX_PAYLOAD_BYTES {
             return Err(BlockError::TooLarge(format!(
                 "{} bytes, the limit is {MAX_PAYLOAD_BYTES}",
@@ -617,10 +624,7 @@ impl Core {
     /// previous state root means this node's state diverged, and stopping is right); its
     /// transactions are taken as the quorum verified them, checking only the fields that
     /// need no signature, which no honest quorum can have certified wrong.
-    fn certified_block(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(BlockHeader, Vec<VerifiedTransaction>), InvalidBlock> {
+    fn certified_block(&self, bytes: &[u8]) -> Result<Checked, InvalidBlock> {
         let block = Block::decode(bytes, MAX_PAYLOAD_BYTES as u64).map_err(BlockError::from)?;
         block.check_extends(&self.tip)?;
         let txs = block
@@ -663,20 +667,13 @@ impl Core {
         // Decided without this node validating it (while it was away, or fetched by sync):
         // check it now.
         let (header, txs) = match self.validated.remove(&hash) {
-            Some(txs) => (
-                Block::decode(bytes, MAX_PAYLOAD_BYTES as u64)
-                    .map_err(|e| ChainError::FinalizedInvalid {
-                        height,
-                        reason: BlockError::from(e).into(),
-                    })?
-                    .header,
-                txs,
-            ),
+            Some(validated) => validated,
             None => self
                 .certified_block(bytes)
                 .map_err(|reason| ChainError::FinalizedInvalid { height, reason })?,
         };
         self.validated.clear();
+        self.proposed = None;
         let outcome = replay::execute(
             Arc::make_mut(&mut self.ledger),
             height,
