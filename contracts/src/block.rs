@@ -149,7 +149,7 @@ impl Block {
     }
 
     /// A sequence serializes the same whether it holds values or references to them.
-    fn frame<T: Serialize + ?Sized>(header: &BlockHeader, transactions: &T) -> Vec<u8> {
+    fn frame<T: Serialize>(header: &BlockHeader, transactions: &T) -> Vec<u8> {
         let header = codec::encode(header);
         let transactions = codec::encode(transactions);
         // A header is a few hundred bytes: its length always fits.
@@ -355,7 +355,10 @@ mod tests {
         .sign(&key(2));
         block.transactions.push(second);
         let borrowed: Vec<&SignedTransaction> = block.transactions.iter().collect();
-        assert_eq!(Block::encode_borrowed(&block.header, &borrowed), block.encode());
+        assert_eq!(
+            Block::encode_borrowed(&block.header, &borrowed),
+            block.encode()
+        );
         assert_eq!(
             Block::encode_borrowed(&block.header, &[]),
             Block {

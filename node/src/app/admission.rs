@@ -230,13 +230,17 @@ impl Admission {
         };
         self.metrics
             .observe_verification(started.elapsed(), checked.len());
-        let (mut results, admitted) = self.insert(checked, origin);
+        let (mut results, mut admitted) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
             // Acknowledged means durable: on disk before the client hears "accepted".
             let store = self.store.clone();
-            let record = admitted.clone();
             crate::failpoints::hit("admission.before_persist");
-            let saved = run_blocking(move || store.save_pending(&record)).await;
+            let (saved, recorded) = run_blocking(move || {
+                let saved = store.save_pending(&admitted);
+                (saved, admitted)
+            })
+            .await;
+            admitted = recorded;
             crate::failpoints::hit("admission.after_persist");
             if let Err(error) = saved {
                 self.refuse_unrecorded(&admitted, &mut results, &error);
@@ -252,10 +256,10 @@ impl Admission {
                         let gossip = gossip.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(delay).await;
-                            gossip(admitted);
+                            gossip(signed(admitted));
                         });
                     }
-                    None => gossip(admitted),
+                    None => gossip(signed(admitted)),
                 }
             }
             if let Some(wake) = &self.wake {
@@ -283,7 +287,7 @@ impl Admission {
         let outcome = pending.answer(results);
         if outcome.admitted() > 0 {
             if let (Some(gossip), false) = (&self.gossip, admitted.is_empty()) {
-                gossip(admitted);
+                gossip(signed(admitted));
             }
             if let Some(wake) = &self.wake {
                 wake.notify_one();
@@ -362,7 +366,7 @@ impl Admission {
         &self,
         checked: Vec<Result<VerifiedTransaction, AdmissionError>>,
         origin: Origin,
-    ) -> (Vec<Result<Hash, AdmissionError>>, Vec<SignedTransaction>) {
+    ) -> (Vec<Result<Hash, AdmissionError>>, Vec<VerifiedTransaction>) {
         let mut results = Vec::with_capacity(checked.len());
         let mut admitted = Vec::new();
         let mut mempool = lock(&self.mempool);
@@ -389,10 +393,10 @@ impl Admission {
                 continue;
             }
             let hash = verified.hash();
-            let signed = (origin != Origin::Peer).then(|| verified.signed().clone());
+            let kept = (origin != Origin::Peer).then(|| verified.clone());
             match mempool.insert(verified, &view.ledger, next_height) {
                 Ok(()) => {
-                    admitted.extend(signed);
+                    admitted.extend(kept);
                     results.push(Ok(hash));
                 }
                 Err(error) => results.push(Err(error)),
@@ -406,7 +410,7 @@ impl Admission {
     /// refused (the node cannot promise them).
     fn refuse_unrecorded(
         &self,
-        admitted: &[SignedTransaction],
+        admitted: &[VerifiedTransaction],
         results: &mut [Result<Hash, AdmissionError>],
         error: &crate::storage::StorageError,
     ) {
@@ -421,6 +425,14 @@ impl Admission {
             }
         }
     }
+}
+
+/// The signed transactions of `verified`, to gossip.
+fn signed(verified: Vec<VerifiedTransaction>) -> Vec<SignedTransaction> {
+    verified
+        .into_iter()
+        .map(VerifiedTransaction::into_signed)
+        .collect()
 }
 
 /// Where in a batch the transactions answered `already_pending` before the checks were.

@@ -493,12 +493,12 @@ impl Core {
         if self.validated.contains_key(&hash) {
             return Ok(());
         }
-        let (header, txs) = match self.proposed.take() {
-            Some((built, own)) if built == hash => {
+        let (header, txs) = match self.take_proposed(&hash) {
+            Some(own) => {
                 own.0.check_extends(&self.tip)?;
                 own
             }
-            _ => self.check_block(bytes)?,
+            None => self.check_block(bytes)?,
         };
         if !context.proposers.contains(&header.proposer) {
             return Err(InvalidBlock::WrongProposer {
@@ -575,6 +575,14 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// This node's proposal as it built it, if the block of `hash` is that proposal.
+    fn take_proposed(&mut self, hash: &Hash) -> Option<Checked> {
+        match &self.proposed {
+            Some((built, _)) if built == hash => self.proposed.take().map(|(_, own)| own),
+            _ => None,
+        }
     }
 
     fn check_block(&self, bytes: &[u8]) -> Result<Checked, InvalidBlock> {
@@ -666,14 +674,26 @@ impl Core {
         let hash = Block::hash_of(bytes);
         // Decided without this node validating it (while it was away, or fetched by sync):
         // check it now.
-        let (header, txs) = match self.validated.remove(&hash) {
-            Some(validated) => validated,
-            None => self
+        // This node's own proposal, certified without being validated here (a quorum of
+        // one does not ask), is taken as built, with its header checked against the tip as
+        // a certified block's is.
+        let own = self.take_proposed(&hash);
+        let (header, txs) = match (self.validated.remove(&hash), own) {
+            (Some(validated), _) => validated,
+            (None, Some(own)) => {
+                own.0
+                    .check_extends(&self.tip)
+                    .map_err(|e| ChainError::FinalizedInvalid {
+                        height,
+                        reason: e.into(),
+                    })?;
+                own
+            }
+            (None, None) => self
                 .certified_block(bytes)
                 .map_err(|reason| ChainError::FinalizedInvalid { height, reason })?,
         };
         self.validated.clear();
-        self.proposed = None;
         let outcome = replay::execute(
             Arc::make_mut(&mut self.ledger),
             height,
@@ -825,7 +845,7 @@ mod tests {
         {
             let (mut core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
             store
-                .save_pending(&[first.signed().clone(), second.signed().clone()])
+                .save_pending(&[first.clone(), second.clone()])
                 .expect("acknowledged");
             commit_one(&mut core, 1, &first);
             let left: Vec<Hash> = store

@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use interpool_contracts::block::ChainTip;
 use interpool_contracts::ledger::StateEntry;
 use interpool_contracts::outcome::BlockOutcome;
-use interpool_contracts::{Hash, SignedTransaction};
+use interpool_contracts::{Hash, SignedTransaction, VerifiedTransaction};
 
 use super::{ChainStore, CheckpointInfo, CommittedBlock, Location, StorageError};
 
@@ -300,11 +300,13 @@ impl ChainStore for MemStore {
         self.read(|t| t.payloads.get(digest).cloned())
     }
 
-    fn save_pending(&self, txs: &[SignedTransaction]) -> Result<(), StorageError> {
+    fn save_pending(&self, txs: &[VerifiedTransaction]) -> Result<(), StorageError> {
         if txs.is_empty() {
             return Ok(());
         }
-        self.write(Write::SavePending(txs.to_vec()))
+        self.write(Write::SavePending(
+            txs.iter().map(|tx| tx.signed().clone()).collect(),
+        ))
     }
 
     fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
