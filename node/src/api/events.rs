@@ -8,12 +8,15 @@
 //! the commit announcements only wake the stream up.
 
 use std::convert::Infallible;
+use std::io::Write as _;
+use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use axum::response::{IntoResponse, Response};
 use interpool_contracts::views::EventView;
 use interpool_contracts::{AccountId, BankId};
 use serde::Deserialize;
@@ -27,8 +30,20 @@ use super::limits::{ExpensiveReads, WithinRate};
 use super::statements::{block_notifications, NotificationFilter};
 use super::{parse_account, parse_cursor, ApiError, ApiState, Code, CURSOR_PATTERN};
 
-/// Events buffered per client before the stream waits for it to read.
-const CLIENT_BUFFER: usize = 1_024;
+/// Pieces of the body buffered per client before the stream waits for it to read.
+const CLIENT_BUFFER: usize = 8;
+
+/// A piece of the body holds about this many bytes of events at most (and a block's events
+/// are sent together, whatever their count): one body frame per event cost the node a
+/// frame, and a client a wake-up, for every transaction.
+const PIECE_BYTES: usize = 64 * 1024;
+
+/// After this long without events a comment line (`:`) is sent, so that the client and
+/// anything between see the connection alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The comment line sent to keep the stream alive.
+const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
 
 /// `GET /v1/events` query (unknown parameters are answered 400).
 #[derive(Deserialize, IntoParams)]
@@ -177,7 +192,7 @@ pub(crate) async fn stream(
     State(state): State<ApiState>,
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     // Who is asking comes first: nothing about the chain, not even whether a bank exists, is
     // answered to an anonymous caller.
     caller.known()?;
@@ -260,10 +275,41 @@ pub(crate) async fn stream(
         })?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
     tokio::spawn(produce(state, start, format, redact, sender, permit));
-    let events = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|event| (Ok(event), receiver))
+    let pieces = futures::stream::unfold(receiver, |mut receiver| async move {
+        let piece = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
+            Ok(Some(piece)) => piece,
+            Ok(None) => return None,
+            Err(_) => Bytes::from_static(KEEP_ALIVE_COMMENT),
+        };
+        Some((Ok::<_, Infallible>(piece), receiver))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Ok((
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(pieces),
+    )
+        .into_response())
+}
+
+/// Appends one event in the `text/event-stream` format: its `id` (the cursor
+/// `height:index`), its `event` name, its `data` with a new `data: ` field after every line
+/// break (CR or LF, each kept), and the blank line that ends it.
+fn write_event(out: &mut Vec<u8>, (height, index): (u64, u32), name: &str, data: &str) {
+    // Writing to a vector cannot fail.
+    let _ = write!(out, "id: {height}:{index}\nevent: {name}\n");
+    if !data.is_empty() {
+        out.extend_from_slice(b"data: ");
+        for piece in data.split_inclusive(['\n', '\r']) {
+            out.extend_from_slice(piece.as_bytes());
+            if piece.ends_with(['\n', '\r']) {
+                out.extend_from_slice(b"data: ");
+            }
+        }
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
 
 /// Whether `event` concerns `bank`: a transaction of one of its customers or its operator,
@@ -339,7 +385,7 @@ async fn produce(
     start: Start,
     format: Format,
     redact: Option<BankId>,
-    sender: mpsc::Sender<Event>,
+    sender: mpsc::Sender<Bytes>,
     _permit: OwnedSemaphorePermit,
 ) {
     // Subscribe before the first read, so that no commit can slip between the two.
@@ -415,17 +461,23 @@ async fn produce(
                 }
                 None => return,
             };
+            let mut piece = Vec::new();
             for (index, name, data) in events {
                 if seen_through.is_some_and(|seen| index <= seen) {
                     continue;
                 }
-                let sse = Event::default()
-                    .id(format!("{height}:{index}"))
-                    .event(name)
-                    .data(data);
-                if sender.send(sse).await.is_err() {
+                write_event(&mut piece, (height, index), name, &data);
+                if piece.len() >= PIECE_BYTES
+                    && sender
+                        .send(std::mem::take(&mut piece).into())
+                        .await
+                        .is_err()
+                {
                     return; // the client left
                 }
+            }
+            if !piece.is_empty() && sender.send(piece.into()).await.is_err() {
+                return; // the client left
             }
             height += 1;
             seen_through = None;
@@ -440,5 +492,43 @@ async fn produce(
             () = sender.closed() => return,
             Ok(_) = shutdown.wait_for(|stopping| *stopping) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::sse::{Event, Sse};
+
+    /// What axum's `Sse` sends for the event, as this stream did before it sent a block's
+    /// events together.
+    async fn axum_bytes(id: &str, name: &str, data: &str) -> Vec<u8> {
+        let event = Event::default().id(id).event(name).data(data);
+        let response =
+            Sse::new(futures::stream::iter([Ok::<_, Infallible>(event)])).into_response();
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body")
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn events_are_written_as_axums_server_sent_events_are() {
+        let data = [
+            r#"{"kind":"transaction","receipt":{"height":7}}"#,
+            "<Document>\n  <Ntry>1</Ntry>\n</Document>",
+            "one\r\ntwo\rthree\n",
+            "x",
+        ];
+        let mut all = Vec::new();
+        let mut expected = Vec::new();
+        for (index, data) in (0u32..).zip(data) {
+            write_event(&mut all, (7, index), "camt054", data);
+            expected.extend(axum_bytes(&format!("7:{index}"), "camt054", data).await);
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&all),
+            String::from_utf8_lossy(&expected)
+        );
     }
 }

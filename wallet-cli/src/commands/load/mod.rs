@@ -504,7 +504,7 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
     loop {
         match outcomes.recv_timeout(Duration::from_millis(200)) {
             Ok(first) => {
-                for outcome in std::iter::once(first).chain(outcomes.try_iter()) {
+                for outcome in std::iter::once(first).chain(outcomes.try_iter()).flatten() {
                     let slot = &mut seen[outcome.index];
                     if slot.is_none() {
                         *slot = Some(outcome);
