@@ -672,11 +672,10 @@ impl Core {
             });
         }
         let hash = Block::hash_of(bytes);
-        // Decided without this node validating it (while it was away, or fetched by sync):
-        // check it now.
-        // This node's own proposal, certified without being validated here (a quorum of
-        // one does not ask), is taken as built, with its header checked against the tip as
-        // a certified block's is.
+        // Validated here: taken as validated. This node's own proposal, certified without
+        // being validated here (a quorum of one does not ask): taken as built, its header
+        // checked against the tip as a certified block's is. Decided without this node
+        // validating it (while it was away, or fetched by sync): checked now.
         let own = self.take_proposed(&hash);
         let (header, txs) = match (self.validated.remove(&hash), own) {
             (Some(validated), _) => validated,
@@ -694,6 +693,7 @@ impl Core {
                 .map_err(|reason| ChainError::FinalizedInvalid { height, reason })?,
         };
         self.validated.clear();
+        self.proposed = None;
         let outcome = replay::execute(
             Arc::make_mut(&mut self.ledger),
             height,
@@ -922,6 +922,49 @@ mod tests {
         assert_eq!(core.ledger().state_root(), root);
         assert_eq!(core.tip().hash, tip_hash);
         assert!(core.store().certificate(2).expect("read").is_some());
+    }
+
+    /// A consortium of one certifies its proposer's block without asking it to validate
+    /// it: the commit takes the block as built, and executes it as any node would.
+    #[test]
+    fn an_own_proposal_certified_without_validation_commits_as_built() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let a = customer_seed(0, 0);
+        let mut core = testkit::core(&genesis, dir.path(), limits());
+        for n in 0..2 {
+            testkit::admit(&core, testkit::transfer(a, n));
+        }
+        let block = core.build_proposal(testkit::proposer(), 1_000);
+        let outcome = core
+            .commit(1, &block, &testkit::certificate(1, &block))
+            .expect("commit");
+        assert_eq!(outcome.receipts.len(), 2);
+        assert_eq!(core.tip().hash, Block::hash_of(&block));
+        assert_eq!(core.ledger().next_nonce(&account(a)), Some(2));
+        // A node that only executes the certified block reaches the same state.
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let mut other = testkit::core(&genesis, other_dir.path(), limits());
+        other
+            .commit(1, &block, &testkit::certificate(1, &block))
+            .expect("other commits 1");
+        assert_eq!(other.ledger().state_root(), core.ledger().state_root());
+
+        // A proposal that another block at its height replaced is not taken for anything
+        // after it: the other block is decoded and checked as a certified one.
+        testkit::admit(&core, testkit::transfer(a, 2));
+        let replaced = core.build_proposal(testkit::proposer(), 2_000);
+        let mut winner = Block::decode(&replaced, u64::MAX).expect("decode");
+        winner.transactions.clear();
+        let winner = winner.encode();
+        core.commit(2, &winner, &testkit::certificate(2, &winner))
+            .expect("the certified block commits");
+        assert_eq!(core.tip().hash, Block::hash_of(&winner));
+        assert_eq!(core.ledger().next_nonce(&account(a)), Some(2));
+        assert!(
+            core.proposed.is_none(),
+            "the replaced proposal is forgotten"
+        );
     }
 
     /// Commits `blocks` blocks of one transfer each on `core`.
