@@ -344,9 +344,7 @@ pub fn follow(
                 Ok(0) | Err(_) => break, // resumed from the last event
                 Ok(_) => {}
             }
-            let text = line.strip_suffix('\n').unwrap_or(&line);
-            let text = text.strip_suffix('\r').unwrap_or(text);
-            let Some(event) = parser.push_line(text) else {
+            let Some(event) = parser.push_line(&line) else {
                 continue;
             };
             if event.id.is_some() {
