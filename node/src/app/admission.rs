@@ -314,10 +314,9 @@ impl Admission {
     /// batch, so that a client sending again and again while the node is full costs it
     /// nothing but the framing.
     pub fn client_backlog_full(&self) -> Option<usize> {
-        let mempool = lock(&self.mempool);
-        let pending = mempool.len();
-        let cap = mempool.client_cap()?;
-        (pending >= cap).then_some(pending)
+        let mut mempool = lock(&self.mempool);
+        let view = self.view.borrow().clone();
+        mempool.client_backlog_full(&view.ledger)
     }
 
     /// A peer's exact copies of transactions already pending here (the same transaction and
@@ -372,11 +371,6 @@ impl Admission {
         let mut mempool = lock(&self.mempool);
         let view = self.view.borrow().clone();
         let next_height = view.tip.height + 1;
-        // Backpressure applies to what clients submit now, not to what peers relay or a
-        // restart restores (acknowledged already).
-        let client_cap = (origin == Origin::Client)
-            .then(|| mempool.client_cap())
-            .flatten();
         for result in checked {
             let verified = match result {
                 Ok(verified) => verified,
@@ -385,12 +379,14 @@ impl Admission {
                     continue;
                 }
             };
-            // A retry of what is already here gets its own answer (`already_pending`).
-            if client_cap.is_some_and(|cap| mempool.len() >= cap)
-                && !mempool.contains(&verified.hash())
-            {
-                results.push(Err(AdmissionError::MempoolFull(mempool.len())));
-                continue;
+            // Backpressure applies to what clients submit now, not to what peers relay or a
+            // restart restores (acknowledged already). A retry of what is already here gets
+            // its own answer (`already_pending`).
+            if origin == Origin::Client && !mempool.contains(&verified.hash()) {
+                if let Some(pending) = mempool.client_backlog_full(&view.ledger) {
+                    results.push(Err(AdmissionError::MempoolFull(pending)));
+                    continue;
+                }
             }
             let hash = verified.hash();
             let kept = (origin != Origin::Peer).then(|| verified.clone());
@@ -681,6 +677,46 @@ mod tests {
         let relayed = admission.admit_blocking(vec![signed(3)], Origin::Peer);
         assert_eq!(relayed.admitted(), 1);
         assert_eq!(lock(&mempool).len(), 4);
+    }
+
+    /// Found by the 4-validator benchmark with a small backlog: the load generator's later
+    /// nonces got in while an earlier one was refused, the mempool filled with transactions
+    /// waiting behind those gaps, nothing could be selected, nothing committed (so the cap
+    /// stayed at its floor), and every client was refused for ever, the one transaction
+    /// that fills each gap included. Any customer could halt every client's payments so.
+    #[test]
+    fn transactions_waiting_behind_a_nonce_gap_do_not_fill_the_client_backlog() {
+        let (admission, _store, mempool, core, _dir) = pipeline(MempoolLimits {
+            max_transactions: 100,
+            max_per_signer: 100,
+            client_backlog: Some(ClientBacklog {
+                drain: Duration::from_secs(2),
+                floor: 3,
+            }),
+        });
+        // Nonces 1 to 3 without 0: taken (below the cap), but no block can take them.
+        let gapped = admission.admit_blocking((1..4).map(signed).collect(), Origin::Client);
+        assert_eq!(gapped.admitted(), 3);
+        let ledger = core.ledger();
+        assert!(lock(&mempool).select(ledger, 100, usize::MAX).is_empty());
+        assert_eq!(
+            admission.client_backlog_full(),
+            None,
+            "nothing selectable is pending"
+        );
+        // The transaction that fills the gap is taken, and all four can now commit.
+        let filler = admission.admit_blocking(vec![signed(0)], Origin::Client);
+        assert_eq!(filler.results, vec![Ok(signed(0).hash())]);
+        assert_eq!(lock(&mempool).select(ledger, 100, usize::MAX).len(), 4);
+        // Now the backlog is full: four selectable, past the cap of three.
+        assert_eq!(admission.client_backlog_full(), Some(4));
+        let refused = admission.admit_blocking(vec![signed(4)], Origin::Client);
+        assert_eq!(refused.results, vec![Err(AdmissionError::MempoolFull(4))]);
+        // What a peer relays behind a new gap (nonce 5 is missing) is taken; it does not
+        // count toward the cap, which reports every pending transaction.
+        let behind = admission.admit_blocking(vec![signed(6)], Origin::Peer);
+        assert_eq!(behind.admitted(), 1);
+        assert_eq!(admission.client_backlog_full(), Some(5));
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub struct MempoolLimits {
 }
 
 /// Backpressure on clients: a client's submission is refused while the mempool holds more
-/// than the chain commits in `drain` (the rate measured over the commits of the last
-/// [`RATE_WINDOW`]), and never while it holds fewer than `floor`. Offered more than the
+/// that the next blocks can take than the chain commits in `drain` (the rate measured over
+/// the commits of the last [`RATE_WINDOW`]), and never while it holds fewer than `floor`
+/// (transactions behind a nonce gap wait uncounted: [`Mempool::client_backlog_full`]). Offered more than the
 /// network can commit, a node then answers "come back later" instead of acknowledging a
 /// backlog that takes ever longer to commit (at twice the capacity, without it, p99 grew
 /// to 40 s within a minute and every node's memory with it). Peers' transactions are not
@@ -70,6 +71,9 @@ pub struct Mempool {
     next_arrival: u64,
     /// The block height the last eviction pass was for.
     evicted_for: Option<u64>,
+    /// How many pending transactions the next blocks can take ([`Self::client_backlog_full`]),
+    /// once counted: kept up to date by [`Self::insert`], forgotten when anything leaves.
+    selectable: Option<usize>,
     /// When recent blocks committed and how many transactions each held (the last
     /// [`RATE_WINDOW`]), for [`ClientBacklog`].
     commits: VecDeque<(Instant, usize)>,
@@ -85,6 +89,7 @@ impl Mempool {
             by_expiry: BTreeMap::new(),
             next_arrival: 0,
             evicted_for: None,
+            selectable: None,
             commits: VecDeque::new(),
         }
     }
@@ -100,6 +105,44 @@ impl Mempool {
         let rate = self.commit_rate().unwrap_or(0.0);
         let cap = (rate * backlog.drain.as_secs_f64()).min(usize::MAX as f64) as usize;
         Some(cap.max(backlog.floor))
+    }
+
+    /// The pending count, if a client's transaction must wait now ([`ClientBacklog`]): the
+    /// transactions the next blocks can take (each signer's with consecutive nonces from its
+    /// next one by `ledger`, the ledger of the published view) have reached the client cap.
+    ///
+    /// Those waiting behind a nonce gap are not counted. No block can take them until the
+    /// gap is filled; counting them refused the very transaction that fills it, and a
+    /// mempool of nothing but gapped transactions commits nothing, so the cap stayed at its
+    /// floor: every client was refused for ever (any customer could halt payments so). They
+    /// are bounded by [`MempoolLimits::max_transactions`], whose eviction drops them.
+    pub fn client_backlog_full(&mut self, ledger: &Ledger) -> Option<usize> {
+        let cap = self.client_cap()?;
+        if self.entries.len() < cap {
+            return None;
+        }
+        let selectable = match self.selectable {
+            Some(counted) => counted,
+            None => {
+                let counted = self
+                    .by_signer
+                    .keys()
+                    .map(|signer| self.selectable_of(signer, ledger))
+                    .fold(0usize, usize::saturating_add);
+                self.selectable = Some(counted);
+                counted
+            }
+        };
+        (selectable >= cap).then_some(self.entries.len())
+    }
+
+    /// How many of `signer`'s pending transactions a block can take now: those with
+    /// consecutive nonces from its next one by `ledger`.
+    fn selectable_of(&self, signer: &AccountId, ledger: &Ledger) -> usize {
+        ledger.next_nonce(signer).map_or(0, |next| {
+            usize::try_from(self.next_nonce(signer, next).saturating_sub(next))
+                .unwrap_or(usize::MAX)
+        })
     }
 
     /// Transactions committed per second over the recent commits, if at least two blocks
@@ -210,10 +253,19 @@ impl Mempool {
         }
         let arrival = self.next_arrival;
         self.next_arrival += 1;
+        // Counted already: the new transaction adds itself, and what waited behind it, if it
+        // extends its signer's run of consecutive nonces; nothing if it waits behind a gap.
+        let selectable_before = self
+            .selectable
+            .map(|counted| (counted, self.selectable_of(&signer, ledger)));
         self.by_signer
             .entry(signer)
             .or_default()
             .insert(nonce, hash);
+        if let Some((counted, before)) = selectable_before {
+            let after = self.selectable_of(&signer, ledger);
+            self.selectable = Some(counted.saturating_add(after.saturating_sub(before)));
+        }
         self.by_expiry
             .insert((tx.tx().valid_until_height, arrival), hash);
         let encoded_len = usize::try_from(interpool_contracts::codec::encoded_len(tx.signed()))
@@ -323,6 +375,8 @@ impl Mempool {
     /// node, so every signer in it is checked for now-stale pending nonces.
     pub fn after_commit(&mut self, block: &[VerifiedTransaction], ledger: &Ledger, height: u64) {
         self.record_commit(block.len());
+        // The ledger moved on: count again when asked.
+        self.selectable = None;
         let mut touched = std::collections::BTreeSet::new();
         for tx in block {
             touched.insert(tx.tx().signer);
@@ -369,6 +423,7 @@ impl Mempool {
         let Some(entry) = self.entries.remove(hash) else {
             return;
         };
+        self.selectable = None;
         let tx = entry.tx.tx();
         if let Some(pending) = self.by_signer.get_mut(&tx.signer) {
             pending.remove(&tx.nonce);
@@ -453,6 +508,53 @@ mod tests {
         .sign(&key(seed))
         .check_stateless("test")
         .expect("valid")
+    }
+
+    #[test]
+    fn the_selectable_count_kept_by_insert_is_a_fresh_count() {
+        let ledger = ledger();
+        // A floor of none and no commits: the cap is 0, so the count is kept from the start.
+        let mut pool = Mempool::new(MempoolLimits {
+            max_transactions: 100,
+            max_per_signer: 10,
+            client_backlog: Some(ClientBacklog {
+                drain: Duration::from_secs(2),
+                floor: 0,
+            }),
+        });
+        let signers = [
+            customer_seed(0, 0),
+            customer_seed(0, 1),
+            customer_seed(1, 1),
+        ];
+        // Gaps opened and filled, in and out of order, for three signers.
+        let order = [
+            (0, 2),
+            (0, 1),
+            (1, 0),
+            (2, 3),
+            (0, 0),
+            (2, 1),
+            (1, 1),
+            (2, 0),
+            (0, 4),
+            (2, 2),
+            (0, 3),
+        ];
+        for (signer, nonce) in order {
+            pool.client_backlog_full(&ledger);
+            pool.insert(tx(signers[signer], nonce, 1, 50), &ledger, 1)
+                .expect("admitted");
+            let kept = pool.selectable;
+            pool.selectable = None;
+            pool.client_backlog_full(&ledger);
+            assert_eq!(
+                kept, pool.selectable,
+                "after nonce {nonce} of signer {signer}"
+            );
+        }
+        assert_eq!(pool.selectable, Some(order.len()), "every gap is filled");
+        assert_eq!(pool.client_backlog_full(&ledger), Some(order.len()));
     }
 
     #[test]
