@@ -209,7 +209,8 @@ pub struct MempoolConfig {
     /// Backpressure on clients: a client's submission is refused (503 `mempool_full`,
     /// retry later) while more is pending than the chain committed in this many
     /// milliseconds, measured over the last commits, so that what is acknowledged commits
-    /// within about this long even when clients offer more than the network can do.
+    /// within about this long even when clients offer more than the network can do. Only
+    /// what the next blocks can take counts (not transactions behind a nonce gap).
     /// Transactions from peers are not refused by it (only by `max_transactions`).
     #[serde(default = "defaults::mempool_client_backlog_ms")]
     pub client_backlog_ms: u64,
