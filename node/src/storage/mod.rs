@@ -80,6 +80,15 @@ const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const KEY_PREVIOUS_CHECKPOINT: &[u8] = b"checkpoint/previous";
 const KEY_EARLIEST: &[u8] = b"earliest";
 const KEY_STATEMENTS: &[u8] = b"statements";
+const KEY_FORMAT: &[u8] = b"format";
+
+/// The layout of the database this node writes and reads: its column families, keys and
+/// record encodings. A database records the version it was written in (`meta/format`, 8 bytes
+/// big-endian); a node refuses to open one of another version rather than misread it, so
+/// that a release that changes the layout must say how to migrate (or resync). Databases
+/// written before the version was recorded have this layout: they are taken as version 1,
+/// and the version is recorded when a node opens them.
+pub const STORAGE_FORMAT_VERSION: u64 = 1;
 /// Largest statement record read back.
 const MAX_STATEMENT_BYTES: u64 = 1 << 30;
 /// Heights pruned per write batch.
@@ -115,6 +124,17 @@ pub enum StorageError {
     /// The simulator's in-memory store crashed ([`mem::MemStore::fail_after`]).
     #[error("the store crashed (simulated)")]
     Crashed,
+    /// The database was written in another layout ([`STORAGE_FORMAT_VERSION`]).
+    #[error(
+        "the database is in storage format {found}, this node reads format {supported}: \
+         use the release that wrote it, or migrate it (or resync into an empty data folder)"
+    )]
+    Format {
+        /// The database's version.
+        found: u64,
+        /// The version this node reads and writes.
+        supported: u64,
+    },
     /// A block was offered out of order.
     #[error("block {got} cannot follow stored height {stored}")]
     OutOfOrder {
@@ -532,6 +552,8 @@ impl Store {
             pending: Default::default(),
             _scratch: None,
         };
+        // Nothing is read before the layout is known to be this one.
+        let format = store.format_version()?;
         let recorded: std::collections::HashSet<Hash> = store
             .db
             .iterator_cf(store.cf(CF_PENDING), IteratorMode::Start)
@@ -541,7 +563,30 @@ impl Store {
             .filter_map(|key| <[u8; 32]>::try_from(key.as_ref()).ok().map(Hash))
             .collect();
         *store.pending_hashes() = recorded;
+        if format.is_none() {
+            let mut options = WriteOptions::default();
+            options.set_sync(true);
+            store.db.put_cf_opt(
+                store.cf(CF_META),
+                KEY_FORMAT,
+                STORAGE_FORMAT_VERSION.to_be_bytes(),
+                &options,
+            )?;
+        }
         Ok(store)
+    }
+
+    /// The database's recorded storage format, refused if it is not
+    /// [`STORAGE_FORMAT_VERSION`]; `None` if none is recorded (new, or written before the
+    /// version was: the same layout).
+    fn format_version(&self) -> Result<Option<u64>, StorageError> {
+        match self.meta_height(KEY_FORMAT)? {
+            Some(found) if found != STORAGE_FORMAT_VERSION => Err(StorageError::Format {
+                found,
+                supported: STORAGE_FORMAT_VERSION,
+            }),
+            recorded => Ok(recorded),
+        }
     }
 
     fn pending_hashes(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Hash>> {
@@ -565,11 +610,13 @@ impl Store {
         // files while they are being read.
         options.set_max_open_files(-1);
         let db = DB::open_cf_as_secondary(&options, path, scratch.path(), COLUMN_FAMILIES)?;
-        Ok(Store {
+        let store = Store {
             db,
             pending: Default::default(),
             _scratch: Some(scratch),
-        })
+        };
+        store.format_version()?;
+        Ok(store)
     }
 
     // Every column family is created when the database is opened (or the open fails): a
@@ -586,7 +633,7 @@ impl Store {
         Ok(self.meta_height(KEY_HEIGHT)?.unwrap_or(0))
     }
 
-    /// A height stored in `meta` under `key`.
+    /// A height (or another number) stored in `meta` under `key`.
     fn meta_height(&self, key: &[u8]) -> Result<Option<u64>, StorageError> {
         let Some(bytes) = self.db.get_cf(self.cf(CF_META), key)? else {
             return Ok(None);
@@ -1526,6 +1573,61 @@ mod tests {
             .put_cf(store.cf(CF_META), KEY_HEIGHT, b"x")
             .expect("overwrite");
         assert!(matches!(store.height(), Err(StorageError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_database_of_another_storage_format_is_refused_and_an_unversioned_one_adopted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            assert_eq!(
+                store.format_version().expect("version"),
+                Some(STORAGE_FORMAT_VERSION),
+                "a new database records its format"
+            );
+            store.commit_block(&committed(1, 1)).expect("commit");
+            // As a database written before the version was recorded.
+            store
+                .db
+                .delete_cf(store.cf(CF_META), KEY_FORMAT)
+                .expect("delete");
+        }
+        {
+            let store = Store::open(dir.path()).expect("an unversioned database opens");
+            assert_eq!(store.height().expect("height"), 1);
+            assert_eq!(
+                store.format_version().expect("version"),
+                Some(STORAGE_FORMAT_VERSION)
+            );
+            // As a database a later release wrote in another layout.
+            store
+                .db
+                .put_cf(store.cf(CF_META), KEY_FORMAT, 2u64.to_be_bytes())
+                .expect("write");
+        }
+        let refused = |result: Result<Store, StorageError>| match result {
+            Err(
+                error @ StorageError::Format {
+                    found: 2,
+                    supported: 1,
+                },
+            ) => error.to_string(),
+            Err(other) => panic!("refused for another reason: {other}"),
+            Ok(_) => panic!("a database of format 2 was opened"),
+        };
+        let message = refused(Store::open(dir.path()));
+        assert!(message.contains("storage format 2"), "{message}");
+        assert!(message.contains("reads format 1"), "{message}");
+        refused(Store::open_secondary(dir.path()));
+        // Refused without a change: the record still says 2.
+        let reader =
+            DB::open_cf_for_read_only(&Options::default(), dir.path(), COLUMN_FAMILIES, false)
+                .expect("read-only");
+        let meta = reader.cf_handle(CF_META).expect("meta");
+        assert_eq!(
+            reader.get_cf(meta, KEY_FORMAT).expect("read"),
+            Some(2u64.to_be_bytes().to_vec())
+        );
     }
 
     #[test]
