@@ -148,9 +148,10 @@ enum Command {
 
 /// Transparent huge pages off for this process, as `MIMALLOC_ALLOW_THP=0` would do: mimalloc
 /// asks the kernel for them on its arenas, and a 2 MiB page is resident whole however little
-/// of it is in use. With 4 validators under full load every node's peak RSS was 35-60 MB
-/// higher with them (validators 464-507 MiB, against 429-445 MiB without; issue 12 asks for
-/// at most 500 MB), and no CPU was saved. Pages touched before this call stay as they are.
+/// of it is in use. With 4 validators under full load each node's peak RSS was 20-120 MB
+/// higher with them (validators 464-549 MiB, against 405-477 MiB without, in alternated
+/// runs; issue 12 asks for at most 500 MB), and no CPU was saved. Pages touched before this
+/// call stay as they are.
 fn keep_memory_in_small_pages() {
     #[cfg(target_os = "linux")]
     if let Err(error) = nix::sys::prctl::set_thp_disable(true) {

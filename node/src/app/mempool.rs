@@ -36,11 +36,11 @@ pub struct MempoolLimits {
 /// Backpressure on clients: a client's submission is refused while the mempool holds more
 /// that the next blocks can take than the chain commits in `drain` (the rate measured over
 /// the commits of the last [`RATE_WINDOW`]), and never while it holds fewer than `floor`
-/// (transactions behind a nonce gap wait uncounted: [`Mempool::client_backlog_full`]). Offered more than the
-/// network can commit, a node then answers "come back later" instead of acknowledging a
-/// backlog that takes ever longer to commit (at twice the capacity, without it, p99 grew
-/// to 40 s within a minute and every node's memory with it). Peers' transactions are not
-/// refused by it: they were acknowledged elsewhere already.
+/// (transactions behind a nonce gap wait uncounted: [`Mempool::client_backlog_full`]).
+/// Offered more than the network can commit, a node then answers "come back later" instead
+/// of acknowledging a backlog that takes ever longer to commit (at twice the capacity,
+/// without it, p99 grew to 40 s within a minute and every node's memory with it). Peers'
+/// transactions are not refused by it: they were acknowledged elsewhere already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientBacklog {
     /// How long the pending transactions may take to commit, at the measured rate.
