@@ -167,7 +167,8 @@ pub enum Command {
     },
     /// Load generator for a localnet: opens and funds customer accounts over its banks,
     /// pre-signs transfers between them, submits them in binary batches to every validator
-    /// at a fixed or the highest accepted rate, follows each to its outcome, and reports
+    /// (each customer's in order through one of two submitters per validator) at a fixed or
+    /// the highest accepted rate, follows each to its outcome, and reports
     /// rates, latency percentiles, refusals, blocks and the nodes' CPU and memory.
     Load {
         /// The localnet's manifest (`DIR/localnet.json`; keys and nodes are found beside it).

@@ -292,7 +292,11 @@ fn open_accounts(
             }
             let deadline = Instant::now() + timeout;
             for bank in waits {
-                while net.first().signer(&operator_ids[bank])?.nonce < next_nonce[bank] {
+                // Asked of the node the operator's next window goes to: a node a block behind
+                // the others would refuse that window's last nonces as too far ahead of the
+                // one it knows (seen once, waiting on the first validator instead).
+                let node = &net.validators[bank % net.validators.len()];
+                while node.signer(&operator_ids[bank])?.nonce < next_nonce[bank] {
                     if Instant::now() > deadline {
                         bail!(
                             "the account openings of {} did not commit within {} s",
@@ -447,6 +451,12 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
     };
     let signing = Instant::now();
     let txs = plan::transfers(&net.manifest.chain_id, &customers, count, valid_until);
+    let payer_of: HashMap<AccountId, usize> = customers
+        .iter()
+        .enumerate()
+        .map(|(position, customer)| (customer.id, position))
+        .collect();
+    let payers: Vec<usize> = txs.iter().map(|tx| payer_of[&tx.signer]).collect();
     let signed = plan::sign_all(txs, &customers);
     let signing_seconds = signing.elapsed().as_secs_f64();
     if let Some(file) = &args.sign_only {
@@ -467,6 +477,7 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
     );
     let plan = Arc::new(run::Plan {
         encoded: signed.into_iter().map(|(_, bytes)| bytes).collect(),
+        payers,
         batch: args.batch,
         rate: args.rate,
         duration: args.duration.map(Duration::from_secs),
