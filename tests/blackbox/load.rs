@@ -139,6 +139,38 @@ fn the_load_generator_commits_what_it_signs() {
     )
     .success();
 
+    // A few payers, as fast as accepted, each sending far more than the chain lets a nonce
+    // run ahead of what has committed (256): what is refused as too far ahead is sent again
+    // once the payer's earlier transfers commit, and everything commits. (Before, most of
+    // the load was refused `nonce_too_far_ahead` for good.)
+    let report = run(
+        "interpool-wallet",
+        [
+            "--json",
+            "load",
+            "--localnet",
+            path(&root),
+            "--accounts",
+            "0",
+            "--transfers",
+            "4000",
+            "--batch",
+            "500",
+            "--timeout",
+            "90",
+        ],
+    )
+    .success();
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json report");
+    assert_eq!(report["refused"], serde_json::json!({}), "{report}");
+    assert_eq!(report["committed"], 4000, "{report}");
+    assert!(
+        report["retried"]["nonce_too_far_ahead"]
+            .as_u64()
+            .is_some_and(|tries| tries > 0),
+        "the payers ran ahead of the chain: {report}"
+    );
+
     // Bad input is refused before anything is sent.
     run(
         "interpool-wallet",

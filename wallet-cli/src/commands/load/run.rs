@@ -136,6 +136,8 @@ pub fn submit(
 ) -> Vec<thread::JoinHandle<()>> {
     let submitters = validators.len() * 2;
     let lanes = lanes(&plan.payers, submitters);
+    // Transfers handed out so far, to time each batch at a fixed rate.
+    let handed_out = Arc::new(AtomicUsize::new(0));
     lanes
         .into_iter()
         .enumerate()
@@ -143,21 +145,22 @@ pub fn submit(
             let plan = plan.clone();
             let node = validators[t % validators.len()].clone();
             let submission = submission.clone();
+            let handed_out = handed_out.clone();
             thread::spawn(move || {
-                let size = plan.batch.max(1);
-                for (j, batch) in lane.chunks(size).enumerate() {
+                for batch in lane.chunks(plan.batch.max(1)) {
                     if plan.duration.is_some_and(|d| started.elapsed() >= d) {
                         break;
                     }
                     if let Rate::PerSecond(rate) = plan.rate {
-                        // The submitters take turns, a batch each `size / rate` seconds:
-                        // batch `j` of submitter `t` is the network's batch
-                        // `j * submitters + t` (the lanes are the same length). Timed by its
-                        // first transfer's place in the plan instead, every submitter's batch
-                        // `j` fell due at once, and p99 at 1,000/s rose from 71 to 105 ms;
-                        // each lane paced at its own share drifted into the same bursts.
-                        let slot = j.saturating_mul(submitters).saturating_add(t);
-                        let due = Duration::from_secs_f64(slot as f64 * size as f64 / rate as f64);
+                        // Due when the transfers handed out before it have had their time:
+                        // the submitters take turns, a batch each `batch / rate` seconds in
+                        // all, however many payers each one has. (Timed by its first
+                        // transfer's place in the plan instead, every submitter's first,
+                        // second, ... batch fell due at once, and p99 at 1,000/s rose from
+                        // 71 to 105 ms; each submitter paced at its own share drifted into
+                        // the same bursts.)
+                        let before = handed_out.fetch_add(batch.len(), Ordering::Relaxed);
+                        let due = Duration::from_secs_f64(before as f64 / rate as f64);
                         if let Some(wait) = due.checked_sub(started.elapsed()) {
                             thread::sleep(wait);
                         }
@@ -260,10 +263,18 @@ pub fn post_batch<'a>(
         .collect())
 }
 
-/// Refusals that mean "come back shortly" for one transaction (the node is full for now):
-/// sent again, in order, after a pause. Refusing them for good would leave a gap in the
-/// payer's nonces that holds back every later transfer of that payer.
-const RETRYABLE: [&str; 4] = ["mempool_full", "too_many_pending", "rate_limited", "busy"];
+/// Refusals that mean "come back shortly" for one transaction (the node is full for now,
+/// or the payer's earlier transfers, sent before it, have not committed yet and it is
+/// further ahead of them than the chain lets a nonce be): sent again, in order, after a
+/// pause. Refusing them for good would leave a gap in the payer's nonces that holds back
+/// every later transfer of that payer.
+const RETRYABLE: [&str; 5] = [
+    "mempool_full",
+    "too_many_pending",
+    "rate_limited",
+    "busy",
+    "nonce_too_far_ahead",
+];
 
 /// Sends the plan's transfers at `batch` (positions) as one batch and records the
 /// answers; transfers refused for now ([`RETRYABLE`]) are sent again, in order, until
