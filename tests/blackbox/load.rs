@@ -49,25 +49,7 @@ fn the_load_generator_commits_what_it_signs() {
 
     // Submitted: every transfer is admitted and commits (a validity beyond the genesis's
     // horizon had every one refused).
-    let report = run(
-        "interpool-wallet",
-        [
-            "--json",
-            "load",
-            "--localnet",
-            path(&root),
-            "--accounts",
-            "0",
-            "--transfers",
-            "200",
-            "--batch",
-            "50",
-            "--timeout",
-            "50",
-        ],
-    )
-    .success();
-    let report: serde_json::Value = serde_json::from_str(&report).expect("json report");
+    let report = sample_customers_load(&root, "200", "50");
     assert_eq!(report["refused"], serde_json::json!({}), "{report}");
     assert_eq!(report["committed"], 200, "{report}");
 
@@ -143,25 +125,7 @@ fn the_load_generator_commits_what_it_signs() {
     // run ahead of what has committed (256): what is refused as too far ahead is sent again
     // once the payer's earlier transfers commit, and everything commits. (Before, most of
     // the load was refused `nonce_too_far_ahead` for good.)
-    let report = run(
-        "interpool-wallet",
-        [
-            "--json",
-            "load",
-            "--localnet",
-            path(&root),
-            "--accounts",
-            "0",
-            "--transfers",
-            "4000",
-            "--batch",
-            "500",
-            "--timeout",
-            "90",
-        ],
-    )
-    .success();
-    let report: serde_json::Value = serde_json::from_str(&report).expect("json report");
+    let report = sample_customers_load(&root, "4000", "500");
     assert_eq!(report["refused"], serde_json::json!({}), "{report}");
     assert_eq!(report["committed"], 4000, "{report}");
     assert!(
@@ -195,4 +159,32 @@ fn the_load_generator_commits_what_it_signs() {
         ],
     )
     .failure(1, "--sign-only signs for the localnet's sample customers");
+}
+
+/// `interpool-wallet --json load` of `transfers` between the localnet at `root`'s sample
+/// customers, in batches of `batch`, as fast as accepted: its report.
+fn sample_customers_load(
+    root: &std::path::Path,
+    transfers: &str,
+    batch: &str,
+) -> serde_json::Value {
+    let report = run(
+        "interpool-wallet",
+        [
+            "--json",
+            "load",
+            "--localnet",
+            path(root),
+            "--accounts",
+            "0",
+            "--transfers",
+            transfers,
+            "--batch",
+            batch,
+            "--timeout",
+            "90",
+        ],
+    )
+    .success();
+    serde_json::from_str(&report).expect("json report")
 }
