@@ -660,6 +660,14 @@ impl Localnet {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The process id of node `i`, which must be started.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.child(i)
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} is not started", self.nodes[i].name))
+            .id()
+    }
+
     /// Whether node `i` was started and not killed since (it may have exited on its own).
     pub fn is_started(&self, i: usize) -> bool {
         self.child(i).is_some()

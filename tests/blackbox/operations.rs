@@ -127,6 +127,65 @@ fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
 }
 
 /// Waits for node `i` to exit on its own (failing the test after `deadline`); its exit code.
+/// Process `pid`'s environment as the kernel holds it: what it was started (or `exec`ed)
+/// with, which is where its allocators read their settings.
+fn environment_of(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("read /proc/PID/environ");
+    raw.split(|b| *b == 0)
+        .filter(|var| !var.is_empty())
+        .map(|var| String::from_utf8_lossy(var).into_owned())
+        .collect()
+}
+
+#[test]
+fn a_node_bounds_what_its_allocators_keep_however_it_is_started_and_the_operator_can_override() {
+    let mut net = Localnet::generate(1, 1, 2, &Options::default());
+    net.start_node(0);
+    net.start_node_with_env(1, &[("MALLOC_ARENA_MAX", "4")]);
+    net.wait_height(&[0, 1], 3, Duration::from_secs(60));
+    // What this test's own environment already says wins for node 0 as it would for an
+    // operator's.
+    let own = |name: &str, default: &str| std::env::var(name).unwrap_or(default.to_string());
+    let expected = [
+        vec![
+            format!(
+                "MIMALLOC_PURGE_DELAY={}",
+                own("MIMALLOC_PURGE_DELAY", "100")
+            ),
+            format!("MALLOC_ARENA_MAX={}", own("MALLOC_ARENA_MAX", "2")),
+        ],
+        vec![
+            format!(
+                "MIMALLOC_PURGE_DELAY={}",
+                own("MIMALLOC_PURGE_DELAY", "100")
+            ),
+            "MALLOC_ARENA_MAX=4".to_string(),
+        ],
+    ];
+    for (i, expected) in expected.iter().enumerate() {
+        // The process the test started is the node that serves (it ran itself again in
+        // place, under the same pid), and its environment holds the settings.
+        let environment = environment_of(net.pid(i));
+        for var in expected {
+            assert!(
+                environment.contains(var),
+                "{}: no {var} in its environment: {environment:?}",
+                net.nodes[i].name
+            );
+        }
+        let name = |var: &String| var.split('=').next().unwrap_or_default().to_string();
+        for var in expected {
+            assert_eq!(
+                environment.iter().filter(|v| name(v) == name(var)).count(),
+                1,
+                "{}: {} set once",
+                net.nodes[i].name,
+                name(var)
+            );
+        }
+    }
+}
+
 fn wait_exit(net: &mut Localnet, i: usize, deadline: Duration) -> Option<i32> {
     let started = Instant::now();
     loop {
