@@ -172,13 +172,14 @@ fn keep_memory_in_small_pages() {
 ///   compaction buffers) allocates with glibc, which gives threads that allocate at once
 ///   their own 64 MiB arena each (up to 8 per core) and keeps what they free.
 ///
-/// Measured with 4 validators at full load (`scripts/bench.sh --validators 4 --rate max`,
-/// runs alternated): validators' peak RSS 399-441 MiB with the allocators' defaults (up to
-/// 508 MiB in earlier runs, over issue 12's 500 MB), 329-384 MiB with these, at the same
-/// throughput (+1, +1, -2 % in three pairs). In validator-0, mimalloc's memory fell from
-/// 226-273 to 159-186 MiB and glibc's from 140-191 to 115-149 MiB. An immediate purge
-/// (0 ms) or mimalloc v2 gave no lower peak and cost throughput (v2 with RocksDB on
-/// mimalloc too: 4-24 % fewer transfers committed).
+/// Measured with 4 validators at full load for 60 s (`scripts/bench.sh --validators 4
+/// --rate max`, runs alternated): validators' peak RSS 384-481 MiB with the allocators'
+/// defaults (up to 508 MiB in earlier runs, over issue 12's 500 MB), 328-386 MiB with
+/// these, at the same throughput (+1, +1, -2 % in three pairs). In validator-0, mimalloc's
+/// memory fell from 226-273 to 159-186 MiB and glibc's from 140-191 to 115-149 MiB.
+/// Tried and not taken: an immediate purge (0 ms) gave about the same peak (312-353 MiB)
+/// for 4-6 % less throughput; mimalloc v2 with RocksDB's allocations on mimalloc too gave
+/// 271-308 MiB but committed about 10 % fewer transfers (0-24 % in five pairs).
 const ALLOCATOR_ENVIRONMENT: [(&str, &str); 2] =
     [("MIMALLOC_PURGE_DELAY", "100"), ("MALLOC_ARENA_MAX", "2")];
 
