@@ -126,7 +126,6 @@ fn the_halt_height_holds_across_a_restart_and_raised_it_goes_on() {
     net.wait_height(&all, 12, Duration::from_secs(120));
 }
 
-/// Waits for node `i` to exit on its own (failing the test after `deadline`); its exit code.
 /// Process `pid`'s environment as the kernel holds it: what it was started (or `exec`ed)
 /// with, which is where its allocators read their settings.
 fn environment_of(pid: u32) -> Vec<String> {
@@ -146,46 +145,34 @@ fn a_node_bounds_what_its_allocators_keep_however_it_is_started_and_the_operator
     // What this test's own environment already says wins for node 0 as it would for an
     // operator's.
     let own = |name: &str, default: &str| std::env::var(name).unwrap_or(default.to_string());
+    let purge_delay = ("MIMALLOC_PURGE_DELAY", own("MIMALLOC_PURGE_DELAY", "100"));
     let expected = [
-        vec![
-            format!(
-                "MIMALLOC_PURGE_DELAY={}",
-                own("MIMALLOC_PURGE_DELAY", "100")
-            ),
-            format!("MALLOC_ARENA_MAX={}", own("MALLOC_ARENA_MAX", "2")),
+        [
+            purge_delay.clone(),
+            ("MALLOC_ARENA_MAX", own("MALLOC_ARENA_MAX", "2")),
         ],
-        vec![
-            format!(
-                "MIMALLOC_PURGE_DELAY={}",
-                own("MIMALLOC_PURGE_DELAY", "100")
-            ),
-            "MALLOC_ARENA_MAX=4".to_string(),
-        ],
+        [purge_delay, ("MALLOC_ARENA_MAX", "4".to_string())],
     ];
     for (i, expected) in expected.iter().enumerate() {
         // The process the test started is the node that serves (it ran itself again in
-        // place, under the same pid), and its environment holds the settings.
+        // place, under the same pid), and its environment holds each setting once.
         let environment = environment_of(net.pid(i));
-        for var in expected {
-            assert!(
-                environment.contains(var),
-                "{}: no {var} in its environment: {environment:?}",
-                net.nodes[i].name
-            );
-        }
-        let name = |var: &String| var.split('=').next().unwrap_or_default().to_string();
-        for var in expected {
+        for (name, value) in expected {
+            let set: Vec<&str> = environment
+                .iter()
+                .filter_map(|var| var.strip_prefix(&format!("{name}=")))
+                .collect();
             assert_eq!(
-                environment.iter().filter(|v| name(v) == name(var)).count(),
-                1,
-                "{}: {} set once",
-                net.nodes[i].name,
-                name(var)
+                set,
+                vec![value.as_str()],
+                "{}: {name} in its environment: {environment:?}",
+                net.nodes[i].name
             );
         }
     }
 }
 
+/// Waits for node `i` to exit on its own (failing the test after `deadline`); its exit code.
 fn wait_exit(net: &mut Localnet, i: usize, deadline: Duration) -> Option<i32> {
     let started = Instant::now();
     loop {
