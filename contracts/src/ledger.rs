@@ -44,9 +44,11 @@ use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
 use crate::smt::{Proof, ProofError, SparseMerkleTree};
 use crate::tx::{Body, BodyKind, Priority, TransferTerms, VerifiedTransaction};
 
+mod archive;
 mod day;
 mod queues;
 mod snapshot;
+pub use archive::EndToEndArchive;
 pub use snapshot::{SnapshotError, StateEntry, MAX_ENTRY_BYTES};
 
 /// `a + b` of two `u64`s, widened: cannot overflow.
@@ -439,6 +441,9 @@ pub struct Ledger {
     /// window passes. Each height's list is shared, not copied, when a clone copies the
     /// map's nodes.
     end_to_end_by_height: OrdMap<u64, std::sync::Arc<Vec<Hash>>>,
+    /// The heights whose lists the node has archived ([`EndToEndArchive`]): no longer in
+    /// the two maps above.
+    archived: archive::Archived,
     cycle: Cycle,
     totals: Totals,
     reports: OrdMap<u64, SettlementReport>,
@@ -553,6 +558,7 @@ impl Ledger {
             queued_per_payer: OrdMap::new(),
             end_to_end_ids: OrdMap::new(),
             end_to_end_by_height: OrdMap::new(),
+            archived: archive::Archived::default(),
             cycle: Cycle {
                 number: 1,
                 start_height: 1,
@@ -924,10 +930,8 @@ impl Ledger {
                 if terms.priority == Priority::Normal && self.clock.after_cutoff {
                     return Err(TxError::Cutoff);
                 }
-                if self
-                    .end_to_end_ids
-                    .contains_key(&end_to_end_key(signer, end_to_end_id))
-                {
+                let key = end_to_end_key(signer, end_to_end_id);
+                if self.end_to_end_ids.contains_key(&key) || self.archived.remembers(&key) {
                     return Err(TxError::DuplicateEndToEndId(end_to_end_id.clone()));
                 }
                 if from.balance < *amount {
@@ -1464,6 +1468,16 @@ impl Ledger {
             }
             self.dirty.insert(StateKey::EndToEndIds(remembered));
         }
+        while let Some(remembered) = self
+            .archived
+            .heights
+            .get_min()
+            .map(|(remembered, _)| *remembered)
+            .filter(|remembered| *remembered <= last)
+        {
+            self.archived.heights.remove(&remembered);
+            self.dirty.insert(StateKey::EndToEndIds(remembered));
+        }
     }
 
     /// Closes the current cycle: computes the multilateral net positions from the cycle's
@@ -1574,7 +1588,8 @@ impl Ledger {
             StateKey::EndToEndIds(height) => self
                 .end_to_end_by_height
                 .get(height)
-                .map(|keys| value_hash(&**keys)),
+                .map(|keys| value_hash(&**keys))
+                .or_else(|| self.archived.heights.get(height).copied()),
             StateKey::Obligation(a, b) => self
                 .cycle
                 .obligations

@@ -102,6 +102,13 @@ impl Ledger {
         let end_to_end = self.end_to_end_by_height.iter().map(move |(height, keys)| {
             entry(StateKey::EndToEndIds(*height), codec::encode(&**keys))
         });
+        let archived = self.archived.heights.keys().filter_map(move |height| {
+            let archive = self.archived.archive.as_ref()?;
+            Some(entry(
+                StateKey::EndToEndIds(*height),
+                codec::encode(&*archive.list(*height)),
+            ))
+        });
         let obligations = self.cycle.obligations.iter().map(move |((a, b), amount)| {
             entry(
                 StateKey::Obligation(a.clone(), b.clone()),
@@ -133,6 +140,7 @@ impl Ledger {
             .chain(officials)
             .chain(queued)
             .chain(end_to_end)
+            .chain(archived)
             .chain(obligations)
             .chain(singles)
             .chain(reports)

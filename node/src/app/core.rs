@@ -171,6 +171,9 @@ type Checked = (BlockHeader, Vec<VerifiedTransaction>);
 /// Closed cycles of a start-up replay handed to the statement writer at most.
 const MAX_STATEMENT_BACKLOG: usize = 64;
 
+/// Blocks between two calls that let the store drop end-to-end ids the window has passed.
+const FORGET_END_TO_END_EVERY: u64 = 64;
+
 /// The core. See the module documentation.
 pub struct Core {
     genesis_hash: Hash,
@@ -316,7 +319,18 @@ impl Core {
             millis = start.millis,
             "rebuilt the ledger"
         );
-        let (ledger, tip) = replay.into_parts();
+        let (mut ledger, tip) = replay.into_parts();
+        // The duplicate window goes to the store: what the checkpoint and the replayed blocks
+        // put in memory is written there if it is not yet (a database from before the
+        // archive, a checkpoint from state sync), and the ledger asks the store from now on.
+        let written = store.remember_end_to_end_lists(&mut ledger.end_to_end_lists())?;
+        ledger.archive_end_to_end_ids(store.clone().end_to_end_archive(), tip.height);
+        if written > 0 {
+            tracing::info!(
+                heights = written,
+                "wrote the duplicate window's end-to-end ids to the store"
+            );
+        }
         let ledger = Arc::new(ledger);
         let (published, _) = watch::channel(Arc::new(ChainView {
             tip: tip.clone(),
@@ -578,6 +592,28 @@ impl Core {
     }
 
     /// This node's proposal as it built it, if the block of `hash` is that proposal.
+    /// Lets the store drop the end-to-end ids no ledger of this node asks about any more:
+    /// those the duplicate window has passed, counted from the last checkpoint written while
+    /// checkpoints are written (the writer reads the window of the one it writes from the
+    /// store, and may be a checkpoint interval or two behind). Every
+    /// [`FORGET_END_TO_END_EVERY`] blocks.
+    fn forget_end_to_end_ids(&self, height: u64) -> Result<(), ChainError> {
+        if !height.is_multiple_of(FORGET_END_TO_END_EVERY) {
+            return Ok(());
+        }
+        let kept_from = match &self.checkpoints {
+            None => height,
+            Some(_) => match self.store.checkpoint()? {
+                Some(info) => info.height.min(height),
+                None => return Ok(()),
+            },
+        };
+        let window = self.ledger.params().duplicate_window_blocks;
+        self.store
+            .forget_end_to_end_below(kept_from.saturating_sub(window))?;
+        Ok(())
+    }
+
     fn take_proposed(&mut self, hash: &Hash) -> Option<Checked> {
         match &self.proposed {
             Some((built, _)) if built == hash => self.proposed.take().map(|(_, own)| own),
@@ -718,8 +754,14 @@ impl Core {
                     _ => None,
                 })
                 .collect(),
+            remembered: self.ledger.end_to_end_list(height).cloned(),
         })?;
         crate::failpoints::hit("commit.after_write");
+        // The block's ids are in the store now: the ledger asks there (not yet shared, so
+        // this moves them out of this ledger's memory and copies nothing).
+        Arc::make_mut(&mut self.ledger)
+            .archive_end_to_end_ids(self.store.clone().end_to_end_archive(), height);
+        self.forget_end_to_end_ids(height)?;
         self.tip = ChainTip {
             chain_id: self.tip.chain_id.clone(),
             height,
@@ -980,6 +1022,87 @@ mod tests {
             core.commit(height, &block, &testkit::certificate(height, &block))
                 .expect("commit");
         }
+    }
+
+    /// A retry (a new nonce) of the transfer `T{from}-{nonce}` that `commit_transfers`
+    /// committed.
+    fn retry_of(core: &Core, from: u64, nonce: u64) -> VerifiedTransaction {
+        Transaction {
+            chain_id: "test".into(),
+            signer: account(from),
+            nonce: core.ledger().next_nonce(&account(from)).unwrap_or(0),
+            valid_until_height: 1_000,
+            body: Body::Transfer {
+                to: account(customer_seed(1, 0)),
+                amount: interpool_contracts::Amount(10),
+                end_to_end_id: format!("T{from}-{nonce}"),
+                reference: String::new(),
+                terms: Default::default(),
+            },
+        }
+        .sign(&interpool_contracts::testkit::key(from))
+        .check_stateless("test")
+        .expect("valid")
+    }
+
+    #[test]
+    fn the_duplicate_window_is_kept_in_the_store_and_catches_a_retry_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        let a = customer_seed(0, 0);
+        {
+            let mut core = testkit::core(&genesis, dir.path(), limits())
+                .with_checkpoints(4, None)
+                .expect("checkpoint writer");
+            commit_transfers(&mut core, 6);
+            // None of the window is in the ledger's memory: all six blocks' ids are in the
+            // store, and the retry of the payment of block 2 is a duplicate.
+            assert_eq!(core.ledger().end_to_end_heights(), (0, 6));
+            let retry = retry_of(&core, a, 1);
+            assert_eq!(
+                core.ledger().check(&retry, core.next_height()),
+                Err(TxError::DuplicateEndToEndId(format!("T{a}-1")))
+            );
+            core.finish_checkpoints();
+            // The store loses its lists (a database from before the archive has none).
+            core.store()
+                .forget_end_to_end_below(u64::MAX)
+                .expect("forget");
+        }
+        let core = testkit::core(&genesis, dir.path(), limits());
+        assert_eq!(core.start_report().restored_from_height, 4);
+        assert_eq!(core.ledger().end_to_end_heights(), (0, 6));
+        // The start wrote them again, from the checkpoint and the replayed blocks.
+        let archive = core.store().clone().end_to_end_archive();
+        for height in 1..=6 {
+            assert_eq!(archive.list(height).len(), 1, "height {height}");
+        }
+        let retry = retry_of(&core, a, 1);
+        let mut ledger = core.ledger().clone();
+        let outcome = ledger.apply_block(7, 7_000, std::slice::from_ref(&retry));
+        assert_eq!(
+            outcome.receipts[0].outcome,
+            Outcome::Rejected {
+                error: TxError::DuplicateEndToEndId(format!("T{a}-1")),
+            },
+        );
+        // A node that replays every block from the genesis, all in memory, agrees.
+        let mut full = crate::app::replay::Replay::from_genesis(&genesis).expect("genesis");
+        for height in 1..=6 {
+            full.block(
+                core.store().as_ref(),
+                height,
+                crate::app::replay::Trust::OwnStore,
+            )
+            .expect("replay");
+        }
+        let mut in_memory = full.ledger().clone();
+        assert_eq!(in_memory.end_to_end_heights(), (6, 0));
+        assert_eq!(
+            in_memory.apply_block(7, 7_000, std::slice::from_ref(&retry)),
+            outcome
+        );
+        assert_eq!(ledger.state_root(), in_memory.state_root());
     }
 
     #[test]

@@ -12,10 +12,10 @@
 //! like a process killed in the middle of its write path.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use interpool_contracts::block::ChainTip;
-use interpool_contracts::ledger::StateEntry;
+use interpool_contracts::ledger::{EndToEndArchive, StateEntry};
 use interpool_contracts::outcome::BlockOutcome;
 use interpool_contracts::{Hash, SignedTransaction, VerifiedTransaction};
 
@@ -36,6 +36,8 @@ enum Write {
     Prune(u64),
     Adopt(u64),
     Checkpoint(std::sync::Arc<(CheckpointInfo, BTreeMap<Hash, StateEntry>)>),
+    Remember(Vec<(u64, Arc<Vec<Hash>>)>),
+    ForgetRemembered(u64),
 }
 
 impl Write {
@@ -65,6 +67,18 @@ struct Tables {
     checkpoint: Option<std::sync::Arc<(CheckpointInfo, BTreeMap<Hash, StateEntry>)>>,
     /// Heights below are pruned (0 and 1: none).
     earliest: u64,
+    /// The end-to-end archive: each key's latest height, and each height's list.
+    remembered: HashMap<Hash, u64>,
+    remembered_lists: BTreeMap<u64, Arc<Vec<Hash>>>,
+}
+
+impl Tables {
+    fn remember(&mut self, height: u64, keys: &Arc<Vec<Hash>>) {
+        for key in keys.iter() {
+            self.remembered.insert(*key, height);
+        }
+        self.remembered_lists.insert(height, keys.clone());
+    }
 }
 
 impl Tables {
@@ -87,6 +101,18 @@ impl Tables {
                     ),
                 );
                 self.height = committed.height;
+                if let Some(keys) = &committed.remembered {
+                    self.remember(committed.height, keys);
+                }
+            }
+            Write::Remember(lists) => {
+                for (height, keys) in lists {
+                    self.remember(*height, keys);
+                }
+            }
+            Write::ForgetRemembered(floor) => {
+                self.remembered_lists = self.remembered_lists.split_off(floor);
+                self.remembered.retain(|_, height| *height >= *floor);
             }
             Write::ConsensusState { state, add, remove } => {
                 for (digest, payload) in add {
@@ -383,6 +409,43 @@ impl ChainStore for MemStore {
     fn statements_through(&self) -> Result<u64, StorageError> {
         Ok(u64::MAX)
     }
+    fn remember_end_to_end_lists(
+        &self,
+        lists: &mut dyn Iterator<Item = (u64, &Arc<Vec<Hash>>)>,
+    ) -> Result<u64, StorageError> {
+        let missing: Vec<(u64, Arc<Vec<Hash>>)> = {
+            let inner = self.lock();
+            lists
+                .filter(|(height, _)| !inner.current.remembered_lists.contains_key(height))
+                .map(|(height, keys)| (height, keys.clone()))
+                .collect()
+        };
+        let written = missing.len() as u64;
+        self.write(Write::Remember(missing))?;
+        Ok(written)
+    }
+    fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError> {
+        self.write(Write::ForgetRemembered(floor))
+    }
+    fn end_to_end_archive(self: Arc<Self>) -> Arc<dyn EndToEndArchive> {
+        self
+    }
+}
+
+// What reads see, also after an armed crash: the core that asks is about to be discarded
+// with the crashed store's other readers.
+#[allow(clippy::panic)]
+impl EndToEndArchive for MemStore {
+    fn latest(&self, key: &Hash) -> Option<u64> {
+        self.lock().current.remembered.get(key).copied()
+    }
+
+    fn list(&self, height: u64) -> Arc<Vec<Hash>> {
+        match self.lock().current.remembered_lists.get(&height) {
+            Some(keys) => keys.clone(),
+            None => panic!("the simulated store has no end-to-end list for height {height}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -393,6 +456,7 @@ mod tests {
     fn committed(height: u64, tx: u8) -> CommittedBlock {
         CommittedBlock {
             end_to_end_ids: Vec::new(),
+            remembered: None,
             height,
             block: vec![height as u8; 3],
             certificate: vec![1],

@@ -19,7 +19,15 @@
 //! | `meta`         | `earliest`          | the lowest height still stored (absent: 1; see [`Store::prune_below`]) |
 //! | `end_to_end`   | len ‖ end-to-end id ‖ signer ‖ tx hash | empty: a transfer with that id was included |
 //! | `statements`   | cycle ‖ bank id     | the bank's statement of that closed cycle    |
+//! | `remembered`   | end-to-end key      | the latest height whose block remembered it (8 bytes) |
+//! | `remembered_lists` | height          | the end-to-end keys the block remembered, in order |
 //! | `meta`         | `statements`        | the last cycle whose statements were written (or found impossible) |
+//!
+//! `remembered` and `remembered_lists` are the ledger's duplicate window, kept here instead
+//! of in memory ([`EndToEndArchive`]): what a node's ledger has archived is always here. They
+//! are derived data (a node writes what its ledger holds in memory when it starts), so a
+//! database written before they existed needs no migration; entries older than the window
+//! go by themselves ([`Store::forget_end_to_end_below`]).
 //!
 //! Committing a block is exactly one atomic `WriteBatch` (block, certificate, outcome,
 //! index entries, height): after a crash at any moment the store holds either all of a
@@ -32,10 +40,12 @@
 //! checked against its key.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use interpool_contracts::block::ChainTip;
 use interpool_contracts::codec;
-use interpool_contracts::ledger::{StateEntry, MAX_ENTRY_BYTES};
+use interpool_contracts::ledger::{EndToEndArchive, StateEntry, MAX_ENTRY_BYTES};
 use interpool_contracts::outcome::{BlockOutcome, DropReason};
 use interpool_contracts::{AccountId, Hash, SignedTransaction, VerifiedTransaction};
 
@@ -58,7 +68,9 @@ const CF_PENDING: &str = "pending";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_END_TO_END: &str = "end_to_end";
 const CF_STATEMENTS: &str = "statements";
-const COLUMN_FAMILIES: [&str; 12] = [
+const CF_REMEMBERED: &str = "remembered";
+const CF_REMEMBERED_LISTS: &str = "remembered_lists";
+const COLUMN_FAMILIES: [&str; 14] = [
     CF_BLOCKS,
     CF_CERTIFICATES,
     CF_OUTCOMES,
@@ -71,6 +83,8 @@ const COLUMN_FAMILIES: [&str; 12] = [
     CF_CHECKPOINTS,
     CF_END_TO_END,
     CF_STATEMENTS,
+    CF_REMEMBERED,
+    CF_REMEMBERED_LISTS,
 ];
 
 const KEY_HEIGHT: &[u8] = b"height";
@@ -91,6 +105,8 @@ const KEY_FORMAT: &[u8] = b"format";
 pub const STORAGE_FORMAT_VERSION: u64 = 1;
 /// Largest statement record read back.
 const MAX_STATEMENT_BYTES: u64 = 1 << 30;
+/// Heights of end-to-end lists cleared at a time ([`Store::forget_end_to_end_below`]).
+const FORGET_LISTS_STEP: u64 = 1024;
 /// Heights pruned per write batch.
 const PRUNE_BATCH_HEIGHTS: u64 = 32;
 const PREFIX_CONSENSUS_PAYLOAD: &[u8] = b"payload/";
@@ -197,6 +213,10 @@ pub struct CommittedBlock {
     /// Each transfer's `(signer, end_to_end_id, transaction hash)`, for lookups by
     /// end-to-end id (ISO 20022 status reports).
     pub end_to_end_ids: Vec<(AccountId, String, Hash)>,
+    /// The end-to-end keys the ledger remembered in this block, in its order (the list
+    /// [`Ledger::end_to_end_list`](interpool_contracts::Ledger::end_to_end_list) holds),
+    /// if it remembered any: written to the ledger's archive with the block.
+    pub remembered: Option<Arc<Vec<Hash>>>,
 }
 
 /// The `end_to_end` index key of a transfer: the id's length and bytes, the signer, the
@@ -384,6 +404,17 @@ pub trait ChainStore: Send + Sync {
     /// See [`Store::statements_through`]. A store that keeps no statements (the
     /// simulator's) answers `u64::MAX`: none to write.
     fn statements_through(&self) -> Result<u64, StorageError>;
+    /// See [`Store::remember_end_to_end_lists`].
+    fn remember_end_to_end_lists(
+        &self,
+        lists: &mut dyn Iterator<Item = (u64, &Arc<Vec<Hash>>)>,
+    ) -> Result<u64, StorageError>;
+    /// See [`Store::forget_end_to_end_below`].
+    fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError>;
+    /// The store as the archive of its ledger's end-to-end ids: it holds every list
+    /// committed with a block ([`CommittedBlock::remembered`]) or written by
+    /// [`ChainStore::remember_end_to_end_lists`].
+    fn end_to_end_archive(self: Arc<Self>) -> Arc<dyn EndToEndArchive>;
 }
 
 impl ChainStore for Store {
@@ -467,6 +498,58 @@ impl ChainStore for Store {
     fn statements_through(&self) -> Result<u64, StorageError> {
         Store::statements_through(self)
     }
+    fn remember_end_to_end_lists(
+        &self,
+        lists: &mut dyn Iterator<Item = (u64, &Arc<Vec<Hash>>)>,
+    ) -> Result<u64, StorageError> {
+        Store::remember_end_to_end_lists(self, lists)
+    }
+    fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError> {
+        Store::forget_end_to_end_below(self, floor)
+    }
+    fn end_to_end_archive(self: Arc<Self>) -> Arc<dyn EndToEndArchive> {
+        self
+    }
+}
+
+// A read failure of the archive while a block executes leaves the node nothing correct to
+// do: it stops (the same block on a healthy disk is executed after the restart). Not
+// something input can cause.
+#[allow(clippy::expect_used, clippy::panic)]
+impl EndToEndArchive for Store {
+    fn latest(&self, key: &Hash) -> Option<u64> {
+        let found = self
+            .db
+            .get_pinned_cf(self.cf(CF_REMEMBERED), key.as_bytes())
+            .expect("reading the end-to-end archive (column family `remembered`)")?;
+        match <[u8; 8]>::try_from(&*found) {
+            Ok(height) => Some(u64::from_be_bytes(height)),
+            Err(_) => panic!("column family `remembered`: the entry of {key} is not a height"),
+        }
+    }
+
+    fn list(&self, height: u64) -> Arc<Vec<Hash>> {
+        let bytes = self
+            .db
+            .get_pinned_cf(self.cf(CF_REMEMBERED_LISTS), height_key(height))
+            .expect("reading the end-to-end archive (column family `remembered_lists`)")
+            .unwrap_or_else(|| {
+                panic!("the end-to-end archive has no list for height {height}, which the ledger archived")
+            });
+        Arc::new(
+            codec::decode(&bytes, MAX_ENTRY_BYTES).unwrap_or_else(|e| {
+                panic!("column family `remembered_lists`, height {height}: {e}")
+            }),
+        )
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The node's database.
@@ -479,6 +562,11 @@ pub struct Store {
     /// A secondary instance's own folder (its info logs), removed after the database is
     /// closed (fields drop in declaration order).
     _scratch: Option<tempfile::TempDir>,
+    /// Entries of `remembered` below this height are dropped when RocksDB compacts them
+    /// ([`Store::forget_end_to_end_below`]).
+    end_to_end_floor: Arc<AtomicU64>,
+    /// The height below which `remembered_lists` was last cleared.
+    lists_cleared_below: AtomicU64,
 }
 
 /// A column family's options. The transaction and queue indexes are asked, for every
@@ -489,11 +577,33 @@ pub struct Store {
 ///
 /// Every family reads through one block cache of [`BLOCK_CACHE_BYTES`] (RocksDB's default
 /// is a cache per family).
-fn family_options(name: &str, cache: &rocksdb::Cache) -> Options {
+fn family_options(
+    name: &str,
+    cache: &rocksdb::Cache,
+    end_to_end_floor: &Arc<AtomicU64>,
+) -> Options {
     let mut options = Options::default();
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(cache);
-    if name == CF_TX_INDEX || name == CF_QUEUE_INDEX {
+    if name == CF_REMEMBERED {
+        // Asked about every transfer admitted, proposed and executed, and almost never
+        // holding it: the same bloom filters as the transaction index. Entries the window
+        // has passed are dropped as RocksDB compacts them, without a read or a delete.
+        let floor = end_to_end_floor.clone();
+        options.set_compaction_filter(
+            "interpool-remembered-window",
+            move |_level: u32, _key: &[u8], value: &[u8]| {
+                let height = <[u8; 8]>::try_from(value).map(u64::from_be_bytes);
+                match height {
+                    Ok(height) if height < floor.load(Ordering::Relaxed) => {
+                        rocksdb::compaction_filter::Decision::Remove
+                    }
+                    _ => rocksdb::compaction_filter::Decision::Keep,
+                }
+            },
+        );
+    }
+    if name == CF_TX_INDEX || name == CF_QUEUE_INDEX || name == CF_REMEMBERED {
         table.set_bloom_filter(10.0, false);
         table.set_whole_key_filtering(true);
         options.set_memtable_prefix_bloom_ratio(0.1);
@@ -522,7 +632,7 @@ const BLOCK_CACHE_BYTES: usize = 32 << 20;
 
 /// The database's options: created if missing, every column family with
 /// [`family_options`], memtables within [`MEMTABLE_BUDGET_BYTES`].
-fn database_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
+fn database_options(end_to_end_floor: &Arc<AtomicU64>) -> (Options, Vec<ColumnFamilyDescriptor>) {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
@@ -533,7 +643,9 @@ fn database_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
     let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let families = COLUMN_FAMILIES
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, family_options(name, &cache)))
+        .map(|name| {
+            ColumnFamilyDescriptor::new(*name, family_options(name, &cache, end_to_end_floor))
+        })
         .collect();
     (options, families)
 }
@@ -545,12 +657,15 @@ fn height_key(height: u64) -> [u8; 8] {
 impl Store {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
-        let (options, families) = database_options();
+        let end_to_end_floor = Arc::new(AtomicU64::new(0));
+        let (options, families) = database_options(&end_to_end_floor);
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let store = Store {
             db,
             pending: Default::default(),
             _scratch: None,
+            end_to_end_floor,
+            lists_cleared_below: AtomicU64::new(0),
         };
         // Nothing is read before the layout is known to be this one.
         let format = store.format_version()?;
@@ -614,6 +729,8 @@ impl Store {
             db,
             pending: Default::default(),
             _scratch: Some(scratch),
+            end_to_end_floor: Arc::new(AtomicU64::new(0)),
+            lists_cleared_below: AtomicU64::new(0),
         };
         store.format_version()?;
         Ok(store)
@@ -752,6 +869,9 @@ impl Store {
         for key in &end_to_end {
             batch.put_cf(self.cf(CF_END_TO_END), key, []);
         }
+        if let Some(keys) = &committed.remembered {
+            self.put_end_to_end_list(&mut batch, committed.height, keys);
+        }
         let outcome = &committed.outcome;
         let fates = (outcome.released.iter().map(|e| (e, QueueFate::Released)))
             .chain(outcome.expired.iter().map(|e| (e, QueueFate::Expired)))
@@ -769,6 +889,67 @@ impl Store {
         }
         batch.put_cf(self.cf(CF_META), KEY_HEIGHT, key);
         self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Puts the end-to-end list of `height` and its index entries into `batch`.
+    fn put_end_to_end_list(&self, batch: &mut WriteBatch, height: u64, keys: &[Hash]) {
+        batch.put_cf(
+            self.cf(CF_REMEMBERED_LISTS),
+            height_key(height),
+            codec::encode(&keys),
+        );
+        // In key order, as the transaction index (see above).
+        let mut sorted: Vec<&Hash> = keys.iter().collect();
+        sorted.sort_unstable();
+        for key in sorted {
+            batch.put_cf(self.cf(CF_REMEMBERED), key.as_bytes(), height_key(height));
+        }
+    }
+
+    /// Writes the end-to-end lists of `lists` that are not here yet (each with its index
+    /// entries), for a ledger about to archive them: the lists of blocks replayed at a
+    /// start, or of a checkpoint the node started from. A height's list never changes, so
+    /// one already here is not written again. Returns how many were written.
+    pub fn remember_end_to_end_lists(
+        &self,
+        lists: &mut dyn Iterator<Item = (u64, &Arc<Vec<Hash>>)>,
+    ) -> Result<u64, StorageError> {
+        let mut written = 0;
+        let mut batch = WriteBatch::default();
+        for (height, keys) in lists {
+            if self
+                .db
+                .get_pinned_cf(self.cf(CF_REMEMBERED_LISTS), height_key(height))?
+                .is_some()
+            {
+                continue;
+            }
+            self.put_end_to_end_list(&mut batch, height, keys);
+            written += 1;
+            if batch.len() >= CHECKPOINT_BATCH_ENTRIES {
+                self.db.write(std::mem::take(&mut batch))?;
+            }
+        }
+        self.db.write(batch)?;
+        Ok(written)
+    }
+
+    /// Lets the end-to-end lists and index entries of heights below `floor` go: the lists
+    /// at once (in steps of [`FORGET_LISTS_STEP`] heights, one range deletion each), the
+    /// index entries as RocksDB compacts them. No ledger may still ask about those heights
+    /// (the caller keeps those a checkpoint being written needs).
+    pub fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError> {
+        self.end_to_end_floor.fetch_max(floor, Ordering::Relaxed);
+        let cleared = self.lists_cleared_below.load(Ordering::Relaxed);
+        if floor >= cleared.saturating_add(FORGET_LISTS_STEP) {
+            self.db.delete_range_cf(
+                self.cf(CF_REMEMBERED_LISTS),
+                height_key(0),
+                height_key(floor),
+            )?;
+            self.lists_cleared_below.store(floor, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -892,7 +1073,7 @@ impl Store {
     /// between catch-ups, and every commit is one atomic batch, so the copy is a consistent
     /// chain. Returns how many records and bytes were copied.
     pub fn copy_to(&self, path: &Path) -> Result<(u64, u64), StorageError> {
-        let (mut options, families) = database_options();
+        let (mut options, families) = database_options(&Arc::new(AtomicU64::new(0)));
         options.set_error_if_exists(true);
         let copy = DB::open_cf_descriptors(&options, path, families)?;
         let (mut records, mut bytes) = (0u64, 0u64);
@@ -1429,6 +1610,7 @@ mod tests {
     fn committed(height: u64, tx: u8) -> CommittedBlock {
         CommittedBlock {
             end_to_end_ids: Vec::new(),
+            remembered: None,
             height,
             block: vec![height as u8; 10],
             certificate: vec![7; 5],
@@ -1451,6 +1633,57 @@ mod tests {
             },
             parties: vec![vec![AccountId([tx; 32]), AccountId([9; 32])]],
         }
+    }
+
+    #[test]
+    fn the_end_to_end_archive_answers_what_was_committed_and_lets_the_window_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let (a, b, c) = (Hash([0xaa; 32]), Hash([0xbb; 32]), Hash([0xcc; 32]));
+        let mut first = committed(1, 1);
+        first.remembered = Some(Arc::new(vec![b, a]));
+        store.commit_block(&first).expect("commit 1");
+        store.commit_block(&committed(2, 2)).expect("commit 2");
+        assert_eq!(store.latest(&a), Some(1));
+        assert_eq!(store.latest(&b), Some(1));
+        assert_eq!(store.latest(&c), None);
+        assert_eq!(*store.list(1), vec![b, a], "the block's order");
+        // A start writes only what is not there yet; a height's list never changes.
+        let later = Arc::new(vec![a, c]);
+        let again = Arc::new(vec![Hash([0xdd; 32])]);
+        let written = store
+            .remember_end_to_end_lists(&mut [(1, &again), (3, &later)].into_iter())
+            .expect("remember");
+        assert_eq!(written, 1);
+        assert_eq!(*store.list(1), vec![b, a]);
+        assert_eq!(store.latest(&a), Some(3), "the latest height");
+        assert_eq!(store.latest(&Hash([0xdd; 32])), None);
+        // Below the floor: the lists go at once, the index entries as RocksDB compacts.
+        store
+            .forget_end_to_end_below(FORGET_LISTS_STEP + 2)
+            .expect("forget");
+        let lists = store.cf(CF_REMEMBERED_LISTS);
+        assert!(store
+            .db
+            .get_cf(lists, height_key(1))
+            .expect("read")
+            .is_none());
+        assert!(store
+            .db
+            .get_cf(lists, height_key(3))
+            .expect("read")
+            .is_none());
+        store.db.flush_cf(store.cf(CF_REMEMBERED)).expect("flush");
+        store
+            .db
+            .compact_range_cf(store.cf(CF_REMEMBERED), None::<&[u8]>, None::<&[u8]>);
+        assert_eq!(store.latest(&a), None);
+        assert_eq!(store.latest(&b), None);
+        // Reopened, it still opens every family.
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.latest(&c), None);
+        assert_eq!(store.height().expect("height"), 2);
     }
 
     #[test]
