@@ -26,9 +26,12 @@ impl MapArchive {
         let through = ledger.height();
         for (height, keys) in ledger.end_to_end_lists() {
             for key in keys.iter() {
-                self.latest.lock().unwrap().insert(*key, height);
+                self.latest.lock().expect("lock").insert(*key, height);
             }
-            self.lists.lock().unwrap().insert(height, keys.clone());
+            self.lists
+                .lock()
+                .expect("lock")
+                .insert(height, keys.clone());
         }
         ledger.archive_end_to_end_ids(self.clone(), through);
         assert_eq!(ledger.end_to_end_heights().0, 0, "nothing left in memory");
@@ -37,11 +40,11 @@ impl MapArchive {
 
 impl EndToEndArchive for MapArchive {
     fn latest(&self, key: &Hash) -> Option<u64> {
-        self.latest.lock().unwrap().get(key).copied()
+        self.latest.lock().expect("lock").get(key).copied()
     }
 
     fn list(&self, height: u64) -> Arc<Vec<Hash>> {
-        self.lists.lock().unwrap()[&height].clone()
+        self.lists.lock().expect("lock")[&height].clone()
     }
 }
 
@@ -155,7 +158,12 @@ fn an_archived_id_is_a_duplicate_until_the_window_passes_and_then_forgotten() {
         .state_entries()
         .any(|e| e.key == StateKey::EndToEndIds(1)));
     // The archive still holds the list; the ledger no longer asks about it.
-    assert!(archive.latest.lock().unwrap().values().any(|h| *h == 1));
+    assert!(archive
+        .latest
+        .lock()
+        .expect("lock")
+        .values()
+        .any(|h| *h == 1));
     let again = h.tx(cust(0, 0), transfer(cust(1, 0), 10, "INV-7"));
     assert_eq!(
         h.block(vec![again]).receipts[0].outcome,
