@@ -324,7 +324,7 @@ impl Core {
         // put in memory is written there if it is not yet (a database from before the
         // archive, a checkpoint from state sync), and the ledger asks the store from now on.
         let written = store.remember_end_to_end_lists(&mut ledger.end_to_end_lists())?;
-        ledger.archive_end_to_end_ids(store.clone().end_to_end_archive(), tip.height);
+        ledger.archive_end_to_end_ids(crate::storage::archive_of(&store), tip.height);
         if written > 0 {
             tracing::info!(
                 heights = written,
@@ -760,7 +760,7 @@ impl Core {
         // The block's ids are in the store now: the ledger asks there (not yet shared, so
         // this moves them out of this ledger's memory and copies nothing).
         Arc::make_mut(&mut self.ledger)
-            .archive_end_to_end_ids(self.store.clone().end_to_end_archive(), height);
+            .archive_end_to_end_ids(crate::storage::archive_of(&self.store), height);
         self.forget_end_to_end_ids(height)?;
         self.tip = ChainTip {
             chain_id: self.tip.chain_id.clone(),
@@ -1073,9 +1073,8 @@ mod tests {
         assert_eq!(core.start_report().restored_from_height, 4);
         assert_eq!(core.ledger().end_to_end_heights(), (0, 6));
         // The start wrote them again, from the checkpoint and the replayed blocks.
-        let archive = core.store().clone().end_to_end_archive();
         for height in 1..=6 {
-            assert_eq!(archive.list(height).len(), 1, "height {height}");
+            assert_eq!(core.store().list(height).len(), 1, "height {height}");
         }
         let retry = retry_of(&core, a, 1);
         let mut ledger = core.ledger().clone();

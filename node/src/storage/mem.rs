@@ -427,9 +427,6 @@ impl ChainStore for MemStore {
     fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError> {
         self.write(Write::ForgetRemembered(floor))
     }
-    fn end_to_end_archive(self: Arc<Self>) -> Arc<dyn EndToEndArchive> {
-        self
-    }
 }
 
 // What reads see, also after an armed crash: the core that asks is about to be discarded

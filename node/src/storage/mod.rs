@@ -344,7 +344,11 @@ pub enum RecordKind {
 /// and `save_pending` are durable when they return (and make every earlier write durable, as
 /// a synced write-ahead log does); `commit_block` and `forget_pending` may be lost by a crash
 /// of the machine (not of the process) until a later synced write.
-pub trait ChainStore: Send + Sync {
+///
+/// Every store is also the archive of its ledger's end-to-end ids ([`EndToEndArchive`]): it
+/// holds every list committed with a block ([`CommittedBlock::remembered`]) or written by
+/// [`ChainStore::remember_end_to_end_lists`]. Ledgers reach it through [`archive_of`].
+pub trait ChainStore: EndToEndArchive + Send + Sync {
     /// See [`Store::bind_genesis`].
     fn bind_genesis(&self, genesis: &Hash) -> Result<Option<Hash>, StorageError>;
     /// See [`Store::height`].
@@ -411,10 +415,42 @@ pub trait ChainStore: Send + Sync {
     ) -> Result<u64, StorageError>;
     /// See [`Store::forget_end_to_end_below`].
     fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError>;
-    /// The store as the archive of its ledger's end-to-end ids: it holds every list
-    /// committed with a block ([`CommittedBlock::remembered`]) or written by
-    /// [`ChainStore::remember_end_to_end_lists`].
-    fn end_to_end_archive(self: Arc<Self>) -> Arc<dyn EndToEndArchive>;
+}
+
+/// `store` as the archive a ledger asks ([`Ledger::archive_end_to_end_ids`]), without
+/// keeping it open: ledgers outlive the core that made them (readers' views, the views
+/// retired on a background thread), and the database must close when the node lets go of
+/// it, so that it can be opened again. A ledger that asks after that (a reader's, as the
+/// node stops) is answered "not remembered"; nothing it decides is committed.
+///
+/// [`Ledger::archive_end_to_end_ids`]: interpool_contracts::Ledger::archive_end_to_end_ids
+pub fn archive_of(store: &Arc<dyn ChainStore>) -> Arc<dyn EndToEndArchive> {
+    Arc::new(StoreArchive(Arc::downgrade(store)))
+}
+
+struct StoreArchive(std::sync::Weak<dyn ChainStore>);
+
+impl std::fmt::Debug for StoreArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreArchive")
+    }
+}
+
+// The checkpoint writer, the one caller of `list`, holds the store while it writes.
+#[allow(clippy::panic)]
+impl EndToEndArchive for StoreArchive {
+    fn latest(&self, key: &Hash) -> Option<u64> {
+        self.0.upgrade().and_then(|store| store.latest(key))
+    }
+
+    fn list(&self, height: u64) -> Arc<Vec<Hash>> {
+        match self.0.upgrade() {
+            Some(store) => store.list(height),
+            None => panic!(
+                "the end-to-end list of height {height} was asked for after its store closed"
+            ),
+        }
+    }
 }
 
 impl ChainStore for Store {
@@ -506,9 +542,6 @@ impl ChainStore for Store {
     }
     fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError> {
         Store::forget_end_to_end_below(self, floor)
-    }
-    fn end_to_end_archive(self: Arc<Self>) -> Arc<dyn EndToEndArchive> {
-        self
     }
 }
 
