@@ -174,6 +174,19 @@ const MAX_STATEMENT_BACKLOG: usize = 64;
 /// Blocks between two calls that let the store drop end-to-end ids the window has passed.
 const FORGET_END_TO_END_EVERY: u64 = 64;
 
+/// The height below which the store may drop end-to-end ids after block `height`: the
+/// window before it, or, while checkpoints are written (`last_checkpoint` is `Some`), the
+/// window before the last one written (the writer reads the window of the checkpoint it
+/// writes, at or after that one, from the store). `None`: nothing may go yet (no
+/// checkpoint has been written).
+fn end_to_end_floor(height: u64, window: u64, last_checkpoint: Option<Option<u64>>) -> Option<u64> {
+    let kept_from = match last_checkpoint {
+        None => height,
+        Some(written) => written?.min(height),
+    };
+    Some(kept_from.saturating_sub(window))
+}
+
 /// The core. See the module documentation.
 pub struct Core {
     genesis_hash: Hash,
@@ -591,7 +604,6 @@ impl Core {
         Ok(())
     }
 
-    /// This node's proposal as it built it, if the block of `hash` is that proposal.
     /// Lets the store drop the end-to-end ids no ledger of this node asks about any more:
     /// those the duplicate window has passed, counted from the last checkpoint written while
     /// checkpoints are written (the writer reads the window of the one it writes from the
@@ -601,19 +613,18 @@ impl Core {
         if !height.is_multiple_of(FORGET_END_TO_END_EVERY) {
             return Ok(());
         }
-        let kept_from = match &self.checkpoints {
-            None => height,
-            Some(_) => match self.store.checkpoint()? {
-                Some(info) => info.height.min(height),
-                None => return Ok(()),
-            },
+        let last_checkpoint = match &self.checkpoints {
+            None => None,
+            Some(_) => Some(self.store.checkpoint()?.map(|info| info.height)),
         };
         let window = self.ledger.params().duplicate_window_blocks;
-        self.store
-            .forget_end_to_end_below(kept_from.saturating_sub(window))?;
+        if let Some(floor) = end_to_end_floor(height, window, last_checkpoint) {
+            self.store.forget_end_to_end_below(floor)?;
+        }
         Ok(())
     }
 
+    /// This node's proposal as it built it, if the block of `hash` is that proposal.
     fn take_proposed(&mut self, hash: &Hash) -> Option<Checked> {
         match &self.proposed {
             Some((built, _)) if built == hash => self.proposed.take().map(|(_, own)| own),
@@ -1027,15 +1038,25 @@ mod tests {
     /// A retry (a new nonce) of the transfer `T{from}-{nonce}` that `commit_transfers`
     /// committed.
     fn retry_of(core: &Core, from: u64, nonce: u64) -> VerifiedTransaction {
+        transfer_named(core, from, format!("T{from}-{nonce}"), 1_000)
+    }
+
+    /// A transfer of 10 from `from` (at its next nonce) carrying `end_to_end_id`.
+    fn transfer_named(
+        core: &Core,
+        from: u64,
+        end_to_end_id: String,
+        valid_until_height: u64,
+    ) -> VerifiedTransaction {
         Transaction {
             chain_id: "test".into(),
             signer: account(from),
             nonce: core.ledger().next_nonce(&account(from)).unwrap_or(0),
-            valid_until_height: 1_000,
+            valid_until_height,
             body: Body::Transfer {
                 to: account(customer_seed(1, 0)),
                 amount: interpool_contracts::Amount(10),
-                end_to_end_id: format!("T{from}-{nonce}"),
+                end_to_end_id,
                 reference: String::new(),
                 terms: Default::default(),
             },
@@ -1102,6 +1123,76 @@ mod tests {
             outcome
         );
         assert_eq!(ledger.state_root(), in_memory.state_root());
+    }
+
+    #[test]
+    fn the_end_to_end_floor_keeps_the_window_of_the_last_checkpoint_written() {
+        // No checkpoints: the window before the tip.
+        assert_eq!(end_to_end_floor(5_000, 1_000, None), Some(4_000));
+        assert_eq!(end_to_end_floor(500, 1_000, None), Some(0));
+        // Checkpoints, the last written at 3,000: a later one being written reads from
+        // 3,000 - 1,000 on.
+        assert_eq!(
+            end_to_end_floor(5_000, 1_000, Some(Some(3_000))),
+            Some(2_000)
+        );
+        // None written yet: the first one may be being written, from any height.
+        assert_eq!(end_to_end_floor(5_000, 1_000, Some(None)), None);
+    }
+
+    #[test]
+    fn the_store_lets_the_window_go_but_keeps_what_the_checkpoint_writer_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut genesis = testkit::genesis();
+        genesis.duplicate_window_blocks = 10;
+        genesis.max_validity_blocks = 10;
+        let a = customer_seed(0, 0);
+        let commit_named = |core: &mut Core| {
+            let height = core.next_height();
+            let tx = transfer_named(core, a, format!("P-{height}"), height + 5);
+            testkit::admit(core, tx);
+            let block = core.build_proposal(testkit::proposer(), 1_000 * height);
+            core.validate_proposal(height, &block, &testkit::context())
+                .expect("valid");
+            core.commit(height, &block, &testkit::certificate(height, &block))
+                .expect("commit");
+        };
+        let blocks = 2 * FORGET_END_TO_END_EVERY + 1_100;
+        let root = {
+            let (core, store) = testkit::core_and_store(&genesis, dir.path(), limits());
+            let mut core = core.with_checkpoints(8, None).expect("checkpoint writer");
+            for _ in 0..blocks {
+                commit_named(&mut core);
+            }
+            core.finish_checkpoints();
+            // Checkpoints went on being written to the end, each reading its window from
+            // the store: the writer never found a list gone (it stops at the first it
+            // misses; one it was offered while busy is skipped).
+            let info = store.checkpoint().expect("read").expect("a checkpoint");
+            assert!(
+                info.height >= blocks - 32,
+                "the last checkpoint is at {}",
+                info.height
+            );
+            // What the window passed long ago is gone; what it holds is there.
+            assert_eq!(store.remembered_list(5).expect("read"), None);
+            assert!(store.remembered_list(blocks).expect("read").is_some());
+            assert_eq!(core.ledger().end_to_end_heights(), (0, 10));
+            core.ledger().state_root()
+        };
+        let mut core = testkit::core(&genesis, dir.path(), limits());
+        assert_eq!(core.ledger().state_root(), root);
+        assert_eq!(core.ledger().end_to_end_heights(), (0, 10));
+        // Within the window a retry is a duplicate; past it, a payment again.
+        let height = core.next_height();
+        let recent = transfer_named(&core, a, format!("P-{}", height - 3), height + 5);
+        assert_eq!(
+            core.ledger().check(&recent, height),
+            Err(TxError::DuplicateEndToEndId(format!("P-{}", height - 3)))
+        );
+        let old = transfer_named(&core, a, format!("P-{}", height - 11), height + 5);
+        assert_eq!(core.ledger().check(&old, height), Ok(()));
+        commit_named(&mut core);
     }
 
     #[test]

@@ -562,18 +562,13 @@ impl EndToEndArchive for Store {
     }
 
     fn list(&self, height: u64) -> Arc<Vec<Hash>> {
-        let bytes = self
-            .db
-            .get_pinned_cf(self.cf(CF_REMEMBERED_LISTS), height_key(height))
-            .expect("reading the end-to-end archive (column family `remembered_lists`)")
-            .unwrap_or_else(|| {
-                panic!("the end-to-end archive has no list for height {height}, which the ledger archived")
-            });
-        Arc::new(
-            codec::decode(&bytes, MAX_ENTRY_BYTES).unwrap_or_else(|e| {
-                panic!("column family `remembered_lists`, height {height}: {e}")
-            }),
-        )
+        match self.remembered_list(height) {
+            Ok(Some(keys)) => Arc::new(keys),
+            Ok(None) => panic!(
+                "the end-to-end archive has no list for height {height}, which the ledger archived"
+            ),
+            Err(error) => panic!("reading the end-to-end archive: {error}"),
+        }
     }
 }
 
@@ -757,7 +752,13 @@ impl Store {
         // A secondary must keep every table file open: the primary may compact and delete
         // files while they are being read.
         options.set_max_open_files(-1);
-        let db = DB::open_cf_as_secondary(&options, path, scratch.path(), COLUMN_FAMILIES)?;
+        // A database an earlier release wrote, not yet opened by this one, lacks the families
+        // added since (the end-to-end archive's): a reader opens those there are.
+        let existing = DB::list_cf(&options, path)?;
+        let families = COLUMN_FAMILIES
+            .iter()
+            .filter(|name| existing.iter().any(|found| found == *name));
+        let db = DB::open_cf_as_secondary(&options, path, scratch.path(), families)?;
         let store = Store {
             db,
             pending: Default::default(),
@@ -940,6 +941,23 @@ impl Store {
         }
     }
 
+    /// The end-to-end list stored for `height`, if any.
+    pub fn remembered_list(&self, height: u64) -> Result<Option<Vec<Hash>>, StorageError> {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(CF_REMEMBERED_LISTS), height_key(height))?
+        else {
+            return Ok(None);
+        };
+        codec::decode(&bytes, MAX_ENTRY_BYTES)
+            .map(Some)
+            .map_err(|e| StorageError::Corrupt {
+                cf: CF_REMEMBERED_LISTS,
+                key: height.to_string(),
+                message: e.to_string(),
+            })
+    }
+
     /// Writes the end-to-end lists of `lists` that are not here yet (each with its index
     /// entries), for a ledger about to archive them: the lists of blocks replayed at a
     /// start, or of a checkpoint the node started from. A height's list never changes, so
@@ -1115,11 +1133,12 @@ impl Store {
         let mut unlogged = WriteOptions::default();
         unlogged.disable_wal(true);
         for name in COLUMN_FAMILIES {
-            let Some(target) = copy.cf_handle(name) else {
+            let (Some(target), Some(source)) = (copy.cf_handle(name), self.db.cf_handle(name))
+            else {
                 continue;
             };
             let mut batch = WriteBatch::default();
-            for item in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
+            for item in self.db.iterator_cf(source, IteratorMode::Start) {
                 let (key, value) = item?;
                 records += 1;
                 bytes += (key.len() + value.len()) as u64;
@@ -1921,5 +1940,38 @@ mod tests {
         let empty = tempfile::tempdir().expect("tempdir");
         assert!(Store::open_secondary(empty.path()).is_err());
         assert!(!empty.path().join("CURRENT").exists());
+    }
+
+    #[test]
+    fn a_database_from_before_the_end_to_end_archive_is_read_copied_and_then_completed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let earlier = &COLUMN_FAMILIES[..COLUMN_FAMILIES.len() - 2];
+        assert!(!earlier.contains(&CF_REMEMBERED) && !earlier.contains(&CF_REMEMBERED_LISTS));
+        {
+            // As the release before them wrote it: without the archive's families.
+            let mut options = Options::default();
+            options.create_if_missing(true);
+            options.create_missing_column_families(true);
+            let db = DB::open_cf(&options, dir.path(), earlier).expect("earlier layout");
+            db.put_cf(
+                db.cf_handle(CF_META).expect("meta"),
+                KEY_HEIGHT,
+                height_key(0),
+            )
+            .expect("write");
+        }
+        // A reader (audit, backup) opens it as it is, and a backup copies it.
+        let reader = Store::open_secondary(dir.path()).expect("open secondary");
+        assert_eq!(reader.height().expect("height"), 0);
+        let copy = tempfile::tempdir().expect("tempdir");
+        let target = copy.path().join("db");
+        reader.copy_to(&target).expect("copy");
+        drop(reader);
+        // This release's node adds the families and works on.
+        let store = Store::open(dir.path()).expect("open");
+        let mut first = committed(1, 1);
+        first.remembered = Some(Arc::new(vec![Hash([0xaa; 32])]));
+        store.commit_block(&first).expect("commit");
+        assert_eq!(store.latest(&Hash([0xaa; 32])), Some(1));
     }
 }
