@@ -73,11 +73,11 @@ impl Ledger {
     /// ledger's decisions and state root do not change.
     pub fn archive_end_to_end_ids(&mut self, archive: Arc<dyn EndToEndArchive>, through: u64) {
         self.archived.archive = Some(archive);
-        while let Some((height, _)) = self
+        while let Some(height) = self
             .end_to_end_by_height
             .get_min()
-            .map(|(height, keys)| (*height, keys.len()))
-            .filter(|(height, _)| *height <= through)
+            .map(|(height, _)| *height)
+            .filter(|height| *height <= through)
         {
             let Some(keys) = self.end_to_end_by_height.remove(&height) else {
                 break;
