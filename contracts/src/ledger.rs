@@ -1446,26 +1446,32 @@ impl Ledger {
         std::sync::Arc::make_mut(ids).push(key);
     }
 
+    /// Takes the lowest height's list of remembered ids out of memory if that height is at
+    /// or below `through`, and forgets each of its ids unless a later block remembered it
+    /// again: what both forgetting (the window passed) and archiving (the node's store
+    /// holds it now) do to the in-memory window.
+    fn take_end_to_end_list(&mut self, through: u64) -> Option<(u64, std::sync::Arc<Vec<Hash>>)> {
+        let (height, _) = self
+            .end_to_end_by_height
+            .get_min()
+            .filter(|(height, _)| *height <= through)?;
+        let height = *height;
+        let keys = self.end_to_end_by_height.remove(&height)?;
+        for key in keys.iter() {
+            if self.end_to_end_ids.get(key) == Some(&height) {
+                self.end_to_end_ids.remove(key);
+            }
+        }
+        Some((height, keys))
+    }
+
     /// Forgets, in block `height` (after its transactions), the ids of the blocks whose
     /// window has passed: those remembered at `height - duplicate_window_blocks` or before.
     fn forget_end_to_end_ids(&mut self, height: u64) {
         let Some(last) = height.checked_sub(self.params.duplicate_window_blocks) else {
             return;
         };
-        while let Some(remembered) = self
-            .end_to_end_by_height
-            .get_min()
-            .map(|(remembered, _)| *remembered)
-            .filter(|remembered| *remembered <= last)
-        {
-            let Some(keys) = self.end_to_end_by_height.remove(&remembered) else {
-                break;
-            };
-            for key in keys.iter() {
-                if self.end_to_end_ids.get(key) == Some(&remembered) {
-                    self.end_to_end_ids.remove(key);
-                }
-            }
+        while let Some((remembered, _)) = self.take_end_to_end_list(last) {
             self.dirty.insert(StateKey::EndToEndIds(remembered));
         }
         while let Some(remembered) = self

@@ -73,20 +73,7 @@ impl Ledger {
     /// ledger's decisions and state root do not change.
     pub fn archive_end_to_end_ids(&mut self, archive: Arc<dyn EndToEndArchive>, through: u64) {
         self.archived.archive = Some(archive);
-        while let Some(height) = self
-            .end_to_end_by_height
-            .get_min()
-            .map(|(height, _)| *height)
-            .filter(|height| *height <= through)
-        {
-            let Some(keys) = self.end_to_end_by_height.remove(&height) else {
-                break;
-            };
-            for key in keys.iter() {
-                if self.end_to_end_ids.get(key) == Some(&height) {
-                    self.end_to_end_ids.remove(key);
-                }
-            }
+        while let Some((height, keys)) = self.take_end_to_end_list(through) {
             self.archived.heights.insert(height, value_hash(&*keys));
         }
     }

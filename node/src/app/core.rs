@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use interpool_consensus::{CommitCertificate, MAX_PAYLOAD_BYTES};
 use interpool_contracts::block::{Block, BlockError, BlockHeader, ChainTip};
-use interpool_contracts::ledger::InvariantViolation;
+use interpool_contracts::ledger::{EndToEndArchive, InvariantViolation};
 use interpool_contracts::outcome::{BlockOutcome, Outcome};
 use interpool_contracts::tx::{check_stateless_batch, Body};
 use interpool_contracts::{
@@ -195,6 +195,9 @@ pub struct Core {
     ledger: Arc<Ledger>,
     tip: ChainTip,
     store: Arc<dyn ChainStore>,
+    /// The store as the ledger's end-to-end archive ([`crate::storage::archive_of`]), made
+    /// once: every commit hands it to the ledger again.
+    archive: Arc<dyn EndToEndArchive>,
     limits: BlockLimits,
     mempool: SharedMempool,
     metrics: Arc<Metrics>,
@@ -337,7 +340,8 @@ impl Core {
         // put in memory is written there if it is not yet (a database from before the
         // archive, a checkpoint from state sync), and the ledger asks the store from now on.
         let written = store.remember_end_to_end_lists(&mut ledger.end_to_end_lists())?;
-        ledger.archive_end_to_end_ids(crate::storage::archive_of(&store), tip.height);
+        let archive = crate::storage::archive_of(&store);
+        ledger.archive_end_to_end_ids(Arc::clone(&archive), tip.height);
         if written > 0 {
             tracing::info!(
                 heights = written,
@@ -356,6 +360,7 @@ impl Core {
             ledger,
             tip,
             store,
+            archive,
             limits,
             mempool,
             metrics,
@@ -770,8 +775,7 @@ impl Core {
         crate::failpoints::hit("commit.after_write");
         // The block's ids are in the store now: the ledger asks there (not yet shared, so
         // this moves them out of this ledger's memory and copies nothing).
-        Arc::make_mut(&mut self.ledger)
-            .archive_end_to_end_ids(crate::storage::archive_of(&self.store), height);
+        Arc::make_mut(&mut self.ledger).archive_end_to_end_ids(Arc::clone(&self.archive), height);
         self.forget_end_to_end_ids(height)?;
         self.tip = ChainTip {
             chain_id: self.tip.chain_id.clone(),
