@@ -160,6 +160,24 @@ impl Block {
     /// Decodes a block of at most `limit` bytes (callers pass the consensus payload bound).
     /// Only the canonical encoding decodes: one frame, canonical header and transactions.
     pub fn decode(bytes: &[u8], limit: u64) -> Result<Block, DecodeError> {
+        let (head, body, limit) = Self::framed(bytes, limit)?;
+        Ok(Block {
+            header: Self::decode_head(head)?,
+            transactions: codec::decode(body, limit)?,
+        })
+    }
+
+    /// The header of an encoded block of at most `limit` bytes, without decoding its
+    /// transactions (what links a block to its parent is all in the header; the block hash
+    /// covers the transactions' bytes as they are). Only a canonical header decodes.
+    pub fn decode_header(bytes: &[u8], limit: u64) -> Result<BlockHeader, DecodeError> {
+        let (head, _, _) = Self::framed(bytes, limit)?;
+        Self::decode_head(head)
+    }
+
+    /// An encoded block's head and body ([`Self::split`]) if it is at most `limit` bytes
+    /// (capped), with the limit that applies.
+    fn framed(bytes: &[u8], limit: u64) -> Result<(&[u8], &[u8], u64), DecodeError> {
         let limit = limit.min(DECODE_CAP_BYTES);
         if bytes.len() as u64 > limit {
             return Err(DecodeError::TooLarge {
@@ -172,10 +190,7 @@ impl Block {
                 "no block frame: the header's length is missing or runs past the end".into(),
             )
         })?;
-        Ok(Block {
-            header: Self::decode_head(head)?,
-            transactions: codec::decode(body, limit)?,
-        })
+        Ok((head, body, limit))
     }
 
     /// An encoded block's head (the header's length and encoding) and body (the
@@ -340,6 +355,37 @@ mod tests {
         assert!(Block::decode_head(&head[..head.len() - 1]).is_err());
         // The old, unframed encoding is not a block.
         assert!(Block::decode(&codec::encode(&block), 1 << 20).is_err());
+    }
+
+    #[test]
+    fn the_header_decodes_alone_from_the_frame_and_nothing_else_does() {
+        let block = block();
+        let bytes = block.encode();
+        assert_eq!(
+            Block::decode_header(&bytes, u64::MAX).expect("header"),
+            block.header
+        );
+        // The transactions are not decoded: a body that is not a transaction list still
+        // gives the header (the block hash covers those bytes), and the block refuses.
+        let (head, _) = Block::split(&bytes).expect("framed");
+        let odd = [head, b"not transactions"].concat();
+        assert_eq!(
+            Block::decode_header(&odd, u64::MAX).expect("header"),
+            block.header
+        );
+        assert!(Block::decode(&odd, u64::MAX).is_err());
+        // No frame, a frame running past the end, a header that is not canonical, too big.
+        assert!(Block::decode_header(b"", u64::MAX).is_err());
+        assert!(Block::decode_header(b"not a block", u64::MAX).is_err());
+        assert!(Block::decode_header(&bytes[..head.len() - 1], u64::MAX).is_err());
+        let mut padded = head.to_vec();
+        padded[3] = padded[3].wrapping_add(1);
+        padded.push(0);
+        assert!(Block::decode_header(&padded, u64::MAX).is_err());
+        assert!(matches!(
+            Block::decode_header(&bytes, 10),
+            Err(DecodeError::TooLarge { limit: 10, .. })
+        ));
     }
 
     #[test]

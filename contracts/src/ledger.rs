@@ -48,7 +48,7 @@ mod archive;
 mod day;
 mod queues;
 mod snapshot;
-pub use archive::EndToEndArchive;
+pub use archive::{ArchiveAnswers, EndToEndArchive};
 pub use snapshot::{SnapshotError, StateEntry, MAX_ENTRY_BYTES};
 
 /// `a + b` of two `u64`s, widened: cannot overflow.
@@ -740,15 +740,38 @@ impl Ledger {
     /// Would `tx` be accepted (committed or queued) if it were the next transaction of a
     /// block at `height`, timed as the last block? Changes nothing.
     pub fn check(&self, tx: &VerifiedTransaction, height: u64) -> Result<(), TxError> {
-        self.plan(tx, height, self.clock.time_ms, NonceRule::Exact)
-            .map(|_| ())
+        self.plan(
+            tx,
+            height,
+            self.clock.time_ms,
+            NonceRule::Exact,
+            &ArchiveAnswers::default(),
+        )
+        .map(|_| ())
     }
 
     /// Like [`Self::check`] but accepts any nonce from the signer's next one on, for a
     /// mempool that holds several pending transactions of one signer.
     pub fn check_pending(&self, tx: &VerifiedTransaction, height: u64) -> Result<(), TxError> {
-        self.plan(tx, height, self.clock.time_ms, NonceRule::AtLeastNext)
-            .map(|_| ())
+        self.check_pending_answered(tx, height, &ArchiveAnswers::default())
+    }
+
+    /// [`Self::check_pending`] with the archive's answers for a batch `tx` is part of,
+    /// asked at once ([`Self::ask_archive`]); the result is the same.
+    pub fn check_pending_answered(
+        &self,
+        tx: &VerifiedTransaction,
+        height: u64,
+        answers: &ArchiveAnswers,
+    ) -> Result<(), TxError> {
+        self.plan(
+            tx,
+            height,
+            self.clock.time_ms,
+            NonceRule::AtLeastNext,
+            answers,
+        )
+        .map(|_| ())
     }
 
     fn operator_bank(&self, signer: &AccountId, kind: BodyKind) -> Result<&BankId, TxError> {
@@ -862,6 +885,7 @@ impl Ledger {
         height: u64,
         now_ms: u64,
         rule: NonceRule,
+        answers: &ArchiveAnswers,
     ) -> Result<Effect, TxError> {
         let t = tx.tx();
         let signer = &t.signer;
@@ -931,7 +955,8 @@ impl Ledger {
                     return Err(TxError::Cutoff);
                 }
                 let key = end_to_end_key(signer, end_to_end_id);
-                if self.end_to_end_ids.contains_key(&key) || self.archived.remembers(&key) {
+                if self.end_to_end_ids.contains_key(&key) || self.archived.remembers(&key, answers)
+                {
                     return Err(TxError::DuplicateEndToEndId(end_to_end_id.clone()));
                 }
                 if from.balance < *amount {
@@ -1154,8 +1179,11 @@ impl Ledger {
         let now = self.start_block(height, time_ms);
         let mut receipts = Vec::with_capacity(txs.len());
         let mut settle_requested = false;
+        // The block's archived ids are looked up in one read; an id a transaction of this
+        // block remembers is in memory before the next one is planned.
+        let answers = self.ask_archive(txs);
         for (index, tx) in txs.iter().enumerate() {
-            let outcome = match self.plan(tx, height, now, NonceRule::Exact) {
+            let outcome = match self.plan(tx, height, now, NonceRule::Exact, &answers) {
                 Ok(effect) => {
                     self.consume_nonce(&tx.tx().signer);
                     if matches!(effect, Effect::SettleCycle) {

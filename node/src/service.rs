@@ -536,13 +536,15 @@ impl ConsensusNetwork for P2pConsensus {
                     return;
                 };
                 for block in fetched.blocks {
-                    if let Ok(decoded) = Block::decode(&block.payload, MAX_PAYLOAD_BYTES as u64) {
+                    if let Ok(header) =
+                        Block::decode_header(&block.payload, MAX_PAYLOAD_BYTES as u64)
+                    {
                         after = ChainTip {
                             chain_id: after.chain_id.clone(),
                             height: block.height,
                             hash: Block::hash_of(&block.payload),
                             state_root: after.state_root,
-                            timestamp_ms: decoded.header.timestamp_ms,
+                            timestamp_ms: header.timestamp_ms,
                         };
                     }
                     let input = DriverInput::Synced {

@@ -14,12 +14,14 @@
 //! test `archiving_end_to_end_ids_changes_no_outcome_and_no_root`). The archive is an
 //! interface only; `contracts` does no I/O.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use imbl::OrdMap;
 
-use super::{value_hash, Ledger};
+use super::{end_to_end_key, value_hash, Ledger};
 use crate::primitives::Hash;
+use crate::tx::{Body, VerifiedTransaction};
 
 /// Where a node keeps the end-to-end ids of the blocks it committed.
 ///
@@ -37,6 +39,13 @@ pub trait EndToEndArchive: Send + Sync + std::fmt::Debug {
     /// window.
     fn latest(&self, key: &Hash) -> Option<u64>;
 
+    /// [`Self::latest`] of each of `keys`, in order, asked at once: a store answers a
+    /// block's keys in one batched read (one lookup each cost a validator about 4 % of its
+    /// CPU at 7,000 transfers/s, issue 12's profile).
+    fn latest_of_many(&self, keys: &[Hash]) -> Vec<Option<u64>> {
+        keys.iter().map(|key| self.latest(key)).collect()
+    }
+
     /// The list archived for `height` (the ledger asks only about heights it archived).
     fn list(&self, height: u64) -> Arc<Vec<Hash>>;
 }
@@ -50,9 +59,30 @@ pub(super) struct Archived {
     pub(super) archive: Option<Arc<dyn EndToEndArchive>>,
 }
 
+/// The archive's answers about the end-to-end ids of a batch of transactions, asked in one
+/// read ([`Ledger::ask_archive`]) before the batch is checked or executed. Keys it was not
+/// asked about are asked one by one; an empty one (the default) asks every key alone.
+#[derive(Debug, Default)]
+pub struct ArchiveAnswers {
+    latest: HashMap<Hash, Option<u64>>,
+}
+
+impl ArchiveAnswers {
+    /// How many keys were asked about.
+    pub fn len(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// Whether no key was asked about.
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+}
+
 impl Archived {
-    /// Whether `key` is remembered by an archived height still within the window.
-    pub(super) fn remembers(&self, key: &Hash) -> bool {
+    /// Whether `key` is remembered by an archived height still within the window (`answers`
+    /// if it holds the key, else the archive).
+    pub(super) fn remembers(&self, key: &Hash, answers: &ArchiveAnswers) -> bool {
         let (Some(archive), Some((first, _)), Some((last, _))) = (
             &self.archive,
             self.heights.get_min(),
@@ -60,9 +90,11 @@ impl Archived {
         ) else {
             return false;
         };
-        archive
-            .latest(key)
-            .is_some_and(|height| (*first..=*last).contains(&height))
+        let latest = match answers.latest.get(key) {
+            Some(answer) => *answer,
+            None => archive.latest(key),
+        };
+        latest.is_some_and(|height| (*first..=*last).contains(&height))
     }
 }
 
@@ -75,6 +107,41 @@ impl Ledger {
         self.archived.archive = Some(archive);
         while let Some((height, keys)) = self.take_end_to_end_list(through) {
             self.archived.heights.insert(height, value_hash(&*keys));
+        }
+    }
+
+    /// Asks the archive, in one read, about the end-to-end ids of the transfers in `txs`
+    /// that this ledger does not hold in memory, for checking or executing them next
+    /// ([`Ledger::check_pending_answered`]; [`Ledger::apply_block`] asks itself). The
+    /// answers hold for this ledger as it is now: the archive changes only when a node
+    /// archives a block it committed after them.
+    pub fn ask_archive<'a>(
+        &self,
+        txs: impl IntoIterator<Item = &'a VerifiedTransaction>,
+    ) -> ArchiveAnswers {
+        let Some(archive) = &self.archived.archive else {
+            return ArchiveAnswers::default();
+        };
+        if self.archived.heights.is_empty() {
+            // Nothing archived is within the window: no archived answer would count.
+            return ArchiveAnswers::default();
+        }
+        let mut keys: Vec<Hash> = txs
+            .into_iter()
+            .filter_map(|tx| match &tx.tx().body {
+                Body::Transfer { end_to_end_id, .. } => {
+                    Some(end_to_end_key(&tx.tx().signer, end_to_end_id))
+                }
+                _ => None,
+            })
+            .filter(|key| !self.end_to_end_ids.contains_key(key))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let answers = archive.latest_of_many(&keys);
+        // An archive that answered fewer keys than asked leaves the rest to be asked alone.
+        ArchiveAnswers {
+            latest: keys.into_iter().zip(answers).collect(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! A ledger that archives its end-to-end ids decides exactly as one that keeps them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
@@ -18,6 +19,8 @@ use crate::testkit;
 struct MapArchive {
     lists: Mutex<BTreeMap<u64, Arc<Vec<Hash>>>>,
     latest: Mutex<HashMap<Hash, u64>>,
+    /// Keys asked about one at a time ([`EndToEndArchive::latest`]).
+    asked_alone: AtomicUsize,
 }
 
 impl MapArchive {
@@ -40,7 +43,13 @@ impl MapArchive {
 
 impl EndToEndArchive for MapArchive {
     fn latest(&self, key: &Hash) -> Option<u64> {
+        self.asked_alone.fetch_add(1, Ordering::Relaxed);
         self.latest.lock().expect("lock").get(key).copied()
+    }
+
+    fn latest_of_many(&self, keys: &[Hash]) -> Vec<Option<u64>> {
+        let latest = self.latest.lock().expect("lock");
+        keys.iter().map(|key| latest.get(key).copied()).collect()
     }
 
     fn list(&self, height: u64) -> Arc<Vec<Hash>> {
@@ -93,9 +102,21 @@ proptest! {
                 .collect();
             let height = kept.ledger.height() + 1;
             let time = kept.ledger.time_ms() + 1_000;
+            // Admission with the batch's answers asked at once decides as one asking
+            // key by key.
+            let answers = archiving.ask_archive(&txs);
+            for tx in &txs {
+                prop_assert_eq!(
+                    archiving.check_pending_answered(tx, height, &answers),
+                    archiving.check_pending(tx, height)
+                );
+            }
             let expected = kept.block_at(time, txs.clone());
+            let alone = archive.asked_alone.load(Ordering::Relaxed);
             let got = archiving.apply_block(height, time, &txs);
             prop_assert_eq!(&got, &expected);
+            // A block's archived ids are looked up in one batch, none alone.
+            prop_assert_eq!(archive.asked_alone.load(Ordering::Relaxed), alone);
             prop_assert_eq!(archiving.state_root(), kept.ledger.state_root());
             archiving.check_invariants().expect("invariants of the archiving ledger");
             if archive_after {

@@ -371,6 +371,10 @@ impl Admission {
         let mut mempool = lock(&self.mempool);
         let view = self.view.borrow().clone();
         let next_height = view.tip.height + 1;
+        // The batch's archived end-to-end ids in one read, not one each.
+        let answers = view
+            .ledger
+            .ask_archive(checked.iter().filter_map(|result| result.as_ref().ok()));
         for result in checked {
             let verified = match result {
                 Ok(verified) => verified,
@@ -390,7 +394,7 @@ impl Admission {
             }
             let hash = verified.hash();
             let kept = (origin != Origin::Peer).then(|| verified.clone());
-            match mempool.insert(verified, &view.ledger, next_height) {
+            match mempool.insert_answered(verified, &view.ledger, next_height, &answers) {
                 Ok(()) => {
                     admitted.extend(kept);
                     results.push(Ok(hash));

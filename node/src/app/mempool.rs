@@ -14,12 +14,15 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use interpool_contracts::ledger::ArchiveAnswers;
 use interpool_contracts::{
     AccountId, AdmissionError, Hash, Ledger, SignedTransaction, VerifiedTransaction,
 };
 
 /// The mempool as the core, admission and readers share it. Every holder of its lock does
-/// a bounded amount of in-memory work under it: no I/O, no signature verification.
+/// a bounded amount of work under it: no signature verification, and no I/O but the
+/// duplicate window's lookups in the store (one batched read per admitted batch, mostly
+/// answered from memory: [`Ledger::ask_archive`]).
 pub type SharedMempool = Arc<Mutex<Mempool>>;
 
 /// Mempool limits.
@@ -227,12 +230,24 @@ impl Mempool {
         ledger: &Ledger,
         next_height: u64,
     ) -> Result<(), AdmissionError> {
+        self.insert_answered(tx, ledger, next_height, &ArchiveAnswers::default())
+    }
+
+    /// [`Self::insert`] with the archive's answers for the batch `tx` is part of
+    /// ([`Ledger::ask_archive`]).
+    pub fn insert_answered(
+        &mut self,
+        tx: VerifiedTransaction,
+        ledger: &Ledger,
+        next_height: u64,
+        answers: &ArchiveAnswers,
+    ) -> Result<(), AdmissionError> {
         let hash = tx.hash();
         if self.entries.contains_key(&hash) {
             return Err(AdmissionError::AlreadyPending);
         }
         ledger
-            .check_pending(&tx, next_height)
+            .check_pending_answered(&tx, next_height, answers)
             .map_err(AdmissionError::Rejected)?;
         let signer = tx.tx().signer;
         let nonce = tx.tx().nonce;

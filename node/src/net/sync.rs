@@ -162,22 +162,27 @@ pub struct Fetched {
 
 /// Checks that `blocks` extend `tip` link by link: chain id, heights, parent hashes and
 /// timestamps (a certified block of another chain or fork never reaches the commit path).
+///
+/// Only the headers are decoded: the links are in them and the block hash covers the
+/// transactions' bytes as they are. The commit path decodes the transactions once, and
+/// refuses a certified block whose transactions do not decode (decoding them here too was
+/// 6 % of an observer's CPU at 7,000 transfers/s).
 pub fn check_links(tip: &ChainTip, blocks: &[SyncedBlock]) -> Result<(), String> {
     let mut parent = tip.clone();
     for synced in blocks {
-        let block = Block::decode(&synced.payload, MAX_PAYLOAD_BYTES as u64)
-            .map_err(|e| format!("block {} does not decode: {e}", synced.height))?;
+        let header = Block::decode_header(&synced.payload, MAX_PAYLOAD_BYTES as u64)
+            .map_err(|e| format!("block {}'s header does not decode: {e}", synced.height))?;
         // The state root can only be checked by executing the parent; take the header's.
-        parent.state_root = block.header.previous_state_root;
-        block
+        parent.state_root = header.previous_state_root;
+        header
             .check_extends(&parent)
             .map_err(|e| format!("block {} does not extend the chain: {e}", synced.height))?;
         parent = ChainTip {
             chain_id: parent.chain_id,
-            height: block.header.height,
+            height: header.height,
             hash: Block::hash_of(&synced.payload),
             state_root: parent.state_root,
-            timestamp_ms: block.header.timestamp_ms,
+            timestamp_ms: header.timestamp_ms,
         };
     }
     Ok(())

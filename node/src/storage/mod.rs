@@ -443,6 +443,13 @@ impl EndToEndArchive for StoreArchive {
         self.0.upgrade().and_then(|store| store.latest(key))
     }
 
+    fn latest_of_many(&self, keys: &[Hash]) -> Vec<Option<u64>> {
+        match self.0.upgrade() {
+            Some(store) => store.latest_of_many(keys),
+            None => vec![None; keys.len()],
+        }
+    }
+
     fn list(&self, height: u64) -> Arc<Vec<Hash>> {
         match self.0.upgrade() {
             Some(store) => store.list(height),
@@ -555,10 +562,26 @@ impl EndToEndArchive for Store {
             .db
             .get_pinned_cf(self.cf(CF_REMEMBERED), key.as_bytes())
             .expect("reading the end-to-end archive (column family `remembered`)")?;
-        match <[u8; 8]>::try_from(&*found) {
-            Ok(height) => Some(u64::from_be_bytes(height)),
-            Err(_) => panic!("column family `remembered`: the entry of {key} is not a height"),
-        }
+        Some(remembered_height(key, &found))
+    }
+
+    fn latest_of_many(&self, keys: &[Hash]) -> Vec<Option<u64>> {
+        // `ask_archive` hands the keys over sorted.
+        let sorted = keys.is_sorted();
+        self.db
+            .batched_multi_get_cf(
+                self.cf(CF_REMEMBERED),
+                keys.iter().map(Hash::as_bytes),
+                sorted,
+            )
+            .into_iter()
+            .zip(keys)
+            .map(|(found, key)| {
+                found
+                    .expect("reading the end-to-end archive (column family `remembered`)")
+                    .map(|found| remembered_height(key, &found))
+            })
+            .collect()
     }
 
     fn list(&self, height: u64) -> Arc<Vec<Hash>> {
@@ -569,6 +592,15 @@ impl EndToEndArchive for Store {
             ),
             Err(error) => panic!("reading the end-to-end archive: {error}"),
         }
+    }
+}
+
+/// The height an entry of `remembered` holds.
+#[allow(clippy::panic)] // see the archive's implementation above
+fn remembered_height(key: &Hash, value: &[u8]) -> u64 {
+    match <[u8; 8]>::try_from(value) {
+        Ok(height) => u64::from_be_bytes(height),
+        Err(_) => panic!("column family `remembered`: the entry of {key} is not a height"),
     }
 }
 
@@ -1700,6 +1732,11 @@ mod tests {
         assert_eq!(store.latest(&b), Some(1));
         assert_eq!(store.latest(&c), None);
         assert_eq!(*store.list(1), vec![b, a], "the block's order");
+        // Asked at once, in any order, each key answers as it does alone.
+        for keys in [vec![a, b, c], vec![c, b, a, c], vec![]] {
+            let alone: Vec<Option<u64>> = keys.iter().map(|key| store.latest(key)).collect();
+            assert_eq!(store.latest_of_many(&keys), alone);
+        }
         // A start writes only what is not there yet; a height's list never changes.
         let later = Arc::new(vec![a, c]);
         let again = Arc::new(vec![Hash([0xdd; 32])]);
@@ -1731,6 +1768,7 @@ mod tests {
             .compact_range_cf(store.cf(CF_REMEMBERED), None::<&[u8]>, None::<&[u8]>);
         assert_eq!(store.latest(&a), None);
         assert_eq!(store.latest(&b), None);
+        assert_eq!(store.latest_of_many(&[a, b, c]), vec![None; 3]);
         // Reopened, it still opens every family.
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
