@@ -182,6 +182,18 @@ impl Localnet {
         Ok(customers)
     }
 
+    /// Waits until every validator has reached the height the furthest one is at now: what
+    /// any of them has committed, each may then be asked about (waiting for the first
+    /// validator's height only, a deposit one validator had committed was sometimes not yet
+    /// on the first, and the load stopped with "opened but not funded").
+    fn wait_all_caught_up(&self, timeout: Duration) -> Result<()> {
+        let mut height = 0;
+        for node in &self.validators {
+            height = height.max(node.status()?.height);
+        }
+        self.wait_all_at(height, timeout)
+    }
+
     /// Waits until every validator has reached `height` (what one has committed, all may be
     /// asked about).
     fn wait_all_at(&self, height: u64, timeout: Duration) -> Result<()> {
@@ -309,9 +321,9 @@ fn open_accounts(
             }
             bar.set_position(done as u64);
         }
-        // Every validator holds the openings before a deposit reaches it.
-        let height = net.first().status()?.height;
-        net.wait_all_at(height, timeout)?;
+        // Every validator holds the openings before a deposit reaches it, and the deposits
+        // before the check below.
+        net.wait_all_caught_up(timeout)?;
     }
     bar.finish_and_clear();
     // Each bank's last customer is open and funded (its deposit committed last).
@@ -331,8 +343,7 @@ fn open_accounts(
             bail!("load account {id} was opened but not funded");
         }
     }
-    let height = net.first().status()?.height;
-    net.wait_all_at(height, timeout)
+    Ok(())
 }
 
 /// The measurements.
