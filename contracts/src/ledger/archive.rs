@@ -67,18 +67,6 @@ pub struct ArchiveAnswers {
     latest: HashMap<Hash, Option<u64>>,
 }
 
-impl ArchiveAnswers {
-    /// How many keys were asked about.
-    pub fn len(&self) -> usize {
-        self.latest.len()
-    }
-
-    /// Whether no key was asked about.
-    pub fn is_empty(&self) -> bool {
-        self.latest.is_empty()
-    }
-}
-
 impl Archived {
     /// Whether `key` is remembered by an archived height still within the window (`answers`
     /// if it holds the key, else the archive).

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use interpool_contracts::ledger::ArchiveAnswers;
 use interpool_contracts::tx::{check_stateless_batch_by, signer_key};
 use interpool_contracts::zip215::PublicKey;
 use interpool_contracts::{AccountId, TxError};
@@ -371,10 +372,17 @@ impl Admission {
         let mut mempool = lock(&self.mempool);
         let view = self.view.borrow().clone();
         let next_height = view.tip.height + 1;
-        // The batch's archived end-to-end ids in one read, not one each.
-        let answers = view
-            .ledger
-            .ask_archive(checked.iter().filter_map(|result| result.as_ref().ok()));
+        // The batch's archived end-to-end ids in one read, not one each; none when the
+        // backlog refuses the whole batch (it only fills as the batch goes in; were one let
+        // in after all, its id would be asked about alone).
+        let refused_whole =
+            origin == Origin::Client && mempool.client_backlog_full(&view.ledger).is_some();
+        let answers = if refused_whole {
+            ArchiveAnswers::default()
+        } else {
+            view.ledger
+                .ask_archive(checked.iter().filter_map(|result| result.as_ref().ok()))
+        };
         for result in checked {
             let verified = match result {
                 Ok(verified) => verified,
