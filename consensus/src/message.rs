@@ -82,6 +82,7 @@ pub struct Proposal {
     /// Round proposed in.
     pub round: Round,
     /// The opaque payload (a block, for the node).
+    #[serde(with = "crate::types::byte_string")]
     pub payload: Vec<u8>,
     /// For `round > 0`: a quorum of ROUND-CHANGEs for `(height, round)` that justify this
     /// proposal (QBFT round-change justification). Empty for round 0.
@@ -151,6 +152,7 @@ pub enum Message {
         round_change: RoundChange,
         /// The payload whose digest the prepared certificate names (required iff
         /// `round_change.prepared` is set).
+        #[serde(with = "crate::types::byte_string::option")]
         prepared_payload: Option<Vec<u8>>,
     },
 }
@@ -774,6 +776,99 @@ mod tests {
             justification: vec![],
         })
         .sign(&key(0), &ChainDomain::UNBOUND)
+    }
+
+    /// The payloads travel as byte strings (`types::byte_string`), which bincode lays out
+    /// exactly as serde's sequence of bytes: every message, certificate and persisted state
+    /// written before reads back, and encodes to the same bytes.
+    #[test]
+    fn payloads_as_byte_strings_keep_the_wire_bytes() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct SequenceProposal {
+            height: Height,
+            round: Round,
+            payload: Vec<u8>,
+            justification: Vec<SignedRoundChange>,
+        }
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct SequenceLock {
+            lock_payload: Option<Vec<u8>>,
+        }
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct ByteStringLock {
+            #[serde(with = "crate::types::byte_string::option")]
+            lock_payload: Option<Vec<u8>>,
+        }
+        let options = || wire_options(usize::MAX);
+        // Lengths on both sides of bincode's one-byte varint (250).
+        for length in [0usize, 1, 250, 251, 70_000] {
+            let payload: Vec<u8> = (0..length).map(|i| (i % 251) as u8).collect();
+            let proposal = Proposal {
+                height: 9,
+                round: 2,
+                payload: payload.clone(),
+                justification: vec![],
+            };
+            let sequence = SequenceProposal {
+                height: 9,
+                round: 2,
+                payload: payload.clone(),
+                justification: vec![],
+            };
+            let bytes = options().serialize(&proposal).expect("encodes");
+            assert_eq!(bytes, options().serialize(&sequence).expect("encodes"));
+            assert_eq!(
+                options().deserialize::<Proposal>(&bytes).expect("decodes"),
+                proposal
+            );
+            for lock_payload in [None, Some(payload)] {
+                let bytes = options()
+                    .serialize(&ByteStringLock {
+                        lock_payload: lock_payload.clone(),
+                    })
+                    .expect("encodes");
+                let sequence = SequenceLock { lock_payload };
+                assert_eq!(bytes, options().serialize(&sequence).expect("encodes"));
+                assert_eq!(
+                    options()
+                        .deserialize::<ByteStringLock>(&bytes)
+                        .expect("decodes")
+                        .lock_payload,
+                    sequence.lock_payload
+                );
+            }
+        }
+        // JSON still reads the array of numbers that `Vec<u8>` wrote.
+        let json = serde_json::to_string(&SequenceProposal {
+            height: 1,
+            round: 0,
+            payload: vec![1, 2, 255],
+            justification: vec![],
+        })
+        .expect("json");
+        let read: Proposal = serde_json::from_str(&json).expect("reads");
+        assert_eq!(read.payload, vec![1, 2, 255]);
+        assert_eq!(serde_json::to_string(&read).expect("json"), json);
+    }
+
+    /// A hostile length prefix on a payload allocates nothing: bincode checks it against the
+    /// limit before reading.
+    #[test]
+    fn a_payload_longer_than_its_message_is_refused() {
+        let mut bytes = sample().encode();
+        // height 7, round 0, then the payload's length (7): claim 2^40 bytes instead.
+        let at = bytes
+            .windows(8)
+            .position(|w| w == b"\x07payload")
+            .expect("the payload's length and bytes");
+        let mut forged = bytes[..at].to_vec();
+        forged.push(253);
+        forged.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        forged.extend_from_slice(&bytes.split_off(at + 1));
+        assert!(matches!(
+            SignedMessage::decode(&forged),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

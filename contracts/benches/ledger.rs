@@ -4,6 +4,9 @@
 //! * `apply_block/10000_transfers`: one block of 10,000 signed, already-verified transfers
 //!   among 10,000 accounts at 4 banks, state-root update included (the goal is at least
 //!   200,000 transfers/s on one core).
+//! * `codec/{encode,decode}/5000_transfers`: a block of 5,000 transfers (about 1 MB) to
+//!   its canonical bytes and back, the canonical-encoding check of decoding included (what
+//!   every validator does to a proposal, and an observer to every synced block).
 //! * `verify/{single,batch}/64`: ed25519 checks of 64 transactions one by one and as a
 //!   batch.
 //! * `gridlock/10000_queued_{random,offsetting}/{without,with}_pass`: a block on top of
@@ -18,7 +21,8 @@ use interpool_contracts::genesis::GridlockPass;
 use interpool_contracts::testkit::{self, account, customer_seed, key};
 use interpool_contracts::tx::check_stateless_batch;
 use interpool_contracts::{
-    Amount, Body, Ledger, SignedTransaction, Transaction, VerifiedTransaction,
+    Amount, Block, BlockHeader, Body, Hash, Ledger, SignedTransaction, Transaction,
+    VerifiedTransaction,
 };
 
 const BANKS: usize = 4;
@@ -92,6 +96,33 @@ fn apply_block(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    group.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    const BLOCK_TRANSFERS: usize = 5_000;
+    let block = Block {
+        header: BlockHeader {
+            chain_id: "test".into(),
+            height: 1,
+            parent_hash: Hash([1; 32]),
+            previous_state_root: Hash([2; 32]),
+            timestamp_ms: 1_700_000_000_000,
+            proposer: account(customer_seed(0, 0)),
+        },
+        transactions: transfers(BLOCK_TRANSFERS),
+    };
+    let encoded = block.encode();
+    let mut group = c.benchmark_group("codec");
+    group.throughput(Throughput::Elements(BLOCK_TRANSFERS as u64));
+    group.bench_function("encode/5000_transfers", |b| b.iter(|| block.encode().len()));
+    group.bench_function("decode/5000_transfers", |b| {
+        b.iter(|| {
+            Block::decode(&encoded, u64::MAX)
+                .map(|decoded| decoded.transactions.len())
+                .ok()
+        })
     });
     group.finish();
 }
@@ -243,5 +274,5 @@ fn gridlock(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, apply_block, verify, gridlock);
+criterion_group!(benches, apply_block, codec, verify, gridlock);
 criterion_main!(benches);

@@ -68,6 +68,7 @@ pub struct PersistedState {
     /// Highest prepared certificate at `height`.
     pub lock: Option<PreparedCertificate>,
     /// Payload of the lock.
+    #[serde(with = "crate::types::byte_string::option")]
     pub lock_payload: Option<Vec<u8>>,
     /// Messages signed at `(height, round)`, at most one per kind.
     pub signed: Vec<SignedMessage>,

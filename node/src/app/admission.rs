@@ -524,25 +524,38 @@ impl SignerKeys {
     }
 }
 
-/// The stateless checks (signatures in one batch), then "already in a block?".
+/// The stateless checks (signatures in one batch), then "already in a block?" of those
+/// that pass, in one batched lookup.
 fn check(
     chain_id: &str,
     keys: &SignerKeys,
     store: &dyn ChainStore,
     txs: Vec<SignedTransaction>,
 ) -> Vec<Result<VerifiedTransaction, AdmissionError>> {
-    check_stateless_batch_by(txs, chain_id, |signer| keys.key(signer))
+    let checked = check_stateless_batch_by(txs, chain_id, |signer| keys.key(signer));
+    let hashes: Vec<Hash> = checked
+        .iter()
+        .filter_map(|result| result.as_ref().ok().map(VerifiedTransaction::hash))
+        .collect();
+    let mut included = match store.tx_locations(&hashes) {
+        Ok(locations) => Ok(locations.into_iter()),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the transaction index");
+            Err(error.to_string())
+        }
+    };
+    checked
         .into_iter()
         .map(|result| {
             let verified = result.map_err(AdmissionError::Rejected)?;
-            match store.tx_location(&verified.hash()) {
-                Ok(None) => Ok(verified),
-                Ok(Some(_)) => Err(AdmissionError::AlreadyIncluded(verified.hash())),
+            match included.as_mut().map(Iterator::next) {
+                Ok(Some(None)) => Ok(verified),
+                Ok(Some(Some(_))) => Err(AdmissionError::AlreadyIncluded(verified.hash())),
                 // A storage failure is the node's problem, not the sender's.
-                Err(error) => {
-                    tracing::warn!(%error, "cannot read the transaction index");
-                    Err(AdmissionError::Unavailable(error.to_string()))
-                }
+                Err(error) => Err(AdmissionError::Unavailable(error.clone())),
+                Ok(None) => Err(AdmissionError::Unavailable(
+                    "the transaction index answered fewer lookups than asked".into(),
+                )),
             }
         })
         .collect()

@@ -38,9 +38,11 @@ pub struct SyncRequest {
 pub struct SyncedBlock {
     /// Height.
     pub height: u64,
-    /// The encoded block.
+    /// The encoded block (one byte string: `byte_string`).
+    #[serde(with = "interpool_consensus::types::byte_string")]
     pub payload: Vec<u8>,
     /// The encoded commit certificate.
+    #[serde(with = "interpool_consensus::types::byte_string")]
     pub certificate: Vec<u8>,
 }
 
