@@ -6,7 +6,8 @@
 //!   200,000 transfers/s on one core).
 //! * `codec/{encode,decode}/5000_transfers`: a block of 5,000 transfers (about 1 MB) to
 //!   its canonical bytes and back, the canonical-encoding check of decoding included (what
-//!   every validator does to a proposal, and an observer to every synced block).
+//!   every validator does to a proposal, and an observer to every synced block);
+//!   `codec/hash/5000_transfers`: their transaction hashes (an encoding and a SHA-256 each).
 //! * `verify/{single,batch}/64`: ed25519 checks of 64 transactions one by one and as a
 //!   batch.
 //! * `gridlock/10000_queued_{random,offsetting}/{without,with}_pass`: a block on top of
@@ -117,6 +118,15 @@ fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("codec");
     group.throughput(Throughput::Elements(BLOCK_TRANSFERS as u64));
     group.bench_function("encode/5000_transfers", |b| b.iter(|| block.encode().len()));
+    group.bench_function("hash/5000_transfers", |b| {
+        b.iter(|| {
+            block
+                .transactions
+                .iter()
+                .map(|tx| tx.hash().0[0] as usize)
+                .sum::<usize>()
+        })
+    });
     group.bench_function("decode/5000_transfers", |b| {
         b.iter(|| {
             Block::decode(&encoded, u64::MAX)

@@ -43,6 +43,48 @@ fn hex_digit(n: u8) -> char {
     char::from_digit(u32::from(n), 16).unwrap_or('0')
 }
 
+/// Writes `bytes` as serde writes a `[u8; N]`: a tuple of `N` bytes (bincode: the bytes,
+/// no length). In a loop: serde's own arrays unroll `N` calls that the compiler does not
+/// inline, and keys, hashes and signatures are most of a transaction's bytes.
+pub fn serialize_byte_array<const N: usize, S: Serializer>(
+    bytes: &[u8; N],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeTuple;
+    let mut tuple = serializer.serialize_tuple(N)?;
+    for byte in bytes {
+        tuple.serialize_element(byte)?;
+    }
+    tuple.end()
+}
+
+/// Reads what [`serialize_byte_array`] writes (and serde's `[u8; N]`).
+pub fn deserialize_byte_array<'de, const N: usize, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<[u8; N], D::Error> {
+    deserializer.deserialize_tuple(N, ByteArray::<N>)
+}
+
+struct ByteArray<const N: usize>;
+
+impl<'de, const N: usize> serde::de::Visitor<'de> for ByteArray<N> {
+    type Value = [u8; N];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{N} bytes")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
+        let mut bytes = [0u8; N];
+        for (read, byte) in bytes.iter_mut().enumerate() {
+            *byte = seq
+                .next_element()?
+                .ok_or_else(|| serde::de::Error::invalid_length(read, &self))?;
+        }
+        Ok(bytes)
+    }
+}
+
 /// Parses hex (either case) into exactly `N` bytes.
 pub fn from_hex_array<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
     let digits = N.saturating_mul(2);
@@ -165,7 +207,7 @@ macro_rules! hex_bytes_type {
                 if serializer.is_human_readable() {
                     serializer.serialize_str(&self.to_hex())
                 } else {
-                    self.0.serialize(serializer)
+                    serialize_byte_array(&self.0, serializer)
                 }
             }
         }
@@ -176,7 +218,7 @@ macro_rules! hex_bytes_type {
                     let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
                     text.parse().map_err(serde::de::Error::custom)
                 } else {
-                    <[u8; 32]>::deserialize(deserializer).map(Self)
+                    deserialize_byte_array(deserializer).map(Self)
                 }
             }
         }
@@ -567,6 +609,34 @@ mod openapi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys and hashes are their 32 bytes in the canonical encoding, as serde's `[u8; 32]`
+    /// wrote them (what every stored block, hash and signature was made over); the same
+    /// bytes decode back, and a short or long input is refused, not misread.
+    #[test]
+    fn byte_arrays_encode_as_their_bytes_and_nothing_else() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37));
+        let hash = Hash(bytes);
+        let account = AccountId(bytes);
+        assert_eq!(crate::codec::encode(&hash), bytes.to_vec());
+        assert_eq!(crate::codec::encode(&account), crate::codec::encode(&bytes));
+        assert_eq!(crate::codec::decode::<Hash>(&bytes, 32), Ok(hash));
+        assert_eq!(crate::codec::decode::<AccountId>(&bytes, 32), Ok(account));
+        assert!(crate::codec::decode::<Hash>(&bytes[..31], 32).is_err());
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(crate::codec::decode::<Hash>(&longer, 64).is_err());
+        let pair = crate::codec::encode(&(hash, 7u8, account));
+        assert_eq!(pair.len(), 65);
+        assert_eq!(
+            crate::codec::decode::<(Hash, u8, AccountId)>(&pair, 65),
+            Ok((hash, 7, account))
+        );
+        // JSON keeps its hex.
+        let json = serde_json::to_string(&hash).expect("json");
+        assert_eq!(json, format!("\"{}\"", hash.to_hex()));
+        assert_eq!(serde_json::from_str::<Hash>(&json).expect("hex"), hash);
+    }
 
     #[test]
     fn amount_parse_and_format_round_trip() {

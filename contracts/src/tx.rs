@@ -24,7 +24,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, DecodeError};
 use crate::error::TxError;
-use crate::primitives::{from_hex_array, sha256, to_hex, AccountId, Amount, BankId, Hash};
+use crate::primitives::{
+    deserialize_byte_array, from_hex_array, serialize_byte_array, sha256, to_hex, AccountId,
+    Amount, BankId, Hash,
+};
 use crate::zip215::{self, PublicKey};
 
 /// Domain-separation tag hashed in front of every transaction.
@@ -328,7 +331,7 @@ impl Transaction {
     /// The transaction's id: SHA-256 over [`TX_HASH_DOMAIN`] and the canonical encoding.
     /// This is the only definition of a transaction hash.
     pub fn hash(&self) -> Hash {
-        sha256(&[TX_HASH_DOMAIN, &codec::encode(self)])
+        hash_of_encoding(&codec::encode(self))
     }
 
     /// Signs the transaction. `key` must be the signer's key (the signature would not verify
@@ -358,11 +361,27 @@ impl Serialize for Signature {
             serializer.serialize_str(&to_hex(&self.0))
         } else {
             // serde implements arrays only up to 32 elements: two halves.
+            // A pair of 32-byte tuples, as it always was (bincode: the 64 bytes).
             let (a, b) = self.0.split_at(32);
             let a: &[u8; 32] = a.try_into().map_err(serde::ser::Error::custom)?;
             let b: &[u8; 32] = b.try_into().map_err(serde::ser::Error::custom)?;
-            (a, b).serialize(serializer)
+            (Half(a), Half(b)).serialize(serializer)
         }
+    }
+}
+
+/// Half of a signature in the binary form: 32 bytes ([`serialize_byte_array`]).
+struct Half<T>(T);
+
+impl Serialize for Half<&[u8; 32]> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_byte_array(self.0, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Half<[u8; 32]> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_byte_array(deserializer).map(Half)
     }
 }
 
@@ -374,7 +393,7 @@ impl<'de> Deserialize<'de> for Signature {
                 .map(Signature)
                 .map_err(serde::de::Error::custom)
         } else {
-            let (a, b) = <([u8; 32], [u8; 32])>::deserialize(deserializer)?;
+            let (Half(a), Half(b)) = <(Half<[u8; 32]>, Half<[u8; 32]>)>::deserialize(deserializer)?;
             let mut out = [0u8; 64];
             out[..32].copy_from_slice(&a);
             out[32..].copy_from_slice(&b);
@@ -423,7 +442,10 @@ impl SignedTransaction {
 
     /// The stateless checks except the signature; returns the hash.
     fn check_fields(&self, chain_id: &str) -> Result<Hash, TxError> {
-        let bytes = codec::encoded_len(self);
+        // The transaction is encoded once, for its hash and its size (the signed
+        // transaction's encoding is the transaction's, then the signature's 64 bytes).
+        let encoded = codec::encode(&self.tx);
+        let bytes = (encoded.len() as u64).saturating_add(SIGNATURE_BYTES);
         if bytes > MAX_TX_BYTES {
             return Err(TxError::Oversized {
                 bytes,
@@ -437,8 +459,16 @@ impl SignedTransaction {
             });
         }
         check_body_fields(&self.tx)?;
-        Ok(self.tx.hash())
+        Ok(hash_of_encoding(&encoded))
     }
+}
+
+/// The length of a signature's encoding: 64 bytes, no length prefix.
+const SIGNATURE_BYTES: u64 = 64;
+
+/// [`Transaction::hash`] of a transaction's canonical encoding.
+fn hash_of_encoding(encoded: &[u8]) -> Hash {
+    sha256(&[TX_HASH_DOMAIN, encoded])
 }
 
 /// The signer's key, or `invalid_signer`: not a curve point, or a small-order point (which
@@ -739,6 +769,56 @@ mod tests {
             oversized.sign(&alice).check_stateless("test"),
             Err(TxError::Oversized { .. })
         ));
+    }
+
+    /// The size limit counts the signed transaction's whole encoding (the check measures
+    /// it as the transaction's encoding plus the signature's): one byte over is refused,
+    /// exactly at the limit passes.
+    /// A signature is its 64 bytes in the canonical encoding (two 32-byte halves, no
+    /// length), both ways.
+    #[test]
+    fn a_signature_encodes_as_its_64_bytes() {
+        let bytes: [u8; 64] = std::array::from_fn(|i| (i as u8).wrapping_mul(101));
+        let signature = Signature(bytes);
+        assert_eq!(codec::encode(&signature), bytes.to_vec());
+        assert_eq!(codec::decode::<Signature>(&bytes, 64), Ok(signature));
+        assert!(codec::decode::<Signature>(&bytes[..63], 64).is_err());
+        assert!(codec::decode::<Signature>(&bytes[..32], 64).is_err());
+    }
+
+    #[test]
+    fn the_size_limit_is_the_signed_encoding_to_the_byte() {
+        let alice = key(1);
+        let bob = AccountId(key(2).verifying_key().to_bytes());
+        let with_chain = |length: usize| {
+            let mut tx = transfer(&alice, bob, 5);
+            tx.chain_id = "c".repeat(length);
+            tx.sign(&alice)
+        };
+        let base = with_chain(300);
+        let base_len = base.encode().len() as u64;
+        assert_eq!(
+            base_len,
+            codec::encode(&base.tx).len() as u64 + SIGNATURE_BYTES
+        );
+        // Grow the chain id until the signed encoding is exactly the limit (the varint
+        // length prefix stays 3 bytes over this range).
+        let at_limit = with_chain(300 + (MAX_TX_BYTES - base_len) as usize);
+        assert_eq!(at_limit.encode().len() as u64, MAX_TX_BYTES);
+        let chain_id = at_limit.tx.chain_id.clone();
+        assert!(!matches!(
+            at_limit.check_stateless(&chain_id),
+            Err(TxError::Oversized { .. })
+        ));
+        let over = with_chain(chain_id.len() + 1);
+        assert_eq!(over.encode().len() as u64, MAX_TX_BYTES + 1);
+        assert_eq!(
+            over.check_stateless(&"c".repeat(chain_id.len() + 1)),
+            Err(TxError::Oversized {
+                bytes: MAX_TX_BYTES + 1,
+                limit: MAX_TX_BYTES
+            })
+        );
     }
 
     #[test]
