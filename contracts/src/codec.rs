@@ -81,8 +81,8 @@ pub fn decode<T: DeserializeOwned + Serialize>(bytes: &[u8], limit: u64) -> Resu
 }
 
 /// Whether the canonical encoding of `value` is exactly `bytes`: encoded straight against
-/// them, stopping at the first difference, with no copy made (decoding a block of 5,000
-/// transfers took a third longer re-encoding it into a new buffer to compare).
+/// them, stopping at the first difference, with no buffer to allocate, fill and compare
+/// (`codec/decode/5000_transfers`: about 10 % faster).
 fn encodes_to<T: Serialize>(value: &T, bytes: &[u8]) -> bool {
     let mut rest = bytes;
     let matched = bincode::DefaultOptions::new()
@@ -99,10 +99,17 @@ struct Expect<'a, 'b> {
 
 impl std::io::Write for Expect<'_, '_> {
     fn write(&mut self, written: &[u8]) -> std::io::Result<usize> {
+        self.write_all(written).map(|()| written.len())
+    }
+
+    /// Whole or not at all (bincode writes through this, mostly a byte at a time: the
+    /// default `write_all` loop around `write` cost more than the comparison).
+    #[inline]
+    fn write_all(&mut self, written: &[u8]) -> std::io::Result<()> {
         match self.rest.strip_prefix(written) {
             Some(rest) => {
                 *self.rest = rest;
-                Ok(written.len())
+                Ok(())
             }
             None => Err(std::io::ErrorKind::InvalidData.into()),
         }

@@ -687,15 +687,15 @@ impl Core {
     fn certified_block(&self, bytes: &[u8]) -> Result<Checked, InvalidBlock> {
         let block = Block::decode(bytes, MAX_PAYLOAD_BYTES as u64).map_err(BlockError::from)?;
         block.check_extends(&self.tip)?;
-        let txs = block
-            .transactions
-            .into_iter()
-            .enumerate()
-            .map(|(index, tx)| {
+        // Sized up front: collecting into a `Result` gives the vector no size hint, and
+        // growing it a doubling at a time copied a large block's transactions over and over.
+        let mut txs = Vec::with_capacity(block.transactions.len());
+        for (index, tx) in block.transactions.into_iter().enumerate() {
+            txs.push(
                 VerifiedTransaction::from_trusted_store(tx, &self.tip.chain_id)
-                    .map_err(|error| InvalidBlock::Transaction { index, error })
-            })
-            .collect::<Result<_, _>>()?;
+                    .map_err(|error| InvalidBlock::Transaction { index, error })?,
+            );
+        }
         Ok((block.header, txs))
     }
 
