@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with only the Rust toolchain lacks to build
-# Interpool (clang and libclang for RocksDB's bindings), and nothing already there.
+# Interpool (clang and libclang for RocksDB's bindings; curl and python3 for the scripts),
+# and nothing already there.
 #
 #   scripts/install-deps.sh           # to build and test
 #   scripts/install-deps.sh --chaos   # ... and what scripts/chaos.sh needs: ip (network
@@ -13,6 +14,8 @@ missing=()
 command -v clang >/dev/null 2>&1 || missing+=(clang)
 installed libclang-dev || missing+=(libclang-dev)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# scripts/localnet.sh reads localnet.json and the nodes' status with it.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if [ "${1:-}" = "--chaos" ]; then
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v iptables >/dev/null 2>&1 || missing+=(iptables)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A local consortium on this machine: 4 validators, 1 observer, 4 banks.
 #
-#   scripts/localnet.sh demo     `up`, then a settlement day with the wallet: cross-bank
-#                                transfers, a payment queued by a net debit cap and released
-#                                by an incoming one, a cycle closed, its settlement report,
-#                                a gridlock of three banks settled by the liquidity-saving pass
+#   scripts/localnet.sh demo     `up`, then a settlement day with the wallet: accounts
+#                                opened for the day's customers (new ones on every run,
+#                                keys in ./localnet/demo/), cross-bank transfers, a payment
+#                                queued by a net debit cap and released by an incoming one,
+#                                a cycle closed, its settlement report, a gridlock of three
+#                                banks settled by the liquidity-saving pass
 #   scripts/localnet.sh up       build (release), generate ./localnet if absent, start all
 #                                nodes in the background, wait until blocks commit
 #   scripts/localnet.sh status   height of every node
@@ -16,16 +18,20 @@
 # (./localnet/tls/ca.pem, which the wallet is given with --ca or INTERPOOL_CA), and answer
 # account data only to signed requests (ADR 0014). INTERPOOL_PLAIN_HTTP=1 generates a
 # localnet that serves plain HTTP instead: only for a machine nobody else can reach.
+# INTERPOOL_LOCALNET=DIR keeps the localnet in DIR instead of ./localnet;
+# INTERPOOL_BASE_PORT=P gives its nodes ports from P (p2p) and P + 1000 (HTTP);
+# INTERPOOL_BIN=DIR runs the binaries already in DIR and builds nothing (the tests use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NET=${INTERPOOL_LOCALNET:-localnet}
-BIN=${CARGO_TARGET_DIR:-target}/release
+BIN=${INTERPOOL_BIN:-${CARGO_TARGET_DIR:-target}/release}
 BASE_PORT=${INTERPOOL_BASE_PORT:-26000}
 
 log() { printf '==> %s\n' "$*"; }
 
 build() {
+    [ -z "${INTERPOOL_BIN:-}" ] || return 0
     bash scripts/install-deps.sh
     log "building release binaries (the first build compiles RocksDB: 10-20 minutes)"
     cargo build --release --locked --bins
@@ -42,17 +48,43 @@ demo() {
     up
     NODE=$(nodes | awk 'NR == 1 {print $2}')
     CA=$(ca)
-    local key="$NET/keys"
     # Bank-wide views (every bank's pool, the cycle report) are the regulator's to read; a
     # customer reads its own account with its own key.
-    export INTERPOOL_KEY="$key/regulator.json"
-    id() { "$BIN/interpool-wallet" address --key "$key/$1.json"; }
-    local a0 b0 c0 d0
-    a0=$(id customer-BANK_A-0); b0=$(id customer-BANK_B-0)
-    c0=$(id customer-BANK_C-0); d0=$(id customer-BANK_D-0)
+    export INTERPOOL_KEY="$NET/keys/regulator.json"
 
     log "the banks at the start of the day"
     wallet banks
+
+    # Every run has customers of its own, each opening with 1000.00: the story's amounts
+    # assume it, and on a chain that has seen the demo before the sample customers' money is
+    # already spent. Their keys stay in $NET/demo/ for a look afterwards.
+    mkdir -p "$NET/demo"
+    local key
+    key=$(mktemp -d "$NET/demo/$(date +%Y%m%dT%H%M%S)-XXXX")
+    log "the banks open accounts for today's customers, and each pays in 1000.00 (keys in $key)"
+    local who bank
+    for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
+        bank=BANK_${who%-*}
+        "$BIN/interpool-wallet" keygen --out "$key/customer-$bank-${who#*-}.json" \
+            --label "demo customer of $bank" --insecure-plaintext >/dev/null
+    done
+    id() { "$BIN/interpool-wallet" address --key "$key/$1.json"; }
+    for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
+        bank=BANK_${who%-*}
+        wallet bank open-account --key "$NET/keys/operator-$bank.json" \
+            --owner "$(id "customer-$bank-${who#*-}")" >/dev/null
+    done
+    # An operator's transactions commit in nonce order, so each account is open before its
+    # deposit; the deposits wait for their blocks.
+    for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
+        bank=BANK_${who%-*}
+        wallet bank deposit --key "$NET/keys/operator-$bank.json" \
+            --account "$(id "customer-$bank-${who#*-}")" --amount 1000.00 --wait >/dev/null
+    done
+
+    local a0 b0 c0 d0
+    a0=$(id customer-BANK_A-0); b0=$(id customer-BANK_B-0)
+    c0=$(id customer-BANK_C-0); d0=$(id customer-BANK_D-0)
 
     log "51.00 from a customer of BANK_A to one of BANK_B, and 50.00 back (gross 101.00)"
     wallet transfer --key "$key/customer-BANK_A-0.json" --to "$b0" --amount 51.00 --reference "invoice 7" --wait
@@ -69,7 +101,7 @@ demo() {
     wallet history "$c0" --limit 2 --key "$key/customer-BANK_C-0.json"
 
     log "the settlement authority closes the cycle: one net movement per bank"
-    wallet authority settle --key "$key/authority.json" --wait
+    wallet authority settle --key "$NET/keys/authority.json" --wait
     wallet cycle
     wallet banks
 
@@ -158,5 +190,5 @@ case "${1:-}" in
     logs) if [ -n "${2:-}" ]; then tail -F "$NET/logs/$2.log"; else tail -F "$NET"/logs/*.log; fi ;;
     down) down ;;
     reset) down; rm -rf "$NET"; log "deleted $NET" ;;
-    *) sed -n '2,12p' "$0"; exit 2 ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -99,6 +99,12 @@ impl Drop for Localnet {
 /// must never pick the same range even if both see it free at the same moment.
 static NEXT_RANGE: AtomicU32 = AtomicU32::new(0);
 
+/// A share of the machine for a test that starts its nodes some other way (e.g. through
+/// `scripts/localnet.sh`): it runs beside other localnets, never beside an exclusive one.
+pub fn machine_share() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The kernel's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`; Linux's
 /// default when it cannot be read). Outgoing connections (every HTTP request of a test,
 /// every libp2p dial) take their local port from it, so a port chosen inside it may be
@@ -115,7 +121,7 @@ fn ephemeral_ports() -> (u16, u16) {
 
 /// A base port whose p2p (base + i) and HTTP (base + 1000 + i) ports are all free now, lie
 /// outside the ephemeral range, and that no other localnet of this process has been given.
-fn free_base_port(nodes: u16) -> u16 {
+pub fn free_base_port(nodes: u16) -> u16 {
     // Ports from 10,000 up to the ephemeral range (or above it, if it starts too low).
     let (ephemeral_low, ephemeral_high) = ephemeral_ports();
     let span = 1000 + u32::from(nodes);

@@ -2,6 +2,7 @@
 
 mod access;
 mod audit;
+mod demo;
 mod dependency_rules;
 mod durability;
 mod events;
