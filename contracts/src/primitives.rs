@@ -133,18 +133,23 @@ fn hex_value(c: u8) -> Result<u8, HexError> {
         .ok_or(HexError::Character(char::from(c)))
 }
 
-/// 32 bytes as four big-endian words: comparing these compares the bytes
-/// lexicographically. Inlined (across crates too: the node's maps compare these) and
-/// unrolled: four loads, four byte swaps.
+/// 32 bytes compared lexicographically, a big-endian word at a time, stopping at the
+/// first word that differs (for random ids, the first). Inlined (across crates too: the
+/// node's maps compare these) and unrolled. Building all four words of both sides and
+/// comparing the arrays, as before, went through the generic slice comparison: 3.9 % of a
+/// validator's CPU, mostly in the ledger's account map.
 #[inline(always)]
-fn words(bytes: &[u8; 32]) -> [u64; 4] {
-    let mut words = [0u64; 4];
-    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut be = [0u8; 8];
-        be.copy_from_slice(chunk);
-        *word = u64::from_be_bytes(be);
+fn compare_words(a: &[u8; 32], b: &[u8; 32]) -> std::cmp::Ordering {
+    for (a, b) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let (mut x, mut y) = ([0u8; 8], [0u8; 8]);
+        x.copy_from_slice(a);
+        y.copy_from_slice(b);
+        let (x, y) = (u64::from_be_bytes(x), u64::from_be_bytes(y));
+        if x != y {
+            return x.cmp(&y);
+        }
     }
-    words
+    std::cmp::Ordering::Equal
 }
 
 macro_rules! hex_bytes_type {
@@ -159,7 +164,7 @@ macro_rules! hex_bytes_type {
         impl Ord for $name {
             #[inline]
             fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                words(&self.0).cmp(&words(&other.0))
+                compare_words(&self.0, &other.0)
             }
         }
 

@@ -729,6 +729,9 @@ impl Core {
         // checked against the tip as a certified block's is. Decided without this node
         // validating it (while it was away, or fetched by sync): checked now.
         let own = self.take_proposed(&hash);
+        // Validated here, on this tip: `check_admissible` found none of its transactions
+        // in the index and none twice, so the store need not look them up again.
+        let checked_new = self.validated.contains_key(&hash);
         let (header, txs) = match (self.validated.remove(&hash), own) {
             (Some(validated), _) => validated,
             (None, Some(own)) => {
@@ -771,6 +774,7 @@ impl Core {
                 })
                 .collect(),
             remembered: self.ledger.end_to_end_list(height).cloned(),
+            checked_new,
         })?;
         crate::failpoints::hit("commit.after_write");
         // The block's ids are in the store now: the ledger asks there (not yet shared, so

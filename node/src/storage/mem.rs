@@ -452,6 +452,7 @@ mod tests {
 
     fn committed(height: u64, tx: u8) -> CommittedBlock {
         CommittedBlock {
+            checked_new: false,
             end_to_end_ids: Vec::new(),
             remembered: None,
             height,
