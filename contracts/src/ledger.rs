@@ -889,16 +889,9 @@ impl Ledger {
     ) -> Result<Effect, TxError> {
         let t = tx.tx();
         let signer = &t.signer;
-        // Looked up once: a transfer's payer is its signer.
-        let signer_account = self.accounts.get(signer);
-        let expected = match signer_account {
-            Some(account) => account.nonce,
-            None => self
-                .officials
-                .get(signer)
-                .map(|official| official.nonce)
-                .ok_or(TxError::UnknownSigner(*signer))?,
-        };
+        let expected = self
+            .next_nonce(signer)
+            .ok_or(TxError::UnknownSigner(*signer))?;
         let nonce_ok = match rule {
             NonceRule::Exact => t.nonce == expected,
             NonceRule::AtLeastNext => t.nonce >= expected,
@@ -939,7 +932,10 @@ impl Ledger {
                 terms,
                 ..
             } => {
-                let from = signer_account.ok_or(TxError::Unauthorized(kind))?;
+                let from = self
+                    .accounts
+                    .get(signer)
+                    .ok_or(TxError::Unauthorized(kind))?;
                 if from.frozen {
                     return Err(TxError::AccountFrozen(*signer));
                 }

@@ -485,9 +485,7 @@ const REMEMBERED_KEYS: usize = 50_000;
 /// `capacity` are kept; beyond it the memory starts again.
 #[derive(Debug)]
 pub struct SignerKeys {
-    /// Hashed, not ordered: a lookup among ten thousand keys in a B-tree was most of the
-    /// 1 % of a validator's CPU this memory cost.
-    keys: std::sync::Mutex<std::collections::HashMap<AccountId, PublicKey>>,
+    keys: std::sync::Mutex<std::collections::BTreeMap<AccountId, PublicKey>>,
     capacity: usize,
 }
 
@@ -495,7 +493,7 @@ impl SignerKeys {
     /// Remembers at most `capacity` keys (at least one).
     pub fn new(capacity: usize) -> Self {
         SignerKeys {
-            keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            keys: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             capacity: capacity.max(1),
         }
     }

@@ -525,17 +525,12 @@ impl Core {
         if self.validated.contains_key(&hash) {
             return Ok(());
         }
-        // Which transactions the index must be asked about: all of this node's own
-        // proposal's, and of another's those this node's mempool does not hold.
-        let (header, txs, ask_index) = match self.take_proposed(&hash) {
-            Some((header, txs)) => {
-                header.check_extends(&self.tip)?;
-                (header, txs, None)
+        let (header, txs) = match self.take_proposed(&hash) {
+            Some(own) => {
+                own.0.check_extends(&self.tip)?;
+                own
             }
-            None => {
-                let ((header, txs), outside) = self.check_block(bytes)?;
-                (header, txs, Some(outside))
-            }
+            None => self.check_block(bytes)?,
         };
         if !context.proposers.contains(&header.proposer) {
             return Err(InvalidBlock::WrongProposer {
@@ -548,23 +543,17 @@ impl Core {
                 now_ms: context.now_ms,
             });
         }
-        self.check_admissible(height, &txs, ask_index.as_deref())?;
+        self.check_admissible(height, &txs)?;
         self.validated.insert(hash, (header, txs));
         Ok(())
     }
 
     /// The transaction rules of a valid proposal beyond the stateless checks (see
-    /// [`Self::validate_proposal`]). "Already committed?" is asked of the index for the
-    /// transactions at `ask_index` (all when `None`). Those left out are in this node's
-    /// mempool, which holds none that is in a block: admission asked the index before it
-    /// took them, and a commit takes its transactions out. (Should one slip through, its
-    /// nonce is spent, and the nonce rule below refuses it.) Asking the index about every
-    /// transaction of every proposal was 1 % of a validator's CPU at full load.
+    /// [`Self::validate_proposal`]).
     fn check_admissible(
         &self,
         height: u64,
         txs: &[VerifiedTransaction],
-        ask_index: Option<&[usize]>,
     ) -> Result<(), InvalidBlock> {
         let mut seen = std::collections::HashSet::with_capacity(txs.len());
         for (index, tx) in txs.iter().enumerate() {
@@ -572,22 +561,15 @@ impl Core {
                 return Err(InvalidBlock::Duplicate { index });
             }
         }
-        let asked: Vec<usize> = match ask_index {
-            Some(positions) => positions.to_vec(),
-            None => (0..txs.len()).collect(),
-        };
-        let hashes: Vec<Hash> = asked
-            .iter()
-            .filter_map(|&index| txs.get(index).map(VerifiedTransaction::hash))
-            .collect();
+        let hashes: Vec<Hash> = txs.iter().map(VerifiedTransaction::hash).collect();
         let included = self
             .store
             .tx_locations(&hashes)
             .map_err(|e| InvalidBlock::Unreadable(e.to_string()))?;
-        if let Some((index, (height, _))) = asked
+        if let Some((index, (height, _))) = included
             .iter()
-            .zip(&included)
-            .find_map(|(&index, location)| location.map(|l| (index, l)))
+            .enumerate()
+            .find_map(|(index, location)| location.map(|l| (index, l)))
         {
             return Err(InvalidBlock::AlreadyIncluded { index, height });
         }
@@ -655,10 +637,7 @@ impl Core {
         }
     }
 
-    /// Another proposer's block, decoded and its transactions verified: those this node's
-    /// mempool holds were verified on admission, the rest now, in one batch. Also the
-    /// positions of that rest.
-    fn check_block(&self, bytes: &[u8]) -> Result<(Checked, Vec<usize>), InvalidBlock> {
+    fn check_block(&self, bytes: &[u8]) -> Result<Checked, InvalidBlock> {
         if bytes.len() > MAX_PAYLOAD_BYTES {
             return Err(BlockError::TooLarge(format!(
                 "{} bytes, the limit is {MAX_PAYLOAD_BYTES}",
@@ -688,18 +667,15 @@ impl Core {
                 }
             }
         }
-        for (result, &index) in check_stateless_batch(unknown, &self.tip.chain_id)
+        for (result, index) in check_stateless_batch(unknown, &self.tip.chain_id)
             .into_iter()
-            .zip(&unknown_positions)
+            .zip(unknown_positions)
         {
             if let Some(slot) = verified.get_mut(index) {
                 *slot = Some(result.map_err(|error| InvalidBlock::Transaction { index, error })?);
             }
         }
-        Ok((
-            (block.header, verified.into_iter().flatten().collect()),
-            unknown_positions,
-        ))
+        Ok((block.header, verified.into_iter().flatten().collect()))
     }
 
     /// A block this node did not validate but a quorum certified (decided while this node was
@@ -1601,25 +1577,9 @@ mod tests {
             Err(InvalidBlock::Duplicate { index: 1 })
         ));
         assert!(matches!(
-            check(&mut core, &with(vec![first.clone().into_signed()])),
+            check(&mut core, &with(vec![first.into_signed()])),
             Err(InvalidBlock::AlreadyIncluded {
                 index: 0,
-                height: 1
-            })
-        ));
-        // Behind one this node's mempool holds (not asked about again), a committed one is
-        // still found, at its own position.
-        let pooled = testkit::transfer(b, 0);
-        lock(core.mempool())
-            .insert(pooled.clone(), core.ledger(), 2)
-            .expect("admitted");
-        assert!(matches!(
-            check(
-                &mut core,
-                &with(vec![pooled.into_signed(), first.into_signed()])
-            ),
-            Err(InvalidBlock::AlreadyIncluded {
-                index: 1,
                 height: 1
             })
         ));
