@@ -20,13 +20,11 @@ if [ "${1:-}" = "--chaos" ]; then
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v iptables >/dev/null 2>&1 || missing+=(iptables)
     installed libnetfilter-queue1 || missing+=(libnetfilter-queue1)
-    command -v python3 >/dev/null 2>&1 || missing+=(python3)
     # Signing the harness's reads (ed25519).
     python3 -c 'import cryptography.hazmat.primitives.asymmetric.ed25519' 2>/dev/null \
         || missing+=(python3-cryptography)
 fi
 if [ "${1:-}" = "--bench" ]; then
-    command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 fi
 if ((${#missing[@]})); then

@@ -62,24 +62,19 @@ demo() {
     local key
     key=$(mktemp -d "$NET/demo/$(date +%Y%m%dT%H%M%S)-XXXX")
     log "the banks open accounts for today's customers, and each pays in 1000.00 (keys in $key)"
-    local who bank
-    for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
-        bank=BANK_${who%-*}
-        "$BIN/interpool-wallet" keygen --out "$key/customer-$bank-${who#*-}.json" \
-            --label "demo customer of $bank" --insecure-plaintext >/dev/null
-    done
     id() { "$BIN/interpool-wallet" address --key "$key/$1.json"; }
+    # An operator's transactions commit in nonce order: each account is open before its
+    # deposit, which waits for its block.
+    local who bank customer owner
     for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
         bank=BANK_${who%-*}
-        wallet bank open-account --key "$NET/keys/operator-$bank.json" \
-            --owner "$(id "customer-$bank-${who#*-}")" >/dev/null
-    done
-    # An operator's transactions commit in nonce order, so each account is open before its
-    # deposit; the deposits wait for their blocks.
-    for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
-        bank=BANK_${who%-*}
+        customer=customer-$bank-${who#*-}
+        "$BIN/interpool-wallet" keygen --out "$key/$customer.json" \
+            --label "demo customer of $bank" --insecure-plaintext >/dev/null
+        owner=$(id "$customer")
+        wallet bank open-account --key "$NET/keys/operator-$bank.json" --owner "$owner" >/dev/null
         wallet bank deposit --key "$NET/keys/operator-$bank.json" \
-            --account "$(id "customer-$bank-${who#*-}")" --amount 1000.00 --wait >/dev/null
+            --account "$owner" --amount 1000.00 --wait >/dev/null
     done
 
     local a0 b0 c0 d0

@@ -729,11 +729,10 @@ impl Core {
         // checked against the tip as a certified block's is. Decided without this node
         // validating it (while it was away, or fetched by sync): checked now.
         let own = self.take_proposed(&hash);
-        // Validated here, on this tip: `check_admissible` found none of its transactions
-        // in the index and none twice, so the store need not look them up again.
-        let checked_new = self.validated.contains_key(&hash);
-        let (header, txs) = match (self.validated.remove(&hash), own) {
-            (Some(validated), _) => validated,
+        // `checked_new`: validated here, on this tip, so `check_admissible` found none of
+        // its transactions in the index and none twice; the store need not look again.
+        let ((header, txs), checked_new) = match (self.validated.remove(&hash), own) {
+            (Some(validated), _) => (validated, true),
             (None, Some(own)) => {
                 own.0
                     .check_extends(&self.tip)
@@ -741,11 +740,13 @@ impl Core {
                         height,
                         reason: e.into(),
                     })?;
-                own
+                (own, false)
             }
-            (None, None) => self
-                .certified_block(bytes)
-                .map_err(|reason| ChainError::FinalizedInvalid { height, reason })?,
+            (None, None) => (
+                self.certified_block(bytes)
+                    .map_err(|reason| ChainError::FinalizedInvalid { height, reason })?,
+                false,
+            ),
         };
         self.validated.clear();
         self.proposed = None;
