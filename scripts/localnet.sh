@@ -62,19 +62,24 @@ demo() {
     local key
     key=$(mktemp -d "$NET/demo/$(date +%Y%m%dT%H%M%S)-XXXX")
     log "the banks open accounts for today's customers, and each pays in 1000.00 (keys in $key)"
-    id() { "$BIN/interpool-wallet" address --key "$key/$1.json"; }
-    # An operator's transactions commit in nonce order: each account is open before its
-    # deposit, which waits for its block.
-    local who bank customer owner
+    local who bank
     for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
         bank=BANK_${who%-*}
-        customer=customer-$bank-${who#*-}
-        "$BIN/interpool-wallet" keygen --out "$key/$customer.json" \
+        "$BIN/interpool-wallet" keygen --out "$key/customer-$bank-${who#*-}.json" \
             --label "demo customer of $bank" --insecure-plaintext >/dev/null
-        owner=$(id "$customer")
-        wallet bank open-account --key "$NET/keys/operator-$bank.json" --owner "$owner" >/dev/null
+    done
+    id() { "$BIN/interpool-wallet" address --key "$key/$1.json"; }
+    for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
+        bank=BANK_${who%-*}
+        wallet bank open-account --key "$NET/keys/operator-$bank.json" \
+            --owner "$(id "customer-$bank-${who#*-}")" --wait >/dev/null
+    done
+    # Each account is open (committed) before its deposit is submitted: a node refuses a
+    # deposit into an account still pending (unknown_account). The deposits wait too.
+    for who in A-0 B-0 C-0 D-0 A-1 B-1 C-1; do
+        bank=BANK_${who%-*}
         wallet bank deposit --key "$NET/keys/operator-$bank.json" \
-            --account "$owner" --amount 1000.00 --wait >/dev/null
+            --account "$(id "customer-$bank-${who#*-}")" --amount 1000.00 --wait >/dev/null
     done
 
     local a0 b0 c0 d0
