@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -163,7 +162,7 @@ impl Ledger {
     ) -> Result<Ledger, SnapshotError> {
         let mut ledger = Ledger::from_genesis(genesis)?;
         ledger.height = height;
-        ledger.accounts = OrdMap::new();
+        ledger.accounts = super::KeyMap::default();
         ledger.banks = BTreeMap::new();
         ledger.officials = BTreeMap::new();
         ledger.cycle.obligations = BTreeMap::new();

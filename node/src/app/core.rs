@@ -555,7 +555,11 @@ impl Core {
         height: u64,
         txs: &[VerifiedTransaction],
     ) -> Result<(), InvalidBlock> {
-        let mut seen = std::collections::HashSet::with_capacity(txs.len());
+        // foldhash, seeded per process (see the mempool): a proposal's transactions pass
+        // through these two maps once each.
+        let hasher = foldhash::fast::RandomState::default();
+        let mut seen =
+            std::collections::HashSet::with_capacity_and_hasher(txs.len(), hasher.clone());
         for (index, tx) in txs.iter().enumerate() {
             if !seen.insert(tx.hash()) {
                 return Err(InvalidBlock::Duplicate { index });
@@ -575,7 +579,8 @@ impl Core {
         }
         let params = self.ledger.params();
         let latest = height.saturating_add(params.max_validity_blocks);
-        let mut next_nonces: HashMap<AccountId, u64> = HashMap::new();
+        let mut next_nonces: HashMap<AccountId, u64, _> =
+            HashMap::with_capacity_and_hasher(txs.len(), hasher);
         for (index, tx) in txs.iter().enumerate() {
             let t = tx.tx();
             let reject = |error| InvalidBlock::Transaction { index, error };
