@@ -698,8 +698,14 @@ fn build_swarm(
         .map_err(|never| -> P2pError { match never {} })?
         // Connections between consortium members are meant to stay up: only a failure or
         // a peer going away closes them (and the peer is then redialed), never idleness.
+        // Every protocol we open a stream for is one we know the peer speaks (the same
+        // binary's protocols): the dialer sends its request with the protocol header
+        // instead of waiting a round trip for the echo (multistream-select's `V1Lazy`; the
+        // wire format is `V1`'s). Each consensus message is one stream.
         .with_swarm_config(|config| {
-            config.with_idle_connection_timeout(Duration::from_secs(u64::MAX))
+            config
+                .with_idle_connection_timeout(Duration::from_secs(u64::MAX))
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
         })
         .build();
     Ok(swarm)
