@@ -16,9 +16,10 @@
 //!   to which only followers (observers) subscribe: they wake an observer's sync at once
 //!   instead of at its next poll. An announcement is only a hint: what the observer then
 //!   fetches is applied only if its certificate verifies.
-//! * **Consensus messages** go directly to a peer over request-response (the response is an
-//!   empty acknowledgement); **sync** is a second request-response protocol whose responses
-//!   carry a status byte, so "busy" and "cannot answer" are told apart from an answer.
+//! * **Consensus messages** go directly to a peer, as length-prefixed frames on one
+//!   long-lived stream per peer and direction ([`links`]), without acknowledgement (the
+//!   engine retransmits); **sync** is request-response, and its responses carry a status
+//!   byte, so "busy" and "cannot answer" are told apart from an answer.
 //! * **Events by kind.** Consensus messages, gossip, sync requests and peer churn each have
 //!   their own bounded queue ([`P2pEvents`]), so a flood of one kind cannot delay another.
 //!   Consensus messages are accepted only from `consensus_peers` (the validators), checked
@@ -31,6 +32,7 @@
 //! Protocol names and the gossip topics carry `network_id`, so two chains never mix.
 
 pub(crate) mod codec;
+mod links;
 #[cfg(test)]
 mod tests;
 
@@ -59,6 +61,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use self::codec::FrameCodec;
+use self::links::Links;
 
 /// Capacity of the command queue (handle → network task).
 pub const COMMAND_QUEUE_CAPACITY: usize = 4_096;
@@ -70,8 +73,6 @@ pub const GOSSIP_QUEUE_CAPACITY: usize = 1_024;
 pub const SYNC_QUEUE_CAPACITY: usize = 64;
 /// Capacity of the peer churn queue.
 pub const PEER_QUEUE_CAPACITY: usize = 1_024;
-/// How long a consensus message may take to be delivered and acknowledged.
-pub const CONSENSUS_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a sync request may take, both for our requests and for the application to
 /// answer a peer's request.
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,10 +89,6 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 const GOSSIP_ENVELOPE_BYTES: usize = 1_024;
 /// Most concurrent request-response streams per protocol and connection.
 const MAX_CONCURRENT_STREAMS: usize = 256;
-/// Most consensus messages in flight (sent, not yet acknowledged) to one peer. Yamux closes
-/// a connection whose peer opens more than 512 streams at once, so to a peer that does not
-/// keep up we drop messages (consensus retransmits), never the connection.
-const MAX_IN_FLIGHT_PER_PEER: usize = 128;
 /// Two simultaneous dials (each side dialing the other) may leave two connections per peer.
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// Most inbound connections still in their handshake; bounds what unknown dialers can tie up.
@@ -552,7 +549,7 @@ struct Behaviour {
     allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     limits: connection_limits::Behaviour,
     gossip: gossipsub::Behaviour,
-    consensus: request_response::Behaviour<FrameCodec>,
+    consensus: libp2p_stream::Behaviour,
     sync: request_response::Behaviour<FrameCodec>,
 }
 
@@ -649,16 +646,7 @@ fn build_swarm(
 
     let codec = FrameCodec::new(settings.max_message_bytes, frames_refused)
         .with_unframed_writes(settings.unframed_writes);
-    let consensus = request_response::Behaviour::with_codec(
-        codec.clone(),
-        [(
-            protocol(&settings.network_id, "consensus")?,
-            ProtocolSupport::Full,
-        )],
-        request_response::Config::default()
-            .with_request_timeout(CONSENSUS_REQUEST_TIMEOUT)
-            .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
-    );
+    let consensus = libp2p_stream::Behaviour::new();
     let sync = request_response::Behaviour::with_codec(
         codec,
         [(
@@ -771,17 +759,36 @@ pub async fn start(settings: P2pSettings) -> Result<(P2pHandle, P2pEvents), P2pE
     });
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
     let (queues, events) = queues();
+    let consensus_protocol = protocol(&settings.network_id, "consensus-stream")?;
+    let mut control = swarm.behaviour().consensus.new_control();
+    let incoming = control
+        .accept(consensus_protocol.clone())
+        .map_err(|e| P2pError::Config(format!("consensus protocol: {e}")))?;
+    let consensus_peers: BTreeSet<AccountId> = settings.consensus_peers.iter().copied().collect();
+    tokio::spawn(links::accept(
+        incoming,
+        accounts.clone(),
+        consensus_peers.clone(),
+        queues.consensus.clone(),
+        shared.clone(),
+    ));
+    let links = Links::new(
+        control,
+        consensus_protocol,
+        shared.clone(),
+        settings.unframed_writes,
+    );
     let mut network = Network {
         swarm,
         shared: shared.clone(),
         accounts,
         topics,
         queues,
-        consensus_peers: settings.consensus_peers.iter().copied().collect(),
+        consensus_peers,
         queued_peer_events: VecDeque::new(),
         redial,
         pending_requests: HashMap::new(),
-        in_flight: HashMap::new(),
+        links,
         sync_answers: FuturesUnordered::new(),
         listener_failure: None,
     };
@@ -886,8 +893,8 @@ struct Network {
     queued_peer_events: VecDeque<P2pEvent>,
     redial: HashMap<PeerId, Redial>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, P2pError>>>,
-    /// Consensus messages sent to each peer and not yet acknowledged or failed.
-    in_flight: HashMap<PeerId, usize>,
+    /// The consensus streams to each peer ([`links`]).
+    links: Links,
     /// The application's answers to peers' sync requests, each bounded by a timeout.
     sync_answers: FuturesUnordered<BoxFuture<'static, SyncAnswer>>,
     listener_failure: Option<String>,
@@ -997,7 +1004,7 @@ impl Network {
             }
             Command::Send(peer, message) => {
                 if self.swarm.is_connected(&peer) {
-                    self.send_consensus(peer, message);
+                    self.links.send(peer, message);
                 } else {
                     // Not queued (consensus retransmits), and `send_request` would start a dial.
                     tracing::debug!(%peer, "consensus message to a disconnected peer; dropped");
@@ -1016,7 +1023,7 @@ impl Network {
                     .copied()
                     .collect();
                 for peer in peers {
-                    self.send_consensus(peer, message.clone());
+                    self.links.send(peer, message.clone());
                 }
             }
             Command::Request(peer, key, request, reply) => {
@@ -1050,7 +1057,7 @@ impl Network {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => self.on_consensus(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Consensus(())) => {}
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(
                 BehaviourEvent::Allowed(never) | BehaviourEvent::Limits(never),
@@ -1104,6 +1111,7 @@ impl Network {
                     lock(&self.shared.connected).remove(&key);
                     self.queue_peer_event(P2pEvent::PeerDisconnected(key));
                 }
+                self.links.disconnected(&peer_id);
                 self.schedule_redial(peer_id);
             }
             SwarmEvent::IncomingConnectionError {
@@ -1272,86 +1280,6 @@ impl Network {
             .behaviour_mut()
             .gossip
             .report_message_validation_result(&id.message, &id.source, acceptance);
-    }
-
-    /// Sends a consensus message to a connected peer, unless too many are in flight to it.
-    fn send_consensus(&mut self, peer: PeerId, message: Vec<u8>) {
-        let in_flight = self.in_flight.entry(peer).or_default();
-        if *in_flight >= MAX_IN_FLIGHT_PER_PEER {
-            tracing::debug!(%peer, "peer is not acknowledging consensus messages; message dropped");
-            bump(&self.shared.counters.send_failures);
-            return;
-        }
-        *in_flight += 1;
-        self.swarm
-            .behaviour_mut()
-            .consensus
-            .send_request(&peer, message);
-    }
-
-    /// A consensus message to `peer` was acknowledged or failed.
-    fn consensus_settled(&mut self, peer: &PeerId) {
-        if let Some(in_flight) = self.in_flight.get_mut(peer) {
-            *in_flight = in_flight.saturating_sub(1);
-            if *in_flight == 0 {
-                self.in_flight.remove(peer);
-            }
-        }
-    }
-
-    fn on_consensus(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
-        let counters = &self.shared.counters;
-        match event {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                // The acknowledgement says "received", not "valid": consensus checks later.
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .consensus
-                    .send_response(channel, Vec::new());
-                let Some(from) = self.account(&peer) else {
-                    return;
-                };
-                // Only validators vote: anyone else's consensus frame is dropped here,
-                // before it can take a slot a validator's message needs.
-                if !self.consensus_peers.contains(&from) {
-                    tracing::debug!(peer = %from, "consensus message from a non-validator refused");
-                    bump(&counters.consensus_refused);
-                    return;
-                }
-                if let Err(TrySendError::Full(_)) =
-                    self.queues.consensus.try_send(P2pEvent::Consensus {
-                        from,
-                        bytes: request,
-                    })
-                {
-                    tracing::debug!(peer = %from, "consensus queue full; consensus message dropped");
-                    bump(&counters.consensus_dropped);
-                }
-            }
-            request_response::Event::Message {
-                peer,
-                message: request_response::Message::Response { .. },
-                ..
-            } => self.consensus_settled(&peer),
-            request_response::Event::ResponseSent { .. } => {}
-            request_response::Event::OutboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "consensus message not delivered");
-                bump(&counters.send_failures);
-                self.consensus_settled(&peer);
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound consensus message failed");
-                bump(&counters.inbound_failures);
-            }
-        }
     }
 
     fn on_sync(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {

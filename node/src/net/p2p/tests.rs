@@ -252,7 +252,19 @@ async fn consensus_messages_go_to_one_peer_or_all() {
         let (from, bytes) = next(n, "the broadcast consensus message", consensus).await;
         assert_eq!((from, bytes.as_slice()), (c.id, &b"commit h=1"[..]));
     }
+    // A burst goes out in few writes on the same stream, and arrives whole and in order.
+    let burst: Vec<Vec<u8>> = (0..100u32)
+        .map(|i| i.to_be_bytes().repeat(1 + i as usize % 7))
+        .collect();
+    for message in &burst {
+        a.handle.send_consensus(b.id, message.clone());
+    }
+    for message in &burst {
+        let (from, bytes) = next(&mut b, "the burst, in order", consensus).await;
+        assert_eq!((from, &bytes), (a.id, message));
+    }
     assert_eq!(c.handle.stats().send_failures, 0);
+    assert_eq!(a.handle.stats().send_failures, 0);
 }
 
 #[tokio::test]
@@ -454,11 +466,9 @@ async fn messages_over_the_limit_are_refused_without_delivery() {
     let big = vec![7u8; 8 * SMALL];
     a.handle.send_consensus(b.id, big.clone());
     a.handle.publish_transactions(big.clone());
-    // B's codec refuses the frame after its length prefix and drops the stream: A sees the
-    // delivery fail. (libp2p does not report a request that failed before it was read to
-    // B's behaviour, so B's own counters cannot show it.)
-    wait_until("A saw B refuse its oversized message", || async {
-        a.handle.stats().send_failures >= 1
+    // B reads the consensus frame's length prefix, refuses it and drops A's stream.
+    wait_until("B refused A's oversized consensus frame", || async {
+        b.handle.stats().frames_refused >= 1
     })
     .await;
 
@@ -511,12 +521,16 @@ async fn configured_peers_are_redialed_until_they_come_up_and_after_they_drop() 
         a.handle.stats().dial_failures >= 2
     })
     .await;
-    let b = node_at(72, &seeds, Vec::new(), &b_address, 1024).await;
+    let mut b = node_at(72, &seeds, Vec::new(), &b_address, 1024).await;
     let b_id = b.id;
     next(&mut a, "A reached B", |e| {
         matches!(e, P2pEvent::PeerConnected(k) if k == b_id).then_some(())
     })
     .await;
+    // A consensus stream to B opens with the first message.
+    a.handle.send_consensus(b_id, b"before".to_vec());
+    let (from, bytes) = next(&mut b, "the first consensus message", consensus).await;
+    assert_eq!((from, bytes.as_slice()), (a.id, &b"before"[..]));
 
     // B goes away (its last handle dropped stops its task and closes its connections) and
     // comes back on the same address: A notices and redials.
@@ -526,11 +540,16 @@ async fn configured_peers_are_redialed_until_they_come_up_and_after_they_drop() 
     })
     .await;
     assert!(a.handle.connected_peers().await.is_empty());
-    let _b = node_at(72, &seeds, Vec::new(), &b_address, 1024).await;
+    let mut b = node_at(72, &seeds, Vec::new(), &b_address, 1024).await;
     next(&mut a, "A reached B again", |e| {
         matches!(e, P2pEvent::PeerConnected(k) if k == b_id).then_some(())
     })
     .await;
+    // The old stream went with the old connection: the next message takes a new one.
+    a.handle.send_consensus(b_id, b"after".to_vec());
+    let (from, bytes) = next(&mut b, "the consensus message after the redial", consensus).await;
+    assert_eq!((from, bytes.as_slice()), (a.id, &b"after"[..]));
+    assert_eq!(a.handle.stats().send_failures, 0);
 }
 
 #[tokio::test]
