@@ -160,6 +160,9 @@ impl Writer {
                     .send_failures
                     .fetch_add(count, Ordering::Relaxed);
             }
+            // A proposal may have grown the buffer to megabytes: not kept per peer.
+            buffer.clear();
+            buffer.shrink_to(MAX_WRITE_BYTES);
         }
         if let Some(mut stream) = self.stream.take() {
             let _ = stream.close().await;
