@@ -687,9 +687,9 @@ fn build_swarm(
         // Connections between consortium members are meant to stay up: only a failure or
         // a peer going away closes them (and the peer is then redialed), never idleness.
         // Every protocol we open a stream for is one we know the peer speaks (the same
-        // binary's protocols): the dialer sends its request with the protocol header
+        // binary's protocols): the dialer sends its first bytes with the protocol header
         // instead of waiting a round trip for the echo (multistream-select's `V1Lazy`; the
-        // wire format is `V1`'s). Each consensus message is one stream.
+        // wire format is `V1`'s). Each sync request is one stream.
         .with_swarm_config(|config| {
             config
                 .with_idle_connection_timeout(Duration::from_secs(u64::MAX))

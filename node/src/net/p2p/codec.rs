@@ -1,6 +1,7 @@
-//! The wire format of Interpool's request-response protocols (consensus and sync): one
-//! frame per request and one per response, each a 4-byte big-endian length followed by
-//! that many opaque bytes.
+//! The wire format of Interpool's peer protocols: a frame is a 4-byte big-endian length
+//! followed by that many opaque bytes. Sync is request-response, one frame per request and
+//! one per response; the consensus streams ([`links`](super::links)) carry one frame per
+//! message.
 //!
 //! The length is checked against the configured maximum before anything is allocated, so a
 //! peer announcing a 4 GiB frame costs us 4 bytes of reading, not 4 GiB of memory.
