@@ -73,18 +73,10 @@ impl Links {
     /// Queues `message` for `peer` (connected: the caller checks), or drops and counts it
     /// if the peer's queue is full.
     pub fn send(&mut self, peer: PeerId, message: Vec<u8>) {
-        let message = match self.writer(peer).try_send(message) {
-            Ok(()) => return,
-            Err(TrySendError::Full(_)) => {
-                tracing::debug!(%peer, "peer is not reading consensus messages; message dropped");
-                bump(&self.shared.counters.send_failures);
-                return;
-            }
-            // The writer stopped (it never does while its queue is open); start another.
-            Err(TrySendError::Closed(message)) => message,
-        };
-        self.writers.remove(&peer);
+        // Full is the only failure: a writer runs until its queue closes, and the queue
+        // stays open while its sender is in `writers`.
         if self.writer(peer).try_send(message).is_err() {
+            tracing::debug!(%peer, "peer is not reading consensus messages; message dropped");
             bump(&self.shared.counters.send_failures);
         }
     }
