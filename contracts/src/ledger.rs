@@ -42,7 +42,7 @@ use crate::outcome::{
 };
 use crate::primitives::{sha256, AccountId, Amount, BankId, Hash};
 use crate::smt::{Proof, ProofError, SparseMerkleTree};
-use crate::tx::{Body, BodyKind, Priority, TransferTerms, VerifiedTransaction};
+use crate::tx::{end_to_end_key, Body, BodyKind, Priority, TransferTerms, VerifiedTransaction};
 use keymap::KeyMap;
 
 mod archive;
@@ -300,17 +300,6 @@ impl StateKey {
     }
 }
 
-/// Where the ledger remembers a signer's `end_to_end_id` (a digest of the pair; the id's
-/// length goes first, so no two pairs share an input).
-fn end_to_end_key(signer: &AccountId, id: &str) -> Hash {
-    sha256(&[
-        b"interpool/end-to-end/v1",
-        signer.as_bytes(),
-        &(id.len() as u64).to_be_bytes(),
-        id.as_bytes(),
-    ])
-}
-
 /// The state-tree value hash of an encodable state entry.
 pub fn value_hash<T: Serialize>(value: &T) -> Hash {
     sha256(&[&codec::encode(value)])
@@ -369,7 +358,7 @@ enum Effect {
         from_bank: BankId,
         to_bank: BankId,
         amount: Amount,
-        end_to_end_id: String,
+        end_to_end_key: Hash,
         terms: TransferTerms,
         queue: bool,
     },
@@ -959,7 +948,11 @@ impl Ledger {
                 if terms.priority == Priority::Normal && self.clock.after_cutoff {
                     return Err(TxError::Cutoff);
                 }
-                let key = end_to_end_key(signer, end_to_end_id);
+                // Computed at verification; every verified transfer has it.
+                let key = tx
+                    .end_to_end_key()
+                    .copied()
+                    .unwrap_or_else(|| end_to_end_key(signer, end_to_end_id));
                 if self.end_to_end_ids.contains_key(&key) || self.archived.remembers(&key, answers)
                 {
                     return Err(TxError::DuplicateEndToEndId(end_to_end_id.clone()));
@@ -993,7 +986,7 @@ impl Ledger {
                     from_bank: from.bank.clone(),
                     to_bank: payee.bank.clone(),
                     amount: *amount,
-                    end_to_end_id: end_to_end_id.clone(),
+                    end_to_end_key: key,
                     terms: *terms,
                     queue,
                 })
@@ -1302,11 +1295,11 @@ impl Ledger {
                 from_bank,
                 to_bank,
                 amount,
-                end_to_end_id,
+                end_to_end_key,
                 terms,
                 queue,
             } => {
-                self.remember_end_to_end_id(&from, &end_to_end_id, height);
+                self.remember_end_to_end_id(end_to_end_key, height);
                 if queue {
                     let payer = self.account_mut(&from);
                     payer.balance = payer.balance.checked_sub(amount).expect(CHECKED);
@@ -1470,8 +1463,7 @@ impl Ledger {
         self.dirty.insert(StateKey::Obligation(pair.0, pair.1));
     }
 
-    fn remember_end_to_end_id(&mut self, signer: &AccountId, id: &str, height: u64) {
-        let key = end_to_end_key(signer, id);
+    fn remember_end_to_end_id(&mut self, key: Hash, height: u64) {
         self.dirty.insert(StateKey::EndToEndIds(height));
         self.end_to_end_ids.insert(key, height);
         // The block's own list, unshared after its first push: pushing copies nothing.

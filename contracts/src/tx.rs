@@ -437,7 +437,7 @@ impl SignedTransaction {
         if !zip215::verify(&key, hash.as_bytes(), &self.signature.0) {
             return Err(TxError::BadSignature);
         }
-        Ok(VerifiedTransaction { signed: self, hash })
+        Ok(VerifiedTransaction::new(self, hash))
     }
 
     /// The stateless checks except the signature; returns the hash.
@@ -570,7 +570,7 @@ pub fn check_stateless_batch_by(
     for signed in txs {
         checked.push(signed.check_fields(chain_id).and_then(|hash| {
             let key = key_of(&signed.tx.signer)?;
-            Ok((VerifiedTransaction { signed, hash }, key))
+            Ok((VerifiedTransaction::new(signed, hash), key))
         }));
     }
     let items: Vec<(&PublicKey, &[u8], &[u8; 64])> = checked
@@ -605,9 +605,26 @@ pub fn check_stateless_batch_by(
 pub struct VerifiedTransaction {
     signed: SignedTransaction,
     hash: Hash,
+    /// A transfer's [`end_to_end_key`]: the ledger looks it up when the transfer is
+    /// admitted, checked in a proposal and executed, and it is computed once, here.
+    end_to_end_key: Option<Hash>,
 }
 
 impl VerifiedTransaction {
+    fn new(signed: SignedTransaction, hash: Hash) -> VerifiedTransaction {
+        let end_to_end_key = match &signed.tx.body {
+            Body::Transfer { end_to_end_id, .. } => {
+                Some(end_to_end_key(&signed.tx.signer, end_to_end_id))
+            }
+            _ => None,
+        };
+        VerifiedTransaction {
+            signed,
+            hash,
+            end_to_end_key,
+        }
+    }
+
     /// The signed transaction.
     pub fn signed(&self) -> &SignedTransaction {
         &self.signed
@@ -623,6 +640,12 @@ impl VerifiedTransaction {
         self.hash
     }
 
+    /// A transfer's [`end_to_end_key`], computed once at verification; `None` for any
+    /// other body.
+    pub fn end_to_end_key(&self) -> Option<&Hash> {
+        self.end_to_end_key.as_ref()
+    }
+
     /// Unwraps the signed transaction.
     pub fn into_signed(self) -> SignedTransaction {
         self.signed
@@ -636,8 +659,19 @@ impl VerifiedTransaction {
         chain_id: &str,
     ) -> Result<VerifiedTransaction, TxError> {
         let hash = signed.check_fields(chain_id)?;
-        Ok(VerifiedTransaction { signed, hash })
+        Ok(VerifiedTransaction::new(signed, hash))
     }
+}
+
+/// Where the ledger remembers a signer's `end_to_end_id` (a digest of the pair; the id's
+/// length goes first, so no two pairs share an input).
+pub fn end_to_end_key(signer: &AccountId, id: &str) -> Hash {
+    sha256(&[
+        b"interpool/end-to-end/v1",
+        signer.as_bytes(),
+        &(id.len() as u64).to_be_bytes(),
+        id.as_bytes(),
+    ])
 }
 
 #[cfg(test)]

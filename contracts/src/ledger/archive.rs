@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 
-use super::{end_to_end_key, value_hash, Ledger};
+use super::{value_hash, Ledger};
 use crate::primitives::Hash;
-use crate::tx::{Body, VerifiedTransaction};
+use crate::tx::VerifiedTransaction;
 
 /// Where a node keeps the end-to-end ids of the blocks it committed.
 ///
@@ -116,12 +116,7 @@ impl Ledger {
         }
         let mut keys: Vec<Hash> = txs
             .into_iter()
-            .filter_map(|tx| match &tx.tx().body {
-                Body::Transfer { end_to_end_id, .. } => {
-                    Some(end_to_end_key(&tx.tx().signer, end_to_end_id))
-                }
-                _ => None,
-            })
+            .filter_map(|tx| tx.end_to_end_key().copied())
             .filter(|key| !self.end_to_end_ids.contains_key(key))
             .collect();
         keys.sort_unstable();
