@@ -680,7 +680,12 @@ impl Core {
                 *slot = Some(result.map_err(|error| InvalidBlock::Transaction { index, error })?);
             }
         }
-        Ok((block.header, verified.into_iter().flatten().collect()))
+        // Sized up front: `flatten` gives no size hint, and growing a large block's
+        // transactions a doubling at a time copied them over and over (1.3 % of a follower's
+        // CPU at full load, issue 12's profile).
+        let mut txs = Vec::with_capacity(verified.len());
+        txs.extend(verified.into_iter().flatten());
+        Ok((block.header, txs))
     }
 
     /// A block this node did not validate but a quorum certified (decided while this node was
