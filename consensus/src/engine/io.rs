@@ -239,7 +239,8 @@ pub enum Action {
         height: Height,
         /// The payload.
         payload: Vec<u8>,
-        /// Proof of finality.
+        /// Proof of finality; its vote names `payload`'s digest (the engine gathered it for
+        /// this payload, or checked it against the payload's digest).
         certificate: CommitCertificate,
     },
     /// This validator is behind: `f + 1` validators were seen at higher heights, or a round

@@ -514,6 +514,20 @@ impl Core {
         bytes: &[u8],
         context: &ProposalContext,
     ) -> Result<(), InvalidBlock> {
+        self.validate_hashed_proposal(height, bytes, Block::hash_of(bytes), context)
+    }
+
+    /// [`Self::validate_proposal`] of a block whose hash the caller has (the consensus
+    /// digest of the payload, which the driver computes anyway): a megabyte block is not
+    /// hashed again. `hash` must be `Block::hash_of(bytes)`.
+    pub fn validate_hashed_proposal(
+        &mut self,
+        height: u64,
+        bytes: &[u8],
+        hash: Hash,
+        context: &ProposalContext,
+    ) -> Result<(), InvalidBlock> {
+        debug_assert_eq!(hash, Block::hash_of(bytes));
         if height != self.next_height() {
             return Err(BlockError::WrongHeight {
                 expected: self.next_height(),
@@ -521,7 +535,6 @@ impl Core {
             }
             .into());
         }
-        let hash = Block::hash_of(bytes);
         if self.validated.contains_key(&hash) {
             return Ok(());
         }
@@ -720,6 +733,20 @@ impl Core {
         bytes: &[u8],
         certificate: &CommitCertificate,
     ) -> Result<Arc<BlockOutcome>, ChainError> {
+        self.commit_hashed(height, bytes, Block::hash_of(bytes), certificate)
+    }
+
+    /// [`Self::commit`] of a block whose hash the caller has (the digest its certificate
+    /// names, when the consensus engine made or checked that certificate for these bytes):
+    /// a megabyte block is not hashed again. `hash` must be `Block::hash_of(bytes)`.
+    pub fn commit_hashed(
+        &mut self,
+        height: u64,
+        bytes: &[u8],
+        hash: Hash,
+        certificate: &CommitCertificate,
+    ) -> Result<Arc<BlockOutcome>, ChainError> {
+        debug_assert_eq!(hash, Block::hash_of(bytes));
         let started = Instant::now();
         if let Some(halt_height) = self.halt_height.filter(|halt| height > *halt) {
             return Err(ChainError::Halted { halt_height });
@@ -733,7 +760,6 @@ impl Core {
                 ),
             });
         }
-        let hash = Block::hash_of(bytes);
         // Validated here: taken as validated. This node's own proposal, certified without
         // being validated here (a quorum of one does not ask): taken as built, its header
         // checked against the tip as a certified block's is. Decided without this node
