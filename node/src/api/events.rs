@@ -216,13 +216,15 @@ pub(crate) async fn stream(
             ))
         }
     };
+    // What this caller may see: all, its own account, or its own bank. The scope comes
+    // before the bank's existence, so that a customer or an operator asking for another
+    // bank's stream is refused alike whether that bank exists or not.
+    let (account, bank) = caller.event_scope(&state.reader.view().ledger, account, bank)?;
     if let Some(bank) = &bank {
         if state.reader.view().ledger.bank(bank).is_none() {
             return Err(ApiError::new(Code::UnknownBank, format!("no bank {bank}")));
         }
     }
-    // What this caller may see: all, its own account, or its own bank.
-    let (account, bank) = caller.event_scope(&state.reader.view().ledger, account, bank)?;
     // An operator's stream shows its own bank's line of cycle and day reports.
     let redact = caller.operator_bank().cloned();
     let filter = NotificationFilter { account, bank };

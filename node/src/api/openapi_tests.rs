@@ -1844,6 +1844,9 @@ async fn access_customers_and_operators_read_only_their_own() {
         "/v1/cycles/latest".to_owned(),
         "/v1/blocks/latest".to_owned(),
         format!("/v1/events?account={neighbour}"),
+        // Another bank's stream is refused alike whether that bank exists or not.
+        format!("/v1/events?bank={}", testkit::bank_id(1)),
+        "/v1/events?bank=NO_SUCH_BANK".to_owned(),
         "/metrics".to_owned(),
     ] {
         let (status, body) = get(own, uri.clone()).await;
@@ -1869,6 +1872,7 @@ async fn access_customers_and_operators_read_only_their_own() {
         format!("/v1/banks/{}/statements/latest", testkit::bank_id(1)),
         "/v1/blocks/latest".to_owned(),
         format!("/v1/events?bank={}", testkit::bank_id(1)),
+        "/v1/events?bank=NO_SUCH_BANK".to_owned(),
         format!("/v1/events?account={stranger}"),
     ] {
         let (status, body) = get(operator, uri.clone()).await;
