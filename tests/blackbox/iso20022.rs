@@ -362,6 +362,18 @@ fn a_bank_pays_by_pacs008_follows_pacs002_and_reconciles_its_books() {
             400,
             "bad_xml",
         ),
+        // 20,000 unclosed levels (60 KB, no signature needed): the XML parser's recursion
+        // overflowed the HTTP worker's stack and aborted the node.
+        (
+            "nested too deep",
+            format!(
+                "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08\">{}",
+                "<a>".repeat(20_000)
+            ),
+            "application/xml",
+            400,
+            "bad_xml",
+        ),
         (
             "wrong version",
             good_xml.replace("pacs.008.001.08", "pacs.008.001.02"),

@@ -104,6 +104,11 @@ pub(crate) fn parse_within<'a>(
     if xml.len() > max_bytes {
         return Err(IsoError::TooLarge(xml.len()));
     }
+    if let Some(depth) = nesting_beyond(xml, MAX_DEPTH) {
+        return Err(IsoError::Malformed(format!(
+            "elements nested {depth} deep, more than allowed ({MAX_DEPTH})"
+        )));
+    }
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         nodes_limit: max_nodes,
@@ -120,6 +125,79 @@ pub(crate) fn parse_within<'a>(
         )));
     }
     Ok(document)
+}
+
+/// Deepest element nesting read ([`parse_within`]). ISO 20022 messages nest about a dozen
+/// levels deep. roxmltree descends into nested elements by recursion, without a limit of
+/// its own: 3,000 unclosed `<a>` (9 KB, no signature needed) overflowed the stack of the
+/// node's HTTP worker and aborted the validator.
+pub const MAX_DEPTH: usize = 64;
+
+/// The nesting depth at which `xml`'s elements first go deeper than `limit`, if they do;
+/// read before the parser sees the document, so that it never recurses that deep.
+///
+/// Counts what the parser would descend into: every start tag that does not close itself
+/// opens a level and every end tag closes one; comments, CDATA sections, processing
+/// instructions and declarations are skipped, as are quoted attribute values (where `>`
+/// may appear). It never counts fewer levels than the parser would nest: a document it
+/// misreads (an unterminated quote or comment) is one the parser refuses where the
+/// misreading starts, before descending any further.
+fn nesting_beyond(xml: &str, limit: usize) -> Option<usize> {
+    let bytes = xml.as_bytes();
+    let mut depth: usize = 0;
+    let mut at = 0;
+    while let Some(offset) = bytes
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'<'))
+    {
+        let start = at.saturating_add(offset);
+        let tag = bytes.get(start..).unwrap_or_default();
+        let skip_past = |terminator: &[u8]| {
+            tag.windows(terminator.len())
+                .position(|window| window == terminator)
+                .map_or(bytes.len(), |end| {
+                    start.saturating_add(end.saturating_add(terminator.len()))
+                })
+        };
+        at = if tag.starts_with(b"<!--") {
+            skip_past(b"-->")
+        } else if tag.starts_with(b"<![CDATA[") {
+            skip_past(b"]]>")
+        } else if tag.starts_with(b"<?") {
+            skip_past(b"?>")
+        } else if tag.starts_with(b"<!") {
+            skip_past(b">")
+        } else if tag.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            skip_past(b">")
+        } else {
+            // A start tag: up to its `>` outside quoted attribute values.
+            let mut quote = None;
+            let mut end = None;
+            for (i, &b) in tag.iter().enumerate().skip(1) {
+                match (quote, b) {
+                    (Some(q), _) if b == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'"' | b'\'') => quote = Some(b),
+                    (None, b'>') => {
+                        end = Some(i);
+                        break;
+                    }
+                    (None, _) => {}
+                }
+            }
+            let self_closing =
+                end.is_some_and(|i| i.checked_sub(1).and_then(|p| tag.get(p)) == Some(&b'/'));
+            if !self_closing {
+                depth = depth.saturating_add(1);
+                if depth > limit {
+                    return Some(depth);
+                }
+            }
+            end.map_or(bytes.len(), |i| start.saturating_add(i.saturating_add(1)))
+        };
+    }
+    None
 }
 
 /// The child elements of `node` named `name` (in the node's own namespace).
@@ -403,6 +481,45 @@ mod tests {
             " ".repeat(MAX_DOCUMENT_BYTES)
         );
         assert!(matches!(parse(&big, PACS008), Err(IsoError::TooLarge(_))));
+    }
+
+    #[test]
+    fn a_document_nested_too_deep_is_refused_before_it_is_parsed() {
+        // As deep as a message to a node can be (64 KiB of `<a>`): the parser's recursion
+        // overflowed the stack on 3,000 levels. Unclosed and closed alike.
+        let levels = MAX_DOCUMENT_BYTES / 3 - 20;
+        let open = format!("<Document xmlns=\"{PACS008}\">{}", "<a>".repeat(levels));
+        let closed = format!("{open}{}</Document>", "</a>".repeat(levels));
+        for xml in [&open, &closed] {
+            match parse_within(xml, PACS008, usize::MAX, u32::MAX) {
+                Err(IsoError::Malformed(message)) => {
+                    assert!(message.contains("nested"), "{message}")
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        // Hidden from a naive count, still counted: levels behind attribute values with
+        // `>` and `/>` in them, after end tags of elements never opened (which take no
+        // levels away that were not there).
+        let hidden = format!(
+            "<Document xmlns=\"{PACS008}\">{}{}",
+            "</x>".repeat(100),
+            "<a b='/>' c=\"x>\">".repeat(levels / 4)
+        );
+        assert_eq!(nesting_beyond(&hidden, MAX_DEPTH), Some(MAX_DEPTH + 1));
+        // Within the limit (with comments, CDATA, self-closing and quoted `<`-free values
+        // on the way), a document parses.
+        let mut ok = format!("<?xml version=\"1.0\"?><Document xmlns=\"{PACS008}\">");
+        for _ in 0..MAX_DEPTH - 1 {
+            ok.push_str("<a x='>'><!-- <b><b><b> --><![CDATA[<c><c>]]><e/>");
+        }
+        for _ in 0..MAX_DEPTH - 1 {
+            ok.push_str("</a>");
+        }
+        ok.push_str("</Document>");
+        assert_eq!(nesting_beyond(&ok, MAX_DEPTH), None);
+        assert!(parse(&ok, PACS008).is_ok());
+        assert_eq!(nesting_beyond(&ok, MAX_DEPTH - 1), Some(MAX_DEPTH));
     }
 }
 
