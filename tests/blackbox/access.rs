@@ -418,7 +418,6 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
         &history_a1,
         &proof_a1,
         &signer_a1,
-        &the_tx,
         &block,
         &banks,
         &bank_a_route,
@@ -427,6 +426,11 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     ] {
         customer_a2.refused(&rpc, route, 403, "forbidden");
     }
+    // Whether A1 made a transaction is not A2's to learn either (its hash can be computed
+    // from guessed fields): it reads as a hash nobody used.
+    let unseen = customer_a2.ok(&rpc, &the_tx);
+    assert_eq!(unseen["status"], "unknown", "{unseen}");
+    assert!(unseen["receipt"].is_null(), "{unseen}");
     // Whether A1 paid with an end-to-end id is not A2's to learn: the same answer as for an
     // id nobody used.
     customer_a2.refused(&rpc, &pacs002_of_a1, 404, "unknown_end_to_end_id");

@@ -1896,6 +1896,61 @@ async fn access_customers_and_operators_read_only_their_own() {
     }
 }
 
+/// Whether someone else made a transaction is not the caller's to learn: a transaction's
+/// hash can be computed from guessed fields (payer, nonce, payee, amount, end-to-end id),
+/// and a 403 for it where a hash nobody used reads `unknown` would confirm the guess. So
+/// another's transaction, committed or pending, reads exactly as one this node never saw
+/// (pacs.002 answers another's transfer like an unused id for the same reason).
+#[tokio::test]
+async fn access_another_customers_transaction_reads_as_one_never_seen() {
+    let mut api = TestApi::new();
+    // Customer (1, 0) pays customer (1, 1), both at bank 1: one transfer committed, the
+    // next pending.
+    let payer = customer_seed(1, 0);
+    let committed = crate::testkit::transfer_to(payer, customer_seed(1, 1), 0, 10);
+    let pending = crate::testkit::transfer_to(payer, customer_seed(1, 1), 1, 10);
+    crate::testkit::commit_block(&mut api._core, vec![committed.clone()], 1 << 40);
+    crate::testkit::admit(&api._core, pending.clone());
+    let read = |seed: u64, hash: Hash| {
+        let api = &api;
+        async move {
+            let uri = format!("/v1/transactions/{hash}");
+            let (status, _, body) = api.send_signed(CLIENT_A, Some(seed), "GET", &uri, "").await;
+            let body: Value = serde_json::from_slice(&body).expect("JSON");
+            (status, body)
+        }
+    };
+    // The payer, the payee's bank's operator (bank 1 is both parties' bank) and the
+    // regulator see where each stands.
+    for seed in [payer, operator_seed(1), testkit::REGULATOR_SEED] {
+        let (status, body) = read(seed, committed.hash()).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("committed"))
+        );
+        let (status, body) = read(seed, pending.hash()).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("pending"))
+        );
+    }
+    // A customer of bank 0 and bank 0's operator: the same answer as for a hash nobody
+    // used, but for the hash itself.
+    let never_used = hash(77);
+    for seed in [customer_seed(0, 0), operator_seed(0)] {
+        let (status, unknown) = read(seed, never_used).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(unknown["status"], "unknown", "{unknown}");
+        for tx in [&committed, &pending] {
+            let (status, mut body) = read(seed, tx.hash()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["hash"], tx.hash().to_string());
+            body["hash"] = unknown["hash"].clone();
+            assert_eq!(body, unknown, "another's transaction reads as never seen");
+        }
+    }
+}
+
 #[tokio::test]
 async fn access_metrics_off_the_machine_only_for_nodes_and_regulators() {
     let api = TestApi::new();

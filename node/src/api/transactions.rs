@@ -301,7 +301,8 @@ pub(crate) async fn submit_batch(
     params(("hash" = inline(Hash), Path, description = "The transaction hash")),
     responses(
         (status = 200, description = "Where the transaction stands (`unknown` if this node \
-            has never seen it), with its receipt once included", body = TxStatusView),
+            has never seen it, or if it is not the caller's to see), with its receipt once \
+            included", body = TxStatusView),
         (status = 400, description = "`bad_hash`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
@@ -319,13 +320,19 @@ pub(crate) async fn transaction(
         .reader
         .read(move |store| stored_status(store, hash, None))
         .await?;
-    if let Some(view) = stored {
-        let location = view.receipt.as_ref().map(|r| (r.height, r.index));
-        check_transaction(&caller, &state, hash, location).await?;
-        return Ok(Json(view));
-    }
-    let pending = check_transaction(&caller, &state, hash, None).await?
-        && lock(&state.mempool).contains(&hash);
+    let pending = match stored {
+        Some(view) => {
+            let location = view.receipt.as_ref().map(|r| (r.height, r.index));
+            if visible(check_transaction(&caller, &state, hash, location).await)? {
+                return Ok(Json(view));
+            }
+            false
+        }
+        None => {
+            visible(check_transaction(&caller, &state, hash, None).await)?
+                && lock(&state.mempool).contains(&hash)
+        }
+    };
     Ok(Json(TxStatusView {
         hash,
         status: if pending {
@@ -337,6 +344,17 @@ pub(crate) async fn transaction(
         settled_height: None,
         receipt: None,
     }))
+}
+
+/// Whether a transaction [`check_transaction`] judged may be shown. Another's (403) reads
+/// as one this node never saw (`unknown`), as pacs.002 answers another's transfer like an
+/// unused id: its hash can be computed from guessed fields (payer, nonce, payee, amount,
+/// end-to-end id), and a 403 where an unused hash reads `unknown` confirmed the guess.
+fn visible(checked: ApiResult<bool>) -> ApiResult<bool> {
+    match checked {
+        Err(error) if error.status == StatusCode::FORBIDDEN => Ok(false),
+        checked => checked,
+    }
 }
 
 /// Whether `caller` may read transaction `hash`: committed at `location`, or else pending in
