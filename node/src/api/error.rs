@@ -53,6 +53,8 @@ pub enum Code {
     ReadOnly,
     /// 404: no such route.
     NotFound,
+    /// 405: the route exists but does not take this method.
+    MethodNotAllowed,
     /// 404: no such account.
     UnknownAccount,
     /// 404: no such bank.
@@ -133,6 +135,7 @@ impl Code {
             Code::BadCursor => "bad_cursor",
             Code::ReadOnly => "read_only",
             Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
             Code::UnknownAccount => "unknown_account",
             Code::UnknownBank => "unknown_bank",
             Code::UnknownBlock => "unknown_block",
@@ -205,6 +208,7 @@ impl Code {
             | Code::UnknownSigner
             | Code::StatementUnavailable
             | Code::UnknownEndToEndId => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Pruned => StatusCode::GONE,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::NotCertifiedYet

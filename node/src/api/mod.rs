@@ -123,6 +123,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let (routes, _) = routes().split_for_parts();
     routes
         .fallback(node::not_found)
+        .method_not_allowed_fallback(node::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

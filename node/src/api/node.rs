@@ -33,6 +33,15 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new(Code::NotFound, "no such route; see /v1/status")
 }
 
+/// A known route asked with a method it does not take (405, with the `Allow` header axum
+/// adds); without it axum answered a bare 405, without the API's error body.
+pub(crate) async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        Code::MethodNotAllowed,
+        format!("this route does not take {method}; see the Allow header and /v1/openapi.json"),
+    )
+}
+
 #[utoipa::path(
     get,
     path = "/v1/status",
