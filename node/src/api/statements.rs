@@ -77,7 +77,21 @@ pub(crate) async fn statement(
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
-    let Path((id, cycle)) = path.map_err(|e| ApiError::new(Code::BadBankId, e.body_text()))?;
+    let Path((id, cycle)) = path.map_err(|e| {
+        // Which segment failed (only one that is not UTF-8 can): the cycle's is `bad_cycle`.
+        let code = match &e {
+            PathRejection::FailedToDeserializePathParams(failed)
+                if matches!(
+                    failed.kind(),
+                    axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } if key == "cycle"
+                ) =>
+            {
+                Code::BadCycle
+            }
+            _ => Code::BadBankId,
+        };
+        ApiError::new(code, e.body_text())
+    })?;
     let bank: BankId = id
         .parse()
         .map_err(|e| ApiError::new(Code::BadBankId, format!("bank id: {e}")))?;
