@@ -330,7 +330,13 @@ pub fn parse_amount(value: &str, decimals: u8) -> Result<Amount, String> {
         }
         None => value.to_string(),
     };
-    Amount::parse(&trimmed, decimals).map_err(|e| format!("{value:?}: {e}"))
+    Amount::parse(&trimmed, decimals).map_err(|e| {
+        // At most 40 characters of the value, as `Amount::parse` echoes it: a 60,000-digit
+        // amount was sent back whole.
+        let shown: String = value.chars().take(40).collect();
+        let more = if shown.len() < value.len() { "…" } else { "" };
+        format!("{shown:?}{more}: {e}")
+    })
 }
 
 /// Formats minor units as an ISO 20022 amount (at least one decimal digit is not needed:
@@ -446,6 +452,11 @@ mod tests {
         assert!(parse_amount("-1", 2).is_err());
         assert!(parse_amount("1e3", 2).is_err());
         assert!(parse_amount("184467440737095516.16", 2).is_err());
+        // What is echoed of a huge value is cut, not sent back whole.
+        let huge = format!("1{}", "0".repeat(60_000));
+        let error = parse_amount(&huge, 2).expect_err("too large");
+        assert!(error.len() < 200, "{} characters", error.len());
+        assert!(error.starts_with("\"1000"), "{error}");
     }
 
     #[test]
