@@ -361,6 +361,44 @@ fn sample(parameter: &str) -> &'static str {
     }
 }
 
+/// A route asked with a method it does not take: 405 with the API's error body and the
+/// `Allow` header, as every other error (axum's own answer had no body at all).
+#[tokio::test]
+async fn a_method_a_route_does_not_take_is_405_with_the_error_body() {
+    let api = TestApi::new();
+    for (method, uri, allowed) in [
+        ("GET", "/v1/transactions/batch", "POST"),
+        ("PUT", "/v1/status", "GET"),
+        ("DELETE", "/v1/accounts/00/transactions", "GET"),
+    ] {
+        let (status, headers, body) = api.send_from(CLIENT_A, method, uri, "").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(error_code(&body), "method_not_allowed", "{method} {uri}");
+        let allow = headers
+            .get(header::ALLOW)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        assert!(allow.contains(allowed), "{method} {uri}: Allow {allow:?}");
+    }
+}
+
+/// Each path segment's malformation is named by its own code: a statement's cycle that is
+/// not UTF-8 is `bad_cycle`, not `bad_bank_id`.
+#[tokio::test]
+async fn a_statement_path_names_the_segment_that_is_malformed() {
+    let api = TestApi::new();
+    let bank = testkit::bank_id(0);
+    for (uri, code) in [
+        (format!("/v1/banks/{bank}/statements/%FF"), "bad_cycle"),
+        (format!("/v1/banks/{bank}/statements/x1"), "bad_cycle"),
+        ("/v1/banks/%FF/statements/1".to_owned(), "bad_bank_id"),
+    ] {
+        let (status, _, body) = api.send_from(CLIENT_A, "GET", &uri, "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(error_code(&body), code, "{uri}");
+    }
+}
+
 #[tokio::test]
 async fn openapi_every_documented_route_is_routed() {
     let api = TestApi::new();
