@@ -23,6 +23,17 @@ pub enum HexError {
         /// Characters received.
         got: usize,
     },
+    /// An odd number of hex characters (each byte is two).
+    #[error("{0} hex characters: an odd number, and each byte is two")]
+    OddLength(usize),
+    /// More hex characters than allowed.
+    #[error("{got} hex characters, more than the {max} allowed")]
+    TooLong {
+        /// Most characters allowed.
+        max: usize,
+        /// Characters received.
+        got: usize,
+    },
     /// A character outside `0-9a-fA-F`.
     #[error("invalid hex character {0:?}")]
     Character(char),
@@ -96,25 +107,39 @@ pub fn from_hex_array<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
     }
     let mut out = [0u8; N];
     for (slot, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        *slot = hex_pair(pair)?;
+        *slot = hex_pair(pair).map_err(|_| bad_character(text))?;
     }
     Ok(out)
 }
 
 /// Parses hex of any even length into bytes (at most `max_bytes`, checked before allocating).
 pub fn from_hex_vec(text: &str, max_bytes: usize) -> Result<Vec<u8>, HexError> {
-    if !text.len().is_multiple_of(2) || text.len() / 2 > max_bytes {
-        return Err(HexError::Length {
-            expected: (text.len() / 2).min(max_bytes).saturating_mul(2),
+    if text.len() / 2 > max_bytes {
+        return Err(HexError::TooLong {
+            max: max_bytes.saturating_mul(2),
             got: text.len(),
         });
+    }
+    if !text.len().is_multiple_of(2) {
+        return Err(HexError::OddLength(text.len()));
     }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len() / 2);
     for pair in bytes.chunks_exact(2) {
-        out.push(hex_pair(pair)?);
+        out.push(hex_pair(pair).map_err(|_| bad_character(text))?);
     }
     Ok(out)
+}
+
+/// The error of hex that did not decode: the first character of `text` that is not a hex
+/// digit, whole (the decoder reads bytes, and named the first byte of a multi-byte
+/// character as a character of its own: `é` was reported as `Ã`).
+fn bad_character(text: &str) -> HexError {
+    HexError::Character(
+        text.chars()
+            .find(|c| !c.is_ascii_hexdigit())
+            .unwrap_or('\u{FFFD}'),
+    )
 }
 
 /// The byte two hex digits spell (`pair` has two elements: `chunks_exact(2)`).
@@ -755,8 +780,19 @@ mod tests {
     #[test]
     fn hex_vec_is_bounded() {
         assert_eq!(from_hex_vec("00ff", 2), Ok(vec![0, 255]));
-        assert!(from_hex_vec("00ff00", 2).is_err());
-        assert!(from_hex_vec("0", 2).is_err());
+        assert_eq!(
+            from_hex_vec("00ff00", 2),
+            Err(HexError::TooLong { max: 4, got: 6 })
+        );
+        assert_eq!(from_hex_vec("0", 2), Err(HexError::OddLength(1)));
+        assert_eq!(
+            from_hex_vec("0", 2).map_err(|e| e.to_string()),
+            Err("1 hex characters: an odd number, and each byte is two".to_owned())
+        );
+        // A multi-byte character is named whole, in both decoders.
+        assert_eq!(from_hex_vec("0é0", 8), Err(HexError::Character('é')));
+        let id = format!("{}é", "0".repeat(62));
+        assert_eq!(id.parse::<AccountId>(), Err(HexError::Character('é')));
     }
 
     proptest::proptest! {
