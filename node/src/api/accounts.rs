@@ -197,6 +197,10 @@ pub(crate) async fn account_history(
             format!("no account {id}"),
         ));
     }
+    // A rejected entry whose signer the caller may not read shows without its receipt
+    // (`transactions::withhold_rejection`: the error names what the payer lacked).
+    let withhold =
+        (!caller.sees_all()).then(|| (caller.clone(), state.reader.view().ledger.clone()));
     let page = state
         .read_expensive(move |store| {
             // One more than asked tells whether there is a next page.
@@ -228,6 +232,25 @@ pub(crate) async fn account_history(
                         ApiError::internal(format!("{hash} is not in the transaction index"))
                     })?,
                 );
+            }
+            if let Some((caller, ledger)) = &withhold {
+                let mut decoded = None;
+                for view in &mut transactions {
+                    let Some(location) = view
+                        .receipt
+                        .as_ref()
+                        .filter(|r| {
+                            matches!(r.outcome, interpool_contracts::Outcome::Rejected { .. })
+                        })
+                        .map(|r| (r.height, r.index))
+                    else {
+                        continue;
+                    };
+                    let signer = super::transactions::signer_at(store, location, &mut decoded)?;
+                    if !signer.is_some_and(|signer| caller.sees_rejection_of(ledger, &signer)) {
+                        view.receipt = None;
+                    }
+                }
             }
             Ok::<_, ApiError>(AccountHistoryView {
                 account: id,

@@ -160,6 +160,15 @@ impl Caller {
             .ok_or_else(|| self.forbidden(format_args!("signer {id}")))
     }
 
+    /// Whether the caller sees why a transaction signed by `signer` was rejected. A rejection
+    /// names what its signer lacked (`insufficient_funds` carries the payer's available
+    /// balance; others a frozen payer account or its bank's full queue): that is the
+    /// signer's to see, as its account is (`may_read_signer`), not its payee's or the payee's
+    /// bank's, who may see the transaction itself.
+    pub fn sees_rejection_of(&self, ledger: &Ledger, signer: &AccountId) -> bool {
+        self.sees_all() || self.may_read_signer(ledger, signer).is_ok()
+    }
+
     /// A transaction whose parties (its signer and counterparty) are `parties`: a party, the
     /// operator of a party's bank, and those who see everything.
     pub fn may_read_transaction(&self, ledger: &Ledger, parties: &[AccountId]) -> ApiResult<()> {

@@ -227,6 +227,9 @@ pub(crate) async fn stream(
     }
     // An operator's stream shows its own bank's line of cycle and day reports.
     let redact = caller.operator_bank().cloned();
+    // A rejected transaction's event is left out for a subscriber who may not read its
+    // signer (`Caller::sees_rejection_of`): its receipt names what the payer lacked.
+    let withhold = (!caller.sees_all()).then(|| caller.clone());
     let filter = NotificationFilter { account, bank };
     let format = if camt054 {
         Format::Camt054(filter)
@@ -276,7 +279,9 @@ pub(crate) async fn stream(
             )
         })?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
-    tokio::spawn(produce(state, start, format, redact, sender, permit));
+    tokio::spawn(produce(
+        state, start, format, redact, withhold, sender, permit,
+    ));
     let pieces = futures::stream::unfold(receiver, |mut receiver| async move {
         let piece = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
             Ok(Some(piece)) => piece,
@@ -336,6 +341,32 @@ fn concerns_bank(event: &EventView, bank: &BankId, ledger: &interpool_contracts:
     }
 }
 
+/// Whether `event` (the `index`th of `block`'s) may go to `caller`'s stream: anything but a
+/// rejected transaction whose signer the caller may not read (its receipt names what the
+/// payer lacked).
+fn rejection_visible(
+    caller: &super::auth::Caller,
+    ledger: &interpool_contracts::Ledger,
+    block: &interpool_contracts::Block,
+    index: usize,
+    event: &EventView,
+) -> bool {
+    match event {
+        EventView::Transaction { receipt, .. }
+            if matches!(
+                receipt.outcome,
+                interpool_contracts::Outcome::Rejected { .. }
+            ) =>
+        {
+            block
+                .transactions
+                .get(index)
+                .is_some_and(|tx| caller.sees_rejection_of(ledger, &tx.tx.signer))
+        }
+        _ => true,
+    }
+}
+
 /// An event as bank `own`'s operator sees it: cycle and day reports cut to its own line
 /// (and its own totals); the network-wide summary of the liquidity-saving pass not at all
 /// (its own released transfers are events of their own). `None`: nothing to send.
@@ -387,6 +418,7 @@ async fn produce(
     start: Start,
     format: Format,
     redact: Option<BankId>,
+    withhold: Option<super::auth::Caller>,
     sender: mpsc::Sender<Bytes>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -404,6 +436,7 @@ async fn produce(
             let ledger = state.reader.view().ledger.clone();
             let currency = state.currency.clone();
             let redact = redact.clone();
+            let withhold = withhold.clone();
             let filter = match &format {
                 Format::Json(filter) => Err(filter.clone()),
                 Format::Camt054(filter) => Ok(filter.clone()),
@@ -423,6 +456,17 @@ async fn produce(
                                                 && filter.bank.as_ref().is_none_or(|b| {
                                                     concerns_bank(event, b, &ledger)
                                                 })
+                                        })
+                                        .filter(|(index, event)| {
+                                            withhold.as_ref().is_none_or(|caller| {
+                                                rejection_visible(
+                                                    caller,
+                                                    &ledger,
+                                                    &stored.block,
+                                                    *index,
+                                                    event,
+                                                )
+                                            })
                                         })
                                         .filter_map(|(index, event)| {
                                             let event = match &redact {

@@ -242,7 +242,8 @@ pub(crate) async fn pacs008(
             )
         }
         Err(AdmissionError::AlreadyPending | AdmissionError::AlreadyIncluded(_)) => {
-            let (mut current, _) = status_of(&state, hash).await?;
+            // The submitter holds the signed transaction itself (its payer's order).
+            let (mut current, _) = status_of(&state, hash, true).await?;
             current.end_to_end_id = order.end_to_end_id.clone();
             current.original_message_id = Some(order.message_id.clone());
             answer(StatusCode::OK, current)
@@ -272,7 +273,14 @@ pub(crate) async fn pacs008(
 
 /// The pacs.002 report of transaction `hash` as it stands (end-to-end id left empty), and
 /// the height of the block that included it (none while pending).
-async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<(StatusReport, Option<u64>)> {
+/// A transaction's status report; a ledger rejection's reason only if `reason_visible` (the
+/// caller may read the signer: `Caller::sees_rejection_of`), since it names what the payer
+/// lacked.
+async fn status_of(
+    state: &ApiState,
+    hash: Hash,
+    reason_visible: bool,
+) -> ApiResult<(StatusReport, Option<u64>)> {
     let stored = state
         .read_expensive(move |store| -> ApiResult<_> {
             let Some(view) = stored_status(store, hash, None)? else {
@@ -346,10 +354,14 @@ async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<(StatusReport, Opt
                     )
                 }
                 TxStatus::Rejected => {
-                    let error = view.receipt.as_ref().and_then(|r| match &r.outcome {
-                        Outcome::Rejected { error } => Some(error.clone()),
-                        _ => None,
-                    });
+                    let error = view
+                        .receipt
+                        .as_ref()
+                        .filter(|_| reason_visible)
+                        .and_then(|r| match &r.outcome {
+                            Outcome::Rejected { error } => Some(error.clone()),
+                            _ => None,
+                        });
                     (
                         PaymentStatus::Rejected,
                         error.as_ref().map(|e| e.code().to_string()),
@@ -381,7 +393,7 @@ async fn status_of(state: &ApiState, hash: Hash) -> ApiResult<(StatusReport, Opt
             .map_err(ApiError::internal)?
             .is_some() =>
         {
-            return Box::pin(status_of(state, hash)).await;
+            return Box::pin(status_of(state, hash, reason_visible)).await;
         }
         None => (
             PaymentStatus::Rejected,
@@ -542,7 +554,7 @@ pub(crate) async fn pacs002_status(
     // again after the duplicate window): the latest that is not a duplicate's rejection.
     let mut best: Option<((bool, std::cmp::Reverse<u64>), StatusReport)> = None;
     for (hash, message_id) in candidates {
-        let (mut report, height) = status_of(&state, hash).await?;
+        let (mut report, height) = status_of(&state, hash, true).await?;
         report.end_to_end_id = end_to_end_id.clone();
         report.original_message_id = message_id;
         let duplicate = report.error_code.as_deref() == Some("duplicate_end_to_end_id");
@@ -575,6 +587,16 @@ pub(crate) async fn pacs002_status(
             format!("no transfer of {debtor} with end-to-end id {end_to_end_id:?} on this node"),
         ));
     }
+    // Judged with its reason (a duplicate's rejection ranks last), shown without it to a
+    // caller who may not read the debtor: a rejection names what the payer lacked.
+    let report = if caller.sees_rejection_of(&ledger, &debtor) {
+        report
+    } else {
+        let (mut withheld, _) = status_of(&state, report.tx_hash, false).await?;
+        withheld.end_to_end_id = report.end_to_end_id;
+        withheld.original_message_id = report.original_message_id;
+        withheld
+    };
     let xml = pacs002(&report).map_err(ApiError::internal)?;
     Ok(xml_response(StatusCode::OK, xml))
 }

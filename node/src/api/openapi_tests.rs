@@ -205,6 +205,43 @@ impl TestApi {
         (status, headers, body.to_vec())
     }
 
+    /// The event stream at `uri`, read as `seed` until `until` appears in it (10 s at most).
+    async fn events_until(&self, seed: u64, uri: &str, until: &str) -> String {
+        use futures::StreamExt as _;
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(uri)
+            .body(Body::empty())
+            .expect("request");
+        self.sign(&mut request, seed, b"");
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                CLIENT_A, 40_000,
+            ))));
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let mut body = response.into_body().into_data_stream();
+        let mut text = String::new();
+        let read = async {
+            while !text.contains(until) {
+                match body.next().await {
+                    Some(Ok(bytes)) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                    _ => break,
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .unwrap_or_else(|_| panic!("{until} not in the stream within 10 s: {text}"));
+        text
+    }
+
     /// Signs `request` (whose body is `body`) with the key of testkit seed `seed`.
     fn sign<B>(&self, request: &mut Request<B>, seed: u64, body: &[u8]) {
         use ed25519_dalek::Signer as _;
@@ -1986,6 +2023,104 @@ async fn access_another_customers_transaction_reads_as_one_never_seen() {
             body["hash"] = unknown["hash"].clone();
             assert_eq!(body, unknown, "another's transaction reads as never seen");
         }
+    }
+}
+
+/// Why a transfer was rejected is its payer's: `insufficient_funds` carries the payer's
+/// available balance, which its payee (and the payee's bank) may not read on the account
+/// itself. They see the transfer rejected, without the receipt; the payer, its bank and the
+/// all-seeing roles see why.
+#[tokio::test]
+async fn a_rejections_reason_is_shown_only_to_those_who_may_read_its_payer() {
+    let mut api = TestApi::new();
+    let payer_seed = customer_seed(1, 0);
+    let payee_seed = customer_seed(0, 0);
+    let (payer, payee) = (account(payer_seed), account(payee_seed));
+    // Two of 60,000 from 100,000 minor units: each admitted, the second rejected in the
+    // block (40,000 available).
+    let paid = crate::testkit::transfer_to(payer_seed, payee_seed, 0, 60_000);
+    let rejected = crate::testkit::transfer_to(payer_seed, payee_seed, 1, 60_000);
+    crate::testkit::commit_block(&mut api._core, vec![paid, rejected.clone()], 1 << 40);
+    let get = |seed: u64, uri: String| {
+        let api = &api;
+        async move {
+            let (status, _, body) = api.send_signed(CLIENT_A, Some(seed), "GET", &uri, "").await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{uri}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            body
+        }
+    };
+    let the_tx = format!("/v1/transactions/{}", rejected.hash());
+    let history = format!("/v1/accounts/{payee}/transactions");
+    let pacs002 = format!("/v1/iso20022/pacs.002/T{payer_seed}-1?debtor={payer}");
+    let entry = |page: &Value| {
+        page["transactions"]
+            .as_array()
+            .and_then(|entries| {
+                entries
+                    .iter()
+                    .find(|e| e["hash"] == rejected.hash().to_string())
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("no rejected entry: {page}"))
+    };
+    let json = |body: Vec<u8>| serde_json::from_slice::<Value>(&body).expect("JSON");
+    for seed in [payer_seed, operator_seed(1), testkit::REGULATOR_SEED] {
+        let view = json(get(seed, the_tx.clone()).await);
+        assert_eq!(view["status"], "rejected", "{view}");
+        assert!(
+            view["receipt"]["outcome"]
+                .to_string()
+                .contains("InsufficientFunds"),
+            "{view}"
+        );
+        let xml = String::from_utf8(get(seed, pacs002.clone()).await).expect("UTF-8");
+        assert!(xml.contains("insufficient funds"), "{xml}");
+    }
+    for seed in [payee_seed, operator_seed(0)] {
+        let view = json(get(seed, the_tx.clone()).await);
+        assert_eq!(view["status"], "rejected", "{view}");
+        assert!(view["height"].is_u64(), "{view}");
+        assert!(view["receipt"].is_null(), "the reason is withheld: {view}");
+        let page = json(get(seed, history.clone()).await);
+        assert_eq!(entry(&page)["status"], "rejected", "{page}");
+        assert!(entry(&page)["receipt"].is_null(), "{page}");
+        let xml = String::from_utf8(get(seed, pacs002.clone()).await).expect("UTF-8");
+        assert!(xml.contains("RJCT"), "{xml}");
+        assert!(!xml.contains("insufficient"), "{xml}");
+        assert!(!xml.contains("40000") && !xml.contains("400.00"), "{xml}");
+    }
+    // The regulator reads the payee's history with the reason.
+    let page = json(get(testkit::REGULATOR_SEED, history).await);
+    assert!(
+        entry(&page)["receipt"]["outcome"]
+            .to_string()
+            .contains("InsufficientFunds"),
+        "{page}"
+    );
+    // The event streams from block 1, read up to a later transfer of the payee's own (so
+    // everything of block 1 has come): the rejected transfer's event goes to the payer's and
+    // the regulator's streams, not to the payee's or its bank's.
+    let marker = crate::testkit::transfer_to(payee_seed, payer_seed, 0, 1);
+    crate::testkit::commit_block(&mut api._core, vec![marker.clone()], (1 << 40) + 1);
+    for (seed, sees) in [
+        (payer_seed, true),
+        (testkit::REGULATOR_SEED, true),
+        (payee_seed, false),
+        (operator_seed(0), false),
+    ] {
+        let text = api
+            .events_until(seed, "/v1/events?after=0:0", &marker.hash().to_string())
+            .await;
+        assert_eq!(
+            text.contains(&rejected.hash().to_string()),
+            sees,
+            "seed {seed}: {text}"
+        );
     }
 }
 

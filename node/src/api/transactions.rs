@@ -321,9 +321,10 @@ pub(crate) async fn transaction(
         .read(move |store| stored_status(store, hash, None))
         .await?;
     let pending = match stored {
-        Some(view) => {
+        Some(mut view) => {
             let location = view.receipt.as_ref().map(|r| (r.height, r.index));
             if visible(check_transaction(&caller, &state, hash, location).await)? {
+                withhold_rejection(&caller, &state, &mut view).await?;
                 return Ok(Json(view));
             }
             false
@@ -344,6 +345,54 @@ pub(crate) async fn transaction(
         settled_height: None,
         receipt: None,
     }))
+}
+
+/// Leaves out a rejected transaction's receipt for a caller who may see the transaction (its
+/// payee, the operator of the payee's bank) but not why it was rejected
+/// ([`Caller::sees_rejection_of`]): it reads `rejected`, at its height, without the error
+/// that names what the payer lacked.
+///
+/// [`Caller::sees_rejection_of`]: super::auth::Caller::sees_rejection_of
+async fn withhold_rejection(
+    caller: &super::auth::Caller,
+    state: &ApiState,
+    view: &mut TxStatusView,
+) -> ApiResult<()> {
+    let Some(receipt) = view
+        .receipt
+        .as_ref()
+        .filter(|receipt| matches!(receipt.outcome, Outcome::Rejected { .. }))
+    else {
+        return Ok(());
+    };
+    if caller.sees_all() {
+        return Ok(());
+    }
+    let location = (receipt.height, receipt.index);
+    let signer = state
+        .read_expensive(move |store| signer_at(store, location, &mut None))
+        .await??;
+    if !signer.is_some_and(|signer| caller.sees_rejection_of(&state.reader.view().ledger, &signer))
+    {
+        view.receipt = None;
+    }
+    Ok(())
+}
+
+/// The signer of the transaction at `location` (block height, index), decoding the block
+/// unless `decoded` holds it already (and keeping it there).
+pub(crate) fn signer_at(
+    store: &Store,
+    (height, index): crate::storage::Location,
+    decoded: &mut Option<(u64, Vec<SignedTransaction>)>,
+) -> ApiResult<Option<AccountId>> {
+    if decoded.as_ref().map(|(at, _)| *at) != Some(height) {
+        *decoded = Some((height, stored_block_transactions(store, height)?));
+    }
+    Ok(decoded
+        .as_ref()
+        .and_then(|(_, txs)| txs.get(index as usize))
+        .map(|tx| tx.tx.signer))
 }
 
 /// Whether a transaction [`check_transaction`] judged may be shown. Another's (403) reads
