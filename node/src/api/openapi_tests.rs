@@ -168,26 +168,7 @@ impl TestApi {
         uri: &str,
         body: &str,
     ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let mut request = Request::builder()
-            .method(Method::from_bytes(method.as_bytes()).expect("method"))
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_owned()))
-            .expect("request");
-        if let Some(seed) = signer {
-            self.sign(&mut request, seed, body.as_bytes());
-        }
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                client, 40_000,
-            ))));
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
+        let response = self.respond(client, signer, method, uri, body).await;
         let status = response.status();
         let headers = response.headers().clone();
         let content_type = response
@@ -205,26 +186,41 @@ impl TestApi {
         (status, headers, body.to_vec())
     }
 
-    /// The event stream at `uri`, read as `seed` until `until` appears in it (10 s at most).
-    async fn events_until(&self, seed: u64, uri: &str, until: &str) -> String {
-        use futures::StreamExt as _;
+    /// The router's response to one request from `client`, signed by the key of `signer`
+    /// (a testkit seed) or anonymous; its body unread.
+    async fn respond(
+        &self,
+        client: [u8; 4],
+        signer: Option<u64>,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> axum::response::Response {
         let mut request = Request::builder()
-            .method(Method::GET)
+            .method(Method::from_bytes(method.as_bytes()).expect("method"))
             .uri(uri)
-            .body(Body::empty())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
             .expect("request");
-        self.sign(&mut request, seed, b"");
+        if let Some(seed) = signer {
+            self.sign(&mut request, seed, body.as_bytes());
+        }
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                CLIENT_A, 40_000,
+                client, 40_000,
             ))));
-        let response = self
-            .router
+        self.router
             .clone()
             .oneshot(request)
             .await
-            .expect("infallible");
+            .expect("infallible")
+    }
+
+    /// The event stream at `uri`, read as `seed` until `until` appears in it (10 s at most).
+    async fn events_until(&self, seed: u64, uri: &str, until: &str) -> String {
+        use futures::StreamExt as _;
+        let response = self.respond(CLIENT_A, Some(seed), "GET", uri, "").await;
         assert_eq!(response.status(), StatusCode::OK, "{uri}");
         let mut body = response.into_body().into_data_stream();
         let mut text = String::new();
