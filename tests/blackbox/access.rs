@@ -339,8 +339,7 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     let signer_b1 = format!("/v1/signers/{b1}");
     let the_tx = format!("/v1/transactions/{hash}");
     // Its pacs.002 status: `transfer` gives nonce 0 the end-to-end id NET-0. Read "as the
-    // transaction"; naming the debtor makes the lookup the same for every caller (without
-    // it, a caller who may not see the debtor finds no transfer at all).
+    // transaction", with the debtor named or not: a payee finds its own transfers either way.
     let pacs002 = "/v1/iso20022/pacs.002/NET-0".to_string();
     let pacs002_of_a1 = format!("/v1/iso20022/pacs.002/NET-0?debtor={a1}");
     let bank_a_route = format!("/v1/banks/{bank_a}");
@@ -408,6 +407,7 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     // Customer B1 received it: it may read it too, but not A1's account or proof.
     customer_b1.ok(&rpc, &the_tx);
     customer_b1.ok(&rpc, &pacs002_of_a1);
+    customer_b1.ok(&rpc, &pacs002);
     customer_b1.refused(&rpc, &account_a1, 403, "forbidden");
     customer_b1.refused(&rpc, &proof_a1, 403, "forbidden");
 
@@ -434,6 +434,7 @@ fn each_role_reads_only_its_own_data_and_signed_requests_cannot_be_replayed_or_f
     // Whether A1 paid with an end-to-end id is not A2's to learn: the same answer as for an
     // id nobody used.
     customer_a2.refused(&rpc, &pacs002_of_a1, 404, "unknown_end_to_end_id");
+    customer_a2.refused(&rpc, &pacs002, 404, "unknown_end_to_end_id");
     customer_a2.refused(
         &rpc,
         &format!("/v1/iso20022/pacs.002/NEVER-USED?debtor={a1}"),

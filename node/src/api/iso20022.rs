@@ -484,12 +484,13 @@ pub(crate) async fn pacs002_status(
         ));
     }
     // Whose transfers: the debtor given, or the one debtor there is (more: ambiguous), of
-    // those whose status the caller may read (a debtor, its bank's operator, or all).
+    // those with a transfer the caller may read (its debtor, the debtor's bank's operator and
+    // the all-seeing roles read them all; a payee and its bank's operator the payee's).
     caller.known()?;
     let ledger = state.reader.view().ledger.clone();
     let remembered = state.iso_orders.find(&end_to_end_id);
-    let debtor = match debtor {
-        Some(debtor) => debtor,
+    let debtors = match debtor {
+        Some(debtor) => vec![debtor],
         None => {
             let lookup = end_to_end_id.clone();
             let mut debtors = state
@@ -500,56 +501,50 @@ pub(crate) async fn pacs002_status(
             debtors.extend(remembered.iter().map(|(signer, _, _)| *signer));
             debtors.sort();
             debtors.dedup();
-            debtors.retain(|debtor| caller.may_read_signer(&ledger, debtor).is_ok());
-            match debtors.as_slice() {
-                [] => {
-                    return Err(ApiError::new(
-                        Code::UnknownEndToEndId,
-                        format!("no transfer with end-to-end id {end_to_end_id:?} on this node"),
-                    ))
-                }
-                [one] => *one,
-                several => {
-                    return Err(ApiError::new(
-                        Code::AmbiguousEndToEndId,
-                        format!(
-                            "{}{} debtors used end-to-end id {end_to_end_id:?} ({}); add ?debtor=",
-                            if several.len() >= 8 { "at least " } else { "" },
-                            several.len(),
-                            several
-                                .iter()
-                                .map(|d| d.to_hex())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ))
-                }
-            }
+            debtors
         }
     };
-    let lookup = end_to_end_id.clone();
-    let included = state
-        .reader
-        .read(move |store| store.transfers_by_end_to_end_id(&lookup, Some(&debtor), MAX_CANDIDATES))
-        .await
-        .map_err(ApiError::internal)?;
-    let mut candidates: Vec<(Hash, Option<String>)> =
-        included.into_iter().map(|(_, hash)| (hash, None)).collect();
-    for (signer, hash, message_id) in remembered {
-        if signer != debtor {
-            continue;
-        }
-        match candidates.iter_mut().find(|(h, _)| *h == hash) {
-            Some(found) => found.1 = Some(message_id),
-            None => candidates.push((hash, Some(message_id))),
+    let mut found = Vec::new();
+    for debtor in debtors {
+        let candidates = readable_candidates(
+            &caller,
+            &state,
+            &ledger,
+            &end_to_end_id,
+            debtor,
+            &remembered,
+        )
+        .await?;
+        if !candidates.is_empty() {
+            found.push((debtor, candidates));
         }
     }
-    if candidates.is_empty() {
-        return Err(ApiError::new(
-            Code::UnknownEndToEndId,
-            format!("no transfer of {debtor} with end-to-end id {end_to_end_id:?} on this node"),
-        ));
-    }
+    let (debtor, candidates) = match found.len() {
+        0 => {
+            let whose = debtor
+                .map(|debtor| format!(" of {debtor}"))
+                .unwrap_or_default();
+            return Err(ApiError::new(
+                Code::UnknownEndToEndId,
+                format!("no transfer{whose} with end-to-end id {end_to_end_id:?} on this node"),
+            ));
+        }
+        1 => found.remove(0),
+        several => {
+            return Err(ApiError::new(
+                Code::AmbiguousEndToEndId,
+                format!(
+                    "{}{several} debtors used end-to-end id {end_to_end_id:?} ({}); add ?debtor=",
+                    if several >= 8 { "at least " } else { "" },
+                    found
+                        .iter()
+                        .map(|(d, _)| d.to_hex())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    };
     // Several transactions of one debtor (a retry rejected as a duplicate, the id used
     // again after the duplicate window): the latest that is not a duplicate's rejection.
     let mut best: Option<((bool, std::cmp::Reverse<u64>), StatusReport)> = None;
@@ -563,30 +558,12 @@ pub(crate) async fn pacs002_status(
             best = Some((key, report));
         }
     }
-    let best = best.map(|(_, report)| report);
-    let report = best.ok_or_else(|| ApiError::internal("no candidate"))?;
-    // Whether it is the caller's, judged as for the transaction itself; an order acknowledged
-    // here whose transaction this node no longer holds is its debtor's. To a caller it is not
-    // for, the answer is the same as for an id nobody used: whether someone else paid with
-    // it is not theirs to learn.
-    let hash = report.tx_hash;
-    let location = state
-        .reader
-        .read(move |store| store.tx_location(&hash))
-        .await
-        .map_err(ApiError::internal)?;
-    let readable =
-        match super::transactions::check_transaction(&caller, &state, hash, location).await {
-            Ok(true) => true,
-            Ok(false) => caller.may_read_signer(&ledger, &debtor).is_ok(),
-            Err(_) => false,
-        };
-    if !readable {
+    let Some((_, report)) = best else {
         return Err(ApiError::new(
             Code::UnknownEndToEndId,
             format!("no transfer of {debtor} with end-to-end id {end_to_end_id:?} on this node"),
         ));
-    }
+    };
     // Judged with its reason (a duplicate's rejection ranks last), shown without it to a
     // caller who may not read the debtor: a rejection names what the payer lacked.
     let report = if caller.sees_rejection_of(&ledger, &debtor) {
@@ -599,4 +576,55 @@ pub(crate) async fn pacs002_status(
     };
     let xml = pacs002(&report).map_err(ApiError::internal)?;
     Ok(xml_response(StatusCode::OK, xml))
+}
+
+/// `debtor`'s transfers with `end_to_end_id`, committed or acknowledged here (with the
+/// order's message id where this node acknowledged it), that `caller` may read: all of them
+/// to a caller who may read the debtor; to another (a payee, the payee's bank's operator)
+/// those it may read as a transaction, judged before any is picked, so that the debtor's
+/// other transfers with the id (to someone else, a duplicate's rejection) neither hide the
+/// caller's nor show through. An order acknowledged here whose transaction this node no
+/// longer holds is its debtor's.
+async fn readable_candidates(
+    caller: &super::auth::Caller,
+    state: &ApiState,
+    ledger: &interpool_contracts::Ledger,
+    end_to_end_id: &str,
+    debtor: AccountId,
+    remembered: &[Order],
+) -> ApiResult<Vec<(Hash, Option<String>)>> {
+    let lookup = end_to_end_id.to_string();
+    let included = state
+        .reader
+        .read(move |store| store.transfers_by_end_to_end_id(&lookup, Some(&debtor), MAX_CANDIDATES))
+        .await
+        .map_err(ApiError::internal)?;
+    let mut candidates: Vec<(Hash, Option<String>)> =
+        included.into_iter().map(|(_, hash)| (hash, None)).collect();
+    for (signer, hash, message_id) in remembered {
+        if *signer != debtor {
+            continue;
+        }
+        match candidates.iter_mut().find(|(h, _)| h == hash) {
+            Some(found) => found.1 = Some(message_id.clone()),
+            None => candidates.push((*hash, Some(message_id.clone()))),
+        }
+    }
+    if caller.may_read_signer(ledger, &debtor).is_ok() {
+        return Ok(candidates);
+    }
+    let mut readable = Vec::with_capacity(candidates.len());
+    for (hash, message_id) in candidates {
+        let location = state
+            .reader
+            .read(move |store| store.tx_location(&hash))
+            .await
+            .map_err(ApiError::internal)?;
+        if let Ok(true) =
+            super::transactions::check_transaction(caller, state, hash, location).await
+        {
+            readable.push((hash, message_id));
+        }
+    }
+    Ok(readable)
 }

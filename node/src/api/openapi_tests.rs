@@ -2120,6 +2120,82 @@ async fn a_rejections_reason_is_shown_only_to_those_who_may_read_its_payer() {
     }
 }
 
+/// A transfer with end-to-end id `end_to_end_id` from customer `from` to customer `to`.
+fn transfer_with_id(
+    from: u64,
+    to: u64,
+    nonce: u64,
+    end_to_end_id: &str,
+) -> interpool_contracts::VerifiedTransaction {
+    interpool_contracts::Transaction {
+        chain_id: "test".into(),
+        signer: account(from),
+        nonce,
+        valid_until_height: 1_000,
+        body: interpool_contracts::Body::Transfer {
+            to: account(to),
+            amount: Amount(100),
+            end_to_end_id: end_to_end_id.into(),
+            reference: String::new(),
+            terms: Default::default(),
+        },
+    }
+    .sign(&testkit::key(from))
+    .check_stateless("test")
+    .expect("valid")
+}
+
+/// pacs.002 picks among the transfers a caller may read, not among all of the debtor's: a
+/// payee whose payment's end-to-end id the debtor used again for someone else (here a
+/// duplicate's rejection) gets its own transfer's status, with or without `?debtor=`; the
+/// other payee gets its own (the rejection, without its reason); a customer party to
+/// neither gets the answer for an id nobody used. Before, the debtor's best transfer was
+/// picked first and then refused to every caller but its payee.
+#[tokio::test]
+async fn pacs002_answers_each_payee_with_its_own_transfer_of_a_shared_end_to_end_id() {
+    let mut api = TestApi::new();
+    let payer_seed = customer_seed(1, 0);
+    let (first_payee, second_payee, stranger) = (
+        customer_seed(0, 0),
+        customer_seed(0, 1),
+        customer_seed(1, 1),
+    );
+    let payer = account(payer_seed);
+    let paid = transfer_with_id(payer_seed, first_payee, 0, "INV-7");
+    let duplicate = transfer_with_id(payer_seed, second_payee, 1, "INV-7");
+    // In one block: the second is rejected there as a duplicate (admission checks the state).
+    crate::testkit::commit_block(&mut api._core, vec![paid, duplicate], 1 << 40);
+    let status = |seed: u64, uri: &str| {
+        let (api, uri) = (&api, uri.to_string());
+        async move {
+            let (status, _, body) = api.send_signed(CLIENT_A, Some(seed), "GET", &uri, "").await;
+            (status, String::from_utf8(body.to_vec()).expect("UTF-8"))
+        }
+    };
+    let by_debtor = format!("/v1/iso20022/pacs.002/INV-7?debtor={payer}");
+    for uri in ["/v1/iso20022/pacs.002/INV-7", by_debtor.as_str()] {
+        // The payer (and its bank) see the payment, not the later duplicate.
+        for seed in [payer_seed, operator_seed(1), testkit::REGULATOR_SEED] {
+            let (code, xml) = status(seed, uri).await;
+            assert_eq!(code, StatusCode::OK, "{uri}: {xml}");
+            assert!(xml.contains("ACSC"), "{uri}: {xml}");
+        }
+        let (code, xml) = status(first_payee, uri).await;
+        assert_eq!(code, StatusCode::OK, "{uri}: {xml}");
+        assert!(xml.contains("ACSC"), "the first payee's payment: {xml}");
+        let (code, xml) = status(second_payee, uri).await;
+        assert_eq!(code, StatusCode::OK, "{uri}: {xml}");
+        assert!(xml.contains("RJCT"), "the second payee's transfer: {xml}");
+        assert!(
+            !xml.contains("duplicate"),
+            "its reason is the payer's: {xml}"
+        );
+        let (code, body) = status(stranger, uri).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert!(body.contains("unknown_end_to_end_id"), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn access_metrics_off_the_machine_only_for_nodes_and_regulators() {
     let api = TestApi::new();
