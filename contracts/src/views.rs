@@ -165,10 +165,13 @@ pub struct HealthView {
     pub mempool_size: usize,
     /// The mempool's capacity.
     pub mempool_capacity: usize,
-    /// Payments waiting in queues, over all banks.
-    pub queued: usize,
-    /// The longest bank queue.
-    pub longest_queue: usize,
+    /// Payments waiting in queues, over all banks; shown to those who may read the
+    /// node's metrics (nodes, regulators, and callers on the node's machine where it
+    /// allows them), `null` to others: with few banks, the totals tell one bank another's
+    /// liquidity.
+    pub queued: Option<usize>,
+    /// The longest bank queue; shown as `queued` is.
+    pub longest_queue: Option<usize>,
     /// The capacity of each bank's queue.
     pub queue_capacity: u64,
 }

@@ -84,8 +84,13 @@ impl Health {
             `reasons` says why", body = HealthView),
     )
 )]
-pub(crate) async fn health(State(state): State<ApiState>) -> Response {
-    let (view, healthy) = diagnose(&state);
+pub(crate) async fn health(caller: super::auth::Caller, State(state): State<ApiState>) -> Response {
+    // The queues' figures are network-wide: with few banks they tell one bank another's
+    // liquidity. They go to the callers who may read the node's metrics.
+    let queues_visible = caller
+        .may_read_metrics(state.auth.metrics_from_loopback)
+        .is_ok();
+    let (view, healthy) = diagnose(&state, queues_visible);
     let code = if healthy {
         StatusCode::OK
     } else {
@@ -94,8 +99,9 @@ pub(crate) async fn health(State(state): State<ApiState>) -> Response {
     (code, Json(view)).into_response()
 }
 
-/// The diagnosis, and whether the node is healthy.
-pub(crate) fn diagnose(state: &ApiState) -> (HealthView, bool) {
+/// The diagnosis, and whether the node is healthy; the queues' figures only if
+/// `queues_visible`.
+pub(crate) fn diagnose(state: &ApiState, queues_visible: bool) -> (HealthView, bool) {
     let health = &state.health;
     let view = state.reader.view();
     let height = view.tip.height;
@@ -104,10 +110,14 @@ pub(crate) fn diagnose(state: &ApiState) -> (HealthView, bool) {
     state.metrics.reachability(reachable, health.quorum);
     let since = state.metrics.since_last_commit();
     let ledger = &view.ledger;
-    let lengths: Vec<usize> = ledger
-        .banks()
-        .map(|(id, _)| ledger.queue(id).count())
-        .collect();
+    let lengths: Vec<usize> = if queues_visible {
+        ledger
+            .banks()
+            .map(|(id, _)| ledger.queue(id).count())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let (mempool_size, mempool_capacity) = {
         let mempool = lock(&state.mempool);
         (mempool.len(), mempool.capacity())
@@ -173,8 +183,8 @@ pub(crate) fn diagnose(state: &ApiState) -> (HealthView, bool) {
             validators_needed: needed,
             mempool_size,
             mempool_capacity,
-            queued: lengths.iter().sum(),
-            longest_queue: lengths.iter().copied().max().unwrap_or(0),
+            queued: queues_visible.then(|| lengths.iter().sum()),
+            longest_queue: queues_visible.then(|| lengths.iter().copied().max().unwrap_or(0)),
             queue_capacity: u64::from(ledger.params().max_queue_per_bank),
         },
         healthy,

@@ -2399,3 +2399,30 @@ async fn body_a_refused_body_is_read_to_its_end_before_the_answer_unless_it_was_
     assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(response.headers()[header::CONNECTION], "close");
 }
+
+/// `/v1/health`'s queue figures are network-wide (with few banks, they tell one bank
+/// another's liquidity): a regulator reads them; an anonymous caller away from the node's
+/// machine, a customer and an operator get `null`, and the rest of the health answer alike.
+#[tokio::test]
+async fn health_shows_the_queues_only_to_those_who_may_read_the_metrics() {
+    let api = TestApi::new();
+    for (signer, shown) in [
+        (Some(testkit::REGULATOR_SEED), true),
+        (None, false),
+        (Some(customer_seed(0, 0)), false),
+        (Some(operator_seed(0)), false),
+    ] {
+        let (status, _, body) = api
+            .send_signed(CLIENT_A, signer, "GET", "/v1/health", "")
+            .await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let view: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(view["queued"].is_u64(), shown, "{signer:?}: {view}");
+        assert_eq!(view["longest_queue"].is_u64(), shown, "{signer:?}: {view}");
+        if !shown {
+            assert!(view["queued"].is_null(), "{view}");
+        }
+        assert_eq!(view["status"], "ok", "{view}");
+        assert!(view["mempool_capacity"].is_u64(), "{view}");
+    }
+}
