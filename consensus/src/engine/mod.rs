@@ -250,17 +250,21 @@ impl Engine {
             } => self.on_proposal_ready(height, round, payload),
             Input::ValidationResult {
                 height,
+                round,
                 digest,
                 valid,
-                ..
             } => {
                 if height == self.height {
-                    let verdict = if valid {
-                        Validity::Valid
+                    if valid {
+                        self.validity.insert(digest, Validity::Valid);
+                    } else if round >= self.round {
+                        self.validity.insert(digest, Validity::Invalid);
                     } else {
-                        Validity::Invalid
-                    };
-                    self.validity.insert(digest, verdict);
+                        // A rejection judged in an earlier round: it may have depended on
+                        // the moment (a block time just ahead of this node's clock), so it
+                        // is not kept; a re-proposal in this round is judged again.
+                        self.revalidate(digest);
+                    }
                 }
             }
             Input::CommittedViaSync {

@@ -57,6 +57,18 @@ impl Engine {
         self.accept_proposal(round, digest, message);
     }
 
+    /// Forgets the verdict on `digest` and, if it is this round's proposal, asks for it
+    /// again.
+    pub(super) fn revalidate(&mut self, digest: Digest) {
+        self.validity.remove(&digest);
+        if let Some(current) = self.proposals.get(&self.round) {
+            if current.digest == digest {
+                let message = current.message.clone();
+                self.accept_proposal(self.round, digest, message);
+            }
+        }
+    }
+
     pub(super) fn accept_proposal(&mut self, round: Round, digest: Digest, message: SignedMessage) {
         if round == self.round && !self.validity.contains_key(&digest) {
             if let Message::Proposal(proposal) = &message.message {
@@ -181,6 +193,13 @@ impl Engine {
         let floor = round.saturating_sub(self.config.round_window);
         self.votes.prune_below(floor);
         self.proposals = self.proposals.split_off(&floor);
+        // A rejection holds for the round it was judged in: the application's verdict may
+        // depend on the moment (a block time just ahead of this node's clock, which a
+        // byzantine proposer can aim at one validator). Kept, it would refuse for good the
+        // payload a quorum locked on and must re-propose, and one proposer could stop the
+        // height (ADR 0009: a byzantine proposer costs a round, no more).
+        self.validity
+            .retain(|_, verdict| *verdict != Validity::Invalid);
         self.actions.push(Action::SetTimer {
             height: self.height,
             round,

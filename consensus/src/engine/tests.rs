@@ -880,3 +880,88 @@ fn retransmissions_back_off_within_a_stuck_round_and_reset_in_the_next() {
         "the backoff restarts in a new round: {first:?}"
     );
 }
+
+/// The payload validations an engine asked for, as `(round, payload)`.
+fn validations(actions: &[Action]) -> Vec<(Round, Vec<u8>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ValidatePayload { round, payload, .. } => Some((*round, payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A proposal's rejection holds for its round only: the application's verdict may depend on
+/// the moment (a block time just ahead of this validator's clock, which a byzantine proposer
+/// can aim at one validator while the others lock on the payload). When a quorum's round
+/// changes force the same payload again in the next round, it is judged again, and prepared
+/// if valid now. Before, the cached rejection refused it in every round: one proposer could
+/// stop the height (its withheld vote and this validator's made the quorum unreachable).
+#[test]
+fn a_payload_rejected_in_one_round_is_judged_again_when_re_proposed() {
+    let x: &[u8] = b"x";
+    let justification = || {
+        vec![
+            round_change(1, 1, Some((0, x))),
+            round_change(2, 1, Some((0, x))),
+            round_change(3, 1, None),
+        ]
+    };
+    let timeout = |e: &mut Engine| {
+        e.handle(Input::Timeout {
+            height: 1,
+            round: 0,
+            kind: TimerKind::Round,
+            now_ms: 1_000,
+        })
+    };
+    let reject = |e: &mut Engine, round: Round| {
+        e.handle(Input::ValidationResult {
+            height: 1,
+            round,
+            digest: Digest::of(x),
+            valid: false,
+        })
+    };
+    let prepares = |actions: &Ready| {
+        broadcasts(actions)
+            .iter()
+            .any(|m| matches!(m, Message::Prepare(v) if v.round == 1))
+    };
+
+    // Rejected in round 0, then re-proposed in round 1: validated again, and prepared.
+    let (mut e, _) = started(0);
+    let actions = e.handle(proposal(1, 0, x, vec![]));
+    assert_eq!(validations(&actions), vec![(0, x.to_vec())]);
+    reject(&mut e, 0);
+    timeout(&mut e);
+    let actions = e.handle(proposal(2, 1, x, justification()));
+    assert_eq!(validations(&actions), vec![(1, x.to_vec())], "{actions:?}");
+    let actions = validate(&mut e, 1, x);
+    assert!(prepares(&actions), "valid now: prepared ({actions:?})");
+
+    // The round-0 verdict arrives only after the re-proposal: it is not the round-1 verdict.
+    let (mut e, _) = started(0);
+    e.handle(proposal(1, 0, x, vec![]));
+    timeout(&mut e);
+    let actions = e.handle(proposal(2, 1, x, justification()));
+    assert!(
+        validations(&actions).is_empty(),
+        "still being judged: {actions:?}"
+    );
+    let actions = reject(&mut e, 0);
+    assert_eq!(validations(&actions), vec![(1, x.to_vec())], "{actions:?}");
+    let actions = validate(&mut e, 1, x);
+    assert!(prepares(&actions), "{actions:?}");
+
+    // A rejection in the current round stands.
+    let (mut e, _) = started(0);
+    e.handle(proposal(1, 0, x, vec![]));
+    reject(&mut e, 0);
+    let actions = e.handle(prepare(2, 0, x));
+    assert!(
+        !prepares(&actions) && broadcasts(&actions).is_empty(),
+        "{actions:?}"
+    );
+}
