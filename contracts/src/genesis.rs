@@ -51,12 +51,13 @@ pub struct GenesisNode {
 pub mod defaults {
     /// Queue capacity per bank.
     pub const MAX_QUEUE_PER_BANK: u32 = 10_000;
-    /// Blocks an `end_to_end_id` is remembered.
-    pub const DUPLICATE_WINDOW_BLOCKS: u64 = 86_400;
+    /// Blocks an `end_to_end_id` is remembered: twice [`MAX_VALIDITY_BLOCKS`], the least
+    /// the genesis allows.
+    pub const DUPLICATE_WINDOW_BLOCKS: u64 = 2 * MAX_VALIDITY_BLOCKS;
     /// How far past a signer's next nonce a pending transaction's nonce may be.
     pub const MAX_NONCE_LOOKAHEAD: u64 = 256;
     /// How many blocks ahead a transaction's `valid_until_height` may lie.
-    pub const MAX_VALIDITY_BLOCKS: u64 = DUPLICATE_WINDOW_BLOCKS;
+    pub const MAX_VALIDITY_BLOCKS: u64 = 86_400;
     /// Most transfers of one payer waiting in its bank's queue.
     pub const MAX_QUEUED_PER_PAYER: u32 = 100;
 
@@ -118,8 +119,9 @@ pub struct Genesis {
     #[serde(default = "defaults::max_queue_per_bank")]
     pub max_queue_per_bank: u32,
     /// For how many blocks an `end_to_end_id` is remembered after its transfer. At least
-    /// `max_validity_blocks`, so that a retry of a payment (same `end_to_end_id`, signed
-    /// while the first was still valid) can never pay twice.
+    /// twice `max_validity_blocks`, so that a retry of a payment (same `end_to_end_id`,
+    /// signed while the first was still valid) can never pay twice: the first, included at
+    /// height `h`, is valid until `h + V` at most, and a retry signed then until `h + 2V`.
     #[serde(default = "defaults::duplicate_window_blocks")]
     pub duplicate_window_blocks: u64,
     /// A pending transaction's nonce may be at most this far past its signer's next nonce
@@ -208,8 +210,8 @@ pub enum GenesisError {
     /// The business-day calendar is unusable.
     #[error("business_day: {0}")]
     BusinessDay(String),
-    /// `duplicate_window_blocks` is shorter than `max_validity_blocks`.
-    #[error("duplicate_window_blocks ({window}) must be at least max_validity_blocks ({validity}), or a retry of a payment could pay twice")]
+    /// `duplicate_window_blocks` is shorter than twice `max_validity_blocks`.
+    #[error("duplicate_window_blocks ({window}) must be at least twice max_validity_blocks ({validity}): a retry of a payment signed while the first was still valid may be included up to twice max_validity_blocks after it, and would pay twice")]
     DuplicateWindowTooShort {
         /// `duplicate_window_blocks`.
         window: u64,
@@ -246,7 +248,7 @@ impl Genesis {
                 return Err(GenesisError::ZeroParameter(name));
             }
         }
-        if self.duplicate_window_blocks < self.max_validity_blocks {
+        if self.duplicate_window_blocks < self.max_validity_blocks.saturating_mul(2) {
             return Err(GenesisError::DuplicateWindowTooShort {
                 window: self.duplicate_window_blocks,
                 validity: self.max_validity_blocks,
@@ -329,7 +331,7 @@ mod tests {
         object.remove("duplicate_window_blocks");
         let back: Genesis = serde_json::from_value(json).expect("defaults fill in");
         assert_eq!(back.max_queue_per_bank, 10_000);
-        assert_eq!(back.duplicate_window_blocks, 86_400);
+        assert_eq!(back.duplicate_window_blocks, 172_800);
     }
 
     #[test]
@@ -386,6 +388,33 @@ mod tests {
                 window: 10,
                 validity: 11
             })
+        );
+        // Equal is not enough: the first transfer valid until 1 + 10 and a retry signed then
+        // valid until 1 + 20 must not be told apart by the window.
+        assert_eq!(
+            check(&|g| {
+                g.duplicate_window_blocks = 10;
+                g.max_validity_blocks = 10;
+            }),
+            Err(GenesisError::DuplicateWindowTooShort {
+                window: 10,
+                validity: 10
+            })
+        );
+        assert_eq!(
+            check(&|g| {
+                g.duplicate_window_blocks = 20;
+                g.max_validity_blocks = 10;
+            }),
+            Ok(())
+        );
+        // A window of "never" suits any horizon.
+        assert_eq!(
+            check(&|g| {
+                g.duplicate_window_blocks = u64::MAX;
+                g.max_validity_blocks = u64::MAX;
+            }),
+            Ok(())
         );
         assert_eq!(
             check(&|g| g.banks[1].id = g.banks[0].id.clone()),

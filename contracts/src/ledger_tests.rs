@@ -63,7 +63,9 @@ impl Harness {
             chain_id: "test".into(),
             signer: account(seed),
             nonce,
-            valid_until_height: self.ledger.height() + 10,
+            // Within the genesis's validity horizon, which some tests shorten.
+            valid_until_height: self.ledger.height()
+                + self.ledger.params().max_validity_blocks.min(10),
             body,
         }
         .sign(&key(seed))
@@ -707,7 +709,7 @@ fn every_stateful_rejection_changes_nothing_but_the_nonce() {
 fn duplicate_end_to_end_id_is_rejected_until_the_window_passes() {
     let mut genesis = testkit::genesis(1, 2, 100_000, 1_000_000, 50_000);
     genesis.duplicate_window_blocks = 11;
-    genesis.max_validity_blocks = 11;
+    genesis.max_validity_blocks = 5;
     let mut h = Harness::with(genesis);
     assert_eq!(
         h.run(cust(0, 0), transfer(cust(0, 1), 10, "INV-1")),
@@ -734,11 +736,66 @@ fn duplicate_end_to_end_id_is_rejected_until_the_window_passes() {
     );
 }
 
+/// The shortest window a genesis allows (twice the validity horizon) still refuses the
+/// latest retry of a payment: signed at the last height the first was valid, included at the
+/// last height the retry is. With the window equal to the horizon (allowed before), this
+/// retry paid twice.
+#[test]
+fn the_shortest_window_refuses_a_retry_signed_when_the_first_was_last_valid() {
+    let mut genesis = testkit::genesis(1, 2, 100_000, 1_000_000, 50_000);
+    genesis.max_validity_blocks = 5;
+    genesis.duplicate_window_blocks = 10;
+    let mut h = Harness::with(genesis);
+    let signed = |nonce: u64, valid_until_height: u64| {
+        Transaction {
+            chain_id: "test".into(),
+            signer: account(cust(0, 0)),
+            nonce,
+            valid_until_height,
+            body: transfer(cust(0, 1), 10, "INV-9"),
+        }
+        .sign(&key(cust(0, 0)))
+        .check_stateless("test")
+        .expect("valid")
+    };
+    // Included at height 1, valid until 1 + 5.
+    let first = signed(0, 6);
+    assert_eq!(h.block(vec![first]).receipts[0].outcome, Outcome::Committed);
+    // At height 6 the payer, not knowing, signs the retry: valid until 6 + 5.
+    let retry = signed(1, 11);
+    while h.ledger.height() < 10 {
+        h.block(vec![]);
+    }
+    let paid = h
+        .ledger
+        .account(&account(cust(0, 1)))
+        .expect("payee")
+        .balance;
+    // (This block also forgets the first id, after its transactions: `expect_rejected`'s
+    // "nothing else changed" does not apply.)
+    let outcome = h.block(vec![retry]);
+    assert_eq!(
+        outcome.receipts[0].outcome,
+        Outcome::Rejected {
+            error: TxError::DuplicateEndToEndId("INV-9".into())
+        }
+    );
+    assert_eq!(h.ledger.height(), 11);
+    assert_eq!(
+        h.ledger
+            .account(&account(cust(0, 1)))
+            .expect("payee")
+            .balance,
+        paid,
+        "paid once"
+    );
+}
+
 #[test]
 fn end_to_end_ids_are_one_state_entry_per_block_and_leave_it_with_the_window() {
     let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 50_000);
     genesis.duplicate_window_blocks = 11;
-    genesis.max_validity_blocks = 11;
+    genesis.max_validity_blocks = 5;
     let mut h = Harness::with(genesis.clone());
     let ids = |ledger: &Ledger| -> Vec<(u64, Vec<Hash>)> {
         ledger
@@ -900,7 +957,7 @@ fn one_payer_cannot_fill_its_banks_queue() {
 fn a_validity_beyond_the_horizon_is_rejected() {
     let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
     genesis.max_validity_blocks = 5;
-    genesis.duplicate_window_blocks = 5;
+    genesis.duplicate_window_blocks = 10;
     let mut h = Harness::with(genesis);
     let at_the_limit = Transaction {
         chain_id: "test".into(),

@@ -63,7 +63,7 @@ pub fn genesis(banks: usize, customers: usize, balance: u64, pool: u64, cap: u64
         cycle_blocks: 100,
         queue_expiry_blocks: 20,
         max_queue_per_bank: 10_000,
-        duplicate_window_blocks: 1_000,
+        duplicate_window_blocks: 2_000,
         max_nonce_lookahead: 256,
         max_validity_blocks: 1_000,
         max_queued_per_payer: 10_000,

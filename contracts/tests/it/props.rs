@@ -103,7 +103,7 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
                 genesis.cycle_blocks = cycle_blocks;
                 genesis.queue_expiry_blocks = expiry;
                 genesis.duplicate_window_blocks = 4;
-                genesis.max_validity_blocks = 4;
+                genesis.max_validity_blocks = 2;
                 Scenario {
                     genesis,
                     blocks,
@@ -143,7 +143,7 @@ fn edge_scenario_strategy() -> impl Strategy<Value = Scenario> {
                 genesis.cycle_blocks = cycle_blocks;
                 genesis.queue_expiry_blocks = expiry;
                 genesis.duplicate_window_blocks = 4;
-                genesis.max_validity_blocks = 4;
+                genesis.max_validity_blocks = 2;
                 Scenario {
                     genesis,
                     blocks,
