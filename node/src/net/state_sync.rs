@@ -267,7 +267,7 @@ fn check_offer(
     chain_id: &str,
 ) -> Result<ChainTip, String> {
     let info = &offer.checkpoint;
-    if offer.block.height != info.height || offer.next.height != info.height + 1 {
+    if offer.block.height != info.height || Some(offer.next.height) != info.height.checked_add(1) {
         return Err("the blocks are not the checkpoint's and the next".into());
     }
     verify(&offer.block, validators).map_err(|e| e.to_string())?;
@@ -275,7 +275,7 @@ fn check_offer(
     let block = Block::decode(&offer.block.payload, MAX_PAYLOAD_BYTES as u64)
         .map_err(|e| format!("block {} does not decode: {e}", info.height))?;
     let next = Block::decode(&offer.next.payload, MAX_PAYLOAD_BYTES as u64)
-        .map_err(|e| format!("block {} does not decode: {e}", info.height + 1))?;
+        .map_err(|e| format!("block {} does not decode: {e}", offer.next.height))?;
     let hash = Block::hash_of(&offer.block.payload);
     if block.header.chain_id != chain_id || block.header.height != info.height {
         return Err("the checkpoint's block is not of this chain at its height".into());
@@ -302,6 +302,26 @@ fn check_offer(
         state_root: info.state_root,
         timestamp_ms: block.header.timestamp_ms,
     })
+}
+
+/// The peers that offered the state `chosen` offers: the same certified height, block and
+/// state root, whatever else their offers say (their entry counts and sizes are not
+/// certified: a peer's odd figure must not leave it the only source, to serve the state or
+/// withhold it).
+fn sources_of(offers: &[(AccountId, StateOffer, ChainTip)], chosen: &StateOffer) -> Vec<AccountId> {
+    let same = |info: &CheckpointInfo| {
+        (info.height, info.block_hash, info.state_root)
+            == (
+                chosen.checkpoint.height,
+                chosen.checkpoint.block_hash,
+                chosen.checkpoint.state_root,
+            )
+    };
+    offers
+        .iter()
+        .filter(|(_, offer, _)| same(&offer.checkpoint))
+        .map(|(peer, _, _)| *peer)
+        .collect()
 }
 
 /// Checks a chunk against its subtree's summary.
@@ -419,11 +439,7 @@ pub async fn join(
             .find(|(_, o, _)| o.checkpoint.height == best)
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("state sync: the best offer vanished"))?;
-        let mut sources: Vec<AccountId> = offers
-            .iter()
-            .filter(|(_, o, _)| o.checkpoint == offer.checkpoint)
-            .map(|(peer, _, _)| *peer)
-            .collect();
+        let mut sources = sources_of(&offers, &offer);
         tracing::info!(
             height = best,
             entries = offer.checkpoint.entries,
@@ -474,7 +490,10 @@ async fn fetch_chunks(
     scores: &mut HashMap<AccountId, i64>,
     metrics: &Metrics,
 ) -> Option<(Vec<StateEntry>, u64)> {
-    let mut entries = Vec::with_capacity(usize::try_from(offer.checkpoint.entries).unwrap_or(0));
+    // Not sized by the offer's `entries`: nothing certifies it (the chunks are checked
+    // against the manifest, the manifest against the certified root), and a peer's
+    // `u64::MAX` would abort the node here.
+    let mut entries = Vec::new();
     let mut refused = 0u64;
     for (index, expected) in offer.manifest.iter().enumerate() {
         if *expected == Subtree::Empty {
@@ -504,7 +523,11 @@ async fn fetch_chunks(
                     continue;
                 }
             };
-            let Some(chunk) = chunk else { continue };
+            let Some(chunk) = chunk else {
+                // It offered this state and does not serve it: ask it last from now on.
+                *scores.entry(*peer).or_default() -= 1;
+                continue;
+            };
             match check_chunk(&chunk, offer.depth, index, *expected) {
                 Ok(()) => {
                     *scores.entry(*peer).or_default() += 1;
@@ -590,5 +613,67 @@ mod tests {
         assert_eq!(depth_for(1_000, (1 << 20) + 1), 1);
         assert_eq!(depth_for(86_400, 86_400 * 32_000), 12);
         assert_eq!(depth_for(1, u64::MAX), MAX_MANIFEST_DEPTH);
+    }
+
+    /// An offer as a peer sends it, for a checkpoint at `height` with `entries` entries
+    /// (blocks and manifest empty: what is checked here needs none).
+    fn offer(height: u64, root: u8, entries: u64) -> StateOffer {
+        let block = |height| SyncedBlock {
+            height,
+            payload: Vec::new(),
+            certificate: Vec::new(),
+        };
+        StateOffer {
+            checkpoint: CheckpointInfo {
+                height,
+                block_hash: Hash([root; 32]),
+                state_root: Hash([root; 32]),
+                timestamp_ms: 0,
+                entries,
+                bytes: 0,
+            },
+            block: block(height),
+            next: block(height.wrapping_add(1)),
+            depth: 0,
+            manifest: Vec::new(),
+        }
+    }
+
+    /// Nothing a peer says about a state beyond its certified height, block and root
+    /// (the entry count, the size) makes it the only source of that state: an offer with
+    /// an odd count left its peer the only one asked for the chunks, free to withhold them.
+    /// (Its count also sized the entries' vector: `u64::MAX` aborted the joining node.)
+    #[test]
+    fn a_state_is_fetched_from_every_peer_that_offers_it_whatever_its_counts() {
+        let tip = |o: &StateOffer| ChainTip {
+            chain_id: "c".into(),
+            height: o.checkpoint.height,
+            hash: o.checkpoint.block_hash,
+            state_root: o.checkpoint.state_root,
+            timestamp_ms: 0,
+        };
+        let peer = |i: u8| AccountId([i; 32]);
+        let hostile = offer(100, 7, u64::MAX);
+        let offers: Vec<_> = [
+            (peer(1), hostile.clone()),
+            (peer(2), offer(100, 7, 5_000)),
+            (peer(3), offer(100, 7, 5_000)),
+            (peer(4), offer(100, 8, 5_000)),
+            (peer(5), offer(99, 7, 5_000)),
+        ]
+        .into_iter()
+        .map(|(p, o)| {
+            let t = tip(&o);
+            (p, o, t)
+        })
+        .collect();
+        assert_eq!(
+            sources_of(&offers, &hostile),
+            vec![peer(1), peer(2), peer(3)]
+        );
+        // A checkpoint at the last height has no next block: refused, not an overflow.
+        let validators = crate::testkit::validator_set(&crate::testkit::genesis());
+        let last = offer(u64::MAX, 7, 0);
+        assert!(check_offer(&last, &validators, "c").is_err());
     }
 }
