@@ -526,10 +526,20 @@ impl Engine {
         if self.config.max_evidence == 0 {
             return;
         }
-        if self.evidence.len() >= self.config.max_evidence {
+        // Bounded in bytes as well as in number: a byzantine proposer's conflicting
+        // proposals each carry a payload of up to `MAX_PAYLOAD_BYTES`, and 64 pairs of them
+        // held about 1 GiB. A pair larger than the whole budget is counted, not kept.
+        let evidence = Evidence { first, second };
+        let size = evidence_bytes(&evidence);
+        if size > MAX_EVIDENCE_BYTES {
+            return;
+        }
+        while self.evidence.len() >= self.config.max_evidence
+            || self.evidence.iter().map(evidence_bytes).sum::<usize>() + size > MAX_EVIDENCE_BYTES
+        {
             self.evidence.remove(0);
         }
-        self.evidence.push(Evidence { first, second });
+        self.evidence.push(evidence);
     }
 
     pub(super) fn count_invalid(&mut self, error: &MessageError) {
@@ -543,4 +553,22 @@ impl Engine {
             _ => self.metrics.invalid_messages = self.metrics.invalid_messages.saturating_add(1),
         }
     }
+}
+
+/// The most memory equivocation evidence may hold, counted by [`evidence_bytes`].
+pub(super) const MAX_EVIDENCE_BYTES: usize = 16 << 20;
+
+/// About what a piece of evidence holds in memory: its payloads, and a fixed allowance for
+/// the rest of each message (votes, signatures, a justification's round changes).
+pub(super) fn evidence_bytes(evidence: &Evidence) -> usize {
+    let message_bytes = |m: &SignedMessage| {
+        512 + match &m.message {
+            Message::Proposal(p) => p.payload.len() + p.justification.len() * 512,
+            Message::RoundChange {
+                prepared_payload, ..
+            } => prepared_payload.as_ref().map_or(0, Vec::len),
+            Message::Prepare(_) | Message::Commit(_) => 0,
+        }
+    };
+    message_bytes(&evidence.first) + message_bytes(&evidence.second)
 }

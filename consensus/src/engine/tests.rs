@@ -965,3 +965,27 @@ fn a_payload_rejected_in_one_round_is_judged_again_when_re_proposed() {
         "{actions:?}"
     );
 }
+
+/// Equivocation evidence is bounded in bytes: a byzantine proposer's conflicting proposals
+/// of a round each carry a large payload, and the 64 pairs kept held about 1 GiB at the
+/// largest payloads. The equivocations are all counted; the newest evidence is kept.
+#[test]
+fn equivocation_evidence_holds_a_bounded_number_of_bytes() {
+    let (mut e, _) = started(0);
+    let payload = |i: u8| vec![i; 2 << 20];
+    e.handle(proposal(1, 0, &payload(0), vec![]));
+    for i in 1..=24u8 {
+        e.handle(proposal(1, 0, &payload(i), vec![]));
+    }
+    assert_eq!(e.metrics().equivocations, 24);
+    let held: usize = e.evidence().iter().map(round::evidence_bytes).sum();
+    assert!(
+        held <= round::MAX_EVIDENCE_BYTES,
+        "{held} bytes of evidence"
+    );
+    let newest = e.evidence().last().expect("the newest is kept");
+    assert!(
+        matches!(&newest.second.message, Message::Proposal(p) if p.payload == payload(24)),
+        "the newest conflict is kept"
+    );
+}
