@@ -694,11 +694,19 @@ pub fn camt054(
         ),
         Owner::Pool(bank) => (Account::pool(bank, currency), bank.as_str().to_string()),
     };
-    // Max35Text: "IP-NTF-" (7) + 32 + "-" + reference could exceed it; the account's first
-    // 12 hex digits and the reference stay within.
+    // Max35Text, and unique per entry (a bank's system may drop a notification whose id it
+    // has seen): the account's first 12 hex digits (or the pool's bank) and the reference
+    // when they fit, which they do below height 10^8 or so; past that, a digest of the
+    // whole owner and reference. Cutting the readable form short made two entries of one
+    // block share an id.
     let short_owner: String = owner_id.chars().take(12).collect();
-    let id = format!("IP-NTF-{short_owner}-{reference}");
-    let id: String = id.chars().take(35).collect();
+    let readable = format!("IP-NTF-{short_owner}-{reference}");
+    let id = if readable.chars().count() <= 35 {
+        readable
+    } else {
+        let digest = crate::primitives::sha256(&[owner_id.as_bytes(), b"/", reference.as_bytes()]);
+        format!("IP-NTF-{}", &digest.to_hex()[..28])
+    };
     let created = date_time(entry.booked_at_ms);
     super::write(
         "Document",
@@ -756,6 +764,9 @@ pub struct ReadStatement {
     pub closing: Option<i128>,
     /// The entries, in document order.
     pub entries: Vec<ReadEntry>,
+    /// The currencies its amounts are in (`Ccy`), each once, in the order first met: one
+    /// for a well-formed statement.
+    pub currencies: Vec<String>,
 }
 
 fn read_direction(node: roxmltree::Node<'_, '_>, what: &str) -> Result<Direction, IsoError> {
@@ -797,9 +808,16 @@ pub fn read_camt053(xml: &str, decimals: u8) -> Result<Vec<ReadStatement>, IsoEr
             )
         };
         let (mut opening, mut closing) = (None, None);
+        let mut currencies: Vec<String> = Vec::new();
+        let mut met = |currency: String| {
+            if !currencies.contains(&currency) {
+                currencies.push(currency);
+            }
+        };
         for bal in children(stmt, "Bal") {
             let code = text(bal, "Tp/CdOrPrtry/Cd", "Stmt/Bal")?;
-            let (_, value) = amount(bal, "Amt", decimals)?;
+            let (currency, value) = amount(bal, "Amt", decimals)?;
+            met(currency);
             let signed = match read_direction(bal, "Stmt/Bal")? {
                 Direction::Credit => i128::from(value.0),
                 Direction::Debit => i128::from(value.0).saturating_neg(),
@@ -812,7 +830,8 @@ pub fn read_camt053(xml: &str, decimals: u8) -> Result<Vec<ReadStatement>, IsoEr
         }
         let mut entries = Vec::new();
         for ntry in children(stmt, "Ntry") {
-            let (_, value) = amount(ntry, "Amt", decimals)?;
+            let (currency, value) = amount(ntry, "Amt", decimals)?;
+            met(currency);
             entries.push(ReadEntry {
                 reference: optional_text(ntry, "NtryRef")?,
                 amount: value,
@@ -825,6 +844,7 @@ pub fn read_camt053(xml: &str, decimals: u8) -> Result<Vec<ReadStatement>, IsoEr
             opening,
             closing,
             entries,
+            currencies,
         });
     }
     Ok(out)

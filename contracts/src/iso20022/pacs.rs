@@ -542,9 +542,12 @@ pub fn pacs002(report: &StatusReport) -> Result<String, IsoError> {
             xmlns: PACS002,
             message: Message002 {
                 header: Header002 {
+                    // Max35Text: 9 + 12 + 1 + the 13 digits of a millisecond time, all of
+                    // them (16 hash digits left room for only 9, and reports within 10 s of
+                    // each other shared an id).
                     id: format!(
                         "IP-PACS2-{}-{}",
-                        hash.get(..16).unwrap_or_default(),
+                        hash.get(..12).unwrap_or_default(),
                         report.created_ms
                     )
                     .chars()

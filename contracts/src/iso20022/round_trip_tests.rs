@@ -327,3 +327,55 @@ fn a_pacs002_reports_each_status_with_its_reason() {
         assert_eq!(read.reason.as_deref(), reason);
     }
 }
+
+/// The text of the first `<tag>` in `xml`.
+fn first_text<'a>(xml: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open).expect("the element") + open.len();
+    let end = start + xml[start..].find('<').expect("its end");
+    &xml[start..end]
+}
+
+/// Message ids are unique for what a bank's system tells apart, and Max35Text: two
+/// notifications of one block at a large height (their readable ids were cut short to the
+/// same 35 characters), and two status reports of one transfer a second apart (their
+/// millisecond times were cut to 9 digits, one id per 10 s).
+#[test]
+fn message_ids_stay_unique_within_35_characters() {
+    let ids: Vec<String> = [100_000, 100_001]
+        .into_iter()
+        .map(|position| {
+            let mut booked = entry(123_456_789, Direction::Credit, 5, "X", 5);
+            booked.position = position;
+            let xml = camt054(Owner::Pool(&bank_id(0)), &booked, "EUR", 2).expect("writes");
+            first_text(&xml, "MsgId").to_string()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    assert!(ids.iter().all(|id| id.len() <= 35), "{ids:?}");
+    // Small heights keep the readable form.
+    let xml = camt054(
+        Owner::Pool(&bank_id(0)),
+        &entry(1_042, Direction::Credit, 5, "X", 5),
+        "EUR",
+        2,
+    )
+    .expect("writes");
+    assert_eq!(first_text(&xml, "MsgId"), "IP-NTF-BANK_A-1042-0");
+
+    let report = |created_ms: u64| StatusReport {
+        end_to_end_id: "E2E-77".into(),
+        original_message_id: None,
+        status: PaymentStatus::Pending,
+        error_code: None,
+        detail: None,
+        tx_hash: Hash([5; 32]),
+        created_ms,
+        settled_ms: None,
+    };
+    let pending = pacs002(&report(1_796_025_257_123)).expect("writes");
+    let settled = pacs002(&report(1_796_025_258_123)).expect("writes");
+    let (a, b) = (first_text(&pending, "MsgId"), first_text(&settled, "MsgId"));
+    assert_ne!(a, b);
+    assert!(a.len() <= 35 && a.ends_with("1796025257123"), "{a}");
+}
