@@ -215,7 +215,9 @@ impl StateServer {
 }
 
 /// The entries of subtree `index` at `depth` of the checkpoint at `height` (`None` if it
-/// holds more than [`MAX_CHUNK_ENTRIES`]).
+/// holds more than [`MAX_CHUNK_ENTRIES`], or more than [`MAX_SYNC_RESPONSE_BYTES`] encoded:
+/// no answer could carry it, and a peer asking for a shallow depth must not make this node
+/// read and hold the whole state for nothing).
 fn chunk(
     store: &dyn ChainStore,
     height: u64,
@@ -225,19 +227,23 @@ fn chunk(
     let start = smt::prefix_start(index, depth);
     let after = predecessor(&start);
     let mut entries = Vec::new();
+    let mut bytes = 0u64;
     loop {
         let from = entries
             .last()
             .map(|e: &StateEntry| e.key.tree_key())
             .or(after);
-        let page = store.checkpoint_entries(height, from.as_ref(), 1_000)?;
-        let full = page.len() == 1_000;
+        // Pages of 128: an entry may be megabytes (a block's end-to-end ids), and the byte
+        // budget is checked between pages' entries, not after a page of thousands.
+        let page = store.checkpoint_entries(height, from.as_ref(), 128)?;
+        let full = page.len() == 128;
         for entry in page {
             if smt::prefix(&entry.key.tree_key(), depth) != index {
                 return Ok(Some(entries));
             }
+            bytes = bytes.saturating_add(codec::encoded_len(&entry));
             entries.push(entry);
-            if entries.len() > MAX_CHUNK_ENTRIES {
+            if entries.len() > MAX_CHUNK_ENTRIES || bytes > MAX_SYNC_RESPONSE_BYTES as u64 {
                 return Ok(None);
             }
         }
@@ -675,5 +681,41 @@ mod tests {
         let validators = crate::testkit::validator_set(&crate::testkit::genesis());
         let last = offer(u64::MAX, 7, 0);
         assert!(check_offer(&last, &validators, "c").is_err());
+    }
+
+    /// A chunk whose entries will not fit in an answer is refused after reading what
+    /// exceeds the bound, whatever depth a peer asks for; one that fits is served whole.
+    /// Before, up to 40,000 entries of megabytes each were read and held for a depth-0 ask.
+    #[test]
+    fn a_chunk_too_large_to_answer_is_refused() {
+        use interpool_contracts::ledger::StateKey;
+        let store = crate::storage::mem::MemStore::new();
+        let tip = ChainTip {
+            chain_id: "c".into(),
+            height: 5,
+            hash: Hash([1; 32]),
+            state_root: Hash([2; 32]),
+            timestamp_ms: 0,
+        };
+        let big = |height: u64| StateEntry {
+            key: StateKey::EndToEndIds(height),
+            value: vec![7; 1 << 20],
+        };
+        store
+            .write_checkpoint(&tip, &mut (0..20).map(big))
+            .expect("written");
+        assert_eq!(
+            chunk(&store, 5, 0, 0).expect("read"),
+            None,
+            "20 MiB at depth 0"
+        );
+        let small = crate::storage::mem::MemStore::new();
+        small
+            .write_checkpoint(&tip, &mut (0..3).map(big))
+            .expect("written");
+        assert_eq!(
+            chunk(&small, 5, 0, 0).expect("read").map(|e| e.len()),
+            Some(3)
+        );
     }
 }
