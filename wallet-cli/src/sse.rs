@@ -23,6 +23,10 @@ pub struct SseParser {
     data: String,
     has_data: bool,
     oversized: bool,
+    /// The `id:` of the event being read: the last event id only once that event is
+    /// dispatched (spec: the last event ID buffer), so that a stream cut inside an event is
+    /// resumed before it, not after it.
+    id_buffer: Option<String>,
     last_id: Option<String>,
 }
 
@@ -32,9 +36,27 @@ impl SseParser {
         Self::default()
     }
 
-    /// The last event id seen (what `Last-Event-ID` should carry on reconnect).
+    /// The id of the last event dispatched (what `Last-Event-ID` should carry on
+    /// reconnect).
     pub fn last_id(&self) -> Option<&str> {
         self.last_id.as_deref()
+    }
+
+    /// Drops the event being read (a line of it was too long to keep): it is not
+    /// dispatched, but its id still counts as seen once it ends.
+    pub fn drop_event(&mut self) {
+        self.oversized = true;
+        self.has_data = true;
+    }
+
+    /// Forgets the event half read when a connection ended (its fields, its id): the next
+    /// connection sends it again whole, from after the last event dispatched.
+    pub fn reset_event(&mut self) {
+        self.event.clear();
+        self.data.clear();
+        self.has_data = false;
+        self.oversized = false;
+        self.id_buffer = self.last_id.clone();
     }
 
     /// Feeds one line (without or with its `\n` / `\r\n`); returns an event when the line
@@ -66,7 +88,7 @@ impl SseParser {
                 self.has_data = true;
             }
             // An id with a NUL is ignored (spec).
-            "id" if !value.contains('\0') => self.last_id = Some(value.to_string()),
+            "id" if !value.contains('\0') => self.id_buffer = Some(value.to_string()),
             // `retry` and unknown fields: the wallet's own backoff applies.
             _ => {}
         }
@@ -74,6 +96,7 @@ impl SseParser {
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
+        self.last_id.clone_from(&self.id_buffer);
         let event = std::mem::take(&mut self.event);
         let data = std::mem::take(&mut self.data);
         let had_data = std::mem::replace(&mut self.has_data, false);
@@ -167,5 +190,32 @@ mod tests {
         let events = parse(&text);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].data, "next");
+    }
+
+    /// An event's id is the last event id once the event is dispatched, not when its
+    /// `id:` line arrives; a reset forgets the half-read event, id and all.
+    #[test]
+    fn the_last_id_moves_when_its_event_is_dispatched() {
+        let mut parser = SseParser::new();
+        parser.push_line("id: 1:0\n");
+        parser.push_line("data: a\n");
+        assert!(parser.push_line("\n").is_some());
+        assert_eq!(parser.last_id(), Some("1:0"));
+        parser.push_line("id: 1:1\n");
+        parser.push_line("data: half\n");
+        assert_eq!(parser.last_id(), Some("1:0"), "1:1 is not dispatched yet");
+        parser.reset_event();
+        parser.push_line("data: whole\n");
+        let event = parser.push_line("\n").expect("an event");
+        assert_eq!(event.data, "whole", "nothing of the half-read event");
+        assert_eq!(
+            event.id.as_deref(),
+            Some("1:0"),
+            "its own id was never given"
+        );
+        // An id-only block still moves the last id (spec).
+        parser.push_line("id: 2:0\n");
+        assert!(parser.push_line("\n").is_none());
+        assert_eq!(parser.last_id(), Some("2:0"));
     }
 }

@@ -136,6 +136,8 @@ fn follow(
 ) -> Result<Ended> {
     let mut reader = BufReader::new(stream);
     let mut buffer = Vec::new();
+    // A new connection resends the event it was cut in, whole.
+    parser.reset_event();
     loop {
         buffer.clear();
         let read = (&mut reader)
@@ -143,13 +145,27 @@ fn follow(
             .read_until(b'\n', &mut buffer);
         match read {
             Ok(0) => return Ok(Ended::Disconnected("the node closed the stream".into())),
+            Ok(_) if buffer.len() as u64 >= MAX_LINE_BYTES && !buffer.ends_with(b"\n") => {
+                // Too long to keep: the event is skipped, with a warning, and the stream
+                // read on (reconnecting would only be sent the same event again).
+                match skip_line(&mut reader) {
+                    Ok(true) => {
+                        eprintln!(
+                            "warning: skipping an event after {}: a line longer than \
+                             {MAX_LINE_BYTES} bytes",
+                            parser.last_id().unwrap_or("the start")
+                        );
+                        parser.drop_event();
+                        continue;
+                    }
+                    Ok(false) => {
+                        return Ok(Ended::Disconnected("the stream ended mid-line".into()))
+                    }
+                    Err(e) => return Ok(Ended::Disconnected(e.to_string())),
+                }
+            }
             Ok(_) if !buffer.ends_with(b"\n") => {
-                let reason = if buffer.len() as u64 >= MAX_LINE_BYTES {
-                    format!("a line longer than {MAX_LINE_BYTES} bytes")
-                } else {
-                    "the stream ended mid-line".into()
-                };
-                return Ok(Ended::Disconnected(reason));
+                return Ok(Ended::Disconnected("the stream ended mid-line".into()));
             }
             Ok(_) => {}
             Err(e) => return Ok(Ended::Disconnected(e.to_string())),
@@ -162,6 +178,21 @@ fn follow(
                     return Ok(Ended::Done);
                 }
             }
+        }
+    }
+}
+
+/// Reads past the rest of a line, a bounded piece at a time; `false` if the stream ended
+/// first.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<bool> {
+    let mut piece = Vec::new();
+    loop {
+        piece.clear();
+        if reader.take(64 << 10).read_until(b'\n', &mut piece)? == 0 {
+            return Ok(false);
+        }
+        if piece.ends_with(b"\n") {
+            return Ok(true);
         }
     }
 }
@@ -326,6 +357,57 @@ mod tests {
         assert_eq!(streams[0].target, format!("/v1/events?account={account}"));
         assert_eq!(streams[1].header("last-event-id"), Some("1:1"));
         assert_eq!(streams[0].header("accept"), Some("text/event-stream"));
+    }
+
+    /// A connection cut inside an event (after its `id:`, and after a `data:` line of it)
+    /// is resumed from the last event dispatched: the cut event comes again, whole, and is
+    /// shown. Before, its id counted as seen at once: the wallet resumed after it (the event
+    /// was lost), and its half-read data was glued onto the next connection's first event.
+    #[test]
+    fn a_stream_cut_inside_an_event_resumes_before_that_event() {
+        use crate::teststub::{self, Reply};
+        let data = serde_json::to_string(&transaction_event()).expect("json");
+        let stub = teststub::serve(move |request| {
+            if request.target == "/v1/status" {
+                return Reply::json(200, teststub::status_json(3));
+            }
+            let sse = |body: String| Reply {
+                status: 200,
+                content_type: "text/event-stream",
+                body,
+            };
+            match request.header("last-event-id") {
+                None => sse(format!("id: 1:0\ndata: {data}\n\nid: 1:1\ndata: {data}\n")),
+                Some("1:0") => sse(format!(
+                    "id: 1:1\ndata: {data}\n\nid: 2:0\ndata: {data}\n\n"
+                )),
+                Some(_) => Reply::error(400, "bad_cursor", "unexpected cursor"),
+            }
+        });
+        let exit = watch(&stub.url, Output { json: true }, None, Some(3)).expect("ok");
+        assert_eq!(exit, Exit::Success, "three events shown");
+        let streams: Vec<_> = stub
+            .requests()
+            .into_iter()
+            .filter(|r| r.target.starts_with("/v1/events"))
+            .collect();
+        assert_eq!(streams.len(), 2);
+        assert_eq!(streams[1].header("last-event-id"), Some("1:0"));
+    }
+
+    /// A line too long to keep skips its event, not the stream: the events after it come.
+    #[test]
+    fn an_over_long_line_skips_its_event_and_reading_goes_on() {
+        let data = serde_json::to_string(&transaction_event()).expect("json");
+        let long = "x".repeat(MAX_LINE_BYTES as usize + 10);
+        let text =
+            format!("id: 1:0\ndata: {long}\n\nid: 1:1\ndata: {data}\n\nid: 2:0\ndata: {data}\n\n");
+        let mut parser = SseParser::new();
+        let mut seen = 0;
+        let out = Output { json: true };
+        let ended = follow(text.as_bytes(), &mut parser, out, 2, &mut seen, Some(2)).expect("ok");
+        assert!(matches!(ended, Ended::Done));
+        assert_eq!((seen, parser.last_id()), (2, Some("2:0")));
     }
 
     #[test]
