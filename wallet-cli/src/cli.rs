@@ -450,6 +450,12 @@ pub struct SubmitArgs {
     /// With --wait: give up after this many seconds (exit code 3) [default: 60].
     #[arg(long, requires = "wait")]
     pub timeout: Option<u64>,
+    /// The chain's genesis.json: sign only for that chain (the node's genesis hash must be
+    /// its hash) and read the currency's decimals from it, not from the node, whose answer
+    /// is not signed (a node claiming 5 decimals for a 2-decimal chain would make `--amount
+    /// 12` a transfer of 12,000.00).
+    #[arg(long, env = "INTERPOOL_GENESIS")]
+    pub genesis: Option<PathBuf>,
 }
 
 /// `sign`: everything comes from the command line; nothing is asked of a node.

@@ -31,6 +31,29 @@ struct Submitted {
     signer: AccountId,
     nonce: u64,
     valid_until_height: u64,
+    /// The amount signed, in the chain's currency (bodies that move money).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<String>,
+    /// The amount signed, in minor units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_minor_units: Option<u64>,
+    /// The currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<String>,
+}
+
+/// The amount a body moves, if it moves money.
+fn amount_of(body: &interpool_contracts::Body) -> Option<interpool_contracts::Amount> {
+    use interpool_contracts::Body;
+    match body {
+        Body::Transfer { amount, .. }
+        | Body::Deposit { amount, .. }
+        | Body::Withdraw { amount, .. }
+        | Body::Issue { amount, .. }
+        | Body::Redeem { amount, .. } => Some(*amount),
+        Body::SetNetDebitCap { cap, .. } => Some(*cap),
+        _ => None,
+    }
 }
 
 /// The nonce to sign with: `/v1/signers/{id}`'s `pending_nonce`, past the signer's
@@ -100,9 +123,26 @@ pub fn sign(node: &mut Node, body: &BodyArgs, args: &SubmitArgs) -> Result<Resul
     let (key, signer) = keyfile::load_signing_key(&args.key)?;
     *node = node.clone().signed_by(&key);
     let node = &*node;
-    let chain = node
+    let mut chain = node
         .status()
         .context("cannot read the chain id and decimals")?;
+    if let Some(path) = &args.genesis {
+        let genesis = interpool_genesis::files::read_genesis(path)?;
+        let expected = genesis.hash();
+        if chain.genesis_hash != expected || chain.chain_id != genesis.chain_id {
+            bail!(
+                "the node serves chain {:?} with genesis {}, not the chain of {} ({:?}, genesis \
+                 {expected}): nothing was signed",
+                chain.chain_id,
+                chain.genesis_hash,
+                path.display(),
+                genesis.chain_id
+            );
+        }
+        // The file's, which the user trusts, over the node's answer.
+        chain.decimals = genesis.decimals;
+        chain.currency = genesis.currency;
+    }
     let nonce = match args.nonce {
         Some(nonce) => nonce,
         None => next_nonce(node, &signer, body.signed_by_official())?,
@@ -138,7 +178,7 @@ pub fn sign(node: &mut Node, body: &BodyArgs, args: &SubmitArgs) -> Result<Resul
 /// Signs `body` with the key of `args` and submits it to `node`.
 pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -> Result<Exit> {
     let mut node = Node::new(node_url)?;
-    let Signed { verified, .. } = match sign(&mut node, body, args)? {
+    let Signed { verified, chain } = match sign(&mut node, body, args)? {
         Ok(signed) => signed,
         Err(exit) => return Ok(exit),
     };
@@ -168,14 +208,31 @@ pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -
     } else {
         (pending, Exit::Success)
     };
+    // What was signed, in the units the chain's decimals give it: the user sees the amount
+    // the signature covers, not only what was typed.
+    let amount = amount_of(&verified.tx().body);
     let result = Submitted {
         status: last,
         signer,
         nonce,
         valid_until_height,
+        amount: amount.map(|a| a.format(chain.decimals)),
+        amount_minor_units: amount.map(|a| a.0),
+        currency: amount.map(|_| chain.currency.clone()),
     };
     out.show(&result, || {
         let mut rows = describe_transaction(&result.status);
+        if let Some(amount) = amount {
+            rows.push((
+                "amount",
+                format!(
+                    "{} {} ({} minor units)",
+                    amount.format(chain.decimals),
+                    chain.currency,
+                    amount.0
+                ),
+            ));
+        }
         rows.push(("signer", signer.to_hex()));
         rows.push(("nonce", nonce.to_string()));
         rows.push(("valid until", format!("height {valid_until_height}")));
@@ -300,6 +357,7 @@ mod tests {
             valid_for: 100,
             wait,
             timeout: Some(timeout),
+            genesis: None,
         }
     }
 
@@ -408,6 +466,68 @@ mod tests {
             }
         );
         signed.check_stateless("c").expect("a valid signature");
+    }
+
+    /// With `--genesis`, the chain is the file's and so are the decimals: a node answering
+    /// another genesis hash gets nothing signed, and one answering the right hash but 5
+    /// decimals (its answer is not signed) cannot turn "1.50" into 150,000 minor units.
+    /// Before, the node's decimals were taken as they came: 1.50 became 150,000.
+    #[test]
+    fn with_the_genesis_file_the_node_cannot_change_the_chain_or_the_decimals() {
+        let dir = tempfile::tempdir().expect("dir");
+        let signer = account(1);
+        let mut genesis = interpool_contracts::testkit::genesis(1, 2, 100_000, 1_000_000, 0);
+        genesis.chain_id = "c".into();
+        genesis.decimals = 2;
+        let genesis_file = dir.path().join("genesis.json");
+        std::fs::write(&genesis_file, serde_json::to_vec(&genesis).expect("json")).expect("write");
+        for (served_hash, submitted) in [(genesis.hash(), true), (Hash([9; 32]), false)] {
+            let store = Arc::new(Mutex::new(None));
+            let seen = Arc::clone(&store);
+            let stub = teststub::serve(move |request| {
+                let target = request.target.as_str();
+                match request.method.as_str() {
+                    "GET" if target == "/v1/status" => {
+                        let mut status: serde_json::Value =
+                            serde_json::from_str(&teststub::status_json(10)).expect("json");
+                        status["genesis_hash"] = serde_json::json!(served_hash);
+                        status["decimals"] = serde_json::json!(5);
+                        Reply::json(200, status.to_string())
+                    }
+                    "GET" if target == format!("/v1/signers/{signer}") => Reply::json(
+                        200,
+                        serde_json::json!({"id": signer, "nonce": 0, "pending_nonce": 0,
+                            "role": "customer", "bank": "BANK_A"})
+                        .to_string(),
+                    ),
+                    "POST" if target == "/v1/transactions" => accept(request, &seen),
+                    _ => Reply::error(404, "not_found", "no such route"),
+                }
+            });
+            let mut submit_args = args(key_file(&dir, 1), false, 20);
+            submit_args.genesis = Some(genesis_file.clone());
+            let result = submit(&stub.url, OUT, &transfer_to(2), &submit_args);
+            let signed = store.lock().expect("lock").clone();
+            if submitted {
+                assert_eq!(result.expect("submits"), Exit::Success);
+                let signed = signed.expect("submitted");
+                assert!(
+                    matches!(
+                        signed.tx.body,
+                        Body::Transfer {
+                            amount: Amount(150),
+                            ..
+                        }
+                    ),
+                    "{:?}",
+                    signed.tx.body
+                );
+            } else {
+                let error = format!("{:#}", result.expect_err("another chain"));
+                assert!(error.contains("nothing was signed"), "{error}");
+                assert!(signed.is_none(), "nothing submitted");
+            }
+        }
     }
 
     #[test]
