@@ -221,12 +221,20 @@ pub fn statement(
         let cycle = cycle
             .map(|c| c.to_string())
             .unwrap_or_else(|| "latest".into());
-        let (_, document) = node.xml(
-            Method::GET,
-            &format!("/v1/banks/{bank}/statements/{cycle}"),
-            &[],
-            None,
-        )?;
+        let path = format!("/v1/banks/{bank}/statements/{cycle}");
+        let (status, document) = node.xml(Method::GET, &path, &[], None)?;
+        // Only a success is the statement: an XML-looking error page (a proxy's 502) must
+        // not be saved as the bank's books.
+        if !(200..300).contains(&status) {
+            let start: String = document
+                .chars()
+                .take(120)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            return Err(anyhow!(
+                "GET {path} answered {status}, not a statement: {start}"
+            ));
+        }
         match file {
             Some(file) => std::fs::write(file, &document)
                 .with_context(|| format!("cannot write {}", file.display()))?,
@@ -273,4 +281,36 @@ pub fn statement(
         text
     })?;
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::teststub::{self, Reply};
+
+    /// `statement --xml` saves a statement only: an error page that looks like XML (a
+    /// proxy's 502) is an error, and no file is written. Before, it was saved as the
+    /// camt.053 and the command exited 0.
+    #[test]
+    fn an_error_page_is_not_saved_as_the_statement() {
+        let stub = teststub::serve(|_| Reply {
+            status: 502,
+            content_type: "text/html",
+            body: "<html><body>502 Bad Gateway</body></html>".into(),
+        });
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("statement.xml");
+        let bank = BankId::new("BANK_A").expect("id");
+        let error = statement(
+            &stub.url,
+            Output { json: false },
+            &bank,
+            Some(3),
+            true,
+            Some(&file),
+        )
+        .expect_err("a 502 is no statement");
+        assert!(format!("{error:#}").contains("502"), "{error:#}");
+        assert!(!file.exists(), "nothing written");
+    }
 }

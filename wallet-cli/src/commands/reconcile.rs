@@ -169,13 +169,18 @@ fn split_csv(line: &str) -> Result<Vec<String>> {
     Ok(fields)
 }
 
-/// Reads a camt.053 of the bank's own: its customer accounts' entries and closing balances.
-fn read_camt(text: &str, decimals: u8) -> Result<Books> {
+/// Reads a camt.053 of the bank's own: its customer accounts' entries and closing balances,
+/// every amount in `currency` (the chain's: 100 USD in the books is no match for 100 EUR on
+/// the chain).
+fn read_camt(text: &str, decimals: u8, currency: &str) -> Result<Books> {
     let statements =
         read_camt053(text, decimals).map_err(|e| anyhow!("the books' camt.053: {e}"))?;
     let mut lines = Vec::new();
     let mut closing = BTreeMap::new();
     for statement in statements {
+        if let Some(other) = statement.currencies.iter().find(|c| *c != currency) {
+            bail!("the books' camt.053 has amounts in {other}; the chain's currency is {currency}");
+        }
         let StatementAccount::Customer(account) = statement.account else {
             continue;
         };
@@ -298,10 +303,8 @@ pub fn reconcile(
     books_path: &Path,
 ) -> Result<Exit> {
     let node = Node::new(node_url)?;
-    let decimals = node
-        .status()
-        .context("cannot read the chain's decimals")?
-        .decimals;
+    let chain_status = node.status().context("cannot read the chain's decimals")?;
+    let (decimals, currency) = (chain_status.decimals, chain_status.currency);
     let text = std::fs::read_to_string(books_path)
         .with_context(|| format!("cannot read the books {}", books_path.display()))?;
     let books = if text
@@ -309,11 +312,21 @@ pub fn reconcile(
         .trim_start()
         .starts_with('<')
     {
-        read_camt(&text, decimals)?
+        read_camt(&text, decimals, &currency)?
     } else {
         read_csv(&text, decimals)?
     };
     let statement = fetch_statement(&node, bank, Some(cycle))?;
+    // The node's answer must be the statement asked for, in the chain's currency.
+    if statement.bank != *bank || statement.cycle != cycle || statement.currency != currency {
+        bail!(
+            "the node answered the statement of {} for cycle {} in {}, not of {bank} for cycle \
+             {cycle} in {currency}",
+            statement.bank,
+            statement.cycle,
+            statement.currency
+        );
+    }
     let chain = chain_lines(&statement, decimals)?;
     let breaks = compare(&chain, &books.lines, decimals);
 
@@ -420,6 +433,23 @@ mod tests {
             amount: Amount(amount),
             at: String::new(),
         }
+    }
+
+    /// Books in another currency are no match for the chain's, whatever their figures:
+    /// before, the currency was never read, and USD books agreed with a EUR chain.
+    #[test]
+    fn camt_books_in_another_currency_are_refused() {
+        let sample = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../scripts/iso20022/sample-camt053.xml"),
+        )
+        .expect("the sample camt.053");
+        let books = read_camt(&sample, 2, "EUR").expect("EUR books on a EUR chain");
+        assert!(!books.lines.is_empty());
+        let Err(error) = read_camt(&sample.replace("Ccy=\"EUR\"", "Ccy=\"USD\""), 2, "EUR") else {
+            panic!("USD books read as EUR");
+        };
+        assert!(error.to_string().contains("USD"), "{error}");
     }
 
     #[test]
