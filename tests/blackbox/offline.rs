@@ -343,7 +343,7 @@ fn bad_input_is_refused_with_a_specific_error() {
             "Y",
         ],
     )
-    .failure(1, "decimal places");
+    .failure(2, "decimal places");
     run(
         "interpool-wallet",
         [

@@ -173,6 +173,13 @@ struct SubmitRequest<'a> {
 }
 
 /// The start of a body, printable on one line.
+/// `text` with every control character (line breaks, escape sequences) a space.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn snippet(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
         .chars()
@@ -500,8 +507,10 @@ impl Node {
             Ok(body) => ClientError::Api {
                 request,
                 status: status.as_u16(),
-                code: body.error.code,
-                message: body.error.message.replace(['\n', '\r'], " "),
+                // The node's text reaches a terminal: no control character of it (an
+                // escape sequence could rewrite the line shown) gets through.
+                code: printable(&body.error.code),
+                message: printable(&body.error.message),
             },
             Err(_) => ClientError::Status {
                 request,
@@ -772,6 +781,27 @@ mod tests {
                 AccountId([1; 32])
             )
         );
+    }
+
+    /// A node's error text reaches the terminal without its control characters: an escape
+    /// sequence in it could erase the line and show something else ("Balance: 1000000.00
+    /// (verified)") above an exit code of 1. Before, only line breaks were replaced.
+    #[test]
+    fn a_nodes_error_text_cannot_drive_the_terminal() {
+        let stub = teststub::serve(|_| {
+            Reply::error(
+                404,
+                "x\u{1b}[1G",
+                "a\u{1b}[2K\u{1b}[1GBalance: 1000000.00 EUR\u{7}",
+            )
+        });
+        let node = Node::new(&stub.url).expect("url");
+        let line = node
+            .account(&AccountId([1; 32]))
+            .expect_err("404")
+            .to_string();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("Balance: 1000000.00 EUR"), "{line}");
     }
 
     #[test]

@@ -402,7 +402,27 @@ pub fn read(path: &Path) -> Result<KeyFile> {
     }
     let bytes =
         fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
-    KeyFile::parse(&bytes).with_context(|| format!("{} is not a key file", path.display()))
+    let file =
+        KeyFile::parse(&bytes).with_context(|| format!("{} is not a key file", path.display()))?;
+    if let Some(warning) = exposure(&file, &metadata, path) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(file)
+}
+
+/// What is wrong with where a plain key lies: readable or writable by other users of the
+/// machine (anyone who reads it can sign as its owner). An encrypted key is protected by
+/// its passphrase.
+fn exposure(file: &KeyFile, metadata: &fs::Metadata, path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = metadata.permissions().mode() & 0o777;
+    (matches!(file, KeyFile::Plain(_)) && mode & 0o077 != 0).then(|| {
+        format!(
+            "the unencrypted key {} can be read or changed by other users (permissions {mode:o}); \
+             chmod 600 it, or encrypt it",
+            path.display()
+        )
+    })
 }
 
 /// Reads a key file and unlocks it, asking for the passphrase if it is encrypted.
@@ -602,6 +622,31 @@ mod tests {
         assert!(error.contains("does not match"), "{error}");
         assert!(KeyFile::parse(b"{\"public_key\": 5}").is_err());
         assert!(KeyFile::parse(b"not json").is_err());
+    }
+
+    /// A plain key others on the machine may read is named as such; a private one, or an
+    /// encrypted one, is not. Before, a world-readable plain key was read without a word.
+    #[test]
+    fn an_exposed_plain_key_is_warned_about() {
+        let dir = tempfile::tempdir().expect("dir");
+        let plain = dir.path().join("plain.json");
+        let json = serde_json::to_vec(&PlainKeyFile::new("t", &key(1))).expect("json");
+        fs::write(&plain, &json).expect("write");
+        let encrypted = dir.path().join("encrypted.json");
+        let sealed_json = encode_new("t", &key(1), Some("pw"), TEST_COST).expect("encode");
+        fs::write(&encrypted, &sealed_json).expect("write");
+        let warning = |path: &Path, mode: u32| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+            let file = read(path).expect("reads");
+            exposure(&file, &fs::metadata(path).expect("meta"), path)
+        };
+        let exposed = warning(&plain, 0o644).expect("a warning");
+        assert!(
+            exposed.contains("644") && exposed.contains("chmod 600"),
+            "{exposed}"
+        );
+        assert!(warning(&plain, 0o600).is_none());
+        assert!(warning(&encrypted, 0o644).is_none());
     }
 
     #[test]

@@ -97,7 +97,15 @@ struct SignedOutput {
 /// `sign`: builds and signs offline; prints one JSON line whatever `--json` says.
 pub fn sign(args: &SignArgs) -> Result<Exit> {
     let (key, signer) = keyfile::load_signing_key(&args.key)?;
-    let body = args.body.build(args.decimals, &signer, args.nonce)?;
+    // Arguments that do not fit the chain (`12.345` where it has two decimals) are a usage
+    // error, exit code 2, as for `transfer` against a node.
+    let body = match args.body.build(args.decimals, &signer, args.nonce) {
+        Ok(body) => body,
+        Err(error) => {
+            eprintln!("error: {}", format!("{error:#}").replace(['\n', '\r'], " "));
+            return Ok(Exit::Usage);
+        }
+    };
     let signed = Transaction {
         chain_id: args.chain_id.clone(),
         signer,
