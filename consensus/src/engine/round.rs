@@ -535,7 +535,12 @@ impl Engine {
             return;
         }
         while self.evidence.len() >= self.config.max_evidence
-            || self.evidence.iter().map(evidence_bytes).sum::<usize>() + size > MAX_EVIDENCE_BYTES
+            || self
+                .evidence
+                .iter()
+                .map(evidence_bytes)
+                .fold(size, usize::saturating_add)
+                > MAX_EVIDENCE_BYTES
         {
             self.evidence.remove(0);
         }
@@ -562,13 +567,16 @@ pub(super) const MAX_EVIDENCE_BYTES: usize = 16 << 20;
 /// the rest of each message (votes, signatures, a justification's round changes).
 pub(super) fn evidence_bytes(evidence: &Evidence) -> usize {
     let message_bytes = |m: &SignedMessage| {
-        512 + match &m.message {
-            Message::Proposal(p) => p.payload.len() + p.justification.len() * 512,
+        512usize.saturating_add(match &m.message {
+            Message::Proposal(p) => p
+                .payload
+                .len()
+                .saturating_add(p.justification.len().saturating_mul(512)),
             Message::RoundChange {
                 prepared_payload, ..
             } => prepared_payload.as_ref().map_or(0, Vec::len),
             Message::Prepare(_) | Message::Commit(_) => 0,
-        }
+        })
     };
-    message_bytes(&evidence.first) + message_bytes(&evidence.second)
+    message_bytes(&evidence.first).saturating_add(message_bytes(&evidence.second))
 }
