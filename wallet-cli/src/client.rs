@@ -28,6 +28,8 @@ pub const MAX_RESPONSE_BYTES: u64 = 160 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long any one request may wait for the node.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest `/v1/status` read to learn the chain id a signed request names.
+const MAX_STATUS_BYTES: u64 = 64 << 10;
 /// How long the event stream may stay silent before the wallet reconnects.
 const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -255,6 +257,8 @@ pub struct Node {
     /// For event streams: no overall deadline.
     stream_http: Client,
     signer: Option<Arc<RequestSigner>>,
+    /// Each request's deadline (at most the client's own, [`REQUEST_TIMEOUT`]).
+    request_timeout: Duration,
 }
 
 /// An HTTP client trusting only `ca` (none: no HTTPS at all) with a request deadline.
@@ -326,7 +330,15 @@ impl Node {
                     chain_id: OnceLock::new(),
                 })
             }),
+            request_timeout: REQUEST_TIMEOUT,
         })
+    }
+
+    /// This client, giving each request at most `timeout` (a caller's own deadline, as
+    /// `--wait --timeout` is: a node that does not answer must not hold it past that).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Node {
+        self.request_timeout = timeout.min(REQUEST_TIMEOUT);
+        self
     }
 
     /// This client, signing its requests with `key` instead.
@@ -345,19 +357,42 @@ impl Node {
             .signer
             .as_ref()
             .filter(|_| request.method() == Method::GET);
-        if let Some(signer) = signer {
-            let chain_id = match signer.chain_id.get() {
-                Some(chain_id) => chain_id.clone(),
+        let signing = match signer {
+            Some(signer) => match signer.chain_id.get() {
+                Some(chain_id) => Some((signer, chain_id.clone())),
                 None => {
-                    // Asked once, anonymously: the status is open to anyone.
-                    let status: StatusView = http
+                    // Asked once, anonymously: the status is open to anyone. Read within a
+                    // bound (a status is a few hundred bytes; a hostile node's 400 MB one
+                    // was read whole, and its chain id signed into every request): an
+                    // answer that is not a status leaves the request unsigned, for the
+                    // node to refuse.
+                    let response = http
                         .get(format!("{}/v1/status", self.base))
                         .send()?
-                        .error_for_status()?
-                        .json()?;
-                    signer.chain_id.get_or_init(|| status.chain_id).clone()
+                        .error_for_status()?;
+                    let mut bytes = Vec::new();
+                    let read = response.take(MAX_STATUS_BYTES + 1).read_to_end(&mut bytes);
+                    match serde_json::from_slice::<StatusView>(&bytes) {
+                        Ok(status) if read.is_ok() && bytes.len() as u64 <= MAX_STATUS_BYTES => {
+                            Some((
+                                signer,
+                                signer.chain_id.get_or_init(|| status.chain_id).clone(),
+                            ))
+                        }
+                        _ => {
+                            eprintln!(
+                                "warning: {}/v1/status is not a node's status (not JSON, or \
+                                 over {MAX_STATUS_BYTES} bytes); the request goes unsigned",
+                                self.base
+                            );
+                            None
+                        }
+                    }
                 }
-            };
+            },
+            None => None,
+        };
+        if let Some((signer, chain_id)) = signing {
             let url = request.url();
             let path_and_query = match url.query() {
                 Some(query) => format!("{}?{query}", url.path()),
@@ -472,6 +507,7 @@ impl Node {
         let mut builder = self
             .http
             .request(method, format!("{}{}", self.base, path))
+            .timeout(self.request_timeout)
             .header(ACCEPT, accept);
         if !query.is_empty() {
             builder = builder.query(query);
@@ -482,7 +518,7 @@ impl Node {
         let response = builder
             .build()
             .and_then(|built| self.execute(&self.http, built))
-            .map_err(|e| self.transport_error(request.clone(), e, REQUEST_TIMEOUT))?;
+            .map_err(|e| self.transport_error(request.clone(), e, self.request_timeout))?;
         let status = response.status();
         let mut bytes = Vec::new();
         response
@@ -802,6 +838,33 @@ mod tests {
             .to_string();
         assert!(!line.chars().any(char::is_control), "{line:?}");
         assert!(line.contains("Balance: 1000000.00 EUR"), "{line}");
+    }
+
+    /// The status a signing client reads for the chain id is bounded: a hostile node's
+    /// oversized one (a 2 MiB chain id here; 400 MB took 1.2 GB of memory before) is not
+    /// read whole nor signed into the request, which goes unsigned for the node to refuse.
+    #[test]
+    fn an_oversized_status_is_not_read_for_signing() {
+        let huge = "c".repeat(2 << 20);
+        let stub = teststub::serve(move |request| match request.target.as_str() {
+            "/v1/status" => {
+                let mut status: serde_json::Value =
+                    serde_json::from_str(&teststub::status_json(7)).expect("json");
+                status["chain_id"] = serde_json::json!(huge);
+                Reply::json(200, status.to_string())
+            }
+            _ => Reply::error(401, "unauthenticated", "sign it"),
+        });
+        let node = Node::new(&stub.url)
+            .expect("url")
+            .signed_by(&interpool_contracts::testkit::key(1));
+        let _ = node.account(&AccountId([1; 32]));
+        let asked = stub
+            .requests()
+            .into_iter()
+            .find(|r| r.target.starts_with("/v1/accounts/"))
+            .expect("the account was asked for");
+        assert_eq!(asked.header(interpool_contracts::request::KEY_HEADER), None);
     }
 
     #[test]

@@ -280,6 +280,12 @@ fn wait(
     let mut announced_queue = false;
     let mut warned = false;
     loop {
+        // No poll outlasts the deadline: a node that does not answer would otherwise hold
+        // `--timeout 2` for the client's own 30 s.
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(200));
+        let node = node.clone().with_request_timeout(remaining);
         match node.transaction(&last.hash) {
             Ok(view) => last = view,
             // The node may restart or be busy: keep asking until the deadline; the
@@ -466,6 +472,48 @@ mod tests {
             }
         );
         signed.check_stateless("c").expect("a valid signature");
+    }
+
+    /// `--wait --timeout 2` against a node that stops answering gives up near its deadline
+    /// (exit 3), not after the client's own 30 s request timeout. (A loose bound: the point
+    /// is 2 s against 30.)
+    #[test]
+    fn a_node_that_stops_answering_does_not_hold_the_wait_past_its_timeout() {
+        let dir = tempfile::tempdir().expect("dir");
+        let signer = account(1);
+        let store = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&store);
+        let stub = teststub::serve(move |request| {
+            let target = request.target.as_str();
+            match request.method.as_str() {
+                "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
+                "GET" if target == format!("/v1/signers/{signer}") => Reply::json(
+                    200,
+                    serde_json::json!({"id": signer, "nonce": 0, "pending_nonce": 0,
+                        "role": "customer", "bank": "BANK_A"})
+                    .to_string(),
+                ),
+                "POST" if target == "/v1/transactions" => accept(request, &seen),
+                _ => {
+                    std::thread::sleep(Duration::from_secs(60));
+                    Reply::error(503, "busy", "late")
+                }
+            }
+        });
+        let started = Instant::now();
+        let exit = submit(
+            &stub.url,
+            OUT,
+            &transfer_to(2),
+            &args(key_file(&dir, 1), true, 2),
+        )
+        .expect("gives up, no error");
+        assert_eq!(exit, Exit::StillPending);
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// With `--genesis`, the chain is the file's and so are the decimals: a node answering
