@@ -212,18 +212,41 @@ pub fn check_response(
     Ok(())
 }
 
+/// Most a peer's sync score grows by serving well: credit enough to outweigh an honest
+/// peer's rare bad answer, too little for a byzantine one to bank against many.
+const MAX_SCORE: i64 = 10;
+
+/// The order to ask `peers` in on call number `turn`: in rotation, so that each peer in turn
+/// is asked first, with those whose score is negative (more bad answers than good) after the
+/// others. Serving well earns no place ahead of the others: a byzantine peer that answered
+/// with one valid block just before the request timed out, every time, was asked first for
+/// good (each answer scored), and a follower behind it advanced a block per timeout.
+fn ask_order(
+    mut peers: Vec<AccountId>,
+    turn: usize,
+    scores: &HashMap<AccountId, i64>,
+) -> Vec<AccountId> {
+    if peers.is_empty() {
+        return peers;
+    }
+    let first = turn % peers.len();
+    peers.rotate_left(first);
+    peers.sort_by_key(|peer| scores.get(peer).copied().unwrap_or(0) < 0);
+    peers
+}
+
 /// How a follower or a lagging validator fetches certified blocks from its peers: peers in
-/// turn, starting from a different one each time and preferring those that served well;
-/// every block's certificate is verified before anything is returned, and a peer that sent
-/// blocks that do not verify loses score (and is asked last).
+/// turn, starting from a different one each time; every block's certificate is verified
+/// before anything is returned, and a peer that sent blocks that do not verify loses score
+/// (and is asked last until good answers make up for it).
 pub struct Fetcher {
     handle: P2pHandle,
     validators: ValidatorSet,
     metrics: Arc<Metrics>,
     /// Rotates the first peer asked.
     turn: AtomicUsize,
-    /// Per peer: served well (+1) or sent what does not verify (−10); bounded by the
-    /// allowed set (only genesis keys connect).
+    /// Per peer: served well (+1) or sent what does not verify (−10), at most
+    /// [`MAX_SCORE`]; bounded by the allowed set (only genesis keys connect).
     scores: Mutex<HashMap<AccountId, i64>>,
 }
 
@@ -242,21 +265,15 @@ impl Fetcher {
     fn score(&self, peer: &AccountId, change: i64) {
         let mut scores = crate::app::lock(&self.scores);
         let score = scores.entry(*peer).or_insert(0);
-        *score = score.saturating_add(change).clamp(-1_000, 1_000);
+        *score = score.saturating_add(change).clamp(-1_000, MAX_SCORE);
     }
 
     /// Connected peers in the order to ask them: best score first, ties broken by a
     /// rotation that moves on every call.
     async fn order(&self) -> Vec<AccountId> {
-        let mut peers = self.handle.connected_peers().await;
-        if peers.is_empty() {
-            return peers;
-        }
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed) % peers.len();
-        peers.rotate_left(turn);
-        let scores = crate::app::lock(&self.scores);
-        peers.sort_by_key(|peer| std::cmp::Reverse(scores.get(peer).copied().unwrap_or(0)));
-        peers
+        let peers = self.handle.connected_peers().await;
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        ask_order(peers, turn, &crate::app::lock(&self.scores))
     }
 
     /// Asks peers for the blocks after `tip`; returns the first non-empty answer whose
@@ -434,5 +451,28 @@ mod tests {
         longer.push(0);
         assert!(BlockAnnouncement::decode(&longer).is_err());
         assert!(BlockAnnouncement::decode(&[]).is_err());
+    }
+
+    /// Each peer in turn is asked first, however well one of them served; a peer with more
+    /// bad answers than good is asked last. Before, the best-scored peer came first on
+    /// every call, and a slow peer that answered a block at a time kept that place.
+    #[test]
+    fn peers_are_asked_first_in_turn_and_the_penalised_last() {
+        let peers: Vec<AccountId> = (1..=4).map(|i| AccountId([i; 32])).collect();
+        let mut scores = HashMap::new();
+        scores.insert(peers[0], MAX_SCORE);
+        scores.insert(peers[2], -10);
+        let firsts: Vec<AccountId> = (0..4)
+            .map(|turn| ask_order(peers.clone(), turn, &scores)[0])
+            .collect();
+        for peer in [peers[0], peers[1], peers[3]] {
+            assert!(firsts.contains(&peer), "{peer} is asked first in its turn");
+        }
+        for turn in 0..4 {
+            let order = ask_order(peers.clone(), turn, &scores);
+            assert_eq!(order.len(), 4);
+            assert_eq!(order[3], peers[2], "the penalised peer is asked last");
+        }
+        assert!(ask_order(Vec::new(), 3, &scores).is_empty());
     }
 }
