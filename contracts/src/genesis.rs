@@ -122,6 +122,8 @@ pub struct Genesis {
     /// twice `max_validity_blocks`, so that a retry of a payment (same `end_to_end_id`,
     /// signed while the first was still valid) can never pay twice: the first, included at
     /// height `h`, is valid until `h + V` at most, and a retry signed then until `h + 2V`.
+    /// And at least `queue_expiry_blocks + max_validity_blocks`: a transfer queued at `h`
+    /// may wait until `h + E`, and a retry signed while it waits is valid until `h + E + V`.
     #[serde(default = "defaults::duplicate_window_blocks")]
     pub duplicate_window_blocks: u64,
     /// A pending transaction's nonce may be at most this far past its signer's next nonce
@@ -218,6 +220,17 @@ pub enum GenesisError {
         /// `max_validity_blocks`.
         validity: u64,
     },
+    /// `duplicate_window_blocks` is shorter than a queued transfer's life plus the validity
+    /// horizon.
+    #[error("duplicate_window_blocks ({window}) must be at least queue_expiry_blocks ({expiry}) plus max_validity_blocks ({validity}): a transfer may wait queued that long, and a retry signed while it waits could be included up to max_validity_blocks later and pay twice")]
+    DuplicateWindowShorterThanQueue {
+        /// `duplicate_window_blocks`.
+        window: u64,
+        /// `queue_expiry_blocks`.
+        expiry: u64,
+        /// `max_validity_blocks`.
+        validity: u64,
+    },
 }
 
 impl Genesis {
@@ -251,6 +264,19 @@ impl Genesis {
         if self.duplicate_window_blocks < self.max_validity_blocks.saturating_mul(2) {
             return Err(GenesisError::DuplicateWindowTooShort {
                 window: self.duplicate_window_blocks,
+                validity: self.max_validity_blocks,
+            });
+        }
+        // A transfer queued at `h` may still be waiting at `h + E`; a retry signed then is
+        // valid until `h + E + V`. Its end-to-end id must still be remembered.
+        if self.duplicate_window_blocks
+            < self
+                .queue_expiry_blocks
+                .saturating_add(self.max_validity_blocks)
+        {
+            return Err(GenesisError::DuplicateWindowShorterThanQueue {
+                window: self.duplicate_window_blocks,
+                expiry: self.queue_expiry_blocks,
                 validity: self.max_validity_blocks,
             });
         }
@@ -405,8 +431,22 @@ mod tests {
             check(&|g| {
                 g.duplicate_window_blocks = 20;
                 g.max_validity_blocks = 10;
+                g.queue_expiry_blocks = 10;
             }),
             Ok(())
+        );
+        // A queue that keeps a transfer longer than the window, less the horizon, is refused.
+        assert_eq!(
+            check(&|g| {
+                g.duplicate_window_blocks = 20;
+                g.max_validity_blocks = 10;
+                g.queue_expiry_blocks = 11;
+            }),
+            Err(GenesisError::DuplicateWindowShorterThanQueue {
+                window: 20,
+                expiry: 11,
+                validity: 10
+            })
         );
         // A window of "never" suits any horizon.
         assert_eq!(

@@ -710,6 +710,7 @@ fn duplicate_end_to_end_id_is_rejected_until_the_window_passes() {
     let mut genesis = testkit::genesis(1, 2, 100_000, 1_000_000, 50_000);
     genesis.duplicate_window_blocks = 11;
     genesis.max_validity_blocks = 5;
+    genesis.queue_expiry_blocks = 6;
     let mut h = Harness::with(genesis);
     assert_eq!(
         h.run(cust(0, 0), transfer(cust(0, 1), 10, "INV-1")),
@@ -745,6 +746,7 @@ fn the_shortest_window_refuses_a_retry_signed_when_the_first_was_last_valid() {
     let mut genesis = testkit::genesis(1, 2, 100_000, 1_000_000, 50_000);
     genesis.max_validity_blocks = 5;
     genesis.duplicate_window_blocks = 10;
+    genesis.queue_expiry_blocks = 5;
     let mut h = Harness::with(genesis);
     let signed = |nonce: u64, valid_until_height: u64| {
         Transaction {
@@ -796,6 +798,7 @@ fn end_to_end_ids_are_one_state_entry_per_block_and_leave_it_with_the_window() {
     let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 50_000);
     genesis.duplicate_window_blocks = 11;
     genesis.max_validity_blocks = 5;
+    genesis.queue_expiry_blocks = 6;
     let mut h = Harness::with(genesis.clone());
     let ids = |ledger: &Ledger| -> Vec<(u64, Vec<Hash>)> {
         ledger
@@ -958,6 +961,7 @@ fn a_validity_beyond_the_horizon_is_rejected() {
     let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
     genesis.max_validity_blocks = 5;
     genesis.duplicate_window_blocks = 10;
+    genesis.queue_expiry_blocks = 5;
     let mut h = Harness::with(genesis);
     let at_the_limit = Transaction {
         chain_id: "test".into(),

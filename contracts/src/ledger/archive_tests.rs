@@ -86,6 +86,7 @@ proptest! {
         genesis.gridlock_pass = GridlockPass::OnRequest;
         genesis.duplicate_window_blocks = 10;
         genesis.max_validity_blocks = 5;
+        genesis.queue_expiry_blocks = 5;
         let mut kept = Harness::with(genesis.clone());
         let mut archiving = kept.ledger.clone();
         let archive = Arc::new(MapArchive::default());
@@ -141,6 +142,7 @@ fn an_archived_id_is_a_duplicate_until_the_window_passes_and_then_forgotten() {
     let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 50_000);
     genesis.duplicate_window_blocks = 10;
     genesis.max_validity_blocks = 5;
+    genesis.queue_expiry_blocks = 5;
     let mut h = Harness::with(genesis);
     let archive = Arc::new(MapArchive::default());
     let first = h.tx(cust(0, 0), transfer(cust(1, 0), 10, "INV-7"));

@@ -102,8 +102,8 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
                 liquidity_settings(&mut genesis, calendar, pass);
                 genesis.cycle_blocks = cycle_blocks;
                 genesis.queue_expiry_blocks = expiry;
-                genesis.duplicate_window_blocks = 4;
                 genesis.max_validity_blocks = 2;
+                genesis.duplicate_window_blocks = expiry.saturating_add(2).max(4);
                 Scenario {
                     genesis,
                     blocks,
@@ -142,8 +142,8 @@ fn edge_scenario_strategy() -> impl Strategy<Value = Scenario> {
                 genesis.decimals = 18;
                 genesis.cycle_blocks = cycle_blocks;
                 genesis.queue_expiry_blocks = expiry;
-                genesis.duplicate_window_blocks = 4;
                 genesis.max_validity_blocks = 2;
+                genesis.duplicate_window_blocks = expiry.saturating_add(2).max(4);
                 Scenario {
                     genesis,
                     blocks,

@@ -1191,6 +1191,7 @@ mod tests {
         let mut genesis = testkit::genesis();
         genesis.duplicate_window_blocks = 10;
         genesis.max_validity_blocks = 5;
+        genesis.queue_expiry_blocks = 5;
         let a = customer_seed(0, 0);
         let commit_named = |core: &mut Core| {
             let height = core.next_height();
