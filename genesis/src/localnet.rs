@@ -241,7 +241,14 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
         cycle_blocks: options.cycle_blocks,
         queue_expiry_blocks: options.queue_expiry_blocks,
         max_queue_per_bank: interpool_contracts::genesis::defaults::MAX_QUEUE_PER_BANK,
-        duplicate_window_blocks: interpool_contracts::genesis::defaults::DUPLICATE_WINDOW_BLOCKS,
+        // The default, or longer when the queue keeps transfers longer: the window must
+        // cover a queued transfer's life plus the validity horizon (`Genesis::validate`).
+        duplicate_window_blocks: interpool_contracts::genesis::defaults::DUPLICATE_WINDOW_BLOCKS
+            .max(
+                options
+                    .queue_expiry_blocks
+                    .saturating_add(interpool_contracts::genesis::defaults::MAX_VALIDITY_BLOCKS),
+            ),
         max_nonce_lookahead: interpool_contracts::genesis::defaults::MAX_NONCE_LOOKAHEAD,
         max_validity_blocks: interpool_contracts::genesis::defaults::MAX_VALIDITY_BLOCKS,
         max_queued_per_payer: interpool_contracts::genesis::defaults::MAX_QUEUED_PER_PAYER,

@@ -52,9 +52,10 @@ pub struct ConsortiumSpec {
     /// Queue capacity per bank.
     #[serde(default = "defaults::max_queue_per_bank")]
     pub max_queue_per_bank: u32,
-    /// Blocks an end-to-end id is remembered.
-    #[serde(default = "defaults::duplicate_window_blocks")]
-    pub duplicate_window_blocks: u64,
+    /// Blocks an end-to-end id is remembered. Unset: the shortest the genesis allows, and
+    /// at least the default (twice the validity horizon, and the queue's expiry plus it).
+    #[serde(default)]
+    pub duplicate_window_blocks: Option<u64>,
     /// How far past a signer's next nonce a pending transaction may be.
     #[serde(default = "defaults::max_nonce_lookahead")]
     pub max_nonce_lookahead: u64,
@@ -131,7 +132,14 @@ pub fn build_genesis(spec: &ConsortiumSpec) -> Result<Genesis> {
         max_nonce_lookahead: spec.max_nonce_lookahead,
         max_validity_blocks: spec.max_validity_blocks,
         max_queued_per_payer: spec.max_queued_per_payer,
-        duplicate_window_blocks: spec.duplicate_window_blocks,
+        duplicate_window_blocks: spec.duplicate_window_blocks.unwrap_or_else(|| {
+            defaults::DUPLICATE_WINDOW_BLOCKS
+                .max(spec.max_validity_blocks.saturating_mul(2))
+                .max(
+                    spec.queue_expiry_blocks
+                        .saturating_add(spec.max_validity_blocks),
+                )
+        }),
         accounts,
         validators: spec.validators.clone(),
         observers: spec.observers.clone(),
