@@ -414,18 +414,9 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         tracing::info!("stopping");
         let _ = stopping.send(true);
     };
-    let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
-        match tls {
-            Some(tls) => Box::pin(api::tls::serve(listener, app, tls, shutdown)),
-            None => {
-                // The peer address of each connection is the client of its requests' rate
-                // limits.
-                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-                Box::pin(std::future::IntoFuture::into_future(
-                    axum::serve(listener, app).with_graceful_shutdown(shutdown),
-                ))
-            }
-        };
+    // Over TLS, or plain HTTP where the deployment chose it: one accept loop, with the same
+    // timeouts and connection bounds.
+    let server = api::tls::serve(listener, app, tls, shutdown);
     let views = core_views;
     tokio::pin!(server);
     tokio::select! {

@@ -299,3 +299,65 @@ fn hostile_peers_are_refused_and_counted_while_the_validators_commit() {
         assert!(logs.contains(line), "no log line {line:?}");
     }
 }
+
+/// No client can hold the API open: a request whose headers never end is closed within the
+/// header timeout (30 s), and one address gets at most 128 connections at once (the next is
+/// closed on accept) while the API goes on answering. Before, the plain-HTTP server set no
+/// timer: connections that sent nothing, or half a request, were held for as long as the
+/// client liked, until the node ran out of file descriptors.
+#[test]
+fn a_client_cannot_hold_the_api_open() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let mut net = Localnet::generate(
+        1,
+        0,
+        1,
+        &crate::localnet::Options {
+            genesis_args: vec!["--plain-http".into()],
+            ..Default::default()
+        },
+    );
+    net.start_all();
+    net.wait_height(&[0], 1, Duration::from_secs(120));
+    let rpc = net.rpcs()[0].clone();
+    let address = rpc
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let connect = || TcpStream::connect(&address).expect("connect");
+    // Closed by the server: the read ends (no byte) before `within`.
+    let closed_within = |stream: &mut TcpStream, within: Duration| {
+        stream.set_read_timeout(Some(within)).expect("timeout");
+        let mut byte = [0u8; 1024];
+        loop {
+            match stream.read(&mut byte) {
+                Ok(0) => return true,
+                Ok(_) => continue, // an answer (e.g. 408) before the close
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false, // timed out: still open
+            }
+        }
+    };
+
+    // Half a request's headers, then nothing.
+    let mut half = connect();
+    half.write_all(b"GET /v1/status HTTP/1.1\r\nHost: node\r\n")
+        .expect("write");
+    assert!(
+        closed_within(&mut half, Duration::from_secs(90)),
+        "a half-sent request was held past the header timeout"
+    );
+
+    // 128 idle connections from one address, then one more: closed at once.
+    let idle: Vec<TcpStream> = (0..128).map(|_| connect()).collect();
+    let mut over = connect();
+    assert!(
+        closed_within(&mut over, Duration::from_secs(20)),
+        "a 129th connection from one address was kept"
+    );
+    drop(idle);
+    wait_for(Duration::from_secs(30), "the API answers again", || {
+        status(&rpc).is_some()
+    });
+}

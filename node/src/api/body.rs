@@ -17,6 +17,7 @@
 //! (chunked) is refused by the handler's extractor (`DefaultBodyLimit`), and the rest of it
 //! is drained the same way.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -36,6 +37,11 @@ pub const DRAIN_BYTES: u64 = 64 << 20;
 
 /// The longest the node spends reading a body it has already answered.
 pub const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// The longest a request's body may take to arrive, from the handler's first read: a
+/// client that dribbles a byte a minute must not hold a connection (and the body read so
+/// far) for days. The handler then sees an error, as for a broken body.
+pub const BODY_TIME: Duration = Duration::from_secs(60);
 
 /// What the layer needs: the node's state (for its metrics) and the body limit.
 #[derive(Clone)]
@@ -65,6 +71,7 @@ pub(crate) async fn limit(State(limit): State<Limit>, request: Request, next: Ne
     let slot = Arc::new(Mutex::new(Held {
         body: Some(body),
         polled: false,
+        deadline: None,
     }));
     let response = match declared {
         Some(length) if length > limit.max_body_bytes as u64 => ApiError::new(
@@ -168,6 +175,8 @@ struct Held {
     body: Option<Body>,
     /// Whether the handler asked for the body (on HTTP/1, that sends `100 Continue`).
     polled: bool,
+    /// When the handler's reading must be done ([`BODY_TIME`] after its first read).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl HttpBody for Shared {
@@ -180,6 +189,20 @@ impl HttpBody for Shared {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         held.polled = true;
+        if held.body.is_none() {
+            return Poll::Ready(None);
+        }
+        let deadline = held
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(BODY_TIME)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            // Given up: nothing more is read (nor drained) of it.
+            held.body = None;
+            return Poll::Ready(Some(Err(axum::Error::new(format!(
+                "the body did not arrive within {} s",
+                BODY_TIME.as_secs()
+            )))));
+        }
         let Some(body) = held.body.as_mut() else {
             return Poll::Ready(None);
         };
@@ -240,6 +263,29 @@ mod tests {
         assert_eq!(drained, Drained::GaveUp);
     }
 
+    /// A body that stops arriving is an error for the handler once its time is up (here
+    /// 20 ms instead of [`BODY_TIME`]); before, a client dribbling its body held the
+    /// connection for as long as it liked.
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_is_an_error_after_its_time() {
+        let stalled = Body::from_stream(futures::StreamExt::chain(
+            futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{\"tx\":"))]),
+            futures::stream::pending(),
+        ));
+        let slot = Arc::new(Mutex::new(Held {
+            body: Some(stalled),
+            polled: false,
+            deadline: Some(Box::pin(tokio::time::sleep(Duration::from_millis(20)))),
+        }));
+        let read = axum::body::to_bytes(Body::new(Shared(Arc::clone(&slot))), 1 << 20).await;
+        let error = read.expect_err("given up");
+        assert!(format!("{error:?}").contains("did not arrive"), "{error:?}");
+        assert!(
+            slot.lock().expect("lock").body.is_none(),
+            "nothing left to drain"
+        );
+    }
+
     #[tokio::test]
     async fn a_broken_body_ends_the_drain() {
         let broken = Body::from_stream(futures::stream::iter([
@@ -266,6 +312,7 @@ mod tests {
         let slot = Arc::new(Mutex::new(Held {
             body: Some(chunks(&[3, 4])),
             polled: false,
+            deadline: None,
         }));
         let mut shared = Shared(Arc::clone(&slot));
         assert_eq!(next_len(&mut shared).await, 3);
@@ -284,6 +331,7 @@ mod tests {
         let slot = Arc::new(Mutex::new(Held {
             body: Some(chunks(&[3])),
             polled: false,
+            deadline: None,
         }));
         let mut shared = Shared(Arc::clone(&slot));
         assert_eq!(next_len(&mut shared).await, 3);

@@ -1,11 +1,18 @@
-//! Serving the API over TLS (rustls with the ring provider; ADR 0014).
+//! Serving the API, over TLS (rustls with the ring provider; ADR 0014) or, where a
+//! deployment chose it, plain HTTP.
 //!
 //! [`server_config`] reads the certificate chain and key named in `[rpc]`; [`serve`] accepts
-//! connections, completes each handshake within [`HANDSHAKE_TIMEOUT`] on its own task, and
-//! serves the router over it with the peer's address as [`ConnectInfo`] (the client of the
-//! rate limits, and the loopback check of `/metrics`). A client that speaks plain HTTP to
-//! the TLS port gets one plain `400` saying so, never the API. On shutdown it stops
+//! connections, completes each TLS handshake within [`HANDSHAKE_TIMEOUT`] on its own task,
+//! and serves the router over it with the peer's address as [`ConnectInfo`] (the client of
+//! the rate limits, and the loopback check of `/metrics`). A client that speaks plain HTTP
+//! to the TLS port gets one plain `400` saying so, never the API. On shutdown it stops
 //! accepting and lets open connections finish, like `axum::serve`.
+//!
+//! No client can hold the API: a connection must send each request's headers within
+//! [`HEADER_READ_TIMEOUT`] (an idle HTTP/1 connection is closed after as long), at most
+//! [`MAX_CONNECTIONS`] are served at once and at most [`MAX_CONNECTIONS_PER_CLIENT`] from
+//! one address (more are closed on accept). `axum::serve`, used before for plain HTTP, set
+//! no timer at all: a client that opened connections and sent nothing held them forever.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +34,16 @@ use tower::ServiceExt;
 
 /// How long a client has to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client has to send a request's headers, and how long an HTTP/1 connection
+/// may wait idle for its next request.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most connections served at once (well below a default limit of 1,024 open files).
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Most connections served at once to one client address.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 128;
 
 /// How long open connections may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,16 +82,63 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` completes, then lets open
-/// connections finish (at most [`DRAIN_TIMEOUT`]).
+/// Connections open per client address; a [`Slot`] holds one until dropped.
+#[derive(Default)]
+struct Open(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One connection's place in [`Open`] and in the total.
+struct Slot {
+    open: Arc<Open>,
+    client: std::net::IpAddr,
+    _total: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Open {
+    /// A slot for a connection from `client`, if neither bound is reached.
+    fn take(
+        self: &Arc<Self>,
+        client: std::net::IpAddr,
+        total: &Arc<tokio::sync::Semaphore>,
+    ) -> Option<Slot> {
+        let permit = Arc::clone(total).try_acquire_owned().ok()?;
+        let mut counts = crate::app::lock(&self.0);
+        let count = counts.entry(client).or_insert(0);
+        if *count >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            open: Arc::clone(self),
+            client,
+            _total: permit,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = crate::app::lock(&self.open.0);
+        if let Some(count) = counts.get_mut(&self.client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` (over TLS with `config`, else plain HTTP) until
+/// `shutdown` completes, then lets open connections finish (at most [`DRAIN_TIMEOUT`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    config: Arc<rustls::ServerConfig>,
+    config: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let acceptor = config.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = Arc::new(Open::default());
+    let total = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -82,31 +146,32 @@ pub async fn serve(
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait a little, as axum::serve.
-                    tracing::debug!(%error, "accepting an HTTPS connection failed");
+                    tracing::debug!(%error, "accepting an API connection failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        // Over a bound: closed at once (the client may try again, or another node).
+        let Some(slot) = open.take(peer.ip().to_canonical(), &total) else {
+            tracing::debug!(%peer, "API connection refused: too many open");
+            drop(stream);
+            continue;
+        };
         let acceptor = acceptor.clone();
         let router = router.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let Some(stream) = handshake(&acceptor, stream, peer).await else {
-                return;
-            };
-            let service = router.map_request(move |mut request: axum::extract::Request<_>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, %error, "HTTPS connection ended");
+            let _slot = slot;
+            match &acceptor {
+                Some(acceptor) => {
+                    let Some(stream) = handshake(acceptor, stream, peer).await else {
+                        return;
+                    };
+                    connection(stream, router, peer, watcher).await;
+                }
+                None => connection(stream, router, peer, watcher).await,
             }
         });
     }
@@ -118,6 +183,36 @@ pub async fn serve(
         tracing::warn!("HTTPS connections still open after {DRAIN_TIMEOUT:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// Serves the router over one connection from `peer` until it ends, with the header
+/// timeout; `watcher` lets the shutdown wait for it.
+async fn connection<I>(
+    io: I,
+    router: Router,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = router.map_request(move |mut request: axum::extract::Request<_>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(HEADER_READ_TIMEOUT);
+    let connection =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+    if let Err(error) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(%peer, %error, "API connection ended");
+    }
 }
 
 /// The TLS session of a new connection, or `None` (said to the client where it can be)
