@@ -561,14 +561,51 @@ fn check(
         .collect()
 }
 
-/// Of restored transactions, those that can no longer commit (their record is dropped).
+/// Of restored transactions, those that can no longer commit (their record is dropped):
+/// already in a block, malformed, expired, past their reject time, a nonce already used, an
+/// end-to-end id already paid. What was refused for now (a full mempool, the signer's
+/// limit, funds or a queue that may change, the cut-off, storage) keeps its record and is
+/// offered again at the next start: before, it was forgotten too, and a crash or a smaller
+/// mempool lost transactions the node had acknowledged.
 fn gone(hashes: Vec<Hash>, admitted: &Admitted) -> Vec<Hash> {
     hashes
         .into_iter()
         .zip(&admitted.results)
-        .filter(|(_, result)| !matches!(result, Ok(_) | Err(AdmissionError::AlreadyPending)))
+        .filter(|(_, result)| match result {
+            Ok(_) => false,
+            Err(error) => can_never_commit(error),
+        })
         .map(|(hash, _)| hash)
         .collect()
+}
+
+/// Whether a transaction refused with `error` can never be included.
+fn can_never_commit(error: &AdmissionError) -> bool {
+    match error {
+        AdmissionError::AlreadyIncluded(_) => true,
+        AdmissionError::Rejected(error) => match error {
+            TxError::BadNonce { expected, got } => got < expected,
+            TxError::Oversized { .. }
+            | TxError::WrongChain { .. }
+            | TxError::InvalidSigner(_)
+            | TxError::BadSignature
+            | TxError::ZeroAmount
+            | TxError::InvalidEndToEndId
+            | TxError::InvalidReference
+            | TxError::InvalidAccountKey(_)
+            | TxError::SelfTransfer
+            | TxError::InvalidTerms
+            | TxError::Expired { .. }
+            | TxError::RejectTime { .. }
+            | TxError::DuplicateEndToEndId(_) => true,
+            _ => false,
+        },
+        AdmissionError::AlreadyPending
+        | AdmissionError::NonceTaken(_)
+        | AdmissionError::TooManyPending(_)
+        | AdmissionError::MempoolFull(_)
+        | AdmissionError::Unavailable(_) => false,
+    }
 }
 
 /// Logs and counts what a restore made pending again.
@@ -795,5 +832,91 @@ mod tests {
             "a client's copy is checked: {:?}",
             client.results[0]
         );
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use interpool_contracts::testkit::{account, customer_seed, key};
+    use interpool_contracts::{Amount, Body, Transaction};
+
+    use super::*;
+    use crate::app::{Core, Mempool, MempoolLimits};
+    use crate::storage::Store;
+    use crate::testkit;
+
+    /// A transfer of customer (0, `i`) with `nonce`, valid until `valid_until_height`.
+    fn transfer(i: usize, nonce: u64, valid_until_height: u64) -> VerifiedTransaction {
+        Transaction {
+            chain_id: "test".into(),
+            signer: account(customer_seed(0, i)),
+            nonce,
+            valid_until_height,
+            body: Body::Transfer {
+                to: account(customer_seed(1, 0)),
+                amount: Amount(5),
+                end_to_end_id: format!("R-{i}-{nonce}"),
+                reference: String::new(),
+                terms: Default::default(),
+            },
+        }
+        .sign(&key(customer_seed(0, i)))
+        .check_stateless("test")
+        .expect("valid")
+    }
+
+    fn node(max_transactions: usize) -> (Admission, Arc<Store>, Core, tempfile::TempDir) {
+        let genesis = testkit::genesis();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        let mempool = Arc::new(std::sync::Mutex::new(Mempool::new(MempoolLimits {
+            max_transactions,
+            max_per_signer: 100,
+            client_backlog: None,
+        })));
+        let core = Core::open(
+            &genesis,
+            store.clone(),
+            testkit::limits(),
+            mempool.clone(),
+            Arc::new(Metrics::new()),
+        )
+        .expect("open");
+        let admission = Admission::new(
+            genesis.chain_id.clone(),
+            mempool,
+            core.subscribe(),
+            store.clone(),
+            Arc::new(Metrics::new()),
+            AdmissionSettings::default(),
+        );
+        (admission, store, core, dir)
+    }
+
+    /// A restart whose mempool cannot take every acknowledged transaction keeps the
+    /// records of those it refused for now (they are offered again at the next start);
+    /// before, they were forgotten as if they could never commit.
+    #[test]
+    fn a_restore_keeps_what_was_refused_for_now() {
+        let (admission, store, _core, _dir) = node(1);
+        store
+            .save_pending(&[transfer(0, 0, 1_000), transfer(1, 0, 1_000)])
+            .expect("recorded");
+        assert_eq!(admission.restore_blocking().expect("restored"), 1);
+        assert_eq!(store.pending_transactions().expect("pending").len(), 2);
+    }
+
+    /// An acknowledged transaction that expires uncommitted (here behind a nonce gap)
+    /// loses its record when it expires; before, records stayed until the next restart and
+    /// a client could grow them without bound.
+    #[test]
+    fn the_record_of_an_acknowledged_transaction_goes_when_it_expires() {
+        let (admission, store, mut core, _dir) = node(100);
+        let admitted =
+            admission.admit_blocking(vec![transfer(0, 1, 1).signed().clone()], Origin::Client);
+        assert_eq!(admitted.admitted(), 1);
+        assert_eq!(store.pending_transactions().expect("pending").len(), 1);
+        testkit::commit_block(&mut core, vec![], 1_000);
+        assert!(store.pending_transactions().expect("pending").is_empty());
     }
 }

@@ -825,11 +825,11 @@ impl Core {
             state_root: self.ledger.state_root(),
             timestamp_ms: header.timestamp_ms,
         };
-        {
+        let dropped = {
             // Under the mempool's lock, so that admission sees the mempool and the ledger
             // of one height together.
             let mut mempool = lock(&self.mempool);
-            mempool.after_commit(&txs, &self.ledger, height);
+            let dropped = mempool.after_commit(&txs, &self.ledger, height);
             self.metrics.mempool_size(mempool.len());
             let replaced = self.published.send_replace(Arc::new(ChainView {
                 tip: self.tip.clone(),
@@ -837,6 +837,16 @@ impl Core {
                 ledger: self.ledger.clone(),
             }));
             super::view::retire(replaced);
+            dropped
+        };
+        // What can never commit now (stale, expired) loses its durable record too: before,
+        // the records of acknowledged transactions that never committed stayed until the
+        // next restart, and a client sending expiring transactions behind a nonce gap grew
+        // them without bound (and the restart's work with them).
+        if !dropped.is_empty() {
+            if let Err(error) = self.store.forget_pending(&dropped) {
+                tracing::warn!(%error, "cannot forget the records of expired transactions");
+            }
         }
         if let (Some(statements), true) = (&self.statements, outcome.settlement.is_some()) {
             statements.send(StatementJob::Closed(self.ledger.clone()));

@@ -394,7 +394,14 @@ impl Mempool {
     ///
     /// `block` is the committed block's transactions: any of them may have come from another
     /// node, so every signer in it is checked for now-stale pending nonces.
-    pub fn after_commit(&mut self, block: &[VerifiedTransaction], ledger: &Ledger, height: u64) {
+    /// Returns the hashes it dropped as stale or expired (they can never commit: their
+    /// durable records, if this node acknowledged them, go too).
+    pub fn after_commit(
+        &mut self,
+        block: &[VerifiedTransaction],
+        ledger: &Ledger,
+        height: u64,
+    ) -> Vec<Hash> {
         self.record_commit(block.len());
         // The ledger moved on: count again when asked.
         self.selectable = None;
@@ -403,6 +410,7 @@ impl Mempool {
             touched.insert(tx.tx().signer);
             self.remove(&tx.hash());
         }
+        let mut dropped = Vec::new();
         for signer in touched {
             let next = ledger.next_nonce(&signer).unwrap_or(0);
             let stale: Vec<Hash> = self
@@ -412,6 +420,7 @@ impl Mempool {
                 .unwrap_or_default();
             for hash in stale {
                 self.remove(&hash);
+                dropped.push(hash);
             }
         }
         let expired: Vec<Hash> = self
@@ -421,7 +430,9 @@ impl Mempool {
             .collect();
         for hash in expired {
             self.remove(&hash);
+            dropped.push(hash);
         }
+        dropped
     }
 
     /// Up to `max` transactions pending here for longer than `at_least`, oldest first: what

@@ -336,10 +336,18 @@ impl ChainStore for MemStore {
     }
 
     fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
-        if hashes.is_empty() {
+        // As the store: only what is recorded here is written.
+        let recorded: Vec<Hash> = self.read(|t| {
+            hashes
+                .iter()
+                .filter(|h| t.pending.contains_key(h))
+                .copied()
+                .collect()
+        })?;
+        if recorded.is_empty() {
             return Ok(());
         }
-        self.write(Write::ForgetPending(hashes.to_vec()))
+        self.write(Write::ForgetPending(recorded))
     }
 
     fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError> {

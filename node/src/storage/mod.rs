@@ -1647,14 +1647,20 @@ impl Store {
     }
 
     /// Forgets acknowledged transactions that can no longer commit (stale, expired).
+    /// Only those recorded here are written (what the mempool drops came mostly from
+    /// gossip, with no record).
     pub fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         let mut pending = self.pending_hashes();
         for hash in hashes {
-            batch.delete_cf(self.cf(CF_PENDING), hash.as_bytes());
-            pending.remove(hash);
+            if pending.remove(hash) {
+                batch.delete_cf(self.cf(CF_PENDING), hash.as_bytes());
+            }
         }
         drop(pending);
+        if batch.is_empty() {
+            return Ok(());
+        }
         self.db.write(batch)?;
         Ok(())
     }
