@@ -122,6 +122,12 @@ impl Manifest {
     }
 }
 
+/// Most validators, and most observers, of a localnet.
+pub const MAX_LOCAL_NODES: usize = 1_000;
+
+/// Most sample customers per bank of a localnet.
+pub const MAX_LOCAL_ACCOUNTS: usize = 10_000;
+
 /// Generates the local consortium described by `options`; returns its manifest.
 pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
     ensure!(
@@ -130,6 +136,17 @@ pub fn generate(options: &LocalnetOptions) -> Result<Manifest> {
     );
     ensure!(options.banks >= 1, "a consortium needs at least one bank");
     ensure!(options.banks <= 200, "at most 200 banks");
+    // A localnet runs on one machine, each node on its own ports: a bound says so before
+    // anything is written (a count near the largest integer overflowed, or wrapped and
+    // tried to allocate a terabyte).
+    ensure!(
+        options.validators <= MAX_LOCAL_NODES && options.observers <= MAX_LOCAL_NODES,
+        "at most {MAX_LOCAL_NODES} validators and {MAX_LOCAL_NODES} observers on one machine"
+    );
+    ensure!(
+        options.accounts_per_bank <= MAX_LOCAL_ACCOUNTS,
+        "at most {MAX_LOCAL_ACCOUNTS} sample customers per bank (each gets a key file)"
+    );
     let nodes = options.validators + options.observers;
     let last_port = u32::from(options.base_port) + 1000 + nodes as u32;
     ensure!(
@@ -399,6 +416,31 @@ mod tests {
             queue_expiry_blocks: 5,
             business_day: None,
             plain_http: false,
+        }
+    }
+
+    /// Counts no machine could run are refused before anything is written: the largest
+    /// integer overflowed (a panic), and 2^32 - 1 validators wrapped the port check and
+    /// tried to allocate a terabyte.
+    #[test]
+    fn impossible_node_counts_are_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (validators, observers, accounts) in [
+            (usize::MAX, 1, 2),
+            (4_294_967_295, 1, 2),
+            (4, usize::MAX, 2),
+            (4, 1, usize::MAX),
+        ] {
+            let out = dir.path().join("net");
+            let error = generate(&LocalnetOptions {
+                validators,
+                observers,
+                accounts_per_bank: accounts,
+                ..options(out.clone())
+            })
+            .expect_err("refused");
+            assert!(error.to_string().contains("at most"), "{error}");
+            assert!(!out.exists(), "nothing written");
         }
     }
 

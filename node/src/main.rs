@@ -142,7 +142,8 @@ enum Command {
         /// The genesis file (its validators and chain).
         #[arg(long)]
         genesis: PathBuf,
-        /// Journal files (`DATA_DIR/consensus-journal`).
+        /// Journal files (`DATA_DIR/consensus-journal`); at least one.
+        #[arg(required = true)]
         journals: Vec<PathBuf>,
     },
 }

@@ -263,6 +263,17 @@ pub(crate) async fn stream(
     state.keeps(start.height, || {
         format!("a stream of the events from block {}", start.height)
     })?;
+    // One key's share first, then the node's.
+    let slot = if caller.sees_all() {
+        None
+    } else {
+        let (key, _) = caller.known()?;
+        Some(state.limits.stream_slot(*key).inspect_err(|_| {
+            state
+                .metrics
+                .api_refused("busy", "event streams of one key");
+        })?)
+    };
     let permit = state
         .limits
         .event_streams
@@ -280,7 +291,13 @@ pub(crate) async fn stream(
         })?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
     tokio::spawn(produce(
-        state, start, format, redact, withhold, sender, permit,
+        state,
+        start,
+        format,
+        redact,
+        withhold,
+        sender,
+        (permit, slot),
     ));
     let pieces = futures::stream::unfold(receiver, |mut receiver| async move {
         let piece = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
@@ -420,7 +437,7 @@ async fn produce(
     redact: Option<BankId>,
     withhold: Option<super::auth::Caller>,
     sender: mpsc::Sender<Bytes>,
-    _permit: OwnedSemaphorePermit,
+    _held: (OwnedSemaphorePermit, Option<super::limits::StreamSlot>),
 ) {
     // Subscribe before the first read, so that no commit can slip between the two.
     let mut commits = state.reader.subscribe();

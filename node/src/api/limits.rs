@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use interpool_contracts::AccountId;
 use interpool_genesis::config::RpcConfig;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -181,6 +182,32 @@ pub struct ApiLimits {
     pub event_streams: Arc<Semaphore>,
     /// Most event streams open at once.
     pub max_event_streams: usize,
+    /// Event streams open per key (those held to [`MAX_EVENT_STREAMS_PER_KEY`]).
+    streams_by_key: Arc<std::sync::Mutex<std::collections::HashMap<AccountId, usize>>>,
+}
+
+/// Most event streams one customer's or operator's key may hold open: one key cannot take
+/// every slot from the others (before, one customer opened the node's 256 in a second, and
+/// every bank was refused). Nodes, regulators and the authority are not held to it.
+pub const MAX_EVENT_STREAMS_PER_KEY: usize = 16;
+
+/// One key's hold on an event stream (with [`ApiLimits::stream_slot`]); released when
+/// dropped.
+pub struct StreamSlot {
+    key: AccountId,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<AccountId, usize>>>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = crate::app::lock(&self.open);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl ApiLimits {
@@ -210,7 +237,28 @@ impl ApiLimits {
             max_concurrent_writes,
             event_streams: Arc::new(Semaphore::new(max_event_streams)),
             max_event_streams,
+            streams_by_key: Default::default(),
         }
+    }
+
+    /// A stream slot of `key`, if it holds fewer than [`MAX_EVENT_STREAMS_PER_KEY`].
+    pub(crate) fn stream_slot(&self, key: AccountId) -> Result<StreamSlot, ApiError> {
+        let mut open = crate::app::lock(&self.streams_by_key);
+        let count = open.entry(key).or_insert(0);
+        if *count >= MAX_EVENT_STREAMS_PER_KEY {
+            return Err(ApiError::new(
+                Code::TooManyStreams,
+                format!(
+                    "this key holds {MAX_EVENT_STREAMS_PER_KEY} event streams, the most one \
+                     key may; close one first"
+                ),
+            ));
+        }
+        *count += 1;
+        Ok(StreamSlot {
+            key,
+            open: Arc::clone(&self.streams_by_key),
+        })
     }
 
     /// A write's turn, held until the write is answered; 503 `busy` at once if the node

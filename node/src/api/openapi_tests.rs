@@ -2426,3 +2426,48 @@ async fn health_shows_the_queues_only_to_those_who_may_read_the_metrics() {
         assert!(view["mempool_capacity"].is_u64(), "{view}");
     }
 }
+
+/// One key holds at most 16 event streams: the 17th is refused (503 `too_many_streams`)
+/// while another customer still gets its stream, and a closed stream frees its slot. Before,
+/// one customer could open every slot of the node (256 in about a second) and every bank
+/// was refused.
+#[tokio::test]
+async fn one_key_cannot_take_every_event_stream() {
+    let api = TestApi::new();
+    let greedy = customer_seed(0, 0);
+    let mut open = Vec::new();
+    for _ in 0..limits::MAX_EVENT_STREAMS_PER_KEY {
+        let response = api
+            .respond(CLIENT_A, Some(greedy), "GET", "/v1/events", "")
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        open.push(response);
+    }
+    let (status, _, body) = api
+        .send_signed(CLIENT_A, Some(greedy), "GET", "/v1/events", "")
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        String::from_utf8_lossy(&body).contains("too_many_streams"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let other = api
+        .respond(CLIENT_A, Some(customer_seed(1, 0)), "GET", "/v1/events", "")
+        .await;
+    assert_eq!(other.status(), StatusCode::OK);
+    // A stream closed: its slot is free again (once its producer notices).
+    drop(open.pop());
+    let mut reopened = None;
+    for _ in 0..100 {
+        let response = api
+            .respond(CLIENT_A, Some(greedy), "GET", "/v1/events", "")
+            .await;
+        if response.status() == StatusCode::OK {
+            reopened = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(reopened.is_some(), "the closed stream's slot was not freed");
+}

@@ -95,13 +95,39 @@ fn whole_records_length(file: &File) -> io::Result<u64> {
     }
 }
 
+/// Largest record a journal holds (a message is bounded by `[p2p] max_message_bytes`).
+const MAX_RECORD_BYTES: u64 = 256 << 20;
+
 /// Every message in the journal at `path` (a truncated last record, from a node killed while
-/// writing it, is ignored).
+/// writing it, is ignored). A file of bytes whose first record does not fit is not a journal
+/// and is refused: before, any file (a config, a genesis) read as an empty journal, and the
+/// check reported "no equivocation" for input it never read.
 pub fn read(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
+    let messages = records(&bytes);
+    // A record is one network message, at most 16 MiB by default: a first length far past
+    // that is not a journal's (a truncated first record, from a node killed while writing
+    // it, still has a plausible one).
+    let first = bytes
+        .first_chunk::<4>()
+        .map(|prefix| u64::from(u32::from_be_bytes(*prefix)));
+    if messages.is_empty() && first.is_some_and(|length| length > MAX_RECORD_BYTES) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "not a consensus journal: its first record would be {} bytes",
+                first.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(messages)
+}
+
+/// The length-prefixed records of `bytes`, up to the first that does not fit.
+fn records(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
-    let mut rest = bytes.as_slice();
+    let mut rest = bytes;
     while let Some((prefix, tail)) = rest.split_first_chunk::<4>() {
         let length = u32::from_be_bytes(*prefix) as usize;
         let Some((message, tail)) = tail.split_at_checked(length) else {
@@ -110,7 +136,7 @@ pub fn read(path: &Path) -> io::Result<Vec<Vec<u8>>> {
         messages.push(message.to_vec());
         rest = tail;
     }
-    Ok(messages)
+    messages
 }
 
 /// Two validly signed, different messages of one kind by one validator for one height and
@@ -192,6 +218,26 @@ mod tests {
     use crate::testkit;
     use interpool_consensus::{Digest, Message, Vote};
     use interpool_contracts::testkit::key;
+
+    /// A file that is not a journal (a config file) is refused, not read as an empty
+    /// journal; an empty journal (a node that recorded nothing yet) is read as one.
+    #[test]
+    fn a_file_that_is_not_a_journal_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "[node]\nname = \"validator-0\"\n").expect("write");
+        let error = read(&config).expect_err("not a journal");
+        assert!(
+            error.to_string().contains("not a consensus journal"),
+            "{error}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").expect("write");
+        assert_eq!(
+            read(&empty).expect("an empty journal"),
+            Vec::<Vec<u8>>::new()
+        );
+    }
 
     #[test]
     fn a_journal_round_trips_and_two_different_votes_are_found() {
