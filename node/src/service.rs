@@ -124,6 +124,22 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         key,
         me,
     } = prepare(config)?;
+    // TLS unless the config says plain HTTP (`NodeConfig::load` checked it is one or the
+    // other): a certificate that cannot be read stops the node here, before it opens or
+    // creates its database and joins the network (before, it was found only after the
+    // consensus driver had started).
+    let tls = match (
+        &config.rpc.tls_cert,
+        &config.rpc.tls_key,
+        config.rpc.plain_http,
+    ) {
+        (Some(cert), Some(key), false) => Some(api::tls::server_config(cert, key)?),
+        (None, None, true) => None,
+        _ => anyhow::bail!(
+            "[rpc] needs tls_cert and tls_key, or plain_http = true (and not both): refusing to \
+             serve"
+        ),
+    };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let store =
@@ -383,20 +399,6 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
                 Arc::new(move || network.connected_now())
             },
         }),
-    };
-    // TLS unless the config says plain HTTP (`NodeConfig::load` checked it is one or the
-    // other); a certificate that cannot be read stops the node here, before it serves.
-    let tls = match (
-        &config.rpc.tls_cert,
-        &config.rpc.tls_key,
-        config.rpc.plain_http,
-    ) {
-        (Some(cert), Some(key), false) => Some(api::tls::server_config(cert, key)?),
-        (None, None, true) => None,
-        _ => anyhow::bail!(
-            "[rpc] needs tls_cert and tls_key, or plain_http = true (and not both): refusing to \
-             serve"
-        ),
     };
     let listener = tokio::net::TcpListener::bind(&config.rpc.listen)
         .await
