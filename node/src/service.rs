@@ -319,7 +319,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
     ));
 
     let worker = if is_validator {
-        let durable = DurableConsensus::new(store.clone());
+        let mut durable = DurableConsensus::new(store.clone());
         let persisted = durable.load()?;
         let engine = Engine::new(
             EngineConfig {

@@ -47,7 +47,7 @@ pub trait ConsensusNetwork: Send + Sync + 'static {
 /// Where the engine's persisted state lives. `save` must be durable when it returns.
 pub trait ConsensusStore: Send + 'static {
     /// The state saved before a restart, if any.
-    fn load(&self) -> Result<Option<PersistedState>, ChainError>;
+    fn load(&mut self) -> Result<Option<PersistedState>, ChainError>;
     /// Saves `state` durably (a synced write).
     fn save(&mut self, state: &PersistedState) -> Result<(), ChainError>;
 }
@@ -153,11 +153,12 @@ fn strip(state: &PersistedState) -> (PersistedState, Payloads<'_>) {
 }
 
 impl ConsensusStore for DurableConsensus {
-    fn load(&self) -> Result<Option<PersistedState>, ChainError> {
+    fn load(&mut self) -> Result<Option<PersistedState>, ChainError> {
         let corrupt = |message: String| ChainError::Inconsistent {
             height: 0,
             message: format!("persisted consensus state: {message}"),
         };
+        self.stored.clear();
         let Some(bytes) = self.store.consensus_state()? else {
             return Ok(None);
         };
@@ -169,15 +170,20 @@ impl ConsensusStore for DurableConsensus {
         };
         let mut state: PersistedState =
             codec::decode(encoded, MAX_PERSISTED_BYTES).map_err(|e| corrupt(e.to_string()))?;
-        let fetch = |reference: &mut Vec<u8>| -> Result<(), ChainError> {
+        // The payloads it refers to are the ones stored with it: the next save removes
+        // those it no longer refers to (before, `stored` started empty at every start, and
+        // the payloads of the state found there stayed in the store for good).
+        let store = &self.store;
+        let stored = &mut self.stored;
+        let mut fetch = |reference: &mut Vec<u8>| -> Result<(), ChainError> {
             let digest: [u8; 32] = reference
                 .as_slice()
                 .try_into()
                 .map_err(|_| corrupt("a payload reference is not a digest".into()))?;
-            *reference = self
-                .store
+            *reference = store
                 .consensus_payload(&digest)?
                 .ok_or_else(|| corrupt("a payload it refers to is missing".into()))?;
+            stored.insert(digest);
             Ok(())
         };
         if let Some(payload) = state.lock_payload.as_mut() {

@@ -97,7 +97,7 @@ struct RecordingStore {
 }
 
 impl ConsensusStore for RecordingStore {
-    fn load(&self) -> Result<Option<PersistedState>, ChainError> {
+    fn load(&mut self) -> Result<Option<PersistedState>, ChainError> {
         Ok(lock(&self.saved).last().cloned())
     }
 
@@ -146,7 +146,7 @@ fn start<S: ConsensusStore>(
     filter: Filter,
 ) -> Node {
     let core = testkit::core(genesis, dir.path(), testkit::limits());
-    let durable = durable(core.store());
+    let mut durable = durable(core.store());
     let persisted = durable.load().expect("persisted state");
     let config = Config {
         round_timeout_base_ms: 300,
@@ -432,7 +432,7 @@ fn consensus_state_payloads_are_stored_once_by_digest_and_read_back_whole() {
     state.signed.push(Message::Commit(vote).sign(&me, &domain));
     durable.save(&state).expect("save");
     // A restart reads the same state back, payloads in place.
-    let reopened = DurableConsensus::new(store.clone());
+    let mut reopened = DurableConsensus::new(store.clone());
     assert_eq!(reopened.load().expect("load"), Some(state.clone()));
     // A round change that carries the prepared payload, at the next round.
     let round_change = RoundChange {
@@ -487,4 +487,46 @@ fn consensus_state_payloads_are_stored_once_by_digest_and_read_back_whole() {
         DurableConsensus::new(store).load().expect("load"),
         Some(old)
     );
+}
+
+/// A state's payloads are removed when a later state no longer refers to them, also across
+/// a restart: before, the state read back at a start did not count as stored, and its
+/// payloads (up to 8 MiB each) stayed in the store for good.
+#[test]
+fn payloads_of_the_state_found_at_a_start_go_when_no_longer_referred_to() {
+    use interpool_consensus::ChainDomain;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let payload = vec![9u8; 50_000];
+    let digest = Digest::of(&payload);
+    let proposal = Message::Proposal(Proposal {
+        height: 4,
+        round: 0,
+        payload: payload.clone(),
+        justification: vec![],
+    })
+    .sign(&key(VALIDATOR_SEEDS[0]), &ChainDomain::UNBOUND);
+    let state = PersistedState {
+        height: 4,
+        round: 0,
+        lock: None,
+        lock_payload: None,
+        signed: vec![proposal],
+    };
+    DurableConsensus::new(store.clone())
+        .save(&state)
+        .expect("save");
+    assert!(store.consensus_payload(&digest.0).expect("read").is_some());
+    // A start: the state is read back, then the next height's (without payloads) saved.
+    let mut restarted = DurableConsensus::new(store.clone());
+    assert_eq!(restarted.load().expect("load"), Some(state));
+    let next = PersistedState {
+        height: 5,
+        round: 0,
+        lock: None,
+        lock_payload: None,
+        signed: vec![],
+    };
+    restarted.save(&next).expect("save");
+    assert_eq!(store.consensus_payload(&digest.0).expect("read"), None);
 }

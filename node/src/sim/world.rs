@@ -498,7 +498,7 @@ impl World {
         .gossiping(Arc::new(move |txs: Vec<SignedTransaction>| {
             lock(&gossip).push(Out::Gossip(txs));
         }));
-        let durable = DurableConsensus::new(store);
+        let mut durable = DurableConsensus::new(store);
         let persisted = durable.load().map_err(|e| e.to_string())?;
         let engine = Engine::new(
             EngineConfig {
