@@ -585,20 +585,10 @@ fn can_never_commit(error: &AdmissionError) -> bool {
         AdmissionError::AlreadyIncluded(_) => true,
         AdmissionError::Rejected(error) => match error {
             TxError::BadNonce { expected, got } => got < expected,
-            TxError::Oversized { .. }
-            | TxError::WrongChain { .. }
-            | TxError::InvalidSigner(_)
-            | TxError::BadSignature
-            | TxError::ZeroAmount
-            | TxError::InvalidEndToEndId
-            | TxError::InvalidReference
-            | TxError::InvalidAccountKey(_)
-            | TxError::SelfTransfer
-            | TxError::InvalidTerms
-            | TxError::Expired { .. }
+            TxError::Expired { .. }
             | TxError::RejectTime { .. }
             | TxError::DuplicateEndToEndId(_) => true,
-            _ => false,
+            other => other.is_stateless(),
         },
         AdmissionError::AlreadyPending
         | AdmissionError::NonceTaken(_)
@@ -658,7 +648,7 @@ mod tests {
 
     /// An admission pipeline over a new store and a mempool with `limits`; the core and the
     /// folder are kept alive with it.
-    fn pipeline(
+    pub(super) fn pipeline(
         limits: MempoolLimits,
     ) -> (
         Admission,
@@ -841,9 +831,8 @@ mod record_tests {
     use interpool_contracts::{Amount, Body, Transaction};
 
     use super::*;
-    use crate::app::{Core, Mempool, MempoolLimits};
+    use crate::app::{Core, MempoolLimits};
     use crate::storage::Store;
-    use crate::testkit;
 
     /// A transfer of customer (0, `i`) with `nonce`, valid until `valid_until_height`.
     fn transfer(i: usize, nonce: u64, valid_until_height: u64) -> VerifiedTransaction {
@@ -866,30 +855,11 @@ mod record_tests {
     }
 
     fn node(max_transactions: usize) -> (Admission, Arc<Store>, Core, tempfile::TempDir) {
-        let genesis = testkit::genesis();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(Store::open(dir.path()).expect("store"));
-        let mempool = Arc::new(std::sync::Mutex::new(Mempool::new(MempoolLimits {
+        let (admission, store, _mempool, core, dir) = super::tests::pipeline(MempoolLimits {
             max_transactions,
             max_per_signer: 100,
             client_backlog: None,
-        })));
-        let core = Core::open(
-            &genesis,
-            store.clone(),
-            testkit::limits(),
-            mempool.clone(),
-            Arc::new(Metrics::new()),
-        )
-        .expect("open");
-        let admission = Admission::new(
-            genesis.chain_id.clone(),
-            mempool,
-            core.subscribe(),
-            store.clone(),
-            Arc::new(Metrics::new()),
-            AdmissionSettings::default(),
-        );
+        });
         (admission, store, core, dir)
     }
 
@@ -916,7 +886,7 @@ mod record_tests {
             admission.admit_blocking(vec![transfer(0, 1, 1).signed().clone()], Origin::Client);
         assert_eq!(admitted.admitted(), 1);
         assert_eq!(store.pending_transactions().expect("pending").len(), 1);
-        testkit::commit_block(&mut core, vec![], 1_000);
+        crate::testkit::commit_block(&mut core, vec![], 1_000);
         assert!(store.pending_transactions().expect("pending").is_empty());
     }
 }
