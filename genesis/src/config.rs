@@ -90,6 +90,10 @@ pub struct RpcConfig {
     /// Most writes the node handles at once, over all clients.
     #[serde(default = "defaults::max_concurrent_writes")]
     pub max_concurrent_writes: usize,
+    /// Most of them one client may have in flight at once (beyond it: 429
+    /// `rate_limited`), so that one client cannot take every write turn from the others.
+    #[serde(default = "defaults::max_concurrent_writes_per_client")]
+    pub max_concurrent_writes_per_client: usize,
     /// Most expensive reads (history pages, proofs, blocks) the node runs at once.
     #[serde(default = "defaults::max_concurrent_expensive_reads")]
     pub max_concurrent_expensive_reads: usize,
@@ -135,6 +139,7 @@ impl RpcConfig {
             rate_limit_burst: defaults::rate_limit_burst(),
             rate_limit_clients: defaults::rate_limit_clients(),
             max_concurrent_writes: defaults::max_concurrent_writes(),
+            max_concurrent_writes_per_client: defaults::max_concurrent_writes_per_client(),
             max_concurrent_expensive_reads: defaults::max_concurrent_expensive_reads(),
             max_event_streams: defaults::max_event_streams(),
             tls_cert: None,
@@ -334,6 +339,10 @@ pub mod defaults {
     pub fn max_concurrent_writes() -> usize {
         16
     }
+    /// 4: a quarter of the node's writes (the load generator keeps two in flight per node).
+    pub fn max_concurrent_writes_per_client() -> usize {
+        4
+    }
     /// 64 (each runs on the blocking pool, whose threads it must not exhaust).
     pub fn max_concurrent_expensive_reads() -> usize {
         64
@@ -442,6 +451,9 @@ impl Default for MempoolConfig {
 /// The largest value of any `[rpc]` rate or concurrency limit.
 pub const MAX_RPC_LIMIT: u64 = 1_000_000;
 
+/// Largest `[rpc] request_window_ms`: 10 minutes, far beyond any honest clock skew.
+pub const MAX_REQUEST_WINDOW_MS: u64 = 600_000;
+
 /// Why a configuration cannot be used; always names the file and, where it can, the field.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -547,7 +559,7 @@ impl NodeConfig {
                 )
             }
         }
-        let positive: [(&'static str, u64); 20] = [
+        let positive: [(&'static str, u64); 21] = [
             (
                 "rpc.max_request_nonces_per_key",
                 self.rpc.max_request_nonces_per_key as u64,
@@ -570,6 +582,10 @@ impl NodeConfig {
             (
                 "rpc.max_concurrent_writes",
                 self.rpc.max_concurrent_writes as u64,
+            ),
+            (
+                "rpc.max_concurrent_writes_per_client",
+                self.rpc.max_concurrent_writes_per_client as u64,
             ),
             (
                 "rpc.max_concurrent_expensive_reads",
@@ -600,7 +616,7 @@ impl NodeConfig {
         }
         // Upper bounds keep the limiter's arithmetic and the semaphores' permit counts far
         // from overflow; a larger value would mean "no limit", which is not offered.
-        let bounded: [(&'static str, u64); 6] = [
+        let bounded: [(&'static str, u64); 7] = [
             (
                 "rpc.rate_limit_per_second",
                 u64::from(self.rpc.rate_limit_per_second),
@@ -610,6 +626,10 @@ impl NodeConfig {
             (
                 "rpc.max_concurrent_writes",
                 self.rpc.max_concurrent_writes as u64,
+            ),
+            (
+                "rpc.max_concurrent_writes_per_client",
+                self.rpc.max_concurrent_writes_per_client as u64,
             ),
             (
                 "rpc.max_concurrent_expensive_reads",
@@ -625,6 +645,18 @@ impl NodeConfig {
                     message: format!("{value} is above the largest allowed, {MAX_RPC_LIMIT}"),
                 });
             }
+        }
+        if self.rpc.request_window_ms > MAX_REQUEST_WINDOW_MS {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: "rpc.request_window_ms",
+                message: format!(
+                    "{} ms is above the largest allowed, {MAX_REQUEST_WINDOW_MS} ms (10 \
+                     minutes): a key's remembered nonces are held for twice the window, so \
+                     a longer one locks a busy key out for hours",
+                    self.rpc.request_window_ms
+                ),
+            });
         }
         // Consensus owns the payload bound: a larger block would make every proposal of
         // this node too large to send.
@@ -724,6 +756,7 @@ plain_http = true
             "rate_limit_burst",
             "rate_limit_clients",
             "max_concurrent_writes",
+            "max_concurrent_writes_per_client",
             "max_concurrent_expensive_reads",
             "max_event_streams",
         ] {
@@ -735,6 +768,15 @@ plain_http = true
                 assert!(refused.contains(&format!("rpc.{field}")), "{refused}");
             }
         }
+        let window = |ms: u64| {
+            load(&SAMPLE.replace(
+                "listen = \"127.0.0.1:27000\"",
+                &format!("listen = \"127.0.0.1:27000\"\nrequest_window_ms = {ms}"),
+            ))
+        };
+        window(MAX_REQUEST_WINDOW_MS).expect("ten minutes is allowed");
+        let day = window(86_400_000).expect_err("a day is not").to_string();
+        assert!(day.contains("rpc.request_window_ms"), "{day}");
         let missing = NodeConfig::load(Path::new("/nonexistent/config.toml")).expect_err("missing");
         assert!(missing.to_string().contains("cannot read config"));
     }

@@ -288,6 +288,12 @@ impl ApiError {
         error
     }
 
+    /// This error with a `Retry-After` of `seconds` (at least 1).
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds.max(1));
+        self
+    }
+
     /// A transaction the node did not admit.
     pub(crate) fn admission(error: &AdmissionError) -> Self {
         Self {

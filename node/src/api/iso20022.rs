@@ -168,7 +168,7 @@ fn iso_error(error: IsoError) -> ApiError {
     )
 )]
 pub(crate) async fn pacs008(
-    _rate: WithinRate<Writes>,
+    rate: WithinRate<Writes>,
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -203,7 +203,7 @@ pub(crate) async fn pacs008(
         ));
     }
     drop(view);
-    let _turn = state.write_permit()?;
+    let _turn = state.write_permit(rate.client())?;
     let hash = order.signed.hash();
     let signer = order.signed.tx.signer;
     let result = state

@@ -12,6 +12,7 @@
 //! are not trusted: anyone can write them.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -139,6 +140,29 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Charges `client` for `requests` more requests at `now`, as if it had made them,
+    /// without refusing anything: its next requests wait that much longer. For a cost
+    /// known only after a request was served (the forged entries of a batch).
+    pub fn charge(&self, client: ClientKey, requests: u32, now: Instant) {
+        if requests == 0 {
+            return;
+        }
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let arrival = match clients.get(&client) {
+            Some(&arrival) => arrival.max(now),
+            None => {
+                if clients.len() >= self.capacity {
+                    self.evict(&mut clients, now);
+                }
+                now
+            }
+        };
+        let cost = self.rate.interval.saturating_mul(requests);
+        // An instant beyond what the clock can hold would be a wait of centuries anyway.
+        let later = arrival.checked_add(cost).unwrap_or(arrival);
+        clients.insert(client, later);
+    }
+
     /// Clients remembered now.
     pub fn len(&self) -> usize {
         self.clients
@@ -178,12 +202,15 @@ pub struct ApiLimits {
     pub read_rate: RateLimiter,
     writes: Arc<Semaphore>,
     max_concurrent_writes: usize,
+    /// Writes in flight per client, each held to `max_writes_per_client`.
+    writes_by_client: CountedSlots<ClientKey>,
+    max_writes_per_client: usize,
     /// Open event streams.
     pub event_streams: Arc<Semaphore>,
     /// Most event streams open at once.
     pub max_event_streams: usize,
     /// Event streams open per key (those held to [`MAX_EVENT_STREAMS_PER_KEY`]).
-    streams_by_key: Arc<std::sync::Mutex<std::collections::HashMap<AccountId, usize>>>,
+    streams_by_key: CountedSlots<AccountId>,
 }
 
 /// Most event streams one customer's or operator's key may hold open: one key cannot take
@@ -191,23 +218,75 @@ pub struct ApiLimits {
 /// every bank was refused). Nodes, regulators and the authority are not held to it.
 pub const MAX_EVENT_STREAMS_PER_KEY: usize = 16;
 
-/// One key's hold on an event stream (with [`ApiLimits::stream_slot`]); released when
-/// dropped.
-pub struct StreamSlot {
-    key: AccountId,
-    open: Arc<std::sync::Mutex<std::collections::HashMap<AccountId, usize>>>,
+/// Holders counted per key, each key held to a most given when taking: a
+/// [`CountedSlot`] holds one place until dropped. The per-client and per-key bounds of the
+/// API (connections, writes in flight, event streams) are all this.
+pub(crate) struct CountedSlots<K: Eq + Hash>(Arc<Mutex<HashMap<K, usize>>>);
+
+impl<K: Eq + Hash> Default for CountedSlots<K> {
+    fn default() -> Self {
+        CountedSlots(Arc::default())
+    }
 }
 
-impl Drop for StreamSlot {
+impl<K: Eq + Hash> std::fmt::Debug for CountedSlots<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountedSlots")
+            .field("keys", &crate::app::lock(&self.0).len())
+            .finish()
+    }
+}
+
+impl<K: Eq + Hash + Clone> CountedSlots<K> {
+    /// A place for `key` if it holds fewer than `most`.
+    pub(crate) fn take(&self, key: K, most: usize) -> Option<CountedSlot<K>> {
+        let mut held = crate::app::lock(&self.0);
+        let count = held.entry(key.clone()).or_insert(0);
+        if *count >= most {
+            if *count == 0 {
+                held.remove(&key);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(CountedSlot {
+            key,
+            held: Arc::clone(&self.0),
+        })
+    }
+
+    /// Places `key` holds now.
+    pub(crate) fn held(&self, key: &K) -> usize {
+        crate::app::lock(&self.0).get(key).copied().unwrap_or(0)
+    }
+}
+
+/// One place in a [`CountedSlots`], given back when dropped.
+pub(crate) struct CountedSlot<K: Eq + Hash> {
+    key: K,
+    held: Arc<Mutex<HashMap<K, usize>>>,
+}
+
+impl<K: Eq + Hash> Drop for CountedSlot<K> {
     fn drop(&mut self) {
-        let mut open = crate::app::lock(&self.open);
-        if let Some(count) = open.get_mut(&self.key) {
+        let mut held = crate::app::lock(&self.held);
+        if let Some(count) = held.get_mut(&self.key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.key);
+                held.remove(&self.key);
             }
         }
     }
+}
+
+/// One key's hold on an event stream (with [`ApiLimits::stream_slot`]).
+pub(crate) type StreamSlot = CountedSlot<AccountId>;
+
+/// A write's turn ([`ApiLimits::write_permit`]): one of the node's writes and one of its
+/// client's, both given back when dropped.
+pub(crate) struct WriteTurn {
+    _client: CountedSlot<ClientKey>,
+    _node: OwnedSemaphorePermit,
 }
 
 impl ApiLimits {
@@ -221,9 +300,11 @@ impl ApiLimits {
             config.max_concurrent_writes,
             config.max_event_streams,
         )
+        .with_writes_per_client(config.max_concurrent_writes_per_client)
     }
 
-    /// Limits with these values.
+    /// Limits with these values; one client may have a quarter of the writes in flight (at
+    /// least one; [`Self::with_writes_per_client`]).
     pub fn new(
         rate: Rate,
         clients: usize,
@@ -235,36 +316,55 @@ impl ApiLimits {
             read_rate: RateLimiter::new(rate, clients),
             writes: Arc::new(Semaphore::new(max_concurrent_writes)),
             max_concurrent_writes,
+            writes_by_client: CountedSlots::default(),
+            max_writes_per_client: (max_concurrent_writes / 4).max(1),
             event_streams: Arc::new(Semaphore::new(max_event_streams)),
             max_event_streams,
             streams_by_key: Default::default(),
         }
     }
 
-    /// A stream slot of `key`, if it holds fewer than [`MAX_EVENT_STREAMS_PER_KEY`].
-    pub(crate) fn stream_slot(&self, key: AccountId) -> Result<StreamSlot, ApiError> {
-        let mut open = crate::app::lock(&self.streams_by_key);
-        let count = open.entry(key).or_insert(0);
-        if *count >= MAX_EVENT_STREAMS_PER_KEY {
-            return Err(ApiError::new(
-                Code::TooManyStreams,
-                format!(
-                    "this key holds {MAX_EVENT_STREAMS_PER_KEY} event streams, the most one \
-                     key may; close one first"
-                ),
-            ));
-        }
-        *count += 1;
-        Ok(StreamSlot {
-            key,
-            open: Arc::clone(&self.streams_by_key),
-        })
+    /// The same limits with at most `most` writes in flight per client (at least one, at
+    /// most every write of the node).
+    pub fn with_writes_per_client(mut self, most: usize) -> Self {
+        self.max_writes_per_client = most.clamp(1, self.max_concurrent_writes.max(1));
+        self
     }
 
-    /// A write's turn, held until the write is answered; 503 `busy` at once if the node
-    /// handles its maximum of writes.
-    pub(crate) fn write_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.writes.clone().try_acquire_owned().map_err(|_| {
+    /// A stream slot of `key`, if it holds fewer than [`MAX_EVENT_STREAMS_PER_KEY`].
+    pub(crate) fn stream_slot(&self, key: AccountId) -> Result<StreamSlot, ApiError> {
+        self.streams_by_key
+            .take(key, MAX_EVENT_STREAMS_PER_KEY)
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::TooManyStreams,
+                    format!(
+                        "this key holds {MAX_EVENT_STREAMS_PER_KEY} event streams, the most \
+                         one key may; close one first"
+                    ),
+                )
+            })
+    }
+
+    /// A write's turn for `client`, held until the write is answered: 429 `rate_limited`
+    /// at once if the client has its most writes in flight (one client cannot take every
+    /// turn from the others), 503 `busy` if the node handles its maximum of writes.
+    pub(crate) fn write_permit(&self, client: ClientKey) -> Result<WriteTurn, ApiError> {
+        let Some(own) = self
+            .writes_by_client
+            .take(client, self.max_writes_per_client)
+        else {
+            return Err(ApiError::new(
+                Code::RateLimited,
+                format!(
+                    "this client has {} writes in flight, the most one client may; wait \
+                     for their answers",
+                    self.max_writes_per_client
+                ),
+            )
+            .retry_after(1));
+        };
+        let node = self.writes.clone().try_acquire_owned().map_err(|_| {
             ApiError::new(
                 Code::Busy,
                 format!(
@@ -272,7 +372,16 @@ impl ApiLimits {
                     self.max_concurrent_writes
                 ),
             )
+        })?;
+        Ok(WriteTurn {
+            _client: own,
+            _node: node,
         })
+    }
+
+    /// Writes `client` has in flight now.
+    pub fn writes_in_flight(&self, client: ClientKey) -> usize {
+        self.writes_by_client.held(&client)
     }
 
     /// Open event streams now.
@@ -313,7 +422,17 @@ impl Limited for ExpensiveReads {
 /// An extractor that admits a request of kind `K` only if its client is within its rate,
 /// and answers 429 `rate_limited` otherwise. Being a parts extractor it runs before the
 /// body is read, so a client over its rate costs the node no body.
-pub(crate) struct WithinRate<K>(PhantomData<K>);
+pub(crate) struct WithinRate<K> {
+    client: ClientKey,
+    kind: PhantomData<K>,
+}
+
+impl<K> WithinRate<K> {
+    /// The client the request comes from.
+    pub(crate) fn client(&self) -> ClientKey {
+        self.client
+    }
+}
 
 impl<K: Limited> FromRequestParts<ApiState> for WithinRate<K> {
     type Rejection = ApiError;
@@ -321,7 +440,10 @@ impl<K: Limited> FromRequestParts<ApiState> for WithinRate<K> {
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let client = ClientKey::of_request(parts);
         match K::limiter(&state.limits).check(client, Instant::now()) {
-            Ok(()) => Ok(WithinRate(PhantomData)),
+            Ok(()) => Ok(WithinRate {
+                client,
+                kind: PhantomData,
+            }),
             Err(over) => {
                 state.metrics.api_refused("rate_limited", K::NAME);
                 Err(ApiError::rate_limited(K::NAME, over.retry_after))
@@ -341,6 +463,67 @@ mod tests {
     }
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_charge_uses_up_tokens_without_refusing_and_never_overflows() {
+        let limiter = RateLimiter::new(Rate::per_second(10, 5), 100);
+        let now = Instant::now();
+        limiter.check(client(1), now).expect("first");
+        limiter.charge(client(1), 2, now);
+        // 1 + 2 of 5 used: two more, then refused.
+        limiter.check(client(1), now).expect("fourth");
+        limiter.check(client(1), now).expect("fifth");
+        assert!(limiter.check(client(1), now).is_err());
+        // A charge beyond anything the clock holds saturates instead of panicking.
+        limiter.charge(client(2), u32::MAX, now);
+        limiter.charge(client(2), u32::MAX, now);
+        let over = limiter.check(client(2), now).expect_err("charged");
+        assert!(over.retry_after > Duration::from_secs(3_600));
+        limiter.check(client(3), now).expect("others untouched");
+    }
+
+    #[test]
+    fn one_client_holds_at_most_its_share_of_the_writes_and_gives_them_back() {
+        let limits = ApiLimits::new(Rate::per_second(100, 200), 100, 16, 16);
+        let own: Vec<WriteTurn> = (0..4)
+            .map(|_| limits.write_permit(client(1)).ok().expect("its share"))
+            .collect();
+        let Err(refused) = limits.write_permit(client(1)) else {
+            panic!("a fifth write of one client");
+        };
+        assert_eq!(refused.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.view.code, "rate_limited");
+        assert_eq!(limits.writes_in_flight(client(1)), 4);
+        // The others share the rest, up to the node's limit.
+        let others: Vec<WriteTurn> = (2..=4)
+            .flat_map(|n| (0..4).map(move |_| n))
+            .map(|n| limits.write_permit(client(n)).ok().expect("the rest"))
+            .collect();
+        let Err(busy) = limits.write_permit(client(5)) else {
+            panic!("past the node's 16");
+        };
+        assert_eq!(busy.view.code, "busy");
+        assert_eq!(
+            limits.writes_in_flight(client(5)),
+            0,
+            "a refusal holds nothing"
+        );
+        drop(own);
+        assert_eq!(limits.writes_in_flight(client(1)), 0);
+        let again = limits
+            .write_permit(client(5))
+            .ok()
+            .expect("a write was given back");
+        drop((others, again));
+        // The configured share, bounded by the node's writes.
+        let limits =
+            ApiLimits::new(Rate::per_second(100, 200), 100, 2, 16).with_writes_per_client(9);
+        let _both = [
+            limits.write_permit(client(1)).ok().expect("one"),
+            limits.write_permit(client(1)).ok().expect("two"),
+        ];
+        assert!(limits.write_permit(client(2)).is_err());
+    }
 
     #[test]
     fn a_burst_is_allowed_then_refused_with_the_wait_until_the_next_token() {

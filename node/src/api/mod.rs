@@ -290,12 +290,17 @@ impl ApiState {
         })
     }
 
-    /// A write's turn (held until it is answered), or 503 `busy` at once if the node
-    /// handles its maximum of writes.
-    pub(crate) fn write_permit(&self) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
-        self.limits
-            .write_permit()
-            .inspect_err(|_| self.metrics.api_refused("busy", "writes"))
+    /// `client`'s write turn (held until the write is answered): 429 `rate_limited` at
+    /// once if the client has its most writes in flight, 503 `busy` if the node has.
+    pub(crate) fn write_permit(&self, client: limits::ClientKey) -> ApiResult<limits::WriteTurn> {
+        self.limits.write_permit(client).inspect_err(|error| {
+            let reason = if error.view.code == Code::RateLimited.as_str() {
+                "rate_limited"
+            } else {
+                "busy"
+            };
+            self.metrics.api_refused(reason, "writes");
+        })
     }
 }
 

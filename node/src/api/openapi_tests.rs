@@ -1524,14 +1524,91 @@ async fn limits_a_client_over_its_rate_gets_429_with_retry_after_and_others_are_
     );
 }
 
+/// A batch's forged entries cost its client: without it, one client within 100 requests a
+/// second could make the node check a million bad signatures a second.
+#[tokio::test]
+async fn limits_the_forged_entries_of_a_batch_count_against_the_clients_rate_of_writes() {
+    // A burst of 30 writes, refilled at one an hour.
+    let api = TestApi::with_limits(slow_rate(30, 16, 16), crate::app::ReadLimits::default());
+    let payer = customer_seed(0, 0);
+    // 100 transfers whose signatures were altered after signing: 10 requests' worth.
+    let forged: Vec<String> = (0..100)
+        .map(|nonce| {
+            let mut bytes = crate::testkit::transfer(payer, nonce)
+                .into_signed()
+                .encode();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x01;
+            interpool_contracts::primitives::to_hex(&bytes)
+        })
+        .collect();
+    let body = serde_json::json!({ "txs": forged }).to_string();
+    let (status, _, answer) = api
+        .send_from(CLIENT_A, "POST", "/v1/transactions/batch", &body)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = json(&answer);
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 100);
+    assert!(
+        results.iter().all(|r| r["error"]["code"] == "bad_signature"
+            || r["error"]["code"] == "malformed_transaction"),
+        "{answer}"
+    );
+    // 1 request + 10 for the forged entries: 19 of the 30 are left.
+    let empty = r#"{"txs": []}"#;
+    for n in 0..19 {
+        let answer = api
+            .send_from(CLIENT_A, "POST", "/v1/transactions/batch", empty)
+            .await;
+        assert_eq!(answer.0, StatusCode::OK, "write {n}");
+    }
+    let (status, code, _) = refusal(
+        &api.send_from(CLIENT_A, "POST", "/v1/transactions/batch", empty)
+            .await,
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    // A client whose entries were signed pays for its requests only.
+    let signed: Vec<String> = (0..100)
+        .map(|nonce| {
+            interpool_contracts::primitives::to_hex(
+                &crate::testkit::transfer(customer_seed(1, 0), nonce)
+                    .into_signed()
+                    .encode(),
+            )
+        })
+        .collect();
+    let body = serde_json::json!({ "txs": signed }).to_string();
+    let answer = api
+        .send_from(CLIENT_B, "POST", "/v1/transactions/batch", &body)
+        .await;
+    assert_eq!(answer.0, StatusCode::OK);
+    assert!(json(&answer.2)["results"][0]["hash"].is_string());
+    for n in 0..29 {
+        let answer = api
+            .send_from(CLIENT_B, "POST", "/v1/transactions/batch", empty)
+            .await;
+        assert_eq!(answer.0, StatusCode::OK, "write {n}");
+    }
+}
+
 #[tokio::test]
 async fn limits_writes_beyond_the_node_wide_limit_get_503_busy_at_once() {
     let api = TestApi::with_limits(slow_rate(1_000, 2, 16), crate::app::ReadLimits::default());
     let document = api.document().await;
+    // Two other clients hold the node's two writes (one client may hold only one).
+    let holder = |n: u8| limits::ClientKey::of(std::net::IpAddr::from([198, 51, 100, n]));
     let held = [
-        api.limits.write_permit().expect("first"),
-        api.limits.write_permit().expect("second"),
+        api.limits.write_permit(holder(1)).ok().expect("first"),
+        api.limits.write_permit(holder(2)).ok().expect("second"),
     ];
+    assert!(
+        api.limits.write_permit(holder(1)).is_err(),
+        "one client holds at most a quarter of the writes, at least one"
+    );
     for (uri, body) in [
         ("/v1/transactions/batch", r#"{"txs": []}"#),
         ("/v1/transactions", r#"{"tx": ""}"#),

@@ -32,6 +32,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+use super::limits::{CountedSlot, CountedSlots};
+
 /// How long a client has to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,49 +84,24 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
-/// Connections open per client address; a [`Slot`] holds one until dropped.
-#[derive(Default)]
-struct Open(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
-
-/// One connection's place in [`Open`] and in the total.
+/// One connection's place: among its client address's and in the total.
 struct Slot {
-    open: Arc<Open>,
-    client: std::net::IpAddr,
+    _client: CountedSlot<std::net::IpAddr>,
     _total: tokio::sync::OwnedSemaphorePermit,
 }
 
-impl Open {
-    /// A slot for a connection from `client`, if neither bound is reached.
-    fn take(
-        self: &Arc<Self>,
-        client: std::net::IpAddr,
-        total: &Arc<tokio::sync::Semaphore>,
-    ) -> Option<Slot> {
-        let permit = Arc::clone(total).try_acquire_owned().ok()?;
-        let mut counts = crate::app::lock(&self.0);
-        let count = counts.entry(client).or_insert(0);
-        if *count >= MAX_CONNECTIONS_PER_CLIENT {
-            return None;
-        }
-        *count += 1;
-        Some(Slot {
-            open: Arc::clone(self),
-            client,
-            _total: permit,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = crate::app::lock(&self.open.0);
-        if let Some(count) = counts.get_mut(&self.client) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.client);
-            }
-        }
-    }
+/// A slot for a connection from `client`, if neither bound is reached.
+fn take_slot(
+    open: &CountedSlots<std::net::IpAddr>,
+    client: std::net::IpAddr,
+    total: &Arc<tokio::sync::Semaphore>,
+) -> Option<Slot> {
+    let permit = Arc::clone(total).try_acquire_owned().ok()?;
+    let own = open.take(client, MAX_CONNECTIONS_PER_CLIENT)?;
+    Some(Slot {
+        _client: own,
+        _total: permit,
+    })
 }
 
 /// Serves `router` on `listener` (over TLS with `config`, else plain HTTP) until
@@ -137,7 +114,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let acceptor = config.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let open = Arc::new(Open::default());
+    let open = CountedSlots::default();
     let total = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
@@ -154,7 +131,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         // Over a bound: closed at once (the client may try again, or another node).
-        let Some(slot) = open.take(peer.ip().to_canonical(), &total) else {
+        let Some(slot) = take_slot(&open, peer.ip().to_canonical(), &total) else {
             tracing::debug!(%peer, "API connection refused: too many open");
             drop(stream);
             continue;

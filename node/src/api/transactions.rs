@@ -181,6 +181,17 @@ fn binary_batch(body: &[u8]) -> ApiResult<Entries<'_>> {
     Ok(Entries::Binary(entries))
 }
 
+/// Entries of a batch that are malformed or fail a check made without the ledger (a bad
+/// signature above all) that cost their client one request of its rate of writes: an
+/// honest client sends none, and without the charge one client could make the node verify
+/// a million forged signatures a second within a rate of 100 requests.
+pub const FORGED_ENTRIES_PER_REQUEST: usize = 10;
+
+/// The charge, in requests, for `forged` entries ([`FORGED_ENTRIES_PER_REQUEST`]).
+fn forged_cost(forged: usize) -> u32 {
+    u32::try_from(forged.div_ceil(FORGED_ENTRIES_PER_REQUEST)).unwrap_or(u32::MAX)
+}
+
 /// Admits `txs` through the one admission pipeline; one result per transaction.
 async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<Hash>> {
     state
@@ -219,14 +230,15 @@ async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<H
             rejection (`unknown_signer`, `bad_nonce`, `expired`, `insufficient_funds`, …)",
             body = ErrorBody),
         (status = 429, description = "`rate_limited` (this client is over its rate of \
-            writes) or `too_many_pending` (the signer has too many pending transactions)",
+            writes, or has its most writes in flight) or `too_many_pending` (the signer has \
+            too many pending transactions)",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`busy` (the node handles its maximum of writes), \
             `mempool_full` or `unavailable`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub(crate) async fn submit(
-    _rate: WithinRate<Writes>,
+    rate: WithinRate<Writes>,
     State(state): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<SubmitView>)> {
@@ -234,7 +246,7 @@ pub(crate) async fn submit(
         return Err(ApiError::read_only());
     }
     let body = body.map_err(ApiError::body)?;
-    let _turn = state.write_permit()?;
+    let _turn = state.write_permit(rate.client())?;
     let request: SubmitRequest = parse_json(&body)?;
     let tx = decode_tx(&request.tx)?;
     let hash = admit(&state, vec![tx])
@@ -253,7 +265,9 @@ pub(crate) async fn submit(
         hex entries, or (`application/octet-stream`) the binary form, each transaction's \
         canonical encoding after its length as 4 bytes big-endian, one after the other \
         (at most 10000 entries; a body that does not split exactly into entries is answered \
-        400 `bad_body`, an entry that is not a transaction is answered in place)",
+        400 `bad_body`, an entry that is not a transaction is answered in place). Every 10 \
+        entries refused as malformed or invalid without the ledger (a bad signature, a wrong \
+        chain, ...) count as one more request against the client's rate of writes",
         content((BatchRequest = "application/json"), ("application/octet-stream"))),
     responses(
         (status = 200, description = "One result per transaction, in order: its hash if \
@@ -264,14 +278,15 @@ pub(crate) async fn submit(
             wrong), `bad_json` or `batch_too_large` (more than 10000 entries)", body = ErrorBody),
         (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: this client is over its rate of writes",
+        (status = 429, description = "`rate_limited`: this client is over its rate of writes, \
+            or has its most writes in flight (`[rpc] max_concurrent_writes_per_client`)",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`busy` (the node handles its maximum of writes) or \
             `unavailable`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub(crate) async fn submit_batch(
-    _rate: WithinRate<Writes>,
+    rate: WithinRate<Writes>,
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -280,7 +295,7 @@ pub(crate) async fn submit_batch(
         return Err(ApiError::read_only());
     }
     let body = body.map_err(ApiError::body)?;
-    let _turn = state.write_permit()?;
+    let _turn = state.write_permit(rate.client())?;
     let entries = if is_binary(&headers) {
         binary_batch(&body)?
     } else {
@@ -298,6 +313,7 @@ pub(crate) async fn submit_batch(
     }
     // Undecodable entries are answered in place; the rest are verified as one batch.
     let entries = entries.decode();
+    let undecodable = entries.iter().filter(|entry| entry.is_err()).count();
     let mut decoded = Vec::new();
     let mut slots: Vec<Option<ApiResult<Hash>>> = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -309,7 +325,19 @@ pub(crate) async fn submit_batch(
             Err(error) => slots.push(Some(Err(error))),
         }
     }
-    let mut admitted = admit(&state, decoded).await.into_iter();
+    let admitted = state.admission.admit(decoded, Origin::Client).await.results;
+    let forged = admitted
+        .iter()
+        .filter(|result| matches!(result, Err(AdmissionError::Rejected(e)) if e.is_stateless()))
+        .count();
+    state.limits.write_rate.charge(
+        rate.client(),
+        forged_cost(undecodable.saturating_add(forged)),
+        std::time::Instant::now(),
+    );
+    let mut admitted = admitted
+        .into_iter()
+        .map(|result| result.map_err(|error| ApiError::admission(&error)));
     let results: Vec<BatchItem> = slots
         .into_iter()
         .map(|slot| match slot.or_else(|| admitted.next()) {
