@@ -486,7 +486,7 @@ mod tests {
     fn one_client_holds_at_most_its_share_of_the_writes_and_gives_them_back() {
         let limits = ApiLimits::new(Rate::per_second(100, 200), 100, 16, 16);
         let own: Vec<WriteTurn> = (0..4)
-            .map(|_| limits.write_permit(client(1)).ok().expect("its share"))
+            .map(|_| limits.write_permit(client(1)).expect("its share"))
             .collect();
         let Err(refused) = limits.write_permit(client(1)) else {
             panic!("a fifth write of one client");
@@ -497,7 +497,7 @@ mod tests {
         // The others share the rest, up to the node's limit.
         let others: Vec<WriteTurn> = (2..=4)
             .flat_map(|n| (0..4).map(move |_| n))
-            .map(|n| limits.write_permit(client(n)).ok().expect("the rest"))
+            .map(|n| limits.write_permit(client(n)).expect("the rest"))
             .collect();
         let Err(busy) = limits.write_permit(client(5)) else {
             panic!("past the node's 16");
@@ -512,15 +512,14 @@ mod tests {
         assert_eq!(limits.writes_in_flight(client(1)), 0);
         let again = limits
             .write_permit(client(5))
-            .ok()
             .expect("a write was given back");
         drop((others, again));
         // The configured share, bounded by the node's writes.
         let limits =
             ApiLimits::new(Rate::per_second(100, 200), 100, 2, 16).with_writes_per_client(9);
         let _both = [
-            limits.write_permit(client(1)).ok().expect("one"),
-            limits.write_permit(client(1)).ok().expect("two"),
+            limits.write_permit(client(1)).expect("one"),
+            limits.write_permit(client(1)).expect("two"),
         ];
         assert!(limits.write_permit(client(2)).is_err());
     }

@@ -1602,8 +1602,8 @@ async fn limits_writes_beyond_the_node_wide_limit_get_503_busy_at_once() {
     // Two other clients hold the node's two writes (one client may hold only one).
     let holder = |n: u8| limits::ClientKey::of(std::net::IpAddr::from([198, 51, 100, n]));
     let held = [
-        api.limits.write_permit(holder(1)).ok().expect("first"),
-        api.limits.write_permit(holder(2)).ok().expect("second"),
+        api.limits.write_permit(holder(1)).expect("first"),
+        api.limits.write_permit(holder(2)).expect("second"),
     ];
     assert!(
         api.limits.write_permit(holder(1)).is_err(),
