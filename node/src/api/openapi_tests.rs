@@ -1575,7 +1575,7 @@ async fn limits_the_forged_entries_of_a_batch_count_against_the_clients_rate_of_
     let signed: Vec<String> = (0..100)
         .map(|nonce| {
             interpool_contracts::primitives::to_hex(
-                &crate::testkit::transfer(customer_seed(1, 0), nonce)
+                &crate::testkit::transfer(customer_seed(0, 1), nonce)
                     .into_signed()
                     .encode(),
             )
