@@ -33,6 +33,7 @@
 
 pub(crate) mod codec;
 mod links;
+mod pending_inbound;
 #[cfg(test)]
 mod tests;
 
@@ -62,6 +63,8 @@ use tokio::time::Instant;
 
 use self::codec::FrameCodec;
 use self::links::Links;
+use self::pending_inbound::{PendingInbound, TooManyPending, MAX_PENDING_PER_SOURCE};
+use crate::metrics::LogThrottle;
 
 /// Capacity of the command queue (handle → network task).
 pub const COMMAND_QUEUE_CAPACITY: usize = 4_096;
@@ -92,7 +95,17 @@ const MAX_CONCURRENT_STREAMS: usize = 256;
 /// Two simultaneous dials (each side dialing the other) may leave two connections per peer.
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// Most inbound connections still in their handshake; bounds what unknown dialers can tie up.
+/// One source (IP address, IPv6 /64) may hold at most [`MAX_PENDING_PER_SOURCE`] of them
+/// ([`pending_inbound`]).
 const MAX_PENDING_INCOMING: u32 = 64;
+/// How long a connection may take from TCP accept (inbound) or from the dial (outbound) to
+/// the end of its Noise and Yamux handshakes; past it the attempt fails and its pending slot
+/// is freed. libp2p's `SwarmBuilder` applies the same 10 s by default (both directions, one
+/// `TransportTimeout`); it is set here so that what bounds a pending slot is written down.
+/// Between consortium members a handshake takes a few round trips, far less than this.
+const CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// One warning line per second at most about sources refused for too many handshakes.
+static PENDING_REFUSED_LOG: LogThrottle = LogThrottle::new(1_000);
 /// Peer connect/disconnect events kept while the event queue is full.
 const MAX_QUEUED_PEER_EVENTS: usize = 1_024;
 /// A connection that lasted this long was healthy: the next redial starts from the minimum
@@ -543,10 +556,13 @@ impl Topics {
 }
 
 /// The libp2p behaviours, in the order libp2p consults them for each new connection: the
-/// allow-list must come first so that a denied connection never reaches the others.
+/// allow-list must come first so that a denied connection never reaches the others. The
+/// per-source bound on pending inbound connections comes before the total one, so that a
+/// source over its share is refused as such.
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    pending_inbound: PendingInbound,
     limits: connection_limits::Behaviour,
     gossip: gossipsub::Behaviour,
     consensus: libp2p_stream::Behaviour,
@@ -668,6 +684,7 @@ fn build_swarm(
     );
     let behaviour = Behaviour {
         allowed: allowed_list,
+        pending_inbound: PendingInbound::new(MAX_PENDING_PER_SOURCE),
         limits,
         gossip,
         consensus,
@@ -695,6 +712,7 @@ fn build_swarm(
                 .with_idle_connection_timeout(Duration::from_secs(u64::MAX))
                 .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
         })
+        .with_connection_timeout(CONNECTION_SETUP_TIMEOUT)
         .build();
     Ok(swarm)
 }
@@ -1060,7 +1078,9 @@ impl Network {
             SwarmEvent::Behaviour(BehaviourEvent::Consensus(())) => {}
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(
-                BehaviourEvent::Allowed(never) | BehaviourEvent::Limits(never),
+                BehaviourEvent::Allowed(never)
+                | BehaviourEvent::PendingInbound(never)
+                | BehaviourEvent::Limits(never),
             ) => match never {},
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "p2p listening");
@@ -1127,6 +1147,11 @@ impl Network {
                         .is_some()
                     {
                         tracing::warn!(peer = ?peer_id, address = %send_back_addr, "refused connection from a key outside the genesis");
+                    } else if let Some(refused) = cause.downcast_ref::<TooManyPending>() {
+                        // A host flooding us with handshakes: one line a second at most.
+                        if let Some(held) = PENDING_REFUSED_LOG.ready() {
+                            tracing::warn!(address = %send_back_addr, more = held, "refused inbound connection: {refused}");
+                        }
                     } else {
                         tracing::debug!(peer = ?peer_id, address = %send_back_addr, %cause, "refused connection");
                     }

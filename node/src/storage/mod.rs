@@ -52,7 +52,8 @@ use interpool_contracts::{AccountId, Hash, SignedTransaction, VerifiedTransactio
 pub mod mem;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
 };
 use thiserror::Error;
 
@@ -133,6 +134,15 @@ pub enum StorageError {
         key: String,
         /// What is wrong.
         message: String,
+    },
+    /// A record could not be read while reading every record ([`Store::summarize`],
+    /// [`Store::copy_to`]): a table file is missing, unreadable or fails its checksum.
+    #[error("reading column family {cf}: {source}")]
+    Unreadable {
+        /// Column family.
+        cf: &'static str,
+        /// RocksDB's error.
+        source: rocksdb::Error,
     },
     /// The scratch folder of a secondary instance could not be made.
     #[error("cannot create a scratch folder for reading the database: {0}")]
@@ -719,6 +729,80 @@ fn height_key(height: u64) -> [u8; 8] {
     height.to_be_bytes()
 }
 
+// Every column family is created when the database is opened (or the open fails): a
+// missing one here is a broken invariant of ours, not something input can cause.
+#[allow(clippy::expect_used)]
+fn family<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name)
+        .expect("every column family is created at open")
+}
+
+/// Every record of a database summed up ([`Store::summarize`], [`Store::copy_to`]): two
+/// databases with the same summary hold the same records, family by family, key by key.
+/// Backups record it, and a restore checks it (`crate::backup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentSummary {
+    /// Records (key-value pairs), in all column families.
+    pub records: u64,
+    /// Their size in bytes (keys and values).
+    pub bytes: u64,
+    /// A SHA-256 chain over every record, in a fixed order (`ContentDigest` in this
+    /// module says how).
+    pub digest: Hash,
+}
+
+/// The domain of [`ContentDigest`]: no other hash of ours starts from it.
+const CONTENT_DIGEST_DOMAIN: &[u8] = b"interpool/store-content/v1";
+
+/// The running digest of [`ContentSummary`]: a SHA-256 chain over the records in the order
+/// [`Store::summarize`] reads them (column families by name, keys in order),
+/// `d₀ = sha256(domain)`, `dᵢ = sha256(dᵢ₋₁ ‖ len ‖ family ‖ len ‖ key ‖ len ‖ value)`, each
+/// length 8 bytes big-endian so that no two sequences of records read alike. A chain of
+/// one-shot hashes because this crate hashes through
+/// [`interpool_contracts::primitives::sha256`]; records are small, so it costs about one
+/// compression per record more than a single SHA-256 stream would.
+///
+/// A family without records adds nothing: a database of an earlier release, which lacks
+/// the families added since, sums up as its copy does (which has them all, empty).
+struct ContentDigest {
+    records: u64,
+    bytes: u64,
+    chain: Hash,
+}
+
+impl ContentDigest {
+    fn new() -> ContentDigest {
+        ContentDigest {
+            records: 0,
+            bytes: 0,
+            chain: interpool_contracts::primitives::sha256(&[CONTENT_DIGEST_DOMAIN]),
+        }
+    }
+
+    fn add(&mut self, name: &str, key: &[u8], value: &[u8]) {
+        let length = |bytes: &[u8]| (bytes.len() as u64).to_be_bytes();
+        self.chain = interpool_contracts::primitives::sha256(&[
+            self.chain.as_bytes(),
+            &length(name.as_bytes()),
+            name.as_bytes(),
+            &length(key),
+            key,
+            &length(value),
+            value,
+        ]);
+        self.records += 1;
+        self.bytes += (key.len() + value.len()) as u64;
+    }
+
+    fn finish(self) -> ContentSummary {
+        ContentSummary {
+            records: self.records,
+            bytes: self.bytes,
+            digest: self.chain,
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
@@ -807,13 +891,8 @@ impl Store {
         Ok(store)
     }
 
-    // Every column family is created when the database is opened (or the open fails): a
-    // missing one here is a broken invariant of ours, not something input can cause.
-    #[allow(clippy::expect_used)]
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .expect("every column family is created at open")
+        family(&self.db, name)
     }
 
     /// The last committed height (0 for an empty store).
@@ -1164,39 +1243,70 @@ impl Store {
     /// Copies every record of every column family into a new database at `path` (which
     /// must not exist yet), as this store stands now: a secondary instance stands still
     /// between catch-ups, and every commit is one atomic batch, so the copy is a consistent
-    /// chain. Returns how many records and bytes were copied.
-    pub fn copy_to(&self, path: &Path) -> Result<(u64, u64), StorageError> {
+    /// chain. Returns the [`ContentSummary`] of what was read (and so written), reading as
+    /// [`Self::summarize`] does: a backup records it, and a restore, which copies the backup
+    /// the same way, compares it with the backup's record. Reading fails with
+    /// [`StorageError::Unreadable`]; writing the copy, with [`StorageError::Db`].
+    pub fn copy_to(&self, path: &Path) -> Result<ContentSummary, StorageError> {
         let (mut options, families) = database_options(&Arc::new(AtomicU64::new(0)));
         options.set_error_if_exists(true);
         let copy = DB::open_cf_descriptors(&options, path, families)?;
-        let (mut records, mut bytes) = (0u64, 0u64);
         // No write-ahead log: the copy is flushed to table files at the end, and a copy cut
-        // short has no backup.json, which restore requires.
+        // short has no backup.json (restore requires one) or is never renamed into place
+        // (restore writes it under a temporary name).
         let mut unlogged = WriteOptions::default();
         unlogged.disable_wal(true);
+        let mut batch = WriteBatch::default();
+        let summary = self.scan(|name, key, value| {
+            batch.put_cf(family(&copy, name), key, value);
+            if batch.len() >= CHECKPOINT_BATCH_ENTRIES {
+                copy.write_opt(std::mem::take(&mut batch), &unlogged)?;
+            }
+            Ok(())
+        })?;
+        copy.write_opt(batch, &unlogged)?;
         for name in COLUMN_FAMILIES {
-            let (Some(target), Some(source)) = (copy.cf_handle(name), self.db.cf_handle(name))
-            else {
+            copy.flush_cf(family(&copy, name))?;
+        }
+        Ok(summary)
+    }
+
+    /// Reads every record of every column family and sums them up ([`ContentSummary`]).
+    /// Every read verifies RocksDB's block checksums, so a missing or damaged table file is
+    /// an error ([`StorageError::Unreadable`]), never a summary of fewer records.
+    pub fn summarize(&self) -> Result<ContentSummary, StorageError> {
+        self.scan(|_, _, _| Ok(()))
+    }
+
+    /// Passes every record to `visit`, column families by name and keys in order (the
+    /// order of [`ContentDigest`]), and sums them up. The families this store lacks (a
+    /// database of an earlier release, opened as a secondary) hold nothing. One bulk scan:
+    /// checksums verified, the block cache left alone. Stops at the first error, its own or
+    /// `visit`'s.
+    fn scan(
+        &self,
+        mut visit: impl FnMut(&'static str, &[u8], &[u8]) -> Result<(), StorageError>,
+    ) -> Result<ContentSummary, StorageError> {
+        // By name rather than by the order of `COLUMN_FAMILIES`, so that the digest does not
+        // change with that list's order.
+        let mut names = COLUMN_FAMILIES;
+        names.sort_unstable();
+        let mut digest = ContentDigest::new();
+        for name in names {
+            let Some(handle) = self.db.cf_handle(name) else {
                 continue;
             };
-            let mut batch = WriteBatch::default();
-            for item in self.db.iterator_cf(source, IteratorMode::Start) {
-                let (key, value) = item?;
-                records += 1;
-                bytes += (key.len() + value.len()) as u64;
-                batch.put_cf(target, &key, &value);
-                if batch.len() >= CHECKPOINT_BATCH_ENTRIES {
-                    copy.write_opt(std::mem::take(&mut batch), &unlogged)?;
-                }
-            }
-            copy.write_opt(batch, &unlogged)?;
-        }
-        for name in COLUMN_FAMILIES {
-            if let Some(family) = copy.cf_handle(name) {
-                copy.flush_cf(family)?;
+            let mut read = ReadOptions::default();
+            read.set_verify_checksums(true);
+            read.fill_cache(false);
+            for item in self.db.iterator_cf_opt(handle, read, IteratorMode::Start) {
+                let (key, value) =
+                    item.map_err(|source| StorageError::Unreadable { cf: name, source })?;
+                digest.add(name, &key, &value);
+                visit(name, &key, &value)?;
             }
         }
-        Ok((records, bytes))
+        Ok(digest.finish())
     }
 
     /// The lowest height whose block is stored: 1 unless pruned ([`Self::prune_below`]).
@@ -2014,6 +2124,46 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_sums_up_as_its_source_and_a_changed_record_changes_the_sum() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for height in 1..=3 {
+            store
+                .commit_block(&committed(height, 0xc0 + height as u8))
+                .expect("commit");
+        }
+        let summary = store.summarize().expect("summarize");
+        assert!(summary.records > 3 * 3, "{summary:?}");
+        let copy = tempfile::tempdir().expect("tempdir");
+        let target = copy.path().join("db");
+        assert_eq!(store.copy_to(&target).expect("copy"), summary);
+        let copied = Store::open_secondary(&target).expect("open the copy");
+        assert_eq!(copied.summarize().expect("summarize"), summary);
+        assert_eq!(copied.height().expect("height"), 3);
+        // Another value of the same length: the same records and bytes, another digest.
+        let certificates = store.cf(CF_CERTIFICATES);
+        store
+            .db
+            .put_cf(certificates, height_key(2), [8u8; 5])
+            .expect("write");
+        let changed = store.summarize().expect("summarize");
+        assert_eq!(
+            (changed.records, changed.bytes),
+            (summary.records, summary.bytes)
+        );
+        assert_ne!(changed.digest, summary.digest);
+        // The same bytes split between key and value otherwise: another digest.
+        let meta = store.cf(CF_META);
+        store.db.put_cf(meta, b"xy", b"z").expect("write");
+        let one = store.summarize().expect("summarize");
+        store.db.delete_cf(meta, b"xy").expect("delete");
+        store.db.put_cf(meta, b"x", b"yz").expect("write");
+        let other = store.summarize().expect("summarize");
+        assert_eq!((one.records, one.bytes), (other.records, other.bytes));
+        assert_ne!(one.digest, other.digest);
+    }
+
+    #[test]
     fn a_database_from_before_the_end_to_end_archive_is_read_copied_and_then_completed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let earlier = &COLUMN_FAMILIES[..COLUMN_FAMILIES.len() - 2];
@@ -2036,8 +2186,12 @@ mod tests {
         assert_eq!(reader.height().expect("height"), 0);
         let copy = tempfile::tempdir().expect("tempdir");
         let target = copy.path().join("db");
-        reader.copy_to(&target).expect("copy");
-        drop(reader);
+        let summary = reader.copy_to(&target).expect("copy");
+        // The families the copy has and its source lacks are empty: the same sum.
+        assert_eq!(reader.summarize().expect("summarize"), summary);
+        let copied = Store::open_secondary(&target).expect("open the copy");
+        assert_eq!(copied.summarize().expect("summarize"), summary);
+        drop((reader, copied));
         // This release's node adds the families and works on.
         let store = Store::open(dir.path()).expect("open");
         let mut first = committed(1, 1);
