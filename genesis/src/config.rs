@@ -234,8 +234,9 @@ pub struct StorageConfig {
     #[serde(default = "defaults::checkpoint_interval_blocks")]
     pub checkpoint_interval_blocks: u64,
     /// Keep blocks, receipts and indexes of the last this many heights only (0: keep
-    /// everything). Never below the last checkpoint, which a start and state sync need:
-    /// pruning happens when a checkpoint is written.
+    /// everything). Never below the last checkpoint, which a start and state sync need, nor
+    /// below the block after the one before it, whose certified header is what lets `audit`
+    /// verify that checkpoint's state: pruning happens when a checkpoint is written.
     #[serde(default)]
     pub retain_blocks: u64,
 }

@@ -9,19 +9,35 @@
 //!
 //! It stops at the first discrepancy and names its height and what differs. After the last
 //! height it also checks that nothing is stored beyond it.
+//!
+//! A chain whose first blocks are gone (pruned, or never had: a node that joined by state
+//! sync) is re-executed from a checkpoint (ADR 0011), but only from one whose state root a
+//! stored block certifies. A block's header carries the state root *before* it
+//! (`previous_state_root`, the root after the block below) and its certificate signs the
+//! block's bytes: the state after block `C` is certified by block `C + 1`'s header alone.
+//! So the audit starts from the lowest stored checkpoint whose next block is stored: it
+//! rebuilds the checkpoint's state from its entries (root, invariants), and the replay of
+//! block `C + 1` checks that its certified header names that root and `C`'s block hash.
+//! The blocks kept below that checkpoint cannot be executed (no state before them): each
+//! one's certificate, signatures and hash link up to the checkpoint's block are verified.
+//! Every other checkpoint at a re-executed height (a node starts from it) must be the
+//! replayed state there. When no stored block certifies the state the node holds (it
+//! stopped on a checkpoint with fewer blocks kept than a checkpoint interval, or has just
+//! joined by state sync), the audit verifies every stored block and says that the state is
+//! unverified ([`SetupError::Uncertified`]), never that it passed.
 
 use std::path::{Path, PathBuf};
 
 use interpool_contracts::outcome::{BlockOutcome, Outcome};
-use interpool_contracts::{Amount, Genesis, Hash};
+use interpool_contracts::{Amount, ChainTip, Genesis, Hash};
 use interpool_genesis::spec::{check_genesis, validator_set};
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::app::admission::SignerKeys;
-use crate::app::replay::{check_nothing_beyond, Replay, Trust};
+use crate::app::replay::{check_nothing_beyond, header_discrepancy, Replay, Trust};
 pub use crate::app::replay::{DiscrepancyKind, Record};
-use crate::storage::{ChainStore, StorageError, Store};
+use crate::storage::{ChainStore, CheckpointInfo, StorageError, Store};
 
 /// What an audit that found nothing wrong verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,7 +48,7 @@ pub struct AuditReport {
     pub genesis_hash: Hash,
     /// Blocks verified (each with its certificate, hash link and re-execution).
     pub blocks: u64,
-    /// The last stored height (equal to `blocks`: heights start at 1).
+    /// The last stored height (equal to `blocks` unless verified from a checkpoint).
     pub final_height: u64,
     /// The state root after the last block (the genesis state root for an empty chain).
     pub state_root: Hash,
@@ -55,9 +71,14 @@ pub struct AuditReport {
     /// Settlement cycles closed.
     pub cycles_settled: u64,
     /// The checkpoint a pruned chain was verified from (0: the genesis; the counts cover
-    /// the blocks after it).
+    /// the blocks after it). Its state root is certified by the next block's header.
     #[serde(default)]
     pub from_checkpoint: u64,
+    /// Blocks kept below that checkpoint: each one's certificate, signatures and hash link
+    /// up to the checkpoint's block verified; not re-executed (there is no state before
+    /// them), so their stored outcomes are not.
+    #[serde(default)]
+    pub blocks_below_checkpoint: u64,
     /// Sum of the closed cycles' gross totals, in minor units.
     pub gross_settled_minor_units: u128,
     /// Sum of the closed cycles' net totals (money moved between pools), in minor units.
@@ -78,8 +99,8 @@ impl AuditReport {
     }
 }
 
-/// Why an audit could not start: the command line, the genesis or the data directory is
-/// unusable (nothing was verified, nothing is claimed about the chain).
+/// Why an audit could not start or could not reach a verdict: the command line, the genesis
+/// or the data directory is unusable (nothing is claimed about the chain's state).
 #[derive(Debug, Error)]
 pub enum SetupError {
     /// The genesis is not a valid genesis with a valid validator set.
@@ -99,6 +120,30 @@ pub enum SetupError {
     /// Reading the stored height failed.
     #[error("cannot read the stored height: {0}")]
     Height(StorageError),
+    /// Reading the descriptions of the stored checkpoints failed.
+    #[error("cannot read the stored checkpoints: {0}")]
+    Checkpoint(StorageError),
+    /// The state the node holds (and starts from) is a checkpoint's that no stored block
+    /// certifies: only block `height + 1`'s header names the state root after block
+    /// `height`, and that block is not stored. An honest node has this layout when it
+    /// stopped on a checkpoint keeping fewer blocks than a checkpoint interval, or has just
+    /// joined by state sync; so has one whose checkpoint was forged. Every stored block
+    /// verified (certificate, signatures, hash links) and the checkpoint is consistent in
+    /// itself, but nothing ties its state to the chain: neither passed nor a discrepancy.
+    #[error(
+        "the state after block {height} (the checkpoint the node starts from) cannot be \
+         verified: block {}'s header certifies it and is not stored; the {blocks} stored \
+         blocks verify (certificates, signatures, hash links). Audit again once the node has \
+         committed block {}",
+        .height.saturating_add(1),
+        .height.saturating_add(1)
+    )]
+    Uncertified {
+        /// The checkpoint's height.
+        height: u64,
+        /// Stored blocks verified (without re-execution).
+        blocks: u64,
+    },
 }
 
 /// The first thing found wrong, at a height.
@@ -199,48 +244,15 @@ fn audit_with(
     let stored = store.height().map_err(SetupError::Height)?;
     let mut counts = Counts::new(genesis, &replay);
     let chain_id = genesis.chain_id.clone();
-    // A pruned chain is verified from its checkpoint: the checkpoint's block with its
-    // certificate, the state rebuilt from the checkpoint's entries (every invariant), its
-    // root equal to the checkpoint's, and the next block's header (certified) linking to
-    // both; then every block after it as usual.
     let earliest = store.earliest_height().map_err(SetupError::Height)?;
-    let mut first = 1;
-    if earliest > 1 && stored > 0 {
-        let info = store
-            .checkpoint()
-            .map_err(SetupError::Height)?
-            .filter(|info| info.height >= earliest && info.height <= stored)
-            .ok_or(Discrepancy {
-                height: earliest,
-                kind: DiscrepancyKind::Checkpoint(format!(
-                    "blocks below {earliest} are pruned and no checkpoint covers them"
-                )),
-            })?;
-        let at = |kind| Discrepancy {
-            height: info.height,
-            kind,
-        };
-        let block = Replay::prepare(store, info.height, &chain_id, trust).map_err(at)?;
-        // The prepared block is the stored one, its certificate verified.
-        if block.hash() != info.block_hash {
-            return Err(at(DiscrepancyKind::Checkpoint(
-                "its block hash is not the stored block's".into(),
-            ))
-            .into());
-        }
-        replay = crate::app::checkpoint::load(genesis, store, &info)
-            .map_err(|e| at(DiscrepancyKind::Checkpoint(e.to_string())))?;
-        counts.report.from_checkpoint = info.height;
-        counts.report.final_height = info.height;
-        counts.report.state_root = info.state_root;
-        first = info.height + 1;
-    }
-    progress(first - 1, stored);
+    let plan = Plan::of(store, stored, earliest)?;
+    let start = plan.start;
+    progress(start - 1, stored);
     // Every core: reader threads check certificates and signatures of the blocks ahead
     // (what needs no replayed state; reader `i` of `n` takes every `n`th height) while this
-    // one re-executes, in height order; a failure on either side is reported at its
-    // height, as a sequential replay would. Each reader stops after its first failure:
-    // this thread meets that height before any later one.
+    // one checks links and re-executes, in height order; a failure on either side is
+    // reported at its height, as a sequential replay would. Each reader stops after its
+    // first failure: this thread meets that height before any later one.
     let chain_id = chain_id.as_str();
     std::thread::scope(|scope| {
         let mut lanes = Vec::with_capacity(readers);
@@ -249,7 +261,7 @@ fn audit_with(
             let started = std::thread::Builder::new()
                 .name(format!("audit-reader-{lane}"))
                 .spawn_scoped(scope, move || {
-                    for height in (first.saturating_add(lane as u64)..=stored).step_by(readers) {
+                    for height in (start.saturating_add(lane as u64)..=stored).step_by(readers) {
                         let block = Replay::prepare(store, height, chain_id, trust);
                         let failed = block.is_err();
                         // The replay stopped (a discrepancy): nothing more to prepare.
@@ -261,7 +273,11 @@ fn audit_with(
             // No thread could be started: this one prepares that lane's heights itself.
             lanes.push(started.ok().map(|_| prepared));
         }
-        for (index, height) in (first..=stored).enumerate() {
+        // The last block checked without state (below the checkpoint the replay starts
+        // from): what the next one must link to.
+        let mut linked: Option<ChainTip> = None;
+        for (index, height) in (start..=stored).enumerate() {
+            let at = |kind| Discrepancy { height, kind };
             let block = match lanes.get(index % readers).and_then(Option::as_ref) {
                 // A closed channel means the reader died; the scope re-raises its panic.
                 Some(prepared) => prepared
@@ -270,10 +286,69 @@ fn audit_with(
                     .and_then(|block| block),
                 None => Replay::prepare(store, height, chain_id, trust),
             };
-            let outcome = block
-                .and_then(|block| replay.apply(store, height, block))
-                .map_err(|kind| Discrepancy { height, kind })?;
-            counts.count(&outcome);
+            if height < plan.executed_from {
+                let (hash, header, txs) = block.map_err(at)?.into_checked();
+                // The first kept block links to a pruned one: nothing to compare with. No
+                // state either way: the header's previous state root is taken as it is.
+                let previous = linked.take().unwrap_or_else(|| ChainTip {
+                    chain_id: chain_id.to_string(),
+                    height: height.saturating_sub(1),
+                    hash: header.parent_hash,
+                    state_root: header.previous_state_root,
+                    timestamp_ms: 0,
+                });
+                let previous = ChainTip {
+                    state_root: header.previous_state_root,
+                    ..previous
+                };
+                header
+                    .check_extends(&previous)
+                    .map_err(|error| at(header_discrepancy(previous.height, error)))?;
+                txs.map_err(at)?;
+                // The checkpoint's own block is the one it names (the next block's
+                // certified header links to that hash).
+                if let Some(info) = plan.top().filter(|info| info.height == height) {
+                    if (info.block_hash, info.timestamp_ms) != (hash, header.timestamp_ms) {
+                        return Err(at(DiscrepancyKind::Checkpoint(format!(
+                            "it names block {} at time {}, the stored block is {hash} at time {}",
+                            info.block_hash, info.timestamp_ms, header.timestamp_ms
+                        )))
+                        .into());
+                    }
+                }
+                counts.report.blocks_below_checkpoint += 1;
+                linked = Some(ChainTip {
+                    height,
+                    hash,
+                    timestamp_ms: header.timestamp_ms,
+                    ..previous
+                });
+            } else {
+                if let Some(info) = plan
+                    .anchor
+                    .as_ref()
+                    .filter(|_| height == plan.executed_from)
+                {
+                    // Its state root is checked against the certified header of this block
+                    // by the replay's link check (`check_extends`), below.
+                    replay = crate::app::checkpoint::load(genesis, store, info).map_err(|e| {
+                        Discrepancy {
+                            height: info.height,
+                            kind: DiscrepancyKind::Checkpoint(e.to_string()),
+                        }
+                    })?;
+                    counts.report.from_checkpoint = info.height;
+                    counts.report.final_height = info.height;
+                    counts.report.state_root = info.state_root;
+                }
+                let outcome = block
+                    .and_then(|block| replay.apply(store, height, block))
+                    .map_err(at)?;
+                counts.count(&outcome);
+                for info in plan.later.iter().filter(|info| info.height == height) {
+                    check_checkpoint(genesis, store, info, replay.tip()).map_err(at)?;
+                }
+            }
             progress(height, stored);
         }
         Ok::<(), AuditError>(())
@@ -283,7 +358,134 @@ fn audit_with(
         height: beyond,
         kind,
     })?;
+    if let Some(info) = &plan.uncertified {
+        // What can be checked of it: its entries, root and invariants agree.
+        crate::app::checkpoint::load(genesis, store, info).map_err(|e| Discrepancy {
+            height: info.height,
+            kind: DiscrepancyKind::Checkpoint(e.to_string()),
+        })?;
+        return Err(SetupError::Uncertified {
+            height: info.height,
+            blocks: counts.report.blocks_below_checkpoint,
+        }
+        .into());
+    }
     Ok(counts.report)
+}
+
+/// Where the verification of a stored chain starts, and what it checks on the way.
+struct Plan {
+    /// The first stored height read: 1, or the earliest kept.
+    start: u64,
+    /// The checkpoint the re-execution starts from (`None`: the genesis): the lowest stored
+    /// one whose next block is stored, since only that block's header certifies the state
+    /// root after it.
+    anchor: Option<CheckpointInfo>,
+    /// Heights from `start` below this one are checked without state (certificate,
+    /// signatures, hash links); from this one up they are re-executed.
+    executed_from: u64,
+    /// The checkpoints at re-executed heights: each must be the replayed state there.
+    later: Vec<CheckpointInfo>,
+    /// The state the node holds (and starts from) when no stored block certifies it.
+    uncertified: Option<CheckpointInfo>,
+}
+
+impl Plan {
+    /// The plan for a store of `stored` heights whose blocks from `earliest` are kept.
+    fn of(store: &dyn ChainStore, stored: u64, earliest: u64) -> Result<Plan, AuditError> {
+        let latest = store.checkpoint().map_err(SetupError::Checkpoint)?;
+        let previous = store
+            .previous_checkpoint()
+            .map_err(SetupError::Checkpoint)?;
+        // A state sync that pruned every block and stopped before making its checkpoint
+        // the chain's start: the node's next start does (`Core::open_from`).
+        let adopted_next = latest
+            .clone()
+            .filter(|info| info.height > stored && earliest > stored);
+        // The checkpoints of stored heights (a node keeps the last two).
+        let checkpoints: Vec<CheckpointInfo> = [latest.clone(), previous]
+            .into_iter()
+            .flatten()
+            .filter(|info| (1..=stored).contains(&info.height))
+            .collect();
+        if earliest <= 1 {
+            return Ok(Plan {
+                start: 1,
+                anchor: None,
+                executed_from: 1,
+                later: checkpoints,
+                uncertified: adopted_next,
+            });
+        }
+        let anchor = checkpoints
+            .iter()
+            .filter(|info| info.height < stored && info.height.saturating_add(1) >= earliest)
+            .min_by_key(|info| info.height)
+            .cloned();
+        if let Some(anchor) = anchor {
+            return Ok(Plan {
+                start: earliest,
+                executed_from: anchor.height.saturating_add(1),
+                later: checkpoints
+                    .into_iter()
+                    .filter(|info| info.height > anchor.height)
+                    .collect(),
+                anchor: Some(anchor),
+                uncertified: None,
+            });
+        }
+        // No stored block certifies a state: the node's is the checkpoint at its tip, or
+        // the one it adopts at its next start.
+        let uncertified = latest
+            .filter(|info| info.height == stored)
+            .or(adopted_next)
+            .ok_or_else(|| Discrepancy {
+                height: earliest,
+                kind: DiscrepancyKind::Checkpoint(format!(
+                    "blocks below {earliest} are pruned and no checkpoint covers them"
+                )),
+            })?;
+        Ok(Plan {
+            start: earliest,
+            anchor: None,
+            executed_from: stored.saturating_add(1),
+            later: Vec::new(),
+            uncertified: Some(uncertified),
+        })
+    }
+
+    /// The checkpoint the blocks checked without state lead up to.
+    fn top(&self) -> Option<&CheckpointInfo> {
+        self.anchor.as_ref().or(self.uncertified.as_ref())
+    }
+}
+
+/// A checkpoint at a re-executed height must be the replayed chain there (`tip`): the
+/// block and state root it names, and entries that rebuild that state (a node starts
+/// from it, and state sync serves it).
+fn check_checkpoint(
+    genesis: &Genesis,
+    store: &dyn ChainStore,
+    info: &CheckpointInfo,
+    tip: &ChainTip,
+) -> Result<(), DiscrepancyKind> {
+    if (info.block_hash, info.state_root, info.timestamp_ms)
+        != (tip.hash, tip.state_root, tip.timestamp_ms)
+    {
+        return Err(DiscrepancyKind::Checkpoint(format!(
+            "it names block {} with state root {} at time {}, the re-executed chain has \
+             block {} with state root {} at time {}",
+            info.block_hash,
+            info.state_root,
+            info.timestamp_ms,
+            tip.hash,
+            tip.state_root,
+            tip.timestamp_ms
+        )));
+    }
+    crate::app::checkpoint::load(genesis, store, info)
+        .map(drop)
+        .map_err(|e| DiscrepancyKind::Checkpoint(e.to_string()))
 }
 
 /// The running totals of an audit.
@@ -310,6 +512,7 @@ impl Counts {
                 dropped: 0,
                 cycles_settled: 0,
                 from_checkpoint: 0,
+                blocks_below_checkpoint: 0,
                 gross_settled_minor_units: 0,
                 net_settled_minor_units: 0,
                 currency: genesis.currency.clone(),
@@ -357,6 +560,7 @@ mod tests {
     };
     use interpool_contracts::block::Block;
     use interpool_contracts::codec;
+    use interpool_contracts::ledger::StateEntry;
     use interpool_contracts::testkit::{self, account, customer_seed, key, AUTHORITY_SEED};
     use interpool_contracts::{Body, Transaction, TxError, VerifiedTransaction};
 
@@ -388,6 +592,12 @@ mod tests {
     /// transfers both ways (some queue, some are released or expire), one rejected
     /// transfer and one `SettleCycle` from the authority.
     fn build_chain() -> tempfile::TempDir {
+        build_chain_with(600)
+    }
+
+    /// [`build_chain`] with transfers A → B of `amount`: another valid chain of the same
+    /// genesis (another state) for any amount but 600.
+    fn build_chain_with(amount: u64) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = genesis();
         let mut core = node_kit::core(&genesis, dir.path(), node_kit::limits());
@@ -396,7 +606,7 @@ mod tests {
         for height in 1..=BLOCKS {
             let mut txs = Vec::new();
             // A → B: 600 fits the cap of 1,000 once, then queues.
-            txs.push(transfer(a, b, nonces[0], 600));
+            txs.push(transfer(a, b, nonces[0], amount));
             nonces[0] += 1;
             if height % 2 == 1 {
                 txs.push(transfer(b, a, nonces[1], 250));
@@ -489,6 +699,50 @@ mod tests {
             store
                 .overwrite_record(RecordKind::Certificate, height, &cert)
                 .expect("overwrite");
+        }
+    }
+
+    /// The state after block `height` of the chain in `store` (replayed), as a checkpoint
+    /// holds it.
+    fn state_at(store: &Store, height: u64) -> (ChainTip, Vec<StateEntry>) {
+        let mut replay = Replay::from_genesis(&genesis()).expect("genesis");
+        for at in 1..=height {
+            replay
+                .block(store, at, Trust::OwnStore)
+                .expect("the node's own chain replays");
+        }
+        (
+            replay.tip().clone(),
+            replay.ledger().state_entries().collect(),
+        )
+    }
+
+    /// Writes the checkpoint of the state after block `height`, as the node's checkpoint
+    /// writer does (before pruning below it).
+    fn checkpoint_at(store: &Store, height: u64) -> CheckpointInfo {
+        let (tip, entries) = state_at(store, height);
+        store
+            .write_checkpoint(&tip, &mut entries.into_iter())
+            .expect("written")
+    }
+
+    /// The chain with a checkpoint at 4 and block 1 pruned: verified from 4, blocks 2 to 4
+    /// kept below it.
+    fn pruned_chain() -> tempfile::TempDir {
+        let dir = build_chain();
+        with_store(dir.path(), |store| {
+            checkpoint_at(store, 4);
+            assert_eq!(store.prune_below(2).expect("prune"), 1);
+        });
+        dir
+    }
+
+    /// The state-is-unverified verdict of an audit of `dir`: (checkpoint height, blocks
+    /// verified).
+    fn uncertified(dir: &Path) -> (u64, u64) {
+        match run(dir) {
+            Err(AuditError::Setup(SetupError::Uncertified { height, blocks })) => (height, blocks),
+            other => panic!("expected an unverified state, got {other:?}"),
         }
     }
 
@@ -908,5 +1162,275 @@ mod tests {
             matches!(found.kind, DiscrepancyKind::Certificate(_)),
             "{found}"
         );
+    }
+
+    #[test]
+    fn a_pruned_chain_is_verified_from_a_certified_checkpoint_with_its_kept_blocks_linked() {
+        let dir = build_chain();
+        let full = run(dir.path()).expect("the whole chain verifies");
+        with_store(dir.path(), |store| {
+            checkpoint_at(store, 4);
+            assert_eq!(store.prune_below(2).expect("prune"), 1);
+        });
+        let report = run(dir.path()).expect("the pruned chain verifies");
+        // Block 5's certified header names the state root after 4; blocks 2 to 4 are
+        // checked without state; 5 and 6 re-executed.
+        assert_eq!(
+            (
+                report.from_checkpoint,
+                report.blocks_below_checkpoint,
+                report.blocks,
+                report.final_height
+            ),
+            (4, 3, 2, BLOCKS)
+        );
+        assert_eq!(report.state_root, full.state_root);
+        // A checkpoint at the tip with a certified one below it (block 5 kept): the audit
+        // starts from the lower one and checks the tip's against the replay.
+        let dir = build_chain();
+        with_store(dir.path(), |store| {
+            checkpoint_at(store, 4);
+            checkpoint_at(store, BLOCKS);
+            store.prune_below(4).expect("prune");
+        });
+        let report = run(dir.path()).expect("the pruned chain verifies");
+        assert_eq!(
+            (
+                report.from_checkpoint,
+                report.blocks_below_checkpoint,
+                report.blocks
+            ),
+            (4, 1, 2)
+        );
+        assert_eq!(report.state_root, full.state_root);
+        // Unpruned, with both checkpoints: from the genesis, both checked.
+        let dir = build_chain();
+        with_store(dir.path(), |store| {
+            checkpoint_at(store, 4);
+            checkpoint_at(store, BLOCKS);
+        });
+        let report = run(dir.path()).expect("the chain verifies");
+        assert_eq!((report.from_checkpoint, report.blocks), (0, BLOCKS));
+    }
+
+    /// Blocks kept below the checkpoint the audit starts from are served to readers: their
+    /// certificates, signatures and hash links up to the checkpoint's block are verified.
+    /// Before, nothing below the checkpoint was read.
+    #[test]
+    fn kept_blocks_below_the_checkpoint_are_verified() {
+        // A certificate short of a quorum.
+        let dir = pruned_chain();
+        with_store(dir.path(), |store| {
+            let mut cert = stored_certificate(store, TARGET);
+            cert.signatures.pop();
+            store
+                .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
+                .expect("overwrite");
+        });
+        let found = discrepancy(dir.path());
+        assert_eq!(found.height, TARGET);
+        assert!(
+            matches!(
+                found.kind,
+                DiscrepancyKind::Certificate(CertificateError::NotEnoughSignatures {
+                    got: 2,
+                    quorum: 3
+                })
+            ),
+            "{found}"
+        );
+
+        // An altered amount, recertified: its signature.
+        let dir = pruned_chain();
+        with_store(dir.path(), |store| {
+            let mut block = stored_block(store, TARGET);
+            change_first_amount(&mut block);
+            replace_block(store, TARGET, &block, true);
+        });
+        let found = discrepancy(dir.path());
+        assert_eq!(found.height, TARGET);
+        assert!(first_signature_is_bad(&found.kind), "{found}");
+
+        // A broken parent link, recertified.
+        let dir = pruned_chain();
+        with_store(dir.path(), |store| {
+            let mut block = stored_block(store, TARGET);
+            block.header.parent_hash = Hash([9; 32]);
+            replace_block(store, TARGET, &block, true);
+        });
+        let found = discrepancy(dir.path());
+        assert_eq!(found.height, TARGET);
+        assert!(
+            matches!(
+                found.kind,
+                DiscrepancyKind::HashLink {
+                    parent_hash,
+                    previous_height: 2,
+                    ..
+                } if parent_hash == Hash([9; 32])
+            ),
+            "{found}"
+        );
+
+        // The checkpoint's own block replaced by another, recertified: the kept blocks no
+        // longer lead to the block the checkpoint (and block 5) names.
+        let dir = pruned_chain();
+        with_store(dir.path(), |store| {
+            let mut block = stored_block(store, 4);
+            block.header.timestamp_ms += 1;
+            replace_block(store, 4, &block, true);
+        });
+        let found = discrepancy(dir.path());
+        assert_eq!(found.height, 4);
+        assert!(
+            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
+            "{found}"
+        );
+    }
+
+    /// The state root after block `C` is certified only by block `C + 1`'s header. A
+    /// checkpoint at the tip whose state no stored block certifies was trusted: a state
+    /// forged into the data directory (consistent in itself) passed, with its root in the
+    /// report.
+    #[test]
+    fn a_checkpoint_at_the_tip_is_never_reported_verified_unless_certified() {
+        // Stopped on its checkpoint with blocks below 5 pruned: honest, and unverifiable.
+        let dir = build_chain();
+        with_store(dir.path(), |store| {
+            checkpoint_at(store, BLOCKS);
+            store.prune_below(5).expect("prune");
+        });
+        assert_eq!(uncertified(dir.path()), (BLOCKS, 2));
+        let store = open_store(dir.path()).expect("open");
+        let error = audit(&store, &genesis(), &mut |_, _| {}).expect_err("not verified");
+        assert_eq!(error.exit_code(), 2, "neither passed nor a discrepancy");
+        drop(store);
+
+        // Another valid chain's state under block 6's hash and time.
+        let other = build_chain_with(500);
+        let (forged, entries) = state_at(&Store::open(other.path()).expect("open"), BLOCKS);
+        let forge = |store: &Store| {
+            let honest = state_at(store, BLOCKS).0;
+            assert_ne!(forged.state_root, honest.state_root);
+            let tip = ChainTip {
+                state_root: forged.state_root,
+                ..honest
+            };
+            store
+                .write_checkpoint(&tip, &mut entries.clone().into_iter())
+                .expect("written");
+        };
+        let dir = build_chain();
+        with_store(dir.path(), |store| {
+            forge(store);
+            store.prune_below(5).expect("prune");
+        });
+        assert_eq!(uncertified(dir.path()), (BLOCKS, 2));
+
+        // A root its entries do not hash to.
+        let dir = build_chain();
+        with_store(dir.path(), |store| {
+            let (tip, honest) = state_at(store, BLOCKS);
+            let tip = ChainTip {
+                state_root: Hash([7; 32]),
+                ..tip
+            };
+            store
+                .write_checkpoint(&tip, &mut honest.into_iter())
+                .expect("written");
+            store.prune_below(5).expect("prune");
+        });
+        let found = discrepancy(dir.path());
+        assert_eq!(found.height, BLOCKS);
+        assert!(
+            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
+            "{found}"
+        );
+
+        // The forged state above a certified checkpoint (block 5 kept): the replay from
+        // that one shows it.
+        let dir = build_chain();
+        with_store(dir.path(), |store| {
+            checkpoint_at(store, 4);
+            forge(store);
+            store.prune_below(4).expect("prune");
+        });
+        let found = discrepancy(dir.path());
+        assert_eq!(found.height, BLOCKS);
+        assert!(
+            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
+            "{found}"
+        );
+
+        // And on an unpruned chain (a node would start from it).
+        let dir = build_chain();
+        with_store(dir.path(), forge);
+        let found = discrepancy(dir.path());
+        assert_eq!(found.height, BLOCKS);
+        assert!(
+            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
+            "{found}"
+        );
+    }
+
+    /// State sync stores the checkpoint `C` it joined at, never block `C`, and keeps blocks
+    /// from `C + 1` (`adopt_checkpoint`). Before, every such chain was a discrepancy (its
+    /// checkpoint is below the earliest kept block).
+    #[test]
+    fn the_layouts_of_a_node_that_joined_by_state_sync_verify() {
+        let dir = build_chain();
+        let full = run(dir.path()).expect("the whole chain verifies");
+        // The states a peer serves, read before any block is pruned.
+        let (after_5, after_6) = {
+            let store = Store::open(dir.path()).expect("open");
+            (state_at(&store, 5), state_at(&store, BLOCKS))
+        };
+        let write = |store: &Store, (tip, entries): &(ChainTip, Vec<StateEntry>)| {
+            store
+                .write_checkpoint(tip, &mut entries.clone().into_iter())
+                .expect("written");
+        };
+        // Joined at 3, followed 4 to 6.
+        with_store(dir.path(), |store| {
+            checkpoint_at(store, 3);
+            store.prune_below(4).expect("prune");
+            assert_eq!(store.earliest_height().expect("earliest"), 4);
+        });
+        let report = run(dir.path()).expect("a chain joined by state sync verifies");
+        assert_eq!(
+            (
+                report.from_checkpoint,
+                report.blocks_below_checkpoint,
+                report.blocks,
+                report.final_height
+            ),
+            (3, 0, 3, BLOCKS)
+        );
+        assert_eq!(report.state_root, full.state_root);
+        // Then a checkpoint at 5 and pruning below it.
+        with_store(dir.path(), |store| {
+            write(store, &after_5);
+            store.prune_below(5).expect("prune");
+        });
+        let report = run(dir.path()).expect("pruned after state sync, it verifies");
+        assert_eq!(
+            (
+                report.from_checkpoint,
+                report.blocks_below_checkpoint,
+                report.blocks
+            ),
+            (5, 1, 1)
+        );
+        assert_eq!(report.state_root, full.state_root);
+
+        // Just joined at 6, no block after it yet: nothing stored certifies the state.
+        let joined = tempfile::tempdir().expect("tempdir");
+        with_store(joined.path(), |store| write(store, &after_6));
+        // Stopped before adopting it (the next start does).
+        assert_eq!(uncertified(joined.path()), (BLOCKS, 0));
+        with_store(joined.path(), |store| {
+            store.adopt_checkpoint(BLOCKS).expect("adopted");
+        });
+        assert_eq!(uncertified(joined.path()), (BLOCKS, 0));
     }
 }

@@ -487,7 +487,11 @@ mod tests {
             std::fs::rename(&file, &moved).expect("remove");
             let target = work.path().join("from-missing");
             let message = damaged(restore(&missing, &target, None));
-            assert!(message.contains("cannot be read"), "{message}");
+            // RocksDB refuses to read it, or reads fewer records than were written.
+            assert!(
+                message.contains("cannot be read") || message.contains("backup.json says"),
+                "{message}"
+            );
             leaves_nothing(&target);
             std::fs::rename(&moved, &file).expect("put back");
         }

@@ -478,7 +478,15 @@ fn audit_command(data_dir: &Path, genesis_path: &Path, json: bool) -> ExitCode {
                         );
                     }
                 }
-                AuditError::Setup(setup) => eprintln!("error: {setup}"),
+                AuditError::Setup(setup) => {
+                    eprintln!("error: {setup}");
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "verified": false, "error": setup.to_string() })
+                        );
+                    }
+                }
             }
             ExitCode::from(error.exit_code())
         }
@@ -552,6 +560,16 @@ fn print_audit_report(report: &AuditReport, seconds: f64) {
         amount(report.gross_settled_minor_units),
         amount(report.net_settled_minor_units)
     );
+    if report.from_checkpoint > 0 {
+        println!(
+            "pruned chain: re-executed from the checkpoint at height {} (its state root \
+             certified by block {}); {} kept blocks below it verified without re-execution \
+             (certificates, signatures, hash links)",
+            report.from_checkpoint,
+            report.from_checkpoint.saturating_add(1),
+            report.blocks_below_checkpoint
+        );
+    }
     println!("state root: {}", report.state_root);
     println!("verified in {seconds:.2} s");
 }

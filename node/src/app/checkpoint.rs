@@ -141,7 +141,8 @@ impl Checkpointer {
     /// Starts the writer for a checkpoint every `interval` blocks (at least 1).
     /// With `retain` (at least 1), after each checkpoint the blocks below the last `retain`
     /// heights are pruned ([`ChainStore::prune_below`]), never the checkpoint's own block or
-    /// any after it.
+    /// any after it, nor the block after the previous checkpoint (which certifies its
+    /// state) or any after that.
     pub fn spawn(
         store: Arc<dyn ChainStore>,
         interval: u64,
@@ -183,11 +184,24 @@ impl Checkpointer {
                                 "wrote checkpoint"
                             );
                             if let Some(retain) = retain.filter(|r| *r > 0) {
+                                // The block after the previous checkpoint stays too: its
+                                // certified header is what certifies that checkpoint's
+                                // state, from which `audit` verifies the chain (a
+                                // checkpoint at the tip has no such block yet).
+                                let certifying = match store.previous_checkpoint() {
+                                    Ok(previous) => previous
+                                        .map_or(u64::MAX, |p| p.height.saturating_add(1)),
+                                    Err(error) => {
+                                        tracing::error!(%error, "cannot read the previous checkpoint");
+                                        0
+                                    }
+                                };
                                 let floor = info
                                     .height
                                     .saturating_add(1)
                                     .saturating_sub(retain)
-                                    .min(statement_floor(&ledger));
+                                    .min(statement_floor(&ledger))
+                                    .min(certifying);
                                 match store.prune_below(floor.min(info.height)) {
                                     Ok(0) => {}
                                     Ok(pruned) => tracing::info!(

@@ -116,6 +116,13 @@ impl Prepared {
     pub fn hash(&self) -> Hash {
         self.hash
     }
+
+    /// For a block that is checked but not executed (an audit's blocks below the checkpoint
+    /// it starts from: there is no state to execute them on): its hash, its header, and the
+    /// transactions' verdict (the first that failed its stateless checks).
+    pub fn into_checked(self) -> (Hash, BlockHeader, Result<(), DiscrepancyKind>) {
+        (self.hash, self.header, self.txs.map(|_| ()))
+    }
 }
 
 /// A ledger being replayed from genesis, and the tip it has reached.
@@ -247,7 +254,7 @@ impl Replay {
         // 2. The header extends what was replayed so far.
         header
             .check_extends(&self.tip)
-            .map_err(|error| self.header_discrepancy(error))?;
+            .map_err(|error| header_discrepancy(self.tip.height, error))?;
         let txs = txs?;
 
         // 4 and 5. Re-execution gives what was stored, and the invariants hold.
@@ -274,30 +281,29 @@ impl Replay {
         };
         Ok(outcome)
     }
+}
 
-    fn header_discrepancy(&self, error: BlockError) -> DiscrepancyKind {
-        let previous_height = self.tip.height;
-        match error {
-            BlockError::WrongChain { expected, got } => {
-                DiscrepancyKind::WrongChain { expected, got }
-            }
-            BlockError::WrongHeight { got, .. } => DiscrepancyKind::WrongHeight { got },
-            BlockError::WrongParent { expected, got } => DiscrepancyKind::HashLink {
-                parent_hash: got,
-                previous_height,
-                previous_hash: expected,
-            },
-            BlockError::WrongStateRoot { expected, got } => DiscrepancyKind::PreviousStateRoot {
-                header: got,
-                previous_height,
-                recomputed: expected,
-            },
-            BlockError::TimeTravel { parent, got } => DiscrepancyKind::TimeTravel { parent, got },
-            // `check_extends` only checks the header; these come from decoding and limits.
-            BlockError::Decode(error) => DiscrepancyKind::BlockDecode(error),
-            BlockError::TooLarge(message) => {
-                DiscrepancyKind::BlockDecode(DecodeError::Malformed(message))
-            }
+/// What a header that does not extend the block at `previous_height` ([`Block::check_extends`])
+/// is, as a discrepancy.
+pub fn header_discrepancy(previous_height: u64, error: BlockError) -> DiscrepancyKind {
+    match error {
+        BlockError::WrongChain { expected, got } => DiscrepancyKind::WrongChain { expected, got },
+        BlockError::WrongHeight { got, .. } => DiscrepancyKind::WrongHeight { got },
+        BlockError::WrongParent { expected, got } => DiscrepancyKind::HashLink {
+            parent_hash: got,
+            previous_height,
+            previous_hash: expected,
+        },
+        BlockError::WrongStateRoot { expected, got } => DiscrepancyKind::PreviousStateRoot {
+            header: got,
+            previous_height,
+            recomputed: expected,
+        },
+        BlockError::TimeTravel { parent, got } => DiscrepancyKind::TimeTravel { parent, got },
+        // `check_extends` only checks the header; these come from decoding and limits.
+        BlockError::Decode(error) => DiscrepancyKind::BlockDecode(error),
+        BlockError::TooLarge(message) => {
+            DiscrepancyKind::BlockDecode(DecodeError::Malformed(message))
         }
     }
 }
