@@ -303,7 +303,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
             journal: if config.consensus.journal {
                 let path = config.data_dir.join("consensus-journal");
                 Some(
-                    crate::net::journal::Journal::open(&path)
+                    crate::net::journal::Journal::open(&path, validators.clone())
                         .with_context(|| format!("cannot open {}", path.display()))?,
                 )
             } else {

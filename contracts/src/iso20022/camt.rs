@@ -12,11 +12,11 @@
 use serde::Serialize;
 
 use super::{
-    amount, children, date, date_time, find, format_amount, optional_text, short_account_id, text,
-    IsoError, ACCOUNT_SCHEME, BANK_SCHEME, CAMT053, CAMT054,
+    amount, children, date, date_time, find, format_decimal, optional_text, short_account_id, text,
+    IsoError, ACCOUNT_SCHEME, BANK_SCHEME, CAMT053, CAMT054, CURRENCY_AMOUNT, DECIMAL_NUMBER,
 };
 use crate::primitives::{AccountId, Amount, BankId, Hash};
-use crate::statement::{format_units, BankStatement, Direction, Entry, EntryKind};
+use crate::statement::{BankStatement, Direction, Entry, EntryKind};
 
 /// Scheme name of a pool's account id (the bank id).
 pub const POOL_SCHEME: &str = "INTERPOOL-POOL";
@@ -421,16 +421,44 @@ fn ccy(currency: &str, value: String) -> CcyAmount {
     }
 }
 
-fn balance(code: &'static str, currency: &str, units: u128, decimals: u8, at_ms: u64) -> Balance {
-    Balance {
+fn balance(
+    code: &'static str,
+    currency: &str,
+    units: u128,
+    decimals: u8,
+    at_ms: u64,
+) -> Result<Balance, IsoError> {
+    let value = format_decimal(units, decimals, CURRENCY_AMOUNT, || {
+        format!("Bal/Amt ({code})")
+    })?;
+    Ok(Balance {
         kind: BalanceType {
             code: Code { code },
         },
-        amount: ccy(currency, format_units(units, decimals)),
+        amount: ccy(currency, value),
         indicator: "CRDT",
         at: DateTimeChoice {
             value: date_time(at_ms),
         },
+    })
+}
+
+/// `error` with the element it names placed inside `place` (a `Stmt`), so that an amount
+/// too large for its type is found in a statement of many accounts.
+fn inside(place: &str, error: IsoError) -> IsoError {
+    match error {
+        IsoError::AmountNotRepresentable {
+            element,
+            value,
+            decimals,
+            facets,
+        } => IsoError::AmountNotRepresentable {
+            element: format!("{place}/{element}"),
+            value,
+            decimals,
+            facets,
+        },
+        other => other,
     }
 }
 
@@ -465,8 +493,14 @@ fn tx_id(hash: &Hash) -> String {
     hash.to_hex().get(..32).unwrap_or_default().to_string()
 }
 
-fn report_entry(entry: &Entry, currency: &str, decimals: u8) -> ReportEntry {
-    let amount = format_amount(entry.amount, decimals);
+fn report_entry(entry: &Entry, currency: &str, decimals: u8) -> Result<ReportEntry, IsoError> {
+    // `Ntry/Amt` and `TxDtls/Amt`: both ActiveOrHistoricCurrencyAndAmount.
+    let amount = format_decimal(
+        u128::from(entry.amount.0),
+        decimals,
+        CURRENCY_AMOUNT,
+        || format!("Ntry/Amt (entry {})", entry_reference(entry)),
+    )?;
     let details = entry.tx_hash.map(|hash| {
         let (parties, agents) = match (entry.counterparty, entry.direction) {
             (Some(other), Direction::Credit) => (
@@ -512,7 +546,7 @@ fn report_entry(entry: &Entry, currency: &str, decimals: u8) -> ReportEntry {
             },
         }
     });
-    ReportEntry {
+    Ok(ReportEntry {
         reference: entry_reference(entry),
         amount: ccy(currency, amount),
         indicator: indicator(entry.direction),
@@ -534,10 +568,10 @@ fn report_entry(entry: &Entry, currency: &str, decimals: u8) -> ReportEntry {
             EntryKind::Withdraw => Some("cash out by the bank".into()),
             EntryKind::Transfer => None,
         },
-    }
+    })
 }
 
-fn summary(entries: &[Entry], decimals: u8) -> Summary {
+fn summary(entries: &[Entry], decimals: u8) -> Result<Summary, IsoError> {
     let (mut credits, mut debits, mut credit_sum, mut debit_sum) = (0u64, 0u64, 0u128, 0u128);
     for entry in entries {
         match entry.direction {
@@ -556,24 +590,32 @@ fn summary(entries: &[Entry], decimals: u8) -> Summary {
     } else {
         (debit_sum.saturating_sub(credit_sum), "DBIT")
     };
-    Summary {
+    // Sums are DecimalNumber, the net NonNegativeDecimalNumber: 17 fraction digits, 18 in
+    // all (a cycle's turnover can pass 18 digits where no single amount does).
+    let sum = |units: u128, element: &'static str| {
+        format_decimal(units, decimals, DECIMAL_NUMBER, || element.to_string())
+    };
+    Ok(Summary {
         total: TotalEntries {
             count: credits.saturating_add(debits).to_string(),
-            sum: format_units(credit_sum.saturating_add(debit_sum), decimals),
+            sum: sum(
+                credit_sum.saturating_add(debit_sum),
+                "TxsSummry/TtlNtries/Sum",
+            )?,
             net: NetEntry {
-                amount: format_units(net, decimals),
+                amount: sum(net, "TxsSummry/TtlNtries/TtlNetNtry/Amt")?,
                 indicator: net_indicator,
             },
         },
         credits: NumberAndSum {
             count: credits.to_string(),
-            sum: format_units(credit_sum, decimals),
+            sum: sum(credit_sum, "TxsSummry/TtlCdtNtries/Sum")?,
         },
         debits: NumberAndSum {
             count: debits.to_string(),
-            sum: format_units(debit_sum, decimals),
+            sum: sum(debit_sum, "TxsSummry/TtlDbtNtries/Sum")?,
         },
-    }
+    })
 }
 
 /// The message id of a bank's statement of a cycle (`Max35Text`: a bank id is at most 12
@@ -583,7 +625,9 @@ pub fn statement_message_id(bank: &BankId, cycle: u64) -> String {
 }
 
 /// The bank's statement of a cycle as a camt.053.001.08 document. Its creation time is the
-/// closing block's, so every node writes the same document.
+/// closing block's, so every node writes the same document. An amount, balance or sum its
+/// XSD type cannot hold (a chain with more than 5 decimals, or 19 digits and more) is
+/// [`IsoError::AmountNotRepresentable`], naming the `Stmt` and the element: no document.
 pub fn camt053(
     statement: &BankStatement,
     currency: &str,
@@ -595,62 +639,72 @@ pub fn camt053(
         from: date_time(statement.from_ms),
         to: date_time(statement.to_ms),
     };
-    // One `Stmt`: what differs between the pool's and an account's is passed in.
-    let stmt =
-        |id: String, account: Account, balances: Vec<Balance>, entries: &[Entry], what: String| {
-            Statement {
-                id,
-                pagination: Pagination {
-                    page: 1,
-                    last: true,
-                },
-                sequence: statement.cycle.to_string(),
-                created: created.clone(),
-                period: period(),
-                account,
-                balances,
-                summary: Some(summary(entries, decimals)),
-                entries: entries
-                    .iter()
-                    .map(|e| report_entry(e, currency, decimals))
-                    .collect(),
-                additional: format!(
-                    "{what} in cycle {} (heights {} to {})",
-                    statement.cycle, statement.start_height, statement.end_height
-                ),
-            }
+    // One `Stmt`: what differs between the pool's and an account's is passed in (its
+    // balances as `(code, minor units, at)`).
+    let stmt = |id: String,
+                account: Account,
+                balances: &[(&'static str, u128, u64)],
+                entries: &[Entry],
+                what: String|
+     -> Result<Statement, IsoError> {
+        let place = format!("Stmt {id} ({what})");
+        let written = || -> Result<_, IsoError> {
+            let balances = balances
+                .iter()
+                .map(|&(code, units, at_ms)| balance(code, currency, units, decimals, at_ms))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Entries before their sums: an entry too large is named, not only its sum.
+            let written_entries = entries
+                .iter()
+                .map(|e| report_entry(e, currency, decimals))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((balances, summary(entries, decimals)?, written_entries))
         };
+        let (balances, summary, entries) = written().map_err(|e| inside(&place, e))?;
+        Ok(Statement {
+            id,
+            pagination: Pagination {
+                page: 1,
+                last: true,
+            },
+            sequence: statement.cycle.to_string(),
+            created: created.clone(),
+            period: period(),
+            account,
+            balances,
+            summary: Some(summary),
+            entries,
+            additional: format!(
+                "{what} in cycle {} (heights {} to {})",
+                statement.cycle, statement.start_height, statement.end_height
+            ),
+        })
+    };
     let (from, to) = (statement.from_ms, statement.to_ms);
     let pool = &statement.pool;
     let mut statements = Vec::with_capacity(statement.accounts.len().saturating_add(1));
     statements.push(stmt(
         format!("C{}-POOL", statement.cycle),
         Account::pool(&statement.bank, currency),
-        vec![
-            balance("OPBD", currency, u128::from(pool.opening), decimals, from),
-            balance("CLBD", currency, u128::from(pool.closing), decimals, to),
+        &[
+            ("OPBD", u128::from(pool.opening), from),
+            ("CLBD", u128::from(pool.closing), to),
         ],
         &pool.entries,
         format!("settlement pool of {}", statement.bank),
-    ));
+    )?);
     for (n, account) in statement.accounts.iter().enumerate() {
         statements.push(stmt(
             format!("C{}-{}", statement.cycle, n.saturating_add(1)),
             Account::customer(&account.account, Some(currency), Some(&statement.bank)),
-            vec![
-                balance("OPBD", currency, account.opening, decimals, from),
-                balance("CLBD", currency, account.closing, decimals, to),
-                balance(
-                    "CLAV",
-                    currency,
-                    u128::from(account.closing_available),
-                    decimals,
-                    to,
-                ),
+            &[
+                ("OPBD", account.opening, from),
+                ("CLBD", account.closing, to),
+                ("CLAV", u128::from(account.closing_available), to),
             ],
             &account.entries,
             format!("account {}", account.account),
-        ));
+        )?);
     }
     super::write(
         "Document",
@@ -679,7 +733,8 @@ pub enum Owner<'a> {
     Pool(&'a BankId),
 }
 
-/// One entry as a camt.054.001.08 notification.
+/// One entry as a camt.054.001.08 notification ([`IsoError::AmountNotRepresentable`] if its
+/// amount's XSD type cannot hold it).
 pub fn camt054(
     owner: Owner<'_>,
     entry: &Entry,
@@ -708,6 +763,7 @@ pub fn camt054(
         format!("IP-NTF-{}", &digest.to_hex()[..28])
     };
     let created = date_time(entry.booked_at_ms);
+    let entry = report_entry(entry, currency, decimals)?;
     super::write(
         "Document",
         &Camt054 {
@@ -722,7 +778,7 @@ pub fn camt054(
                     id,
                     created,
                     account,
-                    entry: report_entry(entry, currency, decimals),
+                    entry,
                 },
             },
         },

@@ -16,6 +16,13 @@
 //! 32 hex digits (scheme `INTERPOOL`) and, in full, as the account's proxy (`Prxy/Id`, type
 //! `INTERPOOL-ACCOUNT`); a reader takes the proxy and checks the short form is its prefix.
 //! Banks are `FinInstnId/Othr/Id` (scheme `INTERPOOL-BANK`).
+//!
+//! Amounts: written as the chain formats them (exactly `decimals` fraction digits), but
+//! only if the value fits the XSD type: ISO's currency amounts hold 5 significant fraction
+//! digits and 18 significant digits ([`CURRENCY_AMOUNT`]), a camt.053 summary's sums 17 and
+//! 18 ([`DECIMAL_NUMBER`]), while the chain allows 18 decimals and `u64` minor units (20
+//! digits). An amount beyond them is [`IsoError::AmountNotRepresentable`], never a document
+//! a bank's validator refuses; a message read with one is refused ([`IsoError::Invalid`]).
 
 pub mod camt;
 pub mod pacs;
@@ -70,6 +77,105 @@ pub enum IsoError {
     /// Writing failed (a bug: our types always serialize).
     #[error("cannot write the document: {0}")]
     Write(String),
+    /// An amount the document must carry that the XSD type of its element cannot hold
+    /// ([`DecimalFacets`]): a chain with more than 5 decimals, or 19 digits and more. Written
+    /// anyway, the document would fail a bank's schema validation, so none is written.
+    #[error(
+        "{element}: {value} (at {decimals} decimals) cannot be written in ISO 20022: {facets}"
+    )]
+    AmountNotRepresentable {
+        /// The element that would carry it (`IntrBkSttlmAmt`; `Stmt C42-1 (...)/Ntry/Amt (entry
+        /// 103-0)` in a statement).
+        element: String,
+        /// The amount as the chain formats it (`decimals` fraction digits).
+        value: String,
+        /// The chain's decimals.
+        decimals: u8,
+        /// The limits of the element's type that it exceeds.
+        facets: DecimalFacets,
+    },
+}
+
+/// The XSD facets `fractionDigits` and `totalDigits` of an ISO 20022 decimal type. Both
+/// restrict the value space (XML Schema 1.0 Part 2, §4.3.11 and §4.3.12): a value must be
+/// `i × 10^-n` with `0 <= n <= fractionDigits` and `|i| < 10^totalDigits`. Leading zeros and
+/// trailing fraction zeros do not count: `1.000000` is a valid amount, `1.000001` is not, and
+/// neither is `123456789012345678.9`. (`check.py validate` judges by value in the same way.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecimalFacets {
+    /// The XSD type, as named in messages.
+    pub type_name: &'static str,
+    /// `fractionDigits`.
+    pub fraction_digits: u8,
+    /// `totalDigits`.
+    pub total_digits: u8,
+}
+
+/// `ActiveCurrencyAndAmount` (pacs.008 `IntrBkSttlmAmt`) and
+/// `ActiveOrHistoricCurrencyAndAmount` (camt.053/054 `Bal/Amt`, `Ntry/Amt`, `TxDtls/Amt`):
+/// the same facets.
+pub const CURRENCY_AMOUNT: DecimalFacets = DecimalFacets {
+    type_name: "a currency amount (ActiveOrHistoricCurrencyAndAmount)",
+    fraction_digits: 5,
+    total_digits: 18,
+};
+
+/// `DecimalNumber` and `NonNegativeDecimalNumber` (camt.053 `TxsSummry` sums).
+pub const DECIMAL_NUMBER: DecimalFacets = DecimalFacets {
+    type_name: "a DecimalNumber",
+    fraction_digits: 17,
+    total_digits: 18,
+};
+
+impl DecimalFacets {
+    /// Whether the value of `units` minor units at `decimals` places is one of the type's:
+    /// its significant fraction digits and all its significant digits within the facets.
+    pub fn holds(self, units: u128, decimals: u8) -> bool {
+        // `units × 10^-decimals` as `significand × 10^-fraction` with `fraction` smallest.
+        let (mut significand, mut fraction) = (units, decimals);
+        while fraction > 0 && significand % 10 == 0 {
+            significand /= 10;
+            fraction = fraction.saturating_sub(1);
+        }
+        let digits = significand
+            .checked_ilog10()
+            .map_or(1, |log| log.saturating_add(1));
+        fraction <= self.fraction_digits
+            && digits.max(u32::from(fraction)) <= u32::from(self.total_digits)
+    }
+}
+
+impl std::fmt::Display for DecimalFacets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} holds at most {} fraction digits and {} digits in all (XSD fractionDigits, \
+             totalDigits; trailing fraction zeros not counted)",
+            self.type_name, self.fraction_digits, self.total_digits
+        )
+    }
+}
+
+/// Formats `units` minor units at `decimals` places for `element`, whose XSD type has
+/// `facets`: as the chain formats amounts everywhere (exactly `decimals` fraction digits,
+/// `12.34`), or [`IsoError::AmountNotRepresentable`] if the type cannot hold the value.
+pub(crate) fn format_decimal(
+    units: u128,
+    decimals: u8,
+    facets: DecimalFacets,
+    element: impl FnOnce() -> String,
+) -> Result<String, IsoError> {
+    let value = crate::statement::format_units(units, decimals);
+    if facets.holds(units, decimals) {
+        Ok(value)
+    } else {
+        Err(IsoError::AmountNotRepresentable {
+            element: element(),
+            value,
+            decimals,
+            facets,
+        })
+    }
 }
 
 /// Writes `document` as an XML document with `root` as its root element.
@@ -316,8 +422,10 @@ pub fn xml_safe(text: &str) -> String {
         .collect()
 }
 
-/// Parses an ISO 20022 decimal amount (`12.3`, `12.30`, `12`) into minor units; more
-/// fractional digits than the currency has are refused unless they are zeros.
+/// Parses an ISO 20022 currency amount (`12.3`, `12.30`, `12`) into minor units; more
+/// fractional digits than the currency has are refused unless they are zeros, and so is a
+/// value its XSD type cannot hold ([`CURRENCY_AMOUNT`]: more than 5 significant fraction
+/// digits, more than 18 significant digits in all), which a schema-valid message never has.
 pub fn parse_amount(value: &str, decimals: u8) -> Result<Amount, String> {
     let trimmed = match value.split_once('.') {
         Some((whole, fraction)) => {
@@ -330,19 +438,28 @@ pub fn parse_amount(value: &str, decimals: u8) -> Result<Amount, String> {
         }
         None => value.to_string(),
     };
-    Amount::parse(&trimmed, decimals).map_err(|e| {
-        // At most 40 characters of the value, as `Amount::parse` echoes it: a 60,000-digit
-        // amount was sent back whole.
+    // At most 40 characters of the value, as `Amount::parse` echoes it: a 60,000-digit
+    // amount was sent back whole.
+    let refused = |why: &dyn std::fmt::Display| {
         let shown: String = value.chars().take(40).collect();
         let more = if shown.len() < value.len() { "…" } else { "" };
-        format!("{shown:?}{more}: {e}")
-    })
+        format!("{shown:?}{more}: {why}")
+    };
+    let amount = Amount::parse(&trimmed, decimals).map_err(|e| refused(&e))?;
+    // The parsed value is the written one exactly: judged as `format_amount` judges it.
+    if !CURRENCY_AMOUNT.holds(u128::from(amount.0), decimals) {
+        return Err(refused(&CURRENCY_AMOUNT));
+    }
+    Ok(amount)
 }
 
-/// Formats minor units as an ISO 20022 amount (at least one decimal digit is not needed:
-/// `12.34`, or `12` for a currency without decimals).
-pub fn format_amount(amount: Amount, decimals: u8) -> String {
-    amount.format(decimals)
+/// Formats minor units as an ISO 20022 currency amount for `element` (`12.34`, or `12` for
+/// a currency without decimals), or [`IsoError::AmountNotRepresentable`] if
+/// [`CURRENCY_AMOUNT`] cannot hold it.
+pub fn format_amount(amount: Amount, decimals: u8, element: &str) -> Result<String, IsoError> {
+    format_decimal(u128::from(amount.0), decimals, CURRENCY_AMOUNT, || {
+        element.to_string()
+    })
 }
 
 /// An account's short identifier (`Max34Text`): its first 32 hex digits.
@@ -457,6 +574,88 @@ mod tests {
         let error = parse_amount(&huge, 2).expect_err("too large");
         assert!(error.len() < 200, "{} characters", error.len());
         assert!(error.starts_with("\"1000"), "{error}");
+    }
+
+    /// The XSD facets judge the value, as a schema validator does: trailing fraction zeros
+    /// and leading zeros do not count; significant digits do (ISO's amounts: 5 fraction
+    /// digits, 18 in all).
+    #[test]
+    fn amounts_are_judged_by_their_significant_digits() {
+        let holds = |units: u128, decimals: u8| CURRENCY_AMOUNT.holds(units, decimals);
+        assert!(holds(0, 6) && holds(0, 18) && holds(1_234, 2));
+        // 1.000000 and 0.000010 at 6 decimals: 0 and 5 significant fraction digits.
+        assert!(holds(1_000_000, 6) && holds(10, 6));
+        // 0.000001 and 1.000001: 6.
+        assert!(!holds(1, 6) && !holds(1_000_001, 6));
+        // 18 significant digits, written with 2 more fraction zeros: fine; 19: not.
+        assert!(holds(123_456_789_012_345_678 * 100, 2));
+        assert!(!holds(1_234_567_890_123_456_789, 2));
+        // u64::MAX minor units at 2 decimals: 20 digits.
+        assert!(!holds(u128::from(u64::MAX), 2));
+        // 10^17 (18 digits) holds, 10^18 (19 digits) does not: zeros of the whole part count.
+        assert!(holds(10_u128.pow(19), 2) && !holds(10_u128.pow(20), 2));
+        // A sum may use 17 fraction digits, not 18.
+        assert!(DECIMAL_NUMBER.holds(1, 17) && !DECIMAL_NUMBER.holds(1, 18));
+    }
+
+    #[test]
+    fn an_amount_iso_20022_cannot_hold_is_an_error_not_a_document() {
+        // Within the facets: the established format, exactly `decimals` fraction digits.
+        assert_eq!(
+            format_amount(Amount(1_234), 2, "Amt"),
+            Ok("12.34".to_string())
+        );
+        assert_eq!(format_amount(Amount(7), 0, "Amt"), Ok("7".to_string()));
+        assert_eq!(
+            format_amount(Amount(1_000_000), 6, "Amt"),
+            Ok("1.000000".to_string())
+        );
+        assert_eq!(
+            format_amount(Amount(1_234_560), 6, "Amt"),
+            Ok("1.234560".to_string())
+        );
+        // 6 significant fraction digits on a 6-decimal chain.
+        assert_eq!(
+            format_amount(Amount(1_234_567), 6, "IntrBkSttlmAmt"),
+            Err(IsoError::AmountNotRepresentable {
+                element: "IntrBkSttlmAmt".into(),
+                value: "1.234567".into(),
+                decimals: 6,
+                facets: CURRENCY_AMOUNT,
+            })
+        );
+        // u64::MAX minor units at 2 decimals: 20 digits.
+        match format_amount(Amount(u64::MAX), 2, "Ntry/Amt") {
+            Err(error @ IsoError::AmountNotRepresentable { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.starts_with("Ntry/Amt: 184467440737095516.15"),
+                    "{message}"
+                );
+                assert!(message.contains("18 digits"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_amount_beyond_the_facets_is_not_read() {
+        // Trailing zeros beyond 5 fraction digits are no digits of the value.
+        assert_eq!(parse_amount("1.000000", 6), Ok(Amount(1_000_000)));
+        assert_eq!(parse_amount("0.00001", 6), Ok(Amount(10)));
+        assert_eq!(parse_amount("1.2345600", 6), Ok(Amount(1_234_560)));
+        assert_eq!(
+            parse_amount("1234567890123456.78", 2),
+            Ok(Amount(123_456_789_012_345_678))
+        );
+        // 6 significant fraction digits, even where the chain has 6 decimals.
+        let error = parse_amount("0.000001", 6).expect_err("6 fraction digits");
+        assert!(error.contains("at most 5 fraction digits"), "{error}");
+        assert!(parse_amount("1.0000010", 6).is_err());
+        // 19 significant digits that fit a u64 of minor units.
+        let error = parse_amount("123456789012345678.9", 1).expect_err("19 digits");
+        assert!(error.contains("18 digits in all"), "{error}");
+        assert!(parse_amount("12345678901234567.89", 2).is_err());
     }
 
     #[test]

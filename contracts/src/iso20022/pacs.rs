@@ -164,7 +164,9 @@ pub fn payment_message_id(tx: &Hash) -> String {
 
 /// Writes the pacs.008.001.08 of a signed transfer: `debtor_bank` and `creditor_bank` are
 /// the payer's and the payee's banks, `created_ms` the message's creation time. Refuses a
-/// transaction that is not a transfer.
+/// transaction that is not a transfer, and an amount `ActiveCurrencyAndAmount` cannot hold
+/// ([`IsoError::AmountNotRepresentable`]: more than 5 significant fraction digits, more than
+/// 18 significant digits).
 pub fn pacs008(
     signed: &SignedTransaction,
     debtor_bank: &BankId,
@@ -186,6 +188,8 @@ pub fn pacs008(
             signed.tx.body.kind()
         )));
     };
+    // Refused before anything is written: a bank's schema validation would refuse it.
+    let value = format_amount(*amount, decimals, "IntrBkSttlmAmt")?;
     let hash = signed.hash();
     write(
         "Document",
@@ -208,7 +212,7 @@ pub fn pacs008(
                     },
                     amount: CcyAmount {
                         currency: currency.to_string(),
-                        value: format_amount(*amount, decimals),
+                        value,
                     },
                     charges: "SLEV",
                     debtor: Party::of(&signed.tx.signer),
@@ -262,7 +266,10 @@ pub struct PaymentOrder {
     pub signed: SignedTransaction,
 }
 
-/// Reads a pacs.008.001.08 holding one credit transfer, amounts in `decimals` places.
+/// Reads a pacs.008.001.08 holding one credit transfer, amounts in `decimals` places. An
+/// amount with more fraction digits than the currency has (unless zeros), or more than
+/// `ActiveCurrencyAndAmount` holds (5 significant fraction digits, 18 significant digits),
+/// is [`IsoError::Invalid`].
 pub fn read_pacs008(xml: &str, decimals: u8) -> Result<PaymentOrder, IsoError> {
     let document = parse(xml, PACS008)?;
     let root = document.root_element();

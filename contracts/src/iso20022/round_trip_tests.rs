@@ -379,3 +379,124 @@ fn message_ids_stay_unique_within_35_characters() {
     assert_ne!(a, b);
     assert!(a.len() <= 35 && a.ends_with("1796025257123"), "{a}");
 }
+
+/// The `element` of an amount ISO 20022 cannot hold, or a panic.
+fn not_representable(result: Result<String, IsoError>) -> String {
+    match result {
+        Err(IsoError::AmountNotRepresentable { element, .. }) => element,
+        other => panic!("expected AmountNotRepresentable, got {other:?}"),
+    }
+}
+
+/// A chain with more decimals than ISO's 5: amounts whose value needs no more are written
+/// as always (all `decimals` digits: trailing zeros are not digits of the value); one that
+/// needs 6 is an error, not a document a bank's validator refuses.
+#[test]
+fn a_statement_of_a_six_decimal_chain_is_written_only_if_iso_can_hold_it() {
+    let xml = camt053(&statement(), "EUR", 6).expect("every amount has 4 significant decimals");
+    save("camt053-6-decimals.xml", &xml);
+    assert!(xml.contains("<Amt Ccy=\"EUR\">0.025000</Amt>"), "{xml}");
+    let read = read_camt053(&xml, 6).expect("reads");
+    assert_eq!(read[1].entries[0].amount, Amount(25_000));
+
+    let mut odd = statement();
+    odd.accounts[0].entries[0].amount = Amount(25_001);
+    let element = not_representable(camt053(&odd, "EUR", 6));
+    assert!(
+        element.starts_with("Stmt C42-1 (account ") && element.ends_with("/Ntry/Amt (entry 103-0)"),
+        "{element}"
+    );
+    let element = not_representable(camt054(
+        Owner::Customer(&account(7), &bank_id(0)),
+        &odd.accounts[0].entries[0],
+        "EUR",
+        6,
+    ));
+    assert_eq!(element, "Ntry/Amt (entry 103-0)");
+    // The same amounts at 2 decimals are within ISO's limits.
+    assert!(camt053(&odd, "EUR", 2).is_ok());
+}
+
+/// 18 significant digits at most: u64::MAX minor units are 20.
+#[test]
+fn an_amount_balance_or_sum_of_more_than_18_digits_is_not_written() {
+    let mut huge = statement();
+    huge.accounts[0].entries[0].amount = Amount(u64::MAX);
+    assert!(not_representable(camt053(&huge, "EUR", 2)).ends_with("/Ntry/Amt (entry 103-0)"));
+    assert_eq!(
+        not_representable(camt054(
+            Owner::Pool(&bank_id(0)),
+            &huge.accounts[0].entries[0],
+            "EUR",
+            2
+        )),
+        "Ntry/Amt (entry 103-0)"
+    );
+
+    let mut rich = statement();
+    rich.accounts[0].opening = u128::from(u64::MAX) + 1;
+    let element = not_representable(camt053(&rich, "EUR", 2));
+    assert!(element.ends_with("/Bal/Amt (OPBD)"), "{element}");
+
+    // Each entry 18 digits (9000000000000000.01), their sum 19: only the summary breaks.
+    let mut busy = statement();
+    for entry in &mut busy.accounts[0].entries {
+        entry.direction = Direction::Credit;
+        entry.amount = Amount(900_000_000_000_000_001);
+    }
+    let element = not_representable(camt053(&busy, "EUR", 2));
+    assert!(element.ends_with("/TxsSummry/TtlNtries/Sum"), "{element}");
+}
+
+#[test]
+fn a_pacs008_is_written_and_read_only_within_iso_amount_limits() {
+    let transfer = |amount: u64| {
+        Transaction {
+            chain_id: "test".into(),
+            signer: account(7),
+            nonce: 3,
+            valid_until_height: 500,
+            body: Body::Transfer {
+                to: account(8),
+                amount: Amount(amount),
+                end_to_end_id: "E2E-77".into(),
+                reference: String::new(),
+                terms: Default::default(),
+            },
+        }
+        .sign(&key(7))
+    };
+    let write = |amount: u64, decimals: u8| {
+        pacs008(
+            &transfer(amount),
+            &bank_id(0),
+            &bank_id(1),
+            "EUR",
+            decimals,
+            0,
+        )
+    };
+    // 0.012345 on a 6-decimal chain; u64::MAX minor units on a 2-decimal one.
+    assert_eq!(not_representable(write(12_345, 6)), "IntrBkSttlmAmt");
+    assert_eq!(not_representable(write(u64::MAX, 2)), "IntrBkSttlmAmt");
+    // 0.012340 is 0.01234: written as ever, with all 6 decimals.
+    let xml = write(12_340, 6).expect("5 significant decimals");
+    assert!(xml.contains(">0.012340<"), "{xml}");
+    assert_eq!(read_pacs008(&xml, 6).expect("reads").amount, Amount(12_340));
+
+    // Read: 6 significant fraction digits are refused, even where the chain has 6.
+    let six = xml.replacen(">0.012340<", ">0.012345<", 1);
+    match read_pacs008(&six, 6) {
+        Err(IsoError::Invalid { element, message }) => {
+            assert_eq!(element, "IntrBkSttlmAmt");
+            assert!(message.contains("at most 5 fraction digits"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // 19 significant digits, though they fit a u64 of minor units.
+    let nineteen = xml.replacen(">0.012340<", ">123456789012345678.9<", 1);
+    assert!(matches!(
+        read_pacs008(&nineteen, 1),
+        Err(IsoError::Invalid { .. })
+    ));
+}

@@ -91,6 +91,10 @@ pub enum Code {
     InvalidMessage,
     /// 422: the message's fields disagree with the signed transaction it carries.
     MessageMismatch,
+    /// 422: an amount the ISO 20022 document must carry is more than its XSD type holds
+    /// (more than 5 significant fraction digits, or more than 18 significant digits): no
+    /// schema-valid document exists; the JSON form has every amount.
+    AmountNotRepresentable,
     /// 400: a malformed end-to-end id.
     BadEndToEndId,
     /// 404: no transfer with that end-to-end id on this node.
@@ -154,6 +158,7 @@ impl Code {
             Code::UnsupportedMessage => "unsupported_message",
             Code::InvalidMessage => "invalid_message",
             Code::MessageMismatch => "message_mismatch",
+            Code::AmountNotRepresentable => "amount_not_representable",
             Code::BadEndToEndId => "bad_end_to_end_id",
             Code::UnknownEndToEndId => "unknown_end_to_end_id",
             Code::AmbiguousEndToEndId => "ambiguous_end_to_end_id",
@@ -188,7 +193,9 @@ impl Code {
             | Code::UnsupportedMessage
             | Code::InvalidMessage
             | Code::BadEndToEndId => StatusCode::BAD_REQUEST,
-            Code::MessageMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::MessageMismatch | Code::AmountNotRepresentable => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Code::AmbiguousEndToEndId => StatusCode::CONFLICT,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

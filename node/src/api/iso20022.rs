@@ -110,13 +110,17 @@ fn is_xml(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media == "application/xml" || media == "text/xml")
 }
 
-fn iso_error(error: IsoError) -> ApiError {
+/// The API error of an ISO 20022 document not read or not written.
+pub(crate) fn iso_error(error: IsoError) -> ApiError {
     match error {
         IsoError::TooLarge(_) => ApiError::new(Code::BodyTooLarge, error.to_string()),
         IsoError::Malformed(_) => ApiError::new(Code::BadXml, error.to_string()),
         IsoError::WrongMessage(_) => ApiError::new(Code::UnsupportedMessage, error.to_string()),
         IsoError::Missing(_) | IsoError::Invalid { .. } => {
             ApiError::new(Code::InvalidMessage, error.to_string())
+        }
+        IsoError::AmountNotRepresentable { .. } => {
+            ApiError::new(Code::AmountNotRepresentable, error.to_string())
         }
         IsoError::Write(_) => ApiError::internal(error),
     }

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use interpool_contracts::iso20022::camt::{camt053, camt054, Owner};
+use interpool_contracts::iso20022::IsoError;
 use interpool_contracts::statement::{BankStatementView, CycleBooks, Entry};
 use interpool_contracts::{BankId, Block, BlockOutcome, Ledger};
 
@@ -62,6 +63,11 @@ pub(crate) fn xml_response(status: axum::http::StatusCode, xml: String) -> Respo
         (status = 404, description = "`unknown_bank`, `unknown_cycle` (not closed yet) or \
             `statement_unavailable` (this node does not hold the cycle's blocks: it joined \
             by state sync after the cycle began, or pruned them)", body = ErrorBody),
+        (status = 422, description = "`amount_not_representable` (XML only): an amount, \
+            balance or sum of the statement is more than an ISO 20022 amount holds (more \
+            than 5 significant fraction digits, on a chain with more decimals, or more than \
+            18 significant digits), so no schema-valid camt.053 exists; the JSON statement \
+            has it", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this client is over its rate of \
             expensive reads", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -143,8 +149,13 @@ pub(crate) async fn statement(
         });
     };
     if wants_xml(&headers) {
-        let xml =
-            camt053(&statement, &state.currency, state.decimals).map_err(ApiError::internal)?;
+        let xml = camt053(&statement, &state.currency, state.decimals).map_err(|e| match e {
+            IsoError::AmountNotRepresentable { .. } => ApiError::new(
+                Code::AmountNotRepresentable,
+                format!("{e}; the JSON statement (Accept: application/json) has every amount"),
+            ),
+            other => super::iso20022::iso_error(other),
+        })?;
         return Ok(xml_response(axum::http::StatusCode::OK, xml));
     }
     Ok(Json(BankStatementView::new(
@@ -217,7 +228,22 @@ pub(crate) fn block_notifications(
                 Some(id) => Owner::Customer(id, &bank),
                 None => Owner::Pool(&bank),
             };
-            let xml = camt054(owner, &entry, currency, decimals).ok()?;
+            let xml = match camt054(owner, &entry, currency, decimals) {
+                Ok(xml) => xml,
+                Err(error) => {
+                    // No notification rather than one a bank's schema validation refuses
+                    // (an amount ISO 20022 cannot hold); the entry keeps its index, so a
+                    // cursor still means the same entry, and the JSON events carry it.
+                    // Debug, not warn: every stream meets every such entry of every block.
+                    tracing::debug!(
+                        height = entry.height,
+                        position = entry.position,
+                        %error,
+                        "no camt.054 notification for this entry"
+                    );
+                    return None;
+                }
+            };
             Some((u32::try_from(index).unwrap_or(u32::MAX), xml))
         })
         .collect()

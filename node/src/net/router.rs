@@ -67,7 +67,8 @@ pub struct Routes {
     pub peers: Arc<AtomicUsize>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Where received consensus messages are journaled, if the node keeps a journal.
+    /// Where received consensus messages are journaled, if the node keeps a journal (only
+    /// those that verify against the validator set: the journal checks, on its own thread).
     pub journal: Option<super::journal::Journal>,
 }
 
@@ -108,6 +109,9 @@ async fn route_consensus(
         let (P2pEvent::Consensus { bytes, .. }, Some(driver)) = (event, &driver) else {
             continue;
         };
+        // Not verified yet: the journal verifies on its own thread and keeps only evidence
+        // (`journal::evidence`); the driver's engine verifies again (its verdict does not
+        // come back here).
         if let Some(journal) = &journal {
             journal.record(&bytes);
         }
