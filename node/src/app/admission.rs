@@ -25,7 +25,7 @@ use interpool_contracts::{AdmissionError, Hash, SignedTransaction, VerifiedTrans
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::lock;
-use super::mempool::SharedMempool;
+use super::mempool::{can_never_commit, SharedMempool};
 use super::view::{run_blocking, ChainView};
 use crate::metrics::Metrics;
 use crate::storage::ChainStore;
@@ -402,7 +402,16 @@ impl Admission {
             }
             let hash = verified.hash();
             let kept = (origin != Origin::Peer).then(|| verified.clone());
-            match mempool.insert_answered(verified, &view.ledger, next_height, &answers) {
+            // A client's (recorded next) and a restored one (recorded) are this node's
+            // acknowledged transactions: evicted behind a nonce gap, they are parked.
+            let acknowledged = kept.is_some();
+            match mempool.insert_answered(
+                verified,
+                &view.ledger,
+                next_height,
+                &answers,
+                acknowledged,
+            ) {
                 Ok(()) => {
                     admitted.extend(kept);
                     results.push(Ok(hash));
@@ -425,7 +434,8 @@ impl Admission {
         tracing::error!(%error, "cannot record acknowledged transactions; refusing them");
         let mut mempool = lock(&self.mempool);
         for tx in admitted {
-            mempool.remove(&tx.hash());
+            // Evicted and parked meanwhile, perhaps: it must not come back.
+            mempool.withdraw(tx);
         }
         for result in results {
             if result.is_ok() {
@@ -577,25 +587,6 @@ fn gone(hashes: Vec<Hash>, admitted: &Admitted) -> Vec<Hash> {
         })
         .map(|(hash, _)| hash)
         .collect()
-}
-
-/// Whether a transaction refused with `error` can never be included.
-fn can_never_commit(error: &AdmissionError) -> bool {
-    match error {
-        AdmissionError::AlreadyIncluded(_) => true,
-        AdmissionError::Rejected(error) => match error {
-            TxError::BadNonce { expected, got } => got < expected,
-            TxError::Expired { .. }
-            | TxError::RejectTime { .. }
-            | TxError::DuplicateEndToEndId(_) => true,
-            other => other.is_stateless(),
-        },
-        AdmissionError::AlreadyPending
-        | AdmissionError::NonceTaken(_)
-        | AdmissionError::TooManyPending(_)
-        | AdmissionError::MempoolFull(_)
-        | AdmissionError::Unavailable(_) => false,
-    }
 }
 
 /// Logs and counts what a restore made pending again.
@@ -888,5 +879,63 @@ mod record_tests {
         assert_eq!(store.pending_transactions().expect("pending").len(), 1);
         crate::testkit::commit_block(&mut core, vec![], 1_000);
         assert!(store.pending_transactions().expect("pending").is_empty());
+    }
+
+    /// The hashes of the acknowledged transactions recorded in `store`.
+    fn recorded(store: &Store) -> Vec<Hash> {
+        store
+            .pending_transactions()
+            .expect("pending")
+            .iter()
+            .map(SignedTransaction::hash)
+            .collect()
+    }
+
+    /// An acknowledged transaction that a full mempool evicted while it waited behind a
+    /// nonce gap keeps its record, and is pending (offered, then committed) again as soon as
+    /// other nodes' transactions fill the gap; before, nothing offered it again until the
+    /// node restarted. One whose nonce another transaction took loses its record.
+    #[test]
+    fn an_acknowledged_transaction_evicted_behind_a_gap_is_offered_again_once_the_gap_commits() {
+        use crate::testkit::{commit_block, transfer as transfer_of};
+        let (admission, store, mut core, _dir) = node(3);
+        let (gapped, taken) = (transfer(0, 1, 1_000), transfer(1, 1, 1_000));
+        let others = [
+            transfer_of(customer_seed(1, 1), 0),
+            crate::testkit::transfer_to(customer_seed(1, 0), customer_seed(0, 0), 0, 10),
+        ];
+        for tx in [&gapped, &taken, &others[0], &others[1]] {
+            let admitted = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+            assert_eq!(admitted.results, vec![Ok(tx.hash())]);
+        }
+        // The fourth made room by evicting the two behind gaps; their records stay.
+        let mempool = core.mempool().clone();
+        assert!(!lock(&mempool).contains(&gapped.hash()));
+        assert!(!lock(&mempool).contains(&taken.hash()));
+        assert_eq!(recorded(&store).len(), 4);
+        commit_block(&mut core, vec![], 1_000);
+        assert_eq!(recorded(&store).len(), 2);
+        // Other nodes' transactions fill customer 0's gap and take customer 1's nonce 1.
+        commit_block(
+            &mut core,
+            vec![
+                transfer(0, 0, 1_000),
+                transfer(1, 0, 1_000),
+                transfer(1, 1, 999),
+            ],
+            2_000,
+        );
+        assert!(lock(&mempool).contains(&gapped.hash()), "pending again");
+        assert!(lock(&mempool)
+            .lingering(Duration::ZERO, 10)
+            .contains(gapped.signed()));
+        assert_eq!(
+            recorded(&store),
+            vec![gapped.hash()],
+            "the taken one's went"
+        );
+        commit_block(&mut core, vec![], 3_000);
+        assert!(recorded(&store).is_empty(), "committed");
+        assert!(lock(&mempool).is_empty());
     }
 }

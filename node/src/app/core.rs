@@ -839,10 +839,11 @@ impl Core {
             super::view::retire(replaced);
             dropped
         };
-        // What can never commit now (stale, expired) loses its durable record too: before,
-        // the records of acknowledged transactions that never committed stayed until the
-        // next restart, and a client sending expiring transactions behind a nonce gap grew
-        // them without bound (and the restart's work with them).
+        // What can never commit now (stale, expired; pending or parked behind a nonce gap)
+        // loses its durable record too: before, the records of acknowledged transactions
+        // that never committed stayed until the next restart, and a client sending expiring
+        // transactions behind a nonce gap grew them without bound (and the restart's work
+        // with them). Parked ones whose gap this block filled are pending again already.
         if !dropped.is_empty() {
             if let Err(error) = self.store.forget_pending(&dropped) {
                 tracing::warn!(%error, "cannot forget the records of expired transactions");

@@ -8,16 +8,20 @@
 //!   that a submission is refused (the API answers 503), never queued in memory.
 //! * Blocks are filled in arrival order, except that a signer's transactions always go in
 //!   nonce order and only without gaps (a gap would only earn a `bad_nonce` rejection).
+//! * A transaction this node acknowledged to a client (recorded on its disk, ADR 0010) that
+//!   a full mempool evicts while it waits behind a nonce gap is parked, not forgotten: the
+//!   commit that fills the gap admits it again, so it keeps being offered without waiting
+//!   for a restart ([`Mempool::after_commit`]).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
 use interpool_contracts::ledger::ArchiveAnswers;
 use interpool_contracts::{
-    AccountId, AdmissionError, Hash, Ledger, SignedTransaction, VerifiedTransaction,
+    AccountId, AdmissionError, Hash, Ledger, SignedTransaction, TxError, VerifiedTransaction,
 };
 
 /// The mempool as the core, admission and readers share it. Every holder of its lock does
@@ -62,6 +66,95 @@ struct Entry {
     arrival: u64,
     /// When it was admitted here (for offering it again if it lingers).
     since: std::time::Instant,
+    /// Recorded on this node's disk as acknowledged to a client (ADR 0010), or about to be:
+    /// evicted behind a nonce gap, it is parked rather than dropped ([`Parked`]).
+    acknowledged: bool,
+}
+
+/// Acknowledged transactions a full mempool evicted while they waited behind a nonce gap
+/// ([`Mempool::evict_unselectable`]). Their records stay on disk, since they may still
+/// commit; held here, the commit that moves their signer's nonce up to them admits them
+/// again ([`Mempool::after_commit`]), so that they are offered to the validators again
+/// without waiting for a restart (ADR 0010: "until it commits or expires"). Before, they
+/// stayed out of every mempool until the node restarted, however soon the gap was filled.
+///
+/// Bounded as the mempool is: at most `max_transactions` in all and `max_per_signer` per
+/// signer. What does not fit keeps only its record, offered again at the next start. What
+/// can never commit (a nonce used meanwhile, expired) goes, record included.
+#[derive(Default)]
+struct Parked {
+    /// By signer and nonce (one per nonce: a later one with a nonce already parked is not).
+    txs: BTreeMap<(AccountId, u64), VerifiedTransaction>,
+    /// How many each signer has parked.
+    per_signer: HashMap<AccountId, usize, RandomState>,
+    /// By last valid height, for pruning.
+    by_expiry: BTreeSet<(u64, AccountId, u64)>,
+    /// Signers whose parked transaction next in line was refused for now (a full mempool,
+    /// the signer's limit, funds): tried again at every commit, not only at their own.
+    retry: BTreeSet<AccountId>,
+}
+
+impl Parked {
+    /// Parks `tx` if it fits; false if not (it keeps only its record).
+    fn park(&mut self, tx: VerifiedTransaction, limits: &MempoolLimits) -> bool {
+        let (signer, nonce) = (tx.tx().signer, tx.tx().nonce);
+        let count = self.per_signer.get(&signer).copied().unwrap_or(0);
+        if self.txs.len() >= limits.max_transactions
+            || count >= limits.max_per_signer
+            || self.txs.contains_key(&(signer, nonce))
+        {
+            return false;
+        }
+        self.by_expiry
+            .insert((tx.tx().valid_until_height, signer, nonce));
+        self.txs.insert((signer, nonce), tx);
+        self.per_signer.insert(signer, count.saturating_add(1));
+        true
+    }
+
+    /// Takes out `signer`'s parked transaction with `nonce`.
+    fn take(&mut self, signer: &AccountId, nonce: u64) -> Option<VerifiedTransaction> {
+        let tx = self.txs.remove(&(*signer, nonce))?;
+        self.by_expiry
+            .remove(&(tx.tx().valid_until_height, *signer, nonce));
+        let count = self.per_signer.get(signer).copied().unwrap_or(0);
+        if count > 1 {
+            self.per_signer.insert(*signer, count - 1);
+        } else {
+            self.per_signer.remove(signer);
+            self.retry.remove(signer);
+        }
+        Some(tx)
+    }
+
+    /// Takes out `signer`'s parked transactions with nonces below `next` (used now).
+    fn take_stale(&mut self, signer: &AccountId, next: u64) -> Vec<Hash> {
+        let nonces: Vec<u64> = self
+            .txs
+            .range((*signer, 0)..(*signer, next))
+            .map(|((_, nonce), _)| *nonce)
+            .collect();
+        nonces
+            .into_iter()
+            .filter_map(|nonce| self.take(signer, nonce))
+            .map(|tx| tx.hash())
+            .collect()
+    }
+
+    /// Takes out the parked transactions that cannot be included after `height`.
+    fn take_expired(&mut self, height: u64) -> Vec<Hash> {
+        let expired: Vec<(AccountId, u64)> = self
+            .by_expiry
+            .iter()
+            .take_while(|(valid_until, _, _)| *valid_until <= height)
+            .map(|(_, signer, nonce)| (*signer, *nonce))
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|(signer, nonce)| self.take(&signer, nonce))
+            .map(|tx| tx.hash())
+            .collect()
+    }
 }
 
 /// The mempool. See the module documentation.
@@ -86,6 +179,8 @@ pub struct Mempool {
     /// When recent blocks committed and how many transactions each held (the last
     /// [`RATE_WINDOW`]), for [`ClientBacklog`].
     commits: VecDeque<(Instant, usize)>,
+    /// Acknowledged transactions evicted behind a nonce gap, until it is filled.
+    parked: Parked,
 }
 
 impl Mempool {
@@ -100,6 +195,7 @@ impl Mempool {
             evicted_for: None,
             selectable: None,
             commits: VecDeque::new(),
+            parked: Parked::default(),
         }
     }
 
@@ -236,17 +332,20 @@ impl Mempool {
         ledger: &Ledger,
         next_height: u64,
     ) -> Result<(), AdmissionError> {
-        self.insert_answered(tx, ledger, next_height, &ArchiveAnswers::default())
+        self.insert_answered(tx, ledger, next_height, &ArchiveAnswers::default(), false)
     }
 
     /// [`Self::insert`] with the archive's answers for the batch `tx` is part of
-    /// ([`Ledger::ask_archive`]).
+    /// ([`Ledger::ask_archive`]). `acknowledged`: this node records it (or has recorded it)
+    /// as acknowledged to a client, so that evicted behind a nonce gap it is parked, not
+    /// dropped (see `Parked`); a peer's is not.
     pub fn insert_answered(
         &mut self,
         tx: VerifiedTransaction,
         ledger: &Ledger,
         next_height: u64,
         answers: &ArchiveAnswers,
+        acknowledged: bool,
     ) -> Result<(), AdmissionError> {
         let hash = tx.hash();
         if self.entries.contains_key(&hash) {
@@ -298,6 +397,7 @@ impl Mempool {
                 encoded_len,
                 arrival,
                 since: Instant::now(),
+                acknowledged,
             },
         );
         Ok(())
@@ -306,8 +406,10 @@ impl Mempool {
     /// Drops every transaction that cannot be selected for the block at `next_height`:
     /// expired ones, those of signers the ledger does not know, stale nonces, and nonces
     /// behind a gap (the ledger's look-ahead bounds how many there can be per signer; their
-    /// sender can submit them again once the gap is filled). Runs at most once per height
-    /// (it walks the whole mempool), when the mempool is full. Returns how many it dropped.
+    /// sender can submit them again once the gap is filled, and those this node
+    /// acknowledged are parked, to be admitted again then). Runs at most once
+    /// per height (it walks the whole mempool), when the mempool is full. Returns how many
+    /// it dropped.
     pub fn evict_unselectable(&mut self, ledger: &Ledger, next_height: u64) -> usize {
         if self.evicted_for == Some(next_height) {
             return 0;
@@ -318,6 +420,8 @@ impl Mempool {
             .range(..(next_height, 0))
             .map(|(_, hash)| *hash)
             .collect();
+        // Behind a gap: may still commit once the gap is filled.
+        let mut gapped = Vec::new();
         for (signer, pending) in &self.by_signer {
             let Some(mut next) = ledger.next_nonce(signer) else {
                 doomed.extend(pending.values().copied());
@@ -326,6 +430,8 @@ impl Mempool {
             for (nonce, hash) in pending {
                 if *nonce == next {
                     next = next.saturating_add(1);
+                } else if *nonce > next {
+                    gapped.push(*hash);
                 } else {
                     doomed.push(*hash);
                 }
@@ -334,6 +440,14 @@ impl Mempool {
         let before = self.entries.len();
         for hash in doomed {
             self.remove(&hash);
+        }
+        for hash in gapped {
+            // Gone already if it was expired too.
+            if let Some(entry) = self.take(&hash) {
+                if entry.acknowledged {
+                    self.parked.park(entry.tx, &self.limits);
+                }
+            }
         }
         before.saturating_sub(self.entries.len())
     }
@@ -390,7 +504,8 @@ impl Mempool {
 
     /// After a block at `height` committed: drops the transactions it included, those whose
     /// nonce is now used, and those that can no longer be included (past their last valid
-    /// height).
+    /// height), pending or parked; then admits again the parked transactions whose gap the
+    /// block filled (`readmit`).
     ///
     /// `block` is the committed block's transactions: any of them may have come from another
     /// node, so every signer in it is checked for now-stale pending nonces.
@@ -411,17 +526,18 @@ impl Mempool {
             self.remove(&tx.hash());
         }
         let mut dropped = Vec::new();
-        for signer in touched {
-            let next = ledger.next_nonce(&signer).unwrap_or(0);
+        for signer in &touched {
+            let next = ledger.next_nonce(signer).unwrap_or(0);
             let stale: Vec<Hash> = self
                 .by_signer
-                .get(&signer)
+                .get(signer)
                 .map(|p| p.range(..next).map(|(_, h)| *h).collect())
                 .unwrap_or_default();
             for hash in stale {
                 self.remove(&hash);
                 dropped.push(hash);
             }
+            dropped.extend(self.parked.take_stale(signer, next));
         }
         let expired: Vec<Hash> = self
             .by_expiry
@@ -432,7 +548,76 @@ impl Mempool {
             self.remove(&hash);
             dropped.push(hash);
         }
+        dropped.extend(self.parked.take_expired(height));
+        self.readmit(touched, ledger, height.saturating_add(1), &mut dropped);
         dropped
+    }
+
+    /// Admits again the parked transactions of `signers` (the signers of a block just
+    /// committed, and those refused for now before) that now continue their signer's run of
+    /// consecutive nonces: the gap they waited behind is filled. Their signatures were
+    /// verified when they were first admitted (a [`VerifiedTransaction`] keeps that); every
+    /// rule that depends on the state is checked again, as for any admission at
+    /// `next_height` (a nonce used means a transaction of this hash cannot be in a block
+    /// either). What can never commit now is pushed onto `dropped`; what is refused for now
+    /// stays parked and is tried again at the next commit.
+    fn readmit(
+        &mut self,
+        mut signers: BTreeSet<AccountId>,
+        ledger: &Ledger,
+        next_height: u64,
+        dropped: &mut Vec<Hash>,
+    ) {
+        signers.append(&mut self.parked.retry);
+        // Each signer's parked transactions that continue its run, in nonce order.
+        let mut runs: Vec<Vec<VerifiedTransaction>> = Vec::new();
+        for signer in signers {
+            let Some(committed) = ledger.next_nonce(&signer) else {
+                continue;
+            };
+            let mut next = self.next_nonce(&signer, committed);
+            let mut run = Vec::new();
+            while let Some(tx) = self.parked.take(&signer, next) {
+                run.push(tx);
+                next = next.saturating_add(1);
+            }
+            if !run.is_empty() {
+                runs.push(run);
+            }
+        }
+        if runs.is_empty() {
+            return;
+        }
+        // Their end-to-end ids in one read, as for an admitted batch.
+        let answers = ledger.ask_archive(runs.iter().flatten());
+        for run in runs {
+            let mut run = run.into_iter();
+            for tx in run.by_ref() {
+                let hash = tx.hash();
+                let signer = tx.tx().signer;
+                match self.insert_answered(tx.clone(), ledger, next_height, &answers, true) {
+                    Ok(()) => continue,
+                    Err(AdmissionError::AlreadyPending) => {
+                        // Relayed back by a peer meanwhile: pending, and recorded here.
+                        if let Some(entry) = self.entries.get_mut(&hash) {
+                            entry.acknowledged = true;
+                        }
+                        continue;
+                    }
+                    Err(error) if can_never_commit(&error) => dropped.push(hash),
+                    Err(_) => {
+                        if self.parked.park(tx, &self.limits) {
+                            self.parked.retry.insert(signer);
+                        }
+                    }
+                }
+                break;
+            }
+            // What is left of the run waits behind the one that did not go in.
+            for later in run {
+                self.parked.park(later, &self.limits);
+            }
+        }
     }
 
     /// Up to `max` transactions pending here for longer than `at_least`, oldest first: what
@@ -450,11 +635,30 @@ impl Mempool {
             .collect()
     }
 
-    /// Drops one transaction (e.g. one that could not be recorded durably).
+    /// Drops one pending transaction.
     pub fn remove(&mut self, hash: &Hash) {
-        let Some(entry) = self.entries.remove(hash) else {
-            return;
-        };
+        self.take(hash);
+    }
+
+    /// Drops `tx`, pending or parked: one that could not be recorded durably after all.
+    pub fn withdraw(&mut self, tx: &VerifiedTransaction) {
+        let hash = tx.hash();
+        self.remove(&hash);
+        let (signer, nonce) = (tx.tx().signer, tx.tx().nonce);
+        // Only this transaction: another with its nonce may be parked, recorded.
+        if self
+            .parked
+            .txs
+            .get(&(signer, nonce))
+            .is_some_and(|parked| parked.hash() == hash)
+        {
+            self.parked.take(&signer, nonce);
+        }
+    }
+
+    /// Takes one pending transaction out.
+    fn take(&mut self, hash: &Hash) -> Option<Entry> {
+        let entry = self.entries.remove(hash)?;
         self.selectable = None;
         let tx = entry.tx.tx();
         if let Some(pending) = self.by_signer.get_mut(&tx.signer) {
@@ -465,6 +669,29 @@ impl Mempool {
         }
         self.by_expiry
             .remove(&(tx.valid_until_height, entry.arrival));
+        Some(entry)
+    }
+}
+
+/// Whether a transaction refused with `error` can never be included: already in a block,
+/// malformed, expired, past its reject time, a nonce already used, an end-to-end id already
+/// paid. What is refused for now (a full mempool, the signer's limit, funds or a queue that
+/// may change, the cut-off, storage) may still commit.
+pub(super) fn can_never_commit(error: &AdmissionError) -> bool {
+    match error {
+        AdmissionError::AlreadyIncluded(_) => true,
+        AdmissionError::Rejected(error) => match error {
+            TxError::BadNonce { expected, got } => got < expected,
+            TxError::Expired { .. }
+            | TxError::RejectTime { .. }
+            | TxError::DuplicateEndToEndId(_) => true,
+            other => other.is_stateless(),
+        },
+        AdmissionError::AlreadyPending
+        | AdmissionError::NonceTaken(_)
+        | AdmissionError::TooManyPending(_)
+        | AdmissionError::MempoolFull(_)
+        | AdmissionError::Unavailable(_) => false,
     }
 }
 
@@ -766,5 +993,156 @@ mod eviction_tests {
             Err(AdmissionError::MempoolFull(2))
         );
         assert_eq!(full.len(), 2);
+    }
+
+    fn ledger() -> Ledger {
+        Ledger::from_genesis(&testkit::genesis(2, 4, 100_000, 1_000_000, 1_000_000))
+            .expect("genesis")
+    }
+
+    /// Admits `tx` as this node's acknowledged transaction (recorded on its disk).
+    fn acknowledge(pool: &mut Mempool, tx: &VerifiedTransaction, ledger: &Ledger) {
+        pool.insert_answered(tx.clone(), ledger, 1, &ArchiveAnswers::default(), true)
+            .expect("admitted");
+    }
+
+    /// An acknowledged transaction a full mempool evicted while it waited behind a nonce
+    /// gap is pending again (selectable, and offered again once it lingers) as soon as a
+    /// block fills the gap; before, it stayed out of the mempool until the node restarted,
+    /// while its record promised it would keep being offered. A peer's is not kept: the
+    /// node that acknowledged it offers it.
+    #[test]
+    fn an_acknowledged_transaction_evicted_behind_a_gap_is_pending_again_once_the_gap_commits() {
+        let mut ledger = ledger();
+        let mut pool = Mempool::new(MempoolLimits {
+            max_transactions: 4,
+            max_per_signer: 3,
+            client_backlog: None,
+        });
+        let (a, b, c) = (
+            customer_seed(0, 0),
+            customer_seed(0, 1),
+            customer_seed(0, 2),
+        );
+        let acknowledged = [tx(a, 1, 500), tx(a, 2, 500)];
+        for t in &acknowledged {
+            acknowledge(&mut pool, t, &ledger);
+        }
+        let relayed = tx(b, 1, 500);
+        pool.insert(relayed.clone(), &ledger, 1).expect("admitted");
+        pool.insert(tx(c, 0, 500), &ledger, 1).expect("admitted");
+        // Full: the next one evicts the three behind gaps.
+        pool.insert(tx(c, 1, 500), &ledger, 1)
+            .expect("room was made");
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.parked.txs.len(), 2, "the acknowledged ones are parked");
+        // Another node's a0 and b0 commit.
+        let block = [tx(a, 0, 500), tx(b, 0, 500)];
+        ledger.apply_block(1, 1_000, &block);
+        assert!(pool.after_commit(&block, &ledger, 1).is_empty());
+        for t in &acknowledged {
+            assert!(pool.contains(&t.hash()), "nonce {} is back", t.tx().nonce);
+        }
+        assert!(!pool.contains(&relayed.hash()));
+        assert!(pool.parked.txs.is_empty());
+        let nonces_of_a: Vec<u64> = pool
+            .select(&ledger, 100, 1 << 20)
+            .iter()
+            .filter(|t| t.tx().signer == account(a))
+            .map(|t| t.tx().nonce)
+            .collect();
+        assert_eq!(nonces_of_a, vec![1, 2]);
+        let offered = pool.lingering(Duration::ZERO, 100);
+        assert!(acknowledged.iter().all(|t| offered.contains(t.signed())));
+    }
+
+    /// A parked transaction whose nonce another transaction took, or that expired, can
+    /// never commit: it goes, and `after_commit` names it so that its record goes too.
+    #[test]
+    fn a_parked_transaction_that_can_never_commit_is_dropped_with_its_record() {
+        let mut ledger = ledger();
+        let mut pool = Mempool::new(MempoolLimits {
+            max_transactions: 2,
+            max_per_signer: 3,
+            client_backlog: None,
+        });
+        let (a, b) = (customer_seed(0, 0), customer_seed(0, 1));
+        let taken = tx(a, 1, 500);
+        let expiring = tx(b, 1, 2);
+        acknowledge(&mut pool, &taken, &ledger);
+        acknowledge(&mut pool, &expiring, &ledger);
+        pool.insert(tx(customer_seed(0, 2), 0, 500), &ledger, 1)
+            .expect("room was made");
+        assert_eq!(pool.parked.txs.len(), 2);
+        // Another a1 (signed for longer) commits after a0: the parked a1 is stale.
+        let block = [tx(a, 0, 500), tx(a, 1, 600)];
+        ledger.apply_block(1, 1_000, &block);
+        assert_eq!(pool.after_commit(&block, &ledger, 1), vec![taken.hash()]);
+        assert_eq!(pool.parked.txs.len(), 1);
+        // b1 cannot be included after height 2.
+        ledger.apply_block(2, 2_000, &[]);
+        let dropped = pool.after_commit(&[], &ledger, 2);
+        assert!(dropped.contains(&expiring.hash()), "{dropped:?}");
+        assert!(pool.parked.txs.is_empty());
+        assert!(pool.parked.by_expiry.is_empty() && pool.parked.per_signer.is_empty());
+    }
+
+    /// A parked transaction whose gap is filled while the mempool is full of selectable
+    /// ones stays parked and is tried again at the next commit, whoever's transactions that
+    /// commit holds.
+    #[test]
+    fn a_parked_transaction_refused_for_now_is_tried_again_at_the_next_commit() {
+        let mut ledger = ledger();
+        let mut pool = Mempool::new(MempoolLimits {
+            max_transactions: 2,
+            max_per_signer: 3,
+            client_backlog: None,
+        });
+        let (a, b, c) = (
+            customer_seed(0, 0),
+            customer_seed(0, 1),
+            customer_seed(0, 2),
+        );
+        let gapped = tx(a, 1, 500);
+        acknowledge(&mut pool, &gapped, &ledger);
+        pool.insert(tx(b, 0, 500), &ledger, 1).expect("b0");
+        pool.insert(tx(c, 0, 500), &ledger, 1)
+            .expect("room was made");
+        assert_eq!(pool.parked.txs.len(), 1);
+        // a0 commits elsewhere while b0 and c0 fill the mempool: a1 cannot come back yet.
+        let block = [tx(a, 0, 500)];
+        ledger.apply_block(1, 1_000, &block);
+        assert!(pool.after_commit(&block, &ledger, 1).is_empty());
+        assert!(!pool.contains(&gapped.hash()));
+        assert_eq!(pool.parked.txs.len(), 1, "still parked");
+        // A block of b0 and c0 makes room: a1 is back, though a is not in that block.
+        let block = pool.select(&ledger, 100, 1 << 20);
+        assert_eq!(block.len(), 2);
+        ledger.apply_block(2, 2_000, &block);
+        assert!(pool.after_commit(&block, &ledger, 2).is_empty());
+        assert!(pool.contains(&gapped.hash()));
+        assert!(pool.parked.txs.is_empty() && pool.parked.retry.is_empty());
+    }
+
+    /// What could not be recorded is withdrawn from where it is, pending or parked, and
+    /// only it: another parked transaction with its nonce stays.
+    #[test]
+    fn a_withdrawn_transaction_leaves_the_parked_ones_of_others() {
+        let ledger = ledger();
+        let mut pool = Mempool::new(MempoolLimits {
+            max_transactions: 1,
+            max_per_signer: 3,
+            client_backlog: None,
+        });
+        let a = customer_seed(0, 0);
+        let (parked, unrecorded) = (tx(a, 1, 500), tx(a, 1, 600));
+        acknowledge(&mut pool, &parked, &ledger);
+        pool.insert(tx(customer_seed(0, 1), 0, 500), &ledger, 1)
+            .expect("room was made");
+        assert_eq!(pool.parked.txs.len(), 1);
+        pool.withdraw(&unrecorded);
+        assert_eq!(pool.parked.txs.len(), 1);
+        pool.withdraw(&parked);
+        assert!(pool.parked.txs.is_empty() && pool.parked.per_signer.is_empty());
     }
 }
