@@ -568,6 +568,10 @@ impl Mempool {
         next_height: u64,
         dropped: &mut Vec<Hash>,
     ) {
+        // The common case, every block: nothing parked, no signer to look up.
+        if self.parked.txs.is_empty() {
+            return;
+        }
         signers.append(&mut self.parked.retry);
         // Each signer's parked transactions that continue its run, in nonce order.
         let mut runs: Vec<Vec<VerifiedTransaction>> = Vec::new();
