@@ -1807,6 +1807,12 @@ async fn the_batch_route_takes_the_binary_form_and_judges_each_entry_as_json_wou
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"]["code"], "bad_json");
+    // ...and the answer says what the client most likely forgot.
+    let message = answer["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("Content-Type: application/octet-stream"),
+        "{message}"
+    );
     let document = api.document().await;
     let content = &document["paths"]["/v1/transactions/batch"]["post"]["requestBody"]["content"];
     assert!(content.get("application/json").is_some(), "{content}");

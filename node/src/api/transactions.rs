@@ -163,6 +163,14 @@ fn json_batch(body: &[u8]) -> ApiResult<Entries<'static>> {
                 Code::BatchTooLarge,
                 format!("more than {MAX_BATCH_TRANSACTIONS} transactions, at most {MAX_BATCH_TRANSACTIONS} per batch"),
             )
+        } else if body.first().is_some_and(|b| !b.is_ascii_whitespace() && *b != b'{') {
+            ApiError::new(
+                Code::BadJson,
+                format!(
+                    "{e} (not a JSON object: a binary batch needs Content-Type: \
+                     {BATCH_CONTENT_TYPE})"
+                ),
+            )
         } else {
             ApiError::new(Code::BadJson, e.to_string())
         }
