@@ -92,7 +92,15 @@ struct Parked {
     /// Signers whose parked transaction next in line was refused for now (a full mempool,
     /// the signer's limit, funds): tried again at every commit, not only at their own.
     retry: BTreeSet<AccountId>,
+    /// Acknowledged transactions that were evicted and did not fit here, by last valid
+    /// height: only their record is left, to be forgotten once they expire (at most
+    /// [`MAX_ORPHANS`]; beyond, a record stays until the next start forgets it).
+    orphans: BTreeSet<(u64, Hash)>,
 }
+
+/// Most acknowledged transactions remembered only to forget their records at expiry
+/// (40 bytes each).
+const MAX_ORPHANS: usize = 1_000_000;
 
 impl Parked {
     /// Parks `tx` if it fits; false if not (it keeps only its record).
@@ -141,8 +149,37 @@ impl Parked {
             .collect()
     }
 
-    /// Takes out the parked transactions that cannot be included after `height`.
+    /// Parks `tx` if it fits, else remembers it only to forget its record at expiry.
+    fn park_or_orphan(&mut self, tx: VerifiedTransaction, limits: &MempoolLimits) -> bool {
+        let (valid_until, hash) = (tx.tx().valid_until_height, tx.hash());
+        if self.park(tx, limits) {
+            return true;
+        }
+        if self.orphans.len() < MAX_ORPHANS {
+            self.orphans.insert((valid_until, hash));
+        }
+        false
+    }
+
+    /// Takes out the parked transactions that cannot be included after `height`, and the
+    /// orphans' records that can go.
     fn take_expired(&mut self, height: u64) -> Vec<Hash> {
+        let gone: Vec<(u64, Hash)> = self
+            .orphans
+            .iter()
+            .take_while(|(valid_until, _)| *valid_until <= height)
+            .copied()
+            .collect();
+        let mut hashes: Vec<Hash> = gone
+            .into_iter()
+            .filter_map(|key| self.orphans.take(&key).map(|(_, hash)| hash))
+            .collect();
+        hashes.extend(self.take_expired_parked(height));
+        hashes
+    }
+
+    /// Takes out the parked transactions that cannot be included after `height`.
+    fn take_expired_parked(&mut self, height: u64) -> Vec<Hash> {
         let expired: Vec<(AccountId, u64)> = self
             .by_expiry
             .iter()
@@ -445,7 +482,7 @@ impl Mempool {
             // Gone already if it was expired too.
             if let Some(entry) = self.take(&hash) {
                 if entry.acknowledged {
-                    self.parked.park(entry.tx, &self.limits);
+                    self.parked.park_or_orphan(entry.tx, &self.limits);
                 }
             }
         }
@@ -573,53 +610,46 @@ impl Mempool {
             return;
         }
         signers.append(&mut self.parked.retry);
-        // Each signer's parked transactions that continue its run, in nonce order.
-        let mut runs: Vec<Vec<VerifiedTransaction>> = Vec::new();
+        // Only signers with something parked (a block names up to thousands of signers).
+        signers.retain(|signer| self.parked.per_signer.contains_key(signer));
+        // Still full after this height's eviction: nothing would go in (and each refusal
+        // would cost an archive read); they wait for the next commit.
+        if self.entries.len() >= self.limits.max_transactions {
+            self.parked.retry = signers;
+            return;
+        }
         for signer in signers {
             let Some(committed) = ledger.next_nonce(&signer) else {
                 continue;
             };
             let mut next = self.next_nonce(&signer, committed);
-            let mut run = Vec::new();
+            // Each transaction that continues the signer's run, in nonce order, until one
+            // does not go in: the rest wait behind it, parked.
             while let Some(tx) = self.parked.take(&signer, next) {
-                run.push(tx);
-                next = next.saturating_add(1);
-            }
-            if !run.is_empty() {
-                runs.push(run);
-            }
-        }
-        if runs.is_empty() {
-            return;
-        }
-        // Their end-to-end ids in one read, as for an admitted batch.
-        let answers = ledger.ask_archive(runs.iter().flatten());
-        for run in runs {
-            let mut run = run.into_iter();
-            for tx in run.by_ref() {
                 let hash = tx.hash();
-                let signer = tx.tx().signer;
+                // Its end-to-end id's archive answer, read for this one only: the run goes
+                // in one by one, and stops at the first refusal.
+                let answers = ledger.ask_archive(std::iter::once(&tx));
                 match self.insert_answered(tx.clone(), ledger, next_height, &answers, true) {
-                    Ok(()) => continue,
+                    Ok(()) => {}
                     Err(AdmissionError::AlreadyPending) => {
                         // Relayed back by a peer meanwhile: pending, and recorded here.
                         if let Some(entry) = self.entries.get_mut(&hash) {
                             entry.acknowledged = true;
                         }
-                        continue;
                     }
-                    Err(error) if can_never_commit(&error) => dropped.push(hash),
+                    Err(error) if can_never_commit(&error) => {
+                        dropped.push(hash);
+                        break;
+                    }
                     Err(_) => {
-                        if self.parked.park(tx, &self.limits) {
+                        if self.parked.park_or_orphan(tx, &self.limits) {
                             self.parked.retry.insert(signer);
                         }
+                        break;
                     }
                 }
-                break;
-            }
-            // What is left of the run waits behind the one that did not go in.
-            for later in run {
-                self.parked.park(later, &self.limits);
+                next = next.saturating_add(1);
             }
         }
     }
@@ -953,6 +983,30 @@ mod eviction_tests {
         .sign(&key(seed))
         .check_stateless("test")
         .expect("valid")
+    }
+
+    #[test]
+    fn an_acknowledged_transaction_that_cannot_be_parked_has_its_record_forgotten_at_expiry() {
+        let limits = MempoolLimits {
+            max_transactions: 10,
+            max_per_signer: 2,
+            client_backlog: None,
+        };
+        let mut parked = Parked::default();
+        let payer = customer_seed(0, 0);
+        assert!(parked.park_or_orphan(tx(payer, 3, 50), &limits));
+        // The same nonce again (another transaction), and one past the signer's limit.
+        let again = tx(payer, 3, 60);
+        assert!(!parked.park_or_orphan(again.clone(), &limits));
+        assert!(parked.park_or_orphan(tx(payer, 4, 50), &limits));
+        let over = tx(payer, 5, 70);
+        assert!(!parked.park_or_orphan(over.clone(), &limits));
+        // Nothing goes before its last valid height; then each record, parked or not.
+        assert!(parked.take_expired(49).is_empty());
+        assert_eq!(parked.take_expired(50).len(), 2);
+        assert_eq!(parked.take_expired(60), vec![again.hash()]);
+        assert_eq!(parked.take_expired(70), vec![over.hash()]);
+        assert!(parked.txs.is_empty() && parked.orphans.is_empty());
     }
 
     #[test]
