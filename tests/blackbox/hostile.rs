@@ -361,3 +361,107 @@ fn a_client_cannot_hold_the_api_open() {
         status(&rpc).is_some()
     });
 }
+
+/// One client flooding the write API with batches of forged signatures, from many
+/// connections at once, cannot take the node's writes from another client: before, sixteen
+/// such batches in flight held every write turn (503 `busy` for everyone) and a batch cost
+/// its sender one request of its rate whatever it held. Now one client holds at most a
+/// quarter of the writes and pays for its forged entries.
+#[test]
+fn a_client_flooding_forged_batches_cannot_take_the_writes_of_another() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let mut net = Localnet::generate(
+        1,
+        0,
+        2,
+        &crate::localnet::Options {
+            genesis_args: vec!["--plain-http".into()],
+            ..Default::default()
+        },
+    );
+    net.start_all();
+    net.wait_height(&[0], 1, Duration::from_secs(120));
+    let rpc = net.rpcs()[0].trim_end_matches('/').to_string();
+    let (key, payer) = net.account_key(0, 0);
+    let payee = net.account_key(1, 0).1;
+    let (mallory, _) = net.account_key(0, 1);
+
+    // 5,000 transfers whose signatures were altered after signing, in the binary form.
+    let forged: Vec<Vec<u8>> = (0..5_000)
+        .map(|nonce| {
+            let mut tx = transfer(&mallory, payee, nonce, 1);
+            tx.signature.0[0] ^= 0x01;
+            tx.encode()
+        })
+        .collect();
+    let body = interpool_contracts::batch::encode_batch(forged.iter().map(|tx| tx.as_slice()));
+    let attacker = reqwest::blocking::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, limited) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let flood: Vec<_> = (0..16)
+        .map(|_| {
+            let (attacker, body, url) = (attacker.clone(), body.clone(), rpc.clone());
+            let (stop, sent, limited) = (stop.clone(), sent.clone(), limited.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = attacker
+                        .post(format!("{url}/v1/transactions/batch"))
+                        .header("content-type", "application/octet-stream")
+                        .body(body.clone())
+                        .send();
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if answer.is_ok_and(|a| a.status().as_u16() == 429) {
+                        limited.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_for(Duration::from_secs(60), "the flood under way", || {
+        sent.load(Ordering::Relaxed) >= 32
+    });
+
+    // Meanwhile another client's transfers are each acknowledged, none refused as busy.
+    let honest = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let mut hashes = Vec::new();
+    for nonce in 0..20 {
+        let tx = transfer(&key, payee, nonce, 1);
+        let body = serde_json::json!({
+            "tx": interpool_contracts::primitives::to_hex(&tx.encode())
+        });
+        let answer = honest
+            .post(format!("{rpc}/v1/transactions"))
+            .json(&body)
+            .send()
+            .expect("answered");
+        let status = answer.status().as_u16();
+        assert_eq!(
+            status,
+            202,
+            "transfer {nonce} during the flood: {}",
+            answer.text().unwrap_or_default()
+        );
+        hashes.push(tx.hash());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for thread in flood {
+        thread.join().expect("flooder");
+    }
+    assert!(
+        limited.load(Ordering::Relaxed) > 0,
+        "the flooder was never told to slow down ({} batches)",
+        sent.load(Ordering::Relaxed)
+    );
+    wait_for(Duration::from_secs(60), "the transfers committed", || {
+        account(&rpc, &payer).is_some_and(|a| a.nonce == 20)
+    });
+}
