@@ -649,6 +649,31 @@ mod tests {
         }
     }
 
+    /// Takes one signature off the stored certificate of `height`.
+    fn drop_a_commit_signature(store: &Store, height: u64) {
+        let mut cert = stored_certificate(store, height);
+        cert.signatures.pop();
+        store
+            .overwrite_record(RecordKind::Certificate, height, &cert.encode())
+            .expect("overwrite");
+    }
+
+    /// The audit of `dir` finds the certificate of `height` short of a quorum (2 of 3).
+    fn assert_short_of_a_quorum_at(dir: &Path, height: u64) {
+        let found = discrepancy(dir);
+        assert_eq!(found.height, height);
+        assert!(
+            matches!(
+                found.kind,
+                DiscrepancyKind::Certificate(CertificateError::NotEnoughSignatures {
+                    got: 2,
+                    quorum: 3
+                })
+            ),
+            "{found}"
+        );
+    }
+
     /// The discrepancy an audit of `store` with `readers` reader threads finds.
     fn discrepancy_with(
         store: &Store,
@@ -849,25 +874,8 @@ mod tests {
     #[test]
     fn a_certificate_short_of_a_quorum_is_caught() {
         let dir = build_chain();
-        with_store(dir.path(), |store| {
-            let mut cert = stored_certificate(store, TARGET);
-            cert.signatures.pop();
-            store
-                .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
-                .expect("overwrite");
-        });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
-        assert!(
-            matches!(
-                found.kind,
-                DiscrepancyKind::Certificate(CertificateError::NotEnoughSignatures {
-                    got: 2,
-                    quorum: 3
-                })
-            ),
-            "{found}"
-        );
+        with_store(dir.path(), |store| drop_a_commit_signature(store, TARGET));
+        assert_short_of_a_quorum_at(dir.path(), TARGET);
     }
 
     #[test]
@@ -1220,25 +1228,8 @@ mod tests {
     fn kept_blocks_below_the_checkpoint_are_verified() {
         // A certificate short of a quorum.
         let dir = pruned_chain();
-        with_store(dir.path(), |store| {
-            let mut cert = stored_certificate(store, TARGET);
-            cert.signatures.pop();
-            store
-                .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
-                .expect("overwrite");
-        });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
-        assert!(
-            matches!(
-                found.kind,
-                DiscrepancyKind::Certificate(CertificateError::NotEnoughSignatures {
-                    got: 2,
-                    quorum: 3
-                })
-            ),
-            "{found}"
-        );
+        with_store(dir.path(), |store| drop_a_commit_signature(store, TARGET));
+        assert_short_of_a_quorum_at(dir.path(), TARGET);
 
         // An altered amount, recertified: its signature.
         let dir = pruned_chain();

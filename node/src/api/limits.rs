@@ -121,15 +121,7 @@ impl RateLimiter {
     pub fn check(&self, client: ClientKey, now: Instant) -> Result<(), OverRate> {
         // The map stays consistent across a panic elsewhere: every update is one insert.
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        let arrival = match clients.get(&client) {
-            Some(&arrival) => arrival.max(now),
-            None => {
-                if clients.len() >= self.capacity {
-                    self.evict(&mut clients, now);
-                }
-                now
-            }
-        };
+        let arrival = self.arrival(&mut clients, client, now);
         let ahead = arrival.saturating_duration_since(now);
         if ahead > self.rate.tolerance() {
             return Err(OverRate {
@@ -148,19 +140,30 @@ impl RateLimiter {
             return;
         }
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        let arrival = match clients.get(&client) {
-            Some(&arrival) => arrival.max(now),
-            None => {
-                if clients.len() >= self.capacity {
-                    self.evict(&mut clients, now);
-                }
-                now
-            }
-        };
+        let arrival = self.arrival(&mut clients, client, now);
         let cost = self.rate.interval.saturating_mul(requests);
         // An instant beyond what the clock can hold would be a wait of centuries anyway.
         let later = arrival.checked_add(cost).unwrap_or(arrival);
         clients.insert(client, later);
+    }
+
+    /// `client`'s theoretical arrival time, not before `now`; a new client's is `now`, after
+    /// room is made for it.
+    fn arrival(
+        &self,
+        clients: &mut HashMap<ClientKey, Instant>,
+        client: ClientKey,
+        now: Instant,
+    ) -> Instant {
+        match clients.get(&client) {
+            Some(&arrival) => arrival.max(now),
+            None => {
+                if clients.len() >= self.capacity {
+                    self.evict(clients, now);
+                }
+                now
+            }
+        }
     }
 
     /// Clients remembered now.
