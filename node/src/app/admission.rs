@@ -405,6 +405,9 @@ impl Admission {
             // A client's (recorded next) and a restored one (recorded) are this node's
             // acknowledged transactions: evicted behind a nonce gap, they are parked.
             let acknowledged = kept.is_some();
+            // A restored one refused for now is parked, tried again at every commit; before,
+            // it waited for the next restart.
+            let restored = (origin == Origin::Restored).then(|| verified.clone());
             match mempool.insert_answered(
                 verified,
                 &view.ledger,
@@ -416,7 +419,14 @@ impl Admission {
                     admitted.extend(kept);
                     results.push(Ok(hash));
                 }
-                Err(error) => results.push(Err(error)),
+                Err(error) => {
+                    if let Some(tx) = restored {
+                        if !can_never_commit(&error) && error != AdmissionError::AlreadyPending {
+                            mempool.park_refused(tx);
+                        }
+                    }
+                    results.push(Err(error));
+                }
             }
         }
         self.metrics.mempool_size(mempool.len());
@@ -575,8 +585,8 @@ fn check(
 /// already in a block, malformed, expired, past their reject time, a nonce already used, an
 /// end-to-end id already paid. What was refused for now (a full mempool, the signer's
 /// limit, funds or a queue that may change, the cut-off, storage) keeps its record and is
-/// offered again at the next start: before, it was forgotten too, and a crash or a smaller
-/// mempool lost transactions the node had acknowledged.
+/// parked, tried again at every commit (and at the next start): before, it was forgotten
+/// too, and a crash or a smaller mempool lost transactions the node had acknowledged.
 fn gone(hashes: Vec<Hash>, admitted: &Admitted) -> Vec<Hash> {
     hashes
         .into_iter()
@@ -855,16 +865,32 @@ mod record_tests {
     }
 
     /// A restart whose mempool cannot take every acknowledged transaction keeps the
-    /// records of those it refused for now (they are offered again at the next start);
-    /// before, they were forgotten as if they could never commit.
+    /// records of those it refused for now, and takes them in as soon as there is room;
+    /// before, they were forgotten as if they could never commit, and then waited for the
+    /// next restart.
     #[test]
-    fn a_restore_keeps_what_was_refused_for_now() {
-        let (admission, store, _core, _dir) = node(1);
+    fn a_restore_keeps_what_was_refused_for_now_and_takes_it_in_once_there_is_room() {
+        let (admission, store, mut core, _dir) = node(1);
+        let (a, b) = (transfer(0, 0, 1_000), transfer(1, 0, 1_000));
         store
-            .save_pending(&[transfer(0, 0, 1_000), transfer(1, 0, 1_000)])
+            .save_pending(&[a.clone(), b.clone()])
             .expect("recorded");
         assert_eq!(admission.restore_blocking().expect("restored"), 1);
         assert_eq!(store.pending_transactions().expect("pending").len(), 2);
+        let mempool = core.mempool().clone();
+        let waiting = if lock(&mempool).contains(&a.hash()) {
+            b
+        } else {
+            a
+        };
+        assert!(!lock(&mempool).contains(&waiting.hash()));
+        // The block takes the one in the mempool.
+        crate::testkit::commit_block(&mut core, vec![], 1_000);
+        assert!(
+            lock(&mempool).contains(&waiting.hash()),
+            "taken in once the commit made room"
+        );
+        assert_eq!(recorded(&store), vec![waiting.hash()]);
     }
 
     /// An acknowledged transaction that expires uncommitted (here behind a nonce gap)

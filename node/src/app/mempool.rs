@@ -539,6 +539,16 @@ impl Mempool {
         selected
     }
 
+    /// Parks an acknowledged transaction that was refused for now (a restart's mempool
+    /// full, its signer at its limit): it is tried again at every commit until it goes in,
+    /// can never commit, or expires (as one evicted behind a nonce gap).
+    pub fn park_refused(&mut self, tx: VerifiedTransaction) {
+        let signer = tx.tx().signer;
+        if self.parked.park_or_orphan(tx, &self.limits) {
+            self.parked.retry.insert(signer);
+        }
+    }
+
     /// After a block at `height` committed: drops the transactions it included, those whose
     /// nonce is now used, and those that can no longer be included (past their last valid
     /// height), pending or parked; then admits again the parked transactions whose gap the
