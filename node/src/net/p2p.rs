@@ -63,7 +63,9 @@ use tokio::time::Instant;
 
 use self::codec::FrameCodec;
 use self::links::Links;
-use self::pending_inbound::{PendingInbound, TooManyPending, MAX_PENDING_PER_SOURCE};
+use self::pending_inbound::{
+    PendingInbound, TooManyPending, MAX_PENDING_PER_SOURCE, MAX_PENDING_UNLISTED,
+};
 use crate::metrics::LogThrottle;
 
 /// Capacity of the command queue (handle → network task).
@@ -94,10 +96,6 @@ const GOSSIP_ENVELOPE_BYTES: usize = 1_024;
 const MAX_CONCURRENT_STREAMS: usize = 256;
 /// Two simultaneous dials (each side dialing the other) may leave two connections per peer.
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
-/// Most inbound connections still in their handshake; bounds what unknown dialers can tie up.
-/// One source (IP address, IPv6 /64) may hold at most [`MAX_PENDING_PER_SOURCE`] of them
-/// ([`pending_inbound`]).
-const MAX_PENDING_INCOMING: u32 = 64;
 /// How long a connection may take from TCP accept (inbound) or from the dial (outbound) to
 /// the end of its Noise and Yamux handshakes; past it the attempt fails and its pending slot
 /// is freed. libp2p's `SwarmBuilder` applies the same 10 s by default (both directions, one
@@ -556,9 +554,9 @@ impl Topics {
 }
 
 /// The libp2p behaviours, in the order libp2p consults them for each new connection: the
-/// allow-list must come first so that a denied connection never reaches the others. The
-/// per-source bound on pending inbound connections comes before the total one, so that a
-/// source over its share is refused as such.
+/// allow-list must come first so that a denied connection never reaches the others.
+/// `pending_inbound` bounds connections still in their handshake (per source, and the
+/// unlisted sources together); `limits` bounds established connections per peer.
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
@@ -679,12 +677,19 @@ fn build_swarm(
     }
     let limits = connection_limits::Behaviour::new(
         connection_limits::ConnectionLimits::default()
-            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
-            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
     );
+    // Inbound connections still in their handshake, from dialers not yet known, are bounded
+    // by `pending_inbound`: per source, and for sources other than the configured peers'
+    // addresses together (what a flooding host can tie up).
+    let listed: Vec<Multiaddr> = settings
+        .peers
+        .iter()
+        .filter_map(|(_, address)| address.parse().ok())
+        .collect();
     let behaviour = Behaviour {
         allowed: allowed_list,
-        pending_inbound: PendingInbound::new(MAX_PENDING_PER_SOURCE),
+        pending_inbound: PendingInbound::new(MAX_PENDING_PER_SOURCE, MAX_PENDING_UNLISTED, &listed),
         limits,
         gossip,
         consensus,

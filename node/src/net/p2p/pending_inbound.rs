@@ -1,15 +1,25 @@
-//! A bound on the inbound connections one source may hold in their handshake.
+//! Bounds on the inbound connections still in their handshake, per source and in total.
 //!
 //! An inbound connection is *pending* from the moment the listener accepts it until its
 //! Noise and Yamux upgrades complete, or until the connection setup deadline
 //! ([`CONNECTION_SETUP_TIMEOUT`](super::CONNECTION_SETUP_TIMEOUT)) ends it. Only then is the
-//! dialer's key known and can the allow-list refuse it. `connection_limits` bounds the
-//! pending connections in total ([`MAX_PENDING_INCOMING`](super::MAX_PENDING_INCOMING)); on
-//! its own, one host that opens that many TCP connections and never completes a handshake
-//! holds every slot, and the validators and observers that must dial in are refused for as
-//! long as it keeps doing so. This behaviour refuses a source's next connection once it has
-//! [`MAX_PENDING_PER_SOURCE`] pending: filling the total then takes
-//! `MAX_PENDING_INCOMING / MAX_PENDING_PER_SOURCE` sources.
+//! dialer's key known and can the allow-list refuse it. With one total bound on pending
+//! connections (`connection_limits`' `max_pending_incoming`, which we used before), one host
+//! that opens that many TCP connections and never completes a handshake holds every slot,
+//! and the validators and observers that must dial in are refused for as long as it keeps
+//! doing so. This behaviour bounds them itself, in two ways:
+//! * a source's next connection is refused once it has [`MAX_PENDING_PER_SOURCE`] pending;
+//! * sources that are not the address of a configured peer (`p2p.peers`) share
+//!   [`MAX_PENDING_UNLISTED`] slots, while each configured peer's source has its own
+//!   [`MAX_PENDING_PER_SOURCE`] that nobody else can take.
+//!
+//! So a few hosts flooding us with handshakes (four of them filled every slot when one
+//! total bounded all sources) can delay only unlisted dialers, observers and validators
+//! not in our `peers`; the validators we know by address still get in, and our own dials
+//! to them never depended on these slots. In total at most `MAX_PENDING_UNLISTED +
+//! MAX_PENDING_PER_SOURCE × (configured peers' sources)` connections are pending. A peer
+//! configured by name (`/dns4/...`) has no source known in advance and dials in from the
+//! shared slots.
 //!
 //! A *source* is an IPv4 address, or an IPv6 /64 (one host's usual allocation, in which it
 //! could otherwise pick a fresh address for every connection); an IPv4-mapped IPv6 address
@@ -31,7 +41,7 @@
 //! those for connections never counted (refused here, or by a behaviour consulted
 //! earlier), find nothing and change nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
@@ -48,8 +58,8 @@ use libp2p::{Multiaddr, PeerId};
 
 /// Most inbound connections one source may have in their handshake at once.
 ///
-/// A quarter of [`MAX_PENDING_INCOMING`](super::MAX_PENDING_INCOMING) (64): a single host
-/// can no longer hold them all, and a whole localnet on 127.0.0.1 still fits. There a node
+/// A third of [`MAX_PENDING_UNLISTED`]: a single host can no longer hold them all, and a
+/// whole localnet on 127.0.0.1 still fits. There a node
 /// has at most one pending inbound connection per peer dialing it, each pending for the
 /// milliseconds a loopback handshake takes, so up to 16 peers dialing it at the same
 /// instant are all accepted, and a 17th (a localnet of 18 nodes or more started at once)
@@ -57,43 +67,80 @@ use libp2p::{Multiaddr, PeerId};
 /// localnets are the only ones on it, and they fit.
 pub const MAX_PENDING_PER_SOURCE: usize = 16;
 
-/// Why an inbound connection was refused: its source already has the most pending.
+/// Most inbound connections in their handshake from every source that is not a configured
+/// peer's address, together (the module documentation says why they are apart).
+pub const MAX_PENDING_UNLISTED: usize = 48;
+
+/// Which bound refused a connection ([`TooManyPending`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingBound {
+    /// Its source's own ([`MAX_PENDING_PER_SOURCE`]).
+    Source,
+    /// The one all unlisted sources share ([`MAX_PENDING_UNLISTED`]).
+    Unlisted,
+}
+
+/// Why an inbound connection was refused: its source, or the unlisted sources together,
+/// already have the most pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyPending {
     /// The IPv4 address, or the first address of the IPv6 /64.
     pub source: IpAddr,
+    pub bound: PendingBound,
     pub limit: usize,
 }
 
 impl fmt::Display for TooManyPending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} already has {} inbound connections in their handshake",
-            self.source, self.limit
-        )
+        match self.bound {
+            PendingBound::Source => write!(
+                f,
+                "{} already has {} inbound connections in their handshake",
+                self.source, self.limit
+            ),
+            PendingBound::Unlisted => write!(
+                f,
+                "{} is not a configured peer's address, and such sources already have {} \
+                 inbound connections in their handshake",
+                self.source, self.limit
+            ),
+        }
     }
 }
 
 impl std::error::Error for TooManyPending {}
 
-/// The behaviour: refuses pending inbound connections over the per-source limit. It has no
-/// protocol and emits no event.
+/// The behaviour: refuses pending inbound connections over the per-source bound or, from
+/// unlisted sources, over their shared bound. It has no protocol and emits no event.
 pub struct PendingInbound {
-    limit: usize,
+    per_source: usize,
+    unlisted_limit: usize,
+    /// The sources of the configured peers' addresses.
+    listed: HashSet<IpAddr>,
     /// Each pending inbound connection counted, and its source.
     sources: HashMap<ConnectionId, IpAddr>,
     /// How many pending inbound connections each source has (never zero: emptied entries
     /// are removed, so the map holds only sources with connections in their handshake).
     counts: HashMap<IpAddr, usize>,
+    /// How many of them come from sources not in `listed`.
+    unlisted: usize,
 }
 
 impl PendingInbound {
-    pub fn new(limit: usize) -> Self {
+    /// `per_source` pending connections for each source, `unlisted_limit` for all sources
+    /// not among those of `listed` (the configured peers' addresses) together.
+    pub fn new<'a>(
+        per_source: usize,
+        unlisted_limit: usize,
+        listed: impl IntoIterator<Item = &'a Multiaddr>,
+    ) -> Self {
         PendingInbound {
-            limit,
+            per_source,
+            unlisted_limit,
+            listed: listed.into_iter().filter_map(source).collect(),
             sources: HashMap::new(),
             counts: HashMap::new(),
+            unlisted: 0,
         }
     }
 
@@ -102,6 +149,9 @@ impl PendingInbound {
         let Some(source) = self.sources.remove(&connection_id) else {
             return;
         };
+        if !self.listed.contains(&source) {
+            self.unlisted = self.unlisted.saturating_sub(1);
+        }
         if let Some(count) = self.counts.get_mut(&source) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -149,11 +199,22 @@ impl NetworkBehaviour for PendingInbound {
             return Ok(());
         };
         let count = self.counts.get(&source).copied().unwrap_or(0);
-        if count >= self.limit {
+        if count >= self.per_source {
             return Err(ConnectionDenied::new(TooManyPending {
                 source,
-                limit: self.limit,
+                bound: PendingBound::Source,
+                limit: self.per_source,
             }));
+        }
+        if !self.listed.contains(&source) {
+            if self.unlisted >= self.unlisted_limit {
+                return Err(ConnectionDenied::new(TooManyPending {
+                    source,
+                    bound: PendingBound::Unlisted,
+                    limit: self.unlisted_limit,
+                }));
+            }
+            self.unlisted += 1;
         }
         self.counts.insert(source, count.saturating_add(1));
         self.sources.insert(connection_id, source);
@@ -236,6 +297,11 @@ mod tests {
             .to_peer_id()
     }
 
+    /// Only the per-source bound matters: the unlisted sources' is out of reach.
+    fn per_source(limit: usize) -> PendingInbound {
+        PendingInbound::new(limit, usize::MAX, [])
+    }
+
     fn pend(b: &mut PendingInbound, n: usize, remote: &Multiaddr) -> Result<(), ConnectionDenied> {
         b.handle_pending_inbound_connection(id(n), &local(), remote)
     }
@@ -270,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_source_over_its_limit_is_refused() {
-        let mut b = PendingInbound::new(2);
+        let mut b = per_source(2);
         let a = address("/ip4/192.0.2.1/tcp/40001");
         assert!(pend(&mut b, 1, &a).is_ok());
         // Another port of the same host is the same source.
@@ -283,7 +349,7 @@ mod tests {
 
     #[test]
     fn other_sources_are_unaffected() {
-        let mut b = PendingInbound::new(2);
+        let mut b = per_source(2);
         let a = address("/ip4/192.0.2.1/tcp/40001");
         let other = address("/ip4/192.0.2.2/tcp/40001");
         assert!(pend(&mut b, 1, &a).is_ok());
@@ -298,7 +364,7 @@ mod tests {
 
     #[test]
     fn a_failed_handshake_frees_its_slot() {
-        let mut b = PendingInbound::new(2);
+        let mut b = per_source(2);
         let a = address("/ip4/192.0.2.1/tcp/40001");
         assert!(pend(&mut b, 1, &a).is_ok());
         assert!(pend(&mut b, 2, &a).is_ok());
@@ -311,7 +377,7 @@ mod tests {
 
     #[test]
     fn an_established_connection_frees_its_slot() {
-        let mut b = PendingInbound::new(2);
+        let mut b = per_source(2);
         let a = address("/ip4/192.0.2.1/tcp/40001");
         assert!(pend(&mut b, 1, &a).is_ok());
         assert!(pend(&mut b, 2, &a).is_ok());
@@ -323,7 +389,7 @@ mod tests {
 
     #[test]
     fn a_slot_is_freed_once_and_only_for_counted_connections() {
-        let mut b = PendingInbound::new(2);
+        let mut b = per_source(2);
         let a = address("/ip4/192.0.2.1/tcp/40001");
         assert!(pend(&mut b, 1, &a).is_ok());
         assert!(pend(&mut b, 2, &a).is_ok());
@@ -344,7 +410,7 @@ mod tests {
 
     #[test]
     fn everything_pending_released_leaves_nothing_behind() {
-        let mut b = PendingInbound::new(3);
+        let mut b = per_source(3);
         let a = address("/ip4/192.0.2.1/tcp/40001");
         let other = address("/ip6/2001:db8::1/tcp/40001");
         for n in 0..3 {
@@ -361,7 +427,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_source_is_its_64() {
-        let mut b = PendingInbound::new(2);
+        let mut b = per_source(2);
         assert!(pend(&mut b, 1, &address("/ip6/2001:db8:0:1::1/tcp/1")).is_ok());
         assert!(pend(&mut b, 2, &address("/ip6/2001:db8:0:1:ffff::2/tcp/1")).is_ok());
         let refused = refusal(pend(&mut b, 3, &address("/ip6/2001:db8:0:1::3/tcp/1")));
@@ -375,7 +441,7 @@ mod tests {
 
     #[test]
     fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
-        let mut b = PendingInbound::new(1);
+        let mut b = per_source(1);
         assert!(pend(&mut b, 1, &address("/ip4/192.0.2.1/tcp/1")).is_ok());
         let refused = refusal(pend(&mut b, 2, &address("/ip6/::ffff:192.0.2.1/tcp/1")));
         assert_eq!(refused.source, "192.0.2.1".parse::<IpAddr>().expect("ip"));
@@ -383,7 +449,7 @@ mod tests {
 
     #[test]
     fn an_address_without_an_ip_is_not_counted() {
-        let mut b = PendingInbound::new(1);
+        let mut b = per_source(1);
         let named = address("/dns4/example.com/tcp/1");
         for n in 0..4 {
             assert!(pend(&mut b, n, &named).is_ok());
@@ -391,5 +457,50 @@ mod tests {
         assert!(b.sources.is_empty());
         listen_failure(&mut b, 0, &named);
         assert!(b.counts.is_empty());
+    }
+
+    #[test]
+    fn unlisted_sources_share_their_slots_and_cannot_take_a_listed_peers() {
+        let peer = address("/ip4/192.0.2.10/tcp/26000");
+        let mut b = PendingInbound::new(2, 3, [&peer]);
+        let flooders: Vec<Multiaddr> = (1..=3)
+            .map(|n| address(&format!("/ip4/198.51.100.{n}/tcp/40000")))
+            .collect();
+        // Three unlisted hosts fill the shared slots, each within its own bound.
+        for (n, flooder) in flooders.iter().enumerate() {
+            assert!(pend(&mut b, n, flooder).is_ok());
+        }
+        let refused = refusal(pend(&mut b, 10, &address("/ip4/198.51.100.4/tcp/1")));
+        assert_eq!(refused.bound, PendingBound::Unlisted);
+        assert_eq!(refused.limit, 3);
+        assert!(refused.to_string().contains("not a configured peer"));
+        assert!(pend(&mut b, 11, &flooders[0]).is_err());
+        // The configured peer still gets in from another port, up to its own bound.
+        assert!(pend(&mut b, 20, &address("/ip4/192.0.2.10/tcp/51000")).is_ok());
+        assert!(pend(&mut b, 21, &address("/ip4/192.0.2.10/tcp/51001")).is_ok());
+        assert_eq!(refusal(pend(&mut b, 22, &peer)).bound, PendingBound::Source);
+        // A listed peer's slots are not the shared ones: freeing one of its slots lets no
+        // unlisted host in, freeing an unlisted one does.
+        established(&mut b, 20, &peer);
+        assert!(pend(&mut b, 12, &address("/ip4/198.51.100.4/tcp/1")).is_err());
+        listen_failure(&mut b, 0, &flooders[0]);
+        assert!(pend(&mut b, 13, &address("/ip4/198.51.100.4/tcp/1")).is_ok());
+        for n in [1, 2, 13] {
+            listen_failure(&mut b, n, &flooders[0]);
+        }
+        listen_failure(&mut b, 21, &peer);
+        assert_eq!(b.unlisted, 0);
+        assert!(b.counts.is_empty());
+    }
+
+    #[test]
+    fn a_listed_ipv6_peer_reserves_its_64() {
+        let peer = address("/ip6/2001:db8:0:1::10/tcp/26000");
+        let mut b = PendingInbound::new(2, 0, [&peer]);
+        assert!(pend(&mut b, 1, &address("/ip6/2001:db8:0:1::99/tcp/1")).is_ok());
+        assert_eq!(
+            refusal(pend(&mut b, 2, &address("/ip6/2001:db8:0:2::1/tcp/1"))).bound,
+            PendingBound::Unlisted
+        );
     }
 }
