@@ -11,6 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::liquidity::{self, Candidate};
 
+/// How many times one retry ([`Ledger::release_queued`]) walks a bank's queue at most: a
+/// retry then costs at most this many walks of every queue, however releases chain.
+pub(super) const MAX_WALKS_PER_BANK: u32 = 16;
+
+#[cfg(test)]
+thread_local! {
+    /// Queue entries the retries of this thread have looked at (the cost tests measure).
+    pub(super) static RETRY_VISITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// A priority's place in [`Priority::RELEASE_ORDER`].
 fn rank(priority: Priority) -> usize {
     match priority {
@@ -278,20 +288,36 @@ impl Ledger {
         order
     }
 
-    /// Retries queued transfers until nothing more fits; returns them in release order.
+    /// Retries queued transfers until nothing more fits, or until every bank with room left
+    /// has been walked [`MAX_WALKS_PER_BANK`] times; returns them in release order.
     ///
     /// Each bank's queue is walked in release order. A transfer of a strictly ordered class
     /// (urgent, high) that does not fit stops its bank's walk: nothing behind it passes it. In
     /// the normal class a later transfer that fits passes an earlier one that does not. A
     /// transfer whose payer is frozen waits without holding up the others.
+    ///
+    /// A release credits the payee's bank, whose queue is then walked again. Unbounded,
+    /// two banks at their caps with long queues of small payments to each other (built by
+    /// any customers, a few thousand transactions) made one block release them one at a
+    /// time, each release walking a whole queue: about 10⁸ steps, seconds of every
+    /// validator's time per block. What the bound leaves is retried at the next block, and
+    /// the liquidity-saving pass settles such chains together.
     #[allow(clippy::expect_used)] // the entry was just read; queued amounts are reserved
     pub(super) fn release_queued(&mut self, height: u64, now: u64) -> Vec<QueueEvent> {
         let mut released = Vec::new();
         // Banks whose queue may now make progress. A release credits the payee's bank, which
         // may make room for that bank's own queue, so it goes back on the list.
         let mut pending: BTreeSet<BankId> = self.queues.keys().cloned().collect();
+        let mut walks: BTreeMap<BankId, u32> = BTreeMap::new();
         while let Some(bank_id) = pending.pop_first() {
+            let walked = walks.entry(bank_id.clone()).or_insert(0);
+            if *walked >= MAX_WALKS_PER_BANK {
+                continue;
+            }
+            *walked = walked.saturating_add(1);
             for seq in self.release_order(&bank_id, now) {
+                #[cfg(test)]
+                RETRY_VISITS.with(|visits| visits.set(visits.get() + 1));
                 let Some(entry) = self.queues.get(&bank_id).and_then(|queue| queue.get(&seq))
                 else {
                     continue;
