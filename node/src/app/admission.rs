@@ -231,7 +231,7 @@ impl Admission {
         };
         self.metrics
             .observe_verification(started.elapsed(), checked.len());
-        let (mut results, mut admitted) = self.insert(checked, origin);
+        let (mut results, mut admitted, held) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
             // Acknowledged means durable: on disk before the client hears "accepted".
             let store = self.store.clone();
@@ -244,7 +244,7 @@ impl Admission {
             admitted = recorded;
             crate::failpoints::hit("admission.after_persist");
             if let Err(error) = saved {
-                self.refuse_unrecorded(&admitted, &mut results, &error);
+                self.refuse_unrecorded(&admitted, &held, &mut results, &error);
                 return pending.answer(results);
             }
         }
@@ -278,10 +278,10 @@ impl Admission {
         }
         let (txs, pending) = self.already_pending(txs, origin);
         let checked = check(&self.chain_id, &self.keys, self.store.as_ref(), txs);
-        let (mut results, admitted) = self.insert(checked, origin);
+        let (mut results, admitted, held) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
             if let Err(error) = self.store.save_pending(&admitted) {
-                self.refuse_unrecorded(&admitted, &mut results, &error);
+                self.refuse_unrecorded(&admitted, &held, &mut results, &error);
                 return pending.answer(results);
             }
         }
@@ -360,15 +360,28 @@ impl Admission {
         (fresh, pending)
     }
 
-    /// Puts what passed the checks into the mempool: the results, and the transactions to
-    /// record and gossip (a client's or restored ones; a peer's are already gossiped).
+    /// Puts what passed the checks into the mempool: the results, the transactions to
+    /// record and gossip (a client's or restored ones; a peer's are already gossiped), and
+    /// what each of those was here before (for [`Self::refuse_unrecorded`]).
+    ///
+    /// A client's transaction pending here only as a peer's copy is admitted as a new one
+    /// is: acknowledged here, recorded before the answer. Before, it was answered
+    /// `already_pending` with no record on this node, and a pacs.008 got 200 for it: a
+    /// success from a node that could lose it in a crash (ADR 0010: a 2xx means recorded on
+    /// the disk of the node that answered). A restored one, recorded already, is
+    /// acknowledged the same way, so that evicted behind a nonce gap it is parked.
     fn insert(
         &self,
         checked: Vec<Result<VerifiedTransaction, AdmissionError>>,
         origin: Origin,
-    ) -> (Vec<Result<Hash, AdmissionError>>, Vec<VerifiedTransaction>) {
+    ) -> (
+        Vec<Result<Hash, AdmissionError>>,
+        Vec<VerifiedTransaction>,
+        Vec<Held>,
+    ) {
         let mut results = Vec::with_capacity(checked.len());
         let mut admitted = Vec::new();
+        let mut held = Vec::new();
         let mut mempool = lock(&self.mempool);
         let view = self.view.borrow().clone();
         let next_height = view.tip.height + 1;
@@ -392,8 +405,9 @@ impl Admission {
                 }
             };
             // Backpressure applies to what clients submit now, not to what peers relay or a
-            // restart restores (acknowledged already). A retry of what is already here gets
-            // its own answer (`already_pending`).
+            // restart restores (acknowledged already). What is already here adds nothing
+            // pending: a retry gets its own answer (`already_pending`), and a peer's copy is
+            // acknowledged here (below).
             if origin == Origin::Client && !mempool.contains(&verified.hash()) {
                 if let Some(pending) = mempool.client_backlog_full(&view.ledger) {
                     results.push(Err(AdmissionError::MempoolFull(pending)));
@@ -405,18 +419,35 @@ impl Admission {
             // A client's (recorded next) and a restored one (recorded) are this node's
             // acknowledged transactions: evicted behind a nonce gap, they are parked.
             let acknowledged = kept.is_some();
+            // Parked (evicted behind a nonce gap), it was recorded by an earlier submission:
+            // if this one's record fails, that record stands and the transaction stays.
+            let before = if acknowledged && mempool.is_parked(&verified) {
+                Held::Recorded
+            } else {
+                Held::New
+            };
             // A restored one refused for now is parked, tried again at every commit; before,
             // it waited for the next restart.
             let restored = (origin == Origin::Restored).then(|| verified.clone());
-            match mempool.insert_answered(
-                verified,
-                &view.ledger,
-                next_height,
-                &answers,
-                acknowledged,
-            ) {
-                Ok(()) => {
-                    admitted.extend(kept);
+            let mut inserted = mempool
+                .insert_answered(verified, &view.ledger, next_height, &answers, acknowledged)
+                .map(|()| before);
+            if matches!(inserted, Err(AdmissionError::AlreadyPending))
+                && acknowledged
+                && mempool.acknowledge(&hash)
+            {
+                // Pending only as a peer's copy until now.
+                inserted = Ok(match before {
+                    Held::Recorded => Held::Recorded,
+                    Held::New | Held::Relayed => Held::Relayed,
+                });
+            }
+            match inserted {
+                Ok(before) => {
+                    if let Some(tx) = kept {
+                        admitted.push(tx);
+                        held.push(before);
+                    }
                     results.push(Ok(hash));
                 }
                 Err(error) => {
@@ -430,22 +461,31 @@ impl Admission {
             }
         }
         self.metrics.mempool_size(mempool.len());
-        (results, admitted)
+        (results, admitted, held)
     }
 
-    /// The record of acknowledged transactions failed: they are taken out again and
-    /// refused (the node cannot promise them).
+    /// The record of acknowledged transactions failed: they are refused (the node cannot
+    /// promise them) and taken back to what they were here before (`held`, one for each
+    /// of `admitted`).
     fn refuse_unrecorded(
         &self,
         admitted: &[VerifiedTransaction],
+        held: &[Held],
         results: &mut [Result<Hash, AdmissionError>],
         error: &crate::storage::StorageError,
     ) {
         tracing::error!(%error, "cannot record acknowledged transactions; refusing them");
         let mut mempool = lock(&self.mempool);
-        for tx in admitted {
-            // Evicted and parked meanwhile, perhaps: it must not come back.
-            mempool.withdraw(tx);
+        for (tx, before) in admitted.iter().zip(held) {
+            match before {
+                // Evicted and parked meanwhile, perhaps: it must not come back.
+                Held::New => mempool.withdraw(tx, false),
+                Held::Relayed => mempool.withdraw(tx, true),
+                // Recorded before, and still on disk: pending or parked, it is offered
+                // until it commits, as its first answer promised. Withdrawn, its parked copy
+                // went too, and it waited for a restart.
+                Held::Recorded => {}
+            }
         }
         for result in results {
             if result.is_ok() {
@@ -453,6 +493,18 @@ impl Admission {
             }
         }
     }
+}
+
+/// What a transaction a client submitted and this node admitted was here before: how to
+/// take the admission back if its record fails ([`Admission::refuse_unrecorded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Nothing: it is withdrawn, pending or parked.
+    New,
+    /// Pending as a peer's copy: it stays that, no longer acknowledged here.
+    Relayed,
+    /// Parked, recorded by an earlier submission: it stays where it is.
+    Recorded,
 }
 
 /// The signed transactions of `verified`, to gossip.
@@ -832,7 +884,8 @@ mod record_tests {
     use interpool_contracts::{Amount, Body, Transaction};
 
     use super::*;
-    use crate::app::{Core, MempoolLimits};
+    use crate::app::{Core, Mempool, MempoolLimits};
+    use crate::storage::mem::MemStore;
     use crate::storage::Store;
 
     /// A transfer of customer (0, `i`) with `nonce`, valid until `valid_until_height`.
@@ -963,5 +1016,139 @@ mod record_tests {
         commit_block(&mut core, vec![], 3_000);
         assert!(recorded(&store).is_empty(), "committed");
         assert!(lock(&mempool).is_empty());
+    }
+
+    /// A node on the simulator's store, whose next write a test can make fail
+    /// ([`MemStore::fail_after`]), with a mempool of at most `max_transactions`.
+    fn node_on_memory(max_transactions: usize) -> (Admission, Arc<MemStore>, SharedMempool, Core) {
+        let genesis = crate::testkit::genesis();
+        let store = Arc::new(MemStore::new());
+        let mempool = Arc::new(std::sync::Mutex::new(Mempool::new(MempoolLimits {
+            max_transactions,
+            max_per_signer: 100,
+            client_backlog: None,
+        })));
+        let core = Core::open(
+            &genesis,
+            store.clone(),
+            crate::testkit::limits(),
+            mempool.clone(),
+            Arc::new(Metrics::new()),
+        )
+        .expect("open");
+        let admission = Admission::new(
+            genesis.chain_id.clone(),
+            mempool.clone(),
+            core.subscribe(),
+            store.clone(),
+            Arc::new(Metrics::new()),
+            AdmissionSettings::default(),
+        );
+        (admission, store, mempool, core)
+    }
+
+    /// The hashes of the acknowledged transactions recorded in `store`.
+    fn recorded_in(store: &MemStore) -> Vec<Hash> {
+        store
+            .pending_transactions()
+            .expect("pending")
+            .iter()
+            .map(SignedTransaction::hash)
+            .collect()
+    }
+
+    /// A client submits again an acknowledged transaction that a full mempool parked behind
+    /// a nonce gap, and the record of this submission fails: the transaction recorded the
+    /// first time is still offered, and commits once the gap is filled. Before, taking
+    /// back the unrecorded submission took the parked copy too: its record stayed on disk,
+    /// but nothing offered it until the node restarted.
+    #[test]
+    fn a_failed_record_of_a_parked_transaction_submitted_again_leaves_it_offered() {
+        use crate::testkit::{commit_block, transfer as transfer_of};
+        let (admission, store, mempool, mut core) = node_on_memory(2);
+        let gapped = transfer(0, 1, 1_000);
+        let others = [transfer(1, 0, 1_000), transfer_of(customer_seed(1, 1), 0)];
+        for tx in [&gapped, &others[0], &others[1]] {
+            let admitted = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+            assert_eq!(admitted.results, vec![Ok(tx.hash())]);
+        }
+        // The third made room by parking the one behind a gap; a block takes the other two.
+        assert!(!lock(&mempool).contains(&gapped.hash()));
+        commit_block(&mut core, vec![], 1_000);
+        assert!(lock(&mempool).is_empty());
+        // Submitted again: admitted (the mempool has room), but its record fails.
+        store.fail_after(1);
+        let again = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
+        assert!(
+            matches!(
+                again.results.as_slice(),
+                [Err(AdmissionError::Unavailable(_))]
+            ),
+            "{:?}",
+            again.results
+        );
+        store.crash(usize::MAX);
+        assert_eq!(
+            recorded_in(&store),
+            vec![gapped.hash()],
+            "the first record stands"
+        );
+        // Another node's nonce 0 commits: the acknowledged nonce 1 goes in with it, or is
+        // pending again after it.
+        commit_block(&mut core, vec![transfer(0, 0, 1_000)], 2_000);
+        let committed = store.tx_location(&gapped.hash()).expect("index").is_some();
+        assert!(
+            committed || lock(&mempool).contains(&gapped.hash()),
+            "an acknowledged transaction dropped until a restart"
+        );
+    }
+
+    /// A client submits a transaction this node holds only as a peer's copy (gossiped, not
+    /// recorded here): it is acknowledged here as a new one is, recorded on this node's disk
+    /// before the answer. Before, it was answered `already_pending` with nothing recorded
+    /// here, and a pacs.008 got 200 for it: a success from a node that could lose it in a
+    /// crash.
+    #[test]
+    fn a_clients_submission_of_a_transaction_held_from_a_peer_is_recorded_here() {
+        let (admission, store, mempool, _core) = node_on_memory(100);
+        let tx = transfer(0, 0, 1_000);
+        let relayed = admission.admit_blocking(vec![tx.signed().clone()], Origin::Peer);
+        assert_eq!(relayed.results, vec![Ok(tx.hash())]);
+        assert!(recorded_in(&store).is_empty(), "the peer's to record");
+        let submitted = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+        assert_eq!(submitted.results, vec![Ok(tx.hash())]);
+        assert_eq!(recorded_in(&store), vec![tx.hash()]);
+        assert_eq!(lock(&mempool).len(), 1);
+        // Acknowledged here now: a retry is answered as for one of this node's own.
+        let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+        assert_eq!(retried.results, vec![Err(AdmissionError::AlreadyPending)]);
+    }
+
+    /// The record of a peer's copy that a client submits fails: the client is refused
+    /// (`unavailable`, not `already_pending`, which a pacs.008 answers with a success), and
+    /// the transaction stays pending as the peer's copy it was, so that the client's retry
+    /// once the disk works is recorded.
+    #[test]
+    fn a_peers_copy_whose_record_fails_is_refused_and_stays_the_peers() {
+        let (admission, store, mempool, _core) = node_on_memory(100);
+        let tx = transfer(0, 0, 1_000);
+        let relayed = admission.admit_blocking(vec![tx.signed().clone()], Origin::Peer);
+        assert_eq!(relayed.results, vec![Ok(tx.hash())]);
+        store.fail_after(1);
+        let refused = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+        assert!(
+            matches!(
+                refused.results.as_slice(),
+                [Err(AdmissionError::Unavailable(_))]
+            ),
+            "{:?}",
+            refused.results
+        );
+        assert!(lock(&mempool).contains(&tx.hash()), "still pending");
+        store.crash(usize::MAX);
+        assert!(recorded_in(&store).is_empty());
+        let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+        assert_eq!(retried.results, vec![Ok(tx.hash())]);
+        assert_eq!(recorded_in(&store), vec![tx.hash()]);
     }
 }

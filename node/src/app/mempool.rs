@@ -347,6 +347,28 @@ impl Mempool {
         self.entries.get(hash).map(|e| &e.tx)
     }
 
+    /// True if `tx` itself (not another transaction with its nonce) is parked: this node
+    /// acknowledged it, and its record is on disk (see `Parked`).
+    pub fn is_parked(&self, tx: &VerifiedTransaction) -> bool {
+        self.parked
+            .txs
+            .get(&(tx.tx().signer, tx.tx().nonce))
+            .is_some_and(|parked| parked.hash() == tx.hash())
+    }
+
+    /// Makes the pending `hash` this node's acknowledged transaction (recorded on its disk,
+    /// or about to be), so that evicted behind a nonce gap it is parked, not dropped. False
+    /// if it is not pending or was acknowledged already: only a peer's copy changes.
+    pub fn acknowledge(&mut self, hash: &Hash) -> bool {
+        match self.entries.get_mut(hash) {
+            Some(entry) if !entry.acknowledged => {
+                entry.acknowledged = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The nonce `signer` should sign with next: `committed` (its next nonce by the ledger)
     /// moved past every pending transaction of it with consecutive nonces from there.
     pub fn next_nonce(&self, signer: &AccountId, committed: u64) -> u64 {
@@ -644,9 +666,7 @@ impl Mempool {
                     Ok(()) => {}
                     Err(AdmissionError::AlreadyPending) => {
                         // Relayed back by a peer meanwhile: pending, and recorded here.
-                        if let Some(entry) = self.entries.get_mut(&hash) {
-                            entry.acknowledged = true;
-                        }
+                        self.acknowledge(&hash);
                     }
                     Err(error) if can_never_commit(&error) => {
                         dropped.push(hash);
@@ -684,10 +704,24 @@ impl Mempool {
         self.take(hash);
     }
 
-    /// Drops `tx`, pending or parked: one that could not be recorded durably after all.
-    pub fn withdraw(&mut self, tx: &VerifiedTransaction) {
+    /// Takes back a client's submission of `tx` that could not be recorded durably after
+    /// all (ADR 0010: nothing is acknowledged that is not durable). `relayed`: it was
+    /// pending here before as a peer's copy, which it stays (no longer acknowledged here:
+    /// evicted, it is dropped as a peer's is); else it goes. Either way a copy parked
+    /// meanwhile (evicted behind a nonce gap while the record was being written) goes: it
+    /// has no record to be offered from.
+    ///
+    /// Not for a transaction that was parked before the submission: that one was recorded
+    /// by an earlier one, and its record stands (the caller leaves it where it is).
+    pub fn withdraw(&mut self, tx: &VerifiedTransaction, relayed: bool) {
         let hash = tx.hash();
-        self.remove(&hash);
+        if relayed {
+            if let Some(entry) = self.entries.get_mut(&hash) {
+                entry.acknowledged = false;
+            }
+        } else {
+            self.remove(&hash);
+        }
         let (signer, nonce) = (tx.tx().signer, tx.tx().nonce);
         // Only this transaction: another with its nonce may be parked, recorded.
         if self
@@ -1208,9 +1242,37 @@ mod eviction_tests {
         pool.insert(tx(customer_seed(0, 1), 0, 500), &ledger, 1)
             .expect("room was made");
         assert_eq!(pool.parked.txs.len(), 1);
-        pool.withdraw(&unrecorded);
+        pool.withdraw(&unrecorded, false);
         assert_eq!(pool.parked.txs.len(), 1);
-        pool.withdraw(&parked);
+        pool.withdraw(&parked, false);
         assert!(pool.parked.txs.is_empty() && pool.parked.per_signer.is_empty());
+    }
+
+    /// A peer's copy that a client submits here is this node's acknowledged transaction:
+    /// evicted behind a nonce gap, it is parked. One whose record then failed is taken back
+    /// to a peer's copy: still pending, and dropped when evicted (it has no record here).
+    #[test]
+    fn a_peers_copy_acknowledged_here_is_parked_and_one_withdrawn_is_a_peers_again() {
+        let ledger = ledger();
+        let mut pool = Mempool::new(MempoolLimits {
+            max_transactions: 2,
+            max_per_signer: 3,
+            client_backlog: None,
+        });
+        let a = customer_seed(0, 0);
+        let (adopted, withdrawn) = (tx(a, 1, 500), tx(a, 2, 500));
+        for relayed in [&adopted, &withdrawn] {
+            pool.insert(relayed.clone(), &ledger, 1).expect("admitted");
+            assert!(pool.acknowledge(&relayed.hash()));
+        }
+        assert!(!pool.acknowledge(&adopted.hash()), "acknowledged already");
+        pool.withdraw(&withdrawn, true);
+        assert!(pool.contains(&withdrawn.hash()), "still pending");
+        // Full: the next one evicts both, behind the gap at nonce 0.
+        pool.insert(tx(customer_seed(0, 1), 0, 500), &ledger, 1)
+            .expect("room was made");
+        assert_eq!(pool.len(), 1);
+        assert!(pool.is_parked(&adopted));
+        assert!(!pool.is_parked(&withdrawn));
     }
 }
