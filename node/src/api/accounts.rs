@@ -197,8 +197,9 @@ pub(crate) async fn account_history(
             format!("no account {id}"),
         ));
     }
-    // A rejected entry whose signer the caller may not read shows without its receipt
-    // (`transactions::withhold_rejection`: the error names what the payer lacked).
+    // A rejected entry whose error the caller may not see as stored shows without its
+    // receipt (`transactions::withhold_rejection`: the error names what the payer lacked, or
+    // another bank's pool).
     let withhold =
         (!caller.sees_all()).then(|| (caller.clone(), state.reader.view().ledger.clone()));
     let page = state
@@ -236,18 +237,16 @@ pub(crate) async fn account_history(
             if let Some((caller, ledger)) = &withhold {
                 let mut decoded = None;
                 for view in &mut transactions {
-                    let Some(location) = view
+                    let Some((location, error)) = view
                         .receipt
                         .as_ref()
-                        .filter(|r| {
-                            matches!(r.outcome, interpool_contracts::Outcome::Rejected { .. })
-                        })
-                        .map(|r| (r.height, r.index))
+                        .and_then(super::transactions::rejection)
                     else {
                         continue;
                     };
                     let signer = super::transactions::signer_at(store, location, &mut decoded)?;
-                    if !signer.is_some_and(|signer| caller.sees_rejection_of(ledger, &signer)) {
+                    if !signer.is_some_and(|signer| caller.sees_receipt_of(ledger, &signer, error))
+                    {
                         view.receipt = None;
                     }
                 }

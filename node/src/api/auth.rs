@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::{Signature, VerifyingKey};
-use interpool_contracts::{AccountId, BankId, Ledger};
+use interpool_contracts::{AccountId, BankId, Ledger, TxError};
 
 use super::{ApiError, ApiResult, ApiState, Code};
 use crate::app::lock;
@@ -167,6 +167,45 @@ impl Caller {
     /// bank's, who may see the transaction itself.
     pub fn sees_rejection_of(&self, ledger: &Ledger, signer: &AccountId) -> bool {
         self.sees_all() || self.may_read_signer(ledger, signer).is_ok()
+    }
+
+    /// What the caller is told instead of rejection `error`'s own message when that message
+    /// carries amounts that are not the caller's to read, whoever signed the transaction.
+    /// The rejection is stored as the ledger made it (it is deterministic), so the amounts
+    /// are left out on the way to the caller, decided here for every route:
+    /// `error::rejection_view` (a code and a message) and [`Self::sees_receipt_of`] (a
+    /// stored receipt).
+    ///
+    /// * `pool_limit` says how much more the receiving bank's pool can take in this cycle
+    ///   (`u64::MAX` less its pool and what it received): that bank's pool, which its
+    ///   operator and those who see everything read ([`Self::may_read_bank`]), not a payer
+    ///   at another bank who sends an amount near `u64::MAX` to learn it.
+    /// * `cycle_limit` says how much more the cycle's gross total can grow: a network-wide
+    ///   figure only those who see everything read (an operator reads its own bank's gross,
+    ///   [`Self::banks_visible`]).
+    ///
+    /// `None`: the error is shown as it is. Anonymous callers (every write) get the message.
+    pub fn redacted_message(&self, error: &TxError) -> Option<&'static str> {
+        match error {
+            TxError::PoolLimit { bank, .. } if self.may_read_bank(bank).is_err() => {
+                Some("the receiving bank's pool cannot take this amount in this cycle")
+            }
+            TxError::CycleLimit { .. } if !self.sees_all() => {
+                Some("the cycle's gross total cannot take this amount in this cycle")
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the caller is shown the receipt of a transaction signed by `signer` and
+    /// rejected with `error`, as stored: it may see why it was rejected
+    /// ([`Self::sees_rejection_of`]) and every amount the error carries
+    /// ([`Self::redacted_message`]). A receipt holds the error itself, with its amounts, so
+    /// one that is not the caller's to see in full is left out, and the transaction reads
+    /// `rejected` at its height (its code and an amount-free message are in pacs.002 and in
+    /// the answer to its submission).
+    pub fn sees_receipt_of(&self, ledger: &Ledger, signer: &AccountId, error: &TxError) -> bool {
+        self.redacted_message(error).is_none() && self.sees_rejection_of(ledger, signer)
     }
 
     /// A transaction whose parties (its signer and counterparty) are `parties`: a party, the
@@ -659,6 +698,76 @@ pub const ACCESS: &[(&str, &str, Callers, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pool_limit` carries how much more the receiving bank's pool can take (its pool and
+    /// what it received this cycle), `cycle_limit` how much more the cycle's gross total can
+    /// grow: a payer at another bank, its bank's operator and anonymous submitters get the
+    /// code and a message without the amount; the receiving bank's operator (for its pool)
+    /// and the all-seeing roles get the ledger's own message.
+    #[test]
+    fn another_banks_pool_and_the_cycles_total_are_left_out_of_a_rejection() {
+        let (a, b) = (
+            BankId::new("BANK_A").expect("bank"),
+            BankId::new("BANK_B").expect("bank"),
+        );
+        let as_role = |role: Option<Role>| Caller {
+            who: role.map(|role| (AccountId([3; 32]), role)),
+            loopback: false,
+        };
+        let pool_limit = TxError::PoolLimit {
+            bank: a.clone(),
+            available: interpool_contracts::Amount(54_321),
+        };
+        let cycle_limit = TxError::CycleLimit {
+            available: interpool_contracts::Amount(98_765),
+        };
+        // The ledger's own messages carry the amounts.
+        assert!(pool_limit.to_string().contains("54321"));
+        assert!(cycle_limit.to_string().contains("98765"));
+        let others = [
+            None,
+            Some(Role::Customer(b.clone())),
+            Some(Role::Customer(a.clone())),
+            Some(Role::Operator(b.clone())),
+        ];
+        for role in others {
+            let caller = as_role(role.clone());
+            for (error, code, amount) in [
+                (&pool_limit, "pool_limit", "54321"),
+                (&cycle_limit, "cycle_limit", "98765"),
+            ] {
+                assert!(caller.redacted_message(error).is_some(), "{role:?} {code}");
+                let shown = crate::api::error::rejection_view(error, &caller);
+                let message = &shown.message;
+                assert_eq!(shown.code, code, "{role:?}");
+                assert!(!message.contains(amount), "{role:?}: {message}");
+                assert!(!message.is_empty(), "{role:?} {code}");
+            }
+        }
+        // The receiving bank's operator reads its own pool, not the whole cycle's total.
+        let own = as_role(Some(Role::Operator(a.clone())));
+        assert_eq!(
+            crate::api::error::rejection_view(&pool_limit, &own),
+            pool_limit.to_view()
+        );
+        assert!(own.redacted_message(&cycle_limit).is_some());
+        for role in [Role::Regulator, Role::Authority, Role::Node] {
+            let caller = as_role(Some(role.clone()));
+            for error in [&pool_limit, &cycle_limit] {
+                let shown = crate::api::error::rejection_view(error, &caller);
+                assert_eq!(shown, error.to_view(), "{role:?}");
+            }
+        }
+        // Other rejections are shown as they are, to anyone.
+        let funds = TxError::InsufficientFunds {
+            available: interpool_contracts::Amount(40_000),
+            needed: interpool_contracts::Amount(60_000),
+        };
+        assert_eq!(
+            crate::api::error::rejection_view(&funds, &Caller::default()),
+            funds.to_view()
+        );
+    }
 
     #[test]
     fn a_nonce_is_refused_again_within_two_windows_and_forgotten_after() {

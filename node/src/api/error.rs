@@ -12,6 +12,7 @@ use interpool_contracts::{AdmissionCode, AdmissionError, ErrorView, TxError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::auth::Caller;
 use crate::app::view::Busy;
 
 /// The API's own error codes (not the ledger's or admission's), each with one status.
@@ -250,6 +251,21 @@ fn tx_status(error: &TxError) -> StatusCode {
     }
 }
 
+/// Ledger rejection `error` as `caller` is told it: its code, and its message unless that
+/// carries amounts the caller may not read ([`Caller::redacted_message`]: `pool_limit`,
+/// `cycle_limit`), which is then replaced by one without them. Every route that renders a
+/// rejection's code and message goes through here: the answers to `POST /v1/transactions`,
+/// its batch and pacs.008 (anonymous: `Caller::default()`), and pacs.002 status reports.
+pub(crate) fn rejection_view(error: &TxError, caller: &Caller) -> ErrorView {
+    match caller.redacted_message(error) {
+        Some(message) => ErrorView {
+            code: error.code().to_string(),
+            message: message.to_string(),
+        },
+        None => error.to_view(),
+    }
+}
+
 /// An API error: status and `{"error": {"code", "message"}}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -301,11 +317,16 @@ impl ApiError {
         self
     }
 
-    /// A transaction the node did not admit.
+    /// A transaction the node did not admit. Writes are anonymous, so a ledger rejection is
+    /// told as anyone may be told it ([`rejection_view`]).
     pub(crate) fn admission(error: &AdmissionError) -> Self {
+        let view = match error {
+            AdmissionError::Rejected(error) => rejection_view(error, &Caller::default()),
+            other => other.to_view(),
+        };
         Self {
             status: admission_status(error),
-            view: error.to_view(),
+            view,
             retry_after_seconds: None,
         }
     }

@@ -227,8 +227,9 @@ pub(crate) async fn stream(
     }
     // An operator's stream shows its own bank's line of cycle and day reports.
     let redact = caller.operator_bank().cloned();
-    // A rejected transaction's event is left out for a subscriber who may not read its
-    // signer (`Caller::sees_rejection_of`): its receipt names what the payer lacked.
+    // A rejected transaction's event is left out for a subscriber who may not see its
+    // receipt as stored (`Caller::sees_receipt_of`): it names what the payer lacked, or
+    // another bank's pool.
     let withhold = (!caller.sees_all()).then(|| caller.clone());
     let filter = NotificationFilter { account, bank };
     let format = if camt054 {
@@ -359,8 +360,8 @@ fn concerns_bank(event: &EventView, bank: &BankId, ledger: &interpool_contracts:
 }
 
 /// Whether `event` (the `index`th of `block`'s) may go to `caller`'s stream: anything but a
-/// rejected transaction whose signer the caller may not read (its receipt names what the
-/// payer lacked).
+/// rejected transaction whose receipt the caller may not see as stored
+/// (`Caller::sees_receipt_of`: it names what the payer lacked, or another bank's pool).
 fn rejection_visible(
     caller: &super::auth::Caller,
     ledger: &interpool_contracts::Ledger,
@@ -368,20 +369,16 @@ fn rejection_visible(
     index: usize,
     event: &EventView,
 ) -> bool {
-    match event {
-        EventView::Transaction { receipt, .. }
-            if matches!(
-                receipt.outcome,
-                interpool_contracts::Outcome::Rejected { .. }
-            ) =>
-        {
-            block
-                .transactions
-                .get(index)
-                .is_some_and(|tx| caller.sees_rejection_of(ledger, &tx.tx.signer))
-        }
-        _ => true,
-    }
+    let EventView::Transaction { receipt, .. } = event else {
+        return true;
+    };
+    let Some((_, error)) = super::transactions::rejection(receipt) else {
+        return true;
+    };
+    block
+        .transactions
+        .get(index)
+        .is_some_and(|tx| caller.sees_receipt_of(ledger, &tx.tx.signer, error))
 }
 
 /// An event as bank `own`'s operator sees it: cycle and day reports cut to its own line

@@ -26,13 +26,13 @@ use axum::response::Response;
 use interpool_contracts::iso20022::pacs::{pacs002, read_pacs008, PaymentStatus, StatusReport};
 use interpool_contracts::iso20022::{IsoError, MAX_DOCUMENT_BYTES};
 use interpool_contracts::views::TxStatus;
-use interpool_contracts::{AccountId, AdmissionError, Block, Hash, Outcome};
+use interpool_contracts::{AccountId, AdmissionError, Block, Hash};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::limits::{ExpensiveReads, WithinRate, Writes};
 use super::statements::xml_response;
-use super::transactions::stored_status;
+use super::transactions::{rejection, stored_status};
 use super::{parse_account, ApiError, ApiResult, ApiState, Code, ErrorBody};
 use crate::app::{lock, Origin};
 
@@ -246,20 +246,27 @@ pub(crate) async fn pacs008(
             )
         }
         Err(AdmissionError::AlreadyPending | AdmissionError::AlreadyIncluded(_)) => {
-            // The submitter holds the signed transaction itself (its payer's order).
-            let (mut current, _) = status_of(&state, hash, true).await?;
+            // The submitter holds the signed transaction itself (its payer's order). Pending,
+            // it is one this node acknowledged (recorded on its disk, or being recorded for
+            // the submission that brought it): one it held only as a peer's copy, with no
+            // record here, was admitted as new instead (202 above; ADR 0010). Writes are
+            // anonymous, though: its reason as anyone may be told it.
+            let anyone = super::auth::Caller::default();
+            let (mut current, _) = status_of(&state, hash, Some(&anyone)).await?;
             current.end_to_end_id = order.end_to_end_id.clone();
             current.original_message_id = Some(order.message_id.clone());
             answer(StatusCode::OK, current)
         }
         Err(AdmissionError::Rejected(error)) => {
             let status = super::error::admission_status(&AdmissionError::Rejected(error.clone()));
+            // Writes are anonymous: the reason as anyone may be told it.
+            let shown = super::error::rejection_view(&error, &super::auth::Caller::default());
             answer(
                 status,
                 report(
                     PaymentStatus::Rejected,
-                    Some(error.code().to_string()),
-                    Some(error.to_string()),
+                    Some(shown.code),
+                    Some(shown.message),
                 ),
             )
         }
@@ -276,14 +283,14 @@ pub(crate) async fn pacs008(
 }
 
 /// The pacs.002 report of transaction `hash` as it stands (end-to-end id left empty), and
-/// the height of the block that included it (none while pending).
-/// A transaction's status report; a ledger rejection's reason only if `reason_visible` (the
-/// caller may read the signer: `Caller::sees_rejection_of`), since it names what the payer
-/// lacked.
+/// the height of the block that included it (none while pending). A ledger rejection's
+/// reason is told as `reader` may be told it (`error::rejection_view`: without amounts that
+/// are not its to read), and not at all for `None` (a caller who may not read the signer,
+/// `Caller::sees_rejection_of`: the reason names what the payer lacked).
 async fn status_of(
     state: &ApiState,
     hash: Hash,
-    reason_visible: bool,
+    reader: Option<&super::auth::Caller>,
 ) -> ApiResult<(StatusReport, Option<u64>)> {
     let stored = state
         .read_expensive(move |store| -> ApiResult<_> {
@@ -358,21 +365,18 @@ async fn status_of(
                     )
                 }
                 TxStatus::Rejected => {
-                    let error = view
-                        .receipt
-                        .as_ref()
-                        .filter(|_| reason_visible)
-                        .and_then(|r| match &r.outcome {
-                            Outcome::Rejected { error } => Some(error.clone()),
-                            _ => None,
-                        });
+                    let error = reader.and_then(|reader| {
+                        let (_, error) = view.receipt.as_ref().and_then(rejection)?;
+                        Some(super::error::rejection_view(error, reader))
+                    });
+                    let detail = match &error {
+                        Some(error) => format!("rejected at height {height}: {}", error.message),
+                        None => format!("rejected at height {height}"),
+                    };
                     (
                         PaymentStatus::Rejected,
-                        error.as_ref().map(|e| e.code().to_string()),
-                        Some(match error {
-                            Some(error) => format!("rejected at height {height}: {error}"),
-                            None => format!("rejected at height {height}"),
-                        }),
+                        error.map(|error| error.code),
+                        Some(detail),
                         None,
                     )
                 }
@@ -397,7 +401,7 @@ async fn status_of(
             .map_err(ApiError::internal)?
             .is_some() =>
         {
-            return Box::pin(status_of(state, hash, reason_visible)).await;
+            return Box::pin(status_of(state, hash, reader)).await;
         }
         None => (
             PaymentStatus::Rejected,
@@ -553,7 +557,7 @@ pub(crate) async fn pacs002_status(
     // again after the duplicate window): the latest that is not a duplicate's rejection.
     let mut best: Option<((bool, std::cmp::Reverse<u64>), StatusReport)> = None;
     for (hash, message_id) in candidates {
-        let (mut report, height) = status_of(&state, hash, true).await?;
+        let (mut report, height) = status_of(&state, hash, Some(&caller)).await?;
         report.end_to_end_id = end_to_end_id.clone();
         report.original_message_id = message_id;
         let duplicate = report.error_code.as_deref() == Some("duplicate_end_to_end_id");
@@ -568,12 +572,13 @@ pub(crate) async fn pacs002_status(
             format!("no transfer of {debtor} with end-to-end id {end_to_end_id:?} on this node"),
         ));
     };
-    // Judged with its reason (a duplicate's rejection ranks last), shown without it to a
-    // caller who may not read the debtor: a rejection names what the payer lacked.
+    // Judged with its reason (a duplicate's rejection ranks last; its code is told to every
+    // reader), shown without it to a caller who may not read the debtor: a rejection names
+    // what the payer lacked.
     let report = if caller.sees_rejection_of(&ledger, &debtor) {
         report
     } else {
-        let (mut withheld, _) = status_of(&state, report.tx_hash, false).await?;
+        let (mut withheld, _) = status_of(&state, report.tx_hash, None).await?;
         withheld.end_to_end_id = report.end_to_end_id;
         withheld.original_message_id = report.original_message_id;
         withheld

@@ -83,8 +83,31 @@ impl TestApi {
 
     /// An API with these limits (the expensive-read limit in `reads`).
     fn with_limits(api_limits: limits::ApiLimits, reads: crate::app::ReadLimits) -> Self {
+        Self::build(
+            testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000),
+            api_limits,
+            reads,
+        )
+    }
+
+    /// An API over a fresh chain from `genesis`, with the default limits.
+    fn with_genesis(genesis: interpool_contracts::Genesis) -> Self {
+        Self::build(
+            genesis,
+            limits::ApiLimits::from_config(&interpool_genesis::config::RpcConfig::new(
+                "127.0.0.1:0",
+            )),
+            crate::app::ReadLimits::default(),
+        )
+    }
+
+    /// An API over a fresh chain from `genesis`, with these limits.
+    fn build(
+        genesis: interpool_contracts::Genesis,
+        api_limits: limits::ApiLimits,
+        reads: crate::app::ReadLimits,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
         let (core, store) =
             crate::testkit::core_and_store(&genesis, dir.path(), crate::testkit::limits());
         let metrics = Arc::new(Metrics::new());
@@ -2217,6 +2240,159 @@ async fn a_rejections_reason_is_shown_only_to_those_who_may_read_its_payer() {
             sees,
             "seed {seed}: {text}"
         );
+    }
+}
+
+/// `pool_limit` says how much more the receiving bank's pool can take in this cycle (its
+/// pool plus what it received: `u64::MAX` less both), and that pool is its bank's to read.
+/// A customer of another bank who pays it an amount near the largest gets the code and a
+/// message without the amount wherever the rejection reaches it (the answers to its
+/// submission, single, batch or pacs.008; the transaction, its history, pacs.002, its event
+/// stream), and so does the payer's bank's operator; the regulator reads the amount. Before,
+/// each of these views carried the error as stored (`available`), and the payer learnt bank
+/// A's pool.
+#[tokio::test]
+async fn a_rejection_shows_the_receiving_banks_pool_only_to_those_who_may_read_it() {
+    // Bank A's pool (with what it receives) can grow by 84,321 minor units in this cycle.
+    let mut genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
+    genesis.banks[0].initial_pool = Amount(u64::MAX - 84_321);
+    let mut api = TestApi::with_genesis(genesis);
+    let payer_seed = customer_seed(1, 0);
+    let payee_seed = customer_seed(0, 0);
+    let payer = account(payer_seed);
+    // Each is admitted alone; in the block the first leaves room for 54,321 and the second
+    // is refused, `pool_limit` with that room as `available`.
+    const ROOM: &str = "54321";
+    // The room as a number of its own (a hash or a key may hold those digits).
+    let shows_room = |text: &str| {
+        text.match_indices(ROOM).any(|(at, _)| {
+            let around = [
+                text[..at].chars().next_back(),
+                text[at + ROOM.len()..].chars().next(),
+            ];
+            around
+                .into_iter()
+                .all(|c| !c.is_some_and(|c| c.is_ascii_alphanumeric()))
+        })
+    };
+    let paid = crate::testkit::transfer_to(payer_seed, payee_seed, 0, 30_000);
+    let rejected = crate::testkit::transfer_to(payer_seed, payee_seed, 1, 60_000);
+    crate::testkit::commit_block(&mut api._core, vec![paid, rejected.clone()], 1 << 40);
+    let get = |seed: u64, uri: String| {
+        let api = &api;
+        async move {
+            let (status, _, body) = api.send_signed(CLIENT_A, Some(seed), "GET", &uri, "").await;
+            let body = String::from_utf8(body).expect("UTF-8");
+            assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+            body
+        }
+    };
+    let the_tx = format!("/v1/transactions/{}", rejected.hash());
+    let history = format!("/v1/accounts/{payer}/transactions");
+    let pacs002 = format!("/v1/iso20022/pacs.002/T{payer_seed}-1?debtor={payer}");
+    // The regulator reads the error as stored: this is the rejection the test is about.
+    let body = get(testkit::REGULATOR_SEED, the_tx.clone()).await;
+    let view: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(view["status"], "rejected", "{view}");
+    let outcome = view["receipt"]["outcome"].to_string();
+    assert!(outcome.contains("PoolLimit"), "{view}");
+    assert!(shows_room(&outcome), "{view}");
+    for uri in [&history, &pacs002] {
+        let body = get(testkit::REGULATOR_SEED, uri.clone()).await;
+        assert!(shows_room(&body), "{uri}: {body}");
+    }
+    // The payer and its bank's operator: rejected, never the room.
+    for seed in [payer_seed, operator_seed(1)] {
+        let body = get(seed, the_tx.clone()).await;
+        assert!(!shows_room(&body), "seed {seed}: {body}");
+        let view: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(view["status"], "rejected", "{view}");
+        assert!(view["height"].is_u64(), "{view}");
+        // A receipt holds the error itself (its amount with it): left out.
+        assert!(view["receipt"].is_null(), "{view}");
+        let page = get(seed, history.clone()).await;
+        assert!(!shows_room(&page), "seed {seed}: {page}");
+        assert!(page.contains(&rejected.hash().to_string()), "{page}");
+        let xml = get(seed, pacs002.clone()).await;
+        assert!(!shows_room(&xml), "seed {seed}: {xml}");
+        assert!(xml.contains("RJCT") && xml.contains("AM02"), "{xml}");
+        assert!(xml.contains("pool_limit: rejected at height 1: "), "{xml}");
+    }
+    // Submitted again, now against the ledger: anonymous, so without the room, as JSON
+    // (single and batch) and as a pacs.008.
+    let again = crate::testkit::transfer_to(payer_seed, payee_seed, 2, 60_000);
+    let hex = interpool_contracts::primitives::to_hex(&again.signed().encode());
+    let body = serde_json::json!({ "tx": hex }).to_string();
+    let (status, _, answer) = api
+        .send_signed(CLIENT_A, None, "POST", "/v1/transactions", &body)
+        .await;
+    let answer = String::from_utf8(answer).expect("UTF-8");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(!shows_room(&answer), "{answer}");
+    let refused = json(answer.as_bytes());
+    assert_eq!(refused["error"]["code"], "pool_limit", "{answer}");
+    let body = serde_json::json!({ "txs": [hex] }).to_string();
+    let (status, _, answer) = api
+        .send_signed(CLIENT_A, None, "POST", "/v1/transactions/batch", &body)
+        .await;
+    let answer = String::from_utf8(answer).expect("UTF-8");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(!shows_room(&answer), "{answer}");
+    let results = json(answer.as_bytes())["results"].clone();
+    assert_eq!(results[0]["error"]["code"], "pool_limit", "{answer}");
+    // As a pacs.008: the new order refused, and the one already in block 1 reported.
+    for (order, status) in [
+        (&again, StatusCode::UNPROCESSABLE_ENTITY),
+        (&rejected, StatusCode::OK),
+    ] {
+        let xml = interpool_contracts::iso20022::pacs::pacs008(
+            order.signed(),
+            &testkit::bank_id(1),
+            &testkit::bank_id(0),
+            "EUR",
+            2,
+            1_796_025_257_123,
+        )
+        .expect("pacs.008");
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/iso20022/pacs.008")
+            .header(header::CONTENT_TYPE, "application/xml")
+            .body(Body::from(xml))
+            .expect("request");
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                CLIENT_A, 40_000,
+            ))));
+        let response = api
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let answered = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(answered, status, "{body}");
+        assert!(body.contains("RJCT") && body.contains("AM02"), "{body}");
+        assert!(!shows_room(&body), "{body}");
+    }
+    // The event streams from block 1, read up to a later transfer to the payer (so all of
+    // block 1 has come): the rejection goes to the regulator's stream only.
+    let marker = crate::testkit::transfer_to(payee_seed, payer_seed, 0, 1);
+    crate::testkit::commit_block(&mut api._core, vec![marker.clone()], (1 << 40) + 1);
+    for (seed, sees) in [
+        (testkit::REGULATOR_SEED, true),
+        (payer_seed, false),
+        (operator_seed(1), false),
+    ] {
+        let text = api
+            .events_until(seed, "/v1/events?after=0:0", &marker.hash().to_string())
+            .await;
+        assert_eq!(shows_room(&text), sees, "seed {seed}: {text}");
     }
 }
 

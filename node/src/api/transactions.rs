@@ -231,8 +231,10 @@ async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<H
             `invalid_end_to_end_id`, `invalid_reference`, `invalid_account_key`, \
             `self_transfer`, `invalid_terms`", body = ErrorBody),
         (status = 403, description = "`read_only`: this node is an observer", body = ErrorBody),
-        (status = 409, description = "`already_pending`, `nonce_taken` (another pending \
-            transaction of the signer has this nonce) or `already_included`", body = ErrorBody),
+        (status = 409, description = "`already_pending` (this node acknowledged it already; \
+            one it held only from a peer is recorded here and answered 202), `nonce_taken` \
+            (another pending transaction of the signer has this nonce) or \
+            `already_included`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 422, description = "Rejected against the ledger state: the code of the \
             rejection (`unknown_signer`, `bad_nonce`, `expired`, `insufficient_funds`, …)",
@@ -416,36 +418,44 @@ pub(crate) async fn transaction(
     }))
 }
 
-/// Leaves out a rejected transaction's receipt for a caller who may see the transaction (its
-/// payee, the operator of the payee's bank) but not why it was rejected
-/// ([`Caller::sees_rejection_of`]): it reads `rejected`, at its height, without the error
-/// that names what the payer lacked.
+/// Leaves out a rejected transaction's receipt for a caller who may see the transaction but
+/// not its error as stored ([`Caller::sees_receipt_of`]): its payee and the operator of the
+/// payee's bank (the error names what the payer lacked), and, when the error carries the
+/// receiving bank's pool or the cycle's gross total (`pool_limit`, `cycle_limit`), anyone
+/// who may not read that figure. It reads `rejected`, at its height, without it.
 ///
-/// [`Caller::sees_rejection_of`]: super::auth::Caller::sees_rejection_of
+/// [`Caller::sees_receipt_of`]: super::auth::Caller::sees_receipt_of
 async fn withhold_rejection(
     caller: &super::auth::Caller,
     state: &ApiState,
     view: &mut TxStatusView,
 ) -> ApiResult<()> {
-    let Some(receipt) = view
-        .receipt
-        .as_ref()
-        .filter(|receipt| matches!(receipt.outcome, Outcome::Rejected { .. }))
-    else {
+    let Some((location, error)) = view.receipt.as_ref().and_then(rejection) else {
         return Ok(());
     };
     if caller.sees_all() {
         return Ok(());
     }
-    let location = (receipt.height, receipt.index);
+    let error = error.clone();
     let signer = state
         .read_expensive(move |store| signer_at(store, location, &mut None))
         .await??;
-    if !signer.is_some_and(|signer| caller.sees_rejection_of(&state.reader.view().ledger, &signer))
-    {
+    let chain = state.reader.view();
+    if !signer.is_some_and(|signer| caller.sees_receipt_of(&chain.ledger, &signer, &error)) {
         view.receipt = None;
     }
     Ok(())
+}
+
+/// A rejected transaction's place (block height, index) and error, from its receipt; `None`
+/// for one that was not rejected.
+pub(crate) fn rejection(
+    receipt: &Receipt,
+) -> Option<(crate::storage::Location, &interpool_contracts::TxError)> {
+    match &receipt.outcome {
+        Outcome::Rejected { error } => Some(((receipt.height, receipt.index), error)),
+        _ => None,
+    }
 }
 
 /// The signer of the transaction at `location` (block height, index), decoding the block
