@@ -11,7 +11,9 @@
 //!
 //! Among a body's amount checks, a value that cannot be represented at all (`overflow`)
 //! comes first, then the limits that keep the cycle's settlement representable
-//! (`pool_limit`, then `cycle_limit`), then `queue_full`. Those two limits are why
+//! (`pool_limit`, then `cycle_limit`), then `high_over_debit_limit` (a high-priority
+//! transfer that would wait though it is larger than its bank's debit limit), then
+//! `queue_full`. The two settlement limits are why
 //! [`crate::ledger::Ledger::apply_block`] can never fail at settlement: whatever would
 //! overflow there is refused when the transaction runs.
 
@@ -211,6 +213,17 @@ pub enum TxError {
     /// `Reprioritise` to the priority the transfer already has.
     #[error("transfer {0} already has that priority")]
     SamePriority(Hash),
+    /// A customer's high-priority transfer that would wait in its bank's queue although it
+    /// is larger than the bank's whole debit limit (`min(net debit cap, pool)`): high
+    /// transfers are released strictly first in first out, so it would hold up every later
+    /// transfer of the bank's customers until the bank had received more than it sent by
+    /// the excess (or until it expired; the cut-off keeps high transfers). The message names
+    /// no amount: a customer does not read its bank's pool.
+    ///
+    /// Last of the variants: the canonical encoding numbers them in order, and stored
+    /// receipts hold the number.
+    #[error("a high-priority transfer larger than bank {0}'s debit limit cannot wait in its queue (it would hold up the bank's other payments): send it with normal priority, or in parts")]
+    HighOverDebitLimit(BankId),
 }
 
 impl TxError {
@@ -253,6 +266,7 @@ impl TxError {
             TxError::Cutoff => "cutoff",
             TxError::NotQueued(_) => "not_queued",
             TxError::SamePriority(_) => "same_priority",
+            TxError::HighOverDebitLimit(_) => "high_over_debit_limit",
         }
     }
 

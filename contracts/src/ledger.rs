@@ -971,6 +971,14 @@ impl Ledger {
                     queue = queue
                         || !sender_bank.can_send(*amount)
                         || self.waits_ahead(&from.bank, terms.priority);
+                    // A waiting high transfer holds up every later one of its bank (strict
+                    // first in first out). One larger than the bank's whole debit limit could
+                    // settle only once the bank had received more than it sent by the
+                    // excess: one customer could stop its bank's payments until it expired,
+                    // and send it again. It may commit if it fits now; it may not wait.
+                    if queue && queues::high_over_limit(terms.priority, *amount, sender_bank) {
+                        return Err(TxError::HighOverDebitLimit(from.bank.clone()));
+                    }
                 }
                 if queue {
                     if self.queue_len(&from.bank) >= self.params.max_queue_per_bank as usize {
@@ -1411,6 +1419,8 @@ impl Ledger {
             Effect::SettleCycle => Outcome::Committed,
             Effect::SetFrozen { account, frozen } => {
                 self.account_mut(&account).frozen = frozen;
+                // A frozen payer's queued transfers hold up nobody: out of the due counts.
+                self.recount_payer(&account, frozen);
                 Outcome::Committed
             }
         }
@@ -1679,6 +1689,7 @@ impl Ledger {
         {
             return violation("the per-payer queue counts differ from the queues".into());
         }
+        self.check_due_counts()?;
         for (id, account) in &self.accounts {
             let queued = reserved.get(id).copied().unwrap_or(0);
             if u128::from(account.reserved.0) != queued {

@@ -430,8 +430,11 @@ fn a_stall_that_ends_after_a_cutoff_keeps_normal_transfers_closed_until_that_end
 fn after_the_cutoff_no_transfer_may_become_normal() {
     let mut h = business_day_chain();
     h.block_at(NOV_30 + 9 * HOUR, vec![]);
-    let waiting = h.tx(cust(0, 0), high(cust(1, 0), 60_000, "high"));
-    h.block_at(NOV_30 + 10 * HOUR, vec![waiting.clone()]);
+    // Bank 0 uses 40,000 of its 50,000: the high 30,000 waits.
+    let fill = h.tx(cust(0, 1), transfer(cust(1, 1), 40_000, "fill"));
+    let waiting = h.tx(cust(0, 0), high(cust(1, 0), 30_000, "high"));
+    h.block_at(NOV_30 + 10 * HOUR, vec![fill, waiting.clone()]);
+    assert_eq!(queued(&h, 0), vec![waiting.hash()]);
     h.block_at(NOV_30 + 16 * HOUR, vec![]);
     let down = h.tx(
         op(0),
@@ -446,8 +449,11 @@ fn after_the_cutoff_no_transfer_may_become_normal() {
 #[test]
 fn a_frozen_payers_queued_high_transfer_holds_up_neither_the_retry_nor_the_pass() {
     let mut h = with_pass();
-    let stuck = h.tx(cust(0, 2), high(cust(1, 2), 60_000, "stuck"));
-    h.block(vec![stuck.clone()]);
+    // Bank 0 uses 40,000 of its 50,000: the high 20,000 waits.
+    let fill = h.tx(cust(0, 1), transfer(cust(1, 1), 40_000, "fill"));
+    let stuck = h.tx(cust(0, 2), high(cust(1, 2), 20_000, "stuck"));
+    h.block(vec![fill, stuck.clone()]);
+    assert_eq!(queued(&h, 0), vec![stuck.hash()]);
     let freeze = h.tx(
         testkit::REGULATOR_SEED,
         Body::Freeze {
@@ -455,7 +461,15 @@ fn a_frozen_payers_queued_high_transfer_holds_up_neither_the_retry_nor_the_pass(
         },
     );
     h.block(vec![freeze]);
-    let txs = ring(&mut h);
+    // A ring of 95,000 each: over every bank's room (bank 1's too, after the fill).
+    let txs: Vec<VerifiedTransaction> = (0..3)
+        .map(|b| {
+            h.tx(
+                cust(b, 0),
+                transfer(cust((b + 1) % 3, 1), 95_000, &format!("ring-{b}")),
+            )
+        })
+        .collect();
     let outcome = h.block(txs);
     assert_eq!(
         outcome.released.len(),
@@ -543,7 +557,7 @@ fn queues_with_times_and_priorities_survive_a_rebuild_from_state_entries() {
         not_before_ms: Some(500_000),
         reject_after_ms: Some(900_000),
     };
-    let a = h.tx(cust(0, 0), with_terms(cust(1, 0), 60_000, "a", timed));
+    let a = h.tx(cust(0, 0), with_terms(cust(1, 0), 40_000, "a", timed));
     let b = h.tx(cust(0, 1), transfer(cust(1, 1), 60_000, "b"));
     h.block_at(100_000, vec![a, b]);
     let genesis = testkit::genesis(3, 3, 100_000, 1_000_000, 50_000);
@@ -569,4 +583,155 @@ fn queues_with_times_and_priorities_survive_a_rebuild_from_state_entries() {
         assert_eq!(ours, theirs);
     }
     assert!(next > 0);
+}
+
+/// Review finding 2: a customer's high transfer larger than its bank's whole debit limit
+/// (min(cap, pool): 500.00 here) could settle only once the bank had received more than it
+/// sent by the excess. Queued, it was due at once: every later transfer of any customer of
+/// the bank was queued on arrival behind it, and none was released (the walk stopped at
+/// it) until it expired, past the cut-off too; then the customer could send it again. Such
+/// a transfer that would wait is refused; one that fits on arrival still commits.
+#[test]
+fn a_customers_high_transfer_over_its_banks_debit_limit_is_refused_and_holds_up_nobody() {
+    let mut h = Harness::new();
+    let blocker = h.tx(cust(0, 0), high(cust(1, 0), 60_000, "blocker"));
+    h.expect_rejected(blocker, TxError::HighOverDebitLimit(bank(0)), true);
+    assert!(queued(&h, 0).is_empty());
+    assert_eq!(h.reserved(cust(0, 0)), 0);
+    // The bank's other customers' payments, normal and high, settle on arrival.
+    let normal = h.tx(cust(0, 1), transfer(cust(2, 0), 1_000, "normal"));
+    let high_one = h.tx(cust(0, 2), high(cust(2, 1), 1_000, "high"));
+    let outcome = h.block(vec![normal, high_one]);
+    for receipt in &outcome.receipts {
+        assert_eq!(receipt.outcome, Outcome::Committed);
+    }
+    assert!(queued(&h, 0).is_empty());
+    // Bank 0 receives 30,000: the same 60,000 high transfer now fits, and commits.
+    let room = h.tx(cust(1, 1), transfer(cust(0, 1), 30_000, "room"));
+    let outcome = h.block(vec![room]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    let fits = h.tx(cust(0, 0), high(cust(1, 0), 60_000, "fits"));
+    let outcome = h.block(vec![fits]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    assert_eq!(h.balance(cust(1, 0)), 160_000);
+}
+
+/// A high transfer queued within its bank's debit limit, left over it by a lowered cap, no
+/// longer stops its bank's walk: a later payment that fits is released past it (the due
+/// counts do not know caps, so that payment is queued on arrival, and released in the same
+/// block). The high one settles once the bank has received enough.
+#[test]
+fn a_high_transfer_left_over_a_lowered_cap_does_not_stop_its_banks_queue() {
+    let mut h = Harness::new();
+    // Bank 0 uses 20,000 of its 50,000: a high 40,000 waits.
+    assert_eq!(
+        h.run(cust(0, 1), transfer(cust(1, 1), 20_000, "fill")),
+        Outcome::Committed
+    );
+    let big = h.tx(cust(0, 0), high(cust(1, 0), 40_000, "big"));
+    assert!(matches!(
+        h.block(vec![big.clone()]).receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
+    let lower = Body::SetNetDebitCap {
+        bank: bank(0),
+        cap: Amount(30_000),
+    };
+    assert_eq!(h.run(AUTHORITY, lower), Outcome::Committed);
+    // 40,000 > 30,000: before, the walk stopped at it and the small payment stayed queued.
+    let small = h.tx(cust(0, 2), transfer(cust(2, 0), 1_000, "small"));
+    h.block(vec![small]);
+    assert_eq!(queued(&h, 0), vec![big.hash()]);
+    assert_eq!(h.balance(cust(2, 0)), 101_000);
+    // 40,000 back to bank 0: 21,000 + 40,000 sent <= 40,000 received + 30,000.
+    let room = h.tx(cust(1, 2), transfer(cust(0, 2), 40_000, "room"));
+    let outcome = h.block(vec![room]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    let released: Vec<Hash> = outcome.released.iter().map(|e| e.tx_hash).collect();
+    assert_eq!(released, vec![big.hash()]);
+}
+
+/// Review finding 3: a transfer between two customers of one bank needs no liquidity, so
+/// it holds up nobody. Before, a 1-unit high one timed for the next block was counted as a
+/// due high transfer of its bank in that block, and every cross-bank transfer of the bank
+/// arriving in it was queued (released at the block's end).
+#[test]
+fn a_same_bank_transfer_becoming_due_makes_no_cross_bank_transfer_wait() {
+    let mut h = Harness::new();
+    let at = 20_000;
+    let timed = TransferTerms {
+        priority: Priority::High,
+        not_before_ms: Some(at),
+        ..TransferTerms::default()
+    };
+    let on_us = h.tx(cust(0, 0), with_terms(cust(0, 1), 1, "on-us", timed));
+    assert!(matches!(
+        h.block_at(10_000, vec![on_us.clone()]).receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
+    let normal = h.tx(cust(0, 2), transfer(cust(1, 0), 1_000, "normal"));
+    let high_one = h.tx(cust(0, 1), high(cust(1, 1), 1_000, "high"));
+    let outcome = h.block_at(at, vec![normal, high_one]);
+    for receipt in &outcome.receipts {
+        assert_eq!(receipt.outcome, Outcome::Committed);
+    }
+    let released: Vec<Hash> = outcome.released.iter().map(|e| e.tx_hash).collect();
+    assert_eq!(released, vec![on_us.hash()]);
+    assert_eq!(h.balance(cust(0, 1)), 100_000 + 1 - 1_000);
+}
+
+/// Review finding 3: a frozen payer's due transfer waits without holding up the others, on
+/// arrival too (before, the due counts did not know freezes and a payment that fit was
+/// queued, released at the block's end). Unfrozen, it is first in line again; a ledger
+/// rebuilt from its state entries counts the same.
+#[test]
+fn a_frozen_payers_due_transfer_makes_no_new_transfer_wait_until_unfrozen() {
+    let mut h = Harness::new();
+    // Bank 0 uses 40,000 of its 50,000: the high 20,000 waits.
+    let fill = h.tx(cust(0, 0), transfer(cust(1, 0), 40_000, "fill"));
+    let waiting = h.tx(cust(0, 1), high(cust(1, 1), 20_000, "waiting"));
+    h.block(vec![fill, waiting.clone()]);
+    assert_eq!(queued(&h, 0), vec![waiting.hash()]);
+    let (regulator, payer) = (testkit::REGULATOR_SEED, account(cust(0, 1)));
+    let freeze = h.tx(regulator, Body::Freeze { account: payer });
+    let outcome = h.block(vec![freeze]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    let genesis = Genesis {
+        gridlock_pass: GridlockPass::OnRequest,
+        ..testkit::genesis(3, 3, 100_000, 1_000_000, 50_000)
+    };
+    let height = h.ledger.height();
+    let rebuilt = Ledger::from_state_entries(&genesis, height, h.ledger.state_entries());
+    let rebuilt = rebuilt.expect("rebuilds");
+    assert_eq!(rebuilt.due_counts, h.ledger.due_counts);
+    rebuilt.check_invariants().expect("invariants");
+    // While its payer is frozen, the high transfer holds up nobody.
+    let first = h.tx(cust(0, 2), transfer(cust(2, 0), 1_000, "first"));
+    let outcome = h.block(vec![first]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    // Unfrozen, it is first in line again: a new payment waits behind it.
+    let unfreeze = h.tx(regulator, Body::Unfreeze { account: payer });
+    let outcome = h.block(vec![unfreeze]);
+    assert_eq!(outcome.receipts[0].outcome, Outcome::Committed);
+    let second = h.tx(cust(0, 2), transfer(cust(2, 1), 1_000, "second"));
+    assert!(matches!(
+        h.block(vec![second.clone()]).receipts[0].outcome,
+        Outcome::Queued { .. }
+    ));
+    assert_eq!(queued(&h, 0), vec![waiting.hash(), second.hash()]);
+}
+
+/// The full check has teeth for the due counts: counts that differ from the queues are a
+/// broken invariant.
+#[test]
+fn the_full_check_catches_due_counts_that_differ_from_the_queues() {
+    let mut h = Harness::new();
+    let waiting = h.tx(cust(0, 0), transfer(cust(1, 0), 60_000, "waiting"));
+    h.block(vec![waiting]);
+    let mut broken = h.ledger.clone();
+    broken.due_counts.clear();
+    assert!(broken.check_invariants().is_err());
+    let mut broken = h.ledger.clone();
+    broken.due_counts.insert(bank(1), [0, 1, 0]);
+    assert!(broken.check_invariants().is_err());
 }

@@ -146,7 +146,9 @@ pub enum Priority {
     /// pass an earlier one that does not; rejected at the business day's customer cut-off.
     #[default]
     Normal,
-    /// Time-critical customer payments: first in first out, kept past the cut-off.
+    /// Time-critical customer payments: first in first out, kept past the cut-off. One that
+    /// would wait and is larger than its bank's whole debit limit is refused
+    /// (`high_over_debit_limit`): nothing of its bank's could pass it.
     High,
     /// Reserved for the settlement authority's and the operators' own liquidity transfers;
     /// a customer transfer may not carry it (`priority_not_allowed`). First in first out.

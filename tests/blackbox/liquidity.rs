@@ -157,10 +157,32 @@ fn a_gridlock_is_settled_by_the_pass_and_queues_are_managed_with_the_wallet() {
         (3, 180_000, true)
     );
 
-    // Priorities: a normal 600.00 from BANK_A queues; a high 550.00 queues too.
+    // Priorities: a normal 600.00 from BANK_A queues. A normal 100.00 passes it (it fits),
+    // and a high 450.00 then queues too (100.00 + 450.00 is over the cap).
     let normal = net.send((0, 1), (1, 1), "600.00", &[]);
     net.wait_status(&normal, TxStatus::Queued, "the normal transfer queued");
-    let high = net.send((0, 0), (2, 1), "550.00", &["--priority", "high"]);
+    let fits = net.send((0, 0), (1, 0), "100.00", &[]);
+    net.wait_status(&fits, TxStatus::Committed, "the normal 100.00 committed");
+    // A customer's high transfer larger than its bank's whole debit limit (min(cap, pool))
+    // would stop every later transfer of the bank behind it: it is refused, not queued.
+    let (over_key, _) = net.customer(0, 0);
+    let (_, payee) = net.customer(2, 0);
+    wallet(
+        &net.node,
+        &[
+            "transfer",
+            "--key",
+            &over_key,
+            "--to",
+            &payee,
+            "--amount",
+            "501.00",
+            "--priority",
+            "high",
+        ],
+    )
+    .failure(1, "high_over_debit_limit");
+    let high = net.send((0, 0), (2, 1), "450.00", &["--priority", "high"]);
     net.wait_status(&high, TxStatus::Queued, "the high transfer queued");
     // BANK_A's operator moves the normal one up; its payer then cancels it.
     let operator = net.operator(0);

@@ -528,7 +528,8 @@ pub struct TransferBody {
     #[arg(long, default_value = "")]
     pub reference: String,
     /// Release priority while queued: `normal` or `high` (high keeps its place first in
-    /// first out and survives the customer cut-off).
+    /// first out and survives the customer cut-off; a high transfer larger than the bank's
+    /// whole debit limit that would wait is refused, `high_over_debit_limit`).
     #[arg(long, default_value = "normal")]
     pub priority: Priority,
     /// Do not settle before this time: milliseconds since the Unix epoch, or `+30s`, `+5m`,

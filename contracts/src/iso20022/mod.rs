@@ -524,7 +524,7 @@ pub fn reason_code(error_code: &str) -> &'static str {
     match error_code {
         "insufficient_funds" | "insufficient_pool" => "AM04",
         "zero_amount" => "AM01",
-        "overflow" | "pool_limit" | "cycle_limit" => "AM02",
+        "overflow" | "pool_limit" | "cycle_limit" | "high_over_debit_limit" => "AM02",
         "duplicate_end_to_end_id" | "duplicate" | "already_committed" => "AM05",
         "unknown_account" | "invalid_account_key" => "AC01",
         "account_frozen" => "AC06",

@@ -11,14 +11,99 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::liquidity::{self, Candidate};
 
-/// How many times one retry ([`Ledger::release_queued`]) walks a bank's queue at most: a
-/// retry then costs at most this many walks of every queue, however releases chain.
-pub(super) const MAX_WALKS_PER_BANK: u32 = 16;
-
 #[cfg(test)]
 thread_local! {
     /// Queue entries the retries of this thread have looked at (the cost tests measure).
     pub(super) static RETRY_VISITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// What a retry's walk knows of a queued transfer before looking at it, ordered so that a
+/// transfer's bank can release it only if it can release every smaller one: a walk passes
+/// a transfer by if the bank cannot send it ([`Walk::next_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Gate {
+    /// Looked at whatever the bank's room: a strictly ordered transfer (which may stop the
+    /// walk), or one within the bank (which needs no room).
+    Open,
+    /// A normal transfer to another bank: looked at only if its bank can send this amount
+    /// (`within_cap`; a bank that cannot send an amount cannot send a larger one).
+    WithinCap(Amount),
+    /// Released already, or its payer frozen: never released by this retry.
+    Closed,
+}
+
+/// One bank's release order for one retry, with the smallest [`Gate`] of every range of it
+/// (a segment tree), so that a walk finds the next transfer it must look at without
+/// looking at the ones it would pass by.
+struct Walk {
+    /// Queue sequence numbers, in release order.
+    order: Vec<u64>,
+    /// Leaves from `leaves` on, the gate of `order[i]` at `leaves + i` (`Closed` past the
+    /// end); node `n` holds the smaller of `2n` and `2n + 1`.
+    tree: Vec<Gate>,
+    leaves: usize,
+}
+
+// A complete binary tree of `2 · leaves` nodes with `leaves ≥ order.len()` (at most twice a
+// queue's length): every index computed here is below `2 · leaves`, every sum far from
+// `usize::MAX`.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+impl Walk {
+    fn new(order: Vec<u64>, gates: Vec<Gate>) -> Walk {
+        let leaves = gates.len().next_power_of_two().max(1);
+        let mut tree = vec![Gate::Closed; 2 * leaves];
+        tree[leaves..leaves + gates.len()].copy_from_slice(&gates);
+        for node in (1..leaves).rev() {
+            tree[node] = tree[2 * node].min(tree[2 * node + 1]);
+        }
+        Walk {
+            order,
+            tree,
+            leaves,
+        }
+    }
+
+    /// Marks `order[at]` never to be looked at again in this retry.
+    fn close(&mut self, at: usize) {
+        let mut node = self.leaves + at;
+        self.tree[node] = Gate::Closed;
+        while node > 1 {
+            node /= 2;
+            self.tree[node] = self.tree[2 * node].min(self.tree[2 * node + 1]);
+        }
+    }
+
+    /// The first place at or after `from` whose transfer must be looked at (open, or within
+    /// the cap by `fits`: whether the bank can send an amount), and that transfer's queue
+    /// sequence number. A range whose smallest gate does not pass is passed by whole.
+    fn next_from(&self, from: usize, fits: impl Fn(Amount) -> bool) -> Option<(usize, u64)> {
+        let passes = |gate: Gate| match gate {
+            Gate::Open => true,
+            Gate::WithinCap(amount) => fits(amount),
+            Gate::Closed => false,
+        };
+        let at = self.find(1, 0, self.leaves, from, &passes)?;
+        Some((at, self.order[at]))
+    }
+
+    fn find(
+        &self,
+        node: usize,
+        start: usize,
+        end: usize,
+        from: usize,
+        passes: &dyn Fn(Gate) -> bool,
+    ) -> Option<usize> {
+        if end <= from || !passes(self.tree[node]) {
+            return None;
+        }
+        if end - start == 1 {
+            return (start < self.order.len()).then_some(start);
+        }
+        let middle = start + (end - start) / 2;
+        self.find(2 * node, start, middle, from, passes)
+            .or_else(|| self.find(2 * node + 1, middle, end, from, passes))
+    }
 }
 
 /// A priority's place in [`Priority::RELEASE_ORDER`].
@@ -30,9 +115,22 @@ fn rank(priority: Priority) -> usize {
     }
 }
 
+/// A high (customer) transfer of `amount` from `bank` larger than the bank's whole debit
+/// limit (`min(cap, pool)`): it can settle only once the bank has received more than it
+/// sent by the excess. `plan` refuses such a transfer that would wait
+/// (`high_over_debit_limit`); one left waiting by a lowered cap or pool, or reprioritised to
+/// high by its bank's operator, does not stop its bank's walk in the retry. Urgent (the
+/// authority's and operators' own liquidity transfers) is left out: such a transfer's bank
+/// chose to wait for it.
+pub(super) fn high_over_limit(priority: Priority, amount: Amount, bank: &Bank) -> bool {
+    priority == Priority::High && amount > bank.debit_limit()
+}
+
 impl Ledger {
     /// True if a new transfer of `priority` from `bank` must wait behind the bank's queue: a
-    /// due transfer of a higher priority waits, or one of the same strictly ordered class.
+    /// due transfer of a higher priority waits, or one of the same strictly ordered class,
+    /// that can hold it up ([`Self::holds_up`]: not one between two customers of the bank,
+    /// not a frozen payer's).
     pub(super) fn waits_ahead(&self, bank: &BankId, priority: Priority) -> bool {
         let Some(counts) = self.due_counts.get(bank) else {
             return false;
@@ -87,10 +185,89 @@ impl Ledger {
             Some(at) if at > now => {
                 self.not_yet_due.insert((at, bank.clone(), seq));
             }
-            _ => self.count_due(bank, entry.priority, true),
+            _ => {
+                if self.holds_up(bank, entry) {
+                    self.count_due(bank, entry.priority, true);
+                }
+            }
         }
         if let Some(at) = entry.reject_after_ms {
             self.reject_times.insert((at, bank.clone(), seq));
+        }
+    }
+
+    /// Whether a due queued transfer can hold up its bank's other transfers, and so counts
+    /// in the due counts that make a new transfer wait ([`Self::waits_ahead`]). One between
+    /// two customers of one bank needs no liquidity (the retry releases it once it is due),
+    /// and a frozen payer's waits without holding up the others: a 1-unit high transfer to a
+    /// colleague, timed for the next block, made every normal cross-bank transfer of its bank
+    /// in that block wait. The counts follow freezes ([`Self::recount_payer`]).
+    fn holds_up(&self, bank: &BankId, entry: &QueuedTransfer) -> bool {
+        entry.to_bank != *bank && !self.payer_frozen(entry)
+    }
+
+    /// Whether the queued transfer `seq` of `bank` is due: not waiting for its
+    /// `not_before_ms`.
+    fn is_due(&self, bank: &BankId, seq: u64, entry: &QueuedTransfer) -> bool {
+        entry
+            .not_before_ms
+            .is_none_or(|at| !self.not_yet_due.contains(&(at, bank.clone(), seq)))
+    }
+
+    /// Keeps the due counts in step with a freeze (`frozen`) or an unfreeze of `payer`: its
+    /// due queued transfers stop, or start again, holding up its bank's others. Walks the
+    /// payer's bank's queue once, only if the payer has transfers queued (at most
+    /// `max_queue_per_bank` entries, for a regulator's transaction).
+    pub(super) fn recount_payer(&mut self, payer: &AccountId, frozen: bool) {
+        if self.queued_by(payer) == 0 {
+            return;
+        }
+        let Some(account) = self.accounts.get(payer) else {
+            return;
+        };
+        let bank = account.bank.clone();
+        let priorities: Vec<Priority> = self
+            .queues
+            .get(&bank)
+            .into_iter()
+            .flat_map(|queue| queue.iter())
+            .filter(|(seq, entry)| {
+                let cross_bank = entry.to_bank != bank;
+                entry.from == *payer && cross_bank && self.is_due(&bank, **seq, entry)
+            })
+            .map(|(_, entry)| entry.priority)
+            .collect();
+        for priority in priorities {
+            self.count_due(&bank, priority, !frozen);
+        }
+    }
+
+    /// The due counts (derived) agree with the queues: per bank and class, the due queued
+    /// transfers that can hold up others. For [`Self::check_invariants`].
+    pub(super) fn check_due_counts(&self) -> Result<(), InvariantViolation> {
+        let now = self.clock.time_ms;
+        let mut expected: BTreeMap<&BankId, [u32; 3]> = BTreeMap::new();
+        for (bank, queue) in &self.queues {
+            for entry in queue.values() {
+                let due = entry.not_before_ms.is_none_or(|at| at <= now);
+                if !due || !self.holds_up(bank, entry) {
+                    continue;
+                }
+                let counts = expected.entry(bank).or_default();
+                if let Some(count) = counts.get_mut(rank(entry.priority)) {
+                    *count = count.saturating_add(1);
+                }
+            }
+        }
+        let same = expected.len() == self.due_counts.len()
+            && expected
+                .iter()
+                .all(|(bank, counts)| self.due_counts.get(*bank) == Some(counts));
+        if same {
+            Ok(())
+        } else {
+            let kept = &self.due_counts;
+            violation(format!("due counts {kept:?}, queues say {expected:?}"))
         }
     }
 
@@ -121,7 +298,7 @@ impl Ledger {
         let waiting = entry
             .not_before_ms
             .and_then(|at| self.not_yet_due.remove(&(at, bank.clone(), seq)));
-        if waiting.is_none() {
+        if waiting.is_none() && self.holds_up(bank, &entry) {
             self.count_due(bank, entry.priority, false);
         }
         if let Some(at) = entry.reject_after_ms {
@@ -141,6 +318,7 @@ impl Ledger {
                 .queues
                 .get(&bank)
                 .and_then(|queue| queue.get(&seq))
+                .filter(|entry| self.holds_up(&bank, entry))
                 .map(|entry| entry.priority);
             if let Some(priority) = priority {
                 self.count_due(&bank, priority, true);
@@ -183,21 +361,20 @@ impl Ledger {
 
     /// Changes a queued transfer's priority; it keeps its place by arrival in the new class.
     pub(super) fn set_priority(&mut self, bank: &BankId, seq: u64, priority: Priority) {
-        let Some(entry) = self
-            .queues
-            .get_mut(bank)
-            .and_then(|queue| queue.get_mut(&seq))
-        else {
+        let Some(entry) = self.queues.get(bank).and_then(|queue| queue.get(&seq)) else {
             return;
         };
         let old = entry.priority;
-        entry.priority = priority;
-        let due =
-            !self
-                .not_yet_due
-                .contains(&(entry.not_before_ms.unwrap_or(0), bank.clone(), seq));
+        let counted = self.is_due(bank, seq, entry) && self.holds_up(bank, entry);
+        if let Some(entry) = self
+            .queues
+            .get_mut(bank)
+            .and_then(|queue| queue.get_mut(&seq))
+        {
+            entry.priority = priority;
+        }
         self.dirty.insert(StateKey::Queued(bank.clone(), seq));
-        if due {
+        if counted {
             self.count_due(bank, old, false);
             self.count_due(bank, priority, true);
         }
@@ -288,43 +465,51 @@ impl Ledger {
         order
     }
 
-    /// Retries queued transfers until nothing more fits, or until every bank with room left
-    /// has been walked [`MAX_WALKS_PER_BANK`] times; returns them in release order.
+    /// Retries queued transfers until nothing more fits; returns them in release order.
     ///
     /// Each bank's queue is walked in release order. A transfer of a strictly ordered class
     /// (urgent, high) that does not fit stops its bank's walk: nothing behind it passes it. In
     /// the normal class a later transfer that fits passes an earlier one that does not. A
-    /// transfer whose payer is frozen waits without holding up the others.
+    /// transfer whose payer is frozen waits without holding up the others, and so does a high
+    /// transfer larger than its bank's whole debit limit ([`high_over_limit`]: left so by a
+    /// lowered cap or pool), which could otherwise stop its bank's walk for good.
     ///
-    /// A release credits the payee's bank, whose queue is then walked again. Unbounded,
-    /// two banks at their caps with long queues of small payments to each other (built by
-    /// any customers, a few thousand transactions) made one block release them one at a
-    /// time, each release walking a whole queue: about 10⁸ steps, seconds of every
-    /// validator's time per block. What the bound leaves is retried at the next block, and
-    /// the liquidity-saving pass settles such chains together.
+    /// A release credits the payee's bank, whose queue is then walked again. Each bank's
+    /// release order is read once per retry ([`Walk`]), and a walk goes from one transfer
+    /// that may fit to the next, past every normal one over its bank's cap without looking
+    /// at it: the result is the walk's, transfer by transfer, at a cost that grows with what
+    /// is released, not with what waits. Before, every walk looked at the whole queue: two
+    /// banks at their caps with long queues of small payments to each other released them
+    /// one at a time, each release walking a whole queue again (10⁸ looks for full queues,
+    /// seconds of every validator's time per block).
     #[allow(clippy::expect_used)] // the entry was just read; queued amounts are reserved
     pub(super) fn release_queued(&mut self, height: u64, now: u64) -> Vec<QueueEvent> {
         let mut released = Vec::new();
         // Banks whose queue may now make progress. A release credits the payee's bank, which
         // may make room for that bank's own queue, so it goes back on the list.
         let mut pending: BTreeSet<BankId> = self.queues.keys().cloned().collect();
-        let mut walks: BTreeMap<BankId, u32> = BTreeMap::new();
+        // Nothing joins a queue during the retry, and a payer's freeze does not change.
+        let mut walks: BTreeMap<BankId, Walk> = BTreeMap::new();
         while let Some(bank_id) = pending.pop_first() {
-            let walked = walks.entry(bank_id.clone()).or_insert(0);
-            if *walked >= MAX_WALKS_PER_BANK {
-                continue;
-            }
-            *walked = walked.saturating_add(1);
-            for seq in self.release_order(&bank_id, now) {
+            let walk = walks
+                .entry(bank_id.clone())
+                .or_insert_with(|| self.walk_of(&bank_id, now));
+            let mut from = 0;
+            while let Some((at, seq)) = walk.next_from(from, |amount| {
+                self.banks
+                    .get(&bank_id)
+                    .is_some_and(|bank| bank.can_send(amount))
+            }) {
+                from = at.saturating_add(1);
                 #[cfg(test)]
                 RETRY_VISITS.with(|visits| visits.set(visits.get() + 1));
                 let Some(entry) = self.queues.get(&bank_id).and_then(|queue| queue.get(&seq))
                 else {
+                    walk.close(at);
                     continue;
                 };
-                // A normal transfer over its bank's cap waits either way: answered from the
-                // bank alone, before the account lookups (a long queue is walked every
-                // block, and most of it is usually over the cap).
+                // A normal transfer over its bank's cap waits either way (the walk passes
+                // those by without looking; this is the same rule, asked of the bank alone).
                 if !entry.priority.strict_order() && !self.within_cap(&bank_id, entry) {
                     continue;
                 }
@@ -332,11 +517,12 @@ impl Ledger {
                     continue;
                 }
                 if !self.releasable(&bank_id, entry) {
-                    if entry.priority.strict_order() {
+                    if entry.priority.strict_order() && !self.over_limit(&bank_id, entry) {
                         break;
                     }
                     continue;
                 }
+                walk.close(at);
                 let entry = self.dequeue(&bank_id, seq).expect("entry was just read");
                 let payer = self.account_mut(&entry.from);
                 payer.reserved = payer
@@ -353,6 +539,37 @@ impl Ledger {
             }
         }
         released
+    }
+
+    /// A bank's due queued transfers in release order, each with what a walk needs to know
+    /// of it before looking ([`Gate`]).
+    fn walk_of(&self, bank: &BankId, now: u64) -> Walk {
+        let order = self.release_order(bank, now);
+        let gates = order
+            .iter()
+            .map(|seq| {
+                let Some(entry) = self.queues.get(bank).and_then(|queue| queue.get(seq)) else {
+                    return Gate::Closed;
+                };
+                if self.payer_frozen(entry) {
+                    Gate::Closed
+                } else if entry.priority.strict_order() || entry.to_bank == *bank {
+                    Gate::Open
+                } else {
+                    Gate::WithinCap(entry.amount)
+                }
+            })
+            .collect();
+        Walk::new(order, gates)
+    }
+
+    /// [`high_over_limit`] for a queued cross-bank transfer of `bank_id`.
+    fn over_limit(&self, bank_id: &BankId, entry: &QueuedTransfer) -> bool {
+        entry.to_bank != *bank_id
+            && self
+                .banks
+                .get(bank_id)
+                .is_some_and(|bank| high_over_limit(entry.priority, entry.amount, bank))
     }
 
     /// A queued transfer whose payer is frozen (or gone) waits without holding up the
