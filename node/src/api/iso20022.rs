@@ -247,7 +247,7 @@ pub(crate) async fn pacs008(
         }
         Err(AdmissionError::AlreadyPending | AdmissionError::AlreadyIncluded(_)) => {
             // The submitter holds the signed transaction itself (its payer's order). Pending,
-            // it is one this node acknowledged (recorded on its disk, or being recorded for
+            // it is one this node acknowledged and recorded (503 while still being recorded for
             // the submission that brought it): one it held only as a peer's copy, with no
             // record here, was admitted as new instead (202 above; ADR 0010). Writes are
             // anonymous, though: its reason as anyone may be told it.

@@ -244,7 +244,8 @@ async fn admit(state: &ApiState, txs: Vec<SignedTransaction>) -> Vec<ApiResult<H
             too many pending transactions)",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`busy` (the node handles its maximum of writes), \
-            `mempool_full` or `unavailable`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+            `mempool_full` or `unavailable` (also: the same transaction is being recorded \
+            for another submission right now; retry)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub(crate) async fn submit(

@@ -25,7 +25,7 @@ use interpool_contracts::{AdmissionError, Hash, SignedTransaction, VerifiedTrans
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::lock;
-use super::mempool::{can_never_commit, SharedMempool};
+use super::mempool::{can_never_commit, Mempool, SharedMempool};
 use super::view::{run_blocking, ChainView};
 use crate::metrics::Metrics;
 use crate::storage::ChainStore;
@@ -231,20 +231,23 @@ impl Admission {
         };
         self.metrics
             .observe_verification(started.elapsed(), checked.len());
-        let (mut results, mut admitted, held) = self.insert(checked, origin);
+        let (mut results, mut admitted, recording) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
-            // Acknowledged means durable: on disk before the client hears "accepted".
-            let store = self.store.clone();
+            // Acknowledged means durable: on disk before the client hears "accepted". The
+            // record runs to its end on the blocking pool (taking back what it failed to
+            // record, then lifting the marks of `recording`) even if this future is dropped
+            // because the client stopped waiting.
+            let this = self.clone();
             crate::failpoints::hit("admission.before_persist");
             let (saved, recorded) = run_blocking(move || {
-                let saved = store.save_pending(&admitted);
+                let saved = this.record(&admitted, recording);
                 (saved, admitted)
             })
             .await;
             admitted = recorded;
             crate::failpoints::hit("admission.after_persist");
             if let Err(error) = saved {
-                self.refuse_unrecorded(&admitted, &held, &mut results, &error);
+                refuse_unrecorded(&mut results, &error);
                 return pending.answer(results);
             }
         }
@@ -278,10 +281,10 @@ impl Admission {
         }
         let (txs, pending) = self.already_pending(txs, origin);
         let checked = check(&self.chain_id, &self.keys, self.store.as_ref(), txs);
-        let (mut results, admitted, held) = self.insert(checked, origin);
+        let (mut results, admitted, recording) = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
-            if let Err(error) = self.store.save_pending(&admitted) {
-                self.refuse_unrecorded(&admitted, &held, &mut results, &error);
+            if let Err(error) = self.record(&admitted, recording) {
+                refuse_unrecorded(&mut results, &error);
                 return pending.answer(results);
             }
         }
@@ -362,7 +365,8 @@ impl Admission {
 
     /// Puts what passed the checks into the mempool: the results, the transactions to
     /// record and gossip (a client's or restored ones; a peer's are already gossiped), and
-    /// what each of those was here before (for [`Self::refuse_unrecorded`]).
+    /// what each of those was here before, with a client's marked as being recorded (for
+    /// [`Self::record`]).
     ///
     /// A client's transaction pending here only as a peer's copy is admitted as a new one
     /// is: acknowledged here, recorded before the answer. Before, it was answered
@@ -377,7 +381,7 @@ impl Admission {
     ) -> (
         Vec<Result<Hash, AdmissionError>>,
         Vec<VerifiedTransaction>,
-        Vec<Held>,
+        Recording,
     ) {
         let mut results = Vec::with_capacity(checked.len());
         let mut admitted = Vec::new();
@@ -404,23 +408,38 @@ impl Admission {
                     continue;
                 }
             };
+            let hash = verified.hash();
+            // A client's transaction whose record for another submission is still being
+            // written, pending or parked meanwhile, is answered "try again" (503): that write
+            // may yet fail and take it back. Before, it was answered `already_pending` (a
+            // pacs.008 got 200 for it, then on no disk if the write failed) or, parked,
+            // admitted as one recorded already (the failed write then took the parked copy
+            // back, and this submission's record had nothing offering it until a restart).
+            // Once the write has ended, a retry is answered as for any transaction recorded
+            // here, or admitted as a new one.
+            if origin == Origin::Client && mempool.is_recording(&hash) {
+                results.push(Err(AdmissionError::Unavailable(format!(
+                    "transaction {hash} is being recorded for another submission; try again"
+                ))));
+                continue;
+            }
             // Backpressure applies to what clients submit now, not to what peers relay or a
             // restart restores (acknowledged already). What is already here adds nothing
             // pending: a retry gets its own answer (`already_pending`), and a peer's copy is
             // acknowledged here (below).
-            if origin == Origin::Client && !mempool.contains(&verified.hash()) {
+            if origin == Origin::Client && !mempool.contains(&hash) {
                 if let Some(pending) = mempool.client_backlog_full(&view.ledger) {
                     results.push(Err(AdmissionError::MempoolFull(pending)));
                     continue;
                 }
             }
-            let hash = verified.hash();
             let kept = (origin != Origin::Peer).then(|| verified.clone());
             // A client's (recorded next) and a restored one (recorded) are this node's
             // acknowledged transactions: evicted behind a nonce gap, they are parked.
             let acknowledged = kept.is_some();
-            // Parked (evicted behind a nonce gap), it was recorded by an earlier submission:
-            // if this one's record fails, that record stands and the transaction stays.
+            // Parked (evicted behind a nonce gap), it was recorded by an earlier submission
+            // (one still being recorded was answered above): if this one's record fails,
+            // that record stands and the transaction stays.
             let before = if acknowledged && mempool.is_parked(&verified) {
                 Held::Recorded
             } else {
@@ -460,18 +479,45 @@ impl Admission {
                 }
             }
         }
+        // A client's are marked once the whole batch is in: a copy later in the same batch
+        // is this submission's own, answered `already_pending` as before.
+        let marked = if origin == Origin::Client {
+            admitted.iter().map(VerifiedTransaction::hash).collect()
+        } else {
+            Vec::new()
+        };
         self.metrics.mempool_size(mempool.len());
-        (results, admitted, held)
+        // Last under the lock: were anything after it to unwind, dropping `recording` would
+        // lock the mempool this thread still holds.
+        let recording = Recording::start(&self.mempool, &mut mempool, marked, held);
+        (results, admitted, recording)
     }
 
-    /// The record of acknowledged transactions failed: they are refused (the node cannot
-    /// promise them) and taken back to what they were here before (`held`, one for each
-    /// of `admitted`).
-    fn refuse_unrecorded(
+    /// Records what a client's submission admitted (`admitted`) in one synced write; if the
+    /// write fails, takes each back to what it was here before and returns the error. The
+    /// marks of `recording` are lifted only then, after the taking back: until that, another
+    /// submission of these transactions is answered "try again", never as one recorded here
+    /// that this failure would take back.
+    fn record(
+        &self,
+        admitted: &[VerifiedTransaction],
+        recording: Recording,
+    ) -> Result<(), crate::storage::StorageError> {
+        let saved = self.store.save_pending(admitted);
+        if let Err(error) = &saved {
+            self.take_back(admitted, &recording.held, error);
+        }
+        drop(recording);
+        saved
+    }
+
+    /// The record of acknowledged transactions failed: they are taken back to what they
+    /// were here before (`held`, one for each of `admitted`); their answers are refused
+    /// ([`refuse_unrecorded`]).
+    fn take_back(
         &self,
         admitted: &[VerifiedTransaction],
         held: &[Held],
-        results: &mut [Result<Hash, AdmissionError>],
         error: &crate::storage::StorageError,
     ) {
         tracing::error!(%error, "cannot record acknowledged transactions; refusing them");
@@ -487,23 +533,82 @@ impl Admission {
                 Held::Recorded => {}
             }
         }
-        for result in results {
-            if result.is_ok() {
-                *result = Err(AdmissionError::Unavailable(error.to_string()));
-            }
+    }
+}
+
+/// The answers of a submission whose record failed: what was admitted is refused
+/// (`unavailable`: the node cannot promise it).
+fn refuse_unrecorded(
+    results: &mut [Result<Hash, AdmissionError>],
+    error: &crate::storage::StorageError,
+) {
+    for result in results {
+        if result.is_ok() {
+            *result = Err(AdmissionError::Unavailable(error.to_string()));
+        }
+    }
+}
+
+/// A batch's admitted transactions while a client's submission of them is being recorded:
+/// what each was here before ([`Admission::take_back`]), and their marks in the mempool
+/// ([`Mempool::is_recording`]), lifted when this is dropped. [`Admission::record`] drops it
+/// once the write and any taking back are over; dropped anywhere else (a panic), it still
+/// lifts them: no mark outlives its submission.
+struct Recording {
+    mempool: SharedMempool,
+    /// The marked hashes (a client's admitted transactions; none for a peer's or a
+    /// restored batch, which are not recorded).
+    marked: Vec<Hash>,
+    /// What each admitted transaction was here before.
+    held: Vec<Held>,
+}
+
+impl Recording {
+    /// Marks `marked` in `locked` (the caller's lock of `mempool`).
+    fn start(
+        mempool: &SharedMempool,
+        locked: &mut Mempool,
+        marked: Vec<Hash>,
+        held: Vec<Held>,
+    ) -> Self {
+        for hash in &marked {
+            locked.start_recording(*hash);
+        }
+        Recording {
+            mempool: mempool.clone(),
+            marked,
+            held,
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if self.marked.is_empty() {
+            return;
+        }
+        // Not `lock`: dropped while unwinding from a panic that poisoned the mempool, it
+        // must not panic again (that aborts the process).
+        let mut mempool = self
+            .mempool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for hash in &self.marked {
+            mempool.end_recording(hash);
         }
     }
 }
 
 /// What a transaction a client submitted and this node admitted was here before: how to
-/// take the admission back if its record fails ([`Admission::refuse_unrecorded`]).
+/// take the admission back if its record fails ([`Admission::take_back`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Held {
     /// Nothing: it is withdrawn, pending or parked.
     New,
     /// Pending as a peer's copy: it stays that, no longer acknowledged here.
     Relayed,
-    /// Parked, recorded by an earlier submission: it stays where it is.
+    /// Parked, recorded by an earlier submission (whose write has ended): it stays where
+    /// it is.
     Recorded,
 }
 
@@ -880,13 +985,18 @@ mod tests {
 
 #[cfg(test)]
 mod record_tests {
+    use std::sync::mpsc;
+
+    use interpool_contracts::block::ChainTip;
+    use interpool_contracts::ledger::{EndToEndArchive, StateEntry};
+    use interpool_contracts::outcome::BlockOutcome;
     use interpool_contracts::testkit::{account, customer_seed, key};
     use interpool_contracts::{Amount, Body, Transaction};
 
     use super::*;
     use crate::app::{Core, Mempool, MempoolLimits};
     use crate::storage::mem::MemStore;
-    use crate::storage::Store;
+    use crate::storage::{CheckpointInfo, CommittedBlock, Location, StorageError, Store};
 
     /// A transfer of customer (0, `i`) with `nonce`, valid until `valid_until_height`.
     fn transfer(i: usize, nonce: u64, valid_until_height: u64) -> VerifiedTransaction {
@@ -1047,6 +1157,160 @@ mod record_tests {
         (admission, store, mempool, core)
     }
 
+    /// The simulator's store, whose next `save_pending` once armed
+    /// ([`Gated::hold_next_record`]) waits until the test lets it go: the window between an
+    /// admission's insert and the end of its record, held open.
+    #[derive(Debug)]
+    struct Gated {
+        store: Arc<MemStore>,
+        /// Tells that the held record started; lets it go on.
+        gate: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+    }
+
+    impl Gated {
+        /// Holds the next record: the receiver hears when it starts, and it goes on to the
+        /// store when the sender sends (or is dropped, by a failing test).
+        fn hold_next_record(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+            let (tell_started, started) = mpsc::channel();
+            let (release, released) = mpsc::channel();
+            *lock(&self.gate) = Some((tell_started, released));
+            (started, release)
+        }
+    }
+
+    impl ChainStore for Gated {
+        fn bind_genesis(&self, genesis: &Hash) -> Result<Option<Hash>, StorageError> {
+            self.store.bind_genesis(genesis)
+        }
+        fn height(&self) -> Result<u64, StorageError> {
+            self.store.height()
+        }
+        fn commit_block(&self, committed: &CommittedBlock) -> Result<(), StorageError> {
+            self.store.commit_block(committed)
+        }
+        fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+            self.store.block(height)
+        }
+        fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+            self.store.certificate(height)
+        }
+        fn outcome(&self, height: u64) -> Result<Option<BlockOutcome>, StorageError> {
+            self.store.outcome(height)
+        }
+        fn tx_location(&self, tx_hash: &Hash) -> Result<Option<Location>, StorageError> {
+            self.store.tx_location(tx_hash)
+        }
+        fn tx_locations(&self, hashes: &[Hash]) -> Result<Vec<Option<Location>>, StorageError> {
+            self.store.tx_locations(hashes)
+        }
+        fn save_consensus_state(
+            &self,
+            state: &[u8],
+            add: &[(&[u8; 32], &[u8])],
+            remove: &[[u8; 32]],
+        ) -> Result<(), StorageError> {
+            self.store.save_consensus_state(state, add, remove)
+        }
+        fn consensus_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+            self.store.consensus_state()
+        }
+        fn consensus_payload(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StorageError> {
+            self.store.consensus_payload(digest)
+        }
+        fn save_pending(&self, txs: &[VerifiedTransaction]) -> Result<(), StorageError> {
+            let gate = lock(&self.gate).take();
+            if let Some((tell_started, released)) = gate {
+                let _ = tell_started.send(());
+                let _ = released.recv();
+            }
+            self.store.save_pending(txs)
+        }
+        fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
+            self.store.forget_pending(hashes)
+        }
+        fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError> {
+            self.store.pending_transactions()
+        }
+        fn write_checkpoint(
+            &self,
+            tip: &ChainTip,
+            entries: &mut dyn Iterator<Item = StateEntry>,
+        ) -> Result<CheckpointInfo, StorageError> {
+            self.store.write_checkpoint(tip, entries)
+        }
+        fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
+            self.store.checkpoint()
+        }
+        fn previous_checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
+            self.store.previous_checkpoint()
+        }
+        fn earliest_height(&self) -> Result<u64, StorageError> {
+            self.store.earliest_height()
+        }
+        fn prune_below(&self, floor: u64) -> Result<u64, StorageError> {
+            self.store.prune_below(floor)
+        }
+        fn adopt_checkpoint(&self, height: u64) -> Result<(), StorageError> {
+            self.store.adopt_checkpoint(height)
+        }
+        fn checkpoint_entries(
+            &self,
+            height: u64,
+            after: Option<&Hash>,
+            limit: usize,
+        ) -> Result<Vec<StateEntry>, StorageError> {
+            self.store.checkpoint_entries(height, after, limit)
+        }
+        fn statements_through(&self) -> Result<u64, StorageError> {
+            self.store.statements_through()
+        }
+        fn remember_end_to_end_lists(
+            &self,
+            lists: &mut dyn Iterator<Item = (u64, &Arc<Vec<Hash>>)>,
+        ) -> Result<u64, StorageError> {
+            self.store.remember_end_to_end_lists(lists)
+        }
+        fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError> {
+            self.store.forget_end_to_end_below(floor)
+        }
+    }
+
+    impl EndToEndArchive for Gated {
+        fn latest(&self, key: &Hash) -> Option<u64> {
+            self.store.latest(key)
+        }
+        fn latest_of_many(&self, keys: &[Hash]) -> Vec<Option<u64>> {
+            self.store.latest_of_many(keys)
+        }
+        fn list(&self, height: u64) -> Arc<Vec<Hash>> {
+            self.store.list(height)
+        }
+    }
+
+    /// [`node_on_memory`] whose admission records through a [`Gated`] store over the
+    /// node's.
+    fn node_with_held_records(
+        max_transactions: usize,
+    ) -> (Admission, Arc<Gated>, Arc<MemStore>, SharedMempool, Core) {
+        let (on_memory, store, mempool, core) = node_on_memory(max_transactions);
+        let gated = Arc::new(Gated {
+            store: store.clone(),
+            gate: std::sync::Mutex::new(None),
+        });
+        let admission = Admission::new(
+            on_memory.chain_id.clone(),
+            mempool.clone(),
+            core.subscribe(),
+            gated.clone(),
+            Arc::new(Metrics::new()),
+            AdmissionSettings::default(),
+        );
+        (admission, gated, store, mempool, core)
+    }
+
+    /// How long a test waits for a held record to start before it fails.
+    const HELD_RECORD_WAIT: Duration = Duration::from_secs(30);
+
     /// The hashes of the acknowledged transactions recorded in `store`.
     fn recorded_in(store: &MemStore) -> Vec<Hash> {
         store
@@ -1150,5 +1414,122 @@ mod record_tests {
         let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(retried.results, vec![Ok(tx.hash())]);
         assert_eq!(recorded_in(&store), vec![tx.hash()]);
+    }
+
+    /// A client submits a transaction while another client's submission of it is being
+    /// recorded, and that record fails: the second is told to try again (`unavailable`,
+    /// 503), and its retry is recorded. Before, it was answered `already_pending` (a
+    /// pacs.008 got 200) for a transaction the failed record then took out of the mempool:
+    /// a success from a node that had it on no disk.
+    #[test]
+    fn a_submission_while_another_is_being_recorded_is_told_to_try_again() {
+        let (admission, gated, store, mempool, _core) = node_with_held_records(100);
+        let tx = transfer(0, 0, 1_000);
+        let (started, release) = gated.hold_next_record();
+        let first = std::thread::spawn({
+            let (admission, tx) = (admission.clone(), tx.signed().clone());
+            move || admission.admit_blocking(vec![tx], Origin::Client)
+        });
+        started
+            .recv_timeout(HELD_RECORD_WAIT)
+            .expect("the first submission's record started");
+        assert!(
+            lock(&mempool).contains(&tx.hash()),
+            "admitted, being recorded"
+        );
+        let second = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+        assert!(
+            matches!(
+                second.results.as_slice(),
+                [Err(AdmissionError::Unavailable(_))]
+            ),
+            "{:?}",
+            second.results
+        );
+        // The first record fails.
+        store.fail_after(1);
+        release.send(()).expect("the first record let go");
+        let first = first.join().expect("the first submission");
+        assert!(
+            matches!(
+                first.results.as_slice(),
+                [Err(AdmissionError::Unavailable(_))]
+            ),
+            "{:?}",
+            first.results
+        );
+        assert!(!lock(&mempool).contains(&tx.hash()), "taken back");
+        store.crash(usize::MAX);
+        assert!(recorded_in(&store).is_empty());
+        // The second client's retry: recorded, then acknowledged.
+        let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+        assert_eq!(retried.results, vec![Ok(tx.hash())]);
+        assert_eq!(recorded_in(&store), vec![tx.hash()]);
+        // Its record over, a submission again is answered as for any recorded transaction.
+        let again = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+        assert_eq!(again.results, vec![Err(AdmissionError::AlreadyPending)]);
+    }
+
+    /// The same through the asynchronous path, the transaction parked meanwhile: a full
+    /// mempool evicts a client's new transaction behind a nonce gap while its record is
+    /// being written, and another client submits it. Before, that submission was taken as
+    /// one recorded already (it was parked) and acknowledged (202) once its own record was
+    /// written; the first record then failed and took the transaction back, parked copy
+    /// included, leaving the second record with nothing offering it until a restart. Now the
+    /// second is told to try again, and its retry is recorded and pending.
+    #[test]
+    fn a_transaction_parked_while_being_recorded_is_not_taken_as_recorded() {
+        use crate::testkit::{commit_block, transfer as transfer_of};
+        let (admission, gated, store, mempool, mut core) = node_with_held_records(2);
+        let gapped = transfer(0, 1, 1_000);
+        let others = [transfer(1, 0, 1_000), transfer_of(customer_seed(1, 1), 0)];
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let (started, release) = gated.hold_next_record();
+        let first = runtime.spawn({
+            let (admission, tx) = (admission.clone(), gapped.signed().clone());
+            async move { admission.admit(vec![tx], Origin::Client).await }
+        });
+        started
+            .recv_timeout(HELD_RECORD_WAIT)
+            .expect("the first submission's record started");
+        // The second of these makes room by parking the one behind a gap; a block takes both.
+        for tx in &others {
+            let admitted = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+            assert_eq!(admitted.results, vec![Ok(tx.hash())]);
+        }
+        assert!(lock(&mempool).is_parked(&gapped));
+        commit_block(&mut core, vec![], 1_000);
+        assert!(lock(&mempool).is_empty());
+        let second = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
+        assert!(
+            matches!(
+                second.results.as_slice(),
+                [Err(AdmissionError::Unavailable(_))]
+            ),
+            "{:?}",
+            second.results
+        );
+        // The first record fails: the transaction is taken back, parked copy included.
+        store.fail_after(1);
+        release.send(()).expect("the first record let go");
+        let first = runtime.block_on(first).expect("the first submission");
+        assert!(
+            matches!(
+                first.results.as_slice(),
+                [Err(AdmissionError::Unavailable(_))]
+            ),
+            "{:?}",
+            first.results
+        );
+        assert!(!lock(&mempool).is_parked(&gapped), "taken back");
+        store.crash(usize::MAX);
+        assert!(recorded_in(&store).is_empty());
+        // The second client's retry: recorded and pending, offered as any other.
+        let retried = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
+        assert_eq!(retried.results, vec![Ok(gapped.hash())]);
+        assert_eq!(recorded_in(&store), vec![gapped.hash()]);
+        assert!(lock(&mempool).contains(&gapped.hash()));
+        let again = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
+        assert_eq!(again.results, vec![Err(AdmissionError::AlreadyPending)]);
     }
 }

@@ -218,6 +218,10 @@ pub struct Mempool {
     commits: VecDeque<(Instant, usize)>,
     /// Acknowledged transactions evicted behind a nonce gap, until it is filled.
     parked: Parked,
+    /// Client submissions whose record is being written (ADR 0010), by hash: how many
+    /// ([`Self::start_recording`]). Kept apart from the entries: the transaction may be
+    /// evicted, parked or committed meanwhile.
+    recording: HashMap<Hash, usize, RandomState>,
 }
 
 impl Mempool {
@@ -233,6 +237,7 @@ impl Mempool {
             selectable: None,
             commits: VecDeque::new(),
             parked: Parked::default(),
+            recording: HashMap::default(),
         }
     }
 
@@ -348,12 +353,41 @@ impl Mempool {
     }
 
     /// True if `tx` itself (not another transaction with its nonce) is parked: this node
-    /// acknowledged it, and its record is on disk (see `Parked`).
+    /// acknowledged it, and its record is on disk, or still being written for the
+    /// submission that brought it ([`Self::is_recording`] says which; see `Parked`).
     pub fn is_parked(&self, tx: &VerifiedTransaction) -> bool {
         self.parked
             .txs
             .get(&(tx.tx().signer, tx.tx().nonce))
             .is_some_and(|parked| parked.hash() == tx.hash())
+    }
+
+    /// True if a client's submission of `hash` is being recorded: its synced write (or the
+    /// taking back of the submission, if that write failed) has not ended. Until then the
+    /// node cannot tell another submission that `hash` is recorded, pending or parked: the
+    /// write may yet fail and take it back (ADR 0010: a 2xx comes from the disk of the node
+    /// that answered).
+    pub fn is_recording(&self, hash: &Hash) -> bool {
+        self.recording.contains_key(hash)
+    }
+
+    /// A client's submission of `hash` is being recorded ([`Self::is_recording`]). Each call
+    /// is matched by one [`Self::end_recording`] once the write, and the taking back of the
+    /// submission if it failed, are over.
+    pub fn start_recording(&mut self, hash: Hash) {
+        let count = self.recording.entry(hash).or_insert(0);
+        *count = count.saturating_add(1);
+    }
+
+    /// The record of one submission of `hash` ([`Self::start_recording`]) is over.
+    pub fn end_recording(&mut self, hash: &Hash) {
+        let count = self.recording.get(hash).copied().unwrap_or(0);
+        debug_assert!(count > 0, "the end of a record that never started");
+        if count > 1 {
+            self.recording.insert(*hash, count - 1);
+        } else {
+            self.recording.remove(hash);
+        }
     }
 
     /// Makes the pending `hash` this node's acknowledged transaction (recorded on its disk,
@@ -892,6 +926,20 @@ mod tests {
         }
         assert_eq!(pool.selectable, Some(order.len()), "every gap is filled");
         assert_eq!(pool.client_backlog_full(&ledger), Some(order.len()));
+    }
+
+    #[test]
+    fn a_hash_is_being_recorded_until_each_of_its_records_has_ended() {
+        let mut pool = Mempool::new(LIMITS);
+        let hash = tx(customer_seed(0, 0), 0, 1, 50).hash();
+        assert!(!pool.is_recording(&hash));
+        pool.start_recording(hash);
+        pool.start_recording(hash);
+        pool.end_recording(&hash);
+        assert!(pool.is_recording(&hash), "one record still being written");
+        pool.end_recording(&hash);
+        assert!(!pool.is_recording(&hash));
+        assert!(pool.recording.is_empty(), "nothing left behind");
     }
 
     #[test]
