@@ -681,7 +681,8 @@ fn build_swarm(
     );
     // Inbound connections still in their handshake, from dialers not yet known, are bounded
     // by `pending_inbound`: per source, and for sources other than the configured peers'
-    // addresses together (what a flooding host can tie up).
+    // addresses and those members connected from, together (what a flooding host can tie
+    // up).
     let listed: Vec<Multiaddr> = settings
         .peers
         .iter()

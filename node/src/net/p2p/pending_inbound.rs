@@ -9,17 +9,23 @@
 //! and the validators and observers that must dial in are refused for as long as it keeps
 //! doing so. This behaviour bounds them itself, in two ways:
 //! * a source's next connection is refused once it has [`MAX_PENDING_PER_SOURCE`] pending;
-//! * sources that are not the address of a configured peer (`p2p.peers`) share
-//!   [`MAX_PENDING_UNLISTED`] slots, while each configured peer's source has its own
-//!   [`MAX_PENDING_PER_SOURCE`] that nobody else can take.
+//! * sources that are not *listed* share [`MAX_PENDING_UNLISTED`] slots, while each listed
+//!   source has its own [`MAX_PENDING_PER_SOURCE`] that nobody else can take. Listed are
+//!   the addresses of the configured peers (`p2p.peers`), and every address from which a
+//!   genesis member (validator or observer) has completed a connection with us, either
+//!   way (at most [`MAX_LEARNED_SOURCES`] of those).
 //!
 //! So a few hosts flooding us with handshakes (four of them filled every slot when one
 //! total bounded all sources) can delay only unlisted dialers, observers and validators
-//! not in our `peers`; the validators we know by address still get in, and our own dials
-//! to them never depended on these slots. In total at most `MAX_PENDING_UNLISTED +
-//! MAX_PENDING_PER_SOURCE × (configured peers' sources)` connections are pending. A peer
-//! configured by name (`/dns4/...`) has no source known in advance and dials in from the
-//! shared slots.
+//! and members not yet seen; the validators we know by address, and every member once it
+//! has connected, still get in, and our own dials to them never depended on these slots.
+//! In total at most `MAX_PENDING_UNLISTED + MAX_PENDING_PER_SOURCE × (listed sources)`
+//! connections are pending. A member not listed by a configured address (an observer, a
+//! validator configured by name) dials in from the shared slots until its first connection
+//! to us lists its address. The learned addresses are never forgotten: a member that keeps
+//! changing its address can take all [`MAX_LEARNED_SOURCES`], raising the total to at most
+//! `MAX_PENDING_UNLISTED + MAX_PENDING_PER_SOURCE × (configured peers' sources +
+//! MAX_LEARNED_SOURCES)`, after which members' new addresses share the unlisted slots.
 //!
 //! A *source* is an IPv4 address, or an IPv6 /64 (one host's usual allocation, in which it
 //! could otherwise pick a fresh address for every connection); an IPv4-mapped IPv6 address
@@ -67,9 +73,14 @@ use libp2p::{Multiaddr, PeerId};
 /// localnets are the only ones on it, and they fit.
 pub const MAX_PENDING_PER_SOURCE: usize = 16;
 
-/// Most inbound connections in their handshake from every source that is not a configured
-/// peer's address, together (the module documentation says why they are apart).
+/// Most inbound connections in their handshake from every source that is not listed,
+/// together (the module documentation says why they are apart).
 pub const MAX_PENDING_UNLISTED: usize = 48;
+
+/// Most sources listed because a genesis member connected from them (beyond the configured
+/// peers' addresses): a member that keeps changing its address cannot grow the list, or
+/// the total of pending connections, without bound.
+pub const MAX_LEARNED_SOURCES: usize = 1_024;
 
 /// Which bound refused a connection ([`TooManyPending`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +111,7 @@ impl fmt::Display for TooManyPending {
             ),
             PendingBound::Unlisted => write!(
                 f,
-                "{} is not a configured peer's address, and such sources already have {} \
+                "{} is not a known member's address, and such sources already have {} \
                  inbound connections in their handshake",
                 self.source, self.limit
             ),
@@ -115,10 +126,14 @@ impl std::error::Error for TooManyPending {}
 pub struct PendingInbound {
     per_source: usize,
     unlisted_limit: usize,
-    /// The sources of the configured peers' addresses.
+    /// The sources of the configured peers' addresses, and those members connected from.
     listed: HashSet<IpAddr>,
-    /// Each pending inbound connection counted, and its source.
-    sources: HashMap<ConnectionId, IpAddr>,
+    /// How many of `listed` were learned from connections ([`MAX_LEARNED_SOURCES`]).
+    learned: usize,
+    /// Each pending inbound connection counted: its source, and whether it holds one of the
+    /// unlisted sources' shared slots (decided when it came, so that a source listed
+    /// meanwhile frees exactly what it took).
+    sources: HashMap<ConnectionId, (IpAddr, bool)>,
     /// How many pending inbound connections each source has (never zero: emptied entries
     /// are removed, so the map holds only sources with connections in their handshake).
     counts: HashMap<IpAddr, usize>,
@@ -128,7 +143,8 @@ pub struct PendingInbound {
 
 impl PendingInbound {
     /// `per_source` pending connections for each source, `unlisted_limit` for all sources
-    /// not among those of `listed` (the configured peers' addresses) together.
+    /// not among those of `listed` (the configured peers' addresses) or learned from
+    /// members' connections, together.
     pub fn new<'a>(
         per_source: usize,
         unlisted_limit: usize,
@@ -138,6 +154,7 @@ impl PendingInbound {
             per_source,
             unlisted_limit,
             listed: listed.into_iter().filter_map(source).collect(),
+            learned: 0,
             sources: HashMap::new(),
             counts: HashMap::new(),
             unlisted: 0,
@@ -146,10 +163,10 @@ impl PendingInbound {
 
     /// Frees the slot of a counted connection; nothing for any other.
     fn release(&mut self, connection_id: ConnectionId) {
-        let Some(source) = self.sources.remove(&connection_id) else {
+        let Some((source, shared)) = self.sources.remove(&connection_id) else {
             return;
         };
-        if !self.listed.contains(&source) {
+        if shared {
             self.unlisted = self.unlisted.saturating_sub(1);
         }
         if let Some(count) = self.counts.get_mut(&source) {
@@ -157,6 +174,17 @@ impl PendingInbound {
             if *count == 0 {
                 self.counts.remove(&source);
             }
+        }
+    }
+
+    /// Lists the source of `address`, where a genesis member connected from (within
+    /// [`MAX_LEARNED_SOURCES`]).
+    fn learn(&mut self, address: &Multiaddr) {
+        let Some(source) = source(address) else {
+            return;
+        };
+        if self.learned < MAX_LEARNED_SOURCES && self.listed.insert(source) {
+            self.learned += 1;
         }
     }
 
@@ -206,7 +234,8 @@ impl NetworkBehaviour for PendingInbound {
                 limit: self.per_source,
             }));
         }
-        if !self.listed.contains(&source) {
+        let shared = !self.listed.contains(&source);
+        if shared {
             if self.unlisted >= self.unlisted_limit {
                 return Err(ConnectionDenied::new(TooManyPending {
                     source,
@@ -217,7 +246,7 @@ impl NetworkBehaviour for PendingInbound {
             self.unlisted += 1;
         }
         self.counts.insert(source, count.saturating_add(1));
-        self.sources.insert(connection_id, source);
+        self.sources.insert(connection_id, (source, shared));
         Ok(())
     }
 
@@ -249,9 +278,11 @@ impl NetworkBehaviour for PendingInbound {
                 self.release(connection_id)
             }
             // Already released in `handle_established_inbound_connection`; this only
-            // guards against that call being skipped.
+            // guards against that call being skipped. Every behaviour accepted the
+            // connection, the allow-list too: a genesis member is at that address.
             FromSwarm::ConnectionEstablished(established) => {
-                self.release(established.connection_id)
+                self.release(established.connection_id);
+                self.learn(established.endpoint.get_remote_address());
             }
             _ => {}
         }
@@ -473,7 +504,7 @@ mod tests {
         let refused = refusal(pend(&mut b, 10, &address("/ip4/198.51.100.4/tcp/1")));
         assert_eq!(refused.bound, PendingBound::Unlisted);
         assert_eq!(refused.limit, 3);
-        assert!(refused.to_string().contains("not a configured peer"));
+        assert!(refused.to_string().contains("not a known member"));
         assert!(pend(&mut b, 11, &flooders[0]).is_err());
         // The configured peer still gets in from another port, up to its own bound.
         assert!(pend(&mut b, 20, &address("/ip4/192.0.2.10/tcp/51000")).is_ok());
@@ -502,5 +533,62 @@ mod tests {
             refusal(pend(&mut b, 2, &address("/ip6/2001:db8:0:2::1/tcp/1"))).bound,
             PendingBound::Unlisted
         );
+    }
+
+    fn connected(b: &mut PendingInbound, n: usize, remote: &Multiaddr) {
+        let endpoint = libp2p::core::ConnectedPoint::Listener {
+            local_addr: local(),
+            send_back_addr: remote.clone(),
+        };
+        b.on_swarm_event(FromSwarm::ConnectionEstablished(
+            libp2p::swarm::behaviour::ConnectionEstablished {
+                peer_id: peer(),
+                connection_id: id(n),
+                endpoint: &endpoint,
+                failed_addresses: &[],
+                other_established: 0,
+            },
+        ));
+    }
+
+    #[test]
+    fn a_member_that_connected_is_listed_and_what_it_took_before_is_freed_exactly() {
+        let mut b = PendingInbound::new(2, 1, []);
+        let member = address("/ip4/198.51.100.7/tcp/40000");
+        let flooder = address("/ip4/203.0.113.9/tcp/40000");
+        // Unlisted at first: the member holds the one shared slot, the flooder is refused.
+        assert!(pend(&mut b, 1, &member).is_ok());
+        assert_eq!(
+            refusal(pend(&mut b, 2, &flooder)).bound,
+            PendingBound::Unlisted
+        );
+        // Another of its connections completes its handshake: its address is listed.
+        connected(&mut b, 3, &member);
+        assert!(pend(&mut b, 4, &member).is_ok());
+        // Its first connection still holds the shared slot, and frees it.
+        assert!(pend(&mut b, 5, &flooder).is_err());
+        listen_failure(&mut b, 1, &member);
+        assert_eq!(b.unlisted, 0);
+        assert!(pend(&mut b, 6, &flooder).is_ok());
+        listen_failure(&mut b, 4, &member);
+        listen_failure(&mut b, 6, &flooder);
+        assert_eq!(b.unlisted, 0);
+        assert!(b.counts.is_empty());
+    }
+
+    #[test]
+    fn learned_sources_are_bounded() {
+        let mut b = PendingInbound::new(1, 0, []);
+        for n in 0..MAX_LEARNED_SOURCES + 10 {
+            let n = u32::try_from(n).expect("small");
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + n);
+            connected(&mut b, 0, &address(&format!("/ip4/{ip}/tcp/1")));
+        }
+        assert_eq!(b.listed.len(), MAX_LEARNED_SOURCES);
+        let late = address(&format!(
+            "/ip4/{}/tcp/1",
+            std::net::Ipv4Addr::from(0x0a00_0000 + 5_000)
+        ));
+        assert!(pend(&mut b, 1, &late).is_err());
     }
 }
