@@ -307,13 +307,30 @@ impl TestApi {
         content_type: &str,
         body: Vec<u8>,
     ) -> (StatusCode, Value) {
+        let (status, body) = self
+            .post_raw(Some(testkit::REGULATOR_SEED), uri, content_type, body)
+            .await;
+        (status, serde_json::from_slice(&body).expect("JSON answer"))
+    }
+
+    /// `POST uri` with a body of `content_type`, signed by the key of `signer` (a testkit
+    /// seed) or anonymous; the status and the answer's bytes.
+    async fn post_raw(
+        &self,
+        signer: Option<u64>,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Vec<u8>) {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(header::CONTENT_TYPE, content_type)
             .body(())
             .expect("request");
-        self.sign(&mut request, testkit::REGULATOR_SEED, &body);
+        if let Some(seed) = signer {
+            self.sign(&mut request, seed, &body);
+        }
         let (parts, ()) = request.into_parts();
         let mut request = Request::from_parts(parts, Body::from(body));
         request
@@ -331,7 +348,7 @@ impl TestApi {
         let body = axum::body::to_bytes(response.into_body(), 16 << 20)
             .await
             .expect("body");
-        (status, serde_json::from_slice(&body).expect("JSON answer"))
+        (status, body.to_vec())
     }
 
     async fn get_json(&self, uri: &str) -> (StatusCode, Value) {
@@ -2354,27 +2371,14 @@ async fn a_rejection_shows_the_receiving_banks_pool_only_to_those_who_may_read_i
             1_796_025_257_123,
         )
         .expect("pacs.008");
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri("/v1/iso20022/pacs.008")
-            .header(header::CONTENT_TYPE, "application/xml")
-            .body(Body::from(xml))
-            .expect("request");
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                CLIENT_A, 40_000,
-            ))));
-        let response = api
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let answered = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
+        let (answered, body) = api
+            .post_raw(
+                None,
+                "/v1/iso20022/pacs.008",
+                "application/xml",
+                xml.into_bytes(),
+            )
+            .await;
         let body = String::from_utf8_lossy(&body);
         assert_eq!(answered, status, "{body}");
         assert!(body.contains("RJCT") && body.contains("AM02"), "{body}");

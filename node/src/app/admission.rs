@@ -1053,7 +1053,7 @@ mod record_tests {
             lock(&mempool).contains(&waiting.hash()),
             "taken in once the commit made room"
         );
-        assert_eq!(recorded(&store), vec![waiting.hash()]);
+        assert_eq!(recorded(&*store), vec![waiting.hash()]);
     }
 
     /// An acknowledged transaction that expires uncommitted (here behind a nonce gap)
@@ -1071,7 +1071,7 @@ mod record_tests {
     }
 
     /// The hashes of the acknowledged transactions recorded in `store`.
-    fn recorded(store: &Store) -> Vec<Hash> {
+    fn recorded(store: &dyn ChainStore) -> Vec<Hash> {
         store
             .pending_transactions()
             .expect("pending")
@@ -1101,9 +1101,9 @@ mod record_tests {
         let mempool = core.mempool().clone();
         assert!(!lock(&mempool).contains(&gapped.hash()));
         assert!(!lock(&mempool).contains(&taken.hash()));
-        assert_eq!(recorded(&store).len(), 4);
+        assert_eq!(recorded(&*store).len(), 4);
         commit_block(&mut core, vec![], 1_000);
-        assert_eq!(recorded(&store).len(), 2);
+        assert_eq!(recorded(&*store).len(), 2);
         // Other nodes' transactions fill customer 0's gap and take customer 1's nonce 1.
         commit_block(
             &mut core,
@@ -1119,12 +1119,12 @@ mod record_tests {
             .lingering(Duration::ZERO, 10)
             .contains(gapped.signed()));
         assert_eq!(
-            recorded(&store),
+            recorded(&*store),
             vec![gapped.hash()],
             "the taken one's went"
         );
         commit_block(&mut core, vec![], 3_000);
-        assert!(recorded(&store).is_empty(), "committed");
+        assert!(recorded(&*store).is_empty(), "committed");
         assert!(lock(&mempool).is_empty());
     }
 
@@ -1311,16 +1311,6 @@ mod record_tests {
     /// How long a test waits for a held record to start before it fails.
     const HELD_RECORD_WAIT: Duration = Duration::from_secs(30);
 
-    /// The hashes of the acknowledged transactions recorded in `store`.
-    fn recorded_in(store: &MemStore) -> Vec<Hash> {
-        store
-            .pending_transactions()
-            .expect("pending")
-            .iter()
-            .map(SignedTransaction::hash)
-            .collect()
-    }
-
     /// A client submits again an acknowledged transaction that a full mempool parked behind
     /// a nonce gap, and the record of this submission fails: the transaction recorded the
     /// first time is still offered, and commits once the gap is filled. Before, taking
@@ -1353,7 +1343,7 @@ mod record_tests {
         );
         store.crash(usize::MAX);
         assert_eq!(
-            recorded_in(&store),
+            recorded(&*store),
             vec![gapped.hash()],
             "the first record stands"
         );
@@ -1378,10 +1368,10 @@ mod record_tests {
         let tx = transfer(0, 0, 1_000);
         let relayed = admission.admit_blocking(vec![tx.signed().clone()], Origin::Peer);
         assert_eq!(relayed.results, vec![Ok(tx.hash())]);
-        assert!(recorded_in(&store).is_empty(), "the peer's to record");
+        assert!(recorded(&*store).is_empty(), "the peer's to record");
         let submitted = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(submitted.results, vec![Ok(tx.hash())]);
-        assert_eq!(recorded_in(&store), vec![tx.hash()]);
+        assert_eq!(recorded(&*store), vec![tx.hash()]);
         assert_eq!(lock(&mempool).len(), 1);
         // Acknowledged here now: a retry is answered as for one of this node's own.
         let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
@@ -1410,10 +1400,10 @@ mod record_tests {
         );
         assert!(lock(&mempool).contains(&tx.hash()), "still pending");
         store.crash(usize::MAX);
-        assert!(recorded_in(&store).is_empty());
+        assert!(recorded(&*store).is_empty());
         let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(retried.results, vec![Ok(tx.hash())]);
-        assert_eq!(recorded_in(&store), vec![tx.hash()]);
+        assert_eq!(recorded(&*store), vec![tx.hash()]);
     }
 
     /// A client submits a transaction while another client's submission of it is being
@@ -1460,11 +1450,11 @@ mod record_tests {
         );
         assert!(!lock(&mempool).contains(&tx.hash()), "taken back");
         store.crash(usize::MAX);
-        assert!(recorded_in(&store).is_empty());
+        assert!(recorded(&*store).is_empty());
         // The second client's retry: recorded, then acknowledged.
         let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(retried.results, vec![Ok(tx.hash())]);
-        assert_eq!(recorded_in(&store), vec![tx.hash()]);
+        assert_eq!(recorded(&*store), vec![tx.hash()]);
         // Its record over, a submission again is answered as for any recorded transaction.
         let again = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(again.results, vec![Err(AdmissionError::AlreadyPending)]);
@@ -1523,11 +1513,11 @@ mod record_tests {
         );
         assert!(!lock(&mempool).is_parked(&gapped), "taken back");
         store.crash(usize::MAX);
-        assert!(recorded_in(&store).is_empty());
+        assert!(recorded(&*store).is_empty());
         // The second client's retry: recorded and pending, offered as any other.
         let retried = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
         assert_eq!(retried.results, vec![Ok(gapped.hash())]);
-        assert_eq!(recorded_in(&store), vec![gapped.hash()]);
+        assert_eq!(recorded(&*store), vec![gapped.hash()]);
         assert!(lock(&mempool).contains(&gapped.hash()));
         let again = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
         assert_eq!(again.results, vec![Err(AdmissionError::AlreadyPending)]);
