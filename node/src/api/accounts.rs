@@ -197,11 +197,9 @@ pub(crate) async fn account_history(
             format!("no account {id}"),
         ));
     }
-    // A rejected entry whose error the caller may not see as stored shows without its
-    // receipt (`transactions::withhold_rejection`: the error names what the payer lacked, or
-    // another bank's pool).
-    let withhold =
-        (!caller.sees_all()).then(|| (caller.clone(), state.reader.view().ledger.clone()));
+    // A rejected entry is cut to what the caller may read (`transactions::cut_rejection`:
+    // the error names what the payer lacked, or another bank's pool).
+    let shown_to = (caller.clone(), state.reader.view().ledger.clone());
     let page = state
         .read_expensive(move |store| {
             // One more than asked tells whether there is a next page.
@@ -234,22 +232,21 @@ pub(crate) async fn account_history(
                     })?,
                 );
             }
-            if let Some((caller, ledger)) = &withhold {
-                let mut decoded = None;
-                for view in &mut transactions {
-                    let Some((location, error)) = view
-                        .receipt
-                        .as_ref()
-                        .and_then(super::transactions::rejection)
-                    else {
-                        continue;
-                    };
-                    let signer = super::transactions::signer_at(store, location, &mut decoded)?;
-                    if !signer.is_some_and(|signer| caller.sees_receipt_of(ledger, &signer, error))
-                    {
-                        view.receipt = None;
-                    }
-                }
+            let mut decoded = None;
+            for view in &mut transactions {
+                let Some((location, _)) = view
+                    .receipt
+                    .as_ref()
+                    .and_then(super::transactions::rejection)
+                else {
+                    continue;
+                };
+                let (caller, ledger) = &shown_to;
+                let signer = match caller.sees_all() {
+                    true => None,
+                    false => super::transactions::signer_at(store, location, &mut decoded)?,
+                };
+                super::transactions::cut_rejection(caller, ledger, signer.as_ref(), view);
             }
             Ok::<_, ApiError>(AccountHistoryView {
                 account: id,

@@ -885,6 +885,10 @@ async fn openapi_schemas_accept_what_the_api_serializes() {
             status: TxStatus::Committed,
             height: Some(7),
             settled_height: Some(9),
+            rejection: match &outcome {
+                Outcome::Rejected { error } => Some(error.to_view()),
+                _ => None,
+            },
             receipt: Some(receipt(outcome.clone())),
         };
         assert_fits(&document, tx_schema, &view, &format!("{outcome:?}"));
@@ -897,6 +901,7 @@ async fn openapi_schemas_accept_what_the_api_serializes() {
             height: Some(7),
             settled_height: None,
             receipt: Some(receipt(Outcome::Committed)),
+            rejection: None,
         }],
         next: Some("7:3".into()),
     };
@@ -1008,6 +1013,7 @@ async fn openapi_schemas_accept_what_the_api_serializes() {
         height: None,
         settled_height: None,
         receipt: Some(receipt(Outcome::Committed)),
+        rejection: None,
     })
     .expect("serialize");
     bad_tx["receipt"]["outcome"] = "Committed".into();
@@ -2314,10 +2320,20 @@ async fn a_rejection_shows_the_receiving_banks_pool_only_to_those_who_may_read_i
     let outcome = view["receipt"]["outcome"].to_string();
     assert!(outcome.contains("PoolLimit"), "{view}");
     assert!(shows_room(&outcome), "{view}");
+    assert_eq!(view["rejection"]["code"], "pool_limit", "{view}");
+    assert!(shows_room(&view["rejection"].to_string()), "{view}");
     for uri in [&history, &pacs002] {
         let body = get(testkit::REGULATOR_SEED, uri.clone()).await;
         assert!(shows_room(&body), "{uri}: {body}");
     }
+    // The payee may see the transaction (it is a party), not why it was rejected.
+    let body = get(payee_seed, the_tx.clone()).await;
+    let view: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(view["status"], "rejected", "{view}");
+    assert!(
+        view["receipt"].is_null() && view["rejection"].is_null(),
+        "{view}"
+    );
     // The payer and its bank's operator: rejected, never the room.
     for seed in [payer_seed, operator_seed(1)] {
         let body = get(seed, the_tx.clone()).await;
@@ -2325,11 +2341,28 @@ async fn a_rejection_shows_the_receiving_banks_pool_only_to_those_who_may_read_i
         let view: Value = serde_json::from_str(&body).expect("JSON");
         assert_eq!(view["status"], "rejected", "{view}");
         assert!(view["height"].is_u64(), "{view}");
-        // A receipt holds the error itself (its amount with it): left out.
+        // A receipt holds the error itself (its amount with it): left out. Why it was
+        // rejected is theirs to know: the code, and a message without the room.
         assert!(view["receipt"].is_null(), "{view}");
+        assert_eq!(view["rejection"]["code"], "pool_limit", "{view}");
+        assert!(
+            view["rejection"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("pool cannot take")),
+            "{view}"
+        );
         let page = get(seed, history.clone()).await;
         assert!(!shows_room(&page), "seed {seed}: {page}");
-        assert!(page.contains(&rejected.hash().to_string()), "{page}");
+        let entry = serde_json::from_str::<Value>(&page).expect("JSON")["transactions"]
+            .as_array()
+            .and_then(|txs| {
+                txs.iter()
+                    .find(|tx| tx["hash"] == rejected.hash().to_string())
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("{page}"));
+        assert!(entry["receipt"].is_null(), "{entry}");
+        assert_eq!(entry["rejection"]["code"], "pool_limit", "{entry}");
         let xml = get(seed, pacs002.clone()).await;
         assert!(!shows_room(&xml), "seed {seed}: {xml}");
         assert!(xml.contains("RJCT") && xml.contains("AM02"), "{xml}");

@@ -416,36 +416,68 @@ pub(crate) async fn transaction(
         height: None,
         settled_height: None,
         receipt: None,
+        rejection: None,
     }))
 }
 
-/// Leaves out a rejected transaction's receipt for a caller who may see the transaction but
-/// not its error as stored ([`Caller::sees_receipt_of`]): its payee and the operator of the
-/// payee's bank (the error names what the payer lacked), and, when the error carries the
-/// receiving bank's pool or the cycle's gross total (`pool_limit`, `cycle_limit`), anyone
-/// who may not read that figure. It reads `rejected`, at its height, without it.
-///
-/// [`Caller::sees_receipt_of`]: super::auth::Caller::sees_receipt_of
+/// A rejected transaction's view as `caller` is shown it ([`cut_rejection`]); for those who
+/// see everything, the signer is not looked up.
 async fn withhold_rejection(
     caller: &super::auth::Caller,
     state: &ApiState,
     view: &mut TxStatusView,
 ) -> ApiResult<()> {
-    let Some((location, error)) = view.receipt.as_ref().and_then(rejection) else {
+    let Some((location, _)) = view.receipt.as_ref().and_then(rejection) else {
         return Ok(());
     };
-    if caller.sees_all() {
-        return Ok(());
-    }
+    let signer = if caller.sees_all() {
+        None
+    } else {
+        state
+            .read_expensive(move |store| signer_at(store, location, &mut None))
+            .await??
+    };
+    cut_rejection(caller, &state.reader.view().ledger, signer.as_ref(), view);
+    Ok(())
+}
+
+/// Cuts the view of a rejected transaction signed by `signer` to what `caller` may read:
+/// * `rejection`, its code and a message ([`rejection_view`]: without the amounts the
+///   caller may not read), for a caller who may see why it was rejected
+///   ([`Caller::sees_rejection_of`]): its payer, the payer's bank's operator, and those who
+///   see everything, not its payee or the payee's bank;
+/// * the receipt, which holds the error as stored (amounts and all), only for a caller who
+///   may read all of it ([`Caller::sees_receipt_of`]); for anyone else the transaction
+///   reads `rejected` at its height without it.
+///
+/// Every route that shows a transaction's status comes here: the transaction and account
+/// histories. A view that is not a rejection is left as it is.
+///
+/// [`rejection_view`]: super::error::rejection_view
+/// [`Caller::sees_rejection_of`]: super::auth::Caller::sees_rejection_of
+/// [`Caller::sees_receipt_of`]: super::auth::Caller::sees_receipt_of
+pub(crate) fn cut_rejection(
+    caller: &super::auth::Caller,
+    ledger: &interpool_contracts::Ledger,
+    signer: Option<&interpool_contracts::AccountId>,
+    view: &mut TxStatusView,
+) {
+    let Some((_, error)) = view.receipt.as_ref().and_then(rejection) else {
+        return;
+    };
     let error = error.clone();
-    let signer = state
-        .read_expensive(move |store| signer_at(store, location, &mut None))
-        .await??;
-    let chain = state.reader.view();
-    if !signer.is_some_and(|signer| caller.sees_receipt_of(&chain.ledger, &signer, &error)) {
+    let (sees_why, sees_receipt) = match signer {
+        _ if caller.sees_all() => (true, true),
+        Some(signer) => (
+            caller.sees_rejection_of(ledger, signer),
+            caller.sees_receipt_of(ledger, signer, &error),
+        ),
+        None => (false, false),
+    };
+    view.rejection = sees_why.then(|| super::error::rejection_view(&error, caller));
+    if !sees_receipt {
         view.receipt = None;
     }
-    Ok(())
 }
 
 /// A rejected transaction's place (block height, index) and error, from its receipt; `None`
@@ -588,5 +620,6 @@ pub(crate) fn stored_status(
         height: Some(height),
         settled_height,
         receipt: Some(receipt),
+        rejection: None,
     }))
 }

@@ -43,6 +43,11 @@ pub fn outcome_detail(view: &TxStatusView) -> String {
         }
         Outcome::Rejected { error } => format!("{}: {error}", error.code()),
     };
+    // A receipt the node left out (it holds figures that are not this caller's to read):
+    // the reason as the caller may read it.
+    if let (None, Some(why)) = (&view.receipt, &view.rejection) {
+        return format!("{}: {}", why.code, why.message);
+    }
     match (view.status, &view.receipt, view.settled_height) {
         (TxStatus::Committed, Some(_), Some(settled)) => {
             format!("released from the queue at height {settled}")
@@ -454,6 +459,7 @@ mod tests {
                 index: 0,
                 outcome,
             }),
+            rejection: None,
         }
     }
 
@@ -491,6 +497,17 @@ mod tests {
             None,
         ));
         assert!(rejected.starts_with("zero_amount: "), "{rejected}");
+        // Without its receipt (another bank's pool is not the payer's to read), the reason
+        // as the node gave it.
+        let mut withheld = view(TxStatus::Rejected, None, None);
+        withheld.rejection = Some(interpool_contracts::error::ErrorView {
+            code: "pool_limit".into(),
+            message: "the receiving bank's pool cannot take this amount in this cycle".into(),
+        });
+        assert_eq!(
+            outcome_detail(&withheld),
+            "pool_limit: the receiving bank's pool cannot take this amount in this cycle"
+        );
         assert_eq!(
             outcome_detail(&view(TxStatus::Pending, None, None)),
             "in the mempool"

@@ -201,6 +201,7 @@ pub fn submit(node_url: &str, out: Output, body: &BodyArgs, args: &SubmitArgs) -
         height: None,
         settled_height: None,
         receipt: None,
+        rejection: None,
     };
     let (last, exit) = if args.wait {
         let timeout = Duration::from_secs(args.timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT_SECONDS));
@@ -402,6 +403,7 @@ mod tests {
                 index: 0,
                 outcome,
             }),
+            rejection: None,
         };
         Reply::json(200, serde_json::to_string(&view).expect("json"))
     }
