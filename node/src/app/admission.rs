@@ -985,18 +985,13 @@ mod tests {
 
 #[cfg(test)]
 mod record_tests {
-    use std::sync::mpsc;
-
-    use interpool_contracts::block::ChainTip;
-    use interpool_contracts::ledger::{EndToEndArchive, StateEntry};
-    use interpool_contracts::outcome::BlockOutcome;
     use interpool_contracts::testkit::{account, customer_seed, key};
     use interpool_contracts::{Amount, Body, Transaction};
 
     use super::*;
     use crate::app::{Core, Mempool, MempoolLimits};
     use crate::storage::mem::MemStore;
-    use crate::storage::{CheckpointInfo, CommittedBlock, Location, StorageError, Store};
+    use crate::storage::Store;
 
     /// A transfer of customer (0, `i`) with `nonce`, valid until `valid_until_height`.
     fn transfer(i: usize, nonce: u64, valid_until_height: u64) -> VerifiedTransaction {
@@ -1157,155 +1152,18 @@ mod record_tests {
         (admission, store, mempool, core)
     }
 
-    /// The simulator's store, whose next `save_pending` once armed
-    /// ([`Gated::hold_next_record`]) waits until the test lets it go: the window between an
-    /// admission's insert and the end of its record, held open.
-    #[derive(Debug)]
-    struct Gated {
-        store: Arc<MemStore>,
-        /// Tells that the held record started; lets it go on.
-        gate: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
-    }
-
-    impl Gated {
-        /// Holds the next record: the receiver hears when it starts, and it goes on to the
-        /// store when the sender sends (or is dropped, by a failing test).
-        fn hold_next_record(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
-            let (tell_started, started) = mpsc::channel();
-            let (release, released) = mpsc::channel();
-            *lock(&self.gate) = Some((tell_started, released));
-            (started, release)
-        }
-    }
-
-    impl ChainStore for Gated {
-        fn bind_genesis(&self, genesis: &Hash) -> Result<Option<Hash>, StorageError> {
-            self.store.bind_genesis(genesis)
-        }
-        fn height(&self) -> Result<u64, StorageError> {
-            self.store.height()
-        }
-        fn commit_block(&self, committed: &CommittedBlock) -> Result<(), StorageError> {
-            self.store.commit_block(committed)
-        }
-        fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
-            self.store.block(height)
-        }
-        fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
-            self.store.certificate(height)
-        }
-        fn outcome(&self, height: u64) -> Result<Option<BlockOutcome>, StorageError> {
-            self.store.outcome(height)
-        }
-        fn tx_location(&self, tx_hash: &Hash) -> Result<Option<Location>, StorageError> {
-            self.store.tx_location(tx_hash)
-        }
-        fn tx_locations(&self, hashes: &[Hash]) -> Result<Vec<Option<Location>>, StorageError> {
-            self.store.tx_locations(hashes)
-        }
-        fn save_consensus_state(
-            &self,
-            state: &[u8],
-            add: &[(&[u8; 32], &[u8])],
-            remove: &[[u8; 32]],
-        ) -> Result<(), StorageError> {
-            self.store.save_consensus_state(state, add, remove)
-        }
-        fn consensus_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
-            self.store.consensus_state()
-        }
-        fn consensus_payload(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StorageError> {
-            self.store.consensus_payload(digest)
-        }
-        fn save_pending(&self, txs: &[VerifiedTransaction]) -> Result<(), StorageError> {
-            let gate = lock(&self.gate).take();
-            if let Some((tell_started, released)) = gate {
-                let _ = tell_started.send(());
-                let _ = released.recv();
-            }
-            self.store.save_pending(txs)
-        }
-        fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
-            self.store.forget_pending(hashes)
-        }
-        fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError> {
-            self.store.pending_transactions()
-        }
-        fn write_checkpoint(
-            &self,
-            tip: &ChainTip,
-            entries: &mut dyn Iterator<Item = StateEntry>,
-        ) -> Result<CheckpointInfo, StorageError> {
-            self.store.write_checkpoint(tip, entries)
-        }
-        fn checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
-            self.store.checkpoint()
-        }
-        fn previous_checkpoint(&self) -> Result<Option<CheckpointInfo>, StorageError> {
-            self.store.previous_checkpoint()
-        }
-        fn earliest_height(&self) -> Result<u64, StorageError> {
-            self.store.earliest_height()
-        }
-        fn prune_below(&self, floor: u64) -> Result<u64, StorageError> {
-            self.store.prune_below(floor)
-        }
-        fn adopt_checkpoint(&self, height: u64) -> Result<(), StorageError> {
-            self.store.adopt_checkpoint(height)
-        }
-        fn checkpoint_entries(
-            &self,
-            height: u64,
-            after: Option<&Hash>,
-            limit: usize,
-        ) -> Result<Vec<StateEntry>, StorageError> {
-            self.store.checkpoint_entries(height, after, limit)
-        }
-        fn statements_through(&self) -> Result<u64, StorageError> {
-            self.store.statements_through()
-        }
-        fn remember_end_to_end_lists(
-            &self,
-            lists: &mut dyn Iterator<Item = (u64, &Arc<Vec<Hash>>)>,
-        ) -> Result<u64, StorageError> {
-            self.store.remember_end_to_end_lists(lists)
-        }
-        fn forget_end_to_end_below(&self, floor: u64) -> Result<(), StorageError> {
-            self.store.forget_end_to_end_below(floor)
-        }
-    }
-
-    impl EndToEndArchive for Gated {
-        fn latest(&self, key: &Hash) -> Option<u64> {
-            self.store.latest(key)
-        }
-        fn latest_of_many(&self, keys: &[Hash]) -> Vec<Option<u64>> {
-            self.store.latest_of_many(keys)
-        }
-        fn list(&self, height: u64) -> Arc<Vec<Hash>> {
-            self.store.list(height)
-        }
-    }
-
-    /// [`node_on_memory`] whose admission records through a [`Gated`] store over the
-    /// node's.
-    fn node_with_held_records(
-        max_transactions: usize,
-    ) -> (Admission, Arc<Gated>, Arc<MemStore>, SharedMempool, Core) {
-        let (on_memory, store, mempool, core) = node_on_memory(max_transactions);
-        let gated = Arc::new(Gated {
-            store: store.clone(),
-            gate: std::sync::Mutex::new(None),
-        });
-        let admission = Admission::new(
-            on_memory.chain_id.clone(),
-            mempool.clone(),
-            core.subscribe(),
-            gated.clone(),
-            Arc::new(Metrics::new()),
-            AdmissionSettings::default(),
+    /// Asserts that the one transaction submitted in `admitted` was refused with
+    /// `unavailable` (try again).
+    #[track_caller]
+    fn assert_told_to_retry(admitted: &Admitted) {
+        assert!(
+            matches!(
+                admitted.results.as_slice(),
+                [Err(AdmissionError::Unavailable(_))]
+            ),
+            "{:?}",
+            admitted.results
         );
-        (admission, gated, store, mempool, core)
     }
 
     /// How long a test waits for a held record to start before it fails.
@@ -1333,14 +1191,7 @@ mod record_tests {
         // Submitted again: admitted (the mempool has room), but its record fails.
         store.fail_after(1);
         let again = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
-        assert!(
-            matches!(
-                again.results.as_slice(),
-                [Err(AdmissionError::Unavailable(_))]
-            ),
-            "{:?}",
-            again.results
-        );
+        assert_told_to_retry(&again);
         store.crash(usize::MAX);
         assert_eq!(
             recorded(&*store),
@@ -1390,14 +1241,7 @@ mod record_tests {
         assert_eq!(relayed.results, vec![Ok(tx.hash())]);
         store.fail_after(1);
         let refused = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
-        assert!(
-            matches!(
-                refused.results.as_slice(),
-                [Err(AdmissionError::Unavailable(_))]
-            ),
-            "{:?}",
-            refused.results
-        );
+        assert_told_to_retry(&refused);
         assert!(lock(&mempool).contains(&tx.hash()), "still pending");
         store.crash(usize::MAX);
         assert!(recorded(&*store).is_empty());
@@ -1413,9 +1257,9 @@ mod record_tests {
     /// a success from a node that had it on no disk.
     #[test]
     fn a_submission_while_another_is_being_recorded_is_told_to_try_again() {
-        let (admission, gated, store, mempool, _core) = node_with_held_records(100);
+        let (admission, store, mempool, _core) = node_on_memory(100);
         let tx = transfer(0, 0, 1_000);
-        let (started, release) = gated.hold_next_record();
+        let (started, release) = store.hold_next_record();
         let first = std::thread::spawn({
             let (admission, tx) = (admission.clone(), tx.signed().clone());
             move || admission.admit_blocking(vec![tx], Origin::Client)
@@ -1428,26 +1272,12 @@ mod record_tests {
             "admitted, being recorded"
         );
         let second = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
-        assert!(
-            matches!(
-                second.results.as_slice(),
-                [Err(AdmissionError::Unavailable(_))]
-            ),
-            "{:?}",
-            second.results
-        );
+        assert_told_to_retry(&second);
         // The first record fails.
         store.fail_after(1);
         release.send(()).expect("the first record let go");
         let first = first.join().expect("the first submission");
-        assert!(
-            matches!(
-                first.results.as_slice(),
-                [Err(AdmissionError::Unavailable(_))]
-            ),
-            "{:?}",
-            first.results
-        );
+        assert_told_to_retry(&first);
         assert!(!lock(&mempool).contains(&tx.hash()), "taken back");
         store.crash(usize::MAX);
         assert!(recorded(&*store).is_empty());
@@ -1470,11 +1300,11 @@ mod record_tests {
     #[test]
     fn a_transaction_parked_while_being_recorded_is_not_taken_as_recorded() {
         use crate::testkit::{commit_block, transfer as transfer_of};
-        let (admission, gated, store, mempool, mut core) = node_with_held_records(2);
+        let (admission, store, mempool, mut core) = node_on_memory(2);
         let gapped = transfer(0, 1, 1_000);
         let others = [transfer(1, 0, 1_000), transfer_of(customer_seed(1, 1), 0)];
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let (started, release) = gated.hold_next_record();
+        let (started, release) = store.hold_next_record();
         let first = runtime.spawn({
             let (admission, tx) = (admission.clone(), gapped.signed().clone());
             async move { admission.admit(vec![tx], Origin::Client).await }
@@ -1491,26 +1321,12 @@ mod record_tests {
         commit_block(&mut core, vec![], 1_000);
         assert!(lock(&mempool).is_empty());
         let second = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
-        assert!(
-            matches!(
-                second.results.as_slice(),
-                [Err(AdmissionError::Unavailable(_))]
-            ),
-            "{:?}",
-            second.results
-        );
+        assert_told_to_retry(&second);
         // The first record fails: the transaction is taken back, parked copy included.
         store.fail_after(1);
         release.send(()).expect("the first record let go");
         let first = runtime.block_on(first).expect("the first submission");
-        assert!(
-            matches!(
-                first.results.as_slice(),
-                [Err(AdmissionError::Unavailable(_))]
-            ),
-            "{:?}",
-            first.results
-        );
+        assert_told_to_retry(&first);
         assert!(!lock(&mempool).is_parked(&gapped), "taken back");
         store.crash(usize::MAX);
         assert!(recorded(&*store).is_empty());

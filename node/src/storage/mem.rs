@@ -10,9 +10,12 @@
 //! [`MemStore::fail_after`] arms a crash *at* a later write: that write fails and is not
 //! applied, and the store refuses everything after it until it is crashed and reopened,
 //! like a process killed in the middle of its write path.
+//!
+//! [`MemStore::hold_next_record`] holds the next record of acknowledged transactions
+//! (`save_pending`) until the test lets it go: a record in flight, held open.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use interpool_contracts::block::ChainTip;
 use interpool_contracts::ledger::{EndToEndArchive, StateEntry};
@@ -169,6 +172,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct MemStore {
     inner: Mutex<Inner>,
+    /// An armed [`MemStore::hold_next_record`]: who to tell that the record started, and
+    /// what lets it go on. Apart from `inner`, so that the store is read while it waits.
+    held: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
 }
 
 impl MemStore {
@@ -179,6 +185,16 @@ impl MemStore {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds the next `save_pending` before it writes: the receiver hears when it starts,
+    /// and it goes on when the sender sends (or is dropped, by a failing test). Everything
+    /// else goes on meanwhile.
+    pub fn hold_next_record(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (tell_started, started) = mpsc::channel();
+        let (release, released) = mpsc::channel();
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = Some((tell_started, released));
+        (started, release)
     }
 
     /// Arms a crash at the `n`-th write from now (`n ≥ 1`): that write fails unapplied and
@@ -329,6 +345,15 @@ impl ChainStore for MemStore {
     fn save_pending(&self, txs: &[VerifiedTransaction]) -> Result<(), StorageError> {
         if txs.is_empty() {
             return Ok(());
+        }
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((tell_started, released)) = held {
+            let _ = tell_started.send(());
+            let _ = released.recv();
         }
         self.write(Write::SavePending(
             txs.iter().map(|tx| tx.signed().clone()).collect(),
