@@ -622,6 +622,7 @@ fn build_swarm(
     settings: &P2pSettings,
     topics: &Topics,
     allowed: impl Iterator<Item = PeerId>,
+    listed: &[Multiaddr],
     frames_refused: Arc<AtomicU64>,
 ) -> Result<Swarm<Behaviour>, P2pError> {
     let config_error = |error: &dyn std::fmt::Display| P2pError::Config(error.to_string());
@@ -683,14 +684,9 @@ fn build_swarm(
     // by `pending_inbound`: per source, and for sources other than the configured peers'
     // addresses and those members connected from, together (what a flooding host can tie
     // up).
-    let listed: Vec<Multiaddr> = settings
-        .peers
-        .iter()
-        .filter_map(|(_, address)| address.parse().ok())
-        .collect();
     let behaviour = Behaviour {
         allowed: allowed_list,
-        pending_inbound: PendingInbound::new(MAX_PENDING_PER_SOURCE, MAX_PENDING_UNLISTED, &listed),
+        pending_inbound: PendingInbound::new(MAX_PENDING_PER_SOURCE, MAX_PENDING_UNLISTED, listed),
         limits,
         gossip,
         consensus,
@@ -744,9 +740,16 @@ pub async fn start(settings: P2pSettings) -> Result<(P2pHandle, P2pEvents), P2pE
     let accounts: HashMap<PeerId, AccountId> =
         peer_ids.iter().map(|(key, peer)| (*peer, *key)).collect();
     let listen = parse_address(&settings.listen)?;
+    // The configured peers' addresses: dialed (and redialed), and listed for the handshake
+    // slots of their sources.
+    let peers: Vec<(&AccountId, Multiaddr)> = settings
+        .peers
+        .iter()
+        .map(|(key, address)| Ok((key, parse_address(address)?)))
+        .collect::<Result<_, P2pError>>()?;
+    let listed: Vec<Multiaddr> = peers.iter().map(|(_, address)| address.clone()).collect();
     let mut redial = HashMap::new();
-    for (key, address) in &settings.peers {
-        let address = parse_address(address)?;
+    for (key, address) in peers {
         let peer = peer_id_of(key)?;
         if peer == local_peer {
             continue;
@@ -765,6 +768,7 @@ pub async fn start(settings: P2pSettings) -> Result<(P2pHandle, P2pEvents), P2pE
         &settings,
         &topics,
         accounts.keys().copied(),
+        &listed,
         frames_refused.clone(),
     )?;
     swarm.listen_on(listen).map_err(|e| P2pError::Listen {
