@@ -14,6 +14,7 @@
 //! forwarded by gossipsub once its validation result is reported ([`Admitted::forged`]
 //! decides that report). Either way the consensus driver is woken.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -231,7 +232,12 @@ impl Admission {
         };
         self.metrics
             .observe_verification(started.elapsed(), checked.len());
-        let (mut results, mut admitted, recording) = self.insert(checked, origin);
+        let Inserted {
+            mut results,
+            already_pending,
+            mut admitted,
+            recording,
+        } = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
             // Acknowledged means durable: on disk before the client hears "accepted". The
             // record runs to its end on the blocking pool (taking back what it failed to
@@ -247,7 +253,7 @@ impl Admission {
             admitted = recorded;
             crate::failpoints::hit("admission.after_persist");
             if let Err(error) = saved {
-                refuse_unrecorded(&mut results, &error);
+                refuse_unrecorded(&mut results, &admitted, &already_pending, &error);
                 return pending.answer(results);
             }
         }
@@ -281,10 +287,15 @@ impl Admission {
         }
         let (txs, pending) = self.already_pending(txs, origin);
         let checked = check(&self.chain_id, &self.keys, self.store.as_ref(), txs);
-        let (mut results, admitted, recording) = self.insert(checked, origin);
+        let Inserted {
+            mut results,
+            already_pending,
+            admitted,
+            recording,
+        } = self.insert(checked, origin);
         if origin == Origin::Client && !admitted.is_empty() {
             if let Err(error) = self.record(&admitted, recording) {
-                refuse_unrecorded(&mut results, &error);
+                refuse_unrecorded(&mut results, &admitted, &already_pending, &error);
                 return pending.answer(results);
             }
         }
@@ -378,12 +389,9 @@ impl Admission {
         &self,
         checked: Vec<Result<VerifiedTransaction, AdmissionError>>,
         origin: Origin,
-    ) -> (
-        Vec<Result<Hash, AdmissionError>>,
-        Vec<VerifiedTransaction>,
-        Recording,
-    ) {
+    ) -> Inserted {
         let mut results = Vec::with_capacity(checked.len());
+        let mut already_pending = Vec::new();
         let mut admitted = Vec::new();
         let mut held = Vec::new();
         let mut mempool = lock(&self.mempool);
@@ -475,6 +483,9 @@ impl Admission {
                             mempool.park_refused(tx);
                         }
                     }
+                    if origin == Origin::Client && error == AdmissionError::AlreadyPending {
+                        already_pending.push((results.len(), hash));
+                    }
                     results.push(Err(error));
                 }
             }
@@ -490,7 +501,12 @@ impl Admission {
         // Last under the lock: were anything after it to unwind, dropping `recording` would
         // lock the mempool this thread still holds.
         let recording = Recording::start(&self.mempool, &mut mempool, marked, held);
-        (results, admitted, recording)
+        Inserted {
+            results,
+            already_pending,
+            admitted,
+            recording,
+        }
     }
 
     /// Records what a client's submission admitted (`admitted`) in one synced write; if the
@@ -536,15 +552,43 @@ impl Admission {
     }
 }
 
-/// The answers of a submission whose record failed: what was admitted is refused
-/// (`unavailable`: the node cannot promise it).
+/// What [`Admission::insert`] made of a batch.
+struct Inserted {
+    /// One answer per transaction, in order.
+    results: Vec<Result<Hash, AdmissionError>>,
+    /// A client's transactions answered `already_pending` (their places in `results`, and
+    /// hashes): a copy of one this batch admitted is among them.
+    already_pending: Vec<(usize, Hash)>,
+    /// What a client's submission admitted, to record (a peer's: nothing).
+    admitted: Vec<VerifiedTransaction>,
+    /// Their marks while they are recorded.
+    recording: Recording,
+}
+
+/// The answers of a submission whose record failed: what was admitted (`admitted`) is
+/// refused (`unavailable`: the node cannot promise it), and so is a later copy of one of
+/// those in the same batch, answered `already_pending` (among `already_pending`) on the
+/// strength of the first: the failed record took it back. Before, such a copy kept
+/// `already_pending`, a success for a transaction on no disk.
 fn refuse_unrecorded(
     results: &mut [Result<Hash, AdmissionError>],
+    admitted: &[VerifiedTransaction],
+    already_pending: &[(usize, Hash)],
     error: &crate::storage::StorageError,
 ) {
-    for result in results {
+    let refused = || Err(AdmissionError::Unavailable(error.to_string()));
+    for result in results.iter_mut() {
         if result.is_ok() {
-            *result = Err(AdmissionError::Unavailable(error.to_string()));
+            *result = refused();
+        }
+    }
+    if already_pending.is_empty() {
+        return;
+    }
+    let taken_back: HashSet<Hash> = admitted.iter().map(VerifiedTransaction::hash).collect();
+    for (at, hash) in already_pending {
+        if let (true, Some(result)) = (taken_back.contains(hash), results.get_mut(*at)) {
+            *result = refused();
         }
     }
 }
@@ -1337,5 +1381,39 @@ mod record_tests {
         assert!(lock(&mempool).contains(&gapped.hash()));
         let again = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
         assert_eq!(again.results, vec![Err(AdmissionError::AlreadyPending)]);
+    }
+
+    /// A client's batch holds one transaction twice, and its record fails: both copies are
+    /// told to try again. Before, the second kept `already_pending` (answered on the
+    /// strength of the first copy) for a transaction the failed record took back: a pacs.008
+    /// would have got 200 for it, on no disk. Recorded on a retry, the repeat is answered
+    /// `already_pending` as before.
+    #[test]
+    fn a_copy_in_a_batch_whose_record_fails_is_told_to_try_again_too() {
+        let (admission, store, mempool, _core) = node_on_memory(100);
+        let tx = transfer(0, 0, 1_000);
+        let twice = || vec![tx.signed().clone(), tx.signed().clone()];
+        store.fail_after(1);
+        let failed = admission.admit_blocking(twice(), Origin::Client);
+        assert!(
+            matches!(
+                failed.results.as_slice(),
+                [
+                    Err(AdmissionError::Unavailable(_)),
+                    Err(AdmissionError::Unavailable(_))
+                ]
+            ),
+            "{:?}",
+            failed.results
+        );
+        assert!(!lock(&mempool).contains(&tx.hash()), "taken back");
+        store.crash(usize::MAX);
+        assert!(recorded(&*store).is_empty());
+        let retried = admission.admit_blocking(twice(), Origin::Client);
+        assert_eq!(
+            retried.results,
+            vec![Ok(tx.hash()), Err(AdmissionError::AlreadyPending)]
+        );
+        assert_eq!(recorded(&*store), vec![tx.hash()]);
     }
 }
