@@ -83,14 +83,15 @@ pub struct TxStatusView {
     /// the height at which that happened.
     pub settled_height: Option<u64>,
     /// Its receipt, once included. Left out of a rejected transaction's view for a caller
-    /// who may not read its error as stored: the payee (the error names what the payer
-    /// lacked), and anyone who may not read the amounts it carries (`pool_limit` holds the
+    /// who may not read its error as stored: the payee and the payee's bank's operator (the
+    /// error names what the payer lacked), and anyone who may not read the amounts it carries (`pool_limit` holds the
     /// receiving bank's pool, `cycle_limit` the cycle's gross total).
     pub receipt: Option<Receipt>,
     /// Why it was rejected, for a caller who may know: its payer, the payer's bank's
     /// operator and those who see everything. The code, and a message without the figures
     /// the caller may not read (the payer of a `pool_limit` rejection reads the code, not
-    /// the other bank's pool). `None` for anything not rejected, and for its payee.
+    /// the other bank's pool). `None` for anything not rejected, and for its payee and the
+    /// payee's bank's operator.
     #[serde(default)]
     pub rejection: Option<crate::error::ErrorView>,
 }

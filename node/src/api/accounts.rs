@@ -234,17 +234,12 @@ pub(crate) async fn account_history(
             }
             let mut decoded = None;
             for view in &mut transactions {
-                let Some((location, _)) = view
-                    .receipt
-                    .as_ref()
-                    .and_then(super::transactions::rejection)
-                else {
-                    continue;
-                };
                 let (caller, ledger) = &shown_to;
-                let signer = match caller.sees_all() {
-                    true => None,
-                    false => super::transactions::signer_at(store, location, &mut decoded)?,
+                let signer = match super::transactions::signer_to_look_up(caller, view) {
+                    Some(location) => {
+                        super::transactions::signer_at(store, location, &mut decoded)?
+                    }
+                    None => None,
                 };
                 super::transactions::cut_rejection(caller, ledger, signer.as_ref(), view);
             }

@@ -255,7 +255,9 @@ fn tx_status(error: &TxError) -> StatusCode {
 /// carries amounts the caller may not read ([`Caller::redacted_message`]: `pool_limit`,
 /// `cycle_limit`), which is then replaced by one without them. Every route that renders a
 /// rejection's code and message goes through here: the answers to `POST /v1/transactions`,
-/// its batch and pacs.008 (anonymous: `Caller::default()`), and pacs.002 status reports.
+/// its batch and pacs.008 (anonymous: `Caller::default()`), pacs.002 status reports, and a
+/// rejected transaction's `rejection` in `GET /v1/transactions/{hash}` and the account
+/// history (`transactions::cut_rejection`).
 pub(crate) fn rejection_view(error: &TxError, caller: &Caller) -> ErrorView {
     match caller.redacted_message(error) {
         Some(message) => ErrorView {

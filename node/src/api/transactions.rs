@@ -396,7 +396,7 @@ pub(crate) async fn transaction(
         Some(mut view) => {
             let location = view.receipt.as_ref().map(|r| (r.height, r.index));
             if visible(check_transaction(&caller, &state, hash, location).await)? {
-                withhold_rejection(&caller, &state, &mut view).await?;
+                cut_for_caller(&caller, &state, &mut view).await?;
                 return Ok(Json(view));
             }
             false
@@ -420,28 +420,44 @@ pub(crate) async fn transaction(
     }))
 }
 
-/// A rejected transaction's view as `caller` is shown it ([`cut_rejection`]); for those who
-/// see everything, the signer is not looked up.
-async fn withhold_rejection(
+/// `view` cut to what `caller` may read ([`cut_rejection`]), its signer read from the
+/// store only when the cut needs it ([`signer_to_look_up`]).
+async fn cut_for_caller(
     caller: &super::auth::Caller,
     state: &ApiState,
     view: &mut TxStatusView,
 ) -> ApiResult<()> {
-    let Some((location, _)) = view.receipt.as_ref().and_then(rejection) else {
-        return Ok(());
-    };
-    let signer = if caller.sees_all() {
-        None
-    } else {
-        state
-            .read_expensive(move |store| signer_at(store, location, &mut None))
-            .await??
+    let signer = match signer_to_look_up(caller, view) {
+        Some(location) => {
+            state
+                .read_expensive(move |store| signer_at(store, location, &mut None))
+                .await??
+        }
+        None => None,
     };
     cut_rejection(caller, &state.reader.view().ledger, signer.as_ref(), view);
     Ok(())
 }
 
-/// Cuts the view of a rejected transaction signed by `signer` to what `caller` may read:
+/// Where the signer [`cut_rejection`] needs for `view` is: the place of a rejected
+/// transaction, unless the caller sees everything (the cut then does not ask who signed
+/// it). `None`: nothing to look up.
+pub(crate) fn signer_to_look_up(
+    caller: &super::auth::Caller,
+    view: &TxStatusView,
+) -> Option<crate::storage::Location> {
+    if caller.sees_all() {
+        return None;
+    }
+    view.receipt
+        .as_ref()
+        .and_then(rejection)
+        .map(|(location, _)| location)
+}
+
+/// Cuts the view of a rejected transaction signed by `signer` to what `caller` may read
+/// (`signer` is asked only of a caller who does not see everything; `None` there: not
+/// found, and the caller is shown neither):
 /// * `rejection`, its code and a message ([`rejection_view`]: without the amounts the
 ///   caller may not read), for a caller who may see why it was rejected
 ///   ([`Caller::sees_rejection_of`]): its payer, the payer's bank's operator, and those who
@@ -450,8 +466,8 @@ async fn withhold_rejection(
 ///   may read all of it ([`Caller::sees_receipt_of`]); for anyone else the transaction
 ///   reads `rejected` at its height without it.
 ///
-/// Every route that shows a transaction's status comes here: the transaction and account
-/// histories. A view that is not a rejection is left as it is.
+/// Every route that shows a stored transaction's status comes here:
+/// `GET /v1/transactions/{hash}` and the account history. A view that is not a rejection is left as it is.
 ///
 /// [`rejection_view`]: super::error::rejection_view
 /// [`Caller::sees_rejection_of`]: super::auth::Caller::sees_rejection_of

@@ -569,7 +569,10 @@ struct Inserted {
 /// refused (`unavailable`: the node cannot promise it), and so is a later copy of one of
 /// those in the same batch, answered `already_pending` (among `already_pending`) on the
 /// strength of the first: the failed record took it back. Before, such a copy kept
-/// `already_pending`, a success for a transaction on no disk.
+/// `already_pending`, a success for a transaction on no disk. Every copy gets the one
+/// answer, also for a transaction an earlier submission had recorded (`Held::Recorded`,
+/// which the take-back leaves where it is): there `unavailable` is cautious, and a retry is
+/// answered `already_pending`.
 fn refuse_unrecorded(
     results: &mut [Result<Hash, AdmissionError>],
     admitted: &[VerifiedTransaction],

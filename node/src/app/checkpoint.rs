@@ -11,8 +11,7 @@
 //! state root. A checkpoint that fails any of that is not used: the node replays from the
 //! genesis instead, and says so.
 
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -130,10 +129,62 @@ fn statement_floor(ledger: &Ledger) -> u64 {
         .max(1)
 }
 
+/// The writer's queue: at most one checkpoint waiting, and the newest offer takes its
+/// place. A checkpoint offered while the previous one is still being written is written
+/// next, whichever offers came between: the latest state (the halt height's among them,
+/// which an upgraded node starts from) is never the one skipped for being busy.
+#[derive(Default)]
+struct Offered {
+    slot: Mutex<Slot>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Slot {
+    waiting: Option<(ChainTip, Arc<Ledger>)>,
+    /// No more offers: the writer writes what is waiting and stops.
+    closed: bool,
+}
+
+impl Offered {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts `tip`'s state in the slot; the height of the one it replaces, if any.
+    fn offer(&self, tip: ChainTip, ledger: Arc<Ledger>) -> Option<u64> {
+        let replaced = self.lock().waiting.replace((tip, ledger));
+        self.ready.notify_one();
+        replaced.map(|(tip, _)| tip.height)
+    }
+
+    /// The next checkpoint to write, waiting for one; `None` once closed and empty.
+    fn next(&self) -> Option<(ChainTip, Arc<Ledger>)> {
+        let mut slot = self.lock();
+        loop {
+            if let Some(job) = slot.waiting.take() {
+                return Some(job);
+            }
+            if slot.closed {
+                return None;
+            }
+            slot = self
+                .ready
+                .wait(slot)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+}
+
 /// The checkpoint writer: a thread that writes the checkpoints the core offers it.
 pub struct Checkpointer {
     interval: u64,
-    jobs: Option<SyncSender<(ChainTip, Arc<Ledger>)>>,
+    offered: Arc<Offered>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -150,101 +201,46 @@ impl Checkpointer {
         metrics: Arc<Metrics>,
         statements: Option<Arc<StatementProgress>>,
     ) -> std::io::Result<Checkpointer> {
-        // One waiting: a checkpoint offered while the previous one is still being written
-        // replaces nothing and is skipped (the next interval brings another).
-        let (jobs, queue) = mpsc::sync_channel::<(ChainTip, Arc<Ledger>)>(1);
+        let offered = Arc::new(Offered::default());
+        let queue = offered.clone();
         let thread = std::thread::Builder::new()
             .name("checkpoints".into())
             .spawn(move || {
-                for (tip, ledger) in queue {
-                    // A restart from this checkpoint must not need the opening ledger of a
-                    // cycle it closed: wait for those statements, or skip this checkpoint
-                    // (the next interval brings another).
-                    let closed = ledger.current_cycle().saturating_sub(1);
-                    if let Some(progress) = &statements {
-                        if !progress.wait_for(closed, STATEMENTS_WAIT) {
-                            tracing::error!(
-                                height = tip.height,
-                                cycle = closed,
-                                "the statements of the cycles before this checkpoint are \
-                                 not written; skipping the checkpoint"
-                            );
-                            continue;
-                        }
-                    }
-                    let started = Instant::now();
-                    match store.write_checkpoint(&tip, &mut ledger.state_entries()) {
-                        Ok(info) => {
-                            metrics.checkpoint(&info);
-                            tracing::info!(
-                                height = info.height,
-                                entries = info.entries,
-                                bytes = info.bytes,
-                                millis = started.elapsed().as_millis() as u64,
-                                "wrote checkpoint"
-                            );
-                            if let Some(retain) = retain.filter(|r| *r > 0) {
-                                // The block after the previous checkpoint stays too: its
-                                // certified header is what certifies that checkpoint's
-                                // state, from which `audit` verifies the chain (a
-                                // checkpoint at the tip has no such block yet).
-                                let certifying = match store.previous_checkpoint() {
-                                    Ok(previous) => previous
-                                        .map_or(u64::MAX, |p| p.height.saturating_add(1)),
-                                    Err(error) => {
-                                        tracing::error!(%error, "cannot read the previous checkpoint");
-                                        0
-                                    }
-                                };
-                                let floor = info
-                                    .height
-                                    .saturating_add(1)
-                                    .saturating_sub(retain)
-                                    .min(statement_floor(&ledger))
-                                    .min(certifying);
-                                match store.prune_below(floor.min(info.height)) {
-                                    Ok(0) => {}
-                                    Ok(pruned) => tracing::info!(
-                                        below = floor,
-                                        blocks = pruned,
-                                        "pruned blocks"
-                                    ),
-                                    Err(error) => {
-                                        tracing::error!(%error, "cannot prune blocks")
-                                    }
-                                }
-                            }
-                        }
-                        Err(error) => {
-                            tracing::error!(height = tip.height, %error, "cannot write checkpoint");
-                        }
-                    }
+                while let Some((tip, ledger)) = queue.next() {
+                    write_one(
+                        &*store,
+                        &tip,
+                        &ledger,
+                        retain,
+                        &metrics,
+                        statements.as_deref(),
+                    );
                 }
             })?;
         Ok(Checkpointer {
             interval: interval.max(1),
-            jobs: Some(jobs),
+            offered,
             thread: Some(thread),
         })
     }
 
     /// After a commit: hands the state after `tip` to the writer if `tip` is at a
     /// checkpoint height, or `always` (the halt height: the upgraded node starts from it).
+    /// A checkpoint still waiting for the writer is replaced by this newer one.
     pub fn after_commit(&self, tip: &ChainTip, ledger: &Arc<Ledger>, always: bool) {
         if !tip.height.is_multiple_of(self.interval) && !always {
             return;
         }
-        if let Some(jobs) = &self.jobs {
-            match jobs.try_send((tip.clone(), ledger.clone())) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => tracing::warn!(
-                    height = tip.height,
-                    "previous checkpoint still being written; skipping this one"
-                ),
-                Err(TrySendError::Disconnected(_)) => {
-                    tracing::error!(height = tip.height, "the checkpoint writer has stopped")
-                }
-            }
+        if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+            tracing::error!(height = tip.height, "the checkpoint writer has stopped");
+            return;
+        }
+        if let Some(replaced) = self.offered.offer(tip.clone(), ledger.clone()) {
+            tracing::warn!(
+                height = tip.height,
+                replaced,
+                "previous checkpoint still being written; this one replaces the one waiting"
+            );
         }
     }
 
@@ -254,15 +250,140 @@ impl Checkpointer {
     }
 
     fn stop(&mut self) {
-        self.jobs = None;
+        self.offered.close();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
+/// Writes the checkpoint of `tip`, then prunes what `retain` lets go.
+fn write_one(
+    store: &dyn ChainStore,
+    tip: &ChainTip,
+    ledger: &Ledger,
+    retain: Option<u64>,
+    metrics: &Metrics,
+    statements: Option<&StatementProgress>,
+) {
+    // A restart from this checkpoint must not need the opening ledger of a cycle it
+    // closed: wait for those statements, or skip this checkpoint (the next interval
+    // brings another).
+    let closed = ledger.current_cycle().saturating_sub(1);
+    if let Some(progress) = statements {
+        if !progress.wait_for(closed, STATEMENTS_WAIT) {
+            tracing::error!(
+                height = tip.height,
+                cycle = closed,
+                "the statements of the cycles before this checkpoint are not written; \
+                 skipping the checkpoint"
+            );
+            return;
+        }
+    }
+    let started = Instant::now();
+    let info = match store.write_checkpoint(tip, &mut ledger.state_entries()) {
+        Ok(info) => info,
+        Err(error) => {
+            tracing::error!(height = tip.height, %error, "cannot write checkpoint");
+            return;
+        }
+    };
+    metrics.checkpoint(&info);
+    tracing::info!(
+        height = info.height,
+        entries = info.entries,
+        bytes = info.bytes,
+        millis = started.elapsed().as_millis() as u64,
+        "wrote checkpoint"
+    );
+    let Some(retain) = retain.filter(|r| *r > 0) else {
+        return;
+    };
+    // The block after the previous checkpoint stays too: its certified header is what
+    // certifies that checkpoint's state, from which `audit` verifies the chain (a
+    // checkpoint at the tip has no such block yet).
+    let certifying = match store.previous_checkpoint() {
+        Ok(previous) => previous.map_or(u64::MAX, |p| p.height.saturating_add(1)),
+        Err(error) => {
+            tracing::error!(%error, "cannot read the previous checkpoint");
+            0
+        }
+    };
+    let floor = info
+        .height
+        .saturating_add(1)
+        .saturating_sub(retain)
+        .min(statement_floor(ledger))
+        .min(certifying);
+    match store.prune_below(floor.min(info.height)) {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(below = floor, blocks = pruned, "pruned blocks"),
+        Err(error) => tracing::error!(%error, "cannot prune blocks"),
+    }
+}
+
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::MemStore;
+    use interpool_contracts::testkit;
+
+    #[test]
+    fn a_checkpoint_offered_while_the_writer_is_busy_replaces_the_one_waiting() {
+        let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
+        let ledger = Arc::new(Ledger::from_genesis(&genesis).expect("genesis"));
+        let tip = |height| ChainTip {
+            height,
+            ..ChainTip::genesis(&genesis, ledger.state_root())
+        };
+        let store = Arc::new(MemStore::new());
+        let (started, release) = store.hold_next_checkpoint();
+        let writer = Checkpointer::spawn(store.clone(), 1, None, Arc::new(Metrics::new()), None)
+            .expect("spawn the writer");
+
+        writer.after_commit(&tip(7), &ledger, false);
+        started.recv().expect("the writer starts on 7");
+        // Busy with 7: 8 waits, then 9 (the halt height, say) takes its place.
+        writer.after_commit(&tip(8), &ledger, false);
+        writer.after_commit(&tip(9), &ledger, true);
+        release.send(()).expect("let 7 go on");
+        writer.finish();
+
+        let written = store.checkpoint().expect("read").expect("a checkpoint");
+        assert_eq!(
+            written.height, 9,
+            "the newest offer is the one written last"
+        );
+    }
+
+    #[test]
+    fn finishing_writes_the_checkpoint_still_waiting() {
+        let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
+        let ledger = Arc::new(Ledger::from_genesis(&genesis).expect("genesis"));
+        let tip = ChainTip {
+            height: 4,
+            ..ChainTip::genesis(&genesis, ledger.state_root())
+        };
+        let store = Arc::new(MemStore::new());
+        let writer = Checkpointer::spawn(store.clone(), 4, None, Arc::new(Metrics::new()), None)
+            .expect("spawn the writer");
+        writer.after_commit(
+            &ChainTip {
+                height: 3,
+                ..tip.clone()
+            },
+            &ledger,
+            false,
+        );
+        writer.after_commit(&tip, &ledger, false);
+        writer.finish();
+        assert_eq!(store.checkpoint().expect("read").map(|c| c.height), Some(4));
     }
 }

@@ -13,6 +13,7 @@
 //!
 //! [`MemStore::hold_next_record`] holds the next record of acknowledged transactions
 //! (`save_pending`) until the test lets it go: a record in flight, held open.
+//! [`MemStore::hold_next_checkpoint`] does the same to the next `write_checkpoint`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
@@ -168,13 +169,39 @@ struct Inner {
     writes: u64,
 }
 
+/// A write held before it starts, once armed: who to tell that it started, and what lets
+/// it go on. Apart from the tables, so that the store is read while it waits.
+#[derive(Debug, Default)]
+struct Hold(Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>);
+
+impl Hold {
+    /// Arms the hold: the receiver hears when the write starts, and it goes on when the
+    /// sender sends (or is dropped, by a failing test).
+    fn arm(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (tell_started, started) = mpsc::channel();
+        let (release, released) = mpsc::channel();
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((tell_started, released));
+        (started, release)
+    }
+
+    /// Where the held write starts: waits there if armed (once).
+    fn pass(&self) {
+        let armed = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((tell_started, released)) = armed {
+            let _ = tell_started.send(());
+            let _ = released.recv();
+        }
+    }
+}
+
 /// The in-memory store. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug, Default)]
 pub struct MemStore {
     inner: Mutex<Inner>,
-    /// An armed [`MemStore::hold_next_record`]: who to tell that the record started, and
-    /// what lets it go on. Apart from `inner`, so that the store is read while it waits.
-    held: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+    /// An armed [`MemStore::hold_next_record`].
+    held_record: Hold,
+    /// An armed [`MemStore::hold_next_checkpoint`].
+    held_checkpoint: Hold,
 }
 
 impl MemStore {
@@ -191,10 +218,13 @@ impl MemStore {
     /// and it goes on when the sender sends (or is dropped, by a failing test). Everything
     /// else goes on meanwhile.
     pub fn hold_next_record(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
-        let (tell_started, started) = mpsc::channel();
-        let (release, released) = mpsc::channel();
-        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = Some((tell_started, released));
-        (started, release)
+        self.held_record.arm()
+    }
+
+    /// Holds the next `write_checkpoint` before it writes, as
+    /// [`MemStore::hold_next_record`] does the next record: a checkpoint writer kept busy.
+    pub fn hold_next_checkpoint(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        self.held_checkpoint.arm()
     }
 
     /// Arms a crash at the `n`-th write from now (`n ≥ 1`): that write fails unapplied and
@@ -346,15 +376,7 @@ impl ChainStore for MemStore {
         if txs.is_empty() {
             return Ok(());
         }
-        let held = self
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some((tell_started, released)) = held {
-            let _ = tell_started.send(());
-            let _ = released.recv();
-        }
+        self.held_record.pass();
         self.write(Write::SavePending(
             txs.iter().map(|tx| tx.signed().clone()).collect(),
         ))
@@ -384,6 +406,7 @@ impl ChainStore for MemStore {
         tip: &ChainTip,
         entries: &mut dyn Iterator<Item = StateEntry>,
     ) -> Result<CheckpointInfo, StorageError> {
+        self.held_checkpoint.pass();
         let mut info = CheckpointInfo::of(tip);
         let mut map = BTreeMap::new();
         for entry in entries {
