@@ -349,6 +349,26 @@ pub enum EventView {
         /// The accounts whose balances it changed or would have changed (signer, payee).
         accounts: Vec<AccountId>,
     },
+    /// A transaction was included and rejected, as a stream tells it to a caller who may
+    /// not read its receipt (which holds the error as stored: what the payer lacked, or
+    /// another bank's pool): its place and parties, and why it was rejected for a caller
+    /// who may know (its payer and the payer's bank's operator: the code and a message
+    /// without the figures they may not read), as `GET /v1/transactions/{hash}` shows it.
+    /// The node's stream sends it in place of that `transaction` event;
+    /// [`EventView::of_block`] never makes one.
+    Rejected {
+        /// The transaction's hash.
+        tx_hash: Hash,
+        /// The block height.
+        height: u64,
+        /// Its position in the block.
+        index: u32,
+        /// The accounts it would have changed (signer, payee).
+        accounts: Vec<AccountId>,
+        /// Why, for a caller who may know; `None` for its payee and the payee's operator.
+        #[serde(default)]
+        rejection: Option<crate::error::ErrorView>,
+    },
     /// A queued transfer was released (executed) at the end of a block.
     Released {
         /// What left the queue.
@@ -449,7 +469,9 @@ impl EventView {
     /// not accounts).
     pub fn concerns(&self, account: &AccountId) -> bool {
         match self {
-            EventView::Transaction { accounts, .. } => accounts.contains(account),
+            EventView::Transaction { accounts, .. } | EventView::Rejected { accounts, .. } => {
+                accounts.contains(account)
+            }
             EventView::Released { transfer }
             | EventView::Expired { transfer }
             | EventView::Dropped { transfer, .. }
@@ -470,6 +492,7 @@ impl EventView {
             | EventView::Dropped { transfer, .. }
             | EventView::RejectWarning { transfer, .. } => Some(transfer),
             EventView::Transaction { .. }
+            | EventView::Rejected { .. }
             | EventView::CycleClosed { .. }
             | EventView::GridlockResolved { .. }
             | EventView::DayClosed { .. } => None,

@@ -77,8 +77,9 @@ pub struct EventsQuery {
 pub struct EventStream;
 
 /// Every event's `event` field (see [`kind`]).
-const EVENT_KINDS: [&str; 8] = [
+const EVENT_KINDS: [&str; 9] = [
     "transaction",
+    "rejected",
     "released",
     "expired",
     "cycle_closed",
@@ -88,8 +89,9 @@ const EVENT_KINDS: [&str; 8] = [
     "day_closed",
 ];
 /// Every event's `event` field, with `format=camt054`'s.
-const ALL_EVENT_KINDS: [&str; 9] = [
+const ALL_EVENT_KINDS: [&str; 10] = [
     "transaction",
+    "rejected",
     "released",
     "expired",
     "cycle_closed",
@@ -227,9 +229,9 @@ pub(crate) async fn stream(
     }
     // An operator's stream shows its own bank's line of cycle and day reports.
     let redact = caller.operator_bank().cloned();
-    // A rejected transaction's event is left out for a subscriber who may not see its
-    // receipt as stored (`Caller::sees_receipt_of`): it names what the payer lacked, or
-    // another bank's pool.
+    // A rejected transaction whose receipt as stored the subscriber may not see
+    // (`Caller::sees_receipt_of`: it names what the payer lacked, or another bank's pool)
+    // goes as a `rejected` event, without the receipt ([`cut_rejected`]).
     let withhold = (!caller.sees_all()).then(|| caller.clone());
     let filter = NotificationFilter { account, bank };
     let format = if camt054 {
@@ -341,12 +343,14 @@ fn write_event(out: &mut Vec<u8>, (height, index): (u64, u32), name: &str, data:
 /// a transfer queued from or to it, any cycle close.
 fn concerns_bank(event: &EventView, bank: &BankId, ledger: &interpool_contracts::Ledger) -> bool {
     match event {
-        EventView::Transaction { accounts, .. } => accounts.iter().any(|id| {
-            ledger.account(id).is_some_and(|a| a.bank == *bank)
-                || ledger.official(id).is_some_and(|o| {
-                    o.role == interpool_contracts::ledger::Role::Operator(bank.clone())
-                })
-        }),
+        EventView::Transaction { accounts, .. } | EventView::Rejected { accounts, .. } => {
+            accounts.iter().any(|id| {
+                ledger.account(id).is_some_and(|a| a.bank == *bank)
+                    || ledger.official(id).is_some_and(|o| {
+                        o.role == interpool_contracts::ledger::Role::Operator(bank.clone())
+                    })
+            })
+        }
         EventView::Released { transfer }
         | EventView::Expired { transfer }
         | EventView::Dropped { transfer, .. }
@@ -359,26 +363,38 @@ fn concerns_bank(event: &EventView, bank: &BankId, ledger: &interpool_contracts:
     }
 }
 
-/// Whether `event` (the `index`th of `block`'s) may go to `caller`'s stream: anything but a
-/// rejected transaction whose receipt the caller may not see as stored
-/// (`Caller::sees_receipt_of`: it names what the payer lacked, or another bank's pool).
-fn rejection_visible(
+/// `event` as `caller`'s stream sends it: a rejected transaction whose receipt the caller
+/// may not read as stored (it names what the payer lacked, or another bank's pool) goes as
+/// a `rejected` event, with why for those who may know, as
+/// `GET /v1/transactions/{hash}` shows it (`transactions::shown_of_rejection`); anything
+/// else as it is.
+fn cut_rejected(
     caller: &super::auth::Caller,
     ledger: &interpool_contracts::Ledger,
     block: &interpool_contracts::Block,
-    index: usize,
-    event: &EventView,
-) -> bool {
-    let EventView::Transaction { receipt, .. } = event else {
-        return true;
+    event: EventView,
+) -> EventView {
+    let EventView::Transaction { receipt, accounts } = &event else {
+        return event;
     };
     let Some((_, error)) = super::transactions::rejection(receipt) else {
-        return true;
+        return event;
     };
-    block
+    let signer = block
         .transactions
-        .get(index)
-        .is_some_and(|tx| caller.sees_receipt_of(ledger, &tx.tx.signer, error))
+        .get(receipt.index as usize)
+        .map(|tx| &tx.tx.signer);
+    let shown = super::transactions::shown_of_rejection(caller, ledger, signer, error);
+    if shown.receipt {
+        return event;
+    }
+    EventView::Rejected {
+        tx_hash: receipt.tx_hash,
+        height: receipt.height,
+        index: receipt.index,
+        accounts: accounts.clone(),
+        rejection: shown.rejection,
+    }
 }
 
 /// An event as bank `own`'s operator sees it: cycle and day reports cut to its own line
@@ -401,10 +417,11 @@ fn redact_for_operator(event: EventView, own: &BankId, decimals: u8) -> Option<E
 
 /// An event's `event` field: one of [`EVENT_KINDS`].
 pub(crate) fn kind(event: &EventView) -> &'static str {
-    let [transaction, released, expired, cycle_closed, dropped, reject_warning, gridlock, day_closed] =
+    let [transaction, rejected, released, expired, cycle_closed, dropped, reject_warning, gridlock, day_closed] =
         EVENT_KINDS;
     match event {
         EventView::Transaction { .. } => transaction,
+        EventView::Rejected { .. } => rejected,
         EventView::Released { .. } => released,
         EventView::Expired { .. } => expired,
         EventView::CycleClosed { .. } => cycle_closed,
@@ -471,16 +488,12 @@ async fn produce(
                                                     concerns_bank(event, b, &ledger)
                                                 })
                                         })
-                                        .filter(|(index, event)| {
-                                            withhold.as_ref().is_none_or(|caller| {
-                                                rejection_visible(
-                                                    caller,
-                                                    &ledger,
-                                                    &stored.block,
-                                                    *index,
-                                                    event,
-                                                )
-                                            })
+                                        .map(|(index, event)| match &withhold {
+                                            Some(caller) => (
+                                                index,
+                                                cut_rejected(caller, &ledger, &stored.block, event),
+                                            ),
+                                            None => (index, event),
                                         })
                                         .filter_map(|(index, event)| {
                                             let event = match &redact {

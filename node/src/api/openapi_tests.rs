@@ -261,6 +261,24 @@ impl TestApi {
         text
     }
 
+    /// The event of stream `text` (as [`Self::events_until`] read it) about transaction
+    /// `hash`: its SSE `event` name and its data.
+    fn event_about(text: &str, hash: &str) -> Option<(String, Value)> {
+        let mut name = String::new();
+        for line in text.lines() {
+            if let Some(event) = line.strip_prefix("event: ") {
+                name = event.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                let data: Value = serde_json::from_str(data).expect("JSON event");
+                let about = [&data["tx_hash"], &data["receipt"]["tx_hash"]];
+                if about.iter().any(|h| h.as_str() == Some(hash)) {
+                    return Some((name, data));
+                }
+            }
+        }
+        None
+    }
+
     /// Signs `request` (whose body is `body`) with the key of testkit seed `seed`.
     fn sign<B>(&self, request: &mut Request<B>, seed: u64, body: &[u8]) {
         use ed25519_dalek::Signer as _;
@@ -2245,11 +2263,12 @@ async fn a_rejections_reason_is_shown_only_to_those_who_may_read_its_payer() {
         "{page}"
     );
     // The event streams from block 1, read up to a later transfer of the payee's own (so
-    // everything of block 1 has come): the rejected transfer's event goes to the payer's and
-    // the regulator's streams, not to the payee's or its bank's.
+    // everything of block 1 has come), agree with the transaction's view: the payer and
+    // the regulator get the `transaction` event with its receipt; the payee and its bank's
+    // operator a `rejected` event, without the receipt or the reason.
     let marker = crate::testkit::transfer_to(payee_seed, payer_seed, 0, 1);
     crate::testkit::commit_block(&mut api._core, vec![marker.clone()], (1 << 40) + 1);
-    for (seed, sees) in [
+    for (seed, sees_why) in [
         (payer_seed, true),
         (testkit::REGULATOR_SEED, true),
         (payee_seed, false),
@@ -2258,11 +2277,23 @@ async fn a_rejections_reason_is_shown_only_to_those_who_may_read_its_payer() {
         let text = api
             .events_until(seed, "/v1/events?after=0:0", &marker.hash().to_string())
             .await;
-        assert_eq!(
-            text.contains(&rejected.hash().to_string()),
-            sees,
-            "seed {seed}: {text}"
-        );
+        let (name, event) = TestApi::event_about(&text, &rejected.hash().to_string())
+            .unwrap_or_else(|| panic!("seed {seed}: no event about the rejection: {text}"));
+        if sees_why {
+            assert_eq!(name, "transaction", "seed {seed}: {event}");
+            assert!(
+                event["receipt"]["outcome"]
+                    .to_string()
+                    .contains("InsufficientFunds"),
+                "seed {seed}: {event}"
+            );
+        } else {
+            assert_eq!(name, "rejected", "seed {seed}: {event}");
+            assert_eq!(event["kind"], "rejected", "seed {seed}: {event}");
+            assert!(event["rejection"].is_null(), "seed {seed}: {event}");
+            assert_eq!(event["height"], 1, "seed {seed}: {event}");
+            assert!(!text.contains("nsufficient"), "seed {seed}: {text}");
+        }
     }
 }
 
@@ -2422,18 +2453,40 @@ async fn a_rejection_shows_the_receiving_banks_pool_only_to_those_who_may_read_i
         assert!(!shows_room(&body), "{body}");
     }
     // The event streams from block 1, read up to a later transfer to the payer (so all of
-    // block 1 has come): the rejection goes to the regulator's stream only.
+    // block 1 has come), agree with the transaction's view: the room goes to the
+    // regulator's stream only; the payer and its bank's operator get a `rejected` event
+    // with the code (before, nothing at all); the payee and its bank's operator one
+    // without it.
     let marker = crate::testkit::transfer_to(payee_seed, payer_seed, 0, 1);
     crate::testkit::commit_block(&mut api._core, vec![marker.clone()], (1 << 40) + 1);
-    for (seed, sees) in [
-        (testkit::REGULATOR_SEED, true),
-        (payer_seed, false),
-        (operator_seed(1), false),
+    for (seed, code) in [
+        (testkit::REGULATOR_SEED, None),
+        (payer_seed, Some("pool_limit")),
+        (operator_seed(1), Some("pool_limit")),
+        (payee_seed, None),
+        (operator_seed(0), None),
     ] {
         let text = api
             .events_until(seed, "/v1/events?after=0:0", &marker.hash().to_string())
             .await;
-        assert_eq!(shows_room(&text), sees, "seed {seed}: {text}");
+        assert_eq!(
+            shows_room(&text),
+            seed == testkit::REGULATOR_SEED,
+            "seed {seed}: {text}"
+        );
+        let (name, event) = TestApi::event_about(&text, &rejected.hash().to_string())
+            .unwrap_or_else(|| panic!("seed {seed}: no event about the rejection: {text}"));
+        if seed == testkit::REGULATOR_SEED {
+            assert_eq!(name, "transaction", "{event}");
+            continue;
+        }
+        assert_eq!(name, "rejected", "seed {seed}: {event}");
+        assert!(event["receipt"].is_null(), "seed {seed}: {event}");
+        assert_eq!(
+            event["rejection"]["code"].as_str(),
+            code,
+            "seed {seed}: {event}"
+        );
     }
 }
 

@@ -455,23 +455,54 @@ pub(crate) fn signer_to_look_up(
         .map(|(location, _)| location)
 }
 
-/// Cuts the view of a rejected transaction signed by `signer` to what `caller` may read
+/// What `caller` is shown of rejection `error` of a transaction signed by `signer`
 /// (`signer` is asked only of a caller who does not see everything; `None` there: not
 /// found, and the caller is shown neither):
 /// * `rejection`, its code and a message ([`rejection_view`]: without the amounts the
 ///   caller may not read), for a caller who may see why it was rejected
 ///   ([`Caller::sees_rejection_of`]): its payer, the payer's bank's operator, and those who
 ///   see everything, not its payee or the payee's bank;
-/// * the receipt, which holds the error as stored (amounts and all), only for a caller who
-///   may read all of it ([`Caller::sees_receipt_of`]); for anyone else the transaction
-///   reads `rejected` at its height without it.
+/// * `receipt`: whether the receipt, which holds the error as stored (amounts and all), is
+///   shown, only to a caller who may read all of it ([`Caller::sees_receipt_of`]); anyone
+///   else reads `rejected` at its height without it.
 ///
-/// Every route that shows a stored transaction's status comes here:
-/// `GET /v1/transactions/{hash}` and the account history. A view that is not a rejection is left as it is.
+/// Every route that shows a stored transaction's rejection decides here:
+/// `GET /v1/transactions/{hash}` and the account history ([`cut_rejection`]), and the event
+/// stream (`events::cut_rejected`).
 ///
 /// [`rejection_view`]: super::error::rejection_view
 /// [`Caller::sees_rejection_of`]: super::auth::Caller::sees_rejection_of
 /// [`Caller::sees_receipt_of`]: super::auth::Caller::sees_receipt_of
+pub(crate) fn shown_of_rejection(
+    caller: &super::auth::Caller,
+    ledger: &interpool_contracts::Ledger,
+    signer: Option<&interpool_contracts::AccountId>,
+    error: &interpool_contracts::TxError,
+) -> ShownOfRejection {
+    let (sees_why, receipt) = match signer {
+        _ if caller.sees_all() => (true, true),
+        Some(signer) => (
+            caller.sees_rejection_of(ledger, signer),
+            caller.sees_receipt_of(ledger, signer, error),
+        ),
+        None => (false, false),
+    };
+    ShownOfRejection {
+        rejection: sees_why.then(|| super::error::rejection_view(error, caller)),
+        receipt,
+    }
+}
+
+/// What a caller is shown of a rejection ([`shown_of_rejection`]).
+pub(crate) struct ShownOfRejection {
+    /// Why it was rejected, cut to the caller; `None`: not the caller's to know.
+    pub(crate) rejection: Option<interpool_contracts::error::ErrorView>,
+    /// Whether the receipt (the error as stored) is shown.
+    pub(crate) receipt: bool,
+}
+
+/// Cuts the view of a rejected transaction signed by `signer` to what `caller` may read
+/// ([`shown_of_rejection`]). A view that is not a rejection is left as it is.
 pub(crate) fn cut_rejection(
     caller: &super::auth::Caller,
     ledger: &interpool_contracts::Ledger,
@@ -481,17 +512,9 @@ pub(crate) fn cut_rejection(
     let Some((_, error)) = view.receipt.as_ref().and_then(rejection) else {
         return;
     };
-    let error = error.clone();
-    let (sees_why, sees_receipt) = match signer {
-        _ if caller.sees_all() => (true, true),
-        Some(signer) => (
-            caller.sees_rejection_of(ledger, signer),
-            caller.sees_receipt_of(ledger, signer, &error),
-        ),
-        None => (false, false),
-    };
-    view.rejection = sees_why.then(|| super::error::rejection_view(&error, caller));
-    if !sees_receipt {
+    let shown = shown_of_rejection(caller, ledger, signer, error);
+    view.rejection = shown.rejection;
+    if !shown.receipt {
         view.receipt = None;
     }
 }

@@ -55,6 +55,19 @@ pub fn describe_event(id: Option<&str>, event: &EventView, decimals: u8) -> Stri
             let accounts: Vec<String> = accounts.iter().map(|a| short(&a.to_hex())).collect();
             format!("tx {}  {outcome}  {}", receipt.tx_hash, accounts.join(" "))
         }
+        EventView::Rejected {
+            tx_hash,
+            accounts,
+            rejection,
+            ..
+        } => {
+            let accounts: Vec<String> = accounts.iter().map(|a| short(&a.to_hex())).collect();
+            let why = match rejection {
+                Some(rejection) => format!("rejected {}: {}", rejection.code, rejection.message),
+                None => "rejected (the reason is the payer's)".to_string(),
+            };
+            format!("tx {tx_hash}  {why}  {}", accounts.join(" "))
+        }
         EventView::Released { transfer } => queue_line("released", transfer, decimals),
         EventView::Expired { transfer } => {
             format!("{} (refunded)", queue_line("expired", transfer, decimals))
@@ -299,6 +312,39 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\n'));
+    }
+
+    #[test]
+    fn a_rejection_without_its_receipt_reads_with_its_code_or_without_a_reason() {
+        let rejected = |rejection| EventView::Rejected {
+            tx_hash: Hash([3; 32]),
+            height: 4,
+            index: 1,
+            accounts: vec![AccountId([1; 32]), AccountId([2; 32])],
+            rejection,
+        };
+        let payer = rejected(Some(interpool_contracts::error::ErrorView {
+            code: "pool_limit".into(),
+            message: "the receiving bank's pool cannot take this amount in this cycle".into(),
+        }));
+        let text = describe_event(Some("4:1"), &payer, 2);
+        assert!(text.starts_with("4:1  tx 0303"), "{text}");
+        assert!(
+            text.contains("rejected pool_limit: the receiving"),
+            "{text}"
+        );
+        let text = describe_event(Some("4:1"), &rejected(None), 2);
+        assert!(
+            text.contains("rejected (the reason is the payer's)"),
+            "{text}"
+        );
+        // As the node sends it: the stream's JSON decodes to the same event.
+        let json = serde_json::to_string(&payer).expect("json");
+        assert!(json.contains(r#""kind":"rejected""#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<EventView>(&json).expect("decode"),
+            payer
+        );
     }
 
     #[test]
