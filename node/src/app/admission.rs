@@ -513,13 +513,26 @@ impl Admission {
     /// write fails, takes each back to what it was here before and returns the error. The
     /// marks of `recording` are lifted only then, after the taking back: until that, another
     /// submission of these transactions is answered "try again", never as one recorded here
-    /// that this failure would take back.
+    /// that this failure would take back. A write that panics (a bug in the store) is
+    /// taken back the same way before the panic goes on: otherwise the marks would lift
+    /// with the transactions still admitted, and a retry answered `already_pending` for
+    /// what is on no disk.
     fn record(
         &self,
         admitted: &[VerifiedTransaction],
         recording: Recording,
     ) -> Result<(), crate::storage::StorageError> {
-        let saved = self.store.save_pending(admitted);
+        let saved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.store.save_pending(admitted)
+        }));
+        let saved = match saved {
+            Ok(saved) => saved,
+            Err(panic) => {
+                self.take_back(admitted, &recording.held, &"the write panicked");
+                drop(recording);
+                std::panic::resume_unwind(panic)
+            }
+        };
         if let Err(error) = &saved {
             self.take_back(admitted, &recording.held, error);
         }
@@ -534,7 +547,7 @@ impl Admission {
         &self,
         admitted: &[VerifiedTransaction],
         held: &[Held],
-        error: &crate::storage::StorageError,
+        error: &dyn std::fmt::Display,
     ) {
         tracing::error!(%error, "cannot record acknowledged transactions; refusing them");
         let mut mempool = lock(&self.mempool);
@@ -1417,6 +1430,26 @@ mod record_tests {
             retried.results,
             vec![Ok(tx.hash()), Err(AdmissionError::AlreadyPending)]
         );
+        assert_eq!(recorded(&*store), vec![tx.hash()]);
+    }
+
+    /// The record of a submission panics (a bug in the store): the transaction is taken
+    /// back before the marks lift, so a retry records it and is answered `accepted`. Before,
+    /// the marks lifted with it still admitted, and the retry was answered
+    /// `already_pending` for a transaction on no disk.
+    #[test]
+    fn a_record_that_panics_leaves_nothing_acknowledged_that_is_not_on_disk() {
+        let (admission, store, mempool, _core) = node_on_memory(100);
+        let tx = transfer(0, 0, 1_000);
+        store.panic_in_next_record();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            admission.admit_blocking(vec![tx.signed().clone()], Origin::Client)
+        }));
+        assert!(panicked.is_err(), "the store's panic goes on");
+        assert!(!lock(&mempool).contains(&tx.hash()), "taken back");
+        assert!(recorded(&*store).is_empty());
+        let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
+        assert_eq!(retried.results, vec![Ok(tx.hash())]);
         assert_eq!(recorded(&*store), vec![tx.hash()]);
     }
 }

@@ -14,6 +14,7 @@
 //! [`MemStore::hold_next_record`] holds the next record of acknowledged transactions
 //! (`save_pending`) until the test lets it go: a record in flight, held open.
 //! [`MemStore::hold_next_checkpoint`] does the same to the next `write_checkpoint`.
+//! [`MemStore::panic_in_next_record`] makes the next record panic: a bug in the write path.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
@@ -202,6 +203,8 @@ pub struct MemStore {
     held_record: Hold,
     /// An armed [`MemStore::hold_next_checkpoint`].
     held_checkpoint: Hold,
+    /// An armed [`MemStore::panic_in_next_record`].
+    panic_record: std::sync::atomic::AtomicBool,
 }
 
 impl MemStore {
@@ -225,6 +228,12 @@ impl MemStore {
     /// [`MemStore::hold_next_record`] does the next record: a checkpoint writer kept busy.
     pub fn hold_next_checkpoint(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
         self.held_checkpoint.arm()
+    }
+
+    /// Makes the next `save_pending` panic before it writes (once).
+    pub fn panic_in_next_record(&self) {
+        self.panic_record
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Arms a crash at the `n`-th write from now (`n ≥ 1`): that write fails unapplied and
@@ -372,11 +381,19 @@ impl ChainStore for MemStore {
         self.read(|t| t.payloads.get(digest).cloned())
     }
 
+    // The armed panic is the point: a test's stand-in for a bug in the write path.
+    #[allow(clippy::panic)]
     fn save_pending(&self, txs: &[VerifiedTransaction]) -> Result<(), StorageError> {
         if txs.is_empty() {
             return Ok(());
         }
         self.held_record.pass();
+        if self
+            .panic_record
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("the record panicked, as armed by panic_in_next_record");
+        }
         self.write(Write::SavePending(
             txs.iter().map(|tx| tx.signed().clone()).collect(),
         ))
