@@ -84,8 +84,9 @@ pub struct TxStatusView {
     pub settled_height: Option<u64>,
     /// Its receipt, once included. Left out of a rejected transaction's view for a caller
     /// who may not read its error as stored: the payee and the payee's bank's operator (the
-    /// error names what the payer lacked), and anyone who may not read the amounts it carries (`pool_limit` holds the
-    /// receiving bank's pool, `cycle_limit` the cycle's gross total).
+    /// error names what the payer lacked), and anyone who may not read the amounts it
+    /// carries (`pool_limit` holds the receiving bank's pool, `cycle_limit` the cycle's
+    /// gross total).
     pub receipt: Option<Receipt>,
     /// Why it was rejected, for a caller who may know: its payer, the payer's bank's
     /// operator and those who see everything. The code, and a message without the figures

@@ -203,9 +203,9 @@ impl Caller {
     /// ([`Self::redacted_message`]). A receipt holds the error itself, with its amounts, so
     /// one that is not the caller's to see in full is left out, and the transaction reads
     /// `rejected` at its height. Its code and an amount-free message are still shown where
-    /// the caller may see why ([`Self::sees_rejection_of`]): the view's `rejection` in
-    /// `GET /v1/transactions/{hash}` and the account history, pacs.002, and the answer to
-    /// its submission.
+    /// the caller may see why ([`Self::sees_rejection_of`]): the `rejection` in
+    /// `GET /v1/transactions/{hash}`, the account history and the event stream's `rejected`
+    /// event, pacs.002, and the answer to its submission.
     pub fn sees_receipt_of(&self, ledger: &Ledger, signer: &AccountId, error: &TxError) -> bool {
         self.redacted_message(error).is_none() && self.sees_rejection_of(ledger, signer)
     }

@@ -256,8 +256,8 @@ fn tx_status(error: &TxError) -> StatusCode {
 /// `cycle_limit`), which is then replaced by one without them. Every route that renders a
 /// rejection's code and message goes through here: the answers to `POST /v1/transactions`,
 /// its batch and pacs.008 (anonymous: `Caller::default()`), pacs.002 status reports, and a
-/// rejected transaction's `rejection` in `GET /v1/transactions/{hash}` and the account
-/// history (`transactions::cut_rejection`).
+/// rejected transaction's `rejection` in `GET /v1/transactions/{hash}`, the account history
+/// and the event stream's `rejected` event (`transactions::shown_of_rejection`).
 pub(crate) fn rejection_view(error: &TxError, caller: &Caller) -> ErrorView {
     match caller.redacted_message(error) {
         Some(message) => ErrorView {

@@ -377,8 +377,27 @@ impl Core {
     }
 
     /// Commits nothing past `halt_height` (coordinated halts for upgrades).
+    /// Started at the halt height without its checkpoint (the write at the halt failed or
+    /// was skipped), it writes it now: the upgraded binary must start from that state, not
+    /// replay the last blocks under its new rules (docs/adr/0016).
     pub fn with_halt_height(mut self, halt_height: Option<u64>) -> Core {
         self.halt_height = halt_height;
+        if let (true, Some(checkpoints)) = (self.halted(), &self.checkpoints) {
+            let written = match self.store.checkpoint() {
+                Ok(info) => info.map_or(0, |info| info.height),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the last checkpoint");
+                    0
+                }
+            };
+            if written < self.tip.height {
+                tracing::info!(
+                    height = self.tip.height,
+                    "at the halt height without its checkpoint: writing it"
+                );
+                checkpoints.after_commit(&self.tip, &self.ledger, true);
+            }
+        }
         self
     }
 
@@ -1120,6 +1139,42 @@ mod tests {
         .sign(&interpool_contracts::testkit::key(from))
         .check_stateless("test")
         .expect("valid")
+    }
+
+    /// A node stopped at its halt height without the halt's checkpoint (here: none was due,
+    /// the setting came later) writes it when started again with the setting, so that the
+    /// upgraded binary starts from the state at the halt height. With the tip past its
+    /// checkpoint and no halt, nothing is written.
+    #[test]
+    fn a_node_started_at_its_halt_height_without_that_checkpoint_writes_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = testkit::genesis();
+        {
+            let mut core = testkit::core(&genesis, dir.path(), limits())
+                .with_checkpoints(100, None)
+                .expect("checkpoint writer");
+            commit_transfers(&mut core, 3);
+            core.finish_checkpoints();
+            assert_eq!(core.store().checkpoint().expect("read"), None);
+        }
+        let mut core = testkit::core(&genesis, dir.path(), limits())
+            .with_checkpoints(100, None)
+            .expect("checkpoint writer")
+            .with_halt_height(None);
+        core.finish_checkpoints();
+        assert_eq!(core.store().checkpoint().expect("read"), None, "no halt");
+        drop(core);
+        let mut core = testkit::core(&genesis, dir.path(), limits())
+            .with_checkpoints(100, None)
+            .expect("checkpoint writer")
+            .with_halt_height(Some(3));
+        assert!(core.halted());
+        core.finish_checkpoints();
+        let written = core.store().checkpoint().expect("read").expect("written");
+        assert_eq!(
+            (written.height, written.state_root),
+            (3, core.tip().state_root)
+        );
     }
 
     #[test]
