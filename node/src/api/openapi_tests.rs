@@ -986,6 +986,23 @@ async fn openapi_schemas_accept_what_the_api_serializes() {
             }),
             accounts: vec![customer, operator],
         },
+        EventView::Rejected {
+            tx_hash: Hash([7; 32]),
+            height: 3,
+            index: 1,
+            accounts: vec![customer, operator],
+            rejection: Some(ErrorView {
+                code: "pool_limit".into(),
+                message: "the receiving bank's pool cannot take this amount in this cycle".into(),
+            }),
+        },
+        EventView::Rejected {
+            tx_hash: Hash([7; 32]),
+            height: 3,
+            index: 1,
+            accounts: vec![customer],
+            rejection: None,
+        },
         EventView::Released {
             transfer: queue_event(),
         },
@@ -1439,6 +1456,16 @@ async fn openapi_an_event_as_a_client_parses_it_fits_the_stream_schema() {
         EventView::Transaction {
             receipt: receipt(Outcome::Committed),
             accounts: vec![customer],
+        },
+        EventView::Rejected {
+            tx_hash: Hash([7; 32]),
+            height: 3,
+            index: 1,
+            accounts: vec![customer],
+            rejection: Some(ErrorView {
+                code: "insufficient_funds".into(),
+                message: "insufficient funds".into(),
+            }),
         },
         EventView::Released {
             transfer: queue_event(),
@@ -2270,6 +2297,7 @@ async fn a_rejections_reason_is_shown_only_to_those_who_may_read_its_payer() {
     crate::testkit::commit_block(&mut api._core, vec![marker.clone()], (1 << 40) + 1);
     for (seed, sees_why) in [
         (payer_seed, true),
+        (operator_seed(1), true),
         (testkit::REGULATOR_SEED, true),
         (payee_seed, false),
         (operator_seed(0), false),

@@ -155,7 +155,12 @@ impl Offered {
     fn offer(&self, tip: ChainTip, ledger: Arc<Ledger>) -> Option<u64> {
         let replaced = self.lock().waiting.replace((tip, ledger));
         self.ready.notify_one();
-        replaced.map(|(tip, _)| tip.height)
+        replaced.map(|(tip, ledger)| {
+            // Perhaps the last holder of that height's ledger: freeing it walks what the
+            // blocks since copied, off the commit path.
+            super::view::retire(ledger);
+            tip.height
+        })
     }
 
     /// The next checkpoint to write, waiting for one; `None` once closed and empty.
@@ -335,22 +340,37 @@ mod tests {
     use crate::storage::mem::MemStore;
     use interpool_contracts::testkit;
 
-    #[test]
-    fn a_checkpoint_offered_while_the_writer_is_busy_replaces_the_one_waiting() {
+    /// How long a test waits for the held write to start before it fails.
+    const STARTED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    fn ledger_and_tips() -> (Arc<Ledger>, impl Fn(u64) -> ChainTip) {
         let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
         let ledger = Arc::new(Ledger::from_genesis(&genesis).expect("genesis"));
-        let tip = |height| ChainTip {
+        let genesis_tip = ChainTip::genesis(&genesis, ledger.state_root());
+        let tip = move |height| ChainTip {
             height,
-            ..ChainTip::genesis(&genesis, ledger.state_root())
+            ..genesis_tip.clone()
         };
+        (ledger, tip)
+    }
+
+    /// Before, the queue held one: with the writer busy on 7 and 8 waiting, 9 (the halt
+    /// height's, say) was dropped and the store ended at 8.
+    #[test]
+    fn a_checkpoint_offered_while_the_writer_is_busy_replaces_the_one_waiting() {
+        let (ledger, tip) = ledger_and_tips();
         let store = Arc::new(MemStore::new());
-        let (started, release) = store.hold_next_checkpoint();
         let writer = Checkpointer::spawn(store.clone(), 1, None, Arc::new(Metrics::new()), None)
             .expect("spawn the writer");
+        // Armed after the writer, so that a failing test drops the release first and the
+        // writer's join does not wait on it.
+        let (started, release) = store.hold_next_checkpoint();
 
         writer.after_commit(&tip(7), &ledger, false);
-        started.recv().expect("the writer starts on 7");
-        // Busy with 7: 8 waits, then 9 (the halt height, say) takes its place.
+        started
+            .recv_timeout(STARTED_WAIT)
+            .expect("the writer starts on 7");
+        // Busy with 7: 8 waits, then 9 takes its place.
         writer.after_commit(&tip(8), &ledger, false);
         writer.after_commit(&tip(9), &ledger, true);
         release.send(()).expect("let 7 go on");
@@ -363,27 +383,24 @@ mod tests {
         );
     }
 
+    /// Closed (the node stops) while a checkpoint waits behind one being written: the one
+    /// waiting is still written before the writer ends.
     #[test]
-    fn finishing_writes_the_checkpoint_still_waiting() {
-        let genesis = testkit::genesis(2, 2, 100_000, 1_000_000, 1_000_000);
-        let ledger = Arc::new(Ledger::from_genesis(&genesis).expect("genesis"));
-        let tip = ChainTip {
-            height: 4,
-            ..ChainTip::genesis(&genesis, ledger.state_root())
-        };
+    fn a_checkpoint_waiting_when_the_writer_stops_is_still_written() {
+        let (ledger, tip) = ledger_and_tips();
         let store = Arc::new(MemStore::new());
         let writer = Checkpointer::spawn(store.clone(), 4, None, Arc::new(Metrics::new()), None)
             .expect("spawn the writer");
-        writer.after_commit(
-            &ChainTip {
-                height: 3,
-                ..tip.clone()
-            },
-            &ledger,
-            false,
-        );
-        writer.after_commit(&tip, &ledger, false);
+        let (started, release) = store.hold_next_checkpoint();
+        writer.after_commit(&tip(3), &ledger, false);
+        writer.after_commit(&tip(4), &ledger, false);
+        started
+            .recv_timeout(STARTED_WAIT)
+            .expect("the writer starts on 4");
+        writer.after_commit(&tip(8), &ledger, false);
+        writer.offered.close();
+        release.send(()).expect("let 4 go on");
         writer.finish();
-        assert_eq!(store.checkpoint().expect("read").map(|c| c.height), Some(4));
+        assert_eq!(store.checkpoint().expect("read").map(|c| c.height), Some(8));
     }
 }

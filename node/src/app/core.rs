@@ -212,6 +212,9 @@ pub struct Core {
     /// How the ledger was rebuilt at open.
     start: StartReport,
     /// Writes a checkpoint every interval (none: no checkpoints, as in the simulator).
+    /// Declared before `statements`, so dropped (stopped, writing what is waiting) while the
+    /// statement writer still runs: a checkpoint waits for the statements before it, and
+    /// would otherwise wait a minute and be skipped, the halt height's among them.
     checkpoints: Option<Checkpointer>,
     /// Commits nothing past this height (the node config's `halt_height`).
     halt_height: Option<u64>,
