@@ -649,19 +649,32 @@ mod tests {
         }
     }
 
+    /// The discrepancy an audit of `dir` finds, which must be in block `height`.
+    fn discrepancy_at(dir: &Path, height: u64) -> Discrepancy {
+        let found = discrepancy(dir);
+        assert_eq!(found.height, height, "{found}");
+        found
+    }
+
     /// Takes one signature off the stored certificate of `height`.
     fn drop_a_commit_signature(store: &Store, height: u64) {
-        let mut cert = stored_certificate(store, height);
-        cert.signatures.pop();
-        store
-            .overwrite_record(RecordKind::Certificate, height, &cert.encode())
-            .expect("overwrite");
+        alter_certificate(store, height, |cert| {
+            cert.signatures.pop();
+        });
+    }
+
+    /// The outsider's COMMIT signature on the vote of `cert`: well made, by a key outside
+    /// the validator set.
+    fn outsider_signature(cert: &CommitCertificate) -> Signature {
+        let hash = cert
+            .vote
+            .signing_hash(&node_kit::domain(&genesis()), MessageKind::Commit);
+        Signature::from(key(OUTSIDER_SEED).sign(&hash))
     }
 
     /// The audit of `dir` finds the certificate of `height` short of a quorum (2 of 3).
     fn assert_short_of_a_quorum_at(dir: &Path, height: u64) {
-        let found = discrepancy(dir);
-        assert_eq!(found.height, height);
+        let found = discrepancy_at(dir, height);
         assert!(
             matches!(
                 found.kind,
@@ -697,6 +710,23 @@ mod tests {
         )
     }
 
+    /// The audit of `dir` finds a bad signature on the first transaction of block
+    /// `height`.
+    fn assert_first_signature_bad_at(dir: &Path, height: u64) {
+        let found = discrepancy_at(dir, height);
+        assert!(first_signature_is_bad(&found.kind), "{found}");
+    }
+
+    /// The audit of `dir` finds that a stored checkpoint, checked at block `height`, is not
+    /// the state it claims.
+    fn assert_bad_checkpoint_at(dir: &Path, height: u64) {
+        let found = discrepancy_at(dir, height);
+        assert!(
+            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
+            "{found}"
+        );
+    }
+
     fn with_store(dir: &Path, edit: impl FnOnce(&Store)) {
         let store = Store::open(dir).expect("open");
         edit(&store);
@@ -712,19 +742,47 @@ mod tests {
         CommitCertificate::decode(&bytes).expect("decode")
     }
 
-    /// Replaces block `height` by `block`, and, when `recertify`, its certificate by a
-    /// valid quorum for the new bytes (a colluding quorum, or a forger with the keys).
-    fn replace_block(store: &Store, height: u64, block: &Block, recertify: bool) {
-        let bytes = block.encode();
+    /// Replaces the raw bytes of the `kind` record of block `height`, past every check, as
+    /// a tamperer with write access to the data directory would.
+    fn overwrite(store: &Store, kind: RecordKind, height: u64, bytes: &[u8]) {
         store
-            .overwrite_record(RecordKind::Block, height, &bytes)
+            .overwrite_record(kind, height, bytes)
             .expect("overwrite");
-        if recertify {
-            let cert = certificate(height, &bytes, &QUORUM).encode();
-            store
-                .overwrite_record(RecordKind::Certificate, height, &cert)
-                .expect("overwrite");
-        }
+    }
+
+    fn stored_outcome(store: &Store, height: u64) -> BlockOutcome {
+        store.outcome(height).expect("read").expect("stored")
+    }
+
+    /// Rewrites block `height` with `change` applied; its certificate, for the old bytes,
+    /// stays.
+    fn alter_block(store: &Store, height: u64, change: impl FnOnce(&mut Block)) {
+        let mut block = stored_block(store, height);
+        change(&mut block);
+        overwrite(store, RecordKind::Block, height, &block.encode());
+    }
+
+    /// [`alter_block`], then a certificate by a valid quorum for the new bytes (a colluding
+    /// quorum, or a forger with the keys): only the checks below the certificate are left.
+    fn alter_block_recertified(store: &Store, height: u64, change: impl FnOnce(&mut Block)) {
+        alter_block(store, height, change);
+        let bytes = store.block(height).expect("read").expect("stored");
+        let cert = certificate(height, &bytes, &QUORUM).encode();
+        overwrite(store, RecordKind::Certificate, height, &cert);
+    }
+
+    /// Rewrites the certificate of block `height` with `change` applied.
+    fn alter_certificate(store: &Store, height: u64, change: impl FnOnce(&mut CommitCertificate)) {
+        let mut cert = stored_certificate(store, height);
+        change(&mut cert);
+        overwrite(store, RecordKind::Certificate, height, &cert.encode());
+    }
+
+    /// Rewrites the outcome of block `height` with `change` applied.
+    fn alter_outcome(store: &Store, height: u64, change: impl FnOnce(&mut BlockOutcome)) {
+        let mut outcome = stored_outcome(store, height);
+        change(&mut outcome);
+        overwrite(store, RecordKind::Outcome, height, &codec::encode(&outcome));
     }
 
     /// The state after block `height` of the chain in `store` (replayed), as a checkpoint
@@ -838,12 +896,9 @@ mod tests {
     fn an_altered_transfer_amount_breaks_the_certificate() {
         let dir = build_chain();
         with_store(dir.path(), |store| {
-            let mut block = stored_block(store, TARGET);
-            change_first_amount(&mut block);
-            replace_block(store, TARGET, &block, false);
+            alter_block(store, TARGET, change_first_amount)
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(
                 found.kind,
@@ -862,13 +917,9 @@ mod tests {
     fn an_altered_transfer_with_a_forged_certificate_fails_its_signature() {
         let dir = build_chain();
         with_store(dir.path(), |store| {
-            let mut block = stored_block(store, TARGET);
-            change_first_amount(&mut block);
-            replace_block(store, TARGET, &block, true);
+            alter_block_recertified(store, TARGET, change_first_amount)
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
-        assert!(first_signature_is_bad(&found.kind), "{found}");
+        assert_first_signature_bad_at(dir.path(), TARGET);
     }
 
     #[test]
@@ -882,22 +933,14 @@ mod tests {
     fn a_certificate_signature_from_a_wrong_key_is_caught() {
         // A signer outside the validator set.
         let dir = build_chain();
-        let outsider = key(OUTSIDER_SEED);
+        let outsider = PublicKey::from(&key(OUTSIDER_SEED).verifying_key());
         with_store(dir.path(), |store| {
-            let mut cert = stored_certificate(store, TARGET);
-            let hash = cert
-                .vote
-                .signing_hash(&node_kit::domain(&genesis()), MessageKind::Commit);
-            cert.signatures[2] = (
-                PublicKey::from(&outsider.verifying_key()),
-                Signature::from(outsider.sign(&hash)),
-            );
-            store
-                .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
-                .expect("overwrite");
+            alter_certificate(store, TARGET, |cert| {
+                let signature = outsider_signature(cert);
+                cert.signatures[2] = (outsider, signature);
+            });
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(
                 found.kind,
@@ -910,17 +953,12 @@ mod tests {
         let dir = build_chain();
         let named = PublicKey::from(&key(VALIDATOR_SEEDS[1]).verifying_key());
         with_store(dir.path(), |store| {
-            let mut cert = stored_certificate(store, TARGET);
-            let hash = cert
-                .vote
-                .signing_hash(&node_kit::domain(&genesis()), MessageKind::Commit);
-            cert.signatures[1].1 = Signature::from(outsider.sign(&hash));
-            store
-                .overwrite_record(RecordKind::Certificate, TARGET, &cert.encode())
-                .expect("overwrite");
+            alter_certificate(store, TARGET, |cert| {
+                let signature = outsider_signature(cert);
+                cert.signatures[1].1 = signature;
+            });
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(
                 found.kind,
@@ -979,20 +1017,12 @@ mod tests {
         let mut original = Vec::new();
         with_store(dir.path(), |store| {
             // Block 2: its outcome (found by the replay thread).
-            let mut outcome = store.outcome(2).expect("read").expect("stored");
-            original = codec::encode(&outcome);
-            outcome.state_root = Hash([7; 32]);
-            store
-                .overwrite_record(RecordKind::Outcome, 2, &codec::encode(&outcome))
-                .expect("overwrite");
+            original = codec::encode(&stored_outcome(store, 2));
+            alter_outcome(store, 2, |outcome| outcome.state_root = Hash([7; 32]));
             // Block 3: an amount, recertified (a bad signature, found by a reader).
-            let mut block = stored_block(store, 3);
-            change_first_amount(&mut block);
-            replace_block(store, 3, &block, true);
+            alter_block_recertified(store, 3, change_first_amount);
             // Block 5: an amount, not recertified (the certificate, found by a reader).
-            let mut block = stored_block(store, 5);
-            change_first_amount(&mut block);
-            replace_block(store, 5, &block, false);
+            alter_block(store, 5, change_first_amount);
         });
         let store = open_store(dir.path()).expect("open");
         for readers in 1..=4 {
@@ -1012,9 +1042,7 @@ mod tests {
         // Block 2 mended: the bad signature in block 3 comes first, before block 5's
         // certificate.
         with_store(dir.path(), |store| {
-            store
-                .overwrite_record(RecordKind::Outcome, 2, &original)
-                .expect("overwrite");
+            overwrite(store, RecordKind::Outcome, 2, &original);
         });
         let store = open_store(dir.path()).expect("open");
         for readers in 1..=4 {
@@ -1032,16 +1060,13 @@ mod tests {
         // A receipt turned into a rejection (every signature in the chain is valid).
         let dir = build_chain();
         with_store(dir.path(), |store| {
-            let mut outcome = store.outcome(TARGET).expect("read").expect("stored");
-            outcome.receipts[0].outcome = Outcome::Rejected {
-                error: TxError::BadSignature,
-            };
-            store
-                .overwrite_record(RecordKind::Outcome, TARGET, &codec::encode(&outcome))
-                .expect("overwrite");
+            alter_outcome(store, TARGET, |outcome| {
+                outcome.receipts[0].outcome = Outcome::Rejected {
+                    error: TxError::BadSignature,
+                };
+            });
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(found.kind, DiscrepancyKind::Receipt { index: 0, .. }),
             "{found}"
@@ -1050,14 +1075,9 @@ mod tests {
         // A state root.
         let dir = build_chain();
         with_store(dir.path(), |store| {
-            let mut outcome = store.outcome(TARGET).expect("read").expect("stored");
-            outcome.state_root = Hash([7; 32]);
-            store
-                .overwrite_record(RecordKind::Outcome, TARGET, &codec::encode(&outcome))
-                .expect("overwrite");
+            alter_outcome(store, TARGET, |outcome| outcome.state_root = Hash([7; 32]));
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(found.kind, DiscrepancyKind::StateRoot { stored, .. } if stored == Hash([7; 32])),
             "{found}"
@@ -1069,15 +1089,12 @@ mod tests {
         // A settlement report (block 4 closes a cycle).
         let dir = build_chain();
         with_store(dir.path(), |store| {
-            let mut outcome = store.outcome(4).expect("read").expect("stored");
-            let report = outcome.settlement.as_mut().expect("cycle closes at 4");
-            report.gross_total.0 += 1;
-            store
-                .overwrite_record(RecordKind::Outcome, 4, &codec::encode(&outcome))
-                .expect("overwrite");
+            alter_outcome(store, 4, |outcome| {
+                let report = outcome.settlement.as_mut().expect("cycle closes at 4");
+                report.gross_total.0 += 1;
+            });
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, 4);
+        let found = discrepancy_at(dir.path(), 4);
         assert!(
             matches!(found.kind, DiscrepancyKind::Settlement { .. }),
             "{found}"
@@ -1086,12 +1103,9 @@ mod tests {
         // Garbage.
         let dir = build_chain();
         with_store(dir.path(), |store| {
-            store
-                .overwrite_record(RecordKind::Outcome, TARGET, b"garbage")
-                .expect("overwrite");
+            overwrite(store, RecordKind::Outcome, TARGET, b"garbage");
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(matches!(found.kind, DiscrepancyKind::Storage(_)), "{found}");
     }
 
@@ -1102,12 +1116,11 @@ mod tests {
         with_store(dir.path(), |store| {
             expected_previous =
                 Block::hash_of(&store.block(TARGET - 1).expect("read").expect("stored"));
-            let mut block = stored_block(store, TARGET);
-            block.header.parent_hash = Hash([9; 32]);
-            replace_block(store, TARGET, &block, true);
+            alter_block_recertified(store, TARGET, |block| {
+                block.header.parent_hash = Hash([9; 32]);
+            });
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(
                 found.kind,
@@ -1132,12 +1145,11 @@ mod tests {
     fn a_wrong_previous_state_root_in_a_header_is_caught() {
         let dir = build_chain();
         with_store(dir.path(), |store| {
-            let mut block = stored_block(store, TARGET);
-            block.header.previous_state_root = Hash([5; 32]);
-            replace_block(store, TARGET, &block, true);
+            alter_block_recertified(store, TARGET, |block| {
+                block.header.previous_state_root = Hash([5; 32]);
+            });
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(
                 found.kind,
@@ -1156,16 +1168,13 @@ mod tests {
         with_store(dir.path(), |store| {
             // Block 2's bytes where block 3's should be: its certificate is for block 3.
             let other = store.block(2).expect("read").expect("stored");
-            store
-                .overwrite_record(RecordKind::Block, TARGET, &other)
-                .expect("overwrite");
+            overwrite(store, RecordKind::Block, TARGET, &other);
             assert!(matches!(
                 store.overwrite_record(RecordKind::Block, BLOCKS + 1, &other),
                 Err(StorageError::OutOfOrder { .. })
             ));
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(found.kind, DiscrepancyKind::Certificate(_)),
             "{found}"
@@ -1234,23 +1243,18 @@ mod tests {
         // An altered amount, recertified: its signature.
         let dir = pruned_chain();
         with_store(dir.path(), |store| {
-            let mut block = stored_block(store, TARGET);
-            change_first_amount(&mut block);
-            replace_block(store, TARGET, &block, true);
+            alter_block_recertified(store, TARGET, change_first_amount)
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
-        assert!(first_signature_is_bad(&found.kind), "{found}");
+        assert_first_signature_bad_at(dir.path(), TARGET);
 
         // A broken parent link, recertified.
         let dir = pruned_chain();
         with_store(dir.path(), |store| {
-            let mut block = stored_block(store, TARGET);
-            block.header.parent_hash = Hash([9; 32]);
-            replace_block(store, TARGET, &block, true);
+            alter_block_recertified(store, TARGET, |block| {
+                block.header.parent_hash = Hash([9; 32]);
+            });
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, TARGET);
+        let found = discrepancy_at(dir.path(), TARGET);
         assert!(
             matches!(
                 found.kind,
@@ -1267,16 +1271,9 @@ mod tests {
         // longer lead to the block the checkpoint (and block 5) names.
         let dir = pruned_chain();
         with_store(dir.path(), |store| {
-            let mut block = stored_block(store, 4);
-            block.header.timestamp_ms += 1;
-            replace_block(store, 4, &block, true);
+            alter_block_recertified(store, 4, |block| block.header.timestamp_ms += 1);
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, 4);
-        assert!(
-            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
-            "{found}"
-        );
+        assert_bad_checkpoint_at(dir.path(), 4);
     }
 
     /// The state root after block `C` is certified only by block `C + 1`'s header. A
@@ -1331,12 +1328,7 @@ mod tests {
                 .expect("written");
             store.prune_below(5).expect("prune");
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, BLOCKS);
-        assert!(
-            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
-            "{found}"
-        );
+        assert_bad_checkpoint_at(dir.path(), BLOCKS);
 
         // The forged state above a certified checkpoint (block 5 kept): the replay from
         // that one shows it.
@@ -1346,22 +1338,12 @@ mod tests {
             forge(store);
             store.prune_below(4).expect("prune");
         });
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, BLOCKS);
-        assert!(
-            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
-            "{found}"
-        );
+        assert_bad_checkpoint_at(dir.path(), BLOCKS);
 
         // And on an unpruned chain (a node would start from it).
         let dir = build_chain();
         with_store(dir.path(), forge);
-        let found = discrepancy(dir.path());
-        assert_eq!(found.height, BLOCKS);
-        assert!(
-            matches!(found.kind, DiscrepancyKind::Checkpoint(_)),
-            "{found}"
-        );
+        assert_bad_checkpoint_at(dir.path(), BLOCKS);
     }
 
     /// State sync stores the checkpoint `C` it joined at, never block `C`, and keeps blocks

@@ -339,7 +339,7 @@ fn wait(
 mod tests {
     use super::*;
     use crate::cli::TransferBody;
-    use crate::teststub::{self, Reply, Request};
+    use crate::teststub::{self, Reply, Request, Stub};
     use interpool_contracts::keys::PlainKeyFile;
     use interpool_contracts::outcome::Receipt;
     use interpool_contracts::testkit::{account, key};
@@ -417,48 +417,99 @@ mod tests {
             .unwrap_or(Hash::ZERO)
     }
 
+    /// The node's answer to a route it does not have.
+    fn no_route() -> Reply {
+        Reply::error(404, "not_found", "no such route")
+    }
+
+    /// `GET /v1/signers/{id}`'s answer: the last committed nonce, the next free one (past
+    /// the node's pending transactions), the role and the bank.
+    fn signer_view(
+        id: AccountId,
+        nonce: u64,
+        pending_nonce: u64,
+        role: &str,
+        bank: Option<&str>,
+    ) -> (AccountId, serde_json::Value) {
+        let view = serde_json::json!({"id": id, "nonce": nonce, "pending_nonce": pending_nonce,
+            "role": role, "bank": bank});
+        (id, view)
+    }
+
+    /// A stub node for the submitting commands, keeping the transaction submitted to it.
+    struct FakeNode {
+        stub: Stub,
+        store: Arc<Mutex<Option<SignedTransaction>>>,
+    }
+
+    impl FakeNode {
+        /// Answers `GET /v1/status` with `status`, `GET /v1/signers/{id}` with the signer's
+        /// view (if there is one), `POST /v1/transactions` by keeping the transaction, `GET
+        /// /v1/transactions/{hash}` with what `poll` makes of the kept transaction's hash
+        /// (zero before one), and anything else with 404.
+        fn start(
+            status: String,
+            signer: Option<(AccountId, serde_json::Value)>,
+            poll: impl Fn(Hash) -> Reply + Send + 'static,
+        ) -> FakeNode {
+            let store = Arc::new(Mutex::new(None));
+            let seen = Arc::clone(&store);
+            let signer_route = signer.as_ref().map(|(id, _)| format!("/v1/signers/{id}"));
+            let signer_body = signer.map(|(_, view)| view.to_string()).unwrap_or_default();
+            let stub = teststub::serve(move |request| {
+                let target = request.target.as_str();
+                match request.method.as_str() {
+                    "GET" if target == "/v1/status" => Reply::json(200, status.clone()),
+                    "GET" if Some(target) == signer_route.as_deref() => {
+                        Reply::json(200, signer_body.clone())
+                    }
+                    "POST" if target == "/v1/transactions" => accept(request, &seen),
+                    "GET" if target.starts_with("/v1/transactions/") => poll(submitted_hash(&seen)),
+                    _ => no_route(),
+                }
+            });
+            FakeNode { stub, store }
+        }
+
+        fn url(&self) -> &str {
+            &self.stub.url
+        }
+
+        /// The last transaction submitted, if any.
+        fn submitted(&self) -> Option<SignedTransaction> {
+            self.store.lock().expect("lock").clone()
+        }
+    }
+
     #[test]
     fn a_transfer_is_signed_with_the_chain_and_nonce_and_followed_through_the_queue() {
         let dir = tempfile::tempdir().expect("dir");
         let signer = account(1);
-        let store = Arc::new(Mutex::new(None));
         let polls = AtomicUsize::new(0);
-        let seen = Arc::clone(&store);
-        let stub = teststub::serve(move |request| {
-            let target = request.target.as_str();
-            match request.method.as_str() {
-                "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
-                // Nonce 2 is committed; 2 and 3 are pending at the node.
-                "GET" if target == format!("/v1/signers/{signer}") => Reply::json(
-                    200,
-                    serde_json::json!({"id": signer, "nonce": 2, "pending_nonce": 4,
-                        "role": "customer", "bank": "BANK_A"})
-                    .to_string(),
-                ),
-                "POST" if target == "/v1/transactions" => accept(request, &seen),
-                "GET" if target.starts_with("/v1/transactions/") => {
-                    let hash = submitted_hash(&seen);
-                    let queued = Outcome::Queued {
-                        expires_at_height: 31,
-                    };
-                    match polls.fetch_add(1, Ordering::SeqCst) {
-                        0 => tx_status(hash, TxStatus::Pending, None),
-                        1 | 2 => tx_status(hash, TxStatus::Queued, Some(queued)),
-                        _ => tx_status(hash, TxStatus::Committed, Some(queued)),
-                    }
+        let node = FakeNode::start(
+            teststub::status_json(10),
+            // Nonce 2 is committed; 2 and 3 are pending at the node.
+            Some(signer_view(signer, 2, 4, "customer", Some("BANK_A"))),
+            move |hash| {
+                let queued = Outcome::Queued {
+                    expires_at_height: 31,
+                };
+                match polls.fetch_add(1, Ordering::SeqCst) {
+                    0 => tx_status(hash, TxStatus::Pending, None),
+                    1 | 2 => tx_status(hash, TxStatus::Queued, Some(queued)),
+                    _ => tx_status(hash, TxStatus::Committed, Some(queued)),
                 }
-                _ => Reply::error(404, "not_found", "no such route"),
-            }
-        });
+            },
+        );
         let exit = submit(
-            &stub.url,
+            node.url(),
             OUT,
             &transfer_to(2),
             &args(key_file(&dir, 1), true, 20),
         )
         .expect("submits");
         assert_eq!(exit, Exit::Success);
-        let signed = store.lock().expect("lock").clone().expect("submitted");
+        let signed = node.submitted().expect("submitted");
         assert_eq!(signed.tx.chain_id, "c");
         assert_eq!(signed.tx.signer, signer);
         assert_eq!(signed.tx.nonce, 4);
@@ -482,29 +533,17 @@ mod tests {
     #[test]
     fn a_node_that_stops_answering_does_not_hold_the_wait_past_its_timeout() {
         let dir = tempfile::tempdir().expect("dir");
-        let signer = account(1);
-        let store = Arc::new(Mutex::new(None));
-        let seen = Arc::clone(&store);
-        let stub = teststub::serve(move |request| {
-            let target = request.target.as_str();
-            match request.method.as_str() {
-                "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
-                "GET" if target == format!("/v1/signers/{signer}") => Reply::json(
-                    200,
-                    serde_json::json!({"id": signer, "nonce": 0, "pending_nonce": 0,
-                        "role": "customer", "bank": "BANK_A"})
-                    .to_string(),
-                ),
-                "POST" if target == "/v1/transactions" => accept(request, &seen),
-                _ => {
-                    std::thread::sleep(Duration::from_secs(60));
-                    Reply::error(503, "busy", "late")
-                }
-            }
-        });
+        let node = FakeNode::start(
+            teststub::status_json(10),
+            Some(signer_view(account(1), 0, 0, "customer", Some("BANK_A"))),
+            |_| {
+                std::thread::sleep(Duration::from_secs(60));
+                Reply::error(503, "busy", "late")
+            },
+        );
         let started = Instant::now();
         let exit = submit(
-            &stub.url,
+            node.url(),
             OUT,
             &transfer_to(2),
             &args(key_file(&dir, 1), true, 2),
@@ -525,39 +564,25 @@ mod tests {
     #[test]
     fn with_the_genesis_file_the_node_cannot_change_the_chain_or_the_decimals() {
         let dir = tempfile::tempdir().expect("dir");
-        let signer = account(1);
         let mut genesis = interpool_contracts::testkit::genesis(1, 2, 100_000, 1_000_000, 0);
         genesis.chain_id = "c".into();
         genesis.decimals = 2;
         let genesis_file = dir.path().join("genesis.json");
         std::fs::write(&genesis_file, serde_json::to_vec(&genesis).expect("json")).expect("write");
         for (served_hash, submitted) in [(genesis.hash(), true), (Hash([9; 32]), false)] {
-            let store = Arc::new(Mutex::new(None));
-            let seen = Arc::clone(&store);
-            let stub = teststub::serve(move |request| {
-                let target = request.target.as_str();
-                match request.method.as_str() {
-                    "GET" if target == "/v1/status" => {
-                        let mut status: serde_json::Value =
-                            serde_json::from_str(&teststub::status_json(10)).expect("json");
-                        status["genesis_hash"] = serde_json::json!(served_hash);
-                        status["decimals"] = serde_json::json!(5);
-                        Reply::json(200, status.to_string())
-                    }
-                    "GET" if target == format!("/v1/signers/{signer}") => Reply::json(
-                        200,
-                        serde_json::json!({"id": signer, "nonce": 0, "pending_nonce": 0,
-                            "role": "customer", "bank": "BANK_A"})
-                        .to_string(),
-                    ),
-                    "POST" if target == "/v1/transactions" => accept(request, &seen),
-                    _ => Reply::error(404, "not_found", "no such route"),
-                }
-            });
+            let mut status: serde_json::Value =
+                serde_json::from_str(&teststub::status_json(10)).expect("json");
+            status["genesis_hash"] = serde_json::json!(served_hash);
+            status["decimals"] = serde_json::json!(5);
+            let node = FakeNode::start(
+                status.to_string(),
+                Some(signer_view(account(1), 0, 0, "customer", Some("BANK_A"))),
+                |_| no_route(),
+            );
             let mut submit_args = args(key_file(&dir, 1), false, 20);
             submit_args.genesis = Some(genesis_file.clone());
-            let result = submit(&stub.url, OUT, &transfer_to(2), &submit_args);
-            let signed = store.lock().expect("lock").clone();
+            let result = submit(node.url(), OUT, &transfer_to(2), &submit_args);
+            let signed = node.submitted();
             if submitted {
                 assert_eq!(result.expect("submits"), Exit::Success);
                 let signed = signed.expect("submitted");
@@ -583,69 +608,42 @@ mod tests {
     #[test]
     fn an_official_gets_the_nonce_from_signers_and_a_rejection_exits_1() {
         let dir = tempfile::tempdir().expect("dir");
-        let authority = account(3);
-        let store = Arc::new(Mutex::new(None));
-        let seen = Arc::clone(&store);
-        let stub = teststub::serve(move |request| {
-            let target = request.target.as_str();
-            match request.method.as_str() {
-                "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
-                "GET" if target == format!("/v1/signers/{authority}") => Reply::json(
-                    200,
-                    serde_json::json!({"id": authority, "nonce": 7, "pending_nonce": 7,
-                        "role": "authority", "bank": null})
-                    .to_string(),
-                ),
-                "POST" if target == "/v1/transactions" => accept(request, &seen),
-                "GET" if target.starts_with("/v1/transactions/") => tx_status(
-                    submitted_hash(&seen),
-                    TxStatus::Rejected,
-                    Some(Outcome::Rejected {
-                        error: TxError::ZeroAmount,
-                    }),
-                ),
-                _ => Reply::error(404, "not_found", "no such route"),
-            }
-        });
+        let node = FakeNode::start(
+            teststub::status_json(10),
+            Some(signer_view(account(3), 7, 7, "authority", None)),
+            |hash| {
+                let rejected = Outcome::Rejected {
+                    error: TxError::ZeroAmount,
+                };
+                tx_status(hash, TxStatus::Rejected, Some(rejected))
+            },
+        );
         let exit = submit(
-            &stub.url,
+            node.url(),
             OUT,
             &BodyArgs::Settle,
             &args(key_file(&dir, 3), true, 20),
         )
         .expect("submits");
         assert_eq!(exit, Exit::Failure);
-        let signed = store.lock().expect("lock").clone().expect("submitted");
+        let signed = node.submitted().expect("submitted");
         assert_eq!((signed.tx.nonce, signed.tx.body), (7, Body::SettleCycle));
     }
 
     #[test]
     fn a_wait_that_times_out_exits_3_and_without_wait_it_returns_at_once() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(Mutex::new(None));
-        let seen = Arc::clone(&store);
-        let stub = teststub::serve(move |request| {
-            let target = request.target.as_str();
-            match request.method.as_str() {
-                "GET" if target == "/v1/status" => Reply::json(200, teststub::status_json(10)),
-                "POST" if target == "/v1/transactions" => accept(request, &seen),
-                "GET" if target.starts_with("/v1/transactions/") => {
-                    tx_status(submitted_hash(&seen), TxStatus::Pending, None)
-                }
-                _ => Reply::error(404, "not_found", "no such route"),
-            }
+        let node = FakeNode::start(teststub::status_json(10), None, |hash| {
+            tx_status(hash, TxStatus::Pending, None)
         });
         let mut with_nonce = args(key_file(&dir, 3), true, 1);
         with_nonce.nonce = Some(9);
-        let exit = submit(&stub.url, OUT, &BodyArgs::Settle, &with_nonce).expect("submits");
+        let exit = submit(node.url(), OUT, &BodyArgs::Settle, &with_nonce).expect("submits");
         assert_eq!(exit, Exit::StillPending);
         with_nonce.wait = false;
-        let exit = submit(&stub.url, OUT, &BodyArgs::Settle, &with_nonce).expect("submits");
+        let exit = submit(node.url(), OUT, &BodyArgs::Settle, &with_nonce).expect("submits");
         assert_eq!(exit, Exit::Success);
-        assert_eq!(
-            store.lock().expect("lock").as_ref().map(|t| t.tx.nonce),
-            Some(9)
-        );
+        assert_eq!(node.submitted().map(|t| t.tx.nonce), Some(9));
     }
 
     #[test]

@@ -272,6 +272,7 @@ pub fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::teststub::{self, Reply, Request, Stub};
     use interpool_contracts::outcome::Receipt;
     use interpool_contracts::{Amount, BankId, Hash};
 
@@ -287,6 +288,34 @@ mod tests {
             },
             accounts: vec![AccountId([1; 32]), AccountId([2; 32])],
         }
+    }
+
+    /// A stub node whose event stream answers by the cursor the wallet resumes from: each
+    /// of `streams` pairs a `Last-Event-ID` (`None` on a first connection) with the stream's
+    /// text; any other cursor is refused.
+    fn event_node(streams: Vec<(Option<&'static str>, String)>) -> Stub {
+        teststub::serve(move |request| {
+            if request.target == "/v1/status" {
+                return Reply::json(200, teststub::status_json(3));
+            }
+            let cursor = request.header("last-event-id");
+            match streams.iter().find(|(from, _)| *from == cursor) {
+                Some((_, body)) => Reply {
+                    status: 200,
+                    content_type: "text/event-stream",
+                    body: body.clone(),
+                },
+                None => Reply::error(400, "bad_cursor", "unexpected cursor"),
+            }
+        })
+    }
+
+    /// The requests `stub` saw for the event stream, in order.
+    fn event_requests(stub: &Stub) -> Vec<Request> {
+        stub.requests()
+            .into_iter()
+            .filter(|r| r.target.starts_with("/v1/events"))
+            .collect()
     }
 
     #[test]
@@ -371,34 +400,19 @@ mod tests {
 
     #[test]
     fn a_dropped_stream_is_resumed_after_the_last_event() {
-        use crate::teststub::{self, Reply};
         let data = serde_json::to_string(&transaction_event()).expect("json");
-        let stub = teststub::serve(move |request| {
-            if request.target == "/v1/status" {
-                return Reply::json(200, teststub::status_json(3));
-            }
-            let sse = |body: String| Reply {
-                status: 200,
-                content_type: "text/event-stream",
-                body,
-            };
-            // The first connection ends after two events; the second must resume after them.
-            match request.header("last-event-id") {
-                None => sse(format!(
-                    "id: 1:0\ndata: {data}\n\n: keep-alive\n\nid: 1:1\ndata: {data}\n\n"
-                )),
-                Some("1:1") => sse(format!("id: 2:0\ndata: {data}\n\n")),
-                Some(_) => Reply::error(400, "bad_cursor", "unexpected cursor"),
-            }
-        });
+        // The first connection ends after two events; the second must resume after them.
+        let stub = event_node(vec![
+            (
+                None,
+                format!("id: 1:0\ndata: {data}\n\n: keep-alive\n\nid: 1:1\ndata: {data}\n\n"),
+            ),
+            (Some("1:1"), format!("id: 2:0\ndata: {data}\n\n")),
+        ]);
         let account = AccountId([1; 32]);
         let exit = watch(&stub.url, Output { json: true }, Some(&account), Some(3)).expect("ok");
         assert_eq!(exit, Exit::Success);
-        let streams: Vec<_> = stub
-            .requests()
-            .into_iter()
-            .filter(|r| r.target.starts_with("/v1/events"))
-            .collect();
+        let streams = event_requests(&stub);
         assert_eq!(streams.len(), 2);
         assert_eq!(streams[0].target, format!("/v1/events?account={account}"));
         assert_eq!(streams[1].header("last-event-id"), Some("1:1"));
@@ -411,32 +425,20 @@ mod tests {
     /// was lost), and its half-read data was glued onto the next connection's first event.
     #[test]
     fn a_stream_cut_inside_an_event_resumes_before_that_event() {
-        use crate::teststub::{self, Reply};
         let data = serde_json::to_string(&transaction_event()).expect("json");
-        let stub = teststub::serve(move |request| {
-            if request.target == "/v1/status" {
-                return Reply::json(200, teststub::status_json(3));
-            }
-            let sse = |body: String| Reply {
-                status: 200,
-                content_type: "text/event-stream",
-                body,
-            };
-            match request.header("last-event-id") {
-                None => sse(format!("id: 1:0\ndata: {data}\n\nid: 1:1\ndata: {data}\n")),
-                Some("1:0") => sse(format!(
-                    "id: 1:1\ndata: {data}\n\nid: 2:0\ndata: {data}\n\n"
-                )),
-                Some(_) => Reply::error(400, "bad_cursor", "unexpected cursor"),
-            }
-        });
+        let stub = event_node(vec![
+            (
+                None,
+                format!("id: 1:0\ndata: {data}\n\nid: 1:1\ndata: {data}\n"),
+            ),
+            (
+                Some("1:0"),
+                format!("id: 1:1\ndata: {data}\n\nid: 2:0\ndata: {data}\n\n"),
+            ),
+        ]);
         let exit = watch(&stub.url, Output { json: true }, None, Some(3)).expect("ok");
         assert_eq!(exit, Exit::Success, "three events shown");
-        let streams: Vec<_> = stub
-            .requests()
-            .into_iter()
-            .filter(|r| r.target.starts_with("/v1/events"))
-            .collect();
+        let streams = event_requests(&stub);
         assert_eq!(streams.len(), 2);
         assert_eq!(streams[1].header("last-event-id"), Some("1:0"));
     }
@@ -458,7 +460,6 @@ mod tests {
 
     #[test]
     fn a_missing_route_is_an_error_not_an_endless_retry() {
-        use crate::teststub::{self, Reply};
         let stub = teststub::serve(|request| match request.target.as_str() {
             "/v1/status" => Reply::json(200, teststub::status_json(3)),
             _ => Reply::error(404, "not_found", "no such route"),
