@@ -525,19 +525,13 @@ impl Admission {
         let saved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.store.save_pending(admitted)
         }));
-        let saved = match saved {
-            Ok(saved) => saved,
-            Err(panic) => {
-                self.take_back(admitted, &recording.held, &"the write panicked");
-                drop(recording);
-                std::panic::resume_unwind(panic)
-            }
-        };
-        if let Err(error) = &saved {
-            self.take_back(admitted, &recording.held, error);
+        match &saved {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => self.take_back(admitted, &recording.held, error),
+            Err(_) => self.take_back(admitted, &recording.held, &"the write panicked"),
         }
         drop(recording);
-        saved
+        saved.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// The record of acknowledged transactions failed: they are taken back to what they

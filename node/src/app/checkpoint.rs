@@ -354,22 +354,38 @@ mod tests {
         (ledger, tip)
     }
 
+    /// A writer for a checkpoint every `interval` blocks, kept busy with the first one
+    /// offered to it (`tip`) until the returned sender lets it go on.
+    fn busy_writer(
+        interval: u64,
+        tip: &ChainTip,
+        ledger: &Arc<Ledger>,
+    ) -> (Arc<MemStore>, Checkpointer, std::sync::mpsc::Sender<()>) {
+        let store = Arc::new(MemStore::new());
+        let writer = Checkpointer::spawn(
+            store.clone(),
+            interval,
+            None,
+            Arc::new(Metrics::new()),
+            None,
+        )
+        .expect("spawn the writer");
+        // Armed after the writer, so that a failing test drops the release first and the
+        // writer's join does not wait on it.
+        let (started, release) = store.hold_next_checkpoint();
+        writer.after_commit(tip, ledger, false);
+        started
+            .recv_timeout(STARTED_WAIT)
+            .expect("the writer starts on the first checkpoint");
+        (store, writer, release)
+    }
+
     /// Before, the queue held one: with the writer busy on 7 and 8 waiting, 9 (the halt
     /// height's, say) was dropped and the store ended at 8.
     #[test]
     fn a_checkpoint_offered_while_the_writer_is_busy_replaces_the_one_waiting() {
         let (ledger, tip) = ledger_and_tips();
-        let store = Arc::new(MemStore::new());
-        let writer = Checkpointer::spawn(store.clone(), 1, None, Arc::new(Metrics::new()), None)
-            .expect("spawn the writer");
-        // Armed after the writer, so that a failing test drops the release first and the
-        // writer's join does not wait on it.
-        let (started, release) = store.hold_next_checkpoint();
-
-        writer.after_commit(&tip(7), &ledger, false);
-        started
-            .recv_timeout(STARTED_WAIT)
-            .expect("the writer starts on 7");
+        let (store, writer, release) = busy_writer(1, &tip(7), &ledger);
         // Busy with 7: 8 waits, then 9 takes its place.
         writer.after_commit(&tip(8), &ledger, false);
         writer.after_commit(&tip(9), &ledger, true);
@@ -388,15 +404,9 @@ mod tests {
     #[test]
     fn a_checkpoint_waiting_when_the_writer_stops_is_still_written() {
         let (ledger, tip) = ledger_and_tips();
-        let store = Arc::new(MemStore::new());
-        let writer = Checkpointer::spawn(store.clone(), 4, None, Arc::new(Metrics::new()), None)
-            .expect("spawn the writer");
-        let (started, release) = store.hold_next_checkpoint();
-        writer.after_commit(&tip(3), &ledger, false);
-        writer.after_commit(&tip(4), &ledger, false);
-        started
-            .recv_timeout(STARTED_WAIT)
-            .expect("the writer starts on 4");
+        let (store, writer, release) = busy_writer(4, &tip(4), &ledger);
+        // Not at a checkpoint height: not offered.
+        writer.after_commit(&tip(7), &ledger, false);
         writer.after_commit(&tip(8), &ledger, false);
         writer.offered.close();
         release.send(()).expect("let 4 go on");
