@@ -100,6 +100,14 @@ fn the_load_generator_commits_what_it_signs() {
         .map(|s| s["committed"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(committed, 300, "{report}");
+    // Its own CPU over the load, beside the nodes': the machine is shared with them.
+    assert_eq!(report["load_generator"]["name"], "wallet", "{report}");
+    assert!(
+        report["load_generator"]["cpu_seconds"]
+            .as_f64()
+            .is_some_and(|s| s >= 0.0),
+        "{report}"
+    );
 
     // The same seed again: the accounts exist; opening them again is refused in the
     // ledger, the deposits land, and the transfers still commit.

@@ -5,7 +5,8 @@
 //! accepted, follows `GET /v1/events` to each one's outcome, and reports (a progress bar
 //! while it runs, one JSON document at the end): offered and accepted rates, the committed
 //! rate over the steady state, submit-to-commit latency percentiles, refusals and
-//! rejections by code, blocks, and each local node's CPU time and peak memory from `/proc`.
+//! rejections by code, blocks, and each local node's CPU time and peak memory from `/proc`
+//! (its own too: it shares the machine with them).
 //! Measurements for closing notes, never assertions.
 //!
 //! With `--sign-only FILE` it signs transfers between the manifest's sample customers and
@@ -384,6 +385,9 @@ struct Report {
     blocks: usize,
     transactions_per_block: f64,
     nodes: Vec<NodeUsage>,
+    /// This process over the same time (submitting and following the outcomes): on a
+    /// machine shared with the nodes, the CPU they did not get.
+    load_generator: Option<NodeUsage>,
     per_second: Vec<Second>,
     latency_histogram: Vec<Bucket>,
 }
@@ -507,6 +511,8 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
             Some((n.name.clone(), pid, report::cpu_seconds(pid)?))
         })
         .collect();
+    let this_process = std::process::id();
+    let generator_before = report::cpu_seconds(this_process);
 
     // Follow outcomes from before the first submission.
     let stop = Arc::new(AtomicBool::new(false));
@@ -570,6 +576,17 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
             })
         })
         .collect();
+    let load_generator = generator_before.and_then(|before| {
+        let cpu = report::cpu_seconds(this_process)? - before;
+        Some(NodeUsage {
+            name: "wallet".to_string(),
+            pid: this_process,
+            cpu_seconds: cpu,
+            cpu_percent: 100.0 * cpu / wall.max(1e-9),
+            peak_rss_mib: report::status_mib(this_process, "VmHWM:").unwrap_or(0.0),
+            rss_mib: report::status_mib(this_process, "VmRSS:").unwrap_or(0.0),
+        })
+    });
 
     let report = measure(
         args,
@@ -579,7 +596,7 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         (setup_seconds, signing_seconds),
         &submission,
         &seen,
-        usage,
+        (usage, load_generator),
     );
     if let Some(file) = &args.out {
         let text = serde_json::to_string_pretty(&report)?;
@@ -609,7 +626,7 @@ fn measure(
     (setup_seconds, signing_seconds): (f64, f64),
     submission: &run::Submission,
     seen: &[Option<run::Seen>],
-    nodes: Vec<NodeUsage>,
+    (nodes, load_generator): (Vec<NodeUsage>, Option<NodeUsage>),
 ) -> Report {
     let mut latencies = Vec::new();
     let mut accepted_us = Vec::new();
@@ -685,6 +702,7 @@ fn measure(
         blocks: heights.len(),
         transactions_per_block: included_us.len() as f64 / heights.len().max(1) as f64,
         nodes,
+        load_generator,
         per_second: report::per_second(&accepted_us, &included_us),
         latency_histogram: report::histogram(&latencies),
     }
@@ -777,9 +795,11 @@ fn print(out: &Output, report: &Report) -> Result<()> {
             ),
         ),
     ];
-    for node in &report.nodes {
+    for (label, node) in (report.nodes.iter().map(|n| ("node", n)))
+        .chain(report.load_generator.iter().map(|g| ("generator", g)))
+    {
         rows.push((
-            "node",
+            label,
             format!(
                 "{:<12} {:6.1} s CPU ({:3.0} % of a core), peak RSS {:.0} MiB",
                 node.name, node.cpu_seconds, node.cpu_percent, node.peak_rss_mib
