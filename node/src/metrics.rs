@@ -80,6 +80,7 @@ pub struct Metrics {
     verification_seconds: Histogram,
     commit_seconds: Histogram,
     p2p: Family<[(&'static str, &'static str); 1], Gauge>,
+    storage_memory: Family<[(&'static str, &'static str); 1], Gauge>,
     dropped: Family<[(&'static str, &'static str); 1], Counter>,
     ignored: Family<[(&'static str, &'static str); 1], Gauge>,
     gossip: Family<[(&'static str, &'static str); 1], Counter>,
@@ -175,6 +176,12 @@ impl Metrics {
             "What the network refused or dropped, by event (connections_refused: peers whose key is not in the genesis)",
             p2p.clone(),
         );
+        let storage_memory = Family::default();
+        registry.register(
+            "storage_memory_bytes",
+            "What RocksDB holds in memory, by part (memtables, block_cache, of which block_cache_pinned, table_readers: open table files outside the cache)",
+            storage_memory.clone(),
+        );
         let ignored = Family::default();
         registry.register(
             "consensus_messages_ignored",
@@ -233,6 +240,7 @@ impl Metrics {
             checkpoint_height,
             checkpoint_bytes,
             p2p,
+            storage_memory,
             dropped,
             ignored,
             gossip,
@@ -388,6 +396,20 @@ impl Metrics {
         }
     }
 
+    /// What the store holds in memory (set when metrics are read).
+    pub fn storage_memory(&self, memory: &crate::storage::StoreMemory) {
+        for (part, value) in [
+            ("memtables", memory.memtables),
+            ("block_cache", memory.block_cache),
+            ("block_cache_pinned", memory.block_cache_pinned),
+            ("table_readers", memory.table_readers),
+        ] {
+            self.storage_memory
+                .get_or_create(&[("part", part)])
+                .set(to_i64(value));
+        }
+    }
+
     /// OpenMetrics text.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -455,6 +477,15 @@ mod tests {
         let text = metrics.encode();
         assert!(
             text.contains(r#"interpool_p2p_events{event="connections_refused"} 4"#),
+            "{text}"
+        );
+        metrics.storage_memory(&crate::storage::StoreMemory {
+            table_readers: 12,
+            ..crate::storage::StoreMemory::default()
+        });
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"interpool_storage_memory_bytes{part="table_readers"} 12"#),
             "{text}"
         );
     }

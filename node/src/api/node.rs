@@ -99,6 +99,11 @@ pub(crate) async fn metrics(
         return refused.into_response();
     }
     state.metrics.p2p(&(state.p2p_stats)());
+    // Properties RocksDB keeps in memory: no disk read.
+    match state.reader.store().memory() {
+        Ok(memory) => state.metrics.storage_memory(&memory),
+        Err(error) => tracing::warn!(%error, "cannot read the store's memory use"),
+    }
     state
         .metrics
         .reachability(state.health.reachable(), state.health.quorum);
