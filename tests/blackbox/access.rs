@@ -769,14 +769,20 @@ fn metrics_off_loopback_need_an_all_seeing_caller_and_the_api_speaks_only_tls() 
         .as_str()
         .unwrap_or_else(|| panic!("/metrics is Prometheus text: {text}"));
     assert!(text.contains("interpool_height "), "{text}");
-    // The store's memory, read when the metrics are (the cache holds blocks by now).
-    let cache = text
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(r#"interpool_storage_memory_bytes{part="block_cache"} "#)
-        })
-        .and_then(|value| value.parse::<u64>().ok());
-    assert!(cache.is_some_and(|bytes| bytes > 0), "{text}");
+    // The store's memory, every part, read from RocksDB when the metrics are.
+    for part in [
+        "memtables",
+        "block_cache",
+        "block_cache_pinned",
+        "table_readers",
+    ] {
+        let series = format!(r#"interpool_storage_memory_bytes{{part="{part}"}} "#);
+        let value = text
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|value| value.parse::<u64>().ok());
+        assert!(value.is_some(), "{part}: {text}");
+    }
     Caller::signing("customer", &customer_key).ok(&validator_rpc, "/metrics");
 
     // Plain HTTP to the TLS port gets no data: the connection fails, or a 400 that says
