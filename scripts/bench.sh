@@ -10,7 +10,8 @@
 #       of 500 at --rate max, else of rate/20: one about every 50 ms per submitter). Prints
 #       the summary and writes bench-results/<time>-<N>v-<rate>.json (the full report:
 #       rates, latency percentiles and histogram, refusals, blocks, each node's CPU and peak
-#       RSS and the load generator's, transfers per second) and .png (throughput per
+#       RSS and the load generator's, the machine's speed before and after the load,
+#       transfers per second) and .png (throughput per
 #       second, latency distribution; matplotlib in a virtualenv under target/bench-venv).
 #   scripts/bench.sh ledger [FILTER]       the ledger's criterion benchmarks
 #   READ_LOAD=1 scripts/bench.sh ...       the network run while 64 event streams replay the

@@ -108,6 +108,15 @@ fn the_load_generator_commits_what_it_signs() {
             .is_some_and(|s| s >= 0.0),
         "{report}"
     );
+    // The machine's speed before and after, by the probe: runs compare beside it.
+    for when in ["before_us_per_signature", "after_us_per_signature"] {
+        assert!(
+            report["machine"][when]
+                .as_f64()
+                .is_some_and(|us| us.is_finite() && us > 0.0),
+            "{when}: {report}"
+        );
+    }
 
     // The same seed again: the accounts exist; opening them again is refused in the
     // ledger, the deposits land, and the transfers still commit.

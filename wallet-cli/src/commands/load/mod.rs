@@ -35,7 +35,7 @@ use crate::exit::Exit;
 use crate::keyfile::load_signing_key;
 use crate::output::{fields, line, Output};
 use plan::Customer;
-use report::{Bucket, Codes, Latency, NodeUsage, Second, SteadyState};
+use report::{Bucket, Codes, Latency, MachineSpeed, NodeUsage, Probe, Second, SteadyState};
 pub use run::Rate;
 
 /// Accounts opened by default.
@@ -388,6 +388,9 @@ struct Report {
     /// This process over the same time (submitting and following the outcomes): on a
     /// machine shared with the nodes, the CPU they did not get.
     load_generator: Option<NodeUsage>,
+    /// The machine's speed before and after the load ([`MachineSpeed`]): compare two runs
+    /// beside it.
+    machine: MachineSpeed,
     per_second: Vec<Second>,
     latency_histogram: Vec<Bucket>,
 }
@@ -511,6 +514,13 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
             Some((n.name.clone(), pid, report::cpu_seconds(pid)?))
         })
         .collect();
+    // Timed before this process's CPU is first read, so that its own CPU over the load
+    // leaves the probe out.
+    let probe = Probe::new();
+    let mut machine = MachineSpeed {
+        before_us_per_signature: probe.as_ref().and_then(Probe::us_per_signature),
+        after_us_per_signature: None,
+    };
     let this_process = std::process::id();
     let generator_before = report::cpu_seconds(this_process);
 
@@ -588,6 +598,8 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         })
     });
 
+    machine.after_us_per_signature = probe.as_ref().and_then(Probe::us_per_signature);
+
     let report = measure(
         args,
         &net,
@@ -597,6 +609,7 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         &submission,
         &seen,
         (usage, load_generator),
+        machine,
     );
     if let Some(file) = &args.out {
         let text = serde_json::to_string_pretty(&report)?;
@@ -627,6 +640,7 @@ fn measure(
     submission: &run::Submission,
     seen: &[Option<run::Seen>],
     (nodes, load_generator): (Vec<NodeUsage>, Option<NodeUsage>),
+    machine: MachineSpeed,
 ) -> Report {
     let mut latencies = Vec::new();
     let mut accepted_us = Vec::new();
@@ -703,6 +717,7 @@ fn measure(
         transactions_per_block: included_us.len() as f64 / heights.len().max(1) as f64,
         nodes,
         load_generator,
+        machine,
         per_second: report::per_second(&accepted_us, &included_us),
         latency_histogram: report::histogram(&latencies),
     }
@@ -806,6 +821,17 @@ fn print(out: &Output, report: &Report) -> Result<()> {
             ),
         ));
     }
+    let probe = |us: Option<f64>| us.map_or("unmeasured".to_string(), |us| format!("{us:.1}"));
+    rows.push((
+        "machine",
+        format!(
+            "{} µs per signature before the load, {} after (ZIP-215 batches of {}, one \
+             thread: compare runs beside it)",
+            probe(report.machine.before_us_per_signature),
+            probe(report.machine.after_us_per_signature),
+            report::PROBE_BATCH
+        ),
+    ));
     for failure in &report.failures {
         rows.push(("failure", failure.clone()));
     }

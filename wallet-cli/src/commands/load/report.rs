@@ -1,9 +1,12 @@
-//! The load's measurements: latency percentiles, the steady-state rate, and the nodes'
-//! CPU time and memory read from `/proc`.
+//! The load's measurements: latency percentiles, the steady-state rate, the nodes' CPU
+//! time and memory read from `/proc`, and the machine's speed before and after the load.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Instant;
 
+use ed25519_dalek::{Signer, SigningKey};
+use interpool_contracts::zip215;
 use serde::Serialize;
 
 /// Ticks per second of `/proc/PID/stat`'s times (`USER_HZ`: 100 on every Linux the node
@@ -191,9 +194,98 @@ pub fn node_pid(dir: &Path, name: &str) -> Option<u32> {
 /// Counts by code, for the report.
 pub type Codes = BTreeMap<String, usize>;
 
+/// Signatures the speed probe verifies in one batch: the load's default batch, which is
+/// also what a validator verifies at once when a client's batch or its gossip arrives.
+pub const PROBE_BATCH: usize = 500;
+/// Times the probe runs its batch; the median is kept, so that one preemption by a
+/// neighbour does not decide it.
+const PROBE_ROUNDS: usize = 7;
+
+/// How fast this machine was when the load began and when it ended, by the same fixed piece
+/// of the work validators do most (a fifth to a quarter of their CPU): ZIP-215 batch
+/// verification, one thread. A shared or throttled machine's speed changes from one hour to
+/// the next (the same build measured 7,500 and 11,700 transfers/s at 4 validators on the
+/// same day), so two runs compare only beside their probes.
+#[derive(Debug, Serialize, Clone, Copy, Default)]
+pub struct MachineSpeed {
+    /// Microseconds per signature before the first submission, the nodes idle.
+    pub before_us_per_signature: Option<f64>,
+    /// The same after the last outcome.
+    pub after_us_per_signature: Option<f64>,
+}
+
+/// [`PROBE_BATCH`] transactions' worth of signatures by distinct keys, made once.
+pub struct Probe {
+    keys: Vec<zip215::PublicKey>,
+    messages: Vec<[u8; 32]>,
+    signatures: Vec<[u8; 64]>,
+}
+
+impl Probe {
+    /// Signs the probe's messages (32 bytes each, as a transaction hash) with keys derived
+    /// from fixed seeds, so that every run times the same work.
+    pub fn new() -> Option<Probe> {
+        let mut probe = Probe {
+            keys: Vec::with_capacity(PROBE_BATCH),
+            messages: Vec::with_capacity(PROBE_BATCH),
+            signatures: Vec::with_capacity(PROBE_BATCH),
+        };
+        for i in 0..PROBE_BATCH {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            seed[31] = 0x5a;
+            let key = SigningKey::from_bytes(&seed);
+            let mut message = [0u8; 32];
+            message[..8]
+                .copy_from_slice(&(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+            probe
+                .keys
+                .push(zip215::PublicKey::decode(&key.verifying_key().to_bytes()).ok()?);
+            probe.signatures.push(key.sign(&message).to_bytes());
+            probe.messages.push(message);
+        }
+        Some(probe)
+    }
+
+    /// The median over [`PROBE_ROUNDS`] of one batch verification, per signature, in
+    /// microseconds; `None` if any signature failed (then it timed something else).
+    pub fn us_per_signature(&self) -> Option<f64> {
+        let items: Vec<(&zip215::PublicKey, &[u8], &[u8; 64])> = self
+            .keys
+            .iter()
+            .zip(&self.messages)
+            .zip(&self.signatures)
+            .map(|((key, message), signature)| (key, message.as_slice(), signature))
+            .collect();
+        let mut rounds = Vec::with_capacity(PROBE_ROUNDS);
+        for _ in 0..PROBE_ROUNDS {
+            let started = Instant::now();
+            let verdicts = zip215::verify_batch(&items);
+            rounds.push(started.elapsed().as_secs_f64());
+            if !verdicts.iter().all(|valid| *valid) {
+                return None;
+            }
+        }
+        rounds.sort_by(f64::total_cmp);
+        let median = rounds.get(PROBE_ROUNDS / 2)?;
+        Some(median * 1e6 / items.len().max(1) as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_speed_probe_times_valid_signatures_and_refuses_to_time_anything_else() {
+        let mut probe = Probe::new().expect("keys decode");
+        let us = probe.us_per_signature().expect("all verify");
+        assert!(us.is_finite() && us > 0.0, "{us}");
+        // A forged signature: the batch falls back to single checks, and that is not the
+        // work the probe stands for.
+        probe.signatures[7][40] ^= 1;
+        assert_eq!(probe.us_per_signature(), None);
+    }
 
     #[test]
     fn percentiles_and_latency() {
