@@ -89,6 +89,8 @@ fn the_load_generator_commits_what_it_signs() {
     assert_eq!(report["not_seen"], 0, "{report}");
     assert_eq!(report["refused"], serde_json::json!({}), "{report}");
     assert_eq!(report["rate"], "600", "{report}");
+    // A count, not a duration: nothing to run out of.
+    assert!(report["plan_ran_out_s"].is_null(), "{report}");
     assert!(
         report["blocks"].as_u64().is_some_and(|b| b >= 1),
         "{report}"

@@ -9,6 +9,8 @@ use ed25519_dalek::{Signer, SigningKey};
 use interpool_contracts::zip215;
 use serde::Serialize;
 
+use super::Rate;
+
 /// Ticks per second of `/proc/PID/stat`'s times (`USER_HZ`: 100 on every Linux the node
 /// runs on).
 const USER_HZ: f64 = 100.0;
@@ -20,6 +22,22 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     }
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// When a `--rate max` load with a duration ran out of planned transfers: the moment the
+/// last batch was answered (`ended_us`, from the start), if every one of the `planned`
+/// transfers was `sent` before `duration_s` was over. `None` for a fixed rate (its plan is
+/// the rate times the duration, paced to end with it), for a load without a duration, and
+/// for one that gave up some batches (sent fewer than planned: the failures say why).
+pub fn ran_out(
+    rate: Rate,
+    duration_s: Option<u64>,
+    (planned, sent): (usize, usize),
+    ended_us: u64,
+) -> Option<f64> {
+    let duration_us = duration_s?.saturating_mul(1_000_000);
+    (rate == Rate::Max && planned > 0 && sent >= planned && ended_us < duration_us)
+        .then_some(ended_us as f64 / 1e6)
 }
 
 /// Latency percentiles in milliseconds.
@@ -285,6 +303,39 @@ mod tests {
         // work the probe stands for.
         probe.signatures[7][40] ^= 1;
         assert_eq!(probe.us_per_signature(), None);
+    }
+
+    #[test]
+    fn a_max_rate_load_that_sent_its_whole_plan_before_the_duration_ran_out() {
+        // 675,000 planned for 45 s, all sent 26.7 s in (one validator, 15,000/s planned).
+        let at = ran_out(Rate::Max, Some(45), (675_000, 675_000), 26_700_000);
+        assert_eq!(at, Some(26.7));
+        // Sending until the duration was over: the load was as long as asked.
+        assert_eq!(
+            ran_out(Rate::Max, Some(45), (675_000, 600_000), 45_100_000),
+            None
+        );
+        assert_eq!(
+            ran_out(Rate::Max, Some(45), (675_000, 675_000), 45_000_000),
+            None
+        );
+        // Batches given up (sent fewer than planned): not a short plan.
+        assert_eq!(
+            ran_out(Rate::Max, Some(45), (675_000, 674_500), 26_700_000),
+            None
+        );
+        // A fixed rate is paced to end with its duration; a count has no duration.
+        assert_eq!(
+            ran_out(
+                Rate::PerSecond(1_000),
+                Some(45),
+                (45_000, 45_000),
+                44_990_000
+            ),
+            None
+        );
+        assert_eq!(ran_out(Rate::Max, None, (10_000, 10_000), 1_000_000), None);
+        assert_eq!(ran_out(Rate::Max, Some(45), (0, 0), 0), None);
     }
 
     #[test]
