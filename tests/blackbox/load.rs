@@ -119,6 +119,14 @@ fn the_load_generator_commits_what_it_signs() {
             "{when}: {report}"
         );
     }
+    // Each probe once the nodes were quiet, or saying they never were (a shared machine).
+    for when in ["before_quiet_after_s", "after_quiet_after_s"] {
+        let waited = &report["machine"][when];
+        assert!(
+            waited.is_null() || waited.as_f64().is_some_and(|s| (0.0..=40.0).contains(&s)),
+            "{when}: {report}"
+        );
+    }
 
     // The same seed again: the accounts exist; opening them again is refused in the
     // ledger, the deposits land, and the transfers still commit.

@@ -510,6 +510,25 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         submitted_at_us: (0..count).map(|_| AtomicU64::new(0)).collect(),
         ..run::Submission::default()
     });
+    // Timed before this process's CPU is first read, so that its own CPU over the load
+    // leaves the probe out; each time once the nodes are quiet.
+    let probe = Probe::new();
+    let pids: Vec<u32> = (net.manifest.nodes.iter())
+        .filter_map(|n| report::node_pid(&net.dir, &n.name))
+        .collect();
+    let quiet = || {
+        report::wait_quiet(
+            &pids,
+            report::QUIET_SHARE_OF_A_CORE,
+            report::QUIET_WINDOW,
+            report::QUIET_DEADLINE,
+        )
+    };
+    let mut machine = MachineSpeed {
+        before_quiet_after_s: quiet(),
+        before_us_per_signature: probe.as_ref().and_then(Probe::us_per_signature),
+        ..MachineSpeed::default()
+    };
     let nodes: Vec<(String, u32, f64)> = net
         .manifest
         .nodes
@@ -519,13 +538,6 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
             Some((n.name.clone(), pid, report::cpu_seconds(pid)?))
         })
         .collect();
-    // Timed before this process's CPU is first read, so that its own CPU over the load
-    // leaves the probe out.
-    let probe = Probe::new();
-    let mut machine = MachineSpeed {
-        before_us_per_signature: probe.as_ref().and_then(Probe::us_per_signature),
-        after_us_per_signature: None,
-    };
     let this_process = std::process::id();
     let generator_before = report::cpu_seconds(this_process);
 
@@ -603,6 +615,7 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         })
     });
 
+    machine.after_quiet_after_s = quiet();
     machine.after_us_per_signature = probe.as_ref().and_then(Probe::us_per_signature);
 
     let report = measure(
@@ -843,13 +856,22 @@ fn print(out: &Output, report: &Report) -> Result<()> {
         ));
     }
     let probe = |us: Option<f64>| us.map_or("unmeasured".to_string(), |us| format!("{us:.1}"));
+    let machine = &report.machine;
+    let busy = [
+        ("before", machine.before_quiet_after_s),
+        ("after", machine.after_quiet_after_s),
+    ]
+    .iter()
+    .filter(|(_, quiet)| quiet.is_none())
+    .map(|(when, _)| format!("; the nodes were still busy at the probe {when} the load"))
+    .collect::<String>();
     rows.push((
         "machine",
         format!(
             "{} µs per signature before the load, {} after (ZIP-215 batches of {}, one \
-             thread: compare runs beside it)",
-            probe(report.machine.before_us_per_signature),
-            probe(report.machine.after_us_per_signature),
+             thread, the nodes quiet: compare runs beside it){busy}",
+            probe(machine.before_us_per_signature),
+            probe(machine.after_us_per_signature),
             report::PROBE_BATCH
         ),
     ));

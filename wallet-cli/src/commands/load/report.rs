@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer, SigningKey};
 use interpool_contracts::zip215;
@@ -224,12 +224,47 @@ const PROBE_ROUNDS: usize = 7;
 /// verification, one thread. A shared or throttled machine's speed changes from one hour to
 /// the next (the same build measured 7,500 and 11,700 transfers/s at 4 validators on the
 /// same day), so two runs compare only beside their probes.
+/// Each probe waits first for the nodes to go quiet ([`wait_quiet`]): right after the last
+/// outcome they are still flushing, compacting and (an observer) catching up, and a probe
+/// beside them measured 34 µs where the machine gave 13.
 #[derive(Debug, Serialize, Clone, Copy, Default)]
 pub struct MachineSpeed {
-    /// Microseconds per signature before the first submission, the nodes idle.
+    /// Microseconds per signature before the first submission.
     pub before_us_per_signature: Option<f64>,
     /// The same after the last outcome.
     pub after_us_per_signature: Option<f64>,
+    /// How long the nodes took to go quiet before each probe, in seconds (`None`: they were
+    /// still busy after [`QUIET_DEADLINE`], and the probe ran beside them).
+    pub before_quiet_after_s: Option<f64>,
+    /// The same before the probe after the load.
+    pub after_quiet_after_s: Option<f64>,
+}
+
+/// Processes together under this share of one core are quiet: idle consensus (empty
+/// blocks), not the load's work.
+pub const QUIET_SHARE_OF_A_CORE: f64 = 0.25;
+/// The window over which [`QUIET_SHARE_OF_A_CORE`] is measured.
+pub const QUIET_WINDOW: Duration = Duration::from_secs(1);
+/// The longest wait for quiet nodes before a probe.
+pub const QUIET_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Waits until `pids` together used less than `share` of a core over one `window`, or until
+/// `deadline` has passed: the seconds it took, or `None` if they never went quiet. Gone
+/// processes count as quiet.
+pub fn wait_quiet(pids: &[u32], share: f64, window: Duration, deadline: Duration) -> Option<f64> {
+    let started = Instant::now();
+    let cpu = || -> f64 { pids.iter().filter_map(|pid| cpu_seconds(*pid)).sum() };
+    loop {
+        let (before, from) = (cpu(), Instant::now());
+        std::thread::sleep(window);
+        let used = (cpu() - before).max(0.0);
+        if used < share * from.elapsed().as_secs_f64() {
+            return Some(started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() >= deadline {
+            return None;
+        }
+    }
 }
 
 /// [`PROBE_BATCH`] transactions' worth of signatures by distinct keys, made once.
@@ -336,6 +371,32 @@ mod tests {
         );
         assert_eq!(ran_out(Rate::Max, None, (10_000, 10_000), 1_000_000), None);
         assert_eq!(ran_out(Rate::Max, Some(45), (0, 0), 0), None);
+    }
+
+    #[test]
+    fn quiet_is_a_window_under_the_share_and_a_busy_process_never_is() {
+        let window = Duration::from_millis(300);
+        let mut idle = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let mut busy = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("sh");
+        let quiet = wait_quiet(&[idle.id()], 0.25, window, Duration::from_secs(10));
+        // Spinning takes most of a core (or all the share it gets on a loaded machine).
+        let spinning = wait_quiet(&[busy.id()], 0.05, window, Duration::from_secs(2));
+        let both = wait_quiet(&[idle.id(), busy.id()], 0.05, window, Duration::ZERO);
+        for child in [&mut idle, &mut busy] {
+            child.kill().expect("kill");
+            child.wait().expect("reap");
+        }
+        assert!(quiet.is_some_and(|s| s < 10.0), "{quiet:?}");
+        assert_eq!(spinning, None);
+        assert_eq!(both, None);
+        // Gone: nothing left to wait for.
+        assert!(wait_quiet(&[busy.id()], 0.05, window, Duration::ZERO).is_some());
     }
 
     #[test]
