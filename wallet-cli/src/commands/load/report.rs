@@ -224,6 +224,7 @@ const PROBE_ROUNDS: usize = 7;
 /// verification, one thread. A shared or throttled machine's speed changes from one hour to
 /// the next (the same build measured 7,500 and 11,700 transfers/s at 4 validators on the
 /// same day), so two runs compare only beside their probes.
+///
 /// Each probe waits first for the nodes to go quiet ([`wait_quiet`]): right after the last
 /// outcome they are still flushing, compacting and (an observer) catching up, and a probe
 /// beside them measured 34 µs where the machine gave 13.
