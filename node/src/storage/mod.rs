@@ -2021,13 +2021,14 @@ mod tests {
     fn the_families_written_at_random_compact_level_0_at_eight_files_the_others_at_four() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let level0 = |name: &'static str| {
+        let property = |name: &'static str, property: &str| {
             store
                 .db
-                .property_int_value_cf(store.cf(name), "rocksdb.num-files-at-level0")
+                .property_int_value_cf(store.cf(name), property)
                 .expect("property")
                 .unwrap_or(0)
         };
+        let level0 = |name| property(name, "rocksdb.num-files-at-level0");
         for height in 1..=6 {
             store
                 .commit_block(&committed_many(height, 200))
@@ -2039,19 +2040,16 @@ mod tests {
         // Wait for the compactions the flushes started.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let busy = |property: &str, cf: Option<&'static str>| -> u64 {
-                match cf {
-                    Some(name) => store.db.property_int_value_cf(store.cf(name), property),
-                    None => store.db.property_int_value(property),
-                }
-                .expect("property")
-                .unwrap_or(0)
-            };
             let pending: u64 = [CF_BLOCKS, CF_TX_INDEX, CF_ACCOUNT_INDEX]
                 .iter()
-                .map(|name| busy("rocksdb.compaction-pending", Some(name)))
+                .map(|name| property(name, "rocksdb.compaction-pending"))
                 .sum();
-            if pending == 0 && busy("rocksdb.num-running-compactions", None) == 0 {
+            let running = store
+                .db
+                .property_int_value("rocksdb.num-running-compactions")
+                .expect("property")
+                .unwrap_or(0);
+            if pending == 0 && running == 0 {
                 break;
             }
             assert!(

@@ -520,9 +520,10 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
     // Timed before this process's CPU is first read, so that its own CPU over the load
     // leaves the probe out; each time once the nodes are quiet.
     let probe = Probe::new();
-    let pids: Vec<u32> = (net.manifest.nodes.iter())
-        .filter_map(|n| report::node_pid(&net.dir, &n.name))
+    let named: Vec<(String, u32)> = (net.manifest.nodes.iter())
+        .filter_map(|n| Some((n.name.clone(), report::node_pid(&net.dir, &n.name)?)))
         .collect();
+    let pids: Vec<u32> = named.iter().map(|(_, pid)| *pid).collect();
     let quiet = || {
         report::wait_quiet(
             &pids,
@@ -536,14 +537,9 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
         before_us_per_signature: probe.as_ref().and_then(Probe::us_per_signature),
         ..MachineSpeed::default()
     };
-    let nodes: Vec<(String, u32, f64)> = net
-        .manifest
-        .nodes
-        .iter()
-        .filter_map(|n| {
-            let pid = report::node_pid(&net.dir, &n.name)?;
-            Some((n.name.clone(), pid, report::cpu_seconds(pid)?))
-        })
+    let nodes: Vec<(String, u32, f64)> = named
+        .into_iter()
+        .filter_map(|(name, pid)| Some((name, pid, report::cpu_seconds(pid)?)))
         .collect();
     let this_process = std::process::id();
     let generator_before = report::cpu_seconds(this_process);
