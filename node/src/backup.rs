@@ -269,7 +269,9 @@ pub fn restore(
     // Reading the backup fails as a damaged backup, except where the cause is not the
     // backup's (another storage format has its own message; the scratch folder is ours).
     let unreadable = |error: StorageError| match error {
-        StorageError::Format { .. } | StorageError::Scratch(_) => BackupError::Storage(error),
+        StorageError::Format { .. } | StorageError::Scratch(_) | StorageError::Folder(_) => {
+            BackupError::Storage(error)
+        }
         other => damaged(format!("its database cannot be read: {other}")),
     };
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
