@@ -81,6 +81,7 @@ pub struct Metrics {
     commit_seconds: Histogram,
     p2p: Family<[(&'static str, &'static str); 1], Gauge>,
     storage_memory: Family<[(&'static str, &'static str); 1], Gauge>,
+    storage_direct_io: Gauge,
     dropped: Family<[(&'static str, &'static str); 1], Counter>,
     ignored: Family<[(&'static str, &'static str); 1], Gauge>,
     gossip: Family<[(&'static str, &'static str); 1], Counter>,
@@ -182,6 +183,12 @@ impl Metrics {
             "What RocksDB holds in memory, by part (memtables, block_cache, of which block_cache_pinned, table_readers: open table files outside the cache)",
             storage_memory.clone(),
         );
+        let storage_direct_io = Gauge::default();
+        registry.register(
+            "storage_direct_io",
+            "1 if RocksDB writes its table files (flushes, compactions) with direct I/O, 0 if through the page cache (probed at start: some file systems refuse it)",
+            storage_direct_io.clone(),
+        );
         let ignored = Family::default();
         registry.register(
             "consensus_messages_ignored",
@@ -241,6 +248,7 @@ impl Metrics {
             checkpoint_bytes,
             p2p,
             storage_memory,
+            storage_direct_io,
             dropped,
             ignored,
             gossip,
@@ -410,6 +418,11 @@ impl Metrics {
         }
     }
 
+    /// Whether the store writes its table files with direct I/O (set when metrics are read).
+    pub fn storage_direct_io(&self, on: bool) {
+        self.storage_direct_io.set(i64::from(on));
+    }
+
     /// OpenMetrics text.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -486,6 +499,12 @@ mod tests {
         let text = metrics.encode();
         assert!(
             text.contains(r#"interpool_storage_memory_bytes{part="table_readers"} 12"#),
+            "{text}"
+        );
+        assert!(text.contains("interpool_storage_direct_io 0"), "{text}");
+        metrics.storage_direct_io(true);
+        assert!(
+            metrics.encode().contains("interpool_storage_direct_io 1"),
             "{text}"
         );
     }

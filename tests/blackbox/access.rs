@@ -783,6 +783,11 @@ fn metrics_off_loopback_need_an_all_seeing_caller_and_the_api_speaks_only_tls() 
             .and_then(|value| value.parse::<u64>().ok());
         assert!(value.is_some(), "{part}: {text}");
     }
+    // Whether its table files are written with direct I/O, as the node found at start.
+    let direct_io = text
+        .lines()
+        .find_map(|line| line.strip_prefix("interpool_storage_direct_io "));
+    assert!(matches!(direct_io, Some("0" | "1")), "{text}");
     Caller::signing("customer", &customer_key).ok(&validator_rpc, "/metrics");
 
     // Plain HTTP to the TLS port gets no data: the connection fails, or a 400 that says

@@ -106,6 +106,9 @@ pub(crate) async fn metrics(
     }
     state
         .metrics
+        .storage_direct_io(state.reader.store().direct_io());
+    state
+        .metrics
         .reachability(state.health.reachable(), state.health.quorum);
     state
         .metrics

@@ -645,6 +645,8 @@ pub struct Store {
     end_to_end_floor: Arc<AtomicU64>,
     /// The height below which `remembered_lists` was last cleared.
     lists_cleared_below: AtomicU64,
+    /// Whether table files are written with direct I/O ([`direct_io_works`]).
+    direct_io: bool,
 }
 
 /// The families asked about (almost always in vain) for every transaction admitted,
@@ -933,6 +935,7 @@ impl Store {
             _scratch: None,
             end_to_end_floor,
             lists_cleared_below: AtomicU64::new(0),
+            direct_io,
         };
         // Nothing is read before the layout is known to be this one.
         let format = store.format_version()?;
@@ -1004,6 +1007,7 @@ impl Store {
             _scratch: Some(scratch),
             end_to_end_floor: Arc::new(AtomicU64::new(0)),
             lists_cleared_below: AtomicU64::new(0),
+            direct_io: false,
         };
         store.format_version()?;
         Ok(store)
@@ -1042,6 +1046,12 @@ impl Store {
             memory.block_cache_pinned = read("rocksdb.block-cache-pinned-usage")?;
         }
         Ok(memory)
+    }
+
+    /// Whether this store writes its table files with direct I/O (probed when it was opened,
+    /// [`direct_io_works`]); a secondary instance writes none.
+    pub fn direct_io(&self) -> bool {
+        self.direct_io
     }
 
     /// The last committed height (0 for an empty store).
@@ -2168,6 +2178,7 @@ mod tests {
         );
         // Everything written comes back from the table files after a restart.
         let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.direct_io(), works);
         assert_eq!(store.height().expect("height"), 3);
         let found = store
             .tx_locations(&[
