@@ -503,9 +503,7 @@ mod tests {
         );
         assert!(text.contains("interpool_storage_direct_io 0"), "{text}");
         metrics.storage_direct_io(true);
-        assert!(
-            metrics.encode().contains("interpool_storage_direct_io 1"),
-            "{text}"
-        );
+        let text = metrics.encode();
+        assert!(text.contains("interpool_storage_direct_io 1"), "{text}");
     }
 }

@@ -233,6 +233,18 @@ pub fn limits() -> BlockLimits {
     }
 }
 
+/// [`wait_for`] on this thread, for tests outside a runtime.
+pub fn wait_for_blocking(deadline: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + deadline;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Polls `condition` every few milliseconds until it holds or `deadline` passes.
 pub async fn wait_for(deadline: Duration, what: &str, condition: impl Fn() -> bool) {
     let result = tokio::time::timeout(deadline, async {

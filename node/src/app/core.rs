@@ -1322,11 +1322,11 @@ mod tests {
             // The writer takes the checkpoint at 4 before the one at 8 is offered: one still
             // waiting when the next comes is replaced by it (on a busy machine the writer
             // thread may not run between four quick commits, and this test then failed).
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while core.store().checkpoint().expect("read").map(|c| c.height) != Some(4) {
-                assert!(std::time::Instant::now() < deadline, "no checkpoint at 4");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
+            testkit::wait_for_blocking(
+                std::time::Duration::from_secs(30),
+                "the checkpoint at 4",
+                || core.store().checkpoint().expect("read").map(|c| c.height) == Some(4),
+            );
             commit_transfers(&mut core, 6);
             core.finish_checkpoints();
             (core.ledger().state_root(), core.tip().hash)

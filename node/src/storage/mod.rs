@@ -2108,26 +2108,22 @@ mod tests {
             }
         }
         // Wait for the compactions the flushes started.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let pending: u64 = [CF_BLOCKS, CF_TX_INDEX, CF_ACCOUNT_INDEX]
-                .iter()
-                .map(|name| property(name, "rocksdb.compaction-pending"))
-                .sum();
-            let running = store
-                .db
-                .property_int_value("rocksdb.num-running-compactions")
-                .expect("property")
-                .unwrap_or(0);
-            if pending == 0 && running == 0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "compactions still running"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        crate::testkit::wait_for_blocking(
+            std::time::Duration::from_secs(60),
+            "the compactions to finish",
+            || {
+                let pending: u64 = [CF_BLOCKS, CF_TX_INDEX, CF_ACCOUNT_INDEX]
+                    .iter()
+                    .map(|name| property(name, "rocksdb.compaction-pending"))
+                    .sum();
+                let running = store
+                    .db
+                    .property_int_value("rocksdb.num-running-compactions")
+                    .expect("property")
+                    .unwrap_or(0);
+                pending == 0 && running == 0
+            },
+        );
         // The blocks (keyed by height) compacted at four files: two are left.
         assert!(level0(CF_BLOCKS) < 6, "{} blocks files", level0(CF_BLOCKS));
         for name in [CF_TX_INDEX, CF_ACCOUNT_INDEX] {
