@@ -408,6 +408,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         tls = tls.is_some(),
         p2p = %config.p2p.listen,
         me = %me,
+        signature_arithmetic = interpool_contracts::zip215::arithmetic(),
         "node started"
     );
     let app = api::router(state, config.rpc.max_body_bytes);

@@ -119,6 +119,13 @@ fn the_load_generator_commits_what_it_signs() {
             "{when}: {report}"
         );
     }
+    // And the arithmetic the probe ran on: probes compare only between runs on the same.
+    assert!(
+        ["AVX-512 IFMA", "AVX2", "portable"]
+            .iter()
+            .any(|name| report["machine"]["arithmetic"] == *name),
+        "{report}"
+    );
     // Each probe once the nodes were quiet, or saying they never were (a shared machine).
     for when in ["before_quiet_after_s", "after_quiet_after_s"] {
         let waited = &report["machine"][when];

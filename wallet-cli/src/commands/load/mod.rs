@@ -535,6 +535,7 @@ pub fn load(out: Output, args: &LoadArgs) -> Result<Exit> {
     let mut machine = MachineSpeed {
         before_quiet_after_s: quiet(),
         before_us_per_signature: probe.as_ref().and_then(Probe::us_per_signature),
+        arithmetic: interpool_contracts::zip215::arithmetic(),
         ..MachineSpeed::default()
     };
     let nodes: Vec<(String, u32, f64)> = named
@@ -872,10 +873,11 @@ fn print(out: &Output, report: &Report) -> Result<()> {
         "machine",
         format!(
             "{} µs per signature before the load, {} after (ZIP-215 batches of {}, one \
-             thread, the nodes quiet: compare runs beside it){busy}",
+             thread, {} arithmetic, the nodes quiet: compare runs beside it){busy}",
             probe(machine.before_us_per_signature),
             probe(machine.after_us_per_signature),
-            report::PROBE_BATCH
+            report::PROBE_BATCH,
+            machine.arithmetic
         ),
     ));
     for failure in &report.failures {

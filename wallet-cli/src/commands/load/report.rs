@@ -239,6 +239,10 @@ pub struct MachineSpeed {
     pub before_quiet_after_s: Option<f64>,
     /// The same before the probe after the load.
     pub after_quiet_after_s: Option<f64>,
+    /// The curve arithmetic the probe ran on ([`interpool_contracts::zip215::arithmetic`]):
+    /// probes compare only between builds and CPUs that run the same (with AVX-512 IFMA, the
+    /// same machine gives about a third fewer µs per signature than with AVX2).
+    pub arithmetic: &'static str,
 }
 
 /// Processes together under this share of one core are quiet: idle consensus (empty
