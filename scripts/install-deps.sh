@@ -8,6 +8,7 @@
 #                                     # namespaces), iptables, libnetfilter-queue1, python3
 #                                     # and its cryptography package (signed reads)
 #   scripts/install-deps.sh --bench   # ... and python3 with venv (scripts/bench.sh's chart)
+#   scripts/install-deps.sh --profile # ... and perf (scripts/profile.sh)
 set -euo pipefail
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 missing=()
@@ -26,6 +27,9 @@ if [ "${1:-}" = "--chaos" ]; then
 fi
 if [ "${1:-}" = "--bench" ]; then
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+fi
+if [ "${1:-}" = "--profile" ]; then
+    command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
 fi
 if ((${#missing[@]})); then
     printf '==> installing Debian packages: %s\n' "${missing[*]}"
