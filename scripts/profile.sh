@@ -77,7 +77,13 @@ for node in "${nodes[@]}"; do
     recorders+=($!)
 done
 log "recording ${nodes[*]} for $seconds s at $frequency Hz"
-wait "${recorders[@]}"
+for i in "${!recorders[@]}"; do
+    wait "${recorders[$i]}" || {
+        cat "$out/${nodes[$i]}.perf.log" >&2
+        echo "profile.sh: perf could not record ${nodes[$i]} (root, or kernel.perf_event_paranoid <= 1?)" >&2
+        exit 1
+    }
+done
 status=0
 wait "$bench" || status=$?
 trap - EXIT
