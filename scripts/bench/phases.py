@@ -29,7 +29,7 @@ PHASES = [
     ("event streams", r"api::events"),
     ("views retired (freeing old state)", r"view::retire"),
     ("proposal: build", r"build_proposal"),
-    ("proposal: validate", r"validate_hashed_proposal|check_block|check_admissible"),
+    ("proposal: validate", r"validate_hashed_proposal|Core::check_block\b|check_admissible"),
     ("execute: state tree", r"commit_state|smt::"),
     ("execute: transfers, queues", r"replay::execute|apply_block"),
     ("commit: decoding a certified block", r"certified_block"),
