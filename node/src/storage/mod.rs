@@ -12,7 +12,7 @@
 //! | `meta`         | `genesis`           | the genesis hash the database belongs to      |
 //! | `consensus`    | `state`             | the engine's persisted state (lock, votes), payloads by digest |
 //! | `consensus`    | `payload/` digest   | a payload that state refers to                |
-//! | `pending`      | transaction hash    | a transaction the API acknowledged, until it commits |
+//! | `pending`      | record number (8 bytes, big-endian) | a transaction the API acknowledged, until it commits ([`PendingRecords`]) |
 //! | `checkpoints`  | height ‖ tree key   | one state entry of the checkpoint at that height (ADR 0011) |
 //! | `meta`         | `checkpoint`        | the last complete checkpoint ([`CheckpointInfo`]) |
 //! | `meta`         | `checkpoint/previous` | the one before, kept while state sync may still be fetching it |
@@ -103,7 +103,14 @@ const KEY_FORMAT: &[u8] = b"format";
 /// that a release that changes the layout must say how to migrate (or resync). Databases
 /// written before the version was recorded have this layout: they are taken as version 1,
 /// and the version is recorded when a node opens them.
-pub const STORAGE_FORMAT_VERSION: u64 = 1;
+///
+/// Format 2 keys `pending` by record number instead of transaction hash
+/// ([`PendingRecords`]); nothing else differs. A node opening a database of format 1
+/// rewrites its `pending` records in the new keys and records format 2, in one atomic batch;
+/// a reader ([`Store::open_secondary`]) takes either (it never reads `pending`).
+pub const STORAGE_FORMAT_VERSION: u64 = 2;
+/// The earlier format this release still opens (see [`STORAGE_FORMAT_VERSION`]).
+const PENDING_BY_HASH_FORMAT: u64 = 1;
 /// Largest statement record read back.
 const MAX_STATEMENT_BYTES: u64 = 1 << 30;
 /// Heights of end-to-end lists cleared at a time ([`Store::forget_end_to_end_below`]).
@@ -155,13 +162,14 @@ pub enum StorageError {
     Crashed,
     /// The database was written in another layout ([`STORAGE_FORMAT_VERSION`]).
     #[error(
-        "the database is in storage format {found}, this node reads format {supported}: \
+        "the database is in storage format {found}, this node reads format {supported} \
+         (and upgrades format 1): \
          use the release that wrote it, or migrate it (or resync into an empty data folder)"
     )]
     Format {
         /// The database's version.
         found: u64,
-        /// The version this node reads and writes.
+        /// The version this node writes (it also upgrades format 1).
         supported: u64,
     },
     /// A block was offered out of order.
@@ -633,10 +641,10 @@ impl std::fmt::Debug for Store {
 /// The node's database.
 pub struct Store {
     db: DB,
-    /// The hashes in CF `pending` (this node's acknowledged transactions not yet
-    /// committed): a committed block deletes only those, instead of writing a tombstone for
-    /// every transaction it holds (most of which other nodes acknowledged).
-    pending: std::sync::Mutex<std::collections::HashSet<Hash>>,
+    /// What CF `pending` holds (this node's acknowledged transactions not yet committed):
+    /// a committed block deletes only those, instead of writing a tombstone for every
+    /// transaction it holds (most of which other nodes acknowledged).
+    pending: std::sync::Mutex<PendingRecords>,
     /// A secondary instance's own folder (its info logs), removed after the database is
     /// closed (fields drop in declaration order).
     _scratch: Option<tempfile::TempDir>,
@@ -710,18 +718,124 @@ fn family_options(
         options.set_memtable_prefix_bloom_ratio(0.1);
         options.set_memtable_whole_key_filtering(true);
     }
-    if name == CF_PENDING {
-        // Written for every transaction a client submits here, and deleted when it
-        // commits, but read only when the node starts: a vector memtable appends where the
-        // default skip list searches its place among random hashes (memtable inserts fell
-        // from 9.7 % to 4.8 % of a validator's CPU at 1-validator load).
-        options.set_memtable_factory(rocksdb::MemtableFactory::Vector);
-    }
     if WRITTEN_AT_RANDOM.contains(&name) {
         options.set_level_zero_file_num_compaction_trigger(LEVEL0_FILES_TO_COMPACT);
     }
     options.set_block_based_table_factory(&table);
     options
+}
+
+/// The key of the `pending` record numbered `number`.
+fn pending_key(number: u64) -> [u8; 8] {
+    number.to_be_bytes()
+}
+
+/// What the `pending` column family holds, in memory: this node's acknowledged transactions
+/// not yet committed, each under a record number.
+///
+/// Records are numbered in the order they are written, from one more than the highest
+/// found at the start, so that every write lands at the end of the family: RocksDB's
+/// memtable appends it where a transaction hash's place had to be searched among random
+/// keys (or, in the vector memtable used before, every record sorted at each flush: 3.6 %
+/// of a validator's CPU at 1-validator load, issue 12's profile). Transactions mostly
+/// commit in the order they were acknowledged, so the records a block lets go are mostly
+/// the oldest: all those below the oldest still pending go in one range deletion, and only
+/// those that committed ahead of an older one are deleted one by one. Flushed, the records
+/// and the range deletion cancel out: what reaches the table files is the range deletion
+/// and the few records still pending.
+#[derive(Debug, Default)]
+pub(crate) struct PendingRecords {
+    /// Each pending transaction's record number.
+    numbers: std::collections::HashMap<Hash, u64>,
+    /// The record numbers still pending, oldest first.
+    pending: std::collections::BTreeSet<u64>,
+    /// The number the next record gets.
+    next: u64,
+    /// Every record numbered below this has been deleted.
+    deleted_below: u64,
+}
+
+impl PendingRecords {
+    /// Numbers the record of `hash`; `None` if it has one already.
+    fn add(&mut self, hash: Hash) -> Option<u64> {
+        if self.numbers.contains_key(&hash) {
+            return None;
+        }
+        let number = self.next;
+        self.next += 1;
+        self.numbers.insert(hash, number);
+        self.pending.insert(number);
+        Some(number)
+    }
+
+    /// Takes back the record `add` numbered for `hash` (its write failed).
+    fn take_back(&mut self, hash: &Hash, number: u64) {
+        if self.numbers.get(hash) == Some(&number) {
+            self.numbers.remove(hash);
+            self.pending.remove(&number);
+        }
+    }
+
+    /// Puts into `batch` the deletion of the records of `hashes` (those that have one):
+    /// one range deletion up to the oldest record still pending, and the records above it
+    /// one by one.
+    fn delete<'a>(
+        &mut self,
+        hashes: impl IntoIterator<Item = &'a Hash>,
+        family: &rocksdb::ColumnFamily,
+        batch: &mut WriteBatch,
+    ) {
+        let mut deleted = Vec::new();
+        for hash in hashes {
+            if let Some(number) = self.numbers.remove(hash) {
+                self.pending.remove(&number);
+                deleted.push(number);
+            }
+        }
+        if deleted.is_empty() {
+            return;
+        }
+        let oldest = self.pending.first().copied().unwrap_or(self.next);
+        if oldest > self.deleted_below {
+            batch.delete_range_cf(family, pending_key(self.deleted_below), pending_key(oldest));
+            self.deleted_below = oldest;
+        }
+        deleted.sort_unstable();
+        for number in deleted {
+            if number >= self.deleted_below {
+                batch.delete_cf(family, pending_key(number));
+            }
+        }
+    }
+}
+
+/// The record number a `pending` key holds.
+fn parse_pending_key(key: &[u8]) -> Result<u64, StorageError> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StorageError::Corrupt {
+            cf: CF_PENDING,
+            key: interpool_contracts::primitives::to_hex(key),
+            message: format!("{} bytes, expected a record number (8)", key.len()),
+        })
+}
+
+/// The transaction of a `pending` record; under format 1 (`by_hash`), keyed by its hash.
+fn decode_pending(
+    key: &[u8],
+    value: &[u8],
+    by_hash: bool,
+) -> Result<SignedTransaction, StorageError> {
+    let corrupt = |message: String| StorageError::Corrupt {
+        cf: CF_PENDING,
+        key: interpool_contracts::primitives::to_hex(key),
+        message,
+    };
+    let tx = SignedTransaction::decode(value).map_err(|e| corrupt(e.to_string()))?;
+    if by_hash && tx.hash().as_bytes() != key {
+        return Err(corrupt("the record is another transaction".into()));
+    }
+    Ok(tx)
 }
 
 /// The families written once per transaction under keys spread over the whole key space
@@ -765,9 +879,6 @@ fn database_options(
     options.create_missing_column_families(true);
     options.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
     options.set_use_direct_io_for_flush_and_compaction(direct_io);
-    // A vector memtable ([`family_options`]) takes no concurrent inserts; RocksDB refuses to
-    // open with them allowed. A write group's leader inserts its followers' batches instead.
-    options.set_allow_concurrent_memtable_write(false);
     let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let families = COLUMN_FAMILIES
         .iter()
@@ -937,44 +1048,80 @@ impl Store {
             lists_cleared_below: AtomicU64::new(0),
             direct_io,
         };
-        // Nothing is read before the layout is known to be this one.
+        // Nothing is read before the layout is known to be one this node reads.
         let format = store.format_version()?;
-        let recorded: std::collections::HashSet<Hash> = store
-            .db
-            .iterator_cf(store.cf(CF_PENDING), IteratorMode::Start)
-            .map(|item| item.map(|(key, _)| key))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter_map(|key| <[u8; 32]>::try_from(key.as_ref()).ok().map(Hash))
-            .collect();
-        *store.pending_hashes() = recorded;
-        if format.is_none() {
-            let mut options = WriteOptions::default();
-            options.set_sync(true);
-            store.db.put_cf_opt(
+        let mut batch = WriteBatch::default();
+        *store.pending_records() = store.load_pending(format, &mut batch)?;
+        if format != Some(STORAGE_FORMAT_VERSION) {
+            batch.put_cf(
                 store.cf(CF_META),
                 KEY_FORMAT,
                 STORAGE_FORMAT_VERSION.to_be_bytes(),
-                &options,
-            )?;
+            );
+        }
+        if !batch.is_empty() {
+            let mut options = WriteOptions::default();
+            options.set_sync(true);
+            store.db.write_opt(batch, &options)?;
         }
         Ok(store)
     }
 
-    /// The database's recorded storage format, refused if it is not
-    /// [`STORAGE_FORMAT_VERSION`]; `None` if none is recorded (new, or written before the
-    /// version was: the same layout).
+    /// Reads the `pending` records into memory ([`PendingRecords`]). A database of format
+    /// 1 (or unversioned) holds them under their transactions' hashes: `batch` gets them
+    /// rewritten under record numbers, in the order found. A second record of a transaction
+    /// already found is deleted in `batch`.
+    fn load_pending(
+        &self,
+        format: Option<u64>,
+        batch: &mut WriteBatch,
+    ) -> Result<PendingRecords, StorageError> {
+        let by_hash = format != Some(STORAGE_FORMAT_VERSION);
+        let family = self.cf(CF_PENDING);
+        let mut records = PendingRecords::default();
+        let mut found = Vec::new();
+        for item in self.db.iterator_cf(family, IteratorMode::Start) {
+            let (key, value) = item?;
+            let tx = decode_pending(&key, &value, by_hash)?;
+            found.push((key, value, tx.hash()));
+        }
+        for (key, value, hash) in found {
+            if by_hash {
+                batch.delete_cf(family, &key);
+                if let Some(number) = records.add(hash) {
+                    batch.put_cf(family, pending_key(number), &value);
+                }
+                continue;
+            }
+            let number = parse_pending_key(&key)?;
+            records.next = records.next.max(number.saturating_add(1));
+            match records.numbers.entry(hash) {
+                std::collections::hash_map::Entry::Occupied(_) => batch.delete_cf(family, &key),
+                std::collections::hash_map::Entry::Vacant(vacant) => {
+                    vacant.insert(number);
+                    records.pending.insert(number);
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// The database's recorded storage format, refused if it is neither
+    /// [`STORAGE_FORMAT_VERSION`] nor the format 1 this node upgrades; `None` if none is
+    /// recorded (new, or written before the version was: format 1's layout).
     fn format_version(&self) -> Result<Option<u64>, StorageError> {
         match self.meta_height(KEY_FORMAT)? {
-            Some(found) if found != STORAGE_FORMAT_VERSION => Err(StorageError::Format {
-                found,
-                supported: STORAGE_FORMAT_VERSION,
-            }),
+            Some(found) if found != STORAGE_FORMAT_VERSION && found != PENDING_BY_HASH_FORMAT => {
+                Err(StorageError::Format {
+                    found,
+                    supported: STORAGE_FORMAT_VERSION,
+                })
+            }
             recorded => Ok(recorded),
         }
     }
 
-    fn pending_hashes(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Hash>> {
+    fn pending_records(&self) -> std::sync::MutexGuard<'_, PendingRecords> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1131,16 +1278,9 @@ impl Store {
             self.tx_locations(&hashes)?
         };
         let mut written = std::collections::HashSet::with_capacity(hashes.len());
-        {
-            let mut pending = self.pending_hashes();
-            for receipt in &committed.outcome.receipts {
-                // Acknowledged here and now in a block: no longer pending (same atomic
-                // batch).
-                if pending.remove(&receipt.tx_hash) {
-                    batch.delete_cf(self.cf(CF_PENDING), receipt.tx_hash.as_bytes());
-                }
-            }
-        }
+        // Acknowledged here and now in a block: no longer pending (same atomic batch).
+        self.pending_records()
+            .delete(&hashes, self.cf(CF_PENDING), &mut batch);
         // Index entries go into the batch in key order: RocksDB's memtable (a skip list)
         // then finds each insert's place next to the previous one instead of searching from
         // the top (unsorted, these inserts were 15 % of a validator's CPU at 4,000
@@ -1903,16 +2043,34 @@ impl Store {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        let mut pending = self.pending_hashes();
+        let mut numbered = Vec::with_capacity(txs.len());
+        let mut records = self.pending_records();
         for tx in txs {
             let hash = tx.hash();
-            batch.put_cf(self.cf(CF_PENDING), hash.as_bytes(), tx.signed().encode());
-            pending.insert(hash);
+            // A transaction recorded already keeps its record.
+            if let Some(number) = records.add(hash) {
+                batch.put_cf(
+                    self.cf(CF_PENDING),
+                    pending_key(number),
+                    tx.signed().encode(),
+                );
+                numbered.push((hash, number));
+            }
         }
-        drop(pending);
+        drop(records);
+        if batch.is_empty() {
+            return Ok(());
+        }
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db.write_opt(batch, &options)?;
+        if let Err(error) = self.db.write_opt(batch, &options) {
+            // Not on disk: a later attempt must write them.
+            let mut records = self.pending_records();
+            for (hash, number) in &numbered {
+                records.take_back(hash, *number);
+            }
+            return Err(error.into());
+        }
         Ok(())
     }
 
@@ -1921,13 +2079,8 @@ impl Store {
     /// gossip, with no record).
     pub fn forget_pending(&self, hashes: &[Hash]) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        let mut pending = self.pending_hashes();
-        for hash in hashes {
-            if pending.remove(hash) {
-                batch.delete_cf(self.cf(CF_PENDING), hash.as_bytes());
-            }
-        }
-        drop(pending);
+        self.pending_records()
+            .delete(hashes, self.cf(CF_PENDING), &mut batch);
         if batch.is_empty() {
             return Ok(());
         }
@@ -1935,8 +2088,8 @@ impl Store {
         Ok(())
     }
 
-    /// Every acknowledged transaction not yet committed (records that do not decode are
-    /// reported, not trusted).
+    /// Every acknowledged transaction not yet committed, in the order they were recorded
+    /// (records that do not decode are reported, not trusted).
     pub fn pending_transactions(&self) -> Result<Vec<SignedTransaction>, StorageError> {
         let mut txs = Vec::new();
         for item in self
@@ -1944,19 +2097,8 @@ impl Store {
             .iterator_cf(self.cf(CF_PENDING), IteratorMode::Start)
         {
             let (key, value) = item?;
-            let tx = SignedTransaction::decode(&value).map_err(|e| StorageError::Corrupt {
-                cf: CF_PENDING,
-                key: interpool_contracts::primitives::to_hex(&key),
-                message: e.to_string(),
-            })?;
-            if tx.hash().as_bytes() != key.as_ref() {
-                return Err(StorageError::Corrupt {
-                    cf: CF_PENDING,
-                    key: interpool_contracts::primitives::to_hex(&key),
-                    message: "the record is another transaction".into(),
-                });
-            }
-            txs.push(tx);
+            parse_pending_key(&key)?;
+            txs.push(decode_pending(&key, &value, false)?);
         }
         Ok(txs)
     }
@@ -2401,6 +2543,220 @@ mod tests {
         assert!(matches!(store.height(), Err(StorageError::Corrupt { .. })));
     }
 
+    fn pending_hashes(store: &Store) -> Vec<Hash> {
+        store
+            .pending_transactions()
+            .expect("pending")
+            .iter()
+            .map(SignedTransaction::hash)
+            .collect()
+    }
+
+    fn pending_keys(store: &Store) -> Vec<Vec<u8>> {
+        store
+            .db
+            .iterator_cf(store.cf(CF_PENDING), IteratorMode::Start)
+            .map(|item| item.expect("read").0.to_vec())
+            .collect()
+    }
+
+    /// A block whose receipts are `txs`'.
+    fn committing(height: u64, txs: &[&VerifiedTransaction]) -> CommittedBlock {
+        let mut block = committed(height, 1);
+        let template = block.outcome.receipts[0].clone();
+        block.outcome.receipts = (0..)
+            .zip(txs)
+            .map(|(index, tx)| Receipt {
+                tx_hash: tx.hash(),
+                index,
+                ..template.clone()
+            })
+            .collect();
+        block.parties = vec![Vec::new(); txs.len()];
+        block
+    }
+
+    #[test]
+    fn pending_records_come_back_in_the_order_written_and_go_when_they_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let txs: Vec<VerifiedTransaction> = (0..6)
+            .map(|nonce| crate::testkit::transfer(1, nonce))
+            .collect();
+        let hash = |i: usize| txs[i].hash();
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.save_pending(&txs[..3]).expect("save");
+            store.save_pending(&txs[3..5]).expect("save");
+            assert_eq!(pending_hashes(&store), (0..5).map(hash).collect::<Vec<_>>());
+            // Committed out of order: the oldest two in one range, the fourth on its own.
+            store
+                .commit_block(&committing(1, &[&txs[3], &txs[0], &txs[1]]))
+                .expect("commit");
+            assert_eq!(pending_hashes(&store), vec![hash(2), hash(4)]);
+            // Recorded again, a transaction keeps its one record.
+            store.save_pending(&txs[2..3]).expect("save");
+            assert_eq!(pending_hashes(&store), vec![hash(2), hash(4)]);
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(pending_hashes(&store), vec![hash(2), hash(4)]);
+        store.save_pending(&txs[5..]).expect("save");
+        assert_eq!(pending_hashes(&store), vec![hash(2), hash(4), hash(5)]);
+        let numbers: Vec<u64> = pending_keys(&store)
+            .iter()
+            .map(|key| parse_pending_key(key).expect("a record number"))
+            .collect();
+        assert!(
+            numbers.windows(2).all(|pair| pair[0] < pair[1]) && numbers[2] >= 5,
+            "numbered after every record found at the start: {numbers:?}"
+        );
+        store.forget_pending(&[hash(4)]).expect("forget");
+        store
+            .commit_block(&committing(2, &[&txs[2], &txs[5]]))
+            .expect("commit");
+        assert!(pending_keys(&store).is_empty());
+        drop(store);
+        assert!(pending_keys(&Store::open(dir.path()).expect("reopen")).is_empty());
+    }
+
+    #[test]
+    fn records_deleted_in_the_order_written_go_in_one_range_deletion() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let family = store.cf(CF_PENDING);
+        let mut records = PendingRecords::default();
+        let hashes: Vec<Hash> = (0..6).map(|i| Hash([i; 32])).collect();
+        for hash in &hashes {
+            assert!(records.add(*hash).is_some());
+        }
+        assert_eq!(records.add(hashes[0]), None, "numbered once");
+        let mut batch = WriteBatch::default();
+        records.delete(
+            [&hashes[0], &hashes[1], &hashes[3], &Hash([9; 32])],
+            family,
+            &mut batch,
+        );
+        assert_eq!(batch.len(), 2, "records 0-1 as a range, 3 on its own");
+        assert_eq!(records.deleted_below, 2);
+        let mut batch = WriteBatch::default();
+        records.delete([&hashes[2]], family, &mut batch);
+        assert_eq!(batch.len(), 1, "records 2-3 as a range (3 again)");
+        assert_eq!(records.deleted_below, 4);
+        let mut batch = WriteBatch::default();
+        records.delete([&hashes[5], &hashes[4]], family, &mut batch);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(records.deleted_below, 6);
+        let mut batch = WriteBatch::default();
+        records.delete([&hashes[5]], family, &mut batch);
+        assert!(batch.is_empty(), "nothing recorded, nothing deleted");
+    }
+
+    #[test]
+    fn a_format_1_database_has_its_pending_records_renumbered_when_a_node_opens_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let txs: Vec<VerifiedTransaction> = (0..3)
+            .map(|nonce| crate::testkit::transfer(2, nonce))
+            .collect();
+        {
+            // As format 1 wrote them: under the transactions' hashes.
+            let store = Store::open(dir.path()).expect("open");
+            for tx in &txs {
+                store
+                    .db
+                    .put_cf(
+                        store.cf(CF_PENDING),
+                        tx.hash().as_bytes(),
+                        tx.signed().encode(),
+                    )
+                    .expect("write");
+            }
+            store
+                .db
+                .put_cf(store.cf(CF_META), KEY_FORMAT, 1u64.to_be_bytes())
+                .expect("write");
+        }
+        let reader = Store::open_secondary(dir.path()).expect("a reader takes format 1");
+        assert_eq!(reader.format_version().expect("version"), Some(1));
+        drop(reader);
+        let store = Store::open(dir.path()).expect("format 1 opens");
+        assert_eq!(
+            store.format_version().expect("version"),
+            Some(STORAGE_FORMAT_VERSION)
+        );
+        let mut expected: Vec<Hash> = txs.iter().map(VerifiedTransaction::hash).collect();
+        expected.sort_unstable();
+        assert_eq!(
+            pending_hashes(&store),
+            expected,
+            "every record, in the order found"
+        );
+        assert!(pending_keys(&store).iter().all(|key| key.len() == 8));
+        store
+            .commit_block(&committing(1, &txs.iter().collect::<Vec<_>>()))
+            .expect("commit");
+        assert!(pending_keys(&store).is_empty());
+    }
+
+    #[test]
+    fn a_second_record_of_a_transaction_is_deleted_when_the_node_opens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tx, other) = (
+            crate::testkit::transfer(4, 0),
+            crate::testkit::transfer(4, 1),
+        );
+        {
+            // A record written again after its transaction committed (a submission racing
+            // the block) is found with the transaction's next one.
+            let store = Store::open(dir.path()).expect("open");
+            for (number, tx) in [(3u64, &tx), (5, &other), (8, &tx)] {
+                store
+                    .db
+                    .put_cf(
+                        store.cf(CF_PENDING),
+                        pending_key(number),
+                        tx.signed().encode(),
+                    )
+                    .expect("write");
+            }
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(pending_hashes(&store), vec![tx.hash(), other.hash()]);
+        assert_eq!(pending_keys(&store), vec![pending_key(3), pending_key(5)]);
+        // Numbered past every record found, the deleted one too.
+        store
+            .save_pending(&[crate::testkit::transfer(4, 2)])
+            .expect("save");
+        assert_eq!(pending_keys(&store).last(), Some(&pending_key(9).to_vec()));
+        // Both go when they commit: nothing holds the range deletion back.
+        store
+            .commit_block(&committing(
+                1,
+                &[&tx, &other, &crate::testkit::transfer(4, 2)],
+            ))
+            .expect("commit");
+        assert!(pending_keys(&store).is_empty());
+    }
+
+    #[test]
+    fn a_pending_record_under_a_key_of_another_width_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tx = crate::testkit::transfer(3, 0);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .db
+                .put_cf(
+                    store.cf(CF_PENDING),
+                    tx.hash().as_bytes(),
+                    tx.signed().encode(),
+                )
+                .expect("write");
+        }
+        match Store::open(dir.path()) {
+            Err(StorageError::Corrupt { cf: CF_PENDING, .. }) => {}
+            other => panic!("expected a corrupt record, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_database_of_another_storage_format_is_refused_and_an_unversioned_one_adopted() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -2428,31 +2784,31 @@ mod tests {
             // As a database a later release wrote in another layout.
             store
                 .db
-                .put_cf(store.cf(CF_META), KEY_FORMAT, 2u64.to_be_bytes())
+                .put_cf(store.cf(CF_META), KEY_FORMAT, 3u64.to_be_bytes())
                 .expect("write");
         }
         let refused = |result: Result<Store, StorageError>| match result {
             Err(
                 error @ StorageError::Format {
-                    found: 2,
-                    supported: 1,
+                    found: 3,
+                    supported: 2,
                 },
             ) => error.to_string(),
             Err(other) => panic!("refused for another reason: {other}"),
-            Ok(_) => panic!("a database of format 2 was opened"),
+            Ok(_) => panic!("a database of format 3 was opened"),
         };
         let message = refused(Store::open(dir.path()));
-        assert!(message.contains("storage format 2"), "{message}");
-        assert!(message.contains("reads format 1"), "{message}");
+        assert!(message.contains("storage format 3"), "{message}");
+        assert!(message.contains("reads format 2"), "{message}");
         refused(Store::open_secondary(dir.path()));
-        // Refused without a change: the record still says 2.
+        // Refused without a change: the record still says 3.
         let reader =
             DB::open_cf_for_read_only(&Options::default(), dir.path(), COLUMN_FAMILIES, false)
                 .expect("read-only");
         let meta = reader.cf_handle(CF_META).expect("meta");
         assert_eq!(
             reader.get_cf(meta, KEY_FORMAT).expect("read"),
-            Some(2u64.to_be_bytes().to_vec())
+            Some(3u64.to_be_bytes().to_vec())
         );
     }
 
