@@ -382,6 +382,7 @@ pub async fn run(mut config: NodeConfig, overrides: Overrides) -> Result<()> {
         statements: statement_progress,
         iso_orders: Default::default(),
         auth: Arc::new(api::auth::Auth::for_genesis(&genesis, &config.rpc)),
+        recent_events: Default::default(),
         health: Arc::new(api::health::Health {
             validators: genesis.validators.iter().map(|v| v.key).collect(),
             quorum: validators.quorum(),

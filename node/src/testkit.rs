@@ -183,6 +183,7 @@ pub fn api_state(core: &Core, store: Arc<Store>, genesis: &Genesis) -> ApiState 
             genesis,
             &interpool_genesis::config::RpcConfig::new("127.0.0.1:0"),
         )),
+        recent_events: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -28,7 +29,8 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 use super::blocks::stored_block;
 use super::limits::{ExpensiveReads, WithinRate};
 use super::statements::{block_notifications, NotificationFilter};
-use super::{parse_account, parse_cursor, ApiError, ApiState, Code, CURSOR_PATTERN};
+use super::{parse_account, parse_cursor, ApiError, ApiResult, ApiState, Code, CURSOR_PATTERN};
+use crate::storage::Store;
 
 /// Pieces of the body buffered per client before the stream waits for it to read.
 const CLIENT_BUFFER: usize = 8;
@@ -44,6 +46,112 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The comment line sent to keep the stream alive.
 const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
+
+/// Blocks below the tip whose events [`RecentEvents`] keeps decoded.
+const RECENT_BLOCKS: u64 = 8;
+
+/// The events of the last [`RECENT_BLOCKS`] blocks, decoded once for every stream that
+/// reads them: each stream read, decoded and turned into events every block itself, and
+/// rendered each event in JSON, so that 64 streams following the tip cost a validator more
+/// than the transfers did (issue 12, `READ_LOAD=1 scripts/bench.sh`: 126 µs of validator
+/// CPU a transfer against 47). Streams that see everything, in JSON, send the same bytes
+/// ([`BlockEvents::everything`]); the others filter the shared events. A stream replaying
+/// older blocks decodes them itself, without evicting the tip's.
+#[derive(Debug, Default)]
+pub struct RecentEvents {
+    blocks: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<BlockEvents>>>,
+}
+
+/// One committed block's events.
+#[derive(Debug)]
+pub(crate) struct BlockEvents {
+    height: u64,
+    block: interpool_contracts::Block,
+    outcome: interpool_contracts::outcome::BlockOutcome,
+    /// [`EventView::of_block`].
+    views: Vec<EventView>,
+    everything: std::sync::OnceLock<Rendered>,
+}
+
+/// A block's events as a stream sends them, and where each ends in `bytes`.
+#[derive(Debug)]
+struct Rendered {
+    bytes: Bytes,
+    /// Each event's index and end offset, in order.
+    ends: Vec<(u32, usize)>,
+}
+
+impl RecentEvents {
+    /// Block `height`'s events (`None`: not committed yet), decoded once if the block is
+    /// among the last [`RECENT_BLOCKS`] below `tip`. A blocking read.
+    fn of_block(
+        &self,
+        store: &Store,
+        height: u64,
+        tip: u64,
+        decimals: u8,
+    ) -> ApiResult<Option<Arc<BlockEvents>>> {
+        if let Some(found) = self.lock().get(&height) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(stored) = stored_block(store, height)? else {
+            return Ok(None);
+        };
+        let events = Arc::new(BlockEvents {
+            height,
+            views: EventView::of_block(&stored.block, &stored.outcome, decimals),
+            block: stored.block,
+            outcome: stored.outcome,
+            everything: std::sync::OnceLock::new(),
+        });
+        if height.saturating_add(RECENT_BLOCKS) <= tip {
+            return Ok(Some(events));
+        }
+        let mut blocks = self.lock();
+        let events = blocks.entry(height).or_insert(events).clone();
+        while blocks.len() > RECENT_BLOCKS as usize {
+            blocks.pop_first();
+        }
+        Ok(Some(events))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Arc<BlockEvents>>> {
+        self.blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl BlockEvents {
+    /// Every event of the block in JSON, as a stream that sees everything sends them
+    /// (rendered by the first such stream).
+    fn everything(&self) -> &Rendered {
+        self.everything.get_or_init(|| {
+            let mut bytes = Vec::new();
+            let mut ends = Vec::with_capacity(self.views.len());
+            for (index, event) in self.views.iter().enumerate() {
+                let Ok(data) = serde_json::to_string(event) else {
+                    continue;
+                };
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                write_event(&mut bytes, (self.height, index), kind(event), &data);
+                ends.push((index, bytes.len()));
+            }
+            Rendered {
+                bytes: bytes.into(),
+                ends,
+            }
+        })
+    }
+}
+
+/// What a stream sends of one block.
+enum Events {
+    /// [`BlockEvents::everything`].
+    Everything(Arc<BlockEvents>),
+    /// Its own selection.
+    Own(Vec<Outgoing>),
+}
 
 /// `GET /v1/events` query (unknown parameters are answered 400).
 #[derive(Deserialize, IntoParams)]
@@ -433,6 +541,7 @@ pub(crate) fn kind(event: &EventView) -> &'static str {
 }
 
 /// What a stream sends.
+#[derive(Clone)]
 enum Format {
     /// JSON events, perhaps only those concerning one account or bank.
     Json(NotificationFilter),
@@ -464,65 +573,75 @@ async fn produce(
             // Read and decode on the blocking pool, a limited number of streams at a time:
             // a stream replaying from the first block waits its turn rather than crowd out
             // the node's other work.
-            let ledger = state.reader.view().ledger.clone();
+            let view = state.reader.view();
+            let (ledger, tip) = (view.ledger.clone(), view.tip.height);
+            drop(view);
             let currency = state.currency.clone();
             let redact = redact.clone();
             let withhold = withhold.clone();
-            let filter = match &format {
-                Format::Json(filter) => Err(filter.clone()),
-                Format::Camt054(filter) => Ok(filter.clone()),
-            };
+            let recent = state.recent_events.clone();
+            let format = format.clone();
             let read = state
                 .reader
                 .read_for_stream(move |store| {
-                    stored_block(store, height).map(|stored| {
-                        stored.map(|stored| -> Vec<Outgoing> {
-                            match &filter {
-                                Err(filter) => {
-                                    EventView::of_block(&stored.block, &stored.outcome, decimals)
-                                        .into_iter()
-                                        .enumerate()
-                                        .filter(|(_, event)| {
-                                            filter.account.is_none_or(|a| event.concerns(&a))
-                                                && filter.bank.as_ref().is_none_or(|b| {
-                                                    concerns_bank(event, b, &ledger)
-                                                })
-                                        })
-                                        .map(|(index, event)| match &withhold {
-                                            Some(caller) => (
-                                                index,
-                                                cut_rejected(caller, &ledger, &stored.block, event),
-                                            ),
-                                            None => (index, event),
-                                        })
-                                        .filter_map(|(index, event)| {
-                                            let event = match &redact {
-                                                Some(own) => {
-                                                    redact_for_operator(event, own, decimals)?
-                                                }
-                                                None => event,
-                                            };
-                                            let data = serde_json::to_string(&event).ok()?;
-                                            let index = u32::try_from(index).unwrap_or(u32::MAX);
-                                            Some((index, kind(&event), data))
-                                        })
-                                        .collect()
-                                }
-                                Ok(filter) => block_notifications(
-                                    store,
-                                    &stored.block,
-                                    &stored.outcome,
-                                    &ledger,
-                                    filter,
-                                    &currency,
-                                    decimals,
-                                )
-                                .into_iter()
-                                .map(|(index, xml)| (index, "camt054", xml))
+                    let Some(events) = recent.of_block(store, height, tip, decimals)? else {
+                        return ApiResult::Ok(None);
+                    };
+                    Ok(Some(match &format {
+                        Format::Json(filter)
+                            if filter.account.is_none()
+                                && filter.bank.is_none()
+                                && withhold.is_none()
+                                && redact.is_none() =>
+                        {
+                            events.everything();
+                            Events::Everything(events)
+                        }
+                        Format::Json(filter) => Events::Own(
+                            events
+                                .views
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, event)| {
+                                    filter.account.is_none_or(|a| event.concerns(&a))
+                                        && filter
+                                            .bank
+                                            .as_ref()
+                                            .is_none_or(|b| concerns_bank(event, b, &ledger))
+                                })
+                                .map(|(index, event)| match &withhold {
+                                    Some(caller) => (
+                                        index,
+                                        cut_rejected(caller, &ledger, &events.block, event.clone()),
+                                    ),
+                                    None => (index, event.clone()),
+                                })
+                                .filter_map(|(index, event)| {
+                                    let event = match &redact {
+                                        Some(own) => redact_for_operator(event, own, decimals)?,
+                                        None => event,
+                                    };
+                                    let data = serde_json::to_string(&event).ok()?;
+                                    let index = u32::try_from(index).unwrap_or(u32::MAX);
+                                    Some((index, kind(&event), data))
+                                })
                                 .collect(),
-                            }
-                        })
-                    })
+                        ),
+                        Format::Camt054(filter) => Events::Own(
+                            block_notifications(
+                                store,
+                                &events.block,
+                                &events.outcome,
+                                &ledger,
+                                filter,
+                                &currency,
+                                decimals,
+                            )
+                            .into_iter()
+                            .map(|(index, xml)| (index, "camt054", xml))
+                            .collect(),
+                        ),
+                    }))
                 })
                 .await;
             let events = match read {
@@ -534,22 +653,13 @@ async fn produce(
                 }
                 None => return,
             };
-            let mut piece = Vec::new();
-            for (index, name, data) in events {
-                if seen_through.is_some_and(|seen| index <= seen) {
-                    continue;
+            let sent = match events {
+                Events::Everything(events) => {
+                    send_rendered(&sender, events.everything(), seen_through).await
                 }
-                write_event(&mut piece, (height, index), name, &data);
-                if piece.len() >= PIECE_BYTES
-                    && sender
-                        .send(std::mem::take(&mut piece).into())
-                        .await
-                        .is_err()
-                {
-                    return; // the client left
-                }
-            }
-            if !piece.is_empty() && sender.send(piece.into()).await.is_err() {
+                Events::Own(events) => send_own(&sender, height, events, seen_through).await,
+            };
+            if !sent {
                 return; // the client left
             }
             height += 1;
@@ -568,6 +678,57 @@ async fn produce(
     }
 }
 
+/// Sends `rendered`'s events after `seen_through`, in pieces of about [`PIECE_BYTES`] (at
+/// event boundaries; one piece may be a single larger event). False if the client left.
+async fn send_rendered(
+    sender: &mpsc::Sender<Bytes>,
+    rendered: &Rendered,
+    seen_through: Option<u32>,
+) -> bool {
+    let mut start = 0;
+    let mut end = 0;
+    for &(index, event_end) in &rendered.ends {
+        if seen_through.is_some_and(|seen| index <= seen) {
+            (start, end) = (event_end, event_end);
+            continue;
+        }
+        end = event_end;
+        if end - start >= PIECE_BYTES {
+            if sender.send(rendered.bytes.slice(start..end)).await.is_err() {
+                return false;
+            }
+            start = end;
+        }
+    }
+    end == start || sender.send(rendered.bytes.slice(start..end)).await.is_ok()
+}
+
+/// Sends a stream's own `events` of block `height` after `seen_through`, in pieces of
+/// about [`PIECE_BYTES`]. False if the client left.
+async fn send_own(
+    sender: &mpsc::Sender<Bytes>,
+    height: u64,
+    events: Vec<Outgoing>,
+    seen_through: Option<u32>,
+) -> bool {
+    let mut piece = Vec::new();
+    for (index, name, data) in events {
+        if seen_through.is_some_and(|seen| index <= seen) {
+            continue;
+        }
+        write_event(&mut piece, (height, index), name, &data);
+        if piece.len() >= PIECE_BYTES
+            && sender
+                .send(std::mem::take(&mut piece).into())
+                .await
+                .is_err()
+        {
+            return false;
+        }
+    }
+    piece.is_empty() || sender.send(piece.into()).await.is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,6 +744,130 @@ mod tests {
             .await
             .expect("body")
             .to_vec()
+    }
+
+    /// Everything `send` puts into a channel, piece by piece.
+    async fn pieces<F: std::future::Future<Output = bool>>(
+        send: impl FnOnce(mpsc::Sender<Bytes>) -> F,
+    ) -> Vec<Bytes> {
+        let (sender, mut receiver) = mpsc::channel(1_000);
+        assert!(send(sender).await, "the receiver is there");
+        let mut pieces = Vec::new();
+        while let Some(piece) = receiver.recv().await {
+            pieces.push(piece);
+        }
+        pieces
+    }
+
+    /// A store with `blocks` committed blocks of three transfers each.
+    fn chain(dir: &std::path::Path, blocks: u64) -> Arc<Store> {
+        let genesis = crate::testkit::genesis();
+        let (mut core, store) =
+            crate::testkit::core_and_store(&genesis, dir, crate::testkit::limits());
+        for height in 0..blocks {
+            let txs = [(0, 0), (0, 1), (1, 1)]
+                .into_iter()
+                .map(|(bank, customer)| {
+                    let seed = interpool_contracts::testkit::customer_seed(bank, customer);
+                    crate::testkit::transfer(seed, height)
+                })
+                .collect();
+            crate::testkit::commit_block(&mut core, txs, 1_000 * (height + 1));
+        }
+        store
+    }
+
+    #[test]
+    fn a_block_near_the_tip_is_decoded_once_for_every_stream_and_one_far_below_it_not_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = chain(dir.path(), 12);
+        let recent = RecentEvents::default();
+        let events = |height| {
+            recent
+                .of_block(&store, height, 12, 2)
+                .expect("readable")
+                .expect("committed")
+        };
+        let tip = events(12);
+        assert_eq!(tip.views.len(), 3, "one event per transfer");
+        assert!(Arc::ptr_eq(&tip, &events(12)), "decoded once");
+        let old = events(4);
+        assert!(
+            !Arc::ptr_eq(&old, &events(4)),
+            "a replay decodes for itself"
+        );
+        assert!(!recent.lock().contains_key(&4));
+        for height in 1..=12 {
+            events(height);
+        }
+        assert_eq!(
+            recent.lock().keys().copied().collect::<Vec<_>>(),
+            (5..=12).collect::<Vec<_>>(),
+            "the last {RECENT_BLOCKS} blocks"
+        );
+        assert!(recent
+            .of_block(&store, 13, 12, 2)
+            .expect("readable")
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn the_shared_events_are_sent_as_a_stream_of_its_own_sends_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = chain(dir.path(), 2);
+        let events = RecentEvents::default()
+            .of_block(&store, 2, 2, 2)
+            .expect("readable")
+            .expect("committed");
+        let own = || -> Vec<Outgoing> {
+            (0..)
+                .zip(&events.views)
+                .map(|(index, event)| {
+                    let data = serde_json::to_string(event).expect("json");
+                    (index, kind(event), data)
+                })
+                .collect()
+        };
+        for seen_through in [None, Some(0), Some(1), Some(2), Some(9)] {
+            let events = events.clone();
+            let shared = pieces(|sender| async move {
+                send_rendered(&sender, events.everything(), seen_through).await
+            })
+            .await;
+            let own =
+                pieces(|sender| async move { send_own(&sender, 2, own(), seen_through).await })
+                    .await;
+            assert_eq!(shared, own, "after {seen_through:?}");
+        }
+        let all = String::from_utf8(events.everything().bytes.to_vec()).expect("text");
+        assert!(
+            all.starts_with("id: 2:0\nevent: transaction\ndata: {"),
+            "{all}"
+        );
+    }
+
+    #[tokio::test]
+    async fn shared_events_go_in_pieces_cut_between_events() {
+        // Events of 1,000 bytes: a piece closes at the first event end past PIECE_BYTES.
+        let ends: Vec<(u32, usize)> = (0..200).map(|i| (i, (i as usize + 1) * 1_000)).collect();
+        let rendered = Rendered {
+            bytes: Bytes::from(vec![b'x'; 200_000]),
+            ends,
+        };
+        let sent =
+            pieces(|sender| async move { send_rendered(&sender, &rendered, Some(4)).await }).await;
+        let lengths: Vec<usize> = sent.iter().map(Bytes::len).collect();
+        assert_eq!(lengths, vec![66_000, 66_000, 63_000], "events 5-199");
+        let nothing = Rendered {
+            bytes: Bytes::from_static(b"abc"),
+            ends: vec![(0, 3)],
+        };
+        assert!(
+            pieces(|sender| async move { send_rendered(&sender, &nothing, Some(0)).await })
+                .await
+                .is_empty(),
+            "nothing after the cursor, nothing sent"
+        );
     }
 
     #[tokio::test]

@@ -93,6 +93,8 @@ pub struct ApiState {
     pub iso_orders: Arc<iso20022::RecentOrders>,
     /// Who may call: signed requests and their nonces (ADR 0014).
     pub auth: Arc<auth::Auth>,
+    /// The last blocks' events, decoded once for every event stream.
+    pub recent_events: Arc<events::RecentEvents>,
 }
 
 impl ApiState {

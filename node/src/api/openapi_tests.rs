@@ -146,6 +146,7 @@ impl TestApi {
                 &genesis,
                 &interpool_genesis::config::RpcConfig::new("127.0.0.1:0"),
             )),
+            recent_events: Default::default(),
         };
         Self {
             chain_id: genesis.chain_id.clone(),
