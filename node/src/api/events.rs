@@ -48,15 +48,18 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
 
 /// Blocks below the tip whose events [`RecentEvents`] keeps decoded.
-const RECENT_BLOCKS: u64 = 8;
+const RECENT_BLOCKS: u64 = 4;
 
 /// The events of the last [`RECENT_BLOCKS`] blocks, decoded once for every stream that
-/// reads them: each stream read, decoded and turned into events every block itself, and
-/// rendered each event in JSON, so that 64 streams following the tip cost a validator more
-/// than the transfers did (issue 12, `READ_LOAD=1 scripts/bench.sh`: 126 µs of validator
-/// CPU a transfer against 47). Streams that see everything, in JSON, send the same bytes
-/// ([`BlockEvents::everything`]); the others filter the shared events. A stream replaying
-/// older blocks decodes them itself, without evicting the tip's.
+/// reads them. Each stream used to read, decode and turn into events every block itself,
+/// and render each event in JSON, so that 64 streams following the tip cost a validator
+/// more than the transfers did (issue 12, `READ_LOAD=1 scripts/bench.sh --validators 1
+/// --rate max`: 121 µs of validator CPU a transfer, 4,694 transfers/s, p99 5.4 s; shared,
+/// 58 µs, 6,736/s, p99 0.9 s). Streams that see everything, in JSON, send the same bytes
+/// ([`BlockEvents::everything`]); the others select from the shared events. A stream
+/// replaying older blocks decodes them itself, without evicting the tip's. Four blocks
+/// (each up to a few MB decoded and rendered at full load) cover the streams that keep up;
+/// eight took a validator under that read load from 506 to 554 MiB of peak memory.
 #[derive(Debug, Default)]
 pub struct RecentEvents {
     blocks: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<BlockEvents>>>,
@@ -802,7 +805,7 @@ mod tests {
         }
         assert_eq!(
             recent.lock().keys().copied().collect::<Vec<_>>(),
-            (5..=12).collect::<Vec<_>>(),
+            (13 - RECENT_BLOCKS..=12).collect::<Vec<_>>(),
             "the last {RECENT_BLOCKS} blocks"
         );
         assert!(recent
