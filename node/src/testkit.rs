@@ -226,6 +226,16 @@ pub fn commit_block(core: &mut Core, txs: Vec<VerifiedTransaction>, now_ms: u64)
     block
 }
 
+/// The hashes of the acknowledged transactions recorded in `store`, in its order.
+pub fn recorded(store: &dyn crate::storage::ChainStore) -> Vec<interpool_contracts::Hash> {
+    store
+        .pending_transactions()
+        .expect("pending")
+        .iter()
+        .map(interpool_contracts::SignedTransaction::hash)
+        .collect()
+}
+
 /// Block limits generous enough for any test.
 pub fn limits() -> BlockLimits {
     BlockLimits {

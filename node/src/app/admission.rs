@@ -1102,7 +1102,7 @@ mod record_tests {
             lock(&mempool).contains(&waiting.hash()),
             "taken in once the commit made room"
         );
-        assert_eq!(recorded(&*store), vec![waiting.hash()]);
+        assert_eq!(crate::testkit::recorded(&*store), vec![waiting.hash()]);
     }
 
     /// An acknowledged transaction that expires uncommitted (here behind a nonce gap)
@@ -1117,16 +1117,6 @@ mod record_tests {
         assert_eq!(store.pending_transactions().expect("pending").len(), 1);
         crate::testkit::commit_block(&mut core, vec![], 1_000);
         assert!(store.pending_transactions().expect("pending").is_empty());
-    }
-
-    /// The hashes of the acknowledged transactions recorded in `store`.
-    fn recorded(store: &dyn ChainStore) -> Vec<Hash> {
-        store
-            .pending_transactions()
-            .expect("pending")
-            .iter()
-            .map(SignedTransaction::hash)
-            .collect()
     }
 
     /// An acknowledged transaction that a full mempool evicted while it waited behind a
@@ -1150,9 +1140,9 @@ mod record_tests {
         let mempool = core.mempool().clone();
         assert!(!lock(&mempool).contains(&gapped.hash()));
         assert!(!lock(&mempool).contains(&taken.hash()));
-        assert_eq!(recorded(&*store).len(), 4);
+        assert_eq!(crate::testkit::recorded(&*store).len(), 4);
         commit_block(&mut core, vec![], 1_000);
-        assert_eq!(recorded(&*store).len(), 2);
+        assert_eq!(crate::testkit::recorded(&*store).len(), 2);
         // Other nodes' transactions fill customer 0's gap and take customer 1's nonce 1.
         commit_block(
             &mut core,
@@ -1168,12 +1158,12 @@ mod record_tests {
             .lingering(Duration::ZERO, 10)
             .contains(gapped.signed()));
         assert_eq!(
-            recorded(&*store),
+            crate::testkit::recorded(&*store),
             vec![gapped.hash()],
             "the taken one's went"
         );
         commit_block(&mut core, vec![], 3_000);
-        assert!(recorded(&*store).is_empty(), "committed");
+        assert!(crate::testkit::recorded(&*store).is_empty(), "committed");
         assert!(lock(&mempool).is_empty());
     }
 
@@ -1248,7 +1238,7 @@ mod record_tests {
         assert_told_to_retry(&again);
         store.crash(usize::MAX);
         assert_eq!(
-            recorded(&*store),
+            crate::testkit::recorded(&*store),
             vec![gapped.hash()],
             "the first record stands"
         );
@@ -1273,10 +1263,13 @@ mod record_tests {
         let tx = transfer(0, 0, 1_000);
         let relayed = admission.admit_blocking(vec![tx.signed().clone()], Origin::Peer);
         assert_eq!(relayed.results, vec![Ok(tx.hash())]);
-        assert!(recorded(&*store).is_empty(), "the peer's to record");
+        assert!(
+            crate::testkit::recorded(&*store).is_empty(),
+            "the peer's to record"
+        );
         let submitted = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(submitted.results, vec![Ok(tx.hash())]);
-        assert_eq!(recorded(&*store), vec![tx.hash()]);
+        assert_eq!(crate::testkit::recorded(&*store), vec![tx.hash()]);
         assert_eq!(lock(&mempool).len(), 1);
         // Acknowledged here now: a retry is answered as for one of this node's own.
         let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
@@ -1298,10 +1291,10 @@ mod record_tests {
         assert_told_to_retry(&refused);
         assert!(lock(&mempool).contains(&tx.hash()), "still pending");
         store.crash(usize::MAX);
-        assert!(recorded(&*store).is_empty());
+        assert!(crate::testkit::recorded(&*store).is_empty());
         let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(retried.results, vec![Ok(tx.hash())]);
-        assert_eq!(recorded(&*store), vec![tx.hash()]);
+        assert_eq!(crate::testkit::recorded(&*store), vec![tx.hash()]);
     }
 
     /// A client submits a transaction while another client's submission of it is being
@@ -1334,11 +1327,11 @@ mod record_tests {
         assert_told_to_retry(&first);
         assert!(!lock(&mempool).contains(&tx.hash()), "taken back");
         store.crash(usize::MAX);
-        assert!(recorded(&*store).is_empty());
+        assert!(crate::testkit::recorded(&*store).is_empty());
         // The second client's retry: recorded, then acknowledged.
         let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(retried.results, vec![Ok(tx.hash())]);
-        assert_eq!(recorded(&*store), vec![tx.hash()]);
+        assert_eq!(crate::testkit::recorded(&*store), vec![tx.hash()]);
         // Its record over, a submission again is answered as for any recorded transaction.
         let again = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(again.results, vec![Err(AdmissionError::AlreadyPending)]);
@@ -1383,11 +1376,11 @@ mod record_tests {
         assert_told_to_retry(&first);
         assert!(!lock(&mempool).is_parked(&gapped), "taken back");
         store.crash(usize::MAX);
-        assert!(recorded(&*store).is_empty());
+        assert!(crate::testkit::recorded(&*store).is_empty());
         // The second client's retry: recorded and pending, offered as any other.
         let retried = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
         assert_eq!(retried.results, vec![Ok(gapped.hash())]);
-        assert_eq!(recorded(&*store), vec![gapped.hash()]);
+        assert_eq!(crate::testkit::recorded(&*store), vec![gapped.hash()]);
         assert!(lock(&mempool).contains(&gapped.hash()));
         let again = admission.admit_blocking(vec![gapped.signed().clone()], Origin::Client);
         assert_eq!(again.results, vec![Err(AdmissionError::AlreadyPending)]);
@@ -1418,13 +1411,13 @@ mod record_tests {
         );
         assert!(!lock(&mempool).contains(&tx.hash()), "taken back");
         store.crash(usize::MAX);
-        assert!(recorded(&*store).is_empty());
+        assert!(crate::testkit::recorded(&*store).is_empty());
         let retried = admission.admit_blocking(twice(), Origin::Client);
         assert_eq!(
             retried.results,
             vec![Ok(tx.hash()), Err(AdmissionError::AlreadyPending)]
         );
-        assert_eq!(recorded(&*store), vec![tx.hash()]);
+        assert_eq!(crate::testkit::recorded(&*store), vec![tx.hash()]);
     }
 
     /// The record of a submission panics (a bug in the store): the transaction is taken
@@ -1441,9 +1434,9 @@ mod record_tests {
         }));
         assert!(panicked.is_err(), "the store's panic goes on");
         assert!(!lock(&mempool).contains(&tx.hash()), "taken back");
-        assert!(recorded(&*store).is_empty());
+        assert!(crate::testkit::recorded(&*store).is_empty());
         let retried = admission.admit_blocking(vec![tx.signed().clone()], Origin::Client);
         assert_eq!(retried.results, vec![Ok(tx.hash())]);
-        assert_eq!(recorded(&*store), vec![tx.hash()]);
+        assert_eq!(crate::testkit::recorded(&*store), vec![tx.hash()]);
     }
 }

@@ -2544,12 +2544,19 @@ mod tests {
     }
 
     fn pending_hashes(store: &Store) -> Vec<Hash> {
+        crate::testkit::recorded(store)
+    }
+
+    /// Records `tx` as format 1 did: under its hash.
+    fn put_by_hash(store: &Store, tx: &VerifiedTransaction) {
         store
-            .pending_transactions()
-            .expect("pending")
-            .iter()
-            .map(SignedTransaction::hash)
-            .collect()
+            .db
+            .put_cf(
+                store.cf(CF_PENDING),
+                tx.hash().as_bytes(),
+                tx.signed().encode(),
+            )
+            .expect("write");
     }
 
     fn pending_keys(store: &Store) -> Vec<Vec<u8>> {
@@ -2660,14 +2667,7 @@ mod tests {
             // As format 1 wrote them: under the transactions' hashes.
             let store = Store::open(dir.path()).expect("open");
             for tx in &txs {
-                store
-                    .db
-                    .put_cf(
-                        store.cf(CF_PENDING),
-                        tx.hash().as_bytes(),
-                        tx.signed().encode(),
-                    )
-                    .expect("write");
+                put_by_hash(&store, tx);
             }
             store
                 .db
@@ -2741,15 +2741,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let tx = crate::testkit::transfer(3, 0);
         {
-            let store = Store::open(dir.path()).expect("open");
-            store
-                .db
-                .put_cf(
-                    store.cf(CF_PENDING),
-                    tx.hash().as_bytes(),
-                    tx.signed().encode(),
-                )
-                .expect("write");
+            put_by_hash(&Store::open(dir.path()).expect("open"), &tx);
         }
         match Store::open(dir.path()) {
             Err(StorageError::Corrupt { cf: CF_PENDING, .. }) => {}
