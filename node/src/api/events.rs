@@ -130,21 +130,30 @@ impl BlockEvents {
     /// (rendered by the first such stream).
     fn everything(&self) -> &Rendered {
         self.everything.get_or_init(|| {
-            let mut bytes = Vec::new();
-            let mut ends = Vec::with_capacity(self.views.len());
-            for (index, event) in self.views.iter().enumerate() {
-                let Ok(data) = serde_json::to_string(event) else {
-                    continue;
-                };
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                write_event(&mut bytes, (self.height, index), kind(event), &data);
-                ends.push((index, bytes.len()));
-            }
-            Rendered {
-                bytes: bytes.into(),
-                ends,
-            }
+            Rendered::of(
+                self.height,
+                (0..).zip(&self.views).filter_map(|(index, event)| {
+                    let data = serde_json::to_string(event).ok()?;
+                    Some((index, kind(event), data))
+                }),
+            )
         })
+    }
+}
+
+impl Rendered {
+    /// `events` of block `height` as a stream sends them.
+    fn of(height: u64, events: impl IntoIterator<Item = Outgoing>) -> Rendered {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for (index, name, data) in events {
+            write_event(&mut bytes, (height, index), name, &data);
+            ends.push((index, bytes.len()));
+        }
+        Rendered {
+            bytes: bytes.into(),
+            ends,
+        }
     }
 }
 
@@ -153,7 +162,7 @@ enum Events {
     /// [`BlockEvents::everything`].
     Everything(Arc<BlockEvents>),
     /// Its own selection.
-    Own(Vec<Outgoing>),
+    Own(Rendered),
 }
 
 /// `GET /v1/events` query (unknown parameters are answered 400).
@@ -600,7 +609,8 @@ async fn produce(
                             events.everything();
                             Events::Everything(events)
                         }
-                        Format::Json(filter) => Events::Own(
+                        Format::Json(filter) => Events::Own(Rendered::of(
+                            height,
                             events
                                 .views
                                 .iter()
@@ -627,10 +637,10 @@ async fn produce(
                                     let data = serde_json::to_string(&event).ok()?;
                                     let index = u32::try_from(index).unwrap_or(u32::MAX);
                                     Some((index, kind(&event), data))
-                                })
-                                .collect(),
-                        ),
-                        Format::Camt054(filter) => Events::Own(
+                                }),
+                        )),
+                        Format::Camt054(filter) => Events::Own(Rendered::of(
+                            height,
                             block_notifications(
                                 store,
                                 &events.block,
@@ -641,9 +651,8 @@ async fn produce(
                                 decimals,
                             )
                             .into_iter()
-                            .map(|(index, xml)| (index, "camt054", xml))
-                            .collect(),
-                        ),
+                            .map(|(index, xml)| (index, "camt054", xml)),
+                        )),
                     }))
                 })
                 .await;
@@ -656,13 +665,11 @@ async fn produce(
                 }
                 None => return,
             };
-            let sent = match events {
-                Events::Everything(events) => {
-                    send_rendered(&sender, events.everything(), seen_through).await
-                }
-                Events::Own(events) => send_own(&sender, height, events, seen_through).await,
+            let rendered = match &events {
+                Events::Everything(events) => events.everything(),
+                Events::Own(rendered) => rendered,
             };
-            if !sent {
+            if !send_rendered(&sender, rendered, seen_through).await {
                 return; // the client left
             }
             height += 1;
@@ -704,32 +711,6 @@ async fn send_rendered(
         }
     }
     end == start || sender.send(rendered.bytes.slice(start..end)).await.is_ok()
-}
-
-/// Sends a stream's own `events` of block `height` after `seen_through`, in pieces of
-/// about [`PIECE_BYTES`]. False if the client left.
-async fn send_own(
-    sender: &mpsc::Sender<Bytes>,
-    height: u64,
-    events: Vec<Outgoing>,
-    seen_through: Option<u32>,
-) -> bool {
-    let mut piece = Vec::new();
-    for (index, name, data) in events {
-        if seen_through.is_some_and(|seen| index <= seen) {
-            continue;
-        }
-        write_event(&mut piece, (height, index), name, &data);
-        if piece.len() >= PIECE_BYTES
-            && sender
-                .send(std::mem::take(&mut piece).into())
-                .await
-                .is_err()
-        {
-            return false;
-        }
-    }
-    piece.is_empty() || sender.send(piece.into()).await.is_ok()
 }
 
 #[cfg(test)]
@@ -822,25 +803,26 @@ mod tests {
             .of_block(&store, 2, 2, 2)
             .expect("readable")
             .expect("committed");
-        let own = || -> Vec<Outgoing> {
-            (0..)
-                .zip(&events.views)
-                .map(|(index, event)| {
-                    let data = serde_json::to_string(event).expect("json");
-                    (index, kind(event), data)
-                })
-                .collect()
-        };
         for seen_through in [None, Some(0), Some(1), Some(2), Some(9)] {
+            // Each event after the cursor, written one by one as a stream of its own did.
+            let mut own = Vec::new();
+            for (index, event) in (0..).zip(&events.views) {
+                if seen_through.is_none_or(|seen| index > seen) {
+                    let data = serde_json::to_string(event).expect("json");
+                    write_event(&mut own, (2, index), kind(event), &data);
+                }
+            }
             let events = events.clone();
             let shared = pieces(|sender| async move {
                 send_rendered(&sender, events.everything(), seen_through).await
             })
             .await;
-            let own =
-                pieces(|sender| async move { send_own(&sender, 2, own(), seen_through).await })
-                    .await;
-            assert_eq!(shared, own, "after {seen_through:?}");
+            let expected: Vec<Bytes> = if own.is_empty() {
+                Vec::new()
+            } else {
+                vec![own.into()]
+            };
+            assert_eq!(shared, expected, "after {seen_through:?}");
         }
         let all = String::from_utf8(events.everything().bytes.to_vec()).expect("text");
         assert!(

@@ -1079,13 +1079,9 @@ impl Store {
         let by_hash = format != Some(STORAGE_FORMAT_VERSION);
         let family = self.cf(CF_PENDING);
         let mut records = PendingRecords::default();
-        let mut found = Vec::new();
         for item in self.db.iterator_cf(family, IteratorMode::Start) {
             let (key, value) = item?;
-            let tx = decode_pending(&key, &value, by_hash)?;
-            found.push((key, value, tx.hash()));
-        }
-        for (key, value, hash) in found {
+            let hash = decode_pending(&key, &value, by_hash)?.hash();
             if by_hash {
                 batch.delete_cf(family, &key);
                 if let Some(number) = records.add(hash) {
