@@ -3,11 +3,12 @@
 # assertions).
 #
 #   scripts/bench.sh [--validators N] [--duration S] [--rate R|max] [--accounts K]
-#                    [--batch B] [--txs N]
+#                    [--batch B] [--submitters S] [--txs N]
 #       A fresh release localnet of N validators (default 4) and 1 observer in
 #       target/bench-localnet, a warm-up (2,000 transfers), then `interpool-wallet load`
 #       (default: 60 s as fast as accepted, 10,000 accounts opened and funded first; batches
-#       of 500 at --rate max, else of rate/20: one about every 50 ms per submitter). Prints
+#       of 500 at --rate max, else of rate/20: one about every 50 ms per submitter; S
+#       submitters per validator, default 4, each with one batch in flight). Prints
 #       the summary and writes bench-results/<time>-<N>v-<rate>.json (the full report:
 #       rates, latency percentiles and histogram, refusals, blocks, each node's CPU and peak
 #       RSS and the load generator's, the machine's speed before and after the load,
@@ -33,7 +34,7 @@ chart() {
 }
 
 network() {
-    local validators=4 duration=60 rate=max accounts=10000 batch="" txs=""
+    local validators=4 duration=60 rate=max accounts=10000 batch="" txs="" submitters=4
     while [ $# -gt 0 ]; do
         case "$1" in
             --validators) validators=${2:?}; shift 2 ;;
@@ -41,6 +42,7 @@ network() {
             --rate) rate=${2:?}; shift 2 ;;
             --accounts) accounts=${2:?}; shift 2 ;;
             --batch) batch=${2:?}; shift 2 ;;
+            --submitters) submitters=${2:?}; shift 2 ;;
             --txs) txs=${2:?}; shift 2 ;;
             *) echo "bench.sh: unknown argument $1 (see the top of $0)" >&2; exit 2 ;;
         esac
@@ -84,10 +86,11 @@ network() {
     name=bench-results/$(date -u +%Y%m%dT%H%M%SZ)-${validators}v-${rate}
     local amount=(--duration "$duration")
     [ -z "$txs" ] || amount=(--txs "$txs")
-    log "interpool-wallet load --accounts $accounts ${amount[*]} --rate $rate --batch $batch"
+    log "interpool-wallet load --accounts $accounts ${amount[*]} --rate $rate --batch $batch --submitters $submitters"
     local status=0
     "$bin/interpool-wallet" load --manifest "$net/localnet.json" --accounts "$accounts" \
-        "${amount[@]}" --rate "$rate" --batch "$batch" --out "$name.json" --timeout 300 || status=$?
+        "${amount[@]}" --rate "$rate" --batch "$batch" --submitters "$submitters" \
+        --out "$name.json" --timeout 300 || status=$?
     if [ -f "$name.json" ]; then
         chart "$name.json" "$name.png" && log "report: $name.json, chart: $name.png"
     fi

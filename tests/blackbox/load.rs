@@ -52,6 +52,8 @@ fn the_load_generator_commits_what_it_signs() {
     let report = sample_customers_load(&root, "200", "50");
     assert_eq!(report["refused"], serde_json::json!({}), "{report}");
     assert_eq!(report["committed"], 200, "{report}");
+    // Four batches in flight per validator unless asked otherwise.
+    assert_eq!(report["submitters_per_validator"], 4, "{report}");
 
     // Accounts of its own: opened and funded by the banks' operators, then paying each
     // other (the binary batch form), at a fixed offered rate; the report in a file.
@@ -71,6 +73,8 @@ fn the_load_generator_commits_what_it_signs() {
             "600",
             "--batch",
             "40",
+            "--submitters",
+            "1",
             "--seed",
             "5",
             "--out",
@@ -89,6 +93,7 @@ fn the_load_generator_commits_what_it_signs() {
     assert_eq!(report["not_seen"], 0, "{report}");
     assert_eq!(report["refused"], serde_json::json!({}), "{report}");
     assert_eq!(report["rate"], "600", "{report}");
+    assert_eq!(report["submitters_per_validator"], 1, "{report}");
     // A count, not a duration: nothing to run out of.
     assert!(report["plan_ran_out_s"].is_null(), "{report}");
     assert!(
@@ -180,6 +185,19 @@ fn the_load_generator_commits_what_it_signs() {
         ["load", "--manifest", path(&manifest), "--accounts", "1"],
     )
     .failure(1, "at least 2");
+    for submitters in ["0", "65"] {
+        run(
+            "interpool-wallet",
+            [
+                "load",
+                "--manifest",
+                path(&manifest),
+                "--submitters",
+                submitters,
+            ],
+        )
+        .failure(1, "--submitters must be between 1 and 64");
+    }
     run(
         "interpool-wallet",
         [

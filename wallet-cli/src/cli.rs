@@ -167,7 +167,8 @@ pub enum Command {
     },
     /// Load generator for a localnet: opens and funds customer accounts over its banks,
     /// pre-signs transfers between them, submits them in binary batches to every validator
-    /// (each customer's in order through one of two submitters per validator) at a fixed or
+    /// (each customer's in order through one of its submitters, --submitters per validator,
+    /// each with one batch in flight) at a fixed or
     /// the highest accepted rate, follows each to its outcome, and reports
     /// rates, latency percentiles, refusals, blocks and the nodes' CPU and memory.
     Load {
@@ -194,6 +195,10 @@ pub enum Command {
         /// Transfers per batch request.
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// Batch requests in flight at once per validator (each from its own submitter,
+        /// which waits for a batch's answer before sending its next).
+        #[arg(long, default_value_t = crate::commands::load::DEFAULT_SUBMITTERS)]
+        submitters: usize,
         /// Seconds to wait for the last outcome.
         #[arg(long, default_value_t = 120)]
         timeout: u64,

@@ -112,6 +112,8 @@ pub struct Plan {
     pub payers: Vec<usize>,
     /// Transfers per request.
     pub batch: usize,
+    /// Submitters (batch requests in flight) per validator.
+    pub submitters_per_validator: usize,
     /// The offered rate.
     pub rate: Rate,
     /// Stop sending after this long.
@@ -120,7 +122,8 @@ pub struct Plan {
     pub patience: Duration,
 }
 
-/// Sends `plan` to `validators` in batches from two submitters per validator; returns
+/// Sends `plan` to `validators` in batches from `plan.submitters_per_validator` submitters
+/// per validator; returns
 /// their handles. Each payer belongs to one submitter (its lane, [`lanes`]), which sends
 /// that payer's transfers in the plan's order, a batch at a time, each batch again until it
 /// is taken: a payer's transfer reaches a node only after all its earlier ones did. Were a
@@ -135,7 +138,9 @@ pub fn submit(
     started: Instant,
     submission: Arc<Submission>,
 ) -> Vec<thread::JoinHandle<()>> {
-    let submitters = validators.len() * 2;
+    let submitters = validators
+        .len()
+        .saturating_mul(plan.submitters_per_validator);
     let lanes = lanes(&plan.payers, submitters);
     // Transfers handed out so far, to time each batch at a fixed rate.
     let handed_out = Arc::new(AtomicUsize::new(0));
