@@ -2539,10 +2539,6 @@ mod tests {
         assert!(matches!(store.height(), Err(StorageError::Corrupt { .. })));
     }
 
-    fn pending_hashes(store: &Store) -> Vec<Hash> {
-        crate::testkit::recorded(store)
-    }
-
     /// Records `tx` as format 1 did: under its hash.
     fn put_by_hash(store: &Store, tx: &VerifiedTransaction) {
         store
@@ -2590,20 +2586,26 @@ mod tests {
             let store = Store::open(dir.path()).expect("open");
             store.save_pending(&txs[..3]).expect("save");
             store.save_pending(&txs[3..5]).expect("save");
-            assert_eq!(pending_hashes(&store), (0..5).map(hash).collect::<Vec<_>>());
+            assert_eq!(
+                crate::testkit::recorded(&store),
+                (0..5).map(hash).collect::<Vec<_>>()
+            );
             // Committed out of order: the oldest two in one range, the fourth on its own.
             store
                 .commit_block(&committing(1, &[&txs[3], &txs[0], &txs[1]]))
                 .expect("commit");
-            assert_eq!(pending_hashes(&store), vec![hash(2), hash(4)]);
+            assert_eq!(crate::testkit::recorded(&store), vec![hash(2), hash(4)]);
             // Recorded again, a transaction keeps its one record.
             store.save_pending(&txs[2..3]).expect("save");
-            assert_eq!(pending_hashes(&store), vec![hash(2), hash(4)]);
+            assert_eq!(crate::testkit::recorded(&store), vec![hash(2), hash(4)]);
         }
         let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(pending_hashes(&store), vec![hash(2), hash(4)]);
+        assert_eq!(crate::testkit::recorded(&store), vec![hash(2), hash(4)]);
         store.save_pending(&txs[5..]).expect("save");
-        assert_eq!(pending_hashes(&store), vec![hash(2), hash(4), hash(5)]);
+        assert_eq!(
+            crate::testkit::recorded(&store),
+            vec![hash(2), hash(4), hash(5)]
+        );
         let numbers: Vec<u64> = pending_keys(&store)
             .iter()
             .map(|key| parse_pending_key(key).expect("a record number"))
@@ -2681,7 +2683,7 @@ mod tests {
         let mut expected: Vec<Hash> = txs.iter().map(VerifiedTransaction::hash).collect();
         expected.sort_unstable();
         assert_eq!(
-            pending_hashes(&store),
+            crate::testkit::recorded(&store),
             expected,
             "every record, in the order found"
         );
@@ -2715,7 +2717,10 @@ mod tests {
             }
         }
         let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(pending_hashes(&store), vec![tx.hash(), other.hash()]);
+        assert_eq!(
+            crate::testkit::recorded(&store),
+            vec![tx.hash(), other.hash()]
+        );
         assert_eq!(pending_keys(&store), vec![pending_key(3), pending_key(5)]);
         // Numbered past every record found, the deleted one too.
         store
